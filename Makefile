@@ -1,0 +1,113 @@
+# slorad build. `make run` and `make check` are the two quick-start commands;
+# both install missing Debian packages and fetch the default model first.
+
+SHARED   ?= ../shared
+BUILD    ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+PYTHON   ?= /usr/bin/python3
+VERSION  := 0.1.0
+
+PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
+        clang libclang-rt-14-dev python3-numpy curl systemd
+
+LLHTTP_SRC := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+
+DEP_CFLAGS := $(shell pkg-config --cflags libuv jansson openblas 2>/dev/null)
+DEP_LIBS   := $(shell pkg-config --libs libuv jansson openblas 2>/dev/null) -lpthread -lm
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+OPT      ?= -O2 -march=native
+SAN      ?=
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -pthread
+CFLAGS   := $(CFLAGS_COMMON) -Wall -Wextra -Werror -Iinclude -Isrc -I$(LLHTTP_INC) $(DEP_CFLAGS) \
+            -DSLORA_VERSION=\"$(VERSION)\"
+TP_CFLAGS := $(CFLAGS_COMMON) -w -I$(LLHTTP_INC)
+LDFLAGS  += $(SAN) -pthread
+
+SRCS     := $(filter-out src/main.c,$(wildcard src/*.c src/util/*.c))
+OBJS     := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/tp/llhttp.o $(BUILD)/tp/api.o $(BUILD)/tp/http.o
+LIB      := $(BUILD)/libslora.a
+TEST_SRCS := $(wildcard tests/check_*.c)
+TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
+SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
+
+.PHONY: all deps model run check check-unit check-e2e check-asan bench install format clean
+
+all: $(BUILD)/slorad
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/tp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(TP_CFLAGS) -c $< -o $@
+
+$(LIB): $(OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/slorad: $(BUILD)/src/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DEP_LIBS)
+
+# The test runner calls every tests/check_<m>.c's slora_<m>_suite().
+$(BUILD)/tests/suites.h: $(TEST_SRCS)
+	@mkdir -p $(dir $@)
+	@printf '%s\n' $(SUITES) | awk '{print "X(" $$1 ")"}' > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/tests/runner.o: tests/runner.c $(BUILD)/tests/suites.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(BUILD)/tests -c $< -o $@
+
+$(BUILD)/check_slora: $(BUILD)/tests/runner.o $(TEST_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+
+deps:
+	@missing=""; for p in $(PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+MODEL_URL := https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
+models/stories260K.bin models/tok512.bin:
+	@mkdir -p models
+	@f=$(notdir $@); \
+	if [ -f $(SHARED)/models/$$f ]; then cp $(SHARED)/models/$$f $@.tmp; \
+	else curl -fsSL -o $@.tmp $(MODEL_URL)/$$f; fi; \
+	want=$$(awk -v f=$$f '$$2==f {print $$1}' conf/models.sha256); \
+	got=$$(sha256sum $@.tmp | cut -d' ' -f1); \
+	if [ "$$want" != "$$got" ]; then echo "sha256 mismatch for $$f: $$got" >&2; rm -f $@.tmp; exit 1; fi; \
+	mv $@.tmp $@
+
+model: models/stories260K.bin models/tok512.bin
+
+run: deps model all
+	$(BUILD)/slorad generate --model models/stories260K.bin --tokenizer models/tok512.bin --temperature 0 -n 64 --prompt "Once upon a time"
+
+check: deps model all $(BUILD)/check_slora
+	$(BUILD)/check_slora
+	@for t in tests/e2e/*.sh; do [ -f "$$t" ] || continue; echo "== $$t"; \
+	  BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$t || exit 1; done
+
+check-asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
+
+bench: deps model all
+	@mkdir -p bench/results
+	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) bash $$b || exit 1; done
+
+install: all
+	install -D -m 0755 $(BUILD)/slorad $(DESTDIR)$(PREFIX)/bin/slorad
+
+format:
+	clang-format -i $(wildcard src/*.c src/*.h src/util/*.[ch] include/slora/*.h tests/*.c)
+
+clean:
+	rm -rf build build-asan
+
+-include $(OBJS:.o=.d) $(TEST_OBJS:.o=.d)

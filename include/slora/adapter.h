@@ -1,0 +1,110 @@
+/* adapter.h - a parsed, validated SuperLoRA adapter (spec: superlora-v1.md).
+ *
+ * slora_adapter_parse reads a safetensors file from memory: the
+ * __metadata__.superlora JSON config and the factor tensors (F32/F16/BF16,
+ * converted to float32 into one owned buffer). It validates everything the
+ * spec rules out before allocating at scale, and derives the target list
+ * and group table. The object is immutable and refcounted: any thread may
+ * read it; the last slora_adapter_unref frees it.
+ */
+#ifndef SLORA_ADAPTER_H
+#define SLORA_ADAPTER_H
+
+#include <slora/arch.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SLORA_MAX_ORDER 16 /* M: modes per factor (resource limit) */
+#define SLORA_MAX_KRON 16  /* K: Kronecker factors per group (resource limit) */
+
+enum slora_order { SLORA_ORDER_LAYER, SLORA_ORDER_MODULE };
+enum slora_groups_kind { SLORA_GROUPS_COUNT, SLORA_GROUPS_MATRIX, SLORA_GROUPS_LAYER,
+                         SLORA_GROUPS_MODULE };
+
+struct slora_target {
+    int layer;
+    enum slora_module module;
+    int64_t rows, cols; /* (o_j, i_j) */
+    int64_t offset;     /* off_j into dW_all */
+};
+
+/* One Kronecker factor T_k of a group. */
+struct slora_factor {
+    int64_t n[SLORA_MAX_ORDER]; /* n_{k,m} */
+    int64_t r[SLORA_MAX_ORDER]; /* r_{k,m} */
+    const float *a[SLORA_MAX_ORDER]; /* A_{k,m}: (n_{k,m}, r_{k,m}) row-major */
+    const float *core; /* (r_0, ..., r_{M-1}) row-major, or NULL (CP) */
+};
+
+struct slora_group {
+    int64_t offset;  /* into delta (== sum of earlier N_g) */
+    int64_t len;     /* N_g */
+    int64_t code_len; /* P_g = prod_m n_m */
+    int order;       /* M_g */
+    int n_kron;      /* K_g */
+    int64_t n[SLORA_MAX_ORDER]; /* n_m = prod_k n_{k,m} */
+    struct slora_factor k[SLORA_MAX_KRON];
+};
+
+struct slora_adapter_config {
+    struct slora_shape base;
+    int n_modules;
+    enum slora_module modules[SLORA_MOD_COUNT]; /* listed order */
+    int n_layers;
+    int *layers;                /* (n_layers) ascending; owned by the adapter */
+    enum slora_order order;
+    enum slora_groups_kind groups_kind;
+    int64_t groups_count;       /* G when groups_kind == COUNT */
+    bool shuffle;
+    uint64_t shuffle_seed;
+    bool projection;
+    uint64_t projection_seed;
+    float alpha;
+};
+
+struct slora_adapter {
+    int refcount;               /* atomic */
+    struct slora_adapter_config cfg;
+    int n_targets;              /* J */
+    struct slora_target *targets; /* (J) */
+    int64_t total;              /* N */
+    int n_groups;               /* G */
+    struct slora_group *groups; /* (G) */
+    int64_t n_params;           /* total tensor elements */
+    float *params;              /* (n_params) all factors and cores, float32; owned */
+    size_t file_bytes;          /* size of the serialized file */
+};
+
+struct slora_adapter_limits {
+    int64_t max_params;   /* default 10,000,000 */
+    int64_t max_total;    /* max N; default 1 << 31 */
+    int64_t max_fastfood; /* max L; default 1 << 28 */
+    int64_t max_core;     /* max core elements; default 1 << 24 */
+};
+void slora_adapter_limits_default(struct slora_adapter_limits *lim);
+
+/* Parse and validate (no delta generation). model may be NULL (base shape
+ * is then taken from the file, as `slorad inspect` without --model does).
+ * On error returns SLORA_E* and writes a diagnostic naming the key, tensor
+ * or byte offset. *out is a new reference. */
+int slora_adapter_parse(const void *buf, size_t len, const struct slora_shape *model,
+                        const struct slora_adapter_limits *lim, struct slora_adapter **out,
+                        char *diag, size_t diag_len);
+/* Parse, then generate the deltas once (discarded) so an accepted adapter
+ * is always servable; n_threads for the generation. */
+int slora_adapter_validate(const void *buf, size_t len, const struct slora_shape *model,
+                           const struct slora_adapter_limits *lim, int n_threads,
+                           struct slora_adapter **out, char *diag, size_t diag_len);
+
+struct slora_adapter *slora_adapter_ref(struct slora_adapter *a);
+void slora_adapter_unref(struct slora_adapter *a);
+
+/* Bytes of the dense deltas (N * 4). */
+static inline int64_t slora_adapter_dense_bytes(const struct slora_adapter *a)
+{
+    return a->total * 4;
+}
+
+#endif

@@ -1,0 +1,10 @@
+/* cli.h - `slorad <command>` entry points, one src/cmd_<name>.c each.
+ * Each returns the process exit status: 0 ok, 1 runtime error, 2 usage. */
+#ifndef SLORA_CLI_H
+#define SLORA_CLI_H
+
+int slora_cmd_generate(int argc, char **argv);
+int slora_cmd_gen_model(int argc, char **argv);
+int slora_cmd_convert(int argc, char **argv);
+
+#endif

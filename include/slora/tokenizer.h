@@ -1,0 +1,43 @@
+/* tokenizer.h - llama2.c BPE tokenizer (tok*.bin, or a GGUF vocabulary).
+ *
+ * Encode/decode match karpathy/llama2.c run.c exactly: dummy-prefix space,
+ * byte fallback <0xXX> at id + 3, greedy merges by best score, BOS = 1,
+ * EOS = 2. Immutable after construction; safe to share across threads.
+ */
+#ifndef SLORA_TOKENIZER_H
+#define SLORA_TOKENIZER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SLORA_TOK_BOS 1
+#define SLORA_TOK_EOS 2
+
+struct slora_tokenizer;
+
+/* Load a llama2.c tok*.bin for a model with vocab_size entries. */
+int slora_tokenizer_load(const char *path, int vocab_size, struct slora_tokenizer **out,
+                         char *diag, size_t diag_len);
+/* Build from arrays (GGUF vocabulary): pieces are copied; a GGUF piece uses
+ * U+2581 for space, converted here to llama2.c's ' '. */
+int slora_tokenizer_new_from_vocab(const char *const *pieces, const size_t *lens,
+                                   const float *scores, int n, struct slora_tokenizer **out,
+                                   char *diag, size_t diag_len);
+void slora_tokenizer_free(struct slora_tokenizer *t);
+int slora_tokenizer_vocab_size(const struct slora_tokenizer *t);
+
+/* Encode text; bos adds BOS (1) first. tokens must hold strlen(text) + 3
+ * entries. Returns 0 or SLORA_E*. */
+int slora_tokenizer_encode(const struct slora_tokenizer *t, const char *text, bool bos,
+                           int *tokens, int *n_tokens);
+/* Piece for `token` following `prev` exactly as run.c's decode does (a
+ * leading space is stripped after BOS; <0xXX> becomes the raw byte). Sets
+ * *len. Never NULL for a valid id; returns "" for invalid ids. */
+const char *slora_tokenizer_decode(const struct slora_tokenizer *t, int prev, int token,
+                                   size_t *len);
+/* Raw piece and score (for writing a GGUF vocabulary). */
+const char *slora_tokenizer_piece(const struct slora_tokenizer *t, int id, size_t *len);
+float slora_tokenizer_score(const struct slora_tokenizer *t, int id);
+int slora_tokenizer_max_piece_len(const struct slora_tokenizer *t);
+
+#endif

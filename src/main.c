@@ -1,0 +1,48 @@
+/* main.c - `slorad [command] [flags]`: dispatch only; every command lives in
+ * the library (src/cmd_*.c) so tests link it. */
+#include <slora/cli.h>
+
+#include <stdio.h>
+#include <string.h>
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"generate", slora_cmd_generate, "generate text from a prompt"},
+    {"gen-model", slora_cmd_gen_model, "write a deterministic random model"},
+    {"convert", slora_cmd_convert, "convert a llama2.c model to GGUF"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: slorad <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n`slorad <command> --help` describes each; `slorad --version`.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("slorad %s\n", SLORA_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "slorad: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
