@@ -20,6 +20,9 @@ CLI:
         F32 tensors layers.{l}.{module} of shape (out, in), target order.
     superlora_ref.py check ADAPTER [--model M.bin] [--max-params N]
         prints "ok" (exit 0) or the error message (exit 1).
+    superlora_ref.py compare GOT.safetensors REF.safetensors
+        spec section 9 agreement of two deltas files: prints "agree" (exit 0)
+        or each violation (exit 1).
 
 Every rejection raises AdapterError (a ValueError) whose message names the
 key, tensor or byte offset.
@@ -805,6 +808,39 @@ def base_of(shape):
             "vocab_size": abs(shape.vocab_size)}
 
 
+# ---------------------------------------------------------------- agreement
+
+def read_deltas(data):
+    """A deltas file (F32 layers.{l}.{module}) -> list of (name, float32 array)."""
+    _, entries, buf = read_safetensors(data)
+    return [(name, decode_tensor(buf, dtype, shape, b, e)) for name, dtype, shape, b, e in entries]
+
+
+def agree(got, ref, rel=1e-5):
+    """Spec section 9: lists of (name, array). Returns a list of problems
+    (empty when the two agree): per matrix ||dW - dW_ref||_F <= rel ||dW_ref||_F
+    and every entry within rel * max|dW_all_ref|."""
+    got_d = dict(got)
+    problems = []
+    if sorted(got_d) != sorted(n for n, _ in ref):
+        problems.append("tensor names differ: %s vs %s" % (sorted(got_d), sorted(n for n, _ in ref)))
+        return problems
+    amax = max(float(np.max(np.abs(r))) for _, r in ref)
+    for name, r in ref:
+        g = got_d[name]
+        if g.shape != r.shape:
+            problems.append("%s: shape %s, want %s" % (name, g.shape, r.shape))
+            continue
+        diff = g.astype(np.float64) - r.astype(np.float64)
+        fro, ref_fro = float(np.linalg.norm(diff)), float(np.linalg.norm(r.astype(np.float64)))
+        worst = float(np.max(np.abs(diff))) if diff.size else 0.0
+        if not np.all(np.isfinite(g)) or fro > rel * ref_fro:
+            problems.append("%s: ||dW - ref||_F = %.3g > %.0e * %.3g" % (name, fro, rel, ref_fro))
+        if worst > rel * amax:
+            problems.append("%s: max entry error %.3g > %.0e * %.3g" % (name, worst, rel, amax))
+    return problems
+
+
 # ---------------------------------------------------------------- CLI
 
 def _read(path):
@@ -825,7 +861,20 @@ def main(argv):
     c.add_argument("adapter")
     c.add_argument("--model")
     c.add_argument("--max-params", type=int, default=DEFAULT_MAX_PARAMS)
+    p = sub.add_parser("compare", help="section 9 agreement of two deltas files")
+    p.add_argument("got")
+    p.add_argument("ref")
     args = ap.parse_args(argv)
+    if args.cmd == "compare":
+        try:
+            problems = agree(read_deltas(_read(args.got)), read_deltas(_read(args.ref)))
+        except AdapterError as e:
+            problems = [str(e)]
+        for msg in problems:
+            print(msg)
+        if not problems:
+            print("agree")
+        return 1 if problems else 0
     shape = read_model_shape(args.model) if args.model else None
     try:
         _, dws = load_and_generate(_read(args.adapter), shape, args.max_params)

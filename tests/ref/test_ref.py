@@ -286,6 +286,23 @@ class Model(unittest.TestCase):
     def test_upstream_greedy(self):
         self.assertEqual(self.model.greedy([1], len(UPSTREAM_GREEDY)), UPSTREAM_GREEDY)
 
+    def test_unshared_classifier(self):
+        """A copy with negative vocab_size and wcls appended: same logits
+        when wcls equals the embedding, different when scaled."""
+        with open(MODEL, "rb") as f:
+            data = bytearray(f.read())
+        data[20:24] = (-512).to_bytes(4, "little", signed=True)
+        emb = np.frombuffer(bytes(data[28:28 + 512 * 64 * 4]), "<f4")
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "unshared.bin")
+            with open(path, "wb") as f:
+                f.write(bytes(data) + (2 * emb).astype("<f4").tobytes())
+            m = mr.Model(path)
+        self.assertFalse(m.shared)
+        self.assertEqual(m.trailing, 0)
+        np.testing.assert_allclose(m.forward([1, 403]), 2 * self.model.forward([1, 403]),
+                                   rtol=1e-12, atol=1e-9)
+
     def test_cli_with_adapter_changes_logits(self):
         fx = os.path.join(mf.DEFAULT_DIR, "lora_wq_wv.safetensors")
         out = subprocess.run([sys.executable, os.path.join(HERE, "model_ref.py"), "--model",
@@ -311,6 +328,17 @@ class Cli(unittest.TestCase):
             self.assertEqual(names[:3], ["layers.1.wq", "layers.1.wk", "layers.1.wv"])
             self.assertEqual(len(names), 14)
             self.assertEqual(dict((e[0], e[2]) for e in entries)["layers.2.w2"], [64, 172])
+            r = subprocess.run([sys.executable, ref, "compare", out, out], capture_output=True,
+                               text=True)
+            self.assertEqual((r.returncode, r.stdout), (0, "agree\n"))
+            _, dws = sl.load_and_generate(sl._read(fx), shape260k())
+            ref_list = [("layers.%d.%s" % (l, m), dw) for l, m, dw in dws]
+            self.assertEqual(sl.agree(ref_list, ref_list), [])
+            near = [(n, a * np.float32(1 + 5e-6)) for n, a in ref_list]
+            self.assertEqual(sl.agree(near, ref_list), [])
+            off = [(n, a.copy()) for n, a in ref_list]
+            off[3][1][2, 5] += 2e-5 * max(float(np.abs(a).max()) for _, a in ref_list)
+            self.assertIn("layers.1.wo: max entry error", sl.agree(off, ref_list)[0])
             r = subprocess.run([sys.executable, ref, "check", fx, "--model", MODEL],
                                capture_output=True, text=True)
             self.assertEqual((r.returncode, r.stdout), (0, "ok\n"))
