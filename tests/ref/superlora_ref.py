@@ -67,6 +67,16 @@ Ambiguities in the spec and how this reference reads them (most literal):
  A11 Without a model, the shape is taken from `base` (like inspect).
  A12 perm(key, n) for n >= 2: the Feistel network works on 2h bits, which
     is k+1 bits when k is odd; cycle walking covers that.
+ A13 Dtype names are case-sensitive ("F32", "F16", "BF16" only).
+ A14 "A non-finite entry in dW (float32 overflow)" is checked once, on the
+    final float32 dW; an implementation computing in float32 may overflow
+    in an intermediate (Tucker product, FWHT) where this reference does
+    not. Only adapters far from that edge are used as golden cases.
+ A15 Checks run in this order: framing and header, metadata, config keys,
+    base, modules, layers, order, groups, shuffle, projection, alpha,
+    tensor names, parameter count, per-group structure and shapes, sanity
+    bound and P_g >= N_g, norm2(gd), tensor values, generated dW. The spec
+    fixes no order; each crafted bad adapter breaks exactly one rule.
 """
 
 import json
