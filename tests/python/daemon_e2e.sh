@@ -45,6 +45,17 @@ reply=$("$PYTHON" -m superlora upload "$tmp/a.safetensors" --url "$url" --name a
 echo "daemon_e2e: upload replied $reply"
 "$PYTHON" -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["id"] == "acme/zorbo", r' "$reply"
 
+# a NaN in the last tensor element: the CLI must exit 1 with the daemon's 422 message
+"$PYTHON" -c 'import sys; d = bytearray(open(sys.argv[1], "rb").read()); d[-4:] = b"\x00\x00\xc0\x7f"; open(sys.argv[2], "wb").write(d)' \
+    "$tmp/a.safetensors" "$tmp/nan.safetensors"
+rc=0
+"$PYTHON" -m superlora upload "$tmp/nan.safetensors" --url "$url" --name acme/bad 2>"$tmp/err" || rc=$?
+if [ "$rc" != 1 ] || ! grep -q "HTTP 422: .*NaN" "$tmp/err"; then
+    echo "daemon_e2e: NaN adapter upload: exit $rc, stderr: $(cat "$tmp/err")" >&2
+    exit 1
+fi
+echo "daemon_e2e: NaN adapter rejected: $(cat "$tmp/err")"
+
 "$PYTHON" tests/python/daemon_check.py --url "$url" --name acme/zorbo \
     --adapter "$tmp/a.safetensors" --model models/stories260K.bin --tokenizer models/tok512.bin
 

@@ -94,9 +94,11 @@ class Runner:
         res = {"label": label, "rank": rank, "lr": lr, "seed": seed, "params": cfg.n_params(),
                "train_loss": statistics.mean(losses[-10:]), "train_seconds": time.time() - t0}
         if score == "val":
-            res["val_loss"] = train.heldout_loss(self.model, module, self.val_stream)
+            res["val_loss"] = train.heldout_loss(self.model, module, self.val_stream,
+                                                 max_windows=a.eval_windows)
         else:
-            res["heldout_loss"] = train.heldout_loss(self.model, module, self.held_stream)
+            res["heldout_loss"] = train.heldout_loss(self.model, module, self.held_stream,
+                                                     max_windows=a.eval_windows)
             res["name_rate"] = train.name_rate(self.model, module, self.tok, self.openings,
                                                a.name, a.name_tokens)
         print("experiment: %-20s r=%-2d %6d params lr=%-6g seed=%d %s (%.0f s)"
@@ -110,7 +112,8 @@ class Runner:
     def base(self):
         if "base" not in self.cache:
             self.cache["base"] = {
-                "heldout_loss": train.heldout_loss(self.model, None, self.held_stream),
+                "heldout_loss": train.heldout_loss(self.model, None, self.held_stream,
+                                                   max_windows=self.args.eval_windows),
                 "name_rate": train.name_rate(self.model, None, self.tok, self.openings,
                                              self.args.name, self.args.name_tokens)}
             self.save()
@@ -132,11 +135,12 @@ def main(argv=None):
     ap.add_argument("--name", default="Zorbo")
     ap.add_argument("--budgets", default="100,1000,10000")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--lrs", default="0.01,0.03,0.1")
+    ap.add_argument("--lrs", default="0.01,0.03,0.1,0.3")
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=64)
-    ap.add_argument("--openings", type=int, default=80)
+    ap.add_argument("--openings", type=int, default=200)
+    ap.add_argument("--eval-windows", type=int, default=96, help="held-out windows of 128 tokens")
     ap.add_argument("--name-tokens", type=int, default=8)
     a = ap.parse_args(argv)
     t_start = time.time()
@@ -201,10 +205,12 @@ def report(a, r, rows, base, best_lr, lrs, seconds):
     L.append("Stories sampled from stories260K itself (`python3 -m superlora make-data`, "
              "temperature 0.8, seed 0) whose first-named girl (Lily, Lucy, Mia, ...) is renamed "
              "\"%s\" everywhere: %d train tokens (plus %d validation tokens carved from the "
-             "training stories for the learning-rate search), %d held-out tokens, %d held-out "
+             "training stories for the learning-rate search), %d held-out tokens (loss measured "
+             "on the first %d), %d distinct held-out "
              "openings (each held-out story cut just before the first \"%s\"). Adapters on wq and "
              "wv of all 5 layers (N = 30,720 weights); the base model stays frozen.\n"
-             % (a.name, ntrain, nval, nheld, len(r.openings), a.name))
+             % (a.name, ntrain, nval, nheld, min(nheld - 1, a.eval_windows * 128) // 128 * 128,
+                len(r.openings), a.name))
     L.append("Metrics: held-out loss = mean next-token cross-entropy over the held-out stories; "
              "name rate = share of held-out openings whose greedy continuation (%d tokens) "
              "contains \"%s\". Mean over %d seeds ± half the range (max - min) / 2. "
