@@ -11,7 +11,8 @@ than -1e10). Decode strips a leading space after BOS and turns <0xXX> into
 the raw byte.
 
 usage: tok_ref.py TOK.bin TEXT...        prints one line of ids per TEXT
-       tok_ref.py TOK.bin --decode IDS   prints repr() of the decoded bytes
+       tok_ref.py TOK.bin --decode IDS   prints repr() of the bytes decoded from
+                                         IDS[1:], IDS[0] being the previous token
 """
 import re
 import struct
@@ -64,9 +65,10 @@ def encode(pieces, scores, text, bos=True):
 
 
 def decode(pieces, ids):
+    """Bytes of ids[1:]; ids[0] is context only (run.c's prev_token)."""
     out = b""
-    prev = None
-    for t in ids:
+    prev = ids[0]
+    for t in ids[1:]:
         p = pieces[t]
         if prev == 1 and p.startswith(b" "):
             p = p[1:]
