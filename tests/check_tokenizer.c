@@ -271,6 +271,95 @@ START_TEST(merge_order)
 }
 END_TEST
 
+/* run.c's encode transcribed literally (linear lookups, O(n^2) merge scan):
+ * the heap-driven encode must agree on random text. */
+static int naive_lookup(const struct slora_tokenizer *t, const char *s, size_t n)
+{
+    for (int i = 0; i < slora_tokenizer_vocab_size(t); i++) {
+        size_t len;
+        const char *p = slora_tokenizer_piece(t, i, &len);
+        if (len == n && !memcmp(p, s, n))
+            return i;
+    }
+    return -1;
+}
+
+static int naive_encode(const struct slora_tokenizer *t, const char *text, int *tokens)
+{
+    int n = 0;
+    tokens[n++] = 1;
+    if (text[0])
+        tokens[n++] = naive_lookup(t, " ", 1);
+    char buf[64];
+    size_t len = 0;
+    for (const char *c = text; *c; c++) {
+        if ((*c & 0xC0) != 0x80)
+            len = 0;
+        buf[len++] = *c;
+        if ((c[1] & 0xC0) == 0x80 && len < 4)
+            continue;
+        int id = naive_lookup(t, buf, len);
+        if (id != -1) {
+            tokens[n++] = id;
+        } else {
+            for (size_t i = 0; i < len; i++)
+                tokens[n++] = (unsigned char)buf[i] + 3;
+        }
+        len = 0;
+    }
+    for (;;) {
+        float best = -1e10f;
+        int best_id = -1, best_i = -1;
+        for (int i = 0; i < n - 1; i++) {
+            size_t la, lb;
+            const char *a = slora_tokenizer_piece(t, tokens[i], &la);
+            const char *b = slora_tokenizer_piece(t, tokens[i + 1], &lb);
+            memcpy(buf, a, la);
+            memcpy(buf + la, b, lb);
+            int id = naive_lookup(t, buf, la + lb);
+            if (id != -1 && slora_tokenizer_score(t, id) > best) {
+                best = slora_tokenizer_score(t, id);
+                best_id = id;
+                best_i = i;
+            }
+        }
+        if (best_i < 0)
+            break;
+        tokens[best_i] = best_id;
+        memmove(tokens + best_i + 1, tokens + best_i + 2, (size_t)(n - best_i - 2) * sizeof(int));
+        n--;
+    }
+    return n;
+}
+
+START_TEST(random_text_matches_naive)
+{
+    static const char *const alphabet[] = {"t", "h", "e", " ", "a", "n", "d", ".", ",", "\n",
+                                           "o", "s", "L", "\xc3\xa9", "\xe6\x97\xa5", "\x80",
+                                           "\xf0\x9f\x98\x80", "!", "i", "y"};
+    struct slora_tokenizer *t = load512();
+    unsigned rng = 12345;
+    for (int round = 0; round < 150; round++) {
+        char text[256] = "";
+        size_t len = 0;
+        int chars = (int)(rng % 48);
+        for (int c = 0; c < chars; c++) {
+            rng = rng * 1103515245u + 12345u;
+            const char *a = alphabet[(rng >> 16) % (sizeof(alphabet) / sizeof(alphabet[0]))];
+            memcpy(text + len, a, strlen(a) + 1);
+            len += strlen(a);
+        }
+        rng = rng * 1103515245u + 12345u;
+        int got[260], want[260], n_got;
+        ck_assert_int_eq(slora_tokenizer_encode(t, text, true, got, &n_got), 0);
+        int n_want = naive_encode(t, text, want);
+        ck_assert_int_eq(n_got, n_want);
+        ck_assert_msg(!memcmp(got, want, (size_t)n_got * sizeof(int)), "round %d differs", round);
+    }
+    slora_tokenizer_free(t);
+}
+END_TEST
+
 /* Corrupted tok*.bin files: each is tok512.bin with one change. */
 enum corrupt { AS_IS, TRUNCATE, SET_I32, APPEND };
 static const struct {
@@ -370,6 +459,7 @@ Suite *slora_tokenizer_suite(void)
     tcase_add_test(tc, gguf_vocab);
     tcase_add_test(tc, vocab_errors);
     tcase_add_test(tc, merge_order);
+    tcase_add_test(tc, random_text_matches_naive);
     tcase_add_loop_test(tc, bad_tok_files, 0, (int)(sizeof(bad_files) / sizeof(bad_files[0])));
     tcase_add_test(tc, missing_file);
     suite_add_tcase(s, tc);
