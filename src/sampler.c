@@ -81,6 +81,41 @@ static int cmp_prob(const void *pa, const void *pb)
     return (a->id > b->id) - (a->id < b->id);
 }
 
+/* Sift c[i] down the min-heap c[0..n) ordered by cmp_prob reversed: the
+ * root is the candidate that sorts last. */
+static void sift_down(struct prob_index *c, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, m = i;
+        if (l < n && cmp_prob(&c[l], &c[m]) > 0)
+            m = l;
+        if (l + 1 < n && cmp_prob(&c[l + 1], &c[m]) > 0)
+            m = l + 1;
+        if (m == i)
+            return;
+        struct prob_index t = c[i];
+        c[i] = c[m];
+        c[m] = t;
+        i = m;
+    }
+}
+
+/* Move the k first candidates in cmp_prob order to c[0..k), sorted; returns
+ * k. A heap of the best k seen so far: O(n log k). */
+static int select_top(struct prob_index *c, int n, int k)
+{
+    for (int i = k / 2 - 1; i >= 0; i--)
+        sift_down(c, k, i);
+    for (int i = k; i < n; i++) {
+        if (cmp_prob(&c[i], &c[0]) < 0) {
+            c[0] = c[i];
+            sift_down(c, k, 0);
+        }
+    }
+    qsort(c, (size_t)k, sizeof(*c), cmp_prob);
+    return k;
+}
+
 /* run.c softmax: subtract the max, expf, divide by the sum. */
 static void softmax(struct prob_index *c, int n)
 {
@@ -153,8 +188,7 @@ int slora_sampler_sample(struct slora_sampler *s, float *logits)
     }
     bool sorted = false;
     if (s->p.top_k > 0 && s->p.top_k < n) {
-        qsort(s->cand, (size_t)n, sizeof(*s->cand), cmp_prob);
-        n = s->p.top_k;
+        n = select_top(s->cand, n, s->p.top_k);
         sorted = true;
     }
     softmax(s->cand, n);
