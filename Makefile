@@ -102,7 +102,10 @@ check: deps model all $(BUILD)/check_slora
 check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
 
-bench: deps model all
+$(BUILD)/bench_model: bench/bench_model.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+bench: deps model all $(BUILD)/bench_model
 	@mkdir -p bench/results
 	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) bash $$b || exit 1; done
 
