@@ -107,7 +107,8 @@ $(BUILD)/bench_model: bench/bench_model.c $(LIB)
 
 bench: deps model all $(BUILD)/bench_model
 	@mkdir -p bench/results
-	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) bash $$b || exit 1; done
+	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$b || exit 1; done
+	$(PYTHON) bench/report.py
 
 install: all
 	install -D -m 0755 $(BUILD)/slorad $(DESTDIR)$(PREFIX)/bin/slorad
