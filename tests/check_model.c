@@ -154,10 +154,11 @@ static const struct gguf_case {
      "'blk.0.attn_k.weight' has shape [16, 4, 1, 1], expected [16, 8]"},
 };
 
-static void write_variant(const struct slora_model *m, const struct gguf_case *c, const char *path)
+static void write_variant(const struct slora_model *m, const struct gguf_case *c, size_t alignment,
+                          const char *path)
 {
     const struct slora_shape *s = &m->cfg.shape;
-    struct slora_gguf_writer *w = slora_gguf_writer_new(3, SLORA_GGUF_DEFAULT_ALIGNMENT);
+    struct slora_gguf_writer *w = slora_gguf_writer_new(3, alignment);
     const struct {
         const char *key;
         uint32_t v;
@@ -197,22 +198,6 @@ static void write_variant(const struct slora_model *m, const struct gguf_case *c
     slora_gguf_writer_free(w);
 }
 
-START_TEST(gguf_model_corrupted)
-{
-    const struct gguf_case *c = &gguf_cases[_i];
-    char *bin = gen_small("bin", "f32", 0);
-    struct slora_model *m = test_load_model(bin);
-    char *path = test_tmp_path("gguf");
-    write_variant(m, c, path);
-    expect_fail(path, c->err, c->frag, c->what);
-    slora_model_free(m);
-    unlink(path);
-    unlink(bin);
-    free(path);
-    free(bin);
-}
-END_TEST
-
 static void assert_same_tensors(const struct slora_model *a, const struct slora_model *b,
                                 float rel_tol)
 {
@@ -232,6 +217,52 @@ static void assert_same_tensors(const struct slora_model *a, const struct slora_
     for (int64_t j = 0; j < (int64_t)a->cfg.shape.vocab_size * a->cfg.shape.dim; j++)
         ck_assert(fabsf(a->wcls[j] - b->wcls[j]) <= rel_tol * fabsf(a->wcls[j]));
 }
+
+START_TEST(gguf_model_corrupted)
+{
+    const struct gguf_case *c = &gguf_cases[_i];
+    char *bin = gen_small("bin", "f32", 0);
+    struct slora_model *m = test_load_model(bin);
+    char *path = test_tmp_path("gguf");
+    write_variant(m, c, SLORA_GGUF_DEFAULT_ALIGNMENT, path);
+    expect_fail(path, c->err, c->frag, c->what);
+    slora_model_free(m);
+    unlink(path);
+    unlink(bin);
+    free(path);
+    free(bin);
+}
+END_TEST
+
+/* Any power-of-two alignment loads; F32 data that lands misaligned for
+ * floats is copied into the owned buffer, aligned data stays in the map. */
+START_TEST(gguf_alignments)
+{
+    static const size_t alignments[] = {1, 2, 4, 8, 64, 4096};
+    char *bin = gen_small("bin", "f32", 0);
+    struct slora_model *mb = test_load_model(bin);
+    const struct gguf_case plain = {"plain", NULL, NULL, 0, NULL, 0, 0, NULL};
+    char *path = test_tmp_path("align");
+    for (size_t i = 0; i < sizeof(alignments) / sizeof(alignments[0]); i++) {
+        write_variant(mb, &plain, alignments[i], path);
+        struct slora_model *m = test_load_model(path);
+        assert_same_tensors(mb, m, 0.0f);
+        for (int l = 0; l < 2; l++)
+            ck_assert_uint_eq((uintptr_t)slora_model_matrix(m, l, SLORA_MOD_WQ) % sizeof(float), 0);
+        /* this header's length is not a multiple of 4: alignment 1 and 2 misalign */
+        if (alignments[i] >= 4)
+            ck_assert_ptr_null(m->owned);
+        else
+            ck_assert_ptr_nonnull(m->owned);
+        slora_model_free(m);
+    }
+    slora_model_free(mb);
+    unlink(path);
+    unlink(bin);
+    free(path);
+    free(bin);
+}
+END_TEST
 
 START_TEST(gen_model_formats)
 {
@@ -375,6 +406,7 @@ Suite *slora_model_suite(void)
     tcase_add_loop_test(tc, bin_corrupted, 0, sizeof(bin_cases) / sizeof(bin_cases[0]));
     tcase_add_test(tc, missing_file);
     tcase_add_loop_test(tc, gguf_model_corrupted, 0, sizeof(gguf_cases) / sizeof(gguf_cases[0]));
+    tcase_add_test(tc, gguf_alignments);
     tcase_add_test(tc, gen_model_formats);
     tcase_add_test(tc, write_bin_round_trip);
     tcase_add_test(tc, stories_bin);
