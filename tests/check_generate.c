@@ -14,8 +14,8 @@
 #define V 16
 
 static const char *const vocab[V] = {
-    "<unk>", "<s>",    "</s>", "Hello", " wor", "ld", "<0xE6>", "<0x97>",
-    "<0xA5>", "END",   "E",    "ND",    " ",    "x",  "<0xFF>", "\xe6\x97\xa5",
+    "<unk>",  "<s>", "</s>", "Hello", " wor", "ld", "<0xE6>", "<0x97>",
+    "<0xA5>", "END", "E",    "ND",    " ",    "x",  "<0xFF>", "\xe6\x97\xa5",
 };
 
 static struct slora_tokenizer *make_vocab(void)
@@ -45,6 +45,7 @@ static void one_hot(float *logits, int tok)
 }
 
 #define MAX_STEPS 6
+/* clang-format off */
 static const struct {
     const char *name;
     int prompt[3];
@@ -85,6 +86,7 @@ static const struct {
      {"", "", "x\xe6\x97\xa5Hello"}, SLORA_FINISH_NONE},
     {"max_tokens 0", {1}, 1, 0, 64, {0}, {0}, 0, {0}, SLORA_FINISH_LENGTH},
 };
+/* clang-format on */
 
 START_TEST(state_machine)
 {
@@ -135,8 +137,8 @@ END_TEST
  * stop string, and every chunk is well-formed UTF-8 on its own. */
 START_TEST(stream_equals_batch)
 {
-    static const char *const stops[] = {"END", "ll", "x\xe6\x97\xa5", "o w", "ldE",
-                                        "\xe6\x97\xa5\xe6\x97\xa5", FFFD "x"};
+    static const char *const stops[] = {
+        "END", "ll", "x\xe6\x97\xa5", "o w", "ldE", "\xe6\x97\xa5\xe6\x97\xa5", FFFD "x"};
     const int n_stops = (int)(sizeof(stops) / sizeof(stops[0]));
     struct slora_tokenizer *t = make_vocab();
     unsigned rng = 99;
@@ -188,8 +190,8 @@ START_TEST(stream_equals_batch)
         ck_assert_msg(len == want_len && !memcmp(text, want, len),
                       "round %d: streamed '%.*s' batch '%.*s'", round, (int)len, text,
                       (int)want_len, want);
-        ck_assert_int_eq(slora_gen_finish(g), cut || toks[n - 1] == 2 ? SLORA_FINISH_STOP
-                                                                      : SLORA_FINISH_LENGTH);
+        ck_assert_int_eq(slora_gen_finish(g),
+                         cut || toks[n - 1] == 2 ? SLORA_FINISH_STOP : SLORA_FINISH_LENGTH);
         free(want);
         slora_gen_free(g);
     }
@@ -224,9 +226,9 @@ START_TEST(bad_params)
     struct {
         float temperature, top_p;
         int top_k, logprobs, max_tokens;
-    } ranges[] = {{-1, 1, 0, -1, 1}, {NAN, 1, 0, -1, 1}, {INFINITY, 1, 0, -1, 1},
-                  {1, 1.5f, 0, -1, 1}, {1, NAN, 0, -1, 1},     {1, 1, -1, -1, 1},
-                  {1, 1, 0, 6, 1},     {1, 1, 0, -2, 1},       {1, 1, 0, -1, -1}};
+    } ranges[] = {{-1, 1, 0, -1, 1},   {NAN, 1, 0, -1, 1}, {INFINITY, 1, 0, -1, 1},
+                  {1, 1.5f, 0, -1, 1}, {1, NAN, 0, -1, 1}, {1, 1, -1, -1, 1},
+                  {1, 1, 0, 6, 1},     {1, 1, 0, -2, 1},   {1, 1, 0, -1, -1}};
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         p = base_params;
         p.sampler.temperature = ranges[i].temperature;
