@@ -54,6 +54,13 @@ gen --model "$M" --tokenizer "$T" --temperature 0 -n 0 --prompt "Once" >"$tmp/ou
 printf '\n' | cmp -s - "$tmp/out" || fail "-n 0: got '$(cat "$tmp/out")'"
 echo "ok: -n 0 prints an empty line"
 
+got=$(gen --model models/stories260K.gguf --temperature 0 -n 41 --prompt "")
+[ "$got" = "$want" ] || fail "our GGUF with its own vocabulary: got '$got'"
+a=$(gen --model "$M" --seed 5 -n 200 --prompt "Ben and Mia")
+b=$(gen --model models/stories260K.gguf --seed 5 -n 200 --prompt "Ben and Mia")
+[ "$a" = "$b" ] || fail "sampled text differs between .bin and our GGUF: '$a' vs '$b'"
+echo "ok: slorad convert's GGUF (its vocabulary) gives the same greedy and sampled text"
+
 if [ -f "$SHARED/models/stories260K.gguf" ]; then
     got=$(gen --model "$SHARED/models/stories260K.gguf" --temperature 0 -n 41 --prompt "")
     [ "$got" = "$want" ] || fail "llama.cpp GGUF with its own vocabulary: got '$got'"
