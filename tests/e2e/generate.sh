@@ -69,6 +69,27 @@ else
     fail "$SHARED/models/stories260K.gguf missing"
 fi
 
+# sampled runs against tests/ref/generate_ref.py (numpy forward + run.c
+# sampling + run.c decode, all independent of slorad): prompt, n, temperature,
+# top_p, top_k, seed, stop strings
+ref_case() {
+    local prompt=$1 n=$2 temp=$3 top_p=$4 top_k=$5 seed=$6; shift 6
+    local stops=() s
+    for s in "$@"; do stops+=(--stop "$s"); done
+    local want got
+    want=$("$PYTHON" tests/ref/generate_ref.py "$M" "$T" "$prompt" "$n" "$temp" "$top_p" "$top_k" "$seed" "$@")
+    got=$(gen --model "$M" --tokenizer "$T" --prompt "$prompt" -n "$n" --temperature "$temp" \
+          --top-p "$top_p" --top-k "$top_k" --seed "$seed" "${stops[@]}")
+    [ "$got" = "$want" ] || fail "sampled '$prompt' seed $seed: got '$got' want '$want'"
+    echo "ok: sampled '$prompt' (T $temp, top-p $top_p, top-k $top_k, seed $seed) = reference"
+}
+ref_case "Once upon a time" 60 1.0 1.0 0 42
+ref_case "Lily" 60 0.8 0.9 40 7
+ref_case "" 80 1.3 0.95 0 123 "." "!"
+ref_case "And they were best friends forever." 60 1.0 1.0 0 14
+grep -q "generated 31 tokens.*finish stop" "$tmp/err" || fail "BOS/EOS stop: $(cat "$tmp/err")"
+ref_case "Lily saw a café 日本" 30 1.0 1.0 0 3
+
 a=$(gen --model "$M" --tokenizer "$T" --seed 42 -n 64 --prompt "Lily")
 b=$(gen --model "$M" --tokenizer "$T" --seed 42 -n 64 --prompt "Lily")
 c=$(gen --model "$M" --tokenizer "$T" --seed 43 -n 64 --prompt "Lily")
