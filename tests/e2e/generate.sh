@@ -112,10 +112,12 @@ expect_rc 2 --model "$M"
 expect_rc 2 --prompt x
 expect_rc 2 --model "$M" --prompt x --bogus
 expect_rc 2 --model "$M" --prompt x -n abc
+grep -q "invalid value 'abc' for -n" "$tmp/err" || fail "-n abc diag: $(cat "$tmp/err")"
 expect_rc 2 --model "$M" --prompt x -n -1
 expect_rc 2 --model "$M" --prompt x --temperature -1
 expect_rc 2 --model "$M" --prompt x --temperature nan
 expect_rc 2 --model "$M" --prompt x --top-p 1.5
+grep -q "invalid value '1.5' for --top-p" "$tmp/err" || fail "--top-p diag: $(cat "$tmp/err")"
 expect_rc 2 --model "$M" --prompt x --top-p 0
 expect_rc 2 --model "$M" --prompt x --top-k -2
 expect_rc 2 --model "$M" --prompt x --seed -5
