@@ -101,6 +101,9 @@ bench: deps model all
 	@mkdir -p bench/results
 	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) bash $$b || exit 1; done
 
+$(BUILD)/bench_delta: bench/bench_delta.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
 install: all
 	install -D -m 0755 $(BUILD)/slorad $(DESTDIR)$(PREFIX)/bin/slorad
 
