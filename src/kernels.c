@@ -185,6 +185,40 @@ void slora_kernels_scale(float *dst, const float *src, size_t n, float s)
         dst[i] = src[i] * s;
 }
 
+static inline bool nonfinite1(float x)
+{
+    uint32_t b;
+    memcpy(&b, &x, sizeof(b));
+    return (b & 0x7F800000u) == 0x7F800000u;
+}
+
+size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s)
+{
+    size_t bad = n, i = 0;
+    for (; i < n && ((uintptr_t)(dst + i) & 31); i++) {
+        dst[i] = src[i] * s;
+        if (bad == n && nonfinite1(dst[i]))
+            bad = i;
+    }
+    const __m256 vs = _mm256_set1_ps(s);
+    const __m256i exp = _mm256_set1_epi32(0x7F800000);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(src + i), vs);
+        _mm256_stream_ps(dst + i, v);
+        __m256i e = _mm256_and_si256(_mm256_castps_si256(v), exp);
+        e = _mm256_cmpeq_epi32(e, exp);
+        if (bad == n && !_mm256_testz_si256(e, e))
+            bad = i + (size_t)__builtin_ctz((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(e)));
+    }
+    _mm_sfence();
+    for (; i < n; i++) {
+        dst[i] = src[i] * s;
+        if (bad == n && nonfinite1(dst[i]))
+            bad = i;
+    }
+    return bad;
+}
+
 size_t slora_kernels_find_nonfinite(const float *x, size_t n)
 {
     const __m256i exp = _mm256_set1_epi32(0x7F800000);
@@ -208,6 +242,19 @@ size_t slora_kernels_find_nonfinite(const float *x, size_t n)
 }
 
 #else
+
+size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s)
+{
+    size_t bad = n;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        dst[i] = src[i] * s;
+        memcpy(&b, dst + i, sizeof(b));
+        if (bad == n && (b & 0x7F800000u) == 0x7F800000u)
+            bad = i;
+    }
+    return bad;
+}
 
 void slora_kernels_fwht(float *v, int logn)
 {

@@ -30,6 +30,11 @@ void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int 
 /* dst[i] = src[i] * s. dst and src may be equal. */
 void slora_kernels_scale(float *dst, const float *src, size_t n, float s);
 
+/* dst[i] = src[i] * s with streaming (cache-bypassing) stores: for output
+ * nobody reads soon, written at memset speed without reading it first.
+ * Returns the index of the first non-finite dst[i], or n. */
+size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s);
+
 /* Index of the first NaN or Inf in x, or n when all are finite. */
 size_t slora_kernels_find_nonfinite(const float *x, size_t n);
 
