@@ -142,6 +142,40 @@ static inline __m256i feistel_vec(__m256i x, const __m256i rk[4], int h, __m256i
     return _mm256_or_si256(_mm256_sll_epi32(l, sh), r);
 }
 
+/* Four vectors per step: each round is a chain of ~16 dependent cycles,
+ * so independent chains side by side keep the multipliers busy. */
+static inline void feistel_vec4(__m256i x[4], const __m256i rk[4], int h, __m256i mask)
+{
+    __m128i sh = _mm_cvtsi32_si128(h);
+    __m256i l[4], r[4];
+    for (int v = 0; v < 4; v++) {
+        l[v] = _mm256_srl_epi32(x[v], sh);
+        r[v] = _mm256_and_si256(x[v], mask);
+    }
+    for (int i = 0; i < 4; i++) {
+        for (int v = 0; v < 4; v++) {
+            __m256i f = _mm256_and_si256(fmix32_vec(_mm256_xor_si256(r[v], rk[i])), mask);
+            __m256i t = _mm256_xor_si256(l[v], f);
+            l[v] = r[v];
+            r[v] = t;
+        }
+    }
+    for (int v = 0; v < 4; v++)
+        x[v] = _mm256_or_si256(_mm256_sll_epi32(l[v], sh), r[v]);
+}
+
+/* Lanes of y above last (unsigned) take F again until none is. */
+static inline __m256i walk_vec(__m256i y, const __m256i rk[4], int h, __m256i mask, __m256i last)
+{
+    for (;;) {
+        __m256i over = _mm256_xor_si256(_mm256_max_epu32(y, last), last);
+        over = _mm256_cmpeq_epi32(over, _mm256_setzero_si256());
+        if (_mm256_movemask_epi8(over) == -1)
+            return y;
+        y = _mm256_blendv_epi8(feistel_vec(y, rk, h, mask), y, over);
+    }
+}
+
 void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int h, uint64_t n)
 {
     uint32_t mask = h >= 32 ? 0xFFFFFFFFu : (1u << h) - 1;
@@ -152,19 +186,21 @@ void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int 
     __m256i vmask = _mm256_set1_epi32((int)mask);
     __m256i vlast = _mm256_set1_epi32((int)(uint32_t)(n - 1));
     size_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        __m256i y[4];
+        for (int v = 0; v < 4; v++)
+            y[v] = _mm256_loadu_si256((const __m256i *)(x + i + 8 * v));
+        feistel_vec4(y, vrk, h, vmask);
+        for (int v = 0; v < 4; v++) {
+            if (walk)
+                y[v] = walk_vec(y[v], vrk, h, vmask, vlast);
+            _mm256_storeu_si256((__m256i *)(x + i + 8 * v), y[v]);
+        }
+    }
     for (; i + 8 <= count; i += 8) {
         __m256i y = feistel_vec(_mm256_loadu_si256((const __m256i *)(x + i)), vrk, h, vmask);
-        if (walk) {
-            /* out of range where y > n - 1 (unsigned): max(y, n-1) != n-1 */
-            for (;;) {
-                __m256i over = _mm256_xor_si256(_mm256_max_epu32(y, vlast), vlast);
-                over = _mm256_cmpeq_epi32(over, _mm256_setzero_si256());
-                if (_mm256_movemask_epi8(over) == -1)
-                    break;
-                __m256i z = feistel_vec(y, vrk, h, vmask);
-                y = _mm256_blendv_epi8(z, y, over);
-            }
-        }
+        if (walk)
+            y = walk_vec(y, vrk, h, vmask, vlast);
         _mm256_storeu_si256((__m256i *)(x + i), y);
     }
     for (; i < count; i++) {
