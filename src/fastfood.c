@@ -154,12 +154,6 @@ static void apply_signs(float *x, int64_t j0, int64_t n, uint64_t c2)
     }
 }
 
-static inline int64_t gd_of(uint64_t u)
-{
-    return (int64_t)((u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) + (u >> 48)) -
-           131070;
-}
-
 /* Pass one of the second transform, on each gathered chunk of
  * w[j] = y[p(j) mod Lp]: w *= gd, the small strides, and the chunk's sum of
  * gd^2 (exact in uint64: at most 2^28 * 131070^2 < 2^64). */
@@ -174,14 +168,8 @@ static void second_chunk(void *ctx, size_t chunk, float *w, size_t count, int wo
     (void)worker;
     struct second *s = ctx;
     uint64_t j0 = (uint64_t)chunk << s->blk_log;
-    uint64_t z = s->c3 + (j0 + 1) * GAMMA, sum = 0;
-    for (size_t t = 0; t < count; t++, z += GAMMA) {
-        int64_t g = gd_of(slora_mix64(z));
-        sum += (uint64_t)(g * g);
-        w[t] *= (float)g;
-    }
+    s->sums[chunk] = slora_kernels_gd_scale(w, count, s->c3 + (j0 + 1) * GAMMA);
     slora_kernels_fwht(w, s->blk_log);
-    s->sums[chunk] = sum;
 }
 
 int slora_fastfood_project(uint64_t seed, int64_t group, int64_t P, int64_t D, float alpha,

@@ -18,6 +18,32 @@ static inline uint32_t fmix32(uint32_t h)
     return h;
 }
 
+#define GAMMA 0x9E3779B97F4A7C15ull
+
+static inline uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static inline int64_t gd_of(uint64_t u)
+{
+    return (int64_t)((u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) + (u >> 48)) -
+           131070;
+}
+
+static uint64_t gd_scale_scalar(float *w, size_t count, uint64_t z)
+{
+    uint64_t sum = 0;
+    for (size_t t = 0; t < count; t++, z += GAMMA) {
+        int64_t g = gd_of(mix64(z));
+        sum += (uint64_t)(g * g);
+        w[t] *= (float)g;
+    }
+    return sum;
+}
+
 static inline uint32_t feistel1(uint32_t x, const uint32_t rk[4], int h, uint32_t mask)
 {
     uint32_t l = x >> h, r = x & mask;
@@ -211,6 +237,47 @@ void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int 
     }
 }
 
+static inline __m256i mul64_const(__m256i a, __m256i c_lo, __m256i c_hi)
+{
+    __m256i lo = _mm256_mul_epu32(a, c_lo);
+    __m256i mid = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), c_lo),
+                                   _mm256_mul_epu32(a, c_hi));
+    return _mm256_add_epi64(lo, _mm256_slli_epi64(mid, 32));
+}
+
+uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
+{
+    const __m256i c1l = _mm256_set1_epi64x((long long)(0xBF58476D1CE4E5B9ull & 0xFFFFFFFF));
+    const __m256i c1h = _mm256_set1_epi64x((long long)(0xBF58476D1CE4E5B9ull >> 32));
+    const __m256i c2l = _mm256_set1_epi64x((long long)(0x94D049BB133111EBull & 0xFFFFFFFF));
+    const __m256i c2h = _mm256_set1_epi64x((long long)(0x94D049BB133111EBull >> 32));
+    const __m256i f16 = _mm256_set1_epi64x(0xFFFF), centre = _mm256_set1_epi64x(131070);
+    const __m256i pack = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    const __m256i step = _mm256_set1_epi64x((long long)(4 * GAMMA));
+    __m256i z = _mm256_setr_epi64x((long long)z0, (long long)(z0 + GAMMA),
+                                   (long long)(z0 + 2 * GAMMA), (long long)(z0 + 3 * GAMMA));
+    __m256i acc = _mm256_setzero_si256();
+    size_t t = 0;
+    for (; t + 4 <= count; t += 4, z = _mm256_add_epi64(z, step)) {
+        __m256i u = _mm256_xor_si256(z, _mm256_srli_epi64(z, 30));
+        u = mul64_const(u, c1l, c1h);
+        u = _mm256_xor_si256(u, _mm256_srli_epi64(u, 27));
+        u = mul64_const(u, c2l, c2h);
+        u = _mm256_xor_si256(u, _mm256_srli_epi64(u, 31));
+        __m256i g = _mm256_add_epi64(_mm256_and_si256(u, f16),
+                                     _mm256_and_si256(_mm256_srli_epi64(u, 16), f16));
+        g = _mm256_add_epi64(g, _mm256_and_si256(_mm256_srli_epi64(u, 32), f16));
+        g = _mm256_sub_epi64(_mm256_add_epi64(g, _mm256_srli_epi64(u, 48)), centre);
+        acc = _mm256_add_epi64(acc, _mm256_mul_epi32(g, g));
+        __m128i g32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(g, pack));
+        _mm_storeu_ps(w + t, _mm_mul_ps(_mm_loadu_ps(w + t), _mm_cvtepi32_ps(g32)));
+    }
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, acc);
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3] +
+           gd_scale_scalar(w + t, count - t, z0 + (uint64_t)t * GAMMA);
+}
+
 void slora_kernels_scale(float *dst, const float *src, size_t n, float s)
 {
     __m256 vs = _mm256_set1_ps(s);
@@ -278,6 +345,11 @@ size_t slora_kernels_find_nonfinite(const float *x, size_t n)
 }
 
 #else
+
+uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
+{
+    return gd_scale_scalar(w, count, z0);
+}
 
 size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s)
 {

@@ -27,6 +27,11 @@ void slora_kernels_fwht_rows(float *buf, int log_rows, size_t width);
  * round keys. Inputs must be < 2^(2h). */
 void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int h, uint64_t n);
 
+/* Fastfood's Gaussian-like diagonal (spec 5.3) on consecutive j: with
+ * u_t = mix64(z0 + t * GAMMA) and gd_t the centred sum of its four 16-bit
+ * fields, w[t] *= gd_t for t < count. Returns sum_t gd_t^2 (exact). */
+uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0);
+
 /* dst[i] = src[i] * s. dst and src may be equal. */
 void slora_kernels_scale(float *dst, const float *src, size_t n, float s);
 
