@@ -278,16 +278,6 @@ uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
            gd_scale_scalar(w + t, count - t, z0 + (uint64_t)t * GAMMA);
 }
 
-void slora_kernels_scale(float *dst, const float *src, size_t n, float s)
-{
-    __m256 vs = _mm256_set1_ps(s);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(src + i), vs));
-    for (; i < n; i++)
-        dst[i] = src[i] * s;
-}
-
 static inline bool nonfinite1(float x)
 {
     uint32_t b;
@@ -387,12 +377,6 @@ void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int 
             y = feistel1(y, rk, h, mask);
         x[i] = y;
     }
-}
-
-void slora_kernels_scale(float *dst, const float *src, size_t n, float s)
-{
-    for (size_t i = 0; i < n; i++)
-        dst[i] = src[i] * s;
 }
 
 size_t slora_kernels_find_nonfinite(const float *x, size_t n)

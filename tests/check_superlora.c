@@ -509,8 +509,11 @@ START_TEST(shuffle_permutes_delta)
     g = fx_group(f, 1, f->a.total - 50000, 3);
     fx_factor(f, g, (int64_t[]){3, 50, 200}, (int64_t[]){2, 2, 2}, true);
     float *plain = generate_ok(&f->a, 1);
+    size_t plain_bytes = slora_superlora_scratch_bytes(&f->a, 1);
     f->a.cfg.shuffle = true;
     f->a.cfg.shuffle_seed = 7;
+    /* the shuffled delta is staged in scratch: at least N more floats */
+    ck_assert_uint_ge(slora_superlora_scratch_bytes(&f->a, 1), plain_bytes + (size_t)f->a.total * 4);
     float *shuffled = generate_ok(&f->a, 1);
     uint64_t key = slora_rnd(7, 4, 0);
     for (int64_t i = 0; i < f->a.total; i++)

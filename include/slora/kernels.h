@@ -32,9 +32,6 @@ void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int 
  * fields, w[t] *= gd_t for t < count. Returns sum_t gd_t^2 (exact). */
 uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0);
 
-/* dst[i] = src[i] * s. dst and src may be equal. */
-void slora_kernels_scale(float *dst, const float *src, size_t n, float s);
-
 /* dst[i] = src[i] * s with streaming (cache-bypassing) stores: for output
  * nobody reads soon, written at memset speed without reading it first.
  * Returns the index of the first non-finite dst[i], or n. */
