@@ -156,6 +156,11 @@ FIXTURES = [
     ("kron_m1", "K=2 with M=1: CP vector (32) kron Tucker vector (64, core (2)) on wk layer 4",
      {"modules": ["wk"], "layers": [4]},
      per_matrix(lambda s: [cp([32], 3), tucker([64], [2])]), "F32", {}),
+    ("proj_groups37", "projected 4x4 rank-1 CP per group, groups=37 (uneven N_g 110/111 crossing"
+     " matrix boundaries) over wk, wv layer 0, order module, shuffle seed 1",
+     {"modules": ["wk", "wv"], "layers": [0], "order": "module", "groups": 37,
+      "shuffle": {"seed": 1}, "projection": {"kind": "fastfood", "seed": 12345}},
+     per_group(lambda ng: [cp([4, 4], 1)]), "F32", {}),
     ("proj_lora_tiny", "extreme few-parameter: per-matrix projected 16x16 rank-1 on wq all"
      " layers, order module",
      {"modules": ["wq"], "order": "module", "projection": {"kind": "fastfood", "seed": 0}},
@@ -327,6 +332,14 @@ def bad_cases(shape):
                   "__metadata__"))
     cases.append(("missing_superlora", hdr_with(
         lambda h: h.__setitem__("__metadata__", {"format": "pt"})), "superlora"))
+    cases.append(("metadata_not_object", hdr_with(
+        lambda h: h.__setitem__("__metadata__", "superlora")), "__metadata__"))
+    cases.append(("tensor_entry_not_object", hdr_with(
+        lambda h: h.__setitem__("g0.k0.f1", [0, 512])), "g0.k0.f1"))
+    cases.append(("tensor_entry_no_dtype", hdr_with(
+        lambda h: h["g0.k0.f1"].pop("dtype")), "g0.k0.f1"))
+    cases.append(("tensor_shape_negative", hdr_with(
+        lambda h: h["g0.k0.f1"].__setitem__("shape", [-64, -2])), "g0.k0.f1"))
     cases.append(("superlora_not_string", hdr_with(
         lambda h: h["__metadata__"].__setitem__("superlora", good_cfg)), "superlora"))
     cases.append(("superlora_not_json", hdr_with(

@@ -67,6 +67,16 @@ Ambiguities in the spec and how this reference reads them (most literal):
  A11 Without a model, the shape is taken from `base` (like inspect).
  A12 perm(key, n) for n >= 2: the Feistel network works on 2h bits, which
     is k+1 bits when k is odd; cycle walking covers that.
+ A13 Dtype names are case-sensitive ("F32", "F16", "BF16" only).
+ A14 "A non-finite entry in dW (float32 overflow)" is checked once, on the
+    final float32 dW; an implementation computing in float32 may overflow
+    in an intermediate (Tucker product, FWHT) where this reference does
+    not. Only adapters far from that edge are used as golden cases.
+ A15 Checks run in this order: framing and header, metadata, config keys,
+    base, modules, layers, order, groups, shuffle, projection, alpha,
+    tensor names, parameter count, per-group structure and shapes, sanity
+    bound and P_g >= N_g, norm2(gd), tensor values, generated dW. The spec
+    fixes no order; each crafted bad adapter breaks exactly one rule.
 """
 
 import json
@@ -615,15 +625,8 @@ class Adapter:
         self.groups = groups
         self.n_params = n_params
 
-    def code_len(self, g):
-        return math.prod(self.mode_sizes(g))
 
-    def mode_sizes(self, g):
-        fs = self.groups[g]
-        return [math.prod(f["A"][m].shape[0] for f in fs) for m in range(len(fs[0]["A"]))]
-
-
-def parse_adapter(data, shape=None, max_params=DEFAULT_MAX_PARAMS, check_data=True):
+def parse_adapter(data, shape=None, max_params=DEFAULT_MAX_PARAMS):
     meta, entries, buf = read_safetensors(data)
     if meta is None or "superlora" not in meta:
         fail("missing __metadata__.superlora")
@@ -699,22 +702,21 @@ def parse_adapter(data, shape=None, max_params=DEFAULT_MAX_PARAMS, check_data=Tr
                  " with N_g = %d" % (g, P, Ng))
         if cfg["projection"] is None and P < Ng:
             fail("g%d: code length P_g = %d < N_g = %d without projection" % (g, P, Ng))
-        groups_meta.append(flist)
+        groups_meta.append((flist, P))
 
     if cfg["projection"] is not None:
-        for g, flist in enumerate(groups_meta):
-            P = math.prod(math.prod(f["n"][m] for f in flist) for m in range(len(flist[0]["n"])))
+        for g, (_, P) in enumerate(groups_meta):
             if fastfood_norm(cfg["projection"], g, fastfood_L(P, cfg["group_len"][g])) == 0.0:
                 fail("g%d: projection norm2(gd) = 0" % g)
 
     groups = []
-    for flist in groups_meta:
+    for flist, _ in groups_meta:
         fl = []
         for f in flist:
             arrs = []
             for name in f["names"] + ([f["core"]] if f["core"] else []):
                 a = decode_tensor(buf, *info[name])
-                if check_data and not np.all(np.isfinite(a)):
+                if not np.all(np.isfinite(a)):
                     bad = int(np.flatnonzero(~np.isfinite(a.ravel()))[0])
                     fail("tensor %s: NaN or Inf at element %d" % (name, bad))
                 arrs.append(a)
@@ -735,11 +737,11 @@ def factor_tensor(f):
             # mode-m product: contract core axis m with A[:, j]
             T = np.moveaxis(np.tensordot(a, T, axes=([1], [m])), 0, m)
         return T
-    r = A[0].shape[1]
+    # CP: carry the shared rank index j as the last axis, sum it at the end
     T = A[0]
     for a in A[1:]:
         T = T[..., None, :] * a.reshape((1,) * (T.ndim - 1) + a.shape)
-    return T.sum(axis=-1) if r else T
+    return T.sum(axis=-1)
 
 
 def group_code(fl):
