@@ -86,6 +86,11 @@ models/stories260K.bin models/tok512.bin:
 
 model: models/stories260K.bin models/tok512.bin
 
+# Our own conversion (llama.cpp's lives in $(SHARED)/models; tests compare both).
+models/stories260K.gguf: models/stories260K.bin models/tok512.bin $(BUILD)/slorad
+	$(BUILD)/slorad convert --model models/stories260K.bin --tokenizer models/tok512.bin -o $@
+model: models/stories260K.gguf
+
 run: deps model all
 	$(BUILD)/slorad generate --model models/stories260K.bin --tokenizer models/tok512.bin --temperature 0 -n 64 --prompt "Once upon a time"
 
@@ -97,7 +102,10 @@ check: deps model all $(BUILD)/check_slora
 check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
 
-bench: deps model all
+$(BUILD)/bench_model: bench/bench_model.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+bench: deps model all $(BUILD)/bench_model
 	@mkdir -p bench/results
 	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$b || exit 1; done
 	$(PYTHON) bench/report.py
