@@ -7,6 +7,7 @@
  * decode row per step.
  */
 #include <slora/cli.h>
+#include <slora/cliarg.h>
 #include <slora/error.h>
 #include <slora/forward.h>
 #include <slora/generate.h>
@@ -27,25 +28,24 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: slorad generate --model M [--tokenizer T] --prompt P [-n N]\n"
-            "                       [--temperature F] [--top-p F] [--top-k K] [--seed S]\n"
-            "                       [--stop S]...\n"
-            "\n"
-            "Prints the continuation of P (BOS + P, as /v1/completions) and a newline;\n"
-            "statistics go to stderr.\n"
-            "\n"
-            "  --model M        llama2.c .bin or GGUF model\n"
-            "  --tokenizer T    llama2.c tok*.bin; default: the GGUF's own vocabulary, else\n"
-            "                   tok<vocab_size>.bin, then tokenizer.bin, next to the model\n"
-            "  --prompt P       prompt text (\"\" = just BOS)\n"
-            "  -n N             maximum tokens to generate (default 256; generation also\n"
-            "                   ends at BOS/EOS, a stop string or the model's seq_len)\n"
-            "  --temperature F  0 = greedy (argmax, lowest id on ties); default 1\n"
-            "  --top-p F        nucleus sampling in (0, 1); 1 = off (default)\n"
-            "  --top-k K        keep the K most likely tokens; 0 = off (default)\n"
-            "  --seed S         RNG seed (unsigned 64-bit); default random, printed to stderr\n"
-            "  --stop S         stop before the first occurrence of S (repeatable)\n");
+    fprintf(f, "usage: slorad generate --model M [--tokenizer T] --prompt P [-n N]\n"
+               "                       [--temperature F] [--top-p F] [--top-k K] [--seed S]\n"
+               "                       [--stop S]...\n"
+               "\n"
+               "Prints the continuation of P (BOS + P, as /v1/completions) and a newline;\n"
+               "statistics go to stderr.\n"
+               "\n"
+               "  --model M        llama2.c .bin or GGUF model\n"
+               "  --tokenizer T    llama2.c tok*.bin; default: the GGUF's own vocabulary, else\n"
+               "                   tok<vocab_size>.bin, then tokenizer.bin, next to the model\n"
+               "  --prompt P       prompt text (\"\" = just BOS)\n"
+               "  -n N             maximum tokens to generate (default 256; generation also\n"
+               "                   ends at BOS/EOS, a stop string or the model's seq_len)\n"
+               "  --temperature F  0 = greedy (argmax, lowest id on ties); default 1\n"
+               "  --top-p F        nucleus sampling in (0, 1); 1 = off (default)\n"
+               "  --top-k K        keep the K most likely tokens; 0 = off (default)\n"
+               "  --seed S         RNG seed (unsigned 64-bit); default random, printed to stderr\n"
+               "  --stop S         stop before the first occurrence of S (repeatable)\n");
 }
 
 struct options {
@@ -58,17 +58,6 @@ struct options {
     const char **stop;
     int n_stop;
 };
-
-static bool parse_int(const char *s, int lo, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > INT_MAX)
-        return false;
-    *out = (int)v;
-    return true;
-}
 
 static bool parse_float(const char *s, float lo, float hi, float *out)
 {
@@ -95,8 +84,16 @@ static bool parse_u64(const char *s, uint64_t *out)
 /* 0 ok, 1 --help shown, 2 usage error (message printed). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    enum { OPT_MODEL = 256, OPT_TOKENIZER, OPT_PROMPT, OPT_TEMP, OPT_TOP_P, OPT_TOP_K, OPT_SEED,
-           OPT_STOP };
+    enum {
+        OPT_MODEL = 256,
+        OPT_TOKENIZER,
+        OPT_PROMPT,
+        OPT_TEMP,
+        OPT_TOP_P,
+        OPT_TOP_K,
+        OPT_SEED,
+        OPT_STOP
+    };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, OPT_MODEL},
         {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
@@ -120,6 +117,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     int c;
     while ((c = getopt_long(argc, argv, ":n:h", longopts, NULL)) != -1) {
         bool ok = true;
+        long long v = 0;
         switch (c) {
         case OPT_MODEL:
             o->model = optarg;
@@ -131,7 +129,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->prompt = optarg;
             break;
         case 'n':
-            ok = parse_int(optarg, 0, &o->max_tokens);
+            ok = slora_cliarg_int(optarg, 0, INT_MAX, &v);
+            o->max_tokens = (int)v;
             break;
         case OPT_TEMP:
             ok = parse_float(optarg, 0.0f, INFINITY, &o->sampler.temperature) &&
@@ -141,7 +140,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             ok = parse_float(optarg, 0.0f, 1.0f, &o->sampler.top_p) && o->sampler.top_p > 0.0f;
             break;
         case OPT_TOP_K:
-            ok = parse_int(optarg, 0, &o->sampler.top_k);
+            ok = slora_cliarg_int(optarg, 0, INT_MAX, &v);
+            o->sampler.top_k = (int)v;
             break;
         case OPT_SEED:
             ok = parse_u64(optarg, &o->sampler.seed);
@@ -341,8 +341,7 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
             "finish %s; seed %llu\n",
             n_prompt, n_prompt / (t_prefill - t0 > 0 ? t_prefill - t0 : 1e-9), n_gen,
             n_gen > 1 ? (n_gen - 1) / (t1 - t_prefill > 0 ? t1 - t_prefill : 1e-9) : 0.0,
-            slora_gen_finish_name(slora_gen_finish(r.gen)),
-            (unsigned long long)o->sampler.seed);
+            slora_gen_finish_name(slora_gen_finish(r.gen)), (unsigned long long)o->sampler.seed);
     err = 0;
 out:
     run_free(&r);
