@@ -16,8 +16,8 @@
  * Decisions: with auth off every caller is treated as admin (local
  * development). With auth on: no key -> SLORA_ROLE_ANONYMOUS, which may
  * reach only key-less endpoints (else SLORA_EUNAUTH); a malformed or
- * unknown key -> SLORA_EUNAUTH; a tenant may read, write and use only
- * `{its name}/*` and gets SLORA_ENOTFOUND for any other namespace, so
+ * unknown key -> SLORA_EUNAUTH; a tenant may read, write and use only the
+ * adapters `{its name}/...` and gets SLORA_ENOTFOUND for any other namespace, so
  * existence never leaks; the admin may do everything.
  */
 #ifndef SLORA_AUTH_H

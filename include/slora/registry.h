@@ -45,6 +45,8 @@
 /* Index of an error code in per-code counter arrays. */
 #define SLORA_ERR_INDEX(err) ((err) - SLORA__ERR_FIRST - 1)
 
+struct slora_registry;
+
 /* Per-tenant limits; a negative field is unlimited. */
 struct slora_quota {
     int64_t max_adapters; /* adapters stored */
