@@ -7,7 +7,7 @@
  *
  * Fault shim (inert unless the variable is set): SLORA_FAULT is a
  * comma-separated list of `op:ERRNO[:N]`, op one of open, write, fsync,
- * rename, dirsync, unlink, mkdir, read; ERRNO a name such as ENOSPC, EIO,
+ * rename, dirsync, unlink, mkdir, read, link; ERRNO a name such as ENOSPC, EIO,
  * EDQUOT. Without N every call of op fails; with N only the Nth call (1 =
  * first) after the shim was (re)loaded. Example:
  * SLORA_FAULT=write:ENOSPC,dirsync:EIO:2.
@@ -56,7 +56,9 @@ int slora_fsio_read_file(const char *path, size_t max_len, void **out, size_t *l
 /* Durably replace path with buf: write a temporary file `.<base>.tmp.XXXXXX`
  * in the same directory, fsync it, rename it over path, fsync the directory.
  * On any failure the temporary file is removed and path is untouched (it
- * keeps its previous contents, or stays absent). */
+ * keeps its previous contents, or stays absent). Callers serialize writes
+ * to one path (a `.<base>.bak` hard link holds the previous version until
+ * the directory fsync succeeded). */
 int slora_fsio_write_file(const char *path, const void *buf, size_t len, char *diag,
                           size_t diag_len);
 /* Unlink path and fsync its directory. */
