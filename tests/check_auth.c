@@ -250,11 +250,20 @@ START_TEST(hash_key_command)
     ck_assert_int_ge(out, 0);
     size_t n = strlen(hash_key_cases[_i].in);
     ck_assert_int_eq(write(in, hash_key_cases[_i].in, n), (ssize_t)n);
-    ck_assert(freopen(in_path, "r", stdin));
-    ck_assert(freopen(out_path, "w", stdout));
+    ck_assert_int_eq(lseek(in, 0, SEEK_SET), 0);
+    /* Swap the descriptors under stdin/stdout, restored after (CK_FORK=no). */
+    int saved_in = dup(0), saved_out = dup(1);
+    fflush(stdout);
+    ck_assert_int_eq(dup2(in, 0), 0);
+    ck_assert_int_eq(dup2(out, 1), 1);
+    clearerr(stdin);
     char *argv[] = {"hash-key", NULL};
     int status = slora_cmd_hash_key(1, argv);
     fflush(stdout);
+    dup2(saved_in, 0);
+    dup2(saved_out, 1);
+    close(saved_in);
+    close(saved_out);
     ck_assert_int_eq(status, hash_key_cases[_i].status);
     char got[256] = "";
     ssize_t r = pread(out, got, sizeof(got) - 1, 0);
