@@ -86,6 +86,11 @@ models/stories260K.bin models/tok512.bin:
 
 model: models/stories260K.bin models/tok512.bin
 
+# Our own conversion (llama.cpp's lives in $(SHARED)/models; tests compare both).
+models/stories260K.gguf: models/stories260K.bin models/tok512.bin $(BUILD)/slorad
+	$(BUILD)/slorad convert --model models/stories260K.bin --tokenizer models/tok512.bin -o $@
+model: models/stories260K.gguf
+
 run: deps model all
 	$(BUILD)/slorad generate --model models/stories260K.bin --tokenizer models/tok512.bin --temperature 0 -n 64 --prompt "Once upon a time"
 
@@ -97,10 +102,32 @@ check: deps model all $(BUILD)/check_slora
 check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
 
-bench: deps model all
+$(BUILD)/bench_model: bench/bench_model.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+bench: deps model all $(BUILD)/bench_model
 	@mkdir -p bench/results
 	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$b || exit 1; done
 	$(PYTHON) bench/report.py
+
+$(BUILD)/bench_delta: bench/bench_delta.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+# libFuzzer over the adapter pipeline (clang, ASan+UBSan); new inputs go to
+# build-fuzz/corpus-adapter. `make check` replays tests/fuzz/corpus/adapter.
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+.PHONY: fuzz-adapter
+fuzz-adapter: deps
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libslora.a
+	clang $(CFLAGS_COMMON) -Iinclude $(FUZZ_SAN) -fsanitize=fuzzer -o build-fuzz/fuzz_adapter \
+	  tests/fuzz/fuzz_adapter.c build-fuzz/libslora.a $(DEP_LIBS)
+	@mkdir -p build-fuzz/corpus-adapter
+	build-fuzz/fuzz_adapter -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	  -print_final_stats=1 build-fuzz/corpus-adapter tests/fuzz/corpus/adapter
+
+$(BUILD)/fuzz_adapter_replay: tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
 
 install: all
 	install -D -m 0755 $(BUILD)/slorad $(DESTDIR)$(PREFIX)/bin/slorad
@@ -109,6 +136,6 @@ format:
 	clang-format -i $(wildcard src/*.c src/*.h src/util/*.[ch] include/slora/*.h tests/*.c)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d) $(TEST_OBJS:.o=.d)
