@@ -15,6 +15,7 @@ static const struct command commands[] = {
     {"generate", slora_cmd_generate, "generate text from a prompt"},
     {"gen-model", slora_cmd_gen_model, "write a deterministic random model"},
     {"convert", slora_cmd_convert, "convert a llama2.c model to GGUF"},
+    {"hash-key", slora_cmd_hash_key, "print the sha256 of an API key read on stdin"},
 };
 
 static void usage(FILE *f)

@@ -99,7 +99,8 @@ int slora_auth_check_admin(const struct slora_principal *p);
 const char *slora_auth_list_filter(const struct slora_principal *p);
 
 struct slora_auth_store;
-/* Takes ownership of the reference initial. NULL on allocation failure. */
+/* Takes ownership of the reference initial (dropped on failure). NULL on
+ * allocation failure. */
 struct slora_auth_store *slora_auth_store_new(struct slora_auth *initial);
 /* NULL is a no-op; drops the store's reference. */
 void slora_auth_store_free(struct slora_auth_store *s);
