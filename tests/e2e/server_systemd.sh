@@ -36,11 +36,15 @@ grep -qx 'CapabilityBoundingSet=' "$UNIT" || fail "unit lacks an empty Capabilit
 echo "ok - unit has an empty CapabilityBoundingSet"
 
 command -v systemd-analyze >/dev/null || fail "systemd-analyze missing (make deps installs systemd)"
-if ! systemd-analyze verify --root="$ROOT" "$UNIT" >"$TMP/verify.log" 2>&1; then
+# Verified as installed, with ExecStart pointing into the temporary root
+# (verify checks that the binary exists and is executable).
+mkdir -p "$TMP/units"
+sed "s|/usr/local/bin/slorad|$ROOT/usr/local/bin/slorad|" "$UNIT" >"$TMP/units/slorad.service"
+if ! systemd-analyze verify "$TMP/units/slorad.service" >"$TMP/verify.log" 2>&1; then
     fail "systemd-analyze verify: $(cat "$TMP/verify.log")"
 fi
-echo "ok - systemd-analyze verify --root passes"
-systemd-analyze security --offline=true --root="$ROOT" "$UNIT" >"$TMP/security.log" 2>&1 || true
+check "systemd-analyze verify is silent" "" "$(cat "$TMP/verify.log")"
+systemd-analyze security --offline=true "$TMP/units/slorad.service" >"$TMP/security.log" 2>&1 || true
 level=$(sed -n 's/.*Overall exposure level for slorad.service: \([0-9.]*\).*/\1/p' "$TMP/security.log")
 [ -n "$level" ] || fail "no exposure level: $(tail -5 "$TMP/security.log")"
 awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }' || fail "exposure $level > 2.0"
