@@ -49,6 +49,7 @@ level=$(sed -n 's/.*Overall exposure level for slorad.service: \([0-9.]*\).*/\1/
 [ -n "$level" ] || fail "no exposure level: $(tail -5 "$TMP/security.log")"
 awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }' || fail "exposure $level > 2.0"
 echo "ok - systemd-analyze security exposure $level <= 2.0"
+check_contains "docs/operations.md records the exposure" "overall exposure $level OK" "$(cat docs/operations.md)"
 
 # sd_notify
 SOCK=$TMP/notify.sock
