@@ -274,8 +274,9 @@ static void finish(struct slora_engine *e, struct seq *s, int err)
     free_seq(s);
 }
 
-/* After the step callback chose `tok` from the logits of position s->pos - 1:
- * count it and either keep decoding or finish. Returns true when finished. */
+/* After the step callback chose `tok` (position s->pos) from the logits of
+ * position s->pos - 1: count it and either keep decoding or finish. A token
+ * at the last context position is never fed. Returns true when finished. */
 static bool after_sample(struct slora_engine *e, struct seq *s, int tok, bool stop)
 {
     if (tok >= 0)
@@ -284,7 +285,7 @@ static bool after_sample(struct slora_engine *e, struct seq *s, int tok, bool st
         finish(e, s, 0);
         return true;
     }
-    if (s->pos >= e->model->cfg.seq_len) {
+    if (s->pos + 1 >= e->model->cfg.seq_len) {
         s->res.length = true;
         finish(e, s, 0);
         return true;
@@ -391,81 +392,97 @@ static void reap_canceled(struct slora_engine *e)
     e->n_active = kept;
 }
 
+/* Lock held: cancel what is still queued, admit waiting jobs round-robin
+ * into free batch slots. Base-model jobs are ready at once; adapter jobs
+ * are chained on *to_acquire (via q_next), canceled ones on *to_finish. */
+static void admit(struct slora_engine *e, struct seq **to_acquire, struct seq **to_finish)
+{
+    for (struct seq *s = e->seqs; s; s = s->next) {
+        if (e->stopping)
+            atomic_store(&s->canceled, true);
+        if (s->state == SEQ_WAITING && atomic_load(&s->canceled)) {
+            unqueue(s);
+            e->st.waiting--;
+            s->res.err = SLORA_ECANCELED;
+            s->q_next = *to_finish;
+            *to_finish = s;
+        }
+    }
+    for (int slots = e->cfg.max_batch - e->st.running; slots > 0; slots--) {
+        struct seq *s = pop_round_robin(e);
+        if (!s)
+            break;
+        s->state = SEQ_ACQUIRING;
+        s->admitted = true;
+        e->st.running++;
+        if (s->adapter_id) {
+            s->q_next = *to_acquire;
+            *to_acquire = s;
+        } else {
+            s->ws = &e->base;
+            s->weights_ready = true;
+        }
+    }
+}
+
+/* Lock held: sequences whose weights arrived become ACTIVE (with a KV
+ * cache) or, on error or cancel, are chained on *to_finish. */
+static void activate(struct slora_engine *e, struct seq **to_finish)
+{
+    for (struct seq *s = e->seqs; s; s = s->next) {
+        if (s->state != SEQ_ACQUIRING || !s->weights_ready)
+            continue;
+        s->state = SEQ_ACTIVE;
+        if (!s->res.err && atomic_load(&s->canceled))
+            s->res.err = SLORA_ECANCELED;
+        if (!s->res.err) {
+            if (s->handle)
+                s->ws = slora_cache_handle_weights(s->handle);
+            s->kv = slora_kv_new(e->model);
+            if (!s->kv)
+                s->res.err = SLORA_ENOMEM;
+        }
+        if (s->res.err) {
+            s->q_next = *to_finish;
+            *to_finish = s;
+        } else {
+            e->active[e->n_active++] = s;
+        }
+    }
+}
+
 static void *engine_thread(void *arg)
 {
     struct slora_engine *e = arg;
     pthread_mutex_lock(&e->lock);
     for (;;) {
-        struct seq *to_finish = NULL, *to_acquire = NULL;
-        bool work = false;
-        for (struct seq *s = e->seqs; s; s = s->next) {
-            if (e->stopping)
-                atomic_store(&s->canceled, true);
-            if (s->state == SEQ_WAITING && atomic_load(&s->canceled)) {
-                unqueue(s);
-                e->st.waiting--;
-                s->q_next = to_finish;
-                to_finish = s;
+        struct seq *to_acquire = NULL, *to_finish = NULL;
+        admit(e, &to_acquire, &to_finish);
+        if (to_acquire) {
+            /* A hit answers inline (on_weights takes the lock). */
+            pthread_mutex_unlock(&e->lock);
+            while (to_acquire) {
+                struct seq *s = to_acquire;
+                to_acquire = s->q_next;
+                int err = slora_cache_acquire(e->cache, s->adapter_id, s->version, s->adapter,
+                                              on_weights, s);
+                if (err)
+                    on_weights(s, NULL, err, slora_strerror(err));
             }
+            pthread_mutex_lock(&e->lock);
         }
-        int slots = e->cfg.max_batch - (int)e->st.running;
-        for (; slots > 0; slots--) {
-            struct seq *s = pop_round_robin(e);
-            if (!s)
-                break;
-            s->state = SEQ_ACQUIRING;
-            s->admitted = true;
-            e->st.running++;
-            if (s->adapter_id) {
-                s->q_next = to_acquire;
-                to_acquire = s;
-            } else {
-                s->ws = &e->base;
-                s->weights_ready = true;
-            }
-        }
-        for (struct seq *s = e->seqs; s; s = s->next) {
-            if (s->state != SEQ_ACQUIRING || !s->weights_ready)
-                continue;
-            if (s->res.err || atomic_load(&s->canceled)) {
-                s->state = SEQ_ACTIVE; /* leaves the acquiring set */
-                s->q_next = to_finish;
-                to_finish = s;
-                continue;
-            }
-            if (s->handle)
-                s->ws = slora_cache_handle_weights(s->handle);
-            s->kv = slora_kv_new(e->model);
-            s->state = SEQ_ACTIVE;
-            if (!s->kv) {
-                s->res.err = SLORA_ENOMEM;
-                s->q_next = to_finish;
-                to_finish = s;
-                continue;
-            }
-            e->active[e->n_active++] = s;
-        }
-        work = to_finish || to_acquire || e->n_active;
-        if (!work) {
+        activate(e, &to_finish);
+        if (!to_finish && !e->n_active) {
             if (e->stopping && !e->seqs)
                 break;
             pthread_cond_wait(&e->wake, &e->lock);
             continue;
         }
         pthread_mutex_unlock(&e->lock);
-
-        while (to_acquire) {
-            struct seq *s = to_acquire;
-            to_acquire = s->q_next;
-            int err = slora_cache_acquire(e->cache, s->adapter_id, s->version, s->adapter,
-                                          on_weights, s);
-            if (err)
-                on_weights(s, NULL, err, slora_strerror(err));
-        }
         while (to_finish) {
             struct seq *s = to_finish;
             to_finish = s->q_next;
-            finish(e, s, atomic_load(&s->canceled) && !s->res.err ? SLORA_ECANCELED : s->res.err);
+            finish(e, s, s->res.err);
         }
         reap_canceled(e);
         run_step(e);
