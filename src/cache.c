@@ -53,6 +53,8 @@ struct slora_cache {
     const struct slora_model *model;
     size_t budget;
     slora_cache_gen_fn gen;
+    slora_cache_current_fn is_current;
+    void *is_current_arg;
     pthread_mutex_t lock;
     pthread_cond_t work;
     struct slora_cache_handle *entries;
@@ -134,6 +136,36 @@ static void enforce_budget(struct slora_cache *c, struct slora_cache_handle **dr
         c->st.evictions++;
         victim->next = *dropped;
         *dropped = victim;
+    }
+}
+
+/* Mark e stale (never served again); unlink it onto *dropped when unused. */
+static void retire_entry(struct slora_cache *c, struct slora_cache_handle *e,
+                         struct slora_cache_handle **dropped)
+{
+    e->stale = true;
+    if (e->pinned) {
+        e->pinned = false;
+        c->st.pinned_bytes -= e->bytes;
+    }
+    if (!e->refs) {
+        unlink_entry(c, e);
+        e->next = *dropped;
+        *dropped = e;
+    }
+}
+
+/* Retire every entry whose version the registry no longer knows. */
+static void sweep_unregistered(struct slora_cache *c, struct slora_cache_handle **dropped)
+{
+    if (!c->is_current)
+        return;
+    struct slora_cache_handle *e = c->entries;
+    while (e) {
+        struct slora_cache_handle *next = e->next;
+        if (!e->stale && !c->is_current(c->is_current_arg, e->id, e->version))
+            retire_entry(c, e, dropped);
+        e = next;
     }
 }
 
@@ -235,6 +267,8 @@ struct slora_cache *slora_cache_new(const struct slora_model *m,
     c->model = m;
     c->budget = cfg && cfg->budget_bytes ? cfg->budget_bytes : SLORA_CACHE_DEFAULT_BYTES;
     c->gen = cfg && cfg->gen ? cfg->gen : slora_superlora_generate;
+    c->is_current = cfg ? cfg->is_current : NULL;
+    c->is_current_arg = cfg ? cfg->is_current_arg : NULL;
     c->n_threads = cfg && cfg->gen_threads > 0 ? cfg->gen_threads : 1;
     c->st.budget_bytes = c->budget;
     pthread_mutex_init(&c->lock, NULL);
@@ -300,7 +334,9 @@ int slora_cache_acquire(struct slora_cache *c, const char *id, const char *versi
     w->arg = arg;
     w->next = NULL;
 
+    struct slora_cache_handle *dropped = NULL;
     pthread_mutex_lock(&c->lock);
+    sweep_unregistered(c, &dropped);
     struct slora_cache_handle *e = find(c, id, version);
     if (e) {
         c->st.hits++;
@@ -309,12 +345,14 @@ int slora_cache_acquire(struct slora_cache *c, const char *id, const char *versi
             e->last_use = ++c->tick;
             pthread_mutex_unlock(&c->lock);
             free(w);
+            free_dropped(dropped);
             cb(arg, e, 0, "");
             return 0;
         }
         w->next = e->waiters;
         e->waiters = w;
         pthread_mutex_unlock(&c->lock);
+        free_dropped(dropped);
         return 0;
     }
 
@@ -339,7 +377,6 @@ int slora_cache_acquire(struct slora_cache *c, const char *id, const char *versi
     else
         c->queue_head = e;
     c->queue_tail = e;
-    struct slora_cache_handle *dropped = NULL;
     enforce_budget(c, &dropped);
     pthread_cond_signal(&c->work);
     pthread_mutex_unlock(&c->lock);
@@ -348,6 +385,7 @@ int slora_cache_acquire(struct slora_cache *c, const char *id, const char *versi
 
 err_unlock:
     pthread_mutex_unlock(&c->lock);
+    free_dropped(dropped);
     if (e)
         free(e->id);
     free(e);
@@ -418,6 +456,8 @@ void slora_cache_release(struct slora_cache *c, struct slora_cache_handle *h)
             unlink_entry(c, h);
             dropped = h;
             h->next = NULL;
+        } else if (c->is_current && !c->is_current(c->is_current_arg, h->id, h->version)) {
+            retire_entry(c, h, &dropped);
         } else if (h->bytes > c->budget && !h->pinned) {
             unlink_entry(c, h);
             c->st.evictions++;
@@ -546,18 +586,8 @@ int slora_cache_retire(struct slora_cache *c, const char *id, const char *versio
     struct slora_cache_handle *e = c->entries;
     while (e) {
         struct slora_cache_handle *next = e->next;
-        if (!strcmp(e->id, id) && (!a || strcmp(e->version, version))) {
-            e->stale = true;
-            if (e->pinned) {
-                e->pinned = false;
-                c->st.pinned_bytes -= e->bytes;
-            }
-            if (!e->refs) {
-                unlink_entry(c, e);
-                e->next = dropped;
-                dropped = e;
-            }
-        }
+        if (!strcmp(e->id, id) && (!a || strcmp(e->version, version)))
+            retire_entry(c, e, &dropped);
         e = next;
     }
     bool pinned = *find_pin(c, id) != NULL;

@@ -337,6 +337,38 @@ START_TEST(retire)
 }
 END_TEST
 
+/* A one-adapter "registry": t/a is at version current_a. */
+static const char *current_a = "1";
+
+static bool is_current(void *arg, const char *id, const char *version)
+{
+    (void)arg;
+    return strcmp(id, "t/a") || !strcmp(version, current_a);
+}
+
+START_TEST(unregistered_swept)
+{
+    struct slora_cache_config cfg = {.gen = fake_gen, .is_current = is_current};
+    struct slora_cache *c = slora_cache_new(model, &cfg);
+    ck_assert_ptr_nonnull(c);
+    struct fake a, b;
+    fake_init(&a, 1, 1), fake_init(&b, 1, 2);
+    current_a = "1";
+    use(c, "t/a", "1", &a);
+    struct slora_cache_handle *h = get(c, "t/a", "1", &a);
+    current_a = "2"; /* replaced without telling the cache */
+    use(c, "t/b", "1", &b);
+    expect(c, 1, 2, 0, 2); /* t/a@1 still in use */
+    slora_cache_release(c, h);
+    expect(c, 1, 2, 0, 1); /* freed by its last release */
+    use(c, "t/a", "2", &a);
+    current_a = "3";
+    use(c, "t/b", "1", &b); /* the next acquire sweeps t/a@2 */
+    expect(c, 2, 3, 0, 1);
+    slora_cache_free(c);
+}
+END_TEST
+
 START_TEST(gen_failure)
 {
     struct slora_cache *c = new_cache(0);
@@ -379,6 +411,7 @@ Suite *slora_cache_suite(void)
     tcase_add_test(tc, oversize);
     tcase_add_test(tc, single_flight);
     tcase_add_test(tc, retire);
+    tcase_add_test(tc, unregistered_swept);
     tcase_add_test(tc, gen_failure);
     suite_add_tcase(s, tc);
     return s;

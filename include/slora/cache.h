@@ -41,6 +41,7 @@
 #include <slora/model.h>
 #include <slora/weights.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,10 +54,20 @@
 typedef int (*slora_cache_gen_fn)(const struct slora_adapter *a, float *out, int n_threads,
                                   char *diag, size_t diag_len);
 
+/* Is `version` still the registered version of id? (The registry answers;
+ * called with the cache lock held, so it must not call into the cache.) */
+typedef bool (*slora_cache_current_fn)(void *arg, const char *id, const char *version);
+
 struct slora_cache_config {
     size_t budget_bytes;    /* 0 = SLORA_CACHE_DEFAULT_BYTES */
     int gen_threads;        /* cache worker threads; 0 = 1 */
     slora_cache_gen_fn gen; /* NULL = slora_superlora_generate */
+    /* Optional: each acquire then retires entries whose version is no
+     * longer current, and each last release checks its entry, so versions
+     * replaced or deleted behind the cache's back are freed once unused
+     * even when nobody calls slora_cache_retire. */
+    slora_cache_current_fn is_current;
+    void *is_current_arg;
 };
 
 struct slora_cache;
