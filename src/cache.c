@@ -192,14 +192,11 @@ static int build_entry(struct slora_cache *c, struct slora_cache_handle *e, char
     int err = c->gen(a, e->merged, 1, diag, diag_len);
     if (err)
         return err;
-    for (int j = 0; j < a->n_targets; j++) {
-        const struct slora_target *t = &a->targets[j];
-        float *w = e->merged + t->offset;
-        slora_superlora_merge(slora_model_matrix(c->model, t->layer, t->module), w, w,
-                              (size_t)(t->rows * t->cols));
-        slora_weights_set(&e->ws, t->layer, t->module, w);
-    }
-    return 0;
+    /* In place: merge reads dW[i] before writing W'[i], element by element. */
+    err = slora_superlora_apply(a, c->model, e->merged, e->merged, &e->ws);
+    if (err)
+        snprintf(diag, diag_len, "adapter %s was made for another base model shape", e->id);
+    return err;
 }
 
 static void *gen_thread(void *arg)

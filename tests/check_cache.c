@@ -62,6 +62,7 @@ static void fake_init(struct fake *f, int n_layers, float alpha)
 {
     memset(f, 0, sizeof(*f));
     f->a.refcount = 1;
+    f->a.cfg.base = model->cfg.shape;
     f->a.cfg.alpha = alpha;
     f->a.n_targets = n_layers;
     f->a.targets = f->t;

@@ -50,6 +50,7 @@ static void fake_init(struct fake *f, int i, float alpha)
 {
     memset(f, 0, sizeof(*f));
     f->a.refcount = 1;
+    f->a.cfg.base = model->cfg.shape;
     f->a.cfg.alpha = alpha;
     snprintf(f->id, sizeof(f->id), "t%d/a", i);
     int n_layers = model->cfg.shape.n_layers;
