@@ -99,7 +99,8 @@ check-asan:
 
 bench: deps model all
 	@mkdir -p bench/results
-	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) bash $$b || exit 1; done
+	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$b || exit 1; done
+	$(PYTHON) bench/report.py
 
 install: all
 	install -D -m 0755 $(BUILD)/slorad $(DESTDIR)$(PREFIX)/bin/slorad
