@@ -86,6 +86,11 @@ models/stories260K.bin models/tok512.bin:
 
 model: models/stories260K.bin models/tok512.bin
 
+# Our own conversion (llama.cpp's lives in $(SHARED)/models; tests compare both).
+models/stories260K.gguf: models/stories260K.bin models/tok512.bin $(BUILD)/slorad
+	$(BUILD)/slorad convert --model models/stories260K.bin --tokenizer models/tok512.bin -o $@
+model: models/stories260K.gguf
+
 run: deps model all
 	$(BUILD)/slorad generate --model models/stories260K.bin --tokenizer models/tok512.bin --temperature 0 -n 64 --prompt "Once upon a time"
 

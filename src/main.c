@@ -15,6 +15,7 @@ static const struct command commands[] = {
     {"generate", slora_cmd_generate, "generate text from a prompt"},
     {"gen-model", slora_cmd_gen_model, "write a deterministic random model"},
     {"convert", slora_cmd_convert, "convert a llama2.c model to GGUF"},
+    {"logits", slora_cmd_logits, "print the base model's logits for tokens as JSON"},
 };
 
 static void usage(FILE *f)
