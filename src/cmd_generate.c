@@ -7,6 +7,7 @@
  * decode row per step.
  */
 #include <slora/cli.h>
+#include <slora/cliarg.h>
 #include <slora/error.h>
 #include <slora/forward.h>
 #include <slora/generate.h>
@@ -59,17 +60,6 @@ struct options {
     int n_stop;
 };
 
-static bool parse_int(const char *s, int lo, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > INT_MAX)
-        return false;
-    *out = (int)v;
-    return true;
-}
-
 static bool parse_float(const char *s, float lo, float hi, float *out)
 {
     char *end;
@@ -120,6 +110,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     int c;
     while ((c = getopt_long(argc, argv, ":n:h", longopts, NULL)) != -1) {
         bool ok = true;
+        long long v = 0;
         switch (c) {
         case OPT_MODEL:
             o->model = optarg;
@@ -131,7 +122,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->prompt = optarg;
             break;
         case 'n':
-            ok = parse_int(optarg, 0, &o->max_tokens);
+            ok = slora_cliarg_int(optarg, 0, INT_MAX, &v);
+            o->max_tokens = (int)v;
             break;
         case OPT_TEMP:
             ok = parse_float(optarg, 0.0f, INFINITY, &o->sampler.temperature) &&
@@ -141,7 +133,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             ok = parse_float(optarg, 0.0f, 1.0f, &o->sampler.top_p) && o->sampler.top_p > 0.0f;
             break;
         case OPT_TOP_K:
-            ok = parse_int(optarg, 0, &o->sampler.top_k);
+            ok = slora_cliarg_int(optarg, 0, INT_MAX, &v);
+            o->sampler.top_k = (int)v;
             break;
         case OPT_SEED:
             ok = parse_u64(optarg, &o->sampler.seed);

@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
-
 struct slora_gen {
     const struct slora_tokenizer *tok; /* borrowed */
     struct slora_sampler *sampler;
@@ -126,68 +124,15 @@ void slora_gen_free(struct slora_gen *g)
     free(g);
 }
 
-/* The character at s[0..n): > 0 its length when well-formed, 0 when s is a
- * well-formed but incomplete prefix, -k when ill-formed with a maximal
- * subpart of k bytes (Unicode 3.9, table 3-7). */
-static int utf8_char(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    int need;
-    if (c < 0x80)
-        return 1;
-    if (c < 0xC2)
-        return -1;
-    if (c < 0xE0) {
-        need = 2;
-    } else if (c < 0xF0) {
-        need = 3;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c < 0xF5) {
-        need = 4;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else {
-        return -1;
-    }
-    for (int i = 1; i < need; i++) {
-        if ((size_t)i >= n)
-            return 0;
-        if (s[i] < lo || s[i] > hi)
-            return -i;
-        lo = 0x80;
-        hi = 0xBF;
-    }
-    return need;
-}
-
-static void held_append(struct slora_gen *g, const void *s, size_t n)
-{
-    memcpy(g->held + g->held_len, s, n);
-    g->held_len += n;
-}
-
 /* Move the complete characters of tail + piece into held. */
 static void feed_bytes(struct slora_gen *g, const char *piece, size_t n)
 {
     memcpy(g->raw + g->tail_len, piece, n);
-    size_t len = g->tail_len + n, pos = 0;
-    g->tail_len = 0;
-    while (pos < len) {
-        int r = utf8_char(g->raw + pos, len - pos);
-        if (r == 0) {
-            g->tail_len = len - pos;
-            memmove(g->raw, g->raw + pos, g->tail_len);
-            return;
-        }
-        if (r > 0) {
-            held_append(g, g->raw + pos, (size_t)r);
-            pos += (size_t)r;
-        } else {
-            held_append(g, replacement, 3);
-            pos += (size_t)-r;
-        }
-    }
+    size_t len = g->tail_len + n, used;
+    g->held_len += slora_tokenizer_utf8_clean((const char *)g->raw, len, false,
+                                              g->held + g->held_len, &used);
+    g->tail_len = len - used;
+    memmove(g->raw, g->raw + used, g->tail_len);
 }
 
 /* Cut held at the earliest stop string; true when one was found. */
@@ -234,10 +179,10 @@ static void emit_held(struct slora_gen *g, size_t n, struct slora_gen_step *step
 
 static void finish(struct slora_gen *g, enum slora_finish reason, struct slora_gen_step *step)
 {
-    if (g->tail_len) {
-        held_append(g, replacement, 3);
-        g->tail_len = 0;
-    }
+    size_t used;
+    g->held_len += slora_tokenizer_utf8_clean((const char *)g->raw, g->tail_len, true,
+                                              g->held + g->held_len, &used);
+    g->tail_len = 0;
     g->finish = cut_at_stop(g) ? SLORA_FINISH_STOP : reason;
     emit_held(g, g->held_len, step);
 }

@@ -44,6 +44,19 @@ int slora_tokenizer_encode(const struct slora_tokenizer *t, const char *text, bo
  * *len. Never NULL for a valid id; returns "" for invalid ids. */
 const char *slora_tokenizer_decode(const struct slora_tokenizer *t, int prev, int token,
                                    size_t *len);
+/* Text of ids[0..n) as generation renders it: each piece decoded after its
+ * predecessor (ids[0] after prev; pass -1 for none), BOS and EOS not
+ * rendered, ill-formed UTF-8 cleaned as slora_tokenizer_utf8_clean(final).
+ * Returns a new NUL-terminated string (caller frees; *len excludes the NUL)
+ * or NULL on ENOMEM. Invalid ids render as "". */
+char *slora_tokenizer_detokenize(const struct slora_tokenizer *t, int prev, const int *ids, int n,
+                                 size_t *len);
+/* Copy s[0..n) to out as well-formed UTF-8: each ill-formed sequence (a
+ * maximal subpart, Unicode 3.9 table 3-7) becomes U+FFFD. An incomplete
+ * character at the end is left unconsumed, or with `final` replaced by one
+ * U+FFFD. out needs 3 * n bytes. Returns the bytes written; *used = bytes
+ * of s consumed. */
+size_t slora_tokenizer_utf8_clean(const char *s, size_t n, bool final, char *out, size_t *used);
 /* Raw piece (llama2.c form, NUL-terminated) and score, for writing a GGUF
  * vocabulary; "" / 0 for invalid ids. */
 const char *slora_tokenizer_piece(const struct slora_tokenizer *t, int id, size_t *len);
