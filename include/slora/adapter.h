@@ -82,6 +82,7 @@ struct slora_adapter_limits {
     int64_t max_total;    /* max N; default 1 << 31 */
     int64_t max_fastfood; /* max L; default 1 << 28 */
     int64_t max_core;     /* max core elements; default 1 << 24 */
+    int64_t max_groups;   /* max G (each group costs sizeof(struct slora_group)); default 4096 */
 };
 void slora_adapter_limits_default(struct slora_adapter_limits *lim);
 
