@@ -16,6 +16,7 @@ static const struct command commands[] = {
     {"gen-model", slora_cmd_gen_model, "write a deterministic random model"},
     {"convert", slora_cmd_convert, "convert a llama2.c model to GGUF"},
     {"logits", slora_cmd_logits, "print the base model's logits for tokens as JSON"},
+    {"hash-key", slora_cmd_hash_key, "print the sha256 of an API key read on stdin"},
 };
 
 static void usage(FILE *f)
