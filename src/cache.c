@@ -178,6 +178,42 @@ static void free_dropped(struct slora_cache_handle *dropped)
     }
 }
 
+/* Pinned bytes if id's pinned entries were replaced by `bytes`. */
+static size_t pinned_after(struct slora_cache *c, const char *id, size_t bytes)
+{
+    size_t total = c->st.pinned_bytes + bytes;
+    for (struct slora_cache_handle *e = c->entries; e; e = e->next)
+        if (e->pinned && !strcmp(e->id, id))
+            total -= e->bytes;
+    return total;
+}
+
+/* Clear the pinned flag of id's entries (all, or all but `keep`). */
+static void unpin_entries(struct slora_cache *c, const char *id,
+                          const struct slora_cache_handle *keep)
+{
+    for (struct slora_cache_handle *e = c->entries; e; e = e->next)
+        if (e->pinned && e != keep && !strcmp(e->id, id)) {
+            e->pinned = false;
+            c->st.pinned_bytes -= e->bytes;
+        }
+}
+
+/* A new version of a pinned id inherits the pin when it fits. Lock held. */
+static void carry_pin(struct slora_cache *c, struct slora_cache_handle *e)
+{
+    if (e->stale || !*find_pin(c, e->id))
+        return;
+    if (pinned_after(c, e->id, e->bytes) > c->budget) {
+        slora_warn("cache: pin of %s not carried over to version %s: %zu bytes do not fit", e->id,
+                   e->version, e->bytes);
+        return;
+    }
+    unpin_entries(c, e->id, e);
+    e->pinned = true;
+    c->st.pinned_bytes += e->bytes;
+}
+
 /* Expand the adapter into e->merged and point the weight set at it:
  * W' = W + dW, merged in place over dW so only one copy is ever held. */
 static int build_entry(struct slora_cache *c, struct slora_cache_handle *e, char *diag,
@@ -237,6 +273,7 @@ static void *gen_thread(void *arg)
             c->st.gen_seconds_sum += dt;
             e->ready = true;
             e->last_use = ++c->tick;
+            carry_pin(c, e);
         }
         pthread_mutex_unlock(&c->lock);
 
@@ -478,16 +515,6 @@ int slora_cache_warm(struct slora_cache *c, const char *id, const char *version,
     return 0;
 }
 
-/* Pinned bytes if id's pinned entries were replaced by `bytes`. */
-static size_t pinned_after(struct slora_cache *c, const char *id, size_t bytes)
-{
-    size_t total = c->st.pinned_bytes + bytes;
-    for (struct slora_cache_handle *e = c->entries; e; e = e->next)
-        if (e->pinned && !strcmp(e->id, id))
-            total -= e->bytes;
-    return total;
-}
-
 bool slora_cache_pin_fits(struct slora_cache *c, const char *id, size_t bytes)
 {
     pthread_mutex_lock(&c->lock);
@@ -502,17 +529,6 @@ bool slora_cache_is_pinned(struct slora_cache *c, const char *id)
     bool pinned = *find_pin(c, id) != NULL;
     pthread_mutex_unlock(&c->lock);
     return pinned;
-}
-
-/* Clear the pinned flag of id's entries (all, or all but `keep`). */
-static void unpin_entries(struct slora_cache *c, const char *id,
-                          const struct slora_cache_handle *keep)
-{
-    for (struct slora_cache_handle *e = c->entries; e; e = e->next)
-        if (e->pinned && e != keep && !strcmp(e->id, id)) {
-            e->pinned = false;
-            c->st.pinned_bytes -= e->bytes;
-        }
 }
 
 int slora_cache_pin(struct slora_cache *c, const char *id, const char *version,

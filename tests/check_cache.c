@@ -233,6 +233,17 @@ START_TEST(pins)
     slora_cache_stats(c, &after);
     ck_assert_uint_eq(after.misses, misses);
 
+    /* A version nobody retired explicitly inherits the pin when generated. */
+    use(c, "t/a", "3", &a);
+    use(c, "t/b", "1", &b);
+    use(c, "t/d", "1", &d);
+    slora_cache_stats(c, &after);
+    ck_assert_uint_eq(after.pinned_bytes, MAT_BYTES);
+    misses = after.misses;
+    use(c, "t/a", "3", &a);
+    slora_cache_stats(c, &after);
+    ck_assert_uint_eq(after.misses, misses);
+
     slora_cache_unpin(c, "t/a");
     ck_assert(!slora_cache_is_pinned(c, "t/a"));
     slora_cache_stats(c, &after);
