@@ -5,13 +5,13 @@
  * docs/configuration.md all follow it. Tenants and the admin key are
  * parsed separately because they have structure.
  */
+#include <slora/auth.h>
 #include <slora/config.h>
 #include <slora/error.h>
 #include <slora/log.h>
 
 #include <jansson.h>
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -114,17 +114,6 @@ static int check_int(const struct key *k, int64_t v, char *diag, size_t diag_len
     return 0;
 }
 
-static void free_tenants(struct slora_config *c)
-{
-    for (int i = 0; i < c->n_tenants; i++) {
-        free(c->tenants[i].name);
-        free(c->tenants[i].keys);
-    }
-    free(c->tenants);
-    c->tenants = NULL;
-    c->n_tenants = 0;
-}
-
 void slora_config_free(struct slora_config *c)
 {
     if (!c)
@@ -133,7 +122,7 @@ void slora_config_free(struct slora_config *c)
         if (keys[i].type == KEY_STRING)
             free(*str_at(c, &keys[i]));
     free(c->config_path);
-    free_tenants(c);
+    slora_auth_unref(c->auth);
     free(c);
 }
 
@@ -142,6 +131,10 @@ struct slora_config *slora_config_new_defaults(void)
     struct slora_config *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    if (!(c->auth = slora_auth_new())) {
+        free(c);
+        return NULL;
+    }
     for (size_t i = 0; i < N_KEYS; i++) {
         const struct key *k = &keys[i];
         if (k->type == KEY_STRING && set_string(c, k, k->def_str)) {
@@ -156,150 +149,121 @@ struct slora_config *slora_config_new_defaults(void)
     return c;
 }
 
-bool slora_config_name_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 64)
-        return false;
-    if (!(islower((unsigned char)s[0]) || isdigit((unsigned char)s[0])))
-        return false;
-    for (size_t i = 1; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (!(islower(ch) || isdigit(ch) || ch == '.' || ch == '_' || ch == '-'))
-            return false;
-    }
-    return true;
-}
-
-static int parse_hex_key(const char *hex, uint8_t out[SLORA_KEY_SHA256_LEN])
-{
-    if (strlen(hex) != 2 * SLORA_KEY_SHA256_LEN)
-        return SLORA_EINVAL;
-    for (int i = 0; i < SLORA_KEY_SHA256_LEN; i++) {
-        int v = 0;
-        for (int j = 0; j < 2; j++) {
-            char ch = (char)tolower((unsigned char)hex[2 * i + j]);
-            int d = isdigit((unsigned char)ch) ? ch - '0' : (ch >= 'a' && ch <= 'f') ? ch - 'a' + 10 : -1;
-            if (d < 0)
-                return SLORA_EINVAL;
-            v = v * 16 + d;
-        }
-        out[i] = (uint8_t)v;
-    }
-    return 0;
-}
-
-static int parse_tenant_keys(struct slora_tenant_config *t, json_t *v, const char *where,
-                             char *diag, size_t diag_len)
-{
-    size_t n = json_is_array(v) ? json_array_size(v) : 1;
-    if (!json_is_array(v) && !json_is_string(v))
-        return diagf(diag, diag_len, SLORA_EINVAL,
-                     "config key '%s.key_sha256': expected a hex string or an array of them",
-                     where);
-    if (n == 0)
-        return diagf(diag, diag_len, SLORA_EINVAL, "config key '%s.key_sha256': empty array",
-                     where);
-    t->keys = calloc(n, sizeof(*t->keys));
-    if (!t->keys)
-        return SLORA_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
-        if (!json_is_string(e) || parse_hex_key(json_string_value(e), t->keys[i]))
-            return diagf(diag, diag_len, SLORA_EINVAL,
-                         "config key '%s.key_sha256': expected 64 hex digits (sha256 of the key)",
-                         where);
-        t->n_keys++;
-    }
-    return 0;
-}
-
-static int parse_limit(json_t *v, const char *where, const char *key, int64_t *out, char *diag,
+/* "tenants[i].key_sha256": one hex string or an array of them. */
+static int tenant_keys(json_t *v, const char *where, const char ***out, int *n, char *diag,
                        size_t diag_len)
+{
+    size_t count = json_is_array(v) ? json_array_size(v) : 1;
+    if ((!json_is_array(v) && !json_is_string(v)) || count == 0 || count > 1024)
+        return diagf(diag, diag_len, SLORA_EINVAL,
+                     "config key '%s.key_sha256': expected a hex string or a non-empty array of "
+                     "them",
+                     where);
+    const char **keys = calloc(count, sizeof(*keys));
+    if (!keys)
+        return SLORA_ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+        if (!json_is_string(e)) {
+            free(keys);
+            return diagf(diag, diag_len, SLORA_EINVAL,
+                         "config key '%s.key_sha256[%zu]': expected a string", where, i);
+        }
+        keys[i] = json_string_value(e);
+    }
+    *out = keys;
+    *n = (int)count;
+    return 0;
+}
+
+static int tenant_limit(json_t *v, const char *where, const char *key, int64_t *out, char *diag,
+                        size_t diag_len)
 {
     if (!json_is_integer(v) || json_integer_value(v) < 0)
         return diagf(diag, diag_len, SLORA_ERANGE,
-                     "config key '%s.%s': expected an integer in [0, %" PRId64 "] (0 = unlimited)",
-                     where, key, (int64_t)INT64_MAX);
+                     "config key '%s.%s': expected an integer in [0, %" PRId64 "]", where, key,
+                     (int64_t)INT64_MAX);
     *out = json_integer_value(v);
     return 0;
 }
 
-static int parse_tenant(struct slora_tenant_config *t, json_t *obj, size_t index, char *diag,
+static int parse_tenant(struct slora_config *c, json_t *obj, size_t index, char *diag,
                         size_t diag_len)
 {
     char where[48];
     snprintf(where, sizeof(where), "tenants[%zu]", index);
     if (!json_is_object(obj))
         return diagf(diag, diag_len, SLORA_EINVAL, "config key '%s': expected an object", where);
+    const char *name = NULL;
+    const char **keys = NULL;
+    int n_keys = 0;
+    struct slora_quota quota = {-1, -1}; /* absent: unlimited */
     const char *key;
     json_t *v;
+    int err = 0;
     json_object_foreach(obj, key, v)
     {
-        int err = 0;
-        if (!strcmp(key, "name")) {
-            if (!json_is_string(v) || !slora_config_name_valid(json_string_value(v)))
-                return diagf(diag, diag_len, SLORA_EINVAL,
-                             "config key '%s.name': expected a name matching "
-                             "[a-z0-9][a-z0-9._-]{0,63}",
-                             where);
-            t->name = strdup(json_string_value(v));
-            if (!t->name)
-                return SLORA_ENOMEM;
-        } else if (!strcmp(key, "key_sha256")) {
-            err = parse_tenant_keys(t, v, where, diag, diag_len);
-        } else if (!strcmp(key, "max_adapters")) {
-            err = parse_limit(v, where, key, &t->max_adapters, diag, diag_len);
-        } else if (!strcmp(key, "max_bytes")) {
-            err = parse_limit(v, where, key, &t->max_bytes, diag, diag_len);
-        } else {
-            return diagf(diag, diag_len, SLORA_EINVAL,
-                         "config key '%s.%s' is unknown (accepted: name, key_sha256, "
-                         "max_adapters, max_bytes)",
-                         where, key);
-        }
+        if (!strcmp(key, "name") && json_is_string(v))
+            name = json_string_value(v);
+        else if (!strcmp(key, "name"))
+            err = diagf(diag, diag_len, SLORA_EINVAL, "config key '%s.name': expected a string",
+                        where);
+        else if (!strcmp(key, "key_sha256") && !keys)
+            err = tenant_keys(v, where, &keys, &n_keys, diag, diag_len);
+        else if (!strcmp(key, "max_adapters"))
+            err = tenant_limit(v, where, key, &quota.max_adapters, diag, diag_len);
+        else if (!strcmp(key, "max_bytes"))
+            err = tenant_limit(v, where, key, &quota.max_bytes, diag, diag_len);
+        else
+            err = diagf(diag, diag_len, SLORA_EINVAL,
+                        "config key '%s.%s' is unknown (accepted: name, key_sha256, "
+                        "max_adapters, max_bytes)",
+                        where, key);
         if (err)
-            return err;
+            goto out_free_keys;
     }
-    if (!t->name || !t->n_keys)
-        return diagf(diag, diag_len, SLORA_EINVAL, "config key '%s': needs name and key_sha256",
-                     where);
-    return 0;
+    if (!name || !keys) {
+        err = diagf(diag, diag_len, SLORA_EINVAL, "config key '%s': needs name and key_sha256",
+                    where);
+        goto out_free_keys;
+    }
+    char inner[256];
+    err = slora_auth_add_tenant(c->auth, name, keys, n_keys, &quota, inner, sizeof(inner));
+    if (err)
+        diagf(diag, diag_len, err, "config key '%s': %s", where, inner);
+out_free_keys:
+    free(keys);
+    return err;
 }
 
 static int parse_tenants(struct slora_config *c, json_t *arr, char *diag, size_t diag_len)
 {
     if (!json_is_array(arr))
         return diagf(diag, diag_len, SLORA_EINVAL, "config key 'tenants': expected an array");
-    free_tenants(c);
-    size_t n = json_array_size(arr);
-    if (n > 100000)
-        return diagf(diag, diag_len, SLORA_ERANGE,
-                     "config key 'tenants': %zu tenants, at most 100000", n);
-    c->tenants = calloc(n ? n : 1, sizeof(*c->tenants));
-    if (!c->tenants)
-        return SLORA_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        c->n_tenants++;
-        int err = parse_tenant(&c->tenants[i], json_array_get(arr, i), i, diag, diag_len);
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        int err = parse_tenant(c, v, i, diag, diag_len);
         if (err)
             return err;
-        for (size_t j = 0; j < i; j++) {
-            if (!strcmp(c->tenants[j].name, c->tenants[i].name))
-                return diagf(diag, diag_len, SLORA_EINVAL,
-                             "config key 'tenants[%zu].name': '%s' is listed twice", i,
-                             c->tenants[i].name);
-            for (int a = 0; a < c->tenants[i].n_keys; a++)
-                for (int b = 0; b < c->tenants[j].n_keys; b++)
-                    if (!memcmp(c->tenants[i].keys[a], c->tenants[j].keys[b],
-                                SLORA_KEY_SHA256_LEN))
-                        return diagf(diag, diag_len, SLORA_EINVAL,
-                                     "config key 'tenants[%zu].key_sha256': key already belongs "
-                                     "to tenant '%s'",
-                                     i, c->tenants[j].name);
-        }
+        c->n_tenants++;
     }
     return 0;
+}
+
+static int parse_admin_key(struct slora_config *c, json_t *v, char *diag, size_t diag_len)
+{
+    if (json_is_null(v) || (json_is_string(v) && !json_string_length(v)))
+        return 0;
+    if (!json_is_string(v))
+        return diagf(diag, diag_len, SLORA_EINVAL,
+                     "config key 'admin_key_sha256': expected 64 hex digits or \"\"");
+    char inner[256];
+    int err = slora_auth_add_admin_key(c->auth, json_string_value(v), inner, sizeof(inner));
+    if (err)
+        diagf(diag, diag_len, err, "config key 'admin_key_sha256': %s", inner);
+    return err;
 }
 
 static const struct key *find_key(const char *name)
@@ -361,14 +325,7 @@ int slora_config_apply_json(struct slora_config *c, const char *text, size_t len
         } else if (!strcmp(name, "tenants")) {
             err = parse_tenants(c, v, diag, diag_len);
         } else if (!strcmp(name, "admin_key_sha256")) {
-            c->has_admin_key = false;
-            if (json_is_null(v) || (json_is_string(v) && !json_string_length(v)))
-                continue;
-            if (!json_is_string(v) || parse_hex_key(json_string_value(v), c->admin_key))
-                err = diagf(diag, diag_len, SLORA_EINVAL,
-                            "config key 'admin_key_sha256': expected 64 hex digits or \"\"");
-            else
-                c->has_admin_key = true;
+            err = parse_admin_key(c, v, diag, diag_len);
         } else {
             err = diagf(diag, diag_len, SLORA_EINVAL, "config key '%s' is unknown", name);
         }
@@ -461,7 +418,7 @@ bool slora_config_host_is_loopback(const char *host)
 
 bool slora_config_auth_enabled(const struct slora_config *c)
 {
-    return c->has_admin_key || c->n_tenants > 0;
+    return slora_auth_is_enabled(c->auth);
 }
 
 const char *slora_config_key_name(size_t i)

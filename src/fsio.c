@@ -378,14 +378,11 @@ static int split_path(const char *path, char *dir, char *base)
  * directory is failing already. */
 static void rollback(const char *path, const char *dir, const char *bak)
 {
+    char diag[256];
     if (bak ? rename(bak, path) < 0 : unlink(path) < 0)
         slora_error("rollback of %s failed: %s", path, strerror(errno));
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    if (fsync(fd) < 0)
-        slora_warn("fsync %s after rollback of %s: %s", dir, path, strerror(errno));
-    close(fd);
+    else if (slora_fsio_fsync_dir(dir, diag, sizeof(diag)) < 0)
+        slora_warn("rollback of %s: %s", path, diag);
 }
 
 int slora_fsio_write_file(const char *path, const void *buf, size_t len, char *diag,

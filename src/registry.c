@@ -45,6 +45,7 @@ struct usage {
     int64_t bytes;          /* their file bytes */
     int64_t reserved_count; /* new names in flight */
     int64_t reserved_bytes; /* byte growth of PUTs between run and commit */
+    bool dir_durable;       /* state_dir/adapters/{tenant} is known to be synced */
 };
 
 struct slora_registry {
@@ -419,6 +420,8 @@ int slora_registry_new(const struct slora_registry_options *opt, struct slora_re
         rc = slora_fsio_mkdir(r->state_dir, diag, diag_len);
         if (rc == 0)
             rc = slora_fsio_mkdir(r->adapters_dir, diag, diag_len);
+        if (rc == 0)
+            rc = slora_fsio_fsync_dir(r->state_dir, diag, diag_len);
         if (rc < 0)
             goto err_free_registry;
     }
@@ -697,18 +700,28 @@ err_free_op:
     return rc;
 }
 
-/* Create the tenant directory durably (its entry in adapters/ is synced). */
-static int ensure_tenant_dir(const struct slora_registry *r, const char *tenant, char *diag,
+/* Create the tenant directory durably: its entry in adapters/ is synced
+ * once per process (also when it already existed, as a crash may have left
+ * it unsynced). */
+static int ensure_tenant_dir(struct slora_registry *r, const char *tenant, char *diag,
                              size_t diag_len)
 {
+    pthread_mutex_lock(&r->lock);
+    bool durable = usage_of(r, tenant, false)->dir_durable;
+    pthread_mutex_unlock(&r->lock);
+    if (durable)
+        return 0;
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s/%s", r->adapters_dir, tenant);
-    if (access(dir, F_OK) == 0)
-        return 0;
-    int rc = slora_fsio_mkdir(dir, diag, diag_len);
+    int rc = access(dir, F_OK) == 0 ? 0 : slora_fsio_mkdir(dir, diag, diag_len);
+    if (rc == 0)
+        rc = slora_fsio_fsync_dir(r->adapters_dir, diag, diag_len);
     if (rc < 0)
         return rc;
-    return slora_fsio_fsync_dir(r->adapters_dir, diag, diag_len);
+    pthread_mutex_lock(&r->lock);
+    usage_of(r, tenant, false)->dir_durable = true;
+    pthread_mutex_unlock(&r->lock);
+    return 0;
 }
 
 static int run_put(struct slora_registry_op *op, const void *buf, size_t len)
@@ -789,6 +802,12 @@ void slora_registry_op_abort(struct slora_registry_op *op)
 {
     if (!op)
         return;
+    if (op->rc == 0 && !op->dry_run) {
+        /* The run already changed the file on disk: the index must follow. */
+        char diag[8];
+        slora_registry_op_commit(op, NULL, NULL, diag, sizeof(diag));
+        return;
+    }
     pthread_mutex_lock(&op->r->lock);
     op_release_locked(op);
     pthread_mutex_unlock(&op->r->lock);

@@ -559,6 +559,22 @@ START_TEST(busy_name_is_serialized)
                      0);
     slora_registry_op_abort(b);
     ck_assert_int_eq(slora_registry_get(r, "acme", "z", &e), SLORA_ENOTFOUND);
+    slora_registry_op_abort(NULL);
+    /* Aborted after its run persisted: the index follows the disk. */
+    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &b, diag,
+                                              sizeof(diag)),
+                     0);
+    ck_assert_int_eq(slora_registry_op_run(b, TWO, strlen(TWO), diag, sizeof(diag)), 0);
+    slora_registry_op_abort(b);
+    assert_version(r, "acme", "x", V_TWO);
+    assert_disk("acme", "x", TWO);
+    ck_assert_int_eq(slora_registry_begin_delete(r, "acme", "x", NULL, &c, diag, sizeof(diag)),
+                     0);
+    ck_assert_int_eq(slora_registry_op_run(c, NULL, 0, diag, sizeof(diag)), 0);
+    slora_registry_op_abort(c);
+    ck_assert_int_eq(slora_registry_get(r, "acme", "x", &e), SLORA_ENOTFOUND);
+    assert_disk("acme", "x", NULL);
+    ck_assert_int_eq(put(r, "acme", "x", ONE, NULL, diag, sizeof(diag)), 0);
     int64_t count, bytes;
     slora_registry_usage(r, "acme", &count, &bytes);
     ck_assert_int_eq(count, 2);

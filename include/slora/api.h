@@ -115,6 +115,18 @@ struct slora_api_route {
     slora_api_handler_cb handler;
 };
 
+/* Called on the loop thread after a PUT (not a dry run) validated and
+ * persisted the new version e, before the reply, when ?warm or ?pin was
+ * given (warm: 0/1; pin: -1 absent, 0 unpin, 1 pin). The hook must call
+ * resume(c, 0, NULL) to send the normal reply, or resume(c, err, message)
+ * to fail the PUT (e.g. SLORA_ENOSPC when a pin cannot be honoured), from
+ * any thread, exactly once. e is borrowed until resume. */
+struct slora_registry_entry;
+typedef void (*slora_api_put_resume_cb)(struct slora_api_call *c, int err, const char *message);
+typedef void (*slora_api_put_hook_cb)(void *arg, struct slora_api_call *c,
+                                      struct slora_registry_entry *e, int warm, int pin,
+                                      slora_api_put_resume_cb resume);
+
 /* What the API serves from. All borrowed; they outlive the API. Members
  * the server does not have yet may be NULL (handlers answer 503). */
 struct slora_api_deps {
@@ -125,6 +137,10 @@ struct slora_api_deps {
     struct slora_auth *auth;       /* replaced on SIGHUP via slora_api_set_auth */
     struct slora_engine *engine;
     const struct slora_config *config; /* replaced on SIGHUP via slora_api_set_config */
+    /* Delta-cache hook for `PUT ...?warm=1` / `?pin=0|1` (engine): NULL
+     * ignores the flags. See slora_api_put_hook_cb. */
+    slora_api_put_hook_cb put_hook;
+    void *put_hook_arg;
 };
 
 /* Loop thread. Returns NULL on ENOMEM. The built-in routes (health,
@@ -159,8 +175,9 @@ const char *slora_api_call_param(const struct slora_api_call *c, int i);
 /* Value of query parameter `key` ("dry_run", "warm", "pin"), or NULL when
  * absent; "" when present without '='. Borrowed from the call. */
 const char *slora_api_call_query(const struct slora_api_call *c, const char *key);
-/* Caller identity resolved in the header phase; NULL when auth is off
- * (everything allowed). Borrowed until the call completes. */
+/* Caller identity resolved in the header phase (auth.h): the admin when
+ * auth is off; anonymous on SLORA_API_AUTH_NONE routes without a key.
+ * Borrowed from the call. */
 const struct slora_principal *slora_api_call_principal(const struct slora_api_call *c);
 /* Config in force when the call was created (limits). Borrowed. */
 const struct slora_config *slora_api_call_config(const struct slora_api_call *c);
@@ -168,6 +185,10 @@ const struct slora_config *slora_api_call_config(const struct slora_api_call *c)
 const void *slora_api_call_body(const struct slora_api_call *c, size_t *len);
 /* Take ownership of the body (free() it); the call's body becomes empty. */
 void *slora_api_call_take_body(struct slora_api_call *c, size_t *len);
+/* Handler-private state with its destructor (run when the call is freed,
+ * on the loop thread). One slot per call. */
+void slora_api_call_set_data(struct slora_api_call *c, void *data, void (*free_fn)(void *));
+void *slora_api_call_data(const struct slora_api_call *c);
 /* Access-log fields (copied); any may be NULL. Any thread, before completion. */
 void slora_api_call_set_log(struct slora_api_call *c, const char *tenant, const char *adapter,
                             const char *version);
@@ -256,6 +277,13 @@ void slora_api_call_finish(struct slora_api_call *c, int status, uint64_t bytes,
 /* Access-log fields (borrowed; "-" when unset) and the route's metrics name. */
 void slora_api_call_log_fields(const struct slora_api_call *c, const char **route,
                                const char **tenant, const char **adapter, const char **version);
+/* Host-private pointer (the connection), NULL when none. Loop thread. */
+void slora_api_call_set_host_data(struct slora_api_call *c, void *p);
+void *slora_api_call_host_data(const struct slora_api_call *c);
+/* The JSON error body a call would send for err/message, for errors the host
+ * answers without a call (malformed request, 431, 408, connection limit):
+ * malloc'd, *len set; NULL on ENOMEM. Any thread. */
+char *slora_api_error_body(int err, const char *message, size_t *len);
 /* Open-connection gauge for /metrics. */
 void slora_api_conn_delta(struct slora_api *api, int delta);
 

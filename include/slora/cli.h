@@ -8,5 +8,6 @@ int slora_cmd_gen_model(int argc, char **argv);
 int slora_cmd_convert(int argc, char **argv);
 int slora_cmd_logits(int argc, char **argv);
 int slora_cmd_hash_key(int argc, char **argv);
+int slora_cmd_serve(int argc, char **argv);
 
 #endif

@@ -14,15 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SLORA_KEY_SHA256_LEN 32
-
-struct slora_tenant_config {
-    char *name;                              /* [a-z0-9][a-z0-9._-]{0,63} */
-    int n_keys;
-    uint8_t (*keys)[SLORA_KEY_SHA256_LEN];   /* (n_keys) sha256 of each accepted key */
-    int64_t max_adapters;                    /* 0 = unlimited */
-    int64_t max_bytes;                       /* sum of adapter file bytes; 0 = unlimited */
-};
+struct slora_auth;
 
 struct slora_config {
     char *config_path;        /* the file loaded, or NULL */
@@ -48,10 +40,8 @@ struct slora_config {
     int64_t max_logits_bytes;  /* /v1/logits response size before 400 */
     int64_t worker_threads;    /* uploads, hashing, file I/O */
     bool allow_insecure_remote;
-    bool has_admin_key;
-    uint8_t admin_key[SLORA_KEY_SHA256_LEN]; /* sha256 of the admin key */
     int n_tenants;
-    struct slora_tenant_config *tenants; /* (n_tenants) */
+    struct slora_auth *auth;  /* tenants and admin key (auth.h); a reference the config owns */
 };
 
 /* Build a config from argv (after the command name) and the environment.
@@ -73,8 +63,6 @@ bool slora_config_auth_enabled(const struct slora_config *cfg);
 int slora_config_listen_split(const char *listen, char *host, size_t host_len, int *port);
 /* 127.0.0.0/8, ::1 or "localhost". */
 bool slora_config_host_is_loopback(const char *host);
-/* [a-z0-9][a-z0-9._-]{0,63}: tenant and adapter names. */
-bool slora_config_name_valid(const char *name);
 /* Name of the i-th scalar key (tests, docs), NULL past the last. */
 const char *slora_config_key_name(size_t i);
 /* Usage text for the flags. */

@@ -182,7 +182,10 @@ int slora_registry_op_run(struct slora_registry_op *op, const void *buf, size_t 
  * out and created may be NULL. Updates the counters. */
 int slora_registry_op_commit(struct slora_registry_op *op, struct slora_registry_entry **out,
                              bool *created, char *diag, size_t diag_len);
-/* Give up an op that was begun but whose run never happened (client gone). */
+/* Give up an op whose commit will never run (client gone, shutdown). Before
+ * or after a failed run it only releases the name; after a successful run
+ * of a PUT/DELETE it commits, since the file on disk has already changed
+ * and the index must agree with it. NULL is a no-op. */
 void slora_registry_op_abort(struct slora_registry_op *op);
 
 /* begin_put + op_run + op_commit in the calling thread (tools, tests). */
