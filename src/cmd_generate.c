@@ -28,25 +28,24 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: slorad generate --model M [--tokenizer T] --prompt P [-n N]\n"
-            "                       [--temperature F] [--top-p F] [--top-k K] [--seed S]\n"
-            "                       [--stop S]...\n"
-            "\n"
-            "Prints the continuation of P (BOS + P, as /v1/completions) and a newline;\n"
-            "statistics go to stderr.\n"
-            "\n"
-            "  --model M        llama2.c .bin or GGUF model\n"
-            "  --tokenizer T    llama2.c tok*.bin; default: the GGUF's own vocabulary, else\n"
-            "                   tok<vocab_size>.bin, then tokenizer.bin, next to the model\n"
-            "  --prompt P       prompt text (\"\" = just BOS)\n"
-            "  -n N             maximum tokens to generate (default 256; generation also\n"
-            "                   ends at BOS/EOS, a stop string or the model's seq_len)\n"
-            "  --temperature F  0 = greedy (argmax, lowest id on ties); default 1\n"
-            "  --top-p F        nucleus sampling in (0, 1); 1 = off (default)\n"
-            "  --top-k K        keep the K most likely tokens; 0 = off (default)\n"
-            "  --seed S         RNG seed (unsigned 64-bit); default random, printed to stderr\n"
-            "  --stop S         stop before the first occurrence of S (repeatable)\n");
+    fprintf(f, "usage: slorad generate --model M [--tokenizer T] --prompt P [-n N]\n"
+               "                       [--temperature F] [--top-p F] [--top-k K] [--seed S]\n"
+               "                       [--stop S]...\n"
+               "\n"
+               "Prints the continuation of P (BOS + P, as /v1/completions) and a newline;\n"
+               "statistics go to stderr.\n"
+               "\n"
+               "  --model M        llama2.c .bin or GGUF model\n"
+               "  --tokenizer T    llama2.c tok*.bin; default: the GGUF's own vocabulary, else\n"
+               "                   tok<vocab_size>.bin, then tokenizer.bin, next to the model\n"
+               "  --prompt P       prompt text (\"\" = just BOS)\n"
+               "  -n N             maximum tokens to generate (default 256; generation also\n"
+               "                   ends at BOS/EOS, a stop string or the model's seq_len)\n"
+               "  --temperature F  0 = greedy (argmax, lowest id on ties); default 1\n"
+               "  --top-p F        nucleus sampling in (0, 1); 1 = off (default)\n"
+               "  --top-k K        keep the K most likely tokens; 0 = off (default)\n"
+               "  --seed S         RNG seed (unsigned 64-bit); default random, printed to stderr\n"
+               "  --stop S         stop before the first occurrence of S (repeatable)\n");
 }
 
 struct options {
@@ -85,8 +84,16 @@ static bool parse_u64(const char *s, uint64_t *out)
 /* 0 ok, 1 --help shown, 2 usage error (message printed). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    enum { OPT_MODEL = 256, OPT_TOKENIZER, OPT_PROMPT, OPT_TEMP, OPT_TOP_P, OPT_TOP_K, OPT_SEED,
-           OPT_STOP };
+    enum {
+        OPT_MODEL = 256,
+        OPT_TOKENIZER,
+        OPT_PROMPT,
+        OPT_TEMP,
+        OPT_TOP_P,
+        OPT_TOP_K,
+        OPT_SEED,
+        OPT_STOP
+    };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, OPT_MODEL},
         {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
@@ -334,8 +341,7 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
             "finish %s; seed %llu\n",
             n_prompt, n_prompt / (t_prefill - t0 > 0 ? t_prefill - t0 : 1e-9), n_gen,
             n_gen > 1 ? (n_gen - 1) / (t1 - t_prefill > 0 ? t1 - t_prefill : 1e-9) : 0.0,
-            slora_gen_finish_name(slora_gen_finish(r.gen)),
-            (unsigned long long)o->sampler.seed);
+            slora_gen_finish_name(slora_gen_finish(r.gen)), (unsigned long long)o->sampler.seed);
     err = 0;
 out:
     run_free(&r);

@@ -7,10 +7,12 @@
  * y[p(j) mod Lp] from a buffer small enough to stay in cache.
  *
  * Scratch layout (floats): y (L) | w (L) | work: per-worker buffers, then
- * one uint64 per block (sums of gd^2, first bad index per strip).
+ * one uint64 per block (sums of gd^2, first bad index per strip) | gathered
+ * values (L) | gather scratch.
  */
 #include <slora/error.h>
 #include <slora/fastfood.h>
+#include <slora/gather.h>
 #include <slora/kernels.h>
 #include <slora/parallel.h>
 #include <slora/perm.h>
@@ -38,12 +40,18 @@ int slora_fastfood_log_len(int64_t P, int64_t D)
     return k;
 }
 
+static size_t blocks_of(int log_len)
+{
+    return log_len > BLK_LOG ? (size_t)1 << (log_len - BLK_LOG) : 1;
+}
+
 size_t slora_fastfood_scratch_floats(int log_len, int n_threads)
 {
     size_t n = (size_t)1 << log_len;
-    size_t blocks = log_len > BLK_LOG ? (size_t)1 << (log_len - BLK_LOG) : 1;
     int w = n_threads < 1 ? 1 : n_threads;
-    return 2 * n + (size_t)w * worker_floats(log_len) + 2 * blocks;
+    int blk_log = log_len < BLK_LOG ? log_len : BLK_LOG;
+    return 3 * n + (size_t)w * worker_floats(log_len) + 2 * blocks_of(log_len) +
+           (slora_gather_scratch_bytes(n, n, blk_log, n_threads) + 3) / 4;
 }
 
 /* Pass two: the strides >= 2^BLK_LOG, one strip of columns per task. The
@@ -153,37 +161,28 @@ static inline int64_t gd_of(uint64_t u)
            131070;
 }
 
-/* Pass one of the second transform: w[j] = gd[j] * y[p(j) mod Lp] for one
- * block of j, its small strides, and the block's sum of gd^2 (exact in
- * uint64: at most 2^28 * 131070^2 < 2^64). */
+/* Pass one of the second transform, on each gathered chunk of
+ * w[j] = y[p(j) mod Lp]: w *= gd, the small strides, and the chunk's sum of
+ * gd^2 (exact in uint64: at most 2^28 * 131070^2 < 2^64). */
 struct second {
-    const float *y;
-    uint64_t y_mask;
-    float *w;
-    size_t blk;
-    int blk_log;
-    struct slora_perm perm;
     uint64_t c3;
-    float *workers;
-    size_t worker_len;
+    int blk_log;
     uint64_t *sums;
 };
 
-static void second_task(void *ctx, size_t task, int worker)
+static void second_chunk(void *ctx, size_t chunk, float *w, size_t count, int worker)
 {
+    (void)worker;
     struct second *s = ctx;
-    uint64_t j0 = (uint64_t)task * s->blk;
-    uint32_t *idx = (uint32_t *)(s->workers + (size_t)worker * s->worker_len);
-    float *w = s->w + j0;
-    slora_perm_block(&s->perm, j0, s->blk, idx);
+    uint64_t j0 = (uint64_t)chunk << s->blk_log;
     uint64_t z = s->c3 + (j0 + 1) * GAMMA, sum = 0;
-    for (size_t t = 0; t < s->blk; t++, z += GAMMA) {
+    for (size_t t = 0; t < count; t++, z += GAMMA) {
         int64_t g = gd_of(slora_mix64(z));
         sum += (uint64_t)(g * g);
-        w[t] = (float)g * s->y[idx[t] & s->y_mask];
+        w[t] *= (float)g;
     }
     slora_kernels_fwht(w, s->blk_log);
-    s->sums[task] = sum;
+    s->sums[chunk] = sum;
 }
 
 int slora_fastfood_project(uint64_t seed, int64_t group, int64_t P, int64_t D, float alpha,
@@ -197,6 +196,8 @@ int slora_fastfood_project(uint64_t seed, int64_t group, int64_t P, int64_t D, f
     float *y = scratch, *w = scratch + n, *workers = scratch + 2 * n;
     size_t worker_len = worker_floats(logn);
     uint64_t *sums = (uint64_t *)(workers + (size_t)nw * worker_len);
+    float *values = (float *)(sums + blocks_of(logn));
+    void *gather_scratch = values + n;
     uint64_t sg = slora_rnd(seed, 1, (uint64_t)group);
     uint64_t c2 = slora_mix64(sg ^ slora_mix64(2 + GAMMA));
 
@@ -204,13 +205,14 @@ int slora_fastfood_project(uint64_t seed, int64_t group, int64_t P, int64_t D, f
     apply_signs(y, 0, P, c2);
     slora_fastfood_fwht(y, log_p, workers, n_threads);
 
-    struct second s = {.y = y, .y_mask = lp - 1, .w = w, .c3 = slora_mix64(sg ^ slora_mix64(3 + GAMMA)),
-                       .workers = workers, .worker_len = worker_len, .sums = sums};
-    s.blk_log = logn < BLK_LOG ? logn : BLK_LOG;
-    s.blk = (size_t)1 << s.blk_log;
-    slora_perm_init(&s.perm, slora_rnd(sg, 5, 0), n);
+    struct second s = {.c3 = slora_mix64(sg ^ slora_mix64(3 + GAMMA)), .sums = sums,
+                       .blk_log = logn < BLK_LOG ? logn : BLK_LOG};
+    struct slora_perm perm;
+    slora_perm_init(&perm, slora_rnd(sg, 5, 0), n);
+    struct slora_gather gather = {.perm = &perm, .src = y, .src_len = lp, .values = values,
+                                  .dst = w, .chunk_log = s.blk_log, .fn = second_chunk, .ctx = &s};
+    slora_gather_run(&gather, gather_scratch, n_threads);
     size_t n_blocks = n >> s.blk_log;
-    slora_parallel_run(n_threads, n_blocks, second_task, &s);
     uint64_t sum = 0;
     for (size_t t = 0; t < n_blocks; t++)
         sum += sums[t];

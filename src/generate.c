@@ -23,17 +23,17 @@ struct slora_gen {
     int seq_len;
     int logprobs;
     enum slora_finish finish;
-    int *tokens;        /* (n_prompt + room for every token that may be generated) */
-    char **stop;        /* (n_stop) owned copies */
-    size_t *stop_len;   /* (n_stop) */
+    int *tokens;      /* (n_prompt + room for every token that may be generated) */
+    char **stop;      /* (n_stop) owned copies */
+    size_t *stop_len; /* (n_stop) */
     int n_stop;
     unsigned char *raw; /* (max piece + 3) tail followed by the new piece */
     size_t tail_len;    /* bytes of an incomplete character at raw[0..tail_len) */
     char *held;         /* (cap) */
     size_t held_len;
-    char *emit;         /* (cap) */
+    char *emit; /* (cap) */
     size_t cap;
-    float *raw_logits;  /* (vocab) copy for logprobs, or NULL */
+    float *raw_logits; /* (vocab) copy for logprobs, or NULL */
 };
 
 int slora_gen_new(const struct slora_tokenizer *tok, const int *prompt, int n_prompt,
@@ -87,8 +87,8 @@ int slora_gen_new(const struct slora_tokenizer *tok, const int *prompt, int n_pr
     g->emit = malloc(g->cap);
     if (p->logprobs >= 0)
         g->raw_logits = malloc((size_t)vocab * sizeof(*g->raw_logits));
-    if (!g->sampler || !g->tokens || !g->stop || !g->stop_len || !g->raw || !g->held ||
-        !g->emit || (p->logprobs >= 0 && !g->raw_logits))
+    if (!g->sampler || !g->tokens || !g->stop || !g->stop_len || !g->raw || !g->held || !g->emit ||
+        (p->logprobs >= 0 && !g->raw_logits))
         goto err_free_gen;
     for (int i = 0; i < p->n_stop; i++) {
         g->stop_len[i] = strlen(p->stop[i]);
@@ -129,8 +129,8 @@ static void feed_bytes(struct slora_gen *g, const char *piece, size_t n)
 {
     memcpy(g->raw + g->tail_len, piece, n);
     size_t len = g->tail_len + n, used;
-    g->held_len += slora_tokenizer_utf8_clean((const char *)g->raw, len, false,
-                                              g->held + g->held_len, &used);
+    g->held_len +=
+        slora_tokenizer_utf8_clean((const char *)g->raw, len, false, g->held + g->held_len, &used);
     g->tail_len = len - used;
     memmove(g->raw, g->raw + used, g->tail_len);
 }
@@ -227,17 +227,14 @@ int slora_gen_accept(struct slora_gen *g, float *logits, struct slora_gen_step *
 {
     if (g->finish != SLORA_FINISH_NONE)
         return SLORA_EINVAL;
-    int token;
+    /* the sampler scales logits in place: logprobs use a copy of the raw ones */
+    if (g->logprobs >= 0)
+        memcpy(g->raw_logits, logits, (size_t)g->vocab_size * sizeof(*logits));
+    int token = slora_sampler_sample(g->sampler, logits);
     step->n_top = 0;
     step->logprob = 0.0f;
-    if (g->logprobs >= 0) {
-        /* the sampler scales logits in place: logprobs use the raw ones */
-        memcpy(g->raw_logits, logits, (size_t)g->vocab_size * sizeof(*logits));
-        token = slora_sampler_sample(g->sampler, logits);
+    if (g->logprobs >= 0)
         fill_logprobs(g, g->raw_logits, token, step);
-    } else {
-        token = slora_sampler_sample(g->sampler, logits);
-    }
     step->token = token;
     step->text = g->emit;
     step->text_len = 0;

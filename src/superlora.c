@@ -15,14 +15,15 @@
  *
  * Output work is cut into tasks of about CHUNK floats by size alone, so the
  * floats are the same at any thread count. Projection (fastfood.c) and
- * shuffle (a gather through perm blocks) follow on the group's output.
+ * shuffle (gather.c) follow on the group's output.
  *
  * Scratch is one allocation: prepare area | fastfood area | delta (N, only
- * when shuffled) | CHUNK floats per worker.
+ * when shuffled) | gather scratch (when shuffled) | CHUNK floats per worker.
  */
 #include <slora/blas.h>
 #include <slora/error.h>
 #include <slora/fastfood.h>
+#include <slora/gather.h>
 #include <slora/kernels.h>
 #include <slora/model.h>
 #include <slora/parallel.h>
@@ -390,28 +391,6 @@ static void run_writer(struct writer *w, int n_threads)
     slora_parallel_run(n_threads, n_tasks, writer_task, w);
 }
 
-/* ---- shuffle ---- */
-
-struct shuffle {
-    struct slora_perm perm;
-    const float *delta;
-    float *out;
-    uint64_t n;
-    uint32_t *idx; /* CHUNK per worker */
-};
-
-static void shuffle_task(void *ctx, size_t task, int worker)
-{
-    struct shuffle *s = ctx;
-    uint64_t i0 = (uint64_t)task * CHUNK;
-    size_t n = s->n - i0 < CHUNK ? (size_t)(s->n - i0) : CHUNK;
-    uint32_t *idx = s->idx + (size_t)worker * CHUNK;
-    slora_perm_block(&s->perm, i0, n, idx);
-    float *out = s->out + i0;
-    for (size_t t = 0; t < n; t++)
-        out[t] = s->delta[idx[t]];
-}
-
 /* ---- generate ---- */
 
 static int check_group(const struct slora_adapter *a, int gi, char *diag, size_t diag_len)
@@ -453,7 +432,7 @@ static int nonfinite_diag(const struct slora_adapter *a, int64_t at, char *diag,
 }
 
 struct layout {
-    size_t prep, ff, delta, workers, total; /* offsets and size, in floats */
+    size_t prep, ff, delta, gather, workers, total; /* offsets and size, in floats */
 };
 
 static int plan(const struct slora_adapter *a, int n_threads, struct layout *lay)
@@ -476,7 +455,12 @@ static int plan(const struct slora_adapter *a, int n_threads, struct layout *lay
     lay->prep = 0;
     lay->ff = align16(prep);
     lay->delta = add_sat(lay->ff, align16(ff));
-    lay->workers = add_sat(lay->delta, a->cfg.shuffle ? align16((size_t)a->total) : 0);
+    size_t n = (size_t)a->total;
+    lay->gather = add_sat(lay->delta, a->cfg.shuffle ? align16(n) : 0);
+    size_t gather = a->cfg.shuffle ? slora_gather_scratch_bytes(n, n, slora_gather_chunk_log(n),
+                                                                n_threads) / 4 + 1
+                                   : 0;
+    lay->workers = add_sat(lay->gather, align16(gather));
     lay->total = add_sat(lay->workers, mul_sat((size_t)n_threads, CHUNK));
     return lay->total == SIZE_MAX ? SLORA_ELIMIT : 0;
 }
@@ -502,8 +486,45 @@ static float *scratch_alloc(size_t floats)
     return p;
 }
 
+struct slora_superlora_scratch {
+    float *buf;
+    size_t floats;
+};
+
+struct slora_superlora_scratch *slora_superlora_scratch_new(void)
+{
+    return calloc(1, sizeof(struct slora_superlora_scratch));
+}
+
+void slora_superlora_scratch_free(struct slora_superlora_scratch *s)
+{
+    if (!s)
+        return;
+    free(s->buf);
+    free(s);
+}
+
+static float *scratch_reserve(struct slora_superlora_scratch *s, size_t floats)
+{
+    if (s->floats >= floats)
+        return s->buf;
+    free(s->buf);
+    s->buf = scratch_alloc(floats);
+    s->floats = s->buf ? floats : 0;
+    return s->buf;
+}
+
 int slora_superlora_generate(const struct slora_adapter *a, float *out, int n_threads, char *diag,
                              size_t diag_len)
+{
+    struct slora_superlora_scratch s = {0};
+    int rc = slora_superlora_generate_with(a, out, n_threads, &s, diag, diag_len);
+    free(s.buf);
+    return rc;
+}
+
+int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int n_threads,
+                                  struct slora_superlora_scratch *ws, char *diag, size_t diag_len)
 {
     if (n_threads < 1)
         n_threads = 1;
@@ -518,7 +539,7 @@ int slora_superlora_generate(const struct slora_adapter *a, float *out, int n_th
                  (long long)a->total);
         return SLORA_ELIMIT;
     }
-    float *scratch = scratch_alloc(lay.total);
+    float *scratch = scratch_reserve(ws, lay.total);
     if (!scratch) {
         snprintf(diag, diag_len, "cannot allocate %zu bytes of delta scratch",
                  lay.total * sizeof(float));
@@ -526,7 +547,6 @@ int slora_superlora_generate(const struct slora_adapter *a, float *out, int n_th
     }
     float *delta = a->cfg.shuffle ? scratch + lay.delta : out;
     int64_t bad = -1;
-    int rc = 0;
     for (int gi = 0; gi < a->n_groups; gi++) {
         const struct slora_group *g = &a->groups[gi];
         struct writer w = {.tmp = scratch + lay.workers, .scale = a->cfg.alpha, .check = true,
@@ -541,29 +561,26 @@ int slora_superlora_generate(const struct slora_adapter *a, float *out, int n_th
         run_writer(&w, n_threads);
         int64_t g_bad = atomic_load(&w.bad) == INT64_MAX ? -1 : (int64_t)atomic_load(&w.bad);
         if (a->cfg.projection) {
-            rc = slora_fastfood_project(a->cfg.projection_seed, gi, g->code_len, g->len,
+            int rc = slora_fastfood_project(a->cfg.projection_seed, gi, g->code_len, g->len,
                                         a->cfg.alpha, scratch + lay.ff, delta + g->offset,
                                         n_threads, &g_bad, diag, diag_len);
             if (rc)
-                goto err_free_scratch;
+                return rc;
         }
         if (bad < 0 && g_bad >= 0)
             bad = g->offset + g_bad;
     }
     if (a->cfg.shuffle) {
-        struct shuffle s = {.delta = delta, .out = out, .n = (uint64_t)a->total,
-                            .idx = (uint32_t *)(scratch + lay.workers)};
-        slora_perm_init(&s.perm, slora_rnd(a->cfg.shuffle_seed, 4, 0), s.n);
-        slora_parallel_run(n_threads, (s.n + CHUNK - 1) / CHUNK, shuffle_task, &s);
+        struct slora_perm perm;
+        slora_perm_init(&perm, slora_rnd(a->cfg.shuffle_seed, 4, 0), (uint64_t)a->total);
+        struct slora_gather g = {.perm = &perm, .src = delta, .src_len = perm.n, .values = delta,
+                                 .dst = out, .chunk_log = slora_gather_chunk_log(perm.n)};
+        slora_gather_run(&g, scratch + lay.gather, n_threads);
         /* a permutation moves the bad entry: find its place in dW_all */
         if (bad >= 0)
             bad = (int64_t)slora_kernels_find_nonfinite(out, (size_t)a->total);
     }
-    if (bad >= 0)
-        rc = nonfinite_diag(a, bad, diag, diag_len);
-err_free_scratch:
-    free(scratch);
-    return rc;
+    return bad >= 0 ? nonfinite_diag(a, bad, diag, diag_len) : 0;
 }
 
 void slora_superlora_merge(const float *base, const float *delta, float *out, size_t n)

@@ -134,8 +134,7 @@ static int build(const struct piece_src *src, int n, struct slora_tokenizer **ou
                  size_t diag_len)
 {
     if (n < 3 || (size_t)n > SIZE_MAX / sizeof(struct tok_index)) {
-        snprintf(diag, diag_len, "vocabulary size %d: need at least 3 pieces (<unk>, BOS, EOS)",
-                 n);
+        snprintf(diag, diag_len, "vocabulary size %d: need at least 3 pieces (<unk>, BOS, EOS)", n);
         return SLORA_EFORMAT;
     }
     size_t total = 0;
@@ -231,8 +230,8 @@ err_close:
     return err;
 }
 
-int slora_tokenizer_load(const char *path, int vocab_size, struct slora_tokenizer **out,
-                         char *diag, size_t diag_len)
+int slora_tokenizer_load(const char *path, int vocab_size, struct slora_tokenizer **out, char *diag,
+                         size_t diag_len)
 {
     *out = NULL;
     if (vocab_size < 3 || (size_t)vocab_size > SIZE_MAX / sizeof(char *)) {
@@ -259,8 +258,8 @@ int slora_tokenizer_load(const char *path, int vocab_size, struct slora_tokenize
     }
     int32_t max_len = read_i32(buf);
     if (max_len < 1 || max_len > MAX_PIECE_LEN) {
-        snprintf(diag, diag_len, "%s: max_token_length %d out of range [1, %d]", path,
-                 (int)max_len, MAX_PIECE_LEN);
+        snprintf(diag, diag_len, "%s: max_token_length %d out of range [1, %d]", path, (int)max_len,
+                 MAX_PIECE_LEN);
         goto err_free_arrays;
     }
     size_t off = 4;
@@ -611,8 +610,8 @@ err_free:
     return out;
 }
 
-int slora_tokenizer_encode(const struct slora_tokenizer *t, const char *text, bool bos,
-                           int *tokens, int *n_tokens)
+int slora_tokenizer_encode(const struct slora_tokenizer *t, const char *text, bool bos, int *tokens,
+                           int *n_tokens)
 {
     int n = 0;
     *n_tokens = 0;

@@ -75,8 +75,8 @@ START_TEST(nucleus_membership)
         float top_p;
         int top_k;
         int allowed; /* bit mask of ids that may appear; all must appear */
-    } cases[] = {{0.4f, 0, 0x1}, {0.6f, 0, 0x3}, {1.0f, 2, 0x3}, {0.95f, 0, 0x7},
-                 {0.45f, 2, 0x1}, {1.0f, 0, 0x7}};
+    } cases[] = {{0.4f, 0, 0x1},  {0.6f, 0, 0x3},  {1.0f, 2, 0x3},
+                 {0.95f, 0, 0x7}, {0.45f, 2, 0x1}, {1.0f, 0, 0x7}};
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         struct slora_sampler_params p = {1.0f, cases[c].top_p, cases[c].top_k, 1234};
         struct slora_sampler *s = slora_sampler_new(3, &p);

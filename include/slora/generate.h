@@ -57,20 +57,20 @@ enum slora_finish {
 };
 
 struct slora_gen_params {
-    int max_tokens;                 /* >= 0; 0 finishes at creation */
-    int seq_len;                    /* model context; prompt + generated <= seq_len */
-    const char *const *stop;        /* n_stop non-empty NUL-terminated strings */
+    int max_tokens;          /* >= 0; 0 finishes at creation */
+    int seq_len;             /* model context; prompt + generated <= seq_len */
+    const char *const *stop; /* n_stop non-empty NUL-terminated strings */
     int n_stop;
     struct slora_sampler_params sampler;
-    int logprobs;                   /* -1 off, else 0..SLORA_GEN_MAX_LOGPROBS alternatives */
+    int logprobs; /* -1 off, else 0..SLORA_GEN_MAX_LOGPROBS alternatives */
 };
 
 struct slora_gen_step {
-    int token;                      /* sampled id */
-    const char *text;               /* newly emittable text; borrowed until the next call */
+    int token;        /* sampled id */
+    const char *text; /* newly emittable text; borrowed until the next call */
     size_t text_len;
-    float logprob;                  /* of token; when logprobs >= 0 */
-    int n_top;                      /* == params.logprobs when on, else 0 */
+    float logprob; /* of token; when logprobs >= 0 */
+    int n_top;     /* == params.logprobs when on, else 0 */
     int top_id[SLORA_GEN_MAX_LOGPROBS];
     float top_logprob[SLORA_GEN_MAX_LOGPROBS];
 };

@@ -25,6 +25,16 @@ struct slora_weights;
 int slora_superlora_generate(const struct slora_adapter *a, float *out, int n_threads, char *diag,
                              size_t diag_len);
 
+/* Reusable scratch for repeated generation (a worker's, a benchmark's):
+ * grows to the largest adapter seen and keeps its pages faulted in. Used
+ * by one thread at a time. _free(NULL) is a no-op. */
+struct slora_superlora_scratch;
+struct slora_superlora_scratch *slora_superlora_scratch_new(void);
+void slora_superlora_scratch_free(struct slora_superlora_scratch *s);
+/* As slora_superlora_generate, with the scratch taken from s. */
+int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int n_threads,
+                                  struct slora_superlora_scratch *s, char *diag, size_t diag_len);
+
 /* Bytes of the one scratch allocation generate makes for this adapter. */
 size_t slora_superlora_scratch_bytes(const struct slora_adapter *a, int n_threads);
 

@@ -19,8 +19,8 @@ struct slora_tokenizer;
  * SLORA_EIO (cannot read), SLORA_EFORMAT (truncated, a length outside
  * [0, max_token_length], trailing bytes, fewer than 3 pieces) or
  * SLORA_ENONFINITE (a score); diag names the file, piece and byte offset. */
-int slora_tokenizer_load(const char *path, int vocab_size, struct slora_tokenizer **out,
-                         char *diag, size_t diag_len);
+int slora_tokenizer_load(const char *path, int vocab_size, struct slora_tokenizer **out, char *diag,
+                         size_t diag_len);
 /* Build from arrays (GGUF vocabulary): pieces are copied; a GGUF piece uses
  * U+2581 for space, converted here to llama2.c's ' ', and ids 1 and 2 when
  * "<s>" and "</s>" become llama2.c's "\n<s>\n" and "\n</s>\n", so the
@@ -37,8 +37,8 @@ int slora_tokenizer_vocab_size(const struct slora_tokenizer *t);
  * (byte + 3) is outside a small vocabulary. A vocabulary without a " "
  * piece gets the byte token of ' ' as the dummy prefix. Encoding costs
  * O(n log n) (run.c's O(n^2) scan, same result). */
-int slora_tokenizer_encode(const struct slora_tokenizer *t, const char *text, bool bos,
-                           int *tokens, int *n_tokens);
+int slora_tokenizer_encode(const struct slora_tokenizer *t, const char *text, bool bos, int *tokens,
+                           int *n_tokens);
 /* Piece for `token` following `prev` exactly as run.c's decode does (a
  * leading space is stripped after BOS; <0xXX> becomes the raw byte). Sets
  * *len. Never NULL for a valid id; returns "" for invalid ids. */
