@@ -697,8 +697,7 @@ static bool segment_match(const char *pattern, const char *path, char **params, 
         path++;
         size_t pl = strcspn(pattern, "/"), sl = strcspn(path, "/");
         if (pattern[0] == '{') {
-            if (sl == 0)
-                return false;
+            /* Empty captures match so that handlers answer 400 for them. */
             if (params) {
                 params[*n_params] = strndup(path, sl);
                 if (!params[*n_params])

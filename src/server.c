@@ -50,6 +50,7 @@ struct conn {
     bool reading;
     bool close_after;               /* Connection: close, error, or draining */
     bool rejected;                  /* head phase answered; body must not be read */
+    bool dispatched;                /* the call's handler was run */
     bool closed;                    /* uv_close called */
     int handles_open;               /* tcp + timer; free when 0 */
     struct slora_api_call *call;    /* current request, host reference */
@@ -304,6 +305,11 @@ static void conn_drop_call(struct conn *c, int status)
     c->call = NULL;
     slora_api_call_set_host_data(call, NULL);
     slora_api_call_cancel(call);
+    /* Never dispatched: no handler will complete it, so complete it here
+     * (its head hook's state, e.g. a busy registry name, is released when
+     * the call is freed). */
+    if (!c->dispatched && !c->rejected)
+        slora_api_call_error(call, SLORA_ECANCELED, "request body not received");
     slora_api_call_finish(call, status, c->bytes, (double)(uv_hrtime() - c->t_start) / 1e9);
     drain_orphan(c->srv, call);
 }
@@ -433,6 +439,8 @@ static void start_call(struct conn *c)
 {
     const struct slora_api_request *req = slora_http_conn_request(c->http);
     c->call = slora_api_call_new(c->srv->api, &c->srv->host, c->srv, req);
+    c->dispatched = false;
+    c->rejected = false;
     c->status = 0;
     c->bytes = 0;
     c->streaming = false;
@@ -499,6 +507,7 @@ static void conn_process(struct conn *c)
                 conn_flush(c);
                 break;
             }
+            c->dispatched = true;
             slora_api_call_dispatch(c->call, body, len);
             conn_flush(c);
             break;
