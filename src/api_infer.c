@@ -522,12 +522,16 @@ static json_t *piece_json(const struct job *j, int prev, int token)
     return v ? v : json_string("");
 }
 
-/* Logprobs entry of one sampled token (OpenAI completions format). */
-static void add_logprobs(struct job *j, const struct slora_gen_step *st, int prev)
+/* Logprobs entry of one token (OpenAI completions format); st NULL for the
+ * first prompt token, which has no logprob. Advances text_offset by the
+ * token's piece. */
+static void add_logprobs(struct job *j, int prev, int token, const struct slora_gen_step *st)
 {
-    json_array_append_new(j->lp_tokens, piece_json(j, prev, st->token));
-    json_array_append_new(j->lp_values, json_real(st->logprob));
-    json_t *top = json_object();
+    json_t *piece = piece_json(j, prev, token);
+    size_t piece_len = json_string_length(piece);
+    json_array_append_new(j->lp_tokens, piece);
+    json_array_append_new(j->lp_values, st ? json_real(st->logprob) : json_null());
+    json_t *top = st ? json_object() : NULL;
     for (int k = 0; top && k < st->n_top; k++) {
         size_t len;
         char *s = slora_tokenizer_detokenize(j->tok, prev, &st->top_id[k], 1, &len);
@@ -537,9 +541,10 @@ static void add_logprobs(struct job *j, const struct slora_gen_step *st, int pre
     }
     json_array_append_new(j->lp_top, top ? top : json_null());
     json_array_append_new(j->lp_offsets, json_integer((json_int_t)j->text_offset));
+    j->text_offset += piece_len;
 }
 
-/* Logprobs of the tokens since the last flush, or null. */
+/* Logprobs of the tokens since the last flush (stream) or of all, or null. */
 static json_t *take_logprobs(struct job *j)
 {
     if (j->logprobs < 0)
@@ -547,10 +552,11 @@ static json_t *take_logprobs(struct job *j)
     json_t *lp = json_pack("{sOsOsOsO}", "tokens", j->lp_tokens, "token_logprobs", j->lp_values,
                            "top_logprobs", j->lp_top, "text_offset", j->lp_offsets);
     if (j->stream) {
-        json_array_clear(j->lp_tokens);
-        json_array_clear(j->lp_values);
-        json_array_clear(j->lp_top);
-        json_array_clear(j->lp_offsets);
+        json_t **arrays[] = {&j->lp_tokens, &j->lp_values, &j->lp_top, &j->lp_offsets};
+        for (size_t i = 0; i < sizeof(arrays) / sizeof(arrays[0]); i++) {
+            json_decref(*arrays[i]);
+            *arrays[i] = json_array();
+        }
     }
     return lp ? lp : json_null();
 }
@@ -584,10 +590,45 @@ static void stream_chunk(struct job *j, const char *text, size_t len, const char
     free(b.data);
 }
 
+/* echo: the prompt's text goes first, as its own chunk when streaming. */
+static void emit_echo(struct job *j)
+{
+    size_t len;
+    char *text = slora_tokenizer_detokenize(j->tok, -1, j->prompt, j->n_prompt, &len);
+    if (!text) {
+        j->text.oom = true;
+        return;
+    }
+    j->text_offset = len;
+    if (j->stream)
+        stream_chunk(j, text, len, NULL);
+    else
+        buf_add(&j->text, text, len);
+    free(text);
+}
+
 static int completion_step(void *arg, float *logits, int pos, bool *stop)
 {
     struct job *j = arg;
-    (void)pos;
+    *stop = slora_api_call_is_canceled(j->call);
+    if (j->echo && j->logprobs >= 0) {
+        if (pos == 0)
+            add_logprobs(j, -1, j->prompt[0], NULL);
+        if (pos < j->n_prompt - 1) {
+            /* Echoed prompt: the logprob of the next prompt token. */
+            struct slora_gen_step st;
+            slora_gen_logprobs(logits, j->model->cfg.shape.vocab_size, j->prompt[pos + 1],
+                               j->logprobs, &st);
+            add_logprobs(j, j->prompt[pos], j->prompt[pos + 1], &st);
+            return -1;
+        }
+    }
+    if (j->echo && pos == j->n_prompt - 1)
+        emit_echo(j);
+    if (slora_gen_is_done(j->gen)) {
+        *stop = true;
+        return -1;
+    }
     struct slora_gen_step st;
     int prev = slora_gen_last_token(j->gen);
     if (slora_gen_accept(j->gen, logits, &st)) {
@@ -595,15 +636,14 @@ static int completion_step(void *arg, float *logits, int pos, bool *stop)
         return -1;
     }
     if (j->logprobs >= 0)
-        add_logprobs(j, &st, prev);
-    j->text_offset += st.text_len;
+        add_logprobs(j, prev, st.token, &st);
     if (j->stream) {
         if (st.text_len)
             stream_chunk(j, st.text, st.text_len, NULL);
     } else {
         buf_add(&j->text, st.text, st.text_len);
     }
-    *stop = slora_gen_is_done(j->gen) || slora_api_call_is_canceled(j->call);
+    *stop = *stop || slora_gen_is_done(j->gen);
     return st.token;
 }
 
@@ -748,7 +788,7 @@ static void submit(struct job *j)
         .adapter = j->entry ? j->entry->adapter : NULL,
         .prompt = j->prompt,
         .n_prompt = j->n_prompt,
-        .all_logits = j->kind == JOB_LOGITS && j->all_positions,
+        .all_logits = j->kind == JOB_LOGITS ? j->all_positions : j->echo && j->logprobs >= 0,
         .step = j->kind == JOB_LOGITS ? logits_step : completion_step,
         .done = j->kind == JOB_LOGITS ? logits_done : completion_done,
         .arg = j,
@@ -784,9 +824,12 @@ static void prepare_done(void *arg)
         slora_api_call_respond_json(c, 200, json_incref(j->reply));
         return;
     case JOB_COMPLETION:
-        if (slora_gen_is_done(j->gen)) { /* max_tokens 0: nothing to run */
+        if (slora_gen_is_done(j->gen) && !(j->echo && j->logprobs >= 0)) {
+            /* max_tokens 0 and nothing to score: nothing to run */
             if (j->stream)
                 slora_api_call_stream_begin(c, 200, "text/event-stream");
+            if (j->echo)
+                emit_echo(j);
             completion_reply(j);
             return;
         }
