@@ -92,7 +92,7 @@ models/stories260K.gguf: models/stories260K.bin models/tok512.bin $(BUILD)/slora
 model: models/stories260K.gguf
 
 run: deps model all
-	$(BUILD)/slorad generate --model models/stories260K.bin --tokenizer models/tok512.bin --temperature 0 -n 64 --prompt "Once upon a time"
+	$(BUILD)/slorad serve --listen 127.0.0.1:8080 --config conf/slorad.json --state-dir state
 
 check: deps model all $(BUILD)/check_slora
 	$(BUILD)/check_slora
@@ -113,8 +113,17 @@ bench: deps model all $(BUILD)/bench_model
 $(BUILD)/bench_delta: bench/bench_delta.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
-install: all
+SYSCONFDIR ?= /etc
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+install: all model
 	install -D -m 0755 $(BUILD)/slorad $(DESTDIR)$(PREFIX)/bin/slorad
+	install -D -m 0644 models/stories260K.bin $(DESTDIR)$(PREFIX)/share/slorad/models/stories260K.bin
+	install -D -m 0644 models/tok512.bin $(DESTDIR)$(PREFIX)/share/slorad/models/tok512.bin
+	install -d $(DESTDIR)$(SYSCONFDIR)/slorad
+	sed -e 's|"models/|"$(PREFIX)/share/slorad/models/|' conf/slorad.json > $(DESTDIR)$(SYSCONFDIR)/slorad/slorad.json
+	install -D -m 0644 systemd/slorad.service $(DESTDIR)$(UNITDIR)/slorad.service
+	sed -i -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/slorad/|$(SYSCONFDIR)/slorad/|g' $(DESTDIR)$(UNITDIR)/slorad.service
+	install -D -m 0644 docs/operations.md $(DESTDIR)$(PREFIX)/share/doc/slorad/operations.md
 
 format:
 	clang-format -i $(wildcard src/*.c src/*.h src/util/*.[ch] include/slora/*.h tests/*.c)
