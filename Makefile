@@ -113,6 +113,22 @@ bench: deps model all $(BUILD)/bench_model
 $(BUILD)/bench_delta: bench/bench_delta.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
+# libFuzzer over the adapter pipeline (clang, ASan+UBSan); new inputs go to
+# build-fuzz/corpus-adapter. `make check` replays tests/fuzz/corpus/adapter.
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+.PHONY: fuzz-adapter
+fuzz-adapter: deps
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libslora.a
+	clang $(CFLAGS_COMMON) -Iinclude $(FUZZ_SAN) -fsanitize=fuzzer -o build-fuzz/fuzz_adapter \
+	  tests/fuzz/fuzz_adapter.c build-fuzz/libslora.a $(DEP_LIBS)
+	@mkdir -p build-fuzz/corpus-adapter
+	build-fuzz/fuzz_adapter -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	  -print_final_stats=1 build-fuzz/corpus-adapter tests/fuzz/corpus/adapter
+
+$(BUILD)/fuzz_adapter_replay: tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
+
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 install: all model
@@ -129,6 +145,6 @@ format:
 	clang-format -i $(wildcard src/*.c src/*.h src/util/*.[ch] include/slora/*.h tests/*.c)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d) $(TEST_OBJS:.o=.d)

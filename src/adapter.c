@@ -13,7 +13,9 @@
 #include <slora/adapter.h>
 #include <slora/error.h>
 #include <slora/safetensors.h>
+#include <slora/superlora.h>
 
+#include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAX_SEED ((1LL << 53) - 1)
 #define CORE_IDX SLORA_MAX_ORDER /* sorts a core after its factors */
@@ -157,10 +160,13 @@ static int parse_modules(json_t *v, struct slora_adapter_config *c, char *diag, 
         return fail(diag, diag_len, SLORA_EFORMAT, "superlora.modules must be a non-empty list");
     for (size_t i = 0; i < json_array_size(v); i++) {
         json_t *e = json_array_get(v, i);
-        int m = json_is_string(e) ? slora_arch_module_parse(json_string_value(e)) : -1;
-        if (m < 0)
-            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.modules[%zu]: unknown module",
+        if (!json_is_string(e))
+            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.modules[%zu] is not a string",
                         i);
+        int m = slora_arch_module_parse(json_string_value(e));
+        if (m < 0)
+            return fail(diag, diag_len, SLORA_EFORMAT,
+                        "superlora.modules[%zu]: unknown module '%s'", i, json_string_value(e));
         for (int j = 0; j < c->n_modules; j++)
             if ((int)c->modules[j] == m)
                 return fail(diag, diag_len, SLORA_EFORMAT,
@@ -242,6 +248,28 @@ static int parse_groups(json_t *v, struct slora_adapter_config *c, char *diag, s
     return 0;
 }
 
+/* The last object key before byte pos of a JSON text ("" if none), so a
+ * syntax error such as a number overflow names the key it belongs to. */
+static void last_key(const char *text, int pos, char *key, size_t cap)
+{
+    key[0] = '\0';
+    int colon = pos - 1;
+    while (colon >= 0 && text[colon] != ':')
+        colon--;
+    int end = colon - 1;
+    while (end >= 0 && (text[end] == ' ' || text[end] == '\t' || text[end] == '\n'))
+        end--;
+    if (end < 1 || text[end] != '"')
+        return;
+    int start = end - 1;
+    while (start >= 0 && text[start] != '"')
+        start--;
+    if (start < 0 || (size_t)(end - start) > cap)
+        return;
+    memcpy(key, text + start + 1, (size_t)(end - start - 1));
+    key[end - start - 1] = '\0';
+}
+
 static int parse_config(const char *text, const struct slora_shape *model,
                         struct slora_adapter_config *c, char *diag, size_t diag_len)
 {
@@ -251,10 +279,14 @@ static int parse_config(const char *text, const struct slora_shape *model,
     static const char *const proj_keys[] = {"kind", "seed", NULL};
     json_error_t jerr;
     json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
+    if (!root) {
+        char key[64];
+        last_key(text, jerr.position, key, sizeof(key));
         return fail(diag, diag_len, SLORA_EFORMAT,
-                    "__metadata__.superlora is not valid JSON (line %d, column %d): %s", jerr.line,
-                    jerr.column, jerr.text);
+                    "__metadata__.superlora is not valid JSON (line %d, column %d%s%s%s): %s",
+                    jerr.line, jerr.column, *key ? ", after key '" : "", key, *key ? "'" : "",
+                    jerr.text);
+    }
     int err;
     char path[256] = "";
     if (!json_is_object(root)) {
@@ -580,8 +612,8 @@ static int build_group(struct slora_group *gr, int64_t g, const struct entry *es
     int i = *pos;
     for (int k = 0; i < n && es[i].g == g; k++) {
         if (es[i].k != k || es[i].m != 0)
-            return fail(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k%d.f0'",
-                        (long long)g, k);
+            return fail(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k%d.f0' (next: '%s')",
+                        (long long)g, k, es[i].t->name);
         struct slora_factor *f = &gr->k[k];
         int m = 0;
         for (; i < n && es[i].g == g && es[i].k == k && es[i].m == m; i++, m++) {
@@ -598,7 +630,7 @@ static int build_group(struct slora_group *gr, int64_t g, const struct entry *es
             gr->order = m;
         else if (m != gr->order)
             return fail(diag, diag_len, SLORA_EFORMAT,
-                        "group %lld: Kronecker factor k%d has order %d, factor k0 has order %d",
+                        "group g%lld: Kronecker factor k%d has order %d, factor k0 has order %d",
                         (long long)g, k, m, gr->order);
         if (i < n && es[i].g == g && es[i].k == k) {
             int err = check_core(es[i].t, f, m, lim, diag, diag_len);
@@ -609,7 +641,7 @@ static int build_group(struct slora_group *gr, int64_t g, const struct entry *es
             for (int j = 1; j < m; j++)
                 if (f->r[j] != f->r[0])
                     return fail(diag, diag_len, SLORA_EFORMAT,
-                                "group %lld factor k%d: CP factors (no core) need equal ranks, "
+                                "g%lld.k%d: CP factors (no core) need equal ranks, "
                                 "f0 has rank %lld, f%d has rank %lld",
                                 (long long)g, k, (long long)f->r[0], j, (long long)f->r[j]);
         }
@@ -628,30 +660,30 @@ static int check_code_len(struct slora_group *gr, int64_t g, bool projection,
         gr->n[m] = 1;
         for (int k = 0; k < gr->n_kron; k++)
             if (__builtin_mul_overflow(gr->n[m], gr->k[k].n[m], &gr->n[m]))
-                return fail(diag, diag_len, SLORA_EFORMAT, "group %lld: mode %d size overflows",
+                return fail(diag, diag_len, SLORA_EFORMAT, "group g%lld: mode %d size overflows",
                             (long long)g, m);
         if (__builtin_mul_overflow(p, gr->n[m], &p))
-            return fail(diag, diag_len, SLORA_EFORMAT, "group %lld: code length P_g overflows",
+            return fail(diag, diag_len, SLORA_EFORMAT, "group g%lld: code length P_g overflows",
                         (long long)g);
     }
     gr->code_len = p;
     int64_t bound = gr->len + 65536 > 2 * gr->len ? gr->len + 65536 : 2 * gr->len;
     if (p > bound)
         return fail(diag, diag_len, SLORA_EFORMAT,
-                    "group %lld: code length P_g = %lld is over the sanity bound %lld "
+                    "group g%lld: code length P_g = %lld is over the sanity bound %lld "
                     "(max(2 N_g, N_g + 65536), N_g = %lld)",
                     (long long)g, (long long)p, (long long)bound, (long long)gr->len);
     if (!projection && p < gr->len)
         return fail(diag, diag_len, SLORA_EFORMAT,
-                    "group %lld: code length P_g = %lld < N_g = %lld without projection",
+                    "group g%lld: code length P_g = %lld < N_g = %lld without projection",
                     (long long)g, (long long)p, (long long)gr->len);
     if (projection) {
         int64_t need = p > gr->len ? p : gr->len, l = 1;
-        while (l < need)
+        while (l < need && l <= lim->max_fastfood)
             l <<= 1;
         if (l > lim->max_fastfood)
             return fail(diag, diag_len, SLORA_ELIMIT,
-                        "group %lld: fastfood length L = %lld is over the limit of %lld",
+                        "group g%lld: fastfood length L = %lld is over the limit of %lld",
                         (long long)g, (long long)l, (long long)lim->max_fastfood);
     }
     return 0;
@@ -769,6 +801,68 @@ int slora_adapter_parse(const void *buf, size_t len, const struct slora_shape *m
 
 err_free_st:
     slora_st_free(st);
+    return err;
+}
+
+/* The one call up the layering (adapter -> superlora): an accepted adapter
+ * must be servable, so validation includes generating its deltas once. */
+int slora_adapter_validate(const void *buf, size_t len, const struct slora_shape *model,
+                           const struct slora_adapter_limits *lim, int n_threads,
+                           struct slora_adapter **out, char *diag, size_t diag_len)
+{
+    struct slora_adapter *a;
+    int err = slora_adapter_parse(buf, len, model, lim, &a, diag, diag_len);
+    if (err)
+        return err;
+    float *scratch = malloc(sizeof(float) * (size_t)(a->total ? a->total : 1));
+    if (!scratch) {
+        err = fail(diag, diag_len, SLORA_ENOMEM, "out of memory for %lld delta values",
+                   (long long)a->total);
+        goto err_unref;
+    }
+    err = slora_superlora_generate(a, scratch, n_threads, diag, diag_len);
+    free(scratch);
+    if (err)
+        goto err_unref;
+    *out = a;
+    return 0;
+
+err_unref:
+    slora_adapter_unref(a);
+    return err;
+}
+
+int slora_adapter_load(const char *path, const struct slora_shape *model,
+                       const struct slora_adapter_limits *lim, int n_threads,
+                       struct slora_adapter **out, char *diag, size_t diag_len)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fail(diag, diag_len, SLORA_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    int err;
+    if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) {
+        err = fail(diag, diag_len, SLORA_EIO, "%s: not a regular file", path);
+        goto err_close_file;
+    }
+    size_t len = (size_t)sb.st_size;
+    void *buf = malloc(len ? len : 1);
+    if (!buf) {
+        err = fail(diag, diag_len, SLORA_ENOMEM, "%s: out of memory for %zu bytes", path, len);
+        goto err_close_file;
+    }
+    if (fread(buf, 1, len, f) != len) {
+        err = fail(diag, diag_len, SLORA_EIO, "%s: short read", path);
+        goto err_free_buf;
+    }
+    err = n_threads > 0
+              ? slora_adapter_validate(buf, len, model, lim, n_threads, out, diag, diag_len)
+              : slora_adapter_parse(buf, len, model, lim, out, diag, diag_len);
+err_free_buf:
+    free(buf);
+err_close_file:
+    fclose(f);
     return err;
 }
 

@@ -185,12 +185,12 @@ int slora_st_parse(const void *buf, size_t len, struct slora_st **out, char *dia
     *out = NULL;
     if (len < 8)
         return fail(diag, diag_len, SLORA_EFORMAT,
-                    "file is %zu bytes, shorter than the 8-byte header length", len);
+                    "file is %zu bytes, shorter than 8 bytes (the header length)", len);
     uint64_t hlen = le64(p);
     if (hlen > SLORA_ST_MAX_HEADER)
         return fail(diag, diag_len, SLORA_ELIMIT,
-                    "header length %llu at byte offset 0 is over the %u-byte limit",
-                    (unsigned long long)hlen, SLORA_ST_MAX_HEADER);
+                    "header length %llu at byte offset 0 is over the 16 MiB limit",
+                    (unsigned long long)hlen);
     if (hlen > len - 8)
         return fail(diag, diag_len, SLORA_EFORMAT,
                     "header length %llu at byte offset 0 runs beyond the %zu-byte file",

@@ -87,7 +87,7 @@ static const struct bad bads[] = {
     {"modules empty", "{\"version\":1," BASE ",\"modules\":[]}", LORA, NULL, NULL, NONE,
      SLORA_EFORMAT, "superlora.modules must be a non-empty list"},
     {"unknown module", "{\"version\":1," BASE ",\"modules\":[\"wq\",\"wx\"]}", LORA, NULL, NULL,
-     NONE, SLORA_EFORMAT, "superlora.modules[1]: unknown module"},
+     NONE, SLORA_EFORMAT, "superlora.modules[1]: unknown module 'wx'"},
     {"repeated module", "{\"version\":1," BASE ",\"modules\":[\"wq\",\"wv\",\"wq\"]}", LORA, NULL,
      NULL, NONE, SLORA_EFORMAT, "superlora.modules[2]: 'wq' repeats module 'wq'"},
     {"repeated via alias", "{\"version\":1," BASE ",\"modules\":[\"wq\",\"q_proj\"]}", LORA, NULL,
@@ -126,6 +126,8 @@ static const struct bad bads[] = {
      "superlora.groups must be an integer or"},
     {"alpha huge", CFG(",\"alpha\":1e39"), LORA, NULL, NULL, NONE, SLORA_ENONFINITE,
      "superlora.alpha = 1e+39 is not a finite float32"},
+    {"alpha overflows a double", CFG(",\"alpha\":1e400"), LORA, NULL, NULL, NONE, SLORA_EFORMAT,
+     "after key 'alpha'): real number overflow"},
     {"alpha string", CFG(",\"alpha\":\"1\""), LORA, NULL, NULL, NONE, SLORA_EFORMAT,
      "superlora.alpha must be a number"},
     /* tensors */
@@ -138,7 +140,7 @@ static const struct bad bads[] = {
     {"missing kron factor", CFG(""), "g0.k0.f0=8x2 g0.k0.f1=8x2 g0.k2.f0=8x2 g0.k2.f1=8x2", NULL,
      NULL, NONE, SLORA_EFORMAT, "missing tensor 'g0.k1.f0'"},
     {"core without factors", CFG(""), LORA " g0.k1.core=2x2", NULL, NULL, NONE, SLORA_EFORMAT,
-     "missing tensor 'g0.k1.f0'"},
+     "missing tensor 'g0.k1.f0' (next: 'g0.k1.core')"},
     {"no tensors", CFG(""), "", NULL, NULL, NONE, SLORA_EFORMAT, "missing tensor 'g0.k0.f0'"},
     {"extra group", CFG(""), LORA " g1.k0.f0=64x2", NULL, NULL, NONE, SLORA_EFORMAT,
      "unexpected tensor 'g1.k0.f0': the adapter has 1 groups"},
@@ -155,20 +157,20 @@ static const struct bad bads[] = {
     {"factor zero dim", CFG(""), "g0.k0.f0=64x0 g0.k0.f1=64x2", NULL, NULL, NONE, SLORA_EFORMAT,
      "tensor 'g0.k0.f0': zero dimension in shape (64, 0)"},
     {"kron orders differ", CFG(""), "g0.k0.f0=8x2 g0.k0.f1=8x2 g0.k1.f0=8x1", NULL, NULL, NONE,
-     SLORA_EFORMAT, "group 0: Kronecker factor k1 has order 1, factor k0 has order 2"},
+     SLORA_EFORMAT, "group g0: Kronecker factor k1 has order 1, factor k0 has order 2"},
     {"core shape", CFG(""), "g0.k0.f0=64x2 g0.k0.f1=64x3 g0.k0.core=2x2", NULL, NULL, NONE,
      SLORA_EFORMAT, "tensor 'g0.k0.core': core dimension 1 is 2, factor f1 has rank 3"},
     {"core order", CFG(""), "g0.k0.f0=64x2 g0.k0.f1=64x2 g0.k0.core=4", NULL, NULL, NONE,
      SLORA_EFORMAT, "tensor 'g0.k0.core': core has 1 dimensions, the factor order is 2"},
     {"cp unequal ranks", CFG(""), "g0.k0.f0=64x2 g0.k0.f1=64x3", NULL, NULL, NONE, SLORA_EFORMAT,
-     "group 0 factor k0: CP factors (no core) need equal ranks, f0 has rank 2, f1 has rank 3"},
+     "g0.k0: CP factors (no core) need equal ranks, f0 has rank 2, f1 has rank 3"},
     {"fold too small", CFG(""), "g0.k0.f0=32x2 g0.k0.f1=64x2", NULL, NULL, NONE, SLORA_EFORMAT,
-     "group 0: code length P_g = 2048 < N_g = 4096 without projection"},
+     "group g0: code length P_g = 2048 < N_g = 4096 without projection"},
     {"fold over bound", CFG(""), "g0.k0.f0=512x1 g0.k0.f1=512x1", NULL, NULL, NONE, SLORA_EFORMAT,
-     "group 0: code length P_g = 262144 is over the sanity bound 69632"},
+     "group g0: code length P_g = 262144 is over the sanity bound 69632"},
     {"projected over bound", CFG(",\"projection\":{\"kind\":\"fastfood\",\"seed\":3}"),
      "g0.k0.f0=512x1 g0.k0.f1=512x1", NULL, NULL, NONE, SLORA_EFORMAT,
-     "group 0: code length P_g = 262144 is over the sanity bound"},
+     "group g0: code length P_g = 262144 is over the sanity bound"},
     {"too many kron factors", CFG(""), LORA " g0.k16.f0=1x1", NULL, NULL, NONE, SLORA_ELIMIT,
      "tensor 'g0.k16.f0': over the limit of 16 Kronecker factors"},
     {"nan", CFG(""), LORA, NULL, NULL, 70, __builtin_nanf(""), 0, SLORA_ENONFINITE,
@@ -358,7 +360,7 @@ START_TEST(limits)
                    "g0.k0.f0=65x2 g0.k0.f1=64x2", NULL, NULL, &len);
     ck_assert_int_eq(slora_adapter_parse(buf, len, &model, &lim, &a, diag, sizeof(diag)),
                      SLORA_ELIMIT);
-    ck_assert_ptr_nonnull(strstr(diag, "group 0: fastfood length L = 8192 is over the limit of 4096"));
+    ck_assert_ptr_nonnull(strstr(diag, "group g0: fastfood length L = 8192 is over the limit of 4096"));
     free(buf);
 
     slora_adapter_limits_default(&lim);
