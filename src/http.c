@@ -452,7 +452,7 @@ char *slora_http_format_head(int status, const char *content_type,
         n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64 "\r\n", content_length);
         err = buf_add(&b, line, (size_t)n);
     } else if (!err && mode == SLORA_HTTP_BODY_CHUNKED) {
-        err = buf_add(&b, "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n", 52);
+        err = buf_add(&b, "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n", 53);
     }
     for (int i = 0; !err && i < n_headers; i++) {
         err = buf_add(&b, headers[i].name, strlen(headers[i].name));
