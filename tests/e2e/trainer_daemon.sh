@@ -1,5 +1,5 @@
 #!/bin/bash
-# daemon_e2e.sh - trainer to daemon end to end: train a tiny adapter for a few
+# trainer_daemon.sh - trainer to daemon end to end: train a tiny adapter for a few
 # dozen steps with the CLI, export it, upload it to a running slorad with the
 # CLI, then require /v1/logits to match the torch model with the adapter
 # (tol 1e-4) and a greedy /v1/completions to equal the torch greedy
@@ -9,7 +9,7 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/../.."
 for f in models/stories260K.bin models/tok512.bin "$BUILD/slorad"; do
-    [ -f "$f" ] || { echo "daemon_e2e: $f missing" >&2; exit 1; }
+    [ -f "$f" ] || { echo "trainer_daemon: $f missing" >&2; exit 1; }
 done
 export PYTHONPATH=client/python OMP_NUM_THREADS=1
 tmp=$(mktemp -d)
@@ -27,12 +27,12 @@ port=
 for _ in $(seq 100); do
     port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/log" | head -n 1)
     [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || { echo "daemon_e2e: slorad exited:" >&2; cat "$tmp/log" >&2; exit 1; }
+    kill -0 "$pid" 2>/dev/null || { echo "trainer_daemon: slorad exited:" >&2; cat "$tmp/log" >&2; exit 1; }
     sleep 0.1
 done
-[ -n "$port" ] || { echo "daemon_e2e: no 'listening on' line:" >&2; cat "$tmp/log" >&2; exit 1; }
+[ -n "$port" ] || { echo "trainer_daemon: no 'listening on' line:" >&2; cat "$tmp/log" >&2; exit 1; }
 url=http://127.0.0.1:$port
-echo "daemon_e2e: slorad listening on $url"
+echo "trainer_daemon: slorad listening on $url"
 
 for i in $(seq 12); do
     echo '{"text": "Once upon a time, there was a little girl named Zorbo. Zorbo liked to play in the park with her ball."}'
@@ -42,7 +42,7 @@ done >"$tmp/data.jsonl"
     --data "$tmp/data.jsonl" --variant lorta3d --rank 3 --project 0.2 --shuffle --seed 5 \
     --modules wq,wv,w2 --steps 40 --lr 0.05 --batch 4 --seq 32 --quiet --out "$tmp/a.safetensors"
 reply=$("$PYTHON" -m superlora upload "$tmp/a.safetensors" --url "$url" --name acme/zorbo)
-echo "daemon_e2e: upload replied $reply"
+echo "trainer_daemon: upload replied $reply"
 "$PYTHON" -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["id"] == "acme/zorbo", r' "$reply"
 
 # a NaN in the last tensor element: the CLI must exit 1 with the daemon's 422 message
@@ -51,10 +51,10 @@ echo "daemon_e2e: upload replied $reply"
 rc=0
 "$PYTHON" -m superlora upload "$tmp/nan.safetensors" --url "$url" --name acme/bad 2>"$tmp/err" || rc=$?
 if [ "$rc" != 1 ] || ! grep -q "HTTP 422: .*NaN" "$tmp/err"; then
-    echo "daemon_e2e: NaN adapter upload: exit $rc, stderr: $(cat "$tmp/err")" >&2
+    echo "trainer_daemon: NaN adapter upload: exit $rc, stderr: $(cat "$tmp/err")" >&2
     exit 1
 fi
-echo "daemon_e2e: NaN adapter rejected: $(cat "$tmp/err")"
+echo "trainer_daemon: NaN adapter rejected: $(cat "$tmp/err")"
 
 "$PYTHON" tests/python/daemon_check.py --url "$url" --name acme/zorbo \
     --adapter "$tmp/a.safetensors" --model models/stories260K.bin --tokenizer models/tok512.bin
@@ -63,5 +63,5 @@ kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
 pid=
-[ "$rc" = 0 ] || { echo "daemon_e2e: slorad exited $rc after SIGTERM" >&2; cat "$tmp/log" >&2; exit 1; }
-echo "daemon_e2e: SIGTERM -> exit 0; ok"
+[ "$rc" = 0 ] || { echo "trainer_daemon: slorad exited $rc after SIGTERM" >&2; cat "$tmp/log" >&2; exit 1; }
+echo "trainer_daemon: SIGTERM -> exit 0; ok"
