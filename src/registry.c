@@ -206,6 +206,14 @@ replaced:
     return SLORA_EBUSY;
 }
 
+int slora_registry_validate_adapter(void *ctx, const void *buf, size_t len,
+                                    struct slora_adapter **out, char *diag, size_t diag_len)
+{
+    const struct slora_registry_model *m = ctx;
+    return slora_adapter_validate(buf, len, &m->shape, &m->limits, m->n_threads, out, diag,
+                                  diag_len);
+}
+
 /* ---- names ------------------------------------------------------------ */
 
 static bool name_char_ok(char c)

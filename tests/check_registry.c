@@ -127,6 +127,15 @@ static void assert_disk(const char *tenant, const char *name, const char *want)
     free(buf);
 }
 
+static void assert_disk_len(const char *tenant, const char *name, size_t want)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/adapters/%s/%s.safetensors", state, tenant, name);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq((size_t)st.st_size, want);
+}
+
 /* The tenant directory holds exactly the given file names (NULL-terminated). */
 static void assert_dir_exactly(const char *tenant, const char *const *names)
 {
@@ -947,6 +956,119 @@ START_TEST(read_file_of_a_replaced_version)
 }
 END_TEST
 
+
+/* ---- real adapters ---------------------------------------------------- */
+
+/* Golden numbers from the fixture headers and hashlib (tests/fixtures). */
+static const struct {
+    const char *file;
+    int64_t bytes, params, dense_bytes;
+    const char *version;
+} real[] = {
+    {"tests/fixtures/lora_wq_wv.safetensors", 19536, 4480, 5 * (64 * 64 + 32 * 64) * 4,
+     "5bece041557f0a7c"},
+    {"tests/fixtures/lokr.safetensors", 5640, 940, 2 * (64 * 64 + 64 * 64 + 172 * 64) * 4,
+     "2187e46154bd68a5"},
+};
+
+static struct slora_registry_model stories260k = {
+    .shape = {.dim = 64, .hidden_dim = 172, .n_layers = 5, .n_heads = 8, .n_kv_heads = 4,
+              .vocab_size = 512},
+    .n_threads = 1,
+};
+
+static struct slora_registry *open_real(void)
+{
+    slora_adapter_limits_default(&stories260k.limits);
+    struct slora_registry_options opt = {
+        .state_dir = state,
+        .validate = slora_registry_validate_adapter,
+        .release = slora_adapter_unref,
+        .ctx = &stories260k,
+        .max_file_bytes = 1 << 24,
+    };
+    struct slora_registry *r;
+    char diag[256] = "";
+    ck_assert_int_eq(slora_registry_new(&opt, &r, diag, sizeof(diag)), 0);
+    return r;
+}
+
+static void *load_fixture(const char *path, size_t *len)
+{
+    void *buf = NULL;
+    char diag[256] = "";
+    ck_assert_msg(slora_fsio_read_file(path, 1 << 24, &buf, len, diag, sizeof(diag)) == 0, "%s",
+                  diag);
+    return buf;
+}
+
+START_TEST(real_adapter_upload_and_restore)
+{
+    struct slora_registry *r = open_real();
+    char diag[512] = "";
+    size_t len;
+    void *buf = load_fixture(real[_i].file, &len);
+    ck_assert_uint_eq(len, (size_t)real[_i].bytes);
+    struct slora_registry_entry *e;
+    bool created;
+    ck_assert_msg(slora_registry_put(r, "acme", "a", NULL, NULL, buf, len, false, &e, &created,
+                                     diag, sizeof(diag)) == 0,
+                  "%s", diag);
+    ck_assert(created);
+    ck_assert_str_eq(e->version, real[_i].version);
+    ck_assert_int_eq(e->file_bytes, real[_i].bytes);
+    ck_assert_int_eq(e->params, real[_i].params);
+    ck_assert_int_eq(e->dense_bytes, real[_i].dense_bytes);
+    slora_registry_entry_unref(e);
+    slora_registry_free(r);
+
+    r = open_real();
+    struct slora_registry_restore_report rep;
+    ck_assert_int_eq(slora_registry_restore(r, &rep, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(rep.restored, 1);
+    ck_assert_int_eq(slora_registry_get(r, "acme", "a", &e), 0);
+    ck_assert_str_eq(e->version, real[_i].version);
+    ck_assert_int_eq(e->params, real[_i].params);
+    void *back;
+    size_t back_len;
+    ck_assert_int_eq(slora_registry_entry_read_file(e, &back, &back_len, diag, sizeof(diag)), 0);
+    ck_assert_uint_eq(back_len, len);
+    ck_assert_mem_eq(back, buf, len);
+    free(back);
+    slora_registry_entry_unref(e);
+    slora_registry_free(r);
+    free(buf);
+}
+END_TEST
+
+START_TEST(real_adapter_rejections_keep_previous)
+{
+    struct slora_registry *r = open_real();
+    char diag[512] = "";
+    size_t len;
+    void *buf = load_fixture(real[0].file, &len);
+    ck_assert_int_eq(slora_registry_put(r, "acme", "a", NULL, NULL, buf, len, false, NULL, NULL,
+                                        diag, sizeof(diag)),
+                     0);
+    /* Truncated upload: a 422-class error naming the problem, nothing changes. */
+    int rc = slora_registry_put(r, "acme", "a", NULL, NULL, buf, len / 2, false, NULL, NULL, diag,
+                                sizeof(diag));
+    ck_assert_int_eq(slora_err_http_status(rc), 422);
+    ck_assert_int_gt(strlen(diag), 0);
+    /* A file for another base model. */
+    struct slora_registry_model other = stories260k;
+    other.shape.dim = 128;
+    struct slora_adapter *a = NULL;
+    rc = slora_registry_validate_adapter(&other, buf, len, &a, diag, sizeof(diag));
+    ck_assert_int_eq(rc, SLORA_EMISMATCH);
+    ck_assert_ptr_null(a);
+    assert_version(r, "acme", "a", real[0].version);
+    assert_disk_len("acme", "a", len);
+    free(buf);
+    slora_registry_free(r);
+}
+END_TEST
+
 Suite *slora_registry_suite(void)
 {
     Suite *s = suite_create("registry");
@@ -976,5 +1098,12 @@ Suite *slora_registry_suite(void)
     tcase_add_test(tc, restore_skips_bad_files);
     tcase_add_test(tc, read_file_of_a_replaced_version);
     suite_add_tcase(s, tc);
+
+    TCase *tr = tcase_create("real");
+    tcase_add_checked_fixture(tr, setup, teardown);
+    tcase_set_timeout(tr, 60);
+    tcase_add_loop_test(tr, real_adapter_upload_and_restore, 0, sizeof(real) / sizeof(real[0]));
+    tcase_add_test(tr, real_adapter_rejections_keep_previous);
+    suite_add_tcase(s, tr);
     return s;
 }

@@ -62,6 +62,19 @@ typedef int (*slora_registry_validate_cb)(void *ctx, const void *buf, size_t len
 /* Drops one adapter reference (slora_adapter_unref). */
 typedef void (*slora_registry_release_cb)(struct slora_adapter *a);
 
+/* What real uploads are validated against: the ctx of
+ * slora_registry_validate_adapter. */
+struct slora_registry_model {
+    struct slora_shape shape;           /* the loaded base model's */
+    struct slora_adapter_limits limits; /* slora_adapter_limits_default or configured */
+    int n_threads;                      /* for the trial delta generation */
+};
+/* slora_registry_validate_cb over slora_adapter_validate (parse + trial
+ * delta generation); ctx is a const struct slora_registry_model. Pair it
+ * with slora_adapter_unref as the release callback. */
+int slora_registry_validate_adapter(void *ctx, const void *buf, size_t len,
+                                    struct slora_adapter **out, char *diag, size_t diag_len);
+
 struct slora_registry_options {
     const char *state_dir;               /* NULL: memory only, nothing persisted */
     slora_registry_validate_cb validate; /* required */
