@@ -30,7 +30,7 @@
 static const struct {
     const char *name;
     int rows, cols;
-} modules[] = {{"wq", 64, 64},  {"wk", 32, 64},   {"wv", 32, 64}, {"wo", 64, 64},
+} modules[] = {{"wq", 64, 64},  {"wk", 32, 64},  {"wv", 32, 64}, {"wo", 64, 64},
                {"w1", 172, 64}, {"w2", 64, 172}, {"w3", 172, 64}};
 #define N_MOD 7
 
@@ -67,10 +67,9 @@ static void *make_adapter(int variant, size_t *len)
             }
     data[0] = (float)variant * 1e-3f;
     const char *meta[] = {
-        "superlora",
-        "{\"version\": 1, \"base\": {\"dim\": 64, \"n_layers\": 5, \"n_heads\": 8, "
-        "\"n_kv_heads\": 4, \"hidden_dim\": 172, \"vocab_size\": 512}, "
-        "\"modules\": [\"wq\", \"wk\", \"wv\", \"wo\", \"w1\", \"w2\", \"w3\"]}"};
+        "superlora", "{\"version\": 1, \"base\": {\"dim\": 64, \"n_layers\": 5, \"n_heads\": 8, "
+                     "\"n_kv_heads\": 4, \"hidden_dim\": 172, \"vocab_size\": 512}, "
+                     "\"modules\": [\"wq\", \"wk\", \"wv\", \"wo\", \"w1\", \"w2\", \"w3\"]}"};
     char *buf = NULL;
     FILE *f = open_memstream(&buf, len);
     if (!f || slora_st_write(f, t, n, meta, 1) < 0 || fclose(f) != 0) {
@@ -106,7 +105,11 @@ static long rss_kb(void)
 }
 
 static struct slora_registry_model model = {
-    .shape = {.dim = 64, .hidden_dim = 172, .n_layers = 5, .n_heads = 8, .n_kv_heads = 4,
+    .shape = {.dim = 64,
+              .hidden_dim = 172,
+              .n_layers = 5,
+              .n_heads = 8,
+              .n_kv_heads = 4,
               .vocab_size = 512},
     .n_threads = 1,
 };
@@ -259,7 +262,8 @@ int main(int argc, char **argv)
              "| of which the params as float32 | %.0f bytes |\n"
              "| get+unref, 2 threads | %.2f M/s |\n",
              RANK, LAYERS, len[0], uploads, state, p50, p99, v50, v99, resident, fill_s,
-             resident_state, rss_per, len[0], rss_per - (double)len[0], heap_per, held_per, gets / 1e6);
+             resident_state, rss_per, len[0], rss_per - (double)len[0], heap_per, held_per,
+             gets / 1e6);
     printf("%s", report);
     if (md) {
         FILE *f = fopen(md, "w");

@@ -95,8 +95,8 @@ static struct slora_registry *open_registry(bool persistent)
 static int put(struct slora_registry *r, const char *tenant, const char *name, const char *body,
                const struct slora_quota *q, char *diag, size_t diag_len)
 {
-    return slora_registry_put(r, tenant, name, NULL, q, body, strlen(body), false, NULL, NULL,
-                              diag, diag_len);
+    return slora_registry_put(r, tenant, name, NULL, q, body, strlen(body), false, NULL, NULL, diag,
+                              diag_len);
 }
 
 static void assert_version(struct slora_registry *r, const char *tenant, const char *name,
@@ -164,7 +164,7 @@ static void assert_dir_exactly(const char *tenant, const char *const *names)
 
 static const struct {
     const char *s;
-    size_t len; /* 0: strlen */
+    size_t len;           /* 0: strlen */
     const char *fragment; /* NULL: valid */
 } names[] = {
     {"a", 0, NULL},
@@ -225,8 +225,7 @@ START_TEST(bad_names_never_reach_the_filesystem)
         if (!names[i].fragment || names[i].len)
             continue;
         n_bad++;
-        ck_assert_int_eq(put(r, "acme", names[i].s, ONE, NULL, diag, sizeof(diag)),
-                         SLORA_EINVAL);
+        ck_assert_int_eq(put(r, "acme", names[i].s, ONE, NULL, diag, sizeof(diag)), SLORA_EINVAL);
         ck_assert_ptr_nonnull(strstr(diag, "adapter name"));
         ck_assert_int_eq(put(r, names[i].s, "x", ONE, NULL, diag, sizeof(diag)), SLORA_EINVAL);
         ck_assert_ptr_nonnull(strstr(diag, "tenant name"));
@@ -267,8 +266,8 @@ static const struct {
 START_TEST(id_table)
 {
     char tenant[SLORA_NAME_MAX + 1], name[SLORA_NAME_MAX + 1], diag[256] = "", got[200];
-    int rc = slora_registry_id_parse(ids[_i].id, strlen(ids[_i].id), tenant, name, diag,
-                                     sizeof(diag));
+    int rc =
+        slora_registry_id_parse(ids[_i].id, strlen(ids[_i].id), tenant, name, diag, sizeof(diag));
     ck_assert_int_eq(rc, ids[_i].rc);
     if (rc == 0) {
         snprintf(got, sizeof(got), "%s|%s", tenant, name);
@@ -450,9 +449,9 @@ START_TEST(quotas)
     ck_assert_int_eq(put(r, "acme", "c", ONE, &q, diag, sizeof(diag)), 0);
     /* A declared Content-Length is refused before any body is read. */
     struct slora_registry_op *op = NULL;
-    ck_assert_int_eq(slora_registry_begin_put(r, "beta", "d", NULL, &q, 31, false, &op, diag,
-                                              sizeof(diag)),
-                     SLORA_ENOSPC);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "beta", "d", NULL, &q, 31, false, &op, diag, sizeof(diag)),
+        SLORA_ENOSPC);
     ck_assert_str_eq(diag, "tenant 'beta' would store 39 bytes; quota max_bytes is 30");
     ck_assert_ptr_null(op);
     struct slora_quota zero = {0, -1};
@@ -474,16 +473,14 @@ START_TEST(parallel_new_names_cannot_overshoot_quota)
     char diag[256] = "";
     struct slora_quota q = {1, 10};
     struct slora_registry_op *a, *b;
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "a", NULL, &q, -1, false, &a, diag,
-                                              sizeof(diag)),
-                     0);
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "b", NULL, &q, -1, false, &b, diag,
-                                              sizeof(diag)),
-                     SLORA_EQUOTA);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "a", NULL, &q, -1, false, &a, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "b", NULL, &q, -1, false, &b, diag, sizeof(diag)),
+        SLORA_EQUOTA);
     ck_assert_str_eq(diag, "tenant 'acme' has 1 adapters; quota max_adapters is 1");
     /* Bytes: the run reserves; an oversized body fails in run, not after persisting. */
-    ck_assert_int_eq(slora_registry_op_run(a, TWO, strlen(TWO), diag, sizeof(diag)),
-                     SLORA_ENOSPC);
+    ck_assert_int_eq(slora_registry_op_run(a, TWO, strlen(TWO), diag, sizeof(diag)), SLORA_ENOSPC);
     ck_assert_int_eq(slora_registry_op_commit(a, NULL, NULL, diag, sizeof(diag)), SLORA_ENOSPC);
     ck_assert_str_eq(diag, "tenant 'acme' would store 19 bytes; quota max_bytes is 10");
     ck_assert_int_eq(put(r, "acme", "b", ONE, &q, diag, sizeof(diag)), 0);
@@ -499,12 +496,12 @@ START_TEST(preconditions)
     struct slora_registry_cond match_one = {"\"" V_ONE "\"", NULL};
     struct slora_registry_cond match_two = {"\"" V_TWO "\"", NULL};
     struct slora_registry_cond match_any = {"*", NULL};
-    ck_assert_int_eq(slora_registry_put(r, "acme", "x", &match_any, NULL, ONE, 8, false, NULL,
-                                        NULL, diag, sizeof(diag)),
+    ck_assert_int_eq(slora_registry_put(r, "acme", "x", &match_any, NULL, ONE, 8, false, NULL, NULL,
+                                        diag, sizeof(diag)),
                      SLORA_EPRECOND);
     ck_assert_str_eq(diag, "If-Match: acme/x does not exist");
-    ck_assert_int_eq(slora_registry_put(r, "acme", "x", &none_star, NULL, ONE, 8, false, NULL,
-                                        NULL, diag, sizeof(diag)),
+    ck_assert_int_eq(slora_registry_put(r, "acme", "x", &none_star, NULL, ONE, 8, false, NULL, NULL,
+                                        diag, sizeof(diag)),
                      0);
     ck_assert_int_eq(slora_registry_put(r, "acme", "x", &none_star, NULL, TWO, 19, false, NULL,
                                         NULL, diag, sizeof(diag)),
@@ -533,17 +530,16 @@ START_TEST(busy_name_is_serialized)
     struct slora_registry *r = open_registry(true);
     char diag[256] = "";
     struct slora_registry_op *a, *b, *c;
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &a, diag,
-                                              sizeof(diag)),
-                     0);
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &b, diag,
-                                              sizeof(diag)),
-                     SLORA_EBUSY);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &a, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &b, diag, sizeof(diag)),
+        SLORA_EBUSY);
     ck_assert_str_eq(diag, "another upload or delete of acme/x is in progress; retry");
     /* Other names and dry runs go on meanwhile; a new name in flight is not visible. */
     ck_assert_int_eq(put(r, "acme", "y", ONE, NULL, diag, sizeof(diag)), 0);
-    ck_assert_int_eq(slora_registry_put(r, "acme", "x", NULL, NULL, ONE, 8, true, NULL, NULL,
-                                        diag, sizeof(diag)),
+    ck_assert_int_eq(slora_registry_put(r, "acme", "x", NULL, NULL, ONE, 8, true, NULL, NULL, diag,
+                                        sizeof(diag)),
                      0);
     struct slora_registry_entry *e;
     ck_assert_int_eq(slora_registry_get(r, "acme", "x", &e), SLORA_ENOTFOUND);
@@ -555,30 +551,26 @@ START_TEST(busy_name_is_serialized)
 
     ck_assert_int_eq(slora_registry_op_run(a, ONE, 8, diag, sizeof(diag)), 0);
     ck_assert_int_eq(slora_registry_op_commit(a, NULL, NULL, diag, sizeof(diag)), 0);
-    ck_assert_int_eq(slora_registry_begin_delete(r, "acme", "x", NULL, &c, diag, sizeof(diag)),
-                     0);
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &b, diag,
-                                              sizeof(diag)),
-                     SLORA_EBUSY);
+    ck_assert_int_eq(slora_registry_begin_delete(r, "acme", "x", NULL, &c, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &b, diag, sizeof(diag)),
+        SLORA_EBUSY);
     /* A delete given up (client gone) leaves everything as it was. */
     slora_registry_op_abort(c);
     assert_version(r, "acme", "x", V_ONE);
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "z", NULL, NULL, -1, false, &b, diag,
-                                              sizeof(diag)),
-                     0);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "z", NULL, NULL, -1, false, &b, diag, sizeof(diag)), 0);
     slora_registry_op_abort(b);
     ck_assert_int_eq(slora_registry_get(r, "acme", "z", &e), SLORA_ENOTFOUND);
     slora_registry_op_abort(NULL);
     /* Aborted after its run persisted: the index follows the disk. */
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &b, diag,
-                                              sizeof(diag)),
-                     0);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &b, diag, sizeof(diag)), 0);
     ck_assert_int_eq(slora_registry_op_run(b, TWO, strlen(TWO), diag, sizeof(diag)), 0);
     slora_registry_op_abort(b);
     assert_version(r, "acme", "x", V_TWO);
     assert_disk("acme", "x", TWO);
-    ck_assert_int_eq(slora_registry_begin_delete(r, "acme", "x", NULL, &c, diag, sizeof(diag)),
-                     0);
+    ck_assert_int_eq(slora_registry_begin_delete(r, "acme", "x", NULL, &c, diag, sizeof(diag)), 0);
     ck_assert_int_eq(slora_registry_op_run(c, NULL, 0, diag, sizeof(diag)), 0);
     slora_registry_op_abort(c);
     ck_assert_int_eq(slora_registry_get(r, "acme", "x", &e), SLORA_ENOTFOUND);
@@ -634,10 +626,10 @@ END_TEST
 
 struct storm {
     struct slora_registry *r;
-    int swaps;        /* per writer */
-    int stop;         /* atomic */
-    long reads;       /* atomic */
-    int bad;          /* atomic: readers that saw an inconsistent entry */
+    int swaps;  /* per writer */
+    int stop;   /* atomic */
+    long reads; /* atomic */
+    int bad;    /* atomic: readers that saw an inconsistent entry */
 };
 
 static void *storm_reader(void *arg)
@@ -922,9 +914,9 @@ START_TEST(restore_skips_bad_files)
     ck_assert_mem_eq(buf, ONE, 8);
     free(buf);
     slora_registry_entry_unref(e);
-    const char *left[] = {"x.safetensors", "y.safetensors", "corrupt.safetensors",
-                          "Upper.safetensors", "notes.txt", "empty.safetensors",
-                          "unreadable.safetensors", NULL};
+    const char *left[] = {
+        "x.safetensors", "y.safetensors",     "corrupt.safetensors",    "Upper.safetensors",
+        "notes.txt",     "empty.safetensors", "unreadable.safetensors", NULL};
     assert_dir_exactly("acme", left);
     struct slora_registry_stats st;
     slora_registry_stats(r, &st);
@@ -956,7 +948,6 @@ START_TEST(read_file_of_a_replaced_version)
 }
 END_TEST
 
-
 /* ---- real adapters ---------------------------------------------------- */
 
 /* Golden numbers from the fixture headers and hashlib (tests/fixtures). */
@@ -972,7 +963,11 @@ static const struct {
 };
 
 static struct slora_registry_model stories260k = {
-    .shape = {.dim = 64, .hidden_dim = 172, .n_layers = 5, .n_heads = 8, .n_kv_heads = 4,
+    .shape = {.dim = 64,
+              .hidden_dim = 172,
+              .n_layers = 5,
+              .n_heads = 8,
+              .n_kv_heads = 4,
               .vocab_size = 512},
     .n_threads = 1,
 };
