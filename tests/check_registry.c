@@ -762,6 +762,40 @@ START_TEST(persist_order_traced)
 }
 END_TEST
 
+START_TEST(existing_tenant_dir_synced_once_per_process)
+{
+    /* A tenant directory left by an earlier process may never have been
+     * synced into adapters/ (crash between mkdir and fsync): the first
+     * upload into it syncs adapters/ again, later ones do not. */
+    char trace[96], diag[256] = "";
+    snprintf(trace, sizeof(trace), "%s.trace", state);
+    struct slora_registry *r = open_registry(true);
+    ck_assert_int_eq(put(r, "acme", "x", ONE, NULL, diag, sizeof(diag)), 0);
+    slora_registry_free(r);
+    r = open_registry(true);
+    struct slora_registry_restore_report rep;
+    ck_assert_int_eq(slora_registry_restore(r, &rep, diag, sizeof(diag)), 0);
+    setenv("SLORA_FSIO_TRACE", trace, 1);
+    slora_fsio_reset();
+    ck_assert_int_eq(put(r, "acme", "y", ONE, NULL, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(put(r, "acme", "z", ONE, NULL, diag, sizeof(diag)), 0);
+    unsetenv("SLORA_FSIO_TRACE");
+    slora_fsio_reset();
+    void *buf;
+    size_t len;
+    ck_assert_int_eq(slora_fsio_read_file(trace, 1 << 16, &buf, &len, diag, sizeof(diag)), 0);
+    char *t = buf, want[256];
+    t[len - 1] = '\0';
+    snprintf(want, sizeof(want), "dirsync %s/adapters ok\nopen ", state);
+    ck_assert_int_eq(strncmp(t, want, strlen(want)), 0);
+    ck_assert_ptr_null(strstr(t, "mkdir"));
+    snprintf(want, sizeof(want), "dirsync %s/adapters ok", state);
+    ck_assert_ptr_null(strstr(t + 1, want));
+    free(buf);
+    slora_registry_free(r);
+}
+END_TEST
+
 static const struct {
     const char *fault;
     int err;
@@ -1085,6 +1119,7 @@ Suite *slora_registry_suite(void)
     tcase_add_test(tc, swap_storm_memory);
     tcase_add_test(tc, swap_storm_persistent);
     tcase_add_test(tc, persist_order_traced);
+    tcase_add_test(tc, existing_tenant_dir_synced_once_per_process);
     tcase_add_loop_test(tc, fault_during_replace_keeps_previous, 0,
                         sizeof(faults) / sizeof(faults[0]));
     tcase_add_loop_test(tc, fault_on_new_name_leaves_nothing, 0,
