@@ -11,6 +11,7 @@
 #include <slora/error.h>
 #include <slora/forward.h>
 #include <slora/generate.h>
+#include <slora/merged.h>
 #include <slora/model.h>
 #include <slora/tokenizer.h>
 #include <slora/weights.h>
@@ -30,7 +31,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: slorad generate --model M [--tokenizer T] --prompt P [-n N]\n"
                "                       [--temperature F] [--top-p F] [--top-k K] [--seed S]\n"
-               "                       [--stop S]...\n"
+               "                       [--stop S]... [--adapter A]\n"
                "\n"
                "Prints the continuation of P (BOS + P, as /v1/completions) and a newline;\n"
                "statistics go to stderr.\n"
@@ -45,13 +46,15 @@ static void usage(FILE *f)
                "  --top-p F        nucleus sampling in (0, 1); 1 = off (default)\n"
                "  --top-k K        keep the K most likely tokens; 0 = off (default)\n"
                "  --seed S         RNG seed (unsigned 64-bit); default random, printed to stderr\n"
-               "  --stop S         stop before the first occurrence of S (repeatable)\n");
+               "  --stop S         stop before the first occurrence of S (repeatable)\n"
+               "  --adapter A      apply this SuperLoRA adapter (W' = W + dW)\n");
 }
 
 struct options {
     const char *model;
     const char *tokenizer;
     const char *prompt;
+    const char *adapter;
     int max_tokens;
     struct slora_sampler_params sampler;
     bool have_seed;
@@ -92,7 +95,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         OPT_TOP_P,
         OPT_TOP_K,
         OPT_SEED,
-        OPT_STOP
+        OPT_STOP,
+        OPT_ADAPTER
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, OPT_MODEL},
@@ -103,6 +107,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"top-k", required_argument, NULL, OPT_TOP_K},
         {"seed", required_argument, NULL, OPT_SEED},
         {"stop", required_argument, NULL, OPT_STOP},
+        {"adapter", required_argument, NULL, OPT_ADAPTER},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -150,6 +155,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         case OPT_STOP:
             ok = optarg[0] != '\0';
             o->stop[o->n_stop++] = optarg;
+            break;
+        case OPT_ADAPTER:
+            o->adapter = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -237,6 +245,7 @@ struct run {
     struct slora_tokenizer *owned_tok;
     const struct slora_tokenizer *tok;
     struct slora_weights ws;
+    struct slora_merged *merged; /* --adapter: W' = W + dW, else NULL */
     struct slora_kv *kv;
     struct slora_fwd *fwd;
     struct slora_fwd_row *rows;
@@ -253,6 +262,7 @@ static void run_free(struct run *r)
     free(r->rows);
     slora_fwd_free(r->fwd);
     slora_kv_free(r->kv);
+    slora_merged_free(r->merged);
     if (r->ws.mat)
         slora_weights_deinit(&r->ws);
     slora_tokenizer_free(r->owned_tok);
@@ -296,8 +306,10 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
     if (err)
         goto out;
     err = slora_weights_init(&r.ws, r.model);
-    if (err)
+    if (err || (o->adapter && (err = slora_merged_load(r.model, o->adapter, 1, 1, &r.merged,
+                                                        diag, diag_len))))
         goto out;
+    const struct slora_weights *ws = r.merged ? &r.merged->ws : &r.ws;
     err = SLORA_ENOMEM;
     r.kv = slora_kv_new(r.model);
     r.fwd = slora_fwd_new(r.model, n_prompt);
@@ -309,7 +321,7 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
     double t0 = now(), t_prefill = t0;
     if (!slora_gen_is_done(r.gen)) {
         for (int i = 0; i < n_prompt; i++)
-            r.rows[i] = (struct slora_fwd_row){r.prompt[i], i, r.kv, &r.ws,
+            r.rows[i] = (struct slora_fwd_row){r.prompt[i], i, r.kv, ws,
                                                i == n_prompt - 1 ? r.logits : NULL};
         err = slora_fwd_run(r.fwd, r.rows, n_prompt);
         if (err)
@@ -326,7 +338,7 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
         if (slora_gen_is_done(r.gen))
             break;
         int n = slora_gen_n_tokens(r.gen);
-        struct slora_fwd_row row = {slora_gen_last_token(r.gen), n - 1, r.kv, &r.ws, r.logits};
+        struct slora_fwd_row row = {slora_gen_last_token(r.gen), n - 1, r.kv, ws, r.logits};
         err = slora_fwd_run(r.fwd, &row, 1);
         if (err)
             goto out;
