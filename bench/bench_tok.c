@@ -2,6 +2,8 @@
  * (`make bench` via bench/tok.sh): prompt encoding, sampling and logprobs
  * at the vocabulary sizes we serve (512: stories260K; 32000: llama-sized),
  * and the generation state machine's accept() with stop strings.
+ * Times are this thread's CPU time (single-threaded work; robust to other
+ * processes sharing the cores).
  *
  * usage: bench_tok --tok T.bin --vocab V [--tok T.bin --vocab V]...
  *                  [--json OUT] [--md OUT]
@@ -24,7 +26,7 @@
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 

@@ -67,9 +67,13 @@ void slora_sampler_free(struct slora_sampler *s)
 static int argmax(const float *x, int n)
 {
     int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best])
+    float max = x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] > max) {
+            max = x[i];
             best = i;
+        }
+    }
     return best;
 }
 
