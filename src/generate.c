@@ -187,11 +187,10 @@ static void finish(struct slora_gen *g, enum slora_finish reason, struct slora_g
     emit_held(g, g->held_len, step);
 }
 
-/* Log-softmax of the raw logits for the chosen token and the top n. */
-static void fill_logprobs(const struct slora_gen *g, const float *logits, int token,
-                          struct slora_gen_step *step)
+/* log p_i = x_i - (max + log sum exp(x - max)), the sum in double */
+void slora_gen_logprobs(const float *logits, int n, int token, int n_top,
+                        struct slora_gen_step *step)
 {
-    int n = g->vocab_size;
     float max = logits[0];
     for (int i = 1; i < n; i++)
         if (logits[i] > max)
@@ -205,7 +204,7 @@ static void fill_logprobs(const struct slora_gen *g, const float *logits, int to
     for (int i = 0; i < n; i++) {
         /* k: the slot i takes before moving up; a full list drops its last */
         int k = step->n_top;
-        if (k == g->logprobs) {
+        if (k == n_top) {
             if (k == 0 || !(logits[i] > logits[step->top_id[k - 1]]))
                 continue;
             k--;
@@ -234,7 +233,7 @@ int slora_gen_accept(struct slora_gen *g, float *logits, struct slora_gen_step *
     step->n_top = 0;
     step->logprob = 0.0f;
     if (g->logprobs >= 0)
-        fill_logprobs(g, g->raw_logits, token, step);
+        slora_gen_logprobs(g->raw_logits, g->vocab_size, token, g->logprobs, step);
     step->token = token;
     step->text = g->emit;
     step->text_len = 0;

@@ -283,6 +283,27 @@ START_TEST(logprobs)
 }
 END_TEST
 
+START_TEST(logprobs_direct)
+{
+    float logits[V] = {0};
+    logits[5] = logits[6] = 1.0f;
+    logits[12] = 2.0f;
+    double lse = log(13.0 + 2.0 * exp(1.0) + exp(2.0));
+    struct slora_gen_step st;
+    slora_gen_logprobs(logits, V, 6, 5, &st);
+    ck_assert_int_eq(st.n_top, 5);
+    const int want[5] = {12, 5, 6, 0, 1};
+    for (int k = 0; k < 5; k++) {
+        ck_assert_int_eq(st.top_id[k], want[k]);
+        ck_assert_double_eq_tol(st.top_logprob[k], logits[want[k]] - lse, 1e-6);
+    }
+    ck_assert_double_eq_tol(st.logprob, 1.0 - lse, 1e-6);
+    slora_gen_logprobs(logits, V, 0, 0, &st);
+    ck_assert_int_eq(st.n_top, 0);
+    ck_assert_double_eq_tol(st.logprob, -lse, 1e-6);
+}
+END_TEST
+
 Suite *slora_generate_suite(void)
 {
     Suite *s = suite_create("generate");
@@ -292,6 +313,7 @@ Suite *slora_generate_suite(void)
     tcase_add_test(tc, finish_names);
     tcase_add_test(tc, bad_params);
     tcase_add_test(tc, logprobs);
+    tcase_add_test(tc, logprobs_direct);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -62,6 +62,13 @@ START_TEST(greedy_ties)
     const float last[5] = {-INFINITY, -2.0f, -3.0f, -4.0f, -1.0f};
     ck_assert_int_eq(draw(s, last, 5), 4);
     slora_sampler_free(s);
+    /* logits / 1e-40 overflow: the limit of a vanishing temperature is argmax */
+    struct slora_sampler_params tiny = {1e-40f, 1.0f, 0, 9};
+    s = slora_sampler_new(5, &tiny);
+    const float spread[5] = {1.0f, 3.0f, 2.0f, -5.0f, 2.5f};
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(draw(s, spread, 5), 1);
+    slora_sampler_free(s);
     slora_sampler_free(NULL);
 }
 END_TEST

@@ -89,6 +89,12 @@ void slora_gen_free(struct slora_gen *g);
  * and apply the rules above. Returns 0, or SLORA_EINVAL when already done. */
 int slora_gen_accept(struct slora_gen *g, float *logits, struct slora_gen_step *step);
 
+/* What accept() reports with logprobs on, for any logits (vocab n), e.g.
+ * prompt positions for echo: sets step->logprob of token, step->n_top =
+ * n_top (0..SLORA_GEN_MAX_LOGPROBS) and the top ids/logprobs. */
+void slora_gen_logprobs(const float *logits, int n, int token, int n_top,
+                        struct slora_gen_step *step);
+
 bool slora_gen_is_done(const struct slora_gen *g);
 enum slora_finish slora_gen_finish(const struct slora_gen *g);
 /* "stop", "length", or NULL for SLORA_FINISH_NONE. */
