@@ -282,9 +282,11 @@ static void writer_task(void *ctx, size_t task, int worker)
         float *tmp = w->tmp + (size_t)worker * CHUNK;
         slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, f->u + row0 * f->r,
                         f->a_last + c0 * f->r, 1, 0.0f, tmp);
-        for (int64_t i = 0; i < n_rows; i++) {
+        /* whole-row tiles are one contiguous run of dst */
+        int64_t seg = nc == f->n_last ? n_rows * nc : nc;
+        for (int64_t i = 0; i < n_rows; i += seg / nc) {
             int64_t e0 = (row0 + i) * f->n_last + c0;
-            int64_t len = nc < w->count - e0 ? nc : w->count - e0;
+            int64_t len = seg < w->count - e0 ? seg : w->count - e0;
             if (len <= 0)
                 break;
             size_t at = slora_kernels_stream(w->dst + e0, tmp + i * nc, (size_t)len, 1.0f);
@@ -292,6 +294,7 @@ static void writer_task(void *ctx, size_t task, int worker)
                 bad = e0 + (int64_t)at;
         }
     }
+    slora_kernels_stream_done();
     if (w->check && bad != INT64_MAX)
         note_bad(w, bad);
 }
@@ -339,6 +342,7 @@ static void prepare(const struct slora_group *g, float *buf, struct writer *w)
                   (int64_t)total);
         cur = bufs[which];
     }
+    slora_kernels_stream_done();
     w->kron_mode = true;
     w->kron.M = M;
     w->kron.a = dense[0];
