@@ -6,12 +6,13 @@
  *           (gemms of A_m with slices of the previous product);
  *   CP:     U rows are elementwise products of rows of A_0 .. A_{M-2}
  *           (for M = 2 U is A_0 itself, so LoRA is one GEMM B @ A).
- * One factor: the group's code vector is U @ A_last^T, written straight
- * into the destination by row blocks. Several: T_1 (x) ... (x) T_{K-1} is
+ * One factor: the group's code vector is U @ A_last^T, computed a tile at
+ * a time into a cache-sized buffer. Several: T_1 (x) ... (x) T_{K-1} is
  * built densely, then T_0 (x) Rest is written as scaled copies of Rest's
  * last-mode rows ("runs"). Both writers produce only the first count
- * entries (the fold), apply alpha, and check the block they just wrote for
- * NaN/Inf while it is in cache.
+ * entries (the fold), apply alpha, and write the destination with
+ * streaming stores that test each value for NaN/Inf on the way out, so the
+ * output costs one write pass, like memset.
  *
  * Output work is cut into tasks of about CHUNK floats by size alone, so the
  * floats are the same at any thread count. Projection (fastfood.c) and
@@ -226,15 +227,22 @@ static size_t rest_len(const struct slora_group *g)
     return p;
 }
 
-static size_t prepare_floats(const struct slora_group *g)
+/* The largest factor_u scratch among the group's factors. */
+static size_t max_u_floats(const struct slora_group *g)
 {
-    size_t u = 0, dense = 0;
+    size_t u = 0;
     for (int k = 0; k < g->n_kron; k++) {
         size_t s = factor_u_floats(&g->k[k], g->order);
         u = s > u ? s : u;
-        if (g->n_kron > 1)
-            dense = add_sat(dense, align16(factor_len(&g->k[k], g->order)));
     }
+    return u;
+}
+
+static size_t prepare_floats(const struct slora_group *g)
+{
+    size_t u = max_u_floats(g), dense = 0;
+    for (int k = 0; g->n_kron > 1 && k < g->n_kron; k++)
+        dense = add_sat(dense, align16(factor_len(&g->k[k], g->order)));
     size_t rest = g->n_kron > 2 ? mul_sat(2, align16(rest_len(g))) : 0;
     return add_sat(add_sat(u, dense), rest);
 }
@@ -308,12 +316,7 @@ static void prepare(const struct slora_group *g, float *buf, struct writer *w)
         factor_u(&g->k[0], M, buf, &w->fu);
         return;
     }
-    size_t u_len = 0;
-    for (int k = 0; k < g->n_kron; k++) {
-        size_t s = factor_u_floats(&g->k[k], M);
-        u_len = s > u_len ? s : u_len;
-    }
-    float *ubuf = buf, *dense[SLORA_MAX_KRON], *p = buf + u_len;
+    float *ubuf = buf, *dense[SLORA_MAX_KRON], *p = buf + max_u_floats(g);
     for (int k = 0; k < g->n_kron; k++) {
         struct factor_u fu;
         factor_u(&g->k[k], M, ubuf, &fu);
