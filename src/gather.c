@@ -5,7 +5,7 @@
 #include <slora/kernels.h>
 #include <slora/parallel.h>
 
-#define AHEAD 32 /* elements prefetched ahead: enough misses in flight */
+#define AHEAD 64 /* elements prefetched ahead: enough misses in flight */
 
 struct run {
     const struct slora_gather *g;
