@@ -455,11 +455,15 @@ static int plan(const struct slora_adapter *a, int n_threads, struct layout *lay
     return lay->total == SIZE_MAX ? SLORA_ELIMIT : 0;
 }
 
+static int clamp_threads(int n)
+{
+    return n < 1 ? 1 : n > SLORA_PARALLEL_MAX_THREADS ? SLORA_PARALLEL_MAX_THREADS : n;
+}
+
 size_t slora_superlora_scratch_bytes(const struct slora_adapter *a, int n_threads)
 {
     struct layout lay;
-    if (n_threads < 1)
-        n_threads = 1;
+    n_threads = clamp_threads(n_threads);
     return plan(a, n_threads, &lay) ? SIZE_MAX : mul_sat(lay.total, sizeof(float));
 }
 
@@ -516,12 +520,23 @@ int slora_superlora_generate(const struct slora_adapter *a, float *out, int n_th
 int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int n_threads,
                                   struct slora_superlora_scratch *ws, char *diag, size_t diag_len)
 {
-    if (n_threads < 1)
-        n_threads = 1;
+    n_threads = clamp_threads(n_threads);
+    int64_t covered = 0;
     for (int gi = 0; gi < a->n_groups; gi++) {
         int rc = check_group(a, gi, diag, diag_len);
         if (rc)
             return rc;
+        if (a->groups[gi].offset != covered) {
+            snprintf(diag, diag_len, "group %d: offset %lld, expected %lld", gi,
+                     (long long)a->groups[gi].offset, (long long)covered);
+            return SLORA_EINVAL;
+        }
+        covered += a->groups[gi].len;
+    }
+    if (covered != a->total || a->n_groups < 1) {
+        snprintf(diag, diag_len, "groups cover %lld of N = %lld entries", (long long)covered,
+                 (long long)a->total);
+        return SLORA_EINVAL;
     }
     struct layout lay;
     if (plan(a, n_threads, &lay)) {
