@@ -402,9 +402,17 @@ static int check_group(const struct slora_adapter *a, int gi, char *diag, size_t
         ok = ok && n == g->n[m];
     }
     ok = ok && (int64_t)prod_n(g->n, 0, g->order) == g->code_len;
-    if (!ok)
+    if (!ok) {
         snprintf(diag, diag_len, "group %d: inconsistent group table", gi);
-    return ok ? 0 : SLORA_EINVAL;
+        return SLORA_EINVAL;
+    }
+    /* gemm dimensions grow with P_g: keep them in BLAS's int */
+    if (g->code_len > INT_MAX) {
+        snprintf(diag, diag_len, "group %d: code length %lld over the limit %d", gi,
+                 (long long)g->code_len, INT_MAX);
+        return SLORA_ELIMIT;
+    }
+    return 0;
 }
 
 static int nonfinite_diag(const struct slora_adapter *a, int64_t at, char *diag, size_t diag_len)

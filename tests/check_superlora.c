@@ -679,6 +679,22 @@ START_TEST(inconsistent_group_rejected)
 }
 END_TEST
 
+START_TEST(huge_code_rejected)
+{
+    struct fixture *f = fx_new(1 << 17);
+    static const int64_t shapes[1][2] = {{2, 5}};
+    fx_targets(f, 1, shapes);
+    struct slora_group *g = fx_group(f, 0, 10, 2);
+    fx_factor(f, g, (int64_t[]){50000, 50000}, (int64_t[]){1, 1}, false);
+    f->a.cfg.projection = true;
+    float out[10];
+    char diag[256] = "";
+    ck_assert_int_eq(slora_superlora_generate(&f->a, out, 1, diag, sizeof(diag)), SLORA_ELIMIT);
+    ck_assert_msg(strstr(diag, "group 0: code length 2500000000 over the limit"), "%s", diag);
+    fx_free(f);
+}
+END_TEST
+
 /* ---- merge into a weight set ---- */
 
 START_TEST(apply_merges_and_points_weights)
@@ -735,6 +751,7 @@ Suite *slora_superlora_suite(void)
     tcase_add_test(tc, fastfood_zero_norm_rejected);
     tcase_add_loop_test(tc, inconsistent_group_rejected, 0,
                         (int)(sizeof(table_cases) / sizeof(table_cases[0])));
+    tcase_add_test(tc, huge_code_rejected);
     tcase_add_test(tc, apply_merges_and_points_weights);
     suite_add_tcase(s, tc);
     return s;
