@@ -7,9 +7,11 @@
  * decode row per step.
  */
 #include <slora/cli.h>
+#include <slora/cliarg.h>
 #include <slora/error.h>
 #include <slora/forward.h>
 #include <slora/generate.h>
+#include <slora/merged.h>
 #include <slora/model.h>
 #include <slora/tokenizer.h>
 #include <slora/weights.h>
@@ -27,48 +29,38 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: slorad generate --model M [--tokenizer T] --prompt P [-n N]\n"
-            "                       [--temperature F] [--top-p F] [--top-k K] [--seed S]\n"
-            "                       [--stop S]...\n"
-            "\n"
-            "Prints the continuation of P (BOS + P, as /v1/completions) and a newline;\n"
-            "statistics go to stderr.\n"
-            "\n"
-            "  --model M        llama2.c .bin or GGUF model\n"
-            "  --tokenizer T    llama2.c tok*.bin; default: the GGUF's own vocabulary, else\n"
-            "                   tok<vocab_size>.bin, then tokenizer.bin, next to the model\n"
-            "  --prompt P       prompt text (\"\" = just BOS)\n"
-            "  -n N             maximum tokens to generate (default 256; generation also\n"
-            "                   ends at BOS/EOS, a stop string or the model's seq_len)\n"
-            "  --temperature F  0 = greedy (argmax, lowest id on ties); default 1\n"
-            "  --top-p F        nucleus sampling in (0, 1); 1 = off (default)\n"
-            "  --top-k K        keep the K most likely tokens; 0 = off (default)\n"
-            "  --seed S         RNG seed (unsigned 64-bit); default random, printed to stderr\n"
-            "  --stop S         stop before the first occurrence of S (repeatable)\n");
+    fprintf(f, "usage: slorad generate --model M [--tokenizer T] --prompt P [-n N]\n"
+               "                       [--temperature F] [--top-p F] [--top-k K] [--seed S]\n"
+               "                       [--stop S]... [--adapter A]\n"
+               "\n"
+               "Prints the continuation of P (BOS + P, as /v1/completions) and a newline;\n"
+               "statistics go to stderr.\n"
+               "\n"
+               "  --model M        llama2.c .bin or GGUF model\n"
+               "  --tokenizer T    llama2.c tok*.bin; default: the GGUF's own vocabulary, else\n"
+               "                   tok<vocab_size>.bin, then tokenizer.bin, next to the model\n"
+               "  --prompt P       prompt text (\"\" = just BOS)\n"
+               "  -n N             maximum tokens to generate (default 256; generation also\n"
+               "                   ends at BOS/EOS, a stop string or the model's seq_len)\n"
+               "  --temperature F  0 = greedy (argmax, lowest id on ties); default 1\n"
+               "  --top-p F        nucleus sampling in (0, 1); 1 = off (default)\n"
+               "  --top-k K        keep the K most likely tokens; 0 = off (default)\n"
+               "  --seed S         RNG seed (unsigned 64-bit); default random, printed to stderr\n"
+               "  --stop S         stop before the first occurrence of S (repeatable)\n"
+               "  --adapter A      apply this SuperLoRA adapter (W' = W + dW)\n");
 }
 
 struct options {
     const char *model;
     const char *tokenizer;
     const char *prompt;
+    const char *adapter;
     int max_tokens;
     struct slora_sampler_params sampler;
     bool have_seed;
     const char **stop;
     int n_stop;
 };
-
-static bool parse_int(const char *s, int lo, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > INT_MAX)
-        return false;
-    *out = (int)v;
-    return true;
-}
 
 static bool parse_float(const char *s, float lo, float hi, float *out)
 {
@@ -95,8 +87,17 @@ static bool parse_u64(const char *s, uint64_t *out)
 /* 0 ok, 1 --help shown, 2 usage error (message printed). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    enum { OPT_MODEL = 256, OPT_TOKENIZER, OPT_PROMPT, OPT_TEMP, OPT_TOP_P, OPT_TOP_K, OPT_SEED,
-           OPT_STOP };
+    enum {
+        OPT_MODEL = 256,
+        OPT_TOKENIZER,
+        OPT_PROMPT,
+        OPT_TEMP,
+        OPT_TOP_P,
+        OPT_TOP_K,
+        OPT_SEED,
+        OPT_STOP,
+        OPT_ADAPTER
+    };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, OPT_MODEL},
         {"tokenizer", required_argument, NULL, OPT_TOKENIZER},
@@ -106,6 +107,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"top-k", required_argument, NULL, OPT_TOP_K},
         {"seed", required_argument, NULL, OPT_SEED},
         {"stop", required_argument, NULL, OPT_STOP},
+        {"adapter", required_argument, NULL, OPT_ADAPTER},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -117,9 +119,10 @@ static int parse_args(int argc, char **argv, struct options *o)
     }
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":n:h", longopts, NULL)) != -1) {
+    int c, idx = -1;
+    while ((c = getopt_long(argc, argv, ":n:h", longopts, &idx)) != -1) {
         bool ok = true;
+        long long v = 0;
         switch (c) {
         case OPT_MODEL:
             o->model = optarg;
@@ -131,7 +134,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->prompt = optarg;
             break;
         case 'n':
-            ok = parse_int(optarg, 0, &o->max_tokens);
+            ok = slora_cliarg_int(optarg, 0, INT_MAX, &v);
+            o->max_tokens = (int)v;
             break;
         case OPT_TEMP:
             ok = parse_float(optarg, 0.0f, INFINITY, &o->sampler.temperature) &&
@@ -141,7 +145,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             ok = parse_float(optarg, 0.0f, 1.0f, &o->sampler.top_p) && o->sampler.top_p > 0.0f;
             break;
         case OPT_TOP_K:
-            ok = parse_int(optarg, 0, &o->sampler.top_k);
+            ok = slora_cliarg_int(optarg, 0, INT_MAX, &v);
+            o->sampler.top_k = (int)v;
             break;
         case OPT_SEED:
             ok = parse_u64(optarg, &o->sampler.seed);
@@ -150,6 +155,9 @@ static int parse_args(int argc, char **argv, struct options *o)
         case OPT_STOP:
             ok = optarg[0] != '\0';
             o->stop[o->n_stop++] = optarg;
+            break;
+        case OPT_ADAPTER:
+            o->adapter = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -164,8 +172,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             return 2;
         }
         if (!ok) {
-            fprintf(stderr, "slorad generate: invalid value '%s' for %s\n", optarg,
-                    argv[optind - 1]);
+            fprintf(stderr, "slorad generate: invalid value '%s' for %s%s\n", optarg,
+                    c == 'n' ? "-n" : "--", c == 'n' ? "" : longopts[idx].name);
             usage(stderr);
             return 2;
         }
@@ -237,6 +245,7 @@ struct run {
     struct slora_tokenizer *owned_tok;
     const struct slora_tokenizer *tok;
     struct slora_weights ws;
+    struct slora_merged *merged; /* --adapter: W' = W + dW, else NULL */
     struct slora_kv *kv;
     struct slora_fwd *fwd;
     struct slora_fwd_row *rows;
@@ -253,6 +262,7 @@ static void run_free(struct run *r)
     free(r->rows);
     slora_fwd_free(r->fwd);
     slora_kv_free(r->kv);
+    slora_merged_free(r->merged);
     if (r->ws.mat)
         slora_weights_deinit(&r->ws);
     slora_tokenizer_free(r->owned_tok);
@@ -296,8 +306,10 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
     if (err)
         goto out;
     err = slora_weights_init(&r.ws, r.model);
-    if (err)
+    if (err || (o->adapter && (err = slora_merged_load(r.model, o->adapter, 1, 1, &r.merged,
+                                                        diag, diag_len))))
         goto out;
+    const struct slora_weights *ws = r.merged ? &r.merged->ws : &r.ws;
     err = SLORA_ENOMEM;
     r.kv = slora_kv_new(r.model);
     r.fwd = slora_fwd_new(r.model, n_prompt);
@@ -309,7 +321,7 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
     double t0 = now(), t_prefill = t0;
     if (!slora_gen_is_done(r.gen)) {
         for (int i = 0; i < n_prompt; i++)
-            r.rows[i] = (struct slora_fwd_row){r.prompt[i], i, r.kv, &r.ws,
+            r.rows[i] = (struct slora_fwd_row){r.prompt[i], i, r.kv, ws,
                                                i == n_prompt - 1 ? r.logits : NULL};
         err = slora_fwd_run(r.fwd, r.rows, n_prompt);
         if (err)
@@ -326,7 +338,7 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
         if (slora_gen_is_done(r.gen))
             break;
         int n = slora_gen_n_tokens(r.gen);
-        struct slora_fwd_row row = {slora_gen_last_token(r.gen), n - 1, r.kv, &r.ws, r.logits};
+        struct slora_fwd_row row = {slora_gen_last_token(r.gen), n - 1, r.kv, ws, r.logits};
         err = slora_fwd_run(r.fwd, &row, 1);
         if (err)
             goto out;
@@ -341,8 +353,7 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
             "finish %s; seed %llu\n",
             n_prompt, n_prompt / (t_prefill - t0 > 0 ? t_prefill - t0 : 1e-9), n_gen,
             n_gen > 1 ? (n_gen - 1) / (t1 - t_prefill > 0 ? t1 - t_prefill : 1e-9) : 0.0,
-            slora_gen_finish_name(slora_gen_finish(r.gen)),
-            (unsigned long long)o->sampler.seed);
+            slora_gen_finish_name(slora_gen_finish(r.gen)), (unsigned long long)o->sampler.seed);
     err = 0;
 out:
     run_free(&r);

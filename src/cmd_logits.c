@@ -6,6 +6,7 @@
 #include <slora/cli.h>
 #include <slora/cliarg.h>
 #include <slora/forward.h>
+#include <slora/merged.h>
 #include <slora/model.h>
 #include <slora/tokenizer.h>
 #include <slora/weights.h>
@@ -17,18 +18,17 @@
 
 static const char usage_text[] =
     "usage: slorad logits --model M [--tokenizer T] (--tokens 1,2,3 | --prompt TEXT)\n"
-    "                     [--positions last|all]\n"
+    "                     [--positions last|all] [--adapter A]\n"
     "  --model M          llama2.c .bin or GGUF model\n"
     "  --tokenizer T      tok*.bin (for --prompt; a GGUF's own vocabulary otherwise)\n"
     "  --tokens LIST      comma-separated token ids\n"
     "  --prompt TEXT      text encoded with BOS\n"
-    "  --positions P      logits of the last position (default) or of all\n";
+    "  --positions P      logits of the last position (default) or of all\n"
+    "  --adapter A        apply this SuperLoRA adapter (W' = W + dW)\n";
 
-static int bad_usage(const char *msg, const char *arg)
+static int usage_error(const char *msg, const char *arg)
 {
-    fprintf(stderr, "slorad logits: %s%s\n", msg, arg ? arg : "");
-    fputs(usage_text, stderr);
-    return 2;
+    return slora_cliarg_usage_error("logits", usage_text, msg, arg);
 }
 
 static void print_json(const int *tokens, int n, const float *logits, int first, int vocab)
@@ -73,7 +73,8 @@ static int get_tokens(const struct slora_model *m, const char *tok_path, const c
         tok = own;
     }
     if (!tok) {
-        fprintf(stderr, "slorad logits: --prompt needs --tokenizer (the model has no vocabulary)\n");
+        fprintf(stderr,
+                "slorad logits: --prompt needs --tokenizer (the model has no vocabulary)\n");
         return -1;
     }
     int rc = slora_tokenizer_encode(tok, prompt, true, *tokens, n);
@@ -85,7 +86,9 @@ static int get_tokens(const struct slora_model *m, const char *tok_path, const c
     return 0;
 }
 
-static int run(const struct slora_model *m, const int *tokens, int n, int all)
+/* adapted: the weight set of --adapter, or NULL for the base weights. */
+static int run(const struct slora_model *m, const struct slora_weights *adapted, const int *tokens,
+               int n, int all)
 {
     int vocab = m->cfg.shape.vocab_size, first = all ? 0 : n - 1;
     if (n > m->cfg.seq_len) {
@@ -102,7 +105,7 @@ static int run(const struct slora_model *m, const int *tokens, int n, int all)
     int rc = -1;
     if (kv && f && rows && logits) {
         for (int i = 0; i < n; i++)
-            rows[i] = (struct slora_fwd_row){tokens[i], i, kv, &ws,
+            rows[i] = (struct slora_fwd_row){tokens[i], i, kv, adapted ? adapted : &ws,
                                              i >= first ? logits + (size_t)(i - first) * vocab : NULL};
         rc = slora_fwd_run(f, rows, n);
         if (!rc)
@@ -120,17 +123,19 @@ static int run(const struct slora_model *m, const int *tokens, int n, int all)
 
 int slora_cmd_logits(int argc, char **argv)
 {
-    enum { O_MODEL = 256, O_TOK, O_TOKENS, O_PROMPT, O_POS, O_HELP };
+    enum { O_MODEL = 256, O_TOK, O_TOKENS, O_PROMPT, O_POS, O_ADAPTER, O_HELP };
     static const struct option opts[] = {
         {"model", required_argument, NULL, O_MODEL},
         {"tokenizer", required_argument, NULL, O_TOK},
         {"tokens", required_argument, NULL, O_TOKENS},
         {"prompt", required_argument, NULL, O_PROMPT},
         {"positions", required_argument, NULL, O_POS},
+        {"adapter", required_argument, NULL, O_ADAPTER},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
     const char *model_path = NULL, *tok_path = NULL, *list = NULL, *prompt = NULL;
+    const char *adapter = NULL;
     int all = 0, c;
     optind = 1;
     opterr = 0;
@@ -150,20 +155,23 @@ int slora_cmd_logits(int argc, char **argv)
             break;
         case O_POS:
             if (strcmp(optarg, "last") && strcmp(optarg, "all"))
-                return bad_usage("--positions must be last or all, got ", optarg);
+                return usage_error("--positions must be last or all, got ", optarg);
             all = !strcmp(optarg, "all");
+            break;
+        case O_ADAPTER:
+            adapter = optarg;
             break;
         case O_HELP:
             fputs(usage_text, stdout);
             return 0;
         default:
-            return bad_usage("bad option ", argv[optind - 1]);
+            return usage_error("bad option ", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return bad_usage("unexpected argument ", argv[optind]);
+        return usage_error("unexpected argument ", argv[optind]);
     if (!model_path || !list == !prompt)
-        return bad_usage("--model and exactly one of --tokens or --prompt are required", NULL);
+        return usage_error("--model and exactly one of --tokens or --prompt are required", NULL);
 
     char diag[512];
     struct slora_model *m;
@@ -171,11 +179,18 @@ int slora_cmd_logits(int argc, char **argv)
         fprintf(stderr, "slorad logits: %s\n", diag);
         return 1;
     }
+    struct slora_merged *mg = NULL;
+    if (adapter && slora_merged_load(m, adapter, 1, 1, &mg, diag, sizeof(diag))) {
+        fprintf(stderr, "slorad logits: %s\n", diag);
+        slora_model_free(m);
+        return 1;
+    }
     int *tokens = NULL, n = 0;
     int rc = get_tokens(m, tok_path, list, prompt, &tokens, &n);
     if (!rc)
-        rc = run(m, tokens, n, all);
+        rc = run(m, mg ? &mg->ws : NULL, tokens, n, all);
     free(tokens);
+    slora_merged_free(mg);
     slora_model_free(m);
     return rc ? 1 : 0;
 }

@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char replacement[] = "\xef\xbf\xbd"; /* U+FFFD */
-
 struct slora_gen {
     const struct slora_tokenizer *tok; /* borrowed */
     struct slora_sampler *sampler;
@@ -25,17 +23,17 @@ struct slora_gen {
     int seq_len;
     int logprobs;
     enum slora_finish finish;
-    int *tokens;        /* (n_prompt + room for every token that may be generated) */
-    char **stop;        /* (n_stop) owned copies */
-    size_t *stop_len;   /* (n_stop) */
+    int *tokens;      /* (n_prompt + room for every token that may be generated) */
+    char **stop;      /* (n_stop) owned copies */
+    size_t *stop_len; /* (n_stop) */
     int n_stop;
     unsigned char *raw; /* (max piece + 3) tail followed by the new piece */
     size_t tail_len;    /* bytes of an incomplete character at raw[0..tail_len) */
     char *held;         /* (cap) */
     size_t held_len;
-    char *emit;         /* (cap) */
+    char *emit; /* (cap) */
     size_t cap;
-    float *raw_logits;  /* (vocab) copy for logprobs, or NULL */
+    float *raw_logits; /* (vocab) copy for logprobs, or NULL */
 };
 
 int slora_gen_new(const struct slora_tokenizer *tok, const int *prompt, int n_prompt,
@@ -89,8 +87,8 @@ int slora_gen_new(const struct slora_tokenizer *tok, const int *prompt, int n_pr
     g->emit = malloc(g->cap);
     if (p->logprobs >= 0)
         g->raw_logits = malloc((size_t)vocab * sizeof(*g->raw_logits));
-    if (!g->sampler || !g->tokens || !g->stop || !g->stop_len || !g->raw || !g->held ||
-        !g->emit || (p->logprobs >= 0 && !g->raw_logits))
+    if (!g->sampler || !g->tokens || !g->stop || !g->stop_len || !g->raw || !g->held || !g->emit ||
+        (p->logprobs >= 0 && !g->raw_logits))
         goto err_free_gen;
     for (int i = 0; i < p->n_stop; i++) {
         g->stop_len[i] = strlen(p->stop[i]);
@@ -126,68 +124,15 @@ void slora_gen_free(struct slora_gen *g)
     free(g);
 }
 
-/* The character at s[0..n): > 0 its length when well-formed, 0 when s is a
- * well-formed but incomplete prefix, -k when ill-formed with a maximal
- * subpart of k bytes (Unicode 3.9, table 3-7). */
-static int utf8_char(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    int need;
-    if (c < 0x80)
-        return 1;
-    if (c < 0xC2)
-        return -1;
-    if (c < 0xE0) {
-        need = 2;
-    } else if (c < 0xF0) {
-        need = 3;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c < 0xF5) {
-        need = 4;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else {
-        return -1;
-    }
-    for (int i = 1; i < need; i++) {
-        if ((size_t)i >= n)
-            return 0;
-        if (s[i] < lo || s[i] > hi)
-            return -i;
-        lo = 0x80;
-        hi = 0xBF;
-    }
-    return need;
-}
-
-static void held_append(struct slora_gen *g, const void *s, size_t n)
-{
-    memcpy(g->held + g->held_len, s, n);
-    g->held_len += n;
-}
-
 /* Move the complete characters of tail + piece into held. */
 static void feed_bytes(struct slora_gen *g, const char *piece, size_t n)
 {
     memcpy(g->raw + g->tail_len, piece, n);
-    size_t len = g->tail_len + n, pos = 0;
-    g->tail_len = 0;
-    while (pos < len) {
-        int r = utf8_char(g->raw + pos, len - pos);
-        if (r == 0) {
-            g->tail_len = len - pos;
-            memmove(g->raw, g->raw + pos, g->tail_len);
-            return;
-        }
-        if (r > 0) {
-            held_append(g, g->raw + pos, (size_t)r);
-            pos += (size_t)r;
-        } else {
-            held_append(g, replacement, 3);
-            pos += (size_t)-r;
-        }
-    }
+    size_t len = g->tail_len + n, used;
+    g->held_len +=
+        slora_tokenizer_utf8_clean((const char *)g->raw, len, false, g->held + g->held_len, &used);
+    g->tail_len = len - used;
+    memmove(g->raw, g->raw + used, g->tail_len);
 }
 
 /* Cut held at the earliest stop string; true when one was found. */
@@ -234,19 +179,18 @@ static void emit_held(struct slora_gen *g, size_t n, struct slora_gen_step *step
 
 static void finish(struct slora_gen *g, enum slora_finish reason, struct slora_gen_step *step)
 {
-    if (g->tail_len) {
-        held_append(g, replacement, 3);
-        g->tail_len = 0;
-    }
+    size_t used;
+    g->held_len += slora_tokenizer_utf8_clean((const char *)g->raw, g->tail_len, true,
+                                              g->held + g->held_len, &used);
+    g->tail_len = 0;
     g->finish = cut_at_stop(g) ? SLORA_FINISH_STOP : reason;
     emit_held(g, g->held_len, step);
 }
 
-/* Log-softmax of the raw logits for the chosen token and the top n. */
-static void fill_logprobs(const struct slora_gen *g, const float *logits, int token,
-                          struct slora_gen_step *step)
+/* log p_i = x_i - (max + log sum exp(x - max)), the sum in double */
+void slora_gen_logprobs(const float *logits, int n, int token, int n_top,
+                        struct slora_gen_step *step)
 {
-    int n = g->vocab_size;
     float max = logits[0];
     for (int i = 1; i < n; i++)
         if (logits[i] > max)
@@ -260,7 +204,7 @@ static void fill_logprobs(const struct slora_gen *g, const float *logits, int to
     for (int i = 0; i < n; i++) {
         /* k: the slot i takes before moving up; a full list drops its last */
         int k = step->n_top;
-        if (k == g->logprobs) {
+        if (k == n_top) {
             if (k == 0 || !(logits[i] > logits[step->top_id[k - 1]]))
                 continue;
             k--;
@@ -282,17 +226,14 @@ int slora_gen_accept(struct slora_gen *g, float *logits, struct slora_gen_step *
 {
     if (g->finish != SLORA_FINISH_NONE)
         return SLORA_EINVAL;
-    int token;
+    /* the sampler scales logits in place: logprobs use a copy of the raw ones */
+    if (g->logprobs >= 0)
+        memcpy(g->raw_logits, logits, (size_t)g->vocab_size * sizeof(*logits));
+    int token = slora_sampler_sample(g->sampler, logits);
     step->n_top = 0;
     step->logprob = 0.0f;
-    if (g->logprobs >= 0) {
-        /* the sampler scales logits in place: logprobs use the raw ones */
-        memcpy(g->raw_logits, logits, (size_t)g->vocab_size * sizeof(*logits));
-        token = slora_sampler_sample(g->sampler, logits);
-        fill_logprobs(g, g->raw_logits, token, step);
-    } else {
-        token = slora_sampler_sample(g->sampler, logits);
-    }
+    if (g->logprobs >= 0)
+        slora_gen_logprobs(g->raw_logits, g->vocab_size, token, g->logprobs, step);
     step->token = token;
     step->text = g->emit;
     step->text_len = 0;

@@ -12,10 +12,15 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"serve", slora_cmd_serve, "run the daemon (default command)"},
     {"generate", slora_cmd_generate, "generate text from a prompt"},
     {"gen-model", slora_cmd_gen_model, "write a deterministic random model"},
     {"convert", slora_cmd_convert, "convert a llama2.c model to GGUF"},
     {"logits", slora_cmd_logits, "print the base model's logits for tokens as JSON"},
+    {"inspect", slora_cmd_inspect, "show (and with --model, validate) a SuperLoRA adapter"},
+    {"delta", slora_cmd_delta, "write an adapter's dense deltas as safetensors"},
+    {"merge", slora_cmd_merge, "write a llama2.c .bin with an adapter merged in"},
+    {"hash-key", slora_cmd_hash_key, "print the sha256 of an API key read on stdin"},
 };
 
 static void usage(FILE *f)
@@ -28,10 +33,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
+    if (argc < 2)
+        return slora_cmd_serve(argc, argv);
     if (!strcmp(argv[1], "--version")) {
         printf("slorad %s\n", SLORA_VERSION);
         return 0;
@@ -40,6 +43,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (argv[1][0] == '-')
+        return slora_cmd_serve(argc, argv);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].run(argc - 1, argv + 1);

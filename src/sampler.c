@@ -182,10 +182,20 @@ int slora_sampler_sample(struct slora_sampler *s, float *logits)
     int n = s->vocab_size;
     if (s->p.temperature == 0.0f)
         return argmax(logits, n);
+    int best = 0;
+    float best_raw = logits[0];
     for (int i = 0; i < n; i++) {
+        if (logits[i] > best_raw) {
+            best = i;
+            best_raw = logits[i];
+        }
         logits[i] /= s->p.temperature;
         s->cand[i] = (struct prob_index){logits[i], i};
     }
+    /* a temperature so small that logits overflow leaves no distribution
+     * (inf - inf in the softmax): its limit is the argmax */
+    if (isinf(logits[best]))
+        return best;
     bool sorted = false;
     if (s->p.top_k > 0 && s->p.top_k < n) {
         n = select_top(s->cand, n, s->p.top_k);

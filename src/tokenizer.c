@@ -134,8 +134,7 @@ static int build(const struct piece_src *src, int n, struct slora_tokenizer **ou
                  size_t diag_len)
 {
     if (n < 3 || (size_t)n > SIZE_MAX / sizeof(struct tok_index)) {
-        snprintf(diag, diag_len, "vocabulary size %d: need at least 3 pieces (<unk>, BOS, EOS)",
-                 n);
+        snprintf(diag, diag_len, "vocabulary size %d: need at least 3 pieces (<unk>, BOS, EOS)", n);
         return SLORA_EFORMAT;
     }
     size_t total = 0;
@@ -231,8 +230,8 @@ err_close:
     return err;
 }
 
-int slora_tokenizer_load(const char *path, int vocab_size, struct slora_tokenizer **out,
-                         char *diag, size_t diag_len)
+int slora_tokenizer_load(const char *path, int vocab_size, struct slora_tokenizer **out, char *diag,
+                         size_t diag_len)
 {
     *out = NULL;
     if (vocab_size < 3 || (size_t)vocab_size > SIZE_MAX / sizeof(char *)) {
@@ -259,8 +258,8 @@ int slora_tokenizer_load(const char *path, int vocab_size, struct slora_tokenize
     }
     int32_t max_len = read_i32(buf);
     if (max_len < 1 || max_len > MAX_PIECE_LEN) {
-        snprintf(diag, diag_len, "%s: max_token_length %d out of range [1, %d]", path,
-                 (int)max_len, MAX_PIECE_LEN);
+        snprintf(diag, diag_len, "%s: max_token_length %d out of range [1, %d]", path, (int)max_len,
+                 MAX_PIECE_LEN);
         goto err_free_arrays;
     }
     size_t off = 4;
@@ -399,6 +398,95 @@ const char *slora_tokenizer_decode(const struct slora_tokenizer *t, int prev, in
     return p;
 }
 
+/* The character at s[0..n): > 0 its length when well-formed, 0 when s is a
+ * well-formed but incomplete prefix, -k when ill-formed with a maximal
+ * subpart of k bytes (Unicode 3.9, table 3-7). */
+static int utf8_char(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0], lo = 0x80, hi = 0xBF;
+    int need;
+    if (c < 0x80)
+        return 1;
+    if (c < 0xC2)
+        return -1;
+    if (c < 0xE0) {
+        need = 2;
+    } else if (c < 0xF0) {
+        need = 3;
+        lo = c == 0xE0 ? 0xA0 : 0x80;
+        hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c < 0xF5) {
+        need = 4;
+        lo = c == 0xF0 ? 0x90 : 0x80;
+        hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return -1;
+    }
+    for (int i = 1; i < need; i++) {
+        if ((size_t)i >= n)
+            return 0;
+        if (s[i] < lo || s[i] > hi)
+            return -i;
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return need;
+}
+
+size_t slora_tokenizer_utf8_clean(const char *s, size_t n, bool final, char *out, size_t *used)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t pos = 0, o = 0;
+    while (pos < n) {
+        int r = utf8_char(u + pos, n - pos);
+        if (r == 0 && !final)
+            break;
+        if (r > 0) {
+            memcpy(out + o, s + pos, (size_t)r);
+            pos += (size_t)r;
+        } else {
+            /* an incomplete final character is one maximal subpart */
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            pos += r < 0 ? (size_t)-r : n - pos;
+            r = 3;
+        }
+        o += (size_t)r;
+    }
+    *used = pos;
+    return o;
+}
+
+char *slora_tokenizer_detokenize(const struct slora_tokenizer *t, int prev, const int *ids, int n,
+                                 size_t *len)
+{
+    size_t raw_len = 0;
+    for (int i = 0; i < n; i++) {
+        size_t k;
+        slora_tokenizer_decode(t, i ? ids[i - 1] : prev, ids[i], &k);
+        raw_len += k;
+    }
+    char *raw = malloc(raw_len + 1), *out = malloc(3 * raw_len + 1);
+    if (!raw || !out) {
+        free(raw);
+        free(out);
+        return NULL;
+    }
+    raw_len = 0;
+    for (int i = 0; i < n; i++) {
+        if (ids[i] == SLORA_TOK_BOS || ids[i] == SLORA_TOK_EOS)
+            continue;
+        size_t k;
+        const char *p = slora_tokenizer_decode(t, i ? ids[i - 1] : prev, ids[i], &k);
+        memcpy(raw + raw_len, p, k);
+        raw_len += k;
+    }
+    size_t used;
+    *len = slora_tokenizer_utf8_clean(raw, raw_len, true, out, &used);
+    out[*len] = '\0';
+    free(raw);
+    return out;
+}
+
 /* A candidate merge of the symbols at positions left and right (linked list
  * neighbours when pushed); stale once either symbol changed. */
 struct merge {
@@ -522,8 +610,8 @@ err_free:
     return out;
 }
 
-int slora_tokenizer_encode(const struct slora_tokenizer *t, const char *text, bool bos,
-                           int *tokens, int *n_tokens)
+int slora_tokenizer_encode(const struct slora_tokenizer *t, const char *text, bool bos, int *tokens,
+                           int *n_tokens)
 {
     int n = 0;
     *n_tokens = 0;

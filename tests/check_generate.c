@@ -7,14 +7,15 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define FFFD "\xef\xbf\xbd"
 #define V 16
 
 static const char *const vocab[V] = {
-    "<unk>", "<s>",    "</s>", "Hello", " wor", "ld", "<0xE6>", "<0x97>",
-    "<0xA5>", "END",   "E",    "ND",    " ",    "x",  "<0xFF>", "\xe6\x97\xa5",
+    "<unk>",  "<s>", "</s>", "Hello", " wor", "ld", "<0xE6>", "<0x97>",
+    "<0xA5>", "END", "E",    "ND",    " ",    "x",  "<0xFF>", "\xe6\x97\xa5",
 };
 
 static struct slora_tokenizer *make_vocab(void)
@@ -44,6 +45,7 @@ static void one_hot(float *logits, int tok)
 }
 
 #define MAX_STEPS 6
+/* clang-format off */
 static const struct {
     const char *name;
     int prompt[3];
@@ -84,6 +86,7 @@ static const struct {
      {"", "", "x\xe6\x97\xa5Hello"}, SLORA_FINISH_NONE},
     {"max_tokens 0", {1}, 1, 0, 64, {0}, {0}, 0, {0}, SLORA_FINISH_LENGTH},
 };
+/* clang-format on */
 
 START_TEST(state_machine)
 {
@@ -129,6 +132,73 @@ START_TEST(state_machine)
 }
 END_TEST
 
+/* Streaming equals batch: for random token runs and stop strings, the
+ * emitted chunks concatenate to the batch detokenization cut at the first
+ * stop string, and every chunk is well-formed UTF-8 on its own. */
+START_TEST(stream_equals_batch)
+{
+    static const char *const stops[] = {
+        "END", "ll", "x\xe6\x97\xa5", "o w", "ldE", "\xe6\x97\xa5\xe6\x97\xa5", FFFD "x"};
+    const int n_stops = (int)(sizeof(stops) / sizeof(stops[0]));
+    struct slora_tokenizer *t = make_vocab();
+    unsigned rng = 99;
+    for (int round = 0; round < 400; round++) {
+        rng = rng * 1103515245u + 12345u;
+        struct slora_gen_params p = base_params;
+        const char *chosen[2];
+        p.n_stop = (int)((rng >> 16) % 3);
+        for (int k = 0; k < p.n_stop; k++) {
+            rng = rng * 1103515245u + 12345u;
+            chosen[k] = stops[(rng >> 16) % (unsigned)n_stops];
+        }
+        p.stop = chosen;
+        rng = rng * 1103515245u + 12345u;
+        p.max_tokens = 1 + (int)((rng >> 16) % 12);
+        int prompt[1] = {1};
+        struct slora_gen *g;
+        ck_assert_int_eq(slora_gen_new(t, prompt, 1, &p, &g), 0);
+        char text[512];
+        size_t len = 0;
+        while (!slora_gen_is_done(g)) {
+            rng = rng * 1103515245u + 12345u;
+            /* ids 3..15, EOS now and then */
+            int tok = (rng >> 16) % 40 == 0 ? 2 : 3 + (int)((rng >> 16) % 13);
+            float logits[V];
+            one_hot(logits, tok);
+            struct slora_gen_step st;
+            ck_assert_int_eq(slora_gen_accept(g, logits, &st), 0);
+            char clean[64];
+            size_t used;
+            ck_assert_uint_eq(slora_tokenizer_utf8_clean(st.text, st.text_len, false, clean, &used),
+                              st.text_len);
+            ck_assert_uint_eq(used, st.text_len);
+            memcpy(text + len, st.text, st.text_len);
+            len += st.text_len;
+        }
+        int n;
+        const int *toks = slora_gen_tokens(g, &n);
+        size_t want_len;
+        char *want = slora_tokenizer_detokenize(t, toks[0], toks + 1, n - 1, &want_len);
+        const char *cut = NULL;
+        for (int k = 0; k < p.n_stop; k++) {
+            const char *at = memmem(want, want_len, chosen[k], strlen(chosen[k]));
+            if (at && (!cut || at < cut))
+                cut = at;
+        }
+        if (cut)
+            want_len = (size_t)(cut - want);
+        ck_assert_msg(len == want_len && !memcmp(text, want, len),
+                      "round %d: streamed '%.*s' batch '%.*s'", round, (int)len, text,
+                      (int)want_len, want);
+        ck_assert_int_eq(slora_gen_finish(g),
+                         cut || toks[n - 1] == 2 ? SLORA_FINISH_STOP : SLORA_FINISH_LENGTH);
+        free(want);
+        slora_gen_free(g);
+    }
+    slora_tokenizer_free(t);
+}
+END_TEST
+
 START_TEST(finish_names)
 {
     ck_assert_str_eq(slora_gen_finish_name(SLORA_FINISH_STOP), "stop");
@@ -156,9 +226,9 @@ START_TEST(bad_params)
     struct {
         float temperature, top_p;
         int top_k, logprobs, max_tokens;
-    } ranges[] = {{-1, 1, 0, -1, 1}, {NAN, 1, 0, -1, 1}, {INFINITY, 1, 0, -1, 1},
-                  {1, 1.5f, 0, -1, 1}, {1, NAN, 0, -1, 1},     {1, 1, -1, -1, 1},
-                  {1, 1, 0, 6, 1},     {1, 1, 0, -2, 1},       {1, 1, 0, -1, -1}};
+    } ranges[] = {{-1, 1, 0, -1, 1},   {NAN, 1, 0, -1, 1}, {INFINITY, 1, 0, -1, 1},
+                  {1, 1.5f, 0, -1, 1}, {1, NAN, 0, -1, 1}, {1, 1, -1, -1, 1},
+                  {1, 1, 0, 6, 1},     {1, 1, 0, -2, 1},   {1, 1, 0, -1, -1}};
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         p = base_params;
         p.sampler.temperature = ranges[i].temperature;
@@ -213,14 +283,37 @@ START_TEST(logprobs)
 }
 END_TEST
 
+START_TEST(logprobs_direct)
+{
+    float logits[V] = {0};
+    logits[5] = logits[6] = 1.0f;
+    logits[12] = 2.0f;
+    double lse = log(13.0 + 2.0 * exp(1.0) + exp(2.0));
+    struct slora_gen_step st;
+    slora_gen_logprobs(logits, V, 6, 5, &st);
+    ck_assert_int_eq(st.n_top, 5);
+    const int want[5] = {12, 5, 6, 0, 1};
+    for (int k = 0; k < 5; k++) {
+        ck_assert_int_eq(st.top_id[k], want[k]);
+        ck_assert_double_eq_tol(st.top_logprob[k], logits[want[k]] - lse, 1e-6);
+    }
+    ck_assert_double_eq_tol(st.logprob, 1.0 - lse, 1e-6);
+    slora_gen_logprobs(logits, V, 0, 0, &st);
+    ck_assert_int_eq(st.n_top, 0);
+    ck_assert_double_eq_tol(st.logprob, -lse, 1e-6);
+}
+END_TEST
+
 Suite *slora_generate_suite(void)
 {
     Suite *s = suite_create("generate");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, state_machine, 0, (int)(sizeof(cases) / sizeof(cases[0])));
+    tcase_add_test(tc, stream_equals_batch);
     tcase_add_test(tc, finish_names);
     tcase_add_test(tc, bad_params);
     tcase_add_test(tc, logprobs);
+    tcase_add_test(tc, logprobs_direct);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -62,6 +62,13 @@ START_TEST(greedy_ties)
     const float last[5] = {-INFINITY, -2.0f, -3.0f, -4.0f, -1.0f};
     ck_assert_int_eq(draw(s, last, 5), 4);
     slora_sampler_free(s);
+    /* logits / 1e-40 overflow: the limit of a vanishing temperature is argmax */
+    struct slora_sampler_params tiny = {1e-40f, 1.0f, 0, 9};
+    s = slora_sampler_new(5, &tiny);
+    const float spread[5] = {1.0f, 3.0f, 2.0f, -5.0f, 2.5f};
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(draw(s, spread, 5), 1);
+    slora_sampler_free(s);
     slora_sampler_free(NULL);
 }
 END_TEST
@@ -75,8 +82,8 @@ START_TEST(nucleus_membership)
         float top_p;
         int top_k;
         int allowed; /* bit mask of ids that may appear; all must appear */
-    } cases[] = {{0.4f, 0, 0x1}, {0.6f, 0, 0x3}, {1.0f, 2, 0x3}, {0.95f, 0, 0x7},
-                 {0.45f, 2, 0x1}, {1.0f, 0, 0x7}};
+    } cases[] = {{0.4f, 0, 0x1},  {0.6f, 0, 0x3},  {1.0f, 2, 0x3},
+                 {0.95f, 0, 0x7}, {0.45f, 2, 0x1}, {1.0f, 0, 0x7}};
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         struct slora_sampler_params p = {1.0f, cases[c].top_p, cases[c].top_k, 1234};
         struct slora_sampler *s = slora_sampler_new(3, &p);

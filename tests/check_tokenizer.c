@@ -35,10 +35,8 @@ static const struct {
     {"", 1, {1}},
     {"a", 2, {1, 261}},
     {" ", 3, {1, 410, 410}},
-    {"  two  spaces\tand\ttabs",
-     20,
-     {1, 410, 410, 259, 424, 414, 410, 262, 427, 412, 331, 419, 12, 412, 264, 12, 413, 412, 430,
-      419}},
+    {"  two  spaces\tand\ttabs", 20, {1,   410, 410, 259, 424, 414, 410, 262, 427, 412,
+                                      331, 419, 12,  412, 264, 12,  413, 412, 430, 419}},
     {"Hello, World!", 10, {1, 346, 306, 414, 432, 410, 448, 304, 341, 443}},
     {"h\xc3\xa9llo w\xc3\xb6rld", 10, {1, 270, 485, 306, 414, 263, 198, 185, 420, 341}},
     /* 日本語 😀: codepoints outside the vocabulary fall back to bytes + 3 */
@@ -53,7 +51,7 @@ static const struct {
     /* ill-formed UTF-8: a lone lead byte, a lone continuation byte, and a
      * run of continuations grouped at most 4 bytes at a time */
     {"ab\xc3", 4, {1, 261, 430, 198}},
-    {"\x80" "abc", 6, {1, 410, 131, 412, 430, 429}},
+    {"\200abc", 6, {1, 410, 131, 412, 430, 429}},
     {"\xe6\x97\xa5\x80\x80\x80\x80x", 10, {1, 410, 233, 154, 168, 131, 131, 131, 131, 444}},
 };
 
@@ -140,6 +138,73 @@ START_TEST(decode_rules)
 }
 END_TEST
 
+#define FFFD "\xef\xbf\xbd"
+static const struct {
+    const char *in;
+    bool final;
+    const char *out;
+    size_t used;
+} utf8_cases[] = {
+    {"abc", false, "abc", 3},
+    {"\xc3\xa9", false, "\xc3\xa9", 2},
+    {"a\xc3", false, "a", 1},
+    {"a\xc3", true, "a" FFFD, 2},
+    {"\xe6\x97", false, "", 0},
+    {"\xe6\x97", true, FFFD, 2},
+    {"\xe6\x97x", false, FFFD "x", 3},
+    {"\xff", false, FFFD, 1},
+    {"\xc0\xaf", false, FFFD FFFD, 2},                   /* overlong */
+    {"\xed\xa0\x80", false, FFFD FFFD FFFD, 3},          /* surrogate */
+    {"\xe0\x80\x80", false, FFFD FFFD FFFD, 3},          /* overlong 3-byte */
+    {"\xf4\x90\x80\x80", false, FFFD FFFD FFFD FFFD, 4}, /* above U+10FFFF */
+    {"\xf0\x9f\x98", false, "", 0},
+    {"\xf0\x9f\x98", true, FFFD, 3},
+    {"\xf0\x9f\x98\x80!", false, "\xf0\x9f\x98\x80!", 5},
+    {"\x80\x80", true, FFFD FFFD, 2},
+};
+
+START_TEST(utf8_clean)
+{
+    const char *in = utf8_cases[_i].in;
+    char out[64];
+    size_t used = 99;
+    size_t n = slora_tokenizer_utf8_clean(in, strlen(in), utf8_cases[_i].final, out, &used);
+    ck_assert_uint_eq(used, utf8_cases[_i].used);
+    ck_assert_uint_eq(n, strlen(utf8_cases[_i].out));
+    ck_assert(!memcmp(out, utf8_cases[_i].out, n));
+}
+END_TEST
+
+START_TEST(detokenize)
+{
+    struct slora_tokenizer *t = load512();
+    static const struct {
+        int prev;
+        int ids[8];
+        int n;
+        const char *text;
+    } cases[] = {
+        {-1, {1, 403, 407, 261, 378}, 5, "Once upon a time"},
+        {1, {403, 2, 407}, 3, "Once upon"},
+        {261, {403}, 1, " Once"},
+        {-1, {233, 154}, 2, FFFD},
+        {-1, {233, 154, 168, 13}, 4, "\xe6\x97\xa5\n"},
+        {-1, {130, 512, -4}, 3, "\x7f"},
+        {-1, {0}, 0, ""},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        size_t len;
+        char *s = slora_tokenizer_detokenize(t, cases[c].prev, cases[c].ids, cases[c].n, &len);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_msg(len == strlen(cases[c].text) && !memcmp(s, cases[c].text, len),
+                      "case %zu: '%s'", c, s);
+        ck_assert_int_eq(s[len], 0);
+        free(s);
+    }
+    slora_tokenizer_free(t);
+}
+END_TEST
+
 /* The same vocabulary in GGUF form (U+2581 spaces, bare <s>/</s>) gives
  * identical pieces, so identical encode and decode. */
 START_TEST(gguf_vocab)
@@ -209,20 +274,19 @@ START_TEST(vocab_errors)
     float scores[3] = {0, 0, NAN};
     struct slora_tokenizer *t = (void *)1;
     char diag[128] = "";
-    ck_assert_int_eq(slora_tokenizer_new_from_vocab(pieces, lens, scores, 3, &t, diag,
-                                                    sizeof(diag)),
-                     SLORA_ENONFINITE);
+    ck_assert_int_eq(
+        slora_tokenizer_new_from_vocab(pieces, lens, scores, 3, &t, diag, sizeof(diag)),
+        SLORA_ENONFINITE);
     ck_assert_ptr_null(t);
     ck_assert_ptr_nonnull(strstr(diag, "piece 2 has a non-finite score"));
-    ck_assert_int_eq(slora_tokenizer_new_from_vocab(pieces, lens, scores, 2, &t, diag,
-                                                    sizeof(diag)),
-                     SLORA_EFORMAT);
+    ck_assert_int_eq(
+        slora_tokenizer_new_from_vocab(pieces, lens, scores, 2, &t, diag, sizeof(diag)),
+        SLORA_EFORMAT);
     ck_assert_ptr_nonnull(strstr(diag, "need at least 3"));
     /* a tiny vocabulary without byte pieces cannot encode unknown text */
     scores[2] = 0;
-    ck_assert_int_eq(slora_tokenizer_new_from_vocab(pieces, lens, scores, 3, &t, diag,
-                                                    sizeof(diag)),
-                     0);
+    ck_assert_int_eq(
+        slora_tokenizer_new_from_vocab(pieces, lens, scores, 3, &t, diag, sizeof(diag)), 0);
     int ids[8], n;
     ck_assert_int_eq(slora_tokenizer_encode(t, "x", true, ids, &n), SLORA_ERANGE);
     ck_assert_int_eq(slora_tokenizer_encode(t, "", true, ids, &n), 0);
@@ -243,9 +307,8 @@ START_TEST(merge_order)
         lens[i] = strlen(pieces[i]);
     struct slora_tokenizer *t;
     char diag[128];
-    ck_assert_int_eq(slora_tokenizer_new_from_vocab(pieces, lens, scores, 10, &t, diag,
-                                                    sizeof(diag)),
-                     0);
+    ck_assert_int_eq(
+        slora_tokenizer_new_from_vocab(pieces, lens, scores, 10, &t, diag, sizeof(diag)), 0);
     static const struct {
         const char *text;
         int n;
@@ -334,9 +397,26 @@ static int naive_encode(const struct slora_tokenizer *t, const char *text, int *
 
 START_TEST(random_text_matches_naive)
 {
-    static const char *const alphabet[] = {"t", "h", "e", " ", "a", "n", "d", ".", ",", "\n",
-                                           "o", "s", "L", "\xc3\xa9", "\xe6\x97\xa5", "\x80",
-                                           "\xf0\x9f\x98\x80", "!", "i", "y"};
+    static const char *const alphabet[] = {"t",
+                                           "h",
+                                           "e",
+                                           " ",
+                                           "a",
+                                           "n",
+                                           "d",
+                                           ".",
+                                           ",",
+                                           "\n",
+                                           "o",
+                                           "s",
+                                           "L",
+                                           "\xc3\xa9",
+                                           "\xe6\x97\xa5",
+                                           "\x80",
+                                           "\xf0\x9f\x98\x80",
+                                           "!",
+                                           "i",
+                                           "y"};
     struct slora_tokenizer *t = load512();
     unsigned rng = 12345;
     for (int round = 0; round < 150; round++) {
@@ -456,6 +536,8 @@ Suite *slora_tokenizer_suite(void)
     tcase_add_loop_test(tc, encode_goldens, 0, n_goldens);
     tcase_add_loop_test(tc, decode_roundtrip, 0, n_goldens);
     tcase_add_test(tc, decode_rules);
+    tcase_add_loop_test(tc, utf8_clean, 0, (int)(sizeof(utf8_cases) / sizeof(utf8_cases[0])));
+    tcase_add_test(tc, detokenize);
     tcase_add_test(tc, gguf_vocab);
     tcase_add_test(tc, vocab_errors);
     tcase_add_test(tc, merge_order);

@@ -57,20 +57,20 @@ enum slora_finish {
 };
 
 struct slora_gen_params {
-    int max_tokens;                 /* >= 0; 0 finishes at creation */
-    int seq_len;                    /* model context; prompt + generated <= seq_len */
-    const char *const *stop;        /* n_stop non-empty NUL-terminated strings */
+    int max_tokens;          /* >= 0; 0 finishes at creation */
+    int seq_len;             /* model context; prompt + generated <= seq_len */
+    const char *const *stop; /* n_stop non-empty NUL-terminated strings */
     int n_stop;
     struct slora_sampler_params sampler;
-    int logprobs;                   /* -1 off, else 0..SLORA_GEN_MAX_LOGPROBS alternatives */
+    int logprobs; /* -1 off, else 0..SLORA_GEN_MAX_LOGPROBS alternatives */
 };
 
 struct slora_gen_step {
-    int token;                      /* sampled id */
-    const char *text;               /* newly emittable text; borrowed until the next call */
+    int token;        /* sampled id */
+    const char *text; /* newly emittable text; borrowed until the next call */
     size_t text_len;
-    float logprob;                  /* of token; when logprobs >= 0 */
-    int n_top;                      /* == params.logprobs when on, else 0 */
+    float logprob; /* of token; when logprobs >= 0 */
+    int n_top;     /* == params.logprobs when on, else 0 */
     int top_id[SLORA_GEN_MAX_LOGPROBS];
     float top_logprob[SLORA_GEN_MAX_LOGPROBS];
 };
@@ -88,6 +88,12 @@ void slora_gen_free(struct slora_gen *g);
 /* Sample from logits (vocab floats; modified in place) after the last token
  * and apply the rules above. Returns 0, or SLORA_EINVAL when already done. */
 int slora_gen_accept(struct slora_gen *g, float *logits, struct slora_gen_step *step);
+
+/* What accept() reports with logprobs on, for any logits (vocab n), e.g.
+ * prompt positions for echo: sets step->logprob of token, step->n_top =
+ * n_top (0..SLORA_GEN_MAX_LOGPROBS) and the top ids/logprobs. */
+void slora_gen_logprobs(const float *logits, int n, int token, int n_top,
+                        struct slora_gen_step *step);
 
 bool slora_gen_is_done(const struct slora_gen *g);
 enum slora_finish slora_gen_finish(const struct slora_gen *g);

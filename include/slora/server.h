@@ -1,0 +1,37 @@
+/* server.h - the libuv HTTP server: listening socket, connections, timeouts,
+ * worker pool, signals, systemd notification, access log.
+ *
+ * slora_server_run owns the event loop thread from start to exit: it binds
+ * cfg->listen, logs `listening on HOST:PORT`, sends READY=1 and serves api
+ * until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish
+ * (at most drain_timeout_ms), sends STOPPING=1 and returns 0. SIGHUP calls
+ * hooks->reload on the loop thread; a new config it returns is applied to
+ * limits of requests that start afterwards (configs are kept until exit, so
+ * calls may borrow them). Worker jobs (slora_api_call_queue_work) run on
+ * libuv's thread pool, sized by worker_threads.
+ */
+#ifndef SLORA_SERVER_H
+#define SLORA_SERVER_H
+
+#include <slora/api.h>
+#include <slora/config.h>
+
+struct slora_server_hooks {
+    /* SIGHUP, loop thread: build and apply a new config (api config, auth,
+     * log level). 0 with *out set (ownership passes to the server), or an
+     * error: logged, the running config stays. */
+    int (*reload)(void *arg, struct slora_config **out);
+    void *arg;
+};
+
+/* Serve until a stop signal. Returns 0 after a clean drain, or a negative
+ * SLORA_E* when the listener could not be set up (diag says why). cfg is
+ * borrowed; it must outlive the call. */
+int slora_server_run(const struct slora_config *cfg, struct slora_api *api,
+                     const struct slora_server_hooks *hooks, char *diag, size_t diag_len);
+
+/* sd_notify(3) by hand: send state ("READY=1", ...) to $NOTIFY_SOCKET when
+ * set. 0, or a negative SLORA_E* when sending failed. Any thread. */
+int slora_server_notify(const char *state);
+
+#endif

@@ -1,0 +1,23 @@
+/* api_internal.h - shared between the API files (api.c, api_adapters.c and
+ * the engine's api_infer.c); not a public interface. Loop thread only. */
+#ifndef SLORA_API_INTERNAL_H
+#define SLORA_API_INTERNAL_H
+
+#include <slora/api.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+
+extern const struct slora_api_route slora__api_builtin_routes[];
+extern const size_t slora__api_n_builtin_routes;
+extern const struct slora_api_route slora__api_adapter_routes[];
+extern const size_t slora__api_n_adapter_routes;
+
+/* The auth snapshot the call was created with (a reference the call holds;
+ * NULL when the API has none). */
+struct slora_auth *slora__api_call_auth(const struct slora_api_call *c);
+bool slora__api_is_ready(const struct slora_api *api);
+/* Adapter counters for /metrics (registry stats and live objects). */
+void slora__api_adapter_metrics(struct slora_api *api, struct slora_api_text *t);
+
+#endif

@@ -1,0 +1,162 @@
+/* cmd_serve.c - `slorad serve` (the default command): load the config, the
+ * base model and tokenizer, restore the adapter registry from state_dir,
+ * then run the HTTP server until SIGTERM/SIGINT. SIGHUP reloads the config
+ * with the same argv (tenants, keys, limits; not the model).
+ *
+ * Everything here runs on the main thread, which becomes the loop thread;
+ * the registry's validate callback runs on worker threads and reads only
+ * the immutable model shape and limits in `struct serve`.
+ */
+#include <slora/adapter.h>
+#include <slora/api.h>
+#include <slora/auth.h>
+#include <slora/cli.h>
+#include <slora/api_infer.h>
+#include <slora/config.h>
+#include <slora/error.h>
+#include <slora/log.h>
+#include <slora/model.h>
+#include <slora/registry.h>
+#include <slora/server.h>
+#include <slora/tokenizer.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct serve {
+    int argc;
+    char **argv;
+    struct slora_model *model;
+    struct slora_adapter_limits limits;
+    struct slora_api *api;
+};
+
+static int validate(void *ctx, const void *buf, size_t len, struct slora_adapter **out,
+                    char *diag, size_t diag_len)
+{
+    const struct serve *sv = ctx;
+    return slora_adapter_validate(buf, len, &sv->model->cfg.shape, &sv->limits, 1, out, diag,
+                                  diag_len);
+}
+
+static int reload(void *arg, struct slora_config **out)
+{
+    struct serve *sv = arg;
+    struct slora_config *cfg;
+    bool help;
+    char diag[512];
+    int err = slora_config_load(sv->argc, sv->argv, &cfg, &help, diag, sizeof(diag));
+    if (err) {
+        slora_error("reload: %s", diag);
+        return err;
+    }
+    slora_log_set_level((enum slora_log_level)slora_log_level_parse(cfg->log_level));
+    slora_api_set_config(sv->api, cfg);
+    slora_api_set_auth(sv->api, cfg->auth);
+    *out = cfg;
+    return 0;
+}
+
+static int load_tokenizer(const struct slora_config *cfg, const struct slora_model *m,
+                          struct slora_tokenizer **out)
+{
+    char diag[512];
+    int err = slora_tokenizer_load(cfg->tokenizer, m->cfg.shape.vocab_size, out, diag,
+                                   sizeof(diag));
+    if (err && m->gguf_vocab) {
+        slora_warn("tokenizer %s: %s; using the model's own vocabulary", cfg->tokenizer, diag);
+        *out = NULL;
+        return 0;
+    }
+    if (err)
+        slora_error("%s", diag);
+    return err;
+}
+
+int slora_cmd_serve(int argc, char **argv)
+{
+    struct slora_config *cfg;
+    bool help;
+    char diag[1024];
+    int err = slora_config_load(argc, argv, &cfg, &help, diag, sizeof(diag));
+    if (help) {
+        fputs(slora_config_usage(), stdout);
+        return 0;
+    }
+    if (err) {
+        fprintf(stderr, "slorad serve: %s\n", diag);
+        return 2;
+    }
+    slora_log_set_level((enum slora_log_level)slora_log_level_parse(cfg->log_level));
+    int status = 1;
+    struct serve sv = {.argc = argc, .argv = argv};
+    if (slora_model_load(cfg->model, &sv.model, diag, sizeof(diag))) {
+        slora_error("%s", diag);
+        goto out_free_config;
+    }
+    struct slora_tokenizer *tok = NULL;
+    if (load_tokenizer(cfg, sv.model, &tok))
+        goto out_free_model;
+    slora_adapter_limits_default(&sv.limits);
+    sv.limits.max_params = cfg->max_adapter_params;
+    struct slora_registry_options ropt = {
+        .state_dir = cfg->state_dir,
+        .validate = validate,
+        .release = slora_adapter_unref,
+        .ctx = &sv,
+        .max_file_bytes = (size_t)cfg->max_body_bytes,
+    };
+    struct slora_registry *reg;
+    if (slora_registry_new(&ropt, &reg, diag, sizeof(diag))) {
+        slora_error("state directory: %s", diag);
+        goto out_free_tokenizer;
+    }
+    struct slora_registry_restore_report rep;
+    if (slora_registry_restore(reg, &rep, diag, sizeof(diag))) {
+        slora_error("restore: %s", diag);
+        goto out_free_registry;
+    }
+    slora_info("model %s (%s): %d layers, dim %d, vocab %d; %d adapter(s) restored, %d skipped",
+               cfg->model_id, cfg->model, sv.model->cfg.shape.n_layers, sv.model->cfg.shape.dim,
+               sv.model->cfg.shape.vocab_size, rep.restored, rep.skipped);
+    struct slora_api_infer *inf;
+    if (slora_api_infer_start(sv.model, reg, cfg, &inf)) {
+        slora_error("out of memory starting the engine");
+        goto out_free_registry;
+    }
+    struct slora_api_deps deps = {
+        .model = sv.model,
+        .tokenizer = tok ? tok : sv.model->gguf_vocab,
+        .model_id = cfg->model_id,
+        .registry = reg,
+        .auth = cfg->auth,
+        .engine = inf->engine,
+        .config = cfg,
+        .put_hook = slora_api_infer_put_hook,
+        .put_hook_arg = inf,
+    };
+    sv.api = slora_api_new(&deps);
+    if (!sv.api || slora_api_infer_register(sv.api, inf)) {
+        slora_error("out of memory");
+        goto out_stop_infer;
+    }
+    struct slora_server_hooks hooks = {reload, &sv};
+    err = slora_server_run(cfg, sv.api, &hooks, diag, sizeof(diag));
+    if (err)
+        slora_error("%s", diag);
+    else
+        status = 0;
+out_stop_infer:
+    slora_api_infer_stop(inf);
+    slora_api_free(sv.api);
+out_free_registry:
+    slora_registry_free(reg);
+out_free_tokenizer:
+    slora_tokenizer_free(tok);
+out_free_model:
+    slora_model_free(sv.model);
+out_free_config:
+    slora_config_free(cfg);
+    return status;
+}

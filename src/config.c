@@ -1,0 +1,545 @@
+/* config.c - defaults, JSON file and flags (see config.h).
+ *
+ * One table lists every scalar key with its type, place in the struct and
+ * accepted range; the JSON layer, the flags, conf/slorad.json and
+ * docs/configuration.md all follow it. Tenants and the admin key are
+ * parsed separately because they have structure.
+ */
+#include <slora/auth.h>
+#include <slora/config.h>
+#include <slora/error.h>
+#include <slora/log.h>
+
+#include <jansson.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KIB (INT64_C(1) << 10)
+#define MIB (INT64_C(1) << 20)
+#define GIB (INT64_C(1) << 30)
+
+enum key_type { KEY_STRING, KEY_INT, KEY_BOOL };
+
+struct key {
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    const char *def_str; /* KEY_STRING default */
+    int64_t def;         /* KEY_INT / KEY_BOOL default */
+    int64_t min, max;    /* KEY_INT range */
+    const char *flag;    /* command-line flag, or NULL */
+};
+
+#define OFF(f) offsetof(struct slora_config, f)
+
+static const struct key keys[] = {
+    {"listen", KEY_STRING, OFF(listen), "127.0.0.1:8080", 0, 0, 0, "--listen"},
+    {"model", KEY_STRING, OFF(model), "models/stories260K.bin", 0, 0, 0, "--model"},
+    {"tokenizer", KEY_STRING, OFF(tokenizer), "models/tok512.bin", 0, 0, 0, "--tokenizer"},
+    {"model_id", KEY_STRING, OFF(model_id), "", 0, 0, 0, "--model-id"},
+    {"state_dir", KEY_STRING, OFF(state_dir), "", 0, 0, 0, "--state-dir"},
+    {"threads", KEY_INT, OFF(threads), NULL, 0, 0, 256, "--threads"},
+    {"log_level", KEY_STRING, OFF(log_level), "info", 0, 0, 0, "--log-level"},
+    {"max_header_bytes", KEY_INT, OFF(max_header_bytes), NULL, 16 * KIB, KIB, MIB, NULL},
+    {"max_body_bytes", KEY_INT, OFF(max_body_bytes), NULL, 64 * MIB, KIB, 4 * GIB, NULL},
+    {"max_connections", KEY_INT, OFF(max_connections), NULL, 512, 1, 65536, NULL},
+    {"header_timeout_ms", KEY_INT, OFF(header_timeout_ms), NULL, 10000, 100, 600000, NULL},
+    {"body_timeout_ms", KEY_INT, OFF(body_timeout_ms), NULL, 30000, 100, 3600000, NULL},
+    {"idle_timeout_ms", KEY_INT, OFF(idle_timeout_ms), NULL, 60000, 100, 3600000, NULL},
+    {"drain_timeout_ms", KEY_INT, OFF(drain_timeout_ms), NULL, 10000, 0, 600000, NULL},
+    {"max_adapter_params", KEY_INT, OFF(max_adapter_params), NULL, 10000000, 1, INT64_C(1) << 31,
+     NULL},
+    {"delta_cache_bytes", KEY_INT, OFF(delta_cache_bytes), NULL, 512 * MIB, 0, INT64_C(1) << 40,
+     NULL},
+    {"max_tokens", KEY_INT, OFF(max_tokens), NULL, 512, 1, 1 << 20, NULL},
+    {"queue_depth", KEY_INT, OFF(queue_depth), NULL, 256, 1, 1 << 20, NULL},
+    {"max_sequences_per_tenant", KEY_INT, OFF(max_sequences_per_tenant), NULL, 16, 1, 1 << 20,
+     NULL},
+    {"max_logits_bytes", KEY_INT, OFF(max_logits_bytes), NULL, 64 * MIB, KIB, 4 * GIB, NULL},
+    {"worker_threads", KEY_INT, OFF(worker_threads), NULL, 4, 1, 128, NULL},
+    {"allow_insecure_remote", KEY_BOOL, OFF(allow_insecure_remote), NULL, 0, 0, 1, NULL},
+};
+
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+static int diagf(char *diag, size_t diag_len, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int diagf(char *diag, size_t diag_len, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (diag_len)
+        vsnprintf(diag, diag_len, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+static char **str_at(struct slora_config *c, const struct key *k)
+{
+    return (char **)((char *)c + k->offset);
+}
+
+static int64_t *int_at(struct slora_config *c, const struct key *k)
+{
+    return (int64_t *)((char *)c + k->offset);
+}
+
+static bool *bool_at(struct slora_config *c, const struct key *k)
+{
+    return (bool *)((char *)c + k->offset);
+}
+
+static int set_string(struct slora_config *c, const struct key *k, const char *v)
+{
+    char *s = strdup(v);
+    if (!s)
+        return SLORA_ENOMEM;
+    free(*str_at(c, k));
+    *str_at(c, k) = s;
+    return 0;
+}
+
+static int check_int(const struct key *k, int64_t v, char *diag, size_t diag_len)
+{
+    if (v < k->min || v > k->max)
+        return diagf(diag, diag_len, SLORA_ERANGE,
+                     "config key '%s': %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]",
+                     k->name, v, k->min, k->max);
+    return 0;
+}
+
+void slora_config_free(struct slora_config *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (keys[i].type == KEY_STRING)
+            free(*str_at(c, &keys[i]));
+    free(c->config_path);
+    slora_auth_unref(c->auth);
+    free(c);
+}
+
+struct slora_config *slora_config_new_defaults(void)
+{
+    struct slora_config *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    if (!(c->auth = slora_auth_new())) {
+        free(c);
+        return NULL;
+    }
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key *k = &keys[i];
+        if (k->type == KEY_STRING && set_string(c, k, k->def_str)) {
+            slora_config_free(c);
+            return NULL;
+        } else if (k->type == KEY_INT) {
+            *int_at(c, k) = k->def;
+        } else if (k->type == KEY_BOOL) {
+            *bool_at(c, k) = k->def != 0;
+        }
+    }
+    return c;
+}
+
+/* "tenants[i].key_sha256": one hex string or an array of them. */
+static int tenant_keys(json_t *v, const char *where, const char ***out, int *n, char *diag,
+                       size_t diag_len)
+{
+    size_t count = json_is_array(v) ? json_array_size(v) : 1;
+    if ((!json_is_array(v) && !json_is_string(v)) || count == 0 || count > 1024)
+        return diagf(diag, diag_len, SLORA_EINVAL,
+                     "config key '%s.key_sha256': expected a hex string or a non-empty array of "
+                     "them",
+                     where);
+    const char **keys = calloc(count, sizeof(*keys));
+    if (!keys)
+        return SLORA_ENOMEM;
+    for (size_t i = 0; i < count; i++) {
+        json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+        if (!json_is_string(e)) {
+            free(keys);
+            return diagf(diag, diag_len, SLORA_EINVAL,
+                         "config key '%s.key_sha256[%zu]': expected a string", where, i);
+        }
+        keys[i] = json_string_value(e);
+    }
+    *out = keys;
+    *n = (int)count;
+    return 0;
+}
+
+static int tenant_limit(json_t *v, const char *where, const char *key, int64_t *out, char *diag,
+                        size_t diag_len)
+{
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return diagf(diag, diag_len, SLORA_ERANGE,
+                     "config key '%s.%s': expected an integer in [0, %" PRId64 "]", where, key,
+                     (int64_t)INT64_MAX);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+static int parse_tenant(struct slora_config *c, json_t *obj, size_t index, char *diag,
+                        size_t diag_len)
+{
+    char where[48];
+    snprintf(where, sizeof(where), "tenants[%zu]", index);
+    if (!json_is_object(obj))
+        return diagf(diag, diag_len, SLORA_EINVAL, "config key '%s': expected an object", where);
+    const char *name = NULL;
+    const char **keys = NULL;
+    int n_keys = 0;
+    struct slora_quota quota = {-1, -1}; /* absent: unlimited */
+    const char *key;
+    json_t *v;
+    int err = 0;
+    json_object_foreach(obj, key, v)
+    {
+        if (!strcmp(key, "name") && json_is_string(v))
+            name = json_string_value(v);
+        else if (!strcmp(key, "name"))
+            err = diagf(diag, diag_len, SLORA_EINVAL, "config key '%s.name': expected a string",
+                        where);
+        else if (!strcmp(key, "key_sha256") && !keys)
+            err = tenant_keys(v, where, &keys, &n_keys, diag, diag_len);
+        else if (!strcmp(key, "max_adapters"))
+            err = tenant_limit(v, where, key, &quota.max_adapters, diag, diag_len);
+        else if (!strcmp(key, "max_bytes"))
+            err = tenant_limit(v, where, key, &quota.max_bytes, diag, diag_len);
+        else
+            err = diagf(diag, diag_len, SLORA_EINVAL,
+                        "config key '%s.%s' is unknown (accepted: name, key_sha256, "
+                        "max_adapters, max_bytes)",
+                        where, key);
+        if (err)
+            goto out_free_keys;
+    }
+    if (!name || !keys) {
+        err = diagf(diag, diag_len, SLORA_EINVAL, "config key '%s': needs name and key_sha256",
+                    where);
+        goto out_free_keys;
+    }
+    char inner[256];
+    err = slora_auth_add_tenant(c->auth, name, keys, n_keys, &quota, inner, sizeof(inner));
+    if (err)
+        diagf(diag, diag_len, err, "config key '%s': %s", where, inner);
+out_free_keys:
+    free(keys);
+    return err;
+}
+
+static int parse_tenants(struct slora_config *c, json_t *arr, char *diag, size_t diag_len)
+{
+    if (!json_is_array(arr))
+        return diagf(diag, diag_len, SLORA_EINVAL, "config key 'tenants': expected an array");
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        int err = parse_tenant(c, v, i, diag, diag_len);
+        if (err)
+            return err;
+        c->n_tenants++;
+    }
+    return 0;
+}
+
+static int parse_admin_key(struct slora_config *c, json_t *v, char *diag, size_t diag_len)
+{
+    if (json_is_null(v) || (json_is_string(v) && !json_string_length(v)))
+        return 0;
+    if (!json_is_string(v))
+        return diagf(diag, diag_len, SLORA_EINVAL,
+                     "config key 'admin_key_sha256': expected 64 hex digits or \"\"");
+    char inner[256];
+    int err = slora_auth_add_admin_key(c->auth, json_string_value(v), inner, sizeof(inner));
+    if (err)
+        diagf(diag, diag_len, err, "config key 'admin_key_sha256': %s", inner);
+    return err;
+}
+
+static const struct key *find_key(const char *name)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (!strcmp(keys[i].name, name))
+            return &keys[i];
+    return NULL;
+}
+
+static int apply_value(struct slora_config *c, const struct key *k, json_t *v, char *diag,
+                       size_t diag_len)
+{
+    switch (k->type) {
+    case KEY_STRING:
+        if (!json_is_string(v))
+            return diagf(diag, diag_len, SLORA_EINVAL, "config key '%s': expected a string",
+                         k->name);
+        return set_string(c, k, json_string_value(v));
+    case KEY_INT:
+        if (!json_is_integer(v))
+            return diagf(diag, diag_len, SLORA_EINVAL,
+                         "config key '%s': expected an integer in [%" PRId64 ", %" PRId64 "]",
+                         k->name, k->min, k->max);
+        if (check_int(k, json_integer_value(v), diag, diag_len))
+            return SLORA_ERANGE;
+        *int_at(c, k) = json_integer_value(v);
+        return 0;
+    case KEY_BOOL:
+        if (!json_is_boolean(v))
+            return diagf(diag, diag_len, SLORA_EINVAL, "config key '%s': expected true or false",
+                         k->name);
+        *bool_at(c, k) = json_is_true(v);
+        return 0;
+    }
+    return SLORA_EINTERNAL;
+}
+
+int slora_config_apply_json(struct slora_config *c, const char *text, size_t len, char *diag,
+                            size_t diag_len)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        return diagf(diag, diag_len, SLORA_EINVAL, "config: line %d column %d: %s", jerr.line,
+                     jerr.column, jerr.text);
+    int err = 0;
+    if (!json_is_object(root)) {
+        err = diagf(diag, diag_len, SLORA_EINVAL, "config: expected a JSON object");
+        goto out_decref;
+    }
+    const char *name;
+    json_t *v;
+    json_object_foreach(root, name, v)
+    {
+        const struct key *k = find_key(name);
+        if (k) {
+            err = apply_value(c, k, v, diag, diag_len);
+        } else if (!strcmp(name, "tenants")) {
+            err = parse_tenants(c, v, diag, diag_len);
+        } else if (!strcmp(name, "admin_key_sha256")) {
+            err = parse_admin_key(c, v, diag, diag_len);
+        } else {
+            err = diagf(diag, diag_len, SLORA_EINVAL, "config key '%s' is unknown", name);
+        }
+        if (err)
+            break;
+    }
+out_decref:
+    json_decref(root);
+    return err;
+}
+
+static int load_file(struct slora_config *c, const char *path, char *diag, size_t diag_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return diagf(diag, diag_len, SLORA_EIO, "config %s: %s", path, strerror(errno));
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    int err = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 4096;
+            if (cap > 64 * MIB) {
+                err = diagf(diag, diag_len, SLORA_ERANGE, "config %s: larger than 64 MiB", path);
+                goto err_close;
+            }
+            char *t = realloc(text, cap);
+            if (!t) {
+                err = SLORA_ENOMEM;
+                goto err_close;
+            }
+            text = t;
+        }
+        size_t n = fread(text + len, 1, cap - len, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        err = diagf(diag, diag_len, SLORA_EIO, "config %s: read error", path);
+        goto err_close;
+    }
+    char inner[512];
+    err = slora_config_apply_json(c, text, len, inner, sizeof(inner));
+    if (err)
+        diagf(diag, diag_len, err, "%s: %s", path, inner);
+    else if (!(c->config_path = strdup(path)))
+        err = SLORA_ENOMEM;
+err_close:
+    free(text);
+    fclose(f);
+    return err;
+}
+
+int slora_config_listen_split(const char *listen, char *host, size_t host_len, int *port)
+{
+    const char *colon;
+    const char *h = listen;
+    size_t hlen;
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':')
+            return SLORA_EINVAL;
+        h = listen + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon || strchr(listen, ':') != colon)
+            return SLORA_EINVAL;
+        hlen = (size_t)(colon - listen);
+    }
+    if (hlen == 0 || hlen >= host_len)
+        return SLORA_EINVAL;
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || errno || p < 0 || p > 65535)
+        return SLORA_EINVAL;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+bool slora_config_host_is_loopback(const char *host)
+{
+    return !strcmp(host, "localhost") || !strcmp(host, "::1") || !strncmp(host, "127.", 4);
+}
+
+bool slora_config_auth_enabled(const struct slora_config *c)
+{
+    return slora_auth_is_enabled(c->auth);
+}
+
+const char *slora_config_key_name(size_t i)
+{
+    return i < N_KEYS ? keys[i].name : NULL;
+}
+
+const char *slora_config_usage(void)
+{
+    return "usage: slorad serve [options]\n"
+           "  --config PATH      JSON config file (default: $SLORAD_CONFIG)\n"
+           "  --listen HOST:PORT listen address (default 127.0.0.1:8080; port 0 = any)\n"
+           "  --model PATH       base model (.bin or .gguf)\n"
+           "  --tokenizer PATH   tokenizer (tok*.bin)\n"
+           "  --model-id ID      model id in the API (default: model file name)\n"
+           "  --state-dir DIR    adapter storage (default $STATE_DIRECTORY or /var/lib/slorad)\n"
+           "  --threads N        compute threads (0 = one per CPU)\n"
+           "  --log-level LEVEL  debug, info, warn or error\n"
+           "Every other setting is a config file key; see docs/configuration.md.\n";
+}
+
+static int apply_flag(struct slora_config *c, const char *flag, const char *value, char *diag,
+                      size_t diag_len)
+{
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const struct key *k = &keys[i];
+        if (!k->flag || strcmp(k->flag, flag))
+            continue;
+        if (k->type == KEY_STRING)
+            return set_string(c, k, value);
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, 10);
+        if (!*value || *end || errno)
+            return diagf(diag, diag_len, SLORA_EINVAL, "%s: expected an integer, got '%s'", flag,
+                         value);
+        if (check_int(k, v, diag, diag_len))
+            return SLORA_ERANGE;
+        *int_at(c, k) = v;
+        return 0;
+    }
+    return diagf(diag, diag_len, SLORA_EINVAL, "unknown option '%s'", flag);
+}
+
+/* Values derived from others, then cross-key checks. */
+static int finish(struct slora_config *c, char *diag, size_t diag_len)
+{
+    if (!c->model_id[0]) {
+        const char *base = strrchr(c->model, '/');
+        base = base ? base + 1 : c->model;
+        char id[256];
+        snprintf(id, sizeof(id), "%s", base);
+        char *dot = strrchr(id, '.');
+        if (dot && dot != id)
+            *dot = '\0';
+        if (set_string(c, find_key("model_id"), id))
+            return SLORA_ENOMEM;
+    }
+    if (!c->state_dir[0]) {
+        const char *sd = getenv("STATE_DIRECTORY");
+        char dir[4096];
+        snprintf(dir, sizeof(dir), "%s", sd && sd[0] ? sd : "/var/lib/slorad");
+        char *colon = strchr(dir, ':'); /* systemd lists several as a:b */
+        if (colon)
+            *colon = '\0';
+        if (set_string(c, find_key("state_dir"), dir))
+            return SLORA_ENOMEM;
+    }
+    if (slora_log_level_parse(c->log_level) < 0)
+        return diagf(diag, diag_len, SLORA_EINVAL,
+                     "config key 'log_level': '%s' is not one of debug, info, warn, error",
+                     c->log_level);
+    char host[256];
+    int port;
+    if (slora_config_listen_split(c->listen, host, sizeof(host), &port))
+        return diagf(diag, diag_len, SLORA_EINVAL,
+                     "config key 'listen': '%s' is not HOST:PORT or [IPv6]:PORT (port 0-65535)",
+                     c->listen);
+    if (!slora_config_auth_enabled(c) && !slora_config_host_is_loopback(host) &&
+        !c->allow_insecure_remote)
+        return diagf(diag, diag_len, SLORA_EINVAL,
+                     "config key 'listen': refusing non-loopback address '%s' with no API keys "
+                     "configured; set tenants or admin_key_sha256, or allow_insecure_remote: true",
+                     c->listen);
+    return 0;
+}
+
+int slora_config_load(int argc, char **argv, struct slora_config **out, bool *help, char *diag,
+                      size_t diag_len)
+{
+    *out = NULL;
+    *help = false;
+    const char *path = getenv("SLORAD_CONFIG");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            *help = true;
+            return 0;
+        }
+        if (strncmp(argv[i], "--", 2))
+            return diagf(diag, diag_len, SLORA_EINVAL, "unexpected argument '%s'", argv[i]);
+        if (i + 1 >= argc)
+            return diagf(diag, diag_len, SLORA_EINVAL, "%s needs a value", argv[i]);
+        if (!strcmp(argv[i], "--config"))
+            path = argv[i + 1];
+        i++;
+    }
+    struct slora_config *c = slora_config_new_defaults();
+    if (!c)
+        return SLORA_ENOMEM;
+    int err = 0;
+    if (path && path[0])
+        err = load_file(c, path, diag, diag_len);
+    for (int i = 1; !err && i + 1 < argc; i += 2)
+        if (strcmp(argv[i], "--config"))
+            err = apply_flag(c, argv[i], argv[i + 1], diag, diag_len);
+    if (!err)
+        err = finish(c, diag, diag_len);
+    if (err) {
+        slora_config_free(c);
+        return err;
+    }
+    *out = c;
+    return 0;
+}

@@ -1,0 +1,91 @@
+# daemon.sh - shared by tests/e2e/server_*.sh (sourced): start/stop a real
+# daemon on 127.0.0.1 with an ephemeral port and a temporary state dir,
+# assertions that print what they checked.
+set -euo pipefail
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+SLORAD=$BUILD/slorad
+E2E_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+FIXTURES=$(cd "$E2E_LIB/../../fixtures" 2>/dev/null && pwd || true)
+TMP=$(mktemp -d /tmp/slorad-e2e.XXXXXX)
+DAEMON_PID=
+PORT=
+URL=
+N_CHECKS=0
+
+cleanup() {
+    if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+        kill -9 "$DAEMON_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    if [ -n "${DAEMON_LOG:-}" ] && [ -f "$DAEMON_LOG" ]; then
+        echo "--- daemon log (tail)" >&2
+        tail -20 "$DAEMON_LOG" >&2
+    fi
+    exit 1
+}
+
+# check DESCRIPTION EXPECTED ACTUAL
+check() {
+    N_CHECKS=$((N_CHECKS + 1))
+    if [ "$2" != "$3" ]; then
+        fail "$1: expected '$2', got '$3'"
+    fi
+    echo "ok - $1"
+}
+
+# check_contains DESCRIPTION NEEDLE HAYSTACK
+check_contains() {
+    N_CHECKS=$((N_CHECKS + 1))
+    case "$3" in
+    *"$2"*) echo "ok - $1" ;;
+    *) fail "$1: '$2' not in '$3'" ;;
+    esac
+}
+
+# start_daemon STATE_DIR [flags...]: sets DAEMON_PID, PORT, URL, DAEMON_LOG.
+start_daemon() {
+    local state=$1
+    shift
+    DAEMON_LOG=$TMP/daemon.$RANDOM.log
+    "$SLORAD" serve --listen 127.0.0.1:0 --state-dir "$state" --model models/stories260K.bin \
+        --tokenizer models/tok512.bin "$@" 2>"$DAEMON_LOG" &
+    DAEMON_PID=$!
+    for _ in $(seq 1 200); do
+        if grep -q "listening on" "$DAEMON_LOG" 2>/dev/null; then
+            PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$DAEMON_LOG" | head -1)
+            URL=http://127.0.0.1:$PORT
+            return 0
+        fi
+        kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited at start: $(cat "$DAEMON_LOG")"
+        sleep 0.05
+    done
+    fail "daemon did not start listening"
+}
+
+# stop_daemon: SIGTERM, must exit 0.
+stop_daemon() {
+    kill -TERM "$DAEMON_PID"
+    local rc=0
+    wait "$DAEMON_PID" || rc=$?
+    DAEMON_PID=
+    check "daemon exits 0 on SIGTERM" 0 "$rc"
+}
+
+# status METHOD URL [curl args...]: prints the HTTP status code only.
+status() {
+    local m=$1 u=$2
+    shift 2
+    curl -s -o /dev/null -w '%{http_code}' -X "$m" "$@" "$u"
+}
+
+# raw: send stdin to the daemon over one TCP connection, print everything
+# received until the peer closes or ${RAW_WAIT:-1} s of silence.
+raw() {
+    "$PYTHON" "$E2E_LIB/raw.py" "$PORT" "${RAW_WAIT:-1}"
+}

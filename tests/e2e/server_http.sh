@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# server_http.sh - HTTP behaviour of the real daemon: pipelining in order,
+# keep-alive and Connection: close, X-Request-Id, chunked uploads, header
+# limit (431), slow-loris header/body timeouts (408), idle timeout,
+# connection limit, and a 2 MiB `Expect: 100-continue` upload without
+# curl's one-second stall.
+. "$(dirname "$0")/lib/daemon.sh"
+
+A=$FIXTURES/lokr.safetensors
+cat >"$TMP/conf.json" <<'JSON'
+{"header_timeout_ms": 700, "body_timeout_ms": 700, "idle_timeout_ms": 1500,
+ "max_header_bytes": 2048, "max_connections": 4}
+JSON
+start_daemon "$TMP/state" --config "$TMP/conf.json"
+
+# pipelined requests on one connection, answered in order
+resp=$(printf 'GET /healthz HTTP/1.1\r\nX-Request-Id: p1\r\n\r\nGET /nope HTTP/1.1\r\nX-Request-Id: p2\r\n\r\nGET /readyz HTTP/1.1\r\nX-Request-Id: p3\r\nConnection: close\r\n\r\n' | raw)
+check "pipelined: three answers in order" "200 p1 404 p2 200 p3" \
+    "$(printf '%s' "$resp" | tr -d '\r' | awk '/^HTTP\/1.1/ {s=$2} /^X-Request-Id:/ {printf "%s%s %s", sep, s, $2; sep=" "}')"
+check_contains "Connection: close honoured" "Connection: close" "$resp"
+
+# a pipelined upload between two GETs
+resp=$( (printf 'GET /healthz HTTP/1.1\r\n\r\nPUT /v1/adapters/acme/pipe HTTP/1.1\r\nContent-Length: %d\r\n\r\n' "$(stat -c %s "$A")"; cat "$A"; printf 'GET /v1/adapters/acme/pipe HTTP/1.1\r\nConnection: close\r\n\r\n') | raw)
+check "pipelined upload then GET" "200 201 200" "$(printf '%s' "$resp" | grep -ao '^HTTP/1.1 [0-9]*' | cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//')"
+
+# request ids
+check_contains "client X-Request-Id echoed" "X-Request-Id: my-id-1" "$(curl -s -D - -o /dev/null -H 'X-Request-Id: my-id-1' "$URL/healthz")"
+check_contains "generated X-Request-Id" "X-Request-Id: " "$(curl -s -D - -o /dev/null "$URL/healthz")"
+grep -q "id=my-id-1 " "$DAEMON_LOG" || fail "request id not in the access log"
+echo "ok - request id in the access log"
+
+# chunked upload
+check "chunked upload -> 201" 201 "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Transfer-Encoding: chunked' --data-binary "@$A" "$URL/v1/adapters/acme/chunked")"
+check "chunked upload stored exactly" "$(sha256sum <"$A")" "$(curl -s "$URL/v1/adapters/acme/chunked/file" | sha256sum)"
+
+# header limit
+big=$(head -c 3000 /dev/zero | tr '\0' a)
+resp=$(printf 'GET /healthz HTTP/1.1\r\nX-Big: %s\r\n\r\n' "$big" | raw)
+check_contains "header bytes over the limit -> 431" "HTTP/1.1 431" "$resp"
+check_contains "431 is JSON" '"code":"hdrtoolarge"' "$resp"
+
+# slow-loris: headers never finish -> 408 then close, within the timeout
+start=$(date +%s%N)
+resp=$("$PYTHON" - "$PORT" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(5)
+s.sendall(b"GET /healthz HTTP/1.1\r\n")
+out = b""
+try:
+    for _ in range(40):  # one header byte every 100 ms: never completes in time
+        s.sendall(b"X")
+        time.sleep(0.1)
+except (BrokenPipeError, ConnectionResetError):
+    pass
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+except Exception:
+    pass
+sys.stdout.write(out.decode(errors="replace"))
+PY
+)
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check_contains "slow headers -> 408" "HTTP/1.1 408" "$resp"
+check_contains "408 is JSON" '"code":"timeout"' "$resp"
+[ "$ms" -lt 4500 ] || fail "slow client held the connection for $ms ms"
+echo "ok - slow client dropped after $ms ms"
+
+# slow body -> 408
+resp=$( (printf 'PUT /v1/adapters/acme/slow HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc'; sleep 1.5) | RAW_WAIT=3 raw)
+check_contains "stalled body -> 408" "HTTP/1.1 408" "$resp"
+check "stalled upload stored nothing" 404 "$(status GET "$URL/v1/adapters/acme/slow")"
+check "name is not left busy" 201 "$(status PUT "$URL/v1/adapters/acme/slow" -T "$A")"
+
+# idle keep-alive connections are closed
+resp=$("$PYTHON" - "$PORT" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(5)
+t = time.time()
+s.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+data = b""
+while b"\r\n\r\n" not in data or not data.endswith(b"}\n"):
+    data += s.recv(65536)
+closed = s.recv(1) == b""
+print("closed" if closed else "open", "%.1f" % (time.time() - t))
+PY
+)
+check_contains "idle keep-alive connection closed" "closed" "$resp"
+
+# connection limit: the 5th concurrent connection is refused cleanly
+resp=$("$PYTHON" - "$PORT" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+held = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+time.sleep(0.2)
+s = socket.create_connection(("127.0.0.1", port))
+s.settimeout(3)
+s.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+out = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+except Exception:
+    pass
+for h in held:
+    h.close()
+sys.stdout.write(out.decode(errors="replace"))
+PY
+)
+check_contains "over max_connections -> 503" "HTTP/1.1 503" "$resp"
+check_contains "503 is JSON" '"code":"busy"' "$resp"
+sleep 0.3
+check "served again once connections close" 200 "$(status GET "$URL/healthz")"
+
+# 2 MiB upload with Expect: 100-continue: no one-second stall
+"$PYTHON" "$E2E_LIB/gen_adapter.py" "$TMP/big.safetensors" --rank 92 --modules wq,wk,wv,wo,w1,w2,w3
+size=$(stat -c %s "$TMP/big.safetensors")
+[ "$size" -gt 2000000 ] || fail "generated adapter is only $size bytes"
+out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H 'Expect: 100-continue' -T "$TMP/big.safetensors" "$URL/v1/adapters/acme/big")
+check "2 MiB upload -> 201" 201 "${out%% *}"
+t=${out#* }
+awk -v t="$t" 'BEGIN { exit !(t < 0.9) }' || fail "2 MiB 100-continue upload took $t s (stall)"
+echo "ok - 2 MiB 100-continue upload in $t s"
+check "2 MiB adapter stored exactly" "$(sha256sum <"$TMP/big.safetensors")" "$(curl -s "$URL/v1/adapters/acme/big/file" | sha256sum)"
+
+stop_daemon
+echo "server_http: $N_CHECKS checks passed"
