@@ -1,6 +1,7 @@
 /* kernels.c - AVX2 and portable inner loops (see kernels.h). The #ifdef
  * __AVX2__ blocks here are the only SIMD selection in the tree. */
 #include <slora/kernels.h>
+#include <slora/perm.h>
 
 #include <string.h>
 
@@ -18,15 +19,6 @@ static inline uint32_t fmix32(uint32_t h)
     return h;
 }
 
-#define GAMMA 0x9E3779B97F4A7C15ull
-
-static inline uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static inline int64_t gd_of(uint64_t u)
 {
     return (int64_t)((u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) + (u >> 48)) -
@@ -36,8 +28,8 @@ static inline int64_t gd_of(uint64_t u)
 static uint64_t gd_scale_scalar(float *w, size_t count, uint64_t z)
 {
     uint64_t sum = 0;
-    for (size_t t = 0; t < count; t++, z += GAMMA) {
-        int64_t g = gd_of(mix64(z));
+    for (size_t t = 0; t < count; t++, z += SLORA_GAMMA) {
+        int64_t g = gd_of(slora_mix64(z));
         sum += (uint64_t)(g * g);
         w[t] *= (float)g;
     }
@@ -253,9 +245,10 @@ uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
     const __m256i c2h = _mm256_set1_epi64x((long long)(0x94D049BB133111EBull >> 32));
     const __m256i f16 = _mm256_set1_epi64x(0xFFFF), centre = _mm256_set1_epi64x(131070);
     const __m256i pack = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-    const __m256i step = _mm256_set1_epi64x((long long)(4 * GAMMA));
-    __m256i z = _mm256_setr_epi64x((long long)z0, (long long)(z0 + GAMMA),
-                                   (long long)(z0 + 2 * GAMMA), (long long)(z0 + 3 * GAMMA));
+    const __m256i step = _mm256_set1_epi64x((long long)(4 * SLORA_GAMMA));
+    __m256i z =
+        _mm256_setr_epi64x((long long)z0, (long long)(z0 + SLORA_GAMMA),
+                           (long long)(z0 + 2 * SLORA_GAMMA), (long long)(z0 + 3 * SLORA_GAMMA));
     __m256i acc = _mm256_setzero_si256();
     size_t t = 0;
     for (; t + 4 <= count; t += 4, z = _mm256_add_epi64(z, step)) {
@@ -275,7 +268,7 @@ uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
     uint64_t lanes[4];
     _mm256_storeu_si256((__m256i *)lanes, acc);
     return lanes[0] + lanes[1] + lanes[2] + lanes[3] +
-           gd_scale_scalar(w + t, count - t, z0 + (uint64_t)t * GAMMA);
+           gd_scale_scalar(w + t, count - t, z0 + (uint64_t)t * SLORA_GAMMA);
 }
 
 static inline bool nonfinite1(float x)

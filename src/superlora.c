@@ -76,8 +76,8 @@ static size_t factor_u_floats(const struct slora_factor *f, int M)
     if (f->core) {
         size_t best = 0;
         for (int m = M - 2; m >= 0; m--) {
-            size_t s = mul_sat(mul_sat(prod_n(f->r, 0, m), prod_n(f->n, m, M - 1)),
-                               (size_t)f->r[M - 1]);
+            size_t s =
+                mul_sat(mul_sat(prod_n(f->r, 0, m), prod_n(f->n, m, M - 1)), (size_t)f->r[M - 1]);
             best = s > best ? s : best;
         }
         return mul_sat(2, align16(best));
@@ -107,8 +107,8 @@ static void tucker_u(const struct slora_factor *f, int M, float *buf, struct fac
         int64_t slices = (int64_t)prod_n(f->r, 0, m);
         float *y = bufs[which];
         for (int64_t s = 0; s < slices; s++)
-            slora_blas_gemm((int)f->n[m], (int)b, (int)f->r[m], 1.0f, f->a[m],
-                            x + s * f->r[m] * b, 0, 0.0f, y + s * f->n[m] * b);
+            slora_blas_gemm((int)f->n[m], (int)b, (int)f->r[m], 1.0f, f->a[m], x + s * f->r[m] * b,
+                            0, 0.0f, y + s * f->n[m] * b);
         b *= f->n[m];
         x = y;
     }
@@ -252,15 +252,15 @@ struct writer {
     bool kron_mode;
     struct factor_u fu;
     struct kron kron;
-    int64_t count;    /* entries to write: N_g, or P_g when projected */
+    int64_t count; /* entries to write: N_g, or P_g when projected */
     float scale;
-    float *dst;       /* (count) */
+    float *dst; /* (count) */
     bool check;
-    float *tmp;       /* CHUNK floats per worker */
-    int64_t per_task; /* Kronecker runs per task */
-    int64_t tile_rows; /* one factor: tasks are tiles of U @ A_last^T, */
-    int64_t tile_cols; /* at most CHUNK floats */
-    int64_t col_tiles; /* tiles per row block */
+    float *tmp;              /* CHUNK floats per worker */
+    int64_t per_task;        /* Kronecker runs per task */
+    int64_t tile_rows;       /* one factor: tasks are tiles of U @ A_last^T, */
+    int64_t tile_cols;       /* at most CHUNK floats */
+    int64_t col_tiles;       /* tiles per row block */
     atomic_int_fast64_t bad; /* first non-finite index, INT64_MAX when none */
 };
 
@@ -374,8 +374,8 @@ static void run_writer(struct writer *w, int n_threads)
             w->tile_cols = n_last;
         } else {
             w->tile_rows = rows < TILE_ROWS ? rows : TILE_ROWS;
-            w->tile_cols = (int64_t)CHUNK / w->tile_rows < n_last ? (int64_t)CHUNK / w->tile_rows
-                                                                  : n_last;
+            w->tile_cols =
+                (int64_t)CHUNK / w->tile_rows < n_last ? (int64_t)CHUNK / w->tile_rows : n_last;
         }
         w->col_tiles = (n_last + w->tile_cols - 1) / w->tile_cols;
         n_tasks = (size_t)((rows + w->tile_rows - 1) / w->tile_rows * w->col_tiles);
@@ -421,8 +421,9 @@ static int nonfinite_diag(const struct slora_adapter *a, int64_t at, char *diag,
         const struct slora_target *t = &a->targets[j];
         if (at >= t->offset && at < t->offset + t->rows * t->cols) {
             int64_t e = at - t->offset;
-            snprintf(diag, diag_len, "non-finite dW in layers.%d.%s at [%lld, %lld] (dW_all index %lld)",
-                     t->layer, slora_arch_module_name(t->module), (long long)(e / t->cols),
+            snprintf(diag, diag_len,
+                     "non-finite dW in layers.%d.%s at [%lld, %lld] (dW_all index %lld)", t->layer,
+                     slora_arch_module_name(t->module), (long long)(e / t->cols),
                      (long long)(e % t->cols), (long long)at);
             return SLORA_ENONFINITE;
         }
@@ -562,8 +563,11 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
     int64_t bad = -1;
     for (int gi = 0; gi < a->n_groups; gi++) {
         const struct slora_group *g = &a->groups[gi];
-        struct writer w = {.tmp = scratch + lay.workers, .scale = a->cfg.alpha, .check = true,
-                           .count = g->len, .dst = delta + g->offset};
+        struct writer w = {.tmp = scratch + lay.workers,
+                           .scale = a->cfg.alpha,
+                           .check = true,
+                           .count = g->len,
+                           .dst = delta + g->offset};
         if (a->cfg.projection) {
             w.scale = 1.0f;
             w.check = false;
@@ -575,8 +579,8 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
         int64_t g_bad = atomic_load(&w.bad) == INT64_MAX ? -1 : (int64_t)atomic_load(&w.bad);
         if (a->cfg.projection) {
             int rc = slora_fastfood_project(a->cfg.projection_seed, gi, g->code_len, g->len,
-                                        a->cfg.alpha, scratch + lay.ff, delta + g->offset,
-                                        n_threads, &g_bad, diag, diag_len);
+                                            a->cfg.alpha, scratch + lay.ff, delta + g->offset,
+                                            n_threads, &g_bad, diag, diag_len);
             if (rc)
                 return rc;
         }
@@ -586,8 +590,8 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
     if (a->cfg.shuffle) {
         struct slora_perm perm;
         slora_perm_init(&perm, slora_rnd(a->cfg.shuffle_seed, 4, 0), (uint64_t)a->total);
-        struct slora_gather g = {.perm = &perm, .src = delta, .mask = 0xFFFFFFFFu, .dst = out,
-                                 .chunk_log = GATHER_LOG};
+        struct slora_gather g = {
+            .perm = &perm, .src = delta, .mask = 0xFFFFFFFFu, .dst = out, .chunk_log = GATHER_LOG};
         slora_gather_run(&g, scratch + lay.gather, n_threads);
         /* a permutation moves the bad entry: find its place in dW_all */
         if (bad >= 0)
