@@ -3,6 +3,7 @@
 #include <slora/kernels.h>
 #include <slora/perm.h>
 
+#include <math.h>
 #include <string.h>
 
 #ifdef __AVX2__
@@ -34,6 +35,17 @@ static uint64_t gd_scale_scalar(float *w, size_t count, uint64_t z)
         w[t] *= (float)g;
     }
     return sum;
+}
+
+static void outer_row_scalar(float *dst, const float *u, const float *at, size_t ld, size_t n,
+                             size_t r, float scale)
+{
+    for (size_t c = 0; c < n; c++) {
+        float acc = u[0] * at[c];
+        for (size_t j = 1; j < r; j++)
+            acc = fmaf(u[j], at[j * ld + c], acc);
+        dst[c] = acc * scale;
+    }
 }
 
 static inline uint32_t feistel1(uint32_t x, const uint32_t rk[4], int h, uint32_t mask)
@@ -271,6 +283,52 @@ uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
            gd_scale_scalar(w + t, count - t, z0 + (uint64_t)t * SLORA_GAMMA);
 }
 
+static inline __m256 outer8(const float *u, const float *at, size_t ld, size_t r)
+{
+    __m256 a = _mm256_mul_ps(_mm256_set1_ps(u[0]), _mm256_loadu_ps(at));
+    for (size_t j = 1; j < r; j++)
+        a = _mm256_fmadd_ps(_mm256_set1_ps(u[j]), _mm256_loadu_ps(at + j * ld), a);
+    return a;
+}
+
+void slora_kernels_outer(float *dst, const float *u, const float *at, size_t ld, size_t rows,
+                         size_t n, size_t r, float scale)
+{
+    const __m256 vs = _mm256_set1_ps(scale);
+    size_t c = 0;
+    /* column blocks outermost: the block of at (r x 32) stays in L1 for
+     * all rows; four independent accumulators hide the FMA latency */
+    for (; c + 32 <= n; c += 32) {
+        for (size_t i = 0; i < rows; i++) {
+            const float *ui = u + i * r;
+            __m256 b = _mm256_set1_ps(ui[0]);
+            __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c));
+            __m256 a1 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 8));
+            __m256 a2 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 16));
+            __m256 a3 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 24));
+            for (size_t j = 1; j < r; j++) {
+                const float *row = at + j * ld + c;
+                b = _mm256_set1_ps(ui[j]);
+                a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
+                a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
+                a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
+                a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
+            }
+            float *d = dst + i * n + c;
+            _mm256_storeu_ps(d, _mm256_mul_ps(a0, vs));
+            _mm256_storeu_ps(d + 8, _mm256_mul_ps(a1, vs));
+            _mm256_storeu_ps(d + 16, _mm256_mul_ps(a2, vs));
+            _mm256_storeu_ps(d + 24, _mm256_mul_ps(a3, vs));
+        }
+    }
+    for (; c + 8 <= n; c += 8)
+        for (size_t i = 0; i < rows; i++)
+            _mm256_storeu_ps(dst + i * n + c, _mm256_mul_ps(outer8(u + i * r, at + c, ld, r), vs));
+    if (c < n)
+        for (size_t i = 0; i < rows; i++)
+            outer_row_scalar(dst + i * n + c, u + i * r, at + c, ld, n - c, r, scale);
+}
+
 static inline bool nonfinite1(float x)
 {
     uint32_t b;
@@ -332,6 +390,13 @@ size_t slora_kernels_find_nonfinite(const float *x, size_t n)
 }
 
 #else
+
+void slora_kernels_outer(float *dst, const float *u, const float *at, size_t ld, size_t rows,
+                         size_t n, size_t r, float scale)
+{
+    for (size_t i = 0; i < rows; i++)
+        outer_row_scalar(dst + i * n, u + i * r, at, ld, n, r, scale);
+}
 
 uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
 {

@@ -41,6 +41,7 @@
 #define CHUNK ((size_t)1 << 15)
 #define GATHER_LOG 15
 #define TILE_ROWS 64
+#define OUTER_MAX_RANK 64 /* final products of rank up to this skip the GEMM */
 #define HUGE_PAGE ((size_t)2 << 20)
 
 static size_t mul_sat(size_t a, size_t b)
@@ -227,6 +228,17 @@ static size_t rest_len(const struct slora_group *g)
     return p;
 }
 
+/* One factor of small final rank: A_last transposed, (r, n_last), for
+ * slora_kernels_outer. */
+static size_t transposed_floats(const struct slora_group *g)
+{
+    const struct slora_factor *f = &g->k[0];
+    int64_t r = f->r[g->order - 1];
+    if (g->n_kron > 1 || r > OUTER_MAX_RANK)
+        return 0;
+    return align16(mul_sat((size_t)r, (size_t)f->n[g->order - 1]));
+}
+
 /* The largest factor_u scratch among the group's factors. */
 static size_t max_u_floats(const struct slora_group *g)
 {
@@ -244,13 +256,14 @@ static size_t prepare_floats(const struct slora_group *g)
     for (int k = 0; g->n_kron > 1 && k < g->n_kron; k++)
         dense = add_sat(dense, align16(factor_len(&g->k[k], g->order)));
     size_t rest = g->n_kron > 2 ? mul_sat(2, align16(rest_len(g))) : 0;
-    return add_sat(add_sat(u, dense), rest);
+    return add_sat(add_sat(add_sat(u, dense), rest), transposed_floats(g));
 }
 
 /* The group's writer: U @ A_last^T (one factor) or T_0 (x) Rest. */
 struct writer {
     bool kron_mode;
     struct factor_u fu;
+    const float *at; /* (r, n_last): A_last transposed for slora_kernels_outer, or NULL: GEMM */
     struct kron kron;
     int64_t count; /* entries to write: N_g, or P_g when projected */
     float scale;
@@ -288,8 +301,12 @@ static void writer_task(void *ctx, size_t task, int worker)
         int64_t n_rows = f->rows - row0 < w->tile_rows ? f->rows - row0 : w->tile_rows;
         int64_t nc = f->n_last - c0 < w->tile_cols ? f->n_last - c0 : w->tile_cols;
         float *tmp = w->tmp + (size_t)worker * CHUNK;
-        slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, f->u + row0 * f->r,
-                        f->a_last + c0 * f->r, 1, 0.0f, tmp);
+        if (w->at)
+            slora_kernels_outer(tmp, f->u + row0 * f->r, w->at + c0, (size_t)f->n_last,
+                                (size_t)n_rows, (size_t)nc, (size_t)f->r, w->scale);
+        else
+            slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, f->u + row0 * f->r,
+                            f->a_last + c0 * f->r, 1, 0.0f, tmp);
         /* whole-row tiles are one contiguous run of dst */
         int64_t seg = nc == f->n_last ? n_rows * nc : nc;
         for (int64_t i = 0; i < n_rows; i += seg / nc) {
@@ -314,6 +331,16 @@ static void prepare(const struct slora_group *g, float *buf, struct writer *w)
     if (g->n_kron == 1) {
         w->kron_mode = false;
         factor_u(&g->k[0], M, buf, &w->fu);
+        w->at = NULL;
+        size_t t_len = transposed_floats(g);
+        if (t_len) {
+            /* after everything factor_u may use */
+            float *at = buf + (prepare_floats(g) - t_len);
+            for (int64_t i = 0; i < w->fu.n_last; i++)
+                for (int64_t j = 0; j < w->fu.r; j++)
+                    at[j * w->fu.n_last + i] = w->fu.a_last[i * w->fu.r + j];
+            w->at = at;
+        }
         return;
     }
     float *ubuf = buf, *dense[SLORA_MAX_KRON], *p = buf + max_u_floats(g);
@@ -367,9 +394,11 @@ static void run_writer(struct writer *w, int n_threads)
         n_tasks = (size_t)((runs + w->per_task - 1) / w->per_task);
     } else {
         int64_t n_last = w->fu.n_last, rows = (w->count + n_last - 1) / n_last;
-        /* Whole rows when short; else tiles of up to TILE_ROWS rows, so the
-         * gemm's packing of A_last is shared by many output rows. */
-        if (n_last <= (int64_t)CHUNK / 32) {
+        /* Whole rows when short (or with the rank-r kernel, which packs
+         * nothing): one contiguous streamed run per tile. Else tiles of up
+         * to TILE_ROWS rows, so the gemm's packing of A_last is shared by
+         * many output rows. */
+        if (n_last <= (int64_t)CHUNK / 32 || (w->at && n_last <= (int64_t)CHUNK)) {
             w->tile_rows = (int64_t)CHUNK / n_last;
             w->tile_cols = n_last;
         } else {
