@@ -329,6 +329,50 @@ void slora_kernels_outer(float *dst, const float *u, const float *at, size_t ld,
             outer_row_scalar(dst + i * n + c, u + i * r, at + c, ld, n - c, r, scale);
 }
 
+static inline __m256i stream_check(float *d, __m256 v, __m256i bad)
+{
+    const __m256i exp = _mm256_set1_epi32(0x7F800000);
+    _mm256_stream_ps(d, v);
+    __m256i e = _mm256_and_si256(_mm256_castps_si256(v), exp);
+    return _mm256_or_si256(bad, _mm256_cmpeq_epi32(e, exp));
+}
+
+bool slora_kernels_outer_stream(float *dst, const float *u, const float *at, size_t ld, size_t rows,
+                                size_t n, size_t r, float scale)
+{
+    const __m256 vs = _mm256_set1_ps(scale);
+    __m256i bad = _mm256_setzero_si256();
+    /* rows outermost: each row's lines fill completely in the write-
+     * combining buffers before the next row starts */
+    for (size_t i = 0; i < rows; i++) {
+        const float *ui = u + i * r;
+        float *d = dst + i * n;
+        size_t c = 0;
+        for (; c + 32 <= n; c += 32) {
+            __m256 b = _mm256_set1_ps(ui[0]);
+            __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c));
+            __m256 a1 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 8));
+            __m256 a2 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 16));
+            __m256 a3 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 24));
+            for (size_t j = 1; j < r; j++) {
+                const float *row = at + j * ld + c;
+                b = _mm256_set1_ps(ui[j]);
+                a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
+                a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
+                a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
+                a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
+            }
+            bad = stream_check(d + c, _mm256_mul_ps(a0, vs), bad);
+            bad = stream_check(d + c + 8, _mm256_mul_ps(a1, vs), bad);
+            bad = stream_check(d + c + 16, _mm256_mul_ps(a2, vs), bad);
+            bad = stream_check(d + c + 24, _mm256_mul_ps(a3, vs), bad);
+        }
+        for (; c < n; c += 8)
+            bad = stream_check(d + c, _mm256_mul_ps(outer8(ui, at + c, ld, r), vs), bad);
+    }
+    return !_mm256_testz_si256(bad, bad);
+}
+
 static inline bool nonfinite1(float x)
 {
     uint32_t b;
@@ -390,6 +434,13 @@ size_t slora_kernels_find_nonfinite(const float *x, size_t n)
 }
 
 #else
+
+bool slora_kernels_outer_stream(float *dst, const float *u, const float *at, size_t ld, size_t rows,
+                                size_t n, size_t r, float scale)
+{
+    slora_kernels_outer(dst, u, at, ld, rows, n, r, scale);
+    return slora_kernels_find_nonfinite(dst, rows * n) < rows * n;
+}
 
 void slora_kernels_outer(float *dst, const float *u, const float *at, size_t ld, size_t rows,
                          size_t n, size_t r, float scale)

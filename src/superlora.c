@@ -284,40 +284,66 @@ static void note_bad(struct writer *w, int64_t at)
         ;
 }
 
-/* One task: a tile of U @ A_last^T (or a range of Kronecker runs),
- * computed into the worker's tmp (in cache) and streamed row by row to
- * dst up to count, checked on the way. */
+/* Stream a tile computed in tmp ((n_rows, nc) at row0, column c0) to
+ * dst up to count. Returns the first non-finite index, or INT64_MAX. */
+static int64_t stream_tile(const struct writer *w, const float *tmp, int64_t row0, int64_t n_rows,
+                           int64_t c0, int64_t nc)
+{
+    int64_t bad = INT64_MAX, n_last = w->fu.n_last;
+    /* whole-row tiles are one contiguous run of dst */
+    int64_t seg = nc == n_last ? n_rows * nc : nc;
+    for (int64_t i = 0; i < n_rows; i += seg / nc) {
+        int64_t e0 = (row0 + i) * n_last + c0;
+        int64_t len = seg < w->count - e0 ? seg : w->count - e0;
+        if (len <= 0)
+            break;
+        size_t at = slora_kernels_stream(w->dst + e0, tmp + i * nc, (size_t)len, 1.0f);
+        if (bad == INT64_MAX && at < (size_t)len)
+            bad = e0 + (int64_t)at;
+    }
+    return bad;
+}
+
+/* One tile of U @ A_last^T. Small rank: the outer-product kernel, from
+ * registers straight to memory when the tile is whole aligned rows below
+ * count, else through tmp. Larger rank: GEMM into tmp (in cache). tmp is
+ * then streamed to dst, checked on the way. */
+static int64_t gemm_tile(const struct writer *w, size_t task, float *tmp)
+{
+    const struct factor_u *f = &w->fu;
+    int64_t row0 = (int64_t)task / w->col_tiles * w->tile_rows;
+    int64_t c0 = (int64_t)task % w->col_tiles * w->tile_cols;
+    int64_t n_rows = f->rows - row0 < w->tile_rows ? f->rows - row0 : w->tile_rows;
+    int64_t nc = f->n_last - c0 < w->tile_cols ? f->n_last - c0 : w->tile_cols;
+    int64_t e0 = row0 * f->n_last + c0;
+    const float *u = f->u + row0 * f->r;
+    if (w->at && nc == f->n_last && nc % 8 == 0 && e0 + n_rows * nc <= w->count &&
+        ((uintptr_t)(w->dst + e0) & 31) == 0) {
+        if (!slora_kernels_outer_stream(w->dst + e0, u, w->at, (size_t)nc, (size_t)n_rows,
+                                        (size_t)nc, (size_t)f->r, w->scale))
+            return INT64_MAX;
+        slora_kernels_stream_done();
+        return e0 + (int64_t)slora_kernels_find_nonfinite(w->dst + e0, (size_t)(n_rows * nc));
+    }
+    if (w->at)
+        slora_kernels_outer(tmp, u, w->at + c0, (size_t)f->n_last, (size_t)n_rows, (size_t)nc,
+                            (size_t)f->r, w->scale);
+    else
+        slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, u, f->a_last + c0 * f->r, 1,
+                        0.0f, tmp);
+    return stream_tile(w, tmp, row0, n_rows, c0, nc);
+}
+
+/* One task: a tile of U @ A_last^T or a range of Kronecker runs. */
 static void writer_task(void *ctx, size_t task, int worker)
 {
     struct writer *w = ctx;
-    int64_t bad = INT64_MAX;
+    int64_t bad;
     if (w->kron_mode) {
         int64_t q0 = (int64_t)task * w->per_task;
         bad = kron_runs(&w->kron, q0, q0 + w->per_task, w->scale, w->dst, w->count);
     } else {
-        const struct factor_u *f = &w->fu;
-        int64_t row0 = (int64_t)task / w->col_tiles * w->tile_rows;
-        int64_t c0 = (int64_t)task % w->col_tiles * w->tile_cols;
-        int64_t n_rows = f->rows - row0 < w->tile_rows ? f->rows - row0 : w->tile_rows;
-        int64_t nc = f->n_last - c0 < w->tile_cols ? f->n_last - c0 : w->tile_cols;
-        float *tmp = w->tmp + (size_t)worker * CHUNK;
-        if (w->at)
-            slora_kernels_outer(tmp, f->u + row0 * f->r, w->at + c0, (size_t)f->n_last,
-                                (size_t)n_rows, (size_t)nc, (size_t)f->r, w->scale);
-        else
-            slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, f->u + row0 * f->r,
-                            f->a_last + c0 * f->r, 1, 0.0f, tmp);
-        /* whole-row tiles are one contiguous run of dst */
-        int64_t seg = nc == f->n_last ? n_rows * nc : nc;
-        for (int64_t i = 0; i < n_rows; i += seg / nc) {
-            int64_t e0 = (row0 + i) * f->n_last + c0;
-            int64_t len = seg < w->count - e0 ? seg : w->count - e0;
-            if (len <= 0)
-                break;
-            size_t at = slora_kernels_stream(w->dst + e0, tmp + i * nc, (size_t)len, 1.0f);
-            if (bad == INT64_MAX && at < (size_t)len)
-                bad = e0 + (int64_t)at;
-        }
+        bad = gemm_tile(w, task, w->tmp + (size_t)worker * CHUNK);
     }
     slora_kernels_stream_done();
     if (w->check && bad != INT64_MAX)

@@ -40,6 +40,12 @@ uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0);
 void slora_kernels_outer(float *dst, const float *u, const float *at, size_t ld, size_t rows,
                          size_t n, size_t r, float scale);
 
+/* slora_kernels_outer straight to memory with streaming stores, for a
+ * tile nobody reads soon. Needs n % 8 == 0 and dst 32-byte aligned.
+ * Returns whether any value written is NaN or Inf. */
+bool slora_kernels_outer_stream(float *dst, const float *u, const float *at, size_t ld, size_t rows,
+                                size_t n, size_t r, float scale);
+
 /* dst[i] = src[i] * s with streaming (cache-bypassing) stores: for output
  * nobody reads soon, written at memset speed without reading it first.
  * Returns the index of the first non-finite dst[i], or n. */
