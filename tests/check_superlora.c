@@ -237,7 +237,8 @@ static double *naive_delta(const struct slora_adapter *a)
 
 static float *generate_ok(const struct slora_adapter *a, int n_threads)
 {
-    float *out = malloc((size_t)a->total * sizeof(float));
+    /* 64-byte aligned: the streaming fast paths depend on alignment */
+    float *out = aligned_alloc(64, ((size_t)a->total * sizeof(float) + 63) & ~(size_t)63);
     char diag[256] = "";
     int rc = slora_superlora_generate(a, out, n_threads, diag, sizeof(diag));
     ck_assert_msg(rc == 0, "generate: %d %s", rc, diag);
@@ -415,6 +416,13 @@ static const struct gen_case gen_cases[] = {
     {"cp2 rows, folded", 2, 1, {{300, 333}}, {{4, 4}}, {false}, 99001},
     {"cp2 long rows (column tiles), folded", 2, 1, {{3, 40000}}, {{2, 2}}, {false}, 100001},
     {"cp2 long rows, folded", 2, 1, {{130, 1500}}, {{3, 3}}, {false}, 130 * 1500 - 777},
+    {"cp2 aligned rows (registers to memory), folded",
+     2,
+     1,
+     {{1100, 64}},
+     {{5, 5}},
+     {false},
+     1100 * 64 - 100},
     {"cp2 rank 70 (GEMM, 2-D tiles), folded",
      2,
      1,
@@ -623,6 +631,27 @@ START_TEST(nonfinite_rejected)
 }
 END_TEST
 
+/* Whole aligned rows take the register-to-memory path: its check too. */
+START_TEST(nonfinite_in_streamed_rows)
+{
+    struct fixture *f = fx_new(4096);
+    static const int64_t shapes[1][2] = {{600, 64}};
+    fx_targets(f, 1, shapes);
+    struct slora_group *g = fx_group(f, 0, 600 * 64, 2);
+    fx_factor(f, g, (int64_t[]){600, 64}, (int64_t[]){2, 2}, false);
+    float *b = (float *)g->k[0].a[0], *at = (float *)g->k[0].a[1];
+    b[2 * 530] = b[2 * 530 + 1] = 1e30f; /* row 530: past the first tile of 512 rows */
+    for (int i = 0; i < 128; i++)
+        at[i] = 1e30f;
+    float *out = aligned_alloc(64, 600 * 64 * sizeof(float));
+    char diag[256] = "";
+    ck_assert_int_eq(slora_superlora_generate(&f->a, out, 2, diag, sizeof(diag)), SLORA_ENONFINITE);
+    ck_assert_msg(strstr(diag, "layers.0.wq at [530, 0]"), "%s", diag);
+    free(out);
+    fx_free(f);
+}
+END_TEST
+
 START_TEST(fastfood_zero_norm_rejected)
 {
     /* The only gd of L = 1 is zero for seed 69283, group 0:
@@ -762,6 +791,7 @@ Suite *slora_superlora_suite(void)
     tcase_add_test(tc, shuffle_permutes_delta);
     tcase_add_test(tc, thread_count_invariant);
     tcase_add_loop_test(tc, nonfinite_rejected, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+    tcase_add_test(tc, nonfinite_in_streamed_rows);
     tcase_add_test(tc, fastfood_zero_norm_rejected);
     tcase_add_loop_test(tc, inconsistent_group_rejected, 0,
                         (int)(sizeof(table_cases) / sizeof(table_cases[0])));
