@@ -37,6 +37,13 @@ static uint64_t gd_scale_scalar(float *w, size_t count, uint64_t z)
     return sum;
 }
 
+static inline bool nonfinite1(float x)
+{
+    uint32_t b;
+    memcpy(&b, &x, sizeof(b));
+    return (b & 0x7F800000u) == 0x7F800000u;
+}
+
 static void outer_row_scalar(float *dst, const float *u, const float *at, size_t ld, size_t n,
                              size_t r, float scale)
 {
@@ -337,17 +344,32 @@ static inline __m256i stream_check(float *d, __m256 v, __m256i bad)
     return _mm256_or_si256(bad, _mm256_cmpeq_epi32(e, exp));
 }
 
+/* Scalar columns [c0, c1) of one row, regular stores; true if any is
+ * NaN or Inf. */
+static bool outer_cols_scalar(float *d, const float *ui, const float *at, size_t ld, size_t c0,
+                              size_t c1, size_t r, float scale)
+{
+    outer_row_scalar(d + c0, ui, at + c0, ld, c1 - c0, r, scale);
+    bool bad = false;
+    for (size_t c = c0; c < c1; c++)
+        bad |= nonfinite1(d[c]);
+    return bad;
+}
+
 bool slora_kernels_outer_stream(float *dst, const float *u, const float *at, size_t ld, size_t rows,
                                 size_t n, size_t r, float scale)
 {
     const __m256 vs = _mm256_set1_ps(scale);
     __m256i bad = _mm256_setzero_si256();
+    bool bad_scalar = false;
     /* rows outermost: each row's lines fill completely in the write-
      * combining buffers before the next row starts */
     for (size_t i = 0; i < rows; i++) {
         const float *ui = u + i * r;
         float *d = dst + i * n;
-        size_t c = 0;
+        size_t head = ((32 - ((uintptr_t)d & 31)) & 31) / sizeof(float);
+        size_t c = head < n ? head : n;
+        bad_scalar |= outer_cols_scalar(d, ui, at, ld, 0, c, r, scale);
         for (; c + 32 <= n; c += 32) {
             __m256 b = _mm256_set1_ps(ui[0]);
             __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c));
@@ -367,17 +389,11 @@ bool slora_kernels_outer_stream(float *dst, const float *u, const float *at, siz
             bad = stream_check(d + c + 16, _mm256_mul_ps(a2, vs), bad);
             bad = stream_check(d + c + 24, _mm256_mul_ps(a3, vs), bad);
         }
-        for (; c < n; c += 8)
+        for (; c + 8 <= n; c += 8)
             bad = stream_check(d + c, _mm256_mul_ps(outer8(ui, at + c, ld, r), vs), bad);
+        bad_scalar |= outer_cols_scalar(d, ui, at, ld, c, n, r, scale);
     }
-    return !_mm256_testz_si256(bad, bad);
-}
-
-static inline bool nonfinite1(float x)
-{
-    uint32_t b;
-    memcpy(&b, &x, sizeof(b));
-    return (b & 0x7F800000u) == 0x7F800000u;
+    return bad_scalar || !_mm256_testz_si256(bad, bad);
 }
 
 size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s)
