@@ -298,34 +298,45 @@ static inline __m256 outer8(const float *u, const float *at, size_t ld, size_t r
     return a;
 }
 
+/* 32 columns of one row: four independent accumulators hide the FMA
+ * latency (named, so they stay in registers). */
+struct acc4 {
+    __m256 a0, a1, a2, a3;
+};
+
+static inline struct acc4 outer32(const float *ui, const float *at, size_t ld, size_t r)
+{
+    __m256 b = _mm256_set1_ps(ui[0]);
+    __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at));
+    __m256 a1 = _mm256_mul_ps(b, _mm256_loadu_ps(at + 8));
+    __m256 a2 = _mm256_mul_ps(b, _mm256_loadu_ps(at + 16));
+    __m256 a3 = _mm256_mul_ps(b, _mm256_loadu_ps(at + 24));
+    for (size_t j = 1; j < r; j++) {
+        const float *row = at + j * ld;
+        b = _mm256_set1_ps(ui[j]);
+        a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
+        a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
+        a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
+        a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
+    }
+    return (struct acc4){a0, a1, a2, a3};
+}
+
 void slora_kernels_outer(float *dst, const float *u, const float *at, size_t ld, size_t rows,
                          size_t n, size_t r, float scale)
 {
     const __m256 vs = _mm256_set1_ps(scale);
     size_t c = 0;
     /* column blocks outermost: the block of at (r x 32) stays in L1 for
-     * all rows; four independent accumulators hide the FMA latency */
+     * all rows */
     for (; c + 32 <= n; c += 32) {
         for (size_t i = 0; i < rows; i++) {
-            const float *ui = u + i * r;
-            __m256 b = _mm256_set1_ps(ui[0]);
-            __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c));
-            __m256 a1 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 8));
-            __m256 a2 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 16));
-            __m256 a3 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 24));
-            for (size_t j = 1; j < r; j++) {
-                const float *row = at + j * ld + c;
-                b = _mm256_set1_ps(ui[j]);
-                a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
-                a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
-                a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
-                a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
-            }
+            struct acc4 a = outer32(u + i * r, at + c, ld, r);
             float *d = dst + i * n + c;
-            _mm256_storeu_ps(d, _mm256_mul_ps(a0, vs));
-            _mm256_storeu_ps(d + 8, _mm256_mul_ps(a1, vs));
-            _mm256_storeu_ps(d + 16, _mm256_mul_ps(a2, vs));
-            _mm256_storeu_ps(d + 24, _mm256_mul_ps(a3, vs));
+            _mm256_storeu_ps(d, _mm256_mul_ps(a.a0, vs));
+            _mm256_storeu_ps(d + 8, _mm256_mul_ps(a.a1, vs));
+            _mm256_storeu_ps(d + 16, _mm256_mul_ps(a.a2, vs));
+            _mm256_storeu_ps(d + 24, _mm256_mul_ps(a.a3, vs));
         }
     }
     for (; c + 8 <= n; c += 8)
@@ -371,23 +382,11 @@ bool slora_kernels_outer_stream(float *dst, const float *u, const float *at, siz
         size_t c = head < n ? head : n;
         bad_scalar |= outer_cols_scalar(d, ui, at, ld, 0, c, r, scale);
         for (; c + 32 <= n; c += 32) {
-            __m256 b = _mm256_set1_ps(ui[0]);
-            __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c));
-            __m256 a1 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 8));
-            __m256 a2 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 16));
-            __m256 a3 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 24));
-            for (size_t j = 1; j < r; j++) {
-                const float *row = at + j * ld + c;
-                b = _mm256_set1_ps(ui[j]);
-                a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
-                a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
-                a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
-                a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
-            }
-            bad = stream_check(d + c, _mm256_mul_ps(a0, vs), bad);
-            bad = stream_check(d + c + 8, _mm256_mul_ps(a1, vs), bad);
-            bad = stream_check(d + c + 16, _mm256_mul_ps(a2, vs), bad);
-            bad = stream_check(d + c + 24, _mm256_mul_ps(a3, vs), bad);
+            struct acc4 a = outer32(ui, at + c, ld, r);
+            bad = stream_check(d + c, _mm256_mul_ps(a.a0, vs), bad);
+            bad = stream_check(d + c + 8, _mm256_mul_ps(a.a1, vs), bad);
+            bad = stream_check(d + c + 16, _mm256_mul_ps(a.a2, vs), bad);
+            bad = stream_check(d + c + 24, _mm256_mul_ps(a.a3, vs), bad);
         }
         for (; c + 8 <= n; c += 8)
             bad = stream_check(d + c, _mm256_mul_ps(outer8(ui, at + c, ld, r), vs), bad);
