@@ -9,7 +9,7 @@ PYTHON   ?= /usr/bin/python3
 VERSION  := 0.1.0
 
 PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
-        clang libclang-rt-14-dev python3-numpy curl systemd
+        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd
 
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
@@ -33,7 +33,7 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all deps model run check check-unit check-e2e check-asan bench install format clean
+.PHONY: all deps model run check check-unit check-e2e check-asan bench install format clean fuzz
 
 all: $(BUILD)/slorad
 
@@ -86,6 +86,11 @@ models/stories260K.bin models/tok512.bin:
 
 model: models/stories260K.bin models/tok512.bin
 
+# Our own conversion (llama.cpp's lives in $(SHARED)/models; tests compare both).
+models/stories260K.gguf: models/stories260K.bin models/tok512.bin $(BUILD)/slorad
+	$(BUILD)/slorad convert --model models/stories260K.bin --tokenizer models/tok512.bin -o $@
+model: models/stories260K.gguf
+
 run: deps model all
 	$(BUILD)/slorad serve --listen 127.0.0.1:8080 --config conf/slorad.json --state-dir state
 
@@ -97,10 +102,32 @@ check: deps model all $(BUILD)/check_slora
 check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
 
-bench: deps model all
+$(BUILD)/bench_model: bench/bench_model.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+bench: deps model all $(BUILD)/bench_model
 	@mkdir -p bench/results
 	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$b || exit 1; done
 	$(PYTHON) bench/report.py
+
+$(BUILD)/bench_delta: bench/bench_delta.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+# libFuzzer over the adapter pipeline (clang, ASan+UBSan); new inputs go to
+# build-fuzz/corpus-adapter. `make check` replays tests/fuzz/corpus/adapter.
+FUZZ_SECONDS ?= 60
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+.PHONY: fuzz-adapter
+fuzz-adapter: deps
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libslora.a
+	clang $(CFLAGS_COMMON) -Iinclude $(FUZZ_SAN) -fsanitize=fuzzer -o build-fuzz/fuzz_adapter \
+	  tests/fuzz/fuzz_adapter.c build-fuzz/libslora.a $(DEP_LIBS)
+	@mkdir -p build-fuzz/corpus-adapter
+	build-fuzz/fuzz_adapter -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	  -print_final_stats=1 build-fuzz/corpus-adapter tests/fuzz/corpus/adapter
+
+$(BUILD)/fuzz_adapter_replay: tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
 
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
@@ -114,10 +141,21 @@ install: all model
 	sed -i -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/slorad/|$(SYSCONFDIR)/slorad/|g' $(DESTDIR)$(UNITDIR)/slorad.service
 	install -D -m 0644 docs/operations.md $(DESTDIR)$(PREFIX)/share/doc/slorad/operations.md
 
+# libFuzzer targets tests/fuzz/fuzz_<m>.c, each run FUZZ_SECONDS (not part of check).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@mkdir -p $(BUILD)/fuzz
+	@for f in tests/fuzz/fuzz_*.c; do n=$$(basename $$f .c); echo "== $$n"; \
+	  clang -g -O1 -w -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
+	    -I$(LLHTTP_INC) $(DEP_CFLAGS) $$f $(SRCS) $(LLHTTP_SRC)/llhttp.c $(LLHTTP_SRC)/api.c \
+	    $(LLHTTP_SRC)/http.c -o $(BUILD)/fuzz/$$n $(DEP_LIBS) && \
+	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -artifact_prefix=$(BUILD)/fuzz/ || exit 1; done
+
 format:
 	clang-format -i $(wildcard src/*.c src/*.h src/util/*.[ch] include/slora/*.h tests/*.c)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d) $(TEST_OBJS:.o=.d)

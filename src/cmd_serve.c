@@ -11,6 +11,7 @@
 #include <slora/api.h>
 #include <slora/auth.h>
 #include <slora/cli.h>
+#include <slora/api_infer.h>
 #include <slora/config.h>
 #include <slora/error.h>
 #include <slora/log.h>
@@ -119,18 +120,26 @@ int slora_cmd_serve(int argc, char **argv)
     slora_info("model %s (%s): %d layers, dim %d, vocab %d; %d adapter(s) restored, %d skipped",
                cfg->model_id, cfg->model, sv.model->cfg.shape.n_layers, sv.model->cfg.shape.dim,
                sv.model->cfg.shape.vocab_size, rep.restored, rep.skipped);
+    struct slora_api_infer *inf;
+    if (slora_api_infer_start(sv.model, reg, cfg, &inf)) {
+        slora_error("out of memory starting the engine");
+        goto out_free_registry;
+    }
     struct slora_api_deps deps = {
         .model = sv.model,
         .tokenizer = tok ? tok : sv.model->gguf_vocab,
         .model_id = cfg->model_id,
         .registry = reg,
         .auth = cfg->auth,
+        .engine = inf->engine,
         .config = cfg,
+        .put_hook = slora_api_infer_put_hook,
+        .put_hook_arg = inf,
     };
     sv.api = slora_api_new(&deps);
-    if (!sv.api) {
+    if (!sv.api || slora_api_infer_register(sv.api, inf)) {
         slora_error("out of memory");
-        goto out_free_registry;
+        goto out_stop_infer;
     }
     struct slora_server_hooks hooks = {reload, &sv};
     err = slora_server_run(cfg, sv.api, &hooks, diag, sizeof(diag));
@@ -138,6 +147,8 @@ int slora_cmd_serve(int argc, char **argv)
         slora_error("%s", diag);
     else
         status = 0;
+out_stop_infer:
+    slora_api_infer_stop(inf);
     slora_api_free(sv.api);
 out_free_registry:
     slora_registry_free(reg);

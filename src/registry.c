@@ -50,7 +50,7 @@ struct usage {
 
 struct slora_registry {
     pthread_mutex_t lock;
-    struct slora_registry_options opt; /* state_dir points at adapters_dir's prefix copy */
+    struct slora_registry_options opt; /* opt.state_dir points at state_dir below */
     char *state_dir;                   /* owned copy, NULL when memory only */
     char *adapters_dir;                /* state_dir/adapters, owned */
     struct slot **slots;               /* (n_slots) sorted by id */

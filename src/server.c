@@ -126,9 +126,8 @@ int slora_server_notify(const char *state)
 struct write_req {
     uv_write_t req;
     struct conn *conn;
-    char *bufs[4];
+    char *bufs[5]; /* head, chunk size, data, CRLF, last chunk */
     int n;
-    bool last; /* close or go idle after this one */
 };
 
 static void on_write(uv_write_t *req, int status)
@@ -153,7 +152,7 @@ static void conn_write(struct conn *c, char **bufs, const size_t *lens, int n)
         return;
     }
     struct write_req *w = calloc(1, sizeof(*w));
-    uv_buf_t ub[4];
+    uv_buf_t ub[5];
     int k = 0;
     for (int i = 0; i < n; i++) {
         if (!bufs[i] || !lens[i]) {
@@ -383,8 +382,8 @@ static void conn_flush(struct conn *c)
     struct slora_api_output out;
     struct slora_api_call *call = c->call;
     while (call && c->call == call && slora_api_call_take(call, &out)) {
-        char *bufs[4] = {0};
-        size_t lens[4] = {0};
+        char *bufs[5] = {0};
+        size_t lens[5] = {0};
         int n = 0;
         if (out.has_head) {
             c->status = out.status;

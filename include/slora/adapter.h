@@ -82,6 +82,7 @@ struct slora_adapter_limits {
     int64_t max_total;    /* max N; default 1 << 31 */
     int64_t max_fastfood; /* max L; default 1 << 28 */
     int64_t max_core;     /* max core elements; default 1 << 24 */
+    int64_t max_groups;   /* max G (each group costs sizeof(struct slora_group)); default 4096 */
 };
 void slora_adapter_limits_default(struct slora_adapter_limits *lim);
 
@@ -97,6 +98,13 @@ int slora_adapter_parse(const void *buf, size_t len, const struct slora_shape *m
 int slora_adapter_validate(const void *buf, size_t len, const struct slora_shape *model,
                            const struct slora_adapter_limits *lim, int n_threads,
                            struct slora_adapter **out, char *diag, size_t diag_len);
+
+/* Read the file at path and slora_adapter_parse it (n_threads == 0) or
+ * slora_adapter_validate it with n_threads (> 0): the offline tools' entry
+ * point. diag names the file on I/O errors (SLORA_EIO). */
+int slora_adapter_load(const char *path, const struct slora_shape *model,
+                       const struct slora_adapter_limits *lim, int n_threads,
+                       struct slora_adapter **out, char *diag, size_t diag_len);
 
 struct slora_adapter *slora_adapter_ref(struct slora_adapter *a);
 void slora_adapter_unref(struct slora_adapter *a);

@@ -6,6 +6,10 @@
 int slora_cmd_generate(int argc, char **argv);
 int slora_cmd_gen_model(int argc, char **argv);
 int slora_cmd_convert(int argc, char **argv);
+int slora_cmd_logits(int argc, char **argv);
+int slora_cmd_inspect(int argc, char **argv);
+int slora_cmd_delta(int argc, char **argv);
+int slora_cmd_merge(int argc, char **argv);
 int slora_cmd_hash_key(int argc, char **argv);
 int slora_cmd_serve(int argc, char **argv);
 

@@ -2,29 +2,50 @@
  *
  * slora_superlora_generate turns an adapter into dW_all (N floats, every
  * target's vec(dW_j) at its offset, alpha applied). Peak extra memory is
- * O(N + L) from one scratch buffer; the result does not depend on the
- * thread count.
+ * O(N + L) from one scratch allocation (N only when shuffled, L only when
+ * projected); the result is bitwise independent of the thread count.
+ * Any thread may call these functions; the adapter is only read.
  */
 #ifndef SLORA_SUPERLORA_H
 #define SLORA_SUPERLORA_H
 
 #include <slora/adapter.h>
+#include <slora/perm.h> /* slora_rnd, slora_perm: spec section 6 */
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Spec section 6: deterministic randomness. */
-uint64_t slora_rnd(uint64_t seed, uint64_t tag, uint64_t j);
-/* perm(key, n)(i): a bijection of [0, n). */
-uint64_t slora_perm(uint64_t key, uint64_t n, uint64_t i);
+struct slora_model;
+struct slora_weights;
 
 /* Generate dW_all into out (adapter->total floats). Returns 0,
  * SLORA_ENONFINITE (a non-finite entry; diag names the matrix and index),
- * SLORA_ELIMIT/SLORA_EFORMAT (e.g. norm2(gd) == 0) or SLORA_ENOMEM. */
+ * SLORA_ELIMIT (norm2(gd) == 0, or a size beyond what the kernels index),
+ * SLORA_EINVAL (an inconsistent group table) or SLORA_ENOMEM. */
 int slora_superlora_generate(const struct slora_adapter *a, float *out, int n_threads, char *diag,
                              size_t diag_len);
 
+/* Reusable scratch for repeated generation (a worker's, a benchmark's):
+ * grows to the largest adapter seen and keeps its pages faulted in. Used
+ * by one thread at a time. _free(NULL) is a no-op. */
+struct slora_superlora_scratch;
+struct slora_superlora_scratch *slora_superlora_scratch_new(void);
+void slora_superlora_scratch_free(struct slora_superlora_scratch *s);
+/* As slora_superlora_generate, with the scratch taken from s. */
+int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int n_threads,
+                                  struct slora_superlora_scratch *s, char *diag, size_t diag_len);
+
+/* Bytes of the one scratch allocation generate makes for this adapter. */
+size_t slora_superlora_scratch_bytes(const struct slora_adapter *a, int n_threads);
+
 /* out = base + delta, n floats (the merged matrix W' = W + dW). */
 void slora_superlora_merge(const float *base, const float *delta, float *out, size_t n);
+
+/* For every target j: merged_out[off_j ...] = W_j + dW_all[off_j ...] (same
+ * layout as dw_all, N floats), and ws points (layer, module) at it. ws must
+ * have been initialised on model m; merged_out must outlive ws. Returns 0
+ * or SLORA_EMISMATCH when the adapter's base shape is not m's. */
+int slora_superlora_apply(const struct slora_adapter *a, const struct slora_model *m,
+                          const float *dw_all, float *merged_out, struct slora_weights *ws);
 
 #endif

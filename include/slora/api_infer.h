@@ -1,0 +1,53 @@
+/* api_infer.h - the inference endpoints and the service behind them:
+ *   POST /v1/completions   OpenAI-compatible completions (stream: SSE)
+ *   POST /v1/logits        exact logits of a prompt (last or all positions)
+ *   POST /v1/tokenize      text -> token ids
+ *   POST /v1/detokenize    token ids -> text
+ * plus delta-cache and engine metrics in /metrics and the `PUT
+ * /v1/adapters/...?warm=1|pin=1|pin=0` hook.
+ *
+ * The service owns the delta cache and the engine, built from the config
+ * (threads, delta_cache_bytes, queue_depth, max_sequences_per_tenant); the
+ * cache asks the registry which adapter versions are current, so replaced
+ * or deleted versions are freed once no request uses them.
+ *
+ * Threads: _start/_stop/_register on the main (loop) thread before/after
+ * serving. Request parsing and tokenization run on API worker threads,
+ * compute on the engine thread; handlers never block the loop.
+ */
+#ifndef SLORA_API_INFER_H
+#define SLORA_API_INFER_H
+
+#include <slora/api.h>
+
+struct slora_cache;
+struct slora_config;
+struct slora_engine;
+struct slora_model;
+struct slora_registry;
+
+struct slora_api_infer {
+    struct slora_cache *cache;   /* owned */
+    struct slora_engine *engine; /* owned; put it in slora_api_deps.engine */
+    struct slora_registry *registry; /* borrowed */
+};
+
+/* Create the cache and the engine. 0 or SLORA_ENOMEM. */
+int slora_api_infer_start(const struct slora_model *m, struct slora_registry *reg,
+                          const struct slora_config *cfg, struct slora_api_infer **out);
+/* Cancel running requests (their calls complete), stop the engine, free
+ * the cache. NULL is a no-op. */
+void slora_api_infer_stop(struct slora_api_infer *inf);
+
+/* Add the routes and the metrics to api. deps of api must carry the
+ * model, tokenizer, model_id, engine (inf->engine) and registry. */
+int slora_api_infer_register(struct slora_api *api, struct slora_api_infer *inf);
+
+/* slora_api_put_hook_cb for slora_api_deps.put_hook, arg = the service:
+ * on a worker, retires the replaced version, then warms (warm=1), pins
+ * (pin=1: SLORA_ENOSPC when it cannot fit) or unpins (pin=0). */
+void slora_api_infer_put_hook(void *arg, struct slora_api_call *c,
+                              struct slora_registry_entry *e, int warm, int pin,
+                              slora_api_put_resume_cb resume);
+
+#endif

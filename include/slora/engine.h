@@ -1,0 +1,120 @@
+/* engine.h - continuous batching of sequences over one base model and any
+ * number of adapters.
+ *
+ * A job is a prompt plus a step callback. The engine owns one compute
+ * thread: it admits queued jobs between steps (round-robin across
+ * tenants), gets each adapter job's weight set from the delta cache
+ * (a miss is generated on a cache thread while the others keep decoding),
+ * prefills new prompts in the same batched slora_fwd_run as every active
+ * sequence's decode row, and hands each sequence its logits. The forward
+ * groups rows by weight-set id, so matrices no adapter touches run as one
+ * GEMM over the whole batch and adapted ones one GEMM per (adapter,
+ * version) group. Each sequence has its own KV cache.
+ *
+ * What a sequence does with its logits (sampling, stop rules, text) is the
+ * job's business: the step callback chooses the next token. The engine
+ * knows nothing of tokenizers or HTTP.
+ *
+ * Threads: slora_engine_submit, slora_engine_cancel, slora_engine_stats
+ * and slora_engine_tenants may be called from any thread (the event loop
+ * included: they never block on compute). step and done callbacks run on
+ * the engine thread without engine locks held; they must be quick and must
+ * not call slora_engine_free. `threads` is the total number of compute
+ * threads: the engine thread plus BLAS's own (slora_blas_set_threads).
+ * Delta generation runs on the cache's threads.
+ *
+ * Ownership: the model and the cache outlive the engine. A
+ * job's strings and prompt are copied at submit; the engine holds its own
+ * adapter reference until the cache entry is ready.
+ */
+#ifndef SLORA_ENGINE_H
+#define SLORA_ENGINE_H
+
+#include <slora/adapter.h>
+#include <slora/cache.h>
+#include <slora/model.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct slora_engine_config {
+    int threads;         /* total compute threads; 0 = 1 */
+    int max_batch;       /* sequences in flight (active or getting weights); 0 = 16 */
+    int max_queue;       /* jobs waiting for a slot; beyond: SLORA_EBUSY; 0 = 64 */
+    int tenant_max_seqs; /* per tenant, waiting + in flight; beyond: SLORA_EQUOTA; 0 = no limit */
+};
+
+struct slora_engine_result {
+    int err;           /* 0, SLORA_ECANCELED, or why the weights could not be built */
+    char diag[256];    /* message for err */
+    int n_prompt;      /* prompt tokens processed */
+    int n_completion;  /* tokens the step callback sampled */
+    bool length;       /* stopped because the context (seq_len) is full */
+};
+
+/* Logits (vocab) of position pos; may be modified. Returns the token
+ * sampled from them (>= 0) or -1 when none was (logits-only requests).
+ * Set *stop to end the sequence after this call; otherwise the returned
+ * token is fed at pos + 1. In all_logits mode it is also called for every
+ * prompt position before the last, and its result is then ignored. */
+typedef int (*slora_engine_step_cb)(void *arg, float *logits, int pos, bool *stop);
+/* Called exactly once per accepted job, last. */
+typedef void (*slora_engine_done_cb)(void *arg, const struct slora_engine_result *r);
+
+struct slora_engine_job {
+    const char *tenant;               /* fairness and counters; "" for none */
+    const char *adapter_id;           /* "tenant/name", NULL for the base model */
+    const char *version;              /* adapter version (cache key) */
+    struct slora_adapter *adapter;    /* borrowed for the call; the engine refs it */
+    const int *prompt;                /* (n_prompt) token ids in [0, vocab) */
+    int n_prompt;                     /* 1 .. seq_len - 1 */
+    bool all_logits;                  /* step sees every prompt position */
+    slora_engine_step_cb step;
+    slora_engine_done_cb done;
+    void *arg;
+};
+
+struct slora_engine;
+
+/* Start the engine thread. NULL on ENOMEM or thread failure. */
+struct slora_engine *slora_engine_new(const struct slora_model *m, struct slora_cache *cache,
+                                      const struct slora_engine_config *cfg);
+/* Cancel every job (their done callbacks run with SLORA_ECANCELED), wait
+ * for them, stop the thread. NULL is a no-op. */
+void slora_engine_free(struct slora_engine *e);
+
+/* Queue a job. Returns 0 (done will be called; *ticket identifies the job
+ * for cancel), SLORA_EINVAL (bad prompt), SLORA_EQUOTA (tenant at its
+ * concurrency limit), SLORA_EBUSY (queue full or shutting down) or
+ * SLORA_ENOMEM; done is not called on error. */
+int slora_engine_submit(struct slora_engine *e, const struct slora_engine_job *job,
+                        uint64_t *ticket);
+/* Stop the job at its next step (done gets SLORA_ECANCELED). Unknown or
+ * finished tickets are ignored. */
+void slora_engine_cancel(struct slora_engine *e, uint64_t ticket);
+
+struct slora_engine_stats {
+    int waiting;        /* queued jobs */
+    int running;        /* jobs admitted (getting weights or decoding) */
+    uint64_t steps;     /* slora_fwd_run calls */
+    uint64_t rows;      /* rows through those calls */
+    uint64_t submitted;
+    uint64_t rejected_busy;
+    uint64_t rejected_quota;
+    uint64_t canceled;
+};
+void slora_engine_stats(struct slora_engine *e, struct slora_engine_stats *out);
+
+struct slora_engine_tenant_stats {
+    const char *tenant;        /* valid during the callback */
+    uint64_t prompt_tokens;
+    uint64_t completion_tokens;
+    int sequences;             /* waiting + running now */
+};
+/* Call cb for every tenant seen so far (engine lock held: cb must not call
+ * back into the engine). */
+void slora_engine_tenants(struct slora_engine *e,
+                          void (*cb)(void *arg, const struct slora_engine_tenant_stats *t),
+                          void *arg);
+
+#endif

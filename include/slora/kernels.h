@@ -1,0 +1,43 @@
+/* kernels.h - the vector inner loops of the delta maths.
+ *
+ * This is the one place that selects between AVX2 intrinsics and portable
+ * C, at compile time (-march=native defines __AVX2__ on the build hosts).
+ * Both paths compute the same values in the same order per element, so a
+ * result never depends on which path or how many threads ran it.
+ * Pure functions on caller memory; any thread may call them.
+ */
+#ifndef SLORA_KERNELS_H
+#define SLORA_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* In-place unnormalized Walsh-Hadamard transform of v (2^logn floats),
+ * butterflies (a, b) -> (a + b, a - b) for strides 1, 2, 4, ... 2^(logn-1). */
+void slora_kernels_fwht(float *v, int logn);
+
+/* The butterflies of strides width, 2 width, ... across the rows of buf
+ * (2^log_rows rows of `width` floats, width a multiple of 8): row r pairs
+ * with row r + 2^s for s = 0..log_rows-1. */
+void slora_kernels_fwht_rows(float *buf, int log_rows, size_t width);
+
+/* One Feistel pass of spec section 6, then cycle walking: x[i] = F(x[i])
+ * and again while x[i] >= n. h is the half width (2h <= 32), rk the four
+ * round keys. Inputs must be < 2^(2h). */
+void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int h, uint64_t n);
+
+/* Fastfood's Gaussian-like diagonal (spec 5.3) on consecutive j: with
+ * u_t = mix64(z0 + t * GAMMA) and gd_t the centred sum of its four 16-bit
+ * fields, w[t] *= gd_t for t < count. Returns sum_t gd_t^2 (exact). */
+uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0);
+
+/* dst[i] = src[i] * s with streaming (cache-bypassing) stores: for output
+ * nobody reads soon, written at memset speed without reading it first.
+ * Returns the index of the first non-finite dst[i], or n. */
+size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s);
+
+/* Index of the first NaN or Inf in x, or n when all are finite. */
+size_t slora_kernels_find_nonfinite(const float *x, size_t n);
+
+#endif

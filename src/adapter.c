@@ -1,0 +1,885 @@
+/* adapter.c - parse and validate a SuperLoRA adapter (spec sections 1-7).
+ *
+ * Order of work: safetensors structure (safetensors.c), then the
+ * __metadata__.superlora config (jansson, duplicate keys rejected), then the
+ * target list and group sizes computed arithmetically, then the tensor names
+ * and shapes against the group table, then the resource limits, and only
+ * then the one allocation proportional to the data (the float32 parameter
+ * buffer). Every size product is overflow-checked.
+ *
+ * The finished adapter is immutable; its refcount is the only mutable field
+ * and is updated atomically, so any thread may ref/unref and read it.
+ */
+#include <slora/adapter.h>
+#include <slora/error.h>
+#include <slora/safetensors.h>
+#include <slora/superlora.h>
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_SEED ((1LL << 53) - 1)
+#define CORE_IDX SLORA_MAX_ORDER /* sorts a core after its factors */
+
+static int fail(char *diag, size_t diag_len, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *diag, size_t diag_len, int err, const char *fmt, ...)
+{
+    if (diag && diag_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(diag, diag_len, fmt, ap);
+        va_end(ap);
+    }
+    return err;
+}
+
+void slora_adapter_limits_default(struct slora_adapter_limits *lim)
+{
+    lim->max_params = 10000000;
+    lim->max_total = 1LL << 31;
+    lim->max_fastfood = 1LL << 28;
+    lim->max_core = 1LL << 24;
+    lim->max_groups = 4096;
+}
+
+/* ---- config JSON ---------------------------------------------------------- */
+
+/* Reject null anywhere; path names the offending key or index. */
+static int find_null(json_t *v, char *path, size_t cap, size_t used, char *diag, size_t diag_len)
+{
+    if (json_is_null(v))
+        return fail(diag, diag_len, SLORA_EFORMAT, "superlora%s is null", path);
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *c;
+        json_object_foreach(v, key, c) {
+            snprintf(path + used, cap - used, ".%s", key);
+            size_t n = strlen(path);
+            int err = find_null(c, path, cap, n, diag, diag_len);
+            if (err)
+                return err;
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            snprintf(path + used, cap - used, "[%zu]", i);
+            size_t n = strlen(path);
+            int err = find_null(json_array_get(v, i), path, cap, n, diag, diag_len);
+            if (err)
+                return err;
+        }
+    }
+    path[used] = '\0';
+    return 0;
+}
+
+/* Every key of obj must be in the NULL-terminated list. */
+static int check_keys(json_t *obj, const char *where, const char *const *allowed, char *diag,
+                      size_t diag_len)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v) {
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, key))
+            a++;
+        if (!*a)
+            return fail(diag, diag_len, SLORA_EFORMAT, "%s: unknown key '%s'", where, key);
+    }
+    return 0;
+}
+
+static int parse_seed(json_t *v, const char *where, uint64_t *out, char *diag, size_t diag_len)
+{
+    if (!json_is_integer(v))
+        return fail(diag, diag_len, SLORA_EFORMAT, "%s must be an integer in [0, 2^53 - 1]",
+                    where);
+    json_int_t s = json_integer_value(v);
+    if (s < 0 || s > MAX_SEED)
+        return fail(diag, diag_len, SLORA_ERANGE, "%s = %lld is outside [0, 2^53 - 1]", where,
+                    (long long)s);
+    *out = (uint64_t)s;
+    return 0;
+}
+
+static int parse_base(json_t *b, const struct slora_shape *model, struct slora_shape *out,
+                      char *diag, size_t diag_len)
+{
+    static const char *const keys[] = {"dim",        "n_layers",   "n_heads", "n_kv_heads",
+                                       "hidden_dim", "vocab_size", NULL};
+    if (!json_is_object(b))
+        return fail(diag, diag_len, SLORA_EFORMAT, "superlora.base must be an object");
+    int err = check_keys(b, "superlora.base", keys, diag, diag_len);
+    if (err)
+        return err;
+    int vals[6];
+    for (int i = 0; i < 6; i++) {
+        json_t *v = json_object_get(b, keys[i]);
+        if (!v)
+            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.base.%s missing", keys[i]);
+        json_int_t x = json_is_integer(v) ? json_integer_value(v) : 0;
+        if (i == 5 && x < 0 && x >= -INT_MAX)
+            x = -x;
+        if (x < 1 || x > INT_MAX)
+            return fail(diag, diag_len, SLORA_EFORMAT,
+                        "superlora.base.%s must be a positive integer", keys[i]);
+        vals[i] = (int)x;
+    }
+    *out = (struct slora_shape){.dim = vals[0],
+                                .n_layers = vals[1],
+                                .n_heads = vals[2],
+                                .n_kv_heads = vals[3],
+                                .hidden_dim = vals[4],
+                                .vocab_size = vals[5]};
+    if (out->dim % out->n_heads || out->n_heads % out->n_kv_heads)
+        return fail(diag, diag_len, SLORA_EFORMAT,
+                    "superlora.base: dim %d, n_heads %d, n_kv_heads %d are inconsistent", out->dim,
+                    out->n_heads, out->n_kv_heads);
+    if (!model)
+        return 0;
+    const int want[6] = {model->dim,        model->n_layers,   model->n_heads,
+                         model->n_kv_heads, model->hidden_dim, model->vocab_size};
+    for (int i = 0; i < 6; i++)
+        if (vals[i] != want[i])
+            return fail(diag, diag_len, SLORA_EMISMATCH,
+                        "superlora.base.%s is %d, the loaded model has %d", keys[i], vals[i],
+                        want[i]);
+    return 0;
+}
+
+static int parse_modules(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
+{
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return fail(diag, diag_len, SLORA_EFORMAT, "superlora.modules must be a non-empty list");
+    for (size_t i = 0; i < json_array_size(v); i++) {
+        json_t *e = json_array_get(v, i);
+        if (!json_is_string(e))
+            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.modules[%zu] is not a string",
+                        i);
+        int m = slora_arch_module_parse(json_string_value(e));
+        if (m < 0)
+            return fail(diag, diag_len, SLORA_EFORMAT,
+                        "superlora.modules[%zu]: unknown module '%s'", i, json_string_value(e));
+        for (int j = 0; j < c->n_modules; j++)
+            if ((int)c->modules[j] == m)
+                return fail(diag, diag_len, SLORA_EFORMAT,
+                            "superlora.modules[%zu]: '%s' repeats module '%s'", i,
+                            json_string_value(e), slora_arch_module_name(m));
+        c->modules[c->n_modules++] = m;
+    }
+    return 0;
+}
+
+/* Explicit layers (bounded by the header size) or, when absent, all layers
+ * (the list is filled in once N has been checked against the limits). */
+static int parse_layers(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
+{
+    if (!v) {
+        c->n_layers = c->base.n_layers;
+        return 0;
+    }
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return fail(diag, diag_len, SLORA_EFORMAT, "superlora.layers must be a non-empty list");
+    if (json_array_size(v) > (size_t)c->base.n_layers)
+        return fail(diag, diag_len, SLORA_EFORMAT,
+                    "superlora.layers has %zu entries, the model has %d layers",
+                    json_array_size(v), c->base.n_layers);
+    c->n_layers = (int)json_array_size(v);
+    c->layers = malloc(sizeof(*c->layers) * (size_t)c->n_layers);
+    if (!c->layers)
+        return fail(diag, diag_len, SLORA_ENOMEM, "out of memory for superlora.layers");
+    for (int i = 0; i < c->n_layers; i++) {
+        json_t *e = json_array_get(v, (size_t)i);
+        if (!json_is_integer(e))
+            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.layers[%d] is not an integer",
+                        i);
+        json_int_t l = json_integer_value(e);
+        if (l < 0 || l >= c->base.n_layers)
+            return fail(diag, diag_len, SLORA_ERANGE,
+                        "superlora.layers[%d] = %lld is outside [0, %d)", i, (long long)l,
+                        c->base.n_layers);
+        if (i > 0 && l <= c->layers[i - 1])
+            return fail(diag, diag_len, SLORA_EFORMAT,
+                        "superlora.layers[%d] = %lld: layers must be strictly ascending", i,
+                        (long long)l);
+        c->layers[i] = (int)l;
+    }
+    return 0;
+}
+
+static int parse_groups(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
+{
+    if (!v) {
+        c->groups_kind = SLORA_GROUPS_MATRIX;
+        return 0;
+    }
+    if (json_is_integer(v)) {
+        c->groups_kind = SLORA_GROUPS_COUNT;
+        c->groups_count = json_integer_value(v);
+        if (c->groups_count < 1)
+            return fail(diag, diag_len, SLORA_ERANGE, "superlora.groups = %lld must be >= 1",
+                        (long long)c->groups_count);
+        return 0;
+    }
+    const char *s = json_is_string(v) ? json_string_value(v) : "";
+    if (!strcmp(s, "matrix")) {
+        c->groups_kind = SLORA_GROUPS_MATRIX;
+    } else if (!strcmp(s, "layer")) {
+        c->groups_kind = SLORA_GROUPS_LAYER;
+        if (c->order != SLORA_ORDER_LAYER)
+            return fail(diag, diag_len, SLORA_EFORMAT,
+                        "superlora.groups \"layer\" requires order \"layer\"");
+    } else if (!strcmp(s, "module")) {
+        c->groups_kind = SLORA_GROUPS_MODULE;
+        if (c->order != SLORA_ORDER_MODULE)
+            return fail(diag, diag_len, SLORA_EFORMAT,
+                        "superlora.groups \"module\" requires order \"module\"");
+    } else {
+        return fail(diag, diag_len, SLORA_EFORMAT,
+                    "superlora.groups must be an integer or \"matrix\", \"layer\", \"module\"");
+    }
+    return 0;
+}
+
+/* The last object key before byte pos of a JSON text ("" if none), so a
+ * syntax error such as a number overflow names the key it belongs to. */
+static void last_key(const char *text, int pos, char *key, size_t cap)
+{
+    key[0] = '\0';
+    int colon = pos - 1;
+    while (colon >= 0 && text[colon] != ':')
+        colon--;
+    int end = colon - 1;
+    while (end >= 0 && (text[end] == ' ' || text[end] == '\t' || text[end] == '\n'))
+        end--;
+    if (end < 1 || text[end] != '"')
+        return;
+    int start = end - 1;
+    while (start >= 0 && text[start] != '"')
+        start--;
+    if (start < 0 || (size_t)(end - start) > cap)
+        return;
+    memcpy(key, text + start + 1, (size_t)(end - start - 1));
+    key[end - start - 1] = '\0';
+}
+
+static int parse_config(const char *text, const struct slora_shape *model,
+                        struct slora_adapter_config *c, char *diag, size_t diag_len)
+{
+    static const char *const top_keys[] = {"version", "base",    "modules",    "layers", "order",
+                                           "groups",  "shuffle", "projection", "alpha",  NULL};
+    static const char *const shuffle_keys[] = {"seed", NULL};
+    static const char *const proj_keys[] = {"kind", "seed", NULL};
+    json_error_t jerr;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        char key[64];
+        last_key(text, jerr.position, key, sizeof(key));
+        return fail(diag, diag_len, SLORA_EFORMAT,
+                    "__metadata__.superlora is not valid JSON (line %d, column %d%s%s%s): %s",
+                    jerr.line, jerr.column, *key ? ", after key '" : "", key, *key ? "'" : "",
+                    jerr.text);
+    }
+    int err;
+    char path[256] = "";
+    if (!json_is_object(root)) {
+        err = fail(diag, diag_len, SLORA_EFORMAT, "__metadata__.superlora is not a JSON object");
+        goto err_free_json;
+    }
+    if ((err = find_null(root, path, sizeof(path), 0, diag, diag_len)) ||
+        (err = check_keys(root, "superlora", top_keys, diag, diag_len)))
+        goto err_free_json;
+
+    json_t *v = json_object_get(root, "version");
+    err = SLORA_EFORMAT;
+    if (!v) {
+        fail(diag, diag_len, err, "superlora.version missing");
+        goto err_free_json;
+    }
+    if (!json_is_integer(v) || json_integer_value(v) != 1) {
+        fail(diag, diag_len, SLORA_EUNSUPPORTED, "superlora.version must be the integer 1");
+        err = SLORA_EUNSUPPORTED;
+        goto err_free_json;
+    }
+    if (!(v = json_object_get(root, "base"))) {
+        fail(diag, diag_len, err, "superlora.base missing");
+        goto err_free_json;
+    }
+    if ((err = parse_base(v, model, &c->base, diag, diag_len)))
+        goto err_free_json;
+    err = SLORA_EFORMAT;
+    if (!(v = json_object_get(root, "modules"))) {
+        fail(diag, diag_len, err, "superlora.modules missing");
+        goto err_free_json;
+    }
+    if ((err = parse_modules(v, c, diag, diag_len)) ||
+        (err = parse_layers(json_object_get(root, "layers"), c, diag, diag_len)))
+        goto err_free_json;
+
+    c->order = SLORA_ORDER_LAYER;
+    if ((v = json_object_get(root, "order"))) {
+        const char *s = json_is_string(v) ? json_string_value(v) : "";
+        if (!strcmp(s, "module")) {
+            c->order = SLORA_ORDER_MODULE;
+        } else if (strcmp(s, "layer")) {
+            err = fail(diag, diag_len, SLORA_EFORMAT,
+                       "superlora.order must be \"layer\" or \"module\"");
+            goto err_free_json;
+        }
+    }
+    if ((err = parse_groups(json_object_get(root, "groups"), c, diag, diag_len)))
+        goto err_free_json;
+
+    if ((v = json_object_get(root, "shuffle"))) {
+        c->shuffle = true;
+        err = SLORA_EFORMAT;
+        if (!json_is_object(v)) {
+            fail(diag, diag_len, err, "superlora.shuffle must be an object {\"seed\"}");
+            goto err_free_json;
+        }
+        if ((err = check_keys(v, "superlora.shuffle", shuffle_keys, diag, diag_len)) ||
+            (err = parse_seed(json_object_get(v, "seed"), "superlora.shuffle.seed",
+                              &c->shuffle_seed, diag, diag_len)))
+            goto err_free_json;
+    }
+    if ((v = json_object_get(root, "projection"))) {
+        c->projection = true;
+        err = SLORA_EFORMAT;
+        if (!json_is_object(v)) {
+            fail(diag, diag_len, err, "superlora.projection must be an object {\"kind\", \"seed\"}");
+            goto err_free_json;
+        }
+        if ((err = check_keys(v, "superlora.projection", proj_keys, diag, diag_len)))
+            goto err_free_json;
+        json_t *kind = json_object_get(v, "kind");
+        if (!json_is_string(kind) || strcmp(json_string_value(kind), "fastfood")) {
+            err = fail(diag, diag_len, SLORA_EUNSUPPORTED,
+                       "superlora.projection.kind must be \"fastfood\"");
+            goto err_free_json;
+        }
+        if ((err = parse_seed(json_object_get(v, "seed"), "superlora.projection.seed",
+                              &c->projection_seed, diag, diag_len)))
+            goto err_free_json;
+    }
+    c->alpha = 1.0f;
+    if ((v = json_object_get(root, "alpha"))) {
+        if (!json_is_number(v)) {
+            err = fail(diag, diag_len, SLORA_EFORMAT, "superlora.alpha must be a number");
+            goto err_free_json;
+        }
+        c->alpha = (float)json_number_value(v);
+        if (!isfinite(c->alpha)) {
+            err = fail(diag, diag_len, SLORA_ENONFINITE,
+                       "superlora.alpha = %g is not a finite float32", json_number_value(v));
+            goto err_free_json;
+        }
+    }
+    err = 0;
+err_free_json:
+    json_decref(root);
+    return err;
+}
+
+/* ---- targets and groups ---------------------------------------------------- */
+
+/* Sizes only: N, J and G, so every limit is known before allocating. */
+static int count_sizes(struct slora_adapter *a, const struct slora_adapter_limits *lim,
+                       char *diag, size_t diag_len)
+{
+    const struct slora_adapter_config *c = &a->cfg;
+    int64_t per_layer = 0;
+    for (int i = 0; i < c->n_modules; i++) {
+        int64_t r, k, s;
+        slora_arch_module_dims(&c->base, c->modules[i], &r, &k);
+        if (__builtin_mul_overflow(r, k, &s) || __builtin_add_overflow(per_layer, s, &per_layer))
+            return fail(diag, diag_len, SLORA_ELIMIT, "total size N overflows");
+    }
+    if (__builtin_mul_overflow(per_layer, (int64_t)c->n_layers, &a->total) ||
+        a->total > lim->max_total)
+        return fail(diag, diag_len, SLORA_ELIMIT,
+                    "total size N of the targets is over the limit of %lld elements",
+                    (long long)lim->max_total);
+    int64_t j = (int64_t)c->n_layers * c->n_modules;
+    if (j > INT_MAX)
+        return fail(diag, diag_len, SLORA_ELIMIT, "too many target matrices");
+    a->n_targets = (int)j;
+    int64_t g;
+    switch (c->groups_kind) {
+    case SLORA_GROUPS_COUNT:
+        g = c->groups_count;
+        if (g > a->total)
+            return fail(diag, diag_len, SLORA_ERANGE,
+                        "superlora.groups = %lld is above N = %lld", (long long)g,
+                        (long long)a->total);
+        break;
+    case SLORA_GROUPS_MATRIX:
+        g = j;
+        break;
+    case SLORA_GROUPS_LAYER:
+        g = c->n_layers;
+        break;
+    default:
+        g = c->n_modules;
+        break;
+    }
+    if (g > lim->max_groups)
+        return fail(diag, diag_len, SLORA_ELIMIT, "%lld groups is over the limit of %lld",
+                    (long long)g, (long long)lim->max_groups);
+    a->n_groups = (int)g;
+    return 0;
+}
+
+static void build_targets(struct slora_adapter *a)
+{
+    const struct slora_adapter_config *c = &a->cfg;
+    int64_t off = 0;
+    int outer = c->order == SLORA_ORDER_LAYER ? c->n_layers : c->n_modules;
+    int inner = c->order == SLORA_ORDER_LAYER ? c->n_modules : c->n_layers;
+    for (int o = 0, j = 0; o < outer; o++)
+        for (int i = 0; i < inner; i++, j++) {
+            struct slora_target *t = &a->targets[j];
+            t->layer = c->layers[c->order == SLORA_ORDER_LAYER ? o : i];
+            t->module = c->modules[c->order == SLORA_ORDER_LAYER ? i : o];
+            slora_arch_module_dims(&c->base, t->module, &t->rows, &t->cols);
+            t->offset = off;
+            off += t->rows * t->cols;
+        }
+}
+
+/* N_g and offsets per spec section 2. */
+static void build_group_sizes(struct slora_adapter *a)
+{
+    const struct slora_adapter_config *c = &a->cfg;
+    int64_t G = a->n_groups, N = a->total, off = 0;
+    for (int64_t g = 0; g < G; g++) {
+        struct slora_group *gr = &a->groups[g];
+        switch (c->groups_kind) {
+        case SLORA_GROUPS_COUNT:
+            gr->len = N / G + (g < N % G ? 1 : 0);
+            break;
+        case SLORA_GROUPS_MATRIX:
+            gr->len = a->targets[g].rows * a->targets[g].cols;
+            break;
+        default: {
+            /* layer (order layer) or module (order module): a run of targets */
+            int per = a->n_targets / (int)G;
+            gr->len = 0;
+            for (int j = (int)g * per; j < (int)(g + 1) * per; j++)
+                gr->len += a->targets[j].rows * a->targets[j].cols;
+            break;
+        }
+        }
+        gr->offset = off;
+        off += gr->len;
+    }
+}
+
+/* ---- tensors ------------------------------------------------------------- */
+
+struct entry {
+    int64_t g;
+    int k;
+    int m; /* factor index, or CORE_IDX */
+    const struct slora_st_tensor *t;
+};
+
+/* Decimal without leading zeros, at most 18 digits; advances *s. */
+static int parse_num(const char **s, int64_t *out)
+{
+    const char *p = *s;
+    int64_t v = 0;
+    int n = 0;
+    while (*p >= '0' && *p <= '9' && n < 19)
+        v = v * 10 + (*p++ - '0'), n++;
+    if (n == 0 || n > 18 || (n > 1 && **s == '0'))
+        return -1;
+    *s = p;
+    *out = v;
+    return 0;
+}
+
+static int parse_name(const char *name, struct entry *e)
+{
+    const char *p = name;
+    int64_t g, k, m;
+    if (*p++ != 'g' || parse_num(&p, &g) || strncmp(p, ".k", 2))
+        return -1;
+    p += 2;
+    if (parse_num(&p, &k) || *p++ != '.')
+        return -1;
+    if (!strcmp(p, "core")) {
+        m = CORE_IDX;
+    } else if (*p++ != 'f' || parse_num(&p, &m) || *p) {
+        return -1;
+    }
+    e->g = g;
+    e->k = k > INT_MAX ? INT_MAX : (int)k;
+    e->m = m > INT_MAX ? INT_MAX : (int)m;
+    return 0;
+}
+
+static int by_name(const void *x, const void *y)
+{
+    const struct entry *a = x, *b = y;
+    if (a->g != b->g)
+        return a->g < b->g ? -1 : 1;
+    if (a->k != b->k)
+        return a->k < b->k ? -1 : 1;
+    return (a->m > b->m) - (a->m < b->m);
+}
+
+static int parse_names(const struct slora_st *st, int64_t G, struct entry *es, char *diag,
+                       size_t diag_len)
+{
+    for (int i = 0; i < st->n_tensors; i++) {
+        const char *name = st->tensors[i].name;
+        es[i].t = &st->tensors[i];
+        if (parse_name(name, &es[i]))
+            return fail(diag, diag_len, SLORA_EFORMAT,
+                        "unexpected tensor '%s' (expected g{g}.k{k}.f{m} or g{g}.k{k}.core)",
+                        name);
+        if (es[i].g >= G)
+            return fail(diag, diag_len, SLORA_EFORMAT,
+                        "unexpected tensor '%s': the adapter has %lld groups", name,
+                        (long long)G);
+        if (es[i].k >= SLORA_MAX_KRON)
+            return fail(diag, diag_len, SLORA_ELIMIT,
+                        "tensor '%s': over the limit of %d Kronecker factors", name,
+                        SLORA_MAX_KRON);
+        if (es[i].m >= SLORA_MAX_ORDER && es[i].m != CORE_IDX)
+            return fail(diag, diag_len, SLORA_ELIMIT, "tensor '%s': over the limit of order %d",
+                        name, SLORA_MAX_ORDER);
+    }
+    qsort(es, (size_t)st->n_tensors, sizeof(*es), by_name);
+    /* Every group needs g{g}.k0.f0; find the first one missing before
+     * allocating G group records. */
+    int64_t want = 0;
+    for (int i = 0; i < st->n_tensors && want < G; i++)
+        if (es[i].g == want)
+            want++;
+        else if (es[i].g > want)
+            break;
+    if (want < G)
+        return fail(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k0.f0'",
+                    (long long)want);
+    return 0;
+}
+
+static int check_factor(const struct slora_st_tensor *t, char *diag, size_t diag_len)
+{
+    if (t->n_dims != 2)
+        return fail(diag, diag_len, SLORA_EFORMAT,
+                    "tensor '%s': a factor matrix must be 2-D, it has %d dimensions", t->name,
+                    t->n_dims);
+    if (t->shape[0] == 0 || t->shape[1] == 0)
+        return fail(diag, diag_len, SLORA_EFORMAT,
+                    "tensor '%s': zero dimension in shape (%lld, %lld)", t->name,
+                    (long long)t->shape[0], (long long)t->shape[1]);
+    return 0;
+}
+
+static int check_core(const struct slora_st_tensor *t, const struct slora_factor *f, int order,
+                      const struct slora_adapter_limits *lim, char *diag, size_t diag_len)
+{
+    if (t->n_dims != order)
+        return fail(diag, diag_len, SLORA_EFORMAT,
+                    "tensor '%s': core has %d dimensions, the factor order is %d", t->name,
+                    t->n_dims, order);
+    for (int m = 0; m < order; m++)
+        if (t->shape[m] != f->r[m])
+            return fail(diag, diag_len, SLORA_EFORMAT,
+                        "tensor '%s': core dimension %d is %lld, factor f%d has rank %lld",
+                        t->name, m, (long long)t->shape[m], m, (long long)f->r[m]);
+    if (t->n_elems > lim->max_core)
+        return fail(diag, diag_len, SLORA_ELIMIT,
+                    "tensor '%s': %lld core elements is over the limit of %lld", t->name,
+                    (long long)t->n_elems, (long long)lim->max_core);
+    return 0;
+}
+
+/* Walk the sorted entries of group g from *pos: factors k = 0..K-1, each
+ * with f0..f{M-1} and an optional core. Records shapes (not data). */
+static int build_group(struct slora_group *gr, int64_t g, const struct entry *es, int n, int *pos,
+                       const struct slora_adapter_limits *lim, char *diag, size_t diag_len)
+{
+    int i = *pos;
+    for (int k = 0; i < n && es[i].g == g; k++) {
+        if (es[i].k != k || es[i].m != 0)
+            return fail(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k%d.f0' (next: '%s')",
+                        (long long)g, k, es[i].t->name);
+        struct slora_factor *f = &gr->k[k];
+        int m = 0;
+        for (; i < n && es[i].g == g && es[i].k == k && es[i].m == m; i++, m++) {
+            int err = check_factor(es[i].t, diag, diag_len);
+            if (err)
+                return err;
+            f->n[m] = es[i].t->shape[0];
+            f->r[m] = es[i].t->shape[1];
+        }
+        if (i < n && es[i].g == g && es[i].k == k && es[i].m != CORE_IDX)
+            return fail(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k%d.f%d'",
+                        (long long)g, k, m);
+        if (k == 0)
+            gr->order = m;
+        else if (m != gr->order)
+            return fail(diag, diag_len, SLORA_EFORMAT,
+                        "group g%lld: Kronecker factor k%d has order %d, factor k0 has order %d",
+                        (long long)g, k, m, gr->order);
+        if (i < n && es[i].g == g && es[i].k == k) {
+            int err = check_core(es[i].t, f, m, lim, diag, diag_len);
+            if (err)
+                return err;
+            i++;
+        } else {
+            for (int j = 1; j < m; j++)
+                if (f->r[j] != f->r[0])
+                    return fail(diag, diag_len, SLORA_EFORMAT,
+                                "g%lld.k%d: CP factors (no core) need equal ranks, "
+                                "f0 has rank %lld, f%d has rank %lld",
+                                (long long)g, k, (long long)f->r[0], j, (long long)f->r[j]);
+        }
+        gr->n_kron = k + 1;
+    }
+    *pos = i;
+    return 0;
+}
+
+/* n_m, P_g, and the fold / sanity / fastfood-length rules (spec 3 and 5). */
+static int check_code_len(struct slora_group *gr, int64_t g, bool projection,
+                          const struct slora_adapter_limits *lim, char *diag, size_t diag_len)
+{
+    int64_t p = 1;
+    for (int m = 0; m < gr->order; m++) {
+        gr->n[m] = 1;
+        for (int k = 0; k < gr->n_kron; k++)
+            if (__builtin_mul_overflow(gr->n[m], gr->k[k].n[m], &gr->n[m]))
+                return fail(diag, diag_len, SLORA_EFORMAT, "group g%lld: mode %d size overflows",
+                            (long long)g, m);
+        if (__builtin_mul_overflow(p, gr->n[m], &p))
+            return fail(diag, diag_len, SLORA_EFORMAT, "group g%lld: code length P_g overflows",
+                        (long long)g);
+    }
+    gr->code_len = p;
+    int64_t bound = gr->len + 65536 > 2 * gr->len ? gr->len + 65536 : 2 * gr->len;
+    if (p > bound)
+        return fail(diag, diag_len, SLORA_EFORMAT,
+                    "group g%lld: code length P_g = %lld is over the sanity bound %lld "
+                    "(max(2 N_g, N_g + 65536), N_g = %lld)",
+                    (long long)g, (long long)p, (long long)bound, (long long)gr->len);
+    if (!projection && p < gr->len)
+        return fail(diag, diag_len, SLORA_EFORMAT,
+                    "group g%lld: code length P_g = %lld < N_g = %lld without projection",
+                    (long long)g, (long long)p, (long long)gr->len);
+    if (projection) {
+        int64_t need = p > gr->len ? p : gr->len, l = 1;
+        while (l < need && l <= lim->max_fastfood)
+            l <<= 1;
+        if (l > lim->max_fastfood)
+            return fail(diag, diag_len, SLORA_ELIMIT,
+                        "group g%lld: fastfood length L = %lld is over the limit of %lld",
+                        (long long)g, (long long)l, (long long)lim->max_fastfood);
+    }
+    return 0;
+}
+
+/* Convert every tensor into one float32 buffer and point the factors at it. */
+static int load_params(struct slora_adapter *a, const struct entry *es, int n, char *diag,
+                       size_t diag_len)
+{
+    a->params = malloc(sizeof(float) * (size_t)(a->n_params ? a->n_params : 1));
+    if (!a->params)
+        return fail(diag, diag_len, SLORA_ENOMEM, "out of memory for %lld parameters",
+                    (long long)a->n_params);
+    float *p = a->params;
+    for (int i = 0; i < n; i++) {
+        const struct slora_st_tensor *t = es[i].t;
+        slora_st_to_f32(t, p);
+        for (int64_t e = 0; e < t->n_elems; e++)
+            if (!isfinite(p[e]))
+                return fail(diag, diag_len, SLORA_ENONFINITE,
+                            "tensor '%s': %s at element %lld (byte offset %zu)", t->name,
+                            isnan(p[e]) ? "NaN" : "Inf", (long long)e,
+                            t->file_offset + (size_t)e * (t->n_bytes / (size_t)t->n_elems));
+        struct slora_factor *f = &a->groups[es[i].g].k[es[i].k];
+        if (es[i].m == CORE_IDX)
+            f->core = p;
+        else
+            f->a[es[i].m] = p;
+        p += t->n_elems;
+    }
+    return 0;
+}
+
+static int build(struct slora_adapter *a, const struct slora_st *st, const struct slora_shape *model,
+                 const struct slora_adapter_limits *lim, char *diag, size_t diag_len)
+{
+    const char *text;
+    if (slora_st_meta_get(st, "superlora", &text))
+        return fail(diag, diag_len, SLORA_EFORMAT, "__metadata__.superlora missing");
+    if (!text)
+        return fail(diag, diag_len, SLORA_EFORMAT, "__metadata__.superlora is not a string");
+    int err = parse_config(text, model, &a->cfg, diag, diag_len);
+    if (err || (err = count_sizes(a, lim, diag, diag_len)))
+        return err;
+
+    struct entry *es = calloc((size_t)st->n_tensors + 1, sizeof(*es));
+    if (!es)
+        return fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the tensor table");
+    if ((err = parse_names(st, a->n_groups, es, diag, diag_len)))
+        goto err_free_entries;
+    err = fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the target list");
+    if (!a->cfg.layers) {
+        a->cfg.layers = malloc(sizeof(int) * (size_t)a->cfg.n_layers);
+        if (!a->cfg.layers)
+            goto err_free_entries;
+        for (int l = 0; l < a->cfg.n_layers; l++)
+            a->cfg.layers[l] = l;
+    }
+    a->targets = calloc((size_t)a->n_targets, sizeof(*a->targets));
+    a->groups = calloc((size_t)a->n_groups, sizeof(*a->groups));
+    if (!a->targets || !a->groups)
+        goto err_free_entries;
+    build_targets(a);
+    build_group_sizes(a);
+    int pos = 0;
+    for (int g = 0; g < a->n_groups; g++) {
+        if ((err = build_group(&a->groups[g], g, es, st->n_tensors, &pos, lim, diag, diag_len)) ||
+            (err = check_code_len(&a->groups[g], g, a->cfg.projection, lim, diag, diag_len)))
+            goto err_free_entries;
+    }
+    a->n_params = 0;
+    for (int i = 0; i < st->n_tensors; i++)
+        a->n_params += st->tensors[i].n_elems; /* each <= file bytes / 2: no overflow */
+    if (a->n_params > lim->max_params) {
+        err = fail(diag, diag_len, SLORA_ELIMIT,
+                   "parameter count %lld is over the limit of %lld", (long long)a->n_params,
+                   (long long)lim->max_params);
+        goto err_free_entries;
+    }
+    err = load_params(a, es, st->n_tensors, diag, diag_len);
+err_free_entries:
+    free(es);
+    return err;
+}
+
+int slora_adapter_parse(const void *buf, size_t len, const struct slora_shape *model,
+                        const struct slora_adapter_limits *lim, struct slora_adapter **out,
+                        char *diag, size_t diag_len)
+{
+    struct slora_adapter_limits def;
+    if (!lim) {
+        slora_adapter_limits_default(&def);
+        lim = &def;
+    }
+    *out = NULL;
+    struct slora_st *st;
+    int err = slora_st_parse(buf, len, &st, diag, diag_len);
+    if (err)
+        return err;
+    struct slora_adapter *a = calloc(1, sizeof(*a));
+    if (!a) {
+        err = fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the adapter");
+        goto err_free_st;
+    }
+    a->refcount = 1;
+    a->file_bytes = len;
+    err = build(a, st, model, lim, diag, diag_len);
+    if (err) {
+        slora_adapter_unref(a);
+        goto err_free_st;
+    }
+    slora_st_free(st);
+    *out = a;
+    return 0;
+
+err_free_st:
+    slora_st_free(st);
+    return err;
+}
+
+/* The one call up the layering (adapter -> superlora): an accepted adapter
+ * must be servable, so validation includes generating its deltas once. */
+int slora_adapter_validate(const void *buf, size_t len, const struct slora_shape *model,
+                           const struct slora_adapter_limits *lim, int n_threads,
+                           struct slora_adapter **out, char *diag, size_t diag_len)
+{
+    struct slora_adapter *a;
+    *out = NULL;
+    int err = slora_adapter_parse(buf, len, model, lim, &a, diag, diag_len);
+    if (err)
+        return err;
+    float *scratch = malloc(sizeof(float) * (size_t)(a->total ? a->total : 1));
+    if (!scratch) {
+        err = fail(diag, diag_len, SLORA_ENOMEM, "out of memory for %lld delta values",
+                   (long long)a->total);
+        goto err_unref;
+    }
+    err = slora_superlora_generate(a, scratch, n_threads, diag, diag_len);
+    free(scratch);
+    if (err)
+        goto err_unref;
+    *out = a;
+    return 0;
+
+err_unref:
+    slora_adapter_unref(a);
+    return err;
+}
+
+int slora_adapter_load(const char *path, const struct slora_shape *model,
+                       const struct slora_adapter_limits *lim, int n_threads,
+                       struct slora_adapter **out, char *diag, size_t diag_len)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fail(diag, diag_len, SLORA_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    int err;
+    if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) {
+        err = fail(diag, diag_len, SLORA_EIO, "%s: not a regular file", path);
+        goto err_close_file;
+    }
+    size_t len = (size_t)sb.st_size;
+    void *buf = malloc(len ? len : 1);
+    if (!buf) {
+        err = fail(diag, diag_len, SLORA_ENOMEM, "%s: out of memory for %zu bytes", path, len);
+        goto err_close_file;
+    }
+    if (fread(buf, 1, len, f) != len) {
+        err = fail(diag, diag_len, SLORA_EIO, "%s: short read", path);
+        goto err_free_buf;
+    }
+    err = n_threads > 0
+              ? slora_adapter_validate(buf, len, model, lim, n_threads, out, diag, diag_len)
+              : slora_adapter_parse(buf, len, model, lim, out, diag, diag_len);
+err_free_buf:
+    free(buf);
+err_close_file:
+    fclose(f);
+    return err;
+}
+
+struct slora_adapter *slora_adapter_ref(struct slora_adapter *a)
+{
+    __atomic_add_fetch(&a->refcount, 1, __ATOMIC_RELAXED);
+    return a;
+}
+
+void slora_adapter_unref(struct slora_adapter *a)
+{
+    if (!a || __atomic_sub_fetch(&a->refcount, 1, __ATOMIC_ACQ_REL))
+        return;
+    free(a->cfg.layers);
+    free(a->targets);
+    free(a->groups);
+    free(a->params);
+    free(a);
+}

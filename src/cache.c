@@ -1,0 +1,633 @@
+/* cache.c - the delta cache (see cache.h for the contract).
+ *
+ * One mutex guards the entry list, the pin table, the generation queue and
+ * the counters. Entries are a doubly linked list in no particular order;
+ * eviction scans it for the least recently used candidate (entry counts are
+ * small: the budget holds a few hundred adapters at most). A handle is the
+ * entry itself; `refs` counts handles out plus waiters of a generation, so
+ * an entry with refs > 0 is never freed or evicted.
+ */
+#include <slora/cache.h>
+#include <slora/error.h>
+#include <slora/log.h>
+#include <slora/superlora.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const double slora_cache_gen_bounds[SLORA_CACHE_GEN_BUCKETS] = {0.001, 0.005, 0.01, 0.05, 0.1,
+                                                                 0.5,   1,     5,    10,   1e300};
+
+struct waiter {
+    slora_cache_ready_cb cb;
+    void *arg;
+    struct waiter *next;
+};
+
+struct slora_cache_handle {
+    char *id;
+    char version[SLORA_CACHE_VERSION_MAX];
+    const struct slora_adapter *adapter; /* borrowed while generating, then NULL */
+    float *merged;                       /* (adapter->total) W' of every target, row-major */
+    size_t bytes;                        /* adapter->total * 4 */
+    struct slora_weights ws;             /* base with targets pointing into merged */
+    int refs;                            /* handles out + waiters */
+    bool ready;
+    bool stale;                          /* version retired: never served again */
+    bool pinned;
+    uint64_t last_use;                   /* cache tick of the last acquire/release */
+    struct waiter *waiters;              /* while generating */
+    struct slora_cache_handle *prev, *next;
+    struct slora_cache_handle *queue_next; /* generation queue */
+};
+
+struct pin {
+    char *id;
+    struct pin *next;
+};
+
+struct slora_cache {
+    const struct slora_model *model;
+    size_t budget;
+    slora_cache_gen_fn gen;
+    slora_cache_current_fn is_current;
+    void *is_current_arg;
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    struct slora_cache_handle *entries;
+    struct slora_cache_handle *queue_head, *queue_tail;
+    struct pin *pins;
+    bool stopping;
+    int n_threads;
+    pthread_t *threads; /* (n_threads) */
+    uint64_t tick;
+    unsigned next_ws_id; /* weight-set ids; 0 is the base model */
+    struct slora_cache_stats st;
+};
+
+size_t slora_cache_entry_bytes(const struct slora_adapter *a)
+{
+    return (size_t)a->total * sizeof(float);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static struct slora_cache_handle *find(struct slora_cache *c, const char *id, const char *version)
+{
+    for (struct slora_cache_handle *e = c->entries; e; e = e->next)
+        if (!e->stale && !strcmp(e->id, id) && !strcmp(e->version, version))
+            return e;
+    return NULL;
+}
+
+static struct pin **find_pin(struct slora_cache *c, const char *id)
+{
+    struct pin **p = &c->pins;
+    while (*p && strcmp((*p)->id, id))
+        p = &(*p)->next;
+    return p;
+}
+
+static void unlink_entry(struct slora_cache *c, struct slora_cache_handle *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        c->entries = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    c->st.bytes -= e->bytes;
+    c->st.entries--;
+    if (e->pinned)
+        c->st.pinned_bytes -= e->bytes;
+}
+
+static void free_entry(struct slora_cache_handle *e)
+{
+    if (!e)
+        return;
+    slora_weights_deinit(&e->ws);
+    free(e->merged);
+    free(e->id);
+    free(e);
+}
+
+/* Unlink unused unpinned ready entries, least recently used first, until
+ * the budget holds; they are chained on *dropped for freeing outside the
+ * lock. */
+static void enforce_budget(struct slora_cache *c, struct slora_cache_handle **dropped)
+{
+    while (c->st.bytes > c->budget) {
+        struct slora_cache_handle *victim = NULL;
+        for (struct slora_cache_handle *e = c->entries; e; e = e->next)
+            if (e->ready && !e->refs && !e->pinned && (!victim || e->last_use < victim->last_use))
+                victim = e;
+        if (!victim)
+            return;
+        unlink_entry(c, victim);
+        c->st.evictions++;
+        victim->next = *dropped;
+        *dropped = victim;
+    }
+}
+
+/* Mark e stale (never served again); unlink it onto *dropped when unused. */
+static void retire_entry(struct slora_cache *c, struct slora_cache_handle *e,
+                         struct slora_cache_handle **dropped)
+{
+    e->stale = true;
+    if (e->pinned) {
+        e->pinned = false;
+        c->st.pinned_bytes -= e->bytes;
+    }
+    if (!e->refs) {
+        unlink_entry(c, e);
+        e->next = *dropped;
+        *dropped = e;
+    }
+}
+
+/* Retire every entry whose version the registry no longer knows. */
+static void sweep_unregistered(struct slora_cache *c, struct slora_cache_handle **dropped)
+{
+    if (!c->is_current)
+        return;
+    struct slora_cache_handle *e = c->entries;
+    while (e) {
+        struct slora_cache_handle *next = e->next;
+        if (!e->stale && !c->is_current(c->is_current_arg, e->id, e->version))
+            retire_entry(c, e, dropped);
+        e = next;
+    }
+}
+
+static void free_dropped(struct slora_cache_handle *dropped)
+{
+    while (dropped) {
+        struct slora_cache_handle *next = dropped->next;
+        free_entry(dropped);
+        dropped = next;
+    }
+}
+
+/* Pinned bytes if id's pinned entries were replaced by `bytes`. */
+static size_t pinned_after(struct slora_cache *c, const char *id, size_t bytes)
+{
+    size_t total = c->st.pinned_bytes + bytes;
+    for (struct slora_cache_handle *e = c->entries; e; e = e->next)
+        if (e->pinned && !strcmp(e->id, id))
+            total -= e->bytes;
+    return total;
+}
+
+/* Clear the pinned flag of id's entries (all, or all but `keep`). */
+static void unpin_entries(struct slora_cache *c, const char *id,
+                          const struct slora_cache_handle *keep)
+{
+    for (struct slora_cache_handle *e = c->entries; e; e = e->next)
+        if (e->pinned && e != keep && !strcmp(e->id, id)) {
+            e->pinned = false;
+            c->st.pinned_bytes -= e->bytes;
+        }
+}
+
+/* A new version of a pinned id inherits the pin when it fits. Lock held. */
+static void carry_pin(struct slora_cache *c, struct slora_cache_handle *e)
+{
+    if (e->stale || !*find_pin(c, e->id))
+        return;
+    if (pinned_after(c, e->id, e->bytes) > c->budget) {
+        slora_warn("cache: pin of %s not carried over to version %s: %zu bytes do not fit", e->id,
+                   e->version, e->bytes);
+        return;
+    }
+    unpin_entries(c, e->id, e);
+    e->pinned = true;
+    c->st.pinned_bytes += e->bytes;
+}
+
+/* Expand the adapter into e->merged and point the weight set at it:
+ * W' = W + dW, merged in place over dW so only one copy is ever held. */
+static int build_entry(struct slora_cache *c, struct slora_cache_handle *e, char *diag,
+                       size_t diag_len)
+{
+    const struct slora_adapter *a = e->adapter;
+    e->merged = malloc(e->bytes ? e->bytes : 1);
+    if (!e->merged) {
+        snprintf(diag, diag_len, "cannot allocate %zu bytes for the deltas", e->bytes);
+        return SLORA_ENOMEM;
+    }
+    int err = c->gen(a, e->merged, 1, diag, diag_len);
+    if (err)
+        return err;
+    /* In place: merge reads dW[i] before writing W'[i], element by element. */
+    err = slora_superlora_apply(a, c->model, e->merged, e->merged, &e->ws);
+    if (err)
+        snprintf(diag, diag_len, "adapter %s was made for another base model shape", e->id);
+    return err;
+}
+
+static void *gen_thread(void *arg)
+{
+    struct slora_cache *c = arg;
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        while (!c->queue_head && !c->stopping)
+            pthread_cond_wait(&c->work, &c->lock);
+        struct slora_cache_handle *e = c->queue_head;
+        if (!e)
+            break;
+        c->queue_head = e->queue_next;
+        if (!c->queue_head)
+            c->queue_tail = NULL;
+        pthread_mutex_unlock(&c->lock);
+
+        char diag[256] = "";
+        double t0 = now_seconds();
+        int err = build_entry(c, e, diag, sizeof(diag));
+        double dt = now_seconds() - t0;
+
+        pthread_mutex_lock(&c->lock);
+        struct waiter *w = e->waiters;
+        e->waiters = NULL;
+        e->adapter = NULL;
+        struct slora_cache_handle *dropped = NULL;
+        if (err) {
+            c->st.gen_failures++;
+            unlink_entry(c, e);
+            slora_warn("cache: generating %s@%s failed: %s", e->id, e->version, diag);
+        } else {
+            int b = 0;
+            while (dt > slora_cache_gen_bounds[b])
+                b++;
+            c->st.gen_buckets[b]++;
+            c->st.gen_count++;
+            c->st.gen_seconds_sum += dt;
+            e->ready = true;
+            e->last_use = ++c->tick;
+            carry_pin(c, e);
+        }
+        pthread_mutex_unlock(&c->lock);
+
+        while (w) {
+            struct waiter *next = w->next;
+            w->cb(w->arg, err ? NULL : e, err, diag);
+            free(w);
+            w = next;
+        }
+        if (err)
+            free_entry(e);
+        free_dropped(dropped);
+        pthread_mutex_lock(&c->lock);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+struct slora_cache *slora_cache_new(const struct slora_model *m,
+                                    const struct slora_cache_config *cfg)
+{
+    struct slora_cache *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->model = m;
+    c->budget = cfg && cfg->budget_bytes ? cfg->budget_bytes : SLORA_CACHE_DEFAULT_BYTES;
+    c->gen = cfg && cfg->gen ? cfg->gen : slora_superlora_generate;
+    c->is_current = cfg ? cfg->is_current : NULL;
+    c->is_current_arg = cfg ? cfg->is_current_arg : NULL;
+    c->n_threads = cfg && cfg->gen_threads > 0 ? cfg->gen_threads : 1;
+    c->st.budget_bytes = c->budget;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->work, NULL);
+    c->threads = calloc((size_t)c->n_threads, sizeof(*c->threads));
+    if (!c->threads)
+        goto err_free_cache;
+    for (int i = 0; i < c->n_threads; i++) {
+        if (pthread_create(&c->threads[i], NULL, gen_thread, c)) {
+            c->n_threads = i;
+            slora_cache_free(c);
+            return NULL;
+        }
+    }
+    return c;
+
+err_free_cache:
+    pthread_cond_destroy(&c->work);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+    return NULL;
+}
+
+void slora_cache_free(struct slora_cache *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->lock);
+    c->stopping = true;
+    pthread_cond_broadcast(&c->work);
+    pthread_mutex_unlock(&c->lock);
+    for (int i = 0; i < c->n_threads; i++)
+        pthread_join(c->threads[i], NULL);
+    while (c->entries) {
+        struct slora_cache_handle *e = c->entries;
+        if (e->refs)
+            slora_error("cache: %s@%s still has %d users at shutdown", e->id, e->version,
+                        e->refs);
+        unlink_entry(c, e);
+        free_entry(e);
+    }
+    while (c->pins) {
+        struct pin *p = c->pins;
+        c->pins = p->next;
+        free(p->id);
+        free(p);
+    }
+    free(c->threads);
+    pthread_cond_destroy(&c->work);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+int slora_cache_acquire(struct slora_cache *c, const char *id, const char *version,
+                        const struct slora_adapter *a, slora_cache_ready_cb cb, void *arg)
+{
+    if (strlen(version) >= SLORA_CACHE_VERSION_MAX)
+        return SLORA_EINVAL;
+    struct waiter *w = malloc(sizeof(*w));
+    if (!w)
+        return SLORA_ENOMEM;
+    w->cb = cb;
+    w->arg = arg;
+    w->next = NULL;
+
+    struct slora_cache_handle *dropped = NULL;
+    pthread_mutex_lock(&c->lock);
+    sweep_unregistered(c, &dropped);
+    struct slora_cache_handle *e = find(c, id, version);
+    if (e) {
+        c->st.hits++;
+        e->refs++;
+        if (e->ready) {
+            e->last_use = ++c->tick;
+            pthread_mutex_unlock(&c->lock);
+            free(w);
+            free_dropped(dropped);
+            cb(arg, e, 0, "");
+            return 0;
+        }
+        w->next = e->waiters;
+        e->waiters = w;
+        pthread_mutex_unlock(&c->lock);
+        free_dropped(dropped);
+        return 0;
+    }
+
+    e = calloc(1, sizeof(*e));
+    if (!e || !(e->id = strdup(id)) || slora_weights_init(&e->ws, c->model))
+        goto err_unlock;
+    e->ws.id = ++c->next_ws_id;
+    snprintf(e->version, sizeof(e->version), "%s", version);
+    e->adapter = a;
+    e->bytes = slora_cache_entry_bytes(a);
+    e->refs = 1;
+    e->waiters = w;
+    e->next = c->entries;
+    if (c->entries)
+        c->entries->prev = e;
+    c->entries = e;
+    c->st.bytes += e->bytes;
+    c->st.entries++;
+    c->st.misses++;
+    if (c->queue_tail)
+        c->queue_tail->queue_next = e;
+    else
+        c->queue_head = e;
+    c->queue_tail = e;
+    enforce_budget(c, &dropped);
+    pthread_cond_signal(&c->work);
+    pthread_mutex_unlock(&c->lock);
+    free_dropped(dropped);
+    return 0;
+
+err_unlock:
+    pthread_mutex_unlock(&c->lock);
+    free_dropped(dropped);
+    if (e)
+        free(e->id);
+    free(e);
+    free(w);
+    return SLORA_ENOMEM;
+}
+
+struct wait_state {
+    pthread_mutex_t lock;
+    pthread_cond_t done_cond;
+    bool done;
+    int err;
+    struct slora_cache_handle *h;
+    char diag[256];
+};
+
+static void on_wait_ready(void *arg, struct slora_cache_handle *h, int err, const char *diag)
+{
+    struct wait_state *ws = arg;
+    pthread_mutex_lock(&ws->lock);
+    ws->h = h;
+    ws->err = err;
+    snprintf(ws->diag, sizeof(ws->diag), "%s", diag);
+    ws->done = true;
+    pthread_cond_signal(&ws->done_cond);
+    pthread_mutex_unlock(&ws->lock);
+}
+
+int slora_cache_acquire_wait(struct slora_cache *c, const char *id, const char *version,
+                             const struct slora_adapter *a, struct slora_cache_handle **out,
+                             char *diag, size_t diag_len)
+{
+    struct wait_state ws = {.done = false};
+    pthread_mutex_init(&ws.lock, NULL);
+    pthread_cond_init(&ws.done_cond, NULL);
+    int err = slora_cache_acquire(c, id, version, a, on_wait_ready, &ws);
+    if (!err) {
+        pthread_mutex_lock(&ws.lock);
+        while (!ws.done)
+            pthread_cond_wait(&ws.done_cond, &ws.lock);
+        pthread_mutex_unlock(&ws.lock);
+        err = ws.err;
+        if (err && diag_len)
+            snprintf(diag, diag_len, "%s", ws.diag);
+    } else if (diag_len) {
+        snprintf(diag, diag_len, "%s", slora_strerror(err));
+    }
+    pthread_cond_destroy(&ws.done_cond);
+    pthread_mutex_destroy(&ws.lock);
+    *out = ws.h;
+    return err;
+}
+
+const struct slora_weights *slora_cache_handle_weights(const struct slora_cache_handle *h)
+{
+    return &h->ws;
+}
+
+void slora_cache_release(struct slora_cache *c, struct slora_cache_handle *h)
+{
+    if (!h)
+        return;
+    struct slora_cache_handle *dropped = NULL;
+    pthread_mutex_lock(&c->lock);
+    h->last_use = ++c->tick;
+    if (--h->refs == 0) {
+        if (h->stale) {
+            unlink_entry(c, h);
+            dropped = h;
+            h->next = NULL;
+        } else if (c->is_current && !c->is_current(c->is_current_arg, h->id, h->version)) {
+            retire_entry(c, h, &dropped);
+        } else if (h->bytes > c->budget && !h->pinned) {
+            unlink_entry(c, h);
+            c->st.evictions++;
+            dropped = h;
+            h->next = NULL;
+        }
+    }
+    enforce_budget(c, &dropped);
+    pthread_mutex_unlock(&c->lock);
+    free_dropped(dropped);
+}
+
+int slora_cache_warm(struct slora_cache *c, const char *id, const char *version,
+                     const struct slora_adapter *a, char *diag, size_t diag_len)
+{
+    struct slora_cache_handle *h;
+    int err = slora_cache_acquire_wait(c, id, version, a, &h, diag, diag_len);
+    if (err)
+        return err;
+    slora_cache_release(c, h);
+    return 0;
+}
+
+bool slora_cache_pin_fits(struct slora_cache *c, const char *id, size_t bytes)
+{
+    pthread_mutex_lock(&c->lock);
+    bool fits = pinned_after(c, id, bytes) <= c->budget;
+    pthread_mutex_unlock(&c->lock);
+    return fits;
+}
+
+bool slora_cache_is_pinned(struct slora_cache *c, const char *id)
+{
+    pthread_mutex_lock(&c->lock);
+    bool pinned = *find_pin(c, id) != NULL;
+    pthread_mutex_unlock(&c->lock);
+    return pinned;
+}
+
+int slora_cache_pin(struct slora_cache *c, const char *id, const char *version,
+                    const struct slora_adapter *a, char *diag, size_t diag_len)
+{
+    size_t bytes = slora_cache_entry_bytes(a);
+    if (!slora_cache_pin_fits(c, id, bytes)) {
+        snprintf(diag, diag_len, "pinning %s needs %zu bytes; the delta cache budget is %zu bytes",
+                 id, bytes, c->budget);
+        return SLORA_ENOSPC;
+    }
+    struct slora_cache_handle *h;
+    int err = slora_cache_acquire_wait(c, id, version, a, &h, diag, diag_len);
+    if (err)
+        return err;
+
+    struct pin *p = NULL;
+    pthread_mutex_lock(&c->lock);
+    if (!h->pinned && pinned_after(c, id, h->bytes) > c->budget) {
+        pthread_mutex_unlock(&c->lock);
+        slora_cache_release(c, h);
+        snprintf(diag, diag_len, "pinning %s needs %zu bytes; the delta cache budget is %zu bytes",
+                 id, bytes, c->budget);
+        return SLORA_ENOSPC;
+    }
+    if (!*find_pin(c, id)) {
+        p = calloc(1, sizeof(*p));
+        if (!p || !(p->id = strdup(id))) {
+            pthread_mutex_unlock(&c->lock);
+            free(p);
+            slora_cache_release(c, h);
+            return SLORA_ENOMEM;
+        }
+        p->next = c->pins;
+        c->pins = p;
+    }
+    unpin_entries(c, id, h);
+    if (!h->pinned) {
+        h->pinned = true;
+        c->st.pinned_bytes += h->bytes;
+    }
+    pthread_mutex_unlock(&c->lock);
+    slora_cache_release(c, h);
+    return 0;
+}
+
+void slora_cache_unpin(struct slora_cache *c, const char *id)
+{
+    struct slora_cache_handle *dropped = NULL;
+    pthread_mutex_lock(&c->lock);
+    struct pin **pp = find_pin(c, id), *p = *pp;
+    if (p) {
+        *pp = p->next;
+        free(p->id);
+        free(p);
+    }
+    unpin_entries(c, id, NULL);
+    enforce_budget(c, &dropped);
+    pthread_mutex_unlock(&c->lock);
+    free_dropped(dropped);
+}
+
+int slora_cache_retire(struct slora_cache *c, const char *id, const char *version,
+                       const struct slora_adapter *a)
+{
+    struct slora_cache_handle *dropped = NULL;
+    pthread_mutex_lock(&c->lock);
+    struct slora_cache_handle *e = c->entries;
+    while (e) {
+        struct slora_cache_handle *next = e->next;
+        if (!strcmp(e->id, id) && (!a || strcmp(e->version, version)))
+            retire_entry(c, e, &dropped);
+        e = next;
+    }
+    bool pinned = *find_pin(c, id) != NULL;
+    pthread_mutex_unlock(&c->lock);
+    free_dropped(dropped);
+
+    if (!pinned)
+        return 0;
+    if (!a) {
+        slora_cache_unpin(c, id);
+        return 0;
+    }
+    char diag[256];
+    int err = slora_cache_pin(c, id, version, a, diag, sizeof(diag));
+    if (err) {
+        slora_warn("cache: pin of %s not carried over to version %s: %s", id, version, diag);
+        slora_cache_unpin(c, id);
+    }
+    return err;
+}
+
+void slora_cache_stats(struct slora_cache *c, struct slora_cache_stats *out)
+{
+    pthread_mutex_lock(&c->lock);
+    *out = c->st;
+    out->in_use = 0;
+    for (struct slora_cache_handle *e = c->entries; e; e = e->next)
+        out->in_use += e->refs > 0;
+    pthread_mutex_unlock(&c->lock);
+}

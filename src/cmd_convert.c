@@ -1,0 +1,84 @@
+/* cmd_convert.c - `slorad convert`: a llama2.c model and tokenizer to one
+ * GGUF (arch llama, vocabulary included) that slorad and llama.cpp load. */
+#include <slora/cli.h>
+#include <slora/cliarg.h>
+#include <slora/gguf.h>
+#include <slora/model.h>
+#include <slora/tokenizer.h>
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char usage_text[] =
+    "usage: slorad convert --model M.bin --tokenizer T.bin -o OUT.gguf [--dtype f32|f16]\n"
+    "  --model M          llama2.c .bin (or GGUF) model\n"
+    "  --tokenizer T      llama2.c tok*.bin for it\n"
+    "  -o, --output OUT   GGUF v3 file to write\n"
+    "  --dtype T          matrices as f32 (default) or f16\n";
+
+static int usage_error(const char *msg, const char *arg)
+{
+    return slora_cliarg_usage_error("convert", usage_text, msg, arg);
+}
+
+int slora_cmd_convert(int argc, char **argv)
+{
+    enum { O_MODEL = 256, O_TOK, O_DTYPE, O_HELP };
+    static const struct option opts[] = {
+        {"model", required_argument, NULL, O_MODEL}, {"tokenizer", required_argument, NULL, O_TOK},
+        {"output", required_argument, NULL, 'o'},    {"dtype", required_argument, NULL, O_DTYPE},
+        {"help", no_argument, NULL, O_HELP},         {NULL, 0, NULL, 0},
+    };
+    const char *model_path = NULL, *tok_path = NULL, *out = NULL;
+    int dtype = SLORA_GGUF_DTYPE_F32;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+        switch (c) {
+        case O_MODEL:
+            model_path = optarg;
+            break;
+        case O_TOK:
+            tok_path = optarg;
+            break;
+        case 'o':
+            out = optarg;
+            break;
+        case O_DTYPE:
+            if (!slora_cliarg_dtype(optarg, &dtype))
+                return usage_error("--dtype must be f32 or f16, got ", optarg);
+            break;
+        case O_HELP:
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            return usage_error("bad option ", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument ", argv[optind]);
+    if (!model_path || !tok_path || !out)
+        return usage_error("--model, --tokenizer and -o are required", NULL);
+
+    char diag[512];
+    struct slora_model *m;
+    struct slora_tokenizer *tok;
+    int rc = slora_model_load(model_path, &m, diag, sizeof(diag));
+    if (rc) {
+        fprintf(stderr, "slorad convert: %s\n", diag);
+        return 1;
+    }
+    rc = slora_tokenizer_load(tok_path, m->cfg.shape.vocab_size, &tok, diag, sizeof(diag));
+    if (!rc) {
+        rc = slora_model_write_gguf(m, tok, out, 3, dtype, diag, sizeof(diag));
+        slora_tokenizer_free(tok);
+    }
+    slora_model_free(m);
+    if (rc) {
+        fprintf(stderr, "slorad convert: %s\n", diag);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,580 @@
+/* engine.c - the continuous-batching scheduler (see engine.h).
+ *
+ * A job ("sequence") moves WAITING (in its tenant's queue) -> ACQUIRING
+ * (cache entry being fetched; holds a batch slot) -> ACTIVE (prefilling,
+ * then decoding) -> finished (done called, freed). The engine mutex guards
+ * the tenant table, the queues, the `seqs` list and the counters; the
+ * per-sequence compute state (kv, pos, logits) is touched only by the
+ * engine thread once the sequence is ACTIVE. Cancellation is a flag the
+ * engine thread checks before each step.
+ */
+#include <slora/blas.h>
+#include <slora/engine.h>
+#include <slora/error.h>
+#include <slora/forward.h>
+#include <slora/log.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum seq_state { SEQ_WAITING, SEQ_ACQUIRING, SEQ_ACTIVE };
+
+struct tenant {
+    char *name;
+    int n_seqs;           /* waiting + running */
+    struct seq *q_head;   /* waiting, FIFO */
+    struct seq *q_tail;
+    uint64_t prompt_tokens;
+    uint64_t completion_tokens;
+    struct tenant *next;
+};
+
+struct seq {
+    struct slora_engine *engine;
+    uint64_t ticket;
+    struct tenant *tenant;
+    char *adapter_id;                /* NULL = base */
+    char *version;
+    struct slora_adapter *adapter;   /* ref held until the cache answers */
+    int *prompt;                     /* (n_prompt) */
+    int n_prompt;
+    bool all_logits;
+    slora_engine_step_cb step;
+    slora_engine_done_cb done;
+    void *arg;
+    enum seq_state state;
+    bool admitted;                   /* holds a batch slot */
+    atomic_bool canceled;
+    bool weights_ready;              /* cache answered (handle or error) */
+    struct slora_cache_handle *handle;
+    const struct slora_weights *ws;
+    struct slora_kv *kv;
+    int pos;                         /* tokens in the KV cache */
+    int next_token;                  /* fed at pos when decoding */
+    int rows_this_step;              /* rows of this sequence in the current batch */
+    float *logits;                   /* (vocab), or (n_prompt, vocab) in all_logits mode */
+    struct slora_engine_result res;
+    struct seq *q_next;              /* tenant queue */
+    struct seq *next;                /* engine list of every sequence */
+};
+
+struct slora_engine {
+    const struct slora_model *model;
+    struct slora_cache *cache;
+    struct slora_engine_config cfg;
+    struct slora_weights base;
+    struct slora_fwd *fwd;
+    struct slora_fwd_row *rows; /* (max_rows) */
+    int max_rows;               /* max_batch + seq_len: a whole prompt joins in one pass */
+    struct seq **active;        /* (max_batch) ACTIVE sequences; engine thread only */
+    int n_active;
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+    bool stopping;
+    struct tenant *tenants;
+    struct tenant *rr;          /* tenant to try first at the next admission */
+    struct seq *seqs;           /* every sequence not yet finished */
+    uint64_t next_ticket;
+    struct slora_engine_stats st;
+};
+
+static struct tenant *get_tenant(struct slora_engine *e, const char *name)
+{
+    struct tenant *t;
+    for (t = e->tenants; t; t = t->next)
+        if (!strcmp(t->name, name))
+            return t;
+    t = calloc(1, sizeof(*t));
+    if (!t || !(t->name = strdup(name))) {
+        free(t);
+        return NULL;
+    }
+    t->next = e->tenants;
+    e->tenants = t;
+    return t;
+}
+
+static void free_seq(struct seq *s)
+{
+    slora_kv_free(s->kv);
+    free(s->logits);
+    free(s->prompt);
+    free(s->adapter_id);
+    free(s->version);
+    free(s);
+}
+
+/* Take the next waiting sequence, round-robin over tenants. Lock held. */
+static struct seq *pop_round_robin(struct slora_engine *e)
+{
+    if (!e->tenants)
+        return NULL;
+    struct tenant *start = e->rr ? e->rr : e->tenants, *t = start;
+    do {
+        if (t->q_head) {
+            struct seq *s = t->q_head;
+            t->q_head = s->q_next;
+            if (!t->q_head)
+                t->q_tail = NULL;
+            e->rr = t->next ? t->next : e->tenants;
+            e->st.waiting--;
+            return s;
+        }
+        t = t->next ? t->next : e->tenants;
+    } while (t != start);
+    return NULL;
+}
+
+static void unqueue(struct seq *s)
+{
+    struct tenant *t = s->tenant;
+    struct seq **pp = &t->q_head, *prev = NULL;
+    while (*pp != s) {
+        prev = *pp;
+        pp = &(*pp)->q_next;
+    }
+    *pp = s->q_next;
+    if (t->q_tail == s)
+        t->q_tail = prev;
+}
+
+static void on_weights(void *arg, struct slora_cache_handle *h, int err, const char *diag)
+{
+    struct seq *s = arg;
+    struct slora_engine *e = s->engine;
+    pthread_mutex_lock(&e->lock);
+    s->handle = h;
+    s->res.err = err;
+    if (err)
+        snprintf(s->res.diag, sizeof(s->res.diag), "%s", diag);
+    s->weights_ready = true;
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+}
+
+int slora_engine_submit(struct slora_engine *e, const struct slora_engine_job *job,
+                        uint64_t *ticket)
+{
+    int seq_len = e->model->cfg.seq_len, vocab = e->model->cfg.shape.vocab_size;
+    if (job->n_prompt < 1 || job->n_prompt >= seq_len)
+        return SLORA_EINVAL;
+    for (int i = 0; i < job->n_prompt; i++)
+        if (job->prompt[i] < 0 || job->prompt[i] >= vocab)
+            return SLORA_EINVAL;
+    if (job->adapter_id && (!job->adapter || !job->version))
+        return SLORA_EINVAL;
+
+    struct seq *s = calloc(1, sizeof(*s));
+    if (!s)
+        return SLORA_ENOMEM;
+    size_t logit_rows = job->all_logits ? (size_t)job->n_prompt : 1;
+    s->prompt = malloc((size_t)job->n_prompt * sizeof(*s->prompt));
+    s->logits = malloc(logit_rows * (size_t)vocab * sizeof(*s->logits));
+    if (!s->prompt || !s->logits)
+        goto err_free_seq;
+    if (job->adapter_id &&
+        (!(s->adapter_id = strdup(job->adapter_id)) || !(s->version = strdup(job->version))))
+        goto err_free_seq;
+    memcpy(s->prompt, job->prompt, (size_t)job->n_prompt * sizeof(*s->prompt));
+    s->n_prompt = job->n_prompt;
+    s->all_logits = job->all_logits;
+    s->step = job->step;
+    s->done = job->done;
+    s->arg = job->arg;
+    atomic_init(&s->canceled, false);
+
+    pthread_mutex_lock(&e->lock);
+    int err = 0;
+    struct tenant *t = get_tenant(e, job->tenant ? job->tenant : "");
+    if (!t) {
+        err = SLORA_ENOMEM;
+    } else if (e->stopping || e->st.waiting >= e->cfg.max_queue) {
+        e->st.rejected_busy++;
+        err = SLORA_EBUSY;
+    } else if (e->cfg.tenant_max_seqs && t->n_seqs >= e->cfg.tenant_max_seqs) {
+        e->st.rejected_quota++;
+        err = SLORA_EQUOTA;
+    }
+    if (err) {
+        pthread_mutex_unlock(&e->lock);
+        free_seq(s);
+        return err;
+    }
+    s->engine = e;
+    s->tenant = t;
+    s->ticket = ++e->next_ticket;
+    s->adapter = job->adapter_id ? slora_adapter_ref(job->adapter) : NULL;
+    s->state = SEQ_WAITING;
+    if (t->q_tail)
+        t->q_tail->q_next = s;
+    else
+        t->q_head = s;
+    t->q_tail = s;
+    t->n_seqs++;
+    s->next = e->seqs;
+    e->seqs = s;
+    e->st.waiting++;
+    e->st.submitted++;
+    *ticket = s->ticket;
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+    return 0;
+
+err_free_seq:
+    free_seq(s);
+    return SLORA_ENOMEM;
+}
+
+void slora_engine_cancel(struct slora_engine *e, uint64_t ticket)
+{
+    pthread_mutex_lock(&e->lock);
+    for (struct seq *s = e->seqs; s; s = s->next)
+        if (s->ticket == ticket) {
+            atomic_store(&s->canceled, true);
+            pthread_cond_signal(&e->wake);
+            break;
+        }
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* Hand a sequence back: release its weights, settle the counters, call
+ * done, free it. Engine thread, lock not held. */
+static void finish(struct slora_engine *e, struct seq *s, int err)
+{
+    if (err) {
+        s->res.err = err;
+        if (!s->res.diag[0])
+            snprintf(s->res.diag, sizeof(s->res.diag), "%s", slora_strerror(err));
+    }
+    slora_cache_release(e->cache, s->handle);
+    s->handle = NULL;
+    if (s->adapter) {
+        slora_adapter_unref(s->adapter);
+        s->adapter = NULL;
+    }
+    pthread_mutex_lock(&e->lock);
+    struct seq **pp = &e->seqs;
+    while (*pp != s)
+        pp = &(*pp)->next;
+    *pp = s->next;
+    s->tenant->n_seqs--;
+    s->tenant->prompt_tokens += (uint64_t)s->res.n_prompt;
+    s->tenant->completion_tokens += (uint64_t)s->res.n_completion;
+    if (s->admitted)
+        e->st.running--;
+    if (s->res.err == SLORA_ECANCELED)
+        e->st.canceled++;
+    pthread_mutex_unlock(&e->lock);
+    s->done(s->arg, &s->res);
+    free_seq(s);
+}
+
+/* After the step callback chose `tok` (position s->pos) from the logits of
+ * position s->pos - 1: count it and either keep decoding or finish. A token
+ * at the last context position is never fed. Returns true when finished. */
+static bool after_sample(struct slora_engine *e, struct seq *s, int tok, bool stop)
+{
+    if (tok >= 0)
+        s->res.n_completion++;
+    if (stop || tok < 0) {
+        finish(e, s, 0);
+        return true;
+    }
+    if (s->pos + 1 >= e->model->cfg.seq_len) {
+        s->res.length = true;
+        finish(e, s, 0);
+        return true;
+    }
+    s->next_token = tok;
+    return false;
+}
+
+/* Feed the rows of one sequence's step through its callback. Returns true
+ * when the sequence finished. */
+static bool deliver(struct slora_engine *e, struct seq *s, int first_pos)
+{
+    int vocab = e->model->cfg.shape.vocab_size;
+    bool stop = false;
+    if (first_pos >= s->n_prompt) {
+        int tok = s->step(s->arg, s->logits, first_pos, &stop);
+        return after_sample(e, s, tok, stop);
+    }
+    if (s->all_logits)
+        for (int p = first_pos; p < s->pos && p < s->n_prompt - 1; p++) {
+            s->step(s->arg, s->logits + (size_t)p * vocab, p, &stop);
+            if (stop) {
+                s->res.n_prompt = s->pos;
+                finish(e, s, 0);
+                return true;
+            }
+        }
+    if (s->pos < s->n_prompt)
+        return false;
+    s->res.n_prompt = s->n_prompt;
+    float *last = s->logits + (s->all_logits ? (size_t)(s->n_prompt - 1) * vocab : 0);
+    int tok = s->step(s->arg, last, s->n_prompt - 1, &stop);
+    return after_sample(e, s, tok, stop);
+}
+
+/* One batched forward over every active sequence: one decode row each for
+ * those past their prompt, then as many prompt rows as fit. */
+static void run_step(struct slora_engine *e)
+{
+    int vocab = e->model->cfg.shape.vocab_size, n = 0;
+    int first_pos[e->n_active ? e->n_active : 1];
+    for (int i = 0; i < e->n_active; i++) {
+        struct seq *s = e->active[i];
+        s->rows_this_step = 0;
+        first_pos[i] = s->pos;
+        if (s->pos < s->n_prompt)
+            continue;
+        e->rows[n++] = (struct slora_fwd_row){s->next_token, s->pos, s->kv, s->ws, s->logits};
+        s->rows_this_step = 1;
+    }
+    for (int i = 0; i < e->n_active && n < e->max_rows; i++) {
+        struct seq *s = e->active[i];
+        if (s->pos >= s->n_prompt)
+            continue;
+        int k = s->n_prompt - s->pos;
+        if (k > e->max_rows - n)
+            k = e->max_rows - n;
+        for (int p = s->pos; p < s->pos + k; p++) {
+            float *out = NULL;
+            if (s->all_logits)
+                out = s->logits + (size_t)p * vocab;
+            else if (p == s->n_prompt - 1)
+                out = s->logits;
+            e->rows[n++] = (struct slora_fwd_row){s->prompt[p], p, s->kv, s->ws, out};
+        }
+        s->rows_this_step = k;
+    }
+    if (!n)
+        return;
+    int err = slora_fwd_run(e->fwd, e->rows, n);
+    pthread_mutex_lock(&e->lock);
+    e->st.steps++;
+    e->st.rows += (uint64_t)n;
+    pthread_mutex_unlock(&e->lock);
+
+    int kept = 0;
+    for (int i = 0; i < e->n_active; i++) {
+        struct seq *s = e->active[i];
+        bool done = false;
+        if (s->rows_this_step) {
+            s->pos += s->rows_this_step;
+            if (err)
+                finish(e, s, err), done = true;
+            else
+                done = deliver(e, s, first_pos[i]);
+        }
+        if (!done)
+            e->active[kept++] = s;
+    }
+    e->n_active = kept;
+}
+
+/* Drop canceled active sequences before building the next batch. */
+static void reap_canceled(struct slora_engine *e)
+{
+    int kept = 0;
+    for (int i = 0; i < e->n_active; i++) {
+        struct seq *s = e->active[i];
+        if (atomic_load(&s->canceled))
+            finish(e, s, SLORA_ECANCELED);
+        else
+            e->active[kept++] = s;
+    }
+    e->n_active = kept;
+}
+
+/* Lock held: cancel what is still queued, admit waiting jobs round-robin
+ * into free batch slots. Base-model jobs are ready at once; adapter jobs
+ * are chained on *to_acquire (via q_next), canceled ones on *to_finish. */
+static void admit(struct slora_engine *e, struct seq **to_acquire, struct seq **to_finish)
+{
+    for (struct seq *s = e->seqs; s; s = s->next) {
+        if (e->stopping)
+            atomic_store(&s->canceled, true);
+        if (s->state == SEQ_WAITING && atomic_load(&s->canceled)) {
+            unqueue(s);
+            e->st.waiting--;
+            s->res.err = SLORA_ECANCELED;
+            s->q_next = *to_finish;
+            *to_finish = s;
+        }
+    }
+    for (int slots = e->cfg.max_batch - e->st.running; slots > 0; slots--) {
+        struct seq *s = pop_round_robin(e);
+        if (!s)
+            break;
+        s->state = SEQ_ACQUIRING;
+        s->admitted = true;
+        e->st.running++;
+        if (s->adapter_id) {
+            s->q_next = *to_acquire;
+            *to_acquire = s;
+        } else {
+            s->ws = &e->base;
+            s->weights_ready = true;
+        }
+    }
+}
+
+/* Lock held: sequences whose weights arrived become ACTIVE (with a KV
+ * cache) or, on error or cancel, are chained on *to_finish. */
+static void activate(struct slora_engine *e, struct seq **to_finish)
+{
+    for (struct seq *s = e->seqs; s; s = s->next) {
+        if (s->state != SEQ_ACQUIRING || !s->weights_ready)
+            continue;
+        s->state = SEQ_ACTIVE;
+        if (!s->res.err && atomic_load(&s->canceled))
+            s->res.err = SLORA_ECANCELED;
+        if (!s->res.err) {
+            if (s->handle)
+                s->ws = slora_cache_handle_weights(s->handle);
+            s->kv = slora_kv_new(e->model);
+            if (!s->kv)
+                s->res.err = SLORA_ENOMEM;
+        }
+        if (s->res.err) {
+            s->q_next = *to_finish;
+            *to_finish = s;
+        } else {
+            e->active[e->n_active++] = s;
+        }
+    }
+}
+
+static void *engine_thread(void *arg)
+{
+    struct slora_engine *e = arg;
+    pthread_mutex_lock(&e->lock);
+    for (;;) {
+        struct seq *to_acquire = NULL, *to_finish = NULL;
+        admit(e, &to_acquire, &to_finish);
+        if (to_acquire) {
+            /* A hit answers inline (on_weights takes the lock). */
+            pthread_mutex_unlock(&e->lock);
+            while (to_acquire) {
+                struct seq *s = to_acquire;
+                to_acquire = s->q_next;
+                int err = slora_cache_acquire(e->cache, s->adapter_id, s->version, s->adapter,
+                                              on_weights, s);
+                if (err)
+                    on_weights(s, NULL, err, slora_strerror(err));
+            }
+            pthread_mutex_lock(&e->lock);
+        }
+        activate(e, &to_finish);
+        if (!to_finish && !e->n_active) {
+            if (e->stopping && !e->seqs)
+                break;
+            pthread_cond_wait(&e->wake, &e->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&e->lock);
+        while (to_finish) {
+            struct seq *s = to_finish;
+            to_finish = s->q_next;
+            finish(e, s, s->res.err);
+        }
+        reap_canceled(e);
+        run_step(e);
+        pthread_mutex_lock(&e->lock);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return NULL;
+}
+
+struct slora_engine *slora_engine_new(const struct slora_model *m, struct slora_cache *cache,
+                                      const struct slora_engine_config *cfg)
+{
+    struct slora_engine *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->model = m;
+    e->cache = cache;
+    e->cfg = *cfg;
+    if (e->cfg.threads <= 0)
+        e->cfg.threads = 1;
+    if (e->cfg.max_batch <= 0)
+        e->cfg.max_batch = 16;
+    if (e->cfg.max_queue <= 0)
+        e->cfg.max_queue = 64;
+    e->max_rows = e->cfg.max_batch + m->cfg.seq_len;
+    if (slora_weights_init(&e->base, m))
+        goto err_free_engine;
+    e->fwd = slora_fwd_new(m, e->max_rows);
+    e->rows = calloc((size_t)e->max_rows, sizeof(*e->rows));
+    e->active = calloc((size_t)e->cfg.max_batch, sizeof(*e->active));
+    if (!e->fwd || !e->rows || !e->active)
+        goto err_free_buffers;
+    slora_blas_set_threads(e->cfg.threads);
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->wake, NULL);
+    if (pthread_create(&e->thread, NULL, engine_thread, e))
+        goto err_destroy_sync;
+    return e;
+
+err_destroy_sync:
+    pthread_cond_destroy(&e->wake);
+    pthread_mutex_destroy(&e->lock);
+err_free_buffers:
+    free(e->active);
+    free(e->rows);
+    slora_fwd_free(e->fwd);
+    slora_weights_deinit(&e->base);
+err_free_engine:
+    free(e);
+    return NULL;
+}
+
+void slora_engine_free(struct slora_engine *e)
+{
+    if (!e)
+        return;
+    pthread_mutex_lock(&e->lock);
+    e->stopping = true;
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+    pthread_join(e->thread, NULL);
+    while (e->tenants) {
+        struct tenant *t = e->tenants;
+        e->tenants = t->next;
+        free(t->name);
+        free(t);
+    }
+    pthread_cond_destroy(&e->wake);
+    pthread_mutex_destroy(&e->lock);
+    free(e->active);
+    free(e->rows);
+    slora_fwd_free(e->fwd);
+    slora_weights_deinit(&e->base);
+    free(e);
+}
+
+void slora_engine_stats(struct slora_engine *e, struct slora_engine_stats *out)
+{
+    pthread_mutex_lock(&e->lock);
+    *out = e->st;
+    pthread_mutex_unlock(&e->lock);
+}
+
+void slora_engine_tenants(struct slora_engine *e,
+                          void (*cb)(void *arg, const struct slora_engine_tenant_stats *t),
+                          void *arg)
+{
+    pthread_mutex_lock(&e->lock);
+    for (struct tenant *t = e->tenants; t; t = t->next) {
+        struct slora_engine_tenant_stats ts = {t->name, t->prompt_tokens, t->completion_tokens,
+                                               t->n_seqs};
+        cb(arg, &ts);
+    }
+    pthread_mutex_unlock(&e->lock);
+}

@@ -1,0 +1,679 @@
+/* gguf.c - GGUF v2/v3 reader and writer (layout in include/slora/gguf.h).
+ *
+ * The reader never trusts a count or an offset: every read is checked
+ * against the bytes left, every allocation against what the file could hold.
+ */
+#include <slora/error.h>
+#include <slora/fileio.h>
+#include <slora/gguf.h>
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const uint8_t magic[4] = {'G', 'G', 'U', 'F'};
+
+/* Bytes per scalar value; 0 for STRING and ARRAY (variable size). */
+static const size_t type_size[SLORA_GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+
+static size_t dtype_size(uint32_t dtype)
+{
+    return dtype == SLORA_GGUF_DTYPE_F32 ? 4 : 2;
+}
+
+struct cursor {
+    const uint8_t *buf;
+    size_t len;
+    size_t off;
+    char *diag;
+    size_t diag_len;
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct cursor *c, int err, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->diag, c->diag_len, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+static int need(struct cursor *c, size_t n, const char *what)
+{
+    if (n > c->len - c->off)
+        return fail(c, SLORA_EFORMAT, "truncated: %s needs %zu bytes at offset %zu, %zu left", what,
+                    n, c->off, c->len - c->off);
+    return 0;
+}
+
+static int read_u32(struct cursor *c, uint32_t *v, const char *what)
+{
+    int rc = need(c, 4, what);
+    if (rc)
+        return rc;
+    memcpy(v, c->buf + c->off, 4);
+    c->off += 4;
+    return 0;
+}
+
+static int read_u64(struct cursor *c, uint64_t *v, const char *what)
+{
+    int rc = need(c, 8, what);
+    if (rc)
+        return rc;
+    memcpy(v, c->buf + c->off, 8);
+    c->off += 8;
+    return 0;
+}
+
+static int read_str(struct cursor *c, const char **s, size_t *len, const char *what)
+{
+    uint64_t n;
+    int rc = read_u64(c, &n, what);
+    if (rc)
+        return rc;
+    if (n > c->len - c->off)
+        return fail(c, SLORA_EFORMAT,
+                    "%s: string length %llu at offset %zu exceeds the %zu bytes left", what,
+                    (unsigned long long)n, c->off - 8, c->len - c->off);
+    *s = (const char *)c->buf + c->off;
+    *len = n;
+    c->off += n;
+    return 0;
+}
+
+static int parse_value(struct cursor *c, struct slora_gguf_kv *kv)
+{
+    int key_len = kv->key_len > 200 ? 200 : (int)kv->key_len;
+    if (kv->type >= SLORA_GGUF_TYPE_COUNT)
+        return fail(c, SLORA_EFORMAT, "key '%.*s' has invalid type %u", key_len, kv->key, kv->type);
+    kv->n = 1;
+    if (kv->type == SLORA_GGUF_ARRAY) {
+        int rc = read_u32(c, &kv->arr_type, "array type");
+        if (!rc)
+            rc = read_u64(c, &kv->n, "array length");
+        if (rc)
+            return rc;
+        if (kv->arr_type >= SLORA_GGUF_TYPE_COUNT || kv->arr_type == SLORA_GGUF_ARRAY)
+            return fail(c, SLORA_EFORMAT, "key '%.*s' has invalid array element type %u", key_len,
+                        kv->key, kv->arr_type);
+    }
+    uint32_t elem = kv->type == SLORA_GGUF_ARRAY ? kv->arr_type : kv->type;
+    kv->value = c->buf + c->off;
+    if (elem == SLORA_GGUF_STRING) {
+        if (kv->n > (c->len - c->off) / 8)
+            return fail(c, SLORA_EFORMAT, "key '%.*s': %llu strings cannot fit in %zu bytes",
+                        key_len, kv->key, (unsigned long long)kv->n, c->len - c->off);
+        for (uint64_t i = 0; i < kv->n; i++) {
+            const char *s;
+            size_t len;
+            int rc = read_str(c, &s, &len, "string value");
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    if (kv->n > (c->len - c->off) / type_size[elem])
+        return fail(c, SLORA_EFORMAT,
+                    "key '%.*s': %llu values of %zu bytes exceed the %zu bytes left", key_len,
+                    kv->key, (unsigned long long)kv->n, type_size[elem], c->len - c->off);
+    c->off += kv->n * type_size[elem];
+    return 0;
+}
+
+static bool name_eq(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+    return a_len == b_len && !memcmp(a, b, a_len);
+}
+
+static int parse_kvs(struct cursor *c, struct slora_gguf *g)
+{
+    for (size_t i = 0; i < g->n_kv; i++) {
+        struct slora_gguf_kv *kv = &g->kv[i];
+        int rc = read_str(c, &kv->key, &kv->key_len, "key");
+        if (!rc)
+            rc = read_u32(c, &kv->type, "value type");
+        if (!rc)
+            rc = parse_value(c, kv);
+        if (rc)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (name_eq(g->kv[j].key, g->kv[j].key_len, kv->key, kv->key_len))
+                return fail(c, SLORA_EFORMAT, "duplicate key '%.*s'", (int)kv->key_len, kv->key);
+    }
+    const struct slora_gguf_kv *al = slora_gguf_find_kv(g, "general.alignment");
+    g->alignment = SLORA_GGUF_DEFAULT_ALIGNMENT;
+    if (al) {
+        uint32_t a;
+        if (al->type != SLORA_GGUF_U32)
+            return fail(c, SLORA_EFORMAT, "general.alignment has type %u, expected u32", al->type);
+        memcpy(&a, al->value, 4);
+        if (a == 0 || (a & (a - 1)))
+            return fail(c, SLORA_EFORMAT, "general.alignment %u is not a power of two", a);
+        g->alignment = a;
+    }
+    return 0;
+}
+
+static int parse_tensor_info(struct cursor *c, struct slora_gguf *g, size_t i)
+{
+    struct slora_gguf_tensor *t = &g->tensors[i];
+    int rc = read_str(c, &t->name, &t->name_len, "tensor name");
+    if (!rc)
+        rc = read_u32(c, &t->n_dims, "tensor n_dims");
+    if (rc)
+        return rc;
+    int nl = t->name_len > 200 ? 200 : (int)t->name_len;
+    if (t->n_dims < 1 || t->n_dims > SLORA_GGUF_MAX_DIMS)
+        return fail(c, SLORA_EFORMAT, "tensor '%.*s' has %u dimensions (1..%d allowed)", nl,
+                    t->name, t->n_dims, SLORA_GGUF_MAX_DIMS);
+    uint64_t elems = 1;
+    for (uint32_t d = 0; d < SLORA_GGUF_MAX_DIMS; d++) {
+        t->ne[d] = 1;
+        if (d < t->n_dims && (rc = read_u64(c, &t->ne[d], "tensor dimension")))
+            return rc;
+        if (t->ne[d] == 0 || t->ne[d] > INT64_MAX / elems)
+            return fail(c, SLORA_EFORMAT,
+                        "tensor '%.*s' dimension %u is %llu: empty or overflowing", nl, t->name, d,
+                        (unsigned long long)t->ne[d]);
+        elems *= t->ne[d];
+    }
+    if ((rc = read_u32(c, &t->dtype, "tensor type")) ||
+        (rc = read_u64(c, &t->offset, "tensor offset")))
+        return rc;
+    if (t->dtype != SLORA_GGUF_DTYPE_F32 && t->dtype != SLORA_GGUF_DTYPE_F16)
+        return fail(c, SLORA_EUNSUPPORTED,
+                    "tensor '%.*s' has type %u (only F32 and F16 are supported)", nl, t->name,
+                    t->dtype);
+    if (elems > SIZE_MAX / 4)
+        return fail(c, SLORA_EFORMAT, "tensor '%.*s' is too large", nl, t->name);
+    t->nbytes = (size_t)elems * dtype_size(t->dtype);
+    for (size_t j = 0; j < i; j++)
+        if (name_eq(g->tensors[j].name, g->tensors[j].name_len, t->name, t->name_len))
+            return fail(c, SLORA_EFORMAT, "duplicate tensor name '%.*s'", nl, t->name);
+    return 0;
+}
+
+/* Offsets must be aligned and consecutive (ggml requires the same), and
+ * every tensor must lie inside the buffer. */
+static int place_tensors(struct cursor *c, struct slora_gguf *g)
+{
+    size_t a = g->alignment;
+    if (c->off > SIZE_MAX - a || (c->off + a - 1) / a * a > c->len)
+        return fail(c, SLORA_EFORMAT,
+                    "truncated: data section would start past the end (%zu bytes)", c->len);
+    g->data_offset = (c->off + a - 1) / a * a;
+    size_t expect = 0;
+    for (size_t i = 0; i < g->n_tensors; i++) {
+        struct slora_gguf_tensor *t = &g->tensors[i];
+        int nl = t->name_len > 200 ? 200 : (int)t->name_len;
+        if (t->offset % a)
+            return fail(c, SLORA_EFORMAT,
+                        "tensor '%.*s' offset %llu is not a multiple of the alignment %zu", nl,
+                        t->name, (unsigned long long)t->offset, a);
+        if (t->offset != expect)
+            return fail(c, SLORA_EFORMAT, "tensor '%.*s' has offset %llu, expected %zu", nl,
+                        t->name, (unsigned long long)t->offset, expect);
+        size_t room = c->len - g->data_offset;
+        if (t->offset > room || t->nbytes > room - t->offset)
+            return fail(c, SLORA_EFORMAT,
+                        "truncated: tensor '%.*s' needs bytes [%zu, %zu) but the file has %zu", nl,
+                        t->name, g->data_offset + (size_t)t->offset,
+                        g->data_offset + (size_t)t->offset + t->nbytes, c->len);
+        t->data = c->buf + g->data_offset + t->offset;
+        expect = t->offset + (t->nbytes + a - 1) / a * a;
+    }
+    return 0;
+}
+
+int slora_gguf_parse(const uint8_t *buf, size_t len, struct slora_gguf **out, char *diag,
+                     size_t diag_len)
+{
+    struct cursor c = {buf, len, 0, diag, diag_len};
+    uint32_t version;
+    uint64_t n_tensors, n_kv;
+    int rc = need(&c, 4, "magic");
+    if (rc)
+        return rc;
+    if (memcmp(buf, magic, 4))
+        return fail(&c, SLORA_EFORMAT, "bad magic (not a GGUF file)");
+    c.off = 4;
+    if ((rc = read_u32(&c, &version, "version")))
+        return rc;
+    if (version != 2 && version != 3)
+        return fail(&c, SLORA_EUNSUPPORTED, "GGUF version %u is not supported (2 and 3 are)",
+                    version);
+    if ((rc = read_u64(&c, &n_tensors, "tensor count")) ||
+        (rc = read_u64(&c, &n_kv, "key/value count")))
+        return rc;
+    /* a key/value takes at least 13 bytes, a tensor info at least 32 */
+    if (n_kv > (len - c.off) / 13)
+        return fail(&c, SLORA_EFORMAT, "key/value count %llu exceeds what %zu bytes can hold",
+                    (unsigned long long)n_kv, len - c.off);
+    if (n_tensors > (len - c.off) / 32)
+        return fail(&c, SLORA_EFORMAT, "tensor count %llu exceeds what %zu bytes can hold",
+                    (unsigned long long)n_tensors, len - c.off);
+    struct slora_gguf *g = calloc(1, sizeof(*g));
+    if (!g)
+        return SLORA_ENOMEM;
+    g->version = version;
+    g->n_kv = n_kv;
+    g->n_tensors = n_tensors;
+    g->kv = calloc(n_kv ? n_kv : 1, sizeof(*g->kv));
+    g->tensors = calloc(n_tensors ? n_tensors : 1, sizeof(*g->tensors));
+    if (!g->kv || !g->tensors) {
+        rc = SLORA_ENOMEM;
+        goto err_free_gguf;
+    }
+    if ((rc = parse_kvs(&c, g)))
+        goto err_free_gguf;
+    for (size_t i = 0; i < g->n_tensors; i++)
+        if ((rc = parse_tensor_info(&c, g, i)))
+            goto err_free_gguf;
+    if ((rc = place_tensors(&c, g)))
+        goto err_free_gguf;
+    *out = g;
+    return 0;
+
+err_free_gguf:
+    slora_gguf_free(g);
+    return rc;
+}
+
+void slora_gguf_free(struct slora_gguf *g)
+{
+    if (!g)
+        return;
+    free(g->kv);
+    free(g->tensors);
+    free(g);
+}
+
+const struct slora_gguf_kv *slora_gguf_find_kv(const struct slora_gguf *g, const char *key)
+{
+    size_t n = strlen(key);
+    for (size_t i = 0; i < g->n_kv; i++)
+        if (name_eq(g->kv[i].key, g->kv[i].key_len, key, n))
+            return &g->kv[i];
+    return NULL;
+}
+
+const struct slora_gguf_tensor *slora_gguf_find_tensor(const struct slora_gguf *g, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < g->n_tensors; i++)
+        if (name_eq(g->tensors[i].name, g->tensors[i].name_len, name, n))
+            return &g->tensors[i];
+    return NULL;
+}
+
+int slora_gguf_get_int(const struct slora_gguf *g, const char *key, int64_t *out)
+{
+    const struct slora_gguf_kv *kv = slora_gguf_find_kv(g, key);
+    if (!kv)
+        return SLORA_ENOTFOUND;
+    const uint8_t *p = kv->value;
+    switch (kv->type) {
+    case SLORA_GGUF_U8:
+        *out = p[0];
+        return 0;
+    case SLORA_GGUF_I8:
+        *out = (int8_t)p[0];
+        return 0;
+    case SLORA_GGUF_U16: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        *out = v;
+        return 0;
+    }
+    case SLORA_GGUF_I16: {
+        int16_t v;
+        memcpy(&v, p, 2);
+        *out = v;
+        return 0;
+    }
+    case SLORA_GGUF_U32: {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        *out = v;
+        return 0;
+    }
+    case SLORA_GGUF_I32: {
+        int32_t v;
+        memcpy(&v, p, 4);
+        *out = v;
+        return 0;
+    }
+    case SLORA_GGUF_U64: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        if (v > INT64_MAX)
+            return SLORA_EFORMAT;
+        *out = (int64_t)v;
+        return 0;
+    }
+    case SLORA_GGUF_I64:
+        memcpy(out, p, 8);
+        return 0;
+    default:
+        return SLORA_EFORMAT;
+    }
+}
+
+int slora_gguf_get_str(const struct slora_gguf *g, const char *key, const char **s, size_t *len)
+{
+    const struct slora_gguf_kv *kv = slora_gguf_find_kv(g, key);
+    if (!kv)
+        return SLORA_ENOTFOUND;
+    if (kv->type != SLORA_GGUF_STRING)
+        return SLORA_EFORMAT;
+    *s = slora_gguf_array_str(kv, 0, len);
+    return 0;
+}
+
+const char *slora_gguf_array_str(const struct slora_gguf_kv *kv, uint64_t i, size_t *len)
+{
+    const uint8_t *p = kv->value;
+    uint64_t n;
+    for (;;) {
+        memcpy(&n, p, 8);
+        if (!i--)
+            break;
+        p += 8 + n;
+    }
+    *len = n;
+    return (const char *)p + 8;
+}
+
+float slora_gguf_array_f32(const struct slora_gguf_kv *kv, uint64_t i)
+{
+    float f;
+    memcpy(&f, kv->value + 4 * i, 4);
+    return f;
+}
+
+float slora_gguf_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ff;
+    uint32_t bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp) {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    } else if (man) {
+        /* subnormal half: normalise into a float */
+        int e = -1;
+        do {
+            man <<= 1;
+            e++;
+        } while (!(man & 0x400));
+        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
+    } else {
+        bits = sign;
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t slora_gguf_f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint16_t sign = (x >> 16) & 0x8000;
+    uint32_t abs = x & 0x7fffffffu;
+    if (abs > 0x7f800000u)
+        return sign | 0x7e00;
+    if (abs >= 0x477ff000u) /* rounds to >= 65520: infinity */
+        return sign | 0x7c00;
+    if (abs < 0x38800000u) {
+        /* subnormal half: scale by 2^24 and round to nearest even */
+        float a;
+        memcpy(&a, &abs, 4);
+        float s = a * 16777216.0f;
+        return sign | (uint16_t)nearbyintf(s);
+    }
+    uint32_t mant = abs & 0x7fffff;
+    uint32_t h = ((abs >> 23) - 112) << 10 | (mant >> 13);
+    uint32_t rest = mant & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
+        h++;
+    return sign | (uint16_t)h;
+}
+
+/* Writer. */
+
+struct wtensor {
+    char *name;
+    const float *data;
+    int64_t rows;
+    int64_t cols;
+    int n_dims;
+    uint32_t dtype;
+};
+
+struct slora_gguf_writer {
+    uint32_t version;
+    size_t alignment;
+    uint8_t *kv; /* serialised key/values */
+    size_t kv_len;
+    size_t kv_cap;
+    uint64_t n_kv;
+    struct wtensor *tensors; /* (n_tensors) */
+    size_t n_tensors;
+    size_t cap_tensors;
+    int err; /* first error, reported by write */
+};
+
+struct slora_gguf_writer *slora_gguf_writer_new(uint32_t version, size_t alignment)
+{
+    struct slora_gguf_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->version = version;
+    w->alignment = alignment;
+    if (alignment != SLORA_GGUF_DEFAULT_ALIGNMENT)
+        slora_gguf_writer_add_u32(w, "general.alignment", (uint32_t)alignment);
+    return w;
+}
+
+void slora_gguf_writer_free(struct slora_gguf_writer *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->n_tensors; i++)
+        free(w->tensors[i].name);
+    free(w->tensors);
+    free(w->kv);
+    free(w);
+}
+
+static int put(struct slora_gguf_writer *w, const void *p, size_t n)
+{
+    if (w->err)
+        return w->err;
+    if (n > w->kv_cap - w->kv_len) {
+        size_t cap = w->kv_cap ? w->kv_cap : 256;
+        while (cap - w->kv_len < n)
+            cap *= 2;
+        uint8_t *b = realloc(w->kv, cap);
+        if (!b)
+            return w->err = SLORA_ENOMEM;
+        w->kv = b;
+        w->kv_cap = cap;
+    }
+    memcpy(w->kv + w->kv_len, p, n);
+    w->kv_len += n;
+    return 0;
+}
+
+static int put_u32(struct slora_gguf_writer *w, uint32_t v)
+{
+    return put(w, &v, 4);
+}
+
+static int put_str(struct slora_gguf_writer *w, const char *s, size_t len)
+{
+    uint64_t n = len;
+    put(w, &n, 8);
+    return put(w, s, len);
+}
+
+static int put_key(struct slora_gguf_writer *w, const char *key, uint32_t type)
+{
+    w->n_kv++;
+    put_str(w, key, strlen(key));
+    return put_u32(w, type);
+}
+
+int slora_gguf_writer_add_u32(struct slora_gguf_writer *w, const char *key, uint32_t v)
+{
+    put_key(w, key, SLORA_GGUF_U32);
+    return put_u32(w, v);
+}
+
+int slora_gguf_writer_add_f32(struct slora_gguf_writer *w, const char *key, float v)
+{
+    put_key(w, key, SLORA_GGUF_F32);
+    return put(w, &v, 4);
+}
+
+int slora_gguf_writer_add_str(struct slora_gguf_writer *w, const char *key, const char *s)
+{
+    put_key(w, key, SLORA_GGUF_STRING);
+    return put_str(w, s, strlen(s));
+}
+
+int slora_gguf_writer_add_str_array(struct slora_gguf_writer *w, const char *key,
+                                    const char *const *s, const size_t *lens, size_t n)
+{
+    uint64_t n64 = n;
+    put_key(w, key, SLORA_GGUF_ARRAY);
+    put_u32(w, SLORA_GGUF_STRING);
+    put(w, &n64, 8);
+    for (size_t i = 0; i < n; i++)
+        put_str(w, s[i], lens[i]);
+    return w->err;
+}
+
+int slora_gguf_writer_add_array(struct slora_gguf_writer *w, const char *key, uint32_t elem,
+                                const void *values, size_t n)
+{
+    uint64_t n64 = n;
+    put_key(w, key, SLORA_GGUF_ARRAY);
+    put_u32(w, elem);
+    put(w, &n64, 8);
+    return put(w, values, n * type_size[elem]);
+}
+
+int slora_gguf_writer_add_tensor(struct slora_gguf_writer *w, const char *name, const float *data,
+                                 int64_t rows, int64_t cols, int n_dims, uint32_t dtype)
+{
+    if (w->err)
+        return w->err;
+    if (w->n_tensors == w->cap_tensors) {
+        size_t cap = w->cap_tensors ? 2 * w->cap_tensors : 64;
+        struct wtensor *t = realloc(w->tensors, cap * sizeof(*t));
+        if (!t)
+            return w->err = SLORA_ENOMEM;
+        w->tensors = t;
+        w->cap_tensors = cap;
+    }
+    struct wtensor *t = &w->tensors[w->n_tensors];
+    if (!(t->name = strdup(name)))
+        return w->err = SLORA_ENOMEM;
+    t->data = data;
+    t->rows = rows;
+    t->cols = cols;
+    t->n_dims = n_dims;
+    t->dtype = dtype;
+    w->n_tensors++;
+    return 0;
+}
+
+static size_t tensor_bytes(const struct wtensor *t)
+{
+    return (size_t)(t->rows * t->cols) * dtype_size(t->dtype);
+}
+
+static int write_pad(FILE *f, size_t pos, size_t alignment)
+{
+    static const uint8_t zeros[256];
+    size_t pad = (alignment - pos % alignment) % alignment;
+    while (pad) {
+        size_t n = pad < sizeof(zeros) ? pad : sizeof(zeros);
+        if (fwrite(zeros, 1, n, f) != n)
+            return -1;
+        pad -= n;
+    }
+    return 0;
+}
+
+static int write_tensor_data(FILE *f, const struct wtensor *t)
+{
+    size_t n = (size_t)(t->rows * t->cols);
+    if (t->dtype == SLORA_GGUF_DTYPE_F32)
+        return fwrite(t->data, 4, n, f) == n ? 0 : -1;
+    uint16_t chunk[4096];
+    for (size_t i = 0; i < n;) {
+        size_t m = n - i < 4096 ? n - i : 4096;
+        for (size_t j = 0; j < m; j++)
+            chunk[j] = slora_gguf_f32_to_f16(t->data[i + j]);
+        if (fwrite(chunk, 2, m, f) != m)
+            return -1;
+        i += m;
+    }
+    return 0;
+}
+
+static int write_all(struct slora_gguf_writer *w, FILE *f)
+{
+    uint64_t counts[2] = {w->n_tensors, w->n_kv};
+    if (fwrite(magic, 1, 4, f) != 4 || fwrite(&w->version, 4, 1, f) != 1 ||
+        fwrite(counts, 8, 2, f) != 2 || fwrite(w->kv, 1, w->kv_len, f) != w->kv_len)
+        return -1;
+    size_t pos = 24 + w->kv_len;
+    uint64_t offset = 0;
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        const struct wtensor *t = &w->tensors[i];
+        uint64_t name_len = strlen(t->name);
+        uint32_t n_dims = (uint32_t)t->n_dims;
+        uint64_t ne[2] = {(uint64_t)t->cols, (uint64_t)t->rows};
+        if (fwrite(&name_len, 8, 1, f) != 1 || fwrite(t->name, 1, name_len, f) != name_len ||
+            fwrite(&n_dims, 4, 1, f) != 1 || fwrite(ne, 8, n_dims, f) != n_dims ||
+            fwrite(&t->dtype, 4, 1, f) != 1 || fwrite(&offset, 8, 1, f) != 1)
+            return -1;
+        pos += 8 + name_len + 4 + 8 * n_dims + 4 + 8;
+        size_t nb = tensor_bytes(t);
+        offset += (nb + w->alignment - 1) / w->alignment * w->alignment;
+    }
+    if (write_pad(f, pos, w->alignment))
+        return -1;
+    for (size_t i = 0; i < w->n_tensors; i++) {
+        size_t nb = tensor_bytes(&w->tensors[i]);
+        if (write_tensor_data(f, &w->tensors[i]) || write_pad(f, nb, w->alignment))
+            return -1;
+    }
+    return 0;
+}
+
+static int write_cb(FILE *f, void *ctx)
+{
+    return write_all(ctx, f);
+}
+
+int slora_gguf_writer_write(struct slora_gguf_writer *w, const char *path, char *diag,
+                            size_t diag_len)
+{
+    if (w->err) {
+        snprintf(diag, diag_len, "%s: %s", path, slora_strerror(w->err));
+        return w->err;
+    }
+    return slora_fileio_write(path, write_cb, w, diag, diag_len);
+}

@@ -1,0 +1,85 @@
+/* perm.c - spec section 6 (see perm.h). The block form seeds the vector
+ * Feistel kernel with consecutive indices; it equals slora_perm_apply
+ * element by element. */
+#include <slora/kernels.h>
+#include <slora/perm.h>
+
+#define GAMMA 0x9E3779B97F4A7C15ull
+
+uint64_t slora_mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint64_t slora_rnd(uint64_t seed, uint64_t tag, uint64_t j)
+{
+    return slora_mix64(slora_mix64(seed ^ slora_mix64(tag + GAMMA)) + (j + 1) * GAMMA);
+}
+
+void slora_perm_init(struct slora_perm *p, uint64_t key, uint64_t n)
+{
+    p->n = n;
+    p->h = 0;
+    for (int r = 0; r < 4; r++)
+        p->rk[r] = (uint32_t)slora_rnd(key, 6, (uint64_t)r);
+    if (n <= 1)
+        return;
+    int k = 0;
+    while (k < 64 && ((uint64_t)1 << k) < n)
+        k++;
+    p->h = (k + 1) / 2 > 1 ? (k + 1) / 2 : 1;
+}
+
+static inline uint64_t fmix32(uint64_t x)
+{
+    uint32_t h = (uint32_t)x;
+    h ^= h >> 16;
+    h *= 0x85EBCA6Bu;
+    h ^= h >> 13;
+    h *= 0xC2B2AE35u;
+    h ^= h >> 16;
+    return h;
+}
+
+static uint64_t feistel(const struct slora_perm *p, uint64_t x)
+{
+    uint64_t mask = ((uint64_t)1 << p->h) - 1;
+    uint64_t l = x >> p->h, r = x & mask;
+    for (int i = 0; i < 4; i++) {
+        uint64_t t = l ^ (fmix32(r ^ p->rk[i]) & mask);
+        l = r;
+        r = t;
+    }
+    return (l << p->h) | r;
+}
+
+uint64_t slora_perm_apply(const struct slora_perm *p, uint64_t i)
+{
+    if (p->n <= 1)
+        return 0;
+    uint64_t y = feistel(p, i);
+    while (y >= p->n)
+        y = feistel(p, y);
+    return y;
+}
+
+uint64_t slora_perm(uint64_t key, uint64_t n, uint64_t i)
+{
+    struct slora_perm p;
+    slora_perm_init(&p, key, n);
+    return slora_perm_apply(&p, i);
+}
+
+void slora_perm_block(const struct slora_perm *p, uint64_t i0, size_t count, uint32_t *out)
+{
+    if (p->n <= 1) {
+        for (size_t t = 0; t < count; t++)
+            out[t] = 0;
+        return;
+    }
+    for (size_t t = 0; t < count; t++)
+        out[t] = (uint32_t)(i0 + t);
+    slora_kernels_feistel(out, count, p->rk, p->h, p->n);
+}

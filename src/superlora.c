@@ -1,0 +1,587 @@
+/* superlora.c - dense deltas from a SuperLoRA adapter (spec sections 3-6).
+ *
+ * Per group, in a prepare step on the calling thread, every Kronecker
+ * factor is reduced to U (rows, r) such that T_k = U @ A_{k,M-1}^T:
+ *   Tucker: successive mode products of the core, modes M-2 down to 0
+ *           (gemms of A_m with slices of the previous product);
+ *   CP:     U rows are elementwise products of rows of A_0 .. A_{M-2}
+ *           (for M = 2 U is A_0 itself, so LoRA is one GEMM B @ A).
+ * One factor: the group's code vector is U @ A_last^T, written straight
+ * into the destination by row blocks. Several: T_1 (x) ... (x) T_{K-1} is
+ * built densely, then T_0 (x) Rest is written as scaled copies of Rest's
+ * last-mode rows ("runs"). Both writers produce only the first count
+ * entries (the fold), apply alpha, and check the block they just wrote for
+ * NaN/Inf while it is in cache.
+ *
+ * Output work is cut into tasks of about CHUNK floats by size alone, so the
+ * floats are the same at any thread count. Projection (fastfood.c) and
+ * shuffle (gather.c) follow on the group's output.
+ *
+ * Scratch is one allocation: prepare area | fastfood area | delta (N, only
+ * when shuffled) | gather scratch (when shuffled) | CHUNK floats per worker.
+ */
+#include <slora/blas.h>
+#include <slora/error.h>
+#include <slora/fastfood.h>
+#include <slora/gather.h>
+#include <slora/kernels.h>
+#include <slora/model.h>
+#include <slora/parallel.h>
+#include <slora/superlora.h>
+#include <slora/weights.h>
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define CHUNK ((size_t)1 << 15)
+#define GATHER_LOG 15
+#define HUGE_PAGE ((size_t)2 << 20)
+
+static size_t mul_sat(size_t a, size_t b)
+{
+    size_t r;
+    return __builtin_mul_overflow(a, b, &r) ? SIZE_MAX : r;
+}
+
+static size_t add_sat(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+/* Round up to 16 floats so every region starts on a cache line. */
+static size_t align16(size_t n)
+{
+    return n > SIZE_MAX - 15 ? SIZE_MAX : (n + 15) & ~(size_t)15;
+}
+
+static size_t prod_n(const int64_t *n, int from, int to)
+{
+    size_t p = 1;
+    for (int m = from; m < to; m++)
+        p = mul_sat(p, (size_t)n[m]);
+    return p;
+}
+
+/* ---- per-factor reduction to U ---- */
+
+/* Floats of scratch factor_u needs. */
+static size_t factor_u_floats(const struct slora_factor *f, int M)
+{
+    if (f->core) {
+        size_t best = 0;
+        for (int m = M - 2; m >= 0; m--) {
+            size_t s = mul_sat(mul_sat(prod_n(f->r, 0, m), prod_n(f->n, m, M - 1)),
+                               (size_t)f->r[M - 1]);
+            best = s > best ? s : best;
+        }
+        return mul_sat(2, align16(best));
+    }
+    if (M == 1)
+        return align16((size_t)f->r[0]);
+    if (M == 2)
+        return 0;
+    return mul_sat(2, align16(mul_sat(prod_n(f->n, 0, M - 1), (size_t)f->r[0])));
+}
+
+struct factor_u {
+    const float *u;      /* (rows, r) */
+    int64_t rows;        /* prod_{m < M-1} n_m */
+    int64_t r;           /* r_{M-1} */
+    const float *a_last; /* (n_last, r) */
+    int64_t n_last;      /* n_{M-1} */
+};
+
+static void tucker_u(const struct slora_factor *f, int M, float *buf, struct factor_u *out)
+{
+    size_t half = factor_u_floats(f, M) / 2;
+    float *bufs[2] = {buf, buf + half};
+    const float *x = f->core;
+    int64_t b = f->r[M - 1];
+    for (int m = M - 2, which = 0; m >= 0; m--, which ^= 1) {
+        int64_t slices = (int64_t)prod_n(f->r, 0, m);
+        float *y = bufs[which];
+        for (int64_t s = 0; s < slices; s++)
+            slora_blas_gemm((int)f->n[m], (int)b, (int)f->r[m], 1.0f, f->a[m],
+                            x + s * f->r[m] * b, 0, 0.0f, y + s * f->n[m] * b);
+        b *= f->n[m];
+        x = y;
+    }
+    out->u = x;
+}
+
+static void cp_u(const struct slora_factor *f, int M, float *buf, struct factor_u *out)
+{
+    int64_t r = f->r[0];
+    if (M == 1) {
+        for (int64_t j = 0; j < r; j++)
+            buf[j] = 1.0f;
+        out->u = buf;
+        return;
+    }
+    size_t half = factor_u_floats(f, M) / 2;
+    float *bufs[2] = {buf, buf + half};
+    const float *src = f->a[0];
+    int64_t rows = f->n[0];
+    for (int m = 1, which = 0; m < M - 1; m++, which ^= 1) {
+        float *dst = bufs[which];
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t k = 0; k < f->n[m]; k++)
+                for (int64_t j = 0; j < r; j++)
+                    dst[(i * f->n[m] + k) * r + j] = src[i * r + j] * f->a[m][k * r + j];
+        rows *= f->n[m];
+        src = dst;
+    }
+    out->u = src;
+}
+
+static void factor_u(const struct slora_factor *f, int M, float *buf, struct factor_u *out)
+{
+    out->rows = (int64_t)prod_n(f->n, 0, M - 1);
+    out->r = f->r[M - 1];
+    out->a_last = f->a[M - 1];
+    out->n_last = f->n[M - 1];
+    if (f->core && M == 1)
+        out->u = f->core;
+    else if (f->core)
+        tucker_u(f, M, buf, out);
+    else
+        cp_u(f, M, buf, out);
+}
+
+/* ---- Kronecker runs ---- */
+
+/* out = A (x) B for order-M tensors A (na) and B (nb). Run q is the
+ * out[q * nb[M-1] ...] row of nb[M-1] floats: scale * A[x] * B[y, :]. */
+struct kron {
+    const float *a;
+    const float *b;
+    int M;
+    int64_t na[SLORA_MAX_ORDER];
+    int64_t nb[SLORA_MAX_ORDER];
+};
+
+/* Write runs [q0, q1) of A (x) B into dst (the output's element 0),
+ * elements at or beyond limit excluded. Returns the first index of a
+ * non-finite value written, or INT64_MAX. */
+static int64_t kron_runs(const struct kron *k, int64_t q0, int64_t q1, float scale, float *dst,
+                         int64_t limit)
+{
+    int64_t bad = INT64_MAX;
+    int M = k->M;
+    int64_t x[SLORA_MAX_ORDER], y[SLORA_MAX_ORDER] = {0};
+    int64_t q = q0, len = k->nb[M - 1];
+    x[M - 1] = q % k->na[M - 1];
+    q /= k->na[M - 1];
+    for (int m = M - 2; m >= 0; m--) {
+        int64_t i = q % (k->na[m] * k->nb[m]);
+        q /= k->na[m] * k->nb[m];
+        x[m] = i / k->nb[m];
+        y[m] = i % k->nb[m];
+    }
+    for (int64_t run = q0; run < q1; run++) {
+        int64_t e0 = run * len;
+        if (e0 >= limit)
+            return bad;
+        int64_t ao = 0, bo = 0;
+        for (int m = 0; m < M; m++)
+            ao = ao * k->na[m] + x[m];
+        for (int m = 0; m < M - 1; m++)
+            bo = bo * k->nb[m] + y[m];
+        int64_t n = limit - e0 < len ? limit - e0 : len;
+        size_t at = slora_kernels_stream(dst + e0, k->b + bo * len, (size_t)n, scale * k->a[ao]);
+        if (bad == INT64_MAX && at < (size_t)n)
+            bad = e0 + (int64_t)at;
+        if (++x[M - 1] < k->na[M - 1])
+            continue;
+        x[M - 1] = 0;
+        for (int m = M - 2; m >= 0; m--) {
+            if (++y[m] < k->nb[m])
+                break;
+            y[m] = 0;
+            if (++x[m] < k->na[m])
+                break;
+            x[m] = 0;
+        }
+    }
+    return bad;
+}
+
+/* ---- group preparation ---- */
+
+static size_t factor_len(const struct slora_factor *f, int M)
+{
+    return prod_n(f->n, 0, M);
+}
+
+static size_t rest_len(const struct slora_group *g)
+{
+    size_t p = 1;
+    for (int k = 1; k < g->n_kron; k++)
+        p = mul_sat(p, factor_len(&g->k[k], g->order));
+    return p;
+}
+
+static size_t prepare_floats(const struct slora_group *g)
+{
+    size_t u = 0, dense = 0;
+    for (int k = 0; k < g->n_kron; k++) {
+        size_t s = factor_u_floats(&g->k[k], g->order);
+        u = s > u ? s : u;
+        if (g->n_kron > 1)
+            dense = add_sat(dense, align16(factor_len(&g->k[k], g->order)));
+    }
+    size_t rest = g->n_kron > 2 ? mul_sat(2, align16(rest_len(g))) : 0;
+    return add_sat(add_sat(u, dense), rest);
+}
+
+/* The group's writer: U @ A_last^T (one factor) or T_0 (x) Rest. */
+struct writer {
+    bool kron_mode;
+    struct factor_u fu;
+    struct kron kron;
+    int64_t count;    /* entries to write: N_g, or P_g when projected */
+    float scale;
+    float *dst;       /* (count) */
+    bool check;
+    float *tmp;       /* CHUNK floats per worker */
+    int64_t per_task; /* rows, column chunks' width, or runs per task */
+    bool by_columns;  /* rows longer than CHUNK: tasks are (row, column range) */
+    int64_t tasks_per_row;
+    atomic_int_fast64_t bad; /* first non-finite index, INT64_MAX when none */
+};
+
+static void note_bad(struct writer *w, int64_t at)
+{
+    int_fast64_t cur = atomic_load(&w->bad);
+    while (at < cur && !atomic_compare_exchange_weak(&w->bad, &cur, at))
+        ;
+}
+
+/* One task: rows [row0, row0 + n_rows) of U @ A_last^T, or columns
+ * [c0, c0 + nc) of row row0 when by_columns, computed into the worker's
+ * tmp (in cache) and streamed to dst up to count, checked on the way. */
+static void writer_task(void *ctx, size_t task, int worker)
+{
+    struct writer *w = ctx;
+    int64_t e0, bad = INT64_MAX;
+    if (w->kron_mode) {
+        int64_t q0 = (int64_t)task * w->per_task;
+        e0 = q0 * w->kron.nb[w->kron.M - 1];
+        bad = kron_runs(&w->kron, q0, q0 + w->per_task, w->scale, w->dst, w->count);
+    } else {
+        const struct factor_u *f = &w->fu;
+        int64_t row0, n_rows = 1, c0 = 0, nc = f->n_last;
+        if (w->by_columns) {
+            row0 = (int64_t)task / w->tasks_per_row;
+            c0 = ((int64_t)task % w->tasks_per_row) * w->per_task;
+            nc = f->n_last - c0 < w->per_task ? f->n_last - c0 : w->per_task;
+        } else {
+            row0 = (int64_t)task * w->per_task;
+            n_rows = f->rows - row0 < w->per_task ? f->rows - row0 : w->per_task;
+        }
+        e0 = row0 * f->n_last + c0;
+        int64_t len = n_rows * nc < w->count - e0 ? n_rows * nc : w->count - e0;
+        if (len <= 0)
+            return;
+        float *tmp = w->tmp + (size_t)worker * CHUNK;
+        slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, f->u + row0 * f->r,
+                        f->a_last + c0 * f->r, 1, 0.0f, tmp);
+        size_t at = slora_kernels_stream(w->dst + e0, tmp, (size_t)len, 1.0f);
+        if (at < (size_t)len)
+            bad = e0 + (int64_t)at;
+    }
+    if (w->check && bad != INT64_MAX)
+        note_bad(w, bad);
+}
+
+/* Prepare group g's writer in buf (prepare_floats(g) floats). */
+static void prepare(const struct slora_group *g, float *buf, struct writer *w)
+{
+    int M = g->order;
+    if (g->n_kron == 1) {
+        w->kron_mode = false;
+        factor_u(&g->k[0], M, buf, &w->fu);
+        return;
+    }
+    size_t u_len = 0;
+    for (int k = 0; k < g->n_kron; k++) {
+        size_t s = factor_u_floats(&g->k[k], M);
+        u_len = s > u_len ? s : u_len;
+    }
+    float *ubuf = buf, *dense[SLORA_MAX_KRON], *p = buf + u_len;
+    for (int k = 0; k < g->n_kron; k++) {
+        struct factor_u fu;
+        factor_u(&g->k[k], M, ubuf, &fu);
+        dense[k] = p;
+        slora_blas_gemm((int)fu.rows, (int)fu.n_last, (int)fu.r, 1.0f, fu.u, fu.a_last, 1, 0.0f,
+                        dense[k]);
+        p += align16(factor_len(&g->k[k], M));
+    }
+    /* Rest = T_1 (x) (T_2 (x) ... T_{K-1}), built right to left */
+    struct kron rest = {.M = M};
+    const float *cur = dense[g->n_kron - 1];
+    int64_t cur_n[SLORA_MAX_ORDER];
+    memcpy(cur_n, g->k[g->n_kron - 1].n, sizeof(cur_n));
+    float *bufs[2] = {p, p + align16(rest_len(g))};
+    for (int k = g->n_kron - 2, which = 0; k >= 1; k--, which ^= 1) {
+        rest.a = dense[k];
+        rest.b = cur;
+        size_t total = 1;
+        for (int m = 0; m < M; m++) {
+            rest.na[m] = g->k[k].n[m];
+            rest.nb[m] = cur_n[m];
+            cur_n[m] *= g->k[k].n[m];
+            total *= (size_t)cur_n[m];
+        }
+        kron_runs(&rest, 0, (int64_t)(total / (size_t)rest.nb[M - 1]), 1.0f, bufs[which],
+                  (int64_t)total);
+        cur = bufs[which];
+    }
+    w->kron_mode = true;
+    w->kron.M = M;
+    w->kron.a = dense[0];
+    w->kron.b = cur;
+    for (int m = 0; m < M; m++) {
+        w->kron.na[m] = g->k[0].n[m];
+        w->kron.nb[m] = cur_n[m];
+    }
+}
+
+static void run_writer(struct writer *w, int n_threads)
+{
+    size_t n_tasks;
+    atomic_init(&w->bad, INT64_MAX);
+    if (w->kron_mode) {
+        int64_t len = w->kron.nb[w->kron.M - 1];
+        w->per_task = len >= (int64_t)CHUNK ? 1 : (int64_t)CHUNK / len;
+        int64_t runs = (w->count + len - 1) / len;
+        n_tasks = (size_t)((runs + w->per_task - 1) / w->per_task);
+    } else {
+        int64_t n_last = w->fu.n_last, rows = (w->count + n_last - 1) / n_last;
+        w->by_columns = n_last > (int64_t)CHUNK;
+        if (w->by_columns) {
+            w->per_task = (int64_t)CHUNK;
+            w->tasks_per_row = (n_last + w->per_task - 1) / w->per_task;
+            n_tasks = (size_t)(rows * w->tasks_per_row);
+        } else {
+            w->per_task = (int64_t)CHUNK / n_last;
+            n_tasks = (size_t)((rows + w->per_task - 1) / w->per_task);
+        }
+    }
+    slora_parallel_run(n_threads, n_tasks, writer_task, w);
+}
+
+/* ---- generate ---- */
+
+static int check_group(const struct slora_adapter *a, int gi, char *diag, size_t diag_len)
+{
+    const struct slora_group *g = &a->groups[gi];
+    bool ok = g->order >= 1 && g->order <= SLORA_MAX_ORDER && g->n_kron >= 1 &&
+              g->n_kron <= SLORA_MAX_KRON && g->len >= 1 && g->code_len >= 1 &&
+              (a->cfg.projection || g->code_len >= g->len);
+    for (int m = 0; ok && m < g->order; m++) {
+        int64_t n = 1;
+        for (int k = 0; k < g->n_kron; k++) {
+            const struct slora_factor *f = &g->k[k];
+            ok = ok && f->n[m] >= 1 && f->r[m] >= 1 && f->n[m] <= INT_MAX && f->r[m] <= INT_MAX &&
+                 f->a[m] && (f->core || f->r[m] == f->r[0]);
+            n = ok ? n * f->n[m] : 1;
+        }
+        ok = ok && n == g->n[m];
+    }
+    ok = ok && (int64_t)prod_n(g->n, 0, g->order) == g->code_len;
+    if (!ok)
+        snprintf(diag, diag_len, "group %d: inconsistent group table", gi);
+    return ok ? 0 : SLORA_EINVAL;
+}
+
+static int nonfinite_diag(const struct slora_adapter *a, int64_t at, char *diag, size_t diag_len)
+{
+    for (int j = 0; j < a->n_targets; j++) {
+        const struct slora_target *t = &a->targets[j];
+        if (at >= t->offset && at < t->offset + t->rows * t->cols) {
+            int64_t e = at - t->offset;
+            snprintf(diag, diag_len, "non-finite dW in layers.%d.%s at [%lld, %lld] (dW_all index %lld)",
+                     t->layer, slora_arch_module_name(t->module), (long long)(e / t->cols),
+                     (long long)(e % t->cols), (long long)at);
+            return SLORA_ENONFINITE;
+        }
+    }
+    snprintf(diag, diag_len, "non-finite dW at dW_all index %lld", (long long)at);
+    return SLORA_ENONFINITE;
+}
+
+struct layout {
+    size_t prep, ff, delta, gather, workers, total; /* offsets and size, in floats */
+};
+
+static int plan(const struct slora_adapter *a, int n_threads, struct layout *lay)
+{
+    size_t prep = 0, ff = 0;
+    for (int gi = 0; gi < a->n_groups; gi++) {
+        const struct slora_group *g = &a->groups[gi];
+        size_t p = prepare_floats(g);
+        prep = p > prep ? p : prep;
+        if (a->cfg.projection) {
+            int logn = slora_fastfood_log_len(g->code_len, g->len);
+            if (logn > 32)
+                return SLORA_ELIMIT;
+            size_t f = slora_fastfood_scratch_floats(logn, n_threads);
+            ff = f > ff ? f : ff;
+        }
+    }
+    if (a->cfg.shuffle && (uint64_t)a->total > ((uint64_t)1 << 32))
+        return SLORA_ELIMIT;
+    lay->prep = 0;
+    lay->ff = align16(prep);
+    lay->delta = add_sat(lay->ff, align16(ff));
+    size_t n = (size_t)a->total;
+    lay->gather = add_sat(lay->delta, a->cfg.shuffle ? align16(n) : 0);
+    size_t gather = a->cfg.shuffle ? slora_gather_scratch_bytes(GATHER_LOG, n_threads) / 4 : 0;
+    lay->workers = add_sat(lay->gather, align16(gather));
+    lay->total = add_sat(lay->workers, mul_sat((size_t)n_threads, CHUNK));
+    return lay->total == SIZE_MAX ? SLORA_ELIMIT : 0;
+}
+
+size_t slora_superlora_scratch_bytes(const struct slora_adapter *a, int n_threads)
+{
+    struct layout lay;
+    if (n_threads < 1)
+        n_threads = 1;
+    return plan(a, n_threads, &lay) ? SIZE_MAX : mul_sat(lay.total, sizeof(float));
+}
+
+/* Large scratch on 2 MiB pages: the gathers touch it at random. */
+static float *scratch_alloc(size_t floats)
+{
+    size_t bytes = mul_sat(floats, sizeof(float));
+    if (bytes < HUGE_PAGE)
+        return malloc(bytes ? bytes : 1);
+    bytes = add_sat(bytes, HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    float *p = aligned_alloc(HUGE_PAGE, bytes);
+    if (p)
+        madvise(p, bytes, MADV_HUGEPAGE);
+    return p;
+}
+
+struct slora_superlora_scratch {
+    float *buf;
+    size_t floats;
+};
+
+struct slora_superlora_scratch *slora_superlora_scratch_new(void)
+{
+    return calloc(1, sizeof(struct slora_superlora_scratch));
+}
+
+void slora_superlora_scratch_free(struct slora_superlora_scratch *s)
+{
+    if (!s)
+        return;
+    free(s->buf);
+    free(s);
+}
+
+static float *scratch_reserve(struct slora_superlora_scratch *s, size_t floats)
+{
+    if (s->floats >= floats)
+        return s->buf;
+    free(s->buf);
+    s->buf = scratch_alloc(floats);
+    s->floats = s->buf ? floats : 0;
+    return s->buf;
+}
+
+int slora_superlora_generate(const struct slora_adapter *a, float *out, int n_threads, char *diag,
+                             size_t diag_len)
+{
+    struct slora_superlora_scratch s = {0};
+    int rc = slora_superlora_generate_with(a, out, n_threads, &s, diag, diag_len);
+    free(s.buf);
+    return rc;
+}
+
+int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int n_threads,
+                                  struct slora_superlora_scratch *ws, char *diag, size_t diag_len)
+{
+    if (n_threads < 1)
+        n_threads = 1;
+    for (int gi = 0; gi < a->n_groups; gi++) {
+        int rc = check_group(a, gi, diag, diag_len);
+        if (rc)
+            return rc;
+    }
+    struct layout lay;
+    if (plan(a, n_threads, &lay)) {
+        snprintf(diag, diag_len, "adapter too large for delta generation (N = %lld)",
+                 (long long)a->total);
+        return SLORA_ELIMIT;
+    }
+    float *scratch = scratch_reserve(ws, lay.total);
+    if (!scratch) {
+        snprintf(diag, diag_len, "cannot allocate %zu bytes of delta scratch",
+                 lay.total * sizeof(float));
+        return SLORA_ENOMEM;
+    }
+    float *delta = a->cfg.shuffle ? scratch + lay.delta : out;
+    int64_t bad = -1;
+    for (int gi = 0; gi < a->n_groups; gi++) {
+        const struct slora_group *g = &a->groups[gi];
+        struct writer w = {.tmp = scratch + lay.workers, .scale = a->cfg.alpha, .check = true,
+                           .count = g->len, .dst = delta + g->offset};
+        if (a->cfg.projection) {
+            w.scale = 1.0f;
+            w.check = false;
+            w.count = g->code_len;
+            w.dst = scratch + lay.ff;
+        }
+        prepare(g, scratch + lay.prep, &w);
+        run_writer(&w, n_threads);
+        int64_t g_bad = atomic_load(&w.bad) == INT64_MAX ? -1 : (int64_t)atomic_load(&w.bad);
+        if (a->cfg.projection) {
+            int rc = slora_fastfood_project(a->cfg.projection_seed, gi, g->code_len, g->len,
+                                        a->cfg.alpha, scratch + lay.ff, delta + g->offset,
+                                        n_threads, &g_bad, diag, diag_len);
+            if (rc)
+                return rc;
+        }
+        if (bad < 0 && g_bad >= 0)
+            bad = g->offset + g_bad;
+    }
+    if (a->cfg.shuffle) {
+        struct slora_perm perm;
+        slora_perm_init(&perm, slora_rnd(a->cfg.shuffle_seed, 4, 0), (uint64_t)a->total);
+        struct slora_gather g = {.perm = &perm, .src = delta, .mask = 0xFFFFFFFFu, .dst = out,
+                                 .chunk_log = GATHER_LOG};
+        slora_gather_run(&g, scratch + lay.gather, n_threads);
+        /* a permutation moves the bad entry: find its place in dW_all */
+        if (bad >= 0)
+            bad = (int64_t)slora_kernels_find_nonfinite(out, (size_t)a->total);
+    }
+    return bad >= 0 ? nonfinite_diag(a, bad, diag, diag_len) : 0;
+}
+
+void slora_superlora_merge(const float *base, const float *delta, float *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = base[i] + delta[i];
+}
+
+int slora_superlora_apply(const struct slora_adapter *a, const struct slora_model *m,
+                          const float *dw_all, float *merged_out, struct slora_weights *ws)
+{
+    if (!slora_arch_shape_equal(&a->cfg.base, &m->cfg.shape))
+        return SLORA_EMISMATCH;
+    for (int j = 0; j < a->n_targets; j++) {
+        const struct slora_target *t = &a->targets[j];
+        float *dst = merged_out + t->offset;
+        slora_superlora_merge(m->layers[t->layer].w[t->module], dw_all + t->offset, dst,
+                              (size_t)(t->rows * t->cols));
+        slora_weights_set(ws, t->layer, t->module, dst);
+    }
+    return 0;
+}

@@ -1,0 +1,659 @@
+/* check_engine.c - continuous batching on stories260K: batching never
+ * changes a sequence's tokens (isolation), the BLAS shim sees one GEMM per
+ * shared matrix and one per adapter group per step, prefill logits,
+ * context limit, cancellation, queue and tenant limits, round-robin
+ * admission and per-tenant token counters.
+ *
+ * Adapters are built in-test (wq and wv of every layer) and expanded by a
+ * deterministic fake generator (dW[i] = alpha * (i % 7 - 3)): the engine
+ * is tested apart from the SuperLoRA maths. Exact-token comparisons use
+ * greedy decoding on prompts whose top-2 logit margin exceeds 1e-3 at every
+ * step, because batching changes summation order.
+ */
+#include <slora/blas.h>
+#include <slora/engine.h>
+#include <slora/error.h>
+#include <slora/tokenizer.h>
+
+#include <check.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MODEL_PATH "models/stories260K.bin"
+#define MAX_GEN 64
+
+static struct slora_model *model;
+static struct slora_cache *cache;
+static struct slora_engine *engine;
+static int vocab, seq_len;
+
+static int fake_gen(const struct slora_adapter *a, float *out, int n_threads, char *diag,
+                    size_t diag_len)
+{
+    (void)n_threads, (void)diag, (void)diag_len;
+    for (int64_t i = 0; i < a->total; i++)
+        out[i] = a->cfg.alpha * (float)(i % 7 - 3);
+    return 0;
+}
+
+/* An adapter on wq and wv of every layer. */
+struct fake {
+    struct slora_adapter a;
+    struct slora_target t[2 * 8];
+    char id[32];
+};
+
+static void fake_init(struct fake *f, int i, float alpha)
+{
+    memset(f, 0, sizeof(*f));
+    f->a.refcount = 1;
+    f->a.cfg.base = model->cfg.shape;
+    f->a.cfg.alpha = alpha;
+    snprintf(f->id, sizeof(f->id), "t%d/a", i);
+    int n_layers = model->cfg.shape.n_layers;
+    ck_assert_int_le(n_layers, 8);
+    for (int l = 0; l < n_layers; l++)
+        for (int k = 0; k < 2; k++) {
+            enum slora_module m = k ? SLORA_MOD_WV : SLORA_MOD_WQ;
+            int64_t rows, cols;
+            slora_arch_module_dims(&model->cfg.shape, m, &rows, &cols);
+            f->t[f->a.n_targets++] = (struct slora_target){l, m, rows, cols, f->a.total};
+            f->a.total += rows * cols;
+        }
+    f->a.targets = f->t;
+}
+
+/* One job's record. */
+struct run {
+    int tokens[MAX_GEN];
+    int n;
+    int max_tokens;
+    float min_margin;
+    int cancel_at;      /* cancel itself after this many tokens */
+    bool block;         /* first step waits for the gate */
+    bool all_logits;
+    float *rows;        /* (rows seen, vocab) when capturing logits instead of sampling */
+    int row_pos[MAX_GEN];
+    int n_rows;
+    uint64_t ticket;
+    struct slora_engine_result res;
+    bool done;
+    int done_order;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static bool gate_closed, entered;
+static int n_done;
+
+/* Calls logged for the BLAS test: (engine step, gemm, gemv, decode?) */
+struct call {
+    uint64_t step, gemm, gemv;
+    bool decode;
+};
+static struct call calls[4096];
+static int n_calls;
+static bool log_calls;
+
+static int greedy_step(void *arg, float *logits, int pos, bool *stop)
+{
+    struct run *r = arg;
+    if (r->rows) {
+        /* Logits only: -1 at the last prompt position ends the job. */
+        memcpy(r->rows + (size_t)r->n_rows * vocab, logits, (size_t)vocab * sizeof(float));
+        r->row_pos[r->n_rows++] = pos;
+        return -1;
+    }
+    int best = 0;
+    float second = -INFINITY;
+    for (int v = 1; v < vocab; v++) {
+        if (logits[v] > logits[best]) {
+            second = logits[best];
+            best = v;
+        } else if (logits[v] > second) {
+            second = logits[v];
+        }
+    }
+    if (r->n == 0 || logits[best] - second < r->min_margin)
+        r->min_margin = logits[best] - second;
+    r->tokens[r->n++] = best;
+    *stop = r->n >= r->max_tokens;
+    if (log_calls) {
+        struct slora_blas_stats bs;
+        struct slora_engine_stats es;
+        slora_blas_stats(&bs);
+        slora_engine_stats(engine, &es);
+        pthread_mutex_lock(&lock);
+        if (n_calls < 4096)
+            calls[n_calls++] = (struct call){es.steps, bs.gemm, bs.gemv, pos >= 2};
+        pthread_mutex_unlock(&lock);
+    }
+    if (r->cancel_at && r->n == r->cancel_at)
+        slora_engine_cancel(engine, r->ticket);
+    if (r->block && r->n == 1) {
+        pthread_mutex_lock(&lock);
+        entered = true;
+        pthread_cond_broadcast(&cond);
+        while (gate_closed)
+            pthread_cond_wait(&cond, &lock);
+        pthread_mutex_unlock(&lock);
+    }
+    return best;
+}
+
+static void on_done(void *arg, const struct slora_engine_result *res)
+{
+    struct run *r = arg;
+    pthread_mutex_lock(&lock);
+    r->res = *res;
+    r->done = true;
+    r->done_order = n_done++;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&lock);
+}
+
+static int submit(struct run *r, const char *tenant, const struct fake *f, const int *prompt,
+                  int n_prompt)
+{
+    struct slora_engine_job job = {
+        .tenant = tenant,
+        .adapter_id = f ? f->id : NULL,
+        .version = f ? "1" : NULL,
+        .adapter = f ? (struct slora_adapter *)&f->a : NULL,
+        .prompt = prompt,
+        .n_prompt = n_prompt,
+        .all_logits = r->all_logits,
+        .step = greedy_step,
+        .done = on_done,
+        .arg = r,
+    };
+    return slora_engine_submit(engine, &job, &r->ticket);
+}
+
+static void wait_done(struct run *r)
+{
+    pthread_mutex_lock(&lock);
+    while (!r->done)
+        pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+}
+
+static void wait_entered(void)
+{
+    pthread_mutex_lock(&lock);
+    while (!entered)
+        pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+}
+
+static void set_gate(bool closed)
+{
+    pthread_mutex_lock(&lock);
+    gate_closed = closed;
+    entered = false;
+    pthread_cond_broadcast(&cond);
+    pthread_mutex_unlock(&lock);
+}
+
+/* Occupy the engine thread with a job blocked in its first step, so that
+ * jobs submitted next are all admitted together once set_gate(false). */
+static void hold(struct run *blocker)
+{
+    memset(blocker, 0, sizeof(*blocker));
+    blocker->max_tokens = 1;
+    blocker->block = true;
+    set_gate(true);
+    ck_assert_int_eq(submit(blocker, "z", NULL, (const int[]){SLORA_TOK_BOS, 5}, 2), 0);
+    wait_entered();
+}
+
+static void start(int max_batch, int max_queue, int tenant_max)
+{
+    struct slora_cache_config cc = {.gen = fake_gen};
+    cache = slora_cache_new(model, &cc);
+    ck_assert_ptr_nonnull(cache);
+    struct slora_engine_config ec = {.threads = 1,
+                                     .max_batch = max_batch,
+                                     .max_queue = max_queue,
+                                     .tenant_max_seqs = tenant_max};
+    engine = slora_engine_new(model, cache, &ec);
+    ck_assert_ptr_nonnull(engine);
+}
+
+static void setup(void)
+{
+    char diag[256];
+    ck_assert_msg(!slora_model_load(MODEL_PATH, &model, diag, sizeof(diag)), "%s", diag);
+    vocab = model->cfg.shape.vocab_size;
+    seq_len = model->cfg.seq_len;
+    n_done = 0;
+    n_calls = 0;
+    log_calls = false;
+    set_gate(false);
+}
+
+static void teardown(void)
+{
+    slora_engine_free(engine);
+    engine = NULL;
+    if (cache) {
+        struct slora_cache_stats st;
+        slora_cache_stats(cache, &st);
+        ck_assert_uint_eq(st.in_use, 0);
+    }
+    slora_cache_free(cache);
+    cache = NULL;
+    slora_model_free(model);
+    model = NULL;
+}
+
+/* Run one job alone and wait for it. */
+static void run_alone(struct run *r, const struct fake *f, const int *prompt, int n_prompt,
+                      int max_tokens)
+{
+    memset(r, 0, sizeof(*r));
+    r->max_tokens = max_tokens;
+    ck_assert_int_eq(submit(r, "solo", f, prompt, n_prompt), 0);
+    wait_done(r);
+    ck_assert_int_eq(r->res.err, 0);
+}
+
+#define N_ADAPTERS 8
+#define N_BASE 3
+#define N_SEQS (N_ADAPTERS + N_BASE)
+#define ISO_TOKENS 12
+
+START_TEST(isolation)
+{
+    start(16, 64, 0);
+    struct fake f[N_ADAPTERS];
+    for (int i = 0; i < N_ADAPTERS; i++)
+        fake_init(&f[i], i, 0.02f * (float)(i + 1));
+    int prompts[N_SEQS][2];
+    struct run alone[N_SEQS], base_same, batch[N_SEQS];
+    int differ = 0;
+    int next = 40;
+    for (int s = 0; s < N_SEQS; s++) {
+        const struct fake *fs = s < N_ADAPTERS ? &f[s] : NULL;
+        /* First candidate prompt whose greedy path is unambiguous. */
+        for (int tries = 0;; tries++) {
+            ck_assert_int_lt(tries, 40);
+            prompts[s][0] = SLORA_TOK_BOS;
+            prompts[s][1] = next++;
+            run_alone(&alone[s], fs, prompts[s], 2, ISO_TOKENS);
+            if (alone[s].min_margin > 1e-3f)
+                break;
+        }
+        ck_assert_int_eq(alone[s].n, ISO_TOKENS);
+        if (fs) {
+            run_alone(&base_same, NULL, prompts[s], 2, ISO_TOKENS);
+            differ += memcmp(base_same.tokens, alone[s].tokens, sizeof(alone[s].tokens)) != 0;
+        }
+    }
+    /* The adapters must matter, or isolation proves nothing. */
+    ck_assert_int_ge(differ, N_ADAPTERS / 2);
+
+    /* Hold the engine so every sequence joins one batch, then release it. */
+    struct run blocker;
+    hold(&blocker);
+    struct slora_engine_stats es;
+    slora_engine_stats(engine, &es);
+    uint64_t steps_before = es.steps;
+    for (int s = 0; s < N_SEQS; s++) {
+        memset(&batch[s], 0, sizeof(batch[s]));
+        batch[s].max_tokens = ISO_TOKENS;
+        char tenant[16];
+        snprintf(tenant, sizeof(tenant), "t%d", s);
+        ck_assert_int_eq(submit(&batch[s], tenant, s < N_ADAPTERS ? &f[s] : NULL, prompts[s], 2),
+                         0);
+    }
+    set_gate(false);
+    for (int s = 0; s < N_SEQS; s++) {
+        wait_done(&batch[s]);
+        ck_assert_int_eq(batch[s].res.err, 0);
+        ck_assert_int_eq(batch[s].n, ISO_TOKENS);
+        for (int i = 0; i < ISO_TOKENS; i++)
+            ck_assert_msg(batch[s].tokens[i] == alone[s].tokens[i],
+                          "sequence %d token %d: batched %d, alone %d", s, i, batch[s].tokens[i],
+                          alone[s].tokens[i]);
+    }
+    /* One prefill step for all of them, then one decode step per token. */
+    slora_engine_stats(engine, &es);
+    ck_assert_uint_eq(es.steps - steps_before, ISO_TOKENS);
+}
+END_TEST
+
+/* GEMM calls per step with `groups` adapter groups (wq and wv adapted in
+ * every layer): 5 shared matrices + 2 adapted matrices x (groups + 1 base
+ * group) per layer, plus the classifier. */
+static uint64_t expected_gemm(int groups)
+{
+    return (uint64_t)model->cfg.shape.n_layers * (5 + 2 * (groups + 1)) + 1;
+}
+
+/* Find two consecutive steps where every one of n sequences decoded and
+ * return the BLAS calls of the second. */
+static bool steady_step(int n, uint64_t *gemm, uint64_t *gemv)
+{
+    for (int i = 0; i + 2 * n <= n_calls; i++) {
+        bool ok = true;
+        for (int k = 0; k < 2 * n && ok; k++)
+            ok = calls[i + k].decode && calls[i + k].step == calls[i].step + (uint64_t)(k / n);
+        if (ok && (i + 2 * n == n_calls || calls[i + 2 * n].step != calls[i + n].step)) {
+            if (i > 0 && calls[i - 1].step == calls[i].step)
+                continue;
+            *gemm = calls[i + n].gemm - calls[i].gemm;
+            *gemv = calls[i + n].gemv - calls[i].gemv;
+            return true;
+        }
+    }
+    return false;
+}
+
+START_TEST(blas_groups)
+{
+    start(16, 64, 0);
+    struct fake fa, fb;
+    fake_init(&fa, 0, 0.01f);
+    fake_init(&fb, 1, 0.03f);
+    char diag[128];
+    ck_assert_int_eq(slora_cache_warm(cache, fa.id, "1", &fa.a, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(slora_cache_warm(cache, fb.id, "1", &fb.a, diag, sizeof(diag)), 0);
+
+    /* 4 base + 2 on A + 2 on B: three groups of >= 2 rows, so no GEMV. */
+    const struct fake *who[8] = {NULL, NULL, NULL, NULL, &fa, &fa, &fb, &fb};
+    struct run r[8];
+    int prompts[8][2];
+    struct run blocker;
+    hold(&blocker);
+    log_calls = true;
+    for (int s = 0; s < 8; s++) {
+        memset(&r[s], 0, sizeof(r[s]));
+        r[s].max_tokens = 24;
+        prompts[s][0] = SLORA_TOK_BOS;
+        prompts[s][1] = 60 + s;
+        ck_assert_int_eq(submit(&r[s], "t", who[s], prompts[s], 2), 0);
+    }
+    set_gate(false);
+    for (int s = 0; s < 8; s++)
+        wait_done(&r[s]);
+    uint64_t gemm, gemv;
+    ck_assert_msg(steady_step(8, &gemm, &gemv), "no two steps decoded all 8 sequences");
+    ck_assert_uint_eq(gemm, expected_gemm(2));
+    ck_assert_uint_eq(gemv, 0);
+
+    /* Base only: every matrix is one GEMM over the batch. */
+    log_calls = false;
+    hold(&blocker);
+    n_calls = 0;
+    log_calls = true;
+    for (int s = 0; s < 8; s++) {
+        memset(&r[s], 0, sizeof(r[s]));
+        r[s].max_tokens = 24;
+        ck_assert_int_eq(submit(&r[s], "t", NULL, prompts[s], 2), 0);
+    }
+    set_gate(false);
+    for (int s = 0; s < 8; s++)
+        wait_done(&r[s]);
+    ck_assert_msg(steady_step(8, &gemm, &gemv), "no two steps decoded all 8 sequences");
+    ck_assert_uint_eq(gemm, (uint64_t)model->cfg.shape.n_layers * 7 + 1);
+    ck_assert_uint_eq(gemv, 0);
+}
+END_TEST
+
+START_TEST(prompt_logits)
+{
+    start(4, 8, 0);
+    struct fake f;
+    fake_init(&f, 0, 0.02f);
+    const int prompt[6] = {SLORA_TOK_BOS, 100, 200, 300, 400, 50};
+    struct run all;
+    memset(&all, 0, sizeof(all));
+    all.all_logits = true;
+    all.rows = malloc(6 * (size_t)vocab * sizeof(float));
+    ck_assert_int_eq(submit(&all, "t", &f, prompt, 6), 0);
+    wait_done(&all);
+    ck_assert_int_eq(all.res.err, 0);
+    ck_assert_int_eq(all.n_rows, 6);
+    ck_assert_int_eq(all.res.n_prompt, 6);
+    ck_assert_int_eq(all.res.n_completion, 0);
+    for (int p = 0; p < 6; p++) {
+        ck_assert_int_eq(all.row_pos[p], p);
+        /* Row p equals the last-position logits of the prefix prompt[0..p]. */
+        struct run last;
+        memset(&last, 0, sizeof(last));
+        last.rows = malloc((size_t)vocab * sizeof(float));
+        ck_assert_int_eq(submit(&last, "t", &f, prompt, p + 1), 0);
+        wait_done(&last);
+        ck_assert_int_eq(last.n_rows, 1);
+        ck_assert_int_eq(last.row_pos[0], p);
+        const float *want = last.rows;
+        const float *got = all.rows + (size_t)p * vocab;
+        float scale = 0, diff = 0;
+        for (int v = 0; v < vocab; v++) {
+            scale = fmaxf(scale, fabsf(want[v]));
+            diff = fmaxf(diff, fabsf(got[v] - want[v]));
+        }
+        ck_assert_msg(diff <= 1e-5f * scale, "position %d: max diff %g", p, diff);
+        free(last.rows);
+    }
+    free(all.rows);
+}
+END_TEST
+
+START_TEST(context_limit)
+{
+    start(2, 4, 0);
+    int n = seq_len - 2;
+    int *prompt = malloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++)
+        prompt[i] = i ? 3 + i % (vocab - 3) : SLORA_TOK_BOS;
+    struct run r;
+    run_alone(&r, NULL, prompt, n, MAX_GEN);
+    ck_assert_int_eq(r.res.n_prompt, n);
+    ck_assert_int_eq(r.res.n_completion, 2); /* positions seq_len-2 and seq_len-1 */
+    ck_assert(r.res.length);
+    free(prompt);
+}
+END_TEST
+
+START_TEST(cancel)
+{
+    start(4, 8, 0);
+    const int prompt[2] = {SLORA_TOK_BOS, 77};
+    struct run r;
+    memset(&r, 0, sizeof(r));
+    r.max_tokens = MAX_GEN;
+    r.cancel_at = 3;
+    ck_assert_int_eq(submit(&r, "t", NULL, prompt, 2), 0);
+    wait_done(&r);
+    ck_assert_int_eq(r.res.err, SLORA_ECANCELED);
+    ck_assert_int_eq(r.res.n_completion, 3);
+    ck_assert_int_eq(r.n, 3);
+    ck_assert_ptr_nonnull(strstr(r.res.diag, "canceled"));
+    struct slora_engine_stats es;
+    slora_engine_stats(engine, &es);
+    ck_assert_uint_eq(es.canceled, 1);
+    ck_assert_int_eq(es.running, 0);
+    slora_engine_cancel(engine, r.ticket); /* finished: ignored */
+}
+END_TEST
+
+START_TEST(queue_full)
+{
+    start(1, 2, 0);
+    const int prompt[2] = {SLORA_TOK_BOS, 90};
+    struct run blocker, q[3];
+    memset(&blocker, 0, sizeof(blocker));
+    memset(q, 0, sizeof(q));
+    blocker.max_tokens = 2;
+    blocker.block = true;
+    set_gate(true);
+    ck_assert_int_eq(submit(&blocker, "x", NULL, prompt, 2), 0);
+    wait_entered();
+    for (int i = 0; i < 3; i++)
+        q[i].max_tokens = 2;
+    ck_assert_int_eq(submit(&q[0], "y", NULL, prompt, 2), 0);
+    ck_assert_int_eq(submit(&q[1], "y", NULL, prompt, 2), 0);
+    ck_assert_int_eq(submit(&q[2], "y", NULL, prompt, 2), SLORA_EBUSY);
+    struct slora_engine_stats es;
+    slora_engine_stats(engine, &es);
+    ck_assert_int_eq(es.waiting, 2);
+    ck_assert_uint_eq(es.rejected_busy, 1);
+    slora_engine_cancel(engine, q[1].ticket); /* a queued job can be canceled too */
+    set_gate(false);
+    wait_done(&blocker);
+    wait_done(&q[0]);
+    wait_done(&q[1]);
+    ck_assert_int_eq(blocker.res.err, 0);
+    ck_assert_int_eq(q[0].res.err, 0);
+    ck_assert_int_eq(q[0].n, 2);
+    ck_assert_int_eq(q[1].res.err, SLORA_ECANCELED);
+    ck_assert_int_eq(q[1].res.n_prompt, 0);
+    ck_assert_int_eq(q[1].n, 0);
+}
+END_TEST
+
+struct tenant_count {
+    const char *name;
+    uint64_t prompt, completion;
+    int seqs;
+    bool seen;
+};
+
+static void count_tenant(void *arg, const struct slora_engine_tenant_stats *t)
+{
+    struct tenant_count *c = arg;
+    if (strcmp(t->tenant, c->name))
+        return;
+    c->seen = true;
+    c->prompt = t->prompt_tokens;
+    c->completion = t->completion_tokens;
+    c->seqs = t->sequences;
+}
+
+START_TEST(tenant_limit)
+{
+    start(1, 8, 2);
+    const int prompt[3] = {SLORA_TOK_BOS, 91, 92};
+    struct run r[5];
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < 5; i++)
+        r[i].max_tokens = 4;
+    r[0].block = true;
+    set_gate(true);
+    ck_assert_int_eq(submit(&r[0], "a", NULL, prompt, 3), 0);
+    wait_entered();
+    ck_assert_int_eq(submit(&r[1], "a", NULL, prompt, 3), 0);
+    ck_assert_int_eq(submit(&r[2], "a", NULL, prompt, 3), SLORA_EQUOTA);
+    ck_assert_int_eq(submit(&r[3], "b", NULL, prompt, 3), 0);
+    struct slora_engine_stats es;
+    slora_engine_stats(engine, &es);
+    ck_assert_uint_eq(es.rejected_quota, 1);
+    set_gate(false);
+    wait_done(&r[0]);
+    wait_done(&r[1]);
+    wait_done(&r[3]);
+    /* The limit counts live sequences: "a" may submit again. */
+    ck_assert_int_eq(submit(&r[4], "a", NULL, prompt, 3), 0);
+    wait_done(&r[4]);
+    struct tenant_count c = {.name = "a"};
+    slora_engine_tenants(engine, count_tenant, &c);
+    ck_assert(c.seen);
+    ck_assert_uint_eq(c.prompt, 9);
+    ck_assert_uint_eq(c.completion, 12);
+    ck_assert_int_eq(c.seqs, 0);
+}
+END_TEST
+
+START_TEST(round_robin)
+{
+    start(1, 8, 0);
+    const int prompt[2] = {SLORA_TOK_BOS, 93};
+    struct run blocker, a[3], b[2];
+    memset(&blocker, 0, sizeof(blocker));
+    memset(a, 0, sizeof(a));
+    memset(b, 0, sizeof(b));
+    blocker.max_tokens = 2;
+    blocker.block = true;
+    set_gate(true);
+    ck_assert_int_eq(submit(&blocker, "z", NULL, prompt, 2), 0);
+    wait_entered();
+    for (int i = 0; i < 3; i++) {
+        a[i].max_tokens = 2;
+        ck_assert_int_eq(submit(&a[i], "a", NULL, prompt, 2), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        b[i].max_tokens = 2;
+        ck_assert_int_eq(submit(&b[i], "b", NULL, prompt, 2), 0);
+    }
+    set_gate(false);
+    for (int i = 0; i < 3; i++)
+        wait_done(&a[i]);
+    for (int i = 0; i < 2; i++)
+        wait_done(&b[i]);
+    /* One slot: jobs run one at a time, alternating tenants while both wait,
+     * FIFO within a tenant; a's third job is last. */
+    ck_assert_int_eq(blocker.done_order, 0);
+    ck_assert_int_eq(a[2].done_order, 5);
+    ck_assert_int_lt(a[0].done_order, a[1].done_order);
+    ck_assert_int_lt(b[0].done_order, b[1].done_order);
+    ck_assert_int_eq(abs(a[0].done_order - b[0].done_order), 1);
+    ck_assert_int_eq(abs(a[1].done_order - b[1].done_order), 1);
+    ck_assert_int_lt(a[0].done_order, b[1].done_order);
+    ck_assert_int_lt(b[0].done_order, a[1].done_order);
+}
+END_TEST
+
+static const struct {
+    int n;
+    int first;
+    int bad_at; /* index given token `bad`, or -1 */
+    int bad;
+} bad_prompts[] = {
+    {0, 1, -1, 0},       /* empty */
+    {2, 1, 1, 512},      /* token == vocab */
+    {2, 1, 1, -1},       /* negative token */
+    {512, 1, -1, 0},     /* n_prompt == seq_len */
+};
+
+START_TEST(bad_submit)
+{
+    start(1, 2, 0);
+    const int n = bad_prompts[_i].n;
+    int *prompt = calloc((size_t)n + 1, sizeof(int));
+    for (int k = 0; k < n; k++)
+        prompt[k] = bad_prompts[_i].first;
+    if (bad_prompts[_i].bad_at >= 0)
+        prompt[bad_prompts[_i].bad_at] = bad_prompts[_i].bad;
+    struct run r;
+    memset(&r, 0, sizeof(r));
+    ck_assert_int_eq(submit(&r, "t", NULL, prompt, n), SLORA_EINVAL);
+    free(prompt);
+    struct slora_engine_stats es;
+    slora_engine_stats(engine, &es);
+    ck_assert_uint_eq(es.submitted, 0);
+}
+END_TEST
+
+Suite *slora_engine_suite(void)
+{
+    Suite *s = suite_create("engine");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, isolation);
+    tcase_add_test(tc, blas_groups);
+    tcase_add_test(tc, prompt_logits);
+    tcase_add_test(tc, context_limit);
+    tcase_add_test(tc, cancel);
+    tcase_add_test(tc, queue_full);
+    tcase_add_test(tc, tenant_limit);
+    tcase_add_test(tc, round_robin);
+    tcase_add_loop_test(tc, bad_submit, 0, sizeof(bad_prompts) / sizeof(bad_prompts[0]));
+    suite_add_tcase(s, tc);
+    return s;
+}

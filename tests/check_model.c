@@ -1,0 +1,416 @@
+/* check_model.c - loading llama2.c .bin and GGUF models: every corrupted
+ * header field, truncation and GGUF inconsistency (files generated here)
+ * gives the right code and a message naming the problem; writers round-trip;
+ * the upstream stories260K files agree tensor for tensor. */
+#include <slora/cli.h>
+#include <slora/error.h>
+#include <slora/gguf.h>
+#include <slora/model.h>
+#include <slora/weights.h>
+
+#include "testutil.h"
+
+#include <check.h>
+#include <limits.h>
+#include <math.h>
+
+#define STORIES_BIN "models/stories260K.bin"
+#define LLAMACPP_GGUF "../shared/models/stories260K.gguf"
+
+/* Small GQA model: dim 16, hidden 24, 2 layers, 4 heads, 2 kv heads, vocab 32, seq 8. */
+static char *gen_small(const char *fmt, const char *dtype, int shared)
+{
+    char *path = test_tmp_path("model");
+    char *argv[] = {"gen-model", "--dim",      "16",          "--hidden",
+                    "24",        "--layers",   "2",           "--heads",
+                    "4",         "--kv-heads", "2",           "--vocab",
+                    "32",        "--seq-len",  "8",           "--seed",
+                    "7",         "-o",         path,          "--format",
+                    (char *)fmt, "--dtype",    (char *)dtype, shared ? "--shared-classifier" : NULL,
+                    NULL};
+    int argc = shared ? 24 : 23;
+    ck_assert_int_eq(slora_cmd_gen_model(argc, argv), 0);
+    return path;
+}
+
+static void expect_fail(const char *path, int err, const char *frag, const char *what)
+{
+    struct slora_model *m = NULL;
+    char diag[512] = "";
+    int rc = slora_model_load(path, &m, diag, sizeof(diag));
+    ck_assert_msg(rc == err, "%s: rc %d (%s), want %d", what, rc, diag, err);
+    ck_assert_msg(strstr(diag, frag), "%s: '%s' lacks '%s'", what, diag, frag);
+    ck_assert_msg(strstr(diag, path), "%s: '%s' does not name the file", what, diag);
+    ck_assert_ptr_null(m);
+}
+
+#define KEEP LONG_MIN
+
+static const struct bin_case {
+    const char *what;
+    int shared;
+    long off; /* byte to patch (int32), or -1 */
+    int32_t value;
+    long keep;  /* truncate to this many bytes (negative: from the end), or KEEP */
+    int append; /* extra bytes */
+    int err;
+    const char *frag;
+} bin_cases[] = {
+    {"dim 0", 0, 0, 0, KEEP, 0, SLORA_EFORMAT, "dim is 0 (must be 1..1048576)"},
+    {"dim negative", 0, 0, -5, KEEP, 0, SLORA_EFORMAT, "dim is -5"},
+    {"hidden 0", 0, 4, 0, KEEP, 0, SLORA_EFORMAT, "hidden_dim is 0"},
+    {"hidden larger", 0, 4, 25, KEEP, 0, SLORA_EFORMAT, "truncated"},
+    {"layers 0", 0, 8, 0, KEEP, 0, SLORA_EFORMAT, "n_layers is 0"},
+    {"layers huge", 0, 8, 100000, KEEP, 0, SLORA_EFORMAT, "n_layers is 100000 (must be 1..4096)"},
+    {"heads 0", 0, 12, 0, KEEP, 0, SLORA_EFORMAT, "n_heads is 0"},
+    {"dim % heads", 0, 12, 3, KEEP, 0, SLORA_EFORMAT, "dim 16 is not a multiple of n_heads 3"},
+    {"odd head size", 0, 12, 16, KEEP, 0, SLORA_EFORMAT, "head size 1 is odd"},
+    {"kv heads 0", 0, 16, 0, KEEP, 0, SLORA_EFORMAT, "n_kv_heads is 0"},
+    {"heads % kv heads", 0, 16, 3, KEEP, 0, SLORA_EFORMAT,
+     "n_heads 4 is not a multiple of n_kv_heads 3"},
+    {"kv heads 4", 0, 16, 4, KEEP, 0, SLORA_EFORMAT, "truncated"},
+    {"vocab 0", 0, 20, 0, KEEP, 0, SLORA_EFORMAT, "vocab_size is 0"},
+    {"vocab INT_MIN", 0, 20, INT32_MIN, KEEP, 0, SLORA_EFORMAT, "vocab_size is 0"},
+    {"unshared marked shared", 0, 20, 32, KEEP, 0, SLORA_EFORMAT,
+     "2048 more than the header implies"},
+    {"shared marked unshared", 1, 20, -32, KEEP, 0, SLORA_EFORMAT, "truncated"},
+    {"seq 0", 0, 24, 0, KEEP, 0, SLORA_EFORMAT, "seq_len is 0"},
+    {"seq larger", 0, 24, 9, KEEP, 0, SLORA_EFORMAT, "truncated"},
+    {"seq smaller", 0, 24, 7, KEEP, 0, SLORA_EFORMAT, "16 more than the header implies"},
+    {"empty file", 0, -1, 0, 0, 0, SLORA_EFORMAT, "truncated header (0 of 28 bytes)"},
+    {"cut in header", 0, -1, 0, 27, 0, SLORA_EFORMAT, "truncated header (27 of 28 bytes)"},
+    {"header only", 0, -1, 0, 28, 0, SLORA_EFORMAT, "truncated: 28 bytes"},
+    {"cut in weights", 0, -1, 0, 1000, 0, SLORA_EFORMAT, "truncated: 1000 bytes"},
+    {"last float cut", 0, -1, 0, -2, 0, SLORA_EFORMAT, "truncated"},
+    {"trailing byte", 0, -1, 0, KEEP, 1, SLORA_EFORMAT, "1 more than the header implies"},
+    {"NaN in embedding", 0, 28 + 4 * 5, 0x7fc00000, KEEP, 0, SLORA_ENONFINITE,
+     "'token_embd.weight' has a non-finite value at element 5"},
+    /* 28 + 4 * (vocab * dim + L * dim + dim * dim): blk.1.attn_q.weight[0] */
+    {"Inf in wq", 0, 28 + 4 * (32 * 16 + 2 * 16 + 16 * 16), 0x7f800000, KEEP, 0, SLORA_ENONFINITE,
+     "'blk.1.attn_q.weight' has a non-finite value at element 0"},
+};
+
+START_TEST(bin_corrupted)
+{
+    const struct bin_case *c = &bin_cases[_i];
+    char *path = gen_small("bin", "f32", c->shared);
+    size_t len;
+    uint8_t *buf = test_read_file(path, &len);
+    buf = realloc(buf, len + 8);
+    if (c->off >= 0)
+        memcpy(buf + c->off, &c->value, 4);
+    if (c->keep != KEEP)
+        len = c->keep < 0 ? len + (size_t)c->keep : (size_t)c->keep;
+    memset(buf + len, 0, (size_t)c->append);
+    len += (size_t)c->append;
+    test_write_file(path, buf, len);
+    expect_fail(path, c->err, c->frag, c->what);
+    unlink(path);
+    free(path);
+    free(buf);
+}
+END_TEST
+
+START_TEST(missing_file)
+{
+    expect_fail("/nonexistent/model.bin", SLORA_ENOTFOUND, "cannot open", "missing");
+}
+END_TEST
+
+/* GGUF variants of a valid model: one key or tensor changed at a time. */
+static const struct gguf_case {
+    const char *what;
+    const char *key;    /* key to change or drop */
+    const char *str;    /* new string value (NULL: drop the key, or see u32) */
+    uint32_t u32;       /* new u32 value when str is NULL and u32 != 0 */
+    const char *tensor; /* tensor to drop or reshape */
+    int reshape;
+    int err;
+    const char *frag;
+} gguf_cases[] = {
+    {"arch gpt2", "general.architecture", "gpt2", 0, NULL, 0, SLORA_EUNSUPPORTED,
+     "architecture 'gpt2' is not supported"},
+    {"no arch", "general.architecture", NULL, 0, NULL, 0, SLORA_EFORMAT,
+     "missing key general.architecture"},
+    {"no block count", "llama.block_count", NULL, 0, NULL, 0, SLORA_EFORMAT,
+     "missing key llama.block_count"},
+    {"block count string", "llama.block_count", "2", 0, NULL, 0, SLORA_EFORMAT,
+     "key llama.block_count is not an integer"},
+    {"no context", "llama.context_length", NULL, 0, NULL, 0, SLORA_EFORMAT,
+     "missing key llama.context_length"},
+    {"heads 3", "llama.attention.head_count", NULL, 3, NULL, 0, SLORA_EFORMAT,
+     "dim 16 is not a multiple of n_heads 3"},
+    {"kv heads 3", "llama.attention.head_count_kv", NULL, 3, NULL, 0, SLORA_EFORMAT,
+     "n_heads 4 is not a multiple of n_kv_heads 3"},
+    {"partial rope", "llama.rope.dimension_count", NULL, 2, NULL, 0, SLORA_EUNSUPPORTED,
+     "partial RoPE"},
+    {"layers 3", "llama.block_count", NULL, 3, NULL, 0, SLORA_EFORMAT,
+     "missing tensor 'blk.2.attn_norm.weight'"},
+    {"missing ffn_up", NULL, NULL, 0, "blk.1.ffn_up.weight", 0, SLORA_EFORMAT,
+     "missing tensor 'blk.1.ffn_up.weight'"},
+    {"missing embedding", NULL, NULL, 0, "token_embd.weight", 0, SLORA_EFORMAT,
+     "missing tensor 'token_embd.weight'"},
+    {"wk shape", NULL, NULL, 0, "blk.0.attn_k.weight", 1, SLORA_EFORMAT,
+     "'blk.0.attn_k.weight' has shape [16, 4, 1, 1], expected [16, 8]"},
+};
+
+static void write_variant(const struct slora_model *m, const struct gguf_case *c, size_t alignment,
+                          const char *path)
+{
+    const struct slora_shape *s = &m->cfg.shape;
+    struct slora_gguf_writer *w = slora_gguf_writer_new(3, alignment);
+    const struct {
+        const char *key;
+        uint32_t v;
+    } ints[] = {
+        {"llama.context_length", (uint32_t)m->cfg.seq_len},
+        {"llama.embedding_length", (uint32_t)s->dim},
+        {"llama.feed_forward_length", (uint32_t)s->hidden_dim},
+        {"llama.block_count", (uint32_t)s->n_layers},
+        {"llama.attention.head_count", (uint32_t)s->n_heads},
+        {"llama.attention.head_count_kv", (uint32_t)s->n_kv_heads},
+        {"llama.rope.dimension_count", (uint32_t)(s->dim / s->n_heads)},
+    };
+    if (!c->key || strcmp(c->key, "general.architecture"))
+        slora_gguf_writer_add_str(w, "general.architecture", "llama");
+    else if (c->str)
+        slora_gguf_writer_add_str(w, "general.architecture", c->str);
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        if (!c->key || strcmp(c->key, ints[i].key))
+            slora_gguf_writer_add_u32(w, ints[i].key, ints[i].v);
+        else if (c->str)
+            slora_gguf_writer_add_str(w, ints[i].key, c->str);
+        else if (c->u32)
+            slora_gguf_writer_add_u32(w, ints[i].key, c->u32);
+    }
+    int n = slora_model_n_tensors(m);
+    for (int i = 0; i < n; i++) {
+        struct slora_model_tensor t;
+        slora_model_tensor(m, i, &t);
+        int hit = c->tensor && !strcmp(c->tensor, t.name);
+        if (hit && !c->reshape)
+            continue;
+        slora_gguf_writer_add_tensor(w, t.name, t.data, hit ? t.rows / 2 : t.rows, t.cols,
+                                     t.rows == 1 ? 1 : 2, SLORA_GGUF_DTYPE_F32);
+    }
+    char diag[256];
+    ck_assert_int_eq(slora_gguf_writer_write(w, path, diag, sizeof(diag)), 0);
+    slora_gguf_writer_free(w);
+}
+
+static void assert_same_tensors(const struct slora_model *a, const struct slora_model *b,
+                                float rel_tol)
+{
+    ck_assert(slora_arch_shape_equal(&a->cfg.shape, &b->cfg.shape));
+    int n = slora_model_n_tensors(a);
+    for (int i = 0; i < n; i++) {
+        struct slora_model_tensor ta, tb;
+        slora_model_tensor(a, i, &ta);
+        if (i == n - 1 && a->cfg.shared_classifier != b->cfg.shared_classifier)
+            continue;
+        slora_model_tensor(b, i, &tb);
+        ck_assert_str_eq(ta.name, tb.name);
+        for (int64_t j = 0; j < ta.rows * ta.cols; j++)
+            ck_assert_msg(fabsf(ta.data[j] - tb.data[j]) <= rel_tol * fabsf(ta.data[j]),
+                          "%s[%lld]: %g vs %g", ta.name, (long long)j, ta.data[j], tb.data[j]);
+    }
+    for (int64_t j = 0; j < (int64_t)a->cfg.shape.vocab_size * a->cfg.shape.dim; j++)
+        ck_assert(fabsf(a->wcls[j] - b->wcls[j]) <= rel_tol * fabsf(a->wcls[j]));
+}
+
+START_TEST(gguf_model_corrupted)
+{
+    const struct gguf_case *c = &gguf_cases[_i];
+    char *bin = gen_small("bin", "f32", 0);
+    struct slora_model *m = test_load_model(bin);
+    char *path = test_tmp_path("gguf");
+    write_variant(m, c, SLORA_GGUF_DEFAULT_ALIGNMENT, path);
+    expect_fail(path, c->err, c->frag, c->what);
+    slora_model_free(m);
+    unlink(path);
+    unlink(bin);
+    free(path);
+    free(bin);
+}
+END_TEST
+
+/* Any power-of-two alignment loads; F32 data that lands misaligned for
+ * floats is copied into the owned buffer, aligned data stays in the map. */
+START_TEST(gguf_alignments)
+{
+    static const size_t alignments[] = {1, 2, 4, 8, 64, 4096};
+    char *bin = gen_small("bin", "f32", 0);
+    struct slora_model *mb = test_load_model(bin);
+    const struct gguf_case plain = {"plain", NULL, NULL, 0, NULL, 0, 0, NULL};
+    char *path = test_tmp_path("align");
+    for (size_t i = 0; i < sizeof(alignments) / sizeof(alignments[0]); i++) {
+        write_variant(mb, &plain, alignments[i], path);
+        struct slora_model *m = test_load_model(path);
+        assert_same_tensors(mb, m, 0.0f);
+        for (int l = 0; l < 2; l++)
+            ck_assert_uint_eq((uintptr_t)slora_model_matrix(m, l, SLORA_MOD_WQ) % sizeof(float), 0);
+        /* this header's length is not a multiple of 4: alignment 1 and 2 misalign */
+        if (alignments[i] >= 4)
+            ck_assert_ptr_null(m->owned);
+        else
+            ck_assert_ptr_nonnull(m->owned);
+        slora_model_free(m);
+    }
+    slora_model_free(mb);
+    unlink(path);
+    unlink(bin);
+    free(path);
+    free(bin);
+}
+END_TEST
+
+START_TEST(gen_model_formats)
+{
+    for (int shared = 0; shared < 2; shared++) {
+        char *bin = gen_small("bin", "f32", shared);
+        char *g2 = gen_small("gguf2", "f32", shared);
+        char *g3 = gen_small("gguf3", "f32", shared);
+        char *h = gen_small("gguf3", "f16", shared);
+        struct slora_model *mb = test_load_model(bin), *m2 = test_load_model(g2),
+                           *m3 = test_load_model(g3), *mh = test_load_model(h);
+        ck_assert_int_eq(mb->cfg.shape.dim, 16);
+        ck_assert_int_eq(mb->cfg.shape.hidden_dim, 24);
+        ck_assert_int_eq(mb->cfg.shape.n_kv_heads, 2);
+        ck_assert_int_eq(mb->cfg.seq_len, 8);
+        ck_assert_int_eq(mb->cfg.shared_classifier, shared);
+        ck_assert_int_eq(m3->cfg.shared_classifier, shared);
+        ck_assert_int_eq(m3->cfg.seq_len, 8);
+        ck_assert_ptr_null(m3->gguf_vocab);
+        ck_assert_ptr_null(m3->owned);
+        ck_assert_ptr_nonnull(mh->owned);
+        assert_same_tensors(mb, m2, 0.0f);
+        assert_same_tensors(mb, m3, 0.0f);
+        assert_same_tensors(mb, mh, 1.0f / 1024);
+        /* dim 16: rms norms 2*2*16 + 16, matrices per layer 2*256 + 2*128 + 3*384 */
+        size_t floats = 32 * 16 * (shared ? 1 : 2) + 2 * (2 * 16 + 512 + 256 + 1152) + 16;
+        ck_assert_uint_eq(mb->weight_bytes, floats * 4);
+        ck_assert_uint_eq(mh->weight_bytes, floats * 4);
+        /* the same seed writes the same bytes */
+        char *again = gen_small("bin", "f32", shared);
+        size_t la, lb;
+        uint8_t *a = test_read_file(bin, &la), *b = test_read_file(again, &lb);
+        ck_assert_uint_eq(la, lb);
+        ck_assert(!memcmp(a, b, la));
+        free(a);
+        free(b);
+        slora_model_free(mb);
+        slora_model_free(m2);
+        slora_model_free(m3);
+        slora_model_free(mh);
+        char *paths[] = {bin, g2, g3, h, again};
+        for (int i = 0; i < 5; i++) {
+            unlink(paths[i]);
+            free(paths[i]);
+        }
+    }
+}
+END_TEST
+
+/* write_bin reproduces the file it loaded; a weight set substitutes matrices. */
+START_TEST(write_bin_round_trip)
+{
+    for (int shared = 0; shared < 2; shared++) {
+        char *bin = gen_small("bin", "f32", shared);
+        char *out = test_tmp_path("out");
+        struct slora_model *m = test_load_model(bin);
+        char diag[256];
+        ck_assert_int_eq(slora_model_write_bin(m, NULL, out, diag, sizeof(diag)), 0);
+        size_t la, lb;
+        uint8_t *a = test_read_file(bin, &la), *b = test_read_file(out, &lb);
+        ck_assert_uint_eq(la, lb);
+        ck_assert(!memcmp(a, b, la));
+        free(a);
+        free(b);
+
+        struct slora_weights ws;
+        ck_assert_int_eq(slora_weights_init(&ws, m), 0);
+        ck_assert_ptr_eq(slora_weights_get(&ws, 1, SLORA_MOD_W2),
+                         slora_model_matrix(m, 1, SLORA_MOD_W2));
+        float w2[16 * 24];
+        for (int i = 0; i < 16 * 24; i++)
+            w2[i] = (float)i;
+        slora_weights_set(&ws, 1, SLORA_MOD_W2, w2);
+        ck_assert_int_eq(slora_model_write_bin(m, &ws, out, diag, sizeof(diag)), 0);
+        struct slora_model *m2 = test_load_model(out);
+        ck_assert(!memcmp(slora_model_matrix(m2, 1, SLORA_MOD_W2), w2, sizeof(w2)));
+        ck_assert(!memcmp(slora_model_matrix(m2, 0, SLORA_MOD_W2),
+                          slora_model_matrix(m, 0, SLORA_MOD_W2), sizeof(w2)));
+        slora_weights_deinit(&ws);
+        slora_model_free(m2);
+        slora_model_free(m);
+        unlink(bin);
+        unlink(out);
+        free(bin);
+        free(out);
+    }
+}
+END_TEST
+
+/* The upstream stories260K.bin: header as published; written back, the
+ * weights are byte-identical and the freq_cis tables agree to float rounding. */
+START_TEST(stories_bin)
+{
+    struct slora_model *m = test_load_model(STORIES_BIN);
+    const struct slora_shape want = {64, 172, 5, 8, 4, 512};
+    ck_assert(slora_arch_shape_equal(&m->cfg.shape, &want));
+    ck_assert_int_eq(m->cfg.seq_len, 512);
+    ck_assert(m->cfg.shared_classifier);
+    ck_assert_ptr_eq(m->wcls, m->tok_emb);
+    ck_assert_ptr_null(m->owned);
+    char *out = test_tmp_path("stories");
+    char diag[256];
+    ck_assert_int_eq(slora_model_write_bin(m, NULL, out, diag, sizeof(diag)), 0);
+    size_t la, lb;
+    uint8_t *a = test_read_file(STORIES_BIN, &la), *b = test_read_file(out, &lb);
+    ck_assert_uint_eq(la, lb);
+    size_t freq_at = la - 512 * 4 * 2 * 4;
+    ck_assert(!memcmp(a, b, freq_at));
+    for (size_t i = freq_at; i < la; i += 4) {
+        float x, y;
+        memcpy(&x, a + i, 4);
+        memcpy(&y, b + i, 4);
+        ck_assert_msg(fabsf(x - y) <= 2e-4f, "freq_cis at %zu: %g vs %g", i, x, y);
+    }
+    free(a);
+    free(b);
+    unlink(out);
+    free(out);
+    slora_model_free(m);
+}
+END_TEST
+
+/* llama.cpp's own conversion: same tensors, its context length, its vocabulary. */
+START_TEST(stories_llamacpp_gguf)
+{
+    struct slora_model *mb = test_load_model(STORIES_BIN);
+    struct slora_model *mg = test_load_model(LLAMACPP_GGUF);
+    ck_assert_int_eq(mg->cfg.seq_len, 2048);
+    ck_assert(!mg->cfg.shared_classifier);
+    ck_assert_ptr_nonnull(mg->gguf_vocab);
+    assert_same_tensors(mb, mg, 0.0f);
+    slora_model_free(mb);
+    slora_model_free(mg);
+}
+END_TEST
+
+Suite *slora_model_suite(void)
+{
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, bin_corrupted, 0, sizeof(bin_cases) / sizeof(bin_cases[0]));
+    tcase_add_test(tc, missing_file);
+    tcase_add_loop_test(tc, gguf_model_corrupted, 0, sizeof(gguf_cases) / sizeof(gguf_cases[0]));
+    tcase_add_test(tc, gguf_alignments);
+    tcase_add_test(tc, gen_model_formats);
+    tcase_add_test(tc, write_bin_round_trip);
+    tcase_add_test(tc, stories_bin);
+    tcase_add_test(tc, stories_llamacpp_gguf);
+    suite_add_tcase(s, tc);
+    return s;
+}

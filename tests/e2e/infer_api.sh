@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# infer_api.sh - the inference endpoints end to end against the real daemon:
+# /v1/logits of every fixture adapter equals the numpy reference and its
+# temperature-0 completion the reference greedy tokens; completion format,
+# streaming (SSE), echo/logprobs, tokenize/detokenize, validation errors;
+# hot swap under load; delta-cache hit/miss/eviction counts for a scripted
+# sequence under a tiny budget, pins (?pin=1 survives, 507 when it cannot
+# fit), an oversize adapter still served.
+. "$(dirname "$0")/lib/daemon.sh"
+
+INFER="$PYTHON $E2E_LIB/infer.py"
+post() { curl -s "$URL$1" -d "$2"; }
+post_status() { curl -s -o /dev/null -w '%{http_code}' "$URL$1" -d "$2"; }
+metric() { curl -s "$URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
+
+# ---- exactness against the numpy reference ----------------------------------
+"$PYTHON" tests/ref/make_fixtures.py expected --model models/stories260K.bin --out "$TMP/expected" >/dev/null
+start_daemon "$TMP/state"
+$INFER fixtures "$URL" "$FIXTURES" "$TMP/expected" || fail "fixture adapters"
+
+# ---- completions format ------------------------------------------------------
+out=$(post /v1/completions '{"model":"stories260K","prompt":"Once upon a time","temperature":0,"max_tokens":8}')
+check_contains "object text_completion" '"object":"text_completion"' "$out"
+check_contains "base completion text" '"text":", there was a little girl"' "$out"
+check_contains "finish_reason length" '"finish_reason":"length"' "$out"
+check_contains "usage" '"usage":{"prompt_tokens":5,"completion_tokens":8,"total_tokens":13}' "$out"
+case "$out" in *adapter_version*) fail "base completion reports an adapter_version" ;; esac
+check_contains "id" '"id":"cmpl-' "$out"
+out=$(post /v1/completions '{"model":"acme/lokr","prompt":"Once upon a time","temperature":0,"max_tokens":4}')
+check_contains "adapter completion reports its version" "\"adapter_version\":\"$(sha256sum <"$FIXTURES/lokr.safetensors" | cut -c1-16)\"" "$out"
+out=$(post /v1/completions '{"model":"stories260K","prompt":"Once upon a time","temperature":0,"max_tokens":50,"stop":[" girl"]}')
+check_contains "stop string ends the text" '"text":", there was a little","index":0,"finish_reason":"stop"' "$out"
+out=$(post /v1/completions '{"model":"stories260K","prompt":"","temperature":0,"max_tokens":3}')
+check_contains "empty prompt is just BOS" '"prompt_tokens":1' "$out"
+a=$(post /v1/completions '{"model":"stories260K","prompt":"Once","max_tokens":20,"seed":42}')
+b=$(post /v1/completions '{"model":"stories260K","prompt":"Once","max_tokens":20,"seed":42}')
+check "same seed, same text" "$(echo "$a" | sed 's/.*"text":"\([^"]*\)".*/\1/')" "$(echo "$b" | sed 's/.*"text":"\([^"]*\)".*/\1/')"
+out=$(post /v1/completions '{"model":"stories260K","prompt":"Once upon","temperature":0,"max_tokens":2,"echo":true,"logprobs":1}')
+check_contains "echo prepends the prompt" '"text":"Once upon a time"' "$out"
+check_contains "echo logprobs cover prompt and completion" '"tokens":["","Once"," upon"," a"," time"]' "$out"
+check_contains "text offsets" '"text_offset":[0,0,4,9,11]' "$out"
+
+# ---- streaming ---------------------------------------------------------------
+curl -sN -D "$TMP/h" "$URL/v1/completions" -d '{"model":"stories260K","prompt":"Once upon a time","temperature":0,"max_tokens":8,"stream":true}' >"$TMP/sse"
+check_contains "stream content type" "Content-Type: text/event-stream" "$(cat "$TMP/h")"
+check "stream ends with [DONE]" "data: [DONE]" "$(grep '^data:' "$TMP/sse" | tail -1)"
+check "stream pieces concatenate to the text" ", there was a little girl" \
+    "$(grep '^data: {' "$TMP/sse" | sed 's/^data: //' | "$PYTHON" -c 'import json,sys; print("".join(json.loads(l)["choices"][0]["text"] for l in sys.stdin))')"
+check_contains "last chunk has finish_reason" '"finish_reason":"length"' "$(grep '^data: {' "$TMP/sse" | tail -1)"
+
+# ---- logits, tokenize, detokenize --------------------------------------------
+out=$(post /v1/logits '{"model":"stories260K","prompt":"Once"}')
+check_contains "logits tokens" '"tokens":[1,403]' "$out"
+check "logits last: one row" 1 "$(echo "$out" | "$PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)["logits"]))')"
+check_contains "logits base: null adapter_version" '"adapter_version":null' "$out"
+check "logits after BOS = upstream llama2.c [-6.22291, 8.40434] (1e-4)" ok \
+    "$(post /v1/logits '{"model":"stories260K","tokens":[1]}' | "$PYTHON" -c '
+import json, sys
+l = json.load(sys.stdin)["logits"][0]
+print("ok" if abs(l[0] + 6.22291) < 1e-4 and abs(l[1] - 8.40434) < 1e-4 else l[:2])')"
+check "tokenize" '{"tokens":[1,403,407,261,378]}' "$(post /v1/tokenize '{"prompt":"Once upon a time"}')"
+check "tokenize without BOS" '{"tokens":[403]}' "$(post /v1/tokenize '{"prompt":"Once","add_bos":false}')"
+check "detokenize" '{"text":"Once upon a time"}' "$(post /v1/detokenize '{"tokens":[1,403,407,261,378]}')"
+
+# ---- validation --------------------------------------------------------------
+while IFS='|' read -r path body code fragment; do
+    [ -n "$path" ] || continue
+    out=$(curl -s -w ' %{http_code}' "$URL$path" -d "$body")
+    check "$path $body -> $code" "$code" "${out##* }"
+    check_contains "$path $body message" "$fragment" "$out"
+done <<'EOF'
+/v1/completions|{"model":"nope","prompt":"a"}|404|model 'nope' not found
+/v1/completions|{"model":"other/thing","prompt":"a"}|404|not found
+/v1/completions|{"prompt":"a"}|400|'model' is required
+/v1/completions|{"model":"stories260K","prompt":[]}|400|token array is empty
+/v1/completions|{"model":"stories260K","prompt":[1,512]}|400|prompt token 1 must be an integer in [0, 512)
+/v1/completions|{"model":"stories260K","prompt":5}|400|'prompt' must be a string or an array
+/v1/completions|{"model":"stories260K","prompt":"a","n":2}|400|'n' is not supported
+/v1/completions|{"model":"stories260K","prompt":"a","best_of":3}|400|'best_of' is not supported
+/v1/completions|{"model":"stories260K","prompt":"a","logit_bias":{"5":1}}|400|'logit_bias' is not supported
+/v1/completions|{"model":"stories260K","prompt":"a","suffix":"x"}|400|'suffix' is not supported
+/v1/completions|{"model":"stories260K","prompt":"a","presence_penalty":0.5}|400|'presence_penalty' is not supported
+/v1/completions|{"model":"stories260K","prompt":"a","max_tokens":"5"}|400|'max_tokens' must be an integer
+/v1/completions|{"model":"stories260K","prompt":"a","temperature":-1}|400|'temperature' must be a number
+/v1/completions|{"model":"stories260K","prompt":"a","top_p":2}|400|'top_p' must be a number in [0, 1]
+/v1/completions|{"model":"stories260K","prompt":"a","logprobs":6}|400|'logprobs' must be an integer in [0, 5]
+/v1/completions|{"model":"stories260K","prompt":"a","stream":"yes"}|400|'stream' must be true or false
+/v1/completions|{"model":"stories260K","prompt":"a","stop":[""]}|400|'stop' entries must be non-empty strings
+/v1/completions|{"model":"stories260K","prompt":"a","stop":7}|400|'stop' must be a string or an array
+/v1/completions|[1,2]|400|must be a JSON object
+/v1/completions|{"model":|400|invalid JSON body
+/v1/logits|{"model":"stories260K","prompt":"a","positions":"first"}|400|must be \"last\" or \"all\"
+/v1/logits|{"model":"stories260K","prompt":"a","tokens":[1]}|400|either 'prompt' or 'tokens'
+/v1/tokenize|{"prompt":3}|400|'prompt' must be a string
+/v1/detokenize|{"tokens":[1,-1]}|400|token 1 must be an integer in [0, 512)
+EOF
+long=$("$PYTHON" -c 'print("[" + ",".join(["1"] * 512) + "]")')
+check "prompt of seq_len tokens -> 400" 400 "$(post_status /v1/completions "{\"model\":\"stories260K\",\"prompt\":$long}")"
+check_contains "unknown fields ignored" '"object":"text_completion"' "$(post /v1/completions '{"model":"stories260K","prompt":"a","max_tokens":1,"user":"x","best_of":1,"n":1,"logit_bias":{}}')"
+
+# ---- hot swap under load -----------------------------------------------------
+$INFER storm "$URL" "$FIXTURES/lora_wq_wv.safetensors" "$FIXTURES/lokr.safetensors" 100 8 || fail "hot swap storm"
+check "engine idle after the storm" 0 "$(metric slorad_engine_running)"
+entries=$(metric slorad_delta_cache_entries)
+check "replaced versions freed: 22 fixtures + 1 storm version resident" 23 "$entries"
+check "prompt tokens counted per tenant" 1 "$(curl -s "$URL/metrics" | grep -c '^slorad_tenant_prompt_tokens_total{tenant="storm"} [1-9]')"
+stop_daemon
+
+# ---- delta cache under a tiny budget -----------------------------------------
+# Each gen_adapter.py adapter (wq, wv) holds 5 * (64*64 + 32*64) * 4 = 122880
+# bytes of W'; the budget holds two.
+for s in 1 2 3; do "$PYTHON" "$E2E_LIB/gen_adapter.py" "$TMP/a$s.st" --seed $s; done
+"$PYTHON" "$E2E_LIB/gen_adapter.py" "$TMP/big.st" --seed 9 --modules wq,wk,wv,wo,w1,w2,w3
+printf '{"delta_cache_bytes": 250000, "max_tokens": 3}' >"$TMP/tiny.json"
+start_daemon "$TMP/state2" --config "$TMP/tiny.json"
+for s in 1 2 3; do check "PUT t/a$s" 201 "$(status PUT "$URL/v1/adapters/t/a$s" -T "$TMP/a$s.st")"; done
+use() { check "completion on $1" 200 "$(post_status /v1/completions "{\"model\":\"$1\",\"prompt\":\"Hi\",\"max_tokens\":1}")"; }
+cache_counts() { echo "$(metric slorad_delta_cache_hits_total) $(metric slorad_delta_cache_misses_total) $(metric slorad_delta_cache_evictions_total) $(metric slorad_delta_cache_entries)"; }
+use t/a1; use t/a2; use t/a1
+check "hits misses evictions entries after a1 a2 a1" "1 2 0 2" "$(cache_counts)"
+use t/a3
+check "a3 evicts the least recently used (a2)" "1 3 1 2" "$(cache_counts)"
+use t/a1
+check "a1 still resident" "2 3 1 2" "$(cache_counts)"
+use t/a2
+check "a2 misses again, evicts a3" "2 4 2 2" "$(cache_counts)"
+check "PUT ?pin=1 on a3" 200 "$(status PUT "$URL/v1/adapters/t/a3?pin=1" -T "$TMP/a3.st")"
+check "pinned bytes" 122880 "$(metric slorad_delta_cache_pinned_bytes)"
+use t/a1; use t/a2; use t/a1; use t/a2
+before=$(metric slorad_delta_cache_misses_total)
+use t/a3
+check "pinned a3 survived the traffic" "$before" "$(metric slorad_delta_cache_misses_total)"
+check "PUT ?pin=1 on a1 (two pins fit)" 200 "$(status PUT "$URL/v1/adapters/t/a1?pin=1" -T "$TMP/a1.st")"
+out=$(curl -s -w ' %{http_code}' -T "$TMP/a2.st" "$URL/v1/adapters/t/a2?pin=1")
+check "a third pin does not fit -> 507" 507 "${out##* }"
+check_contains "507 names the budget" "budget" "$out"
+check "pinned bytes unchanged" 245760 "$(metric slorad_delta_cache_pinned_bytes)"
+check "PUT ?pin=0 unpins" 200 "$(status PUT "$URL/v1/adapters/t/a1?pin=0" -T "$TMP/a1.st")"
+check "pinned bytes after unpin" 122880 "$(metric slorad_delta_cache_pinned_bytes)"
+check_contains "max_tokens clamped to the configured cap" '"completion_tokens":3,' "$(post /v1/completions '{"model":"stories260K","prompt":"Once","max_tokens":100,"temperature":0}')"
+check "PUT big" 201 "$(status PUT "$URL/v1/adapters/t/big?warm=1" -T "$TMP/big.st")"
+use t/big
+check "oversize entry dropped after use" 0 "$(curl -s "$URL/metrics" | awk '$1 == "slorad_delta_cache_bytes" {print ($2 > 250000)}')"
+stop_daemon
+
+echo "infer_api: $N_CHECKS checks passed"
