@@ -51,6 +51,7 @@ struct conn {
     bool close_after;               /* Connection: close, error, or draining */
     bool rejected;                  /* head phase answered; body must not be read */
     bool dispatched;                /* the call's handler was run */
+    bool processing;                /* inside conn_process */
     bool closed;                    /* uv_close called */
     int handles_open;               /* tcp + timer; free when 0 */
     struct slora_api_call *call;    /* current request, host reference */
@@ -373,7 +374,11 @@ static void conn_finish_response(struct conn *c)
     c->rejected = false;
     arm(c, c->srv->cfg->idle_timeout_ms);
     conn_resume_reading(c);
-    conn_process(c);
+    /* Inside conn_process (a synchronous answer) its loop goes on with
+     * the next pipelined request; recursing would grow the stack per
+     * request. */
+    if (!c->processing)
+        conn_process(c);
 }
 
 /* Write whatever output the call has; finish the response when done. */
@@ -473,9 +478,9 @@ static void start_call(struct conn *c)
     arm(c, c->srv->cfg->body_timeout_ms);
 }
 
-static void conn_process(struct conn *c)
+static void conn_parse(struct conn *c)
 {
-    while (!c->closed && c->state != C_CLOSING && !(c->state == C_WAIT)) {
+    while (!c->closed && c->state != C_CLOSING && c->state != C_WAIT) {
         if (c->state == C_IDLE) {
             if (!c->pending_len)
                 return;
@@ -531,6 +536,13 @@ static void conn_process(struct conn *c)
         }
         }
     }
+}
+
+static void conn_process(struct conn *c)
+{
+    c->processing = true;
+    conn_parse(c);
+    c->processing = false;
 }
 
 /* ---- reading ---------------------------------------------------------- */
