@@ -696,7 +696,9 @@ static int route(struct slora_api_call *c)
         if (!segment_match(r->pattern, c->req.path, NULL, &n))
             continue;
         allowed |= r->method;
-        if (r->method != c->req.method)
+        /* HEAD is GET without the body (the host drops it). */
+        if (r->method != c->req.method &&
+            !(c->req.method == SLORA_API_HEAD && r->method == SLORA_API_GET))
             continue;
         n = 0;
         if (!segment_match(r->pattern, c->req.path, c->params, &n)) {
@@ -711,6 +713,8 @@ static int route(struct slora_api_call *c)
         return SLORA_ENOTFOUND;
     }
     char allow[96];
+    if (allowed & SLORA_API_GET)
+        allowed |= SLORA_API_HEAD;
     method_names(allowed, allow, sizeof(allow));
     slora_api_call_set_header(c, "Allow", allow);
     slora_api_call_error(c, SLORA_EMETHOD, "method %s not allowed on %s (allowed: %s)",

@@ -403,7 +403,7 @@ static void conn_flush(struct conn *c)
             n++;
             if (!keep)
                 c->close_after = true;
-            if (mode == SLORA_HTTP_BODY_NONE) {
+            if (mode == SLORA_HTTP_BODY_NONE || req->method == SLORA_API_HEAD) {
                 free(out.data);
                 out.data = NULL;
                 out.len = 0;
@@ -657,7 +657,9 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     c->state = C_IDLE;
-    arm(c, s->cfg->idle_timeout_ms);
+    /* A new connection gets the (shorter) header timeout to send its
+     * first request: idle sockets cannot pile up. */
+    arm(c, s->cfg->header_timeout_ms);
 }
 
 /* ---- host callbacks (api.h) ---------------------------------------------- */

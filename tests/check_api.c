@@ -168,7 +168,7 @@ START_TEST(routing)
 
     run(api, &host, SLORA_API_DELETE, "DELETE", "/t/x/y", "", NULL, &r);
     ck_assert_int_eq(r.status, 405);
-    ck_assert_str_eq(r.headers, "Allow: GET, POST\n");
+    ck_assert_str_eq(r.headers, "Allow: GET, HEAD, POST\n");
     ck_assert_ptr_nonnull(strstr(r.body, "\"type\":\"invalid_request_error\",\"code\":\"method\""));
 
     run(api, &host, SLORA_API_GET, "GET", "/healthz", "", NULL, &r);
