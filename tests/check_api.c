@@ -190,6 +190,7 @@ START_TEST(routing)
     ck_assert_ptr_nonnull(
         strstr(r.body, "slorad_requests_total{route=\"unmatched\",status=\"404\"} 1\n"));
     ck_assert_ptr_nonnull(strstr(r.body, "slorad_request_duration_seconds_count 7\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "slorad_response_bytes_total "));
     slora_api_free(api);
     slora_config_free(cfg);
 }
