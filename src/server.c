@@ -33,6 +33,7 @@
 #define PENDING_SLACK (64 * 1024) /* read-ahead beyond max_header_bytes while busy */
 #define LINGER_MS 2000            /* discard input after the final response this long */
 #define MAX_CONFIGS 1024          /* reloads kept alive (borrowed by calls) */
+#define STREAM_QUEUE_MAX (16u << 20) /* unsent stream bytes before the client counts as gone */
 
 enum conn_state { C_IDLE, C_HEADERS, C_BODY, C_WAIT, C_CLOSING };
 
@@ -432,6 +433,15 @@ static void conn_flush(struct conn *c)
             lens[n++] = 5;
         }
         conn_write(c, bufs, lens, n);
+        if (c->streaming && !c->closed &&
+            uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > STREAM_QUEUE_MAX) {
+            /* The client does not read its stream: cancel rather than
+             * buffer without bound. */
+            slora_warn("request %s: client not reading its stream, closing",
+                       slora_api_call_request(call)->request_id);
+            conn_close(c);
+            return;
+        }
         if (out.done && c->call == call) {
             conn_finish_response(c);
             return;
