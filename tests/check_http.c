@@ -51,9 +51,8 @@ static const struct transcript transcripts[] = {
     {"chunked body too large",
      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n5\r\nfghij\r\n0\r\n\r\n",
      1024, 8, "HEAD POST /x q= cl=-1 ka=1 ec=0 chunked\nERR toolarge\n"},
-    {"declared body too large",
-     "PUT /x HTTP/1.1\r\nContent-Length: 20\r\n\r\n01234567890123456789", 1024, 8,
-     "HEAD PUT /x q= cl=20 ka=1 ec=0\nERR toolarge\n"},
+    {"declared body too large", "PUT /x HTTP/1.1\r\nContent-Length: 20\r\n\r\n01234567890123456789",
+     1024, 8, "HEAD PUT /x q= cl=20 ka=1 ec=0\nERR toolarge\n"},
     {"malformed header line", "GET / HTTP/1.1\r\nHost\r\n\r\n", 1024, 1024, "ERR inval\n"},
     {"bad request line", "GARBAGE\r\n\r\n", 1024, 1024, "ERR inval\n"},
     {"duplicate authorization",
@@ -61,8 +60,7 @@ static const struct transcript transcripts[] = {
      "ERR inval\n"},
     {"bad chunk size", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 1024, 1024,
      "HEAD POST / q= cl=-1 ka=1 ec=0 chunked\nERR inval\n"},
-    {"unsafe request id replaced",
-     "GET / HTTP/1.1\r\nX-Request-Id: has space\r\n\r\n", 1024, 1024,
+    {"unsafe request id replaced", "GET / HTTP/1.1\r\nX-Request-Id: has space\r\n\r\n", 1024, 1024,
      "HEAD GET / q= cl=-1 ka=1 ec=0\nREQ 0:\n"},
 };
 
