@@ -60,6 +60,16 @@ static const struct transcript transcripts[] = {
      "ERR inval\n"},
     {"bad chunk size", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 1024, 1024,
      "HEAD POST / q= cl=-1 ka=1 ec=0 chunked\nERR inval\n"},
+    {"chunked upload with 100-continue, mixed-case headers",
+     "PUT /v1/adapters/t/n?dry_run=1 HTTP/1.1\r\nEXPECT: 100-Continue\r\n"
+     "transfer-encoding: chunked\r\nconnection: Close\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+     1024, 1024, "HEAD PUT /v1/adapters/t/n q=dry_run=1 cl=-1 ka=0 ec=1 chunked\nREQ 2:ab\n"},
+    {"content-length and chunked together is refused",
+     "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 1024,
+     1024, "ERR inval\n"},
+    {"empty line between pipelined requests", "GET /a HTTP/1.1\r\n\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+     1024, 1024,
+     "HEAD GET /a q= cl=-1 ka=1 ec=0\nREQ 0:\nHEAD GET /b q= cl=-1 ka=1 ec=0\nREQ 0:\n"},
     {"unsafe request id replaced", "GET / HTTP/1.1\r\nX-Request-Id: has space\r\n\r\n", 1024, 1024,
      "HEAD GET / q= cl=-1 ka=1 ec=0\nREQ 0:\n"},
 };

@@ -103,9 +103,10 @@ enum slora_api_auth {
 };
 
 /* One (method, pattern) pair. Pattern segments "{x}" capture one path
- * segment ([^/]+, not decoded) into params[] in order. An unmatched path is
- * 404; a matched pattern without that method is 405 with Allow listing the
- * pattern's methods. */
+ * segment ([^/]*, not decoded; empty captures match so handlers answer 400)
+ * into params[] in order. An unmatched path is 404; a matched pattern
+ * without that method is 405 with Allow listing the pattern's methods. HEAD
+ * runs the GET route; the host drops the body. */
 struct slora_api_route {
     enum slora_api_method method;
     const char *pattern; /* "/v1/adapters/{tenant}/{name}" */
