@@ -3,7 +3,8 @@
  * A connection handles one request at a time: bytes that arrive while a
  * request is being answered wait in `pending` (reading stops when that
  * grows past a bound), so pipelined requests are answered in order. States:
- *   IDLE     no request bytes yet         timer: idle_timeout (then close)
+ *   IDLE     no request bytes yet         timer: idle_timeout (then close); a new
+ *                                         connection's first request: header_timeout
  *   HEADERS  request started              timer: header_timeout from its first byte (408)
  *   BODY     headers accepted, body due   timer: body_timeout of silence (408)
  *   WAIT     handler running / writing    no timer
