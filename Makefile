@@ -33,7 +33,7 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all deps model run check check-unit check-e2e check-asan bench install format clean
+.PHONY: all deps model run check check-unit check-e2e check-asan bench install format clean fuzz
 
 all: $(BUILD)/slorad
 
@@ -140,6 +140,17 @@ install: all model
 	install -D -m 0644 systemd/slorad.service $(DESTDIR)$(UNITDIR)/slorad.service
 	sed -i -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/slorad/|$(SYSCONFDIR)/slorad/|g' $(DESTDIR)$(UNITDIR)/slorad.service
 	install -D -m 0644 docs/operations.md $(DESTDIR)$(PREFIX)/share/doc/slorad/operations.md
+
+# libFuzzer targets tests/fuzz/fuzz_<m>.c, each run FUZZ_SECONDS (not part of check).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@mkdir -p $(BUILD)/fuzz
+	@for f in tests/fuzz/fuzz_*.c; do n=$$(basename $$f .c); echo "== $$n"; \
+	  clang -g -O1 -w -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
+	    -I$(LLHTTP_INC) $(DEP_CFLAGS) $$f $(SRCS) $(LLHTTP_SRC)/llhttp.c $(LLHTTP_SRC)/api.c \
+	    $(LLHTTP_SRC)/http.c -o $(BUILD)/fuzz/$$n $(DEP_LIBS) && \
+	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -artifact_prefix=$(BUILD)/fuzz/ || exit 1; done
 
 format:
 	clang-format -i $(wildcard src/*.c src/*.h src/util/*.[ch] include/slora/*.h tests/*.c)

@@ -15,6 +15,7 @@
 #include <slora/cliarg.h>
 #include <slora/forward.h>
 #include <slora/model.h>
+#include <slora/sampler.h>
 #include <slora/weights.h>
 
 #include <immintrin.h>
@@ -85,22 +86,15 @@ static double bandwidth(const float *buf, size_t n_floats, int threads)
     return best;
 }
 
-static int argmax(const float *x, int n)
-{
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best])
-            best = i;
-    return best;
-}
-
 /* Greedy decode of n tokens from BOS, one forward call each; tok/s. */
 static double decode(const struct slora_model *m, const struct slora_weights *ws, int n)
 {
     struct slora_kv *kv = slora_kv_new(m);
     struct slora_fwd *f = slora_fwd_new(m, 1);
     float *logits = malloc((size_t)m->cfg.shape.vocab_size * sizeof(float));
-    if (!kv || !f || !logits) {
+    struct slora_sampler_params greedy = {0};
+    struct slora_sampler *sampler = slora_sampler_new(m->cfg.shape.vocab_size, &greedy);
+    if (!kv || !f || !logits || !sampler) {
         fprintf(stderr, "bench_model: out of memory\n");
         exit(1);
     }
@@ -109,9 +103,10 @@ static double decode(const struct slora_model *m, const struct slora_weights *ws
     for (int pos = 0; pos < n; pos++) {
         struct slora_fwd_row row = {token, pos, kv, ws, logits};
         slora_fwd_run(f, &row, 1);
-        token = argmax(logits, m->cfg.shape.vocab_size);
+        token = slora_sampler_sample(sampler, logits);
     }
     double dt = now() - t0;
+    slora_sampler_free(sampler);
     free(logits);
     slora_fwd_free(f);
     slora_kv_free(kv);
@@ -257,7 +252,8 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "threads %d: bandwidth %.2f GB/s, sgemv sweep %.2f GB/s, decode %.2f tok/s "
                 "(efficiency %.2f), prefill %.1f tok/s (%.1fx decode)\n",
-                r->threads, r->bw / 1e9, r->sweep / 1e9, r->decode, r->eff, r->prefill, r->prefill / r->decode);
+                r->threads, r->bw / 1e9, r->sweep / 1e9, r->decode, r->eff, r->prefill,
+                r->prefill / r->decode);
     }
     FILE *fj = json ? fopen(json, "w") : NULL, *fm = md ? fopen(md, "w") : NULL;
     if ((json && !fj) || (md && !fm)) {
@@ -265,20 +261,20 @@ int main(int argc, char **argv)
         return 1;
     }
     if (fj) {
-        fprintf(fj,
-                "{\"model\":{\"dim\":%d,\"hidden_dim\":%d,\"n_layers\":%d,\"n_heads\":%d,"
-                "\"n_kv_heads\":%d,\"vocab_size\":%d,\"seq_len\":%d,\"weight_bytes_per_token\":%zu},"
-                "\"decode_tokens\":%lld,\"prompt_tokens\":%lld,\"runs\":[",
-                s->dim, s->hidden_dim, s->n_layers, s->n_heads, s->n_kv_heads, s->vocab_size,
-                m->cfg.seq_len, bytes, n_decode, n_prompt);
+        fprintf(
+            fj,
+            "{\"model\":{\"dim\":%d,\"hidden_dim\":%d,\"n_layers\":%d,\"n_heads\":%d,"
+            "\"n_kv_heads\":%d,\"vocab_size\":%d,\"seq_len\":%d,\"weight_bytes_per_token\":%zu},"
+            "\"decode_tokens\":%lld,\"prompt_tokens\":%lld,\"runs\":[",
+            s->dim, s->hidden_dim, s->n_layers, s->n_heads, s->n_kv_heads, s->vocab_size,
+            m->cfg.seq_len, bytes, n_decode, n_prompt);
         for (int t = 0; t < n_threads; t++)
             fprintf(fj,
                     "%s{\"threads\":%d,\"read_bandwidth_gbs\":%.3f,\"sgemv_sweep_gbs\":%.3f,"
                     "\"decode_tok_s\":%.3f,\"decode_efficiency\":%.3f,\"prefill_tok_s\":%.3f,"
                     "\"prefill_over_decode\":%.2f}",
                     t ? "," : "", res[t].threads, res[t].bw / 1e9, res[t].sweep / 1e9,
-                    res[t].decode, res[t].eff,
-                    res[t].prefill, res[t].prefill / res[t].decode);
+                    res[t].decode, res[t].eff, res[t].prefill, res[t].prefill / res[t].decode);
         fprintf(fj, "],\"targets\":{\"decode_efficiency_1t\":0.8,\"prefill_over_decode_1t\":5}}\n");
         fclose(fj);
     }

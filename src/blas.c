@@ -93,11 +93,12 @@ void slora_blas_gemm(int m, int n, int k, float alpha, const float *a, const flo
                      float beta, float *c)
 {
     atomic_fetch_add_explicit(&n_gemm, 1, memory_order_relaxed);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, m, n, k, alpha,
-                a, k, b, b_trans ? k : n, beta, c, n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, m, n, k, alpha, a,
+                k, b, b_trans ? k : n, beta, c, n);
 }
 
-void slora_blas_matmul_rows(const float *w, const float *x, float *y, int n_rows, int rows, int cols)
+void slora_blas_matmul_rows(const float *w, const float *x, float *y, int n_rows, int rows,
+                            int cols)
 {
     if (n_rows == 1)
         slora_blas_gemv(w, x, y, rows, cols);

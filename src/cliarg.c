@@ -1,8 +1,12 @@
 /* cliarg.c - strict integer parsing for command-line flags. */
 #include <slora/cliarg.h>
 
+#include <slora/gguf.h>
+
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 bool slora_cliarg_int(const char *s, long long min, long long max, long long *out)
 {
@@ -30,4 +34,22 @@ int slora_cliarg_int_list(const char *s, long long min, long long max, int *out,
             return -1;
     }
     return n;
+}
+
+bool slora_cliarg_dtype(const char *s, int *dtype)
+{
+    if (!strcmp(s, "f32"))
+        *dtype = SLORA_GGUF_DTYPE_F32;
+    else if (!strcmp(s, "f16"))
+        *dtype = SLORA_GGUF_DTYPE_F16;
+    else
+        return false;
+    return true;
+}
+
+int slora_cliarg_usage_error(const char *cmd, const char *usage, const char *msg, const char *arg)
+{
+    fprintf(stderr, "slorad %s: %s%s\n", cmd, msg, arg ? arg : "");
+    fputs(usage, stderr);
+    return 2;
 }

@@ -1,6 +1,7 @@
 /* cmd_convert.c - `slorad convert`: a llama2.c model and tokenizer to one
  * GGUF (arch llama, vocabulary included) that slorad and llama.cpp load. */
 #include <slora/cli.h>
+#include <slora/cliarg.h>
 #include <slora/gguf.h>
 #include <slora/model.h>
 #include <slora/tokenizer.h>
@@ -16,23 +17,18 @@ static const char usage_text[] =
     "  -o, --output OUT   GGUF v3 file to write\n"
     "  --dtype T          matrices as f32 (default) or f16\n";
 
-static int bad_usage(const char *msg, const char *arg)
+static int usage_error(const char *msg, const char *arg)
 {
-    fprintf(stderr, "slorad convert: %s%s\n", msg, arg ? arg : "");
-    fputs(usage_text, stderr);
-    return 2;
+    return slora_cliarg_usage_error("convert", usage_text, msg, arg);
 }
 
 int slora_cmd_convert(int argc, char **argv)
 {
     enum { O_MODEL = 256, O_TOK, O_DTYPE, O_HELP };
     static const struct option opts[] = {
-        {"model", required_argument, NULL, O_MODEL},
-        {"tokenizer", required_argument, NULL, O_TOK},
-        {"output", required_argument, NULL, 'o'},
-        {"dtype", required_argument, NULL, O_DTYPE},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0},
+        {"model", required_argument, NULL, O_MODEL}, {"tokenizer", required_argument, NULL, O_TOK},
+        {"output", required_argument, NULL, 'o'},    {"dtype", required_argument, NULL, O_DTYPE},
+        {"help", no_argument, NULL, O_HELP},         {NULL, 0, NULL, 0},
     };
     const char *model_path = NULL, *tok_path = NULL, *out = NULL;
     int dtype = SLORA_GGUF_DTYPE_F32;
@@ -51,21 +47,20 @@ int slora_cmd_convert(int argc, char **argv)
             out = optarg;
             break;
         case O_DTYPE:
-            if (strcmp(optarg, "f32") && strcmp(optarg, "f16"))
-                return bad_usage("--dtype must be f32 or f16, got ", optarg);
-            dtype = strcmp(optarg, "f16") ? SLORA_GGUF_DTYPE_F32 : SLORA_GGUF_DTYPE_F16;
+            if (!slora_cliarg_dtype(optarg, &dtype))
+                return usage_error("--dtype must be f32 or f16, got ", optarg);
             break;
         case O_HELP:
             fputs(usage_text, stdout);
             return 0;
         default:
-            return bad_usage("bad option ", argv[optind - 1]);
+            return usage_error("bad option ", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return bad_usage("unexpected argument ", argv[optind]);
+        return usage_error("unexpected argument ", argv[optind]);
     if (!model_path || !tok_path || !out)
-        return bad_usage("--model, --tokenizer and -o are required", NULL);
+        return usage_error("--model, --tokenizer and -o are required", NULL);
 
     char diag[512];
     struct slora_model *m;

@@ -10,6 +10,7 @@
 #include <slora/cli.h>
 #include <slora/cliarg.h>
 #include <slora/error.h>
+#include <slora/fileio.h>
 #include <slora/gguf.h>
 #include <slora/model.h>
 #include <slora/tokenizer.h>
@@ -36,6 +37,11 @@ static const char usage_text[] =
     "  --dtype T          f32 or f16 (f16 only for GGUF; default f32)\n"
     "  --shared-classifier  classifier tied to the token embedding\n"
     "  --tokenizer-out T  also write a matching synthetic tok*.bin\n";
+
+static int usage_error(const char *msg, const char *arg)
+{
+    return slora_cliarg_usage_error("gen-model", usage_text, msg, arg);
+}
 
 static uint64_t splitmix64(uint64_t *state)
 {
@@ -103,13 +109,9 @@ static size_t synthetic_piece(int id, char *buf)
     return len;
 }
 
-static int write_tokenizer(const char *path, int vocab, char *diag, size_t diag_len)
+static int write_tokenizer_cb(FILE *f, void *ctx)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        snprintf(diag, diag_len, "%s: cannot create", path);
-        return -1;
-    }
+    int vocab = *(const int *)ctx;
     char buf[32];
     int32_t max_len = 0;
     for (int i = 0; i < vocab; i++) {
@@ -117,33 +119,35 @@ static int write_tokenizer(const char *path, int vocab, char *diag, size_t diag_
         if (len > max_len)
             max_len = len;
     }
-    int bad = fwrite(&max_len, 4, 1, f) != 1;
-    for (int i = 0; i < vocab && !bad; i++) {
+    if (fwrite(&max_len, 4, 1, f) != 1)
+        return -1;
+    for (int i = 0; i < vocab; i++) {
         int32_t len = (int32_t)synthetic_piece(i, buf);
         float score = i < 3 + 256 ? 0.0f : -(float)(i - 3 - 256);
-        bad = fwrite(&score, 4, 1, f) != 1 || fwrite(&len, 4, 1, f) != 1 ||
-              fwrite(buf, 1, (size_t)len, f) != (size_t)len;
-    }
-    if (fclose(f) || bad) {
-        snprintf(diag, diag_len, "%s: write failed", path);
-        remove(path);
-        return -1;
+        if (fwrite(&score, 4, 1, f) != 1 || fwrite(&len, 4, 1, f) != 1 ||
+            fwrite(buf, 1, (size_t)len, f) != (size_t)len)
+            return -1;
     }
     return 0;
 }
 
-static int bad_usage(const char *msg, const char *arg)
-{
-    if (msg)
-        fprintf(stderr, "slorad gen-model: %s%s\n", msg, arg ? arg : "");
-    fputs(usage_text, stderr);
-    return 2;
-}
-
 int slora_cmd_gen_model(int argc, char **argv)
 {
-    enum { O_DIM = 256, O_HIDDEN, O_LAYERS, O_HEADS, O_KV, O_VOCAB, O_SEQ, O_SEED, O_FORMAT,
-           O_DTYPE, O_SHARED, O_TOK, O_HELP };
+    enum {
+        O_DIM = 256,
+        O_HIDDEN,
+        O_LAYERS,
+        O_HEADS,
+        O_KV,
+        O_VOCAB,
+        O_SEQ,
+        O_SEED,
+        O_FORMAT,
+        O_DTYPE,
+        O_SHARED,
+        O_TOK,
+        O_HELP
+    };
     static const struct option opts[] = {
         {"dim", required_argument, NULL, O_DIM},
         {"hidden", required_argument, NULL, O_HIDDEN},
@@ -162,8 +166,8 @@ int slora_cmd_gen_model(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     struct slora_model_config cfg = {{64, 172, 5, 8, 4, 512}, 512, false};
-    int *int_flag[] = {&cfg.shape.dim,        &cfg.shape.hidden_dim, &cfg.shape.n_layers,
-                       &cfg.shape.n_heads,    &cfg.shape.n_kv_heads, &cfg.shape.vocab_size,
+    int *int_flag[] = {&cfg.shape.dim,     &cfg.shape.hidden_dim, &cfg.shape.n_layers,
+                       &cfg.shape.n_heads, &cfg.shape.n_kv_heads, &cfg.shape.vocab_size,
                        &cfg.seq_len};
     long long seed = 1, v;
     const char *out = NULL, *format = NULL, *tok_out = NULL;
@@ -181,25 +185,24 @@ int slora_cmd_gen_model(int argc, char **argv)
         case O_VOCAB:
         case O_SEQ:
             if (!slora_cliarg_int(optarg, 1, INT32_MAX, &v))
-                return bad_usage("expected a positive integer, got ", optarg);
+                return usage_error("expected a positive integer, got ", optarg);
             *int_flag[c - O_DIM] = (int)v;
             break;
         case O_SEED:
             if (!slora_cliarg_int(optarg, 0, INT64_MAX, &seed))
-                return bad_usage("bad --seed ", optarg);
+                return usage_error("bad --seed ", optarg);
             break;
         case 'o':
             out = optarg;
             break;
         case O_FORMAT:
             if (strcmp(optarg, "bin") && strcmp(optarg, "gguf2") && strcmp(optarg, "gguf3"))
-                return bad_usage("--format must be bin, gguf2 or gguf3, got ", optarg);
+                return usage_error("--format must be bin, gguf2 or gguf3, got ", optarg);
             format = optarg;
             break;
         case O_DTYPE:
-            if (strcmp(optarg, "f32") && strcmp(optarg, "f16"))
-                return bad_usage("--dtype must be f32 or f16, got ", optarg);
-            dtype = strcmp(optarg, "f16") ? SLORA_GGUF_DTYPE_F32 : SLORA_GGUF_DTYPE_F16;
+            if (!slora_cliarg_dtype(optarg, &dtype))
+                return usage_error("--dtype must be f32 or f16, got ", optarg);
             break;
         case O_SHARED:
             cfg.shared_classifier = true;
@@ -211,19 +214,19 @@ int slora_cmd_gen_model(int argc, char **argv)
             fputs(usage_text, stdout);
             return 0;
         default:
-            return bad_usage("bad option ", argv[optind - 1]);
+            return usage_error("bad option ", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return bad_usage("unexpected argument ", argv[optind]);
+        return usage_error("unexpected argument ", argv[optind]);
     if (!out)
-        return bad_usage("-o is required", NULL);
+        return usage_error("-o is required", NULL);
     if (!format) {
         size_t n = strlen(out);
         format = n >= 5 && !strcmp(out + n - 5, ".gguf") ? "gguf3" : "bin";
     }
     if (!strcmp(format, "bin") && dtype != SLORA_GGUF_DTYPE_F32)
-        return bad_usage("--dtype f16 needs a GGUF --format", NULL);
+        return usage_error("--dtype f16 needs a GGUF --format", NULL);
 
     char diag[512];
     struct slora_model *m;
@@ -234,8 +237,10 @@ int slora_cmd_gen_model(int argc, char **argv)
     }
     fill(m, (uint64_t)seed);
     struct slora_tokenizer *tok = NULL;
-    if (tok_out && (write_tokenizer(tok_out, cfg.shape.vocab_size, diag, sizeof(diag)) ||
-                    slora_tokenizer_load(tok_out, cfg.shape.vocab_size, &tok, diag, sizeof(diag)))) {
+    if (tok_out &&
+        (slora_fileio_write(tok_out, write_tokenizer_cb, &cfg.shape.vocab_size, diag,
+                            sizeof(diag)) ||
+         slora_tokenizer_load(tok_out, cfg.shape.vocab_size, &tok, diag, sizeof(diag)))) {
         fprintf(stderr, "slorad gen-model: %s\n", diag);
         rc = SLORA_EIO;
         goto out_free_model;

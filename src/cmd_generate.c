@@ -119,8 +119,8 @@ static int parse_args(int argc, char **argv, struct options *o)
     }
     optind = 1;
     opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":n:h", longopts, NULL)) != -1) {
+    int c, idx = -1;
+    while ((c = getopt_long(argc, argv, ":n:h", longopts, &idx)) != -1) {
         bool ok = true;
         long long v = 0;
         switch (c) {
@@ -172,8 +172,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             return 2;
         }
         if (!ok) {
-            fprintf(stderr, "slorad generate: invalid value '%s' for %s\n", optarg,
-                    argv[optind - 1]);
+            fprintf(stderr, "slorad generate: invalid value '%s' for %s%s\n", optarg,
+                    c == 'n' ? "-n" : "--", c == 'n' ? "" : longopts[idx].name);
             usage(stderr);
             return 2;
         }

@@ -26,11 +26,9 @@ static const char usage_text[] =
     "  --positions P      logits of the last position (default) or of all\n"
     "  --adapter A        apply this SuperLoRA adapter (W' = W + dW)\n";
 
-static int bad_usage(const char *msg, const char *arg)
+static int usage_error(const char *msg, const char *arg)
 {
-    fprintf(stderr, "slorad logits: %s%s\n", msg, arg ? arg : "");
-    fputs(usage_text, stderr);
-    return 2;
+    return slora_cliarg_usage_error("logits", usage_text, msg, arg);
 }
 
 static void print_json(const int *tokens, int n, const float *logits, int first, int vocab)
@@ -75,7 +73,8 @@ static int get_tokens(const struct slora_model *m, const char *tok_path, const c
         tok = own;
     }
     if (!tok) {
-        fprintf(stderr, "slorad logits: --prompt needs --tokenizer (the model has no vocabulary)\n");
+        fprintf(stderr,
+                "slorad logits: --prompt needs --tokenizer (the model has no vocabulary)\n");
         return -1;
     }
     int rc = slora_tokenizer_encode(tok, prompt, true, *tokens, n);
@@ -107,7 +106,8 @@ static int run(const struct slora_model *m, const struct slora_weights *adapted,
     if (kv && f && rows && logits) {
         for (int i = 0; i < n; i++)
             rows[i] = (struct slora_fwd_row){tokens[i], i, kv, adapted ? adapted : &ws,
-                                             i >= first ? logits + (size_t)(i - first) * vocab : NULL};
+                                             i >= first ? logits + (size_t)(i - first) * vocab
+                                                        : NULL};
         rc = slora_fwd_run(f, rows, n);
         if (!rc)
             print_json(tokens, n, logits, first, vocab);
@@ -156,7 +156,7 @@ int slora_cmd_logits(int argc, char **argv)
             break;
         case O_POS:
             if (strcmp(optarg, "last") && strcmp(optarg, "all"))
-                return bad_usage("--positions must be last or all, got ", optarg);
+                return usage_error("--positions must be last or all, got ", optarg);
             all = !strcmp(optarg, "all");
             break;
         case O_ADAPTER:
@@ -166,13 +166,13 @@ int slora_cmd_logits(int argc, char **argv)
             fputs(usage_text, stdout);
             return 0;
         default:
-            return bad_usage("bad option ", argv[optind - 1]);
+            return usage_error("bad option ", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return bad_usage("unexpected argument ", argv[optind]);
+        return usage_error("unexpected argument ", argv[optind]);
     if (!model_path || !list == !prompt)
-        return bad_usage("--model and exactly one of --tokens or --prompt are required", NULL);
+        return usage_error("--model and exactly one of --tokens or --prompt are required", NULL);
 
     char diag[512];
     struct slora_model *m;

@@ -7,8 +7,8 @@
  * y[p(j) mod Lp] from a buffer small enough to stay in cache.
  *
  * Scratch layout (floats): y (L) | w (L) | work: per-worker buffers, then
- * one uint64 per block (sums of gd^2, first bad index per strip) | gathered
- * values (L) | gather scratch.
+ * one uint64 per block (sums of gd^2, first bad index per strip) | gather
+ * scratch.
  */
 #include <slora/error.h>
 #include <slora/fastfood.h>
@@ -50,8 +50,8 @@ size_t slora_fastfood_scratch_floats(int log_len, int n_threads)
     size_t n = (size_t)1 << log_len;
     int w = n_threads < 1 ? 1 : n_threads;
     int blk_log = log_len < BLK_LOG ? log_len : BLK_LOG;
-    return 3 * n + (size_t)w * worker_floats(log_len) + 2 * blocks_of(log_len) +
-           (slora_gather_scratch_bytes(n, n, blk_log, n_threads) + 3) / 4;
+    return 2 * n + (size_t)w * worker_floats(log_len) + 2 * blocks_of(log_len) +
+           slora_gather_scratch_bytes(blk_log, n_threads) / 4 + 8;
 }
 
 /* Pass two: the strides >= 2^BLK_LOG, one strip of columns per task. The
@@ -89,8 +89,7 @@ static void strip_task(void *ctx, size_t task, int worker)
         if (j0 >= s->d_len)
             break;
         size_t n = s->d_len - j0 < (int64_t)s->width ? (size_t)(s->d_len - j0) : s->width;
-        slora_kernels_scale(s->dst + j0, buf + r * s->width, n, s->scale);
-        size_t at = slora_kernels_find_nonfinite(s->dst + j0, n);
+        size_t at = slora_kernels_stream(s->dst + j0, buf + r * s->width, n, s->scale);
         if (bad < 0 && at < n)
             bad = j0 + (int64_t)at;
     }
@@ -155,12 +154,6 @@ static void apply_signs(float *x, int64_t j0, int64_t n, uint64_t c2)
     }
 }
 
-static inline int64_t gd_of(uint64_t u)
-{
-    return (int64_t)((u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) + (u >> 48)) -
-           131070;
-}
-
 /* Pass one of the second transform, on each gathered chunk of
  * w[j] = y[p(j) mod Lp]: w *= gd, the small strides, and the chunk's sum of
  * gd^2 (exact in uint64: at most 2^28 * 131070^2 < 2^64). */
@@ -175,14 +168,8 @@ static void second_chunk(void *ctx, size_t chunk, float *w, size_t count, int wo
     (void)worker;
     struct second *s = ctx;
     uint64_t j0 = (uint64_t)chunk << s->blk_log;
-    uint64_t z = s->c3 + (j0 + 1) * GAMMA, sum = 0;
-    for (size_t t = 0; t < count; t++, z += GAMMA) {
-        int64_t g = gd_of(slora_mix64(z));
-        sum += (uint64_t)(g * g);
-        w[t] *= (float)g;
-    }
+    s->sums[chunk] = slora_kernels_gd_scale(w, count, s->c3 + (j0 + 1) * GAMMA);
     slora_kernels_fwht(w, s->blk_log);
-    s->sums[chunk] = sum;
 }
 
 int slora_fastfood_project(uint64_t seed, int64_t group, int64_t P, int64_t D, float alpha,
@@ -196,8 +183,7 @@ int slora_fastfood_project(uint64_t seed, int64_t group, int64_t P, int64_t D, f
     float *y = scratch, *w = scratch + n, *workers = scratch + 2 * n;
     size_t worker_len = worker_floats(logn);
     uint64_t *sums = (uint64_t *)(workers + (size_t)nw * worker_len);
-    float *values = (float *)(sums + blocks_of(logn));
-    void *gather_scratch = values + n;
+    void *gather_scratch = sums + blocks_of(logn);
     uint64_t sg = slora_rnd(seed, 1, (uint64_t)group);
     uint64_t c2 = slora_mix64(sg ^ slora_mix64(2 + GAMMA));
 
@@ -209,8 +195,8 @@ int slora_fastfood_project(uint64_t seed, int64_t group, int64_t P, int64_t D, f
                        .blk_log = logn < BLK_LOG ? logn : BLK_LOG};
     struct slora_perm perm;
     slora_perm_init(&perm, slora_rnd(sg, 5, 0), n);
-    struct slora_gather gather = {.perm = &perm, .src = y, .src_len = lp, .values = values,
-                                  .dst = w, .chunk_log = s.blk_log, .fn = second_chunk, .ctx = &s};
+    struct slora_gather gather = {.perm = &perm, .src = y, .mask = (uint32_t)(lp - 1), .dst = w,
+                                  .chunk_log = s.blk_log, .fn = second_chunk, .ctx = &s};
     slora_gather_run(&gather, gather_scratch, n_threads);
     size_t n_blocks = n >> s.blk_log;
     uint64_t sum = 0;
@@ -223,8 +209,7 @@ int slora_fastfood_project(uint64_t seed, int64_t group, int64_t P, int64_t D, f
     }
     float scale = (float)((double)alpha / (sqrt((double)sum) * sqrt((double)D)));
     if (logn <= BLK_LOG) {
-        slora_kernels_scale(dst, w, (size_t)D, scale);
-        size_t at = slora_kernels_find_nonfinite(dst, (size_t)D);
+        size_t at = slora_kernels_stream(dst, w, (size_t)D, scale);
         *bad_index = at < (size_t)D ? (int64_t)at : -1;
         return 0;
     }

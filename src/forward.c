@@ -24,21 +24,21 @@
 struct slora_fwd {
     const struct slora_model *m;
     int max_rows;
-    float *x;        /* (max_rows, dim) residual stream */
-    float *xb;       /* (max_rows, dim) normalised input of a block */
-    float *q;        /* (max_rows, dim) */
-    float *k;        /* (max_rows, kv_dim) */
-    float *v;        /* (max_rows, kv_dim) */
-    float *att_out;  /* (max_rows, dim) */
-    float *hb;       /* (max_rows, hidden_dim) */
-    float *hb2;      /* (max_rows, hidden_dim) */
-    float *att;      /* (seq_len) scores of one head */
-    float *gin;      /* (max_rows, max(dim, hidden_dim)) gathered inputs of one weight group */
-    float *gout;     /* (max_rows, max(dim, hidden_dim)) their outputs */
-    float *logits;   /* (min(max_rows, LOGIT_CHUNK), vocab) */
-    float *rope_cos; /* (seq_len, head_size / 2) */
-    float *rope_sin; /* (seq_len, head_size / 2) */
-    int *group;      /* (max_rows) row indices of the current weight group */
+    float *x;            /* (max_rows, dim) residual stream */
+    float *xb;           /* (max_rows, dim) normalised input of a block */
+    float *q;            /* (max_rows, dim) */
+    float *k;            /* (max_rows, kv_dim) */
+    float *v;            /* (max_rows, kv_dim) */
+    float *att_out;      /* (max_rows, dim) */
+    float *hb;           /* (max_rows, hidden_dim) */
+    float *hb2;          /* (max_rows, hidden_dim) */
+    float *att;          /* (seq_len) scores of one head */
+    float *gin;          /* (max_rows, max(dim, hidden_dim)) gathered inputs of one weight group */
+    float *gout;         /* (max_rows, max(dim, hidden_dim)) their outputs */
+    float *logits;       /* (min(max_rows, LOGIT_CHUNK), vocab) */
+    float *rope_cos;     /* (seq_len, head_size / 2) */
+    float *rope_sin;     /* (seq_len, head_size / 2) */
+    int *group;          /* (max_rows) row indices of the current weight group */
     unsigned char *done; /* (max_rows) rows already multiplied */
 };
 
@@ -100,9 +100,9 @@ struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows)
     f->rope_sin = malloc(seq * half * sizeof(float));
     f->group = malloc(rows * sizeof(int));
     f->done = malloc(rows);
-    if (!f->x || !f->xb || !f->q || !f->k || !f->v || !f->att_out || !f->hb || !f->hb2 ||
-        !f->att || !f->gin || !f->gout || !f->logits || !f->rope_cos || !f->rope_sin ||
-        !f->group || !f->done) {
+    if (!f->x || !f->xb || !f->q || !f->k || !f->v || !f->att_out || !f->hb || !f->hb2 || !f->att ||
+        !f->gin || !f->gout || !f->logits || !f->rope_cos || !f->rope_sin || !f->group ||
+        !f->done) {
         slora_fwd_free(f);
         return NULL;
     }
@@ -221,7 +221,8 @@ static void matmul(struct slora_fwd *f, const struct slora_fwd_row *rows, int n,
             memcpy(f->gin + (size_t)j * c, in + (size_t)f->group[j] * c, (size_t)c * sizeof(float));
         slora_blas_matmul_rows(w, f->gin, f->gout, g, r, c);
         for (int j = 0; j < g; j++)
-            memcpy(out + (size_t)f->group[j] * r, f->gout + (size_t)j * r, (size_t)r * sizeof(float));
+            memcpy(out + (size_t)f->group[j] * r, f->gout + (size_t)j * r,
+                   (size_t)r * sizeof(float));
     }
 }
 

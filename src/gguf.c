@@ -4,9 +4,9 @@
  * against the bytes left, every allocation against what the file could hold.
  */
 #include <slora/error.h>
+#include <slora/fileio.h>
 #include <slora/gguf.h>
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -118,9 +118,9 @@ static int parse_value(struct cursor *c, struct slora_gguf_kv *kv)
         return 0;
     }
     if (kv->n > (c->len - c->off) / type_size[elem])
-        return fail(c, SLORA_EFORMAT, "key '%.*s': %llu values of %zu bytes exceed the %zu bytes left",
-                    key_len, kv->key, (unsigned long long)kv->n, type_size[elem],
-                    c->len - c->off);
+        return fail(c, SLORA_EFORMAT,
+                    "key '%.*s': %llu values of %zu bytes exceed the %zu bytes left", key_len,
+                    kv->key, (unsigned long long)kv->n, type_size[elem], c->len - c->off);
     c->off += kv->n * type_size[elem];
     return 0;
 }
@@ -177,15 +177,18 @@ static int parse_tensor_info(struct cursor *c, struct slora_gguf *g, size_t i)
         if (d < t->n_dims && (rc = read_u64(c, &t->ne[d], "tensor dimension")))
             return rc;
         if (t->ne[d] == 0 || t->ne[d] > INT64_MAX / elems)
-            return fail(c, SLORA_EFORMAT, "tensor '%.*s' dimension %u is %llu: empty or overflowing",
-                        nl, t->name, d, (unsigned long long)t->ne[d]);
+            return fail(c, SLORA_EFORMAT,
+                        "tensor '%.*s' dimension %u is %llu: empty or overflowing", nl, t->name, d,
+                        (unsigned long long)t->ne[d]);
         elems *= t->ne[d];
     }
-    if ((rc = read_u32(c, &t->dtype, "tensor type")) || (rc = read_u64(c, &t->offset, "tensor offset")))
+    if ((rc = read_u32(c, &t->dtype, "tensor type")) ||
+        (rc = read_u64(c, &t->offset, "tensor offset")))
         return rc;
     if (t->dtype != SLORA_GGUF_DTYPE_F32 && t->dtype != SLORA_GGUF_DTYPE_F16)
-        return fail(c, SLORA_EUNSUPPORTED, "tensor '%.*s' has type %u (only F32 and F16 are supported)",
-                    nl, t->name, t->dtype);
+        return fail(c, SLORA_EUNSUPPORTED,
+                    "tensor '%.*s' has type %u (only F32 and F16 are supported)", nl, t->name,
+                    t->dtype);
     if (elems > SIZE_MAX / 4)
         return fail(c, SLORA_EFORMAT, "tensor '%.*s' is too large", nl, t->name);
     t->nbytes = (size_t)elems * dtype_size(t->dtype);
@@ -201,19 +204,20 @@ static int place_tensors(struct cursor *c, struct slora_gguf *g)
 {
     size_t a = g->alignment;
     if (c->off > SIZE_MAX - a || (c->off + a - 1) / a * a > c->len)
-        return fail(c, SLORA_EFORMAT, "truncated: data section would start past the end (%zu bytes)",
-                    c->len);
+        return fail(c, SLORA_EFORMAT,
+                    "truncated: data section would start past the end (%zu bytes)", c->len);
     g->data_offset = (c->off + a - 1) / a * a;
     size_t expect = 0;
     for (size_t i = 0; i < g->n_tensors; i++) {
         struct slora_gguf_tensor *t = &g->tensors[i];
         int nl = t->name_len > 200 ? 200 : (int)t->name_len;
         if (t->offset % a)
-            return fail(c, SLORA_EFORMAT, "tensor '%.*s' offset %llu is not a multiple of the alignment %zu",
-                        nl, t->name, (unsigned long long)t->offset, a);
+            return fail(c, SLORA_EFORMAT,
+                        "tensor '%.*s' offset %llu is not a multiple of the alignment %zu", nl,
+                        t->name, (unsigned long long)t->offset, a);
         if (t->offset != expect)
-            return fail(c, SLORA_EFORMAT, "tensor '%.*s' has offset %llu, expected %zu", nl, t->name,
-                        (unsigned long long)t->offset, expect);
+            return fail(c, SLORA_EFORMAT, "tensor '%.*s' has offset %llu, expected %zu", nl,
+                        t->name, (unsigned long long)t->offset, expect);
         size_t room = c->len - g->data_offset;
         if (t->offset > room || t->nbytes > room - t->offset)
             return fail(c, SLORA_EFORMAT,
@@ -241,8 +245,10 @@ int slora_gguf_parse(const uint8_t *buf, size_t len, struct slora_gguf **out, ch
     if ((rc = read_u32(&c, &version, "version")))
         return rc;
     if (version != 2 && version != 3)
-        return fail(&c, SLORA_EUNSUPPORTED, "GGUF version %u is not supported (2 and 3 are)", version);
-    if ((rc = read_u64(&c, &n_tensors, "tensor count")) || (rc = read_u64(&c, &n_kv, "key/value count")))
+        return fail(&c, SLORA_EUNSUPPORTED, "GGUF version %u is not supported (2 and 3 are)",
+                    version);
+    if ((rc = read_u64(&c, &n_tensors, "tensor count")) ||
+        (rc = read_u64(&c, &n_kv, "key/value count")))
         return rc;
     /* a key/value takes at least 13 bytes, a tensor info at least 32 */
     if (n_kv > (len - c.off) / 13)
@@ -296,8 +302,7 @@ const struct slora_gguf_kv *slora_gguf_find_kv(const struct slora_gguf *g, const
     return NULL;
 }
 
-const struct slora_gguf_tensor *slora_gguf_find_tensor(const struct slora_gguf *g,
-                                                       const char *name)
+const struct slora_gguf_tensor *slora_gguf_find_tensor(const struct slora_gguf *g, const char *name)
 {
     size_t n = strlen(name);
     for (size_t i = 0; i < g->n_tensors; i++)
@@ -456,14 +461,14 @@ struct wtensor {
 struct slora_gguf_writer {
     uint32_t version;
     size_t alignment;
-    uint8_t *kv;      /* serialised key/values */
+    uint8_t *kv; /* serialised key/values */
     size_t kv_len;
     size_t kv_cap;
     uint64_t n_kv;
     struct wtensor *tensors; /* (n_tensors) */
     size_t n_tensors;
     size_t cap_tensors;
-    int err;          /* first error, reported by write */
+    int err; /* first error, reported by write */
 };
 
 struct slora_gguf_writer *slora_gguf_writer_new(uint32_t version, size_t alignment)
@@ -658,6 +663,11 @@ static int write_all(struct slora_gguf_writer *w, FILE *f)
     return 0;
 }
 
+static int write_cb(FILE *f, void *ctx)
+{
+    return write_all(ctx, f);
+}
+
 int slora_gguf_writer_write(struct slora_gguf_writer *w, const char *path, char *diag,
                             size_t diag_len)
 {
@@ -665,17 +675,5 @@ int slora_gguf_writer_write(struct slora_gguf_writer *w, const char *path, char 
         snprintf(diag, diag_len, "%s: %s", path, slora_strerror(w->err));
         return w->err;
     }
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        snprintf(diag, diag_len, "%s: cannot create: %s", path, strerror(errno));
-        return SLORA_EIO;
-    }
-    int bad = write_all(w, f);
-    int saved = errno;
-    if (fclose(f) || bad) {
-        snprintf(diag, diag_len, "%s: write failed: %s", path, strerror(bad ? saved : errno));
-        remove(path);
-        return SLORA_EIO;
-    }
-    return 0;
+    return slora_fileio_write(path, write_cb, w, diag, diag_len);
 }

@@ -18,6 +18,32 @@ static inline uint32_t fmix32(uint32_t h)
     return h;
 }
 
+#define GAMMA 0x9E3779B97F4A7C15ull
+
+static inline uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static inline int64_t gd_of(uint64_t u)
+{
+    return (int64_t)((u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) + (u >> 48)) -
+           131070;
+}
+
+static uint64_t gd_scale_scalar(float *w, size_t count, uint64_t z)
+{
+    uint64_t sum = 0;
+    for (size_t t = 0; t < count; t++, z += GAMMA) {
+        int64_t g = gd_of(mix64(z));
+        sum += (uint64_t)(g * g);
+        w[t] *= (float)g;
+    }
+    return sum;
+}
+
 static inline uint32_t feistel1(uint32_t x, const uint32_t rk[4], int h, uint32_t mask)
 {
     uint32_t l = x >> h, r = x & mask;
@@ -142,6 +168,40 @@ static inline __m256i feistel_vec(__m256i x, const __m256i rk[4], int h, __m256i
     return _mm256_or_si256(_mm256_sll_epi32(l, sh), r);
 }
 
+/* Four vectors per step: each round is a chain of ~16 dependent cycles,
+ * so independent chains side by side keep the multipliers busy. */
+static inline void feistel_vec4(__m256i x[4], const __m256i rk[4], int h, __m256i mask)
+{
+    __m128i sh = _mm_cvtsi32_si128(h);
+    __m256i l[4], r[4];
+    for (int v = 0; v < 4; v++) {
+        l[v] = _mm256_srl_epi32(x[v], sh);
+        r[v] = _mm256_and_si256(x[v], mask);
+    }
+    for (int i = 0; i < 4; i++) {
+        for (int v = 0; v < 4; v++) {
+            __m256i f = _mm256_and_si256(fmix32_vec(_mm256_xor_si256(r[v], rk[i])), mask);
+            __m256i t = _mm256_xor_si256(l[v], f);
+            l[v] = r[v];
+            r[v] = t;
+        }
+    }
+    for (int v = 0; v < 4; v++)
+        x[v] = _mm256_or_si256(_mm256_sll_epi32(l[v], sh), r[v]);
+}
+
+/* Lanes of y above last (unsigned) take F again until none is. */
+static inline __m256i walk_vec(__m256i y, const __m256i rk[4], int h, __m256i mask, __m256i last)
+{
+    for (;;) {
+        __m256i over = _mm256_xor_si256(_mm256_max_epu32(y, last), last);
+        over = _mm256_cmpeq_epi32(over, _mm256_setzero_si256());
+        if (_mm256_movemask_epi8(over) == -1)
+            return y;
+        y = _mm256_blendv_epi8(feistel_vec(y, rk, h, mask), y, over);
+    }
+}
+
 void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int h, uint64_t n)
 {
     uint32_t mask = h >= 32 ? 0xFFFFFFFFu : (1u << h) - 1;
@@ -152,19 +212,21 @@ void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int 
     __m256i vmask = _mm256_set1_epi32((int)mask);
     __m256i vlast = _mm256_set1_epi32((int)(uint32_t)(n - 1));
     size_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        __m256i y[4];
+        for (int v = 0; v < 4; v++)
+            y[v] = _mm256_loadu_si256((const __m256i *)(x + i + 8 * v));
+        feistel_vec4(y, vrk, h, vmask);
+        for (int v = 0; v < 4; v++) {
+            if (walk)
+                y[v] = walk_vec(y[v], vrk, h, vmask, vlast);
+            _mm256_storeu_si256((__m256i *)(x + i + 8 * v), y[v]);
+        }
+    }
     for (; i + 8 <= count; i += 8) {
         __m256i y = feistel_vec(_mm256_loadu_si256((const __m256i *)(x + i)), vrk, h, vmask);
-        if (walk) {
-            /* out of range where y > n - 1 (unsigned): max(y, n-1) != n-1 */
-            for (;;) {
-                __m256i over = _mm256_xor_si256(_mm256_max_epu32(y, vlast), vlast);
-                over = _mm256_cmpeq_epi32(over, _mm256_setzero_si256());
-                if (_mm256_movemask_epi8(over) == -1)
-                    break;
-                __m256i z = feistel_vec(y, vrk, h, vmask);
-                y = _mm256_blendv_epi8(z, y, over);
-            }
-        }
+        if (walk)
+            y = walk_vec(y, vrk, h, vmask, vlast);
         _mm256_storeu_si256((__m256i *)(x + i), y);
     }
     for (; i < count; i++) {
@@ -175,14 +237,79 @@ void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int 
     }
 }
 
-void slora_kernels_scale(float *dst, const float *src, size_t n, float s)
+static inline __m256i mul64_const(__m256i a, __m256i c_lo, __m256i c_hi)
 {
-    __m256 vs = _mm256_set1_ps(s);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(src + i), vs));
-    for (; i < n; i++)
+    __m256i lo = _mm256_mul_epu32(a, c_lo);
+    __m256i mid = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), c_lo),
+                                   _mm256_mul_epu32(a, c_hi));
+    return _mm256_add_epi64(lo, _mm256_slli_epi64(mid, 32));
+}
+
+uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
+{
+    const __m256i c1l = _mm256_set1_epi64x((long long)(0xBF58476D1CE4E5B9ull & 0xFFFFFFFF));
+    const __m256i c1h = _mm256_set1_epi64x((long long)(0xBF58476D1CE4E5B9ull >> 32));
+    const __m256i c2l = _mm256_set1_epi64x((long long)(0x94D049BB133111EBull & 0xFFFFFFFF));
+    const __m256i c2h = _mm256_set1_epi64x((long long)(0x94D049BB133111EBull >> 32));
+    const __m256i f16 = _mm256_set1_epi64x(0xFFFF), centre = _mm256_set1_epi64x(131070);
+    const __m256i pack = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    const __m256i step = _mm256_set1_epi64x((long long)(4 * GAMMA));
+    __m256i z = _mm256_setr_epi64x((long long)z0, (long long)(z0 + GAMMA),
+                                   (long long)(z0 + 2 * GAMMA), (long long)(z0 + 3 * GAMMA));
+    __m256i acc = _mm256_setzero_si256();
+    size_t t = 0;
+    for (; t + 4 <= count; t += 4, z = _mm256_add_epi64(z, step)) {
+        __m256i u = _mm256_xor_si256(z, _mm256_srli_epi64(z, 30));
+        u = mul64_const(u, c1l, c1h);
+        u = _mm256_xor_si256(u, _mm256_srli_epi64(u, 27));
+        u = mul64_const(u, c2l, c2h);
+        u = _mm256_xor_si256(u, _mm256_srli_epi64(u, 31));
+        __m256i g = _mm256_add_epi64(_mm256_and_si256(u, f16),
+                                     _mm256_and_si256(_mm256_srli_epi64(u, 16), f16));
+        g = _mm256_add_epi64(g, _mm256_and_si256(_mm256_srli_epi64(u, 32), f16));
+        g = _mm256_sub_epi64(_mm256_add_epi64(g, _mm256_srli_epi64(u, 48)), centre);
+        acc = _mm256_add_epi64(acc, _mm256_mul_epi32(g, g));
+        __m128i g32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(g, pack));
+        _mm_storeu_ps(w + t, _mm_mul_ps(_mm_loadu_ps(w + t), _mm_cvtepi32_ps(g32)));
+    }
+    uint64_t lanes[4];
+    _mm256_storeu_si256((__m256i *)lanes, acc);
+    return lanes[0] + lanes[1] + lanes[2] + lanes[3] +
+           gd_scale_scalar(w + t, count - t, z0 + (uint64_t)t * GAMMA);
+}
+
+static inline bool nonfinite1(float x)
+{
+    uint32_t b;
+    memcpy(&b, &x, sizeof(b));
+    return (b & 0x7F800000u) == 0x7F800000u;
+}
+
+size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s)
+{
+    size_t bad = n, i = 0;
+    for (; i < n && ((uintptr_t)(dst + i) & 31); i++) {
         dst[i] = src[i] * s;
+        if (bad == n && nonfinite1(dst[i]))
+            bad = i;
+    }
+    const __m256 vs = _mm256_set1_ps(s);
+    const __m256i exp = _mm256_set1_epi32(0x7F800000);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(src + i), vs);
+        _mm256_stream_ps(dst + i, v);
+        __m256i e = _mm256_and_si256(_mm256_castps_si256(v), exp);
+        e = _mm256_cmpeq_epi32(e, exp);
+        if (bad == n && !_mm256_testz_si256(e, e))
+            bad = i + (size_t)__builtin_ctz((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(e)));
+    }
+    _mm_sfence();
+    for (; i < n; i++) {
+        dst[i] = src[i] * s;
+        if (bad == n && nonfinite1(dst[i]))
+            bad = i;
+    }
+    return bad;
 }
 
 size_t slora_kernels_find_nonfinite(const float *x, size_t n)
@@ -209,6 +336,24 @@ size_t slora_kernels_find_nonfinite(const float *x, size_t n)
 
 #else
 
+uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
+{
+    return gd_scale_scalar(w, count, z0);
+}
+
+size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s)
+{
+    size_t bad = n;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        dst[i] = src[i] * s;
+        memcpy(&b, dst + i, sizeof(b));
+        if (bad == n && (b & 0x7F800000u) == 0x7F800000u)
+            bad = i;
+    }
+    return bad;
+}
+
 void slora_kernels_fwht(float *v, int logn)
 {
     size_t n = (size_t)1 << logn;
@@ -232,12 +377,6 @@ void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int 
             y = feistel1(y, rk, h, mask);
         x[i] = y;
     }
-}
-
-void slora_kernels_scale(float *dst, const float *src, size_t n, float s)
-{
-    for (size_t i = 0; i < n; i++)
-        dst[i] = src[i] * s;
 }
 
 size_t slora_kernels_find_nonfinite(const float *x, size_t n)

@@ -17,6 +17,7 @@
  * model is immutable and may be shared by any number of threads.
  */
 #include <slora/error.h>
+#include <slora/fileio.h>
 #include <slora/gguf.h>
 #include <slora/model.h>
 #include <slora/tokenizer.h>
@@ -42,12 +43,11 @@
 
 /* Per-layer tensor kinds in .bin order, with their GGUF names. */
 enum kind { K_RMS_ATT, K_WQ, K_WK, K_WV, K_WO, K_RMS_FFN, K_W1, K_W2, K_W3, K_COUNT };
-static const char *const kind_name[K_COUNT] = {"attn_norm", "attn_q",   "attn_k",
+static const char *const kind_name[K_COUNT] = {"attn_norm", "attn_q",      "attn_k",
                                                "attn_v",    "attn_output", "ffn_norm",
-                                               "ffn_gate",  "ffn_down", "ffn_up"};
-static const int kind_module[K_COUNT] = {-1,          SLORA_MOD_WQ, SLORA_MOD_WK,
-                                         SLORA_MOD_WV, SLORA_MOD_WO, -1,
-                                         SLORA_MOD_W1, SLORA_MOD_W2, SLORA_MOD_W3};
+                                               "ffn_gate",  "ffn_down",    "ffn_up"};
+static const int kind_module[K_COUNT] = {-1, SLORA_MOD_WQ, SLORA_MOD_WK, SLORA_MOD_WV, SLORA_MOD_WO,
+                                         -1, SLORA_MOD_W1, SLORA_MOD_W2, SLORA_MOD_W3};
 
 __attribute__((format(printf, 3, 4))) static int fail(char *diag, size_t diag_len, const char *fmt,
                                                       ...)
@@ -122,9 +122,12 @@ static int check_config(const char *path, const struct slora_model_config *c, ch
         int value;
         int max;
     } fields[] = {
-        {"dim", s->dim, MAX_WIDTH},           {"hidden_dim", s->hidden_dim, MAX_WIDTH},
-        {"n_layers", s->n_layers, MAX_LAYERS}, {"n_heads", s->n_heads, MAX_WIDTH},
-        {"n_kv_heads", s->n_kv_heads, MAX_WIDTH}, {"vocab_size", s->vocab_size, MAX_VOCAB},
+        {"dim", s->dim, MAX_WIDTH},
+        {"hidden_dim", s->hidden_dim, MAX_WIDTH},
+        {"n_layers", s->n_layers, MAX_LAYERS},
+        {"n_heads", s->n_heads, MAX_WIDTH},
+        {"n_kv_heads", s->n_kv_heads, MAX_WIDTH},
+        {"vocab_size", s->vocab_size, MAX_VOCAB},
         {"seq_len", c->seq_len, MAX_SEQ},
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
@@ -222,11 +225,11 @@ static int load_bin(struct slora_model **out, const char *path, const uint8_t *b
     uint64_t freq = (uint64_t)cfg.seq_len * (cfg.shape.dim / cfg.shape.n_heads);
     uint64_t want = BIN_HEADER_BYTES + 4 * (weight_floats(&cfg) + freq);
     if (len < want)
-        return fail(diag, diag_len, "%s: truncated: %zu bytes, the header implies %llu", path,
-                    len, (unsigned long long)want);
+        return fail(diag, diag_len, "%s: truncated: %zu bytes, the header implies %llu", path, len,
+                    (unsigned long long)want);
     if (len > want)
-        return fail(diag, diag_len, "%s: %zu bytes, %llu more than the header implies", path,
-                    len, (unsigned long long)(len - want));
+        return fail(diag, diag_len, "%s: %zu bytes, %llu more than the header implies", path, len,
+                    (unsigned long long)(len - want));
     struct slora_model *m = model_alloc(path, &cfg);
     if (!m)
         return SLORA_ENOMEM;
@@ -243,14 +246,13 @@ static int gguf_int(const struct slora_gguf *g, const char *path, const char *ke
     if (rc == SLORA_ENOTFOUND)
         return fail(diag, diag_len, "%s: missing key %s", path, key);
     if (rc || v < 0 || v > INT32_MAX)
-        return fail(diag, diag_len, "%s: key %s is not an integer in 0..%d", path, key,
-                    INT32_MAX);
+        return fail(diag, diag_len, "%s: key %s is not an integer in 0..%d", path, key, INT32_MAX);
     *out = (int)v;
     return 0;
 }
 
-static int gguf_config(const struct slora_gguf *g, const char *path,
-                       struct slora_model_config *cfg, char *diag, size_t diag_len)
+static int gguf_config(const struct slora_gguf *g, const char *path, struct slora_model_config *cfg,
+                       char *diag, size_t diag_len)
 {
     const char *arch;
     size_t arch_len;
@@ -294,8 +296,7 @@ static int gguf_config(const struct slora_gguf *g, const char *path,
 }
 
 /* Bind tensors to the GGUF data; converts F16 and misaligned F32 into m->owned. */
-static int gguf_bind(struct slora_model *m, const struct slora_gguf *g, char *diag,
-                     size_t diag_len)
+static int gguf_bind(struct slora_model *m, const struct slora_gguf *g, char *diag, size_t diag_len)
 {
     int n = slora_model_n_tensors(m);
     const struct slora_gguf_tensor **src = calloc((size_t)n, sizeof(*src));
@@ -317,9 +318,9 @@ static int gguf_bind(struct slora_model *m, const struct slora_gguf *g, char *di
             gt->ne[3] != 1 || gt->n_dims > want_dims) {
             rc = fail(diag, diag_len,
                       "%s: tensor '%s' has shape [%llu, %llu, %llu, %llu], expected [%lld, %lld]",
-                      m->path, t.name, (unsigned long long)gt->ne[0],
-                      (unsigned long long)gt->ne[1], (unsigned long long)gt->ne[2],
-                      (unsigned long long)gt->ne[3], (long long)t.cols, (long long)t.rows);
+                      m->path, t.name, (unsigned long long)gt->ne[0], (unsigned long long)gt->ne[1],
+                      (unsigned long long)gt->ne[2], (unsigned long long)gt->ne[3],
+                      (long long)t.cols, (long long)t.rows);
             goto out_free_src;
         }
         src[i] = gt;
@@ -463,7 +464,7 @@ int slora_model_load(const char *path, struct slora_model **out, char *diag, siz
     const uint8_t *buf = map;
     struct slora_model *m = NULL;
     int rc = len >= 4 && !memcmp(buf, "GGUF", 4) ? load_gguf(&m, path, buf, len, diag, diag_len)
-                                                  : load_bin(&m, path, buf, len, diag, diag_len);
+                                                 : load_bin(&m, path, buf, len, diag, diag_len);
     if (rc) {
         if (map)
             munmap(map, len);
@@ -526,11 +527,19 @@ static int write_freq_tables(FILE *f, const struct slora_model *m)
     return 0;
 }
 
-static int write_bin_all(FILE *f, const struct slora_model *m, const struct slora_weights *ws)
+struct bin_job {
+    const struct slora_model *m;
+    const struct slora_weights *ws;
+};
+
+static int write_bin_all(FILE *f, void *ctx)
 {
+    const struct bin_job *job = ctx;
+    const struct slora_model *m = job->m;
+    const struct slora_weights *ws = job->ws;
     const struct slora_shape *s = &m->cfg.shape;
-    int32_t h[7] = {s->dim,    s->hidden_dim,
-                    s->n_layers, s->n_heads,
+    int32_t h[7] = {s->dim,        s->hidden_dim,
+                    s->n_layers,   s->n_heads,
                     s->n_kv_heads, m->cfg.shared_classifier ? s->vocab_size : -s->vocab_size,
                     m->cfg.seq_len};
     if (fwrite(h, sizeof(h), 1, f) != 1)
@@ -556,19 +565,8 @@ static int write_bin_all(FILE *f, const struct slora_model *m, const struct slor
 int slora_model_write_bin(const struct slora_model *m, const struct slora_weights *ws,
                           const char *path, char *diag, size_t diag_len)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        snprintf(diag, diag_len, "%s: cannot create: %s", path, strerror(errno));
-        return SLORA_EIO;
-    }
-    int bad = write_bin_all(f, m, ws);
-    int saved = errno;
-    if (fclose(f) || bad) {
-        snprintf(diag, diag_len, "%s: write failed: %s", path, strerror(bad ? saved : errno));
-        remove(path);
-        return SLORA_EIO;
-    }
-    return 0;
+    struct bin_job job = {m, ws};
+    return slora_fileio_write(path, write_bin_all, &job, diag, diag_len);
 }
 
 /* GGUF token types, as llama.cpp's llama2.c converter assigns them. */
@@ -641,8 +639,8 @@ int slora_model_write_gguf(const struct slora_model *m, const struct slora_token
                            const char *path, int version, int dtype, char *diag, size_t diag_len)
 {
     const struct slora_shape *s = &m->cfg.shape;
-    struct slora_gguf_writer *w = slora_gguf_writer_new((uint32_t)version,
-                                                        SLORA_GGUF_DEFAULT_ALIGNMENT);
+    struct slora_gguf_writer *w =
+        slora_gguf_writer_new((uint32_t)version, SLORA_GGUF_DEFAULT_ALIGNMENT);
     if (!w)
         return SLORA_ENOMEM;
     slora_gguf_writer_add_str(w, "general.architecture", "llama");

@@ -38,6 +38,7 @@
 #include <sys/mman.h>
 
 #define CHUNK ((size_t)1 << 15)
+#define GATHER_LOG 15
 #define HUGE_PAGE ((size_t)2 << 20)
 
 static size_t mul_sat(size_t a, size_t b)
@@ -164,10 +165,12 @@ struct kron {
 };
 
 /* Write runs [q0, q1) of A (x) B into dst (the output's element 0),
- * elements at or beyond limit excluded. */
-static void kron_runs(const struct kron *k, int64_t q0, int64_t q1, float scale, float *dst,
-                      int64_t limit)
+ * elements at or beyond limit excluded. Returns the first index of a
+ * non-finite value written, or INT64_MAX. */
+static int64_t kron_runs(const struct kron *k, int64_t q0, int64_t q1, float scale, float *dst,
+                         int64_t limit)
 {
+    int64_t bad = INT64_MAX;
     int M = k->M;
     int64_t x[SLORA_MAX_ORDER], y[SLORA_MAX_ORDER] = {0};
     int64_t q = q0, len = k->nb[M - 1];
@@ -182,14 +185,16 @@ static void kron_runs(const struct kron *k, int64_t q0, int64_t q1, float scale,
     for (int64_t run = q0; run < q1; run++) {
         int64_t e0 = run * len;
         if (e0 >= limit)
-            return;
+            return bad;
         int64_t ao = 0, bo = 0;
         for (int m = 0; m < M; m++)
             ao = ao * k->na[m] + x[m];
         for (int m = 0; m < M - 1; m++)
             bo = bo * k->nb[m] + y[m];
         int64_t n = limit - e0 < len ? limit - e0 : len;
-        slora_kernels_scale(dst + e0, k->b + bo * len, (size_t)n, scale * k->a[ao]);
+        size_t at = slora_kernels_stream(dst + e0, k->b + bo * len, (size_t)n, scale * k->a[ao]);
+        if (bad == INT64_MAX && at < (size_t)n)
+            bad = e0 + (int64_t)at;
         if (++x[M - 1] < k->na[M - 1])
             continue;
         x[M - 1] = 0;
@@ -202,6 +207,7 @@ static void kron_runs(const struct kron *k, int64_t q0, int64_t q1, float scale,
             x[m] = 0;
         }
     }
+    return bad;
 }
 
 /* ---- group preparation ---- */
@@ -255,63 +261,41 @@ static void note_bad(struct writer *w, int64_t at)
         ;
 }
 
-/* dst[e0 .. e1) = rows of U @ A_last^T restricted to columns [c0, c0 + nc)
- * of row `row` when by_columns; elements past count go to tmp and are
- * dropped. */
-static void gemm_rows(struct writer *w, int64_t row0, int64_t n_rows, int64_t c0, int64_t nc,
-                      float *tmp)
-{
-    const struct factor_u *f = &w->fu;
-    int64_t e0 = row0 * f->n_last + c0;
-    int64_t full = (w->count - e0) / f->n_last; /* whole rows below count */
-    if (nc < f->n_last)
-        full = w->count - e0 >= nc ? 1 : 0;
-    if (full > n_rows)
-        full = n_rows;
-    if (full > 0)
-        slora_blas_gemm((int)full, (int)nc, (int)f->r, w->scale, f->u + row0 * f->r,
-                        f->a_last + c0 * f->r, 1, 0.0f, w->dst + e0);
-    if (full < n_rows) {
-        int64_t p0 = e0 + full * f->n_last;
-        if (p0 < w->count) {
-            slora_blas_gemm(1, (int)nc, (int)f->r, w->scale, f->u + (row0 + full) * f->r,
-                            f->a_last + c0 * f->r, 1, 0.0f, tmp);
-            memcpy(w->dst + p0, tmp, (size_t)(w->count - p0) * sizeof(float));
-        }
-    }
-}
-
+/* One task: rows [row0, row0 + n_rows) of U @ A_last^T, or columns
+ * [c0, c0 + nc) of row row0 when by_columns, computed into the worker's
+ * tmp (in cache) and streamed to dst up to count, checked on the way. */
 static void writer_task(void *ctx, size_t task, int worker)
 {
     struct writer *w = ctx;
-    int64_t e0, e1;
+    int64_t e0, bad = INT64_MAX;
     if (w->kron_mode) {
-        int64_t len = w->kron.nb[w->kron.M - 1];
         int64_t q0 = (int64_t)task * w->per_task;
-        kron_runs(&w->kron, q0, q0 + w->per_task, w->scale, w->dst, w->count);
-        e0 = q0 * len;
-        e1 = (q0 + w->per_task) * len;
-    } else if (w->by_columns) {
-        int64_t row = (int64_t)task / w->tasks_per_row;
-        int64_t c0 = ((int64_t)task % w->tasks_per_row) * w->per_task;
-        int64_t nc = w->fu.n_last - c0 < w->per_task ? w->fu.n_last - c0 : w->per_task;
-        gemm_rows(w, row, 1, c0, nc, w->tmp + (size_t)worker * CHUNK);
-        e0 = row * w->fu.n_last + c0;
-        e1 = e0 + nc;
+        e0 = q0 * w->kron.nb[w->kron.M - 1];
+        bad = kron_runs(&w->kron, q0, q0 + w->per_task, w->scale, w->dst, w->count);
     } else {
-        int64_t row0 = (int64_t)task * w->per_task;
-        int64_t n_rows = w->fu.rows - row0 < w->per_task ? w->fu.rows - row0 : w->per_task;
-        gemm_rows(w, row0, n_rows, 0, w->fu.n_last, w->tmp + (size_t)worker * CHUNK);
-        e0 = row0 * w->fu.n_last;
-        e1 = e0 + n_rows * w->fu.n_last;
+        const struct factor_u *f = &w->fu;
+        int64_t row0, n_rows = 1, c0 = 0, nc = f->n_last;
+        if (w->by_columns) {
+            row0 = (int64_t)task / w->tasks_per_row;
+            c0 = ((int64_t)task % w->tasks_per_row) * w->per_task;
+            nc = f->n_last - c0 < w->per_task ? f->n_last - c0 : w->per_task;
+        } else {
+            row0 = (int64_t)task * w->per_task;
+            n_rows = f->rows - row0 < w->per_task ? f->rows - row0 : w->per_task;
+        }
+        e0 = row0 * f->n_last + c0;
+        int64_t len = n_rows * nc < w->count - e0 ? n_rows * nc : w->count - e0;
+        if (len <= 0)
+            return;
+        float *tmp = w->tmp + (size_t)worker * CHUNK;
+        slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, f->u + row0 * f->r,
+                        f->a_last + c0 * f->r, 1, 0.0f, tmp);
+        size_t at = slora_kernels_stream(w->dst + e0, tmp, (size_t)len, 1.0f);
+        if (at < (size_t)len)
+            bad = e0 + (int64_t)at;
     }
-    if (!w->check || e0 >= w->count)
-        return;
-    if (e1 > w->count)
-        e1 = w->count;
-    size_t at = slora_kernels_find_nonfinite(w->dst + e0, (size_t)(e1 - e0));
-    if (at < (size_t)(e1 - e0))
-        note_bad(w, e0 + (int64_t)at);
+    if (w->check && bad != INT64_MAX)
+        note_bad(w, bad);
 }
 
 /* Prepare group g's writer in buf (prepare_floats(g) floats). */
@@ -457,9 +441,7 @@ static int plan(const struct slora_adapter *a, int n_threads, struct layout *lay
     lay->delta = add_sat(lay->ff, align16(ff));
     size_t n = (size_t)a->total;
     lay->gather = add_sat(lay->delta, a->cfg.shuffle ? align16(n) : 0);
-    size_t gather = a->cfg.shuffle ? slora_gather_scratch_bytes(n, n, slora_gather_chunk_log(n),
-                                                                n_threads) / 4 + 1
-                                   : 0;
+    size_t gather = a->cfg.shuffle ? slora_gather_scratch_bytes(GATHER_LOG, n_threads) / 4 : 0;
     lay->workers = add_sat(lay->gather, align16(gather));
     lay->total = add_sat(lay->workers, mul_sat((size_t)n_threads, CHUNK));
     return lay->total == SIZE_MAX ? SLORA_ELIMIT : 0;
@@ -573,8 +555,8 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
     if (a->cfg.shuffle) {
         struct slora_perm perm;
         slora_perm_init(&perm, slora_rnd(a->cfg.shuffle_seed, 4, 0), (uint64_t)a->total);
-        struct slora_gather g = {.perm = &perm, .src = delta, .src_len = perm.n, .values = delta,
-                                 .dst = out, .chunk_log = slora_gather_chunk_log(perm.n)};
+        struct slora_gather g = {.perm = &perm, .src = delta, .mask = 0xFFFFFFFFu, .dst = out,
+                                 .chunk_log = GATHER_LOG};
         slora_gather_run(&g, scratch + lay.gather, n_threads);
         /* a permutation moves the bad entry: find its place in dW_all */
         if (bad >= 0)

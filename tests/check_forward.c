@@ -23,15 +23,6 @@
 static const int story[] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421};
 #define N_STORY ((int)(sizeof(story) / sizeof(story[0])))
 
-static struct slora_model *load_ok(const char *path)
-{
-    struct slora_model *m;
-    char diag[512];
-    int rc = slora_model_load(path, &m, diag, sizeof(diag));
-    ck_assert_msg(rc == 0, "%s", diag);
-    return m;
-}
-
 /* max|a - b| / max|b| */
 static double rel_diff(const float *a, const float *b, size_t n)
 {
@@ -76,7 +67,7 @@ START_TEST(stories_published)
 {
     const char *paths[] = {STORIES_BIN, LLAMACPP_GGUF};
     static const float want[4] = {-6.22291f, 8.40434f, -6.22374f, -6.22254f};
-    struct slora_model *m = load_ok(paths[_i]);
+    struct slora_model *m = test_load_model(paths[_i]);
     float *l = prefill_base(m, story, 1);
     for (int i = 0; i < 4; i++)
         ck_assert_msg(fabsf(l[i] - want[i]) <= 1e-4f, "%s logit %d: %.6f", paths[_i], i, l[i]);
@@ -91,28 +82,36 @@ START_TEST(stories_published)
 }
 END_TEST
 
+/* 100 positions: more than one classifier chunk of 64 rows. */
+#define N_LONG 100
+
 START_TEST(prefill_equals_stepwise)
 {
-    struct slora_model *m = load_ok(STORIES_BIN);
+    struct slora_model *m = test_load_model(STORIES_BIN);
     int vocab = m->cfg.shape.vocab_size;
-    float *batch = prefill_base(m, story, N_STORY);
+    int tokens[N_LONG];
+    for (int i = 0; i < N_LONG; i++)
+        tokens[i] = i < N_STORY ? story[i] : (i * 37) % vocab;
+    float *batch = prefill_base(m, tokens, N_LONG);
     struct slora_weights ws;
     ck_assert_int_eq(slora_weights_init(&ws, m), 0);
     struct slora_kv *kv = slora_kv_new(m);
     struct slora_fwd *f = slora_fwd_new(m, 1);
     float *step = malloc((size_t)vocab * sizeof(float));
-    for (int i = 0; i < N_STORY; i++) {
-        struct slora_fwd_row row = {story[i], i, kv, &ws, step};
+    for (int i = 0; i < N_LONG; i++) {
+        struct slora_fwd_row row = {tokens[i], i, kv, &ws, step};
         ck_assert_int_eq(slora_fwd_run(f, &row, 1), 0);
         double d = rel_diff(batch + (size_t)i * vocab, step, (size_t)vocab);
         ck_assert_msg(d <= 1e-5, "position %d: %g", i, d);
+        /* greedy continuation of the prompt follows the published story */
+        if (i == N_STORY - 1) {
+            int best = 0;
+            for (int j = 1; j < vocab; j++)
+                if (step[j] > step[best])
+                    best = j;
+            ck_assert_int_eq(best, 395);
+        }
     }
-    /* greedy continuation of the prompt follows the published story */
-    int best = 0;
-    for (int i = 1; i < vocab; i++)
-        if (step[i] > step[best])
-            best = i;
-    ck_assert_int_eq(best, 395);
     free(step);
     free(batch);
     slora_fwd_free(f);
@@ -125,19 +124,19 @@ END_TEST
 /* .bin, our GGUF (F32) and llama.cpp's GGUF: tol 1e-6; F16 reported. */
 START_TEST(formats_agree)
 {
-    struct slora_model *mb = load_ok(STORIES_BIN);
+    struct slora_model *mb = test_load_model(STORIES_BIN);
     int vocab = mb->cfg.shape.vocab_size;
     size_t n = (size_t)N_STORY * vocab;
     char *g32 = test_tmp_path("g32"), *g16 = test_tmp_path("g16");
     char diag[256];
-    ck_assert_int_eq(slora_model_write_gguf(mb, NULL, g32, 3, SLORA_GGUF_DTYPE_F32, diag,
-                                            sizeof(diag)), 0);
-    ck_assert_int_eq(slora_model_write_gguf(mb, NULL, g16, 2, SLORA_GGUF_DTYPE_F16, diag,
-                                            sizeof(diag)), 0);
+    ck_assert_int_eq(
+        slora_model_write_gguf(mb, NULL, g32, 3, SLORA_GGUF_DTYPE_F32, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(
+        slora_model_write_gguf(mb, NULL, g16, 2, SLORA_GGUF_DTYPE_F16, diag, sizeof(diag)), 0);
     float *ref = prefill_base(mb, story, N_STORY);
     const char *paths[] = {g32, LLAMACPP_GGUF, g16};
     for (int p = 0; p < 3; p++) {
-        struct slora_model *m = load_ok(paths[p]);
+        struct slora_model *m = test_load_model(paths[p]);
         float *l = prefill_base(m, story, N_STORY);
         double d = rel_diff(l, ref, n);
         if (p < 2)
@@ -157,47 +156,63 @@ START_TEST(formats_agree)
 }
 END_TEST
 
-/* Small GQA model with an unshared classifier, generated here. */
-static struct slora_model *small_model(char **path)
+/* A small GQA model with an unshared classifier (generated here), its base
+ * weight set ws0, and ws1: the base with layer 0 wq and layer 1 w2 perturbed. */
+struct two_sets {
+    char *path;
+    struct slora_model *m;
+    struct slora_weights ws0;
+    struct slora_weights ws1;
+    float *wq; /* (dim, dim) */
+    float *w2; /* (dim, hidden_dim) */
+};
+
+static void two_sets_init(struct two_sets *t)
 {
-    *path = test_tmp_path("fwd");
-    char *argv[] = {"gen-model", "--dim",    "32", "--hidden", "48",   "--layers", "2",
-                    "--heads",   "4",        "--kv-heads", "2", "--vocab", "40", "--seq-len",
-                    "16",        "--seed",   "3",  "-o",       *path, "--format", "bin", NULL};
+    t->path = test_tmp_path("fwd");
+    char *argv[] = {"gen-model", "--dim",     "32",  "--hidden",   "48", "--layers",
+                    "2",         "--heads",   "4",   "--kv-heads", "2",  "--vocab",
+                    "40",        "--seq-len", "16",  "--seed",     "3",  "-o",
+                    t->path,     "--format",  "bin", NULL};
     ck_assert_int_eq(slora_cmd_gen_model(21, argv), 0);
-    return load_ok(*path);
+    t->m = test_load_model(t->path);
+    const struct slora_model *m = t->m;
+    int64_t r, c;
+    ck_assert_int_eq(slora_weights_init(&t->ws0, m), 0);
+    ck_assert_int_eq(slora_weights_init(&t->ws1, m), 0);
+    t->ws1.id = 1;
+    slora_arch_module_dims(&m->cfg.shape, SLORA_MOD_WQ, &r, &c);
+    t->wq = malloc((size_t)(r * c) * sizeof(float));
+    for (int64_t i = 0; i < r * c; i++)
+        t->wq[i] = slora_model_matrix(m, 0, SLORA_MOD_WQ)[i] + 0.05f * (float)((i % 7) - 3);
+    slora_arch_module_dims(&m->cfg.shape, SLORA_MOD_W2, &r, &c);
+    t->w2 = malloc((size_t)(r * c) * sizeof(float));
+    for (int64_t i = 0; i < r * c; i++)
+        t->w2[i] = slora_model_matrix(m, 1, SLORA_MOD_W2)[i] * 1.5f;
+    slora_weights_set(&t->ws1, 0, SLORA_MOD_WQ, t->wq);
+    slora_weights_set(&t->ws1, 1, SLORA_MOD_W2, t->w2);
 }
 
-/* ws1: the base with layer 0 wq and layer 1 w2 perturbed (owned by the caller). */
-static void perturbed_set(const struct slora_model *m, struct slora_weights *ws1, float **wq,
-                          float **w2)
+static void two_sets_deinit(struct two_sets *t)
 {
-    int64_t r, c;
-    ck_assert_int_eq(slora_weights_init(ws1, m), 0);
-    ws1->id = 1;
-    slora_arch_module_dims(&m->cfg.shape, SLORA_MOD_WQ, &r, &c);
-    *wq = malloc((size_t)(r * c) * sizeof(float));
-    for (int64_t i = 0; i < r * c; i++)
-        (*wq)[i] = slora_model_matrix(m, 0, SLORA_MOD_WQ)[i] + 0.05f * (float)((i % 7) - 3);
-    slora_arch_module_dims(&m->cfg.shape, SLORA_MOD_W2, &r, &c);
-    *w2 = malloc((size_t)(r * c) * sizeof(float));
-    for (int64_t i = 0; i < r * c; i++)
-        (*w2)[i] = slora_model_matrix(m, 1, SLORA_MOD_W2)[i] * 1.5f;
-    slora_weights_set(ws1, 0, SLORA_MOD_WQ, *wq);
-    slora_weights_set(ws1, 1, SLORA_MOD_W2, *w2);
+    slora_weights_deinit(&t->ws0);
+    slora_weights_deinit(&t->ws1);
+    free(t->wq);
+    free(t->w2);
+    slora_model_free(t->m);
+    unlink(t->path);
+    free(t->path);
 }
 
 START_TEST(mixed_batch_equals_alone)
 {
-    char *path;
-    struct slora_model *m = small_model(&path);
+    struct two_sets t;
+    two_sets_init(&t);
+    const struct slora_model *m = t.m;
+    const struct slora_weights *ws0 = &t.ws0, *ws1 = &t.ws1;
     int vocab = m->cfg.shape.vocab_size;
-    struct slora_weights ws0, ws1;
-    float *wq, *w2;
-    ck_assert_int_eq(slora_weights_init(&ws0, m), 0);
-    perturbed_set(m, &ws1, &wq, &w2);
     const int a[4] = {1, 5, 9, 30}, b[4] = {1, 22, 7, 39};
-    float *alone_a = prefill(m, &ws0, a, 4), *alone_b = prefill(m, &ws1, b, 4);
+    float *alone_a = prefill(m, ws0, a, 4), *alone_b = prefill(m, ws1, b, 4);
     ck_assert(rel_diff(alone_a, alone_b, (size_t)vocab) > 1e-3);
 
     struct slora_kv *ka = slora_kv_new(m), *kb = slora_kv_new(m);
@@ -205,9 +220,11 @@ START_TEST(mixed_batch_equals_alone)
     float *out = malloc((size_t)8 * vocab * sizeof(float));
     /* step 1: A prefills 0..1 and B 0..2, interleaved */
     struct slora_fwd_row r1[] = {
-        {b[0], 0, kb, &ws1, out},          {a[0], 0, ka, &ws0, out + vocab},
-        {b[1], 1, kb, &ws1, out + 2 * vocab}, {a[1], 1, ka, &ws0, out + 3 * vocab},
-        {b[2], 2, kb, &ws1, out + 4 * vocab},
+        {b[0], 0, kb, ws1, out},
+        {a[0], 0, ka, ws0, out + vocab},
+        {b[1], 1, kb, ws1, out + 2 * vocab},
+        {a[1], 1, ka, ws0, out + 3 * vocab},
+        {b[2], 2, kb, ws1, out + 4 * vocab},
     };
     ck_assert_int_eq(slora_fwd_run(f, r1, 5), 0);
     const float *want1[] = {alone_b, alone_a, alone_b + vocab, alone_a + vocab,
@@ -216,11 +233,11 @@ START_TEST(mixed_batch_equals_alone)
         ck_assert_msg(rel_diff(out + (size_t)i * vocab, want1[i], (size_t)vocab) <= 1e-5,
                       "step 1 row %d", i);
     /* step 2: one decode row each */
-    struct slora_fwd_row r2[] = {{a[2], 2, ka, &ws0, out}, {b[3], 3, kb, &ws1, out + vocab}};
+    struct slora_fwd_row r2[] = {{a[2], 2, ka, ws0, out}, {b[3], 3, kb, ws1, out + vocab}};
     ck_assert_int_eq(slora_fwd_run(f, r2, 2), 0);
     ck_assert(rel_diff(out, alone_a + 2 * vocab, (size_t)vocab) <= 1e-5);
     ck_assert(rel_diff(out + vocab, alone_b + 3 * vocab, (size_t)vocab) <= 1e-5);
-    struct slora_fwd_row r3 = {a[3], 3, ka, &ws0, out};
+    struct slora_fwd_row r3 = {a[3], 3, ka, ws0, out};
     ck_assert_int_eq(slora_fwd_run(f, &r3, 1), 0);
     ck_assert(rel_diff(out, alone_a + 3 * vocab, (size_t)vocab) <= 1e-5);
 
@@ -230,13 +247,7 @@ START_TEST(mixed_batch_equals_alone)
     slora_fwd_free(f);
     slora_kv_free(ka);
     slora_kv_free(kb);
-    slora_weights_deinit(&ws0);
-    slora_weights_deinit(&ws1);
-    free(wq);
-    free(w2);
-    slora_model_free(m);
-    unlink(path);
-    free(path);
+    two_sets_deinit(&t);
 }
 END_TEST
 
@@ -249,24 +260,21 @@ static const struct count_case {
     uint64_t gemm;
     uint64_t gemv;
 } count_cases[] = {
-    {1, 0, 1, 0, 15},      /* decode: one sgemv per matrix */
-    {5, 0, 0, 14, 1},      /* shared prefill: one sgemm per matrix, one classifier sgemv */
-    {5, 0, 1, 15, 0},      /* ... classifier over all rows: one sgemm */
-    {3, 3, 1, 17, 0},      /* two sets: the two adapted matrices split into two sgemms */
-    {1, 3, 1, 15, 2},      /* a lone base row takes sgemv for the split matrices */
-    {0, 4, 0, 14, 1},      /* all rows adapted: still one sgemm per matrix */
+    {1, 0, 1, 0, 15}, /* decode: one sgemv per matrix */
+    {5, 0, 0, 14, 1}, /* shared prefill: one sgemm per matrix, one classifier sgemv */
+    {5, 0, 1, 15, 0}, /* ... classifier over all rows: one sgemm */
+    {3, 3, 1, 17, 0}, /* two sets: the two adapted matrices split into two sgemms */
+    {1, 3, 1, 15, 2}, /* a lone base row takes sgemv for the split matrices */
+    {0, 4, 0, 14, 1}, /* all rows adapted: still one sgemm per matrix */
 };
 
 START_TEST(blas_batching)
 {
     const struct count_case *c = &count_cases[_i];
-    char *path;
-    struct slora_model *m = small_model(&path);
+    struct two_sets t;
+    two_sets_init(&t);
+    const struct slora_model *m = t.m;
     int vocab = m->cfg.shape.vocab_size, n = c->n_base + c->n_adapted;
-    struct slora_weights ws0, ws1;
-    float *wq, *w2;
-    ck_assert_int_eq(slora_weights_init(&ws0, m), 0);
-    perturbed_set(m, &ws1, &wq, &w2);
     struct slora_kv *k0 = slora_kv_new(m), *k1 = slora_kv_new(m);
     struct slora_fwd *f = slora_fwd_new(m, n);
     float *out = malloc((size_t)n * vocab * sizeof(float));
@@ -274,7 +282,7 @@ START_TEST(blas_batching)
     for (int i = 0; i < n; i++) {
         int base = i < c->n_base;
         int pos = base ? i : i - c->n_base;
-        rows[i] = (struct slora_fwd_row){3 + i, pos, base ? k0 : k1, base ? &ws0 : &ws1,
+        rows[i] = (struct slora_fwd_row){3 + i, pos, base ? k0 : k1, base ? &t.ws0 : &t.ws1,
                                          c->logits || i == n - 1 ? out + (size_t)i * vocab : NULL};
     }
     slora_blas_stats_reset();
@@ -287,42 +295,32 @@ START_TEST(blas_batching)
     slora_fwd_free(f);
     slora_kv_free(k0);
     slora_kv_free(k1);
-    slora_weights_deinit(&ws0);
-    slora_weights_deinit(&ws1);
-    free(wq);
-    free(w2);
-    slora_model_free(m);
-    unlink(path);
-    free(path);
+    two_sets_deinit(&t);
 }
 END_TEST
 
 START_TEST(bad_rows)
 {
-    char *path;
-    struct slora_model *m = small_model(&path);
-    struct slora_weights ws;
-    ck_assert_int_eq(slora_weights_init(&ws, m), 0);
+    struct two_sets t;
+    two_sets_init(&t);
+    const struct slora_model *m = t.m;
+    const struct slora_weights *ws = &t.ws0;
     struct slora_kv *kv = slora_kv_new(m);
     struct slora_fwd *f = slora_fwd_new(m, 2);
     ck_assert_int_eq(slora_fwd_max_rows(f), 2);
     const struct slora_fwd_row bad[] = {
-        {-1, 0, kv, &ws, NULL}, {40, 0, kv, &ws, NULL}, {1, -1, kv, &ws, NULL},
-        {1, 16, kv, &ws, NULL}, {1, 0, NULL, &ws, NULL}, {1, 0, kv, NULL, NULL},
+        {-1, 0, kv, ws, NULL}, {40, 0, kv, ws, NULL},  {1, -1, kv, ws, NULL},
+        {1, 16, kv, ws, NULL}, {1, 0, NULL, ws, NULL}, {1, 0, kv, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_int_eq(slora_fwd_run(f, &bad[i], 1), SLORA_EINVAL);
-    struct slora_fwd_row ok[3] = {{1, 0, kv, &ws, NULL}, {1, 1, kv, &ws, NULL},
-                                  {1, 2, kv, &ws, NULL}};
+    struct slora_fwd_row ok[3] = {{1, 0, kv, ws, NULL}, {1, 1, kv, ws, NULL}, {1, 2, kv, ws, NULL}};
     ck_assert_int_eq(slora_fwd_run(f, ok, 0), SLORA_EINVAL);
     ck_assert_int_eq(slora_fwd_run(f, ok, 3), SLORA_EINVAL);
     ck_assert_int_eq(slora_fwd_run(f, ok, 2), 0);
     slora_fwd_free(f);
     slora_kv_free(kv);
-    slora_weights_deinit(&ws);
-    slora_model_free(m);
-    unlink(path);
-    free(path);
+    two_sets_deinit(&t);
 }
 END_TEST
 

@@ -9,8 +9,8 @@
 #include <check.h>
 #include <math.h>
 
-static const float t0_data[6] = {1, 2, 3, 4, 5, 6};       /* (2, 3) */
-static const float t1_data[5] = {-1, 0.5f, 0.25f, 8, 9};  /* vector (5) */
+static const float t0_data[6] = {1, 2, 3, 4, 5, 6};                   /* (2, 3) */
+static const float t1_data[5] = {-1, 0.5f, 0.25f, 8, 9};              /* vector (5) */
 static const float t2_data[8] = {1, -2, 0.1f, 65504, 3, 0, 1e-9f, 7}; /* (2, 4) as F16 */
 
 enum variant { V_PLAIN, V_ALIGN3, V_ALIGN_STR, V_DUP_KEY, V_DUP_TENSOR, V_NESTED, V_V2 };
@@ -105,10 +105,10 @@ static const struct {
     float f;
     uint16_t h;
 } f16_table[] = {
-    {1.0f, 0x3c00},          {-2.0f, 0xc000},         {0.5f, 0x3800},
-    {65504.0f, 0x7bff},      {65520.0f, 0x7c00},      {-1e6f, 0xfc00},
-    {0.1f, 0x2e66},          {6.1035156e-5f, 0x0400}, {5.9604645e-8f, 0x0001},
-    {2.9802322e-8f, 0x0000}, {8.940697e-8f, 0x0002},  {1.0009766f, 0x3c01},
+    {1.0f, 0x3c00},           {-2.0f, 0xc000},         {0.5f, 0x3800},
+    {65504.0f, 0x7bff},       {65520.0f, 0x7c00},      {-1e6f, 0xfc00},
+    {0.1f, 0x2e66},           {6.1035156e-5f, 0x0400}, {5.9604645e-8f, 0x0001},
+    {2.9802322e-8f, 0x0000},  {8.940697e-8f, 0x0002},  {1.0009766f, 0x3c01},
     {1.00048828125f, 0x3c00}, /* tie: rounds to even */
     {1.00146484375f, 0x3c02}, /* tie: rounds to even (up) */
     {-0.0f, 0x8000},
@@ -162,8 +162,7 @@ static const struct bad_case {
     {"version 1", V_PLAIN, ABS, 4, 4, 1, NONE, SLORA_EUNSUPPORTED, "version 1 is not supported"},
     {"version 4", V_PLAIN, ABS, 4, 4, 4, NONE, SLORA_EUNSUPPORTED, "version 4"},
     {"tensor count huge", V_PLAIN, ABS, 8, 8, UINT64_MAX, NONE, SLORA_EFORMAT, "tensor count"},
-    {"kv count huge", V_PLAIN, ABS, 16, 8, UINT64_MAX / 2, NONE, SLORA_EFORMAT,
-     "key/value count"},
+    {"kv count huge", V_PLAIN, ABS, 16, 8, UINT64_MAX / 2, NONE, SLORA_EFORMAT, "key/value count"},
     {"kv count too small", V_PLAIN, ABS, 16, 8, 0, NONE, SLORA_EFORMAT,
      "'general.architecture' has 8 dimensions"},
     {"key length lie", V_PLAIN, ABS, 24, 8, 1u << 30, NONE, SLORA_EFORMAT, "string length"},
@@ -182,8 +181,7 @@ static const struct bad_case {
      "empty or overflowing"},
     {"dim past the end", V_PLAIN, T0, T0_NE0, 8, 1000, NONE, SLORA_EFORMAT,
      "truncated: tensor 't0'"},
-    {"tensor type q4_0", V_PLAIN, T0, T0_TYPE, 4, 2, NONE, SLORA_EUNSUPPORTED,
-     "only F32 and F16"},
+    {"tensor type q4_0", V_PLAIN, T0, T0_TYPE, 4, 2, NONE, SLORA_EUNSUPPORTED, "only F32 and F16"},
     {"offset unaligned", V_PLAIN, T0, T0_OFFSET, 8, 4, NONE, SLORA_EFORMAT,
      "not a multiple of the alignment 32"},
     {"offset lie", V_PLAIN, T0, T0_OFFSET, 8, 32, NONE, SLORA_EFORMAT,

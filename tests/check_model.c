@@ -21,23 +21,16 @@
 static char *gen_small(const char *fmt, const char *dtype, int shared)
 {
     char *path = test_tmp_path("model");
-    char *argv[] = {"gen-model", "--dim",     "16",  "--hidden", "24",    "--layers",
-                    "2",         "--heads",   "4",   "--kv-heads", "2",   "--vocab",
-                    "32",        "--seq-len", "8",   "--seed",   "7",     "-o",
-                    path,        "--format",  (char *)fmt, "--dtype", (char *)dtype,
-                    shared ? "--shared-classifier" : NULL, NULL};
+    char *argv[] = {"gen-model", "--dim",      "16",          "--hidden",
+                    "24",        "--layers",   "2",           "--heads",
+                    "4",         "--kv-heads", "2",           "--vocab",
+                    "32",        "--seq-len",  "8",           "--seed",
+                    "7",         "-o",         path,          "--format",
+                    (char *)fmt, "--dtype",    (char *)dtype, shared ? "--shared-classifier" : NULL,
+                    NULL};
     int argc = shared ? 24 : 23;
     ck_assert_int_eq(slora_cmd_gen_model(argc, argv), 0);
     return path;
-}
-
-static struct slora_model *load_ok(const char *path)
-{
-    struct slora_model *m;
-    char diag[512];
-    int rc = slora_model_load(path, &m, diag, sizeof(diag));
-    ck_assert_msg(rc == 0, "%s", diag);
-    return m;
 }
 
 static void expect_fail(const char *path, int err, const char *frag, const char *what)
@@ -56,10 +49,10 @@ static void expect_fail(const char *path, int err, const char *frag, const char 
 static const struct bin_case {
     const char *what;
     int shared;
-    long off;        /* byte to patch (int32), or -1 */
+    long off; /* byte to patch (int32), or -1 */
     int32_t value;
-    long keep;       /* truncate to this many bytes (negative: from the end), or KEEP */
-    int append;      /* extra bytes */
+    long keep;  /* truncate to this many bytes (negative: from the end), or KEEP */
+    int append; /* extra bytes */
     int err;
     const char *frag;
 } bin_cases[] = {
@@ -93,8 +86,8 @@ static const struct bin_case {
     {"NaN in embedding", 0, 28 + 4 * 5, 0x7fc00000, KEEP, 0, SLORA_ENONFINITE,
      "'token_embd.weight' has a non-finite value at element 5"},
     /* 28 + 4 * (vocab * dim + L * dim + dim * dim): blk.1.attn_q.weight[0] */
-    {"Inf in wq", 0, 28 + 4 * (32 * 16 + 2 * 16 + 16 * 16), 0x7f800000, KEEP, 0,
-     SLORA_ENONFINITE, "'blk.1.attn_q.weight' has a non-finite value at element 0"},
+    {"Inf in wq", 0, 28 + 4 * (32 * 16 + 2 * 16 + 16 * 16), 0x7f800000, KEEP, 0, SLORA_ENONFINITE,
+     "'blk.1.attn_q.weight' has a non-finite value at element 0"},
 };
 
 START_TEST(bin_corrupted)
@@ -127,10 +120,10 @@ END_TEST
 /* GGUF variants of a valid model: one key or tensor changed at a time. */
 static const struct gguf_case {
     const char *what;
-    const char *key;      /* key to change or drop */
-    const char *str;      /* new string value (NULL: drop the key, or see u32) */
-    uint32_t u32;         /* new u32 value when str is NULL and u32 != 0 */
-    const char *tensor;   /* tensor to drop or reshape */
+    const char *key;    /* key to change or drop */
+    const char *str;    /* new string value (NULL: drop the key, or see u32) */
+    uint32_t u32;       /* new u32 value when str is NULL and u32 != 0 */
+    const char *tensor; /* tensor to drop or reshape */
     int reshape;
     int err;
     const char *frag;
@@ -161,11 +154,11 @@ static const struct gguf_case {
      "'blk.0.attn_k.weight' has shape [16, 4, 1, 1], expected [16, 8]"},
 };
 
-static void write_variant(const struct slora_model *m, const struct gguf_case *c,
+static void write_variant(const struct slora_model *m, const struct gguf_case *c, size_t alignment,
                           const char *path)
 {
     const struct slora_shape *s = &m->cfg.shape;
-    struct slora_gguf_writer *w = slora_gguf_writer_new(3, SLORA_GGUF_DEFAULT_ALIGNMENT);
+    struct slora_gguf_writer *w = slora_gguf_writer_new(3, alignment);
     const struct {
         const char *key;
         uint32_t v;
@@ -198,29 +191,12 @@ static void write_variant(const struct slora_model *m, const struct gguf_case *c
         if (hit && !c->reshape)
             continue;
         slora_gguf_writer_add_tensor(w, t.name, t.data, hit ? t.rows / 2 : t.rows, t.cols,
-                                     t.rows == 1 ? 1 : 2,
-                                     SLORA_GGUF_DTYPE_F32);
+                                     t.rows == 1 ? 1 : 2, SLORA_GGUF_DTYPE_F32);
     }
     char diag[256];
     ck_assert_int_eq(slora_gguf_writer_write(w, path, diag, sizeof(diag)), 0);
     slora_gguf_writer_free(w);
 }
-
-START_TEST(gguf_model_corrupted)
-{
-    const struct gguf_case *c = &gguf_cases[_i];
-    char *bin = gen_small("bin", "f32", 0);
-    struct slora_model *m = load_ok(bin);
-    char *path = test_tmp_path("gguf");
-    write_variant(m, c, path);
-    expect_fail(path, c->err, c->frag, c->what);
-    slora_model_free(m);
-    unlink(path);
-    unlink(bin);
-    free(path);
-    free(bin);
-}
-END_TEST
 
 static void assert_same_tensors(const struct slora_model *a, const struct slora_model *b,
                                 float rel_tol)
@@ -242,6 +218,52 @@ static void assert_same_tensors(const struct slora_model *a, const struct slora_
         ck_assert(fabsf(a->wcls[j] - b->wcls[j]) <= rel_tol * fabsf(a->wcls[j]));
 }
 
+START_TEST(gguf_model_corrupted)
+{
+    const struct gguf_case *c = &gguf_cases[_i];
+    char *bin = gen_small("bin", "f32", 0);
+    struct slora_model *m = test_load_model(bin);
+    char *path = test_tmp_path("gguf");
+    write_variant(m, c, SLORA_GGUF_DEFAULT_ALIGNMENT, path);
+    expect_fail(path, c->err, c->frag, c->what);
+    slora_model_free(m);
+    unlink(path);
+    unlink(bin);
+    free(path);
+    free(bin);
+}
+END_TEST
+
+/* Any power-of-two alignment loads; F32 data that lands misaligned for
+ * floats is copied into the owned buffer, aligned data stays in the map. */
+START_TEST(gguf_alignments)
+{
+    static const size_t alignments[] = {1, 2, 4, 8, 64, 4096};
+    char *bin = gen_small("bin", "f32", 0);
+    struct slora_model *mb = test_load_model(bin);
+    const struct gguf_case plain = {"plain", NULL, NULL, 0, NULL, 0, 0, NULL};
+    char *path = test_tmp_path("align");
+    for (size_t i = 0; i < sizeof(alignments) / sizeof(alignments[0]); i++) {
+        write_variant(mb, &plain, alignments[i], path);
+        struct slora_model *m = test_load_model(path);
+        assert_same_tensors(mb, m, 0.0f);
+        for (int l = 0; l < 2; l++)
+            ck_assert_uint_eq((uintptr_t)slora_model_matrix(m, l, SLORA_MOD_WQ) % sizeof(float), 0);
+        /* this header's length is not a multiple of 4: alignment 1 and 2 misalign */
+        if (alignments[i] >= 4)
+            ck_assert_ptr_null(m->owned);
+        else
+            ck_assert_ptr_nonnull(m->owned);
+        slora_model_free(m);
+    }
+    slora_model_free(mb);
+    unlink(path);
+    unlink(bin);
+    free(path);
+    free(bin);
+}
+END_TEST
+
 START_TEST(gen_model_formats)
 {
     for (int shared = 0; shared < 2; shared++) {
@@ -249,8 +271,8 @@ START_TEST(gen_model_formats)
         char *g2 = gen_small("gguf2", "f32", shared);
         char *g3 = gen_small("gguf3", "f32", shared);
         char *h = gen_small("gguf3", "f16", shared);
-        struct slora_model *mb = load_ok(bin), *m2 = load_ok(g2), *m3 = load_ok(g3),
-                           *mh = load_ok(h);
+        struct slora_model *mb = test_load_model(bin), *m2 = test_load_model(g2),
+                           *m3 = test_load_model(g3), *mh = test_load_model(h);
         ck_assert_int_eq(mb->cfg.shape.dim, 16);
         ck_assert_int_eq(mb->cfg.shape.hidden_dim, 24);
         ck_assert_int_eq(mb->cfg.shape.n_kv_heads, 2);
@@ -295,7 +317,7 @@ START_TEST(write_bin_round_trip)
     for (int shared = 0; shared < 2; shared++) {
         char *bin = gen_small("bin", "f32", shared);
         char *out = test_tmp_path("out");
-        struct slora_model *m = load_ok(bin);
+        struct slora_model *m = test_load_model(bin);
         char diag[256];
         ck_assert_int_eq(slora_model_write_bin(m, NULL, out, diag, sizeof(diag)), 0);
         size_t la, lb;
@@ -314,7 +336,7 @@ START_TEST(write_bin_round_trip)
             w2[i] = (float)i;
         slora_weights_set(&ws, 1, SLORA_MOD_W2, w2);
         ck_assert_int_eq(slora_model_write_bin(m, &ws, out, diag, sizeof(diag)), 0);
-        struct slora_model *m2 = load_ok(out);
+        struct slora_model *m2 = test_load_model(out);
         ck_assert(!memcmp(slora_model_matrix(m2, 1, SLORA_MOD_W2), w2, sizeof(w2)));
         ck_assert(!memcmp(slora_model_matrix(m2, 0, SLORA_MOD_W2),
                           slora_model_matrix(m, 0, SLORA_MOD_W2), sizeof(w2)));
@@ -333,7 +355,7 @@ END_TEST
  * weights are byte-identical and the freq_cis tables agree to float rounding. */
 START_TEST(stories_bin)
 {
-    struct slora_model *m = load_ok(STORIES_BIN);
+    struct slora_model *m = test_load_model(STORIES_BIN);
     const struct slora_shape want = {64, 172, 5, 8, 4, 512};
     ck_assert(slora_arch_shape_equal(&m->cfg.shape, &want));
     ck_assert_int_eq(m->cfg.seq_len, 512);
@@ -365,8 +387,8 @@ END_TEST
 /* llama.cpp's own conversion: same tensors, its context length, its vocabulary. */
 START_TEST(stories_llamacpp_gguf)
 {
-    struct slora_model *mb = load_ok(STORIES_BIN);
-    struct slora_model *mg = load_ok(LLAMACPP_GGUF);
+    struct slora_model *mb = test_load_model(STORIES_BIN);
+    struct slora_model *mg = test_load_model(LLAMACPP_GGUF);
     ck_assert_int_eq(mg->cfg.seq_len, 2048);
     ck_assert(!mg->cfg.shared_classifier);
     ck_assert_ptr_nonnull(mg->gguf_vocab);
@@ -384,6 +406,7 @@ Suite *slora_model_suite(void)
     tcase_add_loop_test(tc, bin_corrupted, 0, sizeof(bin_cases) / sizeof(bin_cases[0]));
     tcase_add_test(tc, missing_file);
     tcase_add_loop_test(tc, gguf_model_corrupted, 0, sizeof(gguf_cases) / sizeof(gguf_cases[0]));
+    tcase_add_test(tc, gguf_alignments);
     tcase_add_test(tc, gen_model_formats);
     tcase_add_test(tc, write_bin_round_trip);
     tcase_add_test(tc, stories_bin);

@@ -310,6 +310,26 @@ START_TEST(perm_bijection)
 }
 END_TEST
 
+START_TEST(gd_kernel_matches_rnd)
+{
+    /* rnd(sg, 3, j) = mix64(mix64(sg ^ mix64(3 + GAMMA)) + (j + 1) * GAMMA) */
+    const uint64_t gamma = 0x9E3779B97F4A7C15ull, sg = 0xABCDEF12345ull, j0 = 1000;
+    float w[37];
+    for (int t = 0; t < 37; t++)
+        w[t] = 0.5f;
+    uint64_t z0 = slora_mix64(sg ^ slora_mix64(3 + gamma)) + (j0 + 1) * gamma;
+    uint64_t sum = slora_kernels_gd_scale(w, 37, z0), want = 0;
+    for (int t = 0; t < 37; t++) {
+        uint64_t u = slora_rnd(sg, 3, j0 + (uint64_t)t);
+        int64_t g = (int64_t)((u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) + (u >> 48)) -
+                    131070;
+        want += (uint64_t)(g * g);
+        ck_assert_float_eq(w[t], 0.5f * (float)g);
+    }
+    ck_assert_uint_eq(sum, want);
+}
+END_TEST
+
 /* ---- FWHT ---- */
 
 START_TEST(fwht_matches_dense_hadamard)
@@ -489,8 +509,11 @@ START_TEST(shuffle_permutes_delta)
     g = fx_group(f, 1, f->a.total - 50000, 3);
     fx_factor(f, g, (int64_t[]){3, 50, 200}, (int64_t[]){2, 2, 2}, true);
     float *plain = generate_ok(&f->a, 1);
+    size_t plain_bytes = slora_superlora_scratch_bytes(&f->a, 1);
     f->a.cfg.shuffle = true;
     f->a.cfg.shuffle_seed = 7;
+    /* the shuffled delta is staged in scratch: at least N more floats */
+    ck_assert_uint_ge(slora_superlora_scratch_bytes(&f->a, 1), plain_bytes + (size_t)f->a.total * 4);
     float *shuffled = generate_ok(&f->a, 1);
     uint64_t key = slora_rnd(7, 4, 0);
     for (int64_t i = 0; i < f->a.total; i++)
@@ -672,6 +695,7 @@ Suite *slora_superlora_suite(void)
     tcase_add_test(tc, rnd_known_values);
     tcase_add_test(tc, perm_known_values);
     tcase_add_loop_test(tc, perm_bijection, 0, (int)(sizeof(perm_sizes) / sizeof(perm_sizes[0])));
+    tcase_add_test(tc, gd_kernel_matches_rnd);
     tcase_add_test(tc, fwht_matches_dense_hadamard);
     tcase_add_test(tc, fwht_blocked_equals_plain);
     tcase_add_test(tc, lora_equals_b_at);

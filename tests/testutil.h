@@ -1,7 +1,9 @@
-/* testutil.h - file helpers shared by the model test suites: scratch files
- * under /tmp, whole-file reads and writes. Test code only. */
+/* testutil.h - helpers shared by the model test suites: scratch files under
+ * /tmp, whole-file reads and writes, loading a model. Test code only. */
 #ifndef SLORA_TESTUTIL_H
 #define SLORA_TESTUTIL_H
+
+#include <slora/model.h>
 
 #include <check.h>
 #include <stdint.h>
@@ -53,6 +55,15 @@ static inline size_t test_find(const uint8_t *buf, size_t len, const void *needl
             return i;
     ck_abort_msg("pattern not found");
     return 0;
+}
+
+static inline struct slora_model *test_load_model(const char *path)
+{
+    struct slora_model *m;
+    char diag[512];
+    int rc = slora_model_load(path, &m, diag, sizeof(diag));
+    ck_assert_msg(rc == 0, "%s", diag);
+    return m;
 }
 
 #endif

@@ -1,5 +1,5 @@
 /* cliarg.h - strict number parsing for command-line flags (shared by the
- * src/cmd_*.c commands). Pure functions, any thread. */
+ * src/cmd_*.c commands). Any thread. */
 #ifndef SLORA_CLIARG_H
 #define SLORA_CLIARG_H
 
@@ -10,5 +10,11 @@ bool slora_cliarg_int(const char *s, long long min, long long max, long long *ou
 /* Comma-separated integers in [min, max]: at most cap of them into out.
  * Returns the count, or -1 on a malformed list or more than cap entries. */
 int slora_cliarg_int_list(const char *s, long long min, long long max, int *out, int cap);
+
+/* "f32" or "f16" as enum slora_gguf_dtype. */
+bool slora_cliarg_dtype(const char *s, int *dtype);
+/* Print "slorad <cmd>: <msg><arg>" and the usage text to stderr; returns 2,
+ * the exit status of a usage error. arg may be NULL. */
+int slora_cliarg_usage_error(const char *cmd, const char *usage, const char *msg, const char *arg);
 
 #endif

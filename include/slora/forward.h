@@ -9,6 +9,9 @@
  * Matrix products: a matrix shared by all rows (same weight set id, or the
  * module untouched by every adapter) runs as one sgemm over those rows;
  * rows with a different weight set run one sgemm per distinct weight set id.
+ * (The implementation groups rows by the matrix pointer their sets map
+ * (layer, module) to: equal ids share every matrix, and sets of different
+ * ids still share the modules their adapters leave untouched.)
  * Single-row groups use sgemv.
  *
  * The scratch state is allocated once per worker (slora_fwd_new) and never

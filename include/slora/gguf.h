@@ -49,11 +49,11 @@ enum slora_gguf_dtype {
 #define SLORA_GGUF_DEFAULT_ALIGNMENT 32
 
 struct slora_gguf_kv {
-    const char *key;   /* not NUL-terminated */
+    const char *key; /* not NUL-terminated */
     size_t key_len;
-    uint32_t type;     /* enum slora_gguf_type */
-    uint32_t arr_type; /* element type when type == ARRAY */
-    uint64_t n;        /* element count for arrays, else 1 */
+    uint32_t type;        /* enum slora_gguf_type */
+    uint32_t arr_type;    /* element type when type == ARRAY */
+    uint64_t n;           /* element count for arrays, else 1 */
     const uint8_t *value; /* first byte of the value (after the array header) */
 };
 
@@ -62,8 +62,8 @@ struct slora_gguf_tensor {
     size_t name_len;
     uint32_t n_dims;
     uint64_t ne[SLORA_GGUF_MAX_DIMS]; /* unused dims are 1 */
-    uint32_t dtype;   /* enum slora_gguf_dtype */
-    uint64_t offset;  /* relative to the data section */
+    uint32_t dtype;                   /* enum slora_gguf_dtype */
+    uint64_t offset;                  /* relative to the data section */
     const uint8_t *data;
     size_t nbytes;
 };
@@ -72,10 +72,10 @@ struct slora_gguf {
     uint32_t version;
     size_t alignment;
     size_t n_kv;
-    struct slora_gguf_kv *kv;         /* (n_kv), owned */
+    struct slora_gguf_kv *kv; /* (n_kv), owned */
     size_t n_tensors;
     struct slora_gguf_tensor *tensors; /* (n_tensors), owned */
-    size_t data_offset;               /* start of the data section in the buffer */
+    size_t data_offset;                /* start of the data section in the buffer */
 };
 
 /* Parse buf (len bytes). On error returns SLORA_EFORMAT (or SLORA_EUNSUPPORTED,

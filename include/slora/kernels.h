@@ -27,8 +27,15 @@ void slora_kernels_fwht_rows(float *buf, int log_rows, size_t width);
  * round keys. Inputs must be < 2^(2h). */
 void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int h, uint64_t n);
 
-/* dst[i] = src[i] * s. dst and src may be equal. */
-void slora_kernels_scale(float *dst, const float *src, size_t n, float s);
+/* Fastfood's Gaussian-like diagonal (spec 5.3) on consecutive j: with
+ * u_t = mix64(z0 + t * GAMMA) and gd_t the centred sum of its four 16-bit
+ * fields, w[t] *= gd_t for t < count. Returns sum_t gd_t^2 (exact). */
+uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0);
+
+/* dst[i] = src[i] * s with streaming (cache-bypassing) stores: for output
+ * nobody reads soon, written at memset speed without reading it first.
+ * Returns the index of the first non-finite dst[i], or n. */
+size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s);
 
 /* Index of the first NaN or Inf in x, or n when all are finite. */
 size_t slora_kernels_find_nonfinite(const float *x, size_t n);

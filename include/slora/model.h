@@ -19,24 +19,24 @@ struct slora_tokenizer;
 struct slora_model_config {
     struct slora_shape shape; /* vocab_size is positive here */
     int seq_len;
-    bool shared_classifier;   /* llama2.c: vocab_size > 0 in the header */
+    bool shared_classifier; /* llama2.c: vocab_size > 0 in the header */
 };
 
 struct slora_layer {
-    const float *rms_att; /* (dim) */
-    const float *rms_ffn; /* (dim) */
+    const float *rms_att;            /* (dim) */
+    const float *rms_ffn;            /* (dim) */
     const float *w[SLORA_MOD_COUNT]; /* each (rows, cols) per slora_arch_module_dims */
 };
 
 struct slora_model {
     struct slora_model_config cfg;
-    const float *tok_emb;   /* (vocab, dim) */
-    const float *rms_final; /* (dim) */
-    const float *wcls;      /* (vocab, dim); == tok_emb when shared */
-    struct slora_layer *layers; /* (n_layers) */
+    const float *tok_emb;               /* (vocab, dim) */
+    const float *rms_final;             /* (dim) */
+    const float *wcls;                  /* (vocab, dim); == tok_emb when shared */
+    struct slora_layer *layers;         /* (n_layers) */
     struct slora_tokenizer *gguf_vocab; /* vocabulary from a GGUF file, else NULL; owned */
-    const char *path;       /* owned copy */
-    size_t weight_bytes;    /* bytes of all float weights */
+    const char *path;                   /* owned copy */
+    size_t weight_bytes;                /* bytes of all float weights */
     /* private: mapping and owned buffers */
     void *map;
     size_t map_len;
@@ -71,8 +71,8 @@ struct slora_model_tensor {
     char name[48];
     int64_t rows;
     int64_t cols;
-    int layer;  /* -1 for non-layer tensors */
-    int module; /* enum slora_module, or -1 for embeddings and norms */
+    int layer;   /* -1 for non-layer tensors */
+    int module;  /* enum slora_module, or -1 for embeddings and norms */
     float *data; /* writable only for a model from slora_model_new_blank */
 };
 int slora_model_n_tensors(const struct slora_model *m);

@@ -54,6 +54,13 @@ gen --model "$M" --tokenizer "$T" --temperature 0 -n 0 --prompt "Once" >"$tmp/ou
 printf '\n' | cmp -s - "$tmp/out" || fail "-n 0: got '$(cat "$tmp/out")'"
 echo "ok: -n 0 prints an empty line"
 
+got=$(gen --model models/stories260K.gguf --temperature 0 -n 41 --prompt "")
+[ "$got" = "$want" ] || fail "our GGUF with its own vocabulary: got '$got'"
+a=$(gen --model "$M" --seed 5 -n 200 --prompt "Ben and Mia")
+b=$(gen --model models/stories260K.gguf --seed 5 -n 200 --prompt "Ben and Mia")
+[ "$a" = "$b" ] || fail "sampled text differs between .bin and our GGUF: '$a' vs '$b'"
+echo "ok: slorad convert's GGUF (its vocabulary) gives the same greedy and sampled text"
+
 if [ -f "$SHARED/models/stories260K.gguf" ]; then
     got=$(gen --model "$SHARED/models/stories260K.gguf" --temperature 0 -n 41 --prompt "")
     [ "$got" = "$want" ] || fail "llama.cpp GGUF with its own vocabulary: got '$got'"
@@ -61,6 +68,27 @@ if [ -f "$SHARED/models/stories260K.gguf" ]; then
 else
     fail "$SHARED/models/stories260K.gguf missing"
 fi
+
+# sampled runs against tests/ref/generate_ref.py (numpy forward + run.c
+# sampling + run.c decode, all independent of slorad): prompt, n, temperature,
+# top_p, top_k, seed, stop strings
+ref_case() {
+    local prompt=$1 n=$2 temp=$3 top_p=$4 top_k=$5 seed=$6; shift 6
+    local stops=() s
+    for s in "$@"; do stops+=(--stop "$s"); done
+    local want got
+    want=$("$PYTHON" tests/ref/generate_ref.py "$M" "$T" "$prompt" "$n" "$temp" "$top_p" "$top_k" "$seed" "$@")
+    got=$(gen --model "$M" --tokenizer "$T" --prompt "$prompt" -n "$n" --temperature "$temp" \
+          --top-p "$top_p" --top-k "$top_k" --seed "$seed" "${stops[@]}")
+    [ "$got" = "$want" ] || fail "sampled '$prompt' seed $seed: got '$got' want '$want'"
+    echo "ok: sampled '$prompt' (T $temp, top-p $top_p, top-k $top_k, seed $seed) = reference"
+}
+ref_case "Once upon a time" 60 1.0 1.0 0 42
+ref_case "Lily" 60 0.8 0.9 40 7
+ref_case "" 80 1.3 0.95 0 123 "." "!"
+ref_case "And they were best friends forever." 60 1.0 1.0 0 14
+grep -q "generated 31 tokens.*finish stop" "$tmp/err" || fail "BOS/EOS stop: $(cat "$tmp/err")"
+ref_case "Lily saw a café 日本" 30 1.0 1.0 0 3
 
 a=$(gen --model "$M" --tokenizer "$T" --seed 42 -n 64 --prompt "Lily")
 b=$(gen --model "$M" --tokenizer "$T" --seed 42 -n 64 --prompt "Lily")
@@ -84,10 +112,12 @@ expect_rc 2 --model "$M"
 expect_rc 2 --prompt x
 expect_rc 2 --model "$M" --prompt x --bogus
 expect_rc 2 --model "$M" --prompt x -n abc
+grep -q "invalid value 'abc' for -n" "$tmp/err" || fail "-n abc diag: $(cat "$tmp/err")"
 expect_rc 2 --model "$M" --prompt x -n -1
 expect_rc 2 --model "$M" --prompt x --temperature -1
 expect_rc 2 --model "$M" --prompt x --temperature nan
 expect_rc 2 --model "$M" --prompt x --top-p 1.5
+grep -q "invalid value '1.5' for --top-p" "$tmp/err" || fail "--top-p diag: $(cat "$tmp/err")"
 expect_rc 2 --model "$M" --prompt x --top-p 0
 expect_rc 2 --model "$M" --prompt x --top-k -2
 expect_rc 2 --model "$M" --prompt x --seed -5
