@@ -811,6 +811,7 @@ int slora_adapter_validate(const void *buf, size_t len, const struct slora_shape
                            struct slora_adapter **out, char *diag, size_t diag_len)
 {
     struct slora_adapter *a;
+    *out = NULL;
     int err = slora_adapter_parse(buf, len, model, lim, &a, diag, diag_len);
     if (err)
         return err;

@@ -7,6 +7,8 @@
 #include <slora/error.h>
 
 #include <check.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 /* stories260K: dim 64, hidden 172, 5 layers, 8 heads, 4 kv heads, vocab 512 */
 static const struct slora_shape model = {64, 172, 5, 8, 4, 512};
@@ -373,6 +375,74 @@ START_TEST(limits)
 }
 END_TEST
 
+/* Rejections that only generating the deltas finds (slora_adapter_validate). */
+START_TEST(validate_rejects)
+{
+    char diag[512] = "";
+    struct slora_adapter *a = (void *)1;
+    size_t len;
+    /* dW[0, 0] = 1e20 * 1e20 overflows float32 */
+    unsigned char *buf = tb_build(CFG(""), "g0.k0.f0=64x1 g0.k0.f1=64x1", NULL, NULL, &len);
+    size_t hl = (size_t)buf[0] | (size_t)buf[1] << 8;
+    float big = 1e20f;
+    memcpy(buf + 8 + hl, &big, 4);
+    memcpy(buf + 8 + hl + 4 * 64, &big, 4);
+    ck_assert_int_eq(slora_adapter_parse(buf, len, &model, NULL, &a, diag, sizeof(diag)), 0);
+    slora_adapter_unref(a);
+    ck_assert_int_eq(slora_adapter_validate(buf, len, &model, NULL, 1, &a, diag, sizeof(diag)),
+                     SLORA_ENONFINITE);
+    ck_assert_ptr_null(a);
+    ck_assert_msg(strstr(diag, "layers.0.wq"), "%s", diag);
+    free(buf);
+
+    /* One group per element of layer 0 wk (2048), fastfood seed 5: the numpy
+     * reference (make_fixtures.py gd_zero_case) finds gd = 0 for group 1108. */
+    char *spec = malloc(2048 * 20);
+    size_t n = 0;
+    for (int g = 0; g < 2048; g++)
+        n += (size_t)sprintf(spec + n, "%sg%d.k0.f0=1x1", g ? " " : "", g);
+    buf = tb_build("{\"version\":1," BASE ",\"modules\":[\"wk\"],\"layers\":[0],"
+                   "\"groups\":2048,\"projection\":{\"kind\":\"fastfood\",\"seed\":5}}",
+                   spec, NULL, NULL, &len);
+    ck_assert_int_eq(slora_adapter_validate(buf, len, &model, NULL, 2, &a, diag, sizeof(diag)),
+                     SLORA_ELIMIT);
+    ck_assert_msg(strstr(diag, "group 1108: fastfood norm2(gd) = 0"), "%s", diag);
+    free(buf);
+    free(spec);
+
+    buf = tb_build(CFG(",\"shuffle\":{\"seed\":3}"), LORA, NULL, NULL, &len);
+    ck_assert_int_eq(slora_adapter_validate(buf, len, &model, NULL, 2, &a, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(a->total, 4096);
+    slora_adapter_unref(a);
+    free(buf);
+}
+END_TEST
+
+START_TEST(load_file)
+{
+    char path[] = "/tmp/slora-adapter-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    size_t len;
+    unsigned char *buf = tb_build(CFG(""), LORA, NULL, NULL, &len);
+    ck_assert_int_eq(write(fd, buf, len), (ssize_t)len);
+    close(fd);
+    free(buf);
+    struct slora_adapter *a;
+    char diag[512] = "";
+    ck_assert_int_eq(slora_adapter_load(path, &model, NULL, 1, &a, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(a->file_bytes, len);
+    slora_adapter_unref(a);
+    unlink(path);
+    ck_assert_int_eq(slora_adapter_load(path, &model, NULL, 0, &a, diag, sizeof(diag)),
+                     SLORA_EIO);
+    ck_assert_ptr_nonnull(strstr(diag, path));
+    ck_assert_int_eq(slora_adapter_load("/tmp", &model, NULL, 0, &a, diag, sizeof(diag)),
+                     SLORA_EIO);
+    ck_assert_ptr_nonnull(strstr(diag, "/tmp: not a regular file"));
+}
+END_TEST
+
 Suite *slora_adapter_suite(void)
 {
     Suite *s = suite_create("adapter");
@@ -383,6 +453,8 @@ Suite *slora_adapter_suite(void)
     tcase_add_test(tc, lokr_and_count_groups);
     tcase_add_test(tc, no_model);
     tcase_add_test(tc, limits);
+    tcase_add_test(tc, validate_rejects);
+    tcase_add_test(tc, load_file);
     suite_add_tcase(s, tc);
     return s;
 }

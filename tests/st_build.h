@@ -60,15 +60,18 @@ static inline unsigned char *tb_build(const char *config, const char *spec, cons
         tb_append(&h, &hl, &hc, "\"}");
     }
     /* first pass: header entries and data size */
-    struct {
+    struct tb_tensor {
         int64_t elems;
         int esize;
         int dtype; /* 0 F32, 1 F16, 2 BF16 */
-    } ts[64];
-    int nt = 0;
+    } *ts;
+    int nt = 0, cap = 1;
     size_t off = 0;
     char *copy = strdup(spec ? spec : "");
-    for (char *tok = strtok_r(copy, " \n", &save); tok && nt < 64;
+    for (const char *c = copy; *c; c++)
+        cap += *c == ' ';
+    ts = calloc((size_t)cap, sizeof(*ts));
+    for (char *tok = strtok_r(copy, " \n", &save); tok && nt < cap;
          tok = strtok_r(NULL, " \n", &save), nt++) {
         char *eq = strchr(tok, '='), *at = strchr(tok, '@');
         const char *dt = at ? at + 1 : "F32";
@@ -139,6 +142,7 @@ static inline unsigned char *tb_build(const char *config, const char *spec, cons
             }
             d += ts[t].esize;
         }
+    free(ts);
     return buf;
 }
 
