@@ -2,7 +2,8 @@
  * bandwidth, measured in the same run (`make bench` via bench/model.sh).
  *
  * For each thread count: read bandwidth (vectorised sum over a buffer far
- * larger than the caches, split across the threads), decode tok/s (one
+ * larger than the caches, split across the threads; the mean of one
+ * measurement before and one after the decode), decode tok/s (one
  * sequence, greedy, positions 0..n-1, one row per forward call), prefill
  * tok/s (one forward call over a whole prompt). Decode efficiency =
  * tok/s x weight bytes read per token / bandwidth: 1.0 means decode streams
@@ -244,9 +245,11 @@ int main(int argc, char **argv)
         struct result *r = &res[t];
         r->threads = threads[t];
         slora_blas_set_threads(r->threads);
-        r->bw = bandwidth(buf, BW_BYTES / sizeof(float), r->threads);
+        /* bandwidth right before and after the decode: a shared machine drifts */
+        double bw0 = bandwidth(buf, BW_BYTES / sizeof(float), r->threads);
         r->sweep = gemv_sweep(m, bytes);
         r->decode = decode(m, &ws, (int)n_decode);
+        r->bw = (bw0 + bandwidth(buf, BW_BYTES / sizeof(float), r->threads)) / 2;
         r->prefill = prefill(m, &ws, (int)n_prompt);
         r->eff = r->decode * (double)bytes / r->bw;
         fprintf(stderr,
