@@ -39,6 +39,7 @@
 
 #define CHUNK ((size_t)1 << 15)
 #define GATHER_LOG 15
+#define TILE_ROWS 64
 #define HUGE_PAGE ((size_t)2 << 20)
 
 static size_t mul_sat(size_t a, size_t b)
@@ -248,9 +249,10 @@ struct writer {
     float *dst;       /* (count) */
     bool check;
     float *tmp;       /* CHUNK floats per worker */
-    int64_t per_task; /* rows, column chunks' width, or runs per task */
-    bool by_columns;  /* rows longer than CHUNK: tasks are (row, column range) */
-    int64_t tasks_per_row;
+    int64_t per_task; /* Kronecker runs per task */
+    int64_t tile_rows; /* one factor: tasks are tiles of U @ A_last^T, */
+    int64_t tile_cols; /* at most CHUNK floats */
+    int64_t col_tiles; /* tiles per row block */
     atomic_int_fast64_t bad; /* first non-finite index, INT64_MAX when none */
 };
 
@@ -261,38 +263,34 @@ static void note_bad(struct writer *w, int64_t at)
         ;
 }
 
-/* One task: rows [row0, row0 + n_rows) of U @ A_last^T, or columns
- * [c0, c0 + nc) of row row0 when by_columns, computed into the worker's
- * tmp (in cache) and streamed to dst up to count, checked on the way. */
+/* One task: a tile of U @ A_last^T (or a range of Kronecker runs),
+ * computed into the worker's tmp (in cache) and streamed row by row to
+ * dst up to count, checked on the way. */
 static void writer_task(void *ctx, size_t task, int worker)
 {
     struct writer *w = ctx;
-    int64_t e0, bad = INT64_MAX;
+    int64_t bad = INT64_MAX;
     if (w->kron_mode) {
         int64_t q0 = (int64_t)task * w->per_task;
-        e0 = q0 * w->kron.nb[w->kron.M - 1];
         bad = kron_runs(&w->kron, q0, q0 + w->per_task, w->scale, w->dst, w->count);
     } else {
         const struct factor_u *f = &w->fu;
-        int64_t row0, n_rows = 1, c0 = 0, nc = f->n_last;
-        if (w->by_columns) {
-            row0 = (int64_t)task / w->tasks_per_row;
-            c0 = ((int64_t)task % w->tasks_per_row) * w->per_task;
-            nc = f->n_last - c0 < w->per_task ? f->n_last - c0 : w->per_task;
-        } else {
-            row0 = (int64_t)task * w->per_task;
-            n_rows = f->rows - row0 < w->per_task ? f->rows - row0 : w->per_task;
-        }
-        e0 = row0 * f->n_last + c0;
-        int64_t len = n_rows * nc < w->count - e0 ? n_rows * nc : w->count - e0;
-        if (len <= 0)
-            return;
+        int64_t row0 = (int64_t)task / w->col_tiles * w->tile_rows;
+        int64_t c0 = (int64_t)task % w->col_tiles * w->tile_cols;
+        int64_t n_rows = f->rows - row0 < w->tile_rows ? f->rows - row0 : w->tile_rows;
+        int64_t nc = f->n_last - c0 < w->tile_cols ? f->n_last - c0 : w->tile_cols;
         float *tmp = w->tmp + (size_t)worker * CHUNK;
         slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, f->u + row0 * f->r,
                         f->a_last + c0 * f->r, 1, 0.0f, tmp);
-        size_t at = slora_kernels_stream(w->dst + e0, tmp, (size_t)len, 1.0f);
-        if (at < (size_t)len)
-            bad = e0 + (int64_t)at;
+        for (int64_t i = 0; i < n_rows; i++) {
+            int64_t e0 = (row0 + i) * f->n_last + c0;
+            int64_t len = nc < w->count - e0 ? nc : w->count - e0;
+            if (len <= 0)
+                break;
+            size_t at = slora_kernels_stream(w->dst + e0, tmp + i * nc, (size_t)len, 1.0f);
+            if (bad == INT64_MAX && at < (size_t)len)
+                bad = e0 + (int64_t)at;
+        }
     }
     if (w->check && bad != INT64_MAX)
         note_bad(w, bad);
@@ -362,15 +360,18 @@ static void run_writer(struct writer *w, int n_threads)
         n_tasks = (size_t)((runs + w->per_task - 1) / w->per_task);
     } else {
         int64_t n_last = w->fu.n_last, rows = (w->count + n_last - 1) / n_last;
-        w->by_columns = n_last > (int64_t)CHUNK;
-        if (w->by_columns) {
-            w->per_task = (int64_t)CHUNK;
-            w->tasks_per_row = (n_last + w->per_task - 1) / w->per_task;
-            n_tasks = (size_t)(rows * w->tasks_per_row);
+        /* Whole rows when short; else tiles of up to TILE_ROWS rows, so the
+         * gemm's packing of A_last is shared by many output rows. */
+        if (n_last <= (int64_t)CHUNK / 32) {
+            w->tile_rows = (int64_t)CHUNK / n_last;
+            w->tile_cols = n_last;
         } else {
-            w->per_task = (int64_t)CHUNK / n_last;
-            n_tasks = (size_t)((rows + w->per_task - 1) / w->per_task);
+            w->tile_rows = rows < TILE_ROWS ? rows : TILE_ROWS;
+            w->tile_cols = (int64_t)CHUNK / w->tile_rows < n_last ? (int64_t)CHUNK / w->tile_rows
+                                                                  : n_last;
         }
+        w->col_tiles = (n_last + w->tile_cols - 1) / w->tile_cols;
+        n_tasks = (size_t)((rows + w->tile_rows - 1) / w->tile_rows * w->col_tiles);
     }
     slora_parallel_run(n_threads, n_tasks, writer_task, w);
 }

@@ -416,7 +416,8 @@ struct gen_case {
 
 static const struct gen_case gen_cases[] = {
     {"cp2 rows, folded", 2, 1, {{300, 333}}, {{4, 4}}, {false}, 99001},
-    {"cp2 long rows (column tasks), folded", 2, 1, {{3, 40000}}, {{2, 2}}, {false}, 100001},
+    {"cp2 long rows (column tiles), folded", 2, 1, {{3, 40000}}, {{2, 2}}, {false}, 100001},
+    {"cp2 2-D tiles, folded", 2, 1, {{130, 1500}}, {{3, 3}}, {false}, 130 * 1500 - 777},
     {"cp1", 1, 1, {{50}}, {{3}}, {false}, 50},
     {"cp3", 3, 1, {{5, 6, 7}}, {{3, 3, 3}}, {false}, 200},
     {"cp4", 4, 1, {{3, 4, 2, 5}}, {{2, 2, 2, 2}}, {false}, 120},
