@@ -8,6 +8,7 @@
  * table are touched only on the loop thread, so they need no lock.
  */
 #include "api_internal.h"
+#include "util/buf.h"
 
 #include <slora/auth.h>
 #include <slora/config.h>
@@ -66,9 +67,7 @@ struct slora_api {
 };
 
 struct slora_api_text {
-    char *p;
-    size_t len;
-    size_t cap;
+    struct slora__buf b;
     bool failed;
 };
 
@@ -108,8 +107,7 @@ struct slora_api_call {
     bool stream;
     struct slora_api_header headers[SLORA_API_MAX_HEADERS];
     int n_headers;
-    char *out;
-    size_t out_len, out_cap;
+    struct slora__buf out;      /* whole body, or stream bytes not yet taken */
 };
 
 static double now_seconds(void)
@@ -125,30 +123,10 @@ void slora_api_text_printf(struct slora_api_text *t, const char *fmt, ...)
 {
     if (t->failed)
         return;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = true;
-            return;
-        }
-        if (t->p && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap ? t->cap : 4096;
-        while (cap <= t->len + (size_t)n)
-            cap *= 2;
-        char *q = realloc(t->p, cap);
-        if (!q) {
-            t->failed = true;
-            return;
-        }
-        t->p = q;
-        t->cap = cap;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    t->failed = slora__buf_vprintf(&t->b, fmt, ap) != 0;
+    va_end(ap);
 }
 
 /* ---- api ---------------------------------------------------------------- */
@@ -300,7 +278,7 @@ static void call_free(struct slora_api_call *c)
     free(c->log_adapter);
     free(c->log_version);
     free(c->body);
-    free(c->out);
+    free(c->out.p);
     free(c->strs);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -500,23 +478,6 @@ int slora_api_call_set_header(struct slora_api_call *c, const char *name, const 
     return err;
 }
 
-static int out_append(struct slora_api_call *c, const void *data, size_t len)
-{
-    if (c->out_len + len > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 1024;
-        while (cap < c->out_len + len)
-            cap *= 2;
-        char *p = realloc(c->out, cap);
-        if (!p)
-            return SLORA_ENOMEM;
-        c->out = p;
-        c->out_cap = cap;
-    }
-    memcpy(c->out + c->out_len, data, len);
-    c->out_len += len;
-    return 0;
-}
-
 void slora_api_call_respond(struct slora_api_call *c, int status, const char *content_type,
                             void *body, size_t len)
 {
@@ -531,10 +492,8 @@ void slora_api_call_respond(struct slora_api_call *c, int status, const char *co
     c->head_ready = true;
     c->status = status;
     c->content_type = content_type;
-    free(c->out);
-    c->out = body;
-    c->out_len = body ? len : 0;
-    c->out_cap = c->out_len;
+    free(c->out.p);
+    c->out = (struct slora__buf){body, body ? len : 0, body ? len : 0};
     bool w = need_wake(c);
     pthread_mutex_unlock(&c->lock);
     wake(c, w);
@@ -635,7 +594,7 @@ int slora_api_call_stream_write(struct slora_api_call *c, const void *data, size
     if (slora_api_call_is_canceled(c))
         return SLORA_ECANCELED;
     pthread_mutex_lock(&c->lock);
-    int err = c->stream && !c->completed ? out_append(c, data, len) : SLORA_EINVAL;
+    int err = c->stream && !c->completed ? slora__buf_add(&c->out, data, len) : SLORA_EINVAL;
     bool w = !err && need_wake(c);
     pthread_mutex_unlock(&c->lock);
     wake(c, w);
@@ -672,11 +631,10 @@ bool slora_api_call_take(struct slora_api_call *c, struct slora_api_output *out)
         out->stream = c->stream;
         any = true;
     }
-    if (c->head_taken && (c->out_len || !c->stream)) {
-        out->data = c->out;
-        out->len = c->out_len;
-        c->out = NULL;
-        c->out_len = c->out_cap = 0;
+    if (c->head_taken && (c->out.len || !c->stream)) {
+        out->data = c->out.p;
+        out->len = c->out.len;
+        c->out = (struct slora__buf){0};
         any = any || out->len;
     }
     if (c->completed && c->head_taken && !c->done_taken) {
@@ -941,11 +899,11 @@ static void metrics(struct slora_api_call *c)
     for (size_t i = 0; i < api->n_sources; i++)
         api->sources[i].cb(api->sources[i].arg, &t);
     if (t.failed) {
-        free(t.p);
+        free(t.b.p);
         slora_api_call_error(c, SLORA_ENOMEM, NULL);
         return;
     }
-    slora_api_call_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", t.p, t.len);
+    slora_api_call_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", t.b.p, t.b.len);
 }
 
 static void models(struct slora_api_call *c)

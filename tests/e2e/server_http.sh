@@ -41,27 +41,19 @@ check_contains "431 is JSON" '"code":"hdrtoolarge"' "$resp"
 
 # slow-loris: headers never finish -> 408 then close, within the timeout
 start=$(date +%s%N)
-resp=$("$PYTHON" - "$PORT" <<'PY'
+resp=$("$PYTHON" - "$PORT" "$E2E_LIB" <<'PY'
 import socket, sys, time
+sys.path.insert(0, sys.argv[2])
+from raw import read_all
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.settimeout(5)
 s.sendall(b"GET /healthz HTTP/1.1\r\n")
-out = b""
 try:
     for _ in range(40):  # one header byte every 100 ms: never completes in time
         s.sendall(b"X")
         time.sleep(0.1)
 except (BrokenPipeError, ConnectionResetError):
     pass
-try:
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-except Exception:
-    pass
-sys.stdout.write(out.decode(errors="replace"))
+sys.stdout.write(read_all(s, 5).decode(errors="replace"))
 PY
 )
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
@@ -93,23 +85,16 @@ PY
 check_contains "idle keep-alive connection closed" "closed" "$resp"
 
 # connection limit: the 5th concurrent connection is refused cleanly
-resp=$("$PYTHON" - "$PORT" <<'PY'
+resp=$("$PYTHON" - "$PORT" "$E2E_LIB" <<'PY'
 import socket, sys, time
+sys.path.insert(0, sys.argv[2])
+from raw import read_all
 port = int(sys.argv[1])
 held = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
 time.sleep(0.2)
 s = socket.create_connection(("127.0.0.1", port))
-s.settimeout(3)
 s.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
-out = b""
-try:
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-except Exception:
-    pass
+out = read_all(s, 3)
 for h in held:
     h.close()
 sys.stdout.write(out.decode(errors="replace"))
