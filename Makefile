@@ -159,3 +159,6 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+
+$(BUILD)/bench_engine: bench/bench_engine.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
