@@ -7,12 +7,7 @@
 set -euo pipefail
 BUILD=${BUILD:-build}
 M="$BUILD/bench-stories110M.bin"
-if [ ! -f "$M" ]; then
-    "$BUILD/slorad" gen-model --dim 768 --hidden 2048 --layers 12 --heads 12 --kv-heads 12 \
-        --vocab 32000 --seq-len 1024 --seed 1 --shared-classifier -o "$M.tmp"
-    mv "$M.tmp" "$M"
-fi
-make -s BUILD="$BUILD" "$BUILD/bench_engine"
+make -s BUILD="$BUILD" "$M" "$BUILD/bench_engine"
 mkdir -p bench/results
 "$BUILD/bench_engine" --model "$M" --tokens "${TOKENS:-32}" --threads "${THREADS:-1}" \
     --json bench/results/engine.json --md bench/results/engine.md
