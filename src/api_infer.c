@@ -610,7 +610,7 @@ static void emit_echo(struct job *j)
 static int completion_step(void *arg, float *logits, int pos, bool *stop)
 {
     struct job *j = arg;
-    *stop = slora_api_call_is_canceled(j->call);
+    *stop = false;
     if (j->echo && j->logprobs >= 0) {
         if (pos == 0)
             add_logprobs(j, -1, j->prompt[0], NULL);
@@ -643,7 +643,7 @@ static int completion_step(void *arg, float *logits, int pos, bool *stop)
     } else {
         buf_add(&j->text, st.text, st.text_len);
     }
-    *stop = *stop || slora_gen_is_done(j->gen);
+    *stop = slora_gen_is_done(j->gen);
     return st.token;
 }
 
@@ -716,7 +716,7 @@ static int logits_step(void *arg, float *logits, int pos, bool *stop)
     size_t vocab = (size_t)j->model->cfg.shape.vocab_size;
     if (j->all_positions || pos == j->n_prompt - 1)
         memcpy(j->rows + (size_t)j->n_rows++ * vocab, logits, vocab * sizeof(float));
-    *stop = slora_api_call_is_canceled(j->call);
+    *stop = false;
     return -1;
 }
 
@@ -796,7 +796,16 @@ static void submit(struct job *j)
     /* The stream starts before the engine can write into it. */
     if (j->stream)
         slora_api_call_stream_begin(c, 200, "text/event-stream");
+    /* A disconnect from now on cancels through on_cancel; one before it
+     * is seen here. */
     slora_api_call_on_cancel(c, on_cancel, j);
+    if (slora_api_call_is_canceled(c)) {
+        if (j->stream)
+            slora_api_call_stream_end(c);
+        else
+            slora_api_call_error(c, SLORA_ECANCELED, NULL);
+        return;
+    }
     int err = slora_engine_submit(j->engine, &ej, &j->ticket);
     if (err && j->stream) {
         char msg[MSG_LEN];
