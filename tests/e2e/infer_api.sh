@@ -101,8 +101,9 @@ check_contains "unknown fields ignored" '"object":"text_completion"' "$(post /v1
 # ---- hot swap under load -----------------------------------------------------
 $INFER storm "$URL" "$FIXTURES/lora_wq_wv.safetensors" "$FIXTURES/lokr.safetensors" 100 8 || fail "hot swap storm"
 check "engine idle after the storm" 0 "$(metric slorad_engine_running)"
-entries=$(metric slorad_delta_cache_entries)
-check "replaced versions freed: 22 fixtures + 1 storm version resident" 23 "$entries"
+check "a request on the final version" 200 "$(post_status /v1/completions '{"model":"storm/one","prompt":"a","max_tokens":1}')"
+check "replaced versions freed: 22 fixtures + 1 storm version resident" 23 "$(metric slorad_delta_cache_entries)"
+check "adapter objects back to baseline (23 registered)" 23 "$(metric slorad_adapter_objects_live)"
 check "prompt tokens counted per tenant" 1 "$(curl -s "$URL/metrics" | grep -c '^slorad_tenant_prompt_tokens_total{tenant="storm"} [1-9]')"
 stop_daemon
 
