@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # infer_api.sh - the inference endpoints end to end against the real daemon:
 # /v1/logits of every fixture adapter equals the numpy reference and its
-# temperature-0 completion the reference greedy tokens; completion format,
+# temperature-0 completion the reference greedy tokens and `slorad generate
+# --adapter`; completion format,
 # streaming (SSE), echo/logprobs, tokenize/detokenize, validation errors;
 # hot swap under load; delta-cache hit/miss/eviction counts for a scripted
 # sequence under a tiny budget, pins (?pin=1 survives, 507 when it cannot
@@ -16,7 +17,7 @@ metric() { curl -s "$URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 # ---- exactness against the numpy reference ----------------------------------
 "$PYTHON" tests/ref/make_fixtures.py expected --model models/stories260K.bin --out "$TMP/expected" >/dev/null
 start_daemon "$TMP/state"
-$INFER fixtures "$URL" "$FIXTURES" "$TMP/expected" || fail "fixture adapters"
+$INFER fixtures "$URL" "$FIXTURES" "$TMP/expected" "$SLORAD" || fail "fixture adapters"
 
 # ---- completions format ------------------------------------------------------
 out=$(post /v1/completions '{"model":"stories260K","prompt":"Once upon a time","temperature":0,"max_tokens":8}')
@@ -142,6 +143,32 @@ check_contains "max_tokens clamped to the configured cap" '"completion_tokens":3
 check "PUT big" 201 "$(status PUT "$URL/v1/adapters/t/big?warm=1" -T "$TMP/big.st")"
 use t/big
 check "oversize entry dropped after use" 0 "$(curl -s "$URL/metrics" | awk '$1 == "slorad_delta_cache_bytes" {print ($2 > 250000)}')"
+stop_daemon
+
+# ---- tenants: another tenant's adapter is 404, counters by caller ----------
+h() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+cat >"$TMP/auth.json" <<JSON
+{"admin_key_sha256": "$(h admin-key)",
+ "tenants": [{"name": "acme", "key_sha256": "$(h acme-key)"},
+             {"name": "beta", "key_sha256": "$(h beta-key)"}]}
+JSON
+start_daemon "$TMP/state3" --config "$TMP/auth.json"
+as() { local key=$1; shift; curl -s -w ' %{http_code}' -H "Authorization: Bearer $key" "$@"; }
+out=$(as acme-key -T "$FIXTURES/lokr.safetensors" "$URL/v1/adapters/acme/style")
+check "acme uploads acme/style" 201 "${out##* }"
+out=$(as acme-key "$URL/v1/completions" -d '{"model":"acme/style","prompt":"Hi","max_tokens":2}')
+check "acme uses its adapter" 200 "${out##* }"
+out=$(as beta-key "$URL/v1/completions" -d '{"model":"acme/style","prompt":"Hi","max_tokens":2}')
+check "beta on acme's adapter -> 404" 404 "${out##* }"
+check_contains "same answer as a missing model" "model 'acme/style' not found" "$out"
+out=$(as beta-key "$URL/v1/logits" -d '{"model":"acme/style","prompt":"Hi"}')
+check "beta logits on acme's adapter -> 404" 404 "${out##* }"
+out=$(as beta-key "$URL/v1/completions" -d '{"model":"stories260K","prompt":"Hi","max_tokens":2,"temperature":0}')
+check "beta uses the base model" 200 "${out##* }"
+check "no key -> 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/completions" -d '{"model":"stories260K","prompt":"Hi"}')"
+m=$(curl -s -H "Authorization: Bearer admin-key" "$URL/metrics")
+check_contains "acme's tokens counted" 'slorad_tenant_completion_tokens_total{tenant="acme"} 2' "$m"
+check_contains "beta's tokens counted" 'slorad_tenant_prompt_tokens_total{tenant="beta"} 3' "$m"
 stop_daemon
 
 echo "infer_api: $N_CHECKS checks passed"
