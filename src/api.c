@@ -62,6 +62,7 @@ struct slora_api {
     uint64_t latency_counts[N_BUCKETS + 1]; /* last: +Inf */
     double latency_sum;
     uint64_t latency_n;
+    uint64_t response_bytes; /* bodies written */
     int64_t in_flight;
     int64_t connections;
 };
@@ -211,11 +212,6 @@ int slora_api_add_metrics(struct slora_api *api, slora_api_metrics_cb cb, void *
 void slora_api_conn_delta(struct slora_api *api, int delta)
 {
     api->connections += delta;
-}
-
-bool slora__api_is_ready(const struct slora_api *api)
-{
-    return api->ready;
 }
 
 /* ---- call: creation, accessors ------------------------------------------ */
@@ -696,7 +692,9 @@ static int route(struct slora_api_call *c)
         if (!segment_match(r->pattern, c->req.path, NULL, &n))
             continue;
         allowed |= r->method;
-        if (r->method != c->req.method)
+        /* HEAD is GET without the body (the host drops it). */
+        if (r->method != c->req.method &&
+            !(c->req.method == SLORA_API_HEAD && r->method == SLORA_API_GET))
             continue;
         n = 0;
         if (!segment_match(r->pattern, c->req.path, c->params, &n)) {
@@ -711,6 +709,8 @@ static int route(struct slora_api_call *c)
         return SLORA_ENOTFOUND;
     }
     char allow[96];
+    if (allowed & SLORA_API_GET)
+        allowed |= SLORA_API_HEAD;
     method_names(allowed, allow, sizeof(allow));
     slora_api_call_set_header(c, "Allow", allow);
     slora_api_call_error(c, SLORA_EMETHOD, "method %s not allowed on %s (allowed: %s)",
@@ -796,8 +796,8 @@ static void count_tenant(struct slora_api *api, const char *tenant)
 
 void slora_api_call_finish(struct slora_api_call *c, int status, uint64_t bytes, double seconds)
 {
-    (void)bytes;
     struct slora_api *api = c->api;
+    api->response_bytes += bytes;
     api->in_flight--;
     const char *name = c->route ? c->route->name : "unmatched";
     size_t i;
@@ -880,8 +880,11 @@ static void metrics(struct slora_api_call *c)
     }
     slora_api_text_printf(&t,
                           "slorad_request_duration_seconds_sum %.6f\n"
-                          "slorad_request_duration_seconds_count %" PRIu64 "\n",
-                          api->latency_sum, api->latency_n);
+                          "slorad_request_duration_seconds_count %" PRIu64 "\n"
+                          "# HELP slorad_response_bytes_total Response body bytes written.\n"
+                          "# TYPE slorad_response_bytes_total counter\n"
+                          "slorad_response_bytes_total %" PRIu64 "\n",
+                          api->latency_sum, api->latency_n, api->response_bytes);
     slora_api_text_printf(&t,
                           "# HELP slorad_requests_in_flight Requests being answered.\n"
                           "# TYPE slorad_requests_in_flight gauge\n"

@@ -226,6 +226,12 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     struct slora_http_conn *c = conn_of(p);
     if (c->body.len + len > c->lim.max_body_bytes)
         return fail(c, SLORA_ETOOLARGE, "request body too large");
+    /* A declared length is allocated once, when the body starts to
+     * arrive: after the owner accepted the headers, not for anyone who
+     * merely claims a length. */
+    if (!c->body.cap && c->req.content_length > 0 &&
+        slora__buf_reserve(&c->body, (size_t)c->req.content_length))
+        return fail(c, SLORA_ENOMEM, "out of memory");
     return slora__buf_add(&c->body, at, len) ? fail(c, SLORA_ENOMEM, "out of memory") : 0;
 }
 

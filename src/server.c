@@ -33,6 +33,7 @@
 #define PENDING_SLACK (64 * 1024) /* read-ahead beyond max_header_bytes while busy */
 #define LINGER_MS 2000            /* discard input after the final response this long */
 #define MAX_CONFIGS 1024          /* reloads kept alive (borrowed by calls) */
+#define STREAM_QUEUE_MAX (16u << 20) /* unsent stream bytes before the client counts as gone */
 
 enum conn_state { C_IDLE, C_HEADERS, C_BODY, C_WAIT, C_CLOSING };
 
@@ -51,6 +52,7 @@ struct conn {
     bool close_after;               /* Connection: close, error, or draining */
     bool rejected;                  /* head phase answered; body must not be read */
     bool dispatched;                /* the call's handler was run */
+    bool processing;                /* inside conn_process */
     bool closed;                    /* uv_close called */
     int handles_open;               /* tcp + timer; free when 0 */
     struct slora_api_call *call;    /* current request, host reference */
@@ -128,7 +130,6 @@ struct write_req {
     struct conn *conn;
     char *bufs[5]; /* head, chunk size, data, CRLF, last chunk */
     int n;
-    bool last; /* close or go idle after this one */
 };
 
 static void on_write(uv_write_t *req, int status)
@@ -374,7 +375,11 @@ static void conn_finish_response(struct conn *c)
     c->rejected = false;
     arm(c, c->srv->cfg->idle_timeout_ms);
     conn_resume_reading(c);
-    conn_process(c);
+    /* Inside conn_process (a synchronous answer) its loop goes on with
+     * the next pipelined request; recursing would grow the stack per
+     * request. */
+    if (!c->processing)
+        conn_process(c);
 }
 
 /* Write whatever output the call has; finish the response when done. */
@@ -399,7 +404,7 @@ static void conn_flush(struct conn *c)
             n++;
             if (!keep)
                 c->close_after = true;
-            if (mode == SLORA_HTTP_BODY_NONE) {
+            if (mode == SLORA_HTTP_BODY_NONE || req->method == SLORA_API_HEAD) {
                 free(out.data);
                 out.data = NULL;
                 out.len = 0;
@@ -428,6 +433,15 @@ static void conn_flush(struct conn *c)
             lens[n++] = 5;
         }
         conn_write(c, bufs, lens, n);
+        if (c->streaming && !c->closed &&
+            uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > STREAM_QUEUE_MAX) {
+            /* The client does not read its stream: cancel rather than
+             * buffer without bound. */
+            slora_warn("request %s: client not reading its stream, closing",
+                       slora_api_call_request(call)->request_id);
+            conn_close(c);
+            return;
+        }
         if (out.done && c->call == call) {
             conn_finish_response(c);
             return;
@@ -474,9 +488,9 @@ static void start_call(struct conn *c)
     arm(c, c->srv->cfg->body_timeout_ms);
 }
 
-static void conn_process(struct conn *c)
+static void conn_parse(struct conn *c)
 {
-    while (!c->closed && c->state != C_CLOSING && !(c->state == C_WAIT)) {
+    while (!c->closed && c->state != C_CLOSING && c->state != C_WAIT) {
         if (c->state == C_IDLE) {
             if (!c->pending_len)
                 return;
@@ -532,6 +546,13 @@ static void conn_process(struct conn *c)
         }
         }
     }
+}
+
+static void conn_process(struct conn *c)
+{
+    c->processing = true;
+    conn_parse(c);
+    c->processing = false;
 }
 
 /* ---- reading ---------------------------------------------------------- */
@@ -646,7 +667,9 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     c->state = C_IDLE;
-    arm(c, s->cfg->idle_timeout_ms);
+    /* A new connection gets the (shorter) header timeout to send its
+     * first request: idle sockets cannot pile up. */
+    arm(c, s->cfg->header_timeout_ms);
 }
 
 /* ---- host callbacks (api.h) ---------------------------------------------- */

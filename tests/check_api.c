@@ -168,7 +168,7 @@ START_TEST(routing)
 
     run(api, &host, SLORA_API_DELETE, "DELETE", "/t/x/y", "", NULL, &r);
     ck_assert_int_eq(r.status, 405);
-    ck_assert_str_eq(r.headers, "Allow: GET, POST\n");
+    ck_assert_str_eq(r.headers, "Allow: GET, HEAD, POST\n");
     ck_assert_ptr_nonnull(strstr(r.body, "\"type\":\"invalid_request_error\",\"code\":\"method\""));
 
     run(api, &host, SLORA_API_GET, "GET", "/healthz", "", NULL, &r);
@@ -190,6 +190,7 @@ START_TEST(routing)
     ck_assert_ptr_nonnull(
         strstr(r.body, "slorad_requests_total{route=\"unmatched\",status=\"404\"} 1\n"));
     ck_assert_ptr_nonnull(strstr(r.body, "slorad_request_duration_seconds_count 7\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "slorad_response_bytes_total "));
     slora_api_free(api);
     slora_config_free(cfg);
 }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int reserve(struct slora__buf *b, size_t extra)
+int slora__buf_reserve(struct slora__buf *b, size_t extra)
 {
     if (extra > SIZE_MAX - b->len - 1)
         return SLORA_ENOMEM;
@@ -28,7 +28,7 @@ static int reserve(struct slora__buf *b, size_t extra)
 
 int slora__buf_add(struct slora__buf *b, const void *data, size_t n)
 {
-    if (reserve(b, n))
+    if (slora__buf_reserve(b, n))
         return SLORA_ENOMEM;
     if (n)
         memcpy(b->p + b->len, data, n);
@@ -43,7 +43,7 @@ int slora__buf_vprintf(struct slora__buf *b, const char *fmt, va_list ap)
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap2);
     va_end(ap2);
-    if (n < 0 || reserve(b, (size_t)n))
+    if (n < 0 || slora__buf_reserve(b, (size_t)n))
         return SLORA_ENOMEM;
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;

@@ -13,6 +13,9 @@ struct slora__buf {
     size_t cap;
 };
 
+/* Make room for extra more bytes (uploads of a known length are read
+ * without regrowing). 0 or SLORA_ENOMEM. */
+int slora__buf_reserve(struct slora__buf *b, size_t extra);
 /* Append n bytes; 0 or SLORA_ENOMEM (the buffer is then unchanged). */
 int slora__buf_add(struct slora__buf *b, const void *data, size_t n);
 /* Append formatted text; 0 or SLORA_ENOMEM. */

@@ -19,6 +19,12 @@ check "pipelined: three answers in order" "200 p1 404 p2 200 p3" \
     "$(printf '%s' "$resp" | tr -d '\r' | awk '/^HTTP\/1.1/ {s=$2} /^X-Request-Id:/ {printf "%s%s %s", sep, s, $2; sep=" "}')"
 check_contains "Connection: close honoured" "Connection: close" "$resp"
 
+# many small pipelined requests in one write: all answered, in order
+resp=$("$PYTHON" -c 'import sys; sys.stdout.write("".join("GET /healthz HTTP/1.1\r\nX-Request-Id: q%d\r\n\r\n" % i for i in range(2000)) + "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")' | RAW_WAIT=5 raw)
+check "2001 pipelined requests answered" 2001 "$(printf '%s' "$resp" | grep -c '^HTTP/1.1 200')"
+check "pipelined answers in request order" "q0 q1 q2 q1999" \
+    "$(printf '%s' "$resp" | tr -d '\r' | sed -n 's/^X-Request-Id: \(q[0-9]*\)$/\1/p' | sed -n '1p;2p;3p;$p' | tr '\n' ' ' | sed 's/ $//')"
+
 # a pipelined upload between two GETs
 resp=$( (printf 'GET /healthz HTTP/1.1\r\n\r\nPUT /v1/adapters/acme/pipe HTTP/1.1\r\nContent-Length: %d\r\n\r\n' "$(stat -c %s "$A")"; cat "$A"; printf 'GET /v1/adapters/acme/pipe HTTP/1.1\r\nConnection: close\r\n\r\n') | raw)
 check "pipelined upload then GET" "200 201 200" "$(printf '%s' "$resp" | grep -ao '^HTTP/1.1 [0-9]*' | cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//')"
