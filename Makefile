@@ -33,7 +33,7 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all deps model run check check-unit check-e2e check-asan bench install format clean fuzz
+.PHONY: all deps model run check check-unit check-e2e check-asan bench install format clean
 
 all: $(BUILD)/slorad
 
@@ -105,7 +105,10 @@ check-asan:
 $(BUILD)/bench_model: bench/bench_model.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
-bench: deps model all $(BUILD)/bench_model
+$(BUILD)/bench_tok: bench/bench_tok.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+bench: deps model all $(BUILD)/bench_model $(BUILD)/bench_tok
 	@mkdir -p bench/results
 	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$b || exit 1; done
 	$(PYTHON) bench/report.py
@@ -141,16 +144,19 @@ install: all model
 	sed -i -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/slorad/|$(SYSCONFDIR)/slorad/|g' $(DESTDIR)$(UNITDIR)/slorad.service
 	install -D -m 0644 docs/operations.md $(DESTDIR)$(PREFIX)/share/doc/slorad/operations.md
 
-# libFuzzer targets tests/fuzz/fuzz_<m>.c, each run FUZZ_SECONDS (not part of check).
-FUZZ_SECONDS ?= 60
-fuzz:
-	@mkdir -p $(BUILD)/fuzz
-	@for f in tests/fuzz/fuzz_*.c; do n=$$(basename $$f .c); echo "== $$n"; \
-	  clang -g -O1 -w -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
-	    -I$(LLHTTP_INC) $(DEP_CFLAGS) $$f $(SRCS) $(LLHTTP_SRC)/llhttp.c $(LLHTTP_SRC)/api.c \
-	    $(LLHTTP_SRC)/http.c -o $(BUILD)/fuzz/$$n $(DEP_LIBS) && \
-	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	    -artifact_prefix=$(BUILD)/fuzz/ || exit 1; done
+# libFuzzer over the tokenizer (tok*.bin parser, encode/detokenize); new inputs
+# go to build-fuzz/corpus-tokenizer. `make check` replays tests/fuzz/corpus/tokenizer.
+.PHONY: fuzz-tokenizer
+fuzz-tokenizer: deps
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libslora.a
+	clang $(CFLAGS_COMMON) -Iinclude $(FUZZ_SAN) -fsanitize=fuzzer -o build-fuzz/fuzz_tokenizer \
+	  tests/fuzz/fuzz_tokenizer.c build-fuzz/libslora.a $(DEP_LIBS)
+	@mkdir -p build-fuzz/corpus-tokenizer
+	build-fuzz/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -rss_limit_mb=2048 \
+	  -print_final_stats=1 build-fuzz/corpus-tokenizer tests/fuzz/corpus/tokenizer
+
+$(BUILD)/fuzz_tokenizer_replay: tests/fuzz/fuzz_tokenizer.c tests/fuzz/replay.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_tokenizer.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
 
 format:
 	clang-format -i $(wildcard src/*.c src/*.h src/util/*.[ch] include/slora/*.h tests/*.c)
