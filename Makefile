@@ -132,6 +132,9 @@ fuzz-adapter: deps
 $(BUILD)/fuzz_adapter_replay: tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
 
+$(BUILD)/fuzz_model_replay: tests/fuzz/fuzz_model.c tests/fuzz/replay.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_model.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
+
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 install: all model

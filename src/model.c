@@ -19,6 +19,7 @@
 #include <slora/error.h>
 #include <slora/fileio.h>
 #include <slora/gguf.h>
+#include <slora/log.h>
 #include <slora/model.h>
 #include <slora/tokenizer.h>
 #include <slora/weights.h>
@@ -366,8 +367,17 @@ static int gguf_vocab(struct slora_model *m, const struct slora_gguf *g, char *d
 {
     const struct slora_gguf_kv *tokens = slora_gguf_find_kv(g, "tokenizer.ggml.tokens");
     const struct slora_gguf_kv *scores = slora_gguf_find_kv(g, "tokenizer.ggml.scores");
+    const char *kind;
+    size_t kind_len;
     if (!tokens)
         return 0;
+    /* only SentencePiece-style (llama) vocabularies fit our tokenizer */
+    if (!slora_gguf_get_str(g, "tokenizer.ggml.model", &kind, &kind_len) &&
+        (kind_len != 5 || memcmp(kind, "llama", 5))) {
+        slora_warn("%s: tokenizer model '%.*s' is not supported; vocabulary ignored", m->path,
+                   kind_len > 64 ? 64 : (int)kind_len, kind);
+        return 0;
+    }
     size_t vocab = (size_t)m->cfg.shape.vocab_size;
     if (tokens->type != SLORA_GGUF_ARRAY || tokens->arr_type != SLORA_GGUF_STRING ||
         tokens->n != vocab)
