@@ -93,6 +93,7 @@ static void strip_task(void *ctx, size_t task, int worker)
         if (bad < 0 && at < n)
             bad = j0 + (int64_t)at;
     }
+    slora_kernels_stream_done();
     s->bad[task] = bad;
 }
 
@@ -210,6 +211,7 @@ int slora_fastfood_project(uint64_t seed, int64_t group, int64_t P, int64_t D, f
     float scale = (float)((double)alpha / (sqrt((double)sum) * sqrt((double)D)));
     if (logn <= BLK_LOG) {
         size_t at = slora_kernels_stream(dst, w, (size_t)D, scale);
+        slora_kernels_stream_done();
         *bad_index = at < (size_t)D ? (int64_t)at : -1;
         return 0;
     }

@@ -303,13 +303,17 @@ size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s)
         if (bad == n && !_mm256_testz_si256(e, e))
             bad = i + (size_t)__builtin_ctz((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(e)));
     }
-    _mm_sfence();
     for (; i < n; i++) {
         dst[i] = src[i] * s;
         if (bad == n && nonfinite1(dst[i]))
             bad = i;
     }
     return bad;
+}
+
+void slora_kernels_stream_done(void)
+{
+    _mm_sfence();
 }
 
 size_t slora_kernels_find_nonfinite(const float *x, size_t n)
@@ -352,6 +356,10 @@ size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s)
             bad = i;
     }
     return bad;
+}
+
+void slora_kernels_stream_done(void)
+{
 }
 
 void slora_kernels_fwht(float *v, int logn)

@@ -6,12 +6,13 @@
  *           (gemms of A_m with slices of the previous product);
  *   CP:     U rows are elementwise products of rows of A_0 .. A_{M-2}
  *           (for M = 2 U is A_0 itself, so LoRA is one GEMM B @ A).
- * One factor: the group's code vector is U @ A_last^T, written straight
- * into the destination by row blocks. Several: T_1 (x) ... (x) T_{K-1} is
+ * One factor: the group's code vector is U @ A_last^T, computed a tile at
+ * a time into a cache-sized buffer. Several: T_1 (x) ... (x) T_{K-1} is
  * built densely, then T_0 (x) Rest is written as scaled copies of Rest's
  * last-mode rows ("runs"). Both writers produce only the first count
- * entries (the fold), apply alpha, and check the block they just wrote for
- * NaN/Inf while it is in cache.
+ * entries (the fold), apply alpha, and write the destination with
+ * streaming stores that test each value for NaN/Inf on the way out, so the
+ * output costs one write pass, like memset.
  *
  * Output work is cut into tasks of about CHUNK floats by size alone, so the
  * floats are the same at any thread count. Projection (fastfood.c) and
@@ -226,15 +227,22 @@ static size_t rest_len(const struct slora_group *g)
     return p;
 }
 
-static size_t prepare_floats(const struct slora_group *g)
+/* The largest factor_u scratch among the group's factors. */
+static size_t max_u_floats(const struct slora_group *g)
 {
-    size_t u = 0, dense = 0;
+    size_t u = 0;
     for (int k = 0; k < g->n_kron; k++) {
         size_t s = factor_u_floats(&g->k[k], g->order);
         u = s > u ? s : u;
-        if (g->n_kron > 1)
-            dense = add_sat(dense, align16(factor_len(&g->k[k], g->order)));
     }
+    return u;
+}
+
+static size_t prepare_floats(const struct slora_group *g)
+{
+    size_t u = max_u_floats(g), dense = 0;
+    for (int k = 0; g->n_kron > 1 && k < g->n_kron; k++)
+        dense = add_sat(dense, align16(factor_len(&g->k[k], g->order)));
     size_t rest = g->n_kron > 2 ? mul_sat(2, align16(rest_len(g))) : 0;
     return add_sat(add_sat(u, dense), rest);
 }
@@ -282,9 +290,11 @@ static void writer_task(void *ctx, size_t task, int worker)
         float *tmp = w->tmp + (size_t)worker * CHUNK;
         slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, f->u + row0 * f->r,
                         f->a_last + c0 * f->r, 1, 0.0f, tmp);
-        for (int64_t i = 0; i < n_rows; i++) {
+        /* whole-row tiles are one contiguous run of dst */
+        int64_t seg = nc == f->n_last ? n_rows * nc : nc;
+        for (int64_t i = 0; i < n_rows; i += seg / nc) {
             int64_t e0 = (row0 + i) * f->n_last + c0;
-            int64_t len = nc < w->count - e0 ? nc : w->count - e0;
+            int64_t len = seg < w->count - e0 ? seg : w->count - e0;
             if (len <= 0)
                 break;
             size_t at = slora_kernels_stream(w->dst + e0, tmp + i * nc, (size_t)len, 1.0f);
@@ -292,6 +302,7 @@ static void writer_task(void *ctx, size_t task, int worker)
                 bad = e0 + (int64_t)at;
         }
     }
+    slora_kernels_stream_done();
     if (w->check && bad != INT64_MAX)
         note_bad(w, bad);
 }
@@ -305,12 +316,7 @@ static void prepare(const struct slora_group *g, float *buf, struct writer *w)
         factor_u(&g->k[0], M, buf, &w->fu);
         return;
     }
-    size_t u_len = 0;
-    for (int k = 0; k < g->n_kron; k++) {
-        size_t s = factor_u_floats(&g->k[k], M);
-        u_len = s > u_len ? s : u_len;
-    }
-    float *ubuf = buf, *dense[SLORA_MAX_KRON], *p = buf + u_len;
+    float *ubuf = buf, *dense[SLORA_MAX_KRON], *p = buf + max_u_floats(g);
     for (int k = 0; k < g->n_kron; k++) {
         struct factor_u fu;
         factor_u(&g->k[k], M, ubuf, &fu);
@@ -339,6 +345,7 @@ static void prepare(const struct slora_group *g, float *buf, struct writer *w)
                   (int64_t)total);
         cur = bufs[which];
     }
+    slora_kernels_stream_done();
     w->kron_mode = true;
     w->kron.M = M;
     w->kron.a = dense[0];
@@ -395,9 +402,17 @@ static int check_group(const struct slora_adapter *a, int gi, char *diag, size_t
         ok = ok && n == g->n[m];
     }
     ok = ok && (int64_t)prod_n(g->n, 0, g->order) == g->code_len;
-    if (!ok)
+    if (!ok) {
         snprintf(diag, diag_len, "group %d: inconsistent group table", gi);
-    return ok ? 0 : SLORA_EINVAL;
+        return SLORA_EINVAL;
+    }
+    /* gemm dimensions grow with P_g: keep them in BLAS's int */
+    if (g->code_len > INT_MAX) {
+        snprintf(diag, diag_len, "group %d: code length %lld over the limit %d", gi,
+                 (long long)g->code_len, INT_MAX);
+        return SLORA_ELIMIT;
+    }
+    return 0;
 }
 
 static int nonfinite_diag(const struct slora_adapter *a, int64_t at, char *diag, size_t diag_len)
@@ -448,11 +463,15 @@ static int plan(const struct slora_adapter *a, int n_threads, struct layout *lay
     return lay->total == SIZE_MAX ? SLORA_ELIMIT : 0;
 }
 
+static int clamp_threads(int n)
+{
+    return n < 1 ? 1 : n > SLORA_PARALLEL_MAX_THREADS ? SLORA_PARALLEL_MAX_THREADS : n;
+}
+
 size_t slora_superlora_scratch_bytes(const struct slora_adapter *a, int n_threads)
 {
     struct layout lay;
-    if (n_threads < 1)
-        n_threads = 1;
+    n_threads = clamp_threads(n_threads);
     return plan(a, n_threads, &lay) ? SIZE_MAX : mul_sat(lay.total, sizeof(float));
 }
 
@@ -509,12 +528,23 @@ int slora_superlora_generate(const struct slora_adapter *a, float *out, int n_th
 int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int n_threads,
                                   struct slora_superlora_scratch *ws, char *diag, size_t diag_len)
 {
-    if (n_threads < 1)
-        n_threads = 1;
+    n_threads = clamp_threads(n_threads);
+    int64_t covered = 0;
     for (int gi = 0; gi < a->n_groups; gi++) {
         int rc = check_group(a, gi, diag, diag_len);
         if (rc)
             return rc;
+        if (a->groups[gi].offset != covered) {
+            snprintf(diag, diag_len, "group %d: offset %lld, expected %lld", gi,
+                     (long long)a->groups[gi].offset, (long long)covered);
+            return SLORA_EINVAL;
+        }
+        covered += a->groups[gi].len;
+    }
+    if (covered != a->total || a->n_groups < 1) {
+        snprintf(diag, diag_len, "groups cover %lld of N = %lld entries", (long long)covered,
+                 (long long)a->total);
+        return SLORA_EINVAL;
     }
     struct layout lay;
     if (plan(a, n_threads, &lay)) {

@@ -636,18 +636,61 @@ START_TEST(fastfood_zero_norm_rejected)
 }
 END_TEST
 
+/* Group tables that would index out of bounds: (what to break, message). */
+static const struct {
+    int what;
+    const char *frag;
+} table_cases[] = {
+    {0, "group 0: inconsistent group table"},
+    {1, "groups cover 19 of N = 20 entries"},
+    {2, "group 1: offset 11, expected 10"},
+    {3, "group 0: inconsistent group table"},
+};
+
 START_TEST(inconsistent_group_rejected)
 {
     struct fixture *f = fx_new(4096);
     static const int64_t shapes[1][2] = {{4, 5}};
     fx_targets(f, 1, shapes);
-    struct slora_group *g = fx_group(f, 0, 20, 2);
-    fx_factor(f, g, (int64_t[]){4, 5}, (int64_t[]){2, 2}, false);
-    g->n[1] = 6; /* shape no longer the product of the factors' */
+    struct slora_group *g = fx_group(f, 0, 10, 2);
+    fx_factor(f, g, (int64_t[]){2, 5}, (int64_t[]){2, 2}, false);
+    struct slora_group *g1 = fx_group(f, 1, 10, 2);
+    fx_factor(f, g1, (int64_t[]){2, 5}, (int64_t[]){2, 2}, false);
+    switch (table_cases[_i].what) {
+    case 0:
+        g->n[1] = 6; /* shape no longer the product of the factors' */
+        break;
+    case 1:
+        g1->len = 9;
+        g1->code_len = 10;
+        break;
+    case 2:
+        g1->offset = 11;
+        break;
+    case 3:
+        g->code_len = 9; /* fold shorter than N_g without projection */
+        break;
+    }
     float out[20];
     char diag[256] = "";
     ck_assert_int_eq(slora_superlora_generate(&f->a, out, 1, diag, sizeof(diag)), SLORA_EINVAL);
-    ck_assert_ptr_nonnull(strstr(diag, "group 0: inconsistent"));
+    ck_assert_msg(strstr(diag, table_cases[_i].frag), "diag '%s'", diag);
+    fx_free(f);
+}
+END_TEST
+
+START_TEST(huge_code_rejected)
+{
+    struct fixture *f = fx_new(1 << 17);
+    static const int64_t shapes[1][2] = {{2, 5}};
+    fx_targets(f, 1, shapes);
+    struct slora_group *g = fx_group(f, 0, 10, 2);
+    fx_factor(f, g, (int64_t[]){50000, 50000}, (int64_t[]){1, 1}, false);
+    f->a.cfg.projection = true;
+    float out[10];
+    char diag[256] = "";
+    ck_assert_int_eq(slora_superlora_generate(&f->a, out, 1, diag, sizeof(diag)), SLORA_ELIMIT);
+    ck_assert_msg(strstr(diag, "group 0: code length 2500000000 over the limit"), "%s", diag);
     fx_free(f);
 }
 END_TEST
@@ -706,7 +749,9 @@ Suite *slora_superlora_suite(void)
     tcase_add_test(tc, thread_count_invariant);
     tcase_add_loop_test(tc, nonfinite_rejected, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
     tcase_add_test(tc, fastfood_zero_norm_rejected);
-    tcase_add_test(tc, inconsistent_group_rejected);
+    tcase_add_loop_test(tc, inconsistent_group_rejected, 0,
+                        (int)(sizeof(table_cases) / sizeof(table_cases[0])));
+    tcase_add_test(tc, huge_code_rejected);
     tcase_add_test(tc, apply_merges_and_points_weights);
     suite_add_tcase(s, tc);
     return s;

@@ -36,6 +36,9 @@ uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0);
  * nobody reads soon, written at memset speed without reading it first.
  * Returns the index of the first non-finite dst[i], or n. */
 size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s);
+/* Order this thread's streaming stores before anything it does next: call
+ * once at the end of a task that used slora_kernels_stream. */
+void slora_kernels_stream_done(void);
 
 /* Index of the first NaN or Inf in x, or n when all are finite. */
 size_t slora_kernels_find_nonfinite(const float *x, size_t n);
