@@ -116,6 +116,9 @@ bench: deps model all $(BUILD)/bench_model $(BUILD)/bench_tok
 $(BUILD)/bench_delta: bench/bench_delta.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
+$(BUILD)/bench_registry: bench/bench_registry.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
 # libFuzzer over the adapter pipeline (clang, ASan+UBSan); new inputs go to
 # build-fuzz/corpus-adapter. `make check` replays tests/fuzz/corpus/adapter.
 FUZZ_SECONDS ?= 60
