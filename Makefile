@@ -9,7 +9,7 @@ PYTHON   ?= /usr/bin/python3
 VERSION  := 0.1.0
 
 PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
-        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd wrk
+        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd wrk nodejs
 
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
@@ -72,6 +72,7 @@ deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
 
 MODEL_URL := https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
 models/stories260K.bin models/tok512.bin:
