@@ -47,6 +47,7 @@ check_contains "stream content type" "Content-Type: text/event-stream" "$(cat "$
 check "stream ends with [DONE]" "data: [DONE]" "$(grep '^data:' "$TMP/sse" | tail -1)"
 check "stream pieces concatenate to the text" ", there was a little girl" \
     "$(grep '^data: {' "$TMP/sse" | sed 's/^data: //' | "$PYTHON" -c 'import json,sys; print("".join(json.loads(l)["choices"][0]["text"] for l in sys.stdin))')"
+check "a refused stream is a plain error" 404 "$(post_status /v1/completions '{"model":"nope","prompt":"a","stream":true}')"
 check_contains "last chunk has finish_reason" '"finish_reason":"length"' "$(grep '^data: {' "$TMP/sse" | tail -1)"
 
 # ---- logits, tokenize, detokenize --------------------------------------------

@@ -3,7 +3,8 @@
 # synthetic model large enough (dim 256, 8 layers, seq 1024) that a long
 # generation runs for a while: a client that disconnects mid-stream cancels
 # its sequence; the per-tenant concurrency limit answers 429 and frees its
-# slots again; the engine and cache return to idle.
+# slots again; a full queue answers 503 with Retry-After; the engine returns
+# to idle.
 . "$(dirname "$0")/lib/daemon.sh"
 
 metric() { curl -s "$URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
@@ -52,5 +53,30 @@ wait "$C1" "$C2" 2>/dev/null || true
 wait_metric slorad_engine_running 0
 check "slots free again" 200 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/completions" -d '{"model":"big","prompt":"a","max_tokens":1}')"
 check "engine idle" "0 0" "$(metric slorad_engine_waiting) $(metric slorad_engine_running)"
+stop_daemon
+
+# ---- queue depth ------------------------------------------------------------
+# 16 sequences fill the batch, one more waits, the next finds the queue full.
+printf '{"queue_depth": 1, "max_sequences_per_tenant": 100, "max_tokens": 1000}' >"$TMP/queue.json"
+start_daemon "$TMP/state2" --config "$TMP/queue.json" --model "$M" --model-id big --threads 1
+pids=()
+for i in $(seq 1 16); do
+    curl -sN "$URL/v1/completions" -d "$LONG" >/dev/null &
+    pids+=($!)
+    wait_metric slorad_engine_running "$i"
+done
+curl -sN "$URL/v1/completions" -d "$LONG" >/dev/null &
+pids+=($!)
+wait_metric slorad_engine_waiting 1
+check "batch full" 16 "$(metric slorad_engine_running)"
+out=$(curl -s -D "$TMP/h" -w ' %{http_code}' "$URL/v1/completions" -d '{"model":"big","prompt":"a","max_tokens":1}')
+check "queue full -> 503" 503 "${out##* }"
+check_contains "503 has Retry-After" "Retry-After: 1" "$(cat "$TMP/h")"
+check_contains "503 says why" "queue is full" "$out"
+kill "${pids[@]}" 2>/dev/null || true
+wait "${pids[@]}" 2>/dev/null || true
+wait_metric slorad_engine_running 0
+check "all 17 disconnects canceled" 17 "$(metric slorad_engine_canceled_total)"
+check "queue drained" 0 "$(metric slorad_engine_waiting)"
 stop_daemon
 echo "infer_limits: $N_CHECKS checks passed"
