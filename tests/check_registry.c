@@ -724,22 +724,39 @@ END_TEST
 
 /* ---- persistence ------------------------------------------------------ */
 
-START_TEST(persist_order_traced)
+static char trace_path[96];
+
+static void trace_on(void)
 {
-    char trace[96], diag[256] = "";
-    snprintf(trace, sizeof(trace), "%s.trace", state);
-    struct slora_registry *r = open_registry(true);
-    setenv("SLORA_FSIO_TRACE", trace, 1);
+    snprintf(trace_path, sizeof(trace_path), "%s.trace", state);
+    setenv("SLORA_FSIO_TRACE", trace_path, 1);
     slora_fsio_reset();
-    ck_assert_int_eq(put(r, "acme", "x", ONE, NULL, diag, sizeof(diag)), 0);
-    ck_assert_int_eq(slora_registry_delete(r, "acme", "x", NULL, diag, sizeof(diag)), 0);
+}
+
+/* Stop tracing; the trace so far without its last newline (caller frees). */
+static char *trace_off(void)
+{
     unsetenv("SLORA_FSIO_TRACE");
     slora_fsio_reset();
     void *buf;
     size_t len;
-    ck_assert_int_eq(slora_fsio_read_file(trace, 1 << 16, &buf, &len, diag, sizeof(diag)), 0);
-    char *t = buf, tmp[160];
+    char diag[256];
+    ck_assert_int_eq(slora_fsio_read_file(trace_path, 1 << 16, &buf, &len, diag, sizeof(diag)),
+                     0);
+    ck_assert_uint_gt(len, 0);
+    char *t = buf;
     t[len - 1] = '\0';
+    return t;
+}
+
+START_TEST(persist_order_traced)
+{
+    char diag[256] = "";
+    struct slora_registry *r = open_registry(true);
+    trace_on();
+    ck_assert_int_eq(put(r, "acme", "x", ONE, NULL, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(slora_registry_delete(r, "acme", "x", NULL, diag, sizeof(diag)), 0);
+    char *t = trace_off(), tmp[160];
     /* The temp name is random; everything else is fixed. */
     char *open_line = strstr(t, "open ");
     ck_assert_ptr_nonnull(open_line);
@@ -757,7 +774,7 @@ START_TEST(persist_order_traced)
              "dirsync %1$s/adapters/acme ok",
              state, tmp);
     ck_assert_str_eq(t, want);
-    free(buf);
+    free(t);
     slora_registry_free(r);
 }
 END_TEST
@@ -767,31 +784,23 @@ START_TEST(existing_tenant_dir_synced_once_per_process)
     /* A tenant directory left by an earlier process may never have been
      * synced into adapters/ (crash between mkdir and fsync): the first
      * upload into it syncs adapters/ again, later ones do not. */
-    char trace[96], diag[256] = "";
-    snprintf(trace, sizeof(trace), "%s.trace", state);
+    char diag[256] = "";
     struct slora_registry *r = open_registry(true);
     ck_assert_int_eq(put(r, "acme", "x", ONE, NULL, diag, sizeof(diag)), 0);
     slora_registry_free(r);
     r = open_registry(true);
     struct slora_registry_restore_report rep;
     ck_assert_int_eq(slora_registry_restore(r, &rep, diag, sizeof(diag)), 0);
-    setenv("SLORA_FSIO_TRACE", trace, 1);
-    slora_fsio_reset();
+    trace_on();
     ck_assert_int_eq(put(r, "acme", "y", ONE, NULL, diag, sizeof(diag)), 0);
     ck_assert_int_eq(put(r, "acme", "z", ONE, NULL, diag, sizeof(diag)), 0);
-    unsetenv("SLORA_FSIO_TRACE");
-    slora_fsio_reset();
-    void *buf;
-    size_t len;
-    ck_assert_int_eq(slora_fsio_read_file(trace, 1 << 16, &buf, &len, diag, sizeof(diag)), 0);
-    char *t = buf, want[256];
-    t[len - 1] = '\0';
+    char *t = trace_off(), want[256];
     snprintf(want, sizeof(want), "dirsync %s/adapters ok\nopen ", state);
     ck_assert_int_eq(strncmp(t, want, strlen(want)), 0);
     ck_assert_ptr_null(strstr(t, "mkdir"));
     snprintf(want, sizeof(want), "dirsync %s/adapters ok", state);
     ck_assert_ptr_null(strstr(t + 1, want));
-    free(buf);
+    free(t);
     slora_registry_free(r);
 }
 END_TEST
