@@ -28,7 +28,7 @@
 #define MAX_QUERY 16
 
 static const double latency_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                         0.25,  0.5,    1,     2.5,  5,    10,   30};
+                                         0.25,  0.5,    1,     2.5,  5,     10,   30};
 #define N_BUCKETS (sizeof(latency_buckets) / sizeof(latency_buckets[0]))
 
 struct route_status {
@@ -51,13 +51,13 @@ struct slora_api {
     struct slora_api_deps deps;
     const struct slora_api_route **routes; /* (n_routes) */
     size_t n_routes;
-    struct metrics_source *sources;        /* (n_sources) */
+    struct metrics_source *sources; /* (n_sources) */
     size_t n_sources;
     bool ready;
     /* metrics, loop thread */
-    struct route_status *by_status;        /* (n_by_status) */
+    struct route_status *by_status; /* (n_by_status) */
     size_t n_by_status;
-    struct tenant_count *by_tenant;        /* (n_by_tenant) */
+    struct tenant_count *by_tenant; /* (n_by_tenant) */
     size_t n_by_tenant;
     uint64_t latency_counts[N_BUCKETS + 1]; /* last: +Inf */
     double latency_sum;
@@ -79,14 +79,14 @@ struct slora_api_call {
     void *host_ctx;
     void *host_data;
     struct slora_api_request req;
-    char *strs;                             /* one block holding every request string */
-    char *query_keys[MAX_QUERY];            /* split copy of req.query */
+    char *strs;                  /* one block holding every request string */
+    char *query_keys[MAX_QUERY]; /* split copy of req.query */
     char *query_vals[MAX_QUERY];
     int n_query;
     const struct slora_api_route *route;
     char *params[SLORA_API_MAX_PARAMS];
     struct slora_principal principal;
-    struct slora_auth *auth;                /* reference taken at creation */
+    struct slora_auth *auth; /* reference taken at creation */
     const struct slora_config *config;
     void *body;
     size_t body_len;
@@ -108,7 +108,7 @@ struct slora_api_call {
     bool stream;
     struct slora_api_header headers[SLORA_API_MAX_HEADERS];
     int n_headers;
-    struct slora__buf out;      /* whole body, or stream bytes not yet taken */
+    struct slora__buf out; /* whole body, or stream bytes not yet taken */
 };
 
 static double now_seconds(void)
@@ -520,8 +520,8 @@ void slora_api_call_respond_json(struct slora_api_call *c, int status, struct js
     char *body = dump_json(obj, &len);
     if (!body) {
         /* Fixed text: building JSON just failed. */
-        static const char nomem[] =
-            "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"code\":\"nomem\"}}\n";
+        static const char nomem[] = "{\"error\":{\"message\":\"out of "
+                                    "memory\",\"type\":\"server_error\",\"code\":\"nomem\"}}\n";
         char *copy = malloc(sizeof(nomem) - 1);
         if (copy)
             memcpy(copy, nomem, sizeof(nomem) - 1);
@@ -729,8 +729,8 @@ static int authorize(struct slora_api_call *c)
         return 0;
     char diag[256] = "";
     const char *h = c->req.authorization;
-    int err = slora_auth_authenticate(c->auth, h, h ? strlen(h) : 0, &c->principal, diag,
-                                      sizeof(diag));
+    int err =
+        slora_auth_authenticate(c->auth, h, h ? strlen(h) : 0, &c->principal, diag, sizeof(diag));
     if (!err)
         err = need == SLORA_API_AUTH_ADMIN ? slora_auth_check_admin(&c->principal)
                                            : slora_auth_check_any(&c->principal);
@@ -751,7 +751,8 @@ int slora_api_call_head(struct slora_api_call *c)
         err = c->route->head(c);
     if (!err && c->config && c->req.content_length > c->config->max_body_bytes) {
         err = SLORA_ETOOLARGE;
-        slora_api_call_error(c, err, "request body of %" PRId64 " bytes exceeds the limit of %" PRId64
+        slora_api_call_error(c, err,
+                             "request body of %" PRId64 " bytes exceeds the limit of %" PRId64
                              " bytes (max_body_bytes)",
                              c->req.content_length, c->config->max_body_bytes);
     }
@@ -830,7 +831,7 @@ void slora_api_call_log_fields(const struct slora_api_call *c, const char **rout
                                const char **tenant, const char **adapter, const char **version)
 {
     *route = c->route ? c->route->name : "unmatched";
-    *tenant = c->log_tenant ? c->log_tenant
+    *tenant = c->log_tenant                            ? c->log_tenant
               : c->principal.role == SLORA_ROLE_TENANT ? c->principal.tenant
                                                        : "-";
     *adapter = c->log_adapter ? c->log_adapter : "-";
@@ -869,14 +870,12 @@ static void metrics(struct slora_api_call *c)
     for (size_t b = 0; b <= N_BUCKETS; b++) {
         cum += api->latency_counts[b];
         if (b < N_BUCKETS)
-            slora_api_text_printf(&t, "slorad_request_duration_seconds_bucket{le=\"%g\"} %" PRIu64
-                                      "\n",
+            slora_api_text_printf(&t,
+                                  "slorad_request_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
                                   latency_buckets[b], cum);
         else
-            slora_api_text_printf(&t,
-                                  "slorad_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64
-                                  "\n",
-                                  cum);
+            slora_api_text_printf(
+                &t, "slorad_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
     }
     slora_api_text_printf(&t,
                           "slorad_request_duration_seconds_sum %.6f\n"

@@ -45,10 +45,10 @@ struct slora_http_conn {
     int err;             /* SLORA_E* set by a callback */
     const char *errmsg;
     struct slora__buf url;
-    struct slora__buf field;    /* current header name (truncated at FIELD_MAX) */
-    struct slora__buf value;    /* current header value */
-    bool field_long;     /* current name exceeded FIELD_MAX */
-    char *kept[H_COUNT]; /* values of the headers the API reads */
+    struct slora__buf field; /* current header name (truncated at FIELD_MAX) */
+    struct slora__buf value; /* current header value */
+    bool field_long;         /* current name exceeded FIELD_MAX */
+    char *kept[H_COUNT];     /* values of the headers the API reads */
     char request_id[REQUEST_ID_MAX + 1];
     char method[24];
     struct slora__buf body;
