@@ -129,8 +129,8 @@ static void build(struct bench_adapter *bs)
 
     b = &bs[4];
     init(b, "Tucker 5D r=8 G=1 (24x24x32x24x32)", "5", 5);
-    factor(b, group(b, 0, N_TOTAL, 5), (int64_t[]){24, 24, 32, 24, 32},
-           (int64_t[]){8, 8, 8, 8, 8}, 1);
+    factor(b, group(b, 0, N_TOTAL, 5), (int64_t[]){24, 24, 32, 24, 32}, (int64_t[]){8, 8, 8, 8, 8},
+           1);
 
     b = &bs[5];
     init(b, "fastfood P=0.1N + shuffle, Tucker 3D r=8 (24x240x246)", "60", 60);
@@ -230,19 +230,18 @@ int main(int argc, char **argv)
         fprintf(js, "{\n  \"n\": %lld,\n  \"output_bytes\": %lld,\n  \"reps\": %d,\n",
                 (long long)N_TOTAL, (long long)N_TOTAL * 4, reps);
         fprintf(js, "  \"loadavg_at_start\": [%.2f, %.2f, %.2f],\n", load[0], load[1], load[2]);
-        fprintf(js, "  \"memset_ms\": {\"1\": %.3f, \"2\": %.3f, \"cpu_1\": %.3f},\n",
-                mset[0].wall, mset[1].wall, mset[0].cpu);
+        fprintf(js, "  \"memset_ms\": {\"1\": %.3f, \"2\": %.3f, \"cpu_1\": %.3f},\n", mset[0].wall,
+                mset[1].wall, mset[0].cpu);
         fprintf(js, "  \"variants\": [\n");
         for (int v = 0; v < 6; v++)
-            fprintf(js,
-                    "    {\"name\": \"%s\", \"target_x_memset_1thread\": %s, \"ms_1thread\": %.3f, "
-                    "\"ratio_1thread\": %.2f, \"cpu_ms_1thread\": %.3f, \"cpu_ratio_1thread\": %.2f, "
-                    "\"ms_2threads\": %.3f, \"ratio_2threads\": %.2f, \"target_met\": %s}%s\n",
-                    bs[v].name, bs[v].target, ms[v][0].wall, ms[v][0].wall / mset[0].wall,
-                    ms[v][0].cpu, ms[v][0].cpu / mset[0].cpu, ms[v][1].wall,
-                    ms[v][1].wall / mset[1].wall,
-                    ms[v][0].wall / mset[0].wall <= bs[v].limit ? "true" : "false",
-                    v < 5 ? "," : "");
+            fprintf(
+                js,
+                "    {\"name\": \"%s\", \"target_x_memset_1thread\": %s, \"ms_1thread\": %.3f, "
+                "\"ratio_1thread\": %.2f, \"cpu_ms_1thread\": %.3f, \"cpu_ratio_1thread\": %.2f, "
+                "\"ms_2threads\": %.3f, \"ratio_2threads\": %.2f, \"target_met\": %s}%s\n",
+                bs[v].name, bs[v].target, ms[v][0].wall, ms[v][0].wall / mset[0].wall, ms[v][0].cpu,
+                ms[v][0].cpu / mset[0].cpu, ms[v][1].wall, ms[v][1].wall / mset[1].wall,
+                ms[v][0].wall / mset[0].wall <= bs[v].limit ? "true" : "false", v < 5 ? "," : "");
         fprintf(js, "  ]\n}\n");
         fclose(js);
     }

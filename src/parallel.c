@@ -40,7 +40,9 @@ int slora_parallel_run(int n_threads, size_t n_tasks, slora_task_fn fn, void *ct
 {
     struct run run = {.fn = fn, .ctx = ctx, .n_tasks = n_tasks};
     atomic_init(&run.next, 0);
-    int n = n_threads < 1 ? 1 : n_threads > SLORA_PARALLEL_MAX_THREADS ? SLORA_PARALLEL_MAX_THREADS : n_threads;
+    int n = n_threads < 1                            ? 1
+            : n_threads > SLORA_PARALLEL_MAX_THREADS ? SLORA_PARALLEL_MAX_THREADS
+                                                     : n_threads;
     if ((size_t)n > n_tasks)
         n = n_tasks > 0 ? (int)n_tasks : 1;
     struct worker w[SLORA_PARALLEL_MAX_THREADS];
