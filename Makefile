@@ -122,16 +122,16 @@ $(BUILD)/bench_registry: bench/bench_registry.c $(LIB)
 
 # libFuzzer over the adapter pipeline (clang, ASan+UBSan); new inputs go to
 # build-fuzz/corpus-adapter. `make check` replays tests/fuzz/corpus/adapter.
-FUZZ_SECONDS ?= 60
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 .PHONY: fuzz-adapter
 fuzz-adapter: deps
-	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libslora.a
-	clang $(CFLAGS_COMMON) -Iinclude $(FUZZ_SAN) -fsanitize=fuzzer -o build-fuzz/fuzz_adapter \
-	  tests/fuzz/fuzz_adapter.c build-fuzz/libslora.a $(DEP_LIBS)
 	@mkdir -p build-fuzz/corpus-adapter
+	clang -g -O1 -w -std=c11 -D_GNU_SOURCE $(FUZZ_SAN) -fsanitize=fuzzer -Iinclude -Isrc \
+	  -I$(LLHTTP_INC) $(DEP_CFLAGS) tests/fuzz/fuzz_adapter.c $(SRCS) $(LLHTTP_SRC)/llhttp.c \
+	  $(LLHTTP_SRC)/api.c $(LLHTTP_SRC)/http.c -o build-fuzz/fuzz_adapter $(DEP_LIBS)
 	build-fuzz/fuzz_adapter -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
-	  -print_final_stats=1 build-fuzz/corpus-adapter tests/fuzz/corpus/adapter
+	  -timeout=10 -artifact_prefix=build-fuzz/ -print_final_stats=1 \
+	  build-fuzz/corpus-adapter tests/fuzz/corpus/adapter
 
 $(BUILD)/fuzz_adapter_replay: tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)

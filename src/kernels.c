@@ -37,6 +37,13 @@ static uint64_t gd_scale_scalar(float *w, size_t count, uint64_t z)
     return sum;
 }
 
+static inline bool nonfinite1(float x)
+{
+    uint32_t b;
+    memcpy(&b, &x, sizeof(b));
+    return (b & 0x7F800000u) == 0x7F800000u;
+}
+
 static void outer_row_scalar(float *dst, const float *u, const float *at, size_t ld, size_t n,
                              size_t r, float scale)
 {
@@ -291,34 +298,45 @@ static inline __m256 outer8(const float *u, const float *at, size_t ld, size_t r
     return a;
 }
 
+/* 32 columns of one row: four independent accumulators hide the FMA
+ * latency (named, so they stay in registers). */
+struct acc4 {
+    __m256 a0, a1, a2, a3;
+};
+
+static inline struct acc4 outer32(const float *ui, const float *at, size_t ld, size_t r)
+{
+    __m256 b = _mm256_set1_ps(ui[0]);
+    __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at));
+    __m256 a1 = _mm256_mul_ps(b, _mm256_loadu_ps(at + 8));
+    __m256 a2 = _mm256_mul_ps(b, _mm256_loadu_ps(at + 16));
+    __m256 a3 = _mm256_mul_ps(b, _mm256_loadu_ps(at + 24));
+    for (size_t j = 1; j < r; j++) {
+        const float *row = at + j * ld;
+        b = _mm256_set1_ps(ui[j]);
+        a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
+        a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
+        a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
+        a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
+    }
+    return (struct acc4){a0, a1, a2, a3};
+}
+
 void slora_kernels_outer(float *dst, const float *u, const float *at, size_t ld, size_t rows,
                          size_t n, size_t r, float scale)
 {
     const __m256 vs = _mm256_set1_ps(scale);
     size_t c = 0;
     /* column blocks outermost: the block of at (r x 32) stays in L1 for
-     * all rows; four independent accumulators hide the FMA latency */
+     * all rows */
     for (; c + 32 <= n; c += 32) {
         for (size_t i = 0; i < rows; i++) {
-            const float *ui = u + i * r;
-            __m256 b = _mm256_set1_ps(ui[0]);
-            __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c));
-            __m256 a1 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 8));
-            __m256 a2 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 16));
-            __m256 a3 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 24));
-            for (size_t j = 1; j < r; j++) {
-                const float *row = at + j * ld + c;
-                b = _mm256_set1_ps(ui[j]);
-                a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
-                a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
-                a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
-                a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
-            }
+            struct acc4 a = outer32(u + i * r, at + c, ld, r);
             float *d = dst + i * n + c;
-            _mm256_storeu_ps(d, _mm256_mul_ps(a0, vs));
-            _mm256_storeu_ps(d + 8, _mm256_mul_ps(a1, vs));
-            _mm256_storeu_ps(d + 16, _mm256_mul_ps(a2, vs));
-            _mm256_storeu_ps(d + 24, _mm256_mul_ps(a3, vs));
+            _mm256_storeu_ps(d, _mm256_mul_ps(a.a0, vs));
+            _mm256_storeu_ps(d + 8, _mm256_mul_ps(a.a1, vs));
+            _mm256_storeu_ps(d + 16, _mm256_mul_ps(a.a2, vs));
+            _mm256_storeu_ps(d + 24, _mm256_mul_ps(a.a3, vs));
         }
     }
     for (; c + 8 <= n; c += 8)
@@ -337,47 +355,44 @@ static inline __m256i stream_check(float *d, __m256 v, __m256i bad)
     return _mm256_or_si256(bad, _mm256_cmpeq_epi32(e, exp));
 }
 
+/* Scalar columns [c0, c1) of one row, regular stores; true if any is
+ * NaN or Inf. */
+static bool outer_cols_scalar(float *d, const float *ui, const float *at, size_t ld, size_t c0,
+                              size_t c1, size_t r, float scale)
+{
+    outer_row_scalar(d + c0, ui, at + c0, ld, c1 - c0, r, scale);
+    bool bad = false;
+    for (size_t c = c0; c < c1; c++)
+        bad |= nonfinite1(d[c]);
+    return bad;
+}
+
 bool slora_kernels_outer_stream(float *dst, const float *u, const float *at, size_t ld, size_t rows,
                                 size_t n, size_t r, float scale)
 {
     const __m256 vs = _mm256_set1_ps(scale);
     __m256i bad = _mm256_setzero_si256();
+    bool bad_scalar = false;
     /* rows outermost: each row's lines fill completely in the write-
      * combining buffers before the next row starts */
     for (size_t i = 0; i < rows; i++) {
         const float *ui = u + i * r;
         float *d = dst + i * n;
-        size_t c = 0;
+        size_t head = ((32 - ((uintptr_t)d & 31)) & 31) / sizeof(float);
+        size_t c = head < n ? head : n;
+        bad_scalar |= outer_cols_scalar(d, ui, at, ld, 0, c, r, scale);
         for (; c + 32 <= n; c += 32) {
-            __m256 b = _mm256_set1_ps(ui[0]);
-            __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c));
-            __m256 a1 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 8));
-            __m256 a2 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 16));
-            __m256 a3 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 24));
-            for (size_t j = 1; j < r; j++) {
-                const float *row = at + j * ld + c;
-                b = _mm256_set1_ps(ui[j]);
-                a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
-                a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
-                a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
-                a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
-            }
-            bad = stream_check(d + c, _mm256_mul_ps(a0, vs), bad);
-            bad = stream_check(d + c + 8, _mm256_mul_ps(a1, vs), bad);
-            bad = stream_check(d + c + 16, _mm256_mul_ps(a2, vs), bad);
-            bad = stream_check(d + c + 24, _mm256_mul_ps(a3, vs), bad);
+            struct acc4 a = outer32(ui, at + c, ld, r);
+            bad = stream_check(d + c, _mm256_mul_ps(a.a0, vs), bad);
+            bad = stream_check(d + c + 8, _mm256_mul_ps(a.a1, vs), bad);
+            bad = stream_check(d + c + 16, _mm256_mul_ps(a.a2, vs), bad);
+            bad = stream_check(d + c + 24, _mm256_mul_ps(a.a3, vs), bad);
         }
-        for (; c < n; c += 8)
+        for (; c + 8 <= n; c += 8)
             bad = stream_check(d + c, _mm256_mul_ps(outer8(ui, at + c, ld, r), vs), bad);
+        bad_scalar |= outer_cols_scalar(d, ui, at, ld, c, n, r, scale);
     }
-    return !_mm256_testz_si256(bad, bad);
-}
-
-static inline bool nonfinite1(float x)
-{
-    uint32_t b;
-    memcpy(&b, &x, sizeof(b));
-    return (b & 0x7F800000u) == 0x7F800000u;
+    return bad_scalar || !_mm256_testz_si256(bad, bad);
 }
 
 size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s)

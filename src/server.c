@@ -479,7 +479,7 @@ static void start_call(struct conn *c)
         }
         return;
     }
-    if (req->expect_continue) {
+    if (req->expect_continue && (req->chunked || req->content_length > 0)) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         char *b = dup_bytes(cont, sizeof(cont) - 1);
         size_t l = sizeof(cont) - 1;
