@@ -9,7 +9,7 @@ PYTHON   ?= /usr/bin/python3
 VERSION  := 0.1.0
 
 PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
-        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd
+        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd wrk nodejs
 
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
@@ -33,7 +33,7 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all deps model run check check-unit check-e2e check-asan bench install format clean fuzz
+.PHONY: all deps model run check check-unit check-e2e check-asan bench install format clean
 
 all: $(BUILD)/slorad
 
@@ -72,6 +72,7 @@ deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
 
 MODEL_URL := https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
 models/stories260K.bin models/tok512.bin:
@@ -105,12 +106,18 @@ check-asan:
 $(BUILD)/bench_model: bench/bench_model.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
-bench: deps model all $(BUILD)/bench_model
+$(BUILD)/bench_tok: bench/bench_tok.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+bench: deps model all $(BUILD)/bench_model $(BUILD)/bench_tok
 	@mkdir -p bench/results
 	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$b || exit 1; done
 	$(PYTHON) bench/report.py
 
 $(BUILD)/bench_delta: bench/bench_delta.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+$(BUILD)/bench_registry: bench/bench_registry.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
 # libFuzzer over the adapter pipeline (clang, ASan+UBSan); new inputs go to
@@ -129,6 +136,9 @@ fuzz-adapter: deps
 $(BUILD)/fuzz_adapter_replay: tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
 
+$(BUILD)/fuzz_model_replay: tests/fuzz/fuzz_model.c tests/fuzz/replay.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_model.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
+
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 install: all model
@@ -141,16 +151,19 @@ install: all model
 	sed -i -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/slorad/|$(SYSCONFDIR)/slorad/|g' $(DESTDIR)$(UNITDIR)/slorad.service
 	install -D -m 0644 docs/operations.md $(DESTDIR)$(PREFIX)/share/doc/slorad/operations.md
 
-# libFuzzer targets tests/fuzz/fuzz_<m>.c, each run FUZZ_SECONDS (not part of check).
-FUZZ_SECONDS ?= 60
-fuzz:
-	@mkdir -p $(BUILD)/fuzz
-	@for f in tests/fuzz/fuzz_*.c; do n=$$(basename $$f .c); echo "== $$n"; \
-	  clang -g -O1 -w -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
-	    -I$(LLHTTP_INC) $(DEP_CFLAGS) $$f $(SRCS) $(LLHTTP_SRC)/llhttp.c $(LLHTTP_SRC)/api.c \
-	    $(LLHTTP_SRC)/http.c -o $(BUILD)/fuzz/$$n $(DEP_LIBS) && \
-	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	    -artifact_prefix=$(BUILD)/fuzz/ || exit 1; done
+# libFuzzer over the tokenizer (tok*.bin parser, encode/detokenize); new inputs
+# go to build-fuzz/corpus-tokenizer. `make check` replays tests/fuzz/corpus/tokenizer.
+.PHONY: fuzz-tokenizer
+fuzz-tokenizer: deps
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libslora.a
+	clang $(CFLAGS_COMMON) -Iinclude $(FUZZ_SAN) -fsanitize=fuzzer -o build-fuzz/fuzz_tokenizer \
+	  tests/fuzz/fuzz_tokenizer.c build-fuzz/libslora.a $(DEP_LIBS)
+	@mkdir -p build-fuzz/corpus-tokenizer
+	build-fuzz/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -rss_limit_mb=2048 \
+	  -print_final_stats=1 build-fuzz/corpus-tokenizer tests/fuzz/corpus/tokenizer
+
+$(BUILD)/fuzz_tokenizer_replay: tests/fuzz/fuzz_tokenizer.c tests/fuzz/replay.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_tokenizer.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
 
 format:
 	clang-format -i $(wildcard src/*.c src/*.h src/util/*.[ch] include/slora/*.h tests/*.c)
@@ -159,3 +172,11 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+
+$(BUILD)/bench_engine: bench/bench_engine.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+# The stories110M-shaped synthetic model of the benchmarks.
+$(BUILD)/bench-stories110M.bin: | $(BUILD)/slorad
+	$(BUILD)/slorad gen-model --dim 768 --hidden 2048 --layers 12 --heads 12 --kv-heads 12 \
+	  --vocab 32000 --seq-len 1024 --seed 1 --shared-classifier -o $@.tmp && mv $@.tmp $@

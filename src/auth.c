@@ -85,8 +85,8 @@ int slora_auth_add_tenant(struct slora_auth *a, const char *name, const char *co
             if (!memcmp(keys[j], keys[k], SLORA_SHA256_LEN))
                 owner = name;
         if (owner) {
-            snprintf(diag, diag_len, "tenant '%s': key_sha256[%d] is already a key of %s", name,
-                     k, owner);
+            snprintf(diag, diag_len, "tenant '%s': key_sha256[%d] is already a key of %s", name, k,
+                     owner);
             rc = SLORA_EINVAL;
             goto err_free_keys;
         }

@@ -279,8 +279,15 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
     if (err)
         goto out;
     int vocab = r.model->cfg.shape.vocab_size, seq_len = r.model->cfg.seq_len, n_prompt;
+    size_t prompt_len = strlen(o->prompt);
+    if (prompt_len > slora_tokenizer_max_text_bytes(r.tok, seq_len - 1)) {
+        snprintf(diag, diag_len, "prompt of %zu bytes cannot fit the model's context of %d tokens",
+                 prompt_len, seq_len);
+        err = SLORA_ERANGE;
+        goto out;
+    }
     err = SLORA_ENOMEM;
-    r.prompt = malloc((strlen(o->prompt) + 3) * sizeof(*r.prompt));
+    r.prompt = malloc((prompt_len + 3) * sizeof(*r.prompt));
     if (!r.prompt)
         goto out;
     err = slora_tokenizer_encode(r.tok, o->prompt, true, r.prompt, &n_prompt);
@@ -306,8 +313,8 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
     if (err)
         goto out;
     err = slora_weights_init(&r.ws, r.model);
-    if (err || (o->adapter && (err = slora_merged_load(r.model, o->adapter, 1, 1, &r.merged,
-                                                        diag, diag_len))))
+    if (err || (o->adapter &&
+                (err = slora_merged_load(r.model, o->adapter, 1, 1, &r.merged, diag, diag_len))))
         goto out;
     const struct slora_weights *ws = r.merged ? &r.merged->ws : &r.ws;
     err = SLORA_ENOMEM;

@@ -23,19 +23,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum op { OP_OPEN, OP_WRITE, OP_FSYNC, OP_RENAME, OP_DIRSYNC, OP_UNLINK, OP_MKDIR, OP_READ,
-          OP_LINK, OP_COUNT };
+enum op {
+    OP_OPEN,
+    OP_WRITE,
+    OP_FSYNC,
+    OP_RENAME,
+    OP_DIRSYNC,
+    OP_UNLINK,
+    OP_MKDIR,
+    OP_READ,
+    OP_LINK,
+    OP_COUNT
+};
 
-static const char *const op_names[OP_COUNT] = {"open",    "write",  "fsync", "rename", "dirsync",
-                                               "unlink",  "mkdir",  "read",  "link"};
+static const char *const op_names[OP_COUNT] = {"open",   "write", "fsync", "rename", "dirsync",
+                                               "unlink", "mkdir", "read",  "link"};
 
 static const struct {
     const char *name;
     int value;
 } errno_names[] = {
-    {"ENOSPC", ENOSPC}, {"EDQUOT", EDQUOT}, {"EIO", EIO},       {"EACCES", EACCES},
-    {"EPERM", EPERM},   {"EROFS", EROFS},   {"ENOENT", ENOENT}, {"EEXIST", EEXIST},
-    {"EMFILE", EMFILE}, {"ENOMEM", ENOMEM}, {"EBUSY", EBUSY},   {"EXDEV", EXDEV},
+    {"ENOSPC", ENOSPC}, {"EDQUOT", EDQUOT},
+    {"EIO", EIO},       {"EACCES", EACCES},
+    {"EPERM", EPERM},   {"EROFS", EROFS},
+    {"ENOENT", ENOENT}, {"EEXIST", EEXIST},
+    {"EMFILE", EMFILE}, {"ENOMEM", ENOMEM},
+    {"EBUSY", EBUSY},   {"EXDEV", EXDEV},
     {"EINTR", EINTR},   {"ENAMETOOLONG", ENAMETOOLONG},
 };
 
@@ -195,8 +208,7 @@ static int finish(enum op op, const char *path, const char *path2, int e, char *
     return slora_fsio_err(e);
 }
 
-int slora_fsio_open(const char *path, int flags, mode_t mode, int *fd, char *diag,
-                    size_t diag_len)
+int slora_fsio_open(const char *path, int flags, mode_t mode, int *fd, char *diag, size_t diag_len)
 {
     int e = op_start(OP_OPEN);
     if (!e) {

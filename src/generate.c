@@ -187,7 +187,7 @@ static void finish(struct slora_gen *g, enum slora_finish reason, struct slora_g
     emit_held(g, g->held_len, step);
 }
 
-/* log p_i = x_i - (max + log sum exp(x - max)), the sum in double */
+/* log p_i = x_i - (max + log sum exp(x - max)), summed in double */
 void slora_gen_logprobs(const float *logits, int n, int token, int n_top,
                         struct slora_gen_step *step)
 {
@@ -197,7 +197,7 @@ void slora_gen_logprobs(const float *logits, int n, int token, int n_top,
             max = logits[i];
     double sum = 0.0;
     for (int i = 0; i < n; i++)
-        sum += exp((double)logits[i] - max);
+        sum += expf(logits[i] - max);
     double lse = max + log(sum);
     step->logprob = (float)(logits[token] - lse);
     step->n_top = 0;

@@ -35,8 +35,9 @@
 struct slot {
     char id[SLORA_ID_MAX + 1];
     char tenant[SLORA_NAME_MAX + 1];
-    struct slora_registry_entry *entry; /* current version (owned ref), NULL while a new name uploads */
-    bool busy;                          /* a PUT/DELETE op owns this name */
+    struct slora_registry_entry
+        *entry; /* current version (owned ref), NULL while a new name uploads */
+    bool busy;  /* a PUT/DELETE op owns this name */
 };
 
 struct usage {
@@ -55,7 +56,7 @@ struct slora_registry {
     char *adapters_dir;                /* state_dir/adapters, owned */
     struct slot **slots;               /* (n_slots) sorted by id */
     size_t n_slots, cap_slots;
-    struct usage *usage;               /* (n_usage), one per tenant ever seen */
+    struct usage *usage; /* (n_usage), one per tenant ever seen */
     size_t n_usage;
     struct slora_registry_stats stats; /* adapters/bytes filled on read */
 };
@@ -67,12 +68,12 @@ struct slora_registry_op {
     char tenant[SLORA_NAME_MAX + 1];
     char name[SLORA_NAME_MAX + 1];
     char id[SLORA_ID_MAX + 1];
-    struct slot *slot;                    /* NULL for a dry run */
-    bool new_name;                        /* reserved one adapter of the quota */
+    struct slot *slot; /* NULL for a dry run */
+    bool new_name;     /* reserved one adapter of the quota */
     struct slora_quota quota;
-    int64_t reserved_bytes;               /* reserved by run */
-    struct slora_registry_entry *entry;   /* PUT: the prepared version */
-    int rc;                               /* result of run; SLORA_ECANCELED before it */
+    int64_t reserved_bytes;             /* reserved by run */
+    struct slora_registry_entry *entry; /* PUT: the prepared version */
+    int rc;                             /* result of run; SLORA_ECANCELED before it */
     char diag[512];
 };
 
@@ -204,6 +205,14 @@ replaced:
     snprintf(diag, diag_len, "%s version %s was replaced while being read; retry", e->id,
              e->version);
     return SLORA_EBUSY;
+}
+
+int slora_registry_validate_adapter(void *ctx, const void *buf, size_t len,
+                                    struct slora_adapter **out, char *diag, size_t diag_len)
+{
+    const struct slora_registry_model *m = ctx;
+    return slora_adapter_validate(buf, len, &m->shape, &m->limits, m->n_threads, out, diag,
+                                  diag_len);
 }
 
 /* ---- names ------------------------------------------------------------ */
@@ -551,7 +560,8 @@ static int check_cond(const struct slora_registry_cond *cond, const char *id,
             snprintf(diag, diag_len, "If-Match: %s does not exist", id);
         return SLORA_EPRECOND;
     }
-    if (cond->if_none_match && cur && slora_registry_etag_match(cond->if_none_match, cur->version)) {
+    if (cond->if_none_match && cur &&
+        slora_registry_etag_match(cond->if_none_match, cur->version)) {
         snprintf(diag, diag_len, "If-None-Match: %s exists at version \"%s\"", id, cur->version);
         return SLORA_EPRECOND;
     }
@@ -611,9 +621,8 @@ static int op_new(struct slora_registry *r, const char *tenant, const char *name
 
 int slora_registry_begin_put(struct slora_registry *r, const char *tenant, const char *name,
                              const struct slora_registry_cond *cond,
-                             const struct slora_quota *quota, int64_t declared_bytes,
-                             bool dry_run, struct slora_registry_op **out, char *diag,
-                             size_t diag_len)
+                             const struct slora_quota *quota, int64_t declared_bytes, bool dry_run,
+                             struct slora_registry_op **out, char *diag, size_t diag_len)
 {
     struct slora_registry_op *op;
     int rc = op_new(r, tenant, name, false, dry_run, &op, diag, diag_len);
@@ -866,9 +875,8 @@ int slora_registry_op_commit(struct slora_registry_op *op, struct slora_registry
 
 int slora_registry_put(struct slora_registry *r, const char *tenant, const char *name,
                        const struct slora_registry_cond *cond, const struct slora_quota *quota,
-                       const void *buf, size_t len, bool dry_run,
-                       struct slora_registry_entry **out, bool *created, char *diag,
-                       size_t diag_len)
+                       const void *buf, size_t len, bool dry_run, struct slora_registry_entry **out,
+                       bool *created, char *diag, size_t diag_len)
 {
     struct slora_registry_op *op;
     int rc = slora_registry_begin_put(r, tenant, name, cond, quota, (int64_t)len, dry_run, &op,
@@ -992,8 +1000,8 @@ int slora_registry_restore(struct slora_registry *r, struct slora_registry_resto
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
         char why[160];
-        if (slora_registry_name_check(de->d_name, strlen(de->d_name), "tenant", why,
-                                      sizeof(why)) < 0) {
+        if (slora_registry_name_check(de->d_name, strlen(de->d_name), "tenant", why, sizeof(why)) <
+            0) {
             slora_warn("restore: skipping %s/%s: %s", r->adapters_dir, de->d_name, why);
             rep->skipped++;
             continue;

@@ -67,9 +67,13 @@ void slora_sampler_free(struct slora_sampler *s)
 static int argmax(const float *x, int n)
 {
     int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best])
+    float max = x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] > max) {
+            max = x[i];
             best = i;
+        }
+    }
     return best;
 }
 
@@ -81,15 +85,21 @@ static int cmp_prob(const void *pa, const void *pb)
     return (a->id > b->id) - (a->id < b->id);
 }
 
-/* Sift c[i] down the min-heap c[0..n) ordered by cmp_prob reversed: the
- * root is the candidate that sorts last. */
-static void sift_down(struct prob_index *c, int n, int i)
+/* Heaps over candidates: with first_at_root the root is the candidate that
+ * sorts first in cmp_prob order, otherwise the one that sorts last. */
+static bool above(const struct prob_index *a, const struct prob_index *b, bool first_at_root)
+{
+    int c = cmp_prob(a, b);
+    return first_at_root ? c < 0 : c > 0;
+}
+
+static void sift_down(struct prob_index *c, int n, int i, bool first_at_root)
 {
     for (;;) {
         int l = 2 * i + 1, m = i;
-        if (l < n && cmp_prob(&c[l], &c[m]) > 0)
+        if (l < n && above(&c[l], &c[m], first_at_root))
             m = l;
-        if (l + 1 < n && cmp_prob(&c[l + 1], &c[m]) > 0)
+        if (l + 1 < n && above(&c[l + 1], &c[m], first_at_root))
             m = l + 1;
         if (m == i)
             return;
@@ -100,16 +110,21 @@ static void sift_down(struct prob_index *c, int n, int i)
     }
 }
 
+static void heapify(struct prob_index *c, int n, bool first_at_root)
+{
+    for (int i = n / 2 - 1; i >= 0; i--)
+        sift_down(c, n, i, first_at_root);
+}
+
 /* Move the k first candidates in cmp_prob order to c[0..k), sorted; returns
  * k. A heap of the best k seen so far: O(n log k). */
 static int select_top(struct prob_index *c, int n, int k)
 {
-    for (int i = k / 2 - 1; i >= 0; i--)
-        sift_down(c, k, i);
+    heapify(c, k, false);
     for (int i = k; i < n; i++) {
         if (cmp_prob(&c[i], &c[0]) < 0) {
             c[0] = c[i];
-            sift_down(c, k, 0);
+            sift_down(c, k, 0, false);
         }
     }
     qsort(c, (size_t)k, sizeof(*c), cmp_prob);
@@ -145,9 +160,11 @@ static int sample_mult(const struct prob_index *c, int n, float coin)
 }
 
 /* run.c sample_topp: drop candidates below (1 - topp) / (n - 1) (they cannot
- * be in the nucleus), sort, cut after the cumulative mass exceeds topp, and
- * sample within the kept mass. */
-static int sample_topp(struct prob_index *c, int n, float topp, bool sorted, float coin)
+ * be in the nucleus), take them in descending order until the cumulative mass
+ * exceeds topp, and sample within the kept mass. The order comes from
+ * popping a heap, so only the nucleus is ever sorted; popped candidates
+ * collect at the end of c, the k-th largest at c[n0 - 1 - k]. */
+static int sample_topp(struct prob_index *c, int n, float topp, float coin)
 {
     if (n == 1)
         return c[0].id;
@@ -156,25 +173,27 @@ static int sample_topp(struct prob_index *c, int n, float topp, bool sorted, flo
     for (int i = 0; i < n; i++)
         if (c[i].prob >= cutoff)
             c[n0++] = c[i];
-    if (!sorted)
-        qsort(c, (size_t)n0, sizeof(*c), cmp_prob);
+    heapify(c, n0, true);
     float cumulative = 0.0f;
-    int last = n0 - 1;
-    for (int i = 0; i < n0; i++) {
-        cumulative += c[i].prob;
-        if (cumulative > topp) {
-            last = i;
+    int taken = 0;
+    for (int m = n0; m > 0;) {
+        struct prob_index top = c[0];
+        c[0] = c[--m];
+        c[m] = top;
+        sift_down(c, m, 0, true);
+        cumulative += top.prob;
+        taken++;
+        if (cumulative > topp)
             break;
-        }
     }
     float r = coin * cumulative;
     float cdf = 0.0f;
-    for (int i = 0; i <= last; i++) {
-        cdf += c[i].prob;
+    for (int k = 0; k < taken; k++) {
+        cdf += c[n0 - 1 - k].prob;
         if (r < cdf)
-            return c[i].id;
+            return c[n0 - 1 - k].id;
     }
-    return c[last].id;
+    return c[n0 - taken].id;
 }
 
 int slora_sampler_sample(struct slora_sampler *s, float *logits)
@@ -196,14 +215,11 @@ int slora_sampler_sample(struct slora_sampler *s, float *logits)
      * (inf - inf in the softmax): its limit is the argmax */
     if (isinf(logits[best]))
         return best;
-    bool sorted = false;
-    if (s->p.top_k > 0 && s->p.top_k < n) {
+    if (s->p.top_k > 0 && s->p.top_k < n)
         n = select_top(s->cand, n, s->p.top_k);
-        sorted = true;
-    }
     softmax(s->cand, n);
     float coin = random_f32(&s->rng);
     if (s->p.top_p <= 0.0f || s->p.top_p >= 1.0f)
         return sample_mult(s->cand, n, coin);
-    return sample_topp(s->cand, n, s->p.top_p, sorted, coin);
+    return sample_topp(s->cand, n, s->p.top_p, coin);
 }

@@ -332,6 +332,14 @@ int slora_tokenizer_vocab_size(const struct slora_tokenizer *t)
     return t->vocab_size;
 }
 
+size_t slora_tokenizer_max_text_bytes(const struct slora_tokenizer *t, int n_tokens)
+{
+    /* the non-BOS tokens cover the text plus the dummy-prefix space */
+    if (n_tokens < 2)
+        return 0;
+    return (size_t)(n_tokens - 1) * (size_t)t->max_piece_len - 1;
+}
+
 int slora_tokenizer_max_piece_len(const struct slora_tokenizer *t)
 {
     return t->max_piece_len;

@@ -153,9 +153,9 @@ START_TEST(bad_tenant_table)
     ck_assert_int_eq(slora_auth_add_admin_key(a, H_ADMIN, diag, sizeof(diag)), 0);
     const char *keys[] = {bad_tenants[_i].key};
     int n = bad_tenants[_i].key ? 1 : 0;
-    ck_assert_int_eq(slora_auth_add_tenant(a, bad_tenants[_i].name, keys, n, NULL, diag,
-                                           sizeof(diag)),
-                     SLORA_EINVAL);
+    ck_assert_int_eq(
+        slora_auth_add_tenant(a, bad_tenants[_i].name, keys, n, NULL, diag, sizeof(diag)),
+        SLORA_EINVAL);
     ck_assert_msg(strstr(diag, bad_tenants[_i].fragment), "diag '%s'", diag);
     ck_assert_int_eq(a->n_tenants, 1);
     slora_auth_unref(a);

@@ -200,8 +200,9 @@ START_TEST(nth_call_only)
 END_TEST
 
 static const char *const bad_specs[] = {
-    "write", "write:ENOSPC:0", "write:ENOSPC:x", "frob:EIO", "write:EWHAT", "write:EIO:1:2",
-    "write:EIO,", ",", "write:EIO:-1",
+    "write",        "write:ENOSPC:0", "write:ENOSPC:x", "frob:EIO",
+    "write:EWHAT",  "write:EIO:1:2",  "write:EIO,",     ",",
+    "write:EIO:-1",
 };
 
 START_TEST(malformed_spec_is_inert)
@@ -227,8 +228,7 @@ START_TEST(remove_and_read)
     ck_assert_ptr_nonnull(strstr(diag, "11 bytes exceed the limit of 10"));
     ck_assert_int_eq(slora_fsio_read_file(dir, 10, &buf, &len, diag, sizeof(diag)), SLORA_EIO);
     set_env("read:EIO", false);
-    ck_assert_int_eq(slora_fsio_read_file(target, 100, &buf, &len, diag, sizeof(diag)),
-                     SLORA_EIO);
+    ck_assert_int_eq(slora_fsio_read_file(target, 100, &buf, &len, diag, sizeof(diag)), SLORA_EIO);
     set_env("unlink:EIO", true);
     ck_assert_int_eq(slora_fsio_remove_file(target, diag, sizeof(diag)), SLORA_EIO);
     ck_assert_int_eq(count_entries("x.safetensors"), 1);
@@ -239,9 +239,8 @@ START_TEST(remove_and_read)
     set_env(NULL, false);
     char *t = slurp(trace, &len);
     char want[1024];
-    snprintf(want, sizeof(want),
-             "unlink %s EIO\nunlink %s ok\ndirsync %s ok\nunlink %s ENOENT\n", target, target,
-             dir, target);
+    snprintf(want, sizeof(want), "unlink %s EIO\nunlink %s ok\ndirsync %s ok\nunlink %s ENOENT\n",
+             target, target, dir, target);
     ck_assert_uint_eq(len, strlen(want));
     ck_assert_mem_eq(t, want, len);
     free(t);

@@ -95,8 +95,8 @@ static struct slora_registry *open_registry(bool persistent)
 static int put(struct slora_registry *r, const char *tenant, const char *name, const char *body,
                const struct slora_quota *q, char *diag, size_t diag_len)
 {
-    return slora_registry_put(r, tenant, name, NULL, q, body, strlen(body), false, NULL, NULL,
-                              diag, diag_len);
+    return slora_registry_put(r, tenant, name, NULL, q, body, strlen(body), false, NULL, NULL, diag,
+                              diag_len);
 }
 
 static void assert_version(struct slora_registry *r, const char *tenant, const char *name,
@@ -127,6 +127,15 @@ static void assert_disk(const char *tenant, const char *name, const char *want)
     free(buf);
 }
 
+static void assert_disk_len(const char *tenant, const char *name, size_t want)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/adapters/%s/%s.safetensors", state, tenant, name);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_uint_eq((size_t)st.st_size, want);
+}
+
 /* The tenant directory holds exactly the given file names (NULL-terminated). */
 static void assert_dir_exactly(const char *tenant, const char *const *names)
 {
@@ -155,7 +164,7 @@ static void assert_dir_exactly(const char *tenant, const char *const *names)
 
 static const struct {
     const char *s;
-    size_t len; /* 0: strlen */
+    size_t len;           /* 0: strlen */
     const char *fragment; /* NULL: valid */
 } names[] = {
     {"a", 0, NULL},
@@ -216,8 +225,7 @@ START_TEST(bad_names_never_reach_the_filesystem)
         if (!names[i].fragment || names[i].len)
             continue;
         n_bad++;
-        ck_assert_int_eq(put(r, "acme", names[i].s, ONE, NULL, diag, sizeof(diag)),
-                         SLORA_EINVAL);
+        ck_assert_int_eq(put(r, "acme", names[i].s, ONE, NULL, diag, sizeof(diag)), SLORA_EINVAL);
         ck_assert_ptr_nonnull(strstr(diag, "adapter name"));
         ck_assert_int_eq(put(r, names[i].s, "x", ONE, NULL, diag, sizeof(diag)), SLORA_EINVAL);
         ck_assert_ptr_nonnull(strstr(diag, "tenant name"));
@@ -258,8 +266,8 @@ static const struct {
 START_TEST(id_table)
 {
     char tenant[SLORA_NAME_MAX + 1], name[SLORA_NAME_MAX + 1], diag[256] = "", got[200];
-    int rc = slora_registry_id_parse(ids[_i].id, strlen(ids[_i].id), tenant, name, diag,
-                                     sizeof(diag));
+    int rc =
+        slora_registry_id_parse(ids[_i].id, strlen(ids[_i].id), tenant, name, diag, sizeof(diag));
     ck_assert_int_eq(rc, ids[_i].rc);
     if (rc == 0) {
         snprintf(got, sizeof(got), "%s|%s", tenant, name);
@@ -441,9 +449,9 @@ START_TEST(quotas)
     ck_assert_int_eq(put(r, "acme", "c", ONE, &q, diag, sizeof(diag)), 0);
     /* A declared Content-Length is refused before any body is read. */
     struct slora_registry_op *op = NULL;
-    ck_assert_int_eq(slora_registry_begin_put(r, "beta", "d", NULL, &q, 31, false, &op, diag,
-                                              sizeof(diag)),
-                     SLORA_ENOSPC);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "beta", "d", NULL, &q, 31, false, &op, diag, sizeof(diag)),
+        SLORA_ENOSPC);
     ck_assert_str_eq(diag, "tenant 'beta' would store 39 bytes; quota max_bytes is 30");
     ck_assert_ptr_null(op);
     struct slora_quota zero = {0, -1};
@@ -465,16 +473,14 @@ START_TEST(parallel_new_names_cannot_overshoot_quota)
     char diag[256] = "";
     struct slora_quota q = {1, 10};
     struct slora_registry_op *a, *b;
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "a", NULL, &q, -1, false, &a, diag,
-                                              sizeof(diag)),
-                     0);
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "b", NULL, &q, -1, false, &b, diag,
-                                              sizeof(diag)),
-                     SLORA_EQUOTA);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "a", NULL, &q, -1, false, &a, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "b", NULL, &q, -1, false, &b, diag, sizeof(diag)),
+        SLORA_EQUOTA);
     ck_assert_str_eq(diag, "tenant 'acme' has 1 adapters; quota max_adapters is 1");
     /* Bytes: the run reserves; an oversized body fails in run, not after persisting. */
-    ck_assert_int_eq(slora_registry_op_run(a, TWO, strlen(TWO), diag, sizeof(diag)),
-                     SLORA_ENOSPC);
+    ck_assert_int_eq(slora_registry_op_run(a, TWO, strlen(TWO), diag, sizeof(diag)), SLORA_ENOSPC);
     ck_assert_int_eq(slora_registry_op_commit(a, NULL, NULL, diag, sizeof(diag)), SLORA_ENOSPC);
     ck_assert_str_eq(diag, "tenant 'acme' would store 19 bytes; quota max_bytes is 10");
     ck_assert_int_eq(put(r, "acme", "b", ONE, &q, diag, sizeof(diag)), 0);
@@ -490,12 +496,12 @@ START_TEST(preconditions)
     struct slora_registry_cond match_one = {"\"" V_ONE "\"", NULL};
     struct slora_registry_cond match_two = {"\"" V_TWO "\"", NULL};
     struct slora_registry_cond match_any = {"*", NULL};
-    ck_assert_int_eq(slora_registry_put(r, "acme", "x", &match_any, NULL, ONE, 8, false, NULL,
-                                        NULL, diag, sizeof(diag)),
+    ck_assert_int_eq(slora_registry_put(r, "acme", "x", &match_any, NULL, ONE, 8, false, NULL, NULL,
+                                        diag, sizeof(diag)),
                      SLORA_EPRECOND);
     ck_assert_str_eq(diag, "If-Match: acme/x does not exist");
-    ck_assert_int_eq(slora_registry_put(r, "acme", "x", &none_star, NULL, ONE, 8, false, NULL,
-                                        NULL, diag, sizeof(diag)),
+    ck_assert_int_eq(slora_registry_put(r, "acme", "x", &none_star, NULL, ONE, 8, false, NULL, NULL,
+                                        diag, sizeof(diag)),
                      0);
     ck_assert_int_eq(slora_registry_put(r, "acme", "x", &none_star, NULL, TWO, 19, false, NULL,
                                         NULL, diag, sizeof(diag)),
@@ -524,17 +530,16 @@ START_TEST(busy_name_is_serialized)
     struct slora_registry *r = open_registry(true);
     char diag[256] = "";
     struct slora_registry_op *a, *b, *c;
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &a, diag,
-                                              sizeof(diag)),
-                     0);
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &b, diag,
-                                              sizeof(diag)),
-                     SLORA_EBUSY);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &a, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &b, diag, sizeof(diag)),
+        SLORA_EBUSY);
     ck_assert_str_eq(diag, "another upload or delete of acme/x is in progress; retry");
     /* Other names and dry runs go on meanwhile; a new name in flight is not visible. */
     ck_assert_int_eq(put(r, "acme", "y", ONE, NULL, diag, sizeof(diag)), 0);
-    ck_assert_int_eq(slora_registry_put(r, "acme", "x", NULL, NULL, ONE, 8, true, NULL, NULL,
-                                        diag, sizeof(diag)),
+    ck_assert_int_eq(slora_registry_put(r, "acme", "x", NULL, NULL, ONE, 8, true, NULL, NULL, diag,
+                                        sizeof(diag)),
                      0);
     struct slora_registry_entry *e;
     ck_assert_int_eq(slora_registry_get(r, "acme", "x", &e), SLORA_ENOTFOUND);
@@ -546,30 +551,26 @@ START_TEST(busy_name_is_serialized)
 
     ck_assert_int_eq(slora_registry_op_run(a, ONE, 8, diag, sizeof(diag)), 0);
     ck_assert_int_eq(slora_registry_op_commit(a, NULL, NULL, diag, sizeof(diag)), 0);
-    ck_assert_int_eq(slora_registry_begin_delete(r, "acme", "x", NULL, &c, diag, sizeof(diag)),
-                     0);
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &b, diag,
-                                              sizeof(diag)),
-                     SLORA_EBUSY);
+    ck_assert_int_eq(slora_registry_begin_delete(r, "acme", "x", NULL, &c, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &b, diag, sizeof(diag)),
+        SLORA_EBUSY);
     /* A delete given up (client gone) leaves everything as it was. */
     slora_registry_op_abort(c);
     assert_version(r, "acme", "x", V_ONE);
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "z", NULL, NULL, -1, false, &b, diag,
-                                              sizeof(diag)),
-                     0);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "z", NULL, NULL, -1, false, &b, diag, sizeof(diag)), 0);
     slora_registry_op_abort(b);
     ck_assert_int_eq(slora_registry_get(r, "acme", "z", &e), SLORA_ENOTFOUND);
     slora_registry_op_abort(NULL);
     /* Aborted after its run persisted: the index follows the disk. */
-    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &b, diag,
-                                              sizeof(diag)),
-                     0);
+    ck_assert_int_eq(
+        slora_registry_begin_put(r, "acme", "x", NULL, NULL, -1, false, &b, diag, sizeof(diag)), 0);
     ck_assert_int_eq(slora_registry_op_run(b, TWO, strlen(TWO), diag, sizeof(diag)), 0);
     slora_registry_op_abort(b);
     assert_version(r, "acme", "x", V_TWO);
     assert_disk("acme", "x", TWO);
-    ck_assert_int_eq(slora_registry_begin_delete(r, "acme", "x", NULL, &c, diag, sizeof(diag)),
-                     0);
+    ck_assert_int_eq(slora_registry_begin_delete(r, "acme", "x", NULL, &c, diag, sizeof(diag)), 0);
     ck_assert_int_eq(slora_registry_op_run(c, NULL, 0, diag, sizeof(diag)), 0);
     slora_registry_op_abort(c);
     ck_assert_int_eq(slora_registry_get(r, "acme", "x", &e), SLORA_ENOTFOUND);
@@ -625,10 +626,10 @@ END_TEST
 
 struct storm {
     struct slora_registry *r;
-    int swaps;        /* per writer */
-    int stop;         /* atomic */
-    long reads;       /* atomic */
-    int bad;          /* atomic: readers that saw an inconsistent entry */
+    int swaps;  /* per writer */
+    int stop;   /* atomic */
+    long reads; /* atomic */
+    int bad;    /* atomic: readers that saw an inconsistent entry */
 };
 
 static void *storm_reader(void *arg)
@@ -723,22 +724,39 @@ END_TEST
 
 /* ---- persistence ------------------------------------------------------ */
 
-START_TEST(persist_order_traced)
+static char trace_path[96];
+
+static void trace_on(void)
 {
-    char trace[96], diag[256] = "";
-    snprintf(trace, sizeof(trace), "%s.trace", state);
-    struct slora_registry *r = open_registry(true);
-    setenv("SLORA_FSIO_TRACE", trace, 1);
+    snprintf(trace_path, sizeof(trace_path), "%s.trace", state);
+    setenv("SLORA_FSIO_TRACE", trace_path, 1);
     slora_fsio_reset();
-    ck_assert_int_eq(put(r, "acme", "x", ONE, NULL, diag, sizeof(diag)), 0);
-    ck_assert_int_eq(slora_registry_delete(r, "acme", "x", NULL, diag, sizeof(diag)), 0);
+}
+
+/* Stop tracing; the trace so far without its last newline (caller frees). */
+static char *trace_off(void)
+{
     unsetenv("SLORA_FSIO_TRACE");
     slora_fsio_reset();
     void *buf;
     size_t len;
-    ck_assert_int_eq(slora_fsio_read_file(trace, 1 << 16, &buf, &len, diag, sizeof(diag)), 0);
-    char *t = buf, tmp[160];
+    char diag[256];
+    ck_assert_int_eq(slora_fsio_read_file(trace_path, 1 << 16, &buf, &len, diag, sizeof(diag)),
+                     0);
+    ck_assert_uint_gt(len, 0);
+    char *t = buf;
     t[len - 1] = '\0';
+    return t;
+}
+
+START_TEST(persist_order_traced)
+{
+    char diag[256] = "";
+    struct slora_registry *r = open_registry(true);
+    trace_on();
+    ck_assert_int_eq(put(r, "acme", "x", ONE, NULL, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(slora_registry_delete(r, "acme", "x", NULL, diag, sizeof(diag)), 0);
+    char *t = trace_off(), tmp[160];
     /* The temp name is random; everything else is fixed. */
     char *open_line = strstr(t, "open ");
     ck_assert_ptr_nonnull(open_line);
@@ -756,7 +774,33 @@ START_TEST(persist_order_traced)
              "dirsync %1$s/adapters/acme ok",
              state, tmp);
     ck_assert_str_eq(t, want);
-    free(buf);
+    free(t);
+    slora_registry_free(r);
+}
+END_TEST
+
+START_TEST(existing_tenant_dir_synced_once_per_process)
+{
+    /* A tenant directory left by an earlier process may never have been
+     * synced into adapters/ (crash between mkdir and fsync): the first
+     * upload into it syncs adapters/ again, later ones do not. */
+    char diag[256] = "";
+    struct slora_registry *r = open_registry(true);
+    ck_assert_int_eq(put(r, "acme", "x", ONE, NULL, diag, sizeof(diag)), 0);
+    slora_registry_free(r);
+    r = open_registry(true);
+    struct slora_registry_restore_report rep;
+    ck_assert_int_eq(slora_registry_restore(r, &rep, diag, sizeof(diag)), 0);
+    trace_on();
+    ck_assert_int_eq(put(r, "acme", "y", ONE, NULL, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(put(r, "acme", "z", ONE, NULL, diag, sizeof(diag)), 0);
+    char *t = trace_off(), want[256];
+    snprintf(want, sizeof(want), "dirsync %s/adapters ok\nopen ", state);
+    ck_assert_int_eq(strncmp(t, want, strlen(want)), 0);
+    ck_assert_ptr_null(strstr(t, "mkdir"));
+    snprintf(want, sizeof(want), "dirsync %s/adapters ok", state);
+    ck_assert_ptr_null(strstr(t + 1, want));
+    free(t);
     slora_registry_free(r);
 }
 END_TEST
@@ -913,9 +957,9 @@ START_TEST(restore_skips_bad_files)
     ck_assert_mem_eq(buf, ONE, 8);
     free(buf);
     slora_registry_entry_unref(e);
-    const char *left[] = {"x.safetensors", "y.safetensors", "corrupt.safetensors",
-                          "Upper.safetensors", "notes.txt", "empty.safetensors",
-                          "unreadable.safetensors", NULL};
+    const char *left[] = {
+        "x.safetensors", "y.safetensors",     "corrupt.safetensors",    "Upper.safetensors",
+        "notes.txt",     "empty.safetensors", "unreadable.safetensors", NULL};
     assert_dir_exactly("acme", left);
     struct slora_registry_stats st;
     slora_registry_stats(r, &st);
@@ -947,6 +991,122 @@ START_TEST(read_file_of_a_replaced_version)
 }
 END_TEST
 
+/* ---- real adapters ---------------------------------------------------- */
+
+/* Golden numbers from the fixture headers and hashlib (tests/fixtures). */
+static const struct {
+    const char *file;
+    int64_t bytes, params, dense_bytes;
+    const char *version;
+} real[] = {
+    {"tests/fixtures/lora_wq_wv.safetensors", 19536, 4480, 5 * (64 * 64 + 32 * 64) * 4,
+     "5bece041557f0a7c"},
+    {"tests/fixtures/lokr.safetensors", 5640, 940, 2 * (64 * 64 + 64 * 64 + 172 * 64) * 4,
+     "2187e46154bd68a5"},
+};
+
+static struct slora_registry_model stories260k = {
+    .shape = {.dim = 64,
+              .hidden_dim = 172,
+              .n_layers = 5,
+              .n_heads = 8,
+              .n_kv_heads = 4,
+              .vocab_size = 512},
+    .n_threads = 1,
+};
+
+static struct slora_registry *open_real(void)
+{
+    slora_adapter_limits_default(&stories260k.limits);
+    struct slora_registry_options opt = {
+        .state_dir = state,
+        .validate = slora_registry_validate_adapter,
+        .release = slora_adapter_unref,
+        .ctx = &stories260k,
+        .max_file_bytes = 1 << 24,
+    };
+    struct slora_registry *r;
+    char diag[256] = "";
+    ck_assert_int_eq(slora_registry_new(&opt, &r, diag, sizeof(diag)), 0);
+    return r;
+}
+
+static void *load_fixture(const char *path, size_t *len)
+{
+    void *buf = NULL;
+    char diag[256] = "";
+    ck_assert_msg(slora_fsio_read_file(path, 1 << 24, &buf, len, diag, sizeof(diag)) == 0, "%s",
+                  diag);
+    return buf;
+}
+
+START_TEST(real_adapter_upload_and_restore)
+{
+    struct slora_registry *r = open_real();
+    char diag[512] = "";
+    size_t len;
+    void *buf = load_fixture(real[_i].file, &len);
+    ck_assert_uint_eq(len, (size_t)real[_i].bytes);
+    struct slora_registry_entry *e;
+    bool created;
+    ck_assert_msg(slora_registry_put(r, "acme", "a", NULL, NULL, buf, len, false, &e, &created,
+                                     diag, sizeof(diag)) == 0,
+                  "%s", diag);
+    ck_assert(created);
+    ck_assert_str_eq(e->version, real[_i].version);
+    ck_assert_int_eq(e->file_bytes, real[_i].bytes);
+    ck_assert_int_eq(e->params, real[_i].params);
+    ck_assert_int_eq(e->dense_bytes, real[_i].dense_bytes);
+    slora_registry_entry_unref(e);
+    slora_registry_free(r);
+
+    r = open_real();
+    struct slora_registry_restore_report rep;
+    ck_assert_int_eq(slora_registry_restore(r, &rep, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(rep.restored, 1);
+    ck_assert_int_eq(slora_registry_get(r, "acme", "a", &e), 0);
+    ck_assert_str_eq(e->version, real[_i].version);
+    ck_assert_int_eq(e->params, real[_i].params);
+    void *back;
+    size_t back_len;
+    ck_assert_int_eq(slora_registry_entry_read_file(e, &back, &back_len, diag, sizeof(diag)), 0);
+    ck_assert_uint_eq(back_len, len);
+    ck_assert_mem_eq(back, buf, len);
+    free(back);
+    slora_registry_entry_unref(e);
+    slora_registry_free(r);
+    free(buf);
+}
+END_TEST
+
+START_TEST(real_adapter_rejections_keep_previous)
+{
+    struct slora_registry *r = open_real();
+    char diag[512] = "";
+    size_t len;
+    void *buf = load_fixture(real[0].file, &len);
+    ck_assert_int_eq(slora_registry_put(r, "acme", "a", NULL, NULL, buf, len, false, NULL, NULL,
+                                        diag, sizeof(diag)),
+                     0);
+    /* Truncated upload: a 422-class error naming the problem, nothing changes. */
+    int rc = slora_registry_put(r, "acme", "a", NULL, NULL, buf, len / 2, false, NULL, NULL, diag,
+                                sizeof(diag));
+    ck_assert_int_eq(slora_err_http_status(rc), 422);
+    ck_assert_int_gt(strlen(diag), 0);
+    /* A file for another base model. */
+    struct slora_registry_model other = stories260k;
+    other.shape.dim = 128;
+    struct slora_adapter *a = NULL;
+    rc = slora_registry_validate_adapter(&other, buf, len, &a, diag, sizeof(diag));
+    ck_assert_int_eq(rc, SLORA_EMISMATCH);
+    ck_assert_ptr_null(a);
+    assert_version(r, "acme", "a", real[0].version);
+    assert_disk_len("acme", "a", len);
+    free(buf);
+    slora_registry_free(r);
+}
+END_TEST
+
 Suite *slora_registry_suite(void)
 {
     Suite *s = suite_create("registry");
@@ -968,6 +1128,7 @@ Suite *slora_registry_suite(void)
     tcase_add_test(tc, swap_storm_memory);
     tcase_add_test(tc, swap_storm_persistent);
     tcase_add_test(tc, persist_order_traced);
+    tcase_add_test(tc, existing_tenant_dir_synced_once_per_process);
     tcase_add_loop_test(tc, fault_during_replace_keeps_previous, 0,
                         sizeof(faults) / sizeof(faults[0]));
     tcase_add_loop_test(tc, fault_on_new_name_leaves_nothing, 0,
@@ -976,5 +1137,12 @@ Suite *slora_registry_suite(void)
     tcase_add_test(tc, restore_skips_bad_files);
     tcase_add_test(tc, read_file_of_a_replaced_version);
     suite_add_tcase(s, tc);
+
+    TCase *tr = tcase_create("real");
+    tcase_add_checked_fixture(tr, setup, teardown);
+    tcase_set_timeout(tr, 60);
+    tcase_add_loop_test(tr, real_adapter_upload_and_restore, 0, sizeof(real) / sizeof(real[0]));
+    tcase_add_test(tr, real_adapter_rejections_keep_previous);
+    suite_add_tcase(s, tr);
     return s;
 }

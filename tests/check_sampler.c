@@ -27,6 +27,40 @@ static const struct {
     {1.0f, 1.0f, 1, 11u, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
 };
 
+/* the 2000-token vocabulary of sampler_ref.py: every logit twice */
+#define WIDE 2000
+#define N_WIDE_DRAWS 12
+static const struct {
+    float temperature, top_p;
+    int top_k;
+    unsigned seed;
+    int draws[N_WIDE_DRAWS];
+} wide_cases[] = {
+    {1.00f, 0.90f, 0, 5u, {667, 1075, 1507, 334, 1173, 1272, 1889, 420, 1853, 1607, 631, 815}},
+    {0.70f, 0.50f, 0, 6u, {1198, 642, 704, 1087, 1840, 988, 531, 1889, 1173, 1531, 1531, 272}},
+    {1.00f, 0.80f, 100, 7u, {951, 1235, 1963, 284, 1173, 1494, 272, 1926, 173, 1309, 25, 667}},
+    {1.50f, 1.00f, 300, 8u, {223, 803, 852, 1927, 1939, 1939, 247, 1889, 841, 235, 1927, 38}},
+    {0.20f, 0.99f, 0, 9u, {914, 642, 1136, 1815, 630, 1568, 13, 1284, 605, 778, 667, 494}},
+};
+
+START_TEST(reference_draws_wide)
+{
+    static float logits[WIDE], l[WIDE];
+    for (int i = 0; i < WIDE; i++)
+        logits[i] = (float)((i * 7919) % 1000) / 100.0f - 5.0f;
+    struct slora_sampler_params p = {wide_cases[_i].temperature, wide_cases[_i].top_p,
+                                     wide_cases[_i].top_k, wide_cases[_i].seed};
+    struct slora_sampler *s = slora_sampler_new(WIDE, &p);
+    for (int d = 0; d < N_WIDE_DRAWS; d++) {
+        memcpy(l, logits, sizeof(l));
+        int tok = slora_sampler_sample(s, l);
+        ck_assert_msg(tok == wide_cases[_i].draws[d], "wide case %d draw %d: got %d want %d", _i, d,
+                      tok, wide_cases[_i].draws[d]);
+    }
+    slora_sampler_free(s);
+}
+END_TEST
+
 START_TEST(reference_draws)
 {
     struct slora_sampler_params p = {ref_cases[_i].temperature, ref_cases[_i].top_p,
@@ -120,6 +154,8 @@ Suite *slora_sampler_suite(void)
     Suite *s = suite_create("sampler");
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, reference_draws, 0, (int)(sizeof(ref_cases) / sizeof(ref_cases[0])));
+    tcase_add_loop_test(tc, reference_draws_wide, 0,
+                        (int)(sizeof(wide_cases) / sizeof(wide_cases[0])));
     tcase_add_test(tc, greedy_ties);
     tcase_add_test(tc, nucleus_membership);
     tcase_add_test(tc, seeded_determinism);

@@ -80,9 +80,9 @@ START_TEST(hex_parse_and_compare)
     slora_sha256("abc", 3, d);
     ck_assert_int_eq(slora_sha256_parse_hex(vectors[0].hex, e), 0);
     ck_assert(slora_sha256_equal(d, e));
-    ck_assert_int_eq(
-        slora_sha256_parse_hex("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", e),
-        0);
+    ck_assert_int_eq(slora_sha256_parse_hex(
+                         "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", e),
+                     0);
     slora_sha256_hex(e, hex);
     ck_assert_str_eq(hex, vectors[0].hex);
     e[31] ^= 1;

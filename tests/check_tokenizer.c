@@ -205,6 +205,19 @@ START_TEST(detokenize)
 }
 END_TEST
 
+/* The bound is tight for text made of the longest piece and never below
+ * the true token count. */
+START_TEST(max_text_bytes)
+{
+    struct slora_tokenizer *t = load512();
+    ck_assert_uint_eq(slora_tokenizer_max_text_bytes(t, 1), 0);
+    ck_assert_uint_eq(slora_tokenizer_max_text_bytes(t, 512), 511 * 7 - 1);
+    for (size_t c = 0; c < sizeof(goldens) / sizeof(goldens[0]); c++)
+        ck_assert_uint_le(strlen(goldens[c].text), slora_tokenizer_max_text_bytes(t, goldens[c].n));
+    slora_tokenizer_free(t);
+}
+END_TEST
+
 /* The same vocabulary in GGUF form (U+2581 spaces, bare <s>/</s>) gives
  * identical pieces, so identical encode and decode. */
 START_TEST(gguf_vocab)
@@ -538,6 +551,7 @@ Suite *slora_tokenizer_suite(void)
     tcase_add_test(tc, decode_rules);
     tcase_add_loop_test(tc, utf8_clean, 0, (int)(sizeof(utf8_cases) / sizeof(utf8_cases[0])));
     tcase_add_test(tc, detokenize);
+    tcase_add_test(tc, max_text_bytes);
     tcase_add_test(tc, gguf_vocab);
     tcase_add_test(tc, vocab_errors);
     tcase_add_test(tc, merge_order);

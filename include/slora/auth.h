@@ -38,9 +38,9 @@ struct slora_tenant {
 };
 
 struct slora_auth {
-    int refcount;                            /* atomic */
+    int refcount; /* atomic */
     int n_tenants;
-    struct slora_tenant *tenants;            /* (n_tenants) in insertion order */
+    struct slora_tenant *tenants; /* (n_tenants) in insertion order */
     int n_admin_keys;
     uint8_t (*admin_keys)[SLORA_SHA256_LEN]; /* (n_admin_keys, 32) */
 };
@@ -48,7 +48,7 @@ struct slora_auth {
 enum slora_role {
     SLORA_ROLE_ANONYMOUS, /* auth on, no Authorization header */
     SLORA_ROLE_TENANT,
-    SLORA_ROLE_ADMIN,     /* the admin key, or anyone when auth is off */
+    SLORA_ROLE_ADMIN, /* the admin key, or anyone when auth is off */
 };
 
 /* Who is calling; plain value, no references. */
@@ -68,8 +68,7 @@ void slora_auth_unref(struct slora_auth *a);
  * tenant, no key, malformed hex, a key already used by another tenant or
  * the admin. quota NULL: unlimited. */
 int slora_auth_add_tenant(struct slora_auth *a, const char *name, const char *const *key_sha256_hex,
-                          int n_keys, const struct slora_quota *quota, char *diag,
-                          size_t diag_len);
+                          int n_keys, const struct slora_quota *quota, char *diag, size_t diag_len);
 /* May be called several times (key rotation). */
 int slora_auth_add_admin_key(struct slora_auth *a, const char *key_sha256_hex, char *diag,
                              size_t diag_len);

@@ -38,12 +38,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SLORA_NAME_MAX 64                       /* tenant or adapter name */
-#define SLORA_ID_MAX (2 * SLORA_NAME_MAX + 1)   /* "tenant/name" */
-#define SLORA_VERSION_LEN 16                    /* hex digits of the version */
+#define SLORA_NAME_MAX 64                     /* tenant or adapter name */
+#define SLORA_ID_MAX (2 * SLORA_NAME_MAX + 1) /* "tenant/name" */
+#define SLORA_VERSION_LEN 16                  /* hex digits of the version */
 #define SLORA_ERR_COUNT (SLORA__ERR_END - SLORA__ERR_FIRST - 1)
 /* Index of an error code in per-code counter arrays. */
-#define SLORA_ERR_INDEX(err) ((err) - SLORA__ERR_FIRST - 1)
+#define SLORA_ERR_INDEX(err) ((err)-SLORA__ERR_FIRST - 1)
 
 struct slora_registry;
 
@@ -57,10 +57,22 @@ struct slora_quota {
  * wrapper of slora_adapter_validate). Called on worker threads, possibly
  * several at once. On success *out is a new reference. */
 typedef int (*slora_registry_validate_cb)(void *ctx, const void *buf, size_t len,
-                                          struct slora_adapter **out, char *diag,
-                                          size_t diag_len);
+                                          struct slora_adapter **out, char *diag, size_t diag_len);
 /* Drops one adapter reference (slora_adapter_unref). */
 typedef void (*slora_registry_release_cb)(struct slora_adapter *a);
+
+/* What real uploads are validated against: the ctx of
+ * slora_registry_validate_adapter. */
+struct slora_registry_model {
+    struct slora_shape shape;           /* the loaded base model's */
+    struct slora_adapter_limits limits; /* slora_adapter_limits_default or configured */
+    int n_threads;                      /* for the trial delta generation */
+};
+/* slora_registry_validate_cb over slora_adapter_validate (parse + trial
+ * delta generation); ctx is a const struct slora_registry_model. Pair it
+ * with slora_adapter_unref as the release callback. */
+int slora_registry_validate_adapter(void *ctx, const void *buf, size_t len,
+                                    struct slora_adapter **out, char *diag, size_t diag_len);
 
 struct slora_registry_options {
     const char *state_dir;               /* NULL: memory only, nothing persisted */
@@ -72,21 +84,21 @@ struct slora_registry_options {
 
 /* One stored version. Immutable after publication except `pinned`. */
 struct slora_registry_entry {
-    int refcount;                          /* atomic */
+    int refcount; /* atomic */
     char tenant[SLORA_NAME_MAX + 1];
     char name[SLORA_NAME_MAX + 1];
-    char id[SLORA_ID_MAX + 1];             /* "tenant/name" */
-    char version[SLORA_VERSION_LEN + 1];   /* first 16 hex digits of sha256(file) */
-    uint8_t sha256[SLORA_SHA256_LEN];      /* of the file */
-    struct slora_adapter *adapter;         /* owned reference */
-    int64_t created;                       /* Unix seconds: upload (restore: file mtime) */
-    int64_t file_bytes;                    /* exact uploaded size */
-    int64_t dense_bytes;                   /* slora_adapter_dense_bytes */
-    int64_t params;                        /* adapter->n_params */
-    int pinned;                            /* atomic 0/1; the delta cache never evicts pinned */
-    char *path;                            /* owned: the state file, NULL when memory only */
-    void *file;                            /* (file_bytes) owned copy when memory only, else NULL */
-    slora_registry_release_cb release;     /* private */
+    char id[SLORA_ID_MAX + 1];           /* "tenant/name" */
+    char version[SLORA_VERSION_LEN + 1]; /* first 16 hex digits of sha256(file) */
+    uint8_t sha256[SLORA_SHA256_LEN];    /* of the file */
+    struct slora_adapter *adapter;       /* owned reference */
+    int64_t created;                     /* Unix seconds: upload (restore: file mtime) */
+    int64_t file_bytes;                  /* exact uploaded size */
+    int64_t dense_bytes;                 /* slora_adapter_dense_bytes */
+    int64_t params;                      /* adapter->n_params */
+    int pinned;                          /* atomic 0/1; the delta cache never evicts pinned */
+    char *path;                          /* owned: the state file, NULL when memory only */
+    void *file;                          /* (file_bytes) owned copy when memory only, else NULL */
+    slora_registry_release_cb release;   /* private */
 };
 
 struct slora_registry_entry *slora_registry_entry_ref(struct slora_registry_entry *e);
@@ -163,9 +175,8 @@ struct slora_registry_op;
  * validate only, store nothing, the name is not marked busy. */
 int slora_registry_begin_put(struct slora_registry *r, const char *tenant, const char *name,
                              const struct slora_registry_cond *cond,
-                             const struct slora_quota *quota, int64_t declared_bytes,
-                             bool dry_run, struct slora_registry_op **out, char *diag,
-                             size_t diag_len);
+                             const struct slora_quota *quota, int64_t declared_bytes, bool dry_run,
+                             struct slora_registry_op **out, char *diag, size_t diag_len);
 /* Loop side, step 1 of a DELETE: names, existence (SLORA_ENOTFOUND),
  * preconditions, busy. */
 int slora_registry_begin_delete(struct slora_registry *r, const char *tenant, const char *name,
@@ -191,20 +202,19 @@ void slora_registry_op_abort(struct slora_registry_op *op);
 /* begin_put + op_run + op_commit in the calling thread (tools, tests). */
 int slora_registry_put(struct slora_registry *r, const char *tenant, const char *name,
                        const struct slora_registry_cond *cond, const struct slora_quota *quota,
-                       const void *buf, size_t len, bool dry_run,
-                       struct slora_registry_entry **out, bool *created, char *diag,
-                       size_t diag_len);
+                       const void *buf, size_t len, bool dry_run, struct slora_registry_entry **out,
+                       bool *created, char *diag, size_t diag_len);
 /* begin_delete + op_run + op_commit in the calling thread. */
 int slora_registry_delete(struct slora_registry *r, const char *tenant, const char *name,
                           const struct slora_registry_cond *cond, char *diag, size_t diag_len);
 
 struct slora_registry_stats {
-    int64_t adapters;                  /* entries in the index */
-    int64_t bytes;                     /* their file bytes */
-    uint64_t uploads;                  /* stored PUTs (new + replacements) */
-    uint64_t swaps;                    /* PUTs that replaced a version */
+    int64_t adapters; /* entries in the index */
+    int64_t bytes;    /* their file bytes */
+    uint64_t uploads; /* stored PUTs (new + replacements) */
+    uint64_t swaps;   /* PUTs that replaced a version */
     uint64_t deletes;
-    uint64_t dry_runs;                 /* successful dry runs */
+    uint64_t dry_runs;                  /* successful dry runs */
     uint64_t rejected[SLORA_ERR_COUNT]; /* failed PUTs by SLORA_ERR_INDEX(code) */
 };
 void slora_registry_stats(struct slora_registry *r, struct slora_registry_stats *out);

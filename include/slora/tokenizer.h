@@ -39,6 +39,11 @@ int slora_tokenizer_vocab_size(const struct slora_tokenizer *t);
  * O(n log n) (run.c's O(n^2) scan, same result). */
 int slora_tokenizer_encode(const struct slora_tokenizer *t, const char *text, bool bos, int *tokens,
                            int *n_tokens);
+/* Longest text (bytes) that can encode to at most n_tokens tokens, BOS
+ * included: every token covers at most max_piece_len bytes. Encoding needs
+ * about 80 bytes of scratch per text byte, so a caller with a token budget
+ * (seq_len) rejects longer text before encoding. */
+size_t slora_tokenizer_max_text_bytes(const struct slora_tokenizer *t, int n_tokens);
 /* Piece for `token` following `prev` exactly as run.c's decode does (a
  * leading space is stripped after BOS; <0xXX> becomes the raw byte). Sets
  * *len. Never NULL for a valid id; returns "" for invalid ids. */

@@ -140,4 +140,8 @@ grep -q "pass --tokenizer" "$tmp/err" || fail "no-tokenizer diag: $(cat "$tmp/er
 long=$(printf 'Once upon a time %.0s' $(seq 200))
 expect_rc 1 --model "$M" --tokenizer "$T" --prompt "$long"
 grep -q "context is 512" "$tmp/err" || fail "long prompt diag: $(cat "$tmp/err")"
+huge=$(head -c 100000 /dev/zero | tr '\0' 'a')
+expect_rc 1 --model "$M" --tokenizer "$T" --prompt "$huge"
+grep -q "prompt of 100000 bytes cannot fit the model's context of 512 tokens" "$tmp/err" \
+    || fail "huge prompt diag: $(cat "$tmp/err")"
 echo "ok: runtime errors exit 1 with a clear message"

@@ -10,7 +10,8 @@ coin * cumulative within the kept mass. Top-k (slorad's extension) keeps the
 k largest logits (ties: lower id) in that order before the softmax.
 Seed 0 is replaced by 0x9E3779B97F4A7C15 (xorshift never leaves state 0).
 
-Prints one C initializer row per case for tests/check_sampler.c.
+Prints one C initializer row per case for tests/check_sampler.c (8-token
+logits, then a 2000-token vocabulary with tied logits).
 """
 import numpy as np
 
@@ -93,8 +94,23 @@ CASES = [  # temperature, top_p, top_k, seed
     (2.0, 0.6, 4, 5),
     (1.0, 1.0, 1, 11),
 ]
+# vocab 2000 with every logit twice (ties broken by id):
+# logit_i = ((i * 7919) % 1000) / 100 - 5 in float32
+WIDE = [f32(f32((i * 7919) % 1000) / f32(100) - f32(5)) for i in range(2000)]
+WIDE_CASES = [
+    (1.0, 0.9, 0, 5),
+    (0.7, 0.5, 0, 6),
+    (1.0, 0.8, 100, 7),
+    (1.5, 1.0, 300, 8),
+    (0.2, 0.99, 0, 9),
+]
 if __name__ == "__main__":
     for t, p, k, seed in CASES:
         rng = Rng(seed)
         draws = [sample(LOGITS, t, p, k, rng) for _ in range(24)]
         print("    {%.1ff, %.1ff, %d, %du, {%s}}," % (t, p, k, seed, ", ".join(map(str, draws))))
+    print("wide:")
+    for t, p, k, seed in WIDE_CASES:
+        rng = Rng(seed)
+        draws = [sample(WIDE, t, p, k, rng) for _ in range(12)]
+        print("    {%.2ff, %.2ff, %d, %du, {%s}}," % (t, p, k, seed, ", ".join(map(str, draws))))
