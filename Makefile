@@ -130,7 +130,7 @@ fuzz-adapter: deps
 	  -I$(LLHTTP_INC) $(DEP_CFLAGS) tests/fuzz/fuzz_adapter.c $(SRCS) $(LLHTTP_SRC)/llhttp.c \
 	  $(LLHTTP_SRC)/api.c $(LLHTTP_SRC)/http.c -o build-fuzz/fuzz_adapter $(DEP_LIBS)
 	build-fuzz/fuzz_adapter -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
-	  -timeout=10 -artifact_prefix=build-fuzz/ -print_final_stats=1 \
+	  -timeout=10 -artifact_prefix=build-fuzz/ -print_final_stats=1 -dict=tests/fuzz/adapter.dict \
 	  build-fuzz/corpus-adapter tests/fuzz/corpus/adapter
 
 $(BUILD)/fuzz_adapter_replay: tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB)

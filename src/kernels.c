@@ -179,72 +179,107 @@ static inline __m256i feistel_vec(__m256i x, const __m256i rk[4], int h, __m256i
     return _mm256_or_si256(_mm256_sll_epi32(l, sh), r);
 }
 
-/* Four vectors per step: each round is a chain of ~16 dependent cycles,
- * so independent chains side by side keep the multipliers busy. */
-static inline void feistel_vec4(__m256i x[4], const __m256i rk[4], int h, __m256i mask)
+/* One Feistel round on a vector: (L, R) -> (R, L ^ (fmix32(R ^ rk) & mask)). */
+static inline void round_vec(__m256i *l, __m256i *r, __m256i rk, __m256i mask)
 {
-    __m128i sh = _mm_cvtsi32_si128(h);
-    __m256i l[4], r[4];
-    for (int v = 0; v < 4; v++) {
-        l[v] = _mm256_srl_epi32(x[v], sh);
-        r[v] = _mm256_and_si256(x[v], mask);
-    }
-    for (int i = 0; i < 4; i++) {
-        for (int v = 0; v < 4; v++) {
-            __m256i f = _mm256_and_si256(fmix32_vec(_mm256_xor_si256(r[v], rk[i])), mask);
-            __m256i t = _mm256_xor_si256(l[v], f);
-            l[v] = r[v];
-            r[v] = t;
-        }
-    }
-    for (int v = 0; v < 4; v++)
-        x[v] = _mm256_or_si256(_mm256_sll_epi32(l[v], sh), r[v]);
+    __m256i t = _mm256_xor_si256(*l, _mm256_and_si256(fmix32_vec(_mm256_xor_si256(*r, rk)), mask));
+    *l = *r;
+    *r = t;
 }
 
-/* Lanes of y above last (unsigned) take F again until none is. */
-static inline __m256i walk_vec(__m256i y, const __m256i rk[4], int h, __m256i mask, __m256i last)
+/* Four vectors per step: each round is a chain of ~16 dependent cycles,
+ * so four independent chains keep the multipliers busy (named variables,
+ * so they stay in registers). */
+static inline void feistel_vec4(uint32_t *x, const __m256i rk[4], int h, __m256i mask)
 {
-    for (;;) {
-        __m256i over = _mm256_xor_si256(_mm256_max_epu32(y, last), last);
-        over = _mm256_cmpeq_epi32(over, _mm256_setzero_si256());
-        if (_mm256_movemask_epi8(over) == -1)
-            return y;
-        y = _mm256_blendv_epi8(feistel_vec(y, rk, h, mask), y, over);
+    __m128i sh = _mm_cvtsi32_si128(h);
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)x);
+    __m256i x1 = _mm256_loadu_si256((const __m256i *)(x + 8));
+    __m256i x2 = _mm256_loadu_si256((const __m256i *)(x + 16));
+    __m256i x3 = _mm256_loadu_si256((const __m256i *)(x + 24));
+    __m256i l0 = _mm256_srl_epi32(x0, sh), r0 = _mm256_and_si256(x0, mask);
+    __m256i l1 = _mm256_srl_epi32(x1, sh), r1 = _mm256_and_si256(x1, mask);
+    __m256i l2 = _mm256_srl_epi32(x2, sh), r2 = _mm256_and_si256(x2, mask);
+    __m256i l3 = _mm256_srl_epi32(x3, sh), r3 = _mm256_and_si256(x3, mask);
+    for (int i = 0; i < 4; i++) {
+        round_vec(&l0, &r0, rk[i], mask);
+        round_vec(&l1, &r1, rk[i], mask);
+        round_vec(&l2, &r2, rk[i], mask);
+        round_vec(&l3, &r3, rk[i], mask);
+    }
+    _mm256_storeu_si256((__m256i *)x, _mm256_or_si256(_mm256_sll_epi32(l0, sh), r0));
+    _mm256_storeu_si256((__m256i *)(x + 8), _mm256_or_si256(_mm256_sll_epi32(l1, sh), r1));
+    _mm256_storeu_si256((__m256i *)(x + 16), _mm256_or_si256(_mm256_sll_epi32(l2, sh), r2));
+    _mm256_storeu_si256((__m256i *)(x + 24), _mm256_or_si256(_mm256_sll_epi32(l3, sh), r3));
+}
+
+#define WALK_BLOCK 1024
+
+/* Cycle walking for the values of xb (m <= WALK_BLOCK) that are >= n:
+ * their positions are collected, then F is applied to them eight at a
+ * time until all are in range, so the common in-range lanes cost nothing
+ * and the vector loop has no data-dependent branch. */
+static void walk_block(uint32_t *xb, size_t m, const __m256i vrk[4], const uint32_t rk[4], int h,
+                       __m256i vmask, uint32_t mask, uint64_t n)
+{
+    uint16_t pos[WALK_BLOCK];
+    size_t np = 0, i = 0;
+    __m256i vlast = _mm256_set1_epi32((int)(uint32_t)(n - 1));
+    for (; i + 8 <= m; i += 8) {
+        __m256i y = _mm256_loadu_si256((const __m256i *)(xb + i));
+        __m256i in = _mm256_cmpeq_epi32(_mm256_max_epu32(y, vlast), vlast);
+        unsigned over = ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(in)) & 0xFFu;
+        for (; over; over &= over - 1)
+            pos[np++] = (uint16_t)(i + (size_t)__builtin_ctz(over));
+    }
+    for (; i < m; i++)
+        if (xb[i] >= n)
+            pos[np++] = (uint16_t)i;
+    while (np) {
+        size_t k = 0, keep = 0;
+        for (; k + 8 <= np; k += 8) {
+            uint32_t v[8];
+            uint16_t p8[8];
+            for (int t = 0; t < 8; t++)
+                v[t] = xb[p8[t] = pos[k + t]];
+            _mm256_storeu_si256((__m256i *)v,
+                                feistel_vec(_mm256_loadu_si256((const __m256i *)v), vrk, h, vmask));
+            for (int t = 0; t < 8; t++) {
+                xb[p8[t]] = v[t];
+                if (v[t] >= n)
+                    pos[keep++] = p8[t];
+            }
+        }
+        for (; k < np; k++) {
+            uint16_t p = pos[k];
+            xb[p] = feistel1(xb[p], rk, h, mask);
+            if (xb[p] >= n)
+                pos[keep++] = p;
+        }
+        np = keep;
     }
 }
 
 void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int h, uint64_t n)
 {
     uint32_t mask = h >= 32 ? 0xFFFFFFFFu : (1u << h) - 1;
-    bool walk = n <= 0xFFFFFFFFu;
     __m256i vrk[4];
     for (int i = 0; i < 4; i++)
         vrk[i] = _mm256_set1_epi32((int)rk[i]);
     __m256i vmask = _mm256_set1_epi32((int)mask);
-    __m256i vlast = _mm256_set1_epi32((int)(uint32_t)(n - 1));
-    size_t i = 0;
-    for (; i + 32 <= count; i += 32) {
-        __m256i y[4];
-        for (int v = 0; v < 4; v++)
-            y[v] = _mm256_loadu_si256((const __m256i *)(x + i + 8 * v));
-        feistel_vec4(y, vrk, h, vmask);
-        for (int v = 0; v < 4; v++) {
-            if (walk)
-                y[v] = walk_vec(y[v], vrk, h, vmask, vlast);
-            _mm256_storeu_si256((__m256i *)(x + i + 8 * v), y[v]);
-        }
-    }
-    for (; i + 8 <= count; i += 8) {
-        __m256i y = feistel_vec(_mm256_loadu_si256((const __m256i *)(x + i)), vrk, h, vmask);
-        if (walk)
-            y = walk_vec(y, vrk, h, vmask, vlast);
-        _mm256_storeu_si256((__m256i *)(x + i), y);
-    }
-    for (; i < count; i++) {
-        uint32_t y = feistel1(x[i], rk, h, mask);
-        while (walk && y >= n)
-            y = feistel1(y, rk, h, mask);
-        x[i] = y;
+    for (size_t b0 = 0; b0 < count; b0 += WALK_BLOCK) {
+        uint32_t *xb = x + b0;
+        size_t m = count - b0 < WALK_BLOCK ? count - b0 : WALK_BLOCK, i = 0;
+        for (; i + 32 <= m; i += 32)
+            feistel_vec4(xb + i, vrk, h, vmask);
+        for (; i + 8 <= m; i += 8)
+            _mm256_storeu_si256(
+                (__m256i *)(xb + i),
+                feistel_vec(_mm256_loadu_si256((const __m256i *)(xb + i)), vrk, h, vmask));
+        for (; i < m; i++)
+            xb[i] = feistel1(xb[i], rk, h, mask);
+        if (n <= 0xFFFFFFFFu)
+            walk_block(xb, m, vrk, rk, h, vmask, mask, n);
     }
 }
 
