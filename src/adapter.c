@@ -601,21 +601,31 @@ struct tables {
 };
 
 /* Table sizes from the sorted entries: a factor per distinct (g, k), a
- * mode record per factor tensor, a group mode per tensor of a k0. For a
- * valid file these are exact; for any file they bound what build_group
- * and check_code_len take (they stop at the first gap). */
+ * mode record per factor tensor, a group mode per tensor of a k0 in groups
+ * with a k1 (one-factor groups share k0's n). For a valid file these are
+ * exact; for any file they bound what build_group and check_code_len take
+ * (they stop at the first gap). */
 static void count_tables(const struct entry *es, int n, size_t *factors, size_t *modes,
                          size_t *group_modes)
 {
+    size_t k0_modes = 0;
+    bool kron = false;
     *factors = *modes = *group_modes = 0;
     for (int i = 0; i < n; i++) {
+        if (i == 0 || es[i].g != es[i - 1].g) {
+            *group_modes += kron ? k0_modes : 0;
+            k0_modes = 0;
+            kron = false;
+        }
         if (i == 0 || es[i].g != es[i - 1].g || es[i].k != es[i - 1].k)
             (*factors)++;
         if (es[i].m != CORE_IDX) {
             (*modes)++;
-            *group_modes += es[i].k == 0;
+            k0_modes += es[i].k == 0;
         }
+        kron = kron || es[i].k > 0;
     }
+    *group_modes += kron ? k0_modes : 0;
 }
 
 /* One allocation for targets, groups and factor tables (counts come from
@@ -706,20 +716,24 @@ static int build_group(struct slora_group *gr, int64_t g, const struct entry *es
     return 0;
 }
 
-/* n_m (taken from t), P_g, and the fold / sanity / fastfood-length rules
- * (spec 3 and 5). */
+/* n_m (taken from t, or k0's own when it is the only factor), P_g, and
+ * the fold / sanity / fastfood-length rules (spec 3 and 5). */
 static int check_code_len(struct slora_group *gr, int64_t g, bool projection, struct tables *t,
                           const struct slora_adapter_limits *lim, char *diag, size_t diag_len)
 {
     int64_t p = 1;
-    gr->n = t->group_n;
-    t->group_n += gr->order;
+    gr->n = gr->k[0].n;
+    if (gr->n_kron > 1) {
+        gr->n = t->group_n;
+        t->group_n += gr->order;
+    }
     for (int m = 0; m < gr->order; m++) {
-        gr->n[m] = 1;
+        int64_t n = 1;
         for (int k = 0; k < gr->n_kron; k++)
-            if (__builtin_mul_overflow(gr->n[m], gr->k[k].n[m], &gr->n[m]))
+            if (__builtin_mul_overflow(n, gr->k[k].n[m], &n))
                 return fail(diag, diag_len, SLORA_EFORMAT, "group g%lld: mode %d size overflows",
                             (long long)g, m);
+        gr->n[m] = n;
         if (__builtin_mul_overflow(p, gr->n[m], &p))
             return fail(diag, diag_len, SLORA_EFORMAT, "group g%lld: code length P_g overflows",
                         (long long)g);

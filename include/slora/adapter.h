@@ -52,7 +52,7 @@ struct slora_group {
     int64_t code_len;       /* P_g = prod_m n_m */
     int order;              /* M_g */
     int n_kron;             /* K_g */
-    int64_t *n;             /* (M_g) n_m = prod_k n_{k,m} */
+    int64_t *n;             /* (M_g) n_m = prod_k n_{k,m}; k[0].n when K_g = 1 */
     struct slora_factor *k; /* (K_g) */
 };
 
