@@ -24,15 +24,6 @@
 #define TARGETS (2 * LAYERS)
 #define N_TOTAL ((int64_t)TARGETS * DIM * DIM)
 
-/* Backing records of one group (the parser sizes them to the file). */
-struct group_tables {
-    int64_t n[SLORA_MAX_ORDER];
-    struct slora_factor k[SLORA_MAX_KRON];
-    int64_t kn[SLORA_MAX_KRON][SLORA_MAX_ORDER];
-    int64_t kr[SLORA_MAX_KRON][SLORA_MAX_ORDER];
-    const float *ka[SLORA_MAX_KRON][SLORA_MAX_ORDER];
-};
-
 struct bench_adapter {
     const char *name;
     const char *target; /* issue 3 target at 1 thread, "x memset" */
@@ -40,7 +31,7 @@ struct bench_adapter {
     struct slora_adapter a;
     struct slora_target t[TARGETS];
     struct slora_group g[TARGETS];
-    struct group_tables tables[TARGETS];
+    struct slora_group_tables tables[TARGETS];
     float *params;
     size_t used, cap;
 };
@@ -88,11 +79,7 @@ static void init(struct bench_adapter *b, const char *name, const char *target, 
 static struct slora_group *group(struct bench_adapter *b, int gi, int64_t len, int order)
 {
     struct slora_group *g = &b->g[gi];
-    struct group_tables *tb = &b->tables[gi];
-    g->n = tb->n;
-    g->k = tb->k;
-    for (int k = 0; k < SLORA_MAX_KRON; k++)
-        tb->k[k] = (struct slora_factor){.n = tb->kn[k], .r = tb->kr[k], .a = tb->ka[k]};
+    slora_group_tables_init(g, &b->tables[gi]);
     g->offset = gi ? b->g[gi - 1].offset + b->g[gi - 1].len : 0;
     g->len = len;
     g->order = order;

@@ -20,21 +20,11 @@
 #define MAX_T 8
 #define MAX_G 4
 
-/* Backing records of one group (the parser sizes them to the file; here
- * the resource limits bound them). */
-struct fx_tables {
-    int64_t n[SLORA_MAX_ORDER];
-    struct slora_factor k[SLORA_MAX_KRON];
-    int64_t kn[SLORA_MAX_KRON][SLORA_MAX_ORDER];
-    int64_t kr[SLORA_MAX_KRON][SLORA_MAX_ORDER];
-    const float *ka[SLORA_MAX_KRON][SLORA_MAX_ORDER];
-};
-
 struct fixture {
     struct slora_adapter a;
     struct slora_target t[MAX_T];
     struct slora_group g[MAX_G];
-    struct fx_tables tables[MAX_G];
+    struct slora_group_tables tables[MAX_G];
     float *params;
     size_t used, cap;
     uint64_t lcg;
@@ -92,13 +82,8 @@ static void fx_targets(struct fixture *f, int n, const int64_t (*shape)[2])
 static struct slora_group *fx_group(struct fixture *f, int gi, int64_t len, int order)
 {
     struct slora_group *g = &f->g[gi];
-    struct fx_tables *tb = &f->tables[gi];
     memset(g, 0, sizeof(*g));
-    memset(tb, 0, sizeof(*tb));
-    g->n = tb->n;
-    g->k = tb->k;
-    for (int k = 0; k < SLORA_MAX_KRON; k++)
-        tb->k[k] = (struct slora_factor){.n = tb->kn[k], .r = tb->kr[k], .a = tb->ka[k]};
+    slora_group_tables_init(g, &f->tables[gi]);
     g->offset = gi ? f->g[gi - 1].offset + f->g[gi - 1].len : 0;
     g->len = len;
     g->order = order;

@@ -56,6 +56,26 @@ struct slora_group {
     struct slora_factor *k; /* (K_g) */
 };
 
+/* Fixed-size records for one group, for code that builds an adapter by
+ * hand (tests, benchmarks); parsed adapters size theirs to the file. */
+struct slora_group_tables {
+    int64_t n[SLORA_MAX_ORDER];
+    struct slora_factor k[SLORA_MAX_KRON];
+    int64_t kn[SLORA_MAX_KRON][SLORA_MAX_ORDER];
+    int64_t kr[SLORA_MAX_KRON][SLORA_MAX_ORDER];
+    const float *ka[SLORA_MAX_KRON][SLORA_MAX_ORDER];
+};
+
+/* Point g's n and factors at t (zeroed: no factors recorded yet). */
+static inline void slora_group_tables_init(struct slora_group *g, struct slora_group_tables *t)
+{
+    *t = (struct slora_group_tables){0};
+    g->n = t->n;
+    g->k = t->k;
+    for (int k = 0; k < SLORA_MAX_KRON; k++)
+        t->k[k] = (struct slora_factor){.n = t->kn[k], .r = t->kr[k], .a = t->ka[k]};
+}
+
 struct slora_adapter_config {
     struct slora_shape base;
     int n_modules;
