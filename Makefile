@@ -9,7 +9,7 @@ PYTHON   ?= /usr/bin/python3
 VERSION  := 0.1.0
 
 PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
-        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd
+        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd wrk nodejs
 
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
@@ -72,6 +72,7 @@ deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
 
 MODEL_URL := https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
 models/stories260K.bin models/tok512.bin:
@@ -121,16 +122,16 @@ $(BUILD)/bench_registry: bench/bench_registry.c $(LIB)
 
 # libFuzzer over the adapter pipeline (clang, ASan+UBSan); new inputs go to
 # build-fuzz/corpus-adapter. `make check` replays tests/fuzz/corpus/adapter.
-FUZZ_SECONDS ?= 60
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 .PHONY: fuzz-adapter
 fuzz-adapter: deps
-	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libslora.a
-	clang $(CFLAGS_COMMON) -Iinclude $(FUZZ_SAN) -fsanitize=fuzzer -o build-fuzz/fuzz_adapter \
-	  tests/fuzz/fuzz_adapter.c build-fuzz/libslora.a $(DEP_LIBS)
 	@mkdir -p build-fuzz/corpus-adapter
+	clang -g -O1 -w -std=c11 -D_GNU_SOURCE $(FUZZ_SAN) -fsanitize=fuzzer -Iinclude -Isrc \
+	  -I$(LLHTTP_INC) $(DEP_CFLAGS) tests/fuzz/fuzz_adapter.c $(SRCS) $(LLHTTP_SRC)/llhttp.c \
+	  $(LLHTTP_SRC)/api.c $(LLHTTP_SRC)/http.c -o build-fuzz/fuzz_adapter $(DEP_LIBS)
 	build-fuzz/fuzz_adapter -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
-	  -print_final_stats=1 build-fuzz/corpus-adapter tests/fuzz/corpus/adapter
+	  -timeout=10 -artifact_prefix=build-fuzz/ -print_final_stats=1 -dict=tests/fuzz/adapter.dict \
+	  build-fuzz/corpus-adapter tests/fuzz/corpus/adapter
 
 $(BUILD)/fuzz_adapter_replay: tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
@@ -171,3 +172,11 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+
+$(BUILD)/bench_engine: bench/bench_engine.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+# The stories110M-shaped synthetic model of the benchmarks.
+$(BUILD)/bench-stories110M.bin: | $(BUILD)/slorad
+	$(BUILD)/slorad gen-model --dim 768 --hidden 2048 --layers 12 --heads 12 --kv-heads 12 \
+	  --vocab 32000 --seq-len 1024 --seed 1 --shared-classifier -o $@.tmp && mv $@.tmp $@

@@ -8,6 +8,7 @@
  * table are touched only on the loop thread, so they need no lock.
  */
 #include "api_internal.h"
+#include "util/buf.h"
 
 #include <slora/auth.h>
 #include <slora/config.h>
@@ -27,7 +28,7 @@
 #define MAX_QUERY 16
 
 static const double latency_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                         0.25,  0.5,    1,     2.5,  5,    10,   30};
+                                         0.25,  0.5,    1,     2.5,  5,     10,   30};
 #define N_BUCKETS (sizeof(latency_buckets) / sizeof(latency_buckets[0]))
 
 struct route_status {
@@ -50,25 +51,24 @@ struct slora_api {
     struct slora_api_deps deps;
     const struct slora_api_route **routes; /* (n_routes) */
     size_t n_routes;
-    struct metrics_source *sources;        /* (n_sources) */
+    struct metrics_source *sources; /* (n_sources) */
     size_t n_sources;
     bool ready;
     /* metrics, loop thread */
-    struct route_status *by_status;        /* (n_by_status) */
+    struct route_status *by_status; /* (n_by_status) */
     size_t n_by_status;
-    struct tenant_count *by_tenant;        /* (n_by_tenant) */
+    struct tenant_count *by_tenant; /* (n_by_tenant) */
     size_t n_by_tenant;
     uint64_t latency_counts[N_BUCKETS + 1]; /* last: +Inf */
     double latency_sum;
     uint64_t latency_n;
+    uint64_t response_bytes; /* bodies written */
     int64_t in_flight;
     int64_t connections;
 };
 
 struct slora_api_text {
-    char *p;
-    size_t len;
-    size_t cap;
+    struct slora__buf b;
     bool failed;
 };
 
@@ -79,14 +79,14 @@ struct slora_api_call {
     void *host_ctx;
     void *host_data;
     struct slora_api_request req;
-    char *strs;                             /* one block holding every request string */
-    char *query_keys[MAX_QUERY];            /* split copy of req.query */
+    char *strs;                  /* one block holding every request string */
+    char *query_keys[MAX_QUERY]; /* split copy of req.query */
     char *query_vals[MAX_QUERY];
     int n_query;
     const struct slora_api_route *route;
     char *params[SLORA_API_MAX_PARAMS];
     struct slora_principal principal;
-    struct slora_auth *auth;                /* reference taken at creation */
+    struct slora_auth *auth; /* reference taken at creation */
     const struct slora_config *config;
     void *body;
     size_t body_len;
@@ -108,8 +108,7 @@ struct slora_api_call {
     bool stream;
     struct slora_api_header headers[SLORA_API_MAX_HEADERS];
     int n_headers;
-    char *out;
-    size_t out_len, out_cap;
+    struct slora__buf out; /* whole body, or stream bytes not yet taken */
 };
 
 static double now_seconds(void)
@@ -125,30 +124,10 @@ void slora_api_text_printf(struct slora_api_text *t, const char *fmt, ...)
 {
     if (t->failed)
         return;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->p ? t->p + t->len : NULL, t->p ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            t->failed = true;
-            return;
-        }
-        if (t->p && t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        size_t cap = t->cap ? t->cap : 4096;
-        while (cap <= t->len + (size_t)n)
-            cap *= 2;
-        char *q = realloc(t->p, cap);
-        if (!q) {
-            t->failed = true;
-            return;
-        }
-        t->p = q;
-        t->cap = cap;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    t->failed = slora__buf_vprintf(&t->b, fmt, ap) != 0;
+    va_end(ap);
 }
 
 /* ---- api ---------------------------------------------------------------- */
@@ -235,11 +214,6 @@ void slora_api_conn_delta(struct slora_api *api, int delta)
     api->connections += delta;
 }
 
-bool slora__api_is_ready(const struct slora_api *api)
-{
-    return api->ready;
-}
-
 /* ---- call: creation, accessors ------------------------------------------ */
 
 static size_t opt_len(const char *s)
@@ -300,7 +274,7 @@ static void call_free(struct slora_api_call *c)
     free(c->log_adapter);
     free(c->log_version);
     free(c->body);
-    free(c->out);
+    free(c->out.p);
     free(c->strs);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -500,23 +474,6 @@ int slora_api_call_set_header(struct slora_api_call *c, const char *name, const 
     return err;
 }
 
-static int out_append(struct slora_api_call *c, const void *data, size_t len)
-{
-    if (c->out_len + len > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 1024;
-        while (cap < c->out_len + len)
-            cap *= 2;
-        char *p = realloc(c->out, cap);
-        if (!p)
-            return SLORA_ENOMEM;
-        c->out = p;
-        c->out_cap = cap;
-    }
-    memcpy(c->out + c->out_len, data, len);
-    c->out_len += len;
-    return 0;
-}
-
 void slora_api_call_respond(struct slora_api_call *c, int status, const char *content_type,
                             void *body, size_t len)
 {
@@ -531,10 +488,8 @@ void slora_api_call_respond(struct slora_api_call *c, int status, const char *co
     c->head_ready = true;
     c->status = status;
     c->content_type = content_type;
-    free(c->out);
-    c->out = body;
-    c->out_len = body ? len : 0;
-    c->out_cap = c->out_len;
+    free(c->out.p);
+    c->out = (struct slora__buf){body, body ? len : 0, body ? len : 0};
     bool w = need_wake(c);
     pthread_mutex_unlock(&c->lock);
     wake(c, w);
@@ -565,8 +520,8 @@ void slora_api_call_respond_json(struct slora_api_call *c, int status, struct js
     char *body = dump_json(obj, &len);
     if (!body) {
         /* Fixed text: building JSON just failed. */
-        static const char nomem[] =
-            "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"code\":\"nomem\"}}\n";
+        static const char nomem[] = "{\"error\":{\"message\":\"out of "
+                                    "memory\",\"type\":\"server_error\",\"code\":\"nomem\"}}\n";
         char *copy = malloc(sizeof(nomem) - 1);
         if (copy)
             memcpy(copy, nomem, sizeof(nomem) - 1);
@@ -635,7 +590,7 @@ int slora_api_call_stream_write(struct slora_api_call *c, const void *data, size
     if (slora_api_call_is_canceled(c))
         return SLORA_ECANCELED;
     pthread_mutex_lock(&c->lock);
-    int err = c->stream && !c->completed ? out_append(c, data, len) : SLORA_EINVAL;
+    int err = c->stream && !c->completed ? slora__buf_add(&c->out, data, len) : SLORA_EINVAL;
     bool w = !err && need_wake(c);
     pthread_mutex_unlock(&c->lock);
     wake(c, w);
@@ -672,11 +627,10 @@ bool slora_api_call_take(struct slora_api_call *c, struct slora_api_output *out)
         out->stream = c->stream;
         any = true;
     }
-    if (c->head_taken && (c->out_len || !c->stream)) {
-        out->data = c->out;
-        out->len = c->out_len;
-        c->out = NULL;
-        c->out_len = c->out_cap = 0;
+    if (c->head_taken && (c->out.len || !c->stream)) {
+        out->data = c->out.p;
+        out->len = c->out.len;
+        c->out = (struct slora__buf){0};
         any = any || out->len;
     }
     if (c->completed && c->head_taken && !c->done_taken) {
@@ -738,7 +692,9 @@ static int route(struct slora_api_call *c)
         if (!segment_match(r->pattern, c->req.path, NULL, &n))
             continue;
         allowed |= r->method;
-        if (r->method != c->req.method)
+        /* HEAD is GET without the body (the host drops it). */
+        if (r->method != c->req.method &&
+            !(c->req.method == SLORA_API_HEAD && r->method == SLORA_API_GET))
             continue;
         n = 0;
         if (!segment_match(r->pattern, c->req.path, c->params, &n)) {
@@ -753,6 +709,8 @@ static int route(struct slora_api_call *c)
         return SLORA_ENOTFOUND;
     }
     char allow[96];
+    if (allowed & SLORA_API_GET)
+        allowed |= SLORA_API_HEAD;
     method_names(allowed, allow, sizeof(allow));
     slora_api_call_set_header(c, "Allow", allow);
     slora_api_call_error(c, SLORA_EMETHOD, "method %s not allowed on %s (allowed: %s)",
@@ -771,8 +729,8 @@ static int authorize(struct slora_api_call *c)
         return 0;
     char diag[256] = "";
     const char *h = c->req.authorization;
-    int err = slora_auth_authenticate(c->auth, h, h ? strlen(h) : 0, &c->principal, diag,
-                                      sizeof(diag));
+    int err =
+        slora_auth_authenticate(c->auth, h, h ? strlen(h) : 0, &c->principal, diag, sizeof(diag));
     if (!err)
         err = need == SLORA_API_AUTH_ADMIN ? slora_auth_check_admin(&c->principal)
                                            : slora_auth_check_any(&c->principal);
@@ -793,7 +751,8 @@ int slora_api_call_head(struct slora_api_call *c)
         err = c->route->head(c);
     if (!err && c->config && c->req.content_length > c->config->max_body_bytes) {
         err = SLORA_ETOOLARGE;
-        slora_api_call_error(c, err, "request body of %" PRId64 " bytes exceeds the limit of %" PRId64
+        slora_api_call_error(c, err,
+                             "request body of %" PRId64 " bytes exceeds the limit of %" PRId64
                              " bytes (max_body_bytes)",
                              c->req.content_length, c->config->max_body_bytes);
     }
@@ -838,8 +797,8 @@ static void count_tenant(struct slora_api *api, const char *tenant)
 
 void slora_api_call_finish(struct slora_api_call *c, int status, uint64_t bytes, double seconds)
 {
-    (void)bytes;
     struct slora_api *api = c->api;
+    api->response_bytes += bytes;
     api->in_flight--;
     const char *name = c->route ? c->route->name : "unmatched";
     size_t i;
@@ -872,7 +831,7 @@ void slora_api_call_log_fields(const struct slora_api_call *c, const char **rout
                                const char **tenant, const char **adapter, const char **version)
 {
     *route = c->route ? c->route->name : "unmatched";
-    *tenant = c->log_tenant ? c->log_tenant
+    *tenant = c->log_tenant                            ? c->log_tenant
               : c->principal.role == SLORA_ROLE_TENANT ? c->principal.tenant
                                                        : "-";
     *adapter = c->log_adapter ? c->log_adapter : "-";
@@ -911,19 +870,20 @@ static void metrics(struct slora_api_call *c)
     for (size_t b = 0; b <= N_BUCKETS; b++) {
         cum += api->latency_counts[b];
         if (b < N_BUCKETS)
-            slora_api_text_printf(&t, "slorad_request_duration_seconds_bucket{le=\"%g\"} %" PRIu64
-                                      "\n",
+            slora_api_text_printf(&t,
+                                  "slorad_request_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
                                   latency_buckets[b], cum);
         else
-            slora_api_text_printf(&t,
-                                  "slorad_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64
-                                  "\n",
-                                  cum);
+            slora_api_text_printf(
+                &t, "slorad_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
     }
     slora_api_text_printf(&t,
                           "slorad_request_duration_seconds_sum %.6f\n"
-                          "slorad_request_duration_seconds_count %" PRIu64 "\n",
-                          api->latency_sum, api->latency_n);
+                          "slorad_request_duration_seconds_count %" PRIu64 "\n"
+                          "# HELP slorad_response_bytes_total Response body bytes written.\n"
+                          "# TYPE slorad_response_bytes_total counter\n"
+                          "slorad_response_bytes_total %" PRIu64 "\n",
+                          api->latency_sum, api->latency_n, api->response_bytes);
     slora_api_text_printf(&t,
                           "# HELP slorad_requests_in_flight Requests being answered.\n"
                           "# TYPE slorad_requests_in_flight gauge\n"
@@ -941,11 +901,11 @@ static void metrics(struct slora_api_call *c)
     for (size_t i = 0; i < api->n_sources; i++)
         api->sources[i].cb(api->sources[i].arg, &t);
     if (t.failed) {
-        free(t.p);
+        free(t.b.p);
         slora_api_call_error(c, SLORA_ENOMEM, NULL);
         return;
     }
-    slora_api_call_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", t.p, t.len);
+    slora_api_call_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", t.b.p, t.b.len);
 }
 
 static void models(struct slora_api_call *c)

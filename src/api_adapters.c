@@ -144,9 +144,8 @@ static int put_head(struct slora_api_call *c)
     struct slora_registry_cond cond = {req->if_match, req->if_none_match};
     struct slora_quota quota;
     slora_auth_quota(slora__api_call_auth(c), tenant, &quota);
-    err = slora_registry_begin_put(registry_of(c), tenant, name, &cond, &quota,
-                                   req->content_length, j->dry_run, &j->op, j->diag,
-                                   sizeof(j->diag));
+    err = slora_registry_begin_put(registry_of(c), tenant, name, &cond, &quota, req->content_length,
+                                   j->dry_run, &j->op, j->diag, sizeof(j->diag));
     if (err)
         respond_busy(c, err, j->diag);
     return err;
@@ -196,7 +195,9 @@ static void put_done(void *arg)
     slora_api_call_set_log(c, j->entry->tenant, j->entry->name, j->entry->version);
     const struct slora_api_deps *deps = slora_api_deps(slora_api_call_api(c));
     int warm = query_flag(c, "warm"), pin = pin_value(c);
-    if (!j->dry_run && deps->put_hook && (warm || pin >= 0)) {
+    /* A pinned adapter's pin moves to the new version now (the cache hook). */
+    if (!j->dry_run && deps->put_hook &&
+        (warm || pin >= 0 || slora_registry_entry_is_pinned(j->entry))) {
         deps->put_hook(deps->put_hook_arg, c, j->entry, warm, pin, put_reply);
         return;
     }
@@ -375,8 +376,8 @@ static void list_handler(struct slora_api_call *c)
     if (r) {
         struct slora_registry_entry **list;
         size_t n;
-        int err = slora_registry_list(r, slora_auth_list_filter(slora_api_call_principal(c)),
-                                      &list, &n);
+        int err =
+            slora_registry_list(r, slora_auth_list_filter(slora_api_call_principal(c)), &list, &n);
         if (err) {
             json_decref(data);
             slora_api_call_error(c, err, NULL);

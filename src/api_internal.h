@@ -16,7 +16,6 @@ extern const size_t slora__api_n_adapter_routes;
 /* The auth snapshot the call was created with (a reference the call holds;
  * NULL when the API has none). */
 struct slora_auth *slora__api_call_auth(const struct slora_api_call *c);
-bool slora__api_is_ready(const struct slora_api *api);
 /* Adapter counters for /metrics (registry stats and live objects). */
 void slora__api_adapter_metrics(struct slora_api *api, struct slora_api_text *t);
 

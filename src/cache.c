@@ -40,7 +40,8 @@ struct slora_cache_handle {
     bool pinned;
     uint64_t last_use;                   /* cache tick of the last acquire/release */
     struct waiter *waiters;              /* while generating */
-    struct slora_cache_handle *prev, *next;
+    struct slora_cache_handle *prev;       /* entry list */
+    struct slora_cache_handle *next;
     struct slora_cache_handle *queue_next; /* generation queue */
 };
 
@@ -58,7 +59,8 @@ struct slora_cache {
     pthread_mutex_t lock;
     pthread_cond_t work;
     struct slora_cache_handle *entries;
-    struct slora_cache_handle *queue_head, *queue_tail;
+    struct slora_cache_handle *queue_head; /* waiting for a generator thread */
+    struct slora_cache_handle *queue_tail;
     struct pin *pins;
     bool stopping;
     int n_threads;
@@ -299,7 +301,7 @@ struct slora_cache *slora_cache_new(const struct slora_model *m,
     if (!c)
         return NULL;
     c->model = m;
-    c->budget = cfg && cfg->budget_bytes ? cfg->budget_bytes : SLORA_CACHE_DEFAULT_BYTES;
+    c->budget = cfg ? cfg->budget_bytes : SLORA_CACHE_DEFAULT_BYTES;
     c->gen = cfg && cfg->gen ? cfg->gen : slora_superlora_generate;
     c->is_current = cfg ? cfg->is_current : NULL;
     c->is_current_arg = cfg ? cfg->is_current_arg : NULL;

@@ -9,9 +9,9 @@
  */
 #include <slora/adapter.h>
 #include <slora/api.h>
+#include <slora/api_infer.h>
 #include <slora/auth.h>
 #include <slora/cli.h>
-#include <slora/api_infer.h>
 #include <slora/config.h>
 #include <slora/error.h>
 #include <slora/log.h>
@@ -32,8 +32,8 @@ struct serve {
     struct slora_api *api;
 };
 
-static int validate(void *ctx, const void *buf, size_t len, struct slora_adapter **out,
-                    char *diag, size_t diag_len)
+static int validate(void *ctx, const void *buf, size_t len, struct slora_adapter **out, char *diag,
+                    size_t diag_len)
 {
     const struct serve *sv = ctx;
     return slora_adapter_validate(buf, len, &sv->model->cfg.shape, &sv->limits, 1, out, diag,
@@ -62,8 +62,8 @@ static int load_tokenizer(const struct slora_config *cfg, const struct slora_mod
                           struct slora_tokenizer **out)
 {
     char diag[512];
-    int err = slora_tokenizer_load(cfg->tokenizer, m->cfg.shape.vocab_size, out, diag,
-                                   sizeof(diag));
+    int err =
+        slora_tokenizer_load(cfg->tokenizer, m->cfg.shape.vocab_size, out, diag, sizeof(diag));
     if (err && m->gguf_vocab) {
         slora_warn("tokenizer %s: %s; using the model's own vocabulary", cfg->tokenizer, diag);
         *out = NULL;

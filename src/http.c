@@ -8,6 +8,8 @@
  * Header pieces may arrive split at any byte; they are accumulated in `field`
  * and `value` and kept when the name is one the API reads.
  */
+#include "util/buf.h"
+
 #include <slora/error.h>
 #include <slora/http.h>
 
@@ -23,12 +25,6 @@
 
 #define REQUEST_ID_MAX 128
 #define FIELD_MAX 64 /* longer names are never ones we keep */
-
-struct buf {
-    char *p;
-    size_t len;
-    size_t cap;
-};
 
 enum kept_header { H_AUTHORIZATION, H_IF_MATCH, H_IF_NONE_MATCH, H_REQUEST_ID, H_EXPECT, H_COUNT };
 
@@ -48,34 +44,16 @@ struct slora_http_conn {
     size_t header_bytes; /* request line + fields + values so far */
     int err;             /* SLORA_E* set by a callback */
     const char *errmsg;
-    struct buf url;
-    struct buf field;    /* current header name (truncated at FIELD_MAX) */
-    struct buf value;    /* current header value */
-    bool field_long;     /* current name exceeded FIELD_MAX */
-    char *kept[H_COUNT]; /* values of the headers the API reads */
+    struct slora__buf url;
+    struct slora__buf field; /* current header name (truncated at FIELD_MAX) */
+    struct slora__buf value; /* current header value */
+    bool field_long;         /* current name exceeded FIELD_MAX */
+    char *kept[H_COUNT];     /* values of the headers the API reads */
     char request_id[REQUEST_ID_MAX + 1];
     char method[24];
-    struct buf body;
+    struct slora__buf body;
     struct slora_api_request req;
 };
-
-static int buf_add(struct buf *b, const char *p, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q)
-            return SLORA_ENOMEM;
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
 
 static struct slora_http_conn *conn_of(llhttp_t *p)
 {
@@ -108,7 +86,7 @@ static void reset_request(struct slora_http_conn *c)
         c->kept[i] = NULL;
     }
     free(c->body.p);
-    c->body = (struct buf){0};
+    c->body = (struct slora__buf){0};
     c->header_bytes = 0;
     c->head_reported = false;
     c->complete = false;
@@ -129,7 +107,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
     struct slora_http_conn *c = conn_of(p);
     if (count_header(c, len))
         return -1;
-    return buf_add(&c->url, at, len) ? fail(c, SLORA_ENOMEM, "out of memory") : 0;
+    return slora__buf_add(&c->url, at, len) ? fail(c, SLORA_ENOMEM, "out of memory") : 0;
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
@@ -141,7 +119,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         c->field_long = true;
         return 0;
     }
-    return buf_add(&c->field, at, len) ? fail(c, SLORA_ENOMEM, "out of memory") : 0;
+    return slora__buf_add(&c->field, at, len) ? fail(c, SLORA_ENOMEM, "out of memory") : 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
@@ -149,7 +127,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     struct slora_http_conn *c = conn_of(p);
     if (count_header(c, len))
         return -1;
-    return buf_add(&c->value, at, len) ? fail(c, SLORA_ENOMEM, "out of memory") : 0;
+    return slora__buf_add(&c->value, at, len) ? fail(c, SLORA_ENOMEM, "out of memory") : 0;
 }
 
 static int on_header_value_complete(llhttp_t *p)
@@ -214,7 +192,7 @@ static int on_headers_complete(llhttp_t *p)
     else
         slora_http_request_id(c->request_id);
     snprintf(c->method, sizeof(c->method), "%s", llhttp_method_name(p->method));
-    if (!c->url.p && buf_add(&c->url, "", 0))
+    if (!c->url.p && slora__buf_add(&c->url, "", 0))
         return fail(c, SLORA_ENOMEM, "out of memory");
     char *q = strchr(c->url.p, '?');
     if (q)
@@ -248,7 +226,13 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     struct slora_http_conn *c = conn_of(p);
     if (c->body.len + len > c->lim.max_body_bytes)
         return fail(c, SLORA_ETOOLARGE, "request body too large");
-    return buf_add(&c->body, at, len) ? fail(c, SLORA_ENOMEM, "out of memory") : 0;
+    /* A declared length is allocated once, when the body starts to
+     * arrive: after the owner accepted the headers, not for anyone who
+     * merely claims a length. */
+    if (!c->body.cap && c->req.content_length > 0 &&
+        slora__buf_reserve(&c->body, (size_t)c->req.content_length))
+        return fail(c, SLORA_ENOMEM, "out of memory");
+    return slora__buf_add(&c->body, at, len) ? fail(c, SLORA_ENOMEM, "out of memory") : 0;
 }
 
 static int on_message_complete(llhttp_t *p)
@@ -353,7 +337,7 @@ void *slora_http_conn_take_body(struct slora_http_conn *c, size_t *len)
 {
     void *p = c->body.p;
     *len = c->body.len;
-    c->body = (struct buf){0};
+    c->body = (struct slora__buf){0};
     return p;
 }
 
@@ -430,37 +414,23 @@ char *slora_http_format_head(int status, const char *content_type,
     time_t now = time(NULL);
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    struct buf b = {0};
-    char line[256];
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
-                     slora_http_reason(status), date);
-    int err = buf_add(&b, line, (size_t)n);
-    if (!err && status >= 200) {
-        n = snprintf(line, sizeof(line), "Connection: %s\r\n", keep_alive ? "keep-alive" : "close");
-        err = buf_add(&b, line, (size_t)n);
-    }
-    if (!err && request_id) {
-        err = buf_add(&b, "X-Request-Id: ", 14);
-        err = err ? err : buf_add(&b, request_id, strlen(request_id));
-        err = err ? err : buf_add(&b, "\r\n", 2);
-    }
-    if (!err && content_type && mode != SLORA_HTTP_BODY_NONE) {
-        n = snprintf(line, sizeof(line), "Content-Type: %s\r\n", content_type);
-        err = buf_add(&b, line, (size_t)n);
-    }
-    if (!err && mode == SLORA_HTTP_BODY_LENGTH) {
-        n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64 "\r\n", content_length);
-        err = buf_add(&b, line, (size_t)n);
-    } else if (!err && mode == SLORA_HTTP_BODY_CHUNKED) {
-        err = buf_add(&b, "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n", 53);
-    }
-    for (int i = 0; !err && i < n_headers; i++) {
-        err = buf_add(&b, headers[i].name, strlen(headers[i].name));
-        err = err ? err : buf_add(&b, ": ", 2);
-        err = err ? err : buf_add(&b, headers[i].value, strlen(headers[i].value));
-        err = err ? err : buf_add(&b, "\r\n", 2);
-    }
-    err = err ? err : buf_add(&b, "\r\n", 2);
+    struct slora__buf b = {0};
+    int err = slora__buf_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status,
+                                slora_http_reason(status), date);
+    if (!err && status >= 200)
+        err = slora__buf_printf(&b, "Connection: %s\r\n", keep_alive ? "keep-alive" : "close");
+    if (!err && request_id)
+        err = slora__buf_printf(&b, "X-Request-Id: %s\r\n", request_id);
+    if (!err && content_type && mode != SLORA_HTTP_BODY_NONE)
+        err = slora__buf_printf(&b, "Content-Type: %s\r\n", content_type);
+    if (!err && mode == SLORA_HTTP_BODY_LENGTH)
+        err = slora__buf_printf(&b, "Content-Length: %" PRIu64 "\r\n", content_length);
+    else if (!err && mode == SLORA_HTTP_BODY_CHUNKED)
+        err = slora__buf_printf(&b, "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n");
+    for (int i = 0; !err && i < n_headers; i++)
+        err = slora__buf_printf(&b, "%s: %s\r\n", headers[i].name, headers[i].value);
+    if (!err)
+        err = slora__buf_add(&b, "\r\n", 2);
     if (err) {
         free(b.p);
         return NULL;

@@ -3,7 +3,8 @@
  * A connection handles one request at a time: bytes that arrive while a
  * request is being answered wait in `pending` (reading stops when that
  * grows past a bound), so pipelined requests are answered in order. States:
- *   IDLE     no request bytes yet         timer: idle_timeout (then close)
+ *   IDLE     no request bytes yet         timer: idle_timeout (then close); a new
+ *                                         connection's first request: header_timeout
  *   HEADERS  request started              timer: header_timeout from its first byte (408)
  *   BODY     headers accepted, body due   timer: body_timeout of silence (408)
  *   WAIT     handler running / writing    no timer
@@ -30,9 +31,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define PENDING_SLACK (64 * 1024) /* read-ahead beyond max_header_bytes while busy */
-#define LINGER_MS 2000            /* discard input after the final response this long */
-#define MAX_CONFIGS 1024          /* reloads kept alive (borrowed by calls) */
+#define PENDING_SLACK (64 * 1024)    /* read-ahead beyond max_header_bytes while busy */
+#define LINGER_MS 2000               /* discard input after the final response this long */
+#define MAX_CONFIGS 1024             /* reloads kept alive (borrowed by calls) */
+#define STREAM_QUEUE_MAX (16u << 20) /* unsent stream bytes before the client counts as gone */
 
 enum conn_state { C_IDLE, C_HEADERS, C_BODY, C_WAIT, C_CLOSING };
 
@@ -42,22 +44,23 @@ struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     struct server *srv;
-    struct conn *prev, *next;       /* srv->conns */
+    struct conn *prev, *next; /* srv->conns */
     struct slora_http_conn *http;
     enum conn_state state;
-    char *pending;                  /* (pending_cap) received, not yet parsed */
+    char *pending; /* (pending_cap) received, not yet parsed */
     size_t pending_len, pending_cap;
     bool reading;
-    bool close_after;               /* Connection: close, error, or draining */
-    bool rejected;                  /* head phase answered; body must not be read */
-    bool dispatched;                /* the call's handler was run */
-    bool closed;                    /* uv_close called */
-    int handles_open;               /* tcp + timer; free when 0 */
-    struct slora_api_call *call;    /* current request, host reference */
-    int status;                     /* of the response being written */
-    uint64_t bytes;                 /* response body bytes written */
+    bool close_after;            /* Connection: close, error, or draining */
+    bool rejected;               /* head phase answered; body must not be read */
+    bool dispatched;             /* the call's handler was run */
+    bool processing;             /* inside conn_process */
+    bool closed;                 /* uv_close called */
+    int handles_open;            /* tcp + timer; free when 0 */
+    struct slora_api_call *call; /* current request, host reference */
+    int status;                  /* of the response being written */
+    uint64_t bytes;              /* response body bytes written */
     bool streaming;
-    uint64_t t_start;               /* uv_hrtime at the request's first byte */
+    uint64_t t_start; /* uv_hrtime at the request's first byte */
 };
 
 struct work {
@@ -74,9 +77,9 @@ struct server {
     uv_timer_t drain_timer, watchdog_timer;
     uv_async_t wake_async;
     pthread_mutex_t wake_lock;
-    struct slora_api_call **woken;  /* (n_woken) calls with output, references */
+    struct slora_api_call **woken; /* (n_woken) calls with output, references */
     size_t n_woken, cap_woken;
-    const struct slora_config *cfg; /* current */
+    const struct slora_config *cfg;          /* current */
     struct slora_config *owned[MAX_CONFIGS]; /* reloaded configs, freed at exit */
     int n_owned;
     struct slora_api *api;
@@ -84,7 +87,7 @@ struct server {
     struct slora_api_host host;
     struct conn *conns;
     int n_conns;
-    int64_t live_calls;             /* calls holding a host reference */
+    int64_t live_calls; /* calls holding a host reference */
     bool draining;
     bool listening;
     bool stopped;
@@ -128,7 +131,6 @@ struct write_req {
     struct conn *conn;
     char *bufs[5]; /* head, chunk size, data, CRLF, last chunk */
     int n;
-    bool last; /* close or go idle after this one */
 };
 
 static void on_write(uv_write_t *req, int status)
@@ -198,8 +200,8 @@ static void access_log(struct conn *c, const struct slora_api_request *req, cons
     double ms = (double)(uv_hrtime() - c->t_start) / 1e6;
     slora_info("access id=%s method=%s path=%s status=%d bytes=%" PRIu64
                " ms=%.3f route=%s tenant=%s adapter=%s version=%s",
-               req->request_id, req->method_name, req->path, c->status, c->bytes, ms, route,
-               tenant, adapter, version);
+               req->request_id, req->method_name, req->path, c->status, c->bytes, ms, route, tenant,
+               adapter, version);
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -224,9 +226,8 @@ static void send_error_and_close(struct conn *c, int err, const char *msg, const
     c->bytes = blen;
     conn_write(c, bufs, lens, 2);
     struct slora_api_request req = {.method_name = "-", .path = "-", .request_id = request_id};
-    const struct slora_api_request *r = slora_http_conn_in_request(c->http)
-                                            ? slora_http_conn_request(c->http)
-                                            : &req;
+    const struct slora_api_request *r =
+        slora_http_conn_in_request(c->http) ? slora_http_conn_request(c->http) : &req;
     if (!r->path)
         r = &req;
     access_log(c, r, "-", "-", "-", "-");
@@ -374,7 +375,11 @@ static void conn_finish_response(struct conn *c)
     c->rejected = false;
     arm(c, c->srv->cfg->idle_timeout_ms);
     conn_resume_reading(c);
-    conn_process(c);
+    /* Inside conn_process (a synchronous answer) its loop goes on with
+     * the next pipelined request; recursing would grow the stack per
+     * request. */
+    if (!c->processing)
+        conn_process(c);
 }
 
 /* Write whatever output the call has; finish the response when done. */
@@ -390,16 +395,16 @@ static void conn_flush(struct conn *c)
             c->status = out.status;
             c->streaming = out.stream;
             bool keep = !c->close_after && !c->srv->draining;
-            enum slora_http_body_mode mode = out.stream ? SLORA_HTTP_BODY_CHUNKED
-                                                        : slora_http_body_mode_for(out.status);
+            enum slora_http_body_mode mode =
+                out.stream ? SLORA_HTTP_BODY_CHUNKED : slora_http_body_mode_for(out.status);
             const struct slora_api_request *req = slora_api_call_request(call);
-            bufs[n] = slora_http_format_head(out.status, out.content_type, out.headers,
-                                             out.n_headers, req->request_id, keep, mode, out.len,
-                                             &lens[n]);
+            bufs[n] =
+                slora_http_format_head(out.status, out.content_type, out.headers, out.n_headers,
+                                       req->request_id, keep, mode, out.len, &lens[n]);
             n++;
             if (!keep)
                 c->close_after = true;
-            if (mode == SLORA_HTTP_BODY_NONE) {
+            if (mode == SLORA_HTTP_BODY_NONE || req->method == SLORA_API_HEAD) {
                 free(out.data);
                 out.data = NULL;
                 out.len = 0;
@@ -428,6 +433,15 @@ static void conn_flush(struct conn *c)
             lens[n++] = 5;
         }
         conn_write(c, bufs, lens, n);
+        if (c->streaming && !c->closed &&
+            uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > STREAM_QUEUE_MAX) {
+            /* The client does not read its stream: cancel rather than
+             * buffer without bound. */
+            slora_warn("request %s: client not reading its stream, closing",
+                       slora_api_call_request(call)->request_id);
+            conn_close(c);
+            return;
+        }
         if (out.done && c->call == call) {
             conn_finish_response(c);
             return;
@@ -465,7 +479,7 @@ static void start_call(struct conn *c)
         }
         return;
     }
-    if (req->expect_continue) {
+    if (req->expect_continue && (req->chunked || req->content_length > 0)) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         char *b = dup_bytes(cont, sizeof(cont) - 1);
         size_t l = sizeof(cont) - 1;
@@ -474,9 +488,9 @@ static void start_call(struct conn *c)
     arm(c, c->srv->cfg->body_timeout_ms);
 }
 
-static void conn_process(struct conn *c)
+static void conn_parse(struct conn *c)
 {
-    while (!c->closed && c->state != C_CLOSING && !(c->state == C_WAIT)) {
+    while (!c->closed && c->state != C_CLOSING && c->state != C_WAIT) {
         if (c->state == C_IDLE) {
             if (!c->pending_len)
                 return;
@@ -485,8 +499,7 @@ static void conn_process(struct conn *c)
             arm(c, c->srv->cfg->header_timeout_ms);
         }
         size_t used;
-        enum slora_http_event ev =
-            slora_http_conn_feed(c->http, c->pending, c->pending_len, &used);
+        enum slora_http_event ev = slora_http_conn_feed(c->http, c->pending, c->pending_len, &used);
         memmove(c->pending, c->pending + used, c->pending_len - used);
         c->pending_len -= used;
         switch (ev) {
@@ -532,6 +545,13 @@ static void conn_process(struct conn *c)
         }
         }
     }
+}
+
+static void conn_process(struct conn *c)
+{
+    c->processing = true;
+    conn_parse(c);
+    c->processing = false;
 }
 
 /* ---- reading ---------------------------------------------------------- */
@@ -596,8 +616,7 @@ static void conn_resume_reading(struct conn *c)
 
 static struct slora_http_limits limits_of(const struct slora_config *cfg)
 {
-    return (struct slora_http_limits){(size_t)cfg->max_header_bytes,
-                                      (uint64_t)cfg->max_body_bytes};
+    return (struct slora_http_limits){(size_t)cfg->max_header_bytes, (uint64_t)cfg->max_body_bytes};
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -646,7 +665,9 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     c->state = C_IDLE;
-    arm(c, s->cfg->idle_timeout_ms);
+    /* A new connection gets the (shorter) header timeout to send its
+     * first request: idle sockets cannot pile up. */
+    arm(c, s->cfg->header_timeout_ms);
 }
 
 /* ---- host callbacks (api.h) ---------------------------------------------- */

@@ -168,7 +168,7 @@ START_TEST(routing)
 
     run(api, &host, SLORA_API_DELETE, "DELETE", "/t/x/y", "", NULL, &r);
     ck_assert_int_eq(r.status, 405);
-    ck_assert_str_eq(r.headers, "Allow: GET, POST\n");
+    ck_assert_str_eq(r.headers, "Allow: GET, HEAD, POST\n");
     ck_assert_ptr_nonnull(strstr(r.body, "\"type\":\"invalid_request_error\",\"code\":\"method\""));
 
     run(api, &host, SLORA_API_GET, "GET", "/healthz", "", NULL, &r);
@@ -186,17 +186,20 @@ START_TEST(routing)
 
     run(api, &host, SLORA_API_GET, "GET", "/metrics", "", NULL, &r);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_ptr_nonnull(strstr(r.body, "slorad_requests_total{route=\"echo\",status=\"200\"} 1\n"));
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "slorad_requests_total{route=\"echo\",status=\"200\"} 1\n"));
     ck_assert_ptr_nonnull(
         strstr(r.body, "slorad_requests_total{route=\"unmatched\",status=\"404\"} 1\n"));
     ck_assert_ptr_nonnull(strstr(r.body, "slorad_request_duration_seconds_count 7\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "slorad_response_bytes_total "));
     slora_api_free(api);
     slora_config_free(cfg);
 }
 END_TEST
 
-#define ADMIN_HEX "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" /* "test" */
-#define TENANT_HEX "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b" /* "secret" */
+#define ADMIN_HEX "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"  /* "test" */
+#define TENANT_HEX "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b" /* "secret"  \
+                                                                                       */
 
 struct auth_case {
     const char *path;
@@ -294,7 +297,7 @@ START_TEST(cancel_and_late_completion)
     ck_assert(slora_api_call_take(c, &out));
     ck_assert(out.done);
     free(out.data);
-    ck_assert(!slora_api_call_take(c, &out)); /* done is reported once */
+    ck_assert(!slora_api_call_take(c, &out));               /* done is reported once */
     slora_api_call_respond(c, 200, "x", strdup("late"), 4); /* second completion ignored */
     ck_assert(!slora_api_call_take(c, &out));
     slora_api_call_finish(c, 499, 0, 0);

@@ -82,12 +82,14 @@ static const struct bad_flags bad_flag_cases[] = {
     {{"serve", "--threads", "999"}, SLORA_ERANGE, "'threads': 999 is out of range [0, 256]"},
     {{"serve", "--threads"}, SLORA_EINVAL, "--threads needs a value"},
     {{"serve", "extra"}, SLORA_EINVAL, "unexpected argument 'extra'"},
-    {{"serve", "--listen", "0.0.0.0:8080"}, SLORA_EINVAL,
+    {{"serve", "--listen", "0.0.0.0:8080"},
+     SLORA_EINVAL,
      "refusing non-loopback address '0.0.0.0:8080' with no API keys"},
     {{"serve", "--listen", "127.0.0.1"}, SLORA_EINVAL, "'listen': '127.0.0.1' is not HOST:PORT"},
     {{"serve", "--listen", "127.0.0.1:70000"}, SLORA_EINVAL, "(port 0-65535)"},
     {{"serve", "--log-level", "loud"}, SLORA_EINVAL, "'log_level': 'loud' is not one of"},
-    {{"serve", "--config", "/nonexistent/slorad.json"}, SLORA_EIO,
+    {{"serve", "--config", "/nonexistent/slorad.json"},
+     SLORA_EIO,
      "config /nonexistent/slorad.json: No such file"},
 };
 
@@ -233,8 +235,7 @@ START_TEST(listen_split)
     ck_assert_str_eq(host, l->host);
     ck_assert_int_eq(port, l->port);
     ck_assert_int_eq(slora_config_host_is_loopback(host), l->loopback);
-    ck_assert_int_eq(slora_config_listen_split("::1:80", host, sizeof(host), &port),
-                     SLORA_EINVAL);
+    ck_assert_int_eq(slora_config_listen_split("::1:80", host, sizeof(host), &port), SLORA_EINVAL);
     ck_assert_int_eq(slora_config_listen_split(":80", host, sizeof(host), &port), SLORA_EINVAL);
 }
 END_TEST

@@ -39,10 +39,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct json_t;           /* jansson; only API files include <jansson.h> */
-struct slora_api;        /* the API instance: routes, deps, metrics */
-struct slora_api_call;   /* one request in flight */
-struct slora_principal;  /* auth.h: who is calling (NULL when auth is off) */
+struct json_t;          /* jansson; only API files include <jansson.h> */
+struct slora_api;       /* the API instance: routes, deps, metrics */
+struct slora_api_call;  /* one request in flight */
+struct slora_principal; /* auth.h: who is calling (NULL when auth is off) */
 struct slora_config;
 struct slora_model;
 struct slora_tokenizer;
@@ -97,21 +97,22 @@ typedef void (*slora_api_handler_cb)(struct slora_api_call *c);
 typedef int (*slora_api_head_cb)(struct slora_api_call *c);
 
 enum slora_api_auth {
-    SLORA_API_AUTH_NONE,   /* no key needed (healthz, readyz) */
-    SLORA_API_AUTH_ANY,    /* any valid key (tenant or admin) when auth is on */
-    SLORA_API_AUTH_ADMIN,  /* the admin key when auth is on (metrics) */
+    SLORA_API_AUTH_NONE,  /* no key needed (healthz, readyz) */
+    SLORA_API_AUTH_ANY,   /* any valid key (tenant or admin) when auth is on */
+    SLORA_API_AUTH_ADMIN, /* the admin key when auth is on (metrics) */
 };
 
 /* One (method, pattern) pair. Pattern segments "{x}" capture one path
- * segment ([^/]+, not decoded) into params[] in order. An unmatched path is
- * 404; a matched pattern without that method is 405 with Allow listing the
- * pattern's methods. */
+ * segment ([^/]*, not decoded; empty captures match so handlers answer 400)
+ * into params[] in order. An unmatched path is 404; a matched pattern
+ * without that method is 405 with Allow listing the pattern's methods. HEAD
+ * runs the GET route; the host drops the body. */
 struct slora_api_route {
     enum slora_api_method method;
-    const char *pattern;         /* "/v1/adapters/{tenant}/{name}" */
-    const char *name;            /* metrics label, e.g. "adapters_put" */
+    const char *pattern; /* "/v1/adapters/{tenant}/{name}" */
+    const char *name;    /* metrics label, e.g. "adapters_put" */
     enum slora_api_auth auth;
-    slora_api_head_cb head;      /* optional */
+    slora_api_head_cb head; /* optional */
     slora_api_handler_cb handler;
 };
 
@@ -134,7 +135,7 @@ struct slora_api_deps {
     const struct slora_tokenizer *tokenizer;
     const char *model_id;
     struct slora_registry *registry;
-    struct slora_auth *auth;       /* replaced on SIGHUP via slora_api_set_auth */
+    struct slora_auth *auth; /* replaced on SIGHUP via slora_api_set_auth */
     struct slora_engine *engine;
     const struct slora_config *config; /* replaced on SIGHUP via slora_api_set_config */
     /* Delta-cache hook for `PUT ...?warm=1` / `?pin=0|1` (engine): NULL
@@ -259,21 +260,20 @@ void slora_api_call_cancel(struct slora_api_call *c);
 
 /* Output produced since the last take. */
 struct slora_api_output {
-    bool has_head;  /* first take after completion/stream_begin: status etc. valid */
+    bool has_head; /* first take after completion/stream_begin: status etc. valid */
     int status;
     const char *content_type;
     const struct slora_api_header *headers; /* (n_headers), owned by the call */
     int n_headers;
-    bool stream;    /* chunked response */
-    char *data;     /* whole body, or stream bytes since the last take; caller frees */
+    bool stream; /* chunked response */
+    char *data;  /* whole body, or stream bytes since the last take; caller frees */
     size_t len;
-    bool done;      /* completed: nothing more will come */
+    bool done; /* completed: nothing more will come */
 };
 /* Take pending output; false when there is none. */
 bool slora_api_call_take(struct slora_api_call *c, struct slora_api_output *out);
 /* After the response was written: record metrics (route, status, latency). */
-void slora_api_call_finish(struct slora_api_call *c, int status, uint64_t bytes,
-                           double seconds);
+void slora_api_call_finish(struct slora_api_call *c, int status, uint64_t bytes, double seconds);
 /* Access-log fields (borrowed; "-" when unset) and the route's metrics name. */
 void slora_api_call_log_fields(const struct slora_api_call *c, const char **route,
                                const char **tenant, const char **adapter, const char **version);

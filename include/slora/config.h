@@ -17,14 +17,14 @@
 struct slora_auth;
 
 struct slora_config {
-    char *config_path;        /* the file loaded, or NULL */
-    char *listen;             /* "host:port" or "[v6]:port" */
-    char *model;              /* base model path */
-    char *tokenizer;          /* tokenizer path */
-    char *model_id;           /* default: model file name without extension */
-    char *state_dir;          /* default: $STATE_DIRECTORY, else /var/lib/slorad */
-    int64_t threads;          /* compute threads; 0 = one per CPU */
-    char *log_level;          /* debug, info, warn, error */
+    char *config_path; /* the file loaded, or NULL */
+    char *listen;      /* "host:port" or "[v6]:port" */
+    char *model;       /* base model path */
+    char *tokenizer;   /* tokenizer path */
+    char *model_id;    /* default: model file name without extension */
+    char *state_dir;   /* default: $STATE_DIRECTORY, else /var/lib/slorad */
+    int64_t threads;   /* compute threads; 0 = one per CPU */
+    char *log_level;   /* debug, info, warn, error */
     int64_t max_header_bytes;
     int64_t max_body_bytes;
     int64_t max_connections;
@@ -34,14 +34,14 @@ struct slora_config {
     int64_t drain_timeout_ms;  /* SIGTERM: in-flight requests get this long */
     int64_t max_adapter_params;
     int64_t delta_cache_bytes;
-    int64_t max_tokens;        /* cap on a completion's max_tokens */
-    int64_t queue_depth;       /* waiting sequences before 503 */
+    int64_t max_tokens;               /* cap on a completion's max_tokens */
+    int64_t queue_depth;              /* waiting sequences before 503 */
     int64_t max_sequences_per_tenant; /* concurrent sequences before 429 */
-    int64_t max_logits_bytes;  /* /v1/logits response size before 400 */
-    int64_t worker_threads;    /* uploads, hashing, file I/O */
+    int64_t max_logits_bytes;         /* /v1/logits response size before 400 */
+    int64_t worker_threads;           /* uploads, hashing, file I/O */
     bool allow_insecure_remote;
     int n_tenants;
-    struct slora_auth *auth;  /* tenants and admin key (auth.h); a reference the config owns */
+    struct slora_auth *auth; /* tenants and admin key (auth.h); a reference the config owns */
 };
 
 /* Build a config from argv (after the command name) and the environment.

@@ -84,8 +84,7 @@ enum slora_http_body_mode {
 char *slora_http_format_head(int status, const char *content_type,
                              const struct slora_api_header *headers, int n_headers,
                              const char *request_id, bool keep_alive,
-                             enum slora_http_body_mode mode, uint64_t content_length,
-                             size_t *len);
+                             enum slora_http_body_mode mode, uint64_t content_length, size_t *len);
 /* The body mode a status implies for a non-streamed body. */
 enum slora_http_body_mode slora_http_body_mode_for(int status);
 /* "OK", "Not Found", ... ("Unknown" for unlisted codes). */

@@ -40,6 +40,9 @@ check "GET If-None-Match other -> 200" 200 "$(status GET "$URL/v1/adapters/acme/
 curl -s -o "$TMP/dl" -D "$TMP/h" "$URL/v1/adapters/acme/style/file"
 check "download equals upload" "$(sha256sum <"$A")" "$(sha256sum <"$TMP/dl")"
 check_contains "download content type" "Content-Type: application/octet-stream" "$(cat "$TMP/h")"
+resp=$(printf 'HEAD /v1/adapters/acme/style/file HTTP/1.1\r\nConnection: close\r\n\r\n' | raw)
+check_contains "HEAD: status and length of the GET" "Content-Length: $(stat -c %s "$A")" "$resp"
+check "HEAD: no body" "" "$(printf '%s' "$resp" | sed '1,/^\r$/d')"
 check "file If-None-Match -> 304" 304 "$(status GET "$URL/v1/adapters/acme/style/file" -H "If-None-Match: \"$VA\"")"
 
 # replace
@@ -102,7 +105,7 @@ test ! -e "$TMP/state/adapters/acme/style.safetensors" || fail "deleted file sti
 check "unknown path -> 404" 404 "$(status GET "$URL/v2/nothing")"
 curl -s -D "$TMP/h" -o /dev/null -X PATCH "$URL/v1/adapters/acme/other"
 check_contains "wrong method -> 405" "405" "$(head -1 "$TMP/h")"
-check_contains "405 lists Allow" "Allow: GET, PUT, DELETE" "$(cat "$TMP/h")"
+check_contains "405 lists Allow" "Allow: GET, HEAD, PUT, DELETE" "$(cat "$TMP/h")"
 
 metrics=$(curl -s "$URL/metrics")
 check_contains "metrics: uploads counted" "slorad_adapter_uploads_total" "$metrics"

@@ -81,6 +81,11 @@ out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer small-key' -T "$A" "$
 check_contains "small: over max_bytes -> 507" " 507" "$out"
 check_contains "507 states the quota" "8000" "$out"
 
+metrics=$(curl -s -H 'Authorization: Bearer admin-key' "$URL/metrics")
+check_contains "metrics: per-tenant requests" 'slorad_tenant_requests_total{tenant="acme"}' "$metrics"
+check_contains "metrics: 401s counted by route" 'slorad_requests_total{route="metrics",status="401"}' "$metrics"
+check_contains "metrics: open connections gauge" 'slorad_open_connections 1' "$metrics"
+
 # key rotation with SIGHUP; a keep-alive connection survives it
 "$PYTHON" - "$PORT" "$DAEMON_PID" "$TMP" >"$TMP/hup.out" <<'PY' &
 import os, socket, sys, time

@@ -19,6 +19,12 @@ check "pipelined: three answers in order" "200 p1 404 p2 200 p3" \
     "$(printf '%s' "$resp" | tr -d '\r' | awk '/^HTTP\/1.1/ {s=$2} /^X-Request-Id:/ {printf "%s%s %s", sep, s, $2; sep=" "}')"
 check_contains "Connection: close honoured" "Connection: close" "$resp"
 
+# many small pipelined requests in one write: all answered, in order
+resp=$("$PYTHON" -c 'import sys; sys.stdout.write("".join("GET /healthz HTTP/1.1\r\nX-Request-Id: q%d\r\n\r\n" % i for i in range(2000)) + "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")' | RAW_WAIT=5 raw)
+check "2001 pipelined requests answered" 2001 "$(printf '%s' "$resp" | grep -c '^HTTP/1.1 200')"
+check "pipelined answers in request order" "q0 q1 q2 q1999" \
+    "$(printf '%s' "$resp" | tr -d '\r' | sed -n 's/^X-Request-Id: \(q[0-9]*\)$/\1/p' | sed -n '1p;2p;3p;$p' | tr '\n' ' ' | sed 's/ $//')"
+
 # a pipelined upload between two GETs
 resp=$( (printf 'GET /healthz HTTP/1.1\r\n\r\nPUT /v1/adapters/acme/pipe HTTP/1.1\r\nContent-Length: %d\r\n\r\n' "$(stat -c %s "$A")"; cat "$A"; printf 'GET /v1/adapters/acme/pipe HTTP/1.1\r\nConnection: close\r\n\r\n') | raw)
 check "pipelined upload then GET" "200 201 200" "$(printf '%s' "$resp" | grep -ao '^HTTP/1.1 [0-9]*' | cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//')"
@@ -41,27 +47,19 @@ check_contains "431 is JSON" '"code":"hdrtoolarge"' "$resp"
 
 # slow-loris: headers never finish -> 408 then close, within the timeout
 start=$(date +%s%N)
-resp=$("$PYTHON" - "$PORT" <<'PY'
+resp=$("$PYTHON" - "$PORT" "$E2E_LIB" <<'PY'
 import socket, sys, time
+sys.path.insert(0, sys.argv[2])
+from raw import read_all
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.settimeout(5)
 s.sendall(b"GET /healthz HTTP/1.1\r\n")
-out = b""
 try:
     for _ in range(40):  # one header byte every 100 ms: never completes in time
         s.sendall(b"X")
         time.sleep(0.1)
 except (BrokenPipeError, ConnectionResetError):
     pass
-try:
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-except Exception:
-    pass
-sys.stdout.write(out.decode(errors="replace"))
+sys.stdout.write(read_all(s, 5).decode(errors="replace"))
 PY
 )
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
@@ -93,23 +91,16 @@ PY
 check_contains "idle keep-alive connection closed" "closed" "$resp"
 
 # connection limit: the 5th concurrent connection is refused cleanly
-resp=$("$PYTHON" - "$PORT" <<'PY'
+resp=$("$PYTHON" - "$PORT" "$E2E_LIB" <<'PY'
 import socket, sys, time
+sys.path.insert(0, sys.argv[2])
+from raw import read_all
 port = int(sys.argv[1])
 held = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
 time.sleep(0.2)
 s = socket.create_connection(("127.0.0.1", port))
-s.settimeout(3)
 s.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
-out = b""
-try:
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-except Exception:
-    pass
+out = read_all(s, 3)
 for h in held:
     h.close()
 sys.stdout.write(out.decode(errors="replace"))

@@ -1,0 +1,60 @@
+/* buf.c - growable byte buffer (see buf.h). Capacity doubles. */
+#include "util/buf.h"
+
+#include <slora/error.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int slora__buf_reserve(struct slora__buf *b, size_t extra)
+{
+    if (extra > SIZE_MAX - b->len - 1)
+        return SLORA_ENOMEM;
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return SLORA_ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int slora__buf_add(struct slora__buf *b, const void *data, size_t n)
+{
+    if (slora__buf_reserve(b, n))
+        return SLORA_ENOMEM;
+    if (n)
+        memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int slora__buf_vprintf(struct slora__buf *b, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0 || slora__buf_reserve(b, (size_t)n))
+        return SLORA_ENOMEM;
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int slora__buf_printf(struct slora__buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int err = slora__buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return err;
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# server_drain.sh - SIGTERM drains: no new connections, an upload whose body
+# is still arriving completes (201, Connection: close) and the daemon exits
+# 0; a request that never completes is cut at drain_timeout_ms and the
+# daemon still exits 0.
+. "$(dirname "$0")/lib/daemon.sh"
+
+A=$FIXTURES/lokr.safetensors
+printf '{"drain_timeout_ms": 5000, "body_timeout_ms": 20000}' >"$TMP/conf.json"
+start_daemon "$TMP/state" --config "$TMP/conf.json"
+
+# half an upload, SIGTERM, then the rest
+"$PYTHON" - "$PORT" "$A" "$TMP" "$E2E_LIB" >"$TMP/upload.out" <<'PY' &
+import os, socket, sys, time
+port, path, tmp, lib = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+sys.path.insert(0, lib)
+from raw import read_all
+body = open(path, "rb").read()
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"PUT /v1/adapters/acme/drain HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body))
+s.sendall(body[: len(body) // 2])
+open(tmp + "/half", "w").close()
+while not os.path.exists(tmp + "/go"):
+    time.sleep(0.02)
+s.sendall(body[len(body) // 2:])
+sys.stdout.write(read_all(s, 5).decode(errors="replace"))
+PY
+client=$!
+while [ ! -e "$TMP/half" ]; do sleep 0.02; done
+sleep 0.2
+kill -TERM "$DAEMON_PID"
+sleep 0.3
+kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited with an upload in flight"
+echo "ok - still draining with an upload in flight"
+if curl -s -m 2 -o /dev/null "$URL/healthz"; then fail "new connection accepted while draining"; fi
+echo "ok - new connections refused while draining"
+touch "$TMP/go"
+wait "$client"
+check_contains "in-flight upload completes" "HTTP/1.1 201" "$(cat "$TMP/upload.out")"
+check_contains "answered with Connection: close" "Connection: close" "$(cat "$TMP/upload.out")"
+stop_rc=0
+wait "$DAEMON_PID" || stop_rc=$?
+DAEMON_PID=
+check "daemon exits 0 after the drain" 0 "$stop_rc"
+test -f "$TMP/state/adapters/acme/drain.safetensors" || fail "drained upload not stored"
+echo "ok - drained upload stored"
+
+# a request that never completes is cut at the drain timeout
+printf '{"drain_timeout_ms": 300, "body_timeout_ms": 20000}' >"$TMP/conf.json"
+start_daemon "$TMP/state" --config "$TMP/conf.json"
+"$PYTHON" - "$PORT" "$TMP" >/dev/null <<'PY' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"PUT /v1/adapters/acme/never HTTP/1.1\r\nContent-Length: 1000\r\n\r\nabc")
+open(sys.argv[2] + "/started", "w").close()
+time.sleep(5)
+PY
+client=$!
+while [ ! -e "$TMP/started" ]; do sleep 0.02; done
+sleep 0.2
+start=$(date +%s%N)
+stop_daemon
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$ms" -lt 3000 ] || fail "drain took $ms ms with drain_timeout_ms 300"
+echo "ok - stuck request cut after $ms ms"
+kill "$client" 2>/dev/null || true
+wait "$client" 2>/dev/null || true
+echo "server_drain: $N_CHECKS checks passed"
