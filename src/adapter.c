@@ -3,9 +3,11 @@
  * Order of work: safetensors structure (safetensors.c), then the
  * __metadata__.superlora config (jansson, duplicate keys rejected), then the
  * target list and group sizes computed arithmetically, then the tensor names
- * and shapes against the group table, then the resource limits, and only
- * then the one allocation proportional to the data (the float32 parameter
- * buffer). Every size product is overflow-checked.
+ * (sorted), then one allocation for the targets, groups and factor tables
+ * sized exactly to what the file has, the shapes checked into it, then the
+ * resource limits, and only then the one allocation proportional to the
+ * data (the float32 parameter buffer). Every size product is
+ * overflow-checked.
  *
  * The finished adapter is immutable; its refcount is the only mutable field
  * and is updated atomically, so any thread may ref/unref and read it.
