@@ -190,7 +190,7 @@ static inline void round_vec(__m256i *l, __m256i *r, __m256i rk, __m256i mask)
 /* Four vectors per step: each round is a chain of ~16 dependent cycles,
  * so four independent chains keep the multipliers busy (the vectors are
  * passed by pointer to inlined locals, so they stay in registers). */
-static inline void feistel_vec4(__m256i *x0, __m256i *x1, __m256i *x2, __m256i *x3,
+static inline __attribute__((always_inline)) void feistel_vec4(__m256i *x0, __m256i *x1, __m256i *x2, __m256i *x3,
                                 const __m256i rk[4], __m128i sh, __m256i mask)
 {
     __m256i l0 = _mm256_srl_epi32(*x0, sh), r0 = _mm256_and_si256(*x0, mask);
