@@ -254,28 +254,31 @@ static inline unsigned over_lanes(__m256i y, __m256i vlast)
 
 #define WALK_BLOCK 1024
 
-/* Cycle walking for the values of xb (m <= WALK_BLOCK) that are >= n:
- * they are left-packed with their positions into a dense list, F runs on
- * the list four vectors at a time, results are written back and the
- * lanes still out of range packed again, until none is left. The
- * in-range majority costs one compare, and nothing branches on data. */
-static void walk_block(uint32_t *xb, size_t m, const __m256i vrk[4], __m128i sh, __m256i vmask,
-                       uint64_t n)
+/* The values of one block of up to WALK_BLOCK that are >= n, left-packed
+ * as they are computed: position in the block and value. */
+struct walk_list {
+    uint32_t pos[WALK_BLOCK + 8];
+    uint32_t val[WALK_BLOCK + 32];
+    size_t np;
+    __m256i vlast; /* n - 1 in every lane */
+};
+
+static inline void walk_add(struct walk_list *w, size_t i, __m256i y)
 {
-    uint32_t pos[WALK_BLOCK + 8], val[WALK_BLOCK + 32];
-    __m256i vlast = _mm256_set1_epi32((int)(uint32_t)(n - 1));
-    __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    size_t np = 0, i = 0;
-    for (; i + 8 <= m; i += 8) {
-        __m256i y = _mm256_loadu_si256((const __m256i *)(xb + i));
-        np = pack_lanes(pos, val, np, _mm256_add_epi32(lane, _mm256_set1_epi32((int)i)), y,
-                        over_lanes(y, vlast));
-    }
-    for (; i < m; i++) {
-        pos[np] = (uint32_t)i;
-        val[np] = xb[i];
-        np += xb[i] >= n;
-    }
+    __m256i vpos = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                    _mm256_set1_epi32((int)i));
+    w->np = pack_lanes(w->pos, w->val, w->np, vpos, y, over_lanes(y, w->vlast));
+}
+
+/* Cycle walking for the listed values of xb: F runs on the dense list
+ * four vectors at a time, results are written back and the lanes still
+ * out of range packed again, until none is left. The in-range majority
+ * costs one compare, and nothing branches on data. */
+static void walk_block(uint32_t *xb, struct walk_list *w, const __m256i vrk[4], __m128i sh,
+                       __m256i vmask)
+{
+    size_t np = w->np;
+    uint32_t *pos = w->pos, *val = w->val;
     while (np) {
         memset(val + np, 0, (32 - np % 32) % 32 * sizeof(uint32_t));
         for (size_t k = 0; k < np; k += 32)
@@ -287,7 +290,7 @@ static void walk_block(uint32_t *xb, size_t m, const __m256i vrk[4], __m128i sh,
             unsigned live = np - k < 8 ? (1u << (np - k)) - 1 : 0xFFu;
             __m256i y = _mm256_loadu_si256((const __m256i *)(val + k));
             keep = pack_lanes(pos, val, keep, _mm256_loadu_si256((const __m256i *)(pos + k)), y,
-                              over_lanes(y, vlast) & live);
+                              over_lanes(y, w->vlast) & live);
         }
         np = keep;
     }
@@ -304,9 +307,11 @@ void slora_kernels_feistel(uint32_t *out, uint64_t i0, size_t count, const uint3
     __m128i sh = _mm_cvtsi32_si128(h);
     __m256i eight = _mm256_set1_epi32(8);
     bool walk = n < ((uint64_t)1 << (2 * h));
+    struct walk_list w = {.vlast = _mm256_set1_epi32((int)(uint32_t)(n - 1))};
     for (size_t b0 = 0; b0 < count; b0 += WALK_BLOCK) {
         uint32_t *xb = out + b0;
         size_t m = count - b0 < WALK_BLOCK ? count - b0 : WALK_BLOCK, i = 0;
+        w.np = 0;
         /* the domain indices, counted up in registers (wrapping at 2^32
          * only past n = 2^32, which is never reached) */
         __m256i x0 = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)(i0 + b0)),
@@ -319,16 +324,29 @@ void slora_kernels_feistel(uint32_t *out, uint64_t i0, size_t count, const uint3
             _mm256_storeu_si256((__m256i *)(xb + i + 8), x1);
             _mm256_storeu_si256((__m256i *)(xb + i + 16), x2);
             _mm256_storeu_si256((__m256i *)(xb + i + 24), x3);
+            if (walk) {
+                walk_add(&w, i, x0);
+                walk_add(&w, i + 8, x1);
+                walk_add(&w, i + 16, x2);
+                walk_add(&w, i + 24, x3);
+            }
             x0 = next;
         }
         for (; i + 8 <= m; i += 8) {
-            _mm256_storeu_si256((__m256i *)(xb + i), feistel_vec(x0, vrk, h, vmask));
+            __m256i y = feistel_vec(x0, vrk, h, vmask);
+            _mm256_storeu_si256((__m256i *)(xb + i), y);
+            if (walk)
+                walk_add(&w, i, y);
             x0 = _mm256_add_epi32(x0, eight);
         }
-        for (; i < m; i++)
-            xb[i] = feistel1((uint32_t)(i0 + b0 + i), rk, h, mask);
-        if (walk)
-            walk_block(xb, m, vrk, sh, vmask, n);
+        for (; i < m; i++) {
+            uint32_t y = feistel1((uint32_t)(i0 + b0 + i), rk, h, mask);
+            xb[i] = y;
+            w.pos[w.np] = (uint32_t)i;
+            w.val[w.np] = y;
+            w.np += walk && y >= n;
+        }
+        walk_block(xb, &w, vrk, sh, vmask);
     }
 }
 
