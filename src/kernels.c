@@ -364,7 +364,8 @@ uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
     const __m256i c1h = _mm256_set1_epi64x((long long)(0xBF58476D1CE4E5B9ull >> 32));
     const __m256i c2l = _mm256_set1_epi64x((long long)(0x94D049BB133111EBull & 0xFFFFFFFF));
     const __m256i c2h = _mm256_set1_epi64x((long long)(0x94D049BB133111EBull >> 32));
-    const __m256i f16 = _mm256_set1_epi64x(0xFFFF), centre = _mm256_set1_epi64x(131070);
+    const __m256i flip = _mm256_set1_epi16((short)0x8000), ones16 = _mm256_set1_epi16(1);
+    const __m256i two = _mm256_set1_epi32(2);
     const __m256i pack = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     const __m256i step = _mm256_set1_epi64x((long long)(4 * SLORA_GAMMA));
     __m256i z =
@@ -378,10 +379,11 @@ uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
         u = _mm256_xor_si256(u, _mm256_srli_epi64(u, 27));
         u = mul64_const(u, c2l, c2h);
         u = _mm256_xor_si256(u, _mm256_srli_epi64(u, 31));
-        __m256i g = _mm256_add_epi64(_mm256_and_si256(u, f16),
-                                     _mm256_and_si256(_mm256_srli_epi64(u, 16), f16));
-        g = _mm256_add_epi64(g, _mm256_and_si256(_mm256_srli_epi64(u, 32), f16));
-        g = _mm256_sub_epi64(_mm256_add_epi64(g, _mm256_srli_epi64(u, 48)), centre);
+        /* the four 16-bit fields offset to signed (f - 32768), summed in
+         * pairs by madd, the pairs added: the low 32 bits of each lane hold
+         * sum - 131072 = gd - 2 (upper halves are ignored from here on) */
+        __m256i pairs = _mm256_madd_epi16(_mm256_xor_si256(u, flip), ones16);
+        __m256i g = _mm256_add_epi32(_mm256_add_epi32(pairs, _mm256_srli_epi64(pairs, 32)), two);
         acc = _mm256_add_epi64(acc, _mm256_mul_epi32(g, g));
         __m128i g32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(g, pack));
         _mm_storeu_ps(w + t, _mm_mul_ps(_mm_loadu_ps(w + t), _mm_cvtepi32_ps(g32)));
