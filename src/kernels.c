@@ -190,8 +190,10 @@ static inline void round_vec(__m256i *l, __m256i *r, __m256i rk, __m256i mask)
 /* Four vectors per step: each round is a chain of ~16 dependent cycles,
  * so four independent chains keep the multipliers busy (the vectors are
  * passed by pointer to inlined locals, so they stay in registers). */
-static inline __attribute__((always_inline)) void feistel_vec4(__m256i *x0, __m256i *x1, __m256i *x2, __m256i *x3,
-                                const __m256i rk[4], __m128i sh, __m256i mask)
+static inline __attribute__((always_inline)) void feistel_vec4(__m256i *x0, __m256i *x1,
+                                                               __m256i *x2, __m256i *x3,
+                                                               const __m256i rk[4], __m128i sh,
+                                                               __m256i mask)
 {
     __m256i l0 = _mm256_srl_epi32(*x0, sh), r0 = _mm256_and_si256(*x0, mask);
     __m256i l1 = _mm256_srl_epi32(*x1, sh), r1 = _mm256_and_si256(*x1, mask);
@@ -231,8 +233,8 @@ static inline size_t pack_lanes(uint32_t *pos, uint32_t *val, size_t np, __m256i
 {
 #ifdef __BMI2__
     uint64_t bytes = _pdep_u64(over, 0x0101010101010101ull) * 0xFF;
-    __m256i sel = _mm256_cvtepu8_epi32(
-        _mm_cvtsi64_si128((long long)_pext_u64(0x0706050403020100ull, bytes)));
+    __m256i sel =
+        _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)_pext_u64(0x0706050403020100ull, bytes)));
 #else
     uint32_t lanes[8] = {0};
     for (unsigned b = 0, k = 0; b < 8; b++)
@@ -265,8 +267,8 @@ struct walk_list {
 
 static inline void walk_add(struct walk_list *w, size_t i, __m256i y)
 {
-    __m256i vpos = _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                    _mm256_set1_epi32((int)i));
+    __m256i vpos =
+        _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)i));
     w->np = pack_lanes(w->pos, w->val, w->np, vpos, y, over_lanes(y, w->vlast));
 }
 
