@@ -55,7 +55,7 @@ static float next_value(void)
 }
 
 #define BASE_JSON                                                                                  \
-    "\"version\": 1, \"base\": {\"dim\": 64, \"n_layers\": 5, \"n_heads\": 8, "                     \
+    "\"version\": 1, \"base\": {\"dim\": 64, \"n_layers\": 5, \"n_heads\": 8, "                    \
     "\"n_kv_heads\": 4, \"hidden_dim\": 172, \"vocab_size\": 512}"
 
 /* An adapter file image from a config and a tensor list, random values;
@@ -335,9 +335,9 @@ int main(int argc, char **argv)
     for (int k = 0; k < n_kinds; k++) {
         struct kind *kd = &kinds[k];
         for (int v = 0; v < 2; v++)
-            kd->buf[v] = kd->make ? kd->make(kd->arg, v, &kd->len[v])
-                         : kd->arg     ? make_lokr(v, &kd->len[v])
-                                       : make_tucker(v, &kd->len[v]);
+            kd->buf[v] = kd->make  ? kd->make(kd->arg, v, &kd->len[v])
+                         : kd->arg ? make_lokr(v, &kd->len[v])
+                                   : make_tucker(v, &kd->len[v]);
     }
     r = fill(resident_state, &kinds[0], resident);
 
@@ -397,9 +397,8 @@ int main(int argc, char **argv)
                     "%.3f, \"resident\": %d, \"resident_adapter_bytes\": %zu, \"fill_s\": %.2f, "
                     "\"rss_bytes_per_adapter\": %.0f, \"beyond_file_bytes\": %.0f, "
                     "\"gets_per_s\": %.0f, \"kinds\": [",
-                    len[0], uploads, p50, p99, v50, v99, resident, kinds[0].len[0],
-                    kinds[0].fill_s, kinds[0].rss_per, kinds[0].rss_per - (double)kinds[0].len[0],
-                    gets);
+                    len[0], uploads, p50, p99, v50, v99, resident, kinds[0].len[0], kinds[0].fill_s,
+                    kinds[0].rss_per, kinds[0].rss_per - (double)kinds[0].len[0], gets);
             for (int k = 0; k < n_kinds; k++)
                 fprintf(f,
                         "%s{\"adapter\": \"%s\", \"resident\": %d, \"file_bytes\": %zu, "

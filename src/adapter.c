@@ -823,8 +823,8 @@ static int build(struct slora_adapter *a, const struct slora_st *st,
     build_group_sizes(a);
     int pos = 0;
     for (int g = 0; g < a->n_groups; g++) {
-        if ((err = build_group(&a->groups[g], g, es, st->n_tensors, &pos, &t, lim, diag,
-                               diag_len)) ||
+        if ((err =
+                 build_group(&a->groups[g], g, es, st->n_tensors, &pos, &t, lim, diag, diag_len)) ||
             (err = check_code_len(&a->groups[g], g, a->cfg.projection, &t, lim, diag, diag_len)))
             goto err_free_entries;
     }

@@ -451,8 +451,8 @@ static int check_group(const struct slora_adapter *a, int gi, char *diag, size_t
         int64_t n = 1;
         for (int k = 0; k < g->n_kron; k++) {
             const struct slora_factor *f = &g->k[k];
-            ok = ok && f->n && f->r && f->a && f->n[m] >= 1 && f->r[m] >= 1 && f->n[m] <= INT_MAX && f->r[m] <= INT_MAX &&
-                 f->a[m] && (f->core || f->r[m] == f->r[0]);
+            ok = ok && f->n && f->r && f->a && f->n[m] >= 1 && f->r[m] >= 1 && f->n[m] <= INT_MAX &&
+                 f->r[m] <= INT_MAX && f->a[m] && (f->core || f->r[m] == f->r[0]);
             n = ok ? n * f->n[m] : 1;
         }
         ok = ok && n == g->n[m];

@@ -100,7 +100,7 @@ struct slora_adapter {
     int64_t total;                /* N */
     int n_groups;                 /* G */
     struct slora_group *groups;   /* (G) */
-    void *tables;    /* owned: one allocation holding targets, groups and their factor tables */
+    void *tables;      /* owned: one allocation holding targets, groups and their factor tables */
     int64_t n_params;  /* total tensor elements */
     float *params;     /* (n_params) all factors and cores, float32; owned */
     size_t file_bytes; /* size of the serialized file */
