@@ -270,6 +270,28 @@ static int resolve_model(struct job *j, json_t *req)
     return 0;
 }
 
+/* Encode the string `prompt` v into a new malloc'd *ids. Text that cannot
+ * fit in max_tokens tokens is refused before encoding, whose scratch grows
+ * with the text (a body near the size limit would need gigabytes). */
+static int encode_prompt(struct job *j, json_t *v, bool bos, int max_tokens, int **ids, int *n)
+{
+    size_t len = json_string_length(v);
+    if (strlen(json_string_value(v)) != len)
+        return fail(j, SLORA_EINVAL, "'prompt' contains a NUL character");
+    size_t max_len = slora_tokenizer_max_text_bytes(j->tok, max_tokens);
+    if (len > max_len)
+        return fail(j, SLORA_EINVAL,
+                    "'prompt' has %zu bytes; at most %zu bytes can fit in the model's context "
+                    "of %d tokens",
+                    len, max_len, j->model->cfg.seq_len);
+    if (!(*ids = malloc((len + 3) * sizeof(int))))
+        return fail(j, SLORA_ENOMEM, "out of memory");
+    int err = slora_tokenizer_encode(j->tok, json_string_value(v), bos, *ids, n);
+    if (err)
+        return fail(j, err, "cannot tokenize 'prompt': %s", slora_strerror(err));
+    return 0;
+}
+
 /* `prompt` (a string: BOS + its tokens) or, for logits, also `tokens`; an
  * array of ids is used verbatim. */
 static int parse_prompt(struct job *j, json_t *req, bool allow_tokens_key)
@@ -284,15 +306,9 @@ static int parse_prompt(struct job *j, json_t *req, bool allow_tokens_key)
     }
     int vocab = j->model->cfg.shape.vocab_size, seq_len = j->model->cfg.seq_len;
     if (json_is_string(v)) {
-        size_t len = json_string_length(v);
-        if (strlen(json_string_value(v)) != len)
-            return fail(j, SLORA_EINVAL, "'prompt' contains a NUL character");
-        if (!(j->prompt = malloc((len + 3) * sizeof(int))))
-            return fail(j, SLORA_ENOMEM, "out of memory");
-        int err = slora_tokenizer_encode(j->tok, json_string_value(v), true, j->prompt,
-                                         &j->n_prompt);
+        int err = encode_prompt(j, v, true, seq_len - 1, &j->prompt, &j->n_prompt);
         if (err)
-            return fail(j, err, "cannot tokenize 'prompt': %s", slora_strerror(err));
+            return err;
     } else if (json_is_array(v)) {
         size_t n = json_array_size(v);
         if (n == 0)
@@ -448,18 +464,16 @@ static int prepare_tokenize(struct job *j, json_t *req)
     int err = get_bool(j, req, "add_bos", &bos);
     if (err)
         return err;
-    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+    if (!json_is_string(v))
         return fail(j, SLORA_EINVAL, "'prompt' must be a string");
-    int *ids = malloc((json_string_length(v) + 3) * sizeof(int)), n = 0;
-    if (!ids)
-        return fail(j, SLORA_ENOMEM, "out of memory");
-    err = slora_tokenizer_encode(j->tok, json_string_value(v), bos, ids, &n);
+    int *ids = NULL, n = 0;
+    err = encode_prompt(j, v, bos, j->model->cfg.seq_len, &ids, &n);
     json_t *arr = err ? NULL : json_array();
     for (int i = 0; arr && i < n; i++)
         json_array_append_new(arr, json_integer(ids[i]));
     free(ids);
     if (err)
-        return fail(j, err, "cannot tokenize 'prompt': %s", slora_strerror(err));
+        return err;
     j->reply = json_pack("{so}", "tokens", arr);
     return j->reply ? 0 : fail(j, SLORA_ENOMEM, "out of memory");
 }
@@ -1057,6 +1071,21 @@ void slora_api_infer_put_hook(void *arg, struct slora_api_call *c,
         free(p);
         resume(c, err, "no worker available for warming the delta cache");
     }
+}
+
+int slora_api_infer_put_admit(void *arg, const struct slora_registry_entry *e, int pin, char *diag,
+                              size_t diag_len)
+{
+    struct slora_api_infer *inf = arg;
+    bool pinned = pin == 1 || (pin < 0 && slora_cache_is_pinned(inf->cache, e->id));
+    if (!pinned)
+        return 0;
+    int err = slora_cache_pin_check(inf->cache, e->id, e->adapter, diag, diag_len);
+    if (err && pin < 0) {
+        size_t n = strlen(diag);
+        snprintf(diag + n, diag_len - n, " (the pin carries over; add ?pin=0 to replace unpinned)");
+    }
+    return err;
 }
 
 /* ---- service ------------------------------------------------------------- */

@@ -134,6 +134,7 @@ int slora_cmd_serve(int argc, char **argv)
         .engine = inf->engine,
         .config = cfg,
         .put_hook = slora_api_infer_put_hook,
+        .put_admit = slora_api_infer_put_admit,
         .put_hook_arg = inf,
     };
     sv.api = slora_api_new(&deps);

@@ -127,6 +127,12 @@ typedef void (*slora_api_put_resume_cb)(struct slora_api_call *c, int err, const
 typedef void (*slora_api_put_hook_cb)(void *arg, struct slora_api_call *c,
                                       struct slora_registry_entry *e, int warm, int pin,
                                       slora_api_put_resume_cb resume);
+/* Called on a worker thread for every PUT after validation and before the
+ * new version e (unpublished) is persisted, pin as for the hook: a negative
+ * return fails the whole PUT with that code and diag, changing nothing
+ * (e.g. SLORA_ENOSPC when the pin the new version would get cannot fit). */
+typedef int (*slora_api_put_admit_cb)(void *arg, const struct slora_registry_entry *e, int pin,
+                                      char *diag, size_t diag_len);
 
 /* What the API serves from. All borrowed; they outlive the API. Members
  * the server does not have yet may be NULL (handlers answer 503). */
@@ -141,6 +147,7 @@ struct slora_api_deps {
     /* Delta-cache hook for `PUT ...?warm=1` / `?pin=0|1` (engine): NULL
      * ignores the flags. See slora_api_put_hook_cb. */
     slora_api_put_hook_cb put_hook;
+    slora_api_put_admit_cb put_admit; /* optional; arg is put_hook_arg */
     void *put_hook_arg;
 };
 

@@ -49,5 +49,10 @@ int slora_api_infer_register(struct slora_api *api, struct slora_api_infer *inf)
 void slora_api_infer_put_hook(void *arg, struct slora_api_call *c,
                               struct slora_registry_entry *e, int warm, int pin,
                               slora_api_put_resume_cb resume);
+/* slora_api_put_admit_cb for slora_api_deps.put_admit, arg = the service:
+ * SLORA_ENOSPC before anything is stored when the pin the new version would
+ * hold (pin=1, or the id's pin carried over) cannot fit the budget. */
+int slora_api_infer_put_admit(void *arg, const struct slora_registry_entry *e, int pin, char *diag,
+                              size_t diag_len);
 
 #endif

@@ -39,6 +39,12 @@ echo "ok - request id in the access log"
 check "chunked upload -> 201" 201 "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Transfer-Encoding: chunked' --data-binary "@$A" "$URL/v1/adapters/acme/chunked")"
 check "chunked upload stored exactly" "$(sha256sum <"$A")" "$(curl -s "$URL/v1/adapters/acme/chunked/file" | sha256sum)"
 
+# an Expect other than 100-continue -> 417 (RFC 9110 10.1.1), body never read
+resp=$(printf 'PUT /v1/adapters/acme/x HTTP/1.1\r\nExpect: 200-ok\r\nContent-Length: 3\r\n\r\nabc' | raw)
+check_contains "Expect: 200-ok -> 417" "HTTP/1.1 417 Expectation Failed" "$resp"
+check_contains "417 is JSON" '"code":"expect"' "$resp"
+check "417 stored nothing" 404 "$(status GET "$URL/v1/adapters/acme/x")"
+
 # header limit
 big=$(head -c 3000 /dev/zero | tr '\0' a)
 resp=$(printf 'GET /healthz HTTP/1.1\r\nX-Big: %s\r\n\r\n' "$big" | raw)
