@@ -1100,6 +1100,13 @@ static bool version_is_current(void *arg, const char *id, const char *version)
     return current;
 }
 
+void slora_api_infer_split_threads(int64_t threads, long cpus, int *engine, int *gen)
+{
+    int total = threads > 0 ? (int)threads : cpus > 0 ? (int)cpus : 1;
+    *gen = 1;
+    *engine = total > 1 ? total - 1 : 1;
+}
+
 int slora_api_infer_start(const struct slora_model *m, struct slora_registry *reg,
                           const struct slora_config *cfg, struct slora_api_infer **out)
 {
@@ -1107,16 +1114,18 @@ int slora_api_infer_start(const struct slora_model *m, struct slora_registry *re
     if (!inf)
         return SLORA_ENOMEM;
     inf->registry = reg;
+    int engine_threads, gen_threads;
+    slora_api_infer_split_threads(cfg->threads, sysconf(_SC_NPROCESSORS_ONLN), &engine_threads,
+                                  &gen_threads);
     struct slora_cache_config cc = {
         .budget_bytes = (size_t)cfg->delta_cache_bytes,
-        .gen_threads = 1,
+        .gen_threads = gen_threads,
         .is_current = reg ? version_is_current : NULL,
         .is_current_arg = reg,
     };
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     struct slora_engine_config ec = {
-        .threads = cfg->threads > 0 ? (int)cfg->threads : cpus > 0 ? (int)cpus : 1,
-        .max_batch = 0,
+        .threads = engine_threads,
+        .max_batch = (int)cfg->max_batch,
         .max_queue = (int)cfg->queue_depth,
         .tenant_max_seqs = (int)cfg->max_sequences_per_tenant,
     };

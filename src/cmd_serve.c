@@ -5,7 +5,7 @@
  *
  * Everything here runs on the main thread, which becomes the loop thread;
  * the registry's validate callback runs on worker threads and reads only
- * the immutable model shape and limits in `struct serve`.
+ * the immutable shape and limits in `serve.validate_ctx`.
  */
 #include <slora/adapter.h>
 #include <slora/api.h>
@@ -28,17 +28,9 @@ struct serve {
     int argc;
     char **argv;
     struct slora_model *model;
-    struct slora_adapter_limits limits;
+    struct slora_registry_model validate_ctx; /* what uploads are validated against */
     struct slora_api *api;
 };
-
-static int validate(void *ctx, const void *buf, size_t len, struct slora_adapter **out, char *diag,
-                    size_t diag_len)
-{
-    const struct serve *sv = ctx;
-    return slora_adapter_validate(buf, len, &sv->model->cfg.shape, &sv->limits, 1, out, diag,
-                                  diag_len);
-}
 
 static int reload(void *arg, struct slora_config **out)
 {
@@ -98,13 +90,15 @@ int slora_cmd_serve(int argc, char **argv)
     struct slora_tokenizer *tok = NULL;
     if (load_tokenizer(cfg, sv.model, &tok))
         goto out_free_model;
-    slora_adapter_limits_default(&sv.limits);
-    sv.limits.max_params = cfg->max_adapter_params;
+    sv.validate_ctx.shape = sv.model->cfg.shape;
+    slora_adapter_limits_default(&sv.validate_ctx.limits);
+    sv.validate_ctx.limits.max_params = cfg->max_adapter_params;
+    sv.validate_ctx.n_threads = 1;
     struct slora_registry_options ropt = {
         .state_dir = cfg->state_dir,
-        .validate = validate,
+        .validate = slora_registry_validate_adapter,
         .release = slora_adapter_unref,
-        .ctx = &sv,
+        .ctx = &sv.validate_ctx,
         .max_file_bytes = (size_t)cfg->max_body_bytes,
     };
     struct slora_registry *reg;

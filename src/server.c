@@ -6,7 +6,8 @@
  *   IDLE     no request bytes yet         timer: idle_timeout (then close); a new
  *                                         connection's first request: header_timeout
  *   HEADERS  request started              timer: header_timeout from its first byte (408)
- *   BODY     headers accepted, body due   timer: body_timeout of silence (408)
+ *   BODY     headers accepted, body due   timer: body_timeout of silence, and at
+ *                                         most body_deadline from the headers (408)
  *   WAIT     handler running / writing    no timer
  *   CLOSING  last response written        FIN sent, input discarded briefly, then close
  * The loop thread owns every connection; handlers may complete calls from
@@ -60,7 +61,8 @@ struct conn {
     int status;                  /* of the response being written */
     uint64_t bytes;              /* response body bytes written */
     bool streaming;
-    uint64_t t_start; /* uv_hrtime at the request's first byte */
+    uint64_t t_start;       /* uv_hrtime at the request's first byte */
+    uint64_t body_due_ms;   /* uv_now when the whole body must have arrived */
 };
 
 struct work {
@@ -213,6 +215,16 @@ static void arm(struct conn *c, int64_t ms)
     uv_timer_start(&c->timer, on_timeout, (uint64_t)ms, 0);
 }
 
+/* BODY: the next silence timeout, cut short by the total body deadline so
+ * a client trickling a byte now and then cannot hold the slot. */
+static void arm_body(struct conn *c)
+{
+    uint64_t now = uv_now(&c->srv->loop);
+    uint64_t left = c->body_due_ms > now ? c->body_due_ms - now : 0;
+    uint64_t silence = (uint64_t)c->srv->cfg->body_timeout_ms;
+    arm(c, (int64_t)(left < silence ? left : silence));
+}
+
 static void send_error_and_close(struct conn *c, int err, const char *msg, const char *request_id)
 {
     size_t blen = 0;
@@ -242,10 +254,11 @@ static void on_timeout(uv_timer_t *t)
         slora_http_request_id(rid);
         const struct slora_api_request *r = slora_http_conn_request(c->http);
         const char *id = c->state == C_BODY && r->request_id ? r->request_id : rid;
-        send_error_and_close(c, SLORA_ETIMEOUT,
-                             c->state == C_HEADERS ? "timed out reading the request headers"
-                                                   : "timed out reading the request body",
-                             id);
+        const char *why = c->state == C_HEADERS ? "timed out reading the request headers"
+                          : uv_now(&c->srv->loop) >= c->body_due_ms
+                              ? "the request body did not complete within body_deadline_ms"
+                              : "timed out reading the request body";
+        send_error_and_close(c, SLORA_ETIMEOUT, why, id);
         return;
     }
     conn_close(c);
@@ -485,7 +498,8 @@ static void start_call(struct conn *c)
         size_t l = sizeof(cont) - 1;
         conn_write(c, &b, &l, 1);
     }
-    arm(c, c->srv->cfg->body_timeout_ms);
+    c->body_due_ms = uv_now(&c->srv->loop) + (uint64_t)c->srv->cfg->body_deadline_ms;
+    arm_body(c);
 }
 
 static void conn_parse(struct conn *c)
@@ -593,7 +607,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     c->pending_len += (size_t)nread;
     if (c->state == C_BODY)
-        arm(c, c->srv->cfg->body_timeout_ms);
+        arm_body(c);
     if (c->state == C_WAIT &&
         c->pending_len > (size_t)c->srv->cfg->max_header_bytes + PENDING_SLACK) {
         /* A busy connection buffers at most this much of what follows. */

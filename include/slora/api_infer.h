@@ -7,7 +7,8 @@
  * /v1/adapters/...?warm=1|pin=1|pin=0` hook.
  *
  * The service owns the delta cache and the engine, built from the config
- * (threads, delta_cache_bytes, queue_depth, max_sequences_per_tenant); the
+ * (threads, max_batch, delta_cache_bytes, queue_depth,
+ * max_sequences_per_tenant); the
  * cache asks the registry which adapter versions are current, so replaced
  * or deleted versions are freed once no request uses them.
  *
@@ -19,6 +20,8 @@
 #define SLORA_API_INFER_H
 
 #include <slora/api.h>
+
+#include <stdint.h>
 
 struct slora_cache;
 struct slora_config;
@@ -33,6 +36,13 @@ struct slora_api_infer {
 };
 
 /* Create the cache and the engine. 0 or SLORA_ENOMEM. */
+/* The compute budget `threads` (config; <= 0: cpus, itself <= 0 when
+ * unknown: 1) split between one delta-cache generation thread (*gen) and
+ * the engine thread with its BLAS threads (*engine = threads - 1, at least
+ * 1). Only threads = 1 overcommits, by the generation thread during a
+ * cache miss. */
+void slora_api_infer_split_threads(int64_t threads, long cpus, int *engine, int *gen);
+
 int slora_api_infer_start(const struct slora_model *m, struct slora_registry *reg,
                           const struct slora_config *cfg, struct slora_api_infer **out);
 /* Cancel running requests (their calls complete), stop the engine, free

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # server_http.sh - HTTP behaviour of the real daemon: pipelining in order,
 # keep-alive and Connection: close, X-Request-Id, chunked uploads, header
-# limit (431), slow-loris header/body timeouts (408), idle timeout,
+# limit (431), slow-loris header/body timeouts and the total body deadline
+# (408), an Expect other than 100-continue (417), idle timeout,
 # connection limit, and a 2 MiB `Expect: 100-continue` upload without
 # curl's one-second stall.
 . "$(dirname "$0")/lib/daemon.sh"
 
 A=$FIXTURES/lokr.safetensors
 cat >"$TMP/conf.json" <<'JSON'
-{"header_timeout_ms": 700, "body_timeout_ms": 700, "idle_timeout_ms": 1500,
+{"header_timeout_ms": 700, "body_timeout_ms": 700, "body_deadline_ms": 1500, "idle_timeout_ms": 1500,
  "max_header_bytes": 2048, "max_connections": 4}
 JSON
 start_daemon "$TMP/state" --config "$TMP/conf.json"
@@ -79,6 +80,38 @@ resp=$( (printf 'PUT /v1/adapters/acme/slow HTTP/1.1\r\nContent-Length: 100\r\n\
 check_contains "stalled body -> 408" "HTTP/1.1 408" "$resp"
 check "stalled upload stored nothing" 404 "$(status GET "$URL/v1/adapters/acme/slow")"
 check "name is not left busy" 201 "$(status PUT "$URL/v1/adapters/acme/slow" -T "$A")"
+
+# a body trickling in faster than the silence timeout still meets the total deadline
+start=$(date +%s%N)
+resp=$("$PYTHON" - "$PORT" "$E2E_LIB" <<'PY'
+import socket, sys, time
+sys.path.insert(0, sys.argv[2])
+from raw import read_all
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"PUT /v1/adapters/acme/trickle HTTP/1.1\r\nContent-Length: 100\r\n\r\n")
+try:
+    for _ in range(100):  # one body byte every 300 ms: 30 s in all, never 700 ms silent
+        s.sendall(b"x")
+        time.sleep(0.3)
+        s.setblocking(False)
+        try:
+            if s.recv(1, socket.MSG_PEEK):
+                break
+        except BlockingIOError:
+            pass
+        s.setblocking(True)
+except (BrokenPipeError, ConnectionResetError):
+    pass
+s.setblocking(True)
+sys.stdout.write(read_all(s, 5).decode(errors="replace"))
+PY
+)
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check_contains "trickling body -> 408" "HTTP/1.1 408" "$resp"
+check_contains "408 names the body deadline" "body_deadline_ms" "$resp"
+[ "$ms" -lt 4500 ] || fail "trickling client held the connection for $ms ms"
+echo "ok - trickling client dropped after $ms ms"
+check "trickled upload stored nothing" 404 "$(status GET "$URL/v1/adapters/acme/trickle")"
 
 # idle keep-alive connections are closed
 resp=$("$PYTHON" - "$PORT" <<'PY'
