@@ -152,6 +152,7 @@ struct job {
     size_t text_offset;           /* bytes of text before the next token */
     float *rows;                  /* logits: (rows, vocab) */
     int n_rows;
+    struct buf json;              /* logits: the response, built on a worker */
 };
 
 static void job_free(void *p)
@@ -172,6 +173,7 @@ static void job_free(void *p)
     json_decref(j->lp_top);
     json_decref(j->lp_offsets);
     free(j->rows);
+    free(j->json.data);
     free(j);
 }
 
@@ -742,7 +744,7 @@ static void completion_done(void *arg, const struct slora_engine_result *r)
     }
 }
 
-/* ---- logits (engine thread) ---------------------------------------------- */
+/* ---- logits (engine thread, then a worker) -------------------------------- */
 
 static int logits_step(void *arg, float *logits, int pos, bool *stop)
 {
@@ -754,13 +756,12 @@ static int logits_step(void *arg, float *logits, int pos, bool *stop)
     return -1;
 }
 
-static void logits_done(void *arg, const struct slora_engine_result *r)
+/* Worker: the JSON of the rows the engine handed back (up to
+ * max_logits_bytes of text: never on the engine thread, which would stall
+ * every sequence of the batch). */
+static void logits_format(void *arg)
 {
     struct job *j = arg;
-    if (r->err) {
-        slora_api_call_error(j->call, r->err, "%s", r->diag);
-        return;
-    }
     int vocab = j->model->cfg.shape.vocab_size;
     struct buf b = {0};
     buf_add(&b, "{\"model\":", 9);
@@ -779,6 +780,15 @@ static void logits_done(void *arg, const struct slora_engine_result *r)
         buf_add(&b, "]", 1);
     }
     buf_add(&b, "]}", 2);
+    j->json = b;
+}
+
+/* Loop: send what logits_format built. */
+static void logits_formatted(void *arg)
+{
+    struct job *j = arg;
+    struct buf b = j->json;
+    j->json = (struct buf){0};
     if (b.oom) {
         free(b.data);
         slora_api_call_error(j->call, SLORA_ENOMEM, NULL);
@@ -790,6 +800,18 @@ static void logits_done(void *arg, const struct slora_engine_result *r)
     } else {
         slora_api_call_respond(j->call, 200, "application/json", b.data, b.len);
     }
+}
+
+static void logits_done(void *arg, const struct slora_engine_result *r)
+{
+    struct job *j = arg;
+    if (r->err) {
+        slora_api_call_error(j->call, r->err, "%s", r->diag);
+        return;
+    }
+    int err = slora_api_call_queue_work(j->call, logits_format, logits_formatted, j);
+    if (err)
+        slora_api_call_error(j->call, err, "no worker available to format the logits");
 }
 
 /* ---- loop side --------------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include <slora/auth.h>
 #include <slora/cli.h>
 #include <slora/config.h>
+#include <slora/engine.h>
 #include <slora/error.h>
 #include <slora/log.h>
 #include <slora/model.h>
@@ -30,7 +31,15 @@ struct serve {
     struct slora_model *model;
     struct slora_registry_model validate_ctx; /* what uploads are validated against */
     struct slora_api *api;
+    struct slora_api_infer *infer;
 };
+
+/* Server shutdown hook: no engine job outlives the loop. */
+static void stop_compute(void *arg)
+{
+    struct serve *sv = arg;
+    slora_engine_stop(sv->infer->engine);
+}
 
 static int reload(void *arg, struct slora_config **out)
 {
@@ -136,7 +145,8 @@ int slora_cmd_serve(int argc, char **argv)
         slora_error("out of memory");
         goto out_stop_infer;
     }
-    struct slora_server_hooks hooks = {reload, &sv};
+    sv.infer = inf;
+    struct slora_server_hooks hooks = {.reload = reload, .stop = stop_compute, .arg = &sv};
     err = slora_server_run(cfg, sv.api, &hooks, diag, sizeof(diag));
     if (err)
         slora_error("%s", diag);

@@ -70,6 +70,7 @@ struct work {
     slora_api_work_cb work;
     slora_api_done_cb done;
     void *arg;
+    struct work *next; /* posted from another thread, waiting for the loop */
 };
 
 struct server {
@@ -81,6 +82,8 @@ struct server {
     pthread_mutex_t wake_lock;
     struct slora_api_call **woken; /* (n_woken) calls with output, references */
     size_t n_woken, cap_woken;
+    struct work *posted;           /* work queued from other threads (wake_lock) */
+    pthread_t loop_thread;
     const struct slora_config *cfg;          /* current */
     struct slora_config *owned[MAX_CONFIGS]; /* reloaded configs, freed at exit */
     int n_owned;
@@ -700,6 +703,16 @@ static void work_after(uv_work_t *req, int status)
     free(w);
 }
 
+/* Loop thread. The pool refuses only while the loop is closing, and a
+ * posted job has been promised: then it runs here. */
+static void submit_posted(struct server *s, struct work *w)
+{
+    if (uv_queue_work(&s->loop, &w->req, work_run, work_after)) {
+        w->work(w->arg);
+        work_after(&w->req, 0);
+    }
+}
+
 static int host_queue_work(void *host, slora_api_work_cb work, slora_api_done_cb done, void *arg)
 {
     struct server *s = host;
@@ -708,6 +721,15 @@ static int host_queue_work(void *host, slora_api_work_cb work, slora_api_done_cb
         return SLORA_ENOMEM;
     *w = (struct work){.work = work, .done = done, .arg = arg};
     w->req.data = w;
+    if (!pthread_equal(pthread_self(), s->loop_thread)) {
+        /* uv_queue_work is loop-only: hand it over through the wake. */
+        pthread_mutex_lock(&s->wake_lock);
+        w->next = s->posted;
+        s->posted = w;
+        pthread_mutex_unlock(&s->wake_lock);
+        uv_async_send(&s->wake_async);
+        return 0;
+    }
     if (uv_queue_work(&s->loop, &w->req, work_run, work_after)) {
         free(w);
         return SLORA_EBUSY;
@@ -743,7 +765,14 @@ static void on_wake(uv_async_t *a)
     size_t n = s->n_woken;
     s->woken = NULL;
     s->n_woken = s->cap_woken = 0;
+    struct work *posted = s->posted;
+    s->posted = NULL;
     pthread_mutex_unlock(&s->wake_lock);
+    while (posted) {
+        struct work *w = posted;
+        posted = w->next;
+        submit_posted(s, w);
+    }
     for (size_t i = 0; i < n; i++) {
         struct slora_api_call *call = list[i];
         struct conn *c = slora_api_call_host_data(call);
@@ -937,6 +966,7 @@ int slora_server_run(const struct slora_config *cfg, struct slora_api *api,
     s->api = api;
     s->hooks = hooks;
     s->host = (struct slora_api_host){host_queue_work, host_wake};
+    s->loop_thread = pthread_self();
     pthread_mutex_init(&s->wake_lock, NULL);
     uv_loop_init(&s->loop);
     int err = bind_listener(s, diag, diag_len);
@@ -960,6 +990,11 @@ int slora_server_run(const struct slora_config *cfg, struct slora_api *api,
     start_watchdog(s);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     slora_api_set_ready(api, false);
+    /* Calls canceled by the drain may still be running in the engine:
+     * stop it before the loop goes, so their completions land on a live
+     * loop and nothing completes a call afterwards. */
+    if (hooks && hooks->stop)
+        hooks->stop(hooks->arg);
     if (!settle(s))
         return 0; /* s stays allocated: a late completion may still wake it */
     slora_info("stopped");

@@ -14,7 +14,7 @@
  * Threads:
  *   - route handlers and head hooks run on the loop thread and must not
  *     block: parsing adapters, hashing, file I/O and compute go to a worker
- *     with slora_api_call_queue_work() (loop thread only), whose done
+ *     with slora_api_call_queue_work() (any thread), whose done
  *     callback runs back on the loop thread;
  *   - completion functions (respond*, error, set_header, stream_*) and
  *     slora_api_call_is_canceled() may be called from ANY thread (engine
@@ -202,8 +202,9 @@ void slora_api_call_set_log(struct slora_api_call *c, const char *tenant, const 
                             const char *version);
 
 /* Worker: `work` runs on a worker thread (it must touch only what arg
- * owns), then `done` on the loop thread. Loop thread only. 0 or
- * SLORA_ENOMEM/SLORA_EBUSY (then neither callback runs). */
+ * owns), then `done` on the loop thread. Any thread (the engine hands
+ * response formatting over this way). 0 or SLORA_ENOMEM/SLORA_EBUSY (then
+ * neither callback runs). */
 typedef void (*slora_api_work_cb)(void *arg);
 typedef void (*slora_api_done_cb)(void *arg);
 int slora_api_call_queue_work(struct slora_api_call *c, slora_api_work_cb work,
@@ -243,7 +244,8 @@ void slora_api_call_stream_end(struct slora_api_call *c);
 /* ---- host side (server.c, loop thread) ------------------------------------ */
 
 struct slora_api_host {
-    /* Run work on a worker then done on the loop; 0 or negative SLORA_E*. */
+    /* ANY thread: run work on a worker then done on the loop; 0 or
+     * negative SLORA_E*. */
     int (*queue_work)(void *host, slora_api_work_cb work, slora_api_done_cb done, void *arg);
     /* ANY thread: c has new output; call slora_api_call_take(c) on the loop
      * thread soon. Holds a reference to c the host drops with

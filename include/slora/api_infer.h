@@ -13,8 +13,9 @@
  * or deleted versions are freed once no request uses them.
  *
  * Threads: _start/_stop/_register on the main (loop) thread before/after
- * serving. Request parsing and tokenization run on API worker threads,
- * compute on the engine thread; handlers never block the loop.
+ * serving. Request parsing, tokenization and the /v1/logits JSON run on
+ * API worker threads, compute on the engine thread (which hands logits
+ * back as floats); handlers never block the loop.
  */
 #ifndef SLORA_API_INFER_H
 #define SLORA_API_INFER_H
