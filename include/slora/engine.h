@@ -19,9 +19,10 @@
  * and slora_engine_tenants may be called from any thread (the event loop
  * included: they never block on compute). step and done callbacks run on
  * the engine thread without engine locks held; they must be quick and must
- * not call slora_engine_free. `threads` is the total number of compute
- * threads: the engine thread plus BLAS's own (slora_blas_set_threads).
- * Delta generation runs on the cache's threads.
+ * not call slora_engine_free. `threads` is the engine's share of the
+ * compute budget: the engine thread plus BLAS's own
+ * (slora_blas_set_threads). Delta generation runs on the cache's threads
+ * (the daemon splits its `threads` budget: docs/configuration.md).
  *
  * Ownership: the model and the cache outlive the engine. A
  * job's strings and prompt are copied at submit; the engine holds its own
