@@ -52,7 +52,7 @@ static void set_env(const char *fault, bool with_trace)
     ck_assert_int_eq(slora_fsio_reset(), 0);
 }
 
-/* The file's bytes, NUL-terminated (read_file's buffer is not). */
+/* The file's bytes, NUL-terminated (the trace is parsed as a string). */
 static char *slurp(const char *path, size_t *len)
 {
     void *buf = NULL;
