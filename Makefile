@@ -33,7 +33,7 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all deps model run check check-unit check-e2e check-asan bench install format clean
+.PHONY: all deps model run check check-unit check-e2e check-asan check-kernels bench install format clean
 
 all: $(BUILD)/slorad
 
@@ -102,6 +102,13 @@ check: deps model all $(BUILD)/check_slora
 
 check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
+
+# The kernels' other compile-time paths (portable C; AVX2 without BMI2), superlora suite.
+check-kernels:
+	$(MAKE) BUILD=build-portable OPT=-O2 build-portable/check_slora
+	CK_RUN_SUITE=superlora build-portable/check_slora
+	$(MAKE) BUILD=build-nobmi2 OPT="-O2 -mavx2 -mfma" build-nobmi2/check_slora
+	CK_RUN_SUITE=superlora build-nobmi2/check_slora
 
 $(BUILD)/bench_model: bench/bench_model.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)

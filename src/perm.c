@@ -1,5 +1,5 @@
-/* perm.c - spec section 6 (see perm.h). The block form seeds the vector
- * Feistel kernel with consecutive indices; it equals slora_perm_apply
+/* perm.c - spec section 6 (see perm.h). The block form is the vector
+ * Feistel kernel on consecutive indices; it equals slora_perm_apply
  * element by element. */
 #include <slora/kernels.h>
 #include <slora/perm.h>
@@ -66,7 +66,5 @@ void slora_perm_block(const struct slora_perm *p, uint64_t i0, size_t count, uin
             out[t] = 0;
         return;
     }
-    for (size_t t = 0; t < count; t++)
-        out[t] = (uint32_t)(i0 + t);
-    slora_kernels_feistel(out, count, p->rk, p->h, p->n);
+    slora_kernels_feistel(out, i0, count, p->rk, p->h, p->n);
 }
