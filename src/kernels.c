@@ -10,16 +10,6 @@
 #include <immintrin.h>
 #endif
 
-static inline uint32_t fmix32(uint32_t h)
-{
-    h ^= h >> 16;
-    h *= 0x85EBCA6Bu;
-    h ^= h >> 13;
-    h *= 0xC2B2AE35u;
-    h ^= h >> 16;
-    return h;
-}
-
 static inline int64_t gd_of(uint64_t u)
 {
     return (int64_t)((u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) + (u >> 48)) -
@@ -59,7 +49,7 @@ static inline uint32_t feistel1(uint32_t x, const uint32_t rk[4], int h, uint32_
 {
     uint32_t l = x >> h, r = x & mask;
     for (int i = 0; i < 4; i++) {
-        uint32_t t = l ^ (fmix32(r ^ rk[i]) & mask);
+        uint32_t t = l ^ (slora_fmix32(r ^ rk[i]) & mask);
         l = r;
         r = t;
     }

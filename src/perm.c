@@ -30,23 +30,12 @@ void slora_perm_init(struct slora_perm *p, uint64_t key, uint64_t n)
     p->h = (k + 1) / 2 > 1 ? (k + 1) / 2 : 1;
 }
 
-static inline uint64_t fmix32(uint64_t x)
-{
-    uint32_t h = (uint32_t)x;
-    h ^= h >> 16;
-    h *= 0x85EBCA6Bu;
-    h ^= h >> 13;
-    h *= 0xC2B2AE35u;
-    h ^= h >> 16;
-    return h;
-}
-
 static uint64_t feistel(const struct slora_perm *p, uint64_t x)
 {
     uint64_t mask = ((uint64_t)1 << p->h) - 1;
     uint64_t l = x >> p->h, r = x & mask;
     for (int i = 0; i < 4; i++) {
-        uint64_t t = l ^ (fmix32(r ^ p->rk[i]) & mask);
+        uint64_t t = l ^ (slora_fmix32((uint32_t)(r ^ p->rk[i])) & mask);
         l = r;
         r = t;
     }

@@ -73,6 +73,8 @@ struct slora_registry_op {
     struct slora_quota quota;
     int64_t reserved_bytes;             /* reserved by run */
     struct slora_registry_entry *entry; /* PUT: the prepared version */
+    slora_registry_admit_cb admit;      /* PUT: optional last check before persisting */
+    void *admit_arg;
     int rc;                             /* result of run; SLORA_ECANCELED before it */
     char diag[512];
 };
@@ -750,6 +752,8 @@ static int run_put(struct slora_registry_op *op, const void *buf, size_t len)
         return rc;
     rc = entry_new(r, op->tenant, op->name, buf, len, a, (int64_t)time(NULL),
                    !r->adapters_dir && !op->dry_run, &op->entry);
+    if (rc == 0 && op->admit)
+        rc = op->admit(op->admit_arg, op->entry, op->diag, sizeof(op->diag));
     if (rc < 0 || op->dry_run)
         return rc;
 
@@ -787,6 +791,13 @@ static int run_delete(struct slora_registry_op *op)
         return 0;
     }
     return rc;
+}
+
+void slora_registry_op_set_admit(struct slora_registry_op *op, slora_registry_admit_cb admit,
+                                 void *arg)
+{
+    op->admit = admit;
+    op->admit_arg = arg;
 }
 
 int slora_registry_op_run(struct slora_registry_op *op, const void *buf, size_t len, char *diag,

@@ -185,6 +185,16 @@ int slora_registry_begin_put(struct slora_registry *r, const char *tenant, const
 int slora_registry_begin_delete(struct slora_registry *r, const char *tenant, const char *name,
                                 const struct slora_registry_cond *cond,
                                 struct slora_registry_op **out, char *diag, size_t diag_len);
+/* Last check of a PUT on the worker, after validation, before anything is
+ * persisted or reserved: e is the prepared (unpublished) version. A
+ * negative return refuses the upload with that code and diag, and nothing
+ * changes: the previous version stays stored and serving. */
+typedef int (*slora_registry_admit_cb)(void *arg, const struct slora_registry_entry *e,
+                                       char *diag, size_t diag_len);
+/* Loop side, between begin_put and op_run: install an admit check (the
+ * server's: a requested or inherited delta-cache pin must fit). */
+void slora_registry_op_set_admit(struct slora_registry_op *op, slora_registry_admit_cb admit,
+                                 void *arg);
 /* Worker side, step 2. PUT: buf/len is the uploaded file (borrowed for the
  * call); validate, hash, check the bytes quota, persist. DELETE: buf is
  * ignored; unlink the file. The result is kept in the op for commit. */
