@@ -9,7 +9,7 @@ PYTHON   ?= /usr/bin/python3
 VERSION  := 0.1.0
 
 PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
-        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd wrk
+        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd wrk nodejs
 
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
@@ -72,6 +72,7 @@ deps:
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
 
 MODEL_URL := https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
 models/stories260K.bin models/tok512.bin:
@@ -135,6 +136,9 @@ fuzz-adapter: deps
 $(BUILD)/fuzz_adapter_replay: tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
 
+$(BUILD)/fuzz_model_replay: tests/fuzz/fuzz_model.c tests/fuzz/replay.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_model.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
+
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 install: all model
@@ -168,3 +172,11 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+
+$(BUILD)/bench_engine: bench/bench_engine.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+# The stories110M-shaped synthetic model of the benchmarks.
+$(BUILD)/bench-stories110M.bin: | $(BUILD)/slorad
+	$(BUILD)/slorad gen-model --dim 768 --hidden 2048 --layers 12 --heads 12 --kv-heads 12 \
+	  --vocab 32000 --seq-len 1024 --seed 1 --shared-classifier -o $@.tmp && mv $@.tmp $@

@@ -7,4 +7,7 @@ BUILD=${BUILD:-build}
 make -s BUILD="$BUILD" "$BUILD/bench_delta"
 mkdir -p bench/results
 "$BUILD/bench_delta" --reps "${REPS:-5}" --json bench/results/delta.json --md bench/results/delta.md
+# the profile explanation (measured by hand, see the file) follows the table
+printf "\n" >> bench/results/delta.md
+cat bench/delta_notes.md >> bench/results/delta.md
 cat bench/results/delta.md

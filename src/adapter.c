@@ -60,7 +60,8 @@ static int find_null(json_t *v, char *path, size_t cap, size_t used, char *diag,
     if (json_is_object(v)) {
         const char *key;
         json_t *c;
-        json_object_foreach(v, key, c) {
+        json_object_foreach(v, key, c)
+        {
             snprintf(path + used, cap - used, ".%s", key);
             size_t n = strlen(path);
             int err = find_null(c, path, cap, n, diag, diag_len);
@@ -86,7 +87,8 @@ static int check_keys(json_t *obj, const char *where, const char *const *allowed
 {
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         const char *const *a = allowed;
         while (*a && strcmp(*a, key))
             a++;
@@ -99,8 +101,7 @@ static int check_keys(json_t *obj, const char *where, const char *const *allowed
 static int parse_seed(json_t *v, const char *where, uint64_t *out, char *diag, size_t diag_len)
 {
     if (!json_is_integer(v))
-        return fail(diag, diag_len, SLORA_EFORMAT, "%s must be an integer in [0, 2^53 - 1]",
-                    where);
+        return fail(diag, diag_len, SLORA_EFORMAT, "%s must be an integer in [0, 2^53 - 1]", where);
     json_int_t s = json_integer_value(v);
     if (s < 0 || s > MAX_SEED)
         return fail(diag, diag_len, SLORA_ERANGE, "%s = %lld is outside [0, 2^53 - 1]", where,
@@ -161,8 +162,7 @@ static int parse_modules(json_t *v, struct slora_adapter_config *c, char *diag, 
     for (size_t i = 0; i < json_array_size(v); i++) {
         json_t *e = json_array_get(v, i);
         if (!json_is_string(e))
-            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.modules[%zu] is not a string",
-                        i);
+            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.modules[%zu] is not a string", i);
         int m = slora_arch_module_parse(json_string_value(e));
         if (m < 0)
             return fail(diag, diag_len, SLORA_EFORMAT,
@@ -189,8 +189,8 @@ static int parse_layers(json_t *v, struct slora_adapter_config *c, char *diag, s
         return fail(diag, diag_len, SLORA_EFORMAT, "superlora.layers must be a non-empty list");
     if (json_array_size(v) > (size_t)c->base.n_layers)
         return fail(diag, diag_len, SLORA_EFORMAT,
-                    "superlora.layers has %zu entries, the model has %d layers",
-                    json_array_size(v), c->base.n_layers);
+                    "superlora.layers has %zu entries, the model has %d layers", json_array_size(v),
+                    c->base.n_layers);
     c->n_layers = (int)json_array_size(v);
     c->layers = malloc(sizeof(*c->layers) * (size_t)c->n_layers);
     if (!c->layers)
@@ -198,8 +198,7 @@ static int parse_layers(json_t *v, struct slora_adapter_config *c, char *diag, s
     for (int i = 0; i < c->n_layers; i++) {
         json_t *e = json_array_get(v, (size_t)i);
         if (!json_is_integer(e))
-            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.layers[%d] is not an integer",
-                        i);
+            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.layers[%d] is not an integer", i);
         json_int_t l = json_integer_value(e);
         if (l < 0 || l >= c->base.n_layers)
             return fail(diag, diag_len, SLORA_ERANGE,
@@ -270,13 +269,99 @@ static void last_key(const char *text, int pos, char *key, size_t cap)
     key[end - start - 1] = '\0';
 }
 
+static int parse_order(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
+{
+    const char *s = !v ? "layer" : json_is_string(v) ? json_string_value(v) : "";
+    if (strcmp(s, "layer") && strcmp(s, "module"))
+        return fail(diag, diag_len, SLORA_EFORMAT,
+                    "superlora.order must be \"layer\" or \"module\"");
+    c->order = !strcmp(s, "module") ? SLORA_ORDER_MODULE : SLORA_ORDER_LAYER;
+    return 0;
+}
+
+static int parse_shuffle(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
+{
+    static const char *const keys[] = {"seed", NULL};
+    if (!v)
+        return 0;
+    c->shuffle = true;
+    if (!json_is_object(v))
+        return fail(diag, diag_len, SLORA_EFORMAT,
+                    "superlora.shuffle must be an object {\"seed\"}");
+    int err = check_keys(v, "superlora.shuffle", keys, diag, diag_len);
+    return err ? err
+               : parse_seed(json_object_get(v, "seed"), "superlora.shuffle.seed", &c->shuffle_seed,
+                            diag, diag_len);
+}
+
+static int parse_projection(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
+{
+    static const char *const keys[] = {"kind", "seed", NULL};
+    if (!v)
+        return 0;
+    c->projection = true;
+    if (!json_is_object(v))
+        return fail(diag, diag_len, SLORA_EFORMAT,
+                    "superlora.projection must be an object {\"kind\", \"seed\"}");
+    int err = check_keys(v, "superlora.projection", keys, diag, diag_len);
+    if (err)
+        return err;
+    json_t *kind = json_object_get(v, "kind");
+    if (!json_is_string(kind) || strcmp(json_string_value(kind), "fastfood"))
+        return fail(diag, diag_len, SLORA_EUNSUPPORTED,
+                    "superlora.projection.kind must be \"fastfood\"");
+    return parse_seed(json_object_get(v, "seed"), "superlora.projection.seed", &c->projection_seed,
+                      diag, diag_len);
+}
+
+static int parse_alpha(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
+{
+    c->alpha = 1.0f;
+    if (!v)
+        return 0;
+    if (!json_is_number(v))
+        return fail(diag, diag_len, SLORA_EFORMAT, "superlora.alpha must be a number");
+    c->alpha = (float)json_number_value(v);
+    if (!isfinite(c->alpha))
+        return fail(diag, diag_len, SLORA_ENONFINITE,
+                    "superlora.alpha = %g is not a finite float32", json_number_value(v));
+    return 0;
+}
+
+/* The config object: keys in the order later ones depend on earlier ones
+ * (layers on base, groups on order). */
+static int parse_root(json_t *root, const struct slora_shape *model, struct slora_adapter_config *c,
+                      char *diag, size_t diag_len)
+{
+    static const char *const keys[] = {"version", "base",    "modules",    "layers", "order",
+                                       "groups",  "shuffle", "projection", "alpha",  NULL};
+    char path[256] = "";
+    if (!json_is_object(root))
+        return fail(diag, diag_len, SLORA_EFORMAT, "__metadata__.superlora is not a JSON object");
+    int err = find_null(root, path, sizeof(path), 0, diag, diag_len);
+    if (err || (err = check_keys(root, "superlora", keys, diag, diag_len)))
+        return err;
+    static const char *const required[] = {"version", "base", "modules"};
+    for (int i = 0; i < 3; i++)
+        if (!json_object_get(root, required[i]))
+            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.%s missing", required[i]);
+    json_t *v = json_object_get(root, "version");
+    if (!json_is_integer(v) || json_integer_value(v) != 1)
+        return fail(diag, diag_len, SLORA_EUNSUPPORTED, "superlora.version must be the integer 1");
+    if ((err = parse_base(json_object_get(root, "base"), model, &c->base, diag, diag_len)) ||
+        (err = parse_modules(json_object_get(root, "modules"), c, diag, diag_len)) ||
+        (err = parse_layers(json_object_get(root, "layers"), c, diag, diag_len)) ||
+        (err = parse_order(json_object_get(root, "order"), c, diag, diag_len)) ||
+        (err = parse_groups(json_object_get(root, "groups"), c, diag, diag_len)) ||
+        (err = parse_shuffle(json_object_get(root, "shuffle"), c, diag, diag_len)) ||
+        (err = parse_projection(json_object_get(root, "projection"), c, diag, diag_len)))
+        return err;
+    return parse_alpha(json_object_get(root, "alpha"), c, diag, diag_len);
+}
+
 static int parse_config(const char *text, const struct slora_shape *model,
                         struct slora_adapter_config *c, char *diag, size_t diag_len)
 {
-    static const char *const top_keys[] = {"version", "base",    "modules",    "layers", "order",
-                                           "groups",  "shuffle", "projection", "alpha",  NULL};
-    static const char *const shuffle_keys[] = {"seed", NULL};
-    static const char *const proj_keys[] = {"kind", "seed", NULL};
     json_error_t jerr;
     json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
@@ -287,102 +372,7 @@ static int parse_config(const char *text, const struct slora_shape *model,
                     jerr.line, jerr.column, *key ? ", after key '" : "", key, *key ? "'" : "",
                     jerr.text);
     }
-    int err;
-    char path[256] = "";
-    if (!json_is_object(root)) {
-        err = fail(diag, diag_len, SLORA_EFORMAT, "__metadata__.superlora is not a JSON object");
-        goto err_free_json;
-    }
-    if ((err = find_null(root, path, sizeof(path), 0, diag, diag_len)) ||
-        (err = check_keys(root, "superlora", top_keys, diag, diag_len)))
-        goto err_free_json;
-
-    json_t *v = json_object_get(root, "version");
-    err = SLORA_EFORMAT;
-    if (!v) {
-        fail(diag, diag_len, err, "superlora.version missing");
-        goto err_free_json;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) != 1) {
-        fail(diag, diag_len, SLORA_EUNSUPPORTED, "superlora.version must be the integer 1");
-        err = SLORA_EUNSUPPORTED;
-        goto err_free_json;
-    }
-    if (!(v = json_object_get(root, "base"))) {
-        fail(diag, diag_len, err, "superlora.base missing");
-        goto err_free_json;
-    }
-    if ((err = parse_base(v, model, &c->base, diag, diag_len)))
-        goto err_free_json;
-    err = SLORA_EFORMAT;
-    if (!(v = json_object_get(root, "modules"))) {
-        fail(diag, diag_len, err, "superlora.modules missing");
-        goto err_free_json;
-    }
-    if ((err = parse_modules(v, c, diag, diag_len)) ||
-        (err = parse_layers(json_object_get(root, "layers"), c, diag, diag_len)))
-        goto err_free_json;
-
-    c->order = SLORA_ORDER_LAYER;
-    if ((v = json_object_get(root, "order"))) {
-        const char *s = json_is_string(v) ? json_string_value(v) : "";
-        if (!strcmp(s, "module")) {
-            c->order = SLORA_ORDER_MODULE;
-        } else if (strcmp(s, "layer")) {
-            err = fail(diag, diag_len, SLORA_EFORMAT,
-                       "superlora.order must be \"layer\" or \"module\"");
-            goto err_free_json;
-        }
-    }
-    if ((err = parse_groups(json_object_get(root, "groups"), c, diag, diag_len)))
-        goto err_free_json;
-
-    if ((v = json_object_get(root, "shuffle"))) {
-        c->shuffle = true;
-        err = SLORA_EFORMAT;
-        if (!json_is_object(v)) {
-            fail(diag, diag_len, err, "superlora.shuffle must be an object {\"seed\"}");
-            goto err_free_json;
-        }
-        if ((err = check_keys(v, "superlora.shuffle", shuffle_keys, diag, diag_len)) ||
-            (err = parse_seed(json_object_get(v, "seed"), "superlora.shuffle.seed",
-                              &c->shuffle_seed, diag, diag_len)))
-            goto err_free_json;
-    }
-    if ((v = json_object_get(root, "projection"))) {
-        c->projection = true;
-        err = SLORA_EFORMAT;
-        if (!json_is_object(v)) {
-            fail(diag, diag_len, err, "superlora.projection must be an object {\"kind\", \"seed\"}");
-            goto err_free_json;
-        }
-        if ((err = check_keys(v, "superlora.projection", proj_keys, diag, diag_len)))
-            goto err_free_json;
-        json_t *kind = json_object_get(v, "kind");
-        if (!json_is_string(kind) || strcmp(json_string_value(kind), "fastfood")) {
-            err = fail(diag, diag_len, SLORA_EUNSUPPORTED,
-                       "superlora.projection.kind must be \"fastfood\"");
-            goto err_free_json;
-        }
-        if ((err = parse_seed(json_object_get(v, "seed"), "superlora.projection.seed",
-                              &c->projection_seed, diag, diag_len)))
-            goto err_free_json;
-    }
-    c->alpha = 1.0f;
-    if ((v = json_object_get(root, "alpha"))) {
-        if (!json_is_number(v)) {
-            err = fail(diag, diag_len, SLORA_EFORMAT, "superlora.alpha must be a number");
-            goto err_free_json;
-        }
-        c->alpha = (float)json_number_value(v);
-        if (!isfinite(c->alpha)) {
-            err = fail(diag, diag_len, SLORA_ENONFINITE,
-                       "superlora.alpha = %g is not a finite float32", json_number_value(v));
-            goto err_free_json;
-        }
-    }
-    err = 0;
-err_free_json:
+    int err = parse_root(root, model, c, diag, diag_len);
     json_decref(root);
     return err;
 }
@@ -390,8 +380,8 @@ err_free_json:
 /* ---- targets and groups ---------------------------------------------------- */
 
 /* Sizes only: N, J and G, so every limit is known before allocating. */
-static int count_sizes(struct slora_adapter *a, const struct slora_adapter_limits *lim,
-                       char *diag, size_t diag_len)
+static int count_sizes(struct slora_adapter *a, const struct slora_adapter_limits *lim, char *diag,
+                       size_t diag_len)
 {
     const struct slora_adapter_config *c = &a->cfg;
     int64_t per_layer = 0;
@@ -415,9 +405,8 @@ static int count_sizes(struct slora_adapter *a, const struct slora_adapter_limit
     case SLORA_GROUPS_COUNT:
         g = c->groups_count;
         if (g > a->total)
-            return fail(diag, diag_len, SLORA_ERANGE,
-                        "superlora.groups = %lld is above N = %lld", (long long)g,
-                        (long long)a->total);
+            return fail(diag, diag_len, SLORA_ERANGE, "superlora.groups = %lld is above N = %lld",
+                        (long long)g, (long long)a->total);
         break;
     case SLORA_GROUPS_MATRIX:
         g = j;
@@ -543,12 +532,10 @@ static int parse_names(const struct slora_st *st, int64_t G, struct entry *es, c
         es[i].t = &st->tensors[i];
         if (parse_name(name, &es[i]))
             return fail(diag, diag_len, SLORA_EFORMAT,
-                        "unexpected tensor '%s' (expected g{g}.k{k}.f{m} or g{g}.k{k}.core)",
-                        name);
+                        "unexpected tensor '%s' (expected g{g}.k{k}.f{m} or g{g}.k{k}.core)", name);
         if (es[i].g >= G)
             return fail(diag, diag_len, SLORA_EFORMAT,
-                        "unexpected tensor '%s': the adapter has %lld groups", name,
-                        (long long)G);
+                        "unexpected tensor '%s': the adapter has %lld groups", name, (long long)G);
         if (es[i].k >= SLORA_MAX_KRON)
             return fail(diag, diag_len, SLORA_ELIMIT,
                         "tensor '%s': over the limit of %d Kronecker factors", name,
@@ -567,8 +554,7 @@ static int parse_names(const struct slora_st *st, int64_t G, struct entry *es, c
         else if (es[i].g > want)
             break;
     if (want < G)
-        return fail(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k0.f0'",
-                    (long long)want);
+        return fail(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k0.f0'", (long long)want);
     return 0;
 }
 
@@ -595,8 +581,8 @@ static int check_core(const struct slora_st_tensor *t, const struct slora_factor
     for (int m = 0; m < order; m++)
         if (t->shape[m] != f->r[m])
             return fail(diag, diag_len, SLORA_EFORMAT,
-                        "tensor '%s': core dimension %d is %lld, factor f%d has rank %lld",
-                        t->name, m, (long long)t->shape[m], m, (long long)f->r[m]);
+                        "tensor '%s': core dimension %d is %lld, factor f%d has rank %lld", t->name,
+                        m, (long long)t->shape[m], m, (long long)f->r[m]);
     if (t->n_elems > lim->max_core)
         return fail(diag, diag_len, SLORA_ELIMIT,
                     "tensor '%s': %lld core elements is over the limit of %lld", t->name,
@@ -717,8 +703,9 @@ static int load_params(struct slora_adapter *a, const struct entry *es, int n, c
     return 0;
 }
 
-static int build(struct slora_adapter *a, const struct slora_st *st, const struct slora_shape *model,
-                 const struct slora_adapter_limits *lim, char *diag, size_t diag_len)
+static int build(struct slora_adapter *a, const struct slora_st *st,
+                 const struct slora_shape *model, const struct slora_adapter_limits *lim,
+                 char *diag, size_t diag_len)
 {
     const char *text;
     if (slora_st_meta_get(st, "superlora", &text))
@@ -734,18 +721,15 @@ static int build(struct slora_adapter *a, const struct slora_st *st, const struc
         return fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the tensor table");
     if ((err = parse_names(st, a->n_groups, es, diag, diag_len)))
         goto err_free_entries;
-    err = fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the target list");
-    if (!a->cfg.layers) {
-        a->cfg.layers = malloc(sizeof(int) * (size_t)a->cfg.n_layers);
-        if (!a->cfg.layers)
-            goto err_free_entries;
+    if (!a->cfg.layers && (a->cfg.layers = malloc(sizeof(int) * (size_t)a->cfg.n_layers)))
         for (int l = 0; l < a->cfg.n_layers; l++)
             a->cfg.layers[l] = l;
-    }
     a->targets = calloc((size_t)a->n_targets, sizeof(*a->targets));
     a->groups = calloc((size_t)a->n_groups, sizeof(*a->groups));
-    if (!a->targets || !a->groups)
+    if (!a->cfg.layers || !a->targets || !a->groups) {
+        err = fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the target list");
         goto err_free_entries;
+    }
     build_targets(a);
     build_group_sizes(a);
     int pos = 0;
@@ -758,9 +742,8 @@ static int build(struct slora_adapter *a, const struct slora_st *st, const struc
     for (int i = 0; i < st->n_tensors; i++)
         a->n_params += st->tensors[i].n_elems; /* each <= file bytes / 2: no overflow */
     if (a->n_params > lim->max_params) {
-        err = fail(diag, diag_len, SLORA_ELIMIT,
-                   "parameter count %lld is over the limit of %lld", (long long)a->n_params,
-                   (long long)lim->max_params);
+        err = fail(diag, diag_len, SLORA_ELIMIT, "parameter count %lld is over the limit of %lld",
+                   (long long)a->n_params, (long long)lim->max_params);
         goto err_free_entries;
     }
     err = load_params(a, es, st->n_tensors, diag, diag_len);

@@ -135,6 +135,7 @@ struct job {
     char **stop;                  /* (n_stop) */
     int n_stop;
     bool stream;
+    bool stream_begun;            /* SSE headers sent (at the first piece) */
     bool echo;
     int logprobs;                 /* -1 off */
     bool all_positions;           /* logits: every prompt position */
@@ -576,6 +577,18 @@ static json_t *head_json(const struct job *j, const char *object)
     return o;
 }
 
+/* The stream begins with its first bytes, so that anything refused before
+ * (queue full, tenant limit, adapter generation failure) is a plain error
+ * with its own status. */
+static void stream_write(struct job *j, const char *data, size_t len)
+{
+    if (!j->stream_begun) {
+        slora_api_call_stream_begin(j->call, 200, "text/event-stream");
+        j->stream_begun = true;
+    }
+    slora_api_call_stream_write(j->call, data, len);
+}
+
 static void stream_chunk(struct job *j, const char *text, size_t len, const char *finish)
 {
     json_t *o = head_json(j, "text_completion");
@@ -586,7 +599,7 @@ static void stream_chunk(struct job *j, const char *text, size_t len, const char
     buf_json(&b, o);
     buf_add(&b, "\n\n", 2);
     if (!b.oom)
-        slora_api_call_stream_write(j->call, b.data, b.len);
+        stream_write(j, b.data, b.len);
     free(b.data);
 }
 
@@ -610,7 +623,7 @@ static void emit_echo(struct job *j)
 static int completion_step(void *arg, float *logits, int pos, bool *stop)
 {
     struct job *j = arg;
-    *stop = slora_api_call_is_canceled(j->call);
+    *stop = false;
     if (j->echo && j->logprobs >= 0) {
         if (pos == 0)
             add_logprobs(j, -1, j->prompt[0], NULL);
@@ -643,7 +656,7 @@ static int completion_step(void *arg, float *logits, int pos, bool *stop)
     } else {
         buf_add(&j->text, st.text, st.text_len);
     }
-    *stop = *stop || slora_gen_is_done(j->gen);
+    *stop = slora_gen_is_done(j->gen);
     return st.token;
 }
 
@@ -665,7 +678,7 @@ static void completion_reply(struct job *j)
 {
     if (j->stream) {
         stream_chunk(j, "", 0, finish_reason(j));
-        slora_api_call_stream_write(j->call, "data: [DONE]\n\n", 14);
+        stream_write(j, "data: [DONE]\n\n", 14);
         slora_api_call_stream_end(j->call);
         return;
     }
@@ -684,6 +697,10 @@ static void completion_reply(struct job *j)
 /* An error after the stream began goes as one SSE error event. */
 static void stream_error(struct job *j, int err, const char *msg)
 {
+    if (!j->stream_begun) {
+        slora_api_call_error(j->call, err, "%s", msg);
+        return;
+    }
     json_t *e = json_pack("{s{sssss}}", "error", "message", msg, "type", slora_err_type(err),
                           "code", slora_err_name(err));
     struct buf b = {0};
@@ -691,7 +708,7 @@ static void stream_error(struct job *j, int err, const char *msg)
     buf_json(&b, e);
     buf_add(&b, "\n\ndata: [DONE]\n\n", 16);
     if (!b.oom)
-        slora_api_call_stream_write(j->call, b.data, b.len);
+        stream_write(j, b.data, b.len);
     free(b.data);
     slora_api_call_stream_end(j->call);
 }
@@ -716,7 +733,7 @@ static int logits_step(void *arg, float *logits, int pos, bool *stop)
     size_t vocab = (size_t)j->model->cfg.shape.vocab_size;
     if (j->all_positions || pos == j->n_prompt - 1)
         memcpy(j->rows + (size_t)j->n_rows++ * vocab, logits, vocab * sizeof(float));
-    *stop = slora_api_call_is_canceled(j->call);
+    *stop = false;
     return -1;
 }
 
@@ -793,21 +810,16 @@ static void submit(struct job *j)
         .done = j->kind == JOB_LOGITS ? logits_done : completion_done,
         .arg = j,
     };
-    /* The stream starts before the engine can write into it. */
-    if (j->stream)
-        slora_api_call_stream_begin(c, 200, "text/event-stream");
+    /* A disconnect from now on cancels through on_cancel; one before it
+     * is seen here. */
     slora_api_call_on_cancel(c, on_cancel, j);
-    int err = slora_engine_submit(j->engine, &ej, &j->ticket);
-    if (err && j->stream) {
-        char msg[MSG_LEN];
-        snprintf(msg, sizeof(msg), "%s", err == SLORA_EBUSY ? "the inference queue is full; retry later"
-                                                            : err == SLORA_EQUOTA
-                                                                ? "too many concurrent sequences for this tenant"
-                                                                : slora_strerror(err));
-        stream_error(j, err, msg);
-    } else if (err) {
-        reply_rejected(c, err);
+    if (slora_api_call_is_canceled(c)) {
+        slora_api_call_error(c, SLORA_ECANCELED, NULL);
+        return;
     }
+    int err = slora_engine_submit(j->engine, &ej, &j->ticket);
+    if (err)
+        reply_rejected(c, err);
 }
 
 static void prepare_done(void *arg)
@@ -826,8 +838,6 @@ static void prepare_done(void *arg)
     case JOB_COMPLETION:
         if (slora_gen_is_done(j->gen) && !(j->echo && j->logprobs >= 0)) {
             /* max_tokens 0 and nothing to score: nothing to run */
-            if (j->stream)
-                slora_api_call_stream_begin(c, 200, "text/event-stream");
             if (j->echo)
                 emit_echo(j);
             completion_reply(j);

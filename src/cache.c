@@ -299,7 +299,7 @@ struct slora_cache *slora_cache_new(const struct slora_model *m,
     if (!c)
         return NULL;
     c->model = m;
-    c->budget = cfg && cfg->budget_bytes ? cfg->budget_bytes : SLORA_CACHE_DEFAULT_BYTES;
+    c->budget = cfg ? cfg->budget_bytes : SLORA_CACHE_DEFAULT_BYTES;
     c->gen = cfg && cfg->gen ? cfg->gen : slora_superlora_generate;
     c->is_current = cfg ? cfg->is_current : NULL;
     c->is_current_arg = cfg ? cfg->is_current_arg : NULL;

@@ -7,6 +7,7 @@
 #include <slora/cli.h>
 #include <slora/cliarg.h>
 #include <slora/error.h>
+#include <slora/fileio.h>
 #include <slora/safetensors.h>
 #include <slora/superlora.h>
 
@@ -88,28 +89,31 @@ static const char usage_text[] =
     "usage: slorad delta --model M ADAPTER -o OUT.safetensors [--threads N]\n"
     "  writes dW for every target as F32 tensors layers.{l}.{module}, shape (out, in)\n";
 
-static int write_deltas(const struct slora_adapter *a, const float *dw, const char *path)
+struct deltas {
+    const struct slora_adapter *a;
+    const float *dw; /* (N) dW_all */
+};
+
+/* slora_fileio_write callback: one F32 tensor per target, in target order. */
+static int write_deltas(FILE *f, void *ctx)
 {
+    const struct deltas *d = ctx;
+    const struct slora_adapter *a = d->a;
     struct slora_st_out *ts = calloc((size_t)a->n_targets, sizeof(*ts));
     char(*names)[32] = calloc((size_t)a->n_targets, sizeof(*names));
-    FILE *f = fopen(path, "wb");
-    int err = SLORA_ENOMEM;
-    if (ts && names && f) {
+    int rc = -1;
+    if (ts && names) {
         for (int j = 0; j < a->n_targets; j++) {
             const struct slora_target *t = &a->targets[j];
             snprintf(names[j], sizeof(names[j]), "layers.%d.%s", t->layer,
                      slora_arch_module_name(t->module));
-            ts[j] = (struct slora_st_out){names[j], 2, {t->rows, t->cols}, dw + t->offset};
+            ts[j] = (struct slora_st_out){names[j], 2, {t->rows, t->cols}, d->dw + t->offset};
         }
-        err = slora_st_write(f, ts, a->n_targets, NULL, 0);
+        rc = slora_st_write(f, ts, a->n_targets, NULL, 0) ? -1 : 0;
     }
-    if (f && fclose(f) && !err)
-        err = SLORA_EIO;
-    if (!f)
-        err = SLORA_EIO;
     free(names);
     free(ts);
-    return err;
+    return rc;
 }
 
 int slora_cmd_delta(int argc, char **argv)
@@ -124,8 +128,10 @@ int slora_cmd_delta(int argc, char **argv)
     int err = dw ? slora_superlora_generate(a, dw, o.n_threads, diag, sizeof(diag)) : SLORA_ENOMEM;
     if (err) {
         fprintf(stderr, "slorad delta: %s\n", dw ? diag : "out of memory for the deltas");
-    } else if ((err = write_deltas(a, dw, o.out_path))) {
-        fprintf(stderr, "slorad delta: %s: %s\n", o.out_path, slora_strerror(err));
+    } else {
+        struct deltas d = {a, dw};
+        if ((err = slora_fileio_write(o.out_path, write_deltas, &d, diag, sizeof(diag))))
+            fprintf(stderr, "slorad delta: %s\n", diag);
     }
     free(dw);
     slora__offline_close(&o);

@@ -61,8 +61,8 @@ static void print_tables(const struct slora_adapter *a)
            "factors (k: kind n x r)");
     for (int g = 0; g < a->n_groups; g++) {
         const struct slora_group *gr = &a->groups[g];
-        printf("  %4d %10lld %10lld %2d %2d %9s ", g, (long long)gr->len,
-               (long long)gr->code_len, gr->n_kron, gr->order, a->cfg.projection ? "yes" : "no");
+        printf("  %4d %10lld %10lld %2d %2d %9s ", g, (long long)gr->len, (long long)gr->code_len,
+               gr->n_kron, gr->order, a->cfg.projection ? "yes" : "no");
         for (int k = 0; k < gr->n_kron; k++) {
             const struct slora_factor *f = &gr->k[k];
             printf(" k%d: %s", k, f->core ? "tucker" : "cp");
@@ -128,8 +128,8 @@ int slora_cmd_inspect(int argc, char **argv)
     int err = slora_adapter_load(path, m ? &m->cfg.shape : NULL, &lim, m ? (int)threads : 0, &a,
                                  diag, sizeof(diag));
     if (err) {
-        fprintf(stderr, "slorad inspect: %s: invalid adapter (%s): %s\n", path,
-                slora_err_name(err), diag);
+        fprintf(stderr, "slorad inspect: %s: invalid adapter (%s): %s\n", path, slora_err_name(err),
+                diag);
         slora_model_free(m);
         return 1;
     }

@@ -105,8 +105,9 @@ static int run(const struct slora_model *m, const struct slora_weights *adapted,
     int rc = -1;
     if (kv && f && rows && logits) {
         for (int i = 0; i < n; i++)
-            rows[i] = (struct slora_fwd_row){tokens[i], i, kv, adapted ? adapted : &ws,
-                                             i >= first ? logits + (size_t)(i - first) * vocab : NULL};
+            rows[i] =
+                (struct slora_fwd_row){tokens[i], i, kv, adapted ? adapted : &ws,
+                                       i >= first ? logits + (size_t)(i - first) * vocab : NULL};
         rc = slora_fwd_run(f, rows, n);
         if (!rc)
             print_json(tokens, n, logits, first, vocab);

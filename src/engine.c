@@ -55,6 +55,7 @@ struct seq {
     int pos;                         /* tokens in the KV cache */
     int next_token;                  /* fed at pos when decoding */
     int rows_this_step;              /* rows of this sequence in the current batch */
+    int step_pos;                    /* position of its first row in that batch */
     float *logits;                   /* (vocab), or (n_prompt, vocab) in all_logits mode */
     struct slora_engine_result res;
     struct seq *q_next;              /* tenant queue */
@@ -326,11 +327,10 @@ static bool deliver(struct slora_engine *e, struct seq *s, int first_pos)
 static void run_step(struct slora_engine *e)
 {
     int vocab = e->model->cfg.shape.vocab_size, n = 0;
-    int first_pos[e->n_active ? e->n_active : 1];
     for (int i = 0; i < e->n_active; i++) {
         struct seq *s = e->active[i];
         s->rows_this_step = 0;
-        first_pos[i] = s->pos;
+        s->step_pos = s->pos;
         if (s->pos < s->n_prompt)
             continue;
         e->rows[n++] = (struct slora_fwd_row){s->next_token, s->pos, s->kv, s->ws, s->logits};
@@ -370,7 +370,7 @@ static void run_step(struct slora_engine *e)
             if (err)
                 finish(e, s, err), done = true;
             else
-                done = deliver(e, s, first_pos[i]);
+                done = deliver(e, s, s->step_pos);
         }
         if (!done)
             e->active[kept++] = s;

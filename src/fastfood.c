@@ -4,7 +4,7 @@
  * When P <= L/2 the first transform only needs Lp = 2^ceil(log2 P) points:
  * with the rest of v zero, the strides >= Lp copy each value to every
  * block, so H v = H_Lp(x) repeated L/Lp times and the gather reads
- * y[p(j) mod Lp] from a buffer small enough to stay in cache.
+ * y[p(j) mod Lp] from a buffer L/Lp times smaller than v.
  *
  * Scratch layout (floats): y (L) | w (L) | work: per-worker buffers, then
  * one uint64 per block (sums of gd^2, first bad index per strip) | gather
@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define GAMMA 0x9E3779B97F4A7C15ull
 #define BLK_LOG 15 /* 128 KiB blocks: pass one of a large transform */
 
 static size_t worker_floats(int logn)
@@ -93,15 +92,22 @@ static void strip_task(void *ctx, size_t task, int worker)
         if (bad < 0 && at < n)
             bad = j0 + (int64_t)at;
     }
+    slora_kernels_stream_done();
     s->bad[task] = bad;
 }
 
 static int64_t run_strips(float *v, int logn, float *workers, size_t worker_len, float *dst,
                           int64_t d_len, float scale, int64_t *bad_tasks, int n_threads)
 {
-    struct strips s = {.v = v, .log_rows = logn - BLK_LOG, .cols = (size_t)1 << BLK_LOG,
-                       .workers = workers, .worker_len = worker_len, .dst = dst,
-                       .d_len = d_len, .scale = scale, .bad = bad_tasks};
+    struct strips s = {.v = v,
+                       .log_rows = logn - BLK_LOG,
+                       .cols = (size_t)1 << BLK_LOG,
+                       .workers = workers,
+                       .worker_len = worker_len,
+                       .dst = dst,
+                       .d_len = d_len,
+                       .scale = scale,
+                       .bad = bad_tasks};
     size_t rows = (size_t)1 << s.log_rows;
     s.width = ((size_t)1 << BLK_LOG) / rows;
     if (s.width < 8)
@@ -138,15 +144,15 @@ void slora_fastfood_fwht(float *v, int logn, float *work, int n_threads)
     size_t n = (size_t)1 << logn;
     struct blocks b = {.v = v};
     slora_parallel_run(n_threads, n >> BLK_LOG, block_task, &b);
-    int64_t *bad = (int64_t *)(work + (size_t)(n_threads < 1 ? 1 : n_threads) *
-                                          worker_floats(logn));
+    int64_t *bad =
+        (int64_t *)(work + (size_t)(n_threads < 1 ? 1 : n_threads) * worker_floats(logn));
     run_strips(v, logn, work, worker_floats(logn), NULL, 0, 1.0f, bad, n_threads);
 }
 
 static void apply_signs(float *x, int64_t j0, int64_t n, uint64_t c2)
 {
-    uint64_t z = c2 + (uint64_t)(j0 + 1) * GAMMA;
-    for (int64_t j = 0; j < n; j++, z += GAMMA) {
+    uint64_t z = c2 + (uint64_t)(j0 + 1) * SLORA_GAMMA;
+    for (int64_t j = 0; j < n; j++, z += SLORA_GAMMA) {
         uint32_t bits;
         memcpy(&bits, x + j, sizeof(bits));
         bits ^= (uint32_t)(slora_mix64(z) >> 63) << 31;
@@ -168,7 +174,7 @@ static void second_chunk(void *ctx, size_t chunk, float *w, size_t count, int wo
     (void)worker;
     struct second *s = ctx;
     uint64_t j0 = (uint64_t)chunk << s->blk_log;
-    s->sums[chunk] = slora_kernels_gd_scale(w, count, s->c3 + (j0 + 1) * GAMMA);
+    s->sums[chunk] = slora_kernels_gd_scale(w, count, s->c3 + (j0 + 1) * SLORA_GAMMA);
     slora_kernels_fwht(w, s->blk_log);
 }
 
@@ -185,18 +191,24 @@ int slora_fastfood_project(uint64_t seed, int64_t group, int64_t P, int64_t D, f
     uint64_t *sums = (uint64_t *)(workers + (size_t)nw * worker_len);
     void *gather_scratch = sums + blocks_of(logn);
     uint64_t sg = slora_rnd(seed, 1, (uint64_t)group);
-    uint64_t c2 = slora_mix64(sg ^ slora_mix64(2 + GAMMA));
+    uint64_t c2 = slora_mix64(sg ^ slora_mix64(2 + SLORA_GAMMA));
 
     memset(y + P, 0, (lp - (size_t)P) * sizeof(float));
     apply_signs(y, 0, P, c2);
     slora_fastfood_fwht(y, log_p, workers, n_threads);
 
-    struct second s = {.c3 = slora_mix64(sg ^ slora_mix64(3 + GAMMA)), .sums = sums,
+    struct second s = {.c3 = slora_mix64(sg ^ slora_mix64(3 + SLORA_GAMMA)),
+                       .sums = sums,
                        .blk_log = logn < BLK_LOG ? logn : BLK_LOG};
     struct slora_perm perm;
     slora_perm_init(&perm, slora_rnd(sg, 5, 0), n);
-    struct slora_gather gather = {.perm = &perm, .src = y, .mask = (uint32_t)(lp - 1), .dst = w,
-                                  .chunk_log = s.blk_log, .fn = second_chunk, .ctx = &s};
+    struct slora_gather gather = {.perm = &perm,
+                                  .src = y,
+                                  .mask = (uint32_t)(lp - 1),
+                                  .dst = w,
+                                  .chunk_log = s.blk_log,
+                                  .fn = second_chunk,
+                                  .ctx = &s};
     slora_gather_run(&gather, gather_scratch, n_threads);
     size_t n_blocks = n >> s.blk_log;
     uint64_t sum = 0;
@@ -210,10 +222,11 @@ int slora_fastfood_project(uint64_t seed, int64_t group, int64_t P, int64_t D, f
     float scale = (float)((double)alpha / (sqrt((double)sum) * sqrt((double)D)));
     if (logn <= BLK_LOG) {
         size_t at = slora_kernels_stream(dst, w, (size_t)D, scale);
+        slora_kernels_stream_done();
         *bad_index = at < (size_t)D ? (int64_t)at : -1;
         return 0;
     }
-    *bad_index = run_strips(w, logn, workers, worker_len, dst, D, scale, (int64_t *)sums,
-                            n_threads);
+    *bad_index =
+        run_strips(w, logn, workers, worker_len, dst, D, scale, (int64_t *)sums, n_threads);
     return 0;
 }

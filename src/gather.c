@@ -5,7 +5,7 @@
 #include <slora/kernels.h>
 #include <slora/parallel.h>
 
-#define AHEAD 32 /* elements prefetched ahead: enough misses in flight */
+#define AHEAD 64 /* elements prefetched ahead: enough misses in flight */
 
 struct run {
     const struct slora_gather *g;
@@ -39,8 +39,10 @@ static void chunk_task(void *ctx, size_t c, int worker)
         out[t] = src[idx[t] & mask];
     if (g->fn)
         g->fn(g->ctx, c, out, n, worker);
-    else
+    else {
         slora_kernels_stream(g->dst + j0, out, n, 1.0f);
+        slora_kernels_stream_done();
+    }
 }
 
 void slora_gather_run(const struct slora_gather *g, void *scratch, int n_threads)

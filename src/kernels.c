@@ -1,7 +1,9 @@
 /* kernels.c - AVX2 and portable inner loops (see kernels.h). The #ifdef
  * __AVX2__ blocks here are the only SIMD selection in the tree. */
 #include <slora/kernels.h>
+#include <slora/perm.h>
 
+#include <math.h>
 #include <string.h>
 
 #ifdef __AVX2__
@@ -18,15 +20,6 @@ static inline uint32_t fmix32(uint32_t h)
     return h;
 }
 
-#define GAMMA 0x9E3779B97F4A7C15ull
-
-static inline uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static inline int64_t gd_of(uint64_t u)
 {
     return (int64_t)((u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) + (u >> 48)) -
@@ -36,12 +29,23 @@ static inline int64_t gd_of(uint64_t u)
 static uint64_t gd_scale_scalar(float *w, size_t count, uint64_t z)
 {
     uint64_t sum = 0;
-    for (size_t t = 0; t < count; t++, z += GAMMA) {
-        int64_t g = gd_of(mix64(z));
+    for (size_t t = 0; t < count; t++, z += SLORA_GAMMA) {
+        int64_t g = gd_of(slora_mix64(z));
         sum += (uint64_t)(g * g);
         w[t] *= (float)g;
     }
     return sum;
+}
+
+static void outer_row_scalar(float *dst, const float *u, const float *at, size_t ld, size_t n,
+                             size_t r, float scale)
+{
+    for (size_t c = 0; c < n; c++) {
+        float acc = u[0] * at[c];
+        for (size_t j = 1; j < r; j++)
+            acc = fmaf(u[j], at[j * ld + c], acc);
+        dst[c] = acc * scale;
+    }
 }
 
 static inline uint32_t feistel1(uint32_t x, const uint32_t rk[4], int h, uint32_t mask)
@@ -253,9 +257,10 @@ uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
     const __m256i c2h = _mm256_set1_epi64x((long long)(0x94D049BB133111EBull >> 32));
     const __m256i f16 = _mm256_set1_epi64x(0xFFFF), centre = _mm256_set1_epi64x(131070);
     const __m256i pack = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-    const __m256i step = _mm256_set1_epi64x((long long)(4 * GAMMA));
-    __m256i z = _mm256_setr_epi64x((long long)z0, (long long)(z0 + GAMMA),
-                                   (long long)(z0 + 2 * GAMMA), (long long)(z0 + 3 * GAMMA));
+    const __m256i step = _mm256_set1_epi64x((long long)(4 * SLORA_GAMMA));
+    __m256i z =
+        _mm256_setr_epi64x((long long)z0, (long long)(z0 + SLORA_GAMMA),
+                           (long long)(z0 + 2 * SLORA_GAMMA), (long long)(z0 + 3 * SLORA_GAMMA));
     __m256i acc = _mm256_setzero_si256();
     size_t t = 0;
     for (; t + 4 <= count; t += 4, z = _mm256_add_epi64(z, step)) {
@@ -275,7 +280,97 @@ uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
     uint64_t lanes[4];
     _mm256_storeu_si256((__m256i *)lanes, acc);
     return lanes[0] + lanes[1] + lanes[2] + lanes[3] +
-           gd_scale_scalar(w + t, count - t, z0 + (uint64_t)t * GAMMA);
+           gd_scale_scalar(w + t, count - t, z0 + (uint64_t)t * SLORA_GAMMA);
+}
+
+static inline __m256 outer8(const float *u, const float *at, size_t ld, size_t r)
+{
+    __m256 a = _mm256_mul_ps(_mm256_set1_ps(u[0]), _mm256_loadu_ps(at));
+    for (size_t j = 1; j < r; j++)
+        a = _mm256_fmadd_ps(_mm256_set1_ps(u[j]), _mm256_loadu_ps(at + j * ld), a);
+    return a;
+}
+
+void slora_kernels_outer(float *dst, const float *u, const float *at, size_t ld, size_t rows,
+                         size_t n, size_t r, float scale)
+{
+    const __m256 vs = _mm256_set1_ps(scale);
+    size_t c = 0;
+    /* column blocks outermost: the block of at (r x 32) stays in L1 for
+     * all rows; four independent accumulators hide the FMA latency */
+    for (; c + 32 <= n; c += 32) {
+        for (size_t i = 0; i < rows; i++) {
+            const float *ui = u + i * r;
+            __m256 b = _mm256_set1_ps(ui[0]);
+            __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c));
+            __m256 a1 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 8));
+            __m256 a2 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 16));
+            __m256 a3 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 24));
+            for (size_t j = 1; j < r; j++) {
+                const float *row = at + j * ld + c;
+                b = _mm256_set1_ps(ui[j]);
+                a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
+                a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
+                a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
+                a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
+            }
+            float *d = dst + i * n + c;
+            _mm256_storeu_ps(d, _mm256_mul_ps(a0, vs));
+            _mm256_storeu_ps(d + 8, _mm256_mul_ps(a1, vs));
+            _mm256_storeu_ps(d + 16, _mm256_mul_ps(a2, vs));
+            _mm256_storeu_ps(d + 24, _mm256_mul_ps(a3, vs));
+        }
+    }
+    for (; c + 8 <= n; c += 8)
+        for (size_t i = 0; i < rows; i++)
+            _mm256_storeu_ps(dst + i * n + c, _mm256_mul_ps(outer8(u + i * r, at + c, ld, r), vs));
+    if (c < n)
+        for (size_t i = 0; i < rows; i++)
+            outer_row_scalar(dst + i * n + c, u + i * r, at + c, ld, n - c, r, scale);
+}
+
+static inline __m256i stream_check(float *d, __m256 v, __m256i bad)
+{
+    const __m256i exp = _mm256_set1_epi32(0x7F800000);
+    _mm256_stream_ps(d, v);
+    __m256i e = _mm256_and_si256(_mm256_castps_si256(v), exp);
+    return _mm256_or_si256(bad, _mm256_cmpeq_epi32(e, exp));
+}
+
+bool slora_kernels_outer_stream(float *dst, const float *u, const float *at, size_t ld, size_t rows,
+                                size_t n, size_t r, float scale)
+{
+    const __m256 vs = _mm256_set1_ps(scale);
+    __m256i bad = _mm256_setzero_si256();
+    /* rows outermost: each row's lines fill completely in the write-
+     * combining buffers before the next row starts */
+    for (size_t i = 0; i < rows; i++) {
+        const float *ui = u + i * r;
+        float *d = dst + i * n;
+        size_t c = 0;
+        for (; c + 32 <= n; c += 32) {
+            __m256 b = _mm256_set1_ps(ui[0]);
+            __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c));
+            __m256 a1 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 8));
+            __m256 a2 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 16));
+            __m256 a3 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 24));
+            for (size_t j = 1; j < r; j++) {
+                const float *row = at + j * ld + c;
+                b = _mm256_set1_ps(ui[j]);
+                a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
+                a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
+                a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
+                a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
+            }
+            bad = stream_check(d + c, _mm256_mul_ps(a0, vs), bad);
+            bad = stream_check(d + c + 8, _mm256_mul_ps(a1, vs), bad);
+            bad = stream_check(d + c + 16, _mm256_mul_ps(a2, vs), bad);
+            bad = stream_check(d + c + 24, _mm256_mul_ps(a3, vs), bad);
+        }
+        for (; c < n; c += 8)
+            bad = stream_check(d + c, _mm256_mul_ps(outer8(ui, at + c, ld, r), vs), bad);
+    }
+    return !_mm256_testz_si256(bad, bad);
 }
 
 static inline bool nonfinite1(float x)
@@ -303,13 +398,17 @@ size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s)
         if (bad == n && !_mm256_testz_si256(e, e))
             bad = i + (size_t)__builtin_ctz((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(e)));
     }
-    _mm_sfence();
     for (; i < n; i++) {
         dst[i] = src[i] * s;
         if (bad == n && nonfinite1(dst[i]))
             bad = i;
     }
     return bad;
+}
+
+void slora_kernels_stream_done(void)
+{
+    _mm_sfence();
 }
 
 size_t slora_kernels_find_nonfinite(const float *x, size_t n)
@@ -336,6 +435,20 @@ size_t slora_kernels_find_nonfinite(const float *x, size_t n)
 
 #else
 
+bool slora_kernels_outer_stream(float *dst, const float *u, const float *at, size_t ld, size_t rows,
+                                size_t n, size_t r, float scale)
+{
+    slora_kernels_outer(dst, u, at, ld, rows, n, r, scale);
+    return slora_kernels_find_nonfinite(dst, rows * n) < rows * n;
+}
+
+void slora_kernels_outer(float *dst, const float *u, const float *at, size_t ld, size_t rows,
+                         size_t n, size_t r, float scale)
+{
+    for (size_t i = 0; i < rows; i++)
+        outer_row_scalar(dst + i * n, u + i * r, at, ld, n, r, scale);
+}
+
 uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
 {
     return gd_scale_scalar(w, count, z0);
@@ -352,6 +465,10 @@ size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s)
             bad = i;
     }
     return bad;
+}
+
+void slora_kernels_stream_done(void)
+{
 }
 
 void slora_kernels_fwht(float *v, int logn)

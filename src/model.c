@@ -19,6 +19,7 @@
 #include <slora/error.h>
 #include <slora/fileio.h>
 #include <slora/gguf.h>
+#include <slora/log.h>
 #include <slora/model.h>
 #include <slora/tokenizer.h>
 #include <slora/weights.h>
@@ -65,7 +66,7 @@ int slora_model_n_tensors(const struct slora_model *m)
 }
 
 /* Where tensor i lives in the struct, and its shape. */
-static const float **tensor_slot(const struct slora_model *m, int i, struct slora_model_tensor *t)
+static const float **tensor_slot(struct slora_model *m, int i, struct slora_model_tensor *t)
 {
     const struct slora_shape *s = &m->cfg.shape;
     int n_layers = s->n_layers;
@@ -73,25 +74,24 @@ static const float **tensor_slot(const struct slora_model *m, int i, struct slor
     t->module = -1;
     t->rows = 1;
     t->cols = s->dim;
-    struct slora_model *mm = (struct slora_model *)m;
     if (i == 0) {
         snprintf(t->name, sizeof(t->name), "token_embd.weight");
         t->rows = s->vocab_size;
-        return &mm->tok_emb;
+        return &m->tok_emb;
     }
     i--;
     if (i >= K_COUNT * n_layers) {
         i -= K_COUNT * n_layers;
         if (i == 0) {
             snprintf(t->name, sizeof(t->name), "output_norm.weight");
-            return &mm->rms_final;
+            return &m->rms_final;
         }
         snprintf(t->name, sizeof(t->name), "output.weight");
         t->rows = s->vocab_size;
-        return &mm->wcls;
+        return &m->wcls;
     }
     int kind = i / n_layers, layer = i % n_layers;
-    struct slora_layer *l = &mm->layers[layer];
+    struct slora_layer *l = &m->layers[layer];
     snprintf(t->name, sizeof(t->name), "blk.%d.%s.weight", layer, kind_name[kind]);
     t->layer = layer;
     t->module = kind_module[kind];
@@ -105,7 +105,8 @@ static const float **tensor_slot(const struct slora_model *m, int i, struct slor
 
 void slora_model_tensor(const struct slora_model *m, int i, struct slora_model_tensor *t)
 {
-    t->data = (float *)*tensor_slot(m, i, t);
+    /* the slot is only read; data is writable for blank models (documented) */
+    t->data = (float *)*tensor_slot((struct slora_model *)m, i, t);
 }
 
 const float *slora_model_matrix(const struct slora_model *m, int layer, enum slora_module mod)
@@ -366,8 +367,17 @@ static int gguf_vocab(struct slora_model *m, const struct slora_gguf *g, char *d
 {
     const struct slora_gguf_kv *tokens = slora_gguf_find_kv(g, "tokenizer.ggml.tokens");
     const struct slora_gguf_kv *scores = slora_gguf_find_kv(g, "tokenizer.ggml.scores");
+    const char *kind;
+    size_t kind_len;
     if (!tokens)
         return 0;
+    /* only SentencePiece-style (llama) vocabularies fit our tokenizer */
+    if (!slora_gguf_get_str(g, "tokenizer.ggml.model", &kind, &kind_len) &&
+        (kind_len != 5 || memcmp(kind, "llama", 5))) {
+        slora_warn("%s: tokenizer model '%.*s' is not supported; vocabulary ignored", m->path,
+                   kind_len > 64 ? 64 : (int)kind_len, kind);
+        return 0;
+    }
     size_t vocab = (size_t)m->cfg.shape.vocab_size;
     if (tokens->type != SLORA_GGUF_ARRAY || tokens->arr_type != SLORA_GGUF_STRING ||
         tokens->n != vocab)

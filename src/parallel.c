@@ -6,8 +6,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define MAX_WORKERS 64
-
 struct run {
     slora_task_fn fn;
     void *ctx;
@@ -42,10 +40,12 @@ int slora_parallel_run(int n_threads, size_t n_tasks, slora_task_fn fn, void *ct
 {
     struct run run = {.fn = fn, .ctx = ctx, .n_tasks = n_tasks};
     atomic_init(&run.next, 0);
-    int n = n_threads < 1 ? 1 : n_threads > MAX_WORKERS ? MAX_WORKERS : n_threads;
+    int n = n_threads < 1                            ? 1
+            : n_threads > SLORA_PARALLEL_MAX_THREADS ? SLORA_PARALLEL_MAX_THREADS
+                                                     : n_threads;
     if ((size_t)n > n_tasks)
         n = n_tasks > 0 ? (int)n_tasks : 1;
-    struct worker w[MAX_WORKERS];
+    struct worker w[SLORA_PARALLEL_MAX_THREADS];
     int started = 1;
     for (int i = 1; i < n; i++) {
         w[started].run = &run;

@@ -4,8 +4,6 @@
 #include <slora/kernels.h>
 #include <slora/perm.h>
 
-#define GAMMA 0x9E3779B97F4A7C15ull
-
 uint64_t slora_mix64(uint64_t z)
 {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -15,7 +13,7 @@ uint64_t slora_mix64(uint64_t z)
 
 uint64_t slora_rnd(uint64_t seed, uint64_t tag, uint64_t j)
 {
-    return slora_mix64(slora_mix64(seed ^ slora_mix64(tag + GAMMA)) + (j + 1) * GAMMA);
+    return slora_mix64(slora_mix64(seed ^ slora_mix64(tag + SLORA_GAMMA)) + (j + 1) * SLORA_GAMMA);
 }
 
 void slora_perm_init(struct slora_perm *p, uint64_t key, uint64_t n)

@@ -68,7 +68,8 @@ static int parse_metadata(struct slora_st *st, json_t *obj, char *diag, size_t d
         return fail(diag, diag_len, SLORA_ENOMEM, "out of memory for __metadata__");
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         struct slora_st_meta *m = &st->meta[st->n_meta++];
         m->key = strdup(key);
         m->value = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
@@ -86,10 +87,10 @@ static int parse_tensor(struct slora_st_tensor *t, const char *name, json_t *obj
         return fail(diag, diag_len, SLORA_EFORMAT, "tensor '%s': entry is not a JSON object", name);
     const char *key;
     json_t *v;
-    json_object_foreach(obj, key, v) {
+    json_object_foreach(obj, key, v)
+    {
         if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets"))
-            return fail(diag, diag_len, SLORA_EFORMAT, "tensor '%s': unknown key '%s'", name,
-                        key);
+            return fail(diag, diag_len, SLORA_EFORMAT, "tensor '%s': unknown key '%s'", name, key);
     }
     json_t *jd = json_object_get(obj, "dtype");
     if (!json_is_string(jd))
@@ -104,8 +105,7 @@ static int parse_tensor(struct slora_st_tensor *t, const char *name, json_t *obj
 
     json_t *js = json_object_get(obj, "shape");
     if (!json_is_array(js))
-        return fail(diag, diag_len, SLORA_EFORMAT, "tensor '%s': missing or non-array shape",
-                    name);
+        return fail(diag, diag_len, SLORA_EFORMAT, "tensor '%s': missing or non-array shape", name);
     if (json_array_size(js) > SLORA_ST_MAX_DIMS)
         return fail(diag, diag_len, SLORA_EUNSUPPORTED, "tensor '%s': rank %zu over %d", name,
                     json_array_size(js), SLORA_ST_MAX_DIMS);
@@ -127,8 +127,7 @@ static int parse_tensor(struct slora_st_tensor *t, const char *name, json_t *obj
     int64_t e = json_array_size(jo) == 2 ? json_count(json_array_get(jo, 1)) : -1;
     if (!json_is_array(jo) || b < 0 || e < 0)
         return fail(diag, diag_len, SLORA_EFORMAT,
-                    "tensor '%s': data_offsets is not [begin, end] of non-negative integers",
-                    name);
+                    "tensor '%s': data_offsets is not [begin, end] of non-negative integers", name);
     if (b > e || (uint64_t)e > data_len)
         return fail(diag, diag_len, SLORA_EFORMAT,
                     "tensor '%s': data_offsets [%lld, %lld] out of range of the %zu-byte data "
@@ -178,8 +177,7 @@ static int check_coverage(struct slora_st *st, size_t file_len, char *diag, size
     return 0;
 }
 
-int slora_st_parse(const void *buf, size_t len, struct slora_st **out, char *diag,
-                   size_t diag_len)
+int slora_st_parse(const void *buf, size_t len, struct slora_st **out, char *diag, size_t diag_len)
 {
     const unsigned char *p = buf;
     *out = NULL;
@@ -219,7 +217,8 @@ int slora_st_parse(const void *buf, size_t len, struct slora_st **out, char *dia
     }
     const char *key;
     json_t *v;
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         if (!strcmp(key, "__metadata__")) {
             err = parse_metadata(st, v, diag, diag_len);
             if (err)

@@ -6,12 +6,13 @@
  *           (gemms of A_m with slices of the previous product);
  *   CP:     U rows are elementwise products of rows of A_0 .. A_{M-2}
  *           (for M = 2 U is A_0 itself, so LoRA is one GEMM B @ A).
- * One factor: the group's code vector is U @ A_last^T, written straight
- * into the destination by row blocks. Several: T_1 (x) ... (x) T_{K-1} is
+ * One factor: the group's code vector is U @ A_last^T, computed a tile at
+ * a time into a cache-sized buffer. Several: T_1 (x) ... (x) T_{K-1} is
  * built densely, then T_0 (x) Rest is written as scaled copies of Rest's
  * last-mode rows ("runs"). Both writers produce only the first count
- * entries (the fold), apply alpha, and check the block they just wrote for
- * NaN/Inf while it is in cache.
+ * entries (the fold), apply alpha, and write the destination with
+ * streaming stores that test each value for NaN/Inf on the way out, so the
+ * output costs one write pass, like memset.
  *
  * Output work is cut into tasks of about CHUNK floats by size alone, so the
  * floats are the same at any thread count. Projection (fastfood.c) and
@@ -39,6 +40,8 @@
 
 #define CHUNK ((size_t)1 << 15)
 #define GATHER_LOG 15
+#define TILE_ROWS 64
+#define OUTER_MAX_RANK 64 /* final products of rank up to this skip the GEMM */
 #define HUGE_PAGE ((size_t)2 << 20)
 
 static size_t mul_sat(size_t a, size_t b)
@@ -74,8 +77,8 @@ static size_t factor_u_floats(const struct slora_factor *f, int M)
     if (f->core) {
         size_t best = 0;
         for (int m = M - 2; m >= 0; m--) {
-            size_t s = mul_sat(mul_sat(prod_n(f->r, 0, m), prod_n(f->n, m, M - 1)),
-                               (size_t)f->r[M - 1]);
+            size_t s =
+                mul_sat(mul_sat(prod_n(f->r, 0, m), prod_n(f->n, m, M - 1)), (size_t)f->r[M - 1]);
             best = s > best ? s : best;
         }
         return mul_sat(2, align16(best));
@@ -105,8 +108,8 @@ static void tucker_u(const struct slora_factor *f, int M, float *buf, struct fac
         int64_t slices = (int64_t)prod_n(f->r, 0, m);
         float *y = bufs[which];
         for (int64_t s = 0; s < slices; s++)
-            slora_blas_gemm((int)f->n[m], (int)b, (int)f->r[m], 1.0f, f->a[m],
-                            x + s * f->r[m] * b, 0, 0.0f, y + s * f->n[m] * b);
+            slora_blas_gemm((int)f->n[m], (int)b, (int)f->r[m], 1.0f, f->a[m], x + s * f->r[m] * b,
+                            0, 0.0f, y + s * f->n[m] * b);
         b *= f->n[m];
         x = y;
     }
@@ -225,32 +228,52 @@ static size_t rest_len(const struct slora_group *g)
     return p;
 }
 
-static size_t prepare_floats(const struct slora_group *g)
+/* One factor of small final rank: A_last transposed, (r, n_last), for
+ * slora_kernels_outer. */
+static size_t transposed_floats(const struct slora_group *g)
 {
-    size_t u = 0, dense = 0;
+    const struct slora_factor *f = &g->k[0];
+    int64_t r = f->r[g->order - 1];
+    if (g->n_kron > 1 || r > OUTER_MAX_RANK)
+        return 0;
+    return align16(mul_sat((size_t)r, (size_t)f->n[g->order - 1]));
+}
+
+/* The largest factor_u scratch among the group's factors. */
+static size_t max_u_floats(const struct slora_group *g)
+{
+    size_t u = 0;
     for (int k = 0; k < g->n_kron; k++) {
         size_t s = factor_u_floats(&g->k[k], g->order);
         u = s > u ? s : u;
-        if (g->n_kron > 1)
-            dense = add_sat(dense, align16(factor_len(&g->k[k], g->order)));
     }
+    return u;
+}
+
+static size_t prepare_floats(const struct slora_group *g)
+{
+    size_t u = max_u_floats(g), dense = 0;
+    for (int k = 0; g->n_kron > 1 && k < g->n_kron; k++)
+        dense = add_sat(dense, align16(factor_len(&g->k[k], g->order)));
     size_t rest = g->n_kron > 2 ? mul_sat(2, align16(rest_len(g))) : 0;
-    return add_sat(add_sat(u, dense), rest);
+    return add_sat(add_sat(add_sat(u, dense), rest), transposed_floats(g));
 }
 
 /* The group's writer: U @ A_last^T (one factor) or T_0 (x) Rest. */
 struct writer {
     bool kron_mode;
     struct factor_u fu;
+    const float *at; /* (r, n_last): A_last transposed for slora_kernels_outer, or NULL: GEMM */
     struct kron kron;
-    int64_t count;    /* entries to write: N_g, or P_g when projected */
+    int64_t count; /* entries to write: N_g, or P_g when projected */
     float scale;
-    float *dst;       /* (count) */
+    float *dst; /* (count) */
     bool check;
-    float *tmp;       /* CHUNK floats per worker */
-    int64_t per_task; /* rows, column chunks' width, or runs per task */
-    bool by_columns;  /* rows longer than CHUNK: tasks are (row, column range) */
-    int64_t tasks_per_row;
+    float *tmp;              /* CHUNK floats per worker */
+    int64_t per_task;        /* Kronecker runs per task */
+    int64_t tile_rows;       /* one factor: tasks are tiles of U @ A_last^T, */
+    int64_t tile_cols;       /* at most CHUNK floats */
+    int64_t col_tiles;       /* tiles per row block */
     atomic_int_fast64_t bad; /* first non-finite index, INT64_MAX when none */
 };
 
@@ -261,39 +284,68 @@ static void note_bad(struct writer *w, int64_t at)
         ;
 }
 
-/* One task: rows [row0, row0 + n_rows) of U @ A_last^T, or columns
- * [c0, c0 + nc) of row row0 when by_columns, computed into the worker's
- * tmp (in cache) and streamed to dst up to count, checked on the way. */
+/* Stream a tile computed in tmp ((n_rows, nc) at row0, column c0) to
+ * dst up to count. Returns the first non-finite index, or INT64_MAX. */
+static int64_t stream_tile(const struct writer *w, const float *tmp, int64_t row0, int64_t n_rows,
+                           int64_t c0, int64_t nc)
+{
+    int64_t bad = INT64_MAX, n_last = w->fu.n_last;
+    /* whole-row tiles are one contiguous run of dst */
+    int64_t seg = nc == n_last ? n_rows * nc : nc;
+    for (int64_t i = 0; i < n_rows; i += seg / nc) {
+        int64_t e0 = (row0 + i) * n_last + c0;
+        int64_t len = seg < w->count - e0 ? seg : w->count - e0;
+        if (len <= 0)
+            break;
+        size_t at = slora_kernels_stream(w->dst + e0, tmp + i * nc, (size_t)len, 1.0f);
+        if (bad == INT64_MAX && at < (size_t)len)
+            bad = e0 + (int64_t)at;
+    }
+    return bad;
+}
+
+/* One tile of U @ A_last^T. Small rank: the outer-product kernel, from
+ * registers straight to memory when the tile is whole aligned rows below
+ * count, else through tmp. Larger rank: GEMM into tmp (in cache). tmp is
+ * then streamed to dst, checked on the way. */
+static int64_t gemm_tile(const struct writer *w, size_t task, float *tmp)
+{
+    const struct factor_u *f = &w->fu;
+    int64_t row0 = (int64_t)task / w->col_tiles * w->tile_rows;
+    int64_t c0 = (int64_t)task % w->col_tiles * w->tile_cols;
+    int64_t n_rows = f->rows - row0 < w->tile_rows ? f->rows - row0 : w->tile_rows;
+    int64_t nc = f->n_last - c0 < w->tile_cols ? f->n_last - c0 : w->tile_cols;
+    int64_t e0 = row0 * f->n_last + c0;
+    const float *u = f->u + row0 * f->r;
+    if (w->at && nc == f->n_last && nc % 8 == 0 && e0 + n_rows * nc <= w->count &&
+        ((uintptr_t)(w->dst + e0) & 31) == 0) {
+        if (!slora_kernels_outer_stream(w->dst + e0, u, w->at, (size_t)nc, (size_t)n_rows,
+                                        (size_t)nc, (size_t)f->r, w->scale))
+            return INT64_MAX;
+        slora_kernels_stream_done();
+        return e0 + (int64_t)slora_kernels_find_nonfinite(w->dst + e0, (size_t)(n_rows * nc));
+    }
+    if (w->at)
+        slora_kernels_outer(tmp, u, w->at + c0, (size_t)f->n_last, (size_t)n_rows, (size_t)nc,
+                            (size_t)f->r, w->scale);
+    else
+        slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, u, f->a_last + c0 * f->r, 1,
+                        0.0f, tmp);
+    return stream_tile(w, tmp, row0, n_rows, c0, nc);
+}
+
+/* One task: a tile of U @ A_last^T or a range of Kronecker runs. */
 static void writer_task(void *ctx, size_t task, int worker)
 {
     struct writer *w = ctx;
-    int64_t e0, bad = INT64_MAX;
+    int64_t bad;
     if (w->kron_mode) {
         int64_t q0 = (int64_t)task * w->per_task;
-        e0 = q0 * w->kron.nb[w->kron.M - 1];
         bad = kron_runs(&w->kron, q0, q0 + w->per_task, w->scale, w->dst, w->count);
     } else {
-        const struct factor_u *f = &w->fu;
-        int64_t row0, n_rows = 1, c0 = 0, nc = f->n_last;
-        if (w->by_columns) {
-            row0 = (int64_t)task / w->tasks_per_row;
-            c0 = ((int64_t)task % w->tasks_per_row) * w->per_task;
-            nc = f->n_last - c0 < w->per_task ? f->n_last - c0 : w->per_task;
-        } else {
-            row0 = (int64_t)task * w->per_task;
-            n_rows = f->rows - row0 < w->per_task ? f->rows - row0 : w->per_task;
-        }
-        e0 = row0 * f->n_last + c0;
-        int64_t len = n_rows * nc < w->count - e0 ? n_rows * nc : w->count - e0;
-        if (len <= 0)
-            return;
-        float *tmp = w->tmp + (size_t)worker * CHUNK;
-        slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, f->u + row0 * f->r,
-                        f->a_last + c0 * f->r, 1, 0.0f, tmp);
-        size_t at = slora_kernels_stream(w->dst + e0, tmp, (size_t)len, 1.0f);
-        if (at < (size_t)len)
-            bad = e0 + (int64_t)at;
+        bad = gemm_tile(w, task, w->tmp + (size_t)worker * CHUNK);
     }
+    slora_kernels_stream_done();
     if (w->check && bad != INT64_MAX)
         note_bad(w, bad);
 }
@@ -305,14 +357,19 @@ static void prepare(const struct slora_group *g, float *buf, struct writer *w)
     if (g->n_kron == 1) {
         w->kron_mode = false;
         factor_u(&g->k[0], M, buf, &w->fu);
+        w->at = NULL;
+        size_t t_len = transposed_floats(g);
+        if (t_len) {
+            /* after everything factor_u may use */
+            float *at = buf + (prepare_floats(g) - t_len);
+            for (int64_t i = 0; i < w->fu.n_last; i++)
+                for (int64_t j = 0; j < w->fu.r; j++)
+                    at[j * w->fu.n_last + i] = w->fu.a_last[i * w->fu.r + j];
+            w->at = at;
+        }
         return;
     }
-    size_t u_len = 0;
-    for (int k = 0; k < g->n_kron; k++) {
-        size_t s = factor_u_floats(&g->k[k], M);
-        u_len = s > u_len ? s : u_len;
-    }
-    float *ubuf = buf, *dense[SLORA_MAX_KRON], *p = buf + u_len;
+    float *ubuf = buf, *dense[SLORA_MAX_KRON], *p = buf + max_u_floats(g);
     for (int k = 0; k < g->n_kron; k++) {
         struct factor_u fu;
         factor_u(&g->k[k], M, ubuf, &fu);
@@ -341,6 +398,7 @@ static void prepare(const struct slora_group *g, float *buf, struct writer *w)
                   (int64_t)total);
         cur = bufs[which];
     }
+    slora_kernels_stream_done();
     w->kron_mode = true;
     w->kron.M = M;
     w->kron.a = dense[0];
@@ -362,15 +420,20 @@ static void run_writer(struct writer *w, int n_threads)
         n_tasks = (size_t)((runs + w->per_task - 1) / w->per_task);
     } else {
         int64_t n_last = w->fu.n_last, rows = (w->count + n_last - 1) / n_last;
-        w->by_columns = n_last > (int64_t)CHUNK;
-        if (w->by_columns) {
-            w->per_task = (int64_t)CHUNK;
-            w->tasks_per_row = (n_last + w->per_task - 1) / w->per_task;
-            n_tasks = (size_t)(rows * w->tasks_per_row);
+        /* Whole rows when short (or with the rank-r kernel, which packs
+         * nothing): one contiguous streamed run per tile. Else tiles of up
+         * to TILE_ROWS rows, so the gemm's packing of A_last is shared by
+         * many output rows. */
+        if (n_last <= (int64_t)CHUNK / 32 || (w->at && n_last <= (int64_t)CHUNK)) {
+            w->tile_rows = (int64_t)CHUNK / n_last;
+            w->tile_cols = n_last;
         } else {
-            w->per_task = (int64_t)CHUNK / n_last;
-            n_tasks = (size_t)((rows + w->per_task - 1) / w->per_task);
+            w->tile_rows = rows < TILE_ROWS ? rows : TILE_ROWS;
+            w->tile_cols =
+                (int64_t)CHUNK / w->tile_rows < n_last ? (int64_t)CHUNK / w->tile_rows : n_last;
         }
+        w->col_tiles = (n_last + w->tile_cols - 1) / w->tile_cols;
+        n_tasks = (size_t)((rows + w->tile_rows - 1) / w->tile_rows * w->col_tiles);
     }
     slora_parallel_run(n_threads, n_tasks, writer_task, w);
 }
@@ -394,9 +457,17 @@ static int check_group(const struct slora_adapter *a, int gi, char *diag, size_t
         ok = ok && n == g->n[m];
     }
     ok = ok && (int64_t)prod_n(g->n, 0, g->order) == g->code_len;
-    if (!ok)
+    if (!ok) {
         snprintf(diag, diag_len, "group %d: inconsistent group table", gi);
-    return ok ? 0 : SLORA_EINVAL;
+        return SLORA_EINVAL;
+    }
+    /* gemm dimensions grow with P_g: keep them in BLAS's int */
+    if (g->code_len > INT_MAX) {
+        snprintf(diag, diag_len, "group %d: code length %lld over the limit %d", gi,
+                 (long long)g->code_len, INT_MAX);
+        return SLORA_ELIMIT;
+    }
+    return 0;
 }
 
 static int nonfinite_diag(const struct slora_adapter *a, int64_t at, char *diag, size_t diag_len)
@@ -405,8 +476,9 @@ static int nonfinite_diag(const struct slora_adapter *a, int64_t at, char *diag,
         const struct slora_target *t = &a->targets[j];
         if (at >= t->offset && at < t->offset + t->rows * t->cols) {
             int64_t e = at - t->offset;
-            snprintf(diag, diag_len, "non-finite dW in layers.%d.%s at [%lld, %lld] (dW_all index %lld)",
-                     t->layer, slora_arch_module_name(t->module), (long long)(e / t->cols),
+            snprintf(diag, diag_len,
+                     "non-finite dW in layers.%d.%s at [%lld, %lld] (dW_all index %lld)", t->layer,
+                     slora_arch_module_name(t->module), (long long)(e / t->cols),
                      (long long)(e % t->cols), (long long)at);
             return SLORA_ENONFINITE;
         }
@@ -447,11 +519,15 @@ static int plan(const struct slora_adapter *a, int n_threads, struct layout *lay
     return lay->total == SIZE_MAX ? SLORA_ELIMIT : 0;
 }
 
+static int clamp_threads(int n)
+{
+    return n < 1 ? 1 : n > SLORA_PARALLEL_MAX_THREADS ? SLORA_PARALLEL_MAX_THREADS : n;
+}
+
 size_t slora_superlora_scratch_bytes(const struct slora_adapter *a, int n_threads)
 {
     struct layout lay;
-    if (n_threads < 1)
-        n_threads = 1;
+    n_threads = clamp_threads(n_threads);
     return plan(a, n_threads, &lay) ? SIZE_MAX : mul_sat(lay.total, sizeof(float));
 }
 
@@ -508,12 +584,23 @@ int slora_superlora_generate(const struct slora_adapter *a, float *out, int n_th
 int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int n_threads,
                                   struct slora_superlora_scratch *ws, char *diag, size_t diag_len)
 {
-    if (n_threads < 1)
-        n_threads = 1;
+    n_threads = clamp_threads(n_threads);
+    int64_t covered = 0;
     for (int gi = 0; gi < a->n_groups; gi++) {
         int rc = check_group(a, gi, diag, diag_len);
         if (rc)
             return rc;
+        if (a->groups[gi].offset != covered) {
+            snprintf(diag, diag_len, "group %d: offset %lld, expected %lld", gi,
+                     (long long)a->groups[gi].offset, (long long)covered);
+            return SLORA_EINVAL;
+        }
+        covered += a->groups[gi].len;
+    }
+    if (covered != a->total || a->n_groups < 1) {
+        snprintf(diag, diag_len, "groups cover %lld of N = %lld entries", (long long)covered,
+                 (long long)a->total);
+        return SLORA_EINVAL;
     }
     struct layout lay;
     if (plan(a, n_threads, &lay)) {
@@ -531,8 +618,11 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
     int64_t bad = -1;
     for (int gi = 0; gi < a->n_groups; gi++) {
         const struct slora_group *g = &a->groups[gi];
-        struct writer w = {.tmp = scratch + lay.workers, .scale = a->cfg.alpha, .check = true,
-                           .count = g->len, .dst = delta + g->offset};
+        struct writer w = {.tmp = scratch + lay.workers,
+                           .scale = a->cfg.alpha,
+                           .check = true,
+                           .count = g->len,
+                           .dst = delta + g->offset};
         if (a->cfg.projection) {
             w.scale = 1.0f;
             w.check = false;
@@ -544,8 +634,8 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
         int64_t g_bad = atomic_load(&w.bad) == INT64_MAX ? -1 : (int64_t)atomic_load(&w.bad);
         if (a->cfg.projection) {
             int rc = slora_fastfood_project(a->cfg.projection_seed, gi, g->code_len, g->len,
-                                        a->cfg.alpha, scratch + lay.ff, delta + g->offset,
-                                        n_threads, &g_bad, diag, diag_len);
+                                            a->cfg.alpha, scratch + lay.ff, delta + g->offset,
+                                            n_threads, &g_bad, diag, diag_len);
             if (rc)
                 return rc;
         }
@@ -555,8 +645,8 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
     if (a->cfg.shuffle) {
         struct slora_perm perm;
         slora_perm_init(&perm, slora_rnd(a->cfg.shuffle_seed, 4, 0), (uint64_t)a->total);
-        struct slora_gather g = {.perm = &perm, .src = delta, .mask = 0xFFFFFFFFu, .dst = out,
-                                 .chunk_log = GATHER_LOG};
+        struct slora_gather g = {
+            .perm = &perm, .src = delta, .mask = 0xFFFFFFFFu, .dst = out, .chunk_log = GATHER_LOG};
         slora_gather_run(&g, scratch + lay.gather, n_threads);
         /* a permutation moves the bad entry: find its place in dW_all */
         if (bad >= 0)

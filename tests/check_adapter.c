@@ -14,7 +14,7 @@
 static const struct slora_shape model = {64, 172, 5, 8, 4, 512};
 
 #define BASE                                                                                       \
-    "\"base\":{\"dim\":64,\"n_layers\":5,\"n_heads\":8,\"n_kv_heads\":4,\"hidden_dim\":172,"     \
+    "\"base\":{\"dim\":64,\"n_layers\":5,\"n_heads\":8,\"n_kv_heads\":4,\"hidden_dim\":172,"       \
     "\"vocab_size\":512}"
 #define CFG(extra) "{\"version\":1," BASE ",\"modules\":[\"wq\"],\"layers\":[0]" extra "}"
 /* LoRA r = 2 on layer 0 wq: N = 4096, one group */
@@ -27,7 +27,7 @@ struct bad {
     const char *from, *to; /* header substitution */
     int poison_at;         /* F32 element of the data set to poison (-1 none) */
     float poison;
-    int64_t max_params;    /* 0 = default limit */
+    int64_t max_params; /* 0 = default limit */
     int want;
     const char *frag;
 };
@@ -54,8 +54,8 @@ static const struct bad bads[] = {
      "duplicate object key"},
     {"version 2", "{\"version\":2," BASE ",\"modules\":[\"wq\"]}", LORA, NULL, NULL, NONE,
      SLORA_EUNSUPPORTED, "superlora.version must be the integer 1"},
-    {"version string", "{\"version\":\"1\"," BASE ",\"modules\":[\"wq\"]}", LORA, NULL, NULL,
-     NONE, SLORA_EUNSUPPORTED, "superlora.version"},
+    {"version string", "{\"version\":\"1\"," BASE ",\"modules\":[\"wq\"]}", LORA, NULL, NULL, NONE,
+     SLORA_EUNSUPPORTED, "superlora.version"},
     {"no version", "{" BASE ",\"modules\":[\"wq\"]}", LORA, NULL, NULL, NONE, SLORA_EFORMAT,
      "superlora.version missing"},
     {"no base", "{\"version\":1,\"modules\":[\"wq\"]}", LORA, NULL, NULL, NONE, SLORA_EFORMAT,
@@ -64,18 +64,19 @@ static const struct bad bads[] = {
      "superlora.modules missing"},
     {"unknown key", CFG(",\"rank\":4"), LORA, NULL, NULL, NONE, SLORA_EFORMAT,
      "superlora: unknown key 'rank'"},
-    {"unknown base key", "{\"version\":1,\"base\":{\"dim\":64,\"seq_len\":256},\"modules\":[\"wq\"]}",
-     LORA, NULL, NULL, NONE, SLORA_EFORMAT, "superlora.base: unknown key 'seq_len'"},
+    {"unknown base key",
+     "{\"version\":1,\"base\":{\"dim\":64,\"seq_len\":256},\"modules\":[\"wq\"]}", LORA, NULL, NULL,
+     NONE, SLORA_EFORMAT, "superlora.base: unknown key 'seq_len'"},
     {"unknown shuffle key", CFG(",\"shuffle\":{\"seed\":1,\"x\":2}"), LORA, NULL, NULL, NONE,
      SLORA_EFORMAT, "superlora.shuffle: unknown key 'x'"},
     {"unknown projection key", CFG(",\"projection\":{\"kind\":\"fastfood\",\"seed\":1,\"l\":2}"),
      LORA, NULL, NULL, NONE, SLORA_EFORMAT, "superlora.projection: unknown key 'l'"},
     {"null top", CFG(",\"shuffle\":null"), LORA, NULL, NULL, NONE, SLORA_EFORMAT,
      "superlora.shuffle is null"},
-    {"null nested", CFG(",\"projection\":{\"kind\":\"fastfood\",\"seed\":null}"), LORA, NULL,
-     NULL, NONE, SLORA_EFORMAT, "superlora.projection.seed is null"},
-    {"null in list", "{\"version\":1," BASE ",\"modules\":[\"wq\",null]}", LORA, NULL, NULL,
-     NONE, SLORA_EFORMAT, "superlora.modules[1] is null"},
+    {"null nested", CFG(",\"projection\":{\"kind\":\"fastfood\",\"seed\":null}"), LORA, NULL, NULL,
+     NONE, SLORA_EFORMAT, "superlora.projection.seed is null"},
+    {"null in list", "{\"version\":1," BASE ",\"modules\":[\"wq\",null]}", LORA, NULL, NULL, NONE,
+     SLORA_EFORMAT, "superlora.modules[1] is null"},
     {"base missing key",
      "{\"version\":1,\"base\":{\"dim\":64,\"n_layers\":5,\"n_heads\":8,\"n_kv_heads\":4,"
      "\"vocab_size\":512},\"modules\":[\"wq\"]}",
@@ -150,8 +151,8 @@ static const struct bad bads[] = {
      "unexpected tensor 'g0.k0.x0'"},
     {"leading zero", CFG(""), "g0.k0.f0=64x2 g0.k0.f01=64x2", NULL, NULL, NONE, SLORA_EFORMAT,
      "unexpected tensor 'g0.k0.f01'"},
-    {"leading zero group", CFG(""), "g00.k0.f0=64x2 g0.k0.f1=64x2", NULL, NULL, NONE,
-     SLORA_EFORMAT, "unexpected tensor 'g00.k0.f0'"},
+    {"leading zero group", CFG(""), "g00.k0.f0=64x2 g0.k0.f1=64x2", NULL, NULL, NONE, SLORA_EFORMAT,
+     "unexpected tensor 'g00.k0.f0'"},
     {"trailing junk", CFG(""), LORA " g0.k0.core2=2x2", NULL, NULL, NONE, SLORA_EFORMAT,
      "unexpected tensor 'g0.k0.core2'"},
     {"factor 3-D", CFG(""), "g0.k0.f0=64x2x1 g0.k0.f1=64x2", NULL, NULL, NONE, SLORA_EFORMAT,
@@ -267,13 +268,13 @@ END_TEST
  * BF16 tensors, shuffle and projection, default layers (all five). */
 START_TEST(lotr_module_order)
 {
-    struct slora_adapter *a = parse_ok(
-        "{\"version\":1," BASE ",\"modules\":[\"wk\",\"w2\"],\"order\":\"module\","
-        "\"groups\":\"module\",\"shuffle\":{\"seed\":9007199254740991},"
-        "\"projection\":{\"kind\":\"fastfood\",\"seed\":0}}",
-        "g0.k0.f0=5x2@F16 g0.k0.f1=32x2@BF16 g0.k0.f2=64x3 g0.k0.core=2x2x3 "
-        "g1.k0.f0=5x1 g1.k0.f1=64x1 g1.k0.f2=86x1",
-        &model);
+    struct slora_adapter *a =
+        parse_ok("{\"version\":1," BASE ",\"modules\":[\"wk\",\"w2\"],\"order\":\"module\","
+                 "\"groups\":\"module\",\"shuffle\":{\"seed\":9007199254740991},"
+                 "\"projection\":{\"kind\":\"fastfood\",\"seed\":0}}",
+                 "g0.k0.f0=5x2@F16 g0.k0.f1=32x2@BF16 g0.k0.f2=64x3 g0.k0.core=2x2x3 "
+                 "g1.k0.f0=5x1 g1.k0.f1=64x1 g1.k0.f2=86x1",
+                 &model);
     ck_assert_int_eq(a->cfg.n_layers, 5);
     ck_assert_int_eq(a->cfg.layers[4], 4);
     ck_assert(a->cfg.shuffle && a->cfg.projection);
@@ -300,11 +301,10 @@ END_TEST
 /* LoKr: two Kronecker factors, n_m multiply; even group split. */
 START_TEST(lokr_and_count_groups)
 {
-    struct slora_adapter *a =
-        parse_ok(CFG(",\"groups\":3"),
-                 "g0.k0.f0=4x4 g0.k0.f1=4x4 g0.k1.f0=9x1 g0.k1.f1=38x1 "
-                 "g1.k0.f0=37x1 g1.k0.f1=37x1 g2.k0.f0=1366x1",
-                 &model);
+    struct slora_adapter *a = parse_ok(CFG(",\"groups\":3"),
+                                       "g0.k0.f0=4x4 g0.k0.f1=4x4 g0.k1.f0=9x1 g0.k1.f1=38x1 "
+                                       "g1.k0.f0=37x1 g1.k0.f1=37x1 g2.k0.f0=1366x1",
+                                       &model);
     ck_assert_int_eq(a->n_groups, 3);
     ck_assert_int_eq(a->groups[0].len, 1366);
     ck_assert_int_eq(a->groups[1].len, 1365);
@@ -353,7 +353,8 @@ START_TEST(limits)
     buf = tb_build(CFG(""), "g0.k0.f0=64x2 g0.k0.f1=64x2 g0.k0.core=2x2", NULL, NULL, &len);
     ck_assert_int_eq(slora_adapter_parse(buf, len, &model, &lim, &a, diag, sizeof(diag)),
                      SLORA_ELIMIT);
-    ck_assert_ptr_nonnull(strstr(diag, "tensor 'g0.k0.core': 4 core elements is over the limit of 3"));
+    ck_assert_ptr_nonnull(
+        strstr(diag, "tensor 'g0.k0.core': 4 core elements is over the limit of 3"));
     free(buf);
 
     slora_adapter_limits_default(&lim);
@@ -362,7 +363,8 @@ START_TEST(limits)
                    "g0.k0.f0=65x2 g0.k0.f1=64x2", NULL, NULL, &len);
     ck_assert_int_eq(slora_adapter_parse(buf, len, &model, &lim, &a, diag, sizeof(diag)),
                      SLORA_ELIMIT);
-    ck_assert_ptr_nonnull(strstr(diag, "group g0: fastfood length L = 8192 is over the limit of 4096"));
+    ck_assert_ptr_nonnull(
+        strstr(diag, "group g0: fastfood length L = 8192 is over the limit of 4096"));
     free(buf);
 
     slora_adapter_limits_default(&lim);
@@ -434,8 +436,7 @@ START_TEST(load_file)
     ck_assert_int_eq(a->file_bytes, len);
     slora_adapter_unref(a);
     unlink(path);
-    ck_assert_int_eq(slora_adapter_load(path, &model, NULL, 0, &a, diag, sizeof(diag)),
-                     SLORA_EIO);
+    ck_assert_int_eq(slora_adapter_load(path, &model, NULL, 0, &a, diag, sizeof(diag)), SLORA_EIO);
     ck_assert_ptr_nonnull(strstr(diag, path));
     ck_assert_int_eq(slora_adapter_load("/tmp", &model, NULL, 0, &a, diag, sizeof(diag)),
                      SLORA_EIO);

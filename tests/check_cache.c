@@ -122,7 +122,7 @@ static void expect(struct slora_cache *c, uint64_t hits, uint64_t misses, uint64
 
 START_TEST(merged_weights)
 {
-    struct slora_cache *c = new_cache(0);
+    struct slora_cache *c = new_cache(SLORA_CACHE_DEFAULT_BYTES);
     struct fake f;
     fake_init(&f, 2, 0.5f);
     struct slora_cache_handle *h = get(c, "t/a", "v1", &f);
@@ -274,6 +274,25 @@ START_TEST(oversize)
 }
 END_TEST
 
+START_TEST(zero_budget)
+{
+    /* delta_cache_bytes 0: every entry serves its requests, then goes. */
+    struct slora_cache *c = new_cache(0);
+    struct fake a;
+    fake_init(&a, 1, 1);
+    struct slora_cache_handle *h1 = get(c, "t/a", "1", &a);
+    struct slora_cache_handle *h2 = get(c, "t/a", "1", &a);
+    expect(c, 1, 1, 0, 1);
+    slora_cache_release(c, h1);
+    expect(c, 1, 1, 0, 1);
+    slora_cache_release(c, h2);
+    expect(c, 1, 1, 1, 0);
+    char diag[128];
+    ck_assert_int_eq(slora_cache_pin(c, "t/a", "1", &a.a, diag, sizeof(diag)), SLORA_ENOSPC);
+    slora_cache_free(c);
+}
+END_TEST
+
 struct racer {
     struct slora_cache *c;
     const struct fake *f;
@@ -292,7 +311,7 @@ static void *race(void *arg)
 
 START_TEST(single_flight)
 {
-    struct slora_cache *c = new_cache(0);
+    struct slora_cache *c = new_cache(SLORA_CACHE_DEFAULT_BYTES);
     struct fake a;
     fake_init(&a, 1, 1);
     set_gate(true);
@@ -325,7 +344,7 @@ END_TEST
 
 START_TEST(retire)
 {
-    struct slora_cache *c = new_cache(0);
+    struct slora_cache *c = new_cache(SLORA_CACHE_DEFAULT_BYTES);
     struct fake a1, a2, b;
     fake_init(&a1, 1, 1), fake_init(&a2, 2, 2), fake_init(&b, 1, 3);
     struct slora_cache_handle *h1 = get(c, "t/a", "1", &a1);
@@ -360,7 +379,8 @@ static bool is_current(void *arg, const char *id, const char *version)
 
 START_TEST(unregistered_swept)
 {
-    struct slora_cache_config cfg = {.gen = fake_gen, .is_current = is_current};
+    struct slora_cache_config cfg = {
+        .budget_bytes = SLORA_CACHE_DEFAULT_BYTES, .gen = fake_gen, .is_current = is_current};
     struct slora_cache *c = slora_cache_new(model, &cfg);
     ck_assert_ptr_nonnull(c);
     struct fake a, b;
@@ -383,7 +403,7 @@ END_TEST
 
 START_TEST(gen_failure)
 {
-    struct slora_cache *c = new_cache(0);
+    struct slora_cache *c = new_cache(SLORA_CACHE_DEFAULT_BYTES);
     struct fake bad;
     fake_init(&bad, 1, -1);
     struct slora_cache_handle *h = (void *)1;
@@ -421,6 +441,7 @@ Suite *slora_cache_suite(void)
     tcase_add_test(tc, lru_script);
     tcase_add_test(tc, pins);
     tcase_add_test(tc, oversize);
+    tcase_add_test(tc, zero_budget);
     tcase_add_test(tc, single_flight);
     tcase_add_test(tc, retire);
     tcase_add_test(tc, unregistered_swept);

@@ -212,7 +212,7 @@ static void hold(struct run *blocker)
 
 static void start(int max_batch, int max_queue, int tenant_max)
 {
-    struct slora_cache_config cc = {.gen = fake_gen};
+    struct slora_cache_config cc = {.budget_bytes = SLORA_CACHE_DEFAULT_BYTES, .gen = fake_gen};
     cache = slora_cache_new(model, &cc);
     ck_assert_ptr_nonnull(cache);
     struct slora_engine_config ec = {.threads = 1,

@@ -264,6 +264,34 @@ START_TEST(gguf_alignments)
 }
 END_TEST
 
+/* A GGUF vocabulary is used only when tokenizer.ggml.model is "llama". */
+START_TEST(gguf_tokenizer_model)
+{
+    char *path = test_tmp_path("vocab"), *tok = test_tmp_path("tok");
+    char *argv[] = {"gen-model", "--vocab",         "300", "-o", path, "--format",
+                    "gguf3",     "--tokenizer-out", tok,   NULL};
+    ck_assert_int_eq(slora_cmd_gen_model(9, argv), 0);
+    struct slora_model *m = test_load_model(path);
+    ck_assert_ptr_nonnull(m->gguf_vocab);
+    slora_model_free(m);
+    size_t len;
+    uint8_t *buf = test_read_file(path, &len);
+    size_t at = test_find(buf, len, "tokenizer.ggml.model", 20) + 20 + 4 + 8;
+    ck_assert(!memcmp(buf + at, "llama", 5));
+    memcpy(buf + at, "gpt-2", 5);
+    test_write_file(path, buf, len);
+    m = test_load_model(path);
+    ck_assert_ptr_null(m->gguf_vocab);
+    ck_assert_int_eq(m->cfg.shape.vocab_size, 300);
+    slora_model_free(m);
+    free(buf);
+    unlink(path);
+    unlink(tok);
+    free(path);
+    free(tok);
+}
+END_TEST
+
 START_TEST(gen_model_formats)
 {
     for (int shared = 0; shared < 2; shared++) {
@@ -407,6 +435,7 @@ Suite *slora_model_suite(void)
     tcase_add_test(tc, missing_file);
     tcase_add_loop_test(tc, gguf_model_corrupted, 0, sizeof(gguf_cases) / sizeof(gguf_cases[0]));
     tcase_add_test(tc, gguf_alignments);
+    tcase_add_test(tc, gguf_tokenizer_model);
     tcase_add_test(tc, gen_model_formats);
     tcase_add_test(tc, write_bin_round_trip);
     tcase_add_test(tc, stories_bin);

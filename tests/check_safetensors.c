@@ -21,25 +21,33 @@ struct bad {
 };
 
 static const struct bad bads[] = {
-    {"bad dtype", T2, "\"F32\"", "\"I8\"", 0, SLORA_EUNSUPPORTED, "tensor 'a': unsupported dtype 'I8'"},
-    {"dtype not string", T2, "\"F32\"", "3", 0, SLORA_EFORMAT, "tensor 'a': missing or non-string dtype"},
+    {"bad dtype", T2, "\"F32\"", "\"I8\"", 0, SLORA_EUNSUPPORTED,
+     "tensor 'a': unsupported dtype 'I8'"},
+    {"dtype not string", T2, "\"F32\"", "3", 0, SLORA_EFORMAT,
+     "tensor 'a': missing or non-string dtype"},
     {"offsets beyond", T2, "[24,40]", "[24,48]", 0, SLORA_EFORMAT,
      "tensor 'b': data_offsets [24, 48] out of range of the 40-byte data buffer"},
-    {"offsets reversed", T2, "[24,40]", "[40,24]", 0, SLORA_EFORMAT, "tensor 'b': data_offsets [40, 24] out of range"},
+    {"offsets reversed", T2, "[24,40]", "[40,24]", 0, SLORA_EFORMAT,
+     "tensor 'b': data_offsets [40, 24] out of range"},
     {"offsets not shape", T2, "[2,3]", "[2,4]", 0, SLORA_EFORMAT,
      "tensor 'a': data_offsets [0, 24] at byte offset"},
     {"overlap", "a=2 b=2 c=2", "[8,16]", "[4,12]", 0, SLORA_EFORMAT, "overlaps tensor 'a'"},
     {"gap", "a=2 b=2", "[8,16]", "[12,20]", 4, SLORA_EFORMAT, "gap of 4 bytes at byte offset"},
     {"trailing", T2, NULL, NULL, 3, SLORA_EFORMAT, "3 trailing bytes at byte offset"},
-    {"truncated data", T2, NULL, NULL, -4, SLORA_EFORMAT, "tensor 'b': data_offsets [24, 40] out of range"},
+    {"truncated data", T2, NULL, NULL, -4, SLORA_EFORMAT,
+     "tensor 'b': data_offsets [24, 40] out of range"},
     {"shape overflow", "a=0", "[0]", "[4294967296,4294967296,4294967296]", 0, SLORA_EFORMAT,
      "tensor 'a': shape product overflows"},
-    {"negative dim", T2, "[4]", "[-4]", 0, SLORA_EFORMAT, "tensor 'b': shape[0] is not a non-negative"},
-    {"rank 17", "a=1", "[1]", "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]", 0, SLORA_EUNSUPPORTED, "tensor 'a': rank 17"},
-    {"unknown tensor key", T2, "\"dtype\"", "\"x\":1,\"dtype\"", 0, SLORA_EFORMAT, "tensor 'a': unknown key 'x'"},
-    {"offsets not pair", T2, "[0,24]", "[0]", 0, SLORA_EFORMAT, "tensor 'a': data_offsets is not [begin, end]"},
-    {"entry not object", T2, "{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}", "7", -24,
-     SLORA_EFORMAT, "tensor 'a': entry is not a JSON object"},
+    {"negative dim", T2, "[4]", "[-4]", 0, SLORA_EFORMAT,
+     "tensor 'b': shape[0] is not a non-negative"},
+    {"rank 17", "a=1", "[1]", "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]", 0, SLORA_EUNSUPPORTED,
+     "tensor 'a': rank 17"},
+    {"unknown tensor key", T2, "\"dtype\"", "\"x\":1,\"dtype\"", 0, SLORA_EFORMAT,
+     "tensor 'a': unknown key 'x'"},
+    {"offsets not pair", T2, "[0,24]", "[0]", 0, SLORA_EFORMAT,
+     "tensor 'a': data_offsets is not [begin, end]"},
+    {"entry not object", T2, "{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}", "7",
+     -24, SLORA_EFORMAT, "tensor 'a': entry is not a JSON object"},
     {"duplicate tensor", "a=1 b=1", "\"b\"", "\"a\"", 0, SLORA_EFORMAT, "duplicate"},
     {"not json", T2, "{\"a\"", "{a", 0, SLORA_EFORMAT, "header is not valid JSON at byte offset"},
     {"not object", "", "{}", "[1]", 0, SLORA_EFORMAT, "header is not a JSON object"},
@@ -83,11 +91,13 @@ START_TEST(header_length)
 
     unsigned char beyond[16] = {9, 0, 0, 0, 0, 0, 0, 0, '{', '}'};
     ck_assert_int_eq(slora_st_parse(beyond, 10, &st, diag, sizeof(diag)), SLORA_EFORMAT);
-    ck_assert_ptr_nonnull(strstr(diag, "header length 9 at byte offset 0 runs beyond the 10-byte file"));
+    ck_assert_ptr_nonnull(
+        strstr(diag, "header length 9 at byte offset 0 runs beyond the 10-byte file"));
 
     unsigned char huge[16] = {1, 0, 0, 1, 0, 0, 0, 0}; /* 16 MiB + 1 */
     ck_assert_int_eq(slora_st_parse(huge, sizeof(huge), &st, diag, sizeof(diag)), SLORA_ELIMIT);
-    ck_assert_ptr_nonnull(strstr(diag, "header length 16777217 at byte offset 0 is over the 16 MiB limit"));
+    ck_assert_ptr_nonnull(
+        strstr(diag, "header length 16777217 at byte offset 0 is over the 16 MiB limit"));
 
     unsigned char wrap[16] = {0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     ck_assert_int_eq(slora_st_parse(wrap, sizeof(wrap), &st, diag, sizeof(diag)), SLORA_ELIMIT);

@@ -66,8 +66,11 @@ static void fx_targets(struct fixture *f, int n, const int64_t (*shape)[2])
 {
     int64_t off = 0;
     for (int j = 0; j < n; j++) {
-        f->t[j] = (struct slora_target){.layer = j, .module = SLORA_MOD_WQ, .rows = shape[j][0],
-                                        .cols = shape[j][1], .offset = off};
+        f->t[j] = (struct slora_target){.layer = j,
+                                        .module = SLORA_MOD_WQ,
+                                        .rows = shape[j][0],
+                                        .cols = shape[j][1],
+                                        .offset = off};
         off += shape[j][0] * shape[j][1];
     }
     f->a.n_targets = n;
@@ -195,8 +198,9 @@ static void naive_fastfood(uint64_t seed, int64_t g, const double *x, int64_t P,
     double norm = 0;
     for (size_t j = 0; j < L; j++) {
         uint64_t u = slora_rnd(sg, 3, j);
-        double gd = (double)((u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) +
-                             (u >> 48)) - 131070.0;
+        double gd =
+            (double)((u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) + (u >> 48)) -
+            131070.0;
         norm += gd * gd;
         w[j] = gd * v[slora_perm(slora_rnd(sg, 5, 0), L, j)];
     }
@@ -233,7 +237,8 @@ static double *naive_delta(const struct slora_adapter *a)
 
 static float *generate_ok(const struct slora_adapter *a, int n_threads)
 {
-    float *out = malloc((size_t)a->total * sizeof(float));
+    /* 64-byte aligned: the streaming fast paths depend on alignment */
+    float *out = aligned_alloc(64, ((size_t)a->total * sizeof(float) + 63) & ~(size_t)63);
     char diag[256] = "";
     int rc = slora_superlora_generate(a, out, n_threads, diag, sizeof(diag));
     ck_assert_msg(rc == 0, "generate: %d %s", rc, diag);
@@ -246,9 +251,9 @@ START_TEST(rnd_known_values)
 {
     /* /usr/bin/python3 -c "M=(1<<64)-1;G=0x9E3779B97F4A7C15
      * def mix(z):
-     *   z=((z^(z>>30))*0xBF58476D1CE4E5B9)&M; z=((z^(z>>27))*0x94D049BB133111EB)&M; return z^(z>>31)
-     * def rnd(s,t,j): return mix((mix(s^mix((t+G)&M))+(j+1)*G)&M)
-     * print([hex(rnd(s,t,j)) for s,t,j in [(0,0,0),(7,4,0),(11,1,3),(2**53-1,6,2),(123456789,3,1000000)]])"
+     *   z=((z^(z>>30))*0xBF58476D1CE4E5B9)&M; z=((z^(z>>27))*0x94D049BB133111EB)&M; return
+     * z^(z>>31) def rnd(s,t,j): return mix((mix(s^mix((t+G)&M))+(j+1)*G)&M) print([hex(rnd(s,t,j))
+     * for s,t,j in [(0,0,0),(7,4,0),(11,1,3),(2**53-1,6,2),(123456789,3,1000000)]])"
      */
     ck_assert_uint_eq(slora_rnd(0, 0, 0), 0x568a9b0b1a2c05ecull);
     ck_assert_uint_eq(slora_rnd(7, 4, 0), 0xf457f104eeefc174ull);
@@ -262,20 +267,12 @@ START_TEST(perm_known_values)
 {
     /* same rnd/mix as above, plus
      * def fm(h):
-     *   h^=h>>16; h=(h*0x85EBCA6B)&0xffffffff; h^=h>>13; h=(h*0xC2B2AE35)&0xffffffff; h^=h>>16; return h
-     * def perm(key,n,i):
-     *   if n==1: return 0
-     *   k=0
-     *   while (1<<k)<n: k+=1
-     *   h=max(1,(k+1)//2); mask=(1<<h)-1; rk=[rnd(key,6,r)&0xffffffff for r in range(4)]
-     *   def F(x):
-     *     L=x>>h; R=x&mask
-     *     for r in range(4): L,R=R,L^(fm(R^rk[r])&mask)
-     *     return (L<<h)|R
-     *   y=F(i)
-     *   while y>=n: y=F(y)
-     *   return y
-     * print([perm(5,10,i) for i in range(10)]); print([perm(rnd(7,4,0),1000,i) for i in (0,1,999)], perm(99,65537,12345))
+     *   h^=h>>16; h=(h*0x85EBCA6B)&0xffffffff; h^=h>>13; h=(h*0xC2B2AE35)&0xffffffff; h^=h>>16;
+     * return h def perm(key,n,i): if n==1: return 0 k=0 while (1<<k)<n: k+=1 h=max(1,(k+1)//2);
+     * mask=(1<<h)-1; rk=[rnd(key,6,r)&0xffffffff for r in range(4)] def F(x): L=x>>h; R=x&mask for
+     * r in range(4): L,R=R,L^(fm(R^rk[r])&mask) return (L<<h)|R y=F(i) while y>=n: y=F(y) return y
+     * print([perm(5,10,i) for i in range(10)]); print([perm(rnd(7,4,0),1000,i) for i in (0,1,999)],
+     * perm(99,65537,12345))
      * -> [9, 4, 2, 7, 6, 5, 8, 0, 1, 3] / [822, 11, 885] 63155 */
     static const uint64_t want10[10] = {9, 4, 2, 7, 6, 5, 8, 0, 1, 3};
     for (uint64_t i = 0; i < 10; i++)
@@ -321,8 +318,9 @@ START_TEST(gd_kernel_matches_rnd)
     uint64_t sum = slora_kernels_gd_scale(w, 37, z0), want = 0;
     for (int t = 0; t < 37; t++) {
         uint64_t u = slora_rnd(sg, 3, j0 + (uint64_t)t);
-        int64_t g = (int64_t)((u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) + (u >> 48)) -
-                    131070;
+        int64_t g =
+            (int64_t)((u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) + (u >> 48)) -
+            131070;
         want += (uint64_t)(g * g);
         ck_assert_float_eq(w[t], 0.5f * (float)g);
     }
@@ -416,7 +414,24 @@ struct gen_case {
 
 static const struct gen_case gen_cases[] = {
     {"cp2 rows, folded", 2, 1, {{300, 333}}, {{4, 4}}, {false}, 99001},
-    {"cp2 long rows (column tasks), folded", 2, 1, {{3, 40000}}, {{2, 2}}, {false}, 100001},
+    {"cp2 long rows (column tiles), folded", 2, 1, {{3, 40000}}, {{2, 2}}, {false}, 100001},
+    {"cp2 long rows, folded", 2, 1, {{130, 1500}}, {{3, 3}}, {false}, 130 * 1500 - 777},
+    {"cp2 aligned rows (registers to memory), folded",
+     2,
+     1,
+     {{1100, 64}},
+     {{5, 5}},
+     {false},
+     1100 * 64 - 100},
+    {"cp2 rank 70 (GEMM, 2-D tiles), folded",
+     2,
+     1,
+     {{100, 1500}},
+     {{70, 70}},
+     {false},
+     100 * 1500 - 33},
+    {"cp2 rank 70 (GEMM, whole rows)", 2, 1, {{100, 300}}, {{70, 70}}, {false}, 30000},
+    {"tucker3 last rank 65 (GEMM)", 3, 1, {{4, 5, 300}}, {{2, 2, 65}}, {true}, 6000},
     {"cp1", 1, 1, {{50}}, {{3}}, {false}, 50},
     {"cp3", 3, 1, {{5, 6, 7}}, {{3, 3, 3}}, {false}, 200},
     {"cp4", 4, 1, {{3, 4, 2, 5}}, {{2, 2, 2, 2}}, {false}, 120},
@@ -425,8 +440,13 @@ static const struct gen_case gen_cases[] = {
     {"tucker3 folded", 3, 1, {{3, 4, 5}}, {{2, 3, 2}}, {true}, 55},
     {"tucker4 rank > n", 4, 1, {{2, 3, 4, 3}}, {{3, 2, 5, 4}}, {true}, 72},
     {"lokr", 2, 2, {{4, 4}, {12, 10}}, {{4, 4}, {2, 2}}, {false, false}, 48 * 40},
-    {"kron3 mixed, folded", 3, 3, {{2, 3, 2}, {3, 2, 2}, {2, 2, 3}}, {{2, 2, 2}, {2, 2, 2}, {2, 2, 2}},
-     {true, false, true}, 1700},
+    {"kron3 mixed, folded",
+     3,
+     3,
+     {{2, 3, 2}, {3, 2, 2}, {2, 2, 3}},
+     {{2, 2, 2}, {2, 2, 2}, {2, 2, 2}},
+     {true, false, true},
+     1700},
     {"kron2 m1", 1, 2, {{5}, {7}}, {{2}, {3}}, {true, false}, 35},
     {"kron2 long runs", 2, 2, {{2, 2}, {3, 20000}}, {{1, 1}, {2, 2}}, {false, true}, 230000},
 };
@@ -513,7 +533,8 @@ START_TEST(shuffle_permutes_delta)
     f->a.cfg.shuffle = true;
     f->a.cfg.shuffle_seed = 7;
     /* the shuffled delta is staged in scratch: at least N more floats */
-    ck_assert_uint_ge(slora_superlora_scratch_bytes(&f->a, 1), plain_bytes + (size_t)f->a.total * 4);
+    ck_assert_uint_ge(slora_superlora_scratch_bytes(&f->a, 1),
+                      plain_bytes + (size_t)f->a.total * 4);
     float *shuffled = generate_ok(&f->a, 1);
     uint64_t key = slora_rnd(7, 4, 0);
     for (int64_t i = 0; i < f->a.total; i++)
@@ -610,6 +631,27 @@ START_TEST(nonfinite_rejected)
 }
 END_TEST
 
+/* Whole aligned rows take the register-to-memory path: its check too. */
+START_TEST(nonfinite_in_streamed_rows)
+{
+    struct fixture *f = fx_new(4096);
+    static const int64_t shapes[1][2] = {{600, 64}};
+    fx_targets(f, 1, shapes);
+    struct slora_group *g = fx_group(f, 0, 600 * 64, 2);
+    fx_factor(f, g, (int64_t[]){600, 64}, (int64_t[]){2, 2}, false);
+    float *b = (float *)g->k[0].a[0], *at = (float *)g->k[0].a[1];
+    b[2 * 530] = b[2 * 530 + 1] = 1e30f; /* row 530: past the first tile of 512 rows */
+    for (int i = 0; i < 128; i++)
+        at[i] = 1e30f;
+    float *out = aligned_alloc(64, 600 * 64 * sizeof(float));
+    char diag[256] = "";
+    ck_assert_int_eq(slora_superlora_generate(&f->a, out, 2, diag, sizeof(diag)), SLORA_ENONFINITE);
+    ck_assert_msg(strstr(diag, "layers.0.wq at [530, 0]"), "%s", diag);
+    free(out);
+    fx_free(f);
+}
+END_TEST
+
 START_TEST(fastfood_zero_norm_rejected)
 {
     /* The only gd of L = 1 is zero for seed 69283, group 0:
@@ -635,18 +677,61 @@ START_TEST(fastfood_zero_norm_rejected)
 }
 END_TEST
 
+/* Group tables that would index out of bounds: (what to break, message). */
+static const struct {
+    int what;
+    const char *frag;
+} table_cases[] = {
+    {0, "group 0: inconsistent group table"},
+    {1, "groups cover 19 of N = 20 entries"},
+    {2, "group 1: offset 11, expected 10"},
+    {3, "group 0: inconsistent group table"},
+};
+
 START_TEST(inconsistent_group_rejected)
 {
     struct fixture *f = fx_new(4096);
     static const int64_t shapes[1][2] = {{4, 5}};
     fx_targets(f, 1, shapes);
-    struct slora_group *g = fx_group(f, 0, 20, 2);
-    fx_factor(f, g, (int64_t[]){4, 5}, (int64_t[]){2, 2}, false);
-    g->n[1] = 6; /* shape no longer the product of the factors' */
+    struct slora_group *g = fx_group(f, 0, 10, 2);
+    fx_factor(f, g, (int64_t[]){2, 5}, (int64_t[]){2, 2}, false);
+    struct slora_group *g1 = fx_group(f, 1, 10, 2);
+    fx_factor(f, g1, (int64_t[]){2, 5}, (int64_t[]){2, 2}, false);
+    switch (table_cases[_i].what) {
+    case 0:
+        g->n[1] = 6; /* shape no longer the product of the factors' */
+        break;
+    case 1:
+        g1->len = 9;
+        g1->code_len = 10;
+        break;
+    case 2:
+        g1->offset = 11;
+        break;
+    case 3:
+        g->code_len = 9; /* fold shorter than N_g without projection */
+        break;
+    }
     float out[20];
     char diag[256] = "";
     ck_assert_int_eq(slora_superlora_generate(&f->a, out, 1, diag, sizeof(diag)), SLORA_EINVAL);
-    ck_assert_ptr_nonnull(strstr(diag, "group 0: inconsistent"));
+    ck_assert_msg(strstr(diag, table_cases[_i].frag), "diag '%s'", diag);
+    fx_free(f);
+}
+END_TEST
+
+START_TEST(huge_code_rejected)
+{
+    struct fixture *f = fx_new(1 << 17);
+    static const int64_t shapes[1][2] = {{2, 5}};
+    fx_targets(f, 1, shapes);
+    struct slora_group *g = fx_group(f, 0, 10, 2);
+    fx_factor(f, g, (int64_t[]){50000, 50000}, (int64_t[]){1, 1}, false);
+    f->a.cfg.projection = true;
+    float out[10];
+    char diag[256] = "";
+    ck_assert_int_eq(slora_superlora_generate(&f->a, out, 1, diag, sizeof(diag)), SLORA_ELIMIT);
+    ck_assert_msg(strstr(diag, "group 0: code length 2500000000 over the limit"), "%s", diag);
     fx_free(f);
 }
 END_TEST
@@ -699,13 +784,18 @@ Suite *slora_superlora_suite(void)
     tcase_add_test(tc, fwht_matches_dense_hadamard);
     tcase_add_test(tc, fwht_blocked_equals_plain);
     tcase_add_test(tc, lora_equals_b_at);
-    tcase_add_loop_test(tc, generate_matches_naive, 0, (int)(sizeof(gen_cases) / sizeof(gen_cases[0])));
-    tcase_add_loop_test(tc, fastfood_matches_naive, 0, (int)(sizeof(ff_cases) / sizeof(ff_cases[0])));
+    tcase_add_loop_test(tc, generate_matches_naive, 0,
+                        (int)(sizeof(gen_cases) / sizeof(gen_cases[0])));
+    tcase_add_loop_test(tc, fastfood_matches_naive, 0,
+                        (int)(sizeof(ff_cases) / sizeof(ff_cases[0])));
     tcase_add_test(tc, shuffle_permutes_delta);
     tcase_add_test(tc, thread_count_invariant);
     tcase_add_loop_test(tc, nonfinite_rejected, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+    tcase_add_test(tc, nonfinite_in_streamed_rows);
     tcase_add_test(tc, fastfood_zero_norm_rejected);
-    tcase_add_test(tc, inconsistent_group_rejected);
+    tcase_add_loop_test(tc, inconsistent_group_rejected, 0,
+                        (int)(sizeof(table_cases) / sizeof(table_cases[0])));
+    tcase_add_test(tc, huge_code_rejected);
     tcase_add_test(tc, apply_merges_and_points_weights);
     suite_add_tcase(s, tc);
     return s;

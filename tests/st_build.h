@@ -9,6 +9,8 @@
  * - from/to: optional first-occurrence substitution in the header text
  *   (to corrupt a key, a dtype, an offset) applied before the length prefix
  *   is written.
+ * Malformed spec tokens are skipped and dimensions clamped, so fuzz inputs
+ * can drive it too.
  * Element i of tensor t holds ((i * 37 + t * 11) % 17 - 8) / 16, exact in
  * every dtype and never all zero.
  */
@@ -64,7 +66,7 @@ static inline unsigned char *tb_build(const char *config, const char *spec, cons
         int64_t elems;
         int esize;
         int dtype; /* 0 F32, 1 F16, 2 BF16 */
-    } *ts;
+    } * ts;
     int nt = 0, cap = 1;
     size_t off = 0;
     char *copy = strdup(spec ? spec : "");
@@ -75,6 +77,10 @@ static inline unsigned char *tb_build(const char *config, const char *spec, cons
          tok = strtok_r(NULL, " \n", &save), nt++) {
         char *eq = strchr(tok, '='), *at = strchr(tok, '@');
         const char *dt = at ? at + 1 : "F32";
+        if (!eq || (at && at < eq)) { /* not "name=dims": skipped (fuzz inputs) */
+            nt--;
+            continue;
+        }
         if (at)
             *at = 0;
         *eq = 0;
@@ -83,15 +89,18 @@ static inline unsigned char *tb_build(const char *config, const char *spec, cons
         ts[nt].elems = 1;
         char shape[128] = "";
         size_t sl = 0;
-        for (char *d = eq + 1; *d;) {
+        for (char *d = eq + 1; *d && sl < sizeof(shape) - 24;) {
             long long v = strtoll(d, &d, 10);
+            if (v < 0 || v > 4096 || ts[nt].elems * v > (1 << 18))
+                v = 1; /* keep fuzz-built files small */
             ts[nt].elems *= v;
             sl += (size_t)snprintf(shape + sl, sizeof(shape) - sl, "%s%lld", sl ? "," : "", v);
-            if (*d == 'x')
+            if (*d)
                 d++;
         }
         size_t bytes = (size_t)ts[nt].elems * (size_t)ts[nt].esize;
-        snprintf(item, sizeof(item), "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[%s],\"data_offsets\":[%zu,%zu]}",
+        snprintf(item, sizeof(item),
+                 "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[%s],\"data_offsets\":[%zu,%zu]}",
                  hl > 1 ? "," : "", tok, dt, shape, off, off + bytes);
         tb_append(&h, &hl, &hc, item);
         off += bytes;
@@ -134,8 +143,10 @@ static inline unsigned char *tb_build(const char *config, const char *spec, cons
                 if (v != 0) {
                     float a = v < 0 ? -v : v;
                     int e = 0;
-                    while (a >= 2) a /= 2, e++;
-                    while (a < 1) a *= 2, e--;
+                    while (a >= 2)
+                        a /= 2, e++;
+                    while (a < 1)
+                        a *= 2, e--;
                     hbits = (uint16_t)((v < 0) << 15 | (e + 15) << 10 | (int)((a - 1) * 1024));
                 }
                 tb_put16(d, hbits);

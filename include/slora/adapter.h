@@ -20,8 +20,12 @@
 #define SLORA_MAX_KRON 16  /* K: Kronecker factors per group (resource limit) */
 
 enum slora_order { SLORA_ORDER_LAYER, SLORA_ORDER_MODULE };
-enum slora_groups_kind { SLORA_GROUPS_COUNT, SLORA_GROUPS_MATRIX, SLORA_GROUPS_LAYER,
-                         SLORA_GROUPS_MODULE };
+enum slora_groups_kind {
+    SLORA_GROUPS_COUNT,
+    SLORA_GROUPS_MATRIX,
+    SLORA_GROUPS_LAYER,
+    SLORA_GROUPS_MODULE
+};
 
 struct slora_target {
     int layer;
@@ -32,18 +36,18 @@ struct slora_target {
 
 /* One Kronecker factor T_k of a group. */
 struct slora_factor {
-    int64_t n[SLORA_MAX_ORDER]; /* n_{k,m} */
-    int64_t r[SLORA_MAX_ORDER]; /* r_{k,m} */
+    int64_t n[SLORA_MAX_ORDER];      /* n_{k,m} */
+    int64_t r[SLORA_MAX_ORDER];      /* r_{k,m} */
     const float *a[SLORA_MAX_ORDER]; /* A_{k,m}: (n_{k,m}, r_{k,m}) row-major */
-    const float *core; /* (r_0, ..., r_{M-1}) row-major, or NULL (CP) */
+    const float *core;               /* (r_0, ..., r_{M-1}) row-major, or NULL (CP) */
 };
 
 struct slora_group {
-    int64_t offset;  /* into delta (== sum of earlier N_g) */
-    int64_t len;     /* N_g */
-    int64_t code_len; /* P_g = prod_m n_m */
-    int order;       /* M_g */
-    int n_kron;      /* K_g */
+    int64_t offset;             /* into delta (== sum of earlier N_g) */
+    int64_t len;                /* N_g */
+    int64_t code_len;           /* P_g = prod_m n_m */
+    int order;                  /* M_g */
+    int n_kron;                 /* K_g */
     int64_t n[SLORA_MAX_ORDER]; /* n_m = prod_k n_{k,m} */
     struct slora_factor k[SLORA_MAX_KRON];
 };
@@ -53,10 +57,10 @@ struct slora_adapter_config {
     int n_modules;
     enum slora_module modules[SLORA_MOD_COUNT]; /* listed order */
     int n_layers;
-    int *layers;                /* (n_layers) ascending; owned by the adapter */
+    int *layers; /* (n_layers) ascending; owned by the adapter */
     enum slora_order order;
     enum slora_groups_kind groups_kind;
-    int64_t groups_count;       /* G when groups_kind == COUNT */
+    int64_t groups_count; /* G when groups_kind == COUNT */
     bool shuffle;
     uint64_t shuffle_seed;
     bool projection;
@@ -65,16 +69,16 @@ struct slora_adapter_config {
 };
 
 struct slora_adapter {
-    int refcount;               /* atomic */
+    int refcount; /* atomic */
     struct slora_adapter_config cfg;
-    int n_targets;              /* J */
+    int n_targets;                /* J */
     struct slora_target *targets; /* (J) */
-    int64_t total;              /* N */
-    int n_groups;               /* G */
-    struct slora_group *groups; /* (G) */
-    int64_t n_params;           /* total tensor elements */
-    float *params;              /* (n_params) all factors and cores, float32; owned */
-    size_t file_bytes;          /* size of the serialized file */
+    int64_t total;                /* N */
+    int n_groups;                 /* G */
+    struct slora_group *groups;   /* (G) */
+    int64_t n_params;             /* total tensor elements */
+    float *params;                /* (n_params) all factors and cores, float32; owned */
+    size_t file_bytes;            /* size of the serialized file */
 };
 
 struct slora_adapter_limits {

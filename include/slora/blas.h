@@ -14,7 +14,8 @@ void slora_blas_gemv(const float *w, const float *x, float *y, int rows, int col
 void slora_blas_gemm(int m, int n, int k, float alpha, const float *a, const float *b, int b_trans,
                      float beta, float *c);
 /* Y (n_rows, rows) = X (n_rows, cols) W^T: n_rows input rows through matrix W (rows, cols). */
-void slora_blas_matmul_rows(const float *w, const float *x, float *y, int n_rows, int rows, int cols);
+void slora_blas_matmul_rows(const float *w, const float *x, float *y, int n_rows, int rows,
+                            int cols);
 
 void slora_blas_set_threads(int n);
 struct slora_blas_stats {

@@ -59,7 +59,7 @@ typedef int (*slora_cache_gen_fn)(const struct slora_adapter *a, float *out, int
 typedef bool (*slora_cache_current_fn)(void *arg, const char *id, const char *version);
 
 struct slora_cache_config {
-    size_t budget_bytes;    /* 0 = SLORA_CACHE_DEFAULT_BYTES */
+    size_t budget_bytes;    /* 0: nothing stays resident once unused (config NULL: the default) */
     int gen_threads;        /* cache worker threads; 0 = 1 */
     slora_cache_gen_fn gen; /* NULL = slora_superlora_generate */
     /* Optional: each acquire then retires entries whose version is no

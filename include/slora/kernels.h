@@ -32,10 +32,27 @@ void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int 
  * fields, w[t] *= gd_t for t < count. Returns sum_t gd_t^2 (exact). */
 uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0);
 
+/* A tile of U @ A^T with A held transposed, at (r, ld): for i < rows,
+ * c < n: dst[i n + c] = scale * (u[i r] at[c] + u[i r + 1] at[ld + c] + ...
+ * + u[i r + r-1] at[(r-1) ld + c]), accumulated in j order with fused
+ * multiply-adds. For small r this beats a GEMM call: no packing and no
+ * zeroing pass over dst. */
+void slora_kernels_outer(float *dst, const float *u, const float *at, size_t ld, size_t rows,
+                         size_t n, size_t r, float scale);
+
+/* slora_kernels_outer straight to memory with streaming stores, for a
+ * tile nobody reads soon. Needs n % 8 == 0 and dst 32-byte aligned.
+ * Returns whether any value written is NaN or Inf. */
+bool slora_kernels_outer_stream(float *dst, const float *u, const float *at, size_t ld, size_t rows,
+                                size_t n, size_t r, float scale);
+
 /* dst[i] = src[i] * s with streaming (cache-bypassing) stores: for output
  * nobody reads soon, written at memset speed without reading it first.
  * Returns the index of the first non-finite dst[i], or n. */
 size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s);
+/* Order this thread's streaming stores before anything it does next: call
+ * once at the end of a task that used slora_kernels_stream. */
+void slora_kernels_stream_done(void);
 
 /* Index of the first NaN or Inf in x, or n when all are finite. */
 size_t slora_kernels_find_nonfinite(const float *x, size_t n);

@@ -11,11 +11,14 @@
 
 #include <stddef.h>
 
+#define SLORA_PARALLEL_MAX_THREADS 64
+
 /* Run task `task` on worker `worker` (0..n_workers-1, for per-worker scratch). */
 typedef void (*slora_task_fn)(void *ctx, size_t task, int worker);
 
-/* Returns the number of workers used (1..n_threads). When a thread cannot
- * be started, its share runs on the others; the result is the same. */
+/* Returns the number of workers used (1..n_threads, at most
+ * SLORA_PARALLEL_MAX_THREADS). When a thread cannot be started, its share
+ * runs on the others; the result is the same. */
 int slora_parallel_run(int n_threads, size_t n_tasks, slora_task_fn fn, void *ctx);
 
 #endif

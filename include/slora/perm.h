@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define SLORA_GAMMA 0x9E3779B97F4A7C15ull
+
 /* rnd(seed, tag, j) = mix64(mix64(seed ^ mix64(tag + GAMMA)) + (j + 1) * GAMMA) */
 uint64_t slora_rnd(uint64_t seed, uint64_t tag, uint64_t j);
 uint64_t slora_mix64(uint64_t z);

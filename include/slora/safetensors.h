@@ -26,14 +26,14 @@
 enum slora_st_dtype { SLORA_ST_F32, SLORA_ST_F16, SLORA_ST_BF16 };
 
 struct slora_st_tensor {
-    char *name;                      /* owned by the slora_st */
+    char *name; /* owned by the slora_st */
     enum slora_st_dtype dtype;
     int n_dims;
     int64_t shape[SLORA_ST_MAX_DIMS]; /* (shape[0], ..., shape[n_dims-1]) */
-    int64_t n_elems;                 /* product of shape (1 for a scalar) */
-    const void *data;                /* view into the parsed buffer, n_bytes long */
+    int64_t n_elems;                  /* product of shape (1 for a scalar) */
+    const void *data;                 /* view into the parsed buffer, n_bytes long */
     size_t n_bytes;
-    size_t file_offset;              /* absolute byte offset of data in the file */
+    size_t file_offset; /* absolute byte offset of data in the file */
 };
 
 struct slora_st_meta {
@@ -45,16 +45,15 @@ struct slora_st {
     int n_tensors;
     struct slora_st_tensor *tensors; /* (n_tensors) in header order */
     int n_meta;
-    struct slora_st_meta *meta;      /* (n_meta) the __metadata__ entries */
-    size_t data_offset;              /* absolute offset of the data buffer */
+    struct slora_st_meta *meta; /* (n_meta) the __metadata__ entries */
+    size_t data_offset;         /* absolute offset of the data buffer */
 };
 
 /* Parse and validate buf (len bytes). *out borrows buf for tensor data: buf
  * must outlive it. Returns 0, SLORA_EFORMAT, SLORA_EUNSUPPORTED (dtype or
  * rank), SLORA_ELIMIT (header over 16 MiB) or SLORA_ENOMEM; diag names the
  * key, tensor or byte offset. */
-int slora_st_parse(const void *buf, size_t len, struct slora_st **out, char *diag,
-                   size_t diag_len);
+int slora_st_parse(const void *buf, size_t len, struct slora_st **out, char *diag, size_t diag_len);
 void slora_st_free(struct slora_st *st);
 
 /* Tensor by name, or NULL. */

@@ -34,7 +34,11 @@ for n in $names; do
     toks=$("$PYTHON" -c 'import json,sys; print(",".join(map(str, json.load(open(sys.argv[1]))["tokens"])))' \
         "$TMP/exp/$n.logits.json")
 
-    "$SLORAD" inspect --model $MODEL "$a" >/dev/null || fail "$n: inspect --model rejected a good fixture"
+    "$SLORAD" inspect --model $MODEL "$a" >"$TMP/inspect.txt" || fail "$n: inspect --model rejected a good fixture"
+    want=$("$PYTHON" -c 'import json, struct, sys, math
+d = open(sys.argv[1], "rb").read(); h = json.loads(d[8:8 + struct.unpack("<Q", d[:8])[0]])
+print(sum(math.prod(v["shape"]) for k, v in h.items() if k != "__metadata__"))' "$a")
+    grep -qx "parameters: $want" "$TMP/inspect.txt" || fail "$n: inspect does not report $want parameters"
 
     "$SLORAD" delta --model $MODEL "$a" -o "$TMP/$n.deltas.safetensors" || fail "$n: delta"
     "$PYTHON" $REF/superlora_ref.py compare "$TMP/$n.deltas.safetensors" \
@@ -56,7 +60,18 @@ for n in $names; do
     [ -n "$g1" ] && [ "$g1" == "$g2" ] || fail "$n: generate merged.bin '$g1' != --adapter '$g2'"
     count=$((count + 1))
 done
-echo "fixtures: $count adapters: delta, logits --adapter, merge (model_ref), generate agree"
+echo "fixtures: $count adapters: inspect, delta, logits --adapter, merge (model_ref), generate agree"
+
+rc=0; "$SLORAD" inspect >/dev/null 2>&1 || rc=$?
+[ $rc -eq 2 ] || fail "inspect without ADAPTER: exit $rc, want 2"
+rc=0; "$SLORAD" delta --model $MODEL $FIX/lokr.safetensors >/dev/null 2>&1 || rc=$?
+[ $rc -eq 2 ] || fail "delta without -o: exit $rc, want 2"
+rc=0; "$SLORAD" merge --model $MODEL "$TMP/missing.safetensors" -o "$TMP/x.bin" 2>"$TMP/err" || rc=$?
+[ $rc -eq 1 ] && grep -q "missing.safetensors: cannot open" "$TMP/err" || fail "merge of a missing file: exit $rc"
+"$SLORAD" inspect $FIX/lotr_module.safetensors >"$TMP/inspect.txt" || fail "inspect without --model"
+grep -q "^order: module" "$TMP/inspect.txt" && grep -q "^compression ratio: " "$TMP/inspect.txt" ||
+    fail "inspect output lacks the order or the compression ratio"
+echo "fixtures: usage errors exit 2, runtime errors exit 1, inspect without --model"
 
 "$PYTHON" $REF/make_fixtures.py bad --model $MODEL --out "$TMP/bad" >/dev/null
 bad=0

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # infer_api.sh - the inference endpoints end to end against the real daemon:
 # /v1/logits of every fixture adapter equals the numpy reference and its
-# temperature-0 completion the reference greedy tokens; completion format,
+# temperature-0 completion the reference greedy tokens and `slorad generate
+# --adapter`; completion format,
 # streaming (SSE), echo/logprobs, tokenize/detokenize, validation errors;
 # hot swap under load; delta-cache hit/miss/eviction counts for a scripted
 # sequence under a tiny budget, pins (?pin=1 survives, 507 when it cannot
@@ -16,7 +17,7 @@ metric() { curl -s "$URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 # ---- exactness against the numpy reference ----------------------------------
 "$PYTHON" tests/ref/make_fixtures.py expected --model models/stories260K.bin --out "$TMP/expected" >/dev/null
 start_daemon "$TMP/state"
-$INFER fixtures "$URL" "$FIXTURES" "$TMP/expected" || fail "fixture adapters"
+$INFER fixtures "$URL" "$FIXTURES" "$TMP/expected" "$SLORAD" || fail "fixture adapters"
 
 # ---- completions format ------------------------------------------------------
 out=$(post /v1/completions '{"model":"stories260K","prompt":"Once upon a time","temperature":0,"max_tokens":8}')
@@ -46,6 +47,7 @@ check_contains "stream content type" "Content-Type: text/event-stream" "$(cat "$
 check "stream ends with [DONE]" "data: [DONE]" "$(grep '^data:' "$TMP/sse" | tail -1)"
 check "stream pieces concatenate to the text" ", there was a little girl" \
     "$(grep '^data: {' "$TMP/sse" | sed 's/^data: //' | "$PYTHON" -c 'import json,sys; print("".join(json.loads(l)["choices"][0]["text"] for l in sys.stdin))')"
+check "a refused stream is a plain error" 404 "$(post_status /v1/completions '{"model":"nope","prompt":"a","stream":true}')"
 check_contains "last chunk has finish_reason" '"finish_reason":"length"' "$(grep '^data: {' "$TMP/sse" | tail -1)"
 
 # ---- logits, tokenize, detokenize --------------------------------------------
@@ -101,8 +103,9 @@ check_contains "unknown fields ignored" '"object":"text_completion"' "$(post /v1
 # ---- hot swap under load -----------------------------------------------------
 $INFER storm "$URL" "$FIXTURES/lora_wq_wv.safetensors" "$FIXTURES/lokr.safetensors" 100 8 || fail "hot swap storm"
 check "engine idle after the storm" 0 "$(metric slorad_engine_running)"
-entries=$(metric slorad_delta_cache_entries)
-check "replaced versions freed: 22 fixtures + 1 storm version resident" 23 "$entries"
+check "a request on the final version" 200 "$(post_status /v1/completions '{"model":"storm/one","prompt":"a","max_tokens":1}')"
+check "replaced versions freed: 22 fixtures + 1 storm version resident" 23 "$(metric slorad_delta_cache_entries)"
+check "adapter objects back to baseline (23 registered)" 23 "$(metric slorad_adapter_objects_live)"
 check "prompt tokens counted per tenant" 1 "$(curl -s "$URL/metrics" | grep -c '^slorad_tenant_prompt_tokens_total{tenant="storm"} [1-9]')"
 stop_daemon
 
@@ -141,6 +144,32 @@ check_contains "max_tokens clamped to the configured cap" '"completion_tokens":3
 check "PUT big" 201 "$(status PUT "$URL/v1/adapters/t/big?warm=1" -T "$TMP/big.st")"
 use t/big
 check "oversize entry dropped after use" 0 "$(curl -s "$URL/metrics" | awk '$1 == "slorad_delta_cache_bytes" {print ($2 > 250000)}')"
+stop_daemon
+
+# ---- tenants: another tenant's adapter is 404, counters by caller ----------
+h() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
+cat >"$TMP/auth.json" <<JSON
+{"admin_key_sha256": "$(h admin-key)",
+ "tenants": [{"name": "acme", "key_sha256": "$(h acme-key)"},
+             {"name": "beta", "key_sha256": "$(h beta-key)"}]}
+JSON
+start_daemon "$TMP/state3" --config "$TMP/auth.json"
+as() { local key=$1; shift; curl -s -w ' %{http_code}' -H "Authorization: Bearer $key" "$@"; }
+out=$(as acme-key -T "$FIXTURES/lokr.safetensors" "$URL/v1/adapters/acme/style")
+check "acme uploads acme/style" 201 "${out##* }"
+out=$(as acme-key "$URL/v1/completions" -d '{"model":"acme/style","prompt":"Hi","max_tokens":2}')
+check "acme uses its adapter" 200 "${out##* }"
+out=$(as beta-key "$URL/v1/completions" -d '{"model":"acme/style","prompt":"Hi","max_tokens":2}')
+check "beta on acme's adapter -> 404" 404 "${out##* }"
+check_contains "same answer as a missing model" "model 'acme/style' not found" "$out"
+out=$(as beta-key "$URL/v1/logits" -d '{"model":"acme/style","prompt":"Hi"}')
+check "beta logits on acme's adapter -> 404" 404 "${out##* }"
+out=$(as beta-key "$URL/v1/completions" -d '{"model":"stories260K","prompt":"Hi","max_tokens":2,"temperature":0}')
+check "beta uses the base model" 200 "${out##* }"
+check "no key -> 401" 401 "$(curl -s -o /dev/null -w '%{http_code}' "$URL/v1/completions" -d '{"model":"stories260K","prompt":"Hi"}')"
+m=$(curl -s -H "Authorization: Bearer admin-key" "$URL/metrics")
+check_contains "acme's tokens counted" 'slorad_tenant_completion_tokens_total{tenant="acme"} 2' "$m"
+check_contains "beta's tokens counted" 'slorad_tenant_prompt_tokens_total{tenant="beta"} 3' "$m"
 stop_daemon
 
 echo "infer_api: $N_CHECKS checks passed"

@@ -3,21 +3,28 @@
  * accepted adapters) delta generation, under small resource limits so every
  * input stays cheap. Built by `make fuzz-adapter` with clang and
  * -fsanitize=fuzzer,address,undefined; tests/fuzz/replay.c runs the same
- * entry point over the committed corpus in `make check`. */
+ * entry point over the committed corpus in `make check`.
+ *
+ * Inputs are raw safetensors files, or "SLFZ" CONFIG "\n" SPEC: a superlora
+ * config and a tensor list (tests/st_build.h syntax) wrapped into a
+ * well-formed file, so mutations reach the config and group rules instead
+ * of dying in the header framing.
+ */
+#include "../st_build.h"
+
 #include <slora/adapter.h>
 #include <slora/superlora.h>
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define MAX_INPUT (1u << 20)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void run(const uint8_t *data, size_t size)
 {
-    if (size > MAX_INPUT)
-        return 0;
     struct slora_adapter_limits lim = {
         .max_params = 1 << 18,
         .max_total = 1 << 20,
@@ -28,11 +35,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct slora_adapter *a;
     char diag[256];
     if (slora_adapter_parse(data, size, NULL, &lim, &a, diag, sizeof(diag)))
-        return 0;
+        return;
     float *out = malloc(sizeof(float) * (size_t)a->total);
     if (out)
         slora_superlora_generate(a, out, 1, diag, sizeof(diag));
     free(out);
     slora_adapter_unref(a);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > MAX_INPUT)
+        return 0;
+    if (size < 4 || memcmp(data, "SLFZ", 4)) {
+        run(data, size);
+        return 0;
+    }
+    char *text = malloc(size - 3);
+    if (!text)
+        return 0;
+    memcpy(text, data + 4, size - 4);
+    text[size - 4] = '\0';
+    char *nl = strchr(text, '\n');
+    if (nl)
+        *nl = '\0';
+    size_t len;
+    unsigned char *file = tb_build(text, nl ? nl + 1 : "", NULL, NULL, &len);
+    run(file, len);
+    free(file);
+    free(text);
     return 0;
 }

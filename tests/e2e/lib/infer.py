@@ -2,11 +2,12 @@
 """infer.py - inference end-to-end checks against a running daemon.
 
 usage:
-  infer.py fixtures URL FIXTURE_DIR EXPECTED_DIR
+  infer.py fixtures URL FIXTURE_DIR EXPECTED_DIR SLORAD
       For every fixture adapter: upload it, compare /v1/logits (every prompt
       position) with the numpy reference under the project's rule
-      max|a-b| <= 1e-4 * max|b|, and /v1/completions at temperature 0 with
-      the reference greedy tokens.
+      max|a-b| <= 1e-4 * max|b|, /v1/completions at temperature 0 with the
+      reference greedy tokens, and a text prompt's temperature-0 completion
+      with `slorad generate --adapter` on the same prompt.
   infer.py storm URL FILE_A FILE_B SWAPS CLIENTS
       Record the temperature-0 output of versions A and B alone, then replace
       the adapter SWAPS times (A, B, A, ...) while CLIENTS threads request
@@ -14,6 +15,7 @@ usage:
       text recorded for it; no errors.
 Prints one "ok - ..." line per check; exits 1 on the first failure."""
 import json
+import subprocess
 import sys
 import threading
 import urllib.error
@@ -53,7 +55,7 @@ def put_adapter(url, ident, path):
     return json.loads(out)["version"]
 
 
-def cmd_fixtures(url, fixture_dir, expected_dir):
+def cmd_fixtures(url, fixture_dir, expected_dir, slorad):
     with open(fixture_dir + "/manifest.json") as f:
         manifest = json.load(f)
     for name, ent in sorted(manifest.items()):
@@ -93,6 +95,20 @@ def cmd_fixtures(url, fixture_dir, expected_dir):
             fail("%s completion: %r (version %s), reference greedy %r" %
                  (name, text, out.get("adapter_version"), want["text"]))
         print("ok - %s: temperature-0 completion equals the reference greedy tokens" % name)
+
+        prompt = "Once upon a time"
+        cli = subprocess.run([slorad, "generate", "--model", "models/stories260K.bin",
+                              "--tokenizer", "models/tok512.bin", "--adapter",
+                              fixture_dir + "/" + ent["file"], "--temperature", "0", "-n", "16",
+                              "--prompt", prompt], capture_output=True, text=True)
+        if cli.returncode:
+            fail("%s: slorad generate failed: %s" % (name, cli.stderr))
+        status, out = post(url + "/v1/completions", {"model": ident, "prompt": prompt,
+                                                     "temperature": 0, "max_tokens": 16})
+        if status != 200 or out["choices"][0]["text"] != cli.stdout[:-1]:
+            fail("%s: completion %r, slorad generate --adapter %r" %
+                 (name, out["choices"][0]["text"] if status == 200 else out, cli.stdout))
+        print("ok - %s: completion equals `slorad generate --adapter` (%r)" % (name, cli.stdout[:-1]))
 
 
 def cmd_storm(url, file_a, file_b, swaps, clients):
@@ -144,8 +160,8 @@ def cmd_storm(url, file_a, file_b, swaps, clients):
 
 
 def main():
-    if len(sys.argv) == 5 and sys.argv[1] == "fixtures":
-        cmd_fixtures(*sys.argv[2:5])
+    if len(sys.argv) == 6 and sys.argv[1] == "fixtures":
+        cmd_fixtures(*sys.argv[2:6])
     elif len(sys.argv) == 7 and sys.argv[1] == "storm":
         cmd_storm(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
     else:
