@@ -160,7 +160,7 @@ FUZZ_MAX_LEN_tokenizer := 8192
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 .PHONY: fuzz fuzz-lib $(FUZZ_TARGETS:%=fuzz-%) valgrind
 fuzz: $(FUZZ_TARGETS:%=fuzz-%)
-fuzz-lib: deps model
+fuzz-lib: deps models/stories260K.bin models/tok512.bin
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libslora.a
 $(FUZZ_TARGETS:%=fuzz-%): fuzz-%: fuzz-lib
 	clang $(CFLAGS_COMMON) -Iinclude $(FUZZ_SAN) -fsanitize=fuzzer -o build-fuzz/fuzz_$* \
