@@ -167,7 +167,8 @@ $(FUZZ_TARGETS:%=fuzz-%): fuzz-%: fuzz-lib
 	  tests/fuzz/fuzz_$*.c build-fuzz/libslora.a $(DEP_LIBS)
 	@mkdir -p build-fuzz/corpus-$*
 	build-fuzz/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -max_len=$(or $(FUZZ_MAX_LEN_$*),$(FUZZ_MAX_LEN)) \
-	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=build-fuzz/crash-$*- \
+	  -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -artifact_prefix=build-fuzz/crash-$*- \
+	  $(if $(wildcard tests/fuzz/$*.dict),-dict=tests/fuzz/$*.dict) \
 	  build-fuzz/corpus-$* tests/fuzz/corpus/$* >build-fuzz/fuzz_$*.log 2>&1 \
 	  || { tail -60 build-fuzz/fuzz_$*.log; exit 1; }
 	@grep -E '^(stat::|#[0-9]+ +DONE)' build-fuzz/fuzz_$*.log

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BW_BYTES ((size_t)1 << 30)
 #define REPEATS 3
@@ -266,6 +267,14 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < BW_BYTES / sizeof(float); i++)
         buf[i] = (float)(i & 1023);
 
+    /* other work on the machine skews every number: record how busy it was */
+    double load = -1;
+    FILE *la = fopen("/proc/loadavg", "r");
+    if (la) {
+        if (fscanf(la, "%lf", &load) != 1)
+            load = -1;
+        fclose(la);
+    }
     struct result res[8];
     for (int t = 0; t < n_threads; t++) {
         struct result *r = &res[t];
@@ -290,9 +299,9 @@ int main(int argc, char **argv)
             fj,
             "{\"model\":{\"dim\":%d,\"hidden_dim\":%d,\"n_layers\":%d,\"n_heads\":%d,"
             "\"n_kv_heads\":%d,\"vocab_size\":%d,\"seq_len\":%d,\"weight_bytes_per_token\":%zu},"
-            "\"decode_tokens\":%lld,\"prompt_tokens\":%lld,\"runs\":[",
+            "\"decode_tokens\":%lld,\"prompt_tokens\":%lld,\"load_average_1m\":%.2f,\"runs\":[",
             s->dim, s->hidden_dim, s->n_layers, s->n_heads, s->n_kv_heads, s->vocab_size,
-            m->cfg.seq_len, bytes, n_decode, n_prompt);
+            m->cfg.seq_len, bytes, n_decode, n_prompt, load);
         for (int t = 0; t < n_threads; t++)
             fprintf(fj,
                     "%s{\"threads\":%d,\"read_bandwidth_gbs\":%.3f,\"sgemv_sweep_gbs\":%.3f,"
@@ -308,11 +317,12 @@ int main(int argc, char **argv)
                 "## Base model (stories110M-shaped f32: dim %d, hidden %d, %d layers, %d heads, "
                 "vocab %d)\n\n"
                 "Weights read per decoded token: %.1f MB. Decode: %lld tokens greedy from BOS; "
-                "prefill: one %lld-token batch.\n\n"
+                "prefill: one %lld-token batch. 1-minute load average at the start: %.2f "
+                "(on %ld CPUs).\n\n"
                 "| threads | read GB/s | sgemv sweep GB/s | decode tok/s | decode efficiency | "
                 "prefill tok/s | prefill / decode |\n|---|---|---|---|---|---|---|\n",
                 s->dim, s->hidden_dim, s->n_layers, s->n_heads, s->vocab_size, bytes / 1e6,
-                n_decode, n_prompt);
+                n_decode, n_prompt, load, sysconf(_SC_NPROCESSORS_ONLN));
         for (int t = 0; t < n_threads; t++)
             fprintf(fm, "| %d | %.2f | %.2f | %.2f | %.2f | %.1f | %.1fx |\n", res[t].threads,
                     res[t].bw / 1e9, res[t].sweep / 1e9, res[t].decode, res[t].eff, res[t].prefill,

@@ -195,7 +195,9 @@ static void put_done(void *arg)
     slora_api_call_set_log(c, j->entry->tenant, j->entry->name, j->entry->version);
     const struct slora_api_deps *deps = slora_api_deps(slora_api_call_api(c));
     int warm = query_flag(c, "warm"), pin = pin_value(c);
-    if (!j->dry_run && deps->put_hook && (warm || pin >= 0)) {
+    /* A pinned adapter's pin moves to the new version now (the cache hook). */
+    if (!j->dry_run && deps->put_hook &&
+        (warm || pin >= 0 || slora_registry_entry_is_pinned(j->entry))) {
         deps->put_hook(deps->put_hook_arg, c, j->entry, warm, pin, put_reply);
         return;
     }

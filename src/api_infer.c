@@ -145,7 +145,10 @@ struct job {
     char id[40];
     int64_t created;
     struct buf text;              /* completion text so far (non-stream) */
-    json_t *lp_tokens, *lp_values, *lp_top, *lp_offsets; /* logprobs arrays */
+    json_t *lp_tokens;            /* logprobs: piece of each token */
+    json_t *lp_values;            /* its logprob (null for the first prompt token) */
+    json_t *lp_top;               /* {piece: logprob} of the top alternatives */
+    json_t *lp_offsets;           /* its byte offset in the text */
     size_t text_offset;           /* bytes of text before the next token */
     float *rows;                  /* logits: (rows, vocab) */
     int n_rows;
@@ -1004,7 +1007,8 @@ struct put_job {
     struct slora_api_infer *inf;
     struct slora_api_call *call;
     struct slora_registry_entry *entry;
-    int warm, pin;
+    int warm;                     /* 0/1 */
+    int pin;                      /* -1 absent, 0 unpin, 1 pin */
     slora_api_put_resume_cb resume;
     int err;
     char msg[MSG_LEN];

@@ -45,7 +45,8 @@ struct slora_cache_handle {
     bool pinned;
     uint64_t last_use;                   /* cache tick of the last acquire/release */
     struct waiter *waiters;              /* while generating */
-    struct slora_cache_handle *prev, *next;
+    struct slora_cache_handle *prev;       /* entry list */
+    struct slora_cache_handle *next;
     struct slora_cache_handle *queue_next; /* generation queue */
 };
 
@@ -63,7 +64,8 @@ struct slora_cache {
     pthread_mutex_t lock;
     pthread_cond_t work;
     struct slora_cache_handle *entries;
-    struct slora_cache_handle *queue_head, *queue_tail;
+    struct slora_cache_handle *queue_head; /* waiting for a generator thread */
+    struct slora_cache_handle *queue_tail;
     struct pin *pins;
     bool stopping;
     int n_threads;

@@ -122,10 +122,8 @@ int slora_cmd_inspect(int argc, char **argv)
         fprintf(stderr, "slorad inspect: %s\n", diag);
         return 1;
     }
-    struct slora_adapter_limits lim;
-    slora_adapter_limits_default(&lim);
     struct slora_adapter *a;
-    int err = slora_adapter_load(path, m ? &m->cfg.shape : NULL, &lim, m ? (int)threads : 0, &a,
+    int err = slora_adapter_load(path, m ? &m->cfg.shape : NULL, NULL, m ? (int)threads : 0, &a,
                                  diag, sizeof(diag));
     if (err) {
         fprintf(stderr, "slorad inspect: %s: invalid adapter (%s): %s\n", path, slora_err_name(err),

@@ -37,6 +37,13 @@ static uint64_t gd_scale_scalar(float *w, size_t count, uint64_t z)
     return sum;
 }
 
+static inline bool nonfinite1(float x)
+{
+    uint32_t b;
+    memcpy(&b, &x, sizeof(b));
+    return (b & 0x7F800000u) == 0x7F800000u;
+}
+
 static void outer_row_scalar(float *dst, const float *u, const float *at, size_t ld, size_t n,
                              size_t r, float scale)
 {
@@ -172,72 +179,107 @@ static inline __m256i feistel_vec(__m256i x, const __m256i rk[4], int h, __m256i
     return _mm256_or_si256(_mm256_sll_epi32(l, sh), r);
 }
 
-/* Four vectors per step: each round is a chain of ~16 dependent cycles,
- * so independent chains side by side keep the multipliers busy. */
-static inline void feistel_vec4(__m256i x[4], const __m256i rk[4], int h, __m256i mask)
+/* One Feistel round on a vector: (L, R) -> (R, L ^ (fmix32(R ^ rk) & mask)). */
+static inline void round_vec(__m256i *l, __m256i *r, __m256i rk, __m256i mask)
 {
-    __m128i sh = _mm_cvtsi32_si128(h);
-    __m256i l[4], r[4];
-    for (int v = 0; v < 4; v++) {
-        l[v] = _mm256_srl_epi32(x[v], sh);
-        r[v] = _mm256_and_si256(x[v], mask);
-    }
-    for (int i = 0; i < 4; i++) {
-        for (int v = 0; v < 4; v++) {
-            __m256i f = _mm256_and_si256(fmix32_vec(_mm256_xor_si256(r[v], rk[i])), mask);
-            __m256i t = _mm256_xor_si256(l[v], f);
-            l[v] = r[v];
-            r[v] = t;
-        }
-    }
-    for (int v = 0; v < 4; v++)
-        x[v] = _mm256_or_si256(_mm256_sll_epi32(l[v], sh), r[v]);
+    __m256i t = _mm256_xor_si256(*l, _mm256_and_si256(fmix32_vec(_mm256_xor_si256(*r, rk)), mask));
+    *l = *r;
+    *r = t;
 }
 
-/* Lanes of y above last (unsigned) take F again until none is. */
-static inline __m256i walk_vec(__m256i y, const __m256i rk[4], int h, __m256i mask, __m256i last)
+/* Four vectors per step: each round is a chain of ~16 dependent cycles,
+ * so four independent chains keep the multipliers busy (named variables,
+ * so they stay in registers). */
+static inline void feistel_vec4(uint32_t *x, const __m256i rk[4], int h, __m256i mask)
 {
-    for (;;) {
-        __m256i over = _mm256_xor_si256(_mm256_max_epu32(y, last), last);
-        over = _mm256_cmpeq_epi32(over, _mm256_setzero_si256());
-        if (_mm256_movemask_epi8(over) == -1)
-            return y;
-        y = _mm256_blendv_epi8(feistel_vec(y, rk, h, mask), y, over);
+    __m128i sh = _mm_cvtsi32_si128(h);
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)x);
+    __m256i x1 = _mm256_loadu_si256((const __m256i *)(x + 8));
+    __m256i x2 = _mm256_loadu_si256((const __m256i *)(x + 16));
+    __m256i x3 = _mm256_loadu_si256((const __m256i *)(x + 24));
+    __m256i l0 = _mm256_srl_epi32(x0, sh), r0 = _mm256_and_si256(x0, mask);
+    __m256i l1 = _mm256_srl_epi32(x1, sh), r1 = _mm256_and_si256(x1, mask);
+    __m256i l2 = _mm256_srl_epi32(x2, sh), r2 = _mm256_and_si256(x2, mask);
+    __m256i l3 = _mm256_srl_epi32(x3, sh), r3 = _mm256_and_si256(x3, mask);
+    for (int i = 0; i < 4; i++) {
+        round_vec(&l0, &r0, rk[i], mask);
+        round_vec(&l1, &r1, rk[i], mask);
+        round_vec(&l2, &r2, rk[i], mask);
+        round_vec(&l3, &r3, rk[i], mask);
+    }
+    _mm256_storeu_si256((__m256i *)x, _mm256_or_si256(_mm256_sll_epi32(l0, sh), r0));
+    _mm256_storeu_si256((__m256i *)(x + 8), _mm256_or_si256(_mm256_sll_epi32(l1, sh), r1));
+    _mm256_storeu_si256((__m256i *)(x + 16), _mm256_or_si256(_mm256_sll_epi32(l2, sh), r2));
+    _mm256_storeu_si256((__m256i *)(x + 24), _mm256_or_si256(_mm256_sll_epi32(l3, sh), r3));
+}
+
+#define WALK_BLOCK 1024
+
+/* Cycle walking for the values of xb (m <= WALK_BLOCK) that are >= n:
+ * their positions are collected, then F is applied to them eight at a
+ * time until all are in range, so the common in-range lanes cost nothing
+ * and the vector loop has no data-dependent branch. */
+static void walk_block(uint32_t *xb, size_t m, const __m256i vrk[4], const uint32_t rk[4], int h,
+                       __m256i vmask, uint32_t mask, uint64_t n)
+{
+    uint16_t pos[WALK_BLOCK];
+    size_t np = 0, i = 0;
+    __m256i vlast = _mm256_set1_epi32((int)(uint32_t)(n - 1));
+    for (; i + 8 <= m; i += 8) {
+        __m256i y = _mm256_loadu_si256((const __m256i *)(xb + i));
+        __m256i in = _mm256_cmpeq_epi32(_mm256_max_epu32(y, vlast), vlast);
+        unsigned over = ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(in)) & 0xFFu;
+        for (; over; over &= over - 1)
+            pos[np++] = (uint16_t)(i + (size_t)__builtin_ctz(over));
+    }
+    for (; i < m; i++)
+        if (xb[i] >= n)
+            pos[np++] = (uint16_t)i;
+    while (np) {
+        size_t k = 0, keep = 0;
+        for (; k + 8 <= np; k += 8) {
+            uint32_t v[8];
+            uint16_t p8[8];
+            for (int t = 0; t < 8; t++)
+                v[t] = xb[p8[t] = pos[k + t]];
+            _mm256_storeu_si256((__m256i *)v,
+                                feistel_vec(_mm256_loadu_si256((const __m256i *)v), vrk, h, vmask));
+            for (int t = 0; t < 8; t++) {
+                xb[p8[t]] = v[t];
+                if (v[t] >= n)
+                    pos[keep++] = p8[t];
+            }
+        }
+        for (; k < np; k++) {
+            uint16_t p = pos[k];
+            xb[p] = feistel1(xb[p], rk, h, mask);
+            if (xb[p] >= n)
+                pos[keep++] = p;
+        }
+        np = keep;
     }
 }
 
 void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int h, uint64_t n)
 {
     uint32_t mask = h >= 32 ? 0xFFFFFFFFu : (1u << h) - 1;
-    bool walk = n <= 0xFFFFFFFFu;
     __m256i vrk[4];
     for (int i = 0; i < 4; i++)
         vrk[i] = _mm256_set1_epi32((int)rk[i]);
     __m256i vmask = _mm256_set1_epi32((int)mask);
-    __m256i vlast = _mm256_set1_epi32((int)(uint32_t)(n - 1));
-    size_t i = 0;
-    for (; i + 32 <= count; i += 32) {
-        __m256i y[4];
-        for (int v = 0; v < 4; v++)
-            y[v] = _mm256_loadu_si256((const __m256i *)(x + i + 8 * v));
-        feistel_vec4(y, vrk, h, vmask);
-        for (int v = 0; v < 4; v++) {
-            if (walk)
-                y[v] = walk_vec(y[v], vrk, h, vmask, vlast);
-            _mm256_storeu_si256((__m256i *)(x + i + 8 * v), y[v]);
-        }
-    }
-    for (; i + 8 <= count; i += 8) {
-        __m256i y = feistel_vec(_mm256_loadu_si256((const __m256i *)(x + i)), vrk, h, vmask);
-        if (walk)
-            y = walk_vec(y, vrk, h, vmask, vlast);
-        _mm256_storeu_si256((__m256i *)(x + i), y);
-    }
-    for (; i < count; i++) {
-        uint32_t y = feistel1(x[i], rk, h, mask);
-        while (walk && y >= n)
-            y = feistel1(y, rk, h, mask);
-        x[i] = y;
+    for (size_t b0 = 0; b0 < count; b0 += WALK_BLOCK) {
+        uint32_t *xb = x + b0;
+        size_t m = count - b0 < WALK_BLOCK ? count - b0 : WALK_BLOCK, i = 0;
+        for (; i + 32 <= m; i += 32)
+            feistel_vec4(xb + i, vrk, h, vmask);
+        for (; i + 8 <= m; i += 8)
+            _mm256_storeu_si256(
+                (__m256i *)(xb + i),
+                feistel_vec(_mm256_loadu_si256((const __m256i *)(xb + i)), vrk, h, vmask));
+        for (; i < m; i++)
+            xb[i] = feistel1(xb[i], rk, h, mask);
+        if (n <= 0xFFFFFFFFu)
+            walk_block(xb, m, vrk, rk, h, vmask, mask, n);
     }
 }
 
@@ -291,34 +333,45 @@ static inline __m256 outer8(const float *u, const float *at, size_t ld, size_t r
     return a;
 }
 
+/* 32 columns of one row: four independent accumulators hide the FMA
+ * latency (named, so they stay in registers). */
+struct acc4 {
+    __m256 a0, a1, a2, a3;
+};
+
+static inline struct acc4 outer32(const float *ui, const float *at, size_t ld, size_t r)
+{
+    __m256 b = _mm256_set1_ps(ui[0]);
+    __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at));
+    __m256 a1 = _mm256_mul_ps(b, _mm256_loadu_ps(at + 8));
+    __m256 a2 = _mm256_mul_ps(b, _mm256_loadu_ps(at + 16));
+    __m256 a3 = _mm256_mul_ps(b, _mm256_loadu_ps(at + 24));
+    for (size_t j = 1; j < r; j++) {
+        const float *row = at + j * ld;
+        b = _mm256_set1_ps(ui[j]);
+        a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
+        a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
+        a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
+        a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
+    }
+    return (struct acc4){a0, a1, a2, a3};
+}
+
 void slora_kernels_outer(float *dst, const float *u, const float *at, size_t ld, size_t rows,
                          size_t n, size_t r, float scale)
 {
     const __m256 vs = _mm256_set1_ps(scale);
     size_t c = 0;
     /* column blocks outermost: the block of at (r x 32) stays in L1 for
-     * all rows; four independent accumulators hide the FMA latency */
+     * all rows */
     for (; c + 32 <= n; c += 32) {
         for (size_t i = 0; i < rows; i++) {
-            const float *ui = u + i * r;
-            __m256 b = _mm256_set1_ps(ui[0]);
-            __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c));
-            __m256 a1 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 8));
-            __m256 a2 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 16));
-            __m256 a3 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 24));
-            for (size_t j = 1; j < r; j++) {
-                const float *row = at + j * ld + c;
-                b = _mm256_set1_ps(ui[j]);
-                a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
-                a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
-                a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
-                a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
-            }
+            struct acc4 a = outer32(u + i * r, at + c, ld, r);
             float *d = dst + i * n + c;
-            _mm256_storeu_ps(d, _mm256_mul_ps(a0, vs));
-            _mm256_storeu_ps(d + 8, _mm256_mul_ps(a1, vs));
-            _mm256_storeu_ps(d + 16, _mm256_mul_ps(a2, vs));
-            _mm256_storeu_ps(d + 24, _mm256_mul_ps(a3, vs));
+            _mm256_storeu_ps(d, _mm256_mul_ps(a.a0, vs));
+            _mm256_storeu_ps(d + 8, _mm256_mul_ps(a.a1, vs));
+            _mm256_storeu_ps(d + 16, _mm256_mul_ps(a.a2, vs));
+            _mm256_storeu_ps(d + 24, _mm256_mul_ps(a.a3, vs));
         }
     }
     for (; c + 8 <= n; c += 8)
@@ -337,47 +390,44 @@ static inline __m256i stream_check(float *d, __m256 v, __m256i bad)
     return _mm256_or_si256(bad, _mm256_cmpeq_epi32(e, exp));
 }
 
+/* Scalar columns [c0, c1) of one row, regular stores; true if any is
+ * NaN or Inf. */
+static bool outer_cols_scalar(float *d, const float *ui, const float *at, size_t ld, size_t c0,
+                              size_t c1, size_t r, float scale)
+{
+    outer_row_scalar(d + c0, ui, at + c0, ld, c1 - c0, r, scale);
+    bool bad = false;
+    for (size_t c = c0; c < c1; c++)
+        bad |= nonfinite1(d[c]);
+    return bad;
+}
+
 bool slora_kernels_outer_stream(float *dst, const float *u, const float *at, size_t ld, size_t rows,
                                 size_t n, size_t r, float scale)
 {
     const __m256 vs = _mm256_set1_ps(scale);
     __m256i bad = _mm256_setzero_si256();
+    bool bad_scalar = false;
     /* rows outermost: each row's lines fill completely in the write-
      * combining buffers before the next row starts */
     for (size_t i = 0; i < rows; i++) {
         const float *ui = u + i * r;
         float *d = dst + i * n;
-        size_t c = 0;
+        size_t head = ((32 - ((uintptr_t)d & 31)) & 31) / sizeof(float);
+        size_t c = head < n ? head : n;
+        bad_scalar |= outer_cols_scalar(d, ui, at, ld, 0, c, r, scale);
         for (; c + 32 <= n; c += 32) {
-            __m256 b = _mm256_set1_ps(ui[0]);
-            __m256 a0 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c));
-            __m256 a1 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 8));
-            __m256 a2 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 16));
-            __m256 a3 = _mm256_mul_ps(b, _mm256_loadu_ps(at + c + 24));
-            for (size_t j = 1; j < r; j++) {
-                const float *row = at + j * ld + c;
-                b = _mm256_set1_ps(ui[j]);
-                a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row), a0);
-                a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 8), a1);
-                a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 16), a2);
-                a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(row + 24), a3);
-            }
-            bad = stream_check(d + c, _mm256_mul_ps(a0, vs), bad);
-            bad = stream_check(d + c + 8, _mm256_mul_ps(a1, vs), bad);
-            bad = stream_check(d + c + 16, _mm256_mul_ps(a2, vs), bad);
-            bad = stream_check(d + c + 24, _mm256_mul_ps(a3, vs), bad);
+            struct acc4 a = outer32(ui, at + c, ld, r);
+            bad = stream_check(d + c, _mm256_mul_ps(a.a0, vs), bad);
+            bad = stream_check(d + c + 8, _mm256_mul_ps(a.a1, vs), bad);
+            bad = stream_check(d + c + 16, _mm256_mul_ps(a.a2, vs), bad);
+            bad = stream_check(d + c + 24, _mm256_mul_ps(a.a3, vs), bad);
         }
-        for (; c < n; c += 8)
+        for (; c + 8 <= n; c += 8)
             bad = stream_check(d + c, _mm256_mul_ps(outer8(ui, at + c, ld, r), vs), bad);
+        bad_scalar |= outer_cols_scalar(d, ui, at, ld, c, n, r, scale);
     }
-    return !_mm256_testz_si256(bad, bad);
-}
-
-static inline bool nonfinite1(float x)
-{
-    uint32_t b;
-    memcpy(&b, &x, sizeof(b));
-    return (b & 0x7F800000u) == 0x7F800000u;
+    return bad_scalar || !_mm256_testz_si256(bad, bad);
 }
 
 size_t slora_kernels_stream(float *dst, const float *src, size_t n, float s)

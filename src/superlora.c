@@ -41,6 +41,8 @@
 #define CHUNK ((size_t)1 << 15)
 #define GATHER_LOG 15
 #define TILE_ROWS 64
+#define DIRECT_MIN_ROW                                                                             \
+    256                   /* shorter rows: streamed from tmp in one run (alignment, per-row cost) */
 #define OUTER_MAX_RANK 64 /* final products of rank up to this skip the GEMM */
 #define HUGE_PAGE ((size_t)2 << 20)
 
@@ -305,7 +307,7 @@ static int64_t stream_tile(const struct writer *w, const float *tmp, int64_t row
 }
 
 /* One tile of U @ A_last^T. Small rank: the outer-product kernel, from
- * registers straight to memory when the tile is whole aligned rows below
+ * registers straight to memory when the tile is whole long rows below
  * count, else through tmp. Larger rank: GEMM into tmp (in cache). tmp is
  * then streamed to dst, checked on the way. */
 static int64_t gemm_tile(const struct writer *w, size_t task, float *tmp)
@@ -317,8 +319,7 @@ static int64_t gemm_tile(const struct writer *w, size_t task, float *tmp)
     int64_t nc = f->n_last - c0 < w->tile_cols ? f->n_last - c0 : w->tile_cols;
     int64_t e0 = row0 * f->n_last + c0;
     const float *u = f->u + row0 * f->r;
-    if (w->at && nc == f->n_last && nc % 8 == 0 && e0 + n_rows * nc <= w->count &&
-        ((uintptr_t)(w->dst + e0) & 31) == 0) {
+    if (w->at && nc == f->n_last && nc >= DIRECT_MIN_ROW && e0 + n_rows * nc <= w->count) {
         if (!slora_kernels_outer_stream(w->dst + e0, u, w->at, (size_t)nc, (size_t)n_rows,
                                         (size_t)nc, (size_t)f->r, w->scale))
             return INT64_MAX;

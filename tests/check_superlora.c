@@ -416,13 +416,20 @@ static const struct gen_case gen_cases[] = {
     {"cp2 rows, folded", 2, 1, {{300, 333}}, {{4, 4}}, {false}, 99001},
     {"cp2 long rows (column tiles), folded", 2, 1, {{3, 40000}}, {{2, 2}}, {false}, 100001},
     {"cp2 long rows, folded", 2, 1, {{130, 1500}}, {{3, 3}}, {false}, 130 * 1500 - 777},
-    {"cp2 aligned rows (registers to memory), folded",
+    {"cp2 rows of 256 (registers to memory), folded",
      2,
      1,
-     {{1100, 64}},
+     {{300, 256}},
      {{5, 5}},
      {false},
-     1100 * 64 - 100},
+     300 * 256 - 100},
+    {"cp2 rows of 301 (registers to memory, unaligned rows)",
+     2,
+     1,
+     {{250, 301}},
+     {{3, 3}},
+     {false},
+     250 * 301},
     {"cp2 rank 70 (GEMM, 2-D tiles), folded",
      2,
      1,
@@ -631,19 +638,19 @@ START_TEST(nonfinite_rejected)
 }
 END_TEST
 
-/* Whole aligned rows take the register-to-memory path: its check too. */
+/* Whole rows take the register-to-memory path: its check too. */
 START_TEST(nonfinite_in_streamed_rows)
 {
     struct fixture *f = fx_new(4096);
-    static const int64_t shapes[1][2] = {{600, 64}};
+    static const int64_t shapes[1][2] = {{600, 256}};
     fx_targets(f, 1, shapes);
-    struct slora_group *g = fx_group(f, 0, 600 * 64, 2);
-    fx_factor(f, g, (int64_t[]){600, 64}, (int64_t[]){2, 2}, false);
+    struct slora_group *g = fx_group(f, 0, 600 * 256, 2);
+    fx_factor(f, g, (int64_t[]){600, 256}, (int64_t[]){2, 2}, false);
     float *b = (float *)g->k[0].a[0], *at = (float *)g->k[0].a[1];
-    b[2 * 530] = b[2 * 530 + 1] = 1e30f; /* row 530: past the first tile of 512 rows */
-    for (int i = 0; i < 128; i++)
+    b[2 * 530] = b[2 * 530 + 1] = 1e30f; /* row 530: past the first tile of 128 rows */
+    for (int i = 0; i < 512; i++)
         at[i] = 1e30f;
-    float *out = aligned_alloc(64, 600 * 64 * sizeof(float));
+    float *out = aligned_alloc(64, 600 * 256 * sizeof(float));
     char diag[256] = "";
     ck_assert_int_eq(slora_superlora_generate(&f->a, out, 2, diag, sizeof(diag)), SLORA_ENONFINITE);
     ck_assert_msg(strstr(diag, "layers.0.wq at [530, 0]"), "%s", diag);

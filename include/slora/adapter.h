@@ -91,7 +91,9 @@ struct slora_adapter_limits {
 void slora_adapter_limits_default(struct slora_adapter_limits *lim);
 
 /* Parse and validate (no delta generation). model may be NULL (base shape
- * is then taken from the file, as `slorad inspect` without --model does).
+ * is then taken from the file, as `slorad inspect` without --model does);
+ * lim may be NULL (slora_adapter_limits_default). Factor data lives in
+ * params in tensor-name order; the a[]/core pointers point into it.
  * On error returns SLORA_E* and writes a diagnostic naming the key, tensor
  * or byte offset. *out is a new reference. */
 int slora_adapter_parse(const void *buf, size_t len, const struct slora_shape *model,

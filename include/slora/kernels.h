@@ -40,8 +40,8 @@ uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0);
 void slora_kernels_outer(float *dst, const float *u, const float *at, size_t ld, size_t rows,
                          size_t n, size_t r, float scale);
 
-/* slora_kernels_outer straight to memory with streaming stores, for a
- * tile nobody reads soon. Needs n % 8 == 0 and dst 32-byte aligned.
+/* slora_kernels_outer straight to memory, with streaming stores for the
+ * 32-byte aligned part of each row: for a tile nobody reads soon.
  * Returns whether any value written is NaN or Inf. */
 bool slora_kernels_outer_stream(float *dst, const float *u, const float *at, size_t ld, size_t rows,
                                 size_t n, size_t r, float scale);

@@ -138,6 +138,13 @@ out=$(curl -s -w ' %{http_code}' -T "$TMP/a2.st" "$URL/v1/adapters/t/a2?pin=1")
 check "a third pin does not fit -> 507" 507 "${out##* }"
 check_contains "507 names the budget" "budget" "$out"
 check "pinned bytes unchanged" 245760 "$(metric slorad_delta_cache_pinned_bytes)"
+"$PYTHON" "$E2E_LIB/gen_adapter.py" "$TMP/a3v2.st" --seed 33
+misses=$(metric slorad_delta_cache_misses_total)
+check "replace pinned t/a3 (no flags)" 200 "$(status PUT "$URL/v1/adapters/t/a3" -T "$TMP/a3v2.st")"
+check "the pin moved to the new version at once" "$((misses + 1)) 245760" \
+    "$(metric slorad_delta_cache_misses_total) $(metric slorad_delta_cache_pinned_bytes)"
+use t/a3
+check "new version served from the pinned entry" "$((misses + 1))" "$(metric slorad_delta_cache_misses_total)"
 check "PUT ?pin=0 unpins" 200 "$(status PUT "$URL/v1/adapters/t/a1?pin=0" -T "$TMP/a1.st")"
 check "pinned bytes after unpin" 122880 "$(metric slorad_delta_cache_pinned_bytes)"
 check_contains "max_tokens clamped to the configured cap" '"completion_tokens":3,' "$(post /v1/completions '{"model":"stories260K","prompt":"Once","max_tokens":100,"temperature":0}')"

@@ -162,10 +162,12 @@ def main(argv=None):
     d.add_argument("--threads", type=int, default=1)
     d.set_defaults(func=cmd_make_data)
 
-    e = sub.add_parser("experiment", help="the docs/results.md experiment", add_help=False)
-    e.add_argument("rest", nargs=argparse.REMAINDER)
-    e.set_defaults(func=lambda a: __import__("superlora.experiments").experiments.main(a.rest))
+    sub.add_parser("experiment", help="the docs/results.md experiment (see its --help)")
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["experiment"]:
+        from . import experiments
+        return experiments.main(argv[1:])
     args = ap.parse_args(argv)
     try:
         return args.func(args)

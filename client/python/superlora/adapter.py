@@ -25,7 +25,7 @@ from .model import MODULES, Config
 VARIANTS = ("lora", "groupwise2d", "lokr", "lonkr", "lotr", "lorta3d", "lorta4d", "lorta5d")
 ALIASES = {"q_proj": "wq", "k_proj": "wk", "v_proj": "wv", "o_proj": "wo",
            "gate_proj": "w1", "down_proj": "w2", "up_proj": "w3"}
-LONKR_K = 3
+LONKR_K = 3  # Kronecker factors of the lonkr variant, each rank-r CP of order 2
 
 
 class Factor:
@@ -192,17 +192,18 @@ def plan(shape, variant, rank, modules=("wq", "wv"), layers=None, groups=None, r
         if variant in ("lora", "groupwise2d"):
             n = [o, i] if exact else fold_sizes(Ng, 2, 1, ratio)[0]
             fl = [Factor(n, [rank, rank], False)]
-        elif variant in ("lokr", "lonkr"):
-            K = 2 if variant == "lokr" else LONKR_K
-            if exact and K == 2:
+        elif variant == "lokr":
+            if exact:
                 a, b = _balanced_divisor(o), _balanced_divisor(i)
                 ns = [[a, b], [o // a, i // b]]
             else:
-                ns = fold_sizes(Ng, 2, K, ratio)
-            fl = [Factor(n, [min(n)] * 2, False) for n in ns[:-1]]
-            fl.append(Factor(ns[-1], [min(rank, min(ns[-1]))] * 2, False))
-            if variant == "lonkr":
-                fl = [Factor(f.n, [min(rank, min(f.n))] * 2, False) for f in fl]
+                ns = fold_sizes(Ng, 2, 2, ratio)
+            # factor 0 full (CP with r = min(n_{0,0}, n_{0,1})), factor 1 low rank
+            fl = [Factor(ns[0], [min(ns[0])] * 2, False),
+                  Factor(ns[1], [min(rank, min(ns[1]))] * 2, False)]
+        elif variant == "lonkr":
+            fl = [Factor(n, [min(rank, min(n))] * 2, False)
+                  for n in fold_sizes(Ng, 2, LONKR_K, ratio)]
         elif variant == "lotr":
             if ratio is None and groups == "module":
                 o, i = shape.module_shape(cfg.modules[g])

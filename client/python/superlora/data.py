@@ -10,7 +10,7 @@ a model that learnt the task continues them with the new name.
 
 Files (JSON Lines, one object per line):
   train.jsonl, heldout.jsonl   {"text": story}
-  openings.jsonl               {"text": opening}
+  openings.jsonl               {"text": opening} (distinct)
 """
 
 import json
@@ -84,7 +84,9 @@ def make_data(model, tok, out_dir, name="Zorbo", n_samples=1200, heldout_frac=0.
                   file=sys.stderr)
     n_held = max(1, int(len(stories) * heldout_frac))
     train, held = stories[:-n_held], stories[-n_held:]
-    openings = [o for o in (opening(s, name) for s in held) if o is not None]
+    # distinct openings only: most stories start "Once upon a time, there was
+    # a little girl named", which would otherwise dominate the name rate
+    openings = list(dict.fromkeys(o for o in (opening(s, name) for s in held) if o is not None))
     os.makedirs(out_dir, exist_ok=True)
     write_texts(os.path.join(out_dir, "train.jsonl"), train)
     write_texts(os.path.join(out_dir, "heldout.jsonl"), held)

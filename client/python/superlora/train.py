@@ -56,10 +56,12 @@ def train(model, adapter, stream, steps, lr=1e-2, batch=16, seq=64, seed=0, prog
 
 
 @torch.no_grad()
-def heldout_loss(model, adapter, stream, seq=128):
-    """Mean next-token cross-entropy over consecutive windows of the stream."""
+def heldout_loss(model, adapter, stream, seq=128, max_windows=None):
+    """Mean next-token cross-entropy over consecutive windows of the stream
+    (the first max_windows windows when given)."""
     deltas = adapter.deltas() if adapter is not None else None
     n = (stream.numel() - 1) // seq
+    n = n if max_windows is None else min(n, max_windows)
     x = stream[:n * seq].view(n, seq)
     y = stream[1:n * seq + 1].view(n, seq)
     logits = model(x, deltas)
