@@ -6,8 +6,7 @@
 # serving and exits 0 with an empty sanitizer log.
 . "$(dirname "$0")/lib/daemon.sh"
 
-h() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-printf '{"admin_key_sha256": "%s"}' "$(h admin-key)" >"$TMP/conf.json"
+auth_conf "$TMP/conf.json"
 start_daemon "$TMP/state" --config "$TMP/conf.json"
 "$PYTHON" "$E2E_LIB/security.py" inputs "$PORT" "$FIXTURES/lokr.safetensors" || fail "hostile inputs"
 check "nothing reached the state directory" 0 "$(find "$TMP/state" -type f | wc -l)"

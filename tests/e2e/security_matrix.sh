@@ -6,12 +6,7 @@
 # adapter indistinguishable from an absent one (lib/security.py matrix).
 . "$(dirname "$0")/lib/daemon.sh"
 
-h() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-cat >"$TMP/conf.json" <<JSON
-{"admin_key_sha256": "$(h admin-key)",
- "tenants": [{"name": "acme", "key_sha256": "$(h acme-key)"},
-             {"name": "beta", "key_sha256": "$(h beta-key)"}]}
-JSON
+auth_conf "$TMP/conf.json"
 start_daemon "$TMP/state" --config "$TMP/conf.json"
 "$PYTHON" "$E2E_LIB/security.py" matrix "$PORT" "$FIXTURES/lokr.safetensors" \
     "$FIXTURES/lora_wq_wv.safetensors" || fail "security matrix"

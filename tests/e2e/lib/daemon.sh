@@ -104,6 +104,21 @@ status() {
     curl -s -o /dev/null -w '%{http_code}' -X "$m" "$@" "$u"
 }
 
+# key_hash KEY: sha256 hex of a key, as the config stores it.
+key_hash() {
+    printf '%s' "$1" | sha256sum | cut -d' ' -f1
+}
+
+# auth_conf FILE: a config with the admin key "admin-key" and tenants acme
+# ("acme-key") and beta ("beta-key").
+auth_conf() {
+    cat >"$1" <<JSON
+{"admin_key_sha256": "$(key_hash admin-key)",
+ "tenants": [{"name": "acme", "key_sha256": "$(key_hash acme-key)"},
+             {"name": "beta", "key_sha256": "$(key_hash beta-key)"}]}
+JSON
+}
+
 # raw: send stdin to the daemon over one TCP connection, print everything
 # received until the peer closes or ${RAW_WAIT:-1} s of silence.
 raw() {
