@@ -335,7 +335,8 @@ int slora_fsio_read_file(const char *path, size_t max_len, void **out, size_t *l
         return SLORA_ETOOLARGE;
     }
     size_t size = (size_t)st.st_size;
-    char *buf = malloc(size ? size : 1);
+    /* One spare byte keeps the contents NUL-terminated for text readers. */
+    char *buf = malloc(size + 1);
     if (!buf) {
         close(fd);
         op_end(OP_READ, path, NULL, ENOMEM);
@@ -356,6 +357,7 @@ int slora_fsio_read_file(const char *path, size_t max_len, void **out, size_t *l
         got += (size_t)n;
     }
     close(fd);
+    buf[size] = '\0';
     *out = buf;
     *len = size;
     return finish(OP_READ, path, NULL, 0, diag, diag_len);

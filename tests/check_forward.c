@@ -121,42 +121,6 @@ START_TEST(prefill_equals_stepwise)
 }
 END_TEST
 
-/* Decode rows take the AVX2 sgemv at one thread and OpenBLAS's at two:
- * both give the same logits. */
-START_TEST(threads_agree)
-{
-    struct slora_model *m = test_load_model(STORIES_BIN);
-    int vocab = m->cfg.shape.vocab_size;
-    struct slora_weights ws;
-    ck_assert_int_eq(slora_weights_init(&ws, m), 0);
-    float *out[2];
-    for (int t = 0; t < 2; t++) {
-        slora_blas_set_threads(t + 1);
-        struct slora_kv *kv = slora_kv_new(m);
-        struct slora_fwd *f = slora_fwd_new(m, 1);
-        out[t] = malloc((size_t)N_STORY * vocab * sizeof(float));
-        slora_blas_stats_reset();
-        for (int i = 0; i < N_STORY; i++) {
-            struct slora_fwd_row row = {story[i], i, kv, &ws, out[t] + (size_t)i * vocab};
-            ck_assert_int_eq(slora_fwd_run(f, &row, 1), 0);
-        }
-        struct slora_blas_stats st;
-        slora_blas_stats(&st);
-        ck_assert_uint_eq(st.gemv, (uint64_t)N_STORY * (7 * 5 + 1));
-        ck_assert_uint_eq(st.gemm, 0);
-        slora_fwd_free(f);
-        slora_kv_free(kv);
-    }
-    double d = rel_diff(out[1], out[0], (size_t)N_STORY * vocab);
-    ck_assert_msg(d <= 1e-5, "threads 1 vs 2: %g", d);
-    slora_blas_set_threads(1);
-    free(out[0]);
-    free(out[1]);
-    slora_weights_deinit(&ws);
-    slora_model_free(m);
-}
-END_TEST
-
 /* .bin, our GGUF (F32) and llama.cpp's GGUF: tol 1e-6; F16 reported. */
 START_TEST(formats_agree)
 {
@@ -367,7 +331,6 @@ Suite *slora_forward_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, stories_published, 0, 2);
     tcase_add_test(tc, prefill_equals_stepwise);
-    tcase_add_test(tc, threads_agree);
     tcase_add_test(tc, formats_agree);
     tcase_add_test(tc, mixed_batch_equals_alone);
     tcase_add_loop_test(tc, blas_batching, 0, sizeof(count_cases) / sizeof(count_cases[0]));

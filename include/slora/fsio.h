@@ -47,7 +47,8 @@ int slora_fsio_fsync_dir(const char *dir, char *diag, size_t diag_len);
 int slora_fsio_unlink(const char *path, char *diag, size_t diag_len);
 /* mkdir(2) with mode 0700; an existing directory is success. */
 int slora_fsio_mkdir(const char *path, char *diag, size_t diag_len);
-/* Read a whole regular file into a new malloc'd buffer (caller frees).
+/* Read a whole regular file into a new malloc'd buffer (caller frees),
+ * followed by a NUL byte that *len does not count.
  * Files larger than max_len give SLORA_ETOOLARGE. */
 int slora_fsio_read_file(const char *path, size_t max_len, void **out, size_t *len, char *diag,
                          size_t diag_len);
