@@ -35,7 +35,7 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all deps bench-deps model run check check-unit check-e2e check-asan bench install format clean
+.PHONY: all deps bench-deps model run check check-unit check-e2e check-asan check-kernels bench install format clean
 
 all: $(BUILD)/slorad
 
@@ -118,6 +118,13 @@ valgrind: deps model $(BUILD)/check_slora
 	@command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind
 	CK_FORK=no valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  --quiet $(BUILD)/check_slora
+
+# The kernels' other compile-time paths (portable C; AVX2 without BMI2), superlora suite.
+check-kernels:
+	$(MAKE) BUILD=build-portable OPT=-O2 build-portable/check_slora
+	CK_RUN_SUITE=superlora build-portable/check_slora
+	$(MAKE) BUILD=build-nobmi2 OPT="-O2 -mavx2 -mfma" build-nobmi2/check_slora
+	CK_RUN_SUITE=superlora build-nobmi2/check_slora
 
 $(BUILD)/bench_model: bench/bench_model.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)

@@ -31,6 +31,7 @@ struct bench_adapter {
     struct slora_adapter a;
     struct slora_target t[TARGETS];
     struct slora_group g[TARGETS];
+    struct slora_group_tables tables[TARGETS];
     float *params;
     size_t used, cap;
 };
@@ -78,6 +79,7 @@ static void init(struct bench_adapter *b, const char *name, const char *target, 
 static struct slora_group *group(struct bench_adapter *b, int gi, int64_t len, int order)
 {
     struct slora_group *g = &b->g[gi];
+    slora_group_tables_init(g, &b->tables[gi]);
     g->offset = gi ? b->g[gi - 1].offset + b->g[gi - 1].len : 0;
     g->len = len;
     g->order = order;

@@ -40,6 +40,7 @@ struct bench_adapter {
     struct slora_adapter a;
     struct slora_target t[2 * MAX_LAYERS];
     struct slora_group g;
+    struct slora_group_tables tables;
     float *params;
     char id[32];
 };
@@ -72,6 +73,7 @@ static void adapter_init(struct bench_adapter *b, const struct slora_model *m, i
     b->a.groups = &b->g;
     b->a.n_groups = 1;
     b->g = (struct slora_group){.offset = 0, .len = b->a.total, .order = 3, .n_kron = 1};
+    slora_group_tables_init(&b->g, &b->tables);
     b->g.code_len = n[0] * n[1] * n[2];
     float *p = b->params;
     for (int mode = 0; mode < 3; mode++) {

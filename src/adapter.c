@@ -3,9 +3,11 @@
  * Order of work: safetensors structure (safetensors.c), then the
  * __metadata__.superlora config (jansson, duplicate keys rejected), then the
  * target list and group sizes computed arithmetically, then the tensor names
- * and shapes against the group table, then the resource limits, and only
- * then the one allocation proportional to the data (the float32 parameter
- * buffer). Every size product is overflow-checked.
+ * (sorted), then one allocation for the targets, groups and factor tables
+ * sized exactly to what the file has, the shapes checked into it, then the
+ * resource limits, and only then the one allocation proportional to the
+ * data (the float32 parameter buffer). Every size product is
+ * overflow-checked.
  *
  * The finished adapter is immutable; its refcount is the only mutable field
  * and is updated atomically, so any thread may ref/unref and read it.
@@ -593,17 +595,93 @@ static int check_core(const struct slora_st_tensor *t, const struct slora_factor
     return 0;
 }
 
+/* The unused rest of the adapter's tables: build_group and check_code_len
+ * take each group's records from the front, in file order. */
+struct tables {
+    struct slora_factor *factors; /* (factors) */
+    int64_t *n;                   /* (modes) n_{k,m} */
+    int64_t *r;                   /* (modes) r_{k,m} */
+    const float **a;              /* (modes) A_{k,m} */
+    int64_t *group_n;             /* (group_modes) n_m */
+};
+
+/* Table sizes from the sorted entries: a factor per distinct (g, k), a
+ * mode record per factor tensor, a group mode per tensor of a k0 in groups
+ * with a k1 (one-factor groups share k0's n). For a valid file these are
+ * exact; for any file they bound what build_group and check_code_len take
+ * (they stop at the first gap). */
+static void count_tables(const struct entry *es, int n, size_t *factors, size_t *modes,
+                         size_t *group_modes)
+{
+    size_t k0_modes = 0;
+    bool kron = false;
+    *factors = *modes = *group_modes = 0;
+    for (int i = 0; i < n; i++) {
+        if (i == 0 || es[i].g != es[i - 1].g) {
+            *group_modes += kron ? k0_modes : 0;
+            k0_modes = 0;
+            kron = false;
+        }
+        if (i == 0 || es[i].g != es[i - 1].g || es[i].k != es[i - 1].k)
+            (*factors)++;
+        if (es[i].m != CORE_IDX) {
+            (*modes)++;
+            k0_modes += es[i].k == 0;
+        }
+        kron = kron || es[i].k > 0;
+    }
+    *group_modes += kron ? k0_modes : 0;
+}
+
+/* One allocation for targets, groups and factor tables (counts come from
+ * the file header and the limits: J, G < 2^31, the rest <= n_tensors, so
+ * the sum cannot overflow size_t). */
+static int alloc_tables(struct slora_adapter *a, const struct entry *es, int n, struct tables *t,
+                        char *diag, size_t diag_len)
+{
+    size_t factors, modes, group_modes;
+    count_tables(es, n, &factors, &modes, &group_modes);
+    size_t bytes = sizeof(struct slora_target) * (size_t)a->n_targets +
+                   sizeof(struct slora_group) * (size_t)a->n_groups +
+                   sizeof(struct slora_factor) * factors +
+                   (sizeof(int64_t) * 2 + sizeof(float *)) * modes + sizeof(int64_t) * group_modes;
+    char *p = calloc(1, bytes);
+    if (!p)
+        return fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the group table");
+    a->tables = p;
+    a->targets = (struct slora_target *)p;
+    p += sizeof(struct slora_target) * (size_t)a->n_targets;
+    a->groups = (struct slora_group *)p;
+    p += sizeof(struct slora_group) * (size_t)a->n_groups;
+    t->factors = (struct slora_factor *)p;
+    p += sizeof(struct slora_factor) * factors;
+    t->n = (int64_t *)p;
+    p += sizeof(int64_t) * modes;
+    t->r = (int64_t *)p;
+    p += sizeof(int64_t) * modes;
+    t->group_n = (int64_t *)p;
+    p += sizeof(int64_t) * group_modes;
+    t->a = (const float **)p;
+    return 0;
+}
+
 /* Walk the sorted entries of group g from *pos: factors k = 0..K-1, each
- * with f0..f{M-1} and an optional core. Records shapes (not data). */
+ * with f0..f{M-1} and an optional core. Records shapes (not data), taking
+ * the records from t. */
 static int build_group(struct slora_group *gr, int64_t g, const struct entry *es, int n, int *pos,
-                       const struct slora_adapter_limits *lim, char *diag, size_t diag_len)
+                       struct tables *t, const struct slora_adapter_limits *lim, char *diag,
+                       size_t diag_len)
 {
     int i = *pos;
+    gr->k = t->factors;
     for (int k = 0; i < n && es[i].g == g; k++) {
         if (es[i].k != k || es[i].m != 0)
             return fail(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k%d.f0' (next: '%s')",
                         (long long)g, k, es[i].t->name);
-        struct slora_factor *f = &gr->k[k];
+        struct slora_factor *f = t->factors++;
+        f->n = t->n;
+        f->r = t->r;
+        f->a = t->a;
         int m = 0;
         for (; i < n && es[i].g == g && es[i].k == k && es[i].m == m; i++, m++) {
             int err = check_factor(es[i].t, diag, diag_len);
@@ -612,6 +690,9 @@ static int build_group(struct slora_group *gr, int64_t g, const struct entry *es
             f->n[m] = es[i].t->shape[0];
             f->r[m] = es[i].t->shape[1];
         }
+        t->n += m;
+        t->r += m;
+        t->a += m;
         if (i < n && es[i].g == g && es[i].k == k && es[i].m != CORE_IDX)
             return fail(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k%d.f%d'",
                         (long long)g, k, m);
@@ -640,17 +721,24 @@ static int build_group(struct slora_group *gr, int64_t g, const struct entry *es
     return 0;
 }
 
-/* n_m, P_g, and the fold / sanity / fastfood-length rules (spec 3 and 5). */
-static int check_code_len(struct slora_group *gr, int64_t g, bool projection,
+/* n_m (taken from t, or k0's own when it is the only factor), P_g, and
+ * the fold / sanity / fastfood-length rules (spec 3 and 5). */
+static int check_code_len(struct slora_group *gr, int64_t g, bool projection, struct tables *t,
                           const struct slora_adapter_limits *lim, char *diag, size_t diag_len)
 {
     int64_t p = 1;
+    gr->n = gr->k[0].n;
+    if (gr->n_kron > 1) {
+        gr->n = t->group_n;
+        t->group_n += gr->order;
+    }
     for (int m = 0; m < gr->order; m++) {
-        gr->n[m] = 1;
+        int64_t n = 1;
         for (int k = 0; k < gr->n_kron; k++)
-            if (__builtin_mul_overflow(gr->n[m], gr->k[k].n[m], &gr->n[m]))
+            if (__builtin_mul_overflow(n, gr->k[k].n[m], &n))
                 return fail(diag, diag_len, SLORA_EFORMAT, "group g%lld: mode %d size overflows",
                             (long long)g, m);
+        gr->n[m] = n;
         if (__builtin_mul_overflow(p, gr->n[m], &p))
             return fail(diag, diag_len, SLORA_EFORMAT, "group g%lld: code length P_g overflows",
                         (long long)g);
@@ -727,18 +815,20 @@ static int build(struct slora_adapter *a, const struct slora_st *st,
     if (!a->cfg.layers && (a->cfg.layers = malloc(sizeof(int) * (size_t)a->cfg.n_layers)))
         for (int l = 0; l < a->cfg.n_layers; l++)
             a->cfg.layers[l] = l;
-    a->targets = calloc((size_t)a->n_targets, sizeof(*a->targets));
-    a->groups = calloc((size_t)a->n_groups, sizeof(*a->groups));
-    if (!a->cfg.layers || !a->targets || !a->groups) {
+    if (!a->cfg.layers) {
         err = fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the target list");
         goto err_free_entries;
     }
+    struct tables t = {0};
+    if ((err = alloc_tables(a, es, st->n_tensors, &t, diag, diag_len)))
+        goto err_free_entries;
     build_targets(a);
     build_group_sizes(a);
     int pos = 0;
     for (int g = 0; g < a->n_groups; g++) {
-        if ((err = build_group(&a->groups[g], g, es, st->n_tensors, &pos, lim, diag, diag_len)) ||
-            (err = check_code_len(&a->groups[g], g, a->cfg.projection, lim, diag, diag_len)))
+        if ((err =
+                 build_group(&a->groups[g], g, es, st->n_tensors, &pos, &t, lim, diag, diag_len)) ||
+            (err = check_code_len(&a->groups[g], g, a->cfg.projection, &t, lim, diag, diag_len)))
             goto err_free_entries;
     }
     a->n_params = 0;
@@ -864,8 +954,7 @@ void slora_adapter_unref(struct slora_adapter *a)
     if (!a || __atomic_sub_fetch(&a->refcount, 1, __ATOMIC_ACQ_REL))
         return;
     free(a->cfg.layers);
-    free(a->targets);
-    free(a->groups);
+    free(a->tables);
     free(a->params);
     free(a);
 }

@@ -108,6 +108,8 @@ struct put_job {
     void *body;
     size_t len;
     bool dry_run;
+    int pin; /* ?pin: -1 absent, 0 unpin, 1 pin */
+    const struct slora_api_deps *deps;
     int err;
     char diag[DIAG_LEN];
     struct slora_registry_entry *entry; /* after commit */
@@ -126,6 +128,21 @@ static void put_job_free(void *p)
     free(j);
 }
 
+static int pin_value(struct slora_api_call *c)
+{
+    const char *v = slora_api_call_query(c, "pin");
+    if (!v)
+        return -1;
+    return strcmp(v, "0") && strcmp(v, "false");
+}
+
+/* slora_registry_admit_cb: on the worker, before the upload is persisted. */
+static int put_admit(void *arg, const struct slora_registry_entry *e, char *diag, size_t diag_len)
+{
+    struct put_job *j = arg;
+    return j->deps->put_admit(j->deps->put_hook_arg, e, j->pin, diag, diag_len);
+}
+
 static int put_head(struct slora_api_call *c)
 {
     const char *tenant, *name;
@@ -139,6 +156,8 @@ static int put_head(struct slora_api_call *c)
     }
     j->call = c;
     j->dry_run = query_flag(c, "dry_run");
+    j->pin = pin_value(c);
+    j->deps = slora_api_deps(slora_api_call_api(c));
     slora_api_call_set_data(c, j, put_job_free);
     const struct slora_api_request *req = slora_api_call_request(c);
     struct slora_registry_cond cond = {req->if_match, req->if_none_match};
@@ -146,9 +165,13 @@ static int put_head(struct slora_api_call *c)
     slora_auth_quota(slora__api_call_auth(c), tenant, &quota);
     err = slora_registry_begin_put(registry_of(c), tenant, name, &cond, &quota, req->content_length,
                                    j->dry_run, &j->op, j->diag, sizeof(j->diag));
-    if (err)
+    if (err) {
         respond_busy(c, err, j->diag);
-    return err;
+        return err;
+    }
+    if (j->deps->put_admit)
+        slora_registry_op_set_admit(j->op, put_admit, j);
+    return 0;
 }
 
 static void put_reply(struct slora_api_call *c, int err, const char *message)
@@ -171,14 +194,6 @@ static void put_work(void *arg)
     j->err = slora_registry_op_run(j->op, j->body, j->len, j->diag, sizeof(j->diag));
 }
 
-static int pin_value(struct slora_api_call *c)
-{
-    const char *v = slora_api_call_query(c, "pin");
-    if (!v)
-        return -1;
-    return strcmp(v, "0") && strcmp(v, "false");
-}
-
 static void put_done(void *arg)
 {
     struct put_job *j = arg;
@@ -193,8 +208,8 @@ static void put_done(void *arg)
         return;
     }
     slora_api_call_set_log(c, j->entry->tenant, j->entry->name, j->entry->version);
-    const struct slora_api_deps *deps = slora_api_deps(slora_api_call_api(c));
-    int warm = query_flag(c, "warm"), pin = pin_value(c);
+    const struct slora_api_deps *deps = j->deps;
+    int warm = query_flag(c, "warm"), pin = j->pin;
     /* A pinned adapter's pin moves to the new version now (the cache hook). */
     if (!j->dry_run && deps->put_hook &&
         (warm || pin >= 0 || slora_registry_entry_is_pinned(j->entry))) {

@@ -152,6 +152,7 @@ struct job {
     size_t text_offset;           /* bytes of text before the next token */
     float *rows;                  /* logits: (rows, vocab) */
     int n_rows;
+    struct buf json;              /* logits: the response, built on a worker */
 };
 
 static void job_free(void *p)
@@ -172,6 +173,7 @@ static void job_free(void *p)
     json_decref(j->lp_top);
     json_decref(j->lp_offsets);
     free(j->rows);
+    free(j->json.data);
     free(j);
 }
 
@@ -270,6 +272,28 @@ static int resolve_model(struct job *j, json_t *req)
     return 0;
 }
 
+/* Encode the string `prompt` v into a new malloc'd *ids. Text that cannot
+ * fit in max_tokens tokens is refused before encoding, whose scratch grows
+ * with the text (a body near the size limit would need gigabytes). */
+static int encode_prompt(struct job *j, json_t *v, bool bos, int max_tokens, int **ids, int *n)
+{
+    size_t len = json_string_length(v);
+    if (strlen(json_string_value(v)) != len)
+        return fail(j, SLORA_EINVAL, "'prompt' contains a NUL character");
+    size_t max_len = slora_tokenizer_max_text_bytes(j->tok, max_tokens);
+    if (len > max_len)
+        return fail(j, SLORA_EINVAL,
+                    "'prompt' has %zu bytes; at most %zu bytes can fit in the model's context "
+                    "of %d tokens",
+                    len, max_len, j->model->cfg.seq_len);
+    if (!(*ids = malloc((len + 3) * sizeof(int))))
+        return fail(j, SLORA_ENOMEM, "out of memory");
+    int err = slora_tokenizer_encode(j->tok, json_string_value(v), bos, *ids, n);
+    if (err)
+        return fail(j, err, "cannot tokenize 'prompt': %s", slora_strerror(err));
+    return 0;
+}
+
 /* `prompt` (a string: BOS + its tokens) or, for logits, also `tokens`; an
  * array of ids is used verbatim. */
 static int parse_prompt(struct job *j, json_t *req, bool allow_tokens_key)
@@ -284,15 +308,9 @@ static int parse_prompt(struct job *j, json_t *req, bool allow_tokens_key)
     }
     int vocab = j->model->cfg.shape.vocab_size, seq_len = j->model->cfg.seq_len;
     if (json_is_string(v)) {
-        size_t len = json_string_length(v);
-        if (strlen(json_string_value(v)) != len)
-            return fail(j, SLORA_EINVAL, "'prompt' contains a NUL character");
-        if (!(j->prompt = malloc((len + 3) * sizeof(int))))
-            return fail(j, SLORA_ENOMEM, "out of memory");
-        int err = slora_tokenizer_encode(j->tok, json_string_value(v), true, j->prompt,
-                                         &j->n_prompt);
+        int err = encode_prompt(j, v, true, seq_len - 1, &j->prompt, &j->n_prompt);
         if (err)
-            return fail(j, err, "cannot tokenize 'prompt': %s", slora_strerror(err));
+            return err;
     } else if (json_is_array(v)) {
         size_t n = json_array_size(v);
         if (n == 0)
@@ -448,18 +466,16 @@ static int prepare_tokenize(struct job *j, json_t *req)
     int err = get_bool(j, req, "add_bos", &bos);
     if (err)
         return err;
-    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+    if (!json_is_string(v))
         return fail(j, SLORA_EINVAL, "'prompt' must be a string");
-    int *ids = malloc((json_string_length(v) + 3) * sizeof(int)), n = 0;
-    if (!ids)
-        return fail(j, SLORA_ENOMEM, "out of memory");
-    err = slora_tokenizer_encode(j->tok, json_string_value(v), bos, ids, &n);
+    int *ids = NULL, n = 0;
+    err = encode_prompt(j, v, bos, j->model->cfg.seq_len, &ids, &n);
     json_t *arr = err ? NULL : json_array();
     for (int i = 0; arr && i < n; i++)
         json_array_append_new(arr, json_integer(ids[i]));
     free(ids);
     if (err)
-        return fail(j, err, "cannot tokenize 'prompt': %s", slora_strerror(err));
+        return err;
     j->reply = json_pack("{so}", "tokens", arr);
     return j->reply ? 0 : fail(j, SLORA_ENOMEM, "out of memory");
 }
@@ -728,7 +744,7 @@ static void completion_done(void *arg, const struct slora_engine_result *r)
     }
 }
 
-/* ---- logits (engine thread) ---------------------------------------------- */
+/* ---- logits (engine thread, then a worker) -------------------------------- */
 
 static int logits_step(void *arg, float *logits, int pos, bool *stop)
 {
@@ -740,13 +756,12 @@ static int logits_step(void *arg, float *logits, int pos, bool *stop)
     return -1;
 }
 
-static void logits_done(void *arg, const struct slora_engine_result *r)
+/* Worker: the JSON of the rows the engine handed back (up to
+ * max_logits_bytes of text: never on the engine thread, which would stall
+ * every sequence of the batch). */
+static void logits_format(void *arg)
 {
     struct job *j = arg;
-    if (r->err) {
-        slora_api_call_error(j->call, r->err, "%s", r->diag);
-        return;
-    }
     int vocab = j->model->cfg.shape.vocab_size;
     struct buf b = {0};
     buf_add(&b, "{\"model\":", 9);
@@ -765,6 +780,15 @@ static void logits_done(void *arg, const struct slora_engine_result *r)
         buf_add(&b, "]", 1);
     }
     buf_add(&b, "]}", 2);
+    j->json = b;
+}
+
+/* Loop: send what logits_format built. */
+static void logits_formatted(void *arg)
+{
+    struct job *j = arg;
+    struct buf b = j->json;
+    j->json = (struct buf){0};
     if (b.oom) {
         free(b.data);
         slora_api_call_error(j->call, SLORA_ENOMEM, NULL);
@@ -776,6 +800,18 @@ static void logits_done(void *arg, const struct slora_engine_result *r)
     } else {
         slora_api_call_respond(j->call, 200, "application/json", b.data, b.len);
     }
+}
+
+static void logits_done(void *arg, const struct slora_engine_result *r)
+{
+    struct job *j = arg;
+    if (r->err) {
+        slora_api_call_error(j->call, r->err, "%s", r->diag);
+        return;
+    }
+    int err = slora_api_call_queue_work(j->call, logits_format, logits_formatted, j);
+    if (err)
+        slora_api_call_error(j->call, err, "no worker available to format the logits");
 }
 
 /* ---- loop side --------------------------------------------------------- */
@@ -1059,6 +1095,21 @@ void slora_api_infer_put_hook(void *arg, struct slora_api_call *c,
     }
 }
 
+int slora_api_infer_put_admit(void *arg, const struct slora_registry_entry *e, int pin, char *diag,
+                              size_t diag_len)
+{
+    struct slora_api_infer *inf = arg;
+    bool pinned = pin == 1 || (pin < 0 && slora_cache_is_pinned(inf->cache, e->id));
+    if (!pinned)
+        return 0;
+    int err = slora_cache_pin_check(inf->cache, e->id, e->adapter, diag, diag_len);
+    if (err && pin < 0) {
+        size_t n = strlen(diag);
+        snprintf(diag + n, diag_len - n, " (the pin carries over; add ?pin=0 to replace unpinned)");
+    }
+    return err;
+}
+
 /* ---- service ------------------------------------------------------------- */
 
 static bool version_is_current(void *arg, const char *id, const char *version)
@@ -1071,6 +1122,13 @@ static bool version_is_current(void *arg, const char *id, const char *version)
     return current;
 }
 
+void slora_api_infer_split_threads(int64_t threads, long cpus, int *engine, int *gen)
+{
+    int total = threads > 0 ? (int)threads : cpus > 0 ? (int)cpus : 1;
+    *gen = 1;
+    *engine = total > 1 ? total - 1 : 1;
+}
+
 int slora_api_infer_start(const struct slora_model *m, struct slora_registry *reg,
                           const struct slora_config *cfg, struct slora_api_infer **out)
 {
@@ -1078,16 +1136,18 @@ int slora_api_infer_start(const struct slora_model *m, struct slora_registry *re
     if (!inf)
         return SLORA_ENOMEM;
     inf->registry = reg;
+    int engine_threads, gen_threads;
+    slora_api_infer_split_threads(cfg->threads, sysconf(_SC_NPROCESSORS_ONLN), &engine_threads,
+                                  &gen_threads);
     struct slora_cache_config cc = {
         .budget_bytes = (size_t)cfg->delta_cache_bytes,
-        .gen_threads = 1,
+        .gen_threads = gen_threads,
         .is_current = reg ? version_is_current : NULL,
         .is_current_arg = reg,
     };
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     struct slora_engine_config ec = {
-        .threads = cfg->threads > 0 ? (int)cfg->threads : cpus > 0 ? (int)cpus : 1,
-        .max_batch = 0,
+        .threads = engine_threads,
+        .max_batch = (int)cfg->max_batch,
         .max_queue = (int)cfg->queue_depth,
         .tenant_max_seqs = (int)cfg->max_sequences_per_tenant,
     };

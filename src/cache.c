@@ -531,12 +531,23 @@ int slora_cache_warm(struct slora_cache *c, const char *id, const char *version,
     return 0;
 }
 
-bool slora_cache_pin_fits(struct slora_cache *c, const char *id, size_t bytes)
+static int pin_refused(const struct slora_cache *c, const char *id, size_t bytes, size_t after,
+                       char *diag, size_t diag_len)
 {
+    snprintf(diag, diag_len,
+             "pinning %s needs %zu bytes (%zu pinned in all); the delta cache budget is %zu bytes",
+             id, bytes, after, c->budget);
+    return SLORA_ENOSPC;
+}
+
+int slora_cache_pin_check(struct slora_cache *c, const char *id, const struct slora_adapter *a,
+                          char *diag, size_t diag_len)
+{
+    size_t bytes = slora_cache_entry_bytes(a);
     pthread_mutex_lock(&c->lock);
-    bool fits = pinned_after(c, id, bytes) <= c->budget;
+    size_t after = pinned_after(c, id, bytes);
     pthread_mutex_unlock(&c->lock);
-    return fits;
+    return after <= c->budget ? 0 : pin_refused(c, id, bytes, after, diag, diag_len);
 }
 
 bool slora_cache_is_pinned(struct slora_cache *c, const char *id)
@@ -550,25 +561,21 @@ bool slora_cache_is_pinned(struct slora_cache *c, const char *id)
 int slora_cache_pin(struct slora_cache *c, const char *id, const char *version,
                     const struct slora_adapter *a, char *diag, size_t diag_len)
 {
-    size_t bytes = slora_cache_entry_bytes(a);
-    if (!slora_cache_pin_fits(c, id, bytes)) {
-        snprintf(diag, diag_len, "pinning %s needs %zu bytes; the delta cache budget is %zu bytes",
-                 id, bytes, c->budget);
-        return SLORA_ENOSPC;
-    }
+    int err = slora_cache_pin_check(c, id, a, diag, diag_len);
+    if (err)
+        return err;
     struct slora_cache_handle *h;
-    int err = slora_cache_acquire_wait(c, id, version, a, &h, diag, diag_len);
+    err = slora_cache_acquire_wait(c, id, version, a, &h, diag, diag_len);
     if (err)
         return err;
 
     struct pin *p = NULL;
     pthread_mutex_lock(&c->lock);
-    if (!h->pinned && pinned_after(c, id, h->bytes) > c->budget) {
+    size_t after = pinned_after(c, id, h->bytes);
+    if (!h->pinned && after > c->budget) {
         pthread_mutex_unlock(&c->lock);
         slora_cache_release(c, h);
-        snprintf(diag, diag_len, "pinning %s needs %zu bytes; the delta cache budget is %zu bytes",
-                 id, bytes, c->budget);
-        return SLORA_ENOSPC;
+        return pin_refused(c, id, h->bytes, after, diag, diag_len);
     }
     if (!*find_pin(c, id)) {
         p = calloc(1, sizeof(*p));

@@ -7,7 +7,7 @@
 #include <slora/cli.h>
 #include <slora/cliarg.h>
 #include <slora/error.h>
-#include <slora/fileio.h>
+#include <slora/fsio.h>
 #include <slora/safetensors.h>
 #include <slora/superlora.h>
 
@@ -94,7 +94,7 @@ struct deltas {
     const float *dw; /* (N) dW_all */
 };
 
-/* slora_fileio_write callback: one F32 tensor per target, in target order. */
+/* slora_fsio_write callback: one F32 tensor per target, in target order. */
 static int write_deltas(FILE *f, void *ctx)
 {
     const struct deltas *d = ctx;
@@ -130,7 +130,7 @@ int slora_cmd_delta(int argc, char **argv)
         fprintf(stderr, "slorad delta: %s\n", dw ? diag : "out of memory for the deltas");
     } else {
         struct deltas d = {a, dw};
-        if ((err = slora_fileio_write(o.out_path, write_deltas, &d, diag, sizeof(diag))))
+        if ((err = slora_fsio_write(o.out_path, write_deltas, &d, diag, sizeof(diag))))
             fprintf(stderr, "slorad delta: %s\n", diag);
     }
     free(dw);

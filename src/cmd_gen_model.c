@@ -10,7 +10,7 @@
 #include <slora/cli.h>
 #include <slora/cliarg.h>
 #include <slora/error.h>
-#include <slora/fileio.h>
+#include <slora/fsio.h>
 #include <slora/gguf.h>
 #include <slora/model.h>
 #include <slora/tokenizer.h>
@@ -238,7 +238,7 @@ int slora_cmd_gen_model(int argc, char **argv)
     fill(m, (uint64_t)seed);
     struct slora_tokenizer *tok = NULL;
     if (tok_out &&
-        (slora_fileio_write(tok_out, write_tokenizer_cb, &cfg.shape.vocab_size, diag,
+        (slora_fsio_write(tok_out, write_tokenizer_cb, &cfg.shape.vocab_size, diag,
                             sizeof(diag)) ||
          slora_tokenizer_load(tok_out, cfg.shape.vocab_size, &tok, diag, sizeof(diag)))) {
         fprintf(stderr, "slorad gen-model: %s\n", diag);

@@ -5,7 +5,7 @@
  *
  * Everything here runs on the main thread, which becomes the loop thread;
  * the registry's validate callback runs on worker threads and reads only
- * the immutable model shape and limits in `struct serve`.
+ * the immutable shape and limits in `serve.validate_ctx`.
  */
 #include <slora/adapter.h>
 #include <slora/api.h>
@@ -13,6 +13,7 @@
 #include <slora/auth.h>
 #include <slora/cli.h>
 #include <slora/config.h>
+#include <slora/engine.h>
 #include <slora/error.h>
 #include <slora/log.h>
 #include <slora/model.h>
@@ -28,16 +29,16 @@ struct serve {
     int argc;
     char **argv;
     struct slora_model *model;
-    struct slora_adapter_limits limits;
+    struct slora_registry_model validate_ctx; /* what uploads are validated against */
     struct slora_api *api;
+    struct slora_api_infer *infer;
 };
 
-static int validate(void *ctx, const void *buf, size_t len, struct slora_adapter **out, char *diag,
-                    size_t diag_len)
+/* Server shutdown hook: no engine job outlives the loop. */
+static void stop_compute(void *arg)
 {
-    const struct serve *sv = ctx;
-    return slora_adapter_validate(buf, len, &sv->model->cfg.shape, &sv->limits, 1, out, diag,
-                                  diag_len);
+    struct serve *sv = arg;
+    slora_engine_stop(sv->infer->engine);
 }
 
 static int reload(void *arg, struct slora_config **out)
@@ -98,13 +99,15 @@ int slora_cmd_serve(int argc, char **argv)
     struct slora_tokenizer *tok = NULL;
     if (load_tokenizer(cfg, sv.model, &tok))
         goto out_free_model;
-    slora_adapter_limits_default(&sv.limits);
-    sv.limits.max_params = cfg->max_adapter_params;
+    sv.validate_ctx.shape = sv.model->cfg.shape;
+    slora_adapter_limits_default(&sv.validate_ctx.limits);
+    sv.validate_ctx.limits.max_params = cfg->max_adapter_params;
+    sv.validate_ctx.n_threads = 1;
     struct slora_registry_options ropt = {
         .state_dir = cfg->state_dir,
-        .validate = validate,
+        .validate = slora_registry_validate_adapter,
         .release = slora_adapter_unref,
-        .ctx = &sv,
+        .ctx = &sv.validate_ctx,
         .max_file_bytes = (size_t)cfg->max_body_bytes,
     };
     struct slora_registry *reg;
@@ -134,6 +137,7 @@ int slora_cmd_serve(int argc, char **argv)
         .engine = inf->engine,
         .config = cfg,
         .put_hook = slora_api_infer_put_hook,
+        .put_admit = slora_api_infer_put_admit,
         .put_hook_arg = inf,
     };
     sv.api = slora_api_new(&deps);
@@ -141,7 +145,8 @@ int slora_cmd_serve(int argc, char **argv)
         slora_error("out of memory");
         goto out_stop_infer;
     }
-    struct slora_server_hooks hooks = {reload, &sv};
+    sv.infer = inf;
+    struct slora_server_hooks hooks = {.reload = reload, .stop = stop_compute, .arg = &sv};
     err = slora_server_run(cfg, sv.api, &hooks, diag, sizeof(diag));
     if (err)
         slora_error("%s", diag);

@@ -77,6 +77,7 @@ struct slora_engine {
     pthread_cond_t wake;
     pthread_t thread;
     bool stopping;
+    bool joined;                /* slora_engine_stop finished (loop of the caller) */
     struct tenant *tenants;
     struct tenant *rr;          /* tenant to try first at the next admission */
     struct seq *seqs;           /* every sequence not yet finished */
@@ -535,15 +536,23 @@ err_free_engine:
     return NULL;
 }
 
-void slora_engine_free(struct slora_engine *e)
+void slora_engine_stop(struct slora_engine *e)
 {
-    if (!e)
+    if (e->joined)
         return;
     pthread_mutex_lock(&e->lock);
     e->stopping = true;
     pthread_cond_signal(&e->wake);
     pthread_mutex_unlock(&e->lock);
     pthread_join(e->thread, NULL);
+    e->joined = true;
+}
+
+void slora_engine_free(struct slora_engine *e)
+{
+    if (!e)
+        return;
+    slora_engine_stop(e);
     while (e->tenants) {
         struct tenant *t = e->tenants;
         e->tenants = t->next;

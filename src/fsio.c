@@ -399,8 +399,12 @@ static void rollback(const char *path, const char *dir, const char *bak)
         slora_warn("rollback of %s: %s", path, diag);
 }
 
-int slora_fsio_write_file(const char *path, const void *buf, size_t len, char *diag,
-                          size_t diag_len)
+/* Writes the content into the open temporary file fd (named tmp for diag). */
+typedef int (*fill_fn)(int fd, const char *tmp, const void *ctx, char *diag, size_t diag_len);
+
+/* The durable replace behind slora_fsio_write_file and slora_fsio_write. */
+static int write_durably(const char *path, fill_fn fill, const void *ctx, char *diag,
+                         size_t diag_len)
 {
     char dir[PATH_MAX], base[NAME_MAX + 1], tmp[PATH_MAX + NAME_MAX + 16],
         bak[PATH_MAX + NAME_MAX + 16];
@@ -412,7 +416,7 @@ int slora_fsio_write_file(const char *path, const void *buf, size_t len, char *d
     int fd, rc = slora_fsio_mkstemp(tmp, &fd, diag, diag_len);
     if (rc < 0)
         return rc;
-    rc = slora_fsio_write_all(fd, buf, len, tmp, diag, diag_len);
+    rc = fill(fd, tmp, ctx, diag, diag_len);
     if (rc == 0)
         rc = slora_fsio_fsync(fd, tmp, diag, diag_len);
     if (close(fd) < 0 && rc == 0)
@@ -449,6 +453,60 @@ err_unlink_bak:
 err_unlink_tmp:
     unlink(tmp);
     return rc;
+}
+
+struct bytes {
+    const void *buf;
+    size_t len;
+};
+
+static int fill_bytes(int fd, const char *tmp, const void *ctx, char *diag, size_t diag_len)
+{
+    const struct bytes *b = ctx;
+    return slora_fsio_write_all(fd, b->buf, b->len, tmp, diag, diag_len);
+}
+
+int slora_fsio_write_file(const char *path, const void *buf, size_t len, char *diag,
+                          size_t diag_len)
+{
+    struct bytes b = {buf, len};
+    return write_durably(path, fill_bytes, &b, diag, diag_len);
+}
+
+struct stream {
+    slora_fsio_write_cb write;
+    void *ctx;
+};
+
+/* The caller's writer on a stdio stream over a duplicate of fd (fd itself
+ * stays open for the fsync); traced as one write. */
+static int fill_stream(int fd, const char *tmp, const void *ctx, char *diag, size_t diag_len)
+{
+    const struct stream *s = ctx;
+    int e = op_start(OP_WRITE);
+    int dup_fd = e ? -1 : dup(fd);
+    FILE *f = dup_fd < 0 ? NULL : fdopen(dup_fd, "wb");
+    if (!e && !f) {
+        e = errno;
+        if (dup_fd >= 0)
+            close(dup_fd);
+    }
+    if (!e) {
+        errno = 0;
+        if (s->write(f, s->ctx) < 0)
+            e = errno ? errno : EIO;
+        errno = 0;
+        if (fclose(f) && !e)
+            e = errno ? errno : EIO;
+    }
+    return finish(OP_WRITE, tmp, NULL, e, diag, diag_len);
+}
+
+int slora_fsio_write(const char *path, slora_fsio_write_cb write, void *ctx, char *diag,
+                     size_t diag_len)
+{
+    struct stream s = {write, ctx};
+    return write_durably(path, fill_stream, &s, diag, diag_len);
 }
 
 int slora_fsio_remove_file(const char *path, char *diag, size_t diag_len)

@@ -4,7 +4,7 @@
  * against the bytes left, every allocation against what the file could hold.
  */
 #include <slora/error.h>
-#include <slora/fileio.h>
+#include <slora/fsio.h>
 #include <slora/gguf.h>
 
 #include <math.h>
@@ -675,5 +675,5 @@ int slora_gguf_writer_write(struct slora_gguf_writer *w, const char *path, char 
         snprintf(diag, diag_len, "%s: %s", path, slora_strerror(w->err));
         return w->err;
     }
-    return slora_fileio_write(path, write_cb, w, diag, diag_len);
+    return slora_fsio_write(path, write_cb, w, diag, diag_len);
 }

@@ -197,6 +197,9 @@ static int on_headers_complete(llhttp_t *p)
     char *q = strchr(c->url.p, '?');
     if (q)
         *q = '\0';
+    const char *expect = c->kept[H_EXPECT];
+    if (expect && strcasecmp(expect, "100-continue"))
+        return fail(c, SLORA_EEXPECT, "the only supported Expect value is 100-continue");
     bool chunked = p->flags & F_CHUNKED;
     bool has_length = p->flags & F_CONTENT_LENGTH;
     c->req = (struct slora_api_request){
@@ -208,7 +211,7 @@ static int on_headers_complete(llhttp_t *p)
         .if_match = c->kept[H_IF_MATCH],
         .if_none_match = c->kept[H_IF_NONE_MATCH],
         .request_id = c->request_id,
-        .expect_continue = c->kept[H_EXPECT] && !strcasecmp(c->kept[H_EXPECT], "100-continue"),
+        .expect_continue = expect != NULL,
         .content_length = has_length ? (int64_t)p->content_length : -1,
         .chunked = chunked,
     };
@@ -382,6 +385,7 @@ static const struct reason reasons[] = {
     {408, "Request Timeout"},
     {412, "Precondition Failed"},
     {413, "Content Too Large"},
+    {417, "Expectation Failed"},
     {422, "Unprocessable Content"},
     {429, "Too Many Requests"},
     {431, "Request Header Fields Too Large"},

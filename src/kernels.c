@@ -10,16 +10,6 @@
 #include <immintrin.h>
 #endif
 
-static inline uint32_t fmix32(uint32_t h)
-{
-    h ^= h >> 16;
-    h *= 0x85EBCA6Bu;
-    h ^= h >> 13;
-    h *= 0xC2B2AE35u;
-    h ^= h >> 16;
-    return h;
-}
-
 static inline int64_t gd_of(uint64_t u)
 {
     return (int64_t)((u & 0xFFFF) + ((u >> 16) & 0xFFFF) + ((u >> 32) & 0xFFFF) + (u >> 48)) -
@@ -59,7 +49,7 @@ static inline uint32_t feistel1(uint32_t x, const uint32_t rk[4], int h, uint32_
 {
     uint32_t l = x >> h, r = x & mask;
     for (int i = 0; i < 4; i++) {
-        uint32_t t = l ^ (fmix32(r ^ rk[i]) & mask);
+        uint32_t t = l ^ (slora_fmix32(r ^ rk[i]) & mask);
         l = r;
         r = t;
     }
@@ -188,98 +178,167 @@ static inline void round_vec(__m256i *l, __m256i *r, __m256i rk, __m256i mask)
 }
 
 /* Four vectors per step: each round is a chain of ~16 dependent cycles,
- * so four independent chains keep the multipliers busy (named variables,
- * so they stay in registers). */
-static inline void feistel_vec4(uint32_t *x, const __m256i rk[4], int h, __m256i mask)
+ * so four independent chains keep the multipliers busy (the vectors are
+ * passed by pointer to inlined locals, so they stay in registers). */
+static inline __attribute__((always_inline)) void feistel_vec4(__m256i *x0, __m256i *x1,
+                                                               __m256i *x2, __m256i *x3,
+                                                               const __m256i rk[4], __m128i sh,
+                                                               __m256i mask)
 {
-    __m128i sh = _mm_cvtsi32_si128(h);
-    __m256i x0 = _mm256_loadu_si256((const __m256i *)x);
-    __m256i x1 = _mm256_loadu_si256((const __m256i *)(x + 8));
-    __m256i x2 = _mm256_loadu_si256((const __m256i *)(x + 16));
-    __m256i x3 = _mm256_loadu_si256((const __m256i *)(x + 24));
-    __m256i l0 = _mm256_srl_epi32(x0, sh), r0 = _mm256_and_si256(x0, mask);
-    __m256i l1 = _mm256_srl_epi32(x1, sh), r1 = _mm256_and_si256(x1, mask);
-    __m256i l2 = _mm256_srl_epi32(x2, sh), r2 = _mm256_and_si256(x2, mask);
-    __m256i l3 = _mm256_srl_epi32(x3, sh), r3 = _mm256_and_si256(x3, mask);
+    __m256i l0 = _mm256_srl_epi32(*x0, sh), r0 = _mm256_and_si256(*x0, mask);
+    __m256i l1 = _mm256_srl_epi32(*x1, sh), r1 = _mm256_and_si256(*x1, mask);
+    __m256i l2 = _mm256_srl_epi32(*x2, sh), r2 = _mm256_and_si256(*x2, mask);
+    __m256i l3 = _mm256_srl_epi32(*x3, sh), r3 = _mm256_and_si256(*x3, mask);
     for (int i = 0; i < 4; i++) {
         round_vec(&l0, &r0, rk[i], mask);
         round_vec(&l1, &r1, rk[i], mask);
         round_vec(&l2, &r2, rk[i], mask);
         round_vec(&l3, &r3, rk[i], mask);
     }
-    _mm256_storeu_si256((__m256i *)x, _mm256_or_si256(_mm256_sll_epi32(l0, sh), r0));
-    _mm256_storeu_si256((__m256i *)(x + 8), _mm256_or_si256(_mm256_sll_epi32(l1, sh), r1));
-    _mm256_storeu_si256((__m256i *)(x + 16), _mm256_or_si256(_mm256_sll_epi32(l2, sh), r2));
-    _mm256_storeu_si256((__m256i *)(x + 24), _mm256_or_si256(_mm256_sll_epi32(l3, sh), r3));
+    *x0 = _mm256_or_si256(_mm256_sll_epi32(l0, sh), r0);
+    *x1 = _mm256_or_si256(_mm256_sll_epi32(l1, sh), r1);
+    *x2 = _mm256_or_si256(_mm256_sll_epi32(l2, sh), r2);
+    *x3 = _mm256_or_si256(_mm256_sll_epi32(l3, sh), r3);
+}
+
+/* F on the 32 values at x, in place. */
+static inline void feistel_mem32(uint32_t *x, const __m256i rk[4], __m128i sh, __m256i mask)
+{
+    __m256i x0 = _mm256_loadu_si256((const __m256i *)x);
+    __m256i x1 = _mm256_loadu_si256((const __m256i *)(x + 8));
+    __m256i x2 = _mm256_loadu_si256((const __m256i *)(x + 16));
+    __m256i x3 = _mm256_loadu_si256((const __m256i *)(x + 24));
+    feistel_vec4(&x0, &x1, &x2, &x3, rk, sh, mask);
+    _mm256_storeu_si256((__m256i *)x, x0);
+    _mm256_storeu_si256((__m256i *)(x + 8), x1);
+    _mm256_storeu_si256((__m256i *)(x + 16), x2);
+    _mm256_storeu_si256((__m256i *)(x + 24), x3);
+}
+
+/* Left-packs the lanes of y selected by `over` (bit t = lane t) and their
+ * positions vpos to pos[np..], val[np..] (8 lanes stored, popcount kept):
+ * no branch on the data. Returns the new count. */
+static inline size_t pack_lanes(uint32_t *pos, uint32_t *val, size_t np, __m256i vpos, __m256i y,
+                                unsigned over)
+{
+#ifdef __BMI2__
+    uint64_t bytes = _pdep_u64(over, 0x0101010101010101ull) * 0xFF;
+    __m256i sel =
+        _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)_pext_u64(0x0706050403020100ull, bytes)));
+#else
+    uint32_t lanes[8] = {0};
+    for (unsigned b = 0, k = 0; b < 8; b++)
+        if (over >> b & 1)
+            lanes[k++] = b;
+    __m256i sel = _mm256_loadu_si256((const __m256i *)lanes);
+#endif
+    _mm256_storeu_si256((__m256i *)(pos + np), _mm256_permutevar8x32_epi32(vpos, sel));
+    _mm256_storeu_si256((__m256i *)(val + np), _mm256_permutevar8x32_epi32(y, sel));
+    return np + (size_t)__builtin_popcount(over);
+}
+
+/* Lanes of y that are >= n (vlast = n - 1), as movemask bits. */
+static inline unsigned over_lanes(__m256i y, __m256i vlast)
+{
+    __m256i in = _mm256_cmpeq_epi32(_mm256_max_epu32(y, vlast), vlast);
+    return ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(in)) & 0xFFu;
 }
 
 #define WALK_BLOCK 1024
 
-/* Cycle walking for the values of xb (m <= WALK_BLOCK) that are >= n:
- * their positions are collected, then F is applied to them eight at a
- * time until all are in range, so the common in-range lanes cost nothing
- * and the vector loop has no data-dependent branch. */
-static void walk_block(uint32_t *xb, size_t m, const __m256i vrk[4], const uint32_t rk[4], int h,
-                       __m256i vmask, uint32_t mask, uint64_t n)
+/* The values of one block of up to WALK_BLOCK that are >= n, left-packed
+ * as they are computed: position in the block and value. */
+struct walk_list {
+    uint32_t pos[WALK_BLOCK + 8];
+    uint32_t val[WALK_BLOCK + 32];
+    size_t np;
+    __m256i vlast; /* n - 1 in every lane */
+};
+
+static inline void walk_add(struct walk_list *w, size_t i, __m256i y)
 {
-    uint16_t pos[WALK_BLOCK];
-    size_t np = 0, i = 0;
-    __m256i vlast = _mm256_set1_epi32((int)(uint32_t)(n - 1));
-    for (; i + 8 <= m; i += 8) {
-        __m256i y = _mm256_loadu_si256((const __m256i *)(xb + i));
-        __m256i in = _mm256_cmpeq_epi32(_mm256_max_epu32(y, vlast), vlast);
-        unsigned over = ~(unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(in)) & 0xFFu;
-        for (; over; over &= over - 1)
-            pos[np++] = (uint16_t)(i + (size_t)__builtin_ctz(over));
-    }
-    for (; i < m; i++)
-        if (xb[i] >= n)
-            pos[np++] = (uint16_t)i;
+    __m256i vpos =
+        _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)i));
+    w->np = pack_lanes(w->pos, w->val, w->np, vpos, y, over_lanes(y, w->vlast));
+}
+
+/* Cycle walking for the listed values of xb: F runs on the dense list
+ * four vectors at a time, results are written back and the lanes still
+ * out of range packed again, until none is left. The in-range majority
+ * costs one compare, and nothing branches on data. */
+static void walk_block(uint32_t *xb, struct walk_list *w, const __m256i vrk[4], __m128i sh,
+                       __m256i vmask)
+{
+    size_t np = w->np;
+    uint32_t *pos = w->pos, *val = w->val;
     while (np) {
-        size_t k = 0, keep = 0;
-        for (; k + 8 <= np; k += 8) {
-            uint32_t v[8];
-            uint16_t p8[8];
-            for (int t = 0; t < 8; t++)
-                v[t] = xb[p8[t] = pos[k + t]];
-            _mm256_storeu_si256((__m256i *)v,
-                                feistel_vec(_mm256_loadu_si256((const __m256i *)v), vrk, h, vmask));
-            for (int t = 0; t < 8; t++) {
-                xb[p8[t]] = v[t];
-                if (v[t] >= n)
-                    pos[keep++] = p8[t];
-            }
-        }
-        for (; k < np; k++) {
-            uint16_t p = pos[k];
-            xb[p] = feistel1(xb[p], rk, h, mask);
-            if (xb[p] >= n)
-                pos[keep++] = p;
+        memset(val + np, 0, (32 - np % 32) % 32 * sizeof(uint32_t));
+        for (size_t k = 0; k < np; k += 32)
+            feistel_mem32(val + k, vrk, sh, vmask);
+        for (size_t k = 0; k < np; k++)
+            xb[pos[k]] = val[k];
+        size_t keep = 0;
+        for (size_t k = 0; k < np; k += 8) {
+            unsigned live = np - k < 8 ? (1u << (np - k)) - 1 : 0xFFu;
+            __m256i y = _mm256_loadu_si256((const __m256i *)(val + k));
+            keep = pack_lanes(pos, val, keep, _mm256_loadu_si256((const __m256i *)(pos + k)), y,
+                              over_lanes(y, w->vlast) & live);
         }
         np = keep;
     }
 }
 
-void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int h, uint64_t n)
+void slora_kernels_feistel(uint32_t *out, uint64_t i0, size_t count, const uint32_t rk[4], int h,
+                           uint64_t n)
 {
     uint32_t mask = h >= 32 ? 0xFFFFFFFFu : (1u << h) - 1;
     __m256i vrk[4];
     for (int i = 0; i < 4; i++)
         vrk[i] = _mm256_set1_epi32((int)rk[i]);
     __m256i vmask = _mm256_set1_epi32((int)mask);
+    __m128i sh = _mm_cvtsi32_si128(h);
+    __m256i eight = _mm256_set1_epi32(8);
+    bool walk = n < ((uint64_t)1 << (2 * h));
+    struct walk_list w = {.vlast = _mm256_set1_epi32((int)(uint32_t)(n - 1))};
     for (size_t b0 = 0; b0 < count; b0 += WALK_BLOCK) {
-        uint32_t *xb = x + b0;
+        uint32_t *xb = out + b0;
         size_t m = count - b0 < WALK_BLOCK ? count - b0 : WALK_BLOCK, i = 0;
-        for (; i + 32 <= m; i += 32)
-            feistel_vec4(xb + i, vrk, h, vmask);
-        for (; i + 8 <= m; i += 8)
-            _mm256_storeu_si256(
-                (__m256i *)(xb + i),
-                feistel_vec(_mm256_loadu_si256((const __m256i *)(xb + i)), vrk, h, vmask));
-        for (; i < m; i++)
-            xb[i] = feistel1(xb[i], rk, h, mask);
-        if (n <= 0xFFFFFFFFu)
-            walk_block(xb, m, vrk, rk, h, vmask, mask, n);
+        w.np = 0;
+        /* the domain indices, counted up in registers (wrapping at 2^32
+         * only past n = 2^32, which is never reached) */
+        __m256i x0 = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)(i0 + b0)),
+                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        for (; i + 32 <= m; i += 32) {
+            __m256i x1 = _mm256_add_epi32(x0, eight), x2 = _mm256_add_epi32(x1, eight);
+            __m256i x3 = _mm256_add_epi32(x2, eight), next = _mm256_add_epi32(x3, eight);
+            feistel_vec4(&x0, &x1, &x2, &x3, vrk, sh, vmask);
+            _mm256_storeu_si256((__m256i *)(xb + i), x0);
+            _mm256_storeu_si256((__m256i *)(xb + i + 8), x1);
+            _mm256_storeu_si256((__m256i *)(xb + i + 16), x2);
+            _mm256_storeu_si256((__m256i *)(xb + i + 24), x3);
+            if (walk) {
+                walk_add(&w, i, x0);
+                walk_add(&w, i + 8, x1);
+                walk_add(&w, i + 16, x2);
+                walk_add(&w, i + 24, x3);
+            }
+            x0 = next;
+        }
+        for (; i + 8 <= m; i += 8) {
+            __m256i y = feistel_vec(x0, vrk, h, vmask);
+            _mm256_storeu_si256((__m256i *)(xb + i), y);
+            if (walk)
+                walk_add(&w, i, y);
+            x0 = _mm256_add_epi32(x0, eight);
+        }
+        for (; i < m; i++) {
+            uint32_t y = feistel1((uint32_t)(i0 + b0 + i), rk, h, mask);
+            xb[i] = y;
+            w.pos[w.np] = (uint32_t)i;
+            w.val[w.np] = y;
+            w.np += walk && y >= n;
+        }
+        walk_block(xb, &w, vrk, sh, vmask);
     }
 }
 
@@ -297,7 +356,8 @@ uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
     const __m256i c1h = _mm256_set1_epi64x((long long)(0xBF58476D1CE4E5B9ull >> 32));
     const __m256i c2l = _mm256_set1_epi64x((long long)(0x94D049BB133111EBull & 0xFFFFFFFF));
     const __m256i c2h = _mm256_set1_epi64x((long long)(0x94D049BB133111EBull >> 32));
-    const __m256i f16 = _mm256_set1_epi64x(0xFFFF), centre = _mm256_set1_epi64x(131070);
+    const __m256i flip = _mm256_set1_epi16((short)0x8000), ones16 = _mm256_set1_epi16(1);
+    const __m256i two = _mm256_set1_epi32(2);
     const __m256i pack = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     const __m256i step = _mm256_set1_epi64x((long long)(4 * SLORA_GAMMA));
     __m256i z =
@@ -311,10 +371,11 @@ uint64_t slora_kernels_gd_scale(float *w, size_t count, uint64_t z0)
         u = _mm256_xor_si256(u, _mm256_srli_epi64(u, 27));
         u = mul64_const(u, c2l, c2h);
         u = _mm256_xor_si256(u, _mm256_srli_epi64(u, 31));
-        __m256i g = _mm256_add_epi64(_mm256_and_si256(u, f16),
-                                     _mm256_and_si256(_mm256_srli_epi64(u, 16), f16));
-        g = _mm256_add_epi64(g, _mm256_and_si256(_mm256_srli_epi64(u, 32), f16));
-        g = _mm256_sub_epi64(_mm256_add_epi64(g, _mm256_srli_epi64(u, 48)), centre);
+        /* the four 16-bit fields offset to signed (f - 32768), summed in
+         * pairs by madd, the pairs added: the low 32 bits of each lane hold
+         * sum - 131072 = gd - 2 (upper halves are ignored from here on) */
+        __m256i pairs = _mm256_madd_epi16(_mm256_xor_si256(u, flip), ones16);
+        __m256i g = _mm256_add_epi32(_mm256_add_epi32(pairs, _mm256_srli_epi64(pairs, 32)), two);
         acc = _mm256_add_epi64(acc, _mm256_mul_epi32(g, g));
         __m128i g32 = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(g, pack));
         _mm_storeu_ps(w + t, _mm_mul_ps(_mm_loadu_ps(w + t), _mm_cvtepi32_ps(g32)));
@@ -535,14 +596,15 @@ void slora_kernels_fwht_rows(float *buf, int log_rows, size_t width)
         stride_scalar(buf, n, s);
 }
 
-void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int h, uint64_t n)
+void slora_kernels_feistel(uint32_t *out, uint64_t i0, size_t count, const uint32_t rk[4], int h,
+                           uint64_t n)
 {
     uint32_t mask = h >= 32 ? 0xFFFFFFFFu : (1u << h) - 1;
     for (size_t i = 0; i < count; i++) {
-        uint32_t y = feistel1(x[i], rk, h, mask);
+        uint32_t y = feistel1((uint32_t)(i0 + i), rk, h, mask);
         while (n <= 0xFFFFFFFFu && y >= n)
             y = feistel1(y, rk, h, mask);
-        x[i] = y;
+        out[i] = y;
     }
 }
 

@@ -17,7 +17,7 @@
  * model is immutable and may be shared by any number of threads.
  */
 #include <slora/error.h>
-#include <slora/fileio.h>
+#include <slora/fsio.h>
 #include <slora/gguf.h>
 #include <slora/log.h>
 #include <slora/model.h>
@@ -576,7 +576,7 @@ int slora_model_write_bin(const struct slora_model *m, const struct slora_weight
                           const char *path, char *diag, size_t diag_len)
 {
     struct bin_job job = {m, ws};
-    return slora_fileio_write(path, write_bin_all, &job, diag, diag_len);
+    return slora_fsio_write(path, write_bin_all, &job, diag, diag_len);
 }
 
 /* GGUF token types, as llama.cpp's llama2.c converter assigns them. */

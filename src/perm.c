@@ -1,5 +1,5 @@
-/* perm.c - spec section 6 (see perm.h). The block form seeds the vector
- * Feistel kernel with consecutive indices; it equals slora_perm_apply
+/* perm.c - spec section 6 (see perm.h). The block form is the vector
+ * Feistel kernel on consecutive indices; it equals slora_perm_apply
  * element by element. */
 #include <slora/kernels.h>
 #include <slora/perm.h>
@@ -30,23 +30,12 @@ void slora_perm_init(struct slora_perm *p, uint64_t key, uint64_t n)
     p->h = (k + 1) / 2 > 1 ? (k + 1) / 2 : 1;
 }
 
-static inline uint64_t fmix32(uint64_t x)
-{
-    uint32_t h = (uint32_t)x;
-    h ^= h >> 16;
-    h *= 0x85EBCA6Bu;
-    h ^= h >> 13;
-    h *= 0xC2B2AE35u;
-    h ^= h >> 16;
-    return h;
-}
-
 static uint64_t feistel(const struct slora_perm *p, uint64_t x)
 {
     uint64_t mask = ((uint64_t)1 << p->h) - 1;
     uint64_t l = x >> p->h, r = x & mask;
     for (int i = 0; i < 4; i++) {
-        uint64_t t = l ^ (fmix32(r ^ p->rk[i]) & mask);
+        uint64_t t = l ^ (slora_fmix32((uint32_t)(r ^ p->rk[i])) & mask);
         l = r;
         r = t;
     }
@@ -77,7 +66,5 @@ void slora_perm_block(const struct slora_perm *p, uint64_t i0, size_t count, uin
             out[t] = 0;
         return;
     }
-    for (size_t t = 0; t < count; t++)
-        out[t] = (uint32_t)(i0 + t);
-    slora_kernels_feistel(out, count, p->rk, p->h, p->n);
+    slora_kernels_feistel(out, i0, count, p->rk, p->h, p->n);
 }

@@ -33,11 +33,11 @@
 #define SUFFIX ".safetensors"
 
 struct slot {
-    char id[SLORA_ID_MAX + 1];
-    char tenant[SLORA_NAME_MAX + 1];
     struct slora_registry_entry
-        *entry; /* current version (owned ref), NULL while a new name uploads */
-    bool busy;  /* a PUT/DELETE op owns this name */
+        *entry;         /* current version (owned ref), NULL while a new name uploads */
+    bool busy;          /* a PUT/DELETE op owns this name */
+    const char *tenant; /* into id's allocation, after it */
+    char id[];          /* "tenant/name", then tenant: NUL-terminated */
 };
 
 struct usage {
@@ -73,6 +73,8 @@ struct slora_registry_op {
     struct slora_quota quota;
     int64_t reserved_bytes;             /* reserved by run */
     struct slora_registry_entry *entry; /* PUT: the prepared version */
+    slora_registry_admit_cb admit;      /* PUT: optional last check before persisting */
+    void *admit_arg;
     int rc;                             /* result of run; SLORA_ECANCELED before it */
     char diag[512];
 };
@@ -99,7 +101,6 @@ void slora_registry_entry_unref(struct slora_registry_entry *e)
     __atomic_sub_fetch(&live_entries, 1, __ATOMIC_RELAXED);
     __atomic_sub_fetch(&live_bytes, entry_held_bytes(e), __ATOMIC_RELAXED);
     e->release(e->adapter);
-    free(e->path);
     free(e->file);
     free(e);
 }
@@ -120,13 +121,14 @@ void slora_registry_live(int64_t *entries, int64_t *bytes)
     *bytes = __atomic_load_n(&live_bytes, __ATOMIC_RELAXED);
 }
 
-static char *path_of(const struct slora_registry *r, const char *tenant, const char *name)
+/* Copy s (n bytes and a NUL) to *at, advance *at, return the copy. */
+static const char *put_string(char **at, const char *s, size_t n)
 {
-    size_t n = strlen(r->adapters_dir) + strlen(tenant) + strlen(name) + sizeof(SUFFIX) + 3;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s/%s" SUFFIX, r->adapters_dir, tenant, name);
-    return p;
+    char *copy = *at;
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    *at += n + 1;
+    return copy;
 }
 
 /* A new entry (refcount 1) owning adapter a. keep_file: copy buf into it
@@ -135,13 +137,22 @@ static int entry_new(const struct slora_registry *r, const char *tenant, const c
                      const void *buf, size_t len, struct slora_adapter *a, int64_t created,
                      bool keep_file, struct slora_registry_entry **out)
 {
-    struct slora_registry_entry *e = calloc(1, sizeof(*e));
+    /* names are at most SLORA_NAME_MAX and the state dir a path: no overflow */
+    size_t nt = strlen(tenant), nn = strlen(name);
+    size_t np = r->adapters_dir ? strlen(r->adapters_dir) + nt + nn + sizeof(SUFFIX) + 1 : 0;
+    struct slora_registry_entry *e = calloc(1, sizeof(*e) + 2 * (nt + nn) + 4 + (np ? np + 1 : 0));
     if (!e)
         goto err_release;
     e->refcount = 1;
-    snprintf(e->tenant, sizeof(e->tenant), "%s", tenant);
-    snprintf(e->name, sizeof(e->name), "%s", name);
-    snprintf(e->id, sizeof(e->id), "%s/%s", tenant, name);
+    char *at = e->strings;
+    e->tenant = put_string(&at, tenant, nt);
+    e->name = put_string(&at, name, nn);
+    e->id = at;
+    at += snprintf(at, nt + nn + 2, "%s/%s", tenant, name) + 1;
+    if (np) {
+        snprintf(at, np + 1, "%s/%s/%s" SUFFIX, r->adapters_dir, tenant, name);
+        e->path = at;
+    }
     slora_sha256(buf, len, e->sha256);
     char hex[SLORA_SHA256_HEX_LEN + 1];
     slora_sha256_hex(e->sha256, hex);
@@ -153,8 +164,6 @@ static int entry_new(const struct slora_registry *r, const char *tenant, const c
     e->dense_bytes = slora_adapter_dense_bytes(a);
     e->params = a->n_params;
     e->release = r->opt.release;
-    if (r->adapters_dir && !(e->path = path_of(r, tenant, name)))
-        goto err_free_entry;
     if (keep_file) {
         if (!(e->file = malloc(len ? len : 1)))
             goto err_free_entry;
@@ -166,7 +175,6 @@ static int entry_new(const struct slora_registry *r, const char *tenant, const c
     return 0;
 
 err_free_entry:
-    free(e->path);
     free(e);
 err_release:
     r->opt.release(a);
@@ -347,11 +355,13 @@ static struct slot *slot_insert(struct slora_registry *r, const char *tenant, co
         r->slots = grown;
         r->cap_slots = cap;
     }
-    struct slot *s = calloc(1, sizeof(*s));
+    size_t ni = strlen(id), nt = strlen(tenant);
+    struct slot *s = calloc(1, sizeof(*s) + ni + nt + 2);
     if (!s)
         return NULL;
-    snprintf(s->id, sizeof(s->id), "%s", id);
-    snprintf(s->tenant, sizeof(s->tenant), "%s", tenant);
+    char *at = s->id;
+    put_string(&at, id, ni);
+    s->tenant = put_string(&at, tenant, nt);
     memmove(&r->slots[pos + 1], &r->slots[pos], (r->n_slots - pos) * sizeof(*r->slots));
     r->slots[pos] = s;
     r->n_slots++;
@@ -742,6 +752,8 @@ static int run_put(struct slora_registry_op *op, const void *buf, size_t len)
         return rc;
     rc = entry_new(r, op->tenant, op->name, buf, len, a, (int64_t)time(NULL),
                    !r->adapters_dir && !op->dry_run, &op->entry);
+    if (rc == 0 && op->admit)
+        rc = op->admit(op->admit_arg, op->entry, op->diag, sizeof(op->diag));
     if (rc < 0 || op->dry_run)
         return rc;
 
@@ -779,6 +791,13 @@ static int run_delete(struct slora_registry_op *op)
         return 0;
     }
     return rc;
+}
+
+void slora_registry_op_set_admit(struct slora_registry_op *op, slora_registry_admit_cb admit,
+                                 void *arg)
+{
+    op->admit = admit;
+    op->admit_arg = arg;
 }
 
 int slora_registry_op_run(struct slora_registry_op *op, const void *buf, size_t len, char *diag,

@@ -6,7 +6,8 @@
  *   IDLE     no request bytes yet         timer: idle_timeout (then close); a new
  *                                         connection's first request: header_timeout
  *   HEADERS  request started              timer: header_timeout from its first byte (408)
- *   BODY     headers accepted, body due   timer: body_timeout of silence (408)
+ *   BODY     headers accepted, body due   timer: body_timeout of silence, and at
+ *                                         most body_deadline from the headers (408)
  *   WAIT     handler running / writing    no timer
  *   CLOSING  last response written        FIN sent, input discarded briefly, then close
  * The loop thread owns every connection; handlers may complete calls from
@@ -60,7 +61,8 @@ struct conn {
     int status;                  /* of the response being written */
     uint64_t bytes;              /* response body bytes written */
     bool streaming;
-    uint64_t t_start; /* uv_hrtime at the request's first byte */
+    uint64_t t_start;       /* uv_hrtime at the request's first byte */
+    uint64_t body_due_ms;   /* uv_now when the whole body must have arrived */
 };
 
 struct work {
@@ -68,6 +70,7 @@ struct work {
     slora_api_work_cb work;
     slora_api_done_cb done;
     void *arg;
+    struct work *next; /* posted from another thread, waiting for the loop */
 };
 
 struct server {
@@ -79,6 +82,8 @@ struct server {
     pthread_mutex_t wake_lock;
     struct slora_api_call **woken; /* (n_woken) calls with output, references */
     size_t n_woken, cap_woken;
+    struct work *posted;           /* work queued from other threads (wake_lock) */
+    pthread_t loop_thread;
     const struct slora_config *cfg;          /* current */
     struct slora_config *owned[MAX_CONFIGS]; /* reloaded configs, freed at exit */
     int n_owned;
@@ -213,6 +218,16 @@ static void arm(struct conn *c, int64_t ms)
     uv_timer_start(&c->timer, on_timeout, (uint64_t)ms, 0);
 }
 
+/* BODY: the next silence timeout, cut short by the total body deadline so
+ * a client trickling a byte now and then cannot hold the slot. */
+static void arm_body(struct conn *c)
+{
+    uint64_t now = uv_now(&c->srv->loop);
+    uint64_t left = c->body_due_ms > now ? c->body_due_ms - now : 0;
+    uint64_t silence = (uint64_t)c->srv->cfg->body_timeout_ms;
+    arm(c, (int64_t)(left < silence ? left : silence));
+}
+
 static void send_error_and_close(struct conn *c, int err, const char *msg, const char *request_id)
 {
     size_t blen = 0;
@@ -242,10 +257,11 @@ static void on_timeout(uv_timer_t *t)
         slora_http_request_id(rid);
         const struct slora_api_request *r = slora_http_conn_request(c->http);
         const char *id = c->state == C_BODY && r->request_id ? r->request_id : rid;
-        send_error_and_close(c, SLORA_ETIMEOUT,
-                             c->state == C_HEADERS ? "timed out reading the request headers"
-                                                   : "timed out reading the request body",
-                             id);
+        const char *why = c->state == C_HEADERS ? "timed out reading the request headers"
+                          : uv_now(&c->srv->loop) >= c->body_due_ms
+                              ? "the request body did not complete within body_deadline_ms"
+                              : "timed out reading the request body";
+        send_error_and_close(c, SLORA_ETIMEOUT, why, id);
         return;
     }
     conn_close(c);
@@ -485,7 +501,8 @@ static void start_call(struct conn *c)
         size_t l = sizeof(cont) - 1;
         conn_write(c, &b, &l, 1);
     }
-    arm(c, c->srv->cfg->body_timeout_ms);
+    c->body_due_ms = uv_now(&c->srv->loop) + (uint64_t)c->srv->cfg->body_deadline_ms;
+    arm_body(c);
 }
 
 static void conn_parse(struct conn *c)
@@ -593,7 +610,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     c->pending_len += (size_t)nread;
     if (c->state == C_BODY)
-        arm(c, c->srv->cfg->body_timeout_ms);
+        arm_body(c);
     if (c->state == C_WAIT &&
         c->pending_len > (size_t)c->srv->cfg->max_header_bytes + PENDING_SLACK) {
         /* A busy connection buffers at most this much of what follows. */
@@ -686,6 +703,16 @@ static void work_after(uv_work_t *req, int status)
     free(w);
 }
 
+/* Loop thread. The pool refuses only while the loop is closing, and a
+ * posted job has been promised: then it runs here. */
+static void submit_posted(struct server *s, struct work *w)
+{
+    if (uv_queue_work(&s->loop, &w->req, work_run, work_after)) {
+        w->work(w->arg);
+        work_after(&w->req, 0);
+    }
+}
+
 static int host_queue_work(void *host, slora_api_work_cb work, slora_api_done_cb done, void *arg)
 {
     struct server *s = host;
@@ -694,6 +721,15 @@ static int host_queue_work(void *host, slora_api_work_cb work, slora_api_done_cb
         return SLORA_ENOMEM;
     *w = (struct work){.work = work, .done = done, .arg = arg};
     w->req.data = w;
+    if (!pthread_equal(pthread_self(), s->loop_thread)) {
+        /* uv_queue_work is loop-only: hand it over through the wake. */
+        pthread_mutex_lock(&s->wake_lock);
+        w->next = s->posted;
+        s->posted = w;
+        pthread_mutex_unlock(&s->wake_lock);
+        uv_async_send(&s->wake_async);
+        return 0;
+    }
     if (uv_queue_work(&s->loop, &w->req, work_run, work_after)) {
         free(w);
         return SLORA_EBUSY;
@@ -729,7 +765,14 @@ static void on_wake(uv_async_t *a)
     size_t n = s->n_woken;
     s->woken = NULL;
     s->n_woken = s->cap_woken = 0;
+    struct work *posted = s->posted;
+    s->posted = NULL;
     pthread_mutex_unlock(&s->wake_lock);
+    while (posted) {
+        struct work *w = posted;
+        posted = w->next;
+        submit_posted(s, w);
+    }
     for (size_t i = 0; i < n; i++) {
         struct slora_api_call *call = list[i];
         struct conn *c = slora_api_call_host_data(call);
@@ -923,6 +966,7 @@ int slora_server_run(const struct slora_config *cfg, struct slora_api *api,
     s->api = api;
     s->hooks = hooks;
     s->host = (struct slora_api_host){host_queue_work, host_wake};
+    s->loop_thread = pthread_self();
     pthread_mutex_init(&s->wake_lock, NULL);
     uv_loop_init(&s->loop);
     int err = bind_listener(s, diag, diag_len);
@@ -946,6 +990,11 @@ int slora_server_run(const struct slora_config *cfg, struct slora_api *api,
     start_watchdog(s);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     slora_api_set_ready(api, false);
+    /* Calls canceled by the drain may still be running in the engine:
+     * stop it before the loop goes, so their completions land on a live
+     * loop and nothing completes a call afterwards. */
+    if (hooks && hooks->stop)
+        hooks->stop(hooks->arg);
     if (!settle(s))
         return 0; /* s stays allocated: a late completion may still wake it */
     slora_info("stopped");

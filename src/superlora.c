@@ -383,7 +383,7 @@ static void prepare(const struct slora_group *g, float *buf, struct writer *w)
     struct kron rest = {.M = M};
     const float *cur = dense[g->n_kron - 1];
     int64_t cur_n[SLORA_MAX_ORDER];
-    memcpy(cur_n, g->k[g->n_kron - 1].n, sizeof(cur_n));
+    memcpy(cur_n, g->k[g->n_kron - 1].n, sizeof(*cur_n) * (size_t)M);
     float *bufs[2] = {p, p + align16(rest_len(g))};
     for (int k = g->n_kron - 2, which = 0; k >= 1; k--, which ^= 1) {
         rest.a = dense[k];
@@ -445,14 +445,14 @@ static int check_group(const struct slora_adapter *a, int gi, char *diag, size_t
 {
     const struct slora_group *g = &a->groups[gi];
     bool ok = g->order >= 1 && g->order <= SLORA_MAX_ORDER && g->n_kron >= 1 &&
-              g->n_kron <= SLORA_MAX_KRON && g->len >= 1 && g->code_len >= 1 &&
+              g->n_kron <= SLORA_MAX_KRON && g->len >= 1 && g->code_len >= 1 && g->n && g->k &&
               (a->cfg.projection || g->code_len >= g->len);
     for (int m = 0; ok && m < g->order; m++) {
         int64_t n = 1;
         for (int k = 0; k < g->n_kron; k++) {
             const struct slora_factor *f = &g->k[k];
-            ok = ok && f->n[m] >= 1 && f->r[m] >= 1 && f->n[m] <= INT_MAX && f->r[m] <= INT_MAX &&
-                 f->a[m] && (f->core || f->r[m] == f->r[0]);
+            ok = ok && f->n && f->r && f->a && f->n[m] >= 1 && f->r[m] >= 1 && f->n[m] <= INT_MAX &&
+                 f->r[m] <= INT_MAX && f->a[m] && (f->core || f->r[m] == f->r[0]);
             n = ok ? n * f->n[m] : 1;
         }
         ok = ok && n == g->n[m];

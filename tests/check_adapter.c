@@ -314,6 +314,17 @@ START_TEST(lokr_and_count_groups)
     ck_assert_int_eq(a->groups[0].n[1], 152);
     ck_assert_int_eq(a->groups[0].code_len, 36 * 152);
     ck_assert_int_eq(a->groups[2].order, 1);
+    /* every factor's records, packed group after group in one table */
+    ck_assert_int_eq(a->groups[0].k[1].n[0], 9);
+    ck_assert_int_eq(a->groups[0].k[1].n[1], 38);
+    ck_assert_int_eq(a->groups[0].k[1].r[1], 1);
+    ck_assert_float_eq(a->groups[0].k[1].a[1][37], tb_value(37, 3));
+    ck_assert_int_eq(a->groups[1].n_kron, 1);
+    ck_assert_int_eq(a->groups[1].k[0].n[1], 37);
+    ck_assert_float_eq(a->groups[1].k[0].a[0][36], tb_value(36, 4));
+    ck_assert_int_eq(a->groups[2].n[0], 1366);
+    ck_assert_int_eq(a->groups[2].k[0].r[0], 1);
+    ck_assert_float_eq(a->groups[2].k[0].a[0][1365], tb_value(1365, 6));
     slora_adapter_unref(a);
 }
 END_TEST

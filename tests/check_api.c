@@ -3,6 +3,7 @@
  * the JSON error shape, auth per route, query parsing, streaming from
  * another thread, cancellation, and that output is handed over once. */
 #include <slora/api.h>
+#include <slora/api_infer.h>
 #include <slora/auth.h>
 #include <slora/config.h>
 #include <slora/error.h>
@@ -307,6 +308,24 @@ START_TEST(cancel_and_late_completion)
 }
 END_TEST
 
+/* `threads` is the whole compute budget: generation + engine with BLAS. */
+static const struct {
+    int64_t threads;
+    long cpus;
+    int engine, gen;
+} splits[] = {
+    {1, 8, 1, 1}, {2, 8, 1, 1}, {4, 1, 3, 1}, {0, 6, 5, 1}, {0, -1, 1, 1}, {256, 2, 255, 1},
+};
+
+START_TEST(thread_split)
+{
+    int engine = -1, gen = -1;
+    slora_api_infer_split_threads(splits[_i].threads, splits[_i].cpus, &engine, &gen);
+    ck_assert_int_eq(engine, splits[_i].engine);
+    ck_assert_int_eq(gen, splits[_i].gen);
+}
+END_TEST
+
 START_TEST(error_body)
 {
     size_t len;
@@ -331,6 +350,7 @@ Suite *slora_api_suite(void)
     tcase_add_test(tc, stream_from_thread);
     tcase_add_test(tc, cancel_and_late_completion);
     tcase_add_test(tc, error_body);
+    tcase_add_loop_test(tc, thread_split, 0, (int)(sizeof(splits) / sizeof(splits[0])));
     suite_add_tcase(s, tc);
     return s;
 }

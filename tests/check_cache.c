@@ -220,8 +220,10 @@ START_TEST(pins)
     ck_assert_uint_eq(after.entries, before.entries);
     ck_assert_uint_eq(after.pinned_bytes, MAT_BYTES);
     ck_assert(!slora_cache_is_pinned(c, "t/big"));
-    ck_assert(!slora_cache_pin_fits(c, "t/big", 2 * MAT_BYTES));
-    ck_assert(slora_cache_pin_fits(c, "t/a", 2 * MAT_BYTES)); /* replaces a's own pin */
+    ck_assert_int_eq(slora_cache_pin_check(c, "t/big", &big.a, diag, sizeof(diag)), SLORA_ENOSPC);
+    ck_assert_ptr_nonnull(strstr(diag, "pinning t/big needs"));
+    /* big replacing a's own pin fits. */
+    ck_assert_int_eq(slora_cache_pin_check(c, "t/a", &big.a, diag, sizeof(diag)), 0);
 
     /* The pin carries over to a replacing version; the old one goes. */
     ck_assert_int_eq(slora_cache_retire(c, "t/a", "2", &a.a), 0);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MODEL_PATH "models/stories260K.bin"
 #define MAX_GEN 64
@@ -482,6 +483,46 @@ START_TEST(cancel)
 }
 END_TEST
 
+static void *open_gate_later(void *arg)
+{
+    (void)arg;
+    usleep(50 * 1000); /* let slora_engine_stop raise its flag first */
+    set_gate(false);
+    return NULL;
+}
+
+/* Shutdown: stop cancels the running and the queued job (done callbacks
+ * run before it returns), later submits are refused, stop is idempotent. */
+START_TEST(stop_cancels_everything)
+{
+    start(1, 8, 0);
+    const int prompt[2] = {SLORA_TOK_BOS, 42};
+    struct run blocker, queued, late;
+    memset(&blocker, 0, sizeof(blocker));
+    memset(&queued, 0, sizeof(queued));
+    memset(&late, 0, sizeof(late));
+    blocker.max_tokens = MAX_GEN;
+    blocker.block = true;
+    queued.max_tokens = 2;
+    set_gate(true);
+    ck_assert_int_eq(submit(&blocker, "x", NULL, prompt, 2), 0);
+    wait_entered();
+    ck_assert_int_eq(submit(&queued, "y", NULL, prompt, 2), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, open_gate_later, NULL), 0);
+    slora_engine_stop(engine);
+    pthread_join(t, NULL);
+    ck_assert(blocker.done && queued.done);
+    ck_assert_int_eq(blocker.res.err, SLORA_ECANCELED);
+    ck_assert_int_eq(blocker.n, 1);
+    ck_assert_int_eq(queued.res.err, SLORA_ECANCELED);
+    ck_assert_int_eq(queued.n, 0);
+    ck_assert_int_eq(submit(&late, "y", NULL, prompt, 2), SLORA_EBUSY);
+    slora_engine_stop(engine);
+    ck_assert(!late.done);
+}
+END_TEST
+
 START_TEST(queue_full)
 {
     start(1, 2, 0);
@@ -651,6 +692,7 @@ Suite *slora_engine_suite(void)
     tcase_add_test(tc, context_limit);
     tcase_add_test(tc, cancel);
     tcase_add_test(tc, queue_full);
+    tcase_add_test(tc, stop_cancels_everything);
     tcase_add_test(tc, tenant_limit);
     tcase_add_test(tc, round_robin);
     tcase_add_loop_test(tc, bad_submit, 0, sizeof(bad_prompts) / sizeof(bad_prompts[0]));

@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,12 +52,16 @@ static void set_env(const char *fault, bool with_trace)
     ck_assert_int_eq(slora_fsio_reset(), 0);
 }
 
+/* The file's bytes, NUL-terminated (the trace is parsed as a string). */
 static char *slurp(const char *path, size_t *len)
 {
     void *buf = NULL;
     char diag[256];
     ck_assert_int_eq(slora_fsio_read_file(path, 1 << 20, &buf, len, diag, sizeof(diag)), 0);
-    return buf;
+    char *s = realloc(buf, *len + 1);
+    ck_assert_ptr_nonnull(s);
+    s[*len] = '\0';
+    return s;
 }
 
 /* Names in dir other than . and .., joined by spaces in readdir order sorted. */
@@ -199,6 +204,46 @@ START_TEST(nth_call_only)
 }
 END_TEST
 
+/* slora_fsio_write_cb: writes ctx (a string), or fails with ENOSPC halfway
+ * when ctx is NULL. */
+static int put_text(FILE *f, void *ctx)
+{
+    if (!ctx) {
+        fputs("half", f);
+        errno = ENOSPC;
+        return -1;
+    }
+    return fputs(ctx, f) < 0 ? -1 : 0;
+}
+
+START_TEST(stream_writer)
+{
+    char diag[256] = "";
+    set_env(NULL, true);
+    ck_assert_int_eq(slora_fsio_write(target, put_text, "streamed", diag, sizeof(diag)), 0);
+    set_env(NULL, false);
+    size_t len;
+    char *c = slurp(trace, &len), tmp[256], want[2048];
+    /* The same durable sequence as slora_fsio_write_file. */
+    ck_assert_int_eq(sscanf(c, "open %255s ok", tmp), 1);
+    snprintf(want, sizeof(want), "open %s ok\nwrite %s ok\nfsync %s ok\nrename %s %s ok\n"
+             "dirsync %s ok\n", tmp, tmp, tmp, tmp, target, dir);
+    ck_assert_str_eq(c, want);
+    free(c);
+
+    ck_assert_int_eq(slora_fsio_write(target, put_text, NULL, diag, sizeof(diag)), SLORA_ENOSPC);
+    ck_assert_ptr_nonnull(strstr(diag, "No space left on device"));
+    set_env("write:EIO", false);
+    ck_assert_int_eq(slora_fsio_write(target, put_text, "new", diag, sizeof(diag)), SLORA_EIO);
+    set_env(NULL, false);
+    c = slurp(target, &len);
+    ck_assert_uint_eq(len, 8);
+    ck_assert_mem_eq(c, "streamed", 8);
+    free(c);
+    ck_assert_int_eq(count_entries("x.safetensors"), 1);
+}
+END_TEST
+
 static const char *const bad_specs[] = {
     "write",        "write:ENOSPC:0", "write:ENOSPC:x", "frob:EIO",
     "write:EWHAT",  "write:EIO:1:2",  "write:EIO,",     ",",
@@ -264,6 +309,7 @@ Suite *slora_fsio_suite(void)
     tcase_add_loop_test(tc, fault_on_new_file_leaves_nothing, 0,
                         sizeof(faults) / sizeof(faults[0]));
     tcase_add_test(tc, nth_call_only);
+    tcase_add_test(tc, stream_writer);
     tcase_add_loop_test(tc, malformed_spec_is_inert, 0, sizeof(bad_specs) / sizeof(bad_specs[0]));
     tcase_add_test(tc, remove_and_read);
     suite_add_tcase(s, tc);

@@ -307,6 +307,8 @@ static void basic_lifecycle(bool persistent)
                      0);
     ck_assert(created);
     ck_assert_str_eq(e->id, "acme/x");
+    ck_assert_str_eq(e->tenant, "acme");
+    ck_assert_str_eq(e->name, "x");
     ck_assert_str_eq(e->version, V_ONE);
     ck_assert_int_eq(e->file_bytes, 8);
     ck_assert_int_eq(e->params, 8);
@@ -390,6 +392,40 @@ END_TEST
 START_TEST(lifecycle_persistent)
 {
     basic_lifecycle(true);
+}
+END_TEST
+
+/* The entry's strings are sized to them: the longest names come back
+ * whole, with the state file path (_i: 0 memory only, 1 persistent). */
+START_TEST(longest_names_kept_whole)
+{
+    bool persistent = _i == 1;
+    struct slora_registry *r = open_registry(persistent);
+    char longest[SLORA_NAME_MAX + 1], id[SLORA_ID_MAX + 1], path[256], diag[256] = "";
+    memset(longest, 'n', SLORA_NAME_MAX);
+    longest[SLORA_NAME_MAX] = '\0';
+    struct slora_registry_entry *e = NULL;
+    ck_assert_int_eq(slora_registry_put(r, longest, longest, NULL, NULL, ONE, strlen(ONE), false,
+                                        &e, NULL, diag, sizeof(diag)),
+                     0);
+    snprintf(id, sizeof(id), "%s/%s", longest, longest);
+    snprintf(path, sizeof(path), "%s/adapters/%s/%s.safetensors", state, longest, longest);
+    ck_assert_str_eq(e->id, id);
+    ck_assert_str_eq(e->tenant, longest);
+    ck_assert_str_eq(e->name, longest);
+    if (persistent)
+        ck_assert_str_eq(e->path, path);
+    else
+        ck_assert_ptr_null(e->path);
+    slora_registry_entry_unref(e);
+    assert_version(r, longest, longest, V_ONE);
+    struct slora_registry_entry **list;
+    size_t n;
+    ck_assert_int_eq(slora_registry_list(r, longest, &list, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_str_eq(list[0]->id, id);
+    slora_registry_list_free(list, n);
+    slora_registry_free(r);
 }
 END_TEST
 
@@ -854,6 +890,45 @@ START_TEST(fault_during_replace_keeps_previous)
 }
 END_TEST
 
+/* slora_registry_admit_cb refusing what it is shown. */
+static int refuse_admit(void *arg, const struct slora_registry_entry *e, char *diag,
+                        size_t diag_len)
+{
+    int *seen = arg;
+    (*seen)++;
+    snprintf(diag, diag_len, "pin of %s (%lld bytes) does not fit", e->id,
+             (long long)e->file_bytes);
+    return SLORA_ENOSPC;
+}
+
+/* A PUT refused by its admit check changes nothing: index, disk, quota. */
+START_TEST(admit_refusal_keeps_previous)
+{
+    struct slora_registry *r = open_registry(true);
+    char diag[256] = "";
+    ck_assert_int_eq(put(r, "acme", "x", ONE, NULL, diag, sizeof(diag)), 0);
+    struct slora_quota q = {-1, (int64_t)strlen(ONE) + (int64_t)strlen(TWO)};
+    struct slora_registry_op *op;
+    ck_assert_int_eq(slora_registry_begin_put(r, "acme", "x", NULL, &q, -1, false, &op, diag,
+                                              sizeof(diag)),
+                     0);
+    int seen = 0;
+    slora_registry_op_set_admit(op, refuse_admit, &seen);
+    ck_assert_int_eq(slora_registry_op_run(op, TWO, strlen(TWO), diag, sizeof(diag)),
+                     SLORA_ENOSPC);
+    ck_assert_int_eq(seen, 1);
+    ck_assert_str_eq(diag, "pin of acme/x (19 bytes) does not fit");
+    ck_assert_int_eq(slora_registry_op_commit(op, NULL, NULL, diag, sizeof(diag)), SLORA_ENOSPC);
+    assert_version(r, "acme", "x", V_ONE);
+    assert_disk("acme", "x", ONE);
+    const char *only[] = {"x.safetensors", NULL};
+    assert_dir_exactly("acme", only);
+    /* No bytes stayed reserved: the next upload fits the same quota. */
+    ck_assert_int_eq(put(r, "acme", "x", TWO, &q, diag, sizeof(diag)), 0);
+    slora_registry_free(r);
+}
+END_TEST
+
 START_TEST(fault_on_new_name_leaves_nothing)
 {
     struct slora_registry *r = open_registry(true);
@@ -1119,6 +1194,7 @@ Suite *slora_registry_suite(void)
     tcase_add_test(tc, etag_table);
     tcase_add_test(tc, lifecycle_memory);
     tcase_add_test(tc, lifecycle_persistent);
+    tcase_add_loop_test(tc, longest_names_kept_whole, 0, 2);
     tcase_add_test(tc, validation_error_and_dry_run);
     tcase_add_test(tc, quotas);
     tcase_add_test(tc, parallel_new_names_cannot_overshoot_quota);
@@ -1134,6 +1210,7 @@ Suite *slora_registry_suite(void)
     tcase_add_loop_test(tc, fault_on_new_name_leaves_nothing, 0,
                         sizeof(faults) / sizeof(faults[0]));
     tcase_add_test(tc, fault_creating_tenant_dir);
+    tcase_add_test(tc, admit_refusal_keeps_previous);
     tcase_add_test(tc, restore_skips_bad_files);
     tcase_add_test(tc, read_file_of_a_replaced_version);
     suite_add_tcase(s, tc);

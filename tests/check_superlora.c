@@ -24,6 +24,7 @@ struct fixture {
     struct slora_adapter a;
     struct slora_target t[MAX_T];
     struct slora_group g[MAX_G];
+    struct slora_group_tables tables[MAX_G];
     float *params;
     size_t used, cap;
     uint64_t lcg;
@@ -82,6 +83,7 @@ static struct slora_group *fx_group(struct fixture *f, int gi, int64_t len, int 
 {
     struct slora_group *g = &f->g[gi];
     memset(g, 0, sizeof(*g));
+    slora_group_tables_init(g, &f->tables[gi]);
     g->offset = gi ? f->g[gi - 1].offset + f->g[gi - 1].len : 0;
     g->len = len;
     g->order = order;
@@ -303,6 +305,53 @@ START_TEST(perm_bijection)
         seen[y] = 1;
     }
     free(seen);
+    free(blk);
+}
+END_TEST
+
+/* The vector Feistel kernel (slora_perm_block) against the scalar
+ * slora_perm_apply on windows that start off the 8- and 32-lane grid and
+ * cross its 1024-index walking blocks: (n, i0, count), n covering 1, 2,
+ * 3, odd and even k = ceil(log2 n), powers of two with odd k (walking)
+ * and even k (none), and the 2^32 edge. */
+static const struct {
+    uint64_t n, i0;
+    size_t count;
+} perm_windows[] = {
+    {1, 0, 1},
+    {2, 0, 2},
+    {3, 0, 3},
+    {5, 1, 4},
+    {8, 0, 8},
+    {16, 3, 13},
+    {33, 0, 33},
+    {100, 7, 93},
+    {1023, 0, 1023},
+    {1025, 1, 1024},
+    {4096, 9, 4087},
+    {65536, 30000, 5000},
+    {131072, 4091, 3001},
+    {1000003, 999000, 1003},
+    {(1u << 21) + 5, 17, 2077},
+    {(uint64_t)1 << 21, 1000000, 3000},
+    {14155776, 14155776 - 2085, 2085},
+    {(uint64_t)1 << 24, 5, 2053},
+    {0xFFFFFFFBull, 0xFFFFFFFBull - 1100, 1100},
+    {(uint64_t)1 << 32, ((uint64_t)1 << 32) - 1061, 1061},
+};
+
+START_TEST(perm_block_matches_scalar)
+{
+    uint64_t n = perm_windows[_i].n, i0 = perm_windows[_i].i0;
+    size_t count = perm_windows[_i].count;
+    uint32_t *blk = malloc(count * sizeof(uint32_t));
+    for (uint64_t key = 1; key < 4; key++) {
+        struct slora_perm p;
+        slora_perm_init(&p, key * 0x9E3779B97F4A7C15ull + n, n);
+        slora_perm_block(&p, i0, count, blk);
+        for (size_t t = 0; t < count; t++)
+            ck_assert_uint_eq(blk[t], slora_perm_apply(&p, i0 + t));
+    }
     free(blk);
 }
 END_TEST
@@ -787,6 +836,8 @@ Suite *slora_superlora_suite(void)
     tcase_add_test(tc, rnd_known_values);
     tcase_add_test(tc, perm_known_values);
     tcase_add_loop_test(tc, perm_bijection, 0, (int)(sizeof(perm_sizes) / sizeof(perm_sizes[0])));
+    tcase_add_loop_test(tc, perm_block_matches_scalar, 0,
+                        (int)(sizeof(perm_windows) / sizeof(perm_windows[0])));
     tcase_add_test(tc, gd_kernel_matches_rnd);
     tcase_add_test(tc, fwht_matches_dense_hadamard);
     tcase_add_test(tc, fwht_blocked_equals_plain);

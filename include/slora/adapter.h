@@ -4,8 +4,11 @@
  * __metadata__.superlora JSON config and the factor tensors (F32/F16/BF16,
  * converted to float32 into one owned buffer). It validates everything the
  * spec rules out before allocating at scale, and derives the target list
- * and group table. The object is immutable and refcounted: any thread may
- * read it; the last slora_adapter_unref frees it.
+ * and group table. Resident cost beyond the parameters is small and exact:
+ * the targets, groups, factors and per-mode (n, r, A) records share one
+ * allocation sized to the file's J, G, sum K_g and sum K_g M_g (tens of
+ * thousands of adapters stay resident). The object is immutable and
+ * refcounted: any thread may read it; the last slora_adapter_unref frees it.
  */
 #ifndef SLORA_ADAPTER_H
 #define SLORA_ADAPTER_H
@@ -34,23 +37,44 @@ struct slora_target {
     int64_t offset;     /* off_j into dW_all */
 };
 
-/* One Kronecker factor T_k of a group. */
+/* One Kronecker factor T_k of a group: views of its M_g modes into the
+ * adapter's factor tables (sized to what the file has, no fixed arrays). */
 struct slora_factor {
-    int64_t n[SLORA_MAX_ORDER];      /* n_{k,m} */
-    int64_t r[SLORA_MAX_ORDER];      /* r_{k,m} */
-    const float *a[SLORA_MAX_ORDER]; /* A_{k,m}: (n_{k,m}, r_{k,m}) row-major */
-    const float *core;               /* (r_0, ..., r_{M-1}) row-major, or NULL (CP) */
+    int64_t *n;        /* (M_g) n_{k,m} */
+    int64_t *r;        /* (M_g) r_{k,m} */
+    const float **a;   /* (M_g) A_{k,m}: (n_{k,m}, r_{k,m}) row-major */
+    const float *core; /* (r_0, ..., r_{M-1}) row-major, or NULL (CP) */
 };
 
 struct slora_group {
-    int64_t offset;             /* into delta (== sum of earlier N_g) */
-    int64_t len;                /* N_g */
-    int64_t code_len;           /* P_g = prod_m n_m */
-    int order;                  /* M_g */
-    int n_kron;                 /* K_g */
-    int64_t n[SLORA_MAX_ORDER]; /* n_m = prod_k n_{k,m} */
-    struct slora_factor k[SLORA_MAX_KRON];
+    int64_t offset;         /* into delta (== sum of earlier N_g) */
+    int64_t len;            /* N_g */
+    int64_t code_len;       /* P_g = prod_m n_m */
+    int order;              /* M_g */
+    int n_kron;             /* K_g */
+    int64_t *n;             /* (M_g) n_m = prod_k n_{k,m}; k[0].n when K_g = 1 */
+    struct slora_factor *k; /* (K_g) */
 };
+
+/* Fixed-size records for one group, for code that builds an adapter by
+ * hand (tests, benchmarks); parsed adapters size theirs to the file. */
+struct slora_group_tables {
+    int64_t n[SLORA_MAX_ORDER];
+    struct slora_factor k[SLORA_MAX_KRON];
+    int64_t kn[SLORA_MAX_KRON][SLORA_MAX_ORDER];
+    int64_t kr[SLORA_MAX_KRON][SLORA_MAX_ORDER];
+    const float *ka[SLORA_MAX_KRON][SLORA_MAX_ORDER];
+};
+
+/* Point g's n and factors at t (zeroed: no factors recorded yet). */
+static inline void slora_group_tables_init(struct slora_group *g, struct slora_group_tables *t)
+{
+    *t = (struct slora_group_tables){0};
+    g->n = t->n;
+    g->k = t->k;
+    for (int k = 0; k < SLORA_MAX_KRON; k++)
+        t->k[k] = (struct slora_factor){.n = t->kn[k], .r = t->kr[k], .a = t->ka[k]};
+}
 
 struct slora_adapter_config {
     struct slora_shape base;
@@ -76,9 +100,10 @@ struct slora_adapter {
     int64_t total;                /* N */
     int n_groups;                 /* G */
     struct slora_group *groups;   /* (G) */
-    int64_t n_params;             /* total tensor elements */
-    float *params;                /* (n_params) all factors and cores, float32; owned */
-    size_t file_bytes;            /* size of the serialized file */
+    void *tables;      /* owned: one allocation holding targets, groups and their factor tables */
+    int64_t n_params;  /* total tensor elements */
+    float *params;     /* (n_params) all factors and cores, float32; owned */
+    size_t file_bytes; /* size of the serialized file */
 };
 
 struct slora_adapter_limits {
@@ -86,7 +111,7 @@ struct slora_adapter_limits {
     int64_t max_total;    /* max N; default 1 << 31 */
     int64_t max_fastfood; /* max L; default 1 << 28 */
     int64_t max_core;     /* max core elements; default 1 << 24 */
-    int64_t max_groups;   /* max G (each group costs sizeof(struct slora_group)); default 4096 */
+    int64_t max_groups;   /* max G; default 4096 */
 };
 void slora_adapter_limits_default(struct slora_adapter_limits *lim);
 

@@ -14,7 +14,7 @@
  * Threads:
  *   - route handlers and head hooks run on the loop thread and must not
  *     block: parsing adapters, hashing, file I/O and compute go to a worker
- *     with slora_api_call_queue_work() (loop thread only), whose done
+ *     with slora_api_call_queue_work() (any thread), whose done
  *     callback runs back on the loop thread;
  *   - completion functions (respond*, error, set_header, stream_*) and
  *     slora_api_call_is_canceled() may be called from ANY thread (engine
@@ -127,6 +127,12 @@ typedef void (*slora_api_put_resume_cb)(struct slora_api_call *c, int err, const
 typedef void (*slora_api_put_hook_cb)(void *arg, struct slora_api_call *c,
                                       struct slora_registry_entry *e, int warm, int pin,
                                       slora_api_put_resume_cb resume);
+/* Called on a worker thread for every PUT after validation and before the
+ * new version e (unpublished) is persisted, pin as for the hook: a negative
+ * return fails the whole PUT with that code and diag, changing nothing
+ * (e.g. SLORA_ENOSPC when the pin the new version would get cannot fit). */
+typedef int (*slora_api_put_admit_cb)(void *arg, const struct slora_registry_entry *e, int pin,
+                                      char *diag, size_t diag_len);
 
 /* What the API serves from. All borrowed; they outlive the API. Members
  * the server does not have yet may be NULL (handlers answer 503). */
@@ -141,6 +147,7 @@ struct slora_api_deps {
     /* Delta-cache hook for `PUT ...?warm=1` / `?pin=0|1` (engine): NULL
      * ignores the flags. See slora_api_put_hook_cb. */
     slora_api_put_hook_cb put_hook;
+    slora_api_put_admit_cb put_admit; /* optional; arg is put_hook_arg */
     void *put_hook_arg;
 };
 
@@ -195,8 +202,9 @@ void slora_api_call_set_log(struct slora_api_call *c, const char *tenant, const 
                             const char *version);
 
 /* Worker: `work` runs on a worker thread (it must touch only what arg
- * owns), then `done` on the loop thread. Loop thread only. 0 or
- * SLORA_ENOMEM/SLORA_EBUSY (then neither callback runs). */
+ * owns), then `done` on the loop thread. Any thread (the engine hands
+ * response formatting over this way). 0 or SLORA_ENOMEM/SLORA_EBUSY (then
+ * neither callback runs). */
 typedef void (*slora_api_work_cb)(void *arg);
 typedef void (*slora_api_done_cb)(void *arg);
 int slora_api_call_queue_work(struct slora_api_call *c, slora_api_work_cb work,
@@ -236,7 +244,8 @@ void slora_api_call_stream_end(struct slora_api_call *c);
 /* ---- host side (server.c, loop thread) ------------------------------------ */
 
 struct slora_api_host {
-    /* Run work on a worker then done on the loop; 0 or negative SLORA_E*. */
+    /* ANY thread: run work on a worker then done on the loop; 0 or
+     * negative SLORA_E*. */
     int (*queue_work)(void *host, slora_api_work_cb work, slora_api_done_cb done, void *arg);
     /* ANY thread: c has new output; call slora_api_call_take(c) on the loop
      * thread soon. Holds a reference to c the host drops with

@@ -7,18 +7,22 @@
  * /v1/adapters/...?warm=1|pin=1|pin=0` hook.
  *
  * The service owns the delta cache and the engine, built from the config
- * (threads, delta_cache_bytes, queue_depth, max_sequences_per_tenant); the
+ * (threads, max_batch, delta_cache_bytes, queue_depth,
+ * max_sequences_per_tenant); the
  * cache asks the registry which adapter versions are current, so replaced
  * or deleted versions are freed once no request uses them.
  *
  * Threads: _start/_stop/_register on the main (loop) thread before/after
- * serving. Request parsing and tokenization run on API worker threads,
- * compute on the engine thread; handlers never block the loop.
+ * serving. Request parsing, tokenization and the /v1/logits JSON run on
+ * API worker threads, compute on the engine thread (which hands logits
+ * back as floats); handlers never block the loop.
  */
 #ifndef SLORA_API_INFER_H
 #define SLORA_API_INFER_H
 
 #include <slora/api.h>
+
+#include <stdint.h>
 
 struct slora_cache;
 struct slora_config;
@@ -33,6 +37,13 @@ struct slora_api_infer {
 };
 
 /* Create the cache and the engine. 0 or SLORA_ENOMEM. */
+/* The compute budget `threads` (config; <= 0: cpus, itself <= 0 when
+ * unknown: 1) split between one delta-cache generation thread (*gen) and
+ * the engine thread with its BLAS threads (*engine = threads - 1, at least
+ * 1). Only threads = 1 overcommits, by the generation thread during a
+ * cache miss. */
+void slora_api_infer_split_threads(int64_t threads, long cpus, int *engine, int *gen);
+
 int slora_api_infer_start(const struct slora_model *m, struct slora_registry *reg,
                           const struct slora_config *cfg, struct slora_api_infer **out);
 /* Cancel running requests (their calls complete), stop the engine, free
@@ -49,5 +60,10 @@ int slora_api_infer_register(struct slora_api *api, struct slora_api_infer *inf)
 void slora_api_infer_put_hook(void *arg, struct slora_api_call *c,
                               struct slora_registry_entry *e, int warm, int pin,
                               slora_api_put_resume_cb resume);
+/* slora_api_put_admit_cb for slora_api_deps.put_admit, arg = the service:
+ * SLORA_ENOSPC before anything is stored when the pin the new version would
+ * hold (pin=1, or the id's pin carried over) cannot fit the budget. */
+int slora_api_infer_put_admit(void *arg, const struct slora_registry_entry *e, int pin, char *diag,
+                              size_t diag_len);
 
 #endif

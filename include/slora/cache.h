@@ -108,9 +108,11 @@ int slora_cache_warm(struct slora_cache *c, const char *id, const char *version,
  * generated (if it fits; otherwise a warning is logged). */
 int slora_cache_pin(struct slora_cache *c, const char *id, const char *version,
                     const struct slora_adapter *a, char *diag, size_t diag_len);
-/* Whether a pin of `bytes` for id would fit (replacing id's current pinned
- * bytes); lets a caller refuse a replacing upload before committing it. */
-bool slora_cache_pin_fits(struct slora_cache *c, const char *id, size_t bytes);
+/* Would a pin of id on an entry for `a` fit, replacing id's currently
+ * pinned bytes? 0, or SLORA_ENOSPC with the bytes and the budget in diag:
+ * lets a caller refuse a replacing upload before storing it. */
+int slora_cache_pin_check(struct slora_cache *c, const char *id, const struct slora_adapter *a,
+                          char *diag, size_t diag_len);
 bool slora_cache_is_pinned(struct slora_cache *c, const char *id);
 void slora_cache_unpin(struct slora_cache *c, const char *id);
 /* id's registered version is now `version` (a, NULL for a delete): every

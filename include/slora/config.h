@@ -23,18 +23,20 @@ struct slora_config {
     char *tokenizer;   /* tokenizer path */
     char *model_id;    /* default: model file name without extension */
     char *state_dir;   /* default: $STATE_DIRECTORY, else /var/lib/slorad */
-    int64_t threads;   /* compute threads; 0 = one per CPU */
+    int64_t threads;   /* total compute threads (engine, BLAS, delta generation); 0 = one per CPU */
     char *log_level;   /* debug, info, warn, error */
     int64_t max_header_bytes;
     int64_t max_body_bytes;
     int64_t max_connections;
     int64_t header_timeout_ms; /* first byte to end of headers */
     int64_t body_timeout_ms;   /* longest silence while a body is read */
+    int64_t body_deadline_ms;  /* end of headers to end of body, however it trickles */
     int64_t idle_timeout_ms;   /* keep-alive connection without a request */
     int64_t drain_timeout_ms;  /* SIGTERM: in-flight requests get this long */
     int64_t max_adapter_params;
     int64_t delta_cache_bytes;
     int64_t max_tokens;               /* cap on a completion's max_tokens */
+    int64_t max_batch;                /* sequences decoded together */
     int64_t queue_depth;              /* waiting sequences before 503 */
     int64_t max_sequences_per_tenant; /* concurrent sequences before 429 */
     int64_t max_logits_bytes;         /* /v1/logits response size before 400 */

@@ -19,9 +19,10 @@
  * and slora_engine_tenants may be called from any thread (the event loop
  * included: they never block on compute). step and done callbacks run on
  * the engine thread without engine locks held; they must be quick and must
- * not call slora_engine_free. `threads` is the total number of compute
- * threads: the engine thread plus BLAS's own (slora_blas_set_threads).
- * Delta generation runs on the cache's threads.
+ * not call slora_engine_free. `threads` is the engine's share of the
+ * compute budget: the engine thread plus BLAS's own
+ * (slora_blas_set_threads). Delta generation runs on the cache's threads
+ * (the daemon splits its `threads` budget: docs/configuration.md).
  *
  * Ownership: the model and the cache outlive the engine. A
  * job's strings and prompt are copied at submit; the engine holds its own
@@ -79,8 +80,12 @@ struct slora_engine;
 /* Start the engine thread. NULL on ENOMEM or thread failure. */
 struct slora_engine *slora_engine_new(const struct slora_model *m, struct slora_cache *cache,
                                       const struct slora_engine_config *cfg);
-/* Cancel every job (their done callbacks run with SLORA_ECANCELED), wait
- * for them, stop the thread. NULL is a no-op. */
+/* Shutdown, step 1: cancel every job (their done callbacks run with
+ * SLORA_ECANCELED), wait for them and stop the thread; later submits get
+ * SLORA_EBUSY. Blocks (a job getting its weights waits for the
+ * generation). Idempotent; call from one thread, never from a callback. */
+void slora_engine_stop(struct slora_engine *e);
+/* slora_engine_stop, then free. NULL is a no-op. */
 void slora_engine_free(struct slora_engine *e);
 
 /* Queue a job. Returns 0 (done will be called; *ticket identifies the job

@@ -1,5 +1,6 @@
-/* fsio.h - the file I/O behind adapter persistence, with a fault shim and
- * an operation trace compiled into every build.
+/* fsio.h - durable file I/O (adapter persistence, and every file the
+ * tools write), with a fault shim and an operation trace compiled into
+ * every build.
  *
  * Every function returns 0 or a negative SLORA_E*: ENOSPC and EDQUOT map to
  * SLORA_ENOSPC (HTTP 507), ENOENT to SLORA_ENOTFOUND, anything else to
@@ -23,6 +24,7 @@
 #define SLORA_FSIO_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 /* Re-read SLORA_FAULT and SLORA_FSIO_TRACE and reset the call counters
@@ -61,6 +63,12 @@ int slora_fsio_read_file(const char *path, size_t max_len, void **out, size_t *l
  * the directory fsync succeeded). */
 int slora_fsio_write_file(const char *path, const void *buf, size_t len, char *diag,
                           size_t diag_len);
+/* Writes the content to f; returns 0, or -1 with errno set. */
+typedef int (*slora_fsio_write_cb)(FILE *f, void *ctx);
+/* slora_fsio_write_file with the content produced by write on a stdio
+ * stream (model and tensor files too large to assemble in memory). */
+int slora_fsio_write(const char *path, slora_fsio_write_cb write, void *ctx, char *diag,
+                     size_t diag_len);
 /* Unlink path and fsync its directory. */
 int slora_fsio_remove_file(const char *path, char *diag, size_t diag_len);
 

@@ -22,10 +22,13 @@ void slora_kernels_fwht(float *v, int logn);
  * with row r + 2^s for s = 0..log_rows-1. */
 void slora_kernels_fwht_rows(float *buf, int log_rows, size_t width);
 
-/* One Feistel pass of spec section 6, then cycle walking: x[i] = F(x[i])
- * and again while x[i] >= n. h is the half width (2h <= 32), rk the four
- * round keys. Inputs must be < 2^(2h). */
-void slora_kernels_feistel(uint32_t *x, size_t count, const uint32_t rk[4], int h, uint64_t n);
+/* The Feistel permutation of spec section 6 on consecutive indices:
+ * out[t] = F(i0 + t), applied again while >= n (cycle walking), for
+ * t < count. h is the half width (2h <= 32), rk the four round keys;
+ * needs i0 + count <= n <= 2^(2h). The indices are generated in
+ * registers: nothing is read from out. */
+void slora_kernels_feistel(uint32_t *out, uint64_t i0, size_t count, const uint32_t rk[4], int h,
+                           uint64_t n);
 
 /* Fastfood's Gaussian-like diagonal (spec 5.3) on consecutive j: with
  * u_t = mix64(z0 + t * GAMMA) and gd_t the centred sum of its four 16-bit

@@ -17,6 +17,18 @@
 uint64_t slora_rnd(uint64_t seed, uint64_t tag, uint64_t j);
 uint64_t slora_mix64(uint64_t z);
 
+/* The murmur3 32-bit finalizer: the Feistel round function (scalar form,
+ * shared by perm.c and the kernels). */
+static inline uint32_t slora_fmix32(uint32_t h)
+{
+    h ^= h >> 16;
+    h *= 0x85EBCA6Bu;
+    h ^= h >> 13;
+    h *= 0xC2B2AE35u;
+    h ^= h >> 16;
+    return h;
+}
+
 /* perm(key, n)(i): a bijection of [0, n) for n >= 1. */
 uint64_t slora_perm(uint64_t key, uint64_t n, uint64_t i);
 

@@ -82,12 +82,14 @@ struct slora_registry_options {
     size_t max_file_bytes;               /* restore skips larger files; 0: no limit */
 };
 
-/* One stored version. Immutable after publication except `pinned`. */
+/* One stored version. Immutable after publication except `pinned`. The
+ * strings live in the entry's own allocation, sized to them (tens of
+ * thousands of entries stay resident). */
 struct slora_registry_entry {
-    int refcount; /* atomic */
-    char tenant[SLORA_NAME_MAX + 1];
-    char name[SLORA_NAME_MAX + 1];
-    char id[SLORA_ID_MAX + 1];           /* "tenant/name" */
+    int refcount;                        /* atomic */
+    const char *tenant;                  /* into strings */
+    const char *name;                    /* into strings */
+    const char *id;                      /* "tenant/name", into strings */
     char version[SLORA_VERSION_LEN + 1]; /* first 16 hex digits of sha256(file) */
     uint8_t sha256[SLORA_SHA256_LEN];    /* of the file */
     struct slora_adapter *adapter;       /* owned reference */
@@ -96,9 +98,10 @@ struct slora_registry_entry {
     int64_t dense_bytes;                 /* slora_adapter_dense_bytes */
     int64_t params;                      /* adapter->n_params */
     int pinned;                          /* atomic 0/1; the delta cache never evicts pinned */
-    char *path;                          /* owned: the state file, NULL when memory only */
+    const char *path;                    /* the state file, into strings; NULL when memory only */
     void *file;                          /* (file_bytes) owned copy when memory only, else NULL */
     slora_registry_release_cb release;   /* private */
+    char strings[];                      /* tenant, name, id, path: NUL-terminated */
 };
 
 struct slora_registry_entry *slora_registry_entry_ref(struct slora_registry_entry *e);
@@ -182,6 +185,16 @@ int slora_registry_begin_put(struct slora_registry *r, const char *tenant, const
 int slora_registry_begin_delete(struct slora_registry *r, const char *tenant, const char *name,
                                 const struct slora_registry_cond *cond,
                                 struct slora_registry_op **out, char *diag, size_t diag_len);
+/* Last check of a PUT on the worker, after validation, before anything is
+ * persisted or reserved: e is the prepared (unpublished) version. A
+ * negative return refuses the upload with that code and diag, and nothing
+ * changes: the previous version stays stored and serving. */
+typedef int (*slora_registry_admit_cb)(void *arg, const struct slora_registry_entry *e,
+                                       char *diag, size_t diag_len);
+/* Loop side, between begin_put and op_run: install an admit check (the
+ * server's: a requested or inherited delta-cache pin must fit). */
+void slora_registry_op_set_admit(struct slora_registry_op *op, slora_registry_admit_cb admit,
+                                 void *arg);
 /* Worker side, step 2. PUT: buf/len is the uploaded file (borrowed for the
  * call); validate, hash, check the bytes quota, persist. DELETE: buf is
  * ignored; unlink the file. The result is kept in the op for commit. */

@@ -4,7 +4,8 @@
  * slora_server_run owns the event loop thread from start to exit: it binds
  * cfg->listen, logs `listening on HOST:PORT`, sends READY=1 and serves api
  * until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish
- * (at most drain_timeout_ms), sends STOPPING=1 and returns 0. SIGHUP calls
+ * (at most drain_timeout_ms), sends STOPPING=1, runs hooks->stop, waits
+ * for every call to be completed, closes the loop and returns 0. SIGHUP calls
  * hooks->reload on the loop thread; a new config it returns is applied to
  * limits of requests that start afterwards (configs are kept until exit, so
  * calls may borrow them). Worker jobs (slora_api_call_queue_work) run on
@@ -21,6 +22,12 @@ struct slora_server_hooks {
      * log level). 0 with *out set (ownership passes to the server), or an
      * error: logged, the running config stays. */
     int (*reload)(void *arg, struct slora_config **out);
+    /* Shutdown, loop thread, once: after the drain (every connection
+     * closed, its call canceled) and before the loop is closed. Stop what
+     * completes calls from other threads (cancel engine jobs, wait for the
+     * compute threads), so every call is completed while the loop still
+     * runs; work submitted later must be refused. Optional. */
+    void (*stop)(void *arg);
     void *arg;
 };
 

@@ -96,6 +96,13 @@ done <<'EOF'
 /v1/tokenize|{"prompt":3}|400|'prompt' must be a string
 /v1/detokenize|{"tokens":[1,-1]}|400|token 1 must be an integer in [0, 512)
 EOF
+# Text that cannot fit the context is refused before encoding (no encode scratch).
+"$PYTHON" -c 'print("{\"model\":\"stories260K\",\"prompt\":\"" + "a" * 200000 + "\"}")' >"$TMP/huge.json"
+for path in /v1/completions /v1/logits /v1/tokenize; do
+    out=$(curl -s -w ' %{http_code}' "$URL$path" --data-binary @"$TMP/huge.json")
+    check "$path: 200000-byte prompt -> 400" 400 "${out##* }"
+    check_contains "$path: says the prompt is too long" "'prompt' has 200000 bytes; at most" "$out"
+done
 long=$("$PYTHON" -c 'print("[" + ",".join(["1"] * 512) + "]")')
 check "prompt of seq_len tokens -> 400" 400 "$(post_status /v1/completions "{\"model\":\"stories260K\",\"prompt\":$long}")"
 check_contains "unknown fields ignored" '"object":"text_completion"' "$(post /v1/completions '{"model":"stories260K","prompt":"a","max_tokens":1,"user":"x","best_of":1,"n":1,"logit_bias":{}}')"
@@ -138,6 +145,18 @@ out=$(curl -s -w ' %{http_code}' -T "$TMP/a2.st" "$URL/v1/adapters/t/a2?pin=1")
 check "a third pin does not fit -> 507" 507 "${out##* }"
 check_contains "507 names the budget" "budget" "$out"
 check "pinned bytes unchanged" 245760 "$(metric slorad_delta_cache_pinned_bytes)"
+# A refused pin changes nothing: a new version of t/a2 is not stored.
+"$PYTHON" "$E2E_LIB/gen_adapter.py" "$TMP/a2v2.st" --seed 22
+old_a2=$(sha256sum <"$TMP/a2.st" | cut -c1-16)
+check "new version of t/a2 with ?pin=1 that cannot fit -> 507" 507 "$(status PUT "$URL/v1/adapters/t/a2?pin=1" -T "$TMP/a2v2.st")"
+check "t/a2 still at its previous version" "\"$old_a2\"" "$(curl -s -D - -o /dev/null "$URL/v1/adapters/t/a2" | tr -d '\r' | awk 'tolower($1) == "etag:" {print $2}')"
+curl -s -o "$TMP/a2.back" "$URL/v1/adapters/t/a2/file"
+check "t/a2 stored file is still the previous upload" ok "$(cmp -s "$TMP/a2.st" "$TMP/a2.back" && echo ok)"
+check "t/a2 previous version still serves" 200 "$(post_status /v1/completions '{"model":"t/a2","prompt":"Hi","max_tokens":1}')"
+out=$(curl -s -w ' %{http_code}' -T "$TMP/big.st" "$URL/v1/adapters/t/a3")
+check "replacing pinned t/a3 by a version whose carried pin cannot fit -> 507" 507 "${out##* }"
+check_contains "507 says how to replace it unpinned" "?pin=0" "$out"
+check "t/a3 still at its previous version" "\"$(sha256sum <"$TMP/a3.st" | cut -c1-16)\"" "$(curl -s -D - -o /dev/null "$URL/v1/adapters/t/a3" | tr -d '\r' | awk 'tolower($1) == "etag:" {print $2}')"
 "$PYTHON" "$E2E_LIB/gen_adapter.py" "$TMP/a3v2.st" --seed 33
 misses=$(metric slorad_delta_cache_misses_total)
 check "replace pinned t/a3 (no flags)" 200 "$(status PUT "$URL/v1/adapters/t/a3" -T "$TMP/a3v2.st")"

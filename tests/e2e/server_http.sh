@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # server_http.sh - HTTP behaviour of the real daemon: pipelining in order,
 # keep-alive and Connection: close, X-Request-Id, chunked uploads, header
-# limit (431), slow-loris header/body timeouts (408), idle timeout,
+# limit (431), slow-loris header/body timeouts and the total body deadline
+# (408), an Expect other than 100-continue (417), idle timeout,
 # connection limit, and a 2 MiB `Expect: 100-continue` upload without
 # curl's one-second stall.
 . "$(dirname "$0")/lib/daemon.sh"
 
 A=$FIXTURES/lokr.safetensors
 cat >"$TMP/conf.json" <<'JSON'
-{"header_timeout_ms": 700, "body_timeout_ms": 700, "idle_timeout_ms": 1500,
+{"header_timeout_ms": 700, "body_timeout_ms": 700, "body_deadline_ms": 1500, "idle_timeout_ms": 1500,
  "max_header_bytes": 2048, "max_connections": 4}
 JSON
 start_daemon "$TMP/state" --config "$TMP/conf.json"
@@ -39,40 +40,45 @@ echo "ok - request id in the access log"
 check "chunked upload -> 201" 201 "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Transfer-Encoding: chunked' --data-binary "@$A" "$URL/v1/adapters/acme/chunked")"
 check "chunked upload stored exactly" "$(sha256sum <"$A")" "$(curl -s "$URL/v1/adapters/acme/chunked/file" | sha256sum)"
 
+# an Expect other than 100-continue -> 417 (RFC 9110 10.1.1), body never read
+resp=$(printf 'PUT /v1/adapters/acme/x HTTP/1.1\r\nExpect: 200-ok\r\nContent-Length: 3\r\n\r\nabc' | raw)
+check_contains "Expect: 200-ok -> 417" "HTTP/1.1 417 Expectation Failed" "$resp"
+check_contains "417 is JSON" '"code":"expect"' "$resp"
+check "417 stored nothing" 404 "$(status GET "$URL/v1/adapters/acme/x")"
+
 # header limit
 big=$(head -c 3000 /dev/zero | tr '\0' a)
 resp=$(printf 'GET /healthz HTTP/1.1\r\nX-Big: %s\r\n\r\n' "$big" | raw)
 check_contains "header bytes over the limit -> 431" "HTTP/1.1 431" "$resp"
 check_contains "431 is JSON" '"code":"hdrtoolarge"' "$resp"
 
-# slow-loris: headers never finish -> 408 then close, within the timeout
-start=$(date +%s%N)
-resp=$("$PYTHON" - "$PORT" "$E2E_LIB" <<'PY'
-import socket, sys, time
-sys.path.insert(0, sys.argv[2])
-from raw import read_all
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.sendall(b"GET /healthz HTTP/1.1\r\n")
-try:
-    for _ in range(40):  # one header byte every 100 ms: never completes in time
-        s.sendall(b"X")
-        time.sleep(0.1)
-except (BrokenPipeError, ConnectionResetError):
-    pass
-sys.stdout.write(read_all(s, 5).decode(errors="replace"))
-PY
-)
-ms=$(( ($(date +%s%N) - start) / 1000000 ))
-check_contains "slow headers -> 408" "HTTP/1.1 408" "$resp"
-check_contains "408 is JSON" '"code":"timeout"' "$resp"
-[ "$ms" -lt 4500 ] || fail "slow client held the connection for $ms ms"
-echo "ok - slow client dropped after $ms ms"
+# slow_client WHAT HEAD INTERVAL COUNT FRAGMENT: trickle.py must get a 408
+# whose body contains FRAGMENT, and be dropped well before it is done.
+slow_client() {
+    local start ms resp
+    start=$(date +%s%N)
+    resp=$("$PYTHON" "$E2E_LIB/trickle.py" "$PORT" "$2" "$3" "$4")
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    check_contains "$1 -> 408" "HTTP/1.1 408" "$resp"
+    check_contains "$1: 408 says why" "$5" "$resp"
+    [ "$ms" -lt 4500 ] || fail "$1: the client held the connection for $ms ms"
+    echo "ok - $1: dropped after $ms ms"
+}
+
+# slow-loris: headers never finish (one byte every 100 ms) -> 408 then close
+slow_client "slow headers" 'GET /healthz HTTP/1.1\r\n' 0.1 40 "timed out reading the request headers"
 
 # slow body -> 408
 resp=$( (printf 'PUT /v1/adapters/acme/slow HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc'; sleep 1.5) | RAW_WAIT=3 raw)
 check_contains "stalled body -> 408" "HTTP/1.1 408" "$resp"
 check "stalled upload stored nothing" 404 "$(status GET "$URL/v1/adapters/acme/slow")"
 check "name is not left busy" 201 "$(status PUT "$URL/v1/adapters/acme/slow" -T "$A")"
+
+# a body trickling in faster than the silence timeout still meets the total
+# deadline (one byte every 300 ms: 30 s in all, never 700 ms silent)
+slow_client "trickling body" 'PUT /v1/adapters/acme/trickle HTTP/1.1\r\nContent-Length: 100\r\n\r\n' \
+    0.3 100 "did not complete within body_deadline_ms"
+check "trickled upload stored nothing" 404 "$(status GET "$URL/v1/adapters/acme/trickle")"
 
 # idle keep-alive connections are closed
 resp=$("$PYTHON" - "$PORT" <<'PY'
