@@ -9,7 +9,9 @@ PYTHON   ?= /usr/bin/python3
 VERSION  := 0.1.0
 
 PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
-        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd wrk nodejs
+        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd nodejs
+# Only `make bench` needs these.
+BENCH_PKGS := wrk
 
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
@@ -33,7 +35,7 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all deps model run check check-unit check-e2e check-asan check-kernels bench install format clean
+.PHONY: all deps bench-deps model run check check-unit check-e2e check-asan check-kernels bench install format clean
 
 all: $(BUILD)/slorad
 
@@ -74,6 +76,9 @@ deps:
 	fi
 	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
 
+bench-deps:
+	@$(MAKE) -s deps PKGS="$(BENCH_PKGS)"
+
 MODEL_URL := https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
 models/stories260K.bin models/tok512.bin:
 	@mkdir -p models
@@ -100,8 +105,19 @@ check: deps model all $(BUILD)/check_slora
 	@for t in tests/e2e/*.sh; do [ -f "$$t" ] || continue; echo "== $$t"; \
 	  BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$t || exit 1; done
 
+# The whole unit and e2e suite under ASan + UBSan; any report fails it (the
+# e2e library also collects the daemons' reports from their log_path).
+SAN_OPTIONS := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+               UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 check-asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
+	$(SAN_OPTIONS) $(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
+
+# The unit suites under memcheck, in one process (CK_FORK=no) so every
+# error counts.
+valgrind: deps model $(BUILD)/check_slora
+	@command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind
+	CK_FORK=no valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+	  --quiet $(BUILD)/check_slora
 
 # The kernels' other compile-time paths (portable C; AVX2 without BMI2), superlora suite.
 check-kernels:
@@ -116,7 +132,7 @@ $(BUILD)/bench_model: bench/bench_model.c $(LIB)
 $(BUILD)/bench_tok: bench/bench_tok.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
-bench: deps model all $(BUILD)/bench_model $(BUILD)/bench_tok
+bench: deps bench-deps model all $(BUILD)/bench_model $(BUILD)/bench_tok
 	@mkdir -p bench/results
 	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$b || exit 1; done
 	$(PYTHON) bench/report.py
@@ -126,25 +142,6 @@ $(BUILD)/bench_delta: bench/bench_delta.c $(LIB)
 
 $(BUILD)/bench_registry: bench/bench_registry.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
-
-# libFuzzer over the adapter pipeline (clang, ASan+UBSan); new inputs go to
-# build-fuzz/corpus-adapter. `make check` replays tests/fuzz/corpus/adapter.
-FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-.PHONY: fuzz-adapter
-fuzz-adapter: deps
-	@mkdir -p build-fuzz/corpus-adapter
-	clang -g -O1 -w -std=c11 -D_GNU_SOURCE $(FUZZ_SAN) -fsanitize=fuzzer -Iinclude -Isrc \
-	  -I$(LLHTTP_INC) $(DEP_CFLAGS) tests/fuzz/fuzz_adapter.c $(SRCS) $(LLHTTP_SRC)/llhttp.c \
-	  $(LLHTTP_SRC)/api.c $(LLHTTP_SRC)/http.c -o build-fuzz/fuzz_adapter $(DEP_LIBS)
-	build-fuzz/fuzz_adapter -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
-	  -timeout=10 -artifact_prefix=build-fuzz/ -print_final_stats=1 -dict=tests/fuzz/adapter.dict \
-	  build-fuzz/corpus-adapter tests/fuzz/corpus/adapter
-
-$(BUILD)/fuzz_adapter_replay: tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_adapter.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
-
-$(BUILD)/fuzz_model_replay: tests/fuzz/fuzz_model.c tests/fuzz/replay.c $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_model.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
 
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
@@ -158,19 +155,34 @@ install: all model
 	sed -i -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/slorad/|$(SYSCONFDIR)/slorad/|g' $(DESTDIR)$(UNITDIR)/slorad.service
 	install -D -m 0644 docs/operations.md $(DESTDIR)$(PREFIX)/share/doc/slorad/operations.md
 
-# libFuzzer over the tokenizer (tok*.bin parser, encode/detokenize); new inputs
-# go to build-fuzz/corpus-tokenizer. `make check` replays tests/fuzz/corpus/tokenizer.
-.PHONY: fuzz-tokenizer
-fuzz-tokenizer: deps
+# libFuzzer (clang, ASan+UBSan): every tests/fuzz/fuzz_<t>.c is a target
+# with its seeds in tests/fuzz/corpus/<t>. `make fuzz FUZZ_SECONDS=N` runs
+# them all, `make fuzz-<t>` one; new inputs go to build-fuzz/corpus-<t>,
+# crashes to build-fuzz/crash-<t>-*, the run's output to build-fuzz/fuzz_<t>.log.
+# `make check` replays every committed corpus (tests/e2e/fuzz_replay.sh).
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 65536
+FUZZ_MAX_LEN_tokenizer := 8192
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+.PHONY: fuzz fuzz-lib $(FUZZ_TARGETS:%=fuzz-%) valgrind
+fuzz: $(FUZZ_TARGETS:%=fuzz-%)
+fuzz-lib: deps models/stories260K.bin models/tok512.bin
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libslora.a
-	clang $(CFLAGS_COMMON) -Iinclude $(FUZZ_SAN) -fsanitize=fuzzer -o build-fuzz/fuzz_tokenizer \
-	  tests/fuzz/fuzz_tokenizer.c build-fuzz/libslora.a $(DEP_LIBS)
-	@mkdir -p build-fuzz/corpus-tokenizer
-	build-fuzz/fuzz_tokenizer -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -rss_limit_mb=2048 \
-	  -print_final_stats=1 build-fuzz/corpus-tokenizer tests/fuzz/corpus/tokenizer
+$(FUZZ_TARGETS:%=fuzz-%): fuzz-%: fuzz-lib
+	clang $(CFLAGS_COMMON) -Iinclude $(FUZZ_SAN) -fsanitize=fuzzer -o build-fuzz/fuzz_$* \
+	  tests/fuzz/fuzz_$*.c build-fuzz/libslora.a $(DEP_LIBS)
+	@mkdir -p build-fuzz/corpus-$*
+	build-fuzz/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -max_len=$(or $(FUZZ_MAX_LEN_$*),$(FUZZ_MAX_LEN)) \
+	  -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 -artifact_prefix=build-fuzz/crash-$*- \
+	  $(if $(wildcard tests/fuzz/$*.dict),-dict=tests/fuzz/$*.dict) \
+	  build-fuzz/corpus-$* tests/fuzz/corpus/$* >build-fuzz/fuzz_$*.log 2>&1 \
+	  || { tail -60 build-fuzz/fuzz_$*.log; exit 1; }
+	@grep -E '^(stat::|#[0-9]+ +DONE)' build-fuzz/fuzz_$*.log
 
-$(BUILD)/fuzz_tokenizer_replay: tests/fuzz/fuzz_tokenizer.c tests/fuzz/replay.c $(LIB)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_tokenizer.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
+# The replay runner of one target: its entry point without libFuzzer.
+$(BUILD)/fuzz_%_replay: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
 
 format:
 	clang-format -i $(wildcard src/*.c src/*.h src/util/*.[ch] include/slora/*.h tests/*.c)

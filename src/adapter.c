@@ -487,8 +487,11 @@ static int parse_num(const char **s, int64_t *out)
     const char *p = *s;
     int64_t v = 0;
     int n = 0;
-    while (*p >= '0' && *p <= '9' && n < 19)
-        v = v * 10 + (*p++ - '0'), n++;
+    /* a 19th digit only marks the number too long: accumulating it could
+     * overflow int64 */
+    for (; *p >= '0' && *p <= '9' && n < 19; p++, n++)
+        if (n < 18)
+            v = v * 10 + (*p - '0');
     if (n == 0 || n > 18 || (n > 1 && **s == '0'))
         return -1;
     *s = p;

@@ -6,12 +6,17 @@
  * small: the budget holds a few hundred adapters at most). A handle is the
  * entry itself; `refs` counts handles out plus waiters of a generation, so
  * an entry with refs > 0 is never freed or evicted.
+ *
+ * Fault hook (tests): SLORA_FAULT_ALLOC=N, read by slora_cache_new, makes
+ * the Nth delta allocation of that cache fail as if malloc had (ENOMEM:
+ * the requests waiting on that entry get 503, the next miss retries).
  */
 #include <slora/cache.h>
 #include <slora/error.h>
 #include <slora/log.h>
 #include <slora/superlora.h>
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +73,8 @@ struct slora_cache {
     uint64_t tick;
     unsigned next_ws_id; /* weight-set ids; 0 is the base model */
     struct slora_cache_stats st;
+    uint64_t alloc_fault_nth; /* SLORA_FAULT_ALLOC=N: the Nth delta allocation fails (tests) */
+    uint64_t allocs;          /* delta allocations so far (atomic) */
 };
 
 size_t slora_cache_entry_bytes(const struct slora_adapter *a)
@@ -222,7 +229,8 @@ static int build_entry(struct slora_cache *c, struct slora_cache_handle *e, char
                        size_t diag_len)
 {
     const struct slora_adapter *a = e->adapter;
-    e->merged = malloc(e->bytes ? e->bytes : 1);
+    uint64_t n = __atomic_add_fetch(&c->allocs, 1, __ATOMIC_RELAXED);
+    e->merged = n == c->alloc_fault_nth ? NULL : malloc(e->bytes ? e->bytes : 1);
     if (!e->merged) {
         snprintf(diag, diag_len, "cannot allocate %zu bytes for the deltas", e->bytes);
         return SLORA_ENOMEM;
@@ -300,6 +308,12 @@ struct slora_cache *slora_cache_new(const struct slora_model *m,
     struct slora_cache *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    const char *fault = getenv("SLORA_FAULT_ALLOC");
+    if (fault && *fault) {
+        c->alloc_fault_nth = strtoull(fault, NULL, 10);
+        slora_warn("allocation fault hook active: delta allocation %" PRIu64 " will fail",
+                   c->alloc_fault_nth);
+    }
     c->model = m;
     c->budget = cfg ? cfg->budget_bytes : SLORA_CACHE_DEFAULT_BYTES;
     c->gen = cfg && cfg->gen ? cfg->gen : slora_superlora_generate;

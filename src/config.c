@@ -514,7 +514,7 @@ int slora_config_load(int argc, char **argv, struct slora_config **out, bool *he
     *out = NULL;
     *help = false;
     const char *path = getenv("SLORAD_CONFIG");
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             *help = true;
             return 0;
@@ -525,7 +525,6 @@ int slora_config_load(int argc, char **argv, struct slora_config **out, bool *he
             return diagf(diag, diag_len, SLORA_EINVAL, "%s needs a value", argv[i]);
         if (!strcmp(argv[i], "--config"))
             path = argv[i + 1];
-        i++;
     }
     struct slora_config *c = slora_config_new_defaults();
     if (!c)

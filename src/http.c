@@ -231,8 +231,10 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         return fail(c, SLORA_ETOOLARGE, "request body too large");
     /* A declared length is allocated once, when the body starts to
      * arrive: after the owner accepted the headers, not for anyone who
-     * merely claims a length. */
+     * merely claims a length, and never beyond the limit (an owner that
+     * reads on past an oversized Content-Length gets 413 at the limit). */
     if (!c->body.cap && c->req.content_length > 0 &&
+        (uint64_t)c->req.content_length <= c->lim.max_body_bytes &&
         slora__buf_reserve(&c->body, (size_t)c->req.content_length))
         return fail(c, SLORA_ENOMEM, "out of memory");
     return slora__buf_add(&c->body, at, len) ? fail(c, SLORA_ENOMEM, "out of memory") : 0;

@@ -173,12 +173,7 @@ check "oversize entry dropped after use" 0 "$(curl -s "$URL/metrics" | awk '$1 =
 stop_daemon
 
 # ---- tenants: another tenant's adapter is 404, counters by caller ----------
-h() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
-cat >"$TMP/auth.json" <<JSON
-{"admin_key_sha256": "$(h admin-key)",
- "tenants": [{"name": "acme", "key_sha256": "$(h acme-key)"},
-             {"name": "beta", "key_sha256": "$(h beta-key)"}]}
-JSON
+auth_conf "$TMP/auth.json"
 start_daemon "$TMP/state3" --config "$TMP/auth.json"
 as() { local key=$1; shift; curl -s -w ' %{http_code}' -H "Authorization: Bearer $key" "$@"; }
 out=$(as acme-key -T "$FIXTURES/lokr.safetensors" "$URL/v1/adapters/acme/style")

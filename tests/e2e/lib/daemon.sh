@@ -1,6 +1,8 @@
 # daemon.sh - shared by tests/e2e/server_*.sh (sourced): start/stop a real
 # daemon on 127.0.0.1 with an ephemeral port and a temporary state dir,
-# assertions that print what they checked.
+# assertions that print what they checked. Sanitizer reports of the daemon
+# (make check-asan) go to $TMP/san/daemon.<pid>: stop_daemon and the exit
+# trap fail on any.
 set -euo pipefail
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -12,12 +14,29 @@ DAEMON_PID=
 PORT=
 URL=
 N_CHECKS=0
+SAN_LOG=$TMP/san/daemon
+mkdir -p "$TMP/san"
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$SAN_LOG"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$SAN_LOG"
+
+# sanitizer_reports: the daemons' sanitizer logs so far (empty when clean).
+sanitizer_reports() {
+    cat "$SAN_LOG".* 2>/dev/null || true
+}
 
 cleanup() {
+    local rc=$?
     if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
         kill -9 "$DAEMON_PID" 2>/dev/null || true
     fi
+    local reports
+    reports=$(sanitizer_reports)
+    if [ -n "$reports" ]; then
+        printf 'FAIL: sanitizer reports from the daemon:\n%s\n' "$reports" >&2
+        rc=1
+    fi
     rm -rf "$TMP"
+    exit "$rc"
 }
 trap cleanup EXIT
 
@@ -75,6 +94,7 @@ stop_daemon() {
     wait "$DAEMON_PID" || rc=$?
     DAEMON_PID=
     check "daemon exits 0 on SIGTERM" 0 "$rc"
+    check "no sanitizer report from the daemon" "" "$(sanitizer_reports)"
 }
 
 # status METHOD URL [curl args...]: prints the HTTP status code only.
@@ -82,6 +102,21 @@ status() {
     local m=$1 u=$2
     shift 2
     curl -s -o /dev/null -w '%{http_code}' -X "$m" "$@" "$u"
+}
+
+# key_hash KEY: sha256 hex of a key, as the config stores it.
+key_hash() {
+    printf '%s' "$1" | sha256sum | cut -d' ' -f1
+}
+
+# auth_conf FILE: a config with the admin key "admin-key" and tenants acme
+# ("acme-key") and beta ("beta-key").
+auth_conf() {
+    cat >"$1" <<JSON
+{"admin_key_sha256": "$(key_hash admin-key)",
+ "tenants": [{"name": "acme", "key_sha256": "$(key_hash acme-key)"},
+             {"name": "beta", "key_sha256": "$(key_hash beta-key)"}]}
+JSON
 }
 
 # raw: send stdin to the daemon over one TCP connection, print everything
