@@ -102,8 +102,12 @@ run: deps model all
 
 check: deps model all $(BUILD)/check_slora
 	$(BUILD)/check_slora
-	@for t in tests/e2e/*.sh; do [ -f "$$t" ] || continue; echo "== $$t"; \
-	  BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$t || exit 1; done
+	@pass=0; failed=""; for t in tests/e2e/*.sh; do echo "== $$t"; \
+	  if BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$t; then pass=$$((pass + 1)); \
+	  else failed="$$failed $$t"; fi; done; \
+	  nfail=$$(echo $$failed | wc -w); \
+	  [ -z "$$failed" ] || echo "failed e2e scripts:$$failed"; \
+	  echo "e2e: $$pass passed, $$nfail failed"; [ $$nfail -eq 0 ]
 
 # The whole unit and e2e suite under ASan + UBSan; any report fails it (the
 # e2e library also collects the daemons' reports from their log_path).
