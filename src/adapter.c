@@ -12,6 +12,8 @@
  * The finished adapter is immutable; its refcount is the only mutable field
  * and is updated atomically, so any thread may ref/unref and read it.
  */
+#include "internal.h"
+
 #include <slora/adapter.h>
 #include <slora/error.h>
 #include <slora/safetensors.h>
@@ -21,7 +23,6 @@
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,19 +30,6 @@
 
 #define MAX_SEED ((1LL << 53) - 1)
 #define CORE_IDX SLORA_MAX_ORDER /* sorts a core after its factors */
-
-static int fail(char *diag, size_t diag_len, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *diag, size_t diag_len, int err, const char *fmt, ...)
-{
-    if (diag && diag_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(diag, diag_len, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
 
 void slora_adapter_limits_default(struct slora_adapter_limits *lim)
 {
@@ -58,7 +46,7 @@ void slora_adapter_limits_default(struct slora_adapter_limits *lim)
 static int find_null(json_t *v, char *path, size_t cap, size_t used, char *diag, size_t diag_len)
 {
     if (json_is_null(v))
-        return fail(diag, diag_len, SLORA_EFORMAT, "superlora%s is null", path);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "superlora%s is null", path);
     if (json_is_object(v)) {
         const char *key;
         json_t *c;
@@ -95,7 +83,7 @@ static int check_keys(json_t *obj, const char *where, const char *const *allowed
         while (*a && strcmp(*a, key))
             a++;
         if (!*a)
-            return fail(diag, diag_len, SLORA_EFORMAT, "%s: unknown key '%s'", where, key);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: unknown key '%s'", where, key);
     }
     return 0;
 }
@@ -103,11 +91,12 @@ static int check_keys(json_t *obj, const char *where, const char *const *allowed
 static int parse_seed(json_t *v, const char *where, uint64_t *out, char *diag, size_t diag_len)
 {
     if (!json_is_integer(v))
-        return fail(diag, diag_len, SLORA_EFORMAT, "%s must be an integer in [0, 2^53 - 1]", where);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s must be an integer in [0, 2^53 - 1]",
+                           where);
     json_int_t s = json_integer_value(v);
     if (s < 0 || s > MAX_SEED)
-        return fail(diag, diag_len, SLORA_ERANGE, "%s = %lld is outside [0, 2^53 - 1]", where,
-                    (long long)s);
+        return slora__diag(diag, diag_len, SLORA_ERANGE, "%s = %lld is outside [0, 2^53 - 1]",
+                           where, (long long)s);
     *out = (uint64_t)s;
     return 0;
 }
@@ -118,7 +107,7 @@ static int parse_base(json_t *b, const struct slora_shape *model, struct slora_s
     static const char *const keys[] = {"dim",        "n_layers",   "n_heads", "n_kv_heads",
                                        "hidden_dim", "vocab_size", NULL};
     if (!json_is_object(b))
-        return fail(diag, diag_len, SLORA_EFORMAT, "superlora.base must be an object");
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "superlora.base must be an object");
     int err = check_keys(b, "superlora.base", keys, diag, diag_len);
     if (err)
         return err;
@@ -126,13 +115,13 @@ static int parse_base(json_t *b, const struct slora_shape *model, struct slora_s
     for (int i = 0; i < 6; i++) {
         json_t *v = json_object_get(b, keys[i]);
         if (!v)
-            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.base.%s missing", keys[i]);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT, "superlora.base.%s missing", keys[i]);
         json_int_t x = json_is_integer(v) ? json_integer_value(v) : 0;
         if (i == 5 && x < 0 && x >= -INT_MAX)
             x = -x;
         if (x < 1 || x > INT_MAX)
-            return fail(diag, diag_len, SLORA_EFORMAT,
-                        "superlora.base.%s must be a positive integer", keys[i]);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "superlora.base.%s must be a positive integer", keys[i]);
         vals[i] = (int)x;
     }
     *out = (struct slora_shape){.dim = vals[0],
@@ -142,38 +131,41 @@ static int parse_base(json_t *b, const struct slora_shape *model, struct slora_s
                                 .hidden_dim = vals[4],
                                 .vocab_size = vals[5]};
     if (out->dim % out->n_heads || out->n_heads % out->n_kv_heads)
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "superlora.base: dim %d, n_heads %d, n_kv_heads %d are inconsistent", out->dim,
-                    out->n_heads, out->n_kv_heads);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "superlora.base: dim %d, n_heads %d, n_kv_heads %d are inconsistent",
+                           out->dim, out->n_heads, out->n_kv_heads);
     if (!model)
         return 0;
     const int want[6] = {model->dim,        model->n_layers,   model->n_heads,
                          model->n_kv_heads, model->hidden_dim, model->vocab_size};
     for (int i = 0; i < 6; i++)
         if (vals[i] != want[i])
-            return fail(diag, diag_len, SLORA_EMISMATCH,
-                        "superlora.base.%s is %d, the loaded model has %d", keys[i], vals[i],
-                        want[i]);
+            return slora__diag(diag, diag_len, SLORA_EMISMATCH,
+                               "superlora.base.%s is %d, the loaded model has %d", keys[i], vals[i],
+                               want[i]);
     return 0;
 }
 
 static int parse_modules(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
 {
     if (!json_is_array(v) || json_array_size(v) == 0)
-        return fail(diag, diag_len, SLORA_EFORMAT, "superlora.modules must be a non-empty list");
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "superlora.modules must be a non-empty list");
     for (size_t i = 0; i < json_array_size(v); i++) {
         json_t *e = json_array_get(v, i);
         if (!json_is_string(e))
-            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.modules[%zu] is not a string", i);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "superlora.modules[%zu] is not a string", i);
         int m = slora_arch_module_parse(json_string_value(e));
         if (m < 0)
-            return fail(diag, diag_len, SLORA_EFORMAT,
-                        "superlora.modules[%zu]: unknown module '%s'", i, json_string_value(e));
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "superlora.modules[%zu]: unknown module '%s'", i,
+                               json_string_value(e));
         for (int j = 0; j < c->n_modules; j++)
             if ((int)c->modules[j] == m)
-                return fail(diag, diag_len, SLORA_EFORMAT,
-                            "superlora.modules[%zu]: '%s' repeats module '%s'", i,
-                            json_string_value(e), slora_arch_module_name(m));
+                return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                                   "superlora.modules[%zu]: '%s' repeats module '%s'", i,
+                                   json_string_value(e), slora_arch_module_name(m));
         c->modules[c->n_modules++] = m;
     }
     return 0;
@@ -188,28 +180,30 @@ static int parse_layers(json_t *v, struct slora_adapter_config *c, char *diag, s
         return 0;
     }
     if (!json_is_array(v) || json_array_size(v) == 0)
-        return fail(diag, diag_len, SLORA_EFORMAT, "superlora.layers must be a non-empty list");
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "superlora.layers must be a non-empty list");
     if (json_array_size(v) > (size_t)c->base.n_layers)
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "superlora.layers has %zu entries, the model has %d layers", json_array_size(v),
-                    c->base.n_layers);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "superlora.layers has %zu entries, the model has %d layers",
+                           json_array_size(v), c->base.n_layers);
     c->n_layers = (int)json_array_size(v);
     c->layers = malloc(sizeof(*c->layers) * (size_t)c->n_layers);
     if (!c->layers)
-        return fail(diag, diag_len, SLORA_ENOMEM, "out of memory for superlora.layers");
+        return slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for superlora.layers");
     for (int i = 0; i < c->n_layers; i++) {
         json_t *e = json_array_get(v, (size_t)i);
         if (!json_is_integer(e))
-            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.layers[%d] is not an integer", i);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "superlora.layers[%d] is not an integer", i);
         json_int_t l = json_integer_value(e);
         if (l < 0 || l >= c->base.n_layers)
-            return fail(diag, diag_len, SLORA_ERANGE,
-                        "superlora.layers[%d] = %lld is outside [0, %d)", i, (long long)l,
-                        c->base.n_layers);
+            return slora__diag(diag, diag_len, SLORA_ERANGE,
+                               "superlora.layers[%d] = %lld is outside [0, %d)", i, (long long)l,
+                               c->base.n_layers);
         if (i > 0 && l <= c->layers[i - 1])
-            return fail(diag, diag_len, SLORA_EFORMAT,
-                        "superlora.layers[%d] = %lld: layers must be strictly ascending", i,
-                        (long long)l);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "superlora.layers[%d] = %lld: layers must be strictly ascending", i,
+                               (long long)l);
         c->layers[i] = (int)l;
     }
     return 0;
@@ -225,8 +219,8 @@ static int parse_groups(json_t *v, struct slora_adapter_config *c, char *diag, s
         c->groups_kind = SLORA_GROUPS_COUNT;
         c->groups_count = json_integer_value(v);
         if (c->groups_count < 1)
-            return fail(diag, diag_len, SLORA_ERANGE, "superlora.groups = %lld must be >= 1",
-                        (long long)c->groups_count);
+            return slora__diag(diag, diag_len, SLORA_ERANGE, "superlora.groups = %lld must be >= 1",
+                               (long long)c->groups_count);
         return 0;
     }
     const char *s = json_is_string(v) ? json_string_value(v) : "";
@@ -235,16 +229,17 @@ static int parse_groups(json_t *v, struct slora_adapter_config *c, char *diag, s
     } else if (!strcmp(s, "layer")) {
         c->groups_kind = SLORA_GROUPS_LAYER;
         if (c->order != SLORA_ORDER_LAYER)
-            return fail(diag, diag_len, SLORA_EFORMAT,
-                        "superlora.groups \"layer\" requires order \"layer\"");
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "superlora.groups \"layer\" requires order \"layer\"");
     } else if (!strcmp(s, "module")) {
         c->groups_kind = SLORA_GROUPS_MODULE;
         if (c->order != SLORA_ORDER_MODULE)
-            return fail(diag, diag_len, SLORA_EFORMAT,
-                        "superlora.groups \"module\" requires order \"module\"");
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "superlora.groups \"module\" requires order \"module\"");
     } else {
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "superlora.groups must be an integer or \"matrix\", \"layer\", \"module\"");
+        return slora__diag(
+            diag, diag_len, SLORA_EFORMAT,
+            "superlora.groups must be an integer or \"matrix\", \"layer\", \"module\"");
     }
     return 0;
 }
@@ -275,8 +270,8 @@ static int parse_order(json_t *v, struct slora_adapter_config *c, char *diag, si
 {
     const char *s = !v ? "layer" : json_is_string(v) ? json_string_value(v) : "";
     if (strcmp(s, "layer") && strcmp(s, "module"))
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "superlora.order must be \"layer\" or \"module\"");
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "superlora.order must be \"layer\" or \"module\"");
     c->order = !strcmp(s, "module") ? SLORA_ORDER_MODULE : SLORA_ORDER_LAYER;
     return 0;
 }
@@ -288,8 +283,8 @@ static int parse_shuffle(json_t *v, struct slora_adapter_config *c, char *diag, 
         return 0;
     c->shuffle = true;
     if (!json_is_object(v))
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "superlora.shuffle must be an object {\"seed\"}");
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "superlora.shuffle must be an object {\"seed\"}");
     int err = check_keys(v, "superlora.shuffle", keys, diag, diag_len);
     return err ? err
                : parse_seed(json_object_get(v, "seed"), "superlora.shuffle.seed", &c->shuffle_seed,
@@ -303,15 +298,15 @@ static int parse_projection(json_t *v, struct slora_adapter_config *c, char *dia
         return 0;
     c->projection = true;
     if (!json_is_object(v))
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "superlora.projection must be an object {\"kind\", \"seed\"}");
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "superlora.projection must be an object {\"kind\", \"seed\"}");
     int err = check_keys(v, "superlora.projection", keys, diag, diag_len);
     if (err)
         return err;
     json_t *kind = json_object_get(v, "kind");
     if (!json_is_string(kind) || strcmp(json_string_value(kind), "fastfood"))
-        return fail(diag, diag_len, SLORA_EUNSUPPORTED,
-                    "superlora.projection.kind must be \"fastfood\"");
+        return slora__diag(diag, diag_len, SLORA_EUNSUPPORTED,
+                           "superlora.projection.kind must be \"fastfood\"");
     return parse_seed(json_object_get(v, "seed"), "superlora.projection.seed", &c->projection_seed,
                       diag, diag_len);
 }
@@ -322,11 +317,11 @@ static int parse_alpha(json_t *v, struct slora_adapter_config *c, char *diag, si
     if (!v)
         return 0;
     if (!json_is_number(v))
-        return fail(diag, diag_len, SLORA_EFORMAT, "superlora.alpha must be a number");
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "superlora.alpha must be a number");
     c->alpha = (float)json_number_value(v);
     if (!isfinite(c->alpha))
-        return fail(diag, diag_len, SLORA_ENONFINITE,
-                    "superlora.alpha = %g is not a finite float32", json_number_value(v));
+        return slora__diag(diag, diag_len, SLORA_ENONFINITE,
+                           "superlora.alpha = %g is not a finite float32", json_number_value(v));
     return 0;
 }
 
@@ -339,17 +334,19 @@ static int parse_root(json_t *root, const struct slora_shape *model, struct slor
                                        "groups",  "shuffle", "projection", "alpha",  NULL};
     char path[256] = "";
     if (!json_is_object(root))
-        return fail(diag, diag_len, SLORA_EFORMAT, "__metadata__.superlora is not a JSON object");
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "__metadata__.superlora is not a JSON object");
     int err = find_null(root, path, sizeof(path), 0, diag, diag_len);
     if (err || (err = check_keys(root, "superlora", keys, diag, diag_len)))
         return err;
     static const char *const required[] = {"version", "base", "modules"};
     for (int i = 0; i < 3; i++)
         if (!json_object_get(root, required[i]))
-            return fail(diag, diag_len, SLORA_EFORMAT, "superlora.%s missing", required[i]);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT, "superlora.%s missing", required[i]);
     json_t *v = json_object_get(root, "version");
     if (!json_is_integer(v) || json_integer_value(v) != 1)
-        return fail(diag, diag_len, SLORA_EUNSUPPORTED, "superlora.version must be the integer 1");
+        return slora__diag(diag, diag_len, SLORA_EUNSUPPORTED,
+                           "superlora.version must be the integer 1");
     if ((err = parse_base(json_object_get(root, "base"), model, &c->base, diag, diag_len)) ||
         (err = parse_modules(json_object_get(root, "modules"), c, diag, diag_len)) ||
         (err = parse_layers(json_object_get(root, "layers"), c, diag, diag_len)) ||
@@ -369,10 +366,10 @@ static int parse_config(const char *text, const struct slora_shape *model,
     if (!root) {
         char key[64];
         last_key(text, jerr.position, key, sizeof(key));
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "__metadata__.superlora is not valid JSON (line %d, column %d%s%s%s): %s",
-                    jerr.line, jerr.column, *key ? ", after key '" : "", key, *key ? "'" : "",
-                    jerr.text);
+        return slora__diag(
+            diag, diag_len, SLORA_EFORMAT,
+            "__metadata__.superlora is not valid JSON (line %d, column %d%s%s%s): %s", jerr.line,
+            jerr.column, *key ? ", after key '" : "", key, *key ? "'" : "", jerr.text);
     }
     int err = parse_root(root, model, c, diag, diag_len);
     json_decref(root);
@@ -391,24 +388,25 @@ static int count_sizes(struct slora_adapter *a, const struct slora_adapter_limit
         int64_t r, k, s;
         slora_arch_module_dims(&c->base, c->modules[i], &r, &k);
         if (__builtin_mul_overflow(r, k, &s) || __builtin_add_overflow(per_layer, s, &per_layer))
-            return fail(diag, diag_len, SLORA_ELIMIT, "total size N overflows");
+            return slora__diag(diag, diag_len, SLORA_ELIMIT, "total size N overflows");
     }
     if (__builtin_mul_overflow(per_layer, (int64_t)c->n_layers, &a->total) ||
         a->total > lim->max_total)
-        return fail(diag, diag_len, SLORA_ELIMIT,
-                    "total size N of the targets is over the limit of %lld elements",
-                    (long long)lim->max_total);
+        return slora__diag(diag, diag_len, SLORA_ELIMIT,
+                           "total size N of the targets is over the limit of %lld elements",
+                           (long long)lim->max_total);
     int64_t j = (int64_t)c->n_layers * c->n_modules;
     if (j > INT_MAX)
-        return fail(diag, diag_len, SLORA_ELIMIT, "too many target matrices");
+        return slora__diag(diag, diag_len, SLORA_ELIMIT, "too many target matrices");
     a->n_targets = (int)j;
     int64_t g;
     switch (c->groups_kind) {
     case SLORA_GROUPS_COUNT:
         g = c->groups_count;
         if (g > a->total)
-            return fail(diag, diag_len, SLORA_ERANGE, "superlora.groups = %lld is above N = %lld",
-                        (long long)g, (long long)a->total);
+            return slora__diag(diag, diag_len, SLORA_ERANGE,
+                               "superlora.groups = %lld is above N = %lld", (long long)g,
+                               (long long)a->total);
         break;
     case SLORA_GROUPS_MATRIX:
         g = j;
@@ -421,8 +419,8 @@ static int count_sizes(struct slora_adapter *a, const struct slora_adapter_limit
         break;
     }
     if (g > lim->max_groups)
-        return fail(diag, diag_len, SLORA_ELIMIT, "%lld groups is over the limit of %lld",
-                    (long long)g, (long long)lim->max_groups);
+        return slora__diag(diag, diag_len, SLORA_ELIMIT, "%lld groups is over the limit of %lld",
+                           (long long)g, (long long)lim->max_groups);
     a->n_groups = (int)g;
     return 0;
 }
@@ -536,18 +534,20 @@ static int parse_names(const struct slora_st *st, int64_t G, struct entry *es, c
         const char *name = st->tensors[i].name;
         es[i].t = &st->tensors[i];
         if (parse_name(name, &es[i]))
-            return fail(diag, diag_len, SLORA_EFORMAT,
-                        "unexpected tensor '%s' (expected g{g}.k{k}.f{m} or g{g}.k{k}.core)", name);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "unexpected tensor '%s' (expected g{g}.k{k}.f{m} or g{g}.k{k}.core)",
+                               name);
         if (es[i].g >= G)
-            return fail(diag, diag_len, SLORA_EFORMAT,
-                        "unexpected tensor '%s': the adapter has %lld groups", name, (long long)G);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "unexpected tensor '%s': the adapter has %lld groups", name,
+                               (long long)G);
         if (es[i].k >= SLORA_MAX_KRON)
-            return fail(diag, diag_len, SLORA_ELIMIT,
-                        "tensor '%s': over the limit of %d Kronecker factors", name,
-                        SLORA_MAX_KRON);
+            return slora__diag(diag, diag_len, SLORA_ELIMIT,
+                               "tensor '%s': over the limit of %d Kronecker factors", name,
+                               SLORA_MAX_KRON);
         if (es[i].m >= SLORA_MAX_ORDER && es[i].m != CORE_IDX)
-            return fail(diag, diag_len, SLORA_ELIMIT, "tensor '%s': over the limit of order %d",
-                        name, SLORA_MAX_ORDER);
+            return slora__diag(diag, diag_len, SLORA_ELIMIT,
+                               "tensor '%s': over the limit of order %d", name, SLORA_MAX_ORDER);
     }
     qsort(es, (size_t)st->n_tensors, sizeof(*es), by_name);
     /* Every group needs g{g}.k0.f0; find the first one missing before
@@ -559,20 +559,21 @@ static int parse_names(const struct slora_st *st, int64_t G, struct entry *es, c
         else if (es[i].g > want)
             break;
     if (want < G)
-        return fail(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k0.f0'", (long long)want);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k0.f0'",
+                           (long long)want);
     return 0;
 }
 
 static int check_factor(const struct slora_st_tensor *t, char *diag, size_t diag_len)
 {
     if (t->n_dims != 2)
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "tensor '%s': a factor matrix must be 2-D, it has %d dimensions", t->name,
-                    t->n_dims);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "tensor '%s': a factor matrix must be 2-D, it has %d dimensions",
+                           t->name, t->n_dims);
     if (t->shape[0] == 0 || t->shape[1] == 0)
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "tensor '%s': zero dimension in shape (%lld, %lld)", t->name,
-                    (long long)t->shape[0], (long long)t->shape[1]);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "tensor '%s': zero dimension in shape (%lld, %lld)", t->name,
+                           (long long)t->shape[0], (long long)t->shape[1]);
     return 0;
 }
 
@@ -580,18 +581,18 @@ static int check_core(const struct slora_st_tensor *t, const struct slora_factor
                       const struct slora_adapter_limits *lim, char *diag, size_t diag_len)
 {
     if (t->n_dims != order)
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "tensor '%s': core has %d dimensions, the factor order is %d", t->name,
-                    t->n_dims, order);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "tensor '%s': core has %d dimensions, the factor order is %d", t->name,
+                           t->n_dims, order);
     for (int m = 0; m < order; m++)
         if (t->shape[m] != f->r[m])
-            return fail(diag, diag_len, SLORA_EFORMAT,
-                        "tensor '%s': core dimension %d is %lld, factor f%d has rank %lld", t->name,
-                        m, (long long)t->shape[m], m, (long long)f->r[m]);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "tensor '%s': core dimension %d is %lld, factor f%d has rank %lld",
+                               t->name, m, (long long)t->shape[m], m, (long long)f->r[m]);
     if (t->n_elems > lim->max_core)
-        return fail(diag, diag_len, SLORA_ELIMIT,
-                    "tensor '%s': %lld core elements is over the limit of %lld", t->name,
-                    (long long)t->n_elems, (long long)lim->max_core);
+        return slora__diag(diag, diag_len, SLORA_ELIMIT,
+                           "tensor '%s': %lld core elements is over the limit of %lld", t->name,
+                           (long long)t->n_elems, (long long)lim->max_core);
     return 0;
 }
 
@@ -647,7 +648,7 @@ static int alloc_tables(struct slora_adapter *a, const struct entry *es, int n, 
                    (sizeof(int64_t) * 2 + sizeof(float *)) * modes + sizeof(int64_t) * group_modes;
     char *p = calloc(1, bytes);
     if (!p)
-        return fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the group table");
+        return slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for the group table");
     a->tables = p;
     a->targets = (struct slora_target *)p;
     p += sizeof(struct slora_target) * (size_t)a->n_targets;
@@ -676,8 +677,9 @@ static int build_group(struct slora_group *gr, int64_t g, const struct entry *es
     gr->k = t->factors;
     for (int k = 0; i < n && es[i].g == g; k++) {
         if (es[i].k != k || es[i].m != 0)
-            return fail(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k%d.f0' (next: '%s')",
-                        (long long)g, k, es[i].t->name);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "missing tensor 'g%lld.k%d.f0' (next: '%s')", (long long)g, k,
+                               es[i].t->name);
         struct slora_factor *f = t->factors++;
         f->n = t->n;
         f->r = t->r;
@@ -694,14 +696,15 @@ static int build_group(struct slora_group *gr, int64_t g, const struct entry *es
         t->r += m;
         t->a += m;
         if (i < n && es[i].g == g && es[i].k == k && es[i].m != CORE_IDX)
-            return fail(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k%d.f%d'",
-                        (long long)g, k, m);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT, "missing tensor 'g%lld.k%d.f%d'",
+                               (long long)g, k, m);
         if (k == 0)
             gr->order = m;
         else if (m != gr->order)
-            return fail(diag, diag_len, SLORA_EFORMAT,
-                        "group g%lld: Kronecker factor k%d has order %d, factor k0 has order %d",
-                        (long long)g, k, m, gr->order);
+            return slora__diag(
+                diag, diag_len, SLORA_EFORMAT,
+                "group g%lld: Kronecker factor k%d has order %d, factor k0 has order %d",
+                (long long)g, k, m, gr->order);
         if (i < n && es[i].g == g && es[i].k == k) {
             int err = check_core(es[i].t, f, m, lim, diag, diag_len);
             if (err)
@@ -710,10 +713,10 @@ static int build_group(struct slora_group *gr, int64_t g, const struct entry *es
         } else {
             for (int j = 1; j < m; j++)
                 if (f->r[j] != f->r[0])
-                    return fail(diag, diag_len, SLORA_EFORMAT,
-                                "g%lld.k%d: CP factors (no core) need equal ranks, "
-                                "f0 has rank %lld, f%d has rank %lld",
-                                (long long)g, k, (long long)f->r[0], j, (long long)f->r[j]);
+                    return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                                       "g%lld.k%d: CP factors (no core) need equal ranks, "
+                                       "f0 has rank %lld, f%d has rank %lld",
+                                       (long long)g, k, (long long)f->r[0], j, (long long)f->r[j]);
         }
         gr->n_kron = k + 1;
     }
@@ -736,32 +739,32 @@ static int check_code_len(struct slora_group *gr, int64_t g, bool projection, st
         int64_t n = 1;
         for (int k = 0; k < gr->n_kron; k++)
             if (__builtin_mul_overflow(n, gr->k[k].n[m], &n))
-                return fail(diag, diag_len, SLORA_EFORMAT, "group g%lld: mode %d size overflows",
-                            (long long)g, m);
+                return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                                   "group g%lld: mode %d size overflows", (long long)g, m);
         gr->n[m] = n;
         if (__builtin_mul_overflow(p, gr->n[m], &p))
-            return fail(diag, diag_len, SLORA_EFORMAT, "group g%lld: code length P_g overflows",
-                        (long long)g);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "group g%lld: code length P_g overflows", (long long)g);
     }
     gr->code_len = p;
     int64_t bound = gr->len + 65536 > 2 * gr->len ? gr->len + 65536 : 2 * gr->len;
     if (p > bound)
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "group g%lld: code length P_g = %lld is over the sanity bound %lld "
-                    "(max(2 N_g, N_g + 65536), N_g = %lld)",
-                    (long long)g, (long long)p, (long long)bound, (long long)gr->len);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "group g%lld: code length P_g = %lld is over the sanity bound %lld "
+                           "(max(2 N_g, N_g + 65536), N_g = %lld)",
+                           (long long)g, (long long)p, (long long)bound, (long long)gr->len);
     if (!projection && p < gr->len)
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "group g%lld: code length P_g = %lld < N_g = %lld without projection",
-                    (long long)g, (long long)p, (long long)gr->len);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "group g%lld: code length P_g = %lld < N_g = %lld without projection",
+                           (long long)g, (long long)p, (long long)gr->len);
     if (projection) {
         int64_t need = p > gr->len ? p : gr->len, l = 1;
         while (l < need && l <= lim->max_fastfood)
             l <<= 1;
         if (l > lim->max_fastfood)
-            return fail(diag, diag_len, SLORA_ELIMIT,
-                        "group g%lld: fastfood length L = %lld is over the limit of %lld",
-                        (long long)g, (long long)l, (long long)lim->max_fastfood);
+            return slora__diag(diag, diag_len, SLORA_ELIMIT,
+                               "group g%lld: fastfood length L = %lld is over the limit of %lld",
+                               (long long)g, (long long)l, (long long)lim->max_fastfood);
     }
     return 0;
 }
@@ -772,18 +775,18 @@ static int load_params(struct slora_adapter *a, const struct entry *es, int n, c
 {
     a->params = malloc(sizeof(float) * (size_t)(a->n_params ? a->n_params : 1));
     if (!a->params)
-        return fail(diag, diag_len, SLORA_ENOMEM, "out of memory for %lld parameters",
-                    (long long)a->n_params);
+        return slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for %lld parameters",
+                           (long long)a->n_params);
     float *p = a->params;
     for (int i = 0; i < n; i++) {
         const struct slora_st_tensor *t = es[i].t;
         slora_st_to_f32(t, p);
         for (int64_t e = 0; e < t->n_elems; e++)
             if (!isfinite(p[e]))
-                return fail(diag, diag_len, SLORA_ENONFINITE,
-                            "tensor '%s': %s at element %lld (byte offset %zu)", t->name,
-                            isnan(p[e]) ? "NaN" : "Inf", (long long)e,
-                            t->file_offset + (size_t)e * (t->n_bytes / (size_t)t->n_elems));
+                return slora__diag(diag, diag_len, SLORA_ENONFINITE,
+                                   "tensor '%s': %s at element %lld (byte offset %zu)", t->name,
+                                   isnan(p[e]) ? "NaN" : "Inf", (long long)e,
+                                   t->file_offset + (size_t)e * (t->n_bytes / (size_t)t->n_elems));
         struct slora_factor *f = &a->groups[es[i].g].k[es[i].k];
         if (es[i].m == CORE_IDX)
             f->core = p;
@@ -800,23 +803,23 @@ static int build(struct slora_adapter *a, const struct slora_st *st,
 {
     const char *text;
     if (slora_st_meta_get(st, "superlora", &text))
-        return fail(diag, diag_len, SLORA_EFORMAT, "__metadata__.superlora missing");
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "__metadata__.superlora missing");
     if (!text)
-        return fail(diag, diag_len, SLORA_EFORMAT, "__metadata__.superlora is not a string");
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "__metadata__.superlora is not a string");
     int err = parse_config(text, model, &a->cfg, diag, diag_len);
     if (err || (err = count_sizes(a, lim, diag, diag_len)))
         return err;
 
     struct entry *es = calloc((size_t)st->n_tensors + 1, sizeof(*es));
     if (!es)
-        return fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the tensor table");
+        return slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for the tensor table");
     if ((err = parse_names(st, a->n_groups, es, diag, diag_len)))
         goto err_free_entries;
     if (!a->cfg.layers && (a->cfg.layers = malloc(sizeof(int) * (size_t)a->cfg.n_layers)))
         for (int l = 0; l < a->cfg.n_layers; l++)
             a->cfg.layers[l] = l;
     if (!a->cfg.layers) {
-        err = fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the target list");
+        err = slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for the target list");
         goto err_free_entries;
     }
     struct tables t = {0};
@@ -835,8 +838,9 @@ static int build(struct slora_adapter *a, const struct slora_st *st,
     for (int i = 0; i < st->n_tensors; i++)
         a->n_params += st->tensors[i].n_elems; /* each <= file bytes / 2: no overflow */
     if (a->n_params > lim->max_params) {
-        err = fail(diag, diag_len, SLORA_ELIMIT, "parameter count %lld is over the limit of %lld",
-                   (long long)a->n_params, (long long)lim->max_params);
+        err = slora__diag(diag, diag_len, SLORA_ELIMIT,
+                          "parameter count %lld is over the limit of %lld", (long long)a->n_params,
+                          (long long)lim->max_params);
         goto err_free_entries;
     }
     err = load_params(a, es, st->n_tensors, diag, diag_len);
@@ -861,7 +865,7 @@ int slora_adapter_parse(const void *buf, size_t len, const struct slora_shape *m
         return err;
     struct slora_adapter *a = calloc(1, sizeof(*a));
     if (!a) {
-        err = fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the adapter");
+        err = slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for the adapter");
         goto err_free_st;
     }
     a->refcount = 1;
@@ -893,8 +897,8 @@ int slora_adapter_validate(const void *buf, size_t len, const struct slora_shape
         return err;
     float *scratch = malloc(sizeof(float) * (size_t)(a->total ? a->total : 1));
     if (!scratch) {
-        err = fail(diag, diag_len, SLORA_ENOMEM, "out of memory for %lld delta values",
-                   (long long)a->total);
+        err = slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for %lld delta values",
+                          (long long)a->total);
         goto err_unref;
     }
     err = slora_superlora_generate(a, scratch, n_threads, diag, diag_len);
@@ -916,21 +920,22 @@ int slora_adapter_load(const char *path, const struct slora_shape *model,
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fail(diag, diag_len, SLORA_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return slora__diag(diag, diag_len, SLORA_EIO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     int err;
     if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode)) {
-        err = fail(diag, diag_len, SLORA_EIO, "%s: not a regular file", path);
+        err = slora__diag(diag, diag_len, SLORA_EIO, "%s: not a regular file", path);
         goto err_close_file;
     }
     size_t len = (size_t)sb.st_size;
     void *buf = malloc(len ? len : 1);
     if (!buf) {
-        err = fail(diag, diag_len, SLORA_ENOMEM, "%s: out of memory for %zu bytes", path, len);
+        err =
+            slora__diag(diag, diag_len, SLORA_ENOMEM, "%s: out of memory for %zu bytes", path, len);
         goto err_close_file;
     }
     if (fread(buf, 1, len, f) != len) {
-        err = fail(diag, diag_len, SLORA_EIO, "%s: short read", path);
+        err = slora__diag(diag, diag_len, SLORA_EIO, "%s: short read", path);
         goto err_free_buf;
     }
     err = n_threads > 0

@@ -5,6 +5,8 @@
  * docs/configuration.md all follow it. Tenants and the admin key are
  * parsed separately because they have structure.
  */
+#include "internal.h"
+
 #include <slora/auth.h>
 #include <slora/config.h>
 #include <slora/error.h>
@@ -15,7 +17,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,18 +71,6 @@ static const struct key keys[] = {
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
-static int diagf(char *diag, size_t diag_len, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int diagf(char *diag, size_t diag_len, int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (diag_len)
-        vsnprintf(diag, diag_len, fmt, ap);
-    va_end(ap);
-    return err;
-}
-
 static char **str_at(struct slora_config *c, const struct key *k)
 {
     return (char **)((char *)c + k->offset);
@@ -110,9 +99,10 @@ static int set_string(struct slora_config *c, const struct key *k, const char *v
 static int check_int(const struct key *k, int64_t v, char *diag, size_t diag_len)
 {
     if (v < k->min || v > k->max)
-        return diagf(diag, diag_len, SLORA_ERANGE,
-                     "config key '%s': %" PRId64 " is out of range [%" PRId64 ", %" PRId64 "]",
-                     k->name, v, k->min, k->max);
+        return slora__diag(diag, diag_len, SLORA_ERANGE,
+                           "config key '%s': %" PRId64 " is out of range [%" PRId64 ", %" PRId64
+                           "]",
+                           k->name, v, k->min, k->max);
     return 0;
 }
 
@@ -157,10 +147,11 @@ static int tenant_keys(json_t *v, const char *where, const char ***out, int *n, 
 {
     size_t count = json_is_array(v) ? json_array_size(v) : 1;
     if ((!json_is_array(v) && !json_is_string(v)) || count == 0 || count > 1024)
-        return diagf(diag, diag_len, SLORA_EINVAL,
-                     "config key '%s.key_sha256': expected a hex string or a non-empty array of "
-                     "them",
-                     where);
+        return slora__diag(
+            diag, diag_len, SLORA_EINVAL,
+            "config key '%s.key_sha256': expected a hex string or a non-empty array of "
+            "them",
+            where);
     const char **keys = calloc(count, sizeof(*keys));
     if (!keys)
         return SLORA_ENOMEM;
@@ -168,8 +159,8 @@ static int tenant_keys(json_t *v, const char *where, const char ***out, int *n, 
         json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
         if (!json_is_string(e)) {
             free(keys);
-            return diagf(diag, diag_len, SLORA_EINVAL,
-                         "config key '%s.key_sha256[%zu]': expected a string", where, i);
+            return slora__diag(diag, diag_len, SLORA_EINVAL,
+                               "config key '%s.key_sha256[%zu]': expected a string", where, i);
         }
         keys[i] = json_string_value(e);
     }
@@ -182,9 +173,9 @@ static int tenant_limit(json_t *v, const char *where, const char *key, int64_t *
                         size_t diag_len)
 {
     if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return diagf(diag, diag_len, SLORA_ERANGE,
-                     "config key '%s.%s': expected an integer in [0, %" PRId64 "]", where, key,
-                     (int64_t)INT64_MAX);
+        return slora__diag(diag, diag_len, SLORA_ERANGE,
+                           "config key '%s.%s': expected an integer in [0, %" PRId64 "]", where,
+                           key, (int64_t)INT64_MAX);
     *out = json_integer_value(v);
     return 0;
 }
@@ -195,7 +186,8 @@ static int parse_tenant(struct slora_config *c, json_t *obj, size_t index, char 
     char where[48];
     snprintf(where, sizeof(where), "tenants[%zu]", index);
     if (!json_is_object(obj))
-        return diagf(diag, diag_len, SLORA_EINVAL, "config key '%s': expected an object", where);
+        return slora__diag(diag, diag_len, SLORA_EINVAL, "config key '%s': expected an object",
+                           where);
     const char *name = NULL;
     const char **keys = NULL;
     int n_keys = 0;
@@ -208,8 +200,8 @@ static int parse_tenant(struct slora_config *c, json_t *obj, size_t index, char 
         if (!strcmp(key, "name") && json_is_string(v))
             name = json_string_value(v);
         else if (!strcmp(key, "name"))
-            err = diagf(diag, diag_len, SLORA_EINVAL, "config key '%s.name': expected a string",
-                        where);
+            err = slora__diag(diag, diag_len, SLORA_EINVAL,
+                              "config key '%s.name': expected a string", where);
         else if (!strcmp(key, "key_sha256") && !keys)
             err = tenant_keys(v, where, &keys, &n_keys, diag, diag_len);
         else if (!strcmp(key, "max_adapters"))
@@ -217,22 +209,22 @@ static int parse_tenant(struct slora_config *c, json_t *obj, size_t index, char 
         else if (!strcmp(key, "max_bytes"))
             err = tenant_limit(v, where, key, &quota.max_bytes, diag, diag_len);
         else
-            err = diagf(diag, diag_len, SLORA_EINVAL,
-                        "config key '%s.%s' is unknown (accepted: name, key_sha256, "
-                        "max_adapters, max_bytes)",
-                        where, key);
+            err = slora__diag(diag, diag_len, SLORA_EINVAL,
+                              "config key '%s.%s' is unknown (accepted: name, key_sha256, "
+                              "max_adapters, max_bytes)",
+                              where, key);
         if (err)
             goto out_free_keys;
     }
     if (!name || !keys) {
-        err = diagf(diag, diag_len, SLORA_EINVAL, "config key '%s': needs name and key_sha256",
-                    where);
+        err = slora__diag(diag, diag_len, SLORA_EINVAL,
+                          "config key '%s': needs name and key_sha256", where);
         goto out_free_keys;
     }
     char inner[256];
     err = slora_auth_add_tenant(c->auth, name, keys, n_keys, &quota, inner, sizeof(inner));
     if (err)
-        diagf(diag, diag_len, err, "config key '%s': %s", where, inner);
+        slora__diag(diag, diag_len, err, "config key '%s': %s", where, inner);
 out_free_keys:
     free(keys);
     return err;
@@ -241,7 +233,7 @@ out_free_keys:
 static int parse_tenants(struct slora_config *c, json_t *arr, char *diag, size_t diag_len)
 {
     if (!json_is_array(arr))
-        return diagf(diag, diag_len, SLORA_EINVAL, "config key 'tenants': expected an array");
+        return slora__diag(diag, diag_len, SLORA_EINVAL, "config key 'tenants': expected an array");
     size_t i;
     json_t *v;
     json_array_foreach(arr, i, v)
@@ -259,12 +251,12 @@ static int parse_admin_key(struct slora_config *c, json_t *v, char *diag, size_t
     if (json_is_null(v) || (json_is_string(v) && !json_string_length(v)))
         return 0;
     if (!json_is_string(v))
-        return diagf(diag, diag_len, SLORA_EINVAL,
-                     "config key 'admin_key_sha256': expected 64 hex digits or \"\"");
+        return slora__diag(diag, diag_len, SLORA_EINVAL,
+                           "config key 'admin_key_sha256': expected 64 hex digits or \"\"");
     char inner[256];
     int err = slora_auth_add_admin_key(c->auth, json_string_value(v), inner, sizeof(inner));
     if (err)
-        diagf(diag, diag_len, err, "config key 'admin_key_sha256': %s", inner);
+        slora__diag(diag, diag_len, err, "config key 'admin_key_sha256': %s", inner);
     return err;
 }
 
@@ -282,22 +274,22 @@ static int apply_value(struct slora_config *c, const struct key *k, json_t *v, c
     switch (k->type) {
     case KEY_STRING:
         if (!json_is_string(v))
-            return diagf(diag, diag_len, SLORA_EINVAL, "config key '%s': expected a string",
-                         k->name);
+            return slora__diag(diag, diag_len, SLORA_EINVAL, "config key '%s': expected a string",
+                               k->name);
         return set_string(c, k, json_string_value(v));
     case KEY_INT:
         if (!json_is_integer(v))
-            return diagf(diag, diag_len, SLORA_EINVAL,
-                         "config key '%s': expected an integer in [%" PRId64 ", %" PRId64 "]",
-                         k->name, k->min, k->max);
+            return slora__diag(diag, diag_len, SLORA_EINVAL,
+                               "config key '%s': expected an integer in [%" PRId64 ", %" PRId64 "]",
+                               k->name, k->min, k->max);
         if (check_int(k, json_integer_value(v), diag, diag_len))
             return SLORA_ERANGE;
         *int_at(c, k) = json_integer_value(v);
         return 0;
     case KEY_BOOL:
         if (!json_is_boolean(v))
-            return diagf(diag, diag_len, SLORA_EINVAL, "config key '%s': expected true or false",
-                         k->name);
+            return slora__diag(diag, diag_len, SLORA_EINVAL,
+                               "config key '%s': expected true or false", k->name);
         *bool_at(c, k) = json_is_true(v);
         return 0;
     }
@@ -310,11 +302,11 @@ int slora_config_apply_json(struct slora_config *c, const char *text, size_t len
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return diagf(diag, diag_len, SLORA_EINVAL, "config: line %d column %d: %s", jerr.line,
-                     jerr.column, jerr.text);
+        return slora__diag(diag, diag_len, SLORA_EINVAL, "config: line %d column %d: %s", jerr.line,
+                           jerr.column, jerr.text);
     int err = 0;
     if (!json_is_object(root)) {
-        err = diagf(diag, diag_len, SLORA_EINVAL, "config: expected a JSON object");
+        err = slora__diag(diag, diag_len, SLORA_EINVAL, "config: expected a JSON object");
         goto out_decref;
     }
     const char *name;
@@ -329,7 +321,7 @@ int slora_config_apply_json(struct slora_config *c, const char *text, size_t len
         } else if (!strcmp(name, "admin_key_sha256")) {
             err = parse_admin_key(c, v, diag, diag_len);
         } else {
-            err = diagf(diag, diag_len, SLORA_EINVAL, "config key '%s' is unknown", name);
+            err = slora__diag(diag, diag_len, SLORA_EINVAL, "config key '%s' is unknown", name);
         }
         if (err)
             break;
@@ -343,7 +335,7 @@ static int load_file(struct slora_config *c, const char *path, char *diag, size_
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return diagf(diag, diag_len, SLORA_EIO, "config %s: %s", path, strerror(errno));
+        return slora__diag(diag, diag_len, SLORA_EIO, "config %s: %s", path, strerror(errno));
     char *text = NULL;
     size_t len = 0, cap = 0;
     int err = 0;
@@ -351,7 +343,8 @@ static int load_file(struct slora_config *c, const char *path, char *diag, size_
         if (len == cap) {
             cap = cap ? cap * 2 : 4096;
             if (cap > 64 * MIB) {
-                err = diagf(diag, diag_len, SLORA_ERANGE, "config %s: larger than 64 MiB", path);
+                err = slora__diag(diag, diag_len, SLORA_ERANGE, "config %s: larger than 64 MiB",
+                                  path);
                 goto err_close;
             }
             char *t = realloc(text, cap);
@@ -367,13 +360,13 @@ static int load_file(struct slora_config *c, const char *path, char *diag, size_
             break;
     }
     if (ferror(f)) {
-        err = diagf(diag, diag_len, SLORA_EIO, "config %s: read error", path);
+        err = slora__diag(diag, diag_len, SLORA_EIO, "config %s: read error", path);
         goto err_close;
     }
     char inner[512];
     err = slora_config_apply_json(c, text, len, inner, sizeof(inner));
     if (err)
-        diagf(diag, diag_len, err, "%s: %s", path, inner);
+        slora__diag(diag, diag_len, err, "%s: %s", path, inner);
     else if (!(c->config_path = strdup(path)))
         err = SLORA_ENOMEM;
 err_close:
@@ -455,14 +448,14 @@ static int apply_flag(struct slora_config *c, const char *flag, const char *valu
         errno = 0;
         long long v = strtoll(value, &end, 10);
         if (!*value || *end || errno)
-            return diagf(diag, diag_len, SLORA_EINVAL, "%s: expected an integer, got '%s'", flag,
-                         value);
+            return slora__diag(diag, diag_len, SLORA_EINVAL, "%s: expected an integer, got '%s'",
+                               flag, value);
         if (check_int(k, v, diag, diag_len))
             return SLORA_ERANGE;
         *int_at(c, k) = v;
         return 0;
     }
-    return diagf(diag, diag_len, SLORA_EINVAL, "unknown option '%s'", flag);
+    return slora__diag(diag, diag_len, SLORA_EINVAL, "unknown option '%s'", flag);
 }
 
 /* Values derived from others, then cross-key checks. */
@@ -490,21 +483,22 @@ static int finish(struct slora_config *c, char *diag, size_t diag_len)
             return SLORA_ENOMEM;
     }
     if (slora_log_level_parse(c->log_level) < 0)
-        return diagf(diag, diag_len, SLORA_EINVAL,
-                     "config key 'log_level': '%s' is not one of debug, info, warn, error",
-                     c->log_level);
+        return slora__diag(diag, diag_len, SLORA_EINVAL,
+                           "config key 'log_level': '%s' is not one of debug, info, warn, error",
+                           c->log_level);
     char host[256];
     int port;
     if (slora_config_listen_split(c->listen, host, sizeof(host), &port))
-        return diagf(diag, diag_len, SLORA_EINVAL,
-                     "config key 'listen': '%s' is not HOST:PORT or [IPv6]:PORT (port 0-65535)",
-                     c->listen);
+        return slora__diag(
+            diag, diag_len, SLORA_EINVAL,
+            "config key 'listen': '%s' is not HOST:PORT or [IPv6]:PORT (port 0-65535)", c->listen);
     if (!slora_config_auth_enabled(c) && !slora_config_host_is_loopback(host) &&
         !c->allow_insecure_remote)
-        return diagf(diag, diag_len, SLORA_EINVAL,
-                     "config key 'listen': refusing non-loopback address '%s' with no API keys "
-                     "configured; set tenants or admin_key_sha256, or allow_insecure_remote: true",
-                     c->listen);
+        return slora__diag(
+            diag, diag_len, SLORA_EINVAL,
+            "config key 'listen': refusing non-loopback address '%s' with no API keys "
+            "configured; set tenants or admin_key_sha256, or allow_insecure_remote: true",
+            c->listen);
     return 0;
 }
 
@@ -520,9 +514,9 @@ int slora_config_load(int argc, char **argv, struct slora_config **out, bool *he
             return 0;
         }
         if (strncmp(argv[i], "--", 2))
-            return diagf(diag, diag_len, SLORA_EINVAL, "unexpected argument '%s'", argv[i]);
+            return slora__diag(diag, diag_len, SLORA_EINVAL, "unexpected argument '%s'", argv[i]);
         if (i + 1 >= argc)
-            return diagf(diag, diag_len, SLORA_EINVAL, "%s needs a value", argv[i]);
+            return slora__diag(diag, diag_len, SLORA_EINVAL, "%s needs a value", argv[i]);
         if (!strcmp(argv[i], "--config"))
             path = argv[i + 1];
     }

@@ -1,7 +1,12 @@
-/* error.c - lookups over the SLORA_ERR_MAP table (see error.h). */
+/* error.c - lookups over the SLORA_ERR_MAP table (see error.h), and the
+ * diagnostics formatter the parsers share (internal.h). */
+#include "internal.h"
+
 #include <slora/error.h>
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct err_info {
     const char *name;
@@ -45,4 +50,15 @@ const char *slora_err_type(int err)
 {
     const struct err_info *e = lookup(err);
     return e ? e->type : "server_error";
+}
+
+int slora__diag(char *diag, size_t diag_len, int err, const char *fmt, ...)
+{
+    if (diag && diag_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(diag, diag_len, fmt, ap);
+        va_end(ap);
+    }
+    return err;
 }

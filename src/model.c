@@ -16,6 +16,8 @@
  * (or misaligned F32) are converted once into one owned buffer. A loaded
  * model is immutable and may be shared by any number of threads.
  */
+#include "internal.h"
+
 #include <slora/error.h>
 #include <slora/fsio.h>
 #include <slora/gguf.h>
@@ -27,7 +29,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,16 +50,6 @@ static const char *const kind_name[K_COUNT] = {"attn_norm", "attn_q",      "attn
                                                "ffn_gate",  "ffn_down",    "ffn_up"};
 static const int kind_module[K_COUNT] = {-1, SLORA_MOD_WQ, SLORA_MOD_WK, SLORA_MOD_WV, SLORA_MOD_WO,
                                          -1, SLORA_MOD_W1, SLORA_MOD_W2, SLORA_MOD_W3};
-
-__attribute__((format(printf, 3, 4))) static int fail(char *diag, size_t diag_len, const char *fmt,
-                                                      ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(diag, diag_len, fmt, ap);
-    va_end(ap);
-    return SLORA_EFORMAT;
-}
 
 int slora_model_n_tensors(const struct slora_model *m)
 {
@@ -133,17 +124,19 @@ static int check_config(const char *path, const struct slora_model_config *c, ch
     };
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (fields[i].value <= 0 || fields[i].value > fields[i].max)
-            return fail(diag, diag_len, "%s: %s is %d (must be 1..%d)", path, fields[i].name,
-                        fields[i].value, fields[i].max);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: %s is %d (must be 1..%d)", path,
+                               fields[i].name, fields[i].value, fields[i].max);
     if (s->dim % s->n_heads)
-        return fail(diag, diag_len, "%s: dim %d is not a multiple of n_heads %d", path, s->dim,
-                    s->n_heads);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "%s: dim %d is not a multiple of n_heads %d", path, s->dim, s->n_heads);
     if (s->n_heads % s->n_kv_heads)
-        return fail(diag, diag_len, "%s: n_heads %d is not a multiple of n_kv_heads %d", path,
-                    s->n_heads, s->n_kv_heads);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "%s: n_heads %d is not a multiple of n_kv_heads %d", path, s->n_heads,
+                           s->n_kv_heads);
     if ((s->dim / s->n_heads) % 2)
-        return fail(diag, diag_len, "%s: head size %d is odd (RoPE rotates pairs)", path,
-                    s->dim / s->n_heads);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "%s: head size %d is odd (RoPE rotates pairs)", path,
+                           s->dim / s->n_heads);
     return 0;
 }
 
@@ -211,8 +204,8 @@ static int load_bin(struct slora_model **out, const char *path, const uint8_t *b
                     char *diag, size_t diag_len)
 {
     if (len < BIN_HEADER_BYTES)
-        return fail(diag, diag_len, "%s: truncated header (%zu of %d bytes)", path, len,
-                    BIN_HEADER_BYTES);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: truncated header (%zu of %d bytes)",
+                           path, len, BIN_HEADER_BYTES);
     int32_t h[7];
     memcpy(h, buf, sizeof(h));
     struct slora_model_config cfg = {
@@ -226,11 +219,13 @@ static int load_bin(struct slora_model **out, const char *path, const uint8_t *b
     uint64_t freq = (uint64_t)cfg.seq_len * (cfg.shape.dim / cfg.shape.n_heads);
     uint64_t want = BIN_HEADER_BYTES + 4 * (weight_floats(&cfg) + freq);
     if (len < want)
-        return fail(diag, diag_len, "%s: truncated: %zu bytes, the header implies %llu", path, len,
-                    (unsigned long long)want);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "%s: truncated: %zu bytes, the header implies %llu", path, len,
+                           (unsigned long long)want);
     if (len > want)
-        return fail(diag, diag_len, "%s: %zu bytes, %llu more than the header implies", path, len,
-                    (unsigned long long)(len - want));
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "%s: %zu bytes, %llu more than the header implies", path, len,
+                           (unsigned long long)(len - want));
     struct slora_model *m = model_alloc(path, &cfg);
     if (!m)
         return SLORA_ENOMEM;
@@ -245,9 +240,10 @@ static int gguf_int(const struct slora_gguf *g, const char *path, const char *ke
     int64_t v;
     int rc = slora_gguf_get_int(g, key, &v);
     if (rc == SLORA_ENOTFOUND)
-        return fail(diag, diag_len, "%s: missing key %s", path, key);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: missing key %s", path, key);
     if (rc || v < 0 || v > INT32_MAX)
-        return fail(diag, diag_len, "%s: key %s is not an integer in 0..%d", path, key, INT32_MAX);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: key %s is not an integer in 0..%d",
+                           path, key, INT32_MAX);
     *out = (int)v;
     return 0;
 }
@@ -259,7 +255,8 @@ static int gguf_config(const struct slora_gguf *g, const char *path, struct slor
     size_t arch_len;
     int rc = slora_gguf_get_str(g, "general.architecture", &arch, &arch_len);
     if (rc)
-        return fail(diag, diag_len, "%s: missing key general.architecture", path);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: missing key general.architecture",
+                           path);
     if (arch_len != 5 || memcmp(arch, "llama", 5)) {
         snprintf(diag, diag_len, "%s: architecture '%.*s' is not supported (only llama)", path,
                  arch_len > 64 ? 64 : (int)arch_len, arch);
@@ -278,7 +275,8 @@ static int gguf_config(const struct slora_gguf *g, const char *path, struct slor
         return rc;
     const struct slora_gguf_tensor *emb = slora_gguf_find_tensor(g, "token_embd.weight");
     if (!emb)
-        return fail(diag, diag_len, "%s: missing tensor 'token_embd.weight'", path);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: missing tensor 'token_embd.weight'",
+                           path);
     s->vocab_size = emb->ne[1] > INT32_MAX ? 0 : (int)emb->ne[1];
     cfg->shared_classifier = !slora_gguf_find_tensor(g, "output.weight");
     if ((rc = check_config(path, cfg, diag, diag_len)))
@@ -311,17 +309,19 @@ static int gguf_bind(struct slora_model *m, const struct slora_gguf *g, char *di
         tensor_slot(m, i, &t);
         const struct slora_gguf_tensor *gt = slora_gguf_find_tensor(g, t.name);
         if (!gt) {
-            rc = fail(diag, diag_len, "%s: missing tensor '%s'", m->path, t.name);
+            rc = slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: missing tensor '%s'", m->path,
+                             t.name);
             goto out_free_src;
         }
         uint32_t want_dims = t.rows == 1 ? 1 : 2;
         if (gt->ne[0] != (uint64_t)t.cols || gt->ne[1] != (uint64_t)t.rows || gt->ne[2] != 1 ||
             gt->ne[3] != 1 || gt->n_dims > want_dims) {
-            rc = fail(diag, diag_len,
-                      "%s: tensor '%s' has shape [%llu, %llu, %llu, %llu], expected [%lld, %lld]",
-                      m->path, t.name, (unsigned long long)gt->ne[0], (unsigned long long)gt->ne[1],
-                      (unsigned long long)gt->ne[2], (unsigned long long)gt->ne[3],
-                      (long long)t.cols, (long long)t.rows);
+            rc = slora__diag(
+                diag, diag_len, SLORA_EFORMAT,
+                "%s: tensor '%s' has shape [%llu, %llu, %llu, %llu], expected [%lld, %lld]",
+                m->path, t.name, (unsigned long long)gt->ne[0], (unsigned long long)gt->ne[1],
+                (unsigned long long)gt->ne[2], (unsigned long long)gt->ne[3], (long long)t.cols,
+                (long long)t.rows);
             goto out_free_src;
         }
         src[i] = gt;
@@ -381,13 +381,14 @@ static int gguf_vocab(struct slora_model *m, const struct slora_gguf *g, char *d
     size_t vocab = (size_t)m->cfg.shape.vocab_size;
     if (tokens->type != SLORA_GGUF_ARRAY || tokens->arr_type != SLORA_GGUF_STRING ||
         tokens->n != vocab)
-        return fail(diag, diag_len,
-                    "%s: tokenizer.ggml.tokens must be an array of %zu strings (the vocabulary)",
-                    m->path, vocab);
+        return slora__diag(
+            diag, diag_len, SLORA_EFORMAT,
+            "%s: tokenizer.ggml.tokens must be an array of %zu strings (the vocabulary)", m->path,
+            vocab);
     if (!scores || scores->type != SLORA_GGUF_ARRAY || scores->arr_type != SLORA_GGUF_F32 ||
         scores->n != vocab)
-        return fail(diag, diag_len, "%s: tokenizer.ggml.scores must be an array of %zu f32",
-                    m->path, vocab);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "%s: tokenizer.ggml.scores must be an array of %zu f32", m->path, vocab);
     const char **pieces = malloc(vocab * sizeof(*pieces));
     size_t *lens = malloc(vocab * sizeof(*lens));
     float *sc = malloc(vocab * sizeof(*sc));

@@ -5,27 +5,15 @@
  * sees it, shape products are overflow-checked, and the tensors must tile the
  * data buffer exactly. Allocations are proportional to the header only.
  */
+#include "internal.h"
+
 #include <slora/error.h>
 #include <slora/safetensors.h>
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int fail(char *diag, size_t diag_len, int err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *diag, size_t diag_len, int err, const char *fmt, ...)
-{
-    if (diag && diag_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(diag, diag_len, fmt, ap);
-        va_end(ap);
-    }
-    return err;
-}
 
 static uint64_t le64(const unsigned char *p)
 {
@@ -62,10 +50,10 @@ static int64_t json_count(const json_t *v)
 static int parse_metadata(struct slora_st *st, json_t *obj, char *diag, size_t diag_len)
 {
     if (!json_is_object(obj))
-        return fail(diag, diag_len, SLORA_EFORMAT, "__metadata__ is not a JSON object");
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "__metadata__ is not a JSON object");
     st->meta = calloc(json_object_size(obj) + 1, sizeof(*st->meta));
     if (!st->meta)
-        return fail(diag, diag_len, SLORA_ENOMEM, "out of memory for __metadata__");
+        return slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for __metadata__");
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v)
@@ -74,7 +62,7 @@ static int parse_metadata(struct slora_st *st, json_t *obj, char *diag, size_t d
         m->key = strdup(key);
         m->value = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
         if (!m->key || (json_is_string(v) && !m->value))
-            return fail(diag, diag_len, SLORA_ENOMEM, "out of memory for __metadata__");
+            return slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for __metadata__");
     }
     return 0;
 }
@@ -84,62 +72,67 @@ static int parse_tensor(struct slora_st_tensor *t, const char *name, json_t *obj
                         size_t data_offset, char *diag, size_t diag_len)
 {
     if (!json_is_object(obj))
-        return fail(diag, diag_len, SLORA_EFORMAT, "tensor '%s': entry is not a JSON object", name);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "tensor '%s': entry is not a JSON object",
+                           name);
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v)
     {
         if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data_offsets"))
-            return fail(diag, diag_len, SLORA_EFORMAT, "tensor '%s': unknown key '%s'", name, key);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT, "tensor '%s': unknown key '%s'", name,
+                               key);
     }
     json_t *jd = json_object_get(obj, "dtype");
     if (!json_is_string(jd))
-        return fail(diag, diag_len, SLORA_EFORMAT, "tensor '%s': missing or non-string dtype",
-                    name);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "tensor '%s': missing or non-string dtype", name);
     int dt = parse_dtype(json_string_value(jd));
     if (dt < 0)
-        return fail(diag, diag_len, SLORA_EUNSUPPORTED,
-                    "tensor '%s': unsupported dtype '%s' (F32, F16, BF16 accepted)", name,
-                    json_string_value(jd));
+        return slora__diag(diag, diag_len, SLORA_EUNSUPPORTED,
+                           "tensor '%s': unsupported dtype '%s' (F32, F16, BF16 accepted)", name,
+                           json_string_value(jd));
     t->dtype = dt;
 
     json_t *js = json_object_get(obj, "shape");
     if (!json_is_array(js))
-        return fail(diag, diag_len, SLORA_EFORMAT, "tensor '%s': missing or non-array shape", name);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "tensor '%s': missing or non-array shape",
+                           name);
     if (json_array_size(js) > SLORA_ST_MAX_DIMS)
-        return fail(diag, diag_len, SLORA_EUNSUPPORTED, "tensor '%s': rank %zu over %d", name,
-                    json_array_size(js), SLORA_ST_MAX_DIMS);
+        return slora__diag(diag, diag_len, SLORA_EUNSUPPORTED, "tensor '%s': rank %zu over %d",
+                           name, json_array_size(js), SLORA_ST_MAX_DIMS);
     t->n_dims = (int)json_array_size(js);
     t->n_elems = 1;
     for (int i = 0; i < t->n_dims; i++) {
         int64_t d = json_count(json_array_get(js, i));
         if (d < 0)
-            return fail(diag, diag_len, SLORA_EFORMAT,
-                        "tensor '%s': shape[%d] is not a non-negative integer", name, i);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "tensor '%s': shape[%d] is not a non-negative integer", name, i);
         t->shape[i] = d;
         if (__builtin_mul_overflow(t->n_elems, d, &t->n_elems))
-            return fail(diag, diag_len, SLORA_EFORMAT, "tensor '%s': shape product overflows",
-                        name);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "tensor '%s': shape product overflows", name);
     }
 
     json_t *jo = json_object_get(obj, "data_offsets");
     int64_t b = json_array_size(jo) == 2 ? json_count(json_array_get(jo, 0)) : -1;
     int64_t e = json_array_size(jo) == 2 ? json_count(json_array_get(jo, 1)) : -1;
     if (!json_is_array(jo) || b < 0 || e < 0)
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "tensor '%s': data_offsets is not [begin, end] of non-negative integers", name);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "tensor '%s': data_offsets is not [begin, end] of non-negative integers",
+                           name);
     if (b > e || (uint64_t)e > data_len)
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "tensor '%s': data_offsets [%lld, %lld] out of range of the %zu-byte data "
-                    "buffer at byte offset %zu",
-                    name, (long long)b, (long long)e, data_len, data_offset);
+        return slora__diag(
+            diag, diag_len, SLORA_EFORMAT,
+            "tensor '%s': data_offsets [%lld, %lld] out of range of the %zu-byte data "
+            "buffer at byte offset %zu",
+            name, (long long)b, (long long)e, data_len, data_offset);
     int64_t need;
     if (__builtin_mul_overflow(t->n_elems, (int64_t)dtype_size(t->dtype), &need) || need != e - b)
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "tensor '%s': data_offsets [%lld, %lld] at byte offset %zu do not match "
-                    "shape x dtype (%lld elements of %zu bytes)",
-                    name, (long long)b, (long long)e, data_offset + (size_t)b,
-                    (long long)t->n_elems, dtype_size(t->dtype));
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "tensor '%s': data_offsets [%lld, %lld] at byte offset %zu do not match "
+                           "shape x dtype (%lld elements of %zu bytes)",
+                           name, (long long)b, (long long)e, data_offset + (size_t)b,
+                           (long long)t->n_elems, dtype_size(t->dtype));
     t->n_bytes = (size_t)(e - b);
     t->file_offset = data_offset + (size_t)b;
     return 0;
@@ -161,19 +154,19 @@ static int check_coverage(struct slora_st *st, size_t file_len, char *diag, size
     for (int i = 0; i < st->n_tensors; i++) {
         const struct slora_st_tensor *t = &st->tensors[i];
         if (t->file_offset < pos)
-            return fail(diag, diag_len, SLORA_EFORMAT,
-                        "tensor '%s' at byte offset %zu overlaps tensor '%s'", t->name,
-                        t->file_offset, st->tensors[i - 1].name);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "tensor '%s' at byte offset %zu overlaps tensor '%s'", t->name,
+                               t->file_offset, st->tensors[i - 1].name);
         if (t->file_offset > pos)
-            return fail(diag, diag_len, SLORA_EFORMAT,
-                        "gap of %zu bytes at byte offset %zu before tensor '%s'",
-                        t->file_offset - pos, pos, t->name);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "gap of %zu bytes at byte offset %zu before tensor '%s'",
+                               t->file_offset - pos, pos, t->name);
         pos += t->n_bytes;
     }
     if (pos != file_len)
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "%zu trailing bytes at byte offset %zu not covered by any tensor",
-                    file_len - pos, pos);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "%zu trailing bytes at byte offset %zu not covered by any tensor",
+                           file_len - pos, pos);
     return 0;
 }
 
@@ -182,37 +175,38 @@ int slora_st_parse(const void *buf, size_t len, struct slora_st **out, char *dia
     const unsigned char *p = buf;
     *out = NULL;
     if (len < 8)
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "file is %zu bytes, shorter than 8 bytes (the header length)", len);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "file is %zu bytes, shorter than 8 bytes (the header length)", len);
     uint64_t hlen = le64(p);
     if (hlen > SLORA_ST_MAX_HEADER)
-        return fail(diag, diag_len, SLORA_ELIMIT,
-                    "header length %llu at byte offset 0 is over the 16 MiB limit",
-                    (unsigned long long)hlen);
+        return slora__diag(diag, diag_len, SLORA_ELIMIT,
+                           "header length %llu at byte offset 0 is over the 16 MiB limit",
+                           (unsigned long long)hlen);
     if (hlen > len - 8)
-        return fail(diag, diag_len, SLORA_EFORMAT,
-                    "header length %llu at byte offset 0 runs beyond the %zu-byte file",
-                    (unsigned long long)hlen, len);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "header length %llu at byte offset 0 runs beyond the %zu-byte file",
+                           (unsigned long long)hlen, len);
     json_error_t jerr;
     json_t *root = json_loadb((const char *)p + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return fail(diag, diag_len, SLORA_EFORMAT, "header is not valid JSON at byte offset %d: %s",
-                    jerr.position + 8, jerr.text);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "header is not valid JSON at byte offset %d: %s", jerr.position + 8,
+                           jerr.text);
     int err;
     if (!json_is_object(root)) {
-        err = fail(diag, diag_len, SLORA_EFORMAT, "header is not a JSON object");
+        err = slora__diag(diag, diag_len, SLORA_EFORMAT, "header is not a JSON object");
         goto err_free_json;
     }
     struct slora_st *st = calloc(1, sizeof(*st));
     if (!st) {
-        err = fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the header");
+        err = slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for the header");
         goto err_free_json;
     }
     st->data_offset = 8 + (size_t)hlen;
     size_t data_len = len - st->data_offset;
     st->tensors = calloc(json_object_size(root) + 1, sizeof(*st->tensors));
     if (!st->tensors) {
-        err = fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the header");
+        err = slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for the header");
         goto err_free_st;
     }
     const char *key;
@@ -231,7 +225,7 @@ int slora_st_parse(const void *buf, size_t len, struct slora_st **out, char *dia
             goto err_free_st;
         t->name = strdup(key);
         if (!t->name) {
-            err = fail(diag, diag_len, SLORA_ENOMEM, "out of memory for the header");
+            err = slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for the header");
             goto err_free_st;
         }
         t->data = p + t->file_offset;

@@ -1,4 +1,7 @@
-/* check_error.c - the error table maps codes to names, statuses and types. */
+/* check_error.c - the error table maps codes to names, statuses and types;
+ * the shared diagnostics formatter. */
+#include "internal.h"
+
 #include <slora/arch.h>
 #include <slora/error.h>
 
@@ -16,6 +19,23 @@ START_TEST(error_table)
     ck_assert_str_eq(slora_err_name(12345), "internal");
     ck_assert_int_eq(slora_err_http_status(-1), 500);
     ck_assert_int_lt(SLORA_EINTERNAL, 0);
+}
+END_TEST
+
+START_TEST(diag_format)
+{
+    char diag[16];
+    ck_assert_int_eq(slora__diag(diag, sizeof(diag), SLORA_EFORMAT, "tensor %s at %d", "a", 7),
+                     SLORA_EFORMAT);
+    ck_assert_str_eq(diag, "tensor a at 7");
+    ck_assert_int_eq(slora__diag(diag, sizeof(diag), SLORA_ERANGE, "%s", "0123456789abcdefXYZ"),
+                     SLORA_ERANGE);
+    ck_assert_str_eq(diag, "0123456789abcde");
+    /* no buffer: only the code comes back */
+    ck_assert_int_eq(slora__diag(NULL, 0, SLORA_EINVAL, "x"), SLORA_EINVAL);
+    diag[0] = 'q';
+    ck_assert_int_eq(slora__diag(diag, 0, SLORA_EINVAL, "x"), SLORA_EINVAL);
+    ck_assert_int_eq(diag[0], 'q');
 }
 END_TEST
 
@@ -42,6 +62,7 @@ Suite *slora_error_suite(void)
     Suite *s = suite_create("error");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, error_table);
+    tcase_add_test(tc, diag_format);
     tcase_add_test(tc, arch_modules);
     suite_add_tcase(s, tc);
     return s;

@@ -1,0 +1,15 @@
+/* internal.h - small helpers shared by several src/ files, not part of the
+ * public API (names slora__<x>). Any thread may call them; they touch only
+ * their arguments. */
+#ifndef SLORA_INTERNAL_H
+#define SLORA_INTERNAL_H
+
+#include <stddef.h>
+
+/* Format a diagnostic into diag (when diag and diag_len are non-zero;
+ * truncated to fit) and return err, so a parser can write
+ * `return slora__diag(diag, diag_len, SLORA_EFORMAT, "tensor %s: ...", n);`. */
+int slora__diag(char *diag, size_t diag_len, int err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif
