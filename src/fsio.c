@@ -208,16 +208,6 @@ static int finish(enum op op, const char *path, const char *path2, int e, char *
     return slora_fsio_err(e);
 }
 
-int slora_fsio_open(const char *path, int flags, mode_t mode, int *fd, char *diag, size_t diag_len)
-{
-    int e = op_start(OP_OPEN);
-    if (!e) {
-        *fd = open(path, flags | O_CLOEXEC, mode);
-        e = *fd < 0 ? errno : 0;
-    }
-    return finish(OP_OPEN, path, NULL, e, diag, diag_len);
-}
-
 int slora_fsio_mkstemp(char *tmpl, int *fd, char *diag, size_t diag_len)
 {
     int e = op_start(OP_OPEN);

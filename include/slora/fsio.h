@@ -35,8 +35,6 @@ int slora_fsio_reset(void);
 /* Map an errno value to SLORA_ENOSPC / SLORA_ENOTFOUND / SLORA_EIO. */
 int slora_fsio_err(int errno_value);
 
-/* open(2) with O_CLOEXEC added; *fd is the new descriptor. */
-int slora_fsio_open(const char *path, int flags, mode_t mode, int *fd, char *diag, size_t diag_len);
 /* mkstemp(3) on tmpl (ends in "XXXXXX", rewritten in place); traced as open. */
 int slora_fsio_mkstemp(char *tmpl, int *fd, char *diag, size_t diag_len);
 /* Write all len bytes (retrying short writes and EINTR); path only for diag. */
