@@ -11,6 +11,8 @@
  * completing is always the last thing that touches the job, because the
  * loop may free it right after.
  */
+#include "util/buf.h"
+
 #include <slora/api_infer.h>
 #include <slora/auth.h>
 #include <slora/cache.h>
@@ -26,6 +28,7 @@
 #include <jansson.h>
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,56 +42,29 @@
 
 /* ---- growable text buffer ------------------------------------------------ */
 
+/* util/buf with a sticky out-of-memory flag, so a response is built without
+ * checking every append and the flag is tested once at the end. */
 struct buf {
-    char *data;
-    size_t len;
-    size_t cap;
+    struct slora__buf b;
     bool oom;
 };
 
 static void buf_add(struct buf *b, const char *s, size_t n)
 {
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = 0;
+    if (!b->oom && slora__buf_add(&b->b, s, n))
+        b->oom = true;
 }
 
 static void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void buf_printf(struct buf *b, const char *fmt, ...)
 {
-    char tmp[64];
+    if (b->oom)
+        return;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof(tmp)) {
-        buf_add(b, tmp, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big) {
+    if (slora__buf_vprintf(&b->b, fmt, ap))
         b->oom = true;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
     va_end(ap);
-    buf_add(b, big, (size_t)n);
-    free(big);
 }
 
 /* Append a JSON value in compact form; steals the reference. */
@@ -167,13 +143,13 @@ static void job_free(void *p)
     for (int i = 0; i < j->n_stop; i++)
         free(j->stop[i]);
     free(j->stop);
-    free(j->text.data);
+    free(j->text.b.p);
     json_decref(j->lp_tokens);
     json_decref(j->lp_values);
     json_decref(j->lp_top);
     json_decref(j->lp_offsets);
     free(j->rows);
-    free(j->json.data);
+    free(j->json.b.p);
     free(j);
 }
 
@@ -618,8 +594,8 @@ static void stream_chunk(struct job *j, const char *text, size_t len, const char
     buf_json(&b, o);
     buf_add(&b, "\n\n", 2);
     if (!b.oom)
-        stream_write(j, b.data, b.len);
-    free(b.data);
+        stream_write(j, b.b.p, b.b.len);
+    free(b.b.p);
 }
 
 /* echo: the prompt's text goes first, as its own chunk when streaming. */
@@ -707,8 +683,9 @@ static void completion_reply(struct job *j)
         slora_api_call_error(j->call, SLORA_ENOMEM, NULL);
         return;
     }
-    json_object_set_new(o, "choices", json_pack("[o]", choice_json(j, j->text.data ? j->text.data : "",
-                                                                     j->text.len, finish_reason(j))));
+    json_object_set_new(o, "choices",
+                        json_pack("[o]", choice_json(j, j->text.b.p ? j->text.b.p : "",
+                                                     j->text.b.len, finish_reason(j))));
     json_object_set_new(o, "usage", usage_json(j));
     slora_api_call_respond_json(j->call, 200, o);
 }
@@ -727,8 +704,8 @@ static void stream_error(struct job *j, int err, const char *msg)
     buf_json(&b, e);
     buf_add(&b, "\n\ndata: [DONE]\n\n", 16);
     if (!b.oom)
-        stream_write(j, b.data, b.len);
-    free(b.data);
+        stream_write(j, b.b.p, b.b.len);
+    free(b.b.p);
     slora_api_call_stream_end(j->call);
 }
 
@@ -790,15 +767,15 @@ static void logits_formatted(void *arg)
     struct buf b = j->json;
     j->json = (struct buf){0};
     if (b.oom) {
-        free(b.data);
+        free(b.b.p);
         slora_api_call_error(j->call, SLORA_ENOMEM, NULL);
-    } else if (b.len > (size_t)j->max_logits_bytes) {
-        free(b.data);
+    } else if (b.b.len > (size_t)j->max_logits_bytes) {
+        free(b.b.p);
         slora_api_call_error(j->call, SLORA_EINVAL,
                              "the logits response would be %zu bytes; max_logits_bytes is %" PRId64,
-                             b.len, j->max_logits_bytes);
+                             b.b.len, j->max_logits_bytes);
     } else {
-        slora_api_call_respond(j->call, 200, "application/json", b.data, b.len);
+        slora_api_call_respond(j->call, 200, "application/json", b.b.p, b.b.len);
     }
 }
 

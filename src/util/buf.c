@@ -39,10 +39,19 @@ int slora__buf_add(struct slora__buf *b, const void *data, size_t n)
 
 int slora__buf_vprintf(struct slora__buf *b, const char *fmt, va_list ap)
 {
+    /* Format into the spare room first: most appends (one number of a
+     * logits row) fit, and then take a single pass. */
+    size_t room = b->cap - b->len;
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
+    int n = vsnprintf(room ? b->p + b->len : NULL, room, fmt, ap2);
     va_end(ap2);
+    if (n >= 0 && (size_t)n < room) {
+        b->len += (size_t)n;
+        return 0;
+    }
+    if (room)
+        b->p[b->len] = '\0'; /* the truncated attempt overwrote the terminator */
     if (n < 0 || slora__buf_reserve(b, (size_t)n))
         return SLORA_ENOMEM;
     vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
