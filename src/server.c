@@ -835,13 +835,17 @@ static void on_hup(uv_signal_t *h, int signum)
     struct server *s = h->data;
     if (!s->hooks || !s->hooks->reload)
         return;
+    /* Checked before the hook runs: it installs the new config in the API,
+     * which must then stay alive in owned[]. */
+    if (s->n_owned == MAX_CONFIGS) {
+        slora_warn("SIGHUP: too many reloads (%d); restart the daemon", MAX_CONFIGS);
+        return;
+    }
     slora_server_notify("RELOADING=1");
     struct slora_config *next = NULL;
     int err = s->hooks->reload(s->hooks->arg, &next);
     if (err || !next) {
         slora_warn("SIGHUP: reload failed, keeping the running configuration");
-    } else if (s->n_owned == MAX_CONFIGS) {
-        slora_warn("SIGHUP: too many reloads (%d); restart the daemon", MAX_CONFIGS);
     } else {
         s->owned[s->n_owned++] = next;
         s->cfg = next;

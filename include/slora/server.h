@@ -8,7 +8,8 @@
  * for every call to be completed, closes the loop and returns 0. SIGHUP calls
  * hooks->reload on the loop thread; a new config it returns is applied to
  * limits of requests that start afterwards (configs are kept until exit, so
- * calls may borrow them). Worker jobs (slora_api_call_queue_work) run on
+ * calls may borrow them; after 1024 reloads SIGHUP is refused with a
+ * warning and the hook is not called). Worker jobs (slora_api_call_queue_work) run on
  * libuv's thread pool, sized by worker_threads.
  */
 #ifndef SLORA_SERVER_H

@@ -126,6 +126,32 @@ for _ in $(seq 1 100); do grep -q "reload failed" "$DAEMON_LOG" && break; sleep 
 check_contains "invalid config on SIGHUP is logged" "reload failed" "$(cat "$DAEMON_LOG")"
 check "invalid config ignored: keys unchanged" 200 "$(code acme-key-3 GET /v1/adapters)"
 check "invalid config ignored: still refusing the old key" 401 "$(code acme-key-1 GET /v1/adapters)"
+# past the reload limit (1024 configs kept) SIGHUP changes nothing, also
+# not the keys the API checks
+write_conf "[\"$(h acme-key-3)\"]"
+"$PYTHON" - "$DAEMON_PID" "$DAEMON_LOG" <<'PY' || fail "reload limit never reached"
+import os, signal, sys, time
+pid, log = int(sys.argv[1]), sys.argv[2]
+def count(s):
+    with open(log, errors="replace") as f:
+        return f.read().count(s)
+for _ in range(1100):
+    if count("too many reloads"):
+        sys.exit(0)
+    before = count("SIGHUP:")
+    os.kill(pid, signal.SIGHUP)
+    t = time.time()
+    while count("SIGHUP:") == before and time.time() - t < 5:
+        time.sleep(0.001)
+sys.exit(1)
+PY
+write_conf "[\"$(h acme-key-4)\"]"
+kill -HUP "$DAEMON_PID"
+for _ in $(seq 1 100); do [ "$(grep -c "too many reloads" "$DAEMON_LOG")" -ge 2 ] && break; sleep 0.05; done
+check "SIGHUP past the reload limit is refused" 2 "$(grep -c "too many reloads" "$DAEMON_LOG")"
+check "refused reload: keys unchanged" 200 "$(code acme-key-3 GET /v1/adapters)"
+check "refused reload: new key not accepted" 401 "$(code acme-key-4 GET /v1/adapters)"
+
 grep -q "acme-key" "$DAEMON_LOG" && fail "a plaintext key reached the log"
 echo "ok - no plaintext key in the log"
 
