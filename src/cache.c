@@ -55,6 +55,13 @@ struct pin {
     struct pin *next;
 };
 
+/* Pin bytes promised to an upload that is not stored yet. */
+struct slora_cache_reservation {
+    char *id;
+    size_t bytes; /* the pin id will hold once the upload is stored */
+    struct slora_cache_reservation *next;
+};
+
 struct slora_cache {
     const struct slora_model *model;
     size_t budget;
@@ -67,6 +74,7 @@ struct slora_cache {
     struct slora_cache_handle *queue_head; /* waiting for a generator thread */
     struct slora_cache_handle *queue_tail;
     struct pin *pins;
+    struct slora_cache_reservation *reservations;
     bool stopping;
     int n_threads;
     pthread_t *threads; /* (n_threads) */
@@ -187,13 +195,27 @@ static void free_dropped(struct slora_cache_handle *dropped)
     }
 }
 
-/* Pinned bytes if id's pinned entries were replaced by `bytes`. */
-static size_t pinned_after(struct slora_cache *c, const char *id, size_t bytes)
+/* Bytes of id's pinned entries. */
+static size_t pinned_of(struct slora_cache *c, const char *id)
 {
-    size_t total = c->st.pinned_bytes + bytes;
+    size_t total = 0;
     for (struct slora_cache_handle *e = c->entries; e; e = e->next)
         if (e->pinned && !strcmp(e->id, id))
-            total -= e->bytes;
+            total += e->bytes;
+    return total;
+}
+
+/* Pinned bytes plus the reservations of other ids if id's pinned entries
+ * were replaced by `bytes`. A reservation replaces its id's pins, so it
+ * adds only what it needs beyond them; id's own reservations are left out
+ * (they are for this very replacement). */
+static size_t pinned_after(struct slora_cache *c, const char *id, size_t bytes)
+{
+    size_t total = c->st.pinned_bytes + bytes - pinned_of(c, id);
+    for (struct slora_cache_reservation *r = c->reservations; r; r = r->next) {
+        size_t held = strcmp(r->id, id) ? pinned_of(c, r->id) : r->bytes;
+        total += r->bytes > held ? r->bytes - held : 0;
+    }
     return total;
 }
 
@@ -365,6 +387,13 @@ void slora_cache_free(struct slora_cache *c)
         c->pins = p->next;
         free(p->id);
         free(p);
+    }
+    while (c->reservations) {
+        struct slora_cache_reservation *r = c->reservations;
+        c->reservations = r->next;
+        slora_error("cache: pin reservation of %s still held at shutdown", r->id);
+        free(r->id);
+        free(r);
     }
     free(c->threads);
     pthread_cond_destroy(&c->work);
@@ -558,44 +587,112 @@ bool slora_cache_is_pinned(struct slora_cache *c, const char *id)
     return pinned;
 }
 
-int slora_cache_pin(struct slora_cache *c, const char *id, const char *version,
-                    const struct slora_adapter *a, char *diag, size_t diag_len)
+/* Unlink r from c's reservations. Caller holds the lock. */
+static void unlink_reservation(struct slora_cache *c, struct slora_cache_reservation *r)
 {
-    int err = slora_cache_pin_check(c, id, a, diag, diag_len);
-    if (err)
-        return err;
-    struct slora_cache_handle *h;
-    err = slora_cache_acquire_wait(c, id, version, a, &h, diag, diag_len);
-    if (err)
-        return err;
+    struct slora_cache_reservation **rp = &c->reservations;
+    while (*rp != r)
+        rp = &(*rp)->next;
+    *rp = r->next;
+}
 
-    struct pin *p = NULL;
+static void free_reservation(struct slora_cache_reservation *r)
+{
+    free(r->id);
+    free(r);
+}
+
+int slora_cache_pin_reserve(struct slora_cache *c, const char *id, const struct slora_adapter *a,
+                            struct slora_cache_reservation **out, char *diag, size_t diag_len)
+{
+    struct slora_cache_reservation *r = calloc(1, sizeof(*r));
+    if (!r || !(r->id = strdup(id))) {
+        free(r);
+        snprintf(diag, diag_len, "out of memory");
+        return SLORA_ENOMEM;
+    }
+    r->bytes = slora_cache_entry_bytes(a);
     pthread_mutex_lock(&c->lock);
-    size_t after = pinned_after(c, id, h->bytes);
-    if (!h->pinned && after > c->budget) {
+    size_t after = pinned_after(c, id, r->bytes);
+    if (after > c->budget) {
         pthread_mutex_unlock(&c->lock);
-        slora_cache_release(c, h);
-        return pin_refused(c, id, h->bytes, after, diag, diag_len);
+        free_reservation(r);
+        return pin_refused(c, id, slora_cache_entry_bytes(a), after, diag, diag_len);
     }
-    if (!*find_pin(c, id)) {
+    r->next = c->reservations;
+    c->reservations = r;
+    pthread_mutex_unlock(&c->lock);
+    *out = r;
+    return 0;
+}
+
+void slora_cache_pin_unreserve(struct slora_cache *c, struct slora_cache_reservation *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&c->lock);
+    unlink_reservation(c, r);
+    pthread_mutex_unlock(&c->lock);
+    free_reservation(r);
+}
+
+/* slora_cache_pin, consuming r (NULL: none) whatever the outcome. With r
+ * the bytes were promised already, so only the generation can fail. */
+static int pin_entry(struct slora_cache *c, const char *id, const char *version,
+                     const struct slora_adapter *a, struct slora_cache_reservation *r,
+                     char *diag, size_t diag_len)
+{
+    int err = r ? 0 : slora_cache_pin_check(c, id, a, diag, diag_len);
+    struct slora_cache_handle *h = NULL;
+    if (!err)
+        err = slora_cache_acquire_wait(c, id, version, a, &h, diag, diag_len);
+    if (err) {
+        slora_cache_pin_unreserve(c, r);
+        return err;
+    }
+
+    pthread_mutex_lock(&c->lock);
+    if (r)
+        unlink_reservation(c, r);
+    size_t after = pinned_after(c, id, h->bytes);
+    struct pin *p = NULL;
+    if (!h->pinned && after > c->budget) {
+        err = pin_refused(c, id, h->bytes, after, diag, diag_len);
+    } else if (!*find_pin(c, id)) {
         p = calloc(1, sizeof(*p));
-        if (!p || !(p->id = strdup(id))) {
-            pthread_mutex_unlock(&c->lock);
+        if (p && (p->id = strdup(id))) {
+            p->next = c->pins;
+            c->pins = p;
+        } else {
             free(p);
-            slora_cache_release(c, h);
-            return SLORA_ENOMEM;
+            err = SLORA_ENOMEM;
         }
-        p->next = c->pins;
-        c->pins = p;
     }
-    unpin_entries(c, id, h);
-    if (!h->pinned) {
-        h->pinned = true;
-        c->st.pinned_bytes += h->bytes;
+    if (!err) {
+        unpin_entries(c, id, h);
+        if (!h->pinned) {
+            h->pinned = true;
+            c->st.pinned_bytes += h->bytes;
+        }
     }
     pthread_mutex_unlock(&c->lock);
     slora_cache_release(c, h);
-    return 0;
+    if (r)
+        free_reservation(r);
+    return err;
+}
+
+int slora_cache_pin(struct slora_cache *c, const char *id, const char *version,
+                    const struct slora_adapter *a, char *diag, size_t diag_len)
+{
+    return pin_entry(c, id, version, a, NULL, diag, diag_len);
+}
+
+int slora_cache_pin_commit(struct slora_cache *c, struct slora_cache_reservation *r,
+                           const char *version, const struct slora_adapter *a, char *diag,
+                           size_t diag_len)
+{
+    return pin_entry(c, r->id, version, a, r, diag, diag_len);
 }
 
 void slora_cache_unpin(struct slora_cache *c, const char *id)

@@ -254,6 +254,87 @@ START_TEST(pins)
 }
 END_TEST
 
+struct reserver {
+    struct slora_cache *c;
+    const char *id;
+    const struct fake *f;
+    pthread_barrier_t *go;
+    struct slora_cache_reservation *r;
+    int err;
+    char diag[256];
+};
+
+static void *reserve(void *arg)
+{
+    struct reserver *x = arg;
+    pthread_barrier_wait(x->go);
+    x->err = slora_cache_pin_reserve(x->c, x->id, &x->f->a, &x->r, x->diag, sizeof(x->diag));
+    return NULL;
+}
+
+START_TEST(pin_reservations)
+{
+    struct slora_cache *c = new_cache(2 * MAT_BYTES + MAT_BYTES / 2);
+    struct fake a, b, d;
+    fake_init(&a, 2, 1), fake_init(&b, 2, 2), fake_init(&d, 1, 3);
+
+    /* Two concurrent reservations of 2 matrices each in a 2.5 budget. */
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, 2);
+    struct reserver x[2] = {{c, "t/a", &a, &go, NULL, 0, ""}, {c, "t/b", &b, &go, NULL, 0, ""}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, reserve, &x[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+    int win = x[0].err == 0 ? 0 : 1, lose = 1 - win;
+    ck_assert_int_eq(x[win].err, 0);
+    ck_assert_ptr_nonnull(x[win].r);
+    ck_assert_int_eq(x[lose].err, SLORA_ENOSPC);
+    ck_assert_ptr_null(x[lose].r);
+    ck_assert_ptr_nonnull(strstr(x[lose].diag, "the delta cache budget is"));
+
+    /* The reserved bytes are taken from plain pins too, and nothing is
+     * pinned or generated yet. */
+    char diag[256];
+    ck_assert_int_eq(slora_cache_pin(c, "t/d", "1", &d.a, diag, sizeof(diag)), SLORA_ENOSPC);
+    ck_assert_int_eq(slora_cache_pin_check(c, "t/d", &d.a, diag, sizeof(diag)), SLORA_ENOSPC);
+    struct slora_cache_stats st;
+    slora_cache_stats(c, &st);
+    ck_assert_uint_eq(st.pinned_bytes, 0);
+    ck_assert_uint_eq(st.misses, 0);
+
+    /* Release restores the budget: the loser now fits. */
+    slora_cache_pin_unreserve(c, x[win].r);
+    slora_cache_pin_unreserve(c, NULL);
+    ck_assert_int_eq(slora_cache_pin_reserve(c, x[lose].id, &x[lose].f->a, &x[lose].r, diag,
+                                             sizeof(diag)),
+                     0);
+
+    /* Conversion: the reservation becomes the pin of the stored version. */
+    ck_assert_int_eq(slora_cache_pin_commit(c, x[lose].r, "1", &x[lose].f->a, diag, sizeof(diag)),
+                     0);
+    ck_assert(slora_cache_is_pinned(c, x[lose].id));
+    slora_cache_stats(c, &st);
+    ck_assert_uint_eq(st.pinned_bytes, 2 * (size_t)MAT_BYTES);
+    ck_assert_uint_eq(st.misses, 1);
+    /* ... and the budget holds it exactly once: d (1 matrix) does not fit,
+     * a replacement of the pinned id by d does, and leaves its pin alone
+     * until committed. */
+    ck_assert_int_eq(slora_cache_pin_reserve(c, "t/d", &d.a, &x[win].r, diag, sizeof(diag)),
+                     SLORA_ENOSPC);
+    struct slora_cache_reservation *r;
+    ck_assert_int_eq(slora_cache_pin_reserve(c, x[lose].id, &d.a, &r, diag, sizeof(diag)), 0);
+    slora_cache_stats(c, &st);
+    ck_assert_uint_eq(st.pinned_bytes, 2 * (size_t)MAT_BYTES);
+    ck_assert_int_eq(slora_cache_pin_commit(c, r, "2", &d.a, diag, sizeof(diag)), 0);
+    slora_cache_stats(c, &st);
+    ck_assert_uint_eq(st.pinned_bytes, (size_t)MAT_BYTES);
+    slora_cache_free(c);
+}
+END_TEST
+
 START_TEST(oversize)
 {
     struct slora_cache *c = new_cache(2 * MAT_BYTES + MAT_BYTES / 2);
@@ -442,6 +523,7 @@ Suite *slora_cache_suite(void)
     tcase_add_test(tc, merged_weights);
     tcase_add_test(tc, lru_script);
     tcase_add_test(tc, pins);
+    tcase_add_test(tc, pin_reservations);
     tcase_add_test(tc, oversize);
     tcase_add_test(tc, zero_budget);
     tcase_add_test(tc, single_flight);

@@ -15,7 +15,11 @@
  * budget is still generated for the requests waiting on it and dropped when
  * its last user releases it. Pinned entries stay resident and their bytes
  * count against the budget; a pin that cannot fit fails with SLORA_ENOSPC
- * and changes nothing. Entries of a version no longer registered (see
+ * and changes nothing. A pin reservation counts like the pin it promises
+ * (beyond the bytes its id already pins), from slora_cache_pin_reserve until
+ * slora_cache_pin_commit or slora_cache_pin_unreserve: an upload checks its
+ * pin before it is stored and pins after, and nothing pinned in between can
+ * take the bytes it was promised. Entries of a version no longer registered (see
  * slora_cache_retire) are freed when their last user releases them.
  *
  * Single flight: concurrent misses on one key share one generation.
@@ -72,6 +76,7 @@ struct slora_cache_config {
 
 struct slora_cache;
 struct slora_cache_handle;
+struct slora_cache_reservation;
 
 /* Called once per acquire: h is a new handle (err == 0) or NULL with err
  * and diag (the generator's message) set. */
@@ -113,6 +118,20 @@ int slora_cache_pin(struct slora_cache *c, const char *id, const char *version,
  * lets a caller refuse a replacing upload before storing it. */
 int slora_cache_pin_check(struct slora_cache *c, const char *id, const struct slora_adapter *a,
                           char *diag, size_t diag_len);
+/* pin_check that also holds the bytes: *out is a reservation owned by the
+ * caller, who must give it to exactly one of slora_cache_pin_commit or
+ * slora_cache_pin_unreserve. SLORA_ENOSPC (diag as for pin_check) or
+ * SLORA_ENOMEM, and nothing held, otherwise. */
+int slora_cache_pin_reserve(struct slora_cache *c, const char *id, const struct slora_adapter *a,
+                            struct slora_cache_reservation **out, char *diag, size_t diag_len);
+/* slora_cache_pin of the reservation's id, which it consumes whatever the
+ * outcome; with `a` the adapter it was reserved for only the generation can
+ * fail. */
+int slora_cache_pin_commit(struct slora_cache *c, struct slora_cache_reservation *r,
+                           const char *version, const struct slora_adapter *a, char *diag,
+                           size_t diag_len);
+/* Give the bytes back; NULL is a no-op. */
+void slora_cache_pin_unreserve(struct slora_cache *c, struct slora_cache_reservation *r);
 bool slora_cache_is_pinned(struct slora_cache *c, const char *id);
 void slora_cache_unpin(struct slora_cache *c, const char *id);
 /* id's registered version is now `version` (a, NULL for a delete): every
