@@ -114,7 +114,15 @@ struct put_job {
     char diag[DIAG_LEN];
     struct slora_registry_entry *entry; /* after commit */
     bool created;
+    struct slora_cache_reservation *reservation; /* put_admit's, until the hook or put_release */
 };
+
+static void put_job_unreserve(struct put_job *j)
+{
+    if (j->reservation)
+        j->deps->put_release(j->deps->put_hook_arg, j->reservation);
+    j->reservation = NULL;
+}
 
 static void put_job_free(void *p)
 {
@@ -123,6 +131,7 @@ static void put_job_free(void *p)
         return;
     if (j->op)
         slora_registry_op_abort(j->op);
+    put_job_unreserve(j);
     slora_registry_entry_unref(j->entry);
     free(j->body);
     free(j);
@@ -140,7 +149,7 @@ static int pin_value(struct slora_api_call *c)
 static int put_admit(void *arg, const struct slora_registry_entry *e, char *diag, size_t diag_len)
 {
     struct put_job *j = arg;
-    return j->deps->put_admit(j->deps->put_hook_arg, e, j->pin, diag, diag_len);
+    return j->deps->put_admit(j->deps->put_hook_arg, e, j->pin, &j->reservation, diag, diag_len);
 }
 
 static int put_head(struct slora_api_call *c)
@@ -204,6 +213,7 @@ static void put_done(void *arg)
     j->body = NULL;
     j->err = slora_registry_op_commit(op, &j->entry, &j->created, j->diag, sizeof(j->diag));
     if (j->err) {
+        put_job_unreserve(j);
         slora_api_call_error(c, j->err, "%s", j->diag[0] ? j->diag : slora_strerror(j->err));
         return;
     }
@@ -213,9 +223,12 @@ static void put_done(void *arg)
     /* A pinned adapter's pin moves to the new version now (the cache hook). */
     if (!j->dry_run && deps->put_hook &&
         (warm || pin >= 0 || slora_registry_entry_is_pinned(j->entry))) {
-        deps->put_hook(deps->put_hook_arg, c, j->entry, warm, pin, put_reply);
+        struct slora_cache_reservation *rsv = j->reservation;
+        j->reservation = NULL;
+        deps->put_hook(deps->put_hook_arg, c, j->entry, warm, pin, rsv, put_reply);
         return;
     }
+    put_job_unreserve(j);
     put_reply(c, 0, NULL);
 }
 

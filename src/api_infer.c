@@ -1022,6 +1022,7 @@ struct put_job {
     struct slora_registry_entry *entry;
     int warm;                     /* 0/1 */
     int pin;                      /* -1 absent, 0 unpin, 1 pin */
+    struct slora_cache_reservation *rsv; /* the pin admitted for entry, or NULL */
     slora_api_put_resume_cb resume;
     int err;
     char msg[MSG_LEN];
@@ -1032,18 +1033,26 @@ static void put_work(void *arg)
     struct put_job *p = arg;
     struct slora_registry_entry *e = p->entry;
     struct slora_cache *cache = p->inf->cache;
+    /* A carried pin moves inside retire; the reservation keeps its bytes
+     * until then. */
     slora_cache_retire(cache, e->id, e->version, e->adapter);
     if (p->pin == 0) {
         slora_cache_unpin(cache, e->id);
         slora_registry_entry_set_pinned(e, false);
     }
     if (p->pin == 1) {
-        p->err = slora_cache_pin(cache, e->id, e->version, e->adapter, p->msg, sizeof(p->msg));
+        p->err = p->rsv ? slora_cache_pin_commit(cache, p->rsv, e->version, e->adapter, p->msg,
+                                                 sizeof(p->msg))
+                        : slora_cache_pin(cache, e->id, e->version, e->adapter, p->msg,
+                                          sizeof(p->msg));
+        p->rsv = NULL;
         if (!p->err)
             slora_registry_entry_set_pinned(e, true);
     } else if (p->warm) {
         p->err = slora_cache_warm(cache, e->id, e->version, e->adapter, p->msg, sizeof(p->msg));
     }
+    slora_cache_pin_unreserve(cache, p->rsv);
+    p->rsv = NULL;
 }
 
 static void put_done(void *arg)
@@ -1056,35 +1065,46 @@ static void put_done(void *arg)
 
 void slora_api_infer_put_hook(void *arg, struct slora_api_call *c,
                               struct slora_registry_entry *e, int warm, int pin,
+                              struct slora_cache_reservation *rsv,
                               slora_api_put_resume_cb resume)
 {
+    struct slora_api_infer *inf = arg;
     struct put_job *p = calloc(1, sizeof(*p));
     if (!p) {
+        slora_cache_pin_unreserve(inf->cache, rsv);
         resume(c, SLORA_ENOMEM, "out of memory");
         return;
     }
-    *p = (struct put_job){arg, c, slora_registry_entry_ref(e), warm, pin, resume, 0, ""};
+    *p = (struct put_job){inf, c, slora_registry_entry_ref(e), warm, pin, rsv, resume, 0, ""};
     int err = slora_api_call_queue_work(c, put_work, put_done, p);
     if (err) {
+        slora_cache_pin_unreserve(inf->cache, rsv);
         slora_registry_entry_unref(p->entry);
         free(p);
         resume(c, err, "no worker available for warming the delta cache");
     }
 }
 
-int slora_api_infer_put_admit(void *arg, const struct slora_registry_entry *e, int pin, char *diag,
-                              size_t diag_len)
+int slora_api_infer_put_admit(void *arg, const struct slora_registry_entry *e, int pin,
+                              struct slora_cache_reservation **rsv, char *diag, size_t diag_len)
 {
     struct slora_api_infer *inf = arg;
+    *rsv = NULL;
     bool pinned = pin == 1 || (pin < 0 && slora_cache_is_pinned(inf->cache, e->id));
     if (!pinned)
         return 0;
-    int err = slora_cache_pin_check(inf->cache, e->id, e->adapter, diag, diag_len);
+    int err = slora_cache_pin_reserve(inf->cache, e->id, e->adapter, rsv, diag, diag_len);
     if (err && pin < 0) {
         size_t n = strlen(diag);
         snprintf(diag + n, diag_len - n, " (the pin carries over; add ?pin=0 to replace unpinned)");
     }
     return err;
+}
+
+void slora_api_infer_put_release(void *arg, struct slora_cache_reservation *rsv)
+{
+    struct slora_api_infer *inf = arg;
+    slora_cache_pin_unreserve(inf->cache, rsv);
 }
 
 /* ---- service ------------------------------------------------------------- */

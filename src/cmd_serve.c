@@ -138,6 +138,7 @@ int slora_cmd_serve(int argc, char **argv)
         .config = cfg,
         .put_hook = slora_api_infer_put_hook,
         .put_admit = slora_api_infer_put_admit,
+        .put_release = slora_api_infer_put_release,
         .put_hook_arg = inf,
     };
     sv.api = slora_api_new(&deps);

@@ -121,18 +121,27 @@ struct slora_api_route {
  * given (warm: 0/1; pin: -1 absent, 0 unpin, 1 pin). The hook must call
  * resume(c, 0, NULL) to send the normal reply, or resume(c, err, message)
  * to fail the PUT (e.g. SLORA_ENOSPC when a pin cannot be honoured), from
- * any thread, exactly once. e is borrowed until resume. */
+ * any thread, exactly once. e is borrowed until resume. rsv is the pin
+ * reservation put_admit made for e, or NULL; the hook owns it. */
 struct slora_registry_entry;
+struct slora_cache_reservation;
 typedef void (*slora_api_put_resume_cb)(struct slora_api_call *c, int err, const char *message);
 typedef void (*slora_api_put_hook_cb)(void *arg, struct slora_api_call *c,
                                       struct slora_registry_entry *e, int warm, int pin,
+                                      struct slora_cache_reservation *rsv,
                                       slora_api_put_resume_cb resume);
 /* Called on a worker thread for every PUT after validation and before the
  * new version e (unpublished) is persisted, pin as for the hook: a negative
  * return fails the whole PUT with that code and diag, changing nothing
- * (e.g. SLORA_ENOSPC when the pin the new version would get cannot fit). */
+ * (e.g. SLORA_ENOSPC when the pin the new version would get cannot fit).
+ * On 0, *rsv is the pin reservation held for e or NULL: it goes to the
+ * hook once e is published, otherwise (dry run, failed or abandoned PUT)
+ * back through put_release. */
 typedef int (*slora_api_put_admit_cb)(void *arg, const struct slora_registry_entry *e, int pin,
-                                      char *diag, size_t diag_len);
+                                      struct slora_cache_reservation **rsv, char *diag,
+                                      size_t diag_len);
+/* Gives back a reservation of put_admit's that never reached the hook. */
+typedef void (*slora_api_put_release_cb)(void *arg, struct slora_cache_reservation *rsv);
 
 /* What the API serves from. All borrowed; they outlive the API. Members
  * the server does not have yet may be NULL (handlers answer 503). */
@@ -147,7 +156,8 @@ struct slora_api_deps {
     /* Delta-cache hook for `PUT ...?warm=1` / `?pin=0|1` (engine): NULL
      * ignores the flags. See slora_api_put_hook_cb. */
     slora_api_put_hook_cb put_hook;
-    slora_api_put_admit_cb put_admit; /* optional; arg is put_hook_arg */
+    slora_api_put_admit_cb put_admit;     /* optional; arg is put_hook_arg */
+    slora_api_put_release_cb put_release; /* required with put_admit */
     void *put_hook_arg;
 };
 

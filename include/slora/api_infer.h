@@ -59,11 +59,17 @@ int slora_api_infer_register(struct slora_api *api, struct slora_api_infer *inf)
  * (pin=1: SLORA_ENOSPC when it cannot fit) or unpins (pin=0). */
 void slora_api_infer_put_hook(void *arg, struct slora_api_call *c,
                               struct slora_registry_entry *e, int warm, int pin,
+                              struct slora_cache_reservation *rsv,
                               slora_api_put_resume_cb resume);
 /* slora_api_put_admit_cb for slora_api_deps.put_admit, arg = the service:
  * SLORA_ENOSPC before anything is stored when the pin the new version would
- * hold (pin=1, or the id's pin carried over) cannot fit the budget. */
-int slora_api_infer_put_admit(void *arg, const struct slora_registry_entry *e, int pin, char *diag,
-                              size_t diag_len);
+ * hold (pin=1, or the id's pin carried over) cannot fit the budget;
+ * otherwise the bytes of that pin stay reserved in the cache (*rsv) until
+ * the hook pins or the PUT is given up. */
+int slora_api_infer_put_admit(void *arg, const struct slora_registry_entry *e, int pin,
+                              struct slora_cache_reservation **rsv, char *diag, size_t diag_len);
+/* slora_api_put_release_cb for slora_api_deps.put_release, arg = the
+ * service. */
+void slora_api_infer_put_release(void *arg, struct slora_cache_reservation *rsv);
 
 #endif

@@ -166,6 +166,12 @@ use t/a3
 check "new version served from the pinned entry" "$((misses + 1))" "$(metric slorad_delta_cache_misses_total)"
 check "PUT ?pin=0 unpins" 200 "$(status PUT "$URL/v1/adapters/t/a1?pin=0" -T "$TMP/a1.st")"
 check "pinned bytes after unpin" 122880 "$(metric slorad_delta_cache_pinned_bytes)"
+# A dry run reserves its pin to answer, then gives the bytes back: after
+# two of them t/a1's pin still fits next to t/a3's.
+for i in 1 2; do check "dry run of t/a2 with ?pin=1 ($i)" 200 "$(status PUT "$URL/v1/adapters/t/a2?pin=1&dry_run=1" -T "$TMP/a2v2.st")"; done
+check "pinned bytes after the dry runs" 122880 "$(metric slorad_delta_cache_pinned_bytes)"
+check "PUT ?pin=1 on a1 after the dry runs" 200 "$(status PUT "$URL/v1/adapters/t/a1?pin=1" -T "$TMP/a1.st")"
+check "PUT ?pin=0 on a1 again" 200 "$(status PUT "$URL/v1/adapters/t/a1?pin=0" -T "$TMP/a1.st")"
 check_contains "max_tokens clamped to the configured cap" '"completion_tokens":3,' "$(post /v1/completions '{"model":"stories260K","prompt":"Once","max_tokens":100,"temperature":0}')"
 check "PUT big" 201 "$(status PUT "$URL/v1/adapters/t/big?warm=1" -T "$TMP/big.st")"
 use t/big
