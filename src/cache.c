@@ -1,11 +1,12 @@
 /* cache.c - the delta cache (see cache.h for the contract).
  *
- * One mutex guards the entry list, the pin table, the generation queue and
- * the counters. Entries are a doubly linked list in no particular order;
- * eviction scans it for the least recently used candidate (entry counts are
- * small: the budget holds a few hundred adapters at most). A handle is the
- * entry itself; `refs` counts handles out plus waiters of a generation, so
- * an entry with refs > 0 is never freed or evicted.
+ * One mutex guards the entry list, the pin table, the pin reservations,
+ * the generation queue and the counters. Entries are a doubly linked list
+ * in no particular order; eviction scans it for the least recently used
+ * candidate (entry counts are small: the budget holds a few hundred
+ * adapters at most). A handle is the entry itself; `refs` counts handles
+ * out plus waiters of a generation, so an entry with refs > 0 is never
+ * freed or evicted.
  *
  * Fault hook (tests): SLORA_FAULT_ALLOC=N, read by slora_cache_new, makes
  * the Nth delta allocation of that cache fail as if malloc had (ENOMEM:
@@ -611,13 +612,14 @@ int slora_cache_pin_reserve(struct slora_cache *c, const char *id, const struct 
         snprintf(diag, diag_len, "out of memory");
         return SLORA_ENOMEM;
     }
-    r->bytes = slora_cache_entry_bytes(a);
+    size_t bytes = slora_cache_entry_bytes(a);
+    r->bytes = bytes;
     pthread_mutex_lock(&c->lock);
-    size_t after = pinned_after(c, id, r->bytes);
+    size_t after = pinned_after(c, id, bytes);
     if (after > c->budget) {
         pthread_mutex_unlock(&c->lock);
         free_reservation(r);
-        return pin_refused(c, id, slora_cache_entry_bytes(a), after, diag, diag_len);
+        return pin_refused(c, id, bytes, after, diag, diag_len);
     }
     r->next = c->reservations;
     c->reservations = r;
