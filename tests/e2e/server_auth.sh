@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # server_auth.sh - tenants and keys end to end: every role x endpoint case,
 # namespace isolation (another tenant's adapter is 404, existing or not),
+# per-tenant metrics series only for real tenants,
 # list filtering, quotas (429 count, 507 bytes), key rotation by SIGHUP
 # without dropping connections, an invalid config on SIGHUP ignored.
 . "$(dirname "$0")/lib/daemon.sh"
@@ -81,7 +82,14 @@ out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer small-key' -T "$A" "$
 check_contains "small: over max_bytes -> 507" " 507" "$out"
 check_contains "507 states the quota" "8000" "$out"
 
+# made-up tenant names in failing requests add no metrics series
+for i in $(seq 1 50); do
+    code admin-key GET "/v1/adapters/made-up-$i/x" >/dev/null
+    code none GET "/v1/adapters/anon-$i/x" >/dev/null
+done
 metrics=$(curl -s -H 'Authorization: Bearer admin-key' "$URL/metrics")
+check "metrics: 100 failing requests for made-up tenants add no series" \
+    'acme beta few small' "$(grep -o '^slorad_tenant_requests_total{tenant="[a-z-]*"' <<<"$metrics" | cut -d'"' -f2 | sort | tr '\n' ' ' | sed 's/ $//')"
 check_contains "metrics: per-tenant requests" 'slorad_tenant_requests_total{tenant="acme"}' "$metrics"
 check_contains "metrics: 401s counted by route" 'slorad_requests_total{route="metrics",status="401"}' "$metrics"
 check_contains "metrics: open connections gauge" 'slorad_open_connections 1' "$metrics"
