@@ -3,7 +3,8 @@
 # namespace isolation (another tenant's adapter is 404, existing or not),
 # per-tenant metrics series only for real tenants,
 # list filtering, quotas (429 count, 507 bytes), key rotation by SIGHUP
-# without dropping connections, an invalid config on SIGHUP ignored.
+# without dropping connections, a reload's file read off the loop thread and
+# SIGHUPs during it coalesced, an invalid config on SIGHUP ignored.
 . "$(dirname "$0")/lib/daemon.sh"
 
 A=$FIXTURES/lokr.safetensors
@@ -127,6 +128,30 @@ check "after SIGHUP: removed key -> 401" 401 "$(code acme-key-1 GET /v1/adapters
 check "after SIGHUP: kept key -> 200" 200 "$(code acme-key-2 GET /v1/adapters)"
 check "after SIGHUP: new key -> 200" 200 "$(code acme-key-3 GET /v1/adapters)"
 check "adapters survive a reload" 200 "$(code acme-key-3 GET /v1/adapters/acme/one)"
+
+# the config is read on a worker: with the file a FIFO nobody writes yet,
+# the reload blocks there while the loop keeps answering; SIGHUPs meanwhile
+# are coalesced into exactly one more reload
+reloads() { grep -c "configuration reloaded" "$DAEMON_LOG"; }
+before=$(reloads)
+rm "$TMP/conf.json"
+mkfifo "$TMP/conf.json"
+kill -HUP "$DAEMON_PID"
+sleep 0.3
+check "loop answers while a reload waits on its file" 200 "$(curl -s -o /dev/null -m 3 -w '%{http_code}' "$URL/healthz")"
+kill -HUP "$DAEMON_PID"
+sleep 0.1
+kill -HUP "$DAEMON_PID"
+for _ in $(seq 1 100); do grep -q "reloading once more" "$DAEMON_LOG" && break; sleep 0.05; done
+check "SIGHUPs during a reload are coalesced" 1 "$(grep -c "reloading once more" "$DAEMON_LOG")"
+write_conf "[\"$(h acme-key-5)\"]"
+write_conf "[\"$(h acme-key-3)\"]"
+for _ in $(seq 1 100); do [ "$(reloads)" -ge $((before + 2)) ] && break; sleep 0.05; done
+sleep 0.2
+check "coalesced SIGHUPs: two reloads in all" $((before + 2)) "$(reloads)"
+check "coalesced reload applied the last file" 200 "$(code acme-key-3 GET /v1/adapters)"
+check "coalesced reload: the first file's key replaced" 401 "$(code acme-key-5 GET /v1/adapters)"
+rm "$TMP/conf.json"
 
 printf '{"tenants": [{"name": "Bad Name", "key_sha256": "zz"}]}' >"$TMP/conf.json"
 kill -HUP "$DAEMON_PID"
