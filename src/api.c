@@ -26,6 +26,11 @@
 #include <time.h>
 
 #define MAX_QUERY 16
+/* slorad_tenant_requests_total series kept; tenants seen after the first
+ * MAX_TENANT_SERIES - 1 count as OTHER_TENANTS, so the series set stays
+ * bounded whatever names clients send. */
+#define MAX_TENANT_SERIES 256
+#define OTHER_TENANTS "_other"
 
 static const double latency_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                          0.25,  0.5,    1,     2.5,  5,     10,   30};
@@ -778,14 +783,26 @@ void slora_api_call_cancel(struct slora_api_call *c)
         c->cancel_cb(c->cancel_arg);
 }
 
-static void count_tenant(struct slora_api *api, const char *tenant)
+static struct tenant_count *find_tenant(struct slora_api *api, const char *tenant)
 {
     for (size_t i = 0; i < api->n_by_tenant; i++)
-        if (!strcmp(api->by_tenant[i].tenant, tenant)) {
-            api->by_tenant[i].count++;
-            return;
-        }
-    struct tenant_count *t = realloc(api->by_tenant, (api->n_by_tenant + 1) * sizeof(*t));
+        if (!strcmp(api->by_tenant[i].tenant, tenant))
+            return &api->by_tenant[i];
+    return NULL;
+}
+
+static void count_tenant(struct slora_api *api, const char *tenant)
+{
+    struct tenant_count *t = find_tenant(api, tenant);
+    if (!t && api->n_by_tenant >= MAX_TENANT_SERIES - 1) {
+        tenant = OTHER_TENANTS;
+        t = find_tenant(api, tenant);
+    }
+    if (t) {
+        t->count++;
+        return;
+    }
+    t = realloc(api->by_tenant, (api->n_by_tenant + 1) * sizeof(*t));
     if (!t)
         return;
     api->by_tenant = t;
@@ -820,8 +837,11 @@ void slora_api_call_finish(struct slora_api_call *c, int status, uint64_t bytes,
     api->latency_counts[b]++;
     api->latency_sum += seconds;
     api->latency_n++;
+    /* A tenant key counts for its own tenant; otherwise the URL's tenant
+     * counts only once the request succeeded (it named an existing adapter
+     * or uploaded one): made-up names in failing requests add no series. */
     const char *tenant = c->principal.role == SLORA_ROLE_TENANT ? c->principal.tenant : NULL;
-    if (!tenant)
+    if (!tenant && status < 400)
         tenant = c->log_tenant;
     if (tenant)
         count_tenant(api, tenant);

@@ -41,22 +41,24 @@ static void stop_compute(void *arg)
     slora_engine_stop(sv->infer->engine);
 }
 
-static int reload(void *arg, struct slora_config **out)
+/* Worker thread: argv and the config file only. */
+static int reload_load(void *arg, struct slora_config **out)
 {
     struct serve *sv = arg;
-    struct slora_config *cfg;
     bool help;
     char diag[512];
-    int err = slora_config_load(sv->argc, sv->argv, &cfg, &help, diag, sizeof(diag));
-    if (err) {
+    int err = slora_config_load(sv->argc, sv->argv, out, &help, diag, sizeof(diag));
+    if (err)
         slora_error("reload: %s", diag);
-        return err;
-    }
+    return err;
+}
+
+static void reload_apply(void *arg, const struct slora_config *cfg)
+{
+    struct serve *sv = arg;
     slora_log_set_level((enum slora_log_level)slora_log_level_parse(cfg->log_level));
     slora_api_set_config(sv->api, cfg);
     slora_api_set_auth(sv->api, cfg->auth);
-    *out = cfg;
-    return 0;
 }
 
 static int load_tokenizer(const struct slora_config *cfg, const struct slora_model *m,
@@ -147,7 +149,8 @@ int slora_cmd_serve(int argc, char **argv)
         goto out_stop_infer;
     }
     sv.infer = inf;
-    struct slora_server_hooks hooks = {.reload = reload, .stop = stop_compute, .arg = &sv};
+    struct slora_server_hooks hooks = {
+        .reload_load = reload_load, .reload_apply = reload_apply, .stop = stop_compute, .arg = &sv};
     err = slora_server_run(cfg, sv.api, &hooks, diag, sizeof(diag));
     if (err)
         slora_error("%s", diag);

@@ -93,6 +93,11 @@ struct server {
     struct conn *conns;
     int n_conns;
     int64_t live_calls; /* calls holding a host reference */
+    uv_work_t reload_req;  /* the SIGHUP reload in flight, if reloading */
+    struct slora_config *reload_cfg; /* its result (worker, then loop) */
+    int reload_err;
+    bool reloading;
+    bool reload_again; /* SIGHUP during the reload: run one more after it */
     bool draining;
     bool listening;
     bool stopped;
@@ -829,24 +834,27 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     uv_timer_start(&s->drain_timer, on_drain_timeout, (uint64_t)s->cfg->drain_timeout_ms, 0);
 }
 
-static void on_hup(uv_signal_t *h, int signum)
+static void reload_work(uv_work_t *req)
 {
-    (void)signum;
-    struct server *s = h->data;
-    if (!s->hooks || !s->hooks->reload)
-        return;
-    /* Checked before the hook runs: it installs the new config in the API,
-     * which must then stay alive in owned[]. */
-    if (s->n_owned == MAX_CONFIGS) {
-        slora_warn("SIGHUP: too many reloads (%d); restart the daemon", MAX_CONFIGS);
-        return;
-    }
-    slora_server_notify("RELOADING=1");
-    struct slora_config *next = NULL;
-    int err = s->hooks->reload(s->hooks->arg, &next);
-    if (err || !next) {
+    struct server *s = req->data;
+    s->reload_err = s->hooks->reload_load(s->hooks->arg, &s->reload_cfg);
+}
+
+static void start_reload(struct server *s);
+
+static void reload_done(uv_work_t *req, int status)
+{
+    struct server *s = req->data;
+    struct slora_config *next = s->reload_cfg;
+    s->reload_cfg = NULL;
+    s->reloading = false;
+    if (status || s->reload_err || !next) {
+        slora_config_free(next);
         slora_warn("SIGHUP: reload failed, keeping the running configuration");
+    } else if (s->draining) {
+        slora_config_free(next);
     } else {
+        s->hooks->reload_apply(s->hooks->arg, next);
         s->owned[s->n_owned++] = next;
         s->cfg = next;
         struct slora_http_limits lim = limits_of(next);
@@ -855,6 +863,44 @@ static void on_hup(uv_signal_t *h, int signum)
         slora_info("SIGHUP: configuration reloaded (%d tenant(s))", next->n_tenants);
     }
     slora_server_notify("READY=1");
+    if (s->reload_again && !s->draining) {
+        s->reload_again = false;
+        start_reload(s);
+    }
+}
+
+/* Loop thread. Checked before the worker starts: a loaded config must
+ * find a free owned[] slot when it is applied, and at most one reload is
+ * in flight. */
+static void start_reload(struct server *s)
+{
+    if (s->n_owned == MAX_CONFIGS) {
+        slora_warn("SIGHUP: too many reloads (%d); restart the daemon", MAX_CONFIGS);
+        return;
+    }
+    slora_server_notify("RELOADING=1");
+    s->reloading = true;
+    s->reload_req.data = s;
+    if (uv_queue_work(&s->loop, &s->reload_req, reload_work, reload_done)) {
+        s->reloading = false;
+        slora_warn("SIGHUP: reload failed, keeping the running configuration");
+        slora_server_notify("READY=1");
+    }
+}
+
+static void on_hup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    struct server *s = h->data;
+    if (!s->hooks || !s->hooks->reload_load || !s->hooks->reload_apply)
+        return;
+    if (s->reloading) {
+        if (!s->reload_again)
+            slora_info("SIGHUP: reload in flight; reloading once more after it");
+        s->reload_again = true;
+        return;
+    }
+    start_reload(s);
 }
 
 static void on_watchdog(uv_timer_t *t)

@@ -40,7 +40,7 @@ static const struct slora_api_host fake = {fake_queue_work, fake_wake};
 struct response {
     int status;
     char headers[512];
-    char body[4096];
+    char body[65536];
     bool stream;
     int n_done;
 };
@@ -128,11 +128,23 @@ static void never_handler(struct slora_api_call *c)
     (void)c; /* completed later by the test */
 }
 
+/* /tenant/{t}/{ok|missing}: names tenant t, then succeeds or fails. */
+static void tenant_handler(struct slora_api_call *c)
+{
+    slora_api_call_set_log(c, slora_api_call_param(c, 0), slora_api_call_param(c, 1), NULL);
+    if (strcmp(slora_api_call_param(c, 1), "ok")) {
+        slora_api_call_error(c, SLORA_ENOTFOUND, "no such adapter");
+        return;
+    }
+    slora_api_call_respond(c, 200, "text/plain", strdup("ok"), 2);
+}
+
 static const struct slora_api_route test_routes[] = {
     {SLORA_API_GET, "/t/{a}/{b}", "echo", SLORA_API_AUTH_NONE, NULL, echo_handler},
     {SLORA_API_POST, "/t/{a}/{b}", "echo_post", SLORA_API_AUTH_NONE, NULL, echo_handler},
     {SLORA_API_POST, "/stream", "stream", SLORA_API_AUTH_ANY, NULL, stream_handler},
     {SLORA_API_POST, "/never", "never", SLORA_API_AUTH_NONE, NULL, never_handler},
+    {SLORA_API_GET, "/tenant/{t}/{outcome}", "tenant", SLORA_API_AUTH_NONE, NULL, tenant_handler},
 };
 
 static struct slora_api *new_api(struct slora_config **cfg_out, const char *json)
@@ -144,7 +156,7 @@ static struct slora_api *new_api(struct slora_config **cfg_out, const char *json
     struct slora_api_deps deps = {.model_id = "base", .auth = cfg->auth, .config = cfg};
     struct slora_api *api = slora_api_new(&deps);
     ck_assert_ptr_nonnull(api);
-    ck_assert_int_eq(slora_api_add_routes(api, test_routes, 4), 0);
+    ck_assert_int_eq(slora_api_add_routes(api, test_routes, 5), 0);
     *cfg_out = cfg;
     return api;
 }
@@ -236,6 +248,50 @@ START_TEST(auth_per_route)
     ck_assert_msg(strstr(r.body, a->fragment), "%s: body %s", a->path, r.body);
     if (a->status == 401)
         ck_assert_str_eq(r.headers, "WWW-Authenticate: Bearer\n");
+    slora_api_free(api);
+    slora_config_free(cfg);
+}
+END_TEST
+
+static int count_substr(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* Failed requests naming made-up tenants add no series; successful ones
+ * add at most 255 named series, the rest count under "_other". */
+START_TEST(tenant_series_bounded)
+{
+    struct slora_config *cfg;
+    struct slora_api *api = new_api(&cfg, NULL);
+    struct fake_host host = {0};
+    struct response r;
+    char path[64];
+    for (int i = 0; i < 50; i++) {
+        snprintf(path, sizeof(path), "/tenant/made-up-%d/missing", i);
+        run(api, &host, SLORA_API_GET, "GET", path, "", NULL, &r);
+        ck_assert_int_eq(r.status, 404);
+    }
+    run(api, &host, SLORA_API_GET, "GET", "/metrics", "", NULL, &r);
+    ck_assert_int_eq(count_substr(r.body, "slorad_tenant_requests_total{"), 0);
+
+    for (int i = 0; i < 300; i++) {
+        snprintf(path, sizeof(path), "/tenant/t%d/ok", i);
+        run(api, &host, SLORA_API_GET, "GET", path, "", NULL, &r);
+        ck_assert_int_eq(r.status, 200);
+    }
+    run(api, &host, SLORA_API_GET, "GET", "/tenant/t0/ok", "", NULL, &r);
+    run(api, &host, SLORA_API_GET, "GET", "/tenant/t299/ok", "", NULL, &r);
+    run(api, &host, SLORA_API_GET, "GET", "/metrics", "", NULL, &r);
+    ck_assert_int_eq(count_substr(r.body, "slorad_tenant_requests_total{"), 256);
+    ck_assert_ptr_nonnull(strstr(r.body, "slorad_tenant_requests_total{tenant=\"t0\"} 2\n"));
+    ck_assert_ptr_nonnull(strstr(r.body, "slorad_tenant_requests_total{tenant=\"t254\"} 1\n"));
+    ck_assert_ptr_null(strstr(r.body, "tenant=\"t255\""));
+    ck_assert_ptr_nonnull(
+        strstr(r.body, "slorad_tenant_requests_total{tenant=\"_other\"} 46\n"));
     slora_api_free(api);
     slora_config_free(cfg);
 }
@@ -346,6 +402,7 @@ Suite *slora_api_suite(void)
     Suite *s = suite_create("api");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, routing);
+    tcase_add_test(tc, tenant_series_bounded);
     tcase_add_loop_test(tc, auth_per_route, 0, (int)(sizeof(auth_cases) / sizeof(auth_cases[0])));
     tcase_add_test(tc, stream_from_thread);
     tcase_add_test(tc, cancel_and_late_completion);

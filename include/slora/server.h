@@ -5,12 +5,15 @@
  * cfg->listen, logs `listening on HOST:PORT`, sends READY=1 and serves api
  * until SIGTERM/SIGINT, then stops accepting, lets in-flight requests finish
  * (at most drain_timeout_ms), sends STOPPING=1, runs hooks->stop, waits
- * for every call to be completed, closes the loop and returns 0. SIGHUP calls
- * hooks->reload on the loop thread; a new config it returns is applied to
+ * for every call to be completed, closes the loop and returns 0. SIGHUP runs
+ * hooks->reload_load on a worker (file I/O and parsing stay off the loop),
+ * then hooks->reload_apply on the loop thread; the new config applies to
  * limits of requests that start afterwards (configs are kept until exit, so
  * calls may borrow them; after 1024 reloads SIGHUP is refused with a
- * warning and the hook is not called). Worker jobs (slora_api_call_queue_work) run on
- * libuv's thread pool, sized by worker_threads.
+ * warning and the hooks are not called). SIGHUPs arriving while a reload is
+ * in flight are coalesced into one more reload after it. Worker jobs
+ * (slora_api_call_queue_work) run on libuv's thread pool, sized by
+ * worker_threads.
  */
 #ifndef SLORA_SERVER_H
 #define SLORA_SERVER_H
@@ -19,10 +22,14 @@
 #include <slora/config.h>
 
 struct slora_server_hooks {
-    /* SIGHUP, loop thread: build and apply a new config (api config, auth,
-     * log level). 0 with *out set (ownership passes to the server), or an
-     * error: logged, the running config stays. */
-    int (*reload)(void *arg, struct slora_config **out);
+    /* SIGHUP, worker thread: read and parse a new config, touching no
+     * shared state. 0 with *out set (ownership passes to the server), or
+     * an error: logged, the running config stays. */
+    int (*reload_load)(void *arg, struct slora_config **out);
+    /* Loop thread, after a successful reload_load: install cfg (api
+     * config, auth, log level). cfg is borrowed; the server keeps it until
+     * exit. */
+    void (*reload_apply)(void *arg, const struct slora_config *cfg);
     /* Shutdown, loop thread, once: after the drain (every connection
      * closed, its call canceled) and before the loop is closed. Stop what
      * completes calls from other threads (cancel engine jobs, wait for the

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # server_auth.sh - tenants and keys end to end: every role x endpoint case,
 # namespace isolation (another tenant's adapter is 404, existing or not),
+# per-tenant metrics series only for real tenants,
 # list filtering, quotas (429 count, 507 bytes), key rotation by SIGHUP
-# without dropping connections, an invalid config on SIGHUP ignored.
+# without dropping connections, a reload's file read off the loop thread and
+# SIGHUPs during it coalesced, an invalid config on SIGHUP ignored.
 . "$(dirname "$0")/lib/daemon.sh"
 
 A=$FIXTURES/lokr.safetensors
@@ -81,7 +83,14 @@ out=$(curl -s -w ' %{http_code}' -H 'Authorization: Bearer small-key' -T "$A" "$
 check_contains "small: over max_bytes -> 507" " 507" "$out"
 check_contains "507 states the quota" "8000" "$out"
 
+# made-up tenant names in failing requests add no metrics series
+for i in $(seq 1 50); do
+    code admin-key GET "/v1/adapters/made-up-$i/x" >/dev/null
+    code none GET "/v1/adapters/anon-$i/x" >/dev/null
+done
 metrics=$(curl -s -H 'Authorization: Bearer admin-key' "$URL/metrics")
+check "metrics: 100 failing requests for made-up tenants add no series" \
+    'acme beta few small' "$(grep -o '^slorad_tenant_requests_total{tenant="[a-z-]*"' <<<"$metrics" | cut -d'"' -f2 | sort | tr '\n' ' ' | sed 's/ $//')"
 check_contains "metrics: per-tenant requests" 'slorad_tenant_requests_total{tenant="acme"}' "$metrics"
 check_contains "metrics: 401s counted by route" 'slorad_requests_total{route="metrics",status="401"}' "$metrics"
 check_contains "metrics: open connections gauge" 'slorad_open_connections 1' "$metrics"
@@ -119,6 +128,30 @@ check "after SIGHUP: removed key -> 401" 401 "$(code acme-key-1 GET /v1/adapters
 check "after SIGHUP: kept key -> 200" 200 "$(code acme-key-2 GET /v1/adapters)"
 check "after SIGHUP: new key -> 200" 200 "$(code acme-key-3 GET /v1/adapters)"
 check "adapters survive a reload" 200 "$(code acme-key-3 GET /v1/adapters/acme/one)"
+
+# the config is read on a worker: with the file a FIFO nobody writes yet,
+# the reload blocks there while the loop keeps answering; SIGHUPs meanwhile
+# are coalesced into exactly one more reload
+reloads() { grep -c "configuration reloaded" "$DAEMON_LOG"; }
+before=$(reloads)
+rm "$TMP/conf.json"
+mkfifo "$TMP/conf.json"
+kill -HUP "$DAEMON_PID"
+sleep 0.3
+check "loop answers while a reload waits on its file" 200 "$(curl -s -o /dev/null -m 3 -w '%{http_code}' "$URL/healthz")"
+kill -HUP "$DAEMON_PID"
+sleep 0.1
+kill -HUP "$DAEMON_PID"
+for _ in $(seq 1 100); do grep -q "reloading once more" "$DAEMON_LOG" && break; sleep 0.05; done
+check "SIGHUPs during a reload are coalesced" 1 "$(grep -c "reloading once more" "$DAEMON_LOG")"
+write_conf "[\"$(h acme-key-5)\"]"
+write_conf "[\"$(h acme-key-3)\"]"
+for _ in $(seq 1 100); do [ "$(reloads)" -ge $((before + 2)) ] && break; sleep 0.05; done
+sleep 0.2
+check "coalesced SIGHUPs: two reloads in all" $((before + 2)) "$(reloads)"
+check "coalesced reload applied the last file" 200 "$(code acme-key-3 GET /v1/adapters)"
+check "coalesced reload: the first file's key replaced" 401 "$(code acme-key-5 GET /v1/adapters)"
+rm "$TMP/conf.json"
 
 printf '{"tenants": [{"name": "Bad Name", "key_sha256": "zz"}]}' >"$TMP/conf.json"
 kill -HUP "$DAEMON_PID"
