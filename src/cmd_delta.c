@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-int slora__offline_open(int argc, char **argv, const char *name, const char *usage,
+int slora__offline_open(int argc, char **argv, const char *name, const char *usage, bool inspect,
                         struct slora__offline *o, int *status)
 {
     enum { O_MODEL = 256, O_THREADS, O_HELP };
@@ -32,7 +32,7 @@ int slora__offline_open(int argc, char **argv, const char *name, const char *usa
     *status = 2;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "o:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, inspect ? "" : "o:", opts, NULL)) != -1) {
         switch (c) {
         case 'o':
             o->out_path = optarg;
@@ -55,18 +55,25 @@ int slora__offline_open(int argc, char **argv, const char *name, const char *usa
             return -1;
         }
     }
-    if (!model_path || !o->out_path || optind + 1 != argc) {
+    if (inspect && optind + 1 != argc) {
+        fprintf(stderr, "slorad %s: exactly one ADAPTER is required\n%s", name, usage);
+        return -1;
+    }
+    if (!inspect && (!model_path || !o->out_path || optind + 1 != argc)) {
         fprintf(stderr, "slorad %s: --model, -o and one ADAPTER are required\n%s", name, usage);
         return -1;
     }
     o->n_threads = (int)threads;
     *status = 1;
     char diag[512];
-    if (slora_model_load(model_path, &o->model, diag, sizeof(diag))) {
+    if (model_path && slora_model_load(model_path, &o->model, diag, sizeof(diag))) {
         fprintf(stderr, "slorad %s: %s\n", name, diag);
         return -1;
     }
-    int err = slora_adapter_load(argv[optind], &o->model->cfg.shape, NULL, 0, &o->adapter, diag,
+    /* inspect validates (generates the deltas once); delta and merge
+     * generate them anyway, so parsing is enough there. */
+    int err = slora_adapter_load(argv[optind], o->model ? &o->model->cfg.shape : NULL, NULL,
+                                 inspect && o->model ? o->n_threads : 0, &o->adapter, diag,
                                  sizeof(diag));
     if (err) {
         fprintf(stderr, "slorad %s: %s: invalid adapter (%s): %s\n", name, argv[optind],
@@ -120,7 +127,7 @@ int slora_cmd_delta(int argc, char **argv)
 {
     struct slora__offline o;
     int status;
-    if (slora__offline_open(argc, argv, "delta", usage_text, &o, &status))
+    if (slora__offline_open(argc, argv, "delta", usage_text, false, &o, &status))
         return status;
     char diag[512];
     const struct slora_adapter *a = o.adapter;

@@ -4,11 +4,10 @@
  * diagnostic on stderr when the adapter is invalid. */
 #include <slora/adapter.h>
 #include <slora/cli.h>
-#include <slora/cliarg.h>
-#include <slora/error.h>
 #include <slora/model.h>
 
-#include <getopt.h>
+#include "cmd_offline.h"
+
 #include <stdio.h>
 
 static const char usage_text[] =
@@ -80,63 +79,15 @@ static void print_tables(const struct slora_adapter *a)
 
 int slora_cmd_inspect(int argc, char **argv)
 {
-    enum { O_MODEL = 256, O_THREADS, O_HELP };
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, O_MODEL},
-        {"threads", required_argument, NULL, O_THREADS},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0},
-    };
-    const char *model_path = NULL;
-    long long threads = 1;
-    int c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case O_MODEL:
-            model_path = optarg;
-            break;
-        case O_THREADS:
-            if (!slora_cliarg_int(optarg, 1, 256, &threads)) {
-                fprintf(stderr, "slorad inspect: --threads must be in 1..256\n%s", usage_text);
-                return 2;
-            }
-            break;
-        case O_HELP:
-            fputs(usage_text, stdout);
-            return 0;
-        default:
-            fprintf(stderr, "slorad inspect: bad option %s\n%s", argv[optind - 1], usage_text);
-            return 2;
-        }
-    }
-    if (optind + 1 != argc) {
-        fprintf(stderr, "slorad inspect: exactly one ADAPTER is required\n%s", usage_text);
-        return 2;
-    }
-    const char *path = argv[optind];
-    char diag[512];
-    struct slora_model *m = NULL;
-    if (model_path && slora_model_load(model_path, &m, diag, sizeof(diag))) {
-        fprintf(stderr, "slorad inspect: %s\n", diag);
-        return 1;
-    }
-    struct slora_adapter *a;
-    int err = slora_adapter_load(path, m ? &m->cfg.shape : NULL, NULL, m ? (int)threads : 0, &a,
-                                 diag, sizeof(diag));
-    if (err) {
-        fprintf(stderr, "slorad inspect: %s: invalid adapter (%s): %s\n", path, slora_err_name(err),
-                diag);
-        slora_model_free(m);
-        return 1;
-    }
-    printf("adapter: %s\n", path);
-    print_config(a);
-    print_tables(a);
-    if (m)
-        printf("\nvalid for model %s (deltas generated)\n", model_path);
-    slora_adapter_unref(a);
-    slora_model_free(m);
+    struct slora__offline o;
+    int status;
+    if (slora__offline_open(argc, argv, "inspect", usage_text, true, &o, &status))
+        return status;
+    printf("adapter: %s\n", argv[argc - 1]);
+    print_config(o.adapter);
+    print_tables(o.adapter);
+    if (o.model)
+        printf("\nvalid for model %s (deltas generated)\n", o.model->path);
+    slora__offline_close(&o);
     return 0;
 }

@@ -16,7 +16,7 @@ int slora_cmd_merge(int argc, char **argv)
 {
     struct slora__offline o;
     int status;
-    if (slora__offline_open(argc, argv, "merge", usage_text, &o, &status))
+    if (slora__offline_open(argc, argv, "merge", usage_text, false, &o, &status))
         return status;
     char diag[512];
     struct slora_merged *mg;
