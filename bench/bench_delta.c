@@ -78,32 +78,21 @@ static void init(struct bench_adapter *b, const char *name, const char *target, 
 
 static struct slora_group *group(struct bench_adapter *b, int gi, int64_t len, int order)
 {
-    struct slora_group *g = &b->g[gi];
-    slora_group_tables_init(g, &b->tables[gi]);
-    g->offset = gi ? b->g[gi - 1].offset + b->g[gi - 1].len : 0;
-    g->len = len;
-    g->order = order;
-    for (int m = 0; m < order; m++)
-        g->n[m] = 1;
+    slora_group_tables_start(&b->g[gi], &b->tables[gi], gi ? &b->g[gi - 1] : NULL, len, order);
     b->a.n_groups = gi + 1;
-    return g;
+    return &b->g[gi];
 }
 
 static void factor(struct bench_adapter *b, struct slora_group *g, const int64_t *n,
                    const int64_t *r, int core)
 {
-    struct slora_factor *k = &g->k[g->n_kron++];
+    const float *a[SLORA_MAX_ORDER];
     size_t core_len = 1;
-    g->code_len = 1;
     for (int m = 0; m < g->order; m++) {
-        k->n[m] = n[m];
-        k->r[m] = r[m];
-        k->a[m] = values(b, (size_t)(n[m] * r[m]));
+        a[m] = values(b, (size_t)(n[m] * r[m]));
         core_len *= (size_t)r[m];
-        g->n[m] *= n[m];
-        g->code_len *= g->n[m];
     }
-    k->core = core ? values(b, core_len) : NULL;
+    slora_group_tables_add_factor(g, n, r, a, core ? values(b, core_len) : NULL);
 }
 
 static void build(struct bench_adapter *bs)

@@ -81,34 +81,21 @@ static void fx_targets(struct fixture *f, int n, const int64_t (*shape)[2])
 /* Group gi of len N_g after the previous groups; factors added next. */
 static struct slora_group *fx_group(struct fixture *f, int gi, int64_t len, int order)
 {
-    struct slora_group *g = &f->g[gi];
-    memset(g, 0, sizeof(*g));
-    slora_group_tables_init(g, &f->tables[gi]);
-    g->offset = gi ? f->g[gi - 1].offset + f->g[gi - 1].len : 0;
-    g->len = len;
-    g->order = order;
-    for (int m = 0; m < order; m++)
-        g->n[m] = 1;
-    g->code_len = 1;
+    slora_group_tables_start(&f->g[gi], &f->tables[gi], gi ? &f->g[gi - 1] : NULL, len, order);
     f->a.n_groups = gi + 1;
-    return g;
+    return &f->g[gi];
 }
 
 static void fx_factor(struct fixture *f, struct slora_group *g, const int64_t *n, const int64_t *r,
                       bool core)
 {
-    struct slora_factor *k = &g->k[g->n_kron++];
+    const float *a[SLORA_MAX_ORDER];
     size_t core_len = 1;
-    g->code_len = 1;
     for (int m = 0; m < g->order; m++) {
-        k->n[m] = n[m];
-        k->r[m] = r[m];
-        k->a[m] = fx_values(f, (size_t)(n[m] * r[m]));
+        a[m] = fx_values(f, (size_t)(n[m] * r[m]));
         core_len *= (size_t)r[m];
-        g->n[m] *= n[m];
-        g->code_len *= g->n[m];
     }
-    k->core = core ? fx_values(f, core_len) : NULL;
+    slora_group_tables_add_factor(g, n, r, a, core ? fx_values(f, core_len) : NULL);
 }
 
 /* ---- naive formulas ---- */

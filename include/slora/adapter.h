@@ -76,6 +76,40 @@ static inline void slora_group_tables_init(struct slora_group *g, struct slora_g
         t->k[k] = (struct slora_factor){.n = t->kn[k], .r = t->kr[k], .a = t->ka[k]};
 }
 
+/* Start hand-built group g of length N_g = len and order M right after prev
+ * (NULL for the first group), its records in t; factors are added next. */
+static inline void slora_group_tables_start(struct slora_group *g, struct slora_group_tables *t,
+                                            const struct slora_group *prev, int64_t len, int order)
+{
+    *g = (struct slora_group){0};
+    slora_group_tables_init(g, t);
+    g->offset = prev ? prev->offset + prev->len : 0;
+    g->len = len;
+    g->order = order;
+    for (int m = 0; m < order; m++)
+        g->n[m] = 1;
+    g->code_len = 1;
+}
+
+/* Append a Kronecker factor to a hand-built group: A_m = a[m], each
+ * (n[m], r[m]), and core (r_0, ..., r_{M-1}) or NULL (CP); updates the
+ * group's mode sizes n_m and its code length P_g. */
+static inline void slora_group_tables_add_factor(struct slora_group *g, const int64_t *n,
+                                                 const int64_t *r, const float *const *a,
+                                                 const float *core)
+{
+    struct slora_factor *k = &g->k[g->n_kron++];
+    g->code_len = 1;
+    for (int m = 0; m < g->order; m++) {
+        k->n[m] = n[m];
+        k->r[m] = r[m];
+        k->a[m] = a[m];
+        g->n[m] *= n[m];
+        g->code_len *= g->n[m];
+    }
+    k->core = core;
+}
+
 struct slora_adapter_config {
     struct slora_shape base;
     int n_modules;
