@@ -199,10 +199,16 @@ static int parse_tensor_info(struct cursor *c, struct slora_gguf *g, size_t i)
 }
 
 /* Offsets must be aligned and consecutive (ggml requires the same), and
- * every tensor must lie inside the buffer. */
+ * every tensor must lie inside the buffer. A file without tensors (a
+ * vocabulary-only GGUF) may end right after its key/values, unpadded, as
+ * ggml's reader allows. */
 static int place_tensors(struct cursor *c, struct slora_gguf *g)
 {
     size_t a = g->alignment;
+    if (g->n_tensors == 0 && c->off <= SIZE_MAX - a) {
+        g->data_offset = (c->off + a - 1) / a * a;
+        return 0;
+    }
     if (c->off > SIZE_MAX - a || (c->off + a - 1) / a * a > c->len)
         return fail(c, SLORA_EFORMAT,
                     "truncated: data section would start past the end (%zu bytes)", c->len);
@@ -542,6 +548,13 @@ int slora_gguf_writer_add_f32(struct slora_gguf_writer *w, const char *key, floa
 {
     put_key(w, key, SLORA_GGUF_F32);
     return put(w, &v, 4);
+}
+
+int slora_gguf_writer_add_bool(struct slora_gguf_writer *w, const char *key, bool v)
+{
+    uint8_t b = v;
+    put_key(w, key, SLORA_GGUF_BOOL);
+    return put(w, &b, 1);
 }
 
 int slora_gguf_writer_add_str(struct slora_gguf_writer *w, const char *key, const char *s)

@@ -19,6 +19,7 @@
 #ifndef SLORA_GGUF_H
 #define SLORA_GGUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -108,6 +109,7 @@ struct slora_gguf_writer *slora_gguf_writer_new(uint32_t version, size_t alignme
 void slora_gguf_writer_free(struct slora_gguf_writer *w);
 int slora_gguf_writer_add_u32(struct slora_gguf_writer *w, const char *key, uint32_t v);
 int slora_gguf_writer_add_f32(struct slora_gguf_writer *w, const char *key, float v);
+int slora_gguf_writer_add_bool(struct slora_gguf_writer *w, const char *key, bool v);
 int slora_gguf_writer_add_str(struct slora_gguf_writer *w, const char *key, const char *s);
 /* Array of n strings (lens[i] bytes each). */
 int slora_gguf_writer_add_str_array(struct slora_gguf_writer *w, const char *key,
