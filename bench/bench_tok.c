@@ -90,7 +90,7 @@ static int bench(const char *path, int vocab, struct row *r)
     }
     r->vocab = vocab;
     char *text = malloc(TEXT_BYTES + 1);
-    int *ids = malloc((TEXT_BYTES + 3) * sizeof(*ids));
+    int *ids = malloc((2 * TEXT_BYTES + 3) * sizeof(*ids));
     float *base = malloc(8 * (size_t)vocab * sizeof(*base));
     float *work = malloc((size_t)vocab * sizeof(*work));
     if (!text || !ids || !base || !work)
@@ -99,9 +99,10 @@ static int bench(const char *path, int vocab, struct row *r)
     for (size_t i = 0; i < TEXT_BYTES; i++)
         text[i] = story[i % len];
     text[TEXT_BYTES] = '\0';
-    int n;
+    size_t n;
     double t0 = now();
-    if (slora_tokenizer_encode(t, text, true, ids, &n))
+    if (slora_tokenizer_encode(t, text, TEXT_BYTES, SLORA_TOK_ADD_BOS, ids, 2 * TEXT_BYTES + 3,
+                               &n))
         return 1;
     double dt = now() - t0;
     r->encode_mb_s = TEXT_BYTES / dt / 1e6;
@@ -109,7 +110,8 @@ static int bench(const char *path, int vocab, struct row *r)
     /* a typical prompt: the story once (~230 bytes) */
     t0 = now();
     for (int i = 0; i < 1000; i++)
-        slora_tokenizer_encode(t, story, true, ids, &n);
+        slora_tokenizer_encode(t, story, sizeof(story) - 1, SLORA_TOK_ADD_BOS, ids,
+                               2 * TEXT_BYTES + 3, &n);
     r->prompt_us = (now() - t0) / 1000 * 1e6;
 
     for (int k = 0; k < 8; k++)
@@ -135,7 +137,7 @@ static int bench(const char *path, int vocab, struct row *r)
                                   .n_stop = 4,
                                   .sampler = {0.0f, 1.0f, 0, 1},
                                   .logprobs = -1};
-    int prompt[1] = {SLORA_TOK_BOS};
+    int prompt[1] = {slora_tokenizer_special(t, SLORA_TOK_SPECIAL_BOS)};
     struct slora_gen *g;
     if (slora_gen_new(t, prompt, 1, &gp, &g))
         return 1;

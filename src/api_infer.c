@@ -262,11 +262,17 @@ static int encode_prompt(struct job *j, json_t *v, bool bos, int max_tokens, int
                     "'prompt' has %zu bytes; at most %zu bytes can fit in the model's context "
                     "of %d tokens",
                     len, max_len, j->model->cfg.seq_len);
-    if (!(*ids = malloc((len + 3) * sizeof(int))))
+    if (bos && slora_tokenizer_special(j->tok, SLORA_TOK_SPECIAL_BOS) < 0)
+        return fail(j, SLORA_EINVAL, "'add_bos': the model's vocabulary has no BOS token");
+    /* at most 2 * len + 2 tokens: the token count check is the caller's */
+    if (!(*ids = malloc((2 * len + 3) * sizeof(int))))
         return fail(j, SLORA_ENOMEM, "out of memory");
-    int err = slora_tokenizer_encode(j->tok, json_string_value(v), bos, *ids, n);
+    size_t count;
+    int err = slora_tokenizer_encode(j->tok, json_string_value(v), len,
+                                     bos ? SLORA_TOK_ADD_BOS : 0, *ids, 2 * len + 3, &count);
     if (err)
         return fail(j, err, "cannot tokenize 'prompt': %s", slora_strerror(err));
+    *n = (int)count;
     return 0;
 }
 
@@ -284,9 +290,12 @@ static int parse_prompt(struct job *j, json_t *req, bool allow_tokens_key)
     }
     int vocab = j->model->cfg.shape.vocab_size, seq_len = j->model->cfg.seq_len;
     if (json_is_string(v)) {
-        int err = encode_prompt(j, v, true, seq_len - 1, &j->prompt, &j->n_prompt);
+        int err = encode_prompt(j, v, slora_tokenizer_add_bos(j->tok), seq_len - 1, &j->prompt,
+                                &j->n_prompt);
         if (err)
             return err;
+        if (j->n_prompt == 0)
+            return fail(j, SLORA_EINVAL, "the prompt is empty and the vocabulary adds no BOS");
     } else if (json_is_array(v)) {
         size_t n = json_array_size(v);
         if (n == 0)
@@ -438,7 +447,7 @@ static int prepare_logits(struct job *j, json_t *req)
 static int prepare_tokenize(struct job *j, json_t *req)
 {
     json_t *v = json_object_get(req, "prompt");
-    bool bos = true;
+    bool bos = slora_tokenizer_add_bos(j->tok);
     int err = get_bool(j, req, "add_bos", &bos);
     if (err)
         return err;
@@ -475,7 +484,7 @@ static int prepare_detokenize(struct job *j, json_t *req)
         ids[i] = (int)json_integer_value(t);
     }
     size_t len;
-    char *text = slora_tokenizer_detokenize(j->tok, -1, ids, (int)n, &len);
+    char *text = slora_tokenizer_render(j->tok, -1, ids, (int)n, &len);
     free(ids);
     if (!text)
         return fail(j, SLORA_ENOMEM, "out of memory");
@@ -512,7 +521,7 @@ static void prepare_work(void *arg)
 static json_t *piece_json(const struct job *j, int prev, int token)
 {
     size_t len;
-    char *s = slora_tokenizer_detokenize(j->tok, prev, &token, 1, &len);
+    char *s = slora_tokenizer_render(j->tok, prev, &token, 1, &len);
     json_t *v = s ? json_stringn(s, len) : NULL;
     free(s);
     return v ? v : json_string("");
@@ -530,7 +539,7 @@ static void add_logprobs(struct job *j, int prev, int token, const struct slora_
     json_t *top = st ? json_object() : NULL;
     for (int k = 0; top && k < st->n_top; k++) {
         size_t len;
-        char *s = slora_tokenizer_detokenize(j->tok, prev, &st->top_id[k], 1, &len);
+        char *s = slora_tokenizer_render(j->tok, prev, &st->top_id[k], 1, &len);
         if (s && !json_object_getn(top, s, len))
             json_object_setn_new(top, s, len, json_real(st->top_logprob[k]));
         free(s);
@@ -602,7 +611,7 @@ static void stream_chunk(struct job *j, const char *text, size_t len, const char
 static void emit_echo(struct job *j)
 {
     size_t len;
-    char *text = slora_tokenizer_detokenize(j->tok, -1, j->prompt, j->n_prompt, &len);
+    char *text = slora_tokenizer_render(j->tok, -1, j->prompt, j->n_prompt, &len);
     if (!text) {
         j->text.oom = true;
         return;

@@ -42,7 +42,7 @@ struct key {
 static const struct key keys[] = {
     {"listen", KEY_STRING, OFF(listen), "127.0.0.1:8080", 0, 0, 0, "--listen"},
     {"model", KEY_STRING, OFF(model), "models/stories260K.bin", 0, 0, 0, "--model"},
-    {"tokenizer", KEY_STRING, OFF(tokenizer), "models/tok512.bin", 0, 0, 0, "--tokenizer"},
+    {"tokenizer", KEY_STRING, OFF(tokenizer), "", 0, 0, 0, "--tokenizer"},
     {"model_id", KEY_STRING, OFF(model_id), "", 0, 0, 0, "--model-id"},
     {"state_dir", KEY_STRING, OFF(state_dir), "", 0, 0, 0, "--state-dir"},
     {"threads", KEY_INT, OFF(threads), NULL, 0, 0, 256, "--threads"},
@@ -427,7 +427,7 @@ const char *slora_config_usage(void)
            "  --config PATH      JSON config file (default: $SLORAD_CONFIG)\n"
            "  --listen HOST:PORT listen address (default 127.0.0.1:8080; port 0 = any)\n"
            "  --model PATH       base model (.bin or .gguf)\n"
-           "  --tokenizer PATH   tokenizer (tok*.bin)\n"
+           "  --tokenizer PATH   llama2.c tok*.bin of a .bin model (default: next to it)\n"
            "  --model-id ID      model id in the API (default: model file name)\n"
            "  --state-dir DIR    adapter storage (default $STATE_DIRECTORY or /var/lib/slorad)\n"
            "  --threads N        compute threads (0 = one per CPU)\n"

@@ -362,59 +362,23 @@ out_free_src:
     return rc;
 }
 
+/* The file's own vocabulary (tokenizer.* keys), when it has one; it must
+ * cover exactly the model's vocab_size tokens. */
 static int gguf_vocab(struct slora_model *m, const struct slora_gguf *g, char *diag,
                       size_t diag_len)
 {
-    const struct slora_gguf_kv *tokens = slora_gguf_find_kv(g, "tokenizer.ggml.tokens");
-    const struct slora_gguf_kv *scores = slora_gguf_find_kv(g, "tokenizer.ggml.scores");
-    const char *kind;
-    size_t kind_len;
-    if (!tokens)
+    if (!slora_gguf_find_kv(g, "tokenizer.ggml.tokens") &&
+        !slora_gguf_find_kv(g, "tokenizer.ggml.model"))
         return 0;
-    /* only SentencePiece-style (llama) vocabularies fit our tokenizer */
-    if (!slora_gguf_get_str(g, "tokenizer.ggml.model", &kind, &kind_len) &&
-        (kind_len != 5 || memcmp(kind, "llama", 5))) {
-        slora_warn("%s: tokenizer model '%.*s' is not supported; vocabulary ignored", m->path,
-                   kind_len > 64 ? 64 : (int)kind_len, kind);
-        return 0;
-    }
-    size_t vocab = (size_t)m->cfg.shape.vocab_size;
-    if (tokens->type != SLORA_GGUF_ARRAY || tokens->arr_type != SLORA_GGUF_STRING ||
-        tokens->n != vocab)
-        return slora__diag(
-            diag, diag_len, SLORA_EFORMAT,
-            "%s: tokenizer.ggml.tokens must be an array of %zu strings (the vocabulary)", m->path,
-            vocab);
-    if (!scores || scores->type != SLORA_GGUF_ARRAY || scores->arr_type != SLORA_GGUF_F32 ||
-        scores->n != vocab)
-        return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                           "%s: tokenizer.ggml.scores must be an array of %zu f32", m->path, vocab);
-    const char **pieces = malloc(vocab * sizeof(*pieces));
-    size_t *lens = malloc(vocab * sizeof(*lens));
-    float *sc = malloc(vocab * sizeof(*sc));
-    int rc = SLORA_ENOMEM;
-    if (!pieces || !lens || !sc)
-        goto out_free;
-    /* walk the strings once: slora_gguf_array_str(i) is linear in i */
-    const uint8_t *p = tokens->value;
-    for (size_t i = 0; i < vocab; i++) {
-        uint64_t n;
-        memcpy(&n, p, 8);
-        pieces[i] = (const char *)p + 8;
-        lens[i] = n;
-        p += 8 + n;
-        sc[i] = slora_gguf_array_f32(scores, i);
-    }
     char tdiag[256];
-    rc = slora_tokenizer_new_from_vocab(pieces, lens, sc, (int)vocab, &m->gguf_vocab, tdiag,
-                                        sizeof(tdiag));
+    int rc = slora_tokenizer_new_from_gguf(g, &m->gguf_vocab, tdiag, sizeof(tdiag));
     if (rc)
-        snprintf(diag, diag_len, "%s: vocabulary: %s", m->path, tdiag);
-out_free:
-    free(pieces);
-    free(lens);
-    free(sc);
-    return rc;
+        return slora__diag(diag, diag_len, rc, "%s: vocabulary: %s", m->path, tdiag);
+    if (slora_tokenizer_vocab_size(m->gguf_vocab) != m->cfg.shape.vocab_size)
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "%s: tokenizer.ggml.tokens has %d tokens, the model %d", m->path,
+                           slora_tokenizer_vocab_size(m->gguf_vocab), m->cfg.shape.vocab_size);
+    return 0;
 }
 
 static int load_gguf(struct slora_model **out, const char *path, const uint8_t *buf, size_t len,
@@ -580,72 +544,6 @@ int slora_model_write_bin(const struct slora_model *m, const struct slora_weight
     return slora_fsio_write(path, write_bin_all, &job, diag, diag_len);
 }
 
-/* GGUF token types, as llama.cpp's llama2.c converter assigns them. */
-enum { TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_BYTE = 6 };
-
-static int token_type(int id, const char *piece, size_t len)
-{
-    if (id == 0)
-        return TOKEN_UNKNOWN;
-    if (id == SLORA_TOK_BOS || id == SLORA_TOK_EOS)
-        return TOKEN_CONTROL;
-    if (len == 6 && !memcmp(piece, "<0x", 3) && piece[5] == '>')
-        return TOKEN_BYTE;
-    return TOKEN_NORMAL;
-}
-
-/* ' ' becomes U+2581 (3 bytes), so a piece grows at most 3x. */
-static int add_vocab(struct slora_gguf_writer *w, const struct slora_tokenizer *tok)
-{
-    int n = slora_tokenizer_vocab_size(tok);
-    char **pieces = calloc((size_t)n, sizeof(*pieces));
-    size_t *lens = calloc((size_t)n, sizeof(*lens));
-    float *scores = calloc((size_t)n, sizeof(*scores));
-    int32_t *types = calloc((size_t)n, sizeof(*types));
-    int rc = SLORA_ENOMEM;
-    if (!pieces || !lens || !scores || !types)
-        goto out_free;
-    for (int i = 0; i < n; i++) {
-        size_t len;
-        const char *p = slora_tokenizer_piece(tok, i, &len);
-        /* llama2.c's "\n<s>\n" and "\n</s>\n" are "<s>" and "</s>" in GGUF */
-        if (i == SLORA_TOK_BOS || i == SLORA_TOK_EOS) {
-            p = i == SLORA_TOK_BOS ? "<s>" : "</s>";
-            len = strlen(p);
-        }
-        if (!(pieces[i] = malloc(3 * len + 1)))
-            goto out_free;
-        size_t o = 0;
-        for (size_t j = 0; j < len; j++) {
-            if (p[j] == ' ') {
-                memcpy(pieces[i] + o, "\xe2\x96\x81", 3);
-                o += 3;
-            } else {
-                pieces[i][o++] = p[j];
-            }
-        }
-        lens[i] = o;
-        scores[i] = slora_tokenizer_score(tok, i);
-        types[i] = token_type(i, p, len);
-    }
-    slora_gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");
-    slora_gguf_writer_add_str_array(w, "tokenizer.ggml.tokens", (const char *const *)pieces, lens,
-                                    (size_t)n);
-    slora_gguf_writer_add_array(w, "tokenizer.ggml.scores", SLORA_GGUF_F32, scores, (size_t)n);
-    slora_gguf_writer_add_array(w, "tokenizer.ggml.token_type", SLORA_GGUF_I32, types, (size_t)n);
-    slora_gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    slora_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", SLORA_TOK_BOS);
-    rc = slora_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", SLORA_TOK_EOS);
-out_free:
-    for (int i = 0; pieces && i < n; i++)
-        free(pieces[i]);
-    free(pieces);
-    free(lens);
-    free(scores);
-    free(types);
-    return rc;
-}
-
 int slora_model_write_gguf(const struct slora_model *m, const struct slora_tokenizer *tok,
                            const char *path, int version, int dtype, char *diag, size_t diag_len)
 {
@@ -664,7 +562,7 @@ int slora_model_write_gguf(const struct slora_model *m, const struct slora_token
     slora_gguf_writer_add_u32(w, "llama.attention.head_count_kv", (uint32_t)s->n_kv_heads);
     slora_gguf_writer_add_u32(w, "llama.rope.dimension_count", (uint32_t)(s->dim / s->n_heads));
     slora_gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    int rc = tok ? add_vocab(w, tok) : 0;
+    int rc = tok ? slora_tokenizer_write_gguf(tok, w) : 0;
     int n = slora_model_n_tensors(m);
     for (int i = 0; !rc && i < n; i++) {
         struct slora_model_tensor t;

@@ -120,6 +120,9 @@ static const struct slora__tok_merge_entry *merge_find(const struct slora__tok_m
 static int load_merges(struct slora_tokenizer *t, const struct slora__tok_src *src, char *diag,
                        size_t diag_len)
 {
+    if (src->n_merges == 0)
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s is missing or empty",
+                           src->key_merges);
     size_t cap = 16;
     while (cap < 2 * src->n_merges)
         cap *= 2;

@@ -134,7 +134,7 @@ static int read_arrays(const struct slora_gguf *g, struct slora__tok_src *src, s
         (err = get_array(g, src->key_types, SLORA_GGUF_I32, SLORA_GGUF_I32, n, false, &ty, diag,
                          diag_len)) ||
         (err = get_array(g, src->key_merges, SLORA_GGUF_STRING, SLORA_GGUF_STRING, SIZE_MAX,
-                         src->algo == SLORA__TOK_BPE, &mg, diag, diag_len)))
+                         false, &mg, diag, diag_len)))
         return err;
     if (n == 0 || n > (1 << 24))
         return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s has %zu tokens (1 to %d)",

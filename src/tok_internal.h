@@ -165,7 +165,7 @@ struct slora__tok_src {
     const char *pre; /* BPE pre-tokenizer name, NUL-terminated; NULL: absent */
     const char *name; /* general.name (llama.cpp sets phi-3 strip attributes by it) */
     /* ids from the file; -1 absent (or llama.cpp's "none" 0xFFFFFFFF): the
-     * tokenizer model's default applies */
+     * tokenizer model's default applies; -2: explicitly none */
     int64_t id[SLORA_TOK_SPECIAL_COUNT];
     int64_t fim[6]; /* pre suf mid pad rep sep, -1 absent */
     int add_bos, add_eos, add_space_prefix; /* -1 absent, else 0 / 1 */
@@ -292,7 +292,9 @@ void slora__tok_regex_free(struct slora__tok_regex *re);
 int slora__tok_regex_search(const struct slora__tok_regex *re, const uint32_t *s, size_t from,
                             size_t n, size_t *mb, size_t *me);
 
-/* Sources (tok_llama2c.c): llama2.c run.c decode rule and GGUF export. */
+/* tok_llama2c.c: a llama2.c piece in GGUF form (U+2581 for ' ', BOS and
+ * EOS "<s>", "</s>") into out (3 * len + 8 bytes); the GGUF export. */
+size_t slora__tok_llama2c_text(const struct slora_tokenizer *t, int id, char *out);
 int slora__tok_llama2c_write_gguf(const struct slora_tokenizer *t, struct slora_gguf_writer *w);
 
 #endif

@@ -168,8 +168,25 @@ out_free:
     return err;
 }
 
-/* ' ' becomes U+2581 (3 bytes); "\n<s>\n" and "\n</s>\n" become "<s>" and
- * "</s>". */
+size_t slora__tok_llama2c_text(const struct slora_tokenizer *t, int id, char *out)
+{
+    const char *p = t->text[id];
+    size_t len = t->len[id], o = 0;
+    if (id == 1 || id == 2) {
+        p = id == 1 ? "<s>" : "</s>";
+        len = strlen(p);
+    }
+    for (size_t j = 0; j < len; j++) {
+        if (p[j] == ' ') {
+            memcpy(out + o, "\xe2\x96\x81", 3);
+            o += 3;
+        } else {
+            out[o++] = p[j];
+        }
+    }
+    return o;
+}
+
 int slora__tok_llama2c_write_gguf(const struct slora_tokenizer *t, struct slora_gguf_writer *w)
 {
     size_t n = (size_t)t->n_vocab;
@@ -180,23 +197,9 @@ int slora__tok_llama2c_write_gguf(const struct slora_tokenizer *t, struct slora_
     if (!pieces || !lens || !types)
         goto out_free;
     for (size_t i = 0; i < n; i++) {
-        const char *p = t->text[i];
-        size_t len = t->len[i], o = 0;
-        if (i == 1 || i == 2) {
-            p = i == 1 ? "<s>" : "</s>";
-            len = strlen(p);
-        }
-        if (!(pieces[i] = malloc(3 * len + 1)))
+        if (!(pieces[i] = malloc(3 * t->len[i] + 8)))
             goto out_free;
-        for (size_t j = 0; j < len; j++) {
-            if (p[j] == ' ') {
-                memcpy(pieces[i] + o, "\xe2\x96\x81", 3);
-                o += 3;
-            } else {
-                pieces[i][o++] = p[j];
-            }
-        }
-        lens[i] = o;
+        lens[i] = slora__tok_llama2c_text(t, (int)i, pieces[i]);
         types[i] = t->type[i];
     }
     slora_gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");

@@ -580,6 +580,10 @@ static int special_ids(struct slora_tokenizer *t, const struct slora__tok_src *s
         if (t->id[r] >= t->n_vocab)
             t->id[r] = -1;
         int64_t v = src->id[r];
+        if (v == -2) { /* the source says: none */
+            t->id[r] = -1;
+            continue;
+        }
         if (v >= t->n_vocab || v < -1)
             return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s = %lld is not a token id (%d tokens)",
                                src->key_id[r], (long long)v, t->n_vocab);

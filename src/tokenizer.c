@@ -378,6 +378,33 @@ size_t slora_tokenizer_utf8_clean(const char *s, size_t n, bool final, char *out
 
 /* ---- export ------------------------------------------------------------- */
 
+/* Token id's text in GGUF form (buf: 3 * max_text + 8 bytes). */
+static const char *gguf_text(const struct slora_tokenizer *t, int id, char *buf, size_t *len)
+{
+    if (t->algo != SLORA__TOK_LLAMA2C) {
+        *len = t->len[id];
+        return t->text[id];
+    }
+    *len = slora__tok_llama2c_text(t, id, buf);
+    return buf;
+}
+
+bool slora_tokenizer_same_vocab(const struct slora_tokenizer *a, const struct slora_tokenizer *b)
+{
+    if (a->n_vocab != b->n_vocab)
+        return false;
+    char *ba = malloc(3 * (size_t)a->max_text + 8), *bb = malloc(3 * (size_t)b->max_text + 8);
+    bool same = ba && bb;
+    for (int i = 0; same && i < a->n_vocab; i++) {
+        size_t la, lb;
+        const char *ta = gguf_text(a, i, ba, &la), *tb = gguf_text(b, i, bb, &lb);
+        same = la == lb && !memcmp(ta, tb, la) && a->score[i] == b->score[i];
+    }
+    free(ba);
+    free(bb);
+    return same;
+}
+
 static int cmp_rank(const void *pa, const void *pb)
 {
     const struct slora__tok_merge_entry *a = pa, *b = pb;

@@ -13,7 +13,6 @@
 #include <slora/blas.h>
 #include <slora/engine.h>
 #include <slora/error.h>
-#include <slora/tokenizer.h>
 
 #include <check.h>
 #include <math.h>
@@ -22,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* prompts start with llama2.c's BOS id (a .bin model carries no vocabulary) */
+#define BOS 1
 
 #define MODEL_PATH "models/stories260K.bin"
 #define MAX_GEN 64
@@ -207,7 +209,7 @@ static void hold(struct run *blocker)
     blocker->max_tokens = 1;
     blocker->block = true;
     set_gate(true);
-    ck_assert_int_eq(submit(blocker, "z", NULL, (const int[]){SLORA_TOK_BOS, 5}, 2), 0);
+    ck_assert_int_eq(submit(blocker, "z", NULL, (const int[]){BOS, 5}, 2), 0);
     wait_entered();
 }
 
@@ -282,7 +284,7 @@ START_TEST(isolation)
         /* First candidate prompt whose greedy path is unambiguous. */
         for (int tries = 0;; tries++) {
             ck_assert_int_lt(tries, 40);
-            prompts[s][0] = SLORA_TOK_BOS;
+            prompts[s][0] = BOS;
             prompts[s][1] = next++;
             run_alone(&alone[s], fs, prompts[s], 2, ISO_TOKENS);
             if (alone[s].min_margin > 1e-3f)
@@ -374,7 +376,7 @@ START_TEST(blas_groups)
     for (int s = 0; s < 8; s++) {
         memset(&r[s], 0, sizeof(r[s]));
         r[s].max_tokens = 24;
-        prompts[s][0] = SLORA_TOK_BOS;
+        prompts[s][0] = BOS;
         prompts[s][1] = 60 + s;
         ck_assert_int_eq(submit(&r[s], "t", who[s], prompts[s], 2), 0);
     }
@@ -410,7 +412,7 @@ START_TEST(prompt_logits)
     start(4, 8, 0);
     struct fake f;
     fake_init(&f, 0, 0.02f);
-    const int prompt[6] = {SLORA_TOK_BOS, 100, 200, 300, 400, 50};
+    const int prompt[6] = {BOS, 100, 200, 300, 400, 50};
     struct run all;
     memset(&all, 0, sizeof(all));
     all.all_logits = true;
@@ -451,7 +453,7 @@ START_TEST(context_limit)
     int n = seq_len - 2;
     int *prompt = malloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++)
-        prompt[i] = i ? 3 + i % (vocab - 3) : SLORA_TOK_BOS;
+        prompt[i] = i ? 3 + i % (vocab - 3) : BOS;
     struct run r;
     run_alone(&r, NULL, prompt, n, MAX_GEN);
     ck_assert_int_eq(r.res.n_prompt, n);
@@ -464,7 +466,7 @@ END_TEST
 START_TEST(cancel)
 {
     start(4, 8, 0);
-    const int prompt[2] = {SLORA_TOK_BOS, 77};
+    const int prompt[2] = {BOS, 77};
     struct run r;
     memset(&r, 0, sizeof(r));
     r.max_tokens = MAX_GEN;
@@ -496,7 +498,7 @@ static void *open_gate_later(void *arg)
 START_TEST(stop_cancels_everything)
 {
     start(1, 8, 0);
-    const int prompt[2] = {SLORA_TOK_BOS, 42};
+    const int prompt[2] = {BOS, 42};
     struct run blocker, queued, late;
     memset(&blocker, 0, sizeof(blocker));
     memset(&queued, 0, sizeof(queued));
@@ -526,7 +528,7 @@ END_TEST
 START_TEST(queue_full)
 {
     start(1, 2, 0);
-    const int prompt[2] = {SLORA_TOK_BOS, 90};
+    const int prompt[2] = {BOS, 90};
     struct run blocker, q[3];
     memset(&blocker, 0, sizeof(blocker));
     memset(q, 0, sizeof(q));
@@ -579,7 +581,7 @@ static void count_tenant(void *arg, const struct slora_engine_tenant_stats *t)
 START_TEST(tenant_limit)
 {
     start(1, 8, 2);
-    const int prompt[3] = {SLORA_TOK_BOS, 91, 92};
+    const int prompt[3] = {BOS, 91, 92};
     struct run r[5];
     memset(r, 0, sizeof(r));
     for (int i = 0; i < 5; i++)
@@ -613,7 +615,7 @@ END_TEST
 START_TEST(round_robin)
 {
     start(1, 8, 0);
-    const int prompt[2] = {SLORA_TOK_BOS, 93};
+    const int prompt[2] = {BOS, 93};
     struct run blocker, a[3], b[2];
     memset(&blocker, 0, sizeof(blocker));
     memset(a, 0, sizeof(a));

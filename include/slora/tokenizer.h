@@ -105,13 +105,13 @@ size_t slora_tokenizer_max_text_bytes(const struct slora_tokenizer *t, int n_tok
 /* llama.cpp's token_to_piece(id, lstrip 0, special): the bytes of one
  * token (U+2581 as space, byte tokens as their byte, byte-level BPE
  * decoded); control and unknown tokens are "" unless special. Sets *len;
- * "" for invalid ids. Borrowed from t. */
+ * "" for invalid ids. Borrowed from t, not NUL-terminated. */
 const char *slora_tokenizer_piece(const struct slora_tokenizer *t, int id, bool special,
                                   size_t *len);
 /* The piece of `id` as generation renders it after `prev` (-1: at the start
  * of the text): control tokens are "", and the space an SPM vocabulary
  * prefixes to a text is dropped after BOS or at the start (llama2.c: only
- * after BOS, as run.c). Borrowed from t. */
+ * after BOS, as run.c). Borrowed from t, not NUL-terminated. */
 const char *slora_tokenizer_decode(const struct slora_tokenizer *t, int prev, int id,
                                    size_t *len);
 /* Longest piece any token renders to (bytes). */
@@ -134,6 +134,10 @@ char *slora_tokenizer_detokenize(const struct slora_tokenizer *t, const int *ids
  * U+FFFD. out needs 3 * n bytes. Returns the bytes written; *used = bytes
  * of s consumed. */
 size_t slora_tokenizer_utf8_clean(const char *s, size_t n, bool final, char *out, size_t *used);
+
+/* Whether a and b hold the same vocabulary (token texts in GGUF form and
+ * scores), e.g. a tok*.bin and the GGUF converted from it. */
+bool slora_tokenizer_same_vocab(const struct slora_tokenizer *a, const struct slora_tokenizer *b);
 
 /* Add the tokenizer.* keys that rebuild this tokenizer to a GGUF writer
  * (a llama2.c vocabulary becomes the "llama" vocabulary llama.cpp's

@@ -1,0 +1,367 @@
+/* check_tok_vocab.c - the GGUF tokenizers against llama.cpp.
+ *
+ * pairs: every ../shared/models/vocab/ *.gguf.inp / .out pair (llama.cpp's
+ * test-tokenizer-0 data: cases separated by "\n__ggml_vocab_test__\n", one
+ * line of ids per case; tokenized without BOS and without special-token
+ * parsing), one test per case.
+ *
+ * oracle: tests/fixtures/tok_oracle.txt, llama.cpp's own output written by
+ * tests/tok_oracle.py (see there for the format): the special ids, EOG set,
+ * token attributes, every token's piece (hashed), a fuzzed corpus encoded
+ * with and without BOS and special-token parsing, and detokenization.
+ */
+#include "tok_internal.h"
+#include "tokutil.h"
+
+#include <slora/error.h>
+#include <slora/sha256.h>
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FIXTURE "tests/fixtures/tok_oracle.txt"
+#define SEP "\n__ggml_vocab_test__\n"
+#define MAX_VOCABS 16
+
+static const char *const pair_files[] = {"llama-spm", "phi-3",     "gpt-2", "falcon",
+                                         "deepseek-llm", "starcoder", "mpt"};
+#define N_PAIR_FILES (int)(sizeof(pair_files) / sizeof(pair_files[0]))
+
+/* One vocabulary section of the fixture. */
+struct vocab {
+    char name[64];
+    char file[96];
+    char pre[32];
+    char *first; /* its first line after "vocab" (inside fixture) */
+};
+
+static char *fixture;
+static struct vocab vocabs[MAX_VOCABS];
+static int n_vocabs;
+static char **inputs; /* (n_inputs) hex strings inside fixture */
+static int n_inputs;
+static struct slora_tokenizer *toks[MAX_VOCABS];
+
+/* (file, case) of every pair */
+static int pair_file[N_PAIR_FILES * 64], pair_case[N_PAIR_FILES * 64], n_pairs;
+
+/* Suite construction runs outside any test: no ck_assert here (a missing
+ * file leaves the tables empty and the `files` test fails). */
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    } else {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+static void read_fixture(void)
+{
+    size_t len;
+    if (!(fixture = read_all(FIXTURE, &len)))
+        return;
+    inputs = calloc(len / 8 + 1, sizeof(*inputs));
+    for (char *line = fixture; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (!strncmp(line, "input ", 6))
+            inputs[n_inputs++] = line + 6;
+        if (!strncmp(line, "vocab ", 6)) {
+            if (n_vocabs == MAX_VOCABS)
+                break;
+            struct vocab *v = &vocabs[n_vocabs];
+            if (sscanf(line + 6, "%63s %95s %31s", v->name, v->file, v->pre) >= 2)
+                n_vocabs++;
+            v->first = next;
+        }
+        line = next;
+    }
+}
+
+static void count_pairs(void)
+{
+    for (int f = 0; f < N_PAIR_FILES; f++) {
+        char path[256];
+        size_t len;
+        snprintf(path, sizeof(path), TEST_VOCAB_DIR "ggml-vocab-%s.gguf.inp", pair_files[f]);
+        char *inp = read_all(path, &len);
+        if (!inp)
+            continue;
+        int cases = 0;
+        for (char *p = inp; p < inp + len; cases++) {
+            char *e = strstr(p, SEP);
+            p = e ? e + strlen(SEP) : inp + len;
+        }
+        for (int c = 0; c < cases; c++) {
+            pair_file[n_pairs] = f;
+            pair_case[n_pairs++] = c;
+        }
+        free(inp);
+    }
+}
+
+static void load_all(void)
+{
+    for (int i = 0; i < n_vocabs; i++)
+        toks[i] = tok_load_vocab(vocabs[i].file, vocabs[i].pre[0] ? vocabs[i].pre : NULL);
+}
+
+static void free_all(void)
+{
+    for (int i = 0; i < n_vocabs; i++)
+        slora_tokenizer_free(toks[i]);
+}
+
+static const struct slora_tokenizer *by_file(const char *name)
+{
+    for (int i = 0; i < n_vocabs; i++)
+        if (!strcmp(vocabs[i].name, name))
+            return toks[i];
+    ck_abort_msg("vocabulary %s is not in " FIXTURE, name);
+    return NULL;
+}
+
+static size_t unhex(const char *h, char *out)
+{
+    if (!strcmp(h, "-"))
+        return 0;
+    size_t n = strlen(h) / 2;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        sscanf(h + 2 * i, "%2x", &v);
+        out[i] = (char)v;
+    }
+    return n;
+}
+
+/* Ids after " : " on a fixture line. */
+static int parse_ids(const char *s, int *ids)
+{
+    int n = 0, off;
+    const char *p = strstr(s, " : ");
+    ck_assert_ptr_nonnull(p);
+    for (p += 3; sscanf(p, "%d%n", &ids[n], &off) == 1; p += off)
+        n++;
+    return n;
+}
+
+static void expect_ids(const int *got, size_t n_got, const int *want, int n_want, const char *what)
+{
+    char g[4096] = "", w[4096] = "";
+    size_t gl = 0, wl = 0;
+    for (size_t i = 0; i < n_got && gl < sizeof(g) - 16; i++)
+        gl += (size_t)sprintf(g + gl, " %d", got[i]);
+    for (int i = 0; i < n_want && wl < sizeof(w) - 16; i++)
+        wl += (size_t)sprintf(w + wl, " %d", want[i]);
+    ck_assert_msg(n_got == (size_t)n_want && !memcmp(got, want, n_got * sizeof(int)),
+                  "%s:\n  got: %s\n want: %s", what, g, w);
+}
+
+/* The fixture and every pair file were found (suite construction skips
+ * what it cannot read). */
+START_TEST(files)
+{
+    ck_assert_msg(fixture != NULL, "cannot read " FIXTURE);
+    ck_assert_int_eq(n_vocabs, N_PAIR_FILES + 6);
+    ck_assert_int_eq(n_inputs, 100);
+    ck_assert_int_eq(n_pairs, N_PAIR_FILES * 46);
+}
+END_TEST
+
+START_TEST(pairs)
+{
+    const char *name = pair_files[pair_file[_i]];
+    int c = pair_case[_i];
+    const struct slora_tokenizer *t = by_file(name);
+    char path[256];
+    size_t len_in, len_out;
+    snprintf(path, sizeof(path), TEST_VOCAB_DIR "ggml-vocab-%s.gguf.inp", name);
+    char *inp = tok_slurp(path, &len_in);
+    snprintf(path, sizeof(path), TEST_VOCAB_DIR "ggml-vocab-%s.gguf.out", name);
+    char *out = tok_slurp(path, &len_out);
+    char *text = inp, *line = out;
+    for (int k = 0; k < c; k++) {
+        text = strstr(text, SEP) + strlen(SEP);
+        line = strchr(line, '\n') + 1;
+    }
+    char *end = strstr(text, SEP);
+    size_t len = end ? (size_t)(end - text) : strlen(text);
+    *strchr(line, '\n') = '\0';
+    int want[1024], n_want = 0, off;
+    for (char *p = line; sscanf(p, "%d%n", &want[n_want], &off) == 1; p += off)
+        n_want++;
+    int got[1024];
+    size_t n;
+    ck_assert_int_eq(slora_tokenizer_encode(t, text, len, 0, got, 1024, &n), 0);
+    char what[128];
+    snprintf(what, sizeof(what), "%s case %d '%.40s'", name, c, text);
+    expect_ids(got, n, want, n_want, what);
+    free(inp);
+    free(out);
+}
+END_TEST
+
+static void check_meta(const struct slora_tokenizer *t, const char *line)
+{
+    int m[14];
+    ck_assert_int_eq(sscanf(line, "meta %d %d %d %d %d %d %d %d %d %d %d %d %d %d", &m[0], &m[1],
+                            &m[2], &m[3], &m[4], &m[5], &m[6], &m[7], &m[8], &m[9], &m[10],
+                            &m[11], &m[12], &m[13]),
+                     14);
+    ck_assert_int_eq(slora_tokenizer_add_bos(t), m[0]);
+    ck_assert_int_eq(slora_tokenizer_add_eos(t), m[1]);
+    ck_assert_int_eq(slora_tokenizer_special(t, SLORA_TOK_SPECIAL_BOS), m[2]);
+    ck_assert_int_eq(slora_tokenizer_special(t, SLORA_TOK_SPECIAL_EOS), m[3]);
+    ck_assert_int_eq(slora_tokenizer_special(t, SLORA_TOK_SPECIAL_EOT), m[4]);
+    ck_assert_int_eq(slora_tokenizer_special(t, SLORA_TOK_SPECIAL_SEP), m[5]);
+    ck_assert_int_eq(slora_tokenizer_special(t, SLORA_TOK_SPECIAL_PAD), m[6]);
+}
+
+static void check_eog(const struct slora_tokenizer *t, const char *line)
+{
+    int want[64], n = 0, off;
+    for (const char *p = line + 3; sscanf(p, "%d%n", &want[n], &off) == 1; p += off)
+        n++;
+    int got[64];
+    size_t n_got = 0;
+    for (int id = 0; id < slora_tokenizer_vocab_size(t) && n_got < 64; id++)
+        if (slora_tokenizer_is_eog(t, id))
+            got[n_got++] = id;
+    expect_ids(got, n_got, want, n, "end-of-generation tokens");
+}
+
+/* llama.cpp's attributes of every token that is not just "normal". */
+static void check_attr(const struct slora_tokenizer *t, const char *line)
+{
+    int id = 0, a, off, next = 0;
+    const char *p = line + 4;
+    for (;; id++) {
+        if (sscanf(p, "%d %d%n", &next, &a, &off) != 2)
+            next = t->n_vocab, a = SLORA__TOK_ATTR_NORMAL;
+        for (; id < next; id++)
+            ck_assert_msg((t->attr[id] & ~SLORA__TOK_ATTR_EOG) == SLORA__TOK_ATTR_NORMAL,
+                          "token %d attributes %d, llama.cpp 4", id, t->attr[id]);
+        if (id == t->n_vocab)
+            break;
+        ck_assert_msg((t->attr[id] & ~SLORA__TOK_ATTR_EOG) == a,
+                      "token %d '%s' attributes %d, llama.cpp %d", id, t->text[id], t->attr[id], a);
+        p += off;
+    }
+}
+
+static void check_pieces(const struct slora_tokenizer *t, const char *line)
+{
+    char want[2][SLORA_SHA256_HEX_LEN + 1];
+    ck_assert_int_eq(sscanf(line, "pieces %64s %64s", want[0], want[1]), 2);
+    for (int special = 0; special < 2; special++) {
+        struct slora_sha256 c;
+        slora_sha256_init(&c);
+        for (int id = 0; id < slora_tokenizer_vocab_size(t); id++) {
+            size_t len;
+            const char *p = slora_tokenizer_piece(t, id, special, &len);
+            uint32_t n = (uint32_t)len;
+            slora_sha256_update(&c, &n, 4);
+            slora_sha256_update(&c, p, len);
+        }
+        uint8_t d[SLORA_SHA256_LEN];
+        char hex[SLORA_SHA256_HEX_LEN + 1];
+        slora_sha256_final(&c, d);
+        slora_sha256_hex(d, hex);
+        ck_assert_msg(!strcmp(hex, want[special]), "pieces (special %d) differ from llama.cpp",
+                      special);
+    }
+}
+
+static void check_enc(const struct slora_tokenizer *t, const char *line)
+{
+    int k, off;
+    ck_assert_int_eq(sscanf(line, "enc %d %n", &k, &off), 1);
+    ck_assert_int_lt(k, n_inputs);
+    static char text[65536];
+    size_t len = unhex(inputs[k], text);
+    static int want[65536], got[65536];
+    int n_want = parse_ids(line, want);
+    for (const char *f = line + off; *f != ' '; f++) {
+        if (*f == ',')
+            continue;
+        int flags = *f - '0';
+        unsigned fl = (flags & 2 ? SLORA_TOK_PARSE_SPECIAL : 0);
+        if (flags & 1)
+            fl |= (slora_tokenizer_add_bos(t) ? SLORA_TOK_ADD_BOS : 0) |
+                  (slora_tokenizer_add_eos(t) ? SLORA_TOK_ADD_EOS : 0);
+        size_t n;
+        ck_assert_int_eq(slora_tokenizer_encode(t, text, len, fl, got, 65536, &n), 0);
+        char what[128];
+        snprintf(what, sizeof(what), "input %d flags %d", k, flags);
+        expect_ids(got, n, want, n_want, what);
+    }
+}
+
+static void check_detok(const struct slora_tokenizer *t, const char *line)
+{
+    int flags;
+    static char hex[65536], want[32768];
+    static int ids[65536];
+    ck_assert_int_eq(sscanf(line, "detok %d %65535s", &flags, hex), 2);
+    size_t n_want = unhex(hex, want), len;
+    int n = parse_ids(line, ids);
+    unsigned fl = (flags & 1 ? SLORA_TOK_REMOVE_SPECIAL : 0) |
+                  (flags & 2 ? SLORA_TOK_UNPARSE_SPECIAL : 0);
+    char *got = slora_tokenizer_detokenize(t, ids, n, fl, &len);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_msg(len == n_want && !memcmp(got, want, len), "detok flags %d: got '%s' want '%.*s'",
+                  flags, got, (int)n_want, want);
+    free(got);
+}
+
+START_TEST(oracle)
+{
+    const struct slora_tokenizer *t = toks[_i];
+    for (const char *line = vocabs[_i].first; line && strncmp(line, "vocab ", 6);
+         line = line + strlen(line) + 1) {
+        if (!strncmp(line, "meta ", 5))
+            check_meta(t, line);
+        else if (!strncmp(line, "eog", 3))
+            check_eog(t, line);
+        else if (!strncmp(line, "attr", 4))
+            check_attr(t, line);
+        else if (!strncmp(line, "pieces ", 7))
+            check_pieces(t, line);
+        else if (!strncmp(line, "enc ", 4))
+            check_enc(t, line);
+        else if (!strncmp(line, "detok ", 6))
+            check_detok(t, line);
+        else if (!*line)
+            break;
+    }
+}
+END_TEST
+
+Suite *slora_tok_vocab_suite(void)
+{
+    Suite *s = suite_create("tok_vocab");
+    TCase *tc = tcase_create("llama.cpp");
+    read_fixture();
+    count_pairs();
+    tcase_add_unchecked_fixture(tc, load_all, free_all);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, files);
+    tcase_add_loop_test(tc, pairs, 0, n_pairs);
+    tcase_add_loop_test(tc, oracle, 0, n_vocabs);
+    suite_add_tcase(s, tc);
+    return s;
+}
