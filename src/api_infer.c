@@ -264,12 +264,12 @@ static int encode_prompt(struct job *j, json_t *v, bool bos, int max_tokens, int
                     len, max_len, j->model->cfg.seq_len);
     if (bos && slora_tokenizer_special(j->tok, SLORA_TOK_SPECIAL_BOS) < 0)
         return fail(j, SLORA_EINVAL, "'add_bos': the model's vocabulary has no BOS token");
-    /* at most 2 * len + 2 tokens: the token count check is the caller's */
-    if (!(*ids = malloc((2 * len + 3) * sizeof(int))))
+    /* room for any encoding: the token count check is the caller's */
+    size_t cap = slora_tokenizer_max_tokens(j->tok, len), count;
+    if (!(*ids = malloc(cap * sizeof(int))))
         return fail(j, SLORA_ENOMEM, "out of memory");
-    size_t count;
     int err = slora_tokenizer_encode(j->tok, json_string_value(v), len,
-                                     bos ? SLORA_TOK_ADD_BOS : 0, *ids, 2 * len + 3, &count);
+                                     bos ? SLORA_TOK_ADD_BOS : 0, *ids, cap, &count);
     if (err)
         return fail(j, err, "cannot tokenize 'prompt': %s", slora_strerror(err));
     *n = (int)count;

@@ -257,13 +257,13 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
         goto out;
     }
     err = SLORA_ENOMEM;
-    r.prompt = malloc((2 * prompt_len + 3) * sizeof(*r.prompt));
+    size_t cap = slora_tokenizer_max_tokens(r.tok, prompt_len), count;
+    r.prompt = malloc(cap * sizeof(*r.prompt));
     if (!r.prompt)
         goto out;
-    size_t count;
     err = slora_tokenizer_encode(r.tok, o->prompt, prompt_len,
                                  slora_tokenizer_add_bos(r.tok) ? SLORA_TOK_ADD_BOS : 0, r.prompt,
-                                 2 * prompt_len + 3, &count);
+                                 cap, &count);
     if (err) {
         snprintf(diag, diag_len, "cannot encode the prompt with this vocabulary");
         goto out;

@@ -53,10 +53,10 @@ static int get_tokens(const struct slora_model *m, const char *tok_path, const c
                       const char *prompt, int **tokens, int *n)
 {
     char diag[512];
-    size_t cap = list ? strlen(list) / 2 + 1 : 2 * strlen(prompt) + 3;
-    if (!(*tokens = malloc(cap * sizeof(int))))
-        return -1;
+    size_t cap = strlen(list ? list : prompt) / 2 + 1;
     if (list) {
+        if (!(*tokens = malloc(cap * sizeof(int))))
+            return -1;
         *n = slora_cliarg_int_list(list, 0, m->cfg.shape.vocab_size - 1, *tokens, (int)cap);
         if (*n < 1) {
             fprintf(stderr, "slorad logits: --tokens must list ids in 0..%d\n",
@@ -77,6 +77,11 @@ static int get_tokens(const struct slora_model *m, const char *tok_path, const c
         return -1;
     }
     size_t count;
+    cap = slora_tokenizer_max_tokens(tok, strlen(prompt));
+    if (!(*tokens = malloc(cap * sizeof(int)))) {
+        slora_tokenizer_free(own);
+        return -1;
+    }
     int rc = slora_tokenizer_encode(tok, prompt, strlen(prompt),
                                     slora_tokenizer_add_bos(tok) ? SLORA_TOK_ADD_BOS : 0, *tokens,
                                     cap, &count);

@@ -204,6 +204,14 @@ int slora_tokenizer_encode(const struct slora_tokenizer *t, const char *text, si
     return o.err;
 }
 
+size_t slora_tokenizer_max_tokens(const struct slora_tokenizer *t, size_t len)
+{
+    /* per byte: llama2.c 1 (+ a " " per fragment); BPE 3 (U+FFFD); SPM 3
+     * for the byte and 3 for a fragment's U+2581 prefix */
+    size_t per = t->algo == SLORA__TOK_LLAMA2C ? 2 : t->algo == SLORA__TOK_BPE ? 3 : 6;
+    return len > (SIZE_MAX - 3) / per ? SIZE_MAX : per * len + 3;
+}
+
 size_t slora_tokenizer_max_text_bytes(const struct slora_tokenizer *t, int n_tokens)
 {
     size_t per = (size_t)(t->max_text > 0 ? t->max_text : 1);

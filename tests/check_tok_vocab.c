@@ -9,6 +9,11 @@
  * tests/tok_oracle.py (see there for the format): the special ids, EOG set,
  * token attributes, every token's piece (hashed), a fuzzed corpus encoded
  * with and without BOS and special-token parsing, and detokenization.
+ *
+ * hf: the gpt-2 vocabulary written as a Hugging Face tokenizer.json with
+ * each pre-tokenizer tokenizer.json can name (ByteLevel; Split with the
+ * Llama-3 or Qwen2 regex; Digits) loads as the same tokenizer as the GGUF
+ * with that tokenizer.ggml.pre: identical ids on the whole corpus.
  */
 #include "tok_internal.h"
 #include "tokutil.h"
@@ -17,6 +22,7 @@
 #include <slora/sha256.h>
 
 #include <check.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -351,6 +357,89 @@ START_TEST(oracle)
 }
 END_TEST
 
+/* tokenizer.json of a GGUF vocabulary, with the pre_tokenizer of `pre`. */
+static char *hf_json(const struct slora_tokenizer *t, const char *pre)
+{
+    static const char *const llama3 =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+        "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    static const char *const qwen2 =
+        "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+        "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    json_t *vocab = json_object(), *added = json_array(), *merges = json_array();
+    for (int i = 0; i < t->n_vocab; i++) {
+        if (t->attr[i] & SLORA__TOK_ATTR_CONTROL)
+            json_array_append_new(added, json_pack("{sisssb}", "id", i, "content", t->text[i],
+                                                   "special", 1));
+        else
+            json_object_set_new(vocab, t->text[i], json_integer(i));
+    }
+    /* the merges in rank order */
+    int n = 0;
+    for (size_t i = 0; i <= t->merges.mask; i++)
+        n += t->merges.e[i].key != UINT64_MAX;
+    json_t **byrank = calloc((size_t)n, sizeof(*byrank));
+    for (size_t i = 0; i <= t->merges.mask; i++) {
+        const struct slora__tok_merge_entry *e = &t->merges.e[i];
+        if (e->key != UINT64_MAX)
+            byrank[e->rank] = json_pack("[ss]", t->text[e->key >> 32],
+                                        t->text[(uint32_t)e->key]);
+    }
+    for (int i = 0; i < n; i++)
+        json_array_append_new(merges, byrank[i]);
+    free(byrank);
+    json_t *bl = json_pack("{sssbsb}", "type", "ByteLevel", "add_prefix_space", 0, "use_regex", 1);
+    json_t *pt;
+    if (!strcmp(pre, "gpt-2")) {
+        pt = bl;
+    } else if (!strcmp(pre, "smollm")) {
+        pt = json_pack("{sss[{sssb}o]}", "type", "Sequence", "pretokenizers", "type", "Digits",
+                       "individual_digits", 1, bl);
+    } else {
+        json_object_set_new(bl, "use_regex", json_false());
+        pt = json_pack("{sss[{sss{ss}sssb}o]}", "type", "Sequence", "pretokenizers", "type",
+                       "Split", "pattern", "Regex", !strcmp(pre, "qwen2") ? qwen2 : llama3,
+                       "behavior", "Isolated", "invert", 0, bl);
+    }
+    json_t *root = json_pack("{sososns{ss}s{sssoso}}", "added_tokens", added, "pre_tokenizer", pt,
+                             "normalizer", "decoder", "type", "ByteLevel", "model", "type", "BPE",
+                             "vocab", vocab, "merges", merges);
+    ck_assert_ptr_nonnull(root);
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return text;
+}
+
+static const char *const hf_pres[] = {"gpt-2", "llama-bpe", "qwen2", "smollm"};
+
+START_TEST(hf)
+{
+    char name[64];
+    snprintf(name, sizeof(name), _i ? "gpt-2+%s" : "%s", hf_pres[_i]);
+    const struct slora_tokenizer *g = by_file(name);
+    char *json = hf_json(g, hf_pres[_i]), diag[256] = "";
+    struct slora_tokenizer *t;
+    int err = slora_tokenizer_new_from_hf(json, strlen(json), NULL, 0, 0, &t, diag, sizeof(diag));
+    ck_assert_msg(err == 0, "%s", diag);
+    free(json);
+    ck_assert_int_eq(slora_tokenizer_vocab_size(t), slora_tokenizer_vocab_size(g));
+    ck_assert_int_eq(t->pre, g->pre);
+    static char text[65536];
+    static int a[65536], b[65536];
+    for (int k = 0; k < n_inputs; k++) {
+        size_t len = unhex(inputs[k], text), na, nb;
+        for (unsigned flags = 0; flags <= SLORA_TOK_PARSE_SPECIAL; flags += SLORA_TOK_PARSE_SPECIAL) {
+            ck_assert_int_eq(slora_tokenizer_encode(t, text, len, flags, a, 65536, &na), 0);
+            ck_assert_int_eq(slora_tokenizer_encode(g, text, len, flags, b, 65536, &nb), 0);
+            char what[64];
+            snprintf(what, sizeof(what), "%s input %d", hf_pres[_i], k);
+            expect_ids(a, na, b, (int)nb, what);
+        }
+    }
+    slora_tokenizer_free(t);
+}
+END_TEST
+
 Suite *slora_tok_vocab_suite(void)
 {
     Suite *s = suite_create("tok_vocab");
@@ -362,6 +451,7 @@ Suite *slora_tok_vocab_suite(void)
     tcase_add_test(tc, files);
     tcase_add_loop_test(tc, pairs, 0, n_pairs);
     tcase_add_loop_test(tc, oracle, 0, n_vocabs);
+    tcase_add_loop_test(tc, hf, 0, (int)(sizeof(hf_pres) / sizeof(hf_pres[0])));
     suite_add_tcase(s, tc);
     return s;
 }

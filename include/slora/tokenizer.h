@@ -94,9 +94,13 @@ bool slora_tokenizer_is_control(const struct slora_tokenizer *t, int id);
  * *n = the token count. Returns 0, SLORA_ELIMIT when more than cap tokens
  * are needed, SLORA_EINVAL when a flag asks for a BOS/EOS the file lacks,
  * SLORA_ERANGE when byte fallback needs a byte token the vocabulary lacks,
- * or SLORA_ENOMEM. At most 2 * len + 2 tokens result. */
+ * or SLORA_ENOMEM. */
 int slora_tokenizer_encode(const struct slora_tokenizer *t, const char *text, size_t len,
                            unsigned flags, int *tokens, size_t cap, size_t *n);
+/* Most tokens a text of len bytes can encode to, any flags (a byte may
+ * become several byte tokens: a BPE bad byte is U+FFFD, an SPM space
+ * U+2581); SIZE_MAX when that overflows. */
+size_t slora_tokenizer_max_tokens(const struct slora_tokenizer *t, size_t len);
 /* Longest text (bytes) that can encode to at most n_tokens tokens: a caller
  * with a token budget rejects longer text before encoding (encoding needs
  * scratch proportional to the text). */
