@@ -438,7 +438,7 @@ static int write_merges(const struct slora_tokenizer *t, struct slora_gguf_write
     for (size_t i = 0; !err && i < n; i++) {
         int l = (int)(e[i].key >> 32), r = (int)(uint32_t)e[i].key;
         lens[i] = t->len[l] + 1 + t->len[r];
-        if (!(s[i] = malloc(lens[i])))
+        if (!(s[i] = malloc(lens[i] + 1)))
             err = SLORA_ENOMEM;
         else
             sprintf(s[i], "%s %s", t->text[l], t->text[r]);
