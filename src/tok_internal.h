@@ -131,6 +131,10 @@ struct slora_tokenizer {
     bool clean_spaces;
     bool ignore_merges;
     int byte_id[256]; /* byte fallback (SPM: <0xXX>; BPE: its encoded character), -1 */
+    /* SPM, llama2.c: no token has a space (U+2581, ' ') after another
+     * character, so no merge crosses a space that follows a non-space:
+     * the text is merged word by word (the same result, faster) */
+    bool word_merges;
     /* BPE only */
     char *raw_arena;            /* every token's bytes (byte-level decoded) */
     const char **raw;           /* (n_vocab) NULL when not byte-level text */

@@ -65,6 +65,32 @@ static void link_symbols(struct slora__tok_sym *sym, int n)
     }
 }
 
+static bool is_space(const struct slora__tok_sym *s, const char *buf, const char *sp, size_t n)
+{
+    return s->len == n && !memcmp(buf + s->at, sp, n);
+}
+
+/* Merge sym[0..m) and emit the result: word by word when the vocabulary
+ * allows (a word starts at a space symbol after a non-space one). */
+static void merge_emit(const struct spm_ctx *ctx, struct slora__tok_sym *sym, int m, const char *sp,
+                       size_t sp_len, struct slora__tok_out *o, struct slora__tok_scratch *s)
+{
+    for (int start = 0, end; start < m; start = end) {
+        end = m;
+        if (ctx->t->word_merges)
+            for (end = start + 1; end < m; end++)
+                if (is_space(&sym[end], ctx->buf, sp, sp_len) &&
+                    !is_space(&sym[end - 1], ctx->buf, sp, sp_len))
+                    break;
+        link_symbols(sym + start, end - start);
+        if (slora__tok_merge(sym + start, end - start, spm_pair, ctx, s)) {
+            o->err = SLORA_ENOMEM;
+            return;
+        }
+        emit_symbols(ctx->t, sym + start, end - start, ctx->buf, o);
+    }
+}
+
 void slora__tok_spm_encode(const struct slora_tokenizer *t, const char *text, size_t len,
                            bool prefix, struct slora__tok_out *o, struct slora__tok_scratch *s)
 {
@@ -99,13 +125,8 @@ void slora__tok_spm_encode(const struct slora_tokenizer *t, const char *text, si
         sym[m].id = slora__tok_map_find(&t->by_text, buf + at, cl);
         at += cl;
     }
-    link_symbols(sym, m);
     struct spm_ctx ctx = {t, buf, -INFINITY};
-    if (slora__tok_merge(sym, m, spm_pair, &ctx, s)) {
-        o->err = SLORA_ENOMEM;
-        return;
-    }
-    emit_symbols(t, sym, m, buf, o);
+    merge_emit(&ctx, sym, m, space, 3, o, s);
 }
 
 void slora__tok_llama2c_encode(const struct slora_tokenizer *t, const char *text, size_t len,
@@ -155,11 +176,6 @@ void slora__tok_llama2c_encode(const struct slora_tokenizer *t, const char *text
         }
         i += cl;
     }
-    link_symbols(sym, m);
     struct spm_ctx ctx = {t, buf, -1e10f};
-    if (slora__tok_merge(sym, m, spm_pair, &ctx, s)) {
-        o->err = SLORA_ENOMEM;
-        return;
-    }
-    emit_symbols(t, sym, m, buf, o);
+    merge_emit(&ctx, sym, m, " ", 1, o, s);
 }

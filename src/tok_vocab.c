@@ -621,6 +621,19 @@ static int special_ids(struct slora_tokenizer *t, const struct slora__tok_src *s
     return 0;
 }
 
+/* Whether every token has its spaces (sp, n bytes) only in a leading run. */
+static bool spaces_lead(const struct slora_tokenizer *t, const char *sp, size_t n)
+{
+    for (int i = 0; i < t->n_vocab; i++) {
+        const char *s = t->text[i], *end = s + t->len[i];
+        while ((size_t)(end - s) >= n && !memcmp(s, sp, n))
+            s += n;
+        if (memmem(s, (size_t)(end - s), sp, n))
+            return false;
+    }
+    return true;
+}
+
 int slora__tok_build(const struct slora__tok_src *src, struct slora_tokenizer **out, char *diag,
                      size_t diag_len)
 {
@@ -642,6 +655,9 @@ int slora__tok_build(const struct slora__tok_src *src, struct slora_tokenizer **
         err = piece_cache(t);
     if (!err && t->algo == SLORA__TOK_BPE)
         err = slora__tok_bpe_init(t, src, diag, diag_len);
+    if (!err && t->algo != SLORA__TOK_BPE)
+        t->word_merges = t->algo == SLORA__TOK_SPM ? spaces_lead(t, "\xe2\x96\x81", 3)
+                                                   : spaces_lead(t, " ", 1);
     for (int b = 0; !err && t->algo != SLORA__TOK_BPE && b < 256; b++) {
         char hex[8];
         snprintf(hex, sizeof(hex), "<0x%02X>", b);

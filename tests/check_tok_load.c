@@ -26,7 +26,7 @@ static const char *const bpe_tokens[] = {"a", "b", "ab", "\xc4\xa0", "<|endoftex
 
 static void add_tokens(struct slora_gguf_writer *w, const char *const *tok, size_t n)
 {
-    size_t lens[8];
+    size_t lens[16];
     for (size_t i = 0; i < n; i++)
         lens[i] = strlen(tok[i]);
     slora_gguf_writer_add_str_array(w, "tokenizer.ggml.tokens", tok, lens, n);
@@ -448,6 +448,36 @@ START_TEST(special_partition)
 }
 END_TEST
 
+/* A token with a space after another character lets merges cross spaces:
+ * the text is then merged as a whole, not word by word. */
+static void space_inside(struct slora_gguf_writer *w)
+{
+    static const char *const t[] = {"<unk>", "<s>", "</s>", "a", "b", "\xe2\x96\x81",
+                                    "a\xe2\x96\x81", "a\xe2\x96\x81" "b", "\xe2\x96\x81" "a"};
+    float scores[9] = {0, 0, 0, 0, 0, 0, -1, -2, -3};
+    add_tokens(w, t, 9);
+    slora_gguf_writer_add_array(w, "tokenizer.ggml.scores", SLORA_GGUF_F32, scores, 9);
+}
+
+START_TEST(merge_across_space)
+{
+    char diag[256] = "";
+    int err;
+    struct slora_tokenizer *t = build(false, K_TOKENS | K_SCORES | K_TYPES, space_inside, &err,
+                                      diag, sizeof(diag));
+    ck_assert_msg(err == 0, "%s", diag);
+    ck_assert(!t->word_merges);
+    int ids[8];
+    size_t n;
+    /* \u2581 a \u2581 b: "a\u2581" (-1) first, then "a\u2581b" (-2) */
+    ck_assert_int_eq(slora_tokenizer_encode(t, "a b", 3, 0, ids, 8, &n), 0);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(ids[0], 5);
+    ck_assert_int_eq(ids[1], 7);
+    slora_tokenizer_free(t);
+}
+END_TEST
+
 /* An SPM and a BPE vocabulary written back with slora_tokenizer_write_gguf
  * load as the same tokenizers (attributes llama.cpp derives from
  * general.name, Phi-3's, are not exported). */
@@ -494,6 +524,7 @@ Suite *slora_tok_load_suite(void)
     tcase_add_loop_test(tc, bad_tokenizer_json, 0, (int)(sizeof(bad_hf) / sizeof(bad_hf[0])));
     tcase_add_test(tc, good_tokenizer_json);
     tcase_add_test(tc, special_partition);
+    tcase_add_test(tc, merge_across_space);
     tcase_add_loop_test(tc, export_roundtrip, 0, 2);
     suite_add_tcase(s, tc);
     return s;

@@ -353,7 +353,10 @@ START_TEST(merge_order)
         /* ' ' a b a b: ab (-2) twice, leftmost first; " a" never forms */
         {"abab", 3, {3, 7, 7}},
         {"ba", 3, {3, 5, 4}},
+        /* " " separates words: merged word by word */
+        {"aa ab", 4, {3, 6, 3, 7}},
     };
+    ck_assert(t->word_merges);
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         int ids[16];
         int n = enc(t, cases[c].text, 0, ids, 16);
@@ -362,6 +365,16 @@ START_TEST(merge_order)
             ck_assert_msg(ids[i] == cases[c].ids[i], "%s: token %d is %d", cases[c].text, i,
                           ids[i]);
     }
+    slora_tokenizer_free(t);
+    /* "a b" has a space inside: merges may cross spaces, run.c's result */
+    const char *spaced[] = {"<unk>", "<s>", "</s>", " ", "a", "b", "a ", "a b", " a"};
+    float spaced_scores[] = {0, 0, 0, 0, 0, 0, -1, -2, -3};
+    t = tokbin(spaced, spaced_scores, 9);
+    ck_assert(!t->word_merges);
+    int ids[8];
+    ck_assert_int_eq(enc(t, "a b", 0, ids, 8), 2);
+    ck_assert_int_eq(ids[0], 3);
+    ck_assert_int_eq(ids[1], 7);
     slora_tokenizer_free(t);
 }
 END_TEST
