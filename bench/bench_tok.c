@@ -5,11 +5,18 @@
  * Times are this thread's CPU time (single-threaded work; robust to other
  * processes sharing the cores).
  *
+ * With --text, also the encoding speed of each --gguf vocabulary on that
+ * text (bench/tok.sh: >= 1 MiB of mixed text, compared with llama.cpp's
+ * tokenize on the same vocabulary files): best of 3 runs, thread CPU time,
+ * written as JSON to --speed-json.
+ *
  * usage: bench_tok --tok T.bin --vocab V [--tok T.bin --vocab V]...
  *                  [--json OUT] [--md OUT]
+ *                  [--text FILE --gguf LABEL=V.gguf... --speed-json OUT]
  */
 #include <slora/cliarg.h>
 #include <slora/generate.h>
+#include <slora/gguf.h>
 #include <slora/sampler.h>
 #include <slora/tokenizer.h>
 
@@ -161,13 +168,70 @@ static int bench(const char *path, int vocab, struct row *r)
     return 0;
 }
 
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* Encode text with the GGUF vocabulary `spec` (LABEL=PATH): one JSON row. */
+static int bench_gguf(const char *spec, const char *text, size_t len, FILE *out, bool first)
+{
+    const char *eq = strchr(spec, '=');
+    size_t glen;
+    char *g = eq ? slurp(eq + 1, &glen) : NULL, diag[256] = "";
+    struct slora_gguf *gguf;
+    struct slora_tokenizer *t;
+    if (!g || slora_gguf_parse((const uint8_t *)g, glen, &gguf, diag, sizeof(diag)) ||
+        slora_tokenizer_new_from_gguf(gguf, &t, diag, sizeof(diag))) {
+        fprintf(stderr, "bench_tok: %s: %s\n", spec, diag);
+        return 1;
+    }
+    slora_gguf_free(gguf);
+    free(g);
+    size_t cap = slora_tokenizer_max_tokens(t, len), n = 0;
+    int *ids = malloc(cap * sizeof(*ids));
+    double best = 0;
+    for (int r = 0; ids && r < 3; r++) {
+        double t0 = now();
+        if (slora_tokenizer_encode(t, text, len, 0, ids, cap, &n))
+            return 1;
+        double dt = now() - t0;
+        best = r == 0 || dt < best ? dt : best;
+    }
+    fprintf(out, "%s\n {\"label\": \"%.*s\", \"tokens\": %zu, \"seconds\": %.6f, \"tok_s\": %.0f}",
+            first ? "" : ",", (int)(eq - spec), spec, n, best, n / best);
+    free(ids);
+    slora_tokenizer_free(t);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    const char *toks[MAX_TOKS], *json = NULL, *md = NULL;
-    int vocabs[MAX_TOKS], n_tok = 0, n_vocab = 0;
+    const char *toks[MAX_TOKS], *json = NULL, *md = NULL, *text_path = NULL, *speed = NULL;
+    const char *ggufs[16];
+    int vocabs[MAX_TOKS], n_tok = 0, n_vocab = 0, n_gguf = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         long long v;
-        if (!strcmp(argv[i], "--tok") && n_tok < MAX_TOKS)
+        if (!strcmp(argv[i], "--text"))
+            text_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--gguf") && n_gguf < 16)
+            ggufs[n_gguf++] = argv[i + 1];
+        else if (!strcmp(argv[i], "--speed-json"))
+            speed = argv[i + 1];
+        else if (!strcmp(argv[i], "--tok") && n_tok < MAX_TOKS)
             toks[n_tok++] = argv[i + 1];
         else if (!strcmp(argv[i], "--vocab") && n_vocab < MAX_TOKS &&
                  slora_cliarg_int(argv[i + 1], 3, 1 << 24, &v))
@@ -179,9 +243,24 @@ int main(int argc, char **argv)
         else
             n_tok = -1;
     }
-    if (n_tok < 1 || n_tok != n_vocab || argc % 2 != 1) {
-        fprintf(stderr, "usage: bench_tok --tok T.bin --vocab V [...] [--json OUT] [--md OUT]\n");
+    if (n_tok < 1 || n_tok != n_vocab || argc % 2 != 1 || !text_path != !speed) {
+        fprintf(stderr, "usage: bench_tok --tok T.bin --vocab V [...] [--json OUT] [--md OUT]\n"
+                        "                 [--text FILE --gguf LABEL=V.gguf... --speed-json OUT]\n");
         return 2;
+    }
+    if (text_path) {
+        size_t len;
+        char *text = slurp(text_path, &len);
+        FILE *f = fopen(speed, "w");
+        if (!text || !f)
+            return 1;
+        fprintf(f, "{\"bytes\": %zu, \"rows\": [", len);
+        for (int i = 0; i < n_gguf; i++)
+            if (bench_gguf(ggufs[i], text, len, f, i == 0))
+                return 1;
+        fprintf(f, "\n]}\n");
+        fclose(f);
+        free(text);
     }
     struct row rows[MAX_TOKS];
     for (int i = 0; i < n_tok; i++)

@@ -3,6 +3,8 @@
 
     SLORA_ORACLE=/work/oracle /usr/bin/python3 tests/tok_oracle.py write tests/fixtures/tok_oracle.txt
     SLORA_ORACLE=... /usr/bin/python3 tests/tok_oracle.py check tests/fixtures/tok_oracle.txt
+    /usr/bin/python3 tests/tok_oracle.py pre SRC.gguf PRE DST.gguf   (no oracle needed)
+    SLORA_ORACLE=... /usr/bin/python3 tests/tok_oracle.py bench TEXT LABEL=VOCAB.gguf...
 
 The oracle is the libllama of node-llama-cpp 3.21.1 installed in
 $SLORA_ORACLE (the same llama.cpp build the Node scripts use), called
@@ -15,6 +17,11 @@ pre-tokenizers that have no shared file (llama-bpe, qwen2, deepseek-coder,
 refact, smollm, default). Inputs: a fixed pseudo-random corpus (mixed
 scripts, emoji, whitespace runs, digits, contractions, special-token text,
 ill-formed UTF-8) generated here from a seed, so `check` reproduces it.
+
+`pre` writes SRC with tokenizer.ggml.pre set to PRE (bench/tok.sh uses it);
+`bench` prints llama.cpp's tokenize speed on the file TEXT as JSON: per
+vocabulary the best of 3 runs of the llama_tokenize call alone, in this
+thread's CPU time (bench/tok.sh compares it with bench_tok's).
 
 Fixture lines (hex = the bytes in lowercase hex, "-" for none):
     vocab NAME FILE [PRE]
@@ -293,10 +300,37 @@ def generate(oracle, tmp):
     return "\n".join(lines) + "\n"
 
 
+def bench(oracle, text_path, specs):
+    import json
+    import time
+    text = open(text_path, "rb").read()
+    rows = []
+    for spec in specs:
+        label, path = spec.split("=", 1)
+        m, v = oracle.load(path)
+        cap = 3 * len(text) + 8
+        buf = (ctypes.c_int32 * cap)()
+        best = None
+        for _ in range(3):
+            t0 = time.thread_time()
+            n = oracle.L.llama_tokenize(v, text, len(text), buf, cap, False, False)
+            dt = time.thread_time() - t0
+            best = dt if best is None or dt < best else best
+        oracle.L.llama_model_free(m)
+        rows.append({"label": label, "tokens": n, "seconds": best, "tok_s": n / best})
+    print(json.dumps({"bytes": len(text), "rows": rows}))
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "pre":
+        with_pre(sys.argv[2], sys.argv[3], sys.argv[4])
+        return
+    root = os.environ.get("SLORA_ORACLE")
+    if len(sys.argv) >= 4 and sys.argv[1] == "bench" and root:
+        bench(Oracle(root), sys.argv[2], sys.argv[3:])
+        return
     if len(sys.argv) != 3 or sys.argv[1] not in ("write", "check"):
         sys.exit(__doc__)
-    root = os.environ.get("SLORA_ORACLE")
     if not root:
         sys.exit("tok_oracle.py: set SLORA_ORACLE to the node-llama-cpp install (make oracle)")
     with tempfile.TemporaryDirectory() as tmp:
