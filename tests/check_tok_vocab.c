@@ -74,10 +74,18 @@ static char *read_all(const char *path, size_t *len)
     return buf;
 }
 
+/* The committed fixture, or $SLORA_TOK_FIXTURE (tests/e2e/tok_oracle.sh
+ * replays a freshly drawn corpus this way). */
+static const char *fixture_path(void)
+{
+    const char *p = getenv("SLORA_TOK_FIXTURE");
+    return p && *p ? p : FIXTURE;
+}
+
 static void read_fixture(void)
 {
     size_t len;
-    if (!(fixture = read_all(FIXTURE, &len)))
+    if (!(fixture = read_all(fixture_path(), &len)))
         return;
     inputs = calloc(len / 8 + 1, sizeof(*inputs));
     for (char *line = fixture; line && *line;) {
@@ -137,7 +145,7 @@ static const struct slora_tokenizer *by_file(const char *name)
     for (int i = 0; i < n_vocabs; i++)
         if (!strcmp(vocabs[i].name, name))
             return toks[i];
-    ck_abort_msg("vocabulary %s is not in " FIXTURE, name);
+    ck_abort_msg("vocabulary %s is not in %s", name, fixture_path());
     return NULL;
 }
 
@@ -181,7 +189,7 @@ static void expect_ids(const int *got, size_t n_got, const int *want, int n_want
  * what it cannot read). */
 START_TEST(files)
 {
-    ck_assert_msg(fixture != NULL, "cannot read " FIXTURE);
+    ck_assert_msg(fixture != NULL, "cannot read %s", fixture_path());
     ck_assert_int_eq(n_vocabs, N_PAIR_FILES + 6);
     ck_assert_int_eq(n_inputs, 100);
     ck_assert_int_eq(n_pairs, N_PAIR_FILES * 46);
