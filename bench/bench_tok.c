@@ -15,6 +15,7 @@
  *                  [--text FILE --gguf LABEL=V.gguf... --speed-json OUT]
  */
 #include <slora/cliarg.h>
+#include <slora/fsio.h>
 #include <slora/generate.h>
 #include <slora/gguf.h>
 #include <slora/sampler.h>
@@ -170,19 +171,12 @@ static int bench(const char *path, int vocab, struct row *r)
 
 static char *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    void *buf;
+    char diag[256];
+    if (slora_fsio_read_file(path, (size_t)1 << 30, &buf, len, diag, sizeof(diag))) {
+        fprintf(stderr, "bench_tok: %s\n", diag);
         return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
     }
-    fclose(f);
-    *len = (size_t)n;
     return buf;
 }
 

@@ -297,8 +297,7 @@ int slora__tok_regex_search(const struct slora__tok_regex *re, const uint32_t *s
                             size_t n, size_t *mb, size_t *me);
 
 /* tok_llama2c.c: a llama2.c piece in GGUF form (U+2581 for ' ', BOS and
- * EOS "<s>", "</s>") into out (3 * len + 8 bytes); the GGUF export. */
+ * EOS "<s>", "</s>") into out (3 * len + 8 bytes). */
 size_t slora__tok_llama2c_text(const struct slora_tokenizer *t, int id, char *out);
-int slora__tok_llama2c_write_gguf(const struct slora_tokenizer *t, struct slora_gguf_writer *w);
 
 #endif

@@ -1,5 +1,6 @@
-/* tok_llama2c.c - the llama2.c tokenizer file (tok*.bin) and its export as
- * the GGUF "llama" vocabulary llama.cpp's llama2.c converter writes.
+/* tok_llama2c.c - the llama2.c tokenizer file (tok*.bin), and its pieces
+ * in the form of the GGUF "llama" vocabulary llama.cpp's llama2.c
+ * converter writes.
  *
  * tok*.bin layout (little-endian, written by llama2.c tokenizer.py):
  *   int32 max_token_length
@@ -15,15 +16,16 @@
 #include "tok_internal.h"
 
 #include <slora/error.h>
-#include <slora/gguf.h>
+#include <slora/fsio.h>
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* run.c reads pieces into buffers of max_token_length; real files: <= 64. */
 #define MAX_PIECE_LEN 4096
+/* Largest tok*.bin read (a 32000-piece file is about 0.5 MiB). */
+#define MAX_FILE_BYTES ((size_t)256 << 20)
 
 static int32_t read_i32(const unsigned char *p)
 {
@@ -37,36 +39,6 @@ static float read_f32(const unsigned char *p)
     float f;
     memcpy(&f, &u, sizeof(f));
     return f;
-}
-
-static int read_file(const char *path, unsigned char **buf, size_t *size, char *diag,
-                     size_t diag_len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return slora__diag(diag, diag_len, SLORA_EIO, "%s: %s", path, strerror(errno));
-    int err = SLORA_EIO;
-    long end;
-    if (fseek(f, 0, SEEK_END) || (end = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
-        slora__diag(diag, diag_len, err, "%s: cannot determine size: %s", path, strerror(errno));
-        goto err_close;
-    }
-    *size = (size_t)end;
-    *buf = malloc(*size ? *size : 1);
-    if (!*buf) {
-        err = SLORA_ENOMEM;
-        goto err_close;
-    }
-    if (fread(*buf, 1, *size, f) != *size) {
-        slora__diag(diag, diag_len, err, "%s: read error", path);
-        free(*buf);
-        goto err_close;
-    }
-    fclose(f);
-    return 0;
-err_close:
-    fclose(f);
-    return err;
 }
 
 static int32_t piece_type(int id, const char *p, size_t n)
@@ -130,11 +102,12 @@ int slora_tokenizer_load(const char *path, int vocab_size, struct slora_tokenize
         return slora__diag(diag, diag_len, SLORA_EFORMAT,
                            "%s: vocabulary size %d: need at least 3 pieces (<unk>, BOS, EOS)",
                            path, vocab_size);
-    unsigned char *buf = NULL;
+    void *file = NULL;
     size_t size = 0, n = (size_t)vocab_size;
-    int err = read_file(path, &buf, &size, diag, diag_len);
+    int err = slora_fsio_read_file(path, MAX_FILE_BYTES, &file, &size, diag, diag_len);
     if (err)
         return err;
+    const unsigned char *buf = file;
     const char **pieces = malloc(n * sizeof(*pieces));
     size_t *lens = malloc(n * sizeof(*lens));
     float *scores = malloc(n * sizeof(*scores));
@@ -164,7 +137,7 @@ out_free:
     free(lens);
     free(scores);
     free(types);
-    free(buf);
+    free(file);
     return err;
 }
 
@@ -185,36 +158,4 @@ size_t slora__tok_llama2c_text(const struct slora_tokenizer *t, int id, char *ou
         }
     }
     return o;
-}
-
-int slora__tok_llama2c_write_gguf(const struct slora_tokenizer *t, struct slora_gguf_writer *w)
-{
-    size_t n = (size_t)t->n_vocab;
-    char **pieces = calloc(n, sizeof(*pieces));
-    size_t *lens = calloc(n, sizeof(*lens));
-    int32_t *types = calloc(n, sizeof(*types));
-    int err = SLORA_ENOMEM;
-    if (!pieces || !lens || !types)
-        goto out_free;
-    for (size_t i = 0; i < n; i++) {
-        if (!(pieces[i] = malloc(3 * t->len[i] + 8)))
-            goto out_free;
-        lens[i] = slora__tok_llama2c_text(t, (int)i, pieces[i]);
-        types[i] = t->type[i];
-    }
-    slora_gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");
-    slora_gguf_writer_add_str_array(w, "tokenizer.ggml.tokens", (const char *const *)pieces, lens,
-                                    n);
-    slora_gguf_writer_add_array(w, "tokenizer.ggml.scores", SLORA_GGUF_F32, t->score, n);
-    slora_gguf_writer_add_array(w, "tokenizer.ggml.token_type", SLORA_GGUF_I32, types, n);
-    slora_gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    slora_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", 1);
-    err = slora_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", 2);
-out_free:
-    for (size_t i = 0; pieces && i < n; i++)
-        free(pieces[i]);
-    free(pieces);
-    free(lens);
-    free(types);
-    return err;
 }

@@ -456,13 +456,14 @@ static int write_merges(const struct slora_tokenizer *t, struct slora_gguf_write
 
 int slora_tokenizer_write_gguf(const struct slora_tokenizer *t, struct slora_gguf_writer *w)
 {
-    if (t->algo == SLORA__TOK_LLAMA2C)
-        return slora__tok_llama2c_write_gguf(t, w);
-    size_t n = (size_t)t->n_vocab, *lens = malloc(n * sizeof(*lens));
+    size_t n = (size_t)t->n_vocab, *lens = calloc(n, sizeof(*lens));
+    const char **texts = calloc(n, sizeof(*texts));
     int32_t *types = malloc(n * sizeof(*types));
-    int err = lens && types ? 0 : SLORA_ENOMEM;
+    char *buf = t->algo == SLORA__TOK_LLAMA2C ? malloc(n * (3 * (size_t)t->max_text + 8)) : NULL;
+    int err = lens && texts && types && (buf || t->algo != SLORA__TOK_LLAMA2C) ? 0 : SLORA_ENOMEM;
     for (size_t i = 0; !err && i < n; i++) {
-        lens[i] = t->len[i];
+        texts[i] = gguf_text(t, (int)i, buf ? buf + i * (3 * (size_t)t->max_text + 8) : NULL,
+                             &lens[i]);
         types[i] = t->type[i];
     }
     if (!err) {
@@ -470,7 +471,7 @@ int slora_tokenizer_write_gguf(const struct slora_tokenizer *t, struct slora_ggu
         slora_gguf_writer_add_str(w, "tokenizer.ggml.model", bpe ? "gpt2" : "llama");
         if (bpe)
             slora_gguf_writer_add_str(w, "tokenizer.ggml.pre", t->pre_name);
-        slora_gguf_writer_add_str_array(w, "tokenizer.ggml.tokens", t->text, lens, n);
+        slora_gguf_writer_add_str_array(w, "tokenizer.ggml.tokens", texts, lens, n);
         if (!bpe)
             slora_gguf_writer_add_array(w, "tokenizer.ggml.scores", SLORA_GGUF_F32, t->score, n);
         slora_gguf_writer_add_array(w, "tokenizer.ggml.token_type", SLORA_GGUF_I32, types, n);
@@ -491,6 +492,8 @@ int slora_tokenizer_write_gguf(const struct slora_tokenizer *t, struct slora_ggu
             err = write_merges(t, w);
     }
     free(lens);
+    free(texts);
     free(types);
+    free(buf);
     return err;
 }

@@ -485,17 +485,7 @@ START_TEST(export_roundtrip)
 {
     static const char *const files[] = {"ggml-vocab-llama-spm.gguf", "ggml-vocab-starcoder.gguf"};
     static const char text[] = "Hello <|end|> world <fim_prefix>12345 caf\xc3\xa9 \xff  !";
-    struct slora_tokenizer *a = tok_load_vocab(files[_i], NULL);
-    struct slora_gguf_writer *w = slora_gguf_writer_new(3, SLORA_GGUF_DEFAULT_ALIGNMENT);
-    ck_assert_int_eq(slora_tokenizer_write_gguf(a, w), 0);
-    char path[] = "/tmp/slora-tokexport-XXXXXX", diag[256] = "";
-    close(mkstemp(path));
-    ck_assert_int_eq(slora_gguf_writer_write(w, path, diag, sizeof(diag)), 0);
-    slora_gguf_writer_free(w);
-    int err;
-    struct slora_tokenizer *b = tok_load_gguf_file(path, &err, diag, sizeof(diag));
-    unlink(path);
-    ck_assert_msg(err == 0, "%s", diag);
+    struct slora_tokenizer *a = tok_load_vocab(files[_i], NULL), *b = tok_reload(a);
     ck_assert(slora_tokenizer_same_vocab(a, b));
     for (unsigned flags = 0; flags < 8; flags++) {
         int x[128], y[128];

@@ -56,22 +56,9 @@ static int pair_file[N_PAIR_FILES * 64], pair_case[N_PAIR_FILES * 64], n_pairs;
  * file leaves the tables empty and the `files` test fails). */
 static char *read_all(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        buf[n] = '\0';
-        *len = (size_t)n;
-    } else {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    return buf;
+    void *buf;
+    char diag[256];
+    return slora_fsio_read_file(path, (size_t)1 << 30, &buf, len, diag, sizeof(diag)) ? NULL : buf;
 }
 
 /* The committed fixture, or $SLORA_TOK_FIXTURE (tests/e2e/tok_oracle.sh

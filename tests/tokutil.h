@@ -4,6 +4,7 @@
 #ifndef SLORA_TOKUTIL_H
 #define SLORA_TOKUTIL_H
 
+#include <slora/fsio.h>
 #include <slora/gguf.h>
 #include <slora/tokenizer.h>
 
@@ -19,17 +20,10 @@
 
 static inline char *tok_slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    ck_assert_ptr_nonnull(buf);
-    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    buf[n] = '\0';
-    *len = (size_t)n;
+    void *buf;
+    char diag[256] = "";
+    int err = slora_fsio_read_file(path, (size_t)1 << 30, &buf, len, diag, sizeof(diag));
+    ck_assert_msg(err == 0, "%s", diag);
     return buf;
 }
 
@@ -116,6 +110,23 @@ static inline struct slora_tokenizer *tok_spm_from_pieces(const char *const *pie
     free(scores);
     free(types);
     return t;
+}
+
+/* t written with slora_tokenizer_write_gguf and loaded back. */
+static inline struct slora_tokenizer *tok_reload(const struct slora_tokenizer *t)
+{
+    struct slora_gguf_writer *w = slora_gguf_writer_new(3, SLORA_GGUF_DEFAULT_ALIGNMENT);
+    ck_assert_int_eq(slora_tokenizer_write_gguf(t, w), 0);
+    char path[] = "/tmp/slora-tokexport-XXXXXX", diag[256] = "";
+    int fd = mkstemp(path), err;
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(slora_gguf_writer_write(w, path, diag, sizeof(diag)), 0);
+    slora_gguf_writer_free(w);
+    struct slora_tokenizer *back = tok_load_gguf_file(path, &err, diag, sizeof(diag));
+    unlink(path);
+    ck_assert_msg(err == 0, "%s", diag);
+    return back;
 }
 
 #endif

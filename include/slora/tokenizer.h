@@ -70,7 +70,7 @@ int slora_tokenizer_new_from_hf(const char *json, size_t json_len, const char *c
                                 size_t config_len, int n_vocab, struct slora_tokenizer **out,
                                 char *diag, size_t diag_len);
 /* A llama2.c tok*.bin holding exactly vocab_size pieces. Returns 0,
- * SLORA_EIO (cannot read), SLORA_EFORMAT (truncated, a length outside
+ * slora_fsio_read_file's errors (SLORA_ENOTFOUND, SLORA_EIO...), SLORA_EFORMAT (truncated, a length outside
  * [0, max_token_length], trailing bytes, fewer than 3 pieces, duplicate
  * pieces) or SLORA_ENONFINITE (a score); diag names the file, piece and
  * byte offset. */
