@@ -4,6 +4,7 @@
 #include <slora/cliarg.h>
 #include <slora/gguf.h>
 #include <slora/model.h>
+#include <slora/model_write.h>
 #include <slora/tokenizer.h>
 
 #include <getopt.h>
@@ -31,7 +32,7 @@ int slora_cmd_convert(int argc, char **argv)
         {"help", no_argument, NULL, O_HELP},         {NULL, 0, NULL, 0},
     };
     const char *model_path = NULL, *tok_path = NULL, *out = NULL;
-    int dtype = SLORA_GGUF_DTYPE_F32;
+    int dtype = SLORA_DTYPE_F32;
     int c;
     optind = 1;
     opterr = 0;
@@ -65,14 +66,15 @@ int slora_cmd_convert(int argc, char **argv)
     char diag[512];
     struct slora_model *m;
     struct slora_tokenizer *tok;
-    int rc = slora_model_load(model_path, &m, diag, sizeof(diag));
+    int rc = slora_model_load(model_path, NULL, &m, diag, sizeof(diag));
     if (rc) {
         fprintf(stderr, "slorad convert: %s\n", diag);
         return 1;
     }
     rc = slora_tokenizer_load(tok_path, m->cfg.shape.vocab_size, &tok, diag, sizeof(diag));
     if (!rc) {
-        rc = slora_model_write_gguf(m, tok, out, 3, dtype, diag, sizeof(diag));
+        struct slora_model_write_opts wo = {.version = 3, .dtype = dtype, .tok = tok};
+        rc = slora_model_write_gguf(m, &wo, out, diag, sizeof(diag));
         slora_tokenizer_free(tok);
     }
     slora_model_free(m);

@@ -13,6 +13,7 @@
 #include <slora/fsio.h>
 #include <slora/gguf.h>
 #include <slora/model.h>
+#include <slora/model_write.h>
 #include <slora/tokenizer.h>
 
 #include <getopt.h>
@@ -65,12 +66,13 @@ static void fill(struct slora_model *m, uint64_t seed)
     for (int i = 0; i < n; i++) {
         struct slora_model_tensor t;
         slora_model_tensor(m, i, &t);
-        int is_norm = t.rows == 1;
+        float *data = slora_model_blank_data(m, i);
+        int is_norm = t.t.rows == 1;
         int is_emb = !strcmp(t.name, "token_embd.weight");
-        float scale = is_norm ? 0.1f : is_emb ? 1.0f : 1.0f / sqrtf((float)t.cols);
-        size_t count = (size_t)(t.rows * t.cols);
+        float scale = is_norm ? 0.1f : is_emb ? 1.0f : 1.0f / sqrtf((float)t.t.cols);
+        size_t count = (size_t)(t.t.rows * t.t.cols);
         for (size_t j = 0; j < count; j++)
-            t.data[j] = (is_norm ? 1.0f : 0.0f) + scale * uniform(&state);
+            data[j] = (is_norm ? 1.0f : 0.0f) + scale * uniform(&state);
     }
 }
 
@@ -165,13 +167,24 @@ int slora_cmd_gen_model(int argc, char **argv)
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
-    struct slora_model_config cfg = {{64, 172, 5, 8, 4, 512}, 512, false};
+    struct slora_model_config cfg = {
+        .arch = SLORA_ARCH_LLAMA,
+        .shape = {64, 172, 5, 8, 4, 512},
+        .seq_len = 512,
+        .rope_style = SLORA_ROPE_NORM,
+        .rope_theta = 10000.0f,
+        .rope_freq_scale = 1.0f,
+        .rms_eps = 1e-5f,
+        .bos_id = 1,
+        .eos_id = 2,
+        .add_bos = true,
+    };
     int *int_flag[] = {&cfg.shape.dim,     &cfg.shape.hidden_dim, &cfg.shape.n_layers,
                        &cfg.shape.n_heads, &cfg.shape.n_kv_heads, &cfg.shape.vocab_size,
                        &cfg.seq_len};
     long long seed = 1, v;
     const char *out = NULL, *format = NULL, *tok_out = NULL;
-    int dtype = SLORA_GGUF_DTYPE_F32;
+    int dtype = SLORA_DTYPE_F32;
     int c;
     optind = 1;
     opterr = 0;
@@ -225,9 +238,11 @@ int slora_cmd_gen_model(int argc, char **argv)
         size_t n = strlen(out);
         format = n >= 5 && !strcmp(out + n - 5, ".gguf") ? "gguf3" : "bin";
     }
-    if (!strcmp(format, "bin") && dtype != SLORA_GGUF_DTYPE_F32)
+    if (!strcmp(format, "bin") && dtype != SLORA_DTYPE_F32)
         return usage_error("--dtype f16 needs a GGUF --format", NULL);
 
+    cfg.head_dim = cfg.shape.n_heads > 0 ? cfg.shape.dim / cfg.shape.n_heads : 0;
+    cfg.n_ctx_train = cfg.seq_len;
     char diag[512];
     struct slora_model *m;
     int rc = slora_model_new_blank(&cfg, &m, diag, sizeof(diag));
@@ -249,7 +264,9 @@ int slora_cmd_gen_model(int argc, char **argv)
     if (!strcmp(format, "bin"))
         rc = slora_model_write_bin(m, NULL, out, diag, sizeof(diag));
     else
-        rc = slora_model_write_gguf(m, tok, out, format[4] - '0', dtype, diag, sizeof(diag));
+        rc = slora_model_write_gguf(
+            m, &(struct slora_model_write_opts){.version = format[4] - '0', .dtype = dtype, .tok = tok},
+            out, diag, sizeof(diag));
     if (rc)
         fprintf(stderr, "slorad gen-model: %s\n", diag);
     slora_tokenizer_free(tok);
