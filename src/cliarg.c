@@ -37,6 +37,17 @@ int slora_cliarg_int_list(const char *s, long long min, long long max, int *out,
     return n;
 }
 
+bool slora_cliarg_float(const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= min && v <= max))
+        return false;
+    *out = v;
+    return true;
+}
+
 bool slora_cliarg_dtype(const char *s, int *dtype)
 {
     int t = slora_dtype_parse(s);

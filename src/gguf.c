@@ -205,6 +205,10 @@ static int parse_tensor_info(struct cursor *c, struct slora_gguf *g, size_t i)
 static int place_tensors(struct cursor *c, struct slora_gguf *g)
 {
     size_t a = g->alignment;
+    if (!g->n_tensors) { /* a vocabulary-only file may end right after its keys */
+        g->data_offset = c->off;
+        return 0;
+    }
     if (c->off > SIZE_MAX - a || (c->off + a - 1) / a * a > c->len)
         return fail(c, SLORA_EFORMAT,
                     "truncated: data section would start past the end (%zu bytes)", c->len);
