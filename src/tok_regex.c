@@ -323,14 +323,23 @@ static bool match(const struct slora__tok_regex *re, int i, const uint32_t *s, s
     }
 }
 
+/* Leftmost start first. When the first atom is an unbounded class (C+,
+ * C*) and a start fails, every start inside the run of C it covered fails
+ * too: the rest of the pattern would begin at positions that start already
+ * tried (and the rest's result depends only on its position). Skipping the
+ * run keeps a search like \s+$ over a long run of spaces linear. */
 int slora__tok_regex_search(const struct slora__tok_regex *re, const uint32_t *s, size_t from,
                             size_t n, size_t *mb, size_t *me)
 {
+    const struct atom *a = re->n ? &re->a[0] : NULL;
+    bool skip = a && a->kind == A_CLASS && a->max == UINT32_MAX;
     for (size_t at = from; at <= n; at++) {
         if (match(re, 0, s, at, n, me)) {
             *mb = at;
             return 0;
         }
+        while (skip && at < n && atom_has(a, s[at]))
+            at++;
     }
     return -1;
 }

@@ -445,7 +445,12 @@ static size_t render(const struct slora_tokenizer *t, int id, char *out)
     return 0;
 }
 
-static int piece_cache(struct slora_tokenizer *t)
+/* A byte-level token of other characters renders as "[UNK_BYTE_0x..<the
+ * token>]" per character (llama.cpp): quadratic in its length, so the
+ * pieces' total is bounded (real vocabularies need a few MiB). */
+#define MAX_PIECE_BYTES ((size_t)64 << 20)
+
+static int piece_cache(struct slora_tokenizer *t, char *diag, size_t diag_len)
 {
     size_t total = 0;
     t->piece_at = malloc(((size_t)t->n_vocab + 1) * sizeof(*t->piece_at));
@@ -457,8 +462,11 @@ static int piece_cache(struct slora_tokenizer *t)
         total += n;
         if (n > (size_t)t->max_piece)
             t->max_piece = (int)n;
-        if (total > UINT32_MAX)
-            return SLORA_ELIMIT;
+        if (total > MAX_PIECE_BYTES)
+            return slora__diag(diag, diag_len, SLORA_ELIMIT,
+                               "tokenizer.ggml.tokens: the pieces of tokens 0..%d need more than "
+                               "%zu bytes",
+                               i, MAX_PIECE_BYTES);
     }
     t->piece_at[t->n_vocab] = (uint32_t)total;
     if (!(t->piece = malloc(total ? total : 1)))
@@ -652,7 +660,7 @@ int slora__tok_build(const struct slora__tok_src *src, struct slora_tokenizer **
     if (!err)
         err = special_cache(t, src->name);
     if (!err)
-        err = piece_cache(t);
+        err = piece_cache(t, diag, diag_len);
     if (!err && t->algo == SLORA__TOK_BPE)
         err = slora__tok_bpe_init(t, src, diag, diag_len);
     if (!err && t->algo != SLORA__TOK_BPE)
@@ -668,7 +676,7 @@ int slora__tok_build(const struct slora__tok_src *src, struct slora_tokenizer **
             t->byte_id[b] = slora__tok_map_find(&t->by_text, &raw, 1);
     }
     if (err) {
-        if (err == SLORA_ENOMEM || err == SLORA_ELIMIT)
+        if (err == SLORA_ENOMEM)
             slora__diag(diag, diag_len, err, "%s: %s", src->key_tokens, slora_strerror(err));
         slora_tokenizer_free(t);
         return err;

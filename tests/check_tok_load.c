@@ -124,6 +124,17 @@ static void add_bos_u32(struct slora_gguf_writer *w)
     slora_gguf_writer_add_u32(w, "tokenizer.ggml.add_bos_token", 1);
 }
 
+/* a normal byte-level token of 5000 CJK characters: llama.cpp renders each
+ * as "[UNK_BYTE_0x..<the whole token>]", 75 MB for this one token */
+static void huge_piece(struct slora_gguf_writer *w)
+{
+    static char big[3 * 5000 + 1];
+    for (int i = 0; i < 5000; i++)
+        memcpy(big + 3 * i, "\xe6\x97\xa5", 3);
+    const char *t[] = {"a", "b", "ab", "\xc4\xa0", big};
+    add_tokens(w, t, 5);
+}
+
 static const struct {
     const char *name;
     bool bpe;
@@ -173,6 +184,8 @@ static const struct {
     {"FIM pad out of range", false, 0, fim_range, SLORA_EFORMAT, "FIM token id 6"},
     {"add_bos not a bool", false, 0, add_bos_u32, SLORA_EFORMAT,
      "tokenizer.ggml.add_bos_token must be a bool"},
+    {"pieces too large", true, K_TOKENS, huge_piece, SLORA_ELIMIT,
+     "the pieces of tokens 0..4 need more than 67108864 bytes"},
 };
 
 /* Write the base vocabulary minus `omit`, plus extra; parse it. */

@@ -435,6 +435,30 @@ START_TEST(hf)
 }
 END_TEST
 
+/* deepseek-llm's generic \s+$ split over a long run of spaces before a
+ * digit (the earlier splits leave them in one piece): the search stays
+ * linear (a naive backtracking search is quadratic: minutes here), and the
+ * text comes back whole. */
+START_TEST(long_space_run)
+{
+    const struct slora_tokenizer *t = by_file("deepseek-llm");
+    size_t len = 400000, n;
+    char *text = malloc(len + 2);
+    memset(text, ' ', len);
+    memcpy(text + len, "1", 2);
+    size_t cap = slora_tokenizer_max_tokens(t, len + 1);
+    int *ids = malloc(cap * sizeof(*ids));
+    ck_assert_int_eq(slora_tokenizer_encode(t, text, len + 1, 0, ids, cap, &n), 0);
+    size_t out_len;
+    char *back = slora_tokenizer_detokenize(t, ids, (int)n, 0, &out_len);
+    ck_assert_uint_eq(out_len, len + 1);
+    ck_assert(!memcmp(back, text, len + 1));
+    free(back);
+    free(ids);
+    free(text);
+}
+END_TEST
+
 Suite *slora_tok_vocab_suite(void)
 {
     Suite *s = suite_create("tok_vocab");
@@ -447,6 +471,7 @@ Suite *slora_tok_vocab_suite(void)
     tcase_add_loop_test(tc, pairs, 0, n_pairs);
     tcase_add_loop_test(tc, oracle, 0, n_vocabs);
     tcase_add_loop_test(tc, hf, 0, (int)(sizeof(hf_pres) / sizeof(hf_pres[0])));
+    tcase_add_test(tc, long_space_run);
     suite_add_tcase(s, tc);
     return s;
 }
