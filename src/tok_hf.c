@@ -30,6 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Unused ids a tokenizer.json may leave below its largest id when the
+ * model's vocabulary size is not known. */
+#define MAX_GAP 1024
+
 /* The patterns of tokenizer.json as llama.cpp's comments quote them. */
 static const char llama3_re[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
@@ -157,6 +161,17 @@ static int place_tokens(struct hf *h, json_t *vocab, json_t *added, int n_vocab,
         if (json_integer_value(id) > max_id)
             max_id = json_integer_value(id);
     }
+    /* ids run up to the model's vocab_size, or (none given) leave at most
+     * MAX_GAP unused: a file cannot ask for millions of padding tokens */
+    size_t entries = json_object_size(vocab) + json_array_size(added);
+    if (n_vocab > 0 && max_id >= n_vocab)
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "tokenizer.json: token id %lld is outside the model's %d tokens",
+                           (long long)max_id, n_vocab);
+    if (n_vocab <= 0 && (size_t)max_id >= entries + MAX_GAP)
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "tokenizer.json: token id %lld leaves more than %d ids unused",
+                           (long long)max_id, MAX_GAP);
     h->n = (size_t)(max_id + 1 > n_vocab ? max_id + 1 : n_vocab);
     if (h->n == 0)
         return bad(diag, diag_len, SLORA_EFORMAT, "model.vocab is empty");

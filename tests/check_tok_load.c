@@ -347,6 +347,8 @@ static const struct {
      "model.merges[0] is not \"left right\""},
     {"no merges", HF(BPE(VOCAB, "[]", ""), BL, BL, ""), NULL, SLORA_EFORMAT,
      "model.merges is missing or empty"},
+    {"ids with a huge gap", HF(BPE("{\"a\": 0, \"b\": 5000}", "[]", ""), BL, BL, ""), NULL,
+     SLORA_EFORMAT, "token id 5000 leaves more than 1024 ids unused"},
     {"config not JSON", HF(GOOD_MODEL, BL, BL, ""), "{", SLORA_EFORMAT,
      "tokenizer_config.json: line 1"},
     {"unknown bos_token", HF(GOOD_MODEL, BL, BL, ""), "{\"bos_token\": \"<s>\"}", SLORA_EFORMAT,
@@ -398,6 +400,15 @@ START_TEST(good_tokenizer_json)
     ck_assert_int_eq(slora_tokenizer_special(t, SLORA_TOK_SPECIAL_BOS), -1);
     ck_assert(slora_tokenizer_add_eos(t) && !slora_tokenizer_add_bos(t));
     ck_assert(slora_tokenizer_is_eog(t, 6));
+    slora_tokenizer_free(t);
+    /* an id beyond the model's vocabulary size */
+    ck_assert_int_eq(slora_tokenizer_new_from_hf(json, strlen(json), config, strlen(config), 8,
+                                                 &t, diag, sizeof(diag)),
+                     SLORA_EFORMAT);
+    ck_assert_msg(strstr(diag, "token id 8 is outside the model's 8 tokens"), "%s", diag);
+    ck_assert_int_eq(slora_tokenizer_new_from_hf(json, strlen(json), config, strlen(config), 12,
+                                                 &t, diag, sizeof(diag)),
+                     0);
     /* a user-defined token is split out of plain text; a control one is not */
     int ids[32];
     const char *text = "ab<tool>a<|im_end|>";

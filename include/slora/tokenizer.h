@@ -62,10 +62,11 @@ int slora_tokenizer_new_from_gguf(const struct slora_gguf *g, struct slora_token
  * add_bos_token. model.type must be "BPE"; the pre_tokenizer must be one of
  * the named pre-tokenizers' (its Split patterns compared exactly) with
  * byte-level encoding; added_tokens become control (special) or
- * user-defined tokens; ids missing below n_vocab (0: the tokenizer's own
- * count) are unused "[PAD<i>]" tokens, as llama.cpp's converter writes
- * them. Errors as slora_tokenizer_new_from_gguf, diag naming the JSON
- * field. */
+ * user-defined tokens; ids missing below n_vocab (the model's vocabulary
+ * size, which every id must be below; 0: the tokenizer's own count, with at
+ * most 1024 ids unused) are unused "[PAD<i>]" tokens, as llama.cpp's
+ * converter writes them. Errors as slora_tokenizer_new_from_gguf, diag
+ * naming the JSON field. */
 int slora_tokenizer_new_from_hf(const char *json, size_t json_len, const char *config,
                                 size_t config_len, int n_vocab, struct slora_tokenizer **out,
                                 char *diag, size_t diag_len);
