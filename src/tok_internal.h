@@ -26,7 +26,6 @@ enum {
     SLORA__TOK_ATTR_CONTROL = 1 << 3,
     SLORA__TOK_ATTR_USER_DEFINED = 1 << 4,
     SLORA__TOK_ATTR_BYTE = 1 << 5,
-    SLORA__TOK_ATTR_LSTRIP = 1 << 7,
     SLORA__TOK_ATTR_RSTRIP = 1 << 8,
     SLORA__TOK_ATTR_EOG = 1 << 15, /* in llama.cpp's special_eog_ids */
 };

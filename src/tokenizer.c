@@ -5,7 +5,7 @@
  * Encoding follows llama.cpp's llama_vocab::impl::tokenize: the text is cut
  * at every occurrence of each special token (longest first; user-defined
  * tokens always, control and unknown ones only when parsing specials), with
- * the whitespace a token's lstrip/rstrip attribute removes; SPM then
+ * the whitespace after it that an rstrip attribute removes; SPM then
  * encodes each remaining fragment with a space prefix when it starts the
  * text or follows a special token, BPE and llama2.c as they are.
  */
@@ -114,9 +114,6 @@ static bool cut(const struct slora_tokenizer *t, const char *text, size_t at, si
         if (!m)
             break;
         size_t pos = (size_t)(m - text), left = pos - at;
-        if (attr & SLORA__TOK_ATTR_LSTRIP)
-            while (left > 0 && ascii_space(text[at + left - 1]))
-                left--;
         if ((left > 0 && !frag_push(out, at, left, -1)) || !frag_push(out, 0, 0, id))
             return false;
         len -= pos + n - at;
