@@ -196,6 +196,10 @@ clean:
 
 -include $(OBJS:.o=.d) $(TEST_OBJS:.o=.d)
 
+# Test-only driver of the chat-template engine (tests/e2e/chat_templates.sh).
+$(BUILD)/tmpl_render: tests/template/tmpl_render.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
 $(BUILD)/bench_engine: bench/bench_engine.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
