@@ -9,7 +9,7 @@ PYTHON   ?= /usr/bin/python3
 VERSION  := 0.1.0
 
 PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
-        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd nodejs
+        clang libclang-rt-14-dev python3-numpy python3-jinja2 python3-torch python3-matplotlib curl systemd nodejs
 # Only `make bench` needs these.
 BENCH_PKGS := wrk
 

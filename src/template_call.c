@@ -189,7 +189,7 @@ int slora__tpl_getitem(struct slora__tstate *st, const struct slora__tnode *at, 
             *out = slora__tv_ref(*v);
             return 0;
         }
-    } else if (obj.t == TV_LIST && is_index) {
+    } else if (obj.t == TV_LIST && is_index && !obj.u.l->gen) {
         int64_t n = (int64_t)obj.u.l->n;
         if (i < 0)
             i += n;

@@ -513,6 +513,8 @@ static int f_first_last(struct slora__tstate *st, struct slora__tv v, bool last,
                         struct slora__tv *out)
 {
     struct slora__tv l;
+    if (last && v.t == TV_LIST && v.u.l->gen)
+        return slora__tpl_fail(st, 0, 0, SLORA_EINVAL, "'generator' object is not reversible");
     int err = slora__tv_iter(st, v, &l);
     if (err)
         return err;
@@ -588,7 +590,7 @@ static int f_text(struct slora__tstate *st, const struct slora__tnode *at, int i
     return err;
 }
 
-static int apply_filter(struct slora__tstate *st, const struct slora__tnode *at, int id,
+static int filter_raw(struct slora__tstate *st, const struct slora__tnode *at, int id,
                         const char *name, struct slora__tv v, const struct slora__targs *a,
                         struct slora__tv *out)
 {
@@ -713,6 +715,21 @@ static int apply_filter(struct slora__tstate *st, const struct slora__tnode *at,
     default:
         return slora__tpl_fail(st, at->line, at->col, SLORA_EINVAL, "no filter named '%s'", name);
     }
+}
+
+/* Jinja's map, select, reject, selectattr, rejectattr, unique, items and
+ * reverse (of a non-string) return generators or iterators. */
+static int apply_filter(struct slora__tstate *st, const struct slora__tnode *at, int id,
+                        const char *name, struct slora__tv v, const struct slora__targs *a,
+                        struct slora__tv *out)
+{
+    int err = filter_raw(st, at, id, name, v, a, out);
+    if (!err && out->t == TV_LIST && out->u.l->h.rc >= 0 &&
+        (id == FL_MAP || id == FL_SELECT || id == FL_REJECT || id == FL_SELECTATTR ||
+         id == FL_REJECTATTR || id == FL_UNIQUE || id == FL_ITEMS ||
+         (id == FL_REVERSE && v.t != TV_STR)))
+        out->u.l->gen = true;
+    return err;
 }
 
 int slora__tpl_filter(struct slora__tstate *st, const struct slora__tnode *n, struct slora__tv v,

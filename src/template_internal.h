@@ -67,6 +67,9 @@ struct slora__tlist {
     struct slora__tobj h;
     uint32_t depth; /* nesting of lists/dicts inside (1 for flat) */
     bool tuple;
+    bool gen; /* stands for a Jinja generator (map, select, unique, items...): no len,
+               * no indexing, always true, cannot be printed. Iterating it does not
+               * exhaust it here (a generator iterated twice is refused nowhere). */
     size_t n;
     struct slora__tv *v; /* (n) */
 };

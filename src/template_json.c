@@ -219,6 +219,9 @@ int slora__tv_tojson(struct slora__tstate *st, struct slora__buf *b, struct slor
     case TV_STR: return json_str(b, v.u.s->p, v.u.s->len, o->ensure_ascii);
     case TV_LIST: {
         const struct slora__tlist *l = v.u.l;
+        if (l->gen)
+            return slora__tpl_fail(st, 0, 0, SLORA_EINVAL,
+                                   "Object of type generator is not JSON serializable");
         if (!l->n)
             return slora__buf_add(b, "[]", 2);
         err = slora__buf_add(b, "[", 1);

@@ -255,7 +255,7 @@ int slora__tpl_slice(struct slora__tstate *st, struct slora__tv obj, const struc
     int err = 0;
     if (obj.t == TV_UNDEF)
         return slora__tpl_undefined(st, obj);
-    if (obj.t != TV_STR && obj.t != TV_LIST) {
+    if ((obj.t != TV_STR && obj.t != TV_LIST) || (obj.t == TV_LIST && obj.u.l->gen)) {
         *out = slora__tv_undef(NULL); /* TypeError: Jinja's getitem answers undefined */
         return 0;
     }

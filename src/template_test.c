@@ -59,7 +59,10 @@ static int apply_test(struct slora__tstate *st, const struct slora__tnode *at, i
     case T_NUMBER: *out = slora__tv_is_num(v); return 0;
     case T_STRING: *out = v.t == TV_STR; return 0;
     case T_MAPPING: *out = v.t == TV_DICT; return 0;
-    case T_SEQUENCE: *out = v.t == TV_STR || v.t == TV_LIST || v.t == TV_DICT || v.t == TV_UNDEF; return 0;
+    case T_SEQUENCE:
+        *out = v.t == TV_STR || (v.t == TV_LIST && !v.u.l->gen) || v.t == TV_DICT ||
+               v.t == TV_UNDEF;
+        return 0;
     case T_ITERABLE:
         *out = v.t == TV_STR || v.t == TV_LIST || v.t == TV_DICT || v.t == TV_UNDEF || v.t == TV_LOOP;
         return 0;

@@ -104,6 +104,7 @@ int slora__tv_list(struct slora__tstate *st, size_t n, bool tuple, struct slora_
         return err;
     l->depth = 1;
     l->tuple = tuple;
+    l->gen = false;
     l->n = n;
     l->v = (struct slora__tv *)(l + 1);
     memset(l->v, 0, n * sizeof(struct slora__tv)); /* TV_UNDEF: safe to unref */
@@ -226,7 +227,7 @@ bool slora__tv_truthy(struct slora__tv v)
     case TV_INT: return v.u.i != 0;
     case TV_FLOAT: return v.u.f != 0.0;
     case TV_STR: return v.u.s->len != 0;
-    case TV_LIST: return v.u.l->n != 0;
+    case TV_LIST: return v.u.l->gen || v.u.l->n != 0;
     case TV_DICT: return v.u.d->n != 0;
     default: return true;
     }
@@ -288,7 +289,7 @@ bool slora__tv_eq(struct slora__tv a, struct slora__tv b)
     case TV_LIST:
         if (a.u.l == b.u.l)
             return true;
-        if (a.u.l->tuple != b.u.l->tuple || a.u.l->n != b.u.l->n)
+        if (a.u.l->gen || b.u.l->gen || a.u.l->tuple != b.u.l->tuple || a.u.l->n != b.u.l->n)
             return false;
         for (size_t i = 0; i < a.u.l->n; i++)
             if (!slora__tv_eq(a.u.l->v[i], b.u.l->v[i]))
@@ -318,7 +319,7 @@ const char *slora__tv_typename(struct slora__tv v)
     case TV_INT: return "int";
     case TV_FLOAT: return "float";
     case TV_STR: return "str";
-    case TV_LIST: return v.u.l->tuple ? "tuple" : "list";
+    case TV_LIST: return v.u.l->gen ? "generator" : v.u.l->tuple ? "tuple" : "list";
     case TV_DICT: return "dict";
     case TV_NS: return "Namespace";
     case TV_LOOP: return "LoopContext";
@@ -492,6 +493,9 @@ int slora__tv_write(struct slora__tstate *st, struct slora__buf *b, struct slora
         return repr ? write_repr_str(b, v.u.s) : slora__buf_add(b, v.u.s->p, v.u.s->len);
     case TV_LIST: {
         const struct slora__tlist *l = v.u.l;
+        if (l->gen)
+            return slora__tpl_fail(st, 0, 0, SLORA_EUNSUPPORTED,
+                                   "unsupported: printing a generator (Jinja prints its address)");
         err = slora__buf_add(b, l->tuple ? "(" : "[", 1);
         for (size_t i = 0; !err && i < l->n; i++) {
             if (i)
@@ -545,7 +549,7 @@ int64_t slora__tv_len(struct slora__tv v)
     switch (v.t) {
     case TV_UNDEF: return 0;
     case TV_STR: return (int64_t)v.u.s->nchars;
-    case TV_LIST: return (int64_t)v.u.l->n;
+    case TV_LIST: return v.u.l->gen ? -1 : (int64_t)v.u.l->n;
     case TV_DICT: return (int64_t)v.u.d->n;
     default: return -1;
     }
@@ -556,6 +560,13 @@ int slora__tv_iter(struct slora__tstate *st, struct slora__tv v, struct slora__t
     int err;
     switch (v.t) {
     case TV_LIST:
+        if (v.u.l->gen) { /* iterating a generator gives a plain list */
+            if ((err = slora__tv_list(st, v.u.l->n, false, out)))
+                return err;
+            for (size_t i = 0; i < v.u.l->n; i++)
+                out->u.l->v[i] = slora__tv_ref(v.u.l->v[i]);
+            return slora__tv_list_done(st, out);
+        }
         *out = slora__tv_ref(v);
         return 0;
     case TV_UNDEF: return slora__tv_list(st, 0, false, out);
