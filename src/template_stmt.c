@@ -22,9 +22,12 @@ static int parse_body(struct parser *P, const char *const *ends, const struct sl
         const struct slora__ttok *t = cur(P);
         const struct slora__tnode *s = NULL;
         if (t->type == TK_EOF) {
-            if (ends && ends[0])
+            size_t k = 0;
+            while (ends && ends[k] && strncmp(ends[k], "end", 3))
+                k++;
+            if (ends && ends[k])
                 return pfail(P, t, SLORA_EINVAL, "unexpected end of template, expected '%s'",
-                             ends[0]);
+                             ends[k]);
             break;
         }
         if (t->type == TK_DATA) {
