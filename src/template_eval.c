@@ -404,16 +404,24 @@ static int exec_node(struct slora__tstate *st, const struct slora__tnode *n)
     }
 }
 
-int slora__tpl_exec(struct slora__tstate *st, const struct slora__tnode *n)
+/* One more evaluation frame: counted as a step, bounded in depth. */
+static int frame_enter(struct slora__tstate *st, const struct slora__tnode *n)
 {
-    if (++st->depth > st->o.max_depth) {
-        st->depth--;
+    if (st->depth >= st->o.max_depth)
         return slora__tpl_fail(st, n->line, n->col, SLORA_ELIMIT,
                                "template nesting exceeded its depth limit (%u)", st->o.max_depth);
-    }
     int err = slora__tpl_step(st, 1);
     if (!err)
-        err = exec_node(st, n);
+        st->depth++;
+    return err;
+}
+
+int slora__tpl_exec(struct slora__tstate *st, const struct slora__tnode *n)
+{
+    int err = frame_enter(st, n);
+    if (err)
+        return at_node(st, n, err);
+    err = exec_node(st, n);
     st->depth--;
     return at_node(st, n, err);
 }
@@ -669,14 +677,10 @@ static int eval_node(struct slora__tstate *st, const struct slora__tnode *n, str
 
 int slora__tpl_eval(struct slora__tstate *st, const struct slora__tnode *n, struct slora__tv *out)
 {
-    if (++st->depth > st->o.max_depth) {
-        st->depth--;
-        return slora__tpl_fail(st, n->line, n->col, SLORA_ELIMIT,
-                               "template nesting exceeded its depth limit (%u)", st->o.max_depth);
-    }
-    int err = slora__tpl_step(st, 1);
-    if (!err)
-        err = eval_node(st, n, out);
+    int err = frame_enter(st, n);
+    if (err)
+        return at_node(st, n, err);
+    err = eval_node(st, n, out);
     st->depth--;
     return at_node(st, n, err);
 }

@@ -50,6 +50,18 @@ static int parse_call_args(struct parser *P, struct slora__tnode *n)
 }
 
 
+/* callee(args) */
+static int parse_call(struct parser *P, const struct slora__tnode *callee,
+                      const struct slora__tnode **out)
+{
+    struct slora__tnode *n = node(P, N_CALL, cur(P));
+    if (!n)
+        return SLORA_ENOMEM;
+    n->a = callee;
+    *out = n;
+    return parse_call_args(P, n);
+}
+
 static bool tuple_end(const struct parser *P, const char *extra_end)
 {
     const struct slora__ttok *t = cur(P);
@@ -145,13 +157,8 @@ static int parse_postfix(struct parser *P, const struct slora__tnode *in,
             n->a = in;
             in = n;
         } else if (is_op(P, OP_LPAREN)) {
-            struct slora__tnode *n = node(P, N_CALL, at);
-            if (!n)
-                return SLORA_ENOMEM;
-            n->a = in;
-            if ((err = parse_call_args(P, n)))
+            if ((err = parse_call(P, in, &in)))
                 return err;
-            in = n;
         } else {
             *out = in;
             return 0;
@@ -227,13 +234,8 @@ int slora__tpl_parse_filter_expr(struct parser *P, const struct slora__tnode *in
             if ((err = slora__tpl_parse_filter_or_test(P, in, true, &in)))
                 return err;
         } else if (is_op(P, OP_LPAREN)) {
-            struct slora__tnode *n = node(P, N_CALL, cur(P));
-            if (!n)
-                return SLORA_ENOMEM;
-            n->a = in;
-            if ((err = parse_call_args(P, n)))
+            if ((err = parse_call(P, in, &in)))
                 return err;
-            in = n;
         } else {
             *out = in;
             return 0;

@@ -72,6 +72,21 @@ static int parse_body(struct parser *P, const char *const *ends, const struct sl
     return 0;
 }
 
+/* "%}" body "{% end... %}" of a block statement (its own scope: no macros
+ * inside). */
+static int block_body(struct parser *P, const char *const *ends, const struct slora__tnode **body)
+{
+    P->scopes++;
+    int err = expect_end(P);
+    if (!err)
+        err = parse_body(P, ends, body);
+    P->scopes--;
+    if (err)
+        return err;
+    P->i++; /* the end tag's name */
+    return expect_end(P);
+}
+
 static int parse_if(struct parser *P, const struct slora__ttok *at, const struct slora__tnode **out)
 {
     static const char *const ends[] = {"elif", "else", "endif", NULL};
@@ -231,15 +246,8 @@ static int parse_statement(struct parser *P, const struct slora__tnode **out)
         if (is_op(P, OP_PIPE))
             return pfail(P, t, SLORA_EUNSUPPORTED, "unsupported: filtered block set");
         n->kind = N_SETBLOCK;
-        P->scopes++;
-        if ((err = expect_end(P)) || (err = parse_body(P, ends, &n->c)))
-            return err;
-        P->scopes--;
-        P->i++;
-        if ((err = expect_end(P)))
-            return err;
         *out = n;
-        return 0;
+        return block_body(P, ends, &n->c);
     }
     if (!strcmp(k, "break") || !strcmp(k, "continue")) {
         if (!P->loops)
@@ -272,13 +280,8 @@ static int parse_statement(struct parser *P, const struct slora__tnode **out)
         n->nnames = names.n;
         n->kids = (const struct slora__tnode **)vals.p;
         n->nkids = vals.n;
-        P->scopes++;
-        if ((err = expect_end(P)) || (err = parse_body(P, ends, &n->c)))
-            return err;
-        P->scopes--;
-        P->i++;
         *out = n;
-        return expect_end(P);
+        return block_body(P, ends, &n->c);
     }
     if (!strcmp(k, "filter")) {
         static const char *const ends[] = {"endfilter", NULL};
@@ -293,24 +296,16 @@ static int parse_statement(struct parser *P, const struct slora__tnode **out)
         if (is_op(P, OP_PIPE) && (err = slora__tpl_parse_filter_expr(P, f, &f)))
             return err;
         n->a = f;
-        P->scopes++;
-        if ((err = expect_end(P)) || (err = parse_body(P, ends, &n->c)))
-            return err;
-        P->scopes--;
-        P->i++;
         *out = n;
-        return expect_end(P);
+        return block_body(P, ends, &n->c);
     }
     if (!strcmp(k, "generation")) {
         static const char *const ends[] = {"endgeneration", NULL};
         struct slora__tnode *n = node(P, N_GENERATION, t);
         if (!n)
             return SLORA_ENOMEM;
-        if ((err = expect_end(P)) || (err = parse_body(P, ends, &n->c)))
-            return err;
-        P->i++;
         *out = n;
-        return expect_end(P);
+        return block_body(P, ends, &n->c);
     }
     static const char *const unsupported[] = {"block", "extends", "include", "import", "from",
                                               "call", "autoescape", NULL};
