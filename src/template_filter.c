@@ -66,20 +66,19 @@ static int attr_get(struct slora__tstate *st, const struct slora__tnode *at, str
                     const struct slora__tv *attr, const struct slora__tv *dflt,
                     struct slora__tv *out)
 {
-    struct slora__tv cur = slora__tv_ref(item);
     if (!attr || attr->t == TV_NONE) {
-        *out = cur;
+        *out = slora__tv_ref(item);
         return 0;
     }
     if (attr->t == TV_INT) {
-        int err = slora__tpl_getitem(st, at, cur, *attr, out);
-        slora__tv_unref(st, cur);
+        int err = slora__tpl_getitem(st, at, item, *attr, out);
         if (!err && dflt && out->t == TV_UNDEF)
             *out = slora__tv_ref(*dflt);
         return err;
     }
     if (attr->t != TV_STR)
         return slora__tpl_argfail(st, at, "an attribute argument");
+    struct slora__tv cur = slora__tv_ref(item);
     const char *p = attr->u.s->p, *end = p + attr->u.s->len;
     int err = 0;
     while (!err) {
@@ -337,6 +336,8 @@ static struct slora__targs rest_args(const struct slora__targs *a, size_t from)
     size_t pos = 0, k = 0;
     for (; k < a->n && pos < from; k++)
         pos += !a->kw[k];
+    if (k == a->n) /* nothing left (and no arrays at all when there were no arguments) */
+        return (struct slora__targs){0};
     return (struct slora__targs){.n = a->n - k, .v = a->v + k, .kw = a->kw + k};
 }
 
@@ -363,7 +364,7 @@ static int f_select(struct slora__tstate *st, const struct slora__tnode *at, str
     }
     for (size_t i = 0; !err && i < l.u.l->n; i++) {
         struct slora__tv item;
-        bool r;
+        bool r = false;
         if ((err = attr_get(st, at, l.u.l->v[i], attr_v, NULL, &item)))
             break;
         if (name)
