@@ -112,7 +112,7 @@ struct slora__tloop {
 struct slora__tmeth {
     struct slora__tobj h;
     struct slora__tv self;
-    int id;           /* template_call.c's enum meth */
+    int id;           /* enum slora__tpl_meth */
     const char *name; /* static */
 };
 
