@@ -15,6 +15,11 @@ freq = 10000^(-(i mod head_size) / head_size), GQA (head h reads kv head
 h / (n_heads / n_kv_heads)), SwiGLU, residuals, final RMSNorm, classifier.
 Computed in float64 over the whole sequence with a causal mask.
 
+Model.from_weights builds a model from arrays instead, with the options of
+a Qwen2-style model: q/k/v biases, rope theta, RMSNorm eps and NeoX-style
+RoPE (each head's halves (i, i + head_size/2) rotate together, as HF's
+rotate_half and llama.cpp's NEOX mode do).
+
 An adapter (spec superlora-v1) adds W' = W + dW (dW float32 from
 superlora_ref) to its target matrices.
 
@@ -81,6 +86,28 @@ class Model:
         take(self.seq_len * hs // 2)
         self.wcls = self.emb if self.shared else take(V, d)
         self.trailing = flat.size - pos
+        self.rope, self.theta, self.eps, self.bias = "interleaved", 10000.0, 1e-5, {}
+
+    @classmethod
+    def from_weights(cls, shape, w, emb, rms_att, rms_ffn, rms_final, wcls=None, bias=None,
+                     rope="interleaved", theta=10000.0, eps=1e-5):
+        """A model from float arrays: shape a superlora_ref.ModelShape, w
+        {module: (L, out, in)}, bias {"wq"|"wk"|"wv": (L, out)}, rope
+        "interleaved" or "neox"."""
+        m = cls.__new__(cls)
+        m.shape = shape
+        m.dim, m.hidden_dim, m.n_layers = shape.dim, shape.hidden_dim, shape.n_layers
+        m.n_heads, m.n_kv_heads, m.seq_len = shape.n_heads, shape.n_kv_heads, shape.seq_len
+        m.vocab, m.shared = abs(shape.vocab_size), wcls is None
+        m.head_size = m.dim // m.n_heads
+        m.kv_dim = m.head_size * m.n_kv_heads
+        f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+        m.w = {k: f64(v) for k, v in w.items()}
+        m.emb, m.rms_att, m.rms_ffn, m.rms_final = f64(emb), f64(rms_att), f64(rms_ffn), f64(rms_final)
+        m.wcls = m.emb if wcls is None else f64(wcls)
+        m.bias = {k: f64(v) for k, v in (bias or {}).items()}
+        m.rope, m.theta, m.eps, m.trailing = rope, theta, eps, 0
+        return m
 
     def with_adapter(self, adapter_bytes, max_params=sl.DEFAULT_MAX_PARAMS):
         """A copy of the weights with W' = float32(W) + dW applied."""
@@ -98,24 +125,37 @@ class Model:
         x = self.emb[np.asarray(tokens)]
         pos = np.arange(T, dtype=np.float64)
         i = np.arange(0, d, 2)
-        freq = 1.0 / np.power(10000.0, (i % hs) / hs)
+        freq = 1.0 / np.power(self.theta, (i % hs) / hs)
         ang = pos[:, None] * freq[None, :]
         cos, sin = np.cos(ang), np.sin(ang)
         mask = np.triu(np.full((T, T), -np.inf), 1)
 
         def rope(v, n):
             v = v.copy()
+            if self.rope == "neox":
+                half = hs // 2
+                for h0 in range(0, n, hs):
+                    a = v[:, h0:h0 + half].copy()
+                    b = v[:, h0 + half:h0 + hs].copy()
+                    c, s = cos[:, :half], sin[:, :half]
+                    v[:, h0:h0 + half] = a * c - b * s
+                    v[:, h0 + half:h0 + hs] = a * s + b * c
+                return v
             a, b = v[:, 0:n:2].copy(), v[:, 1:n:2].copy()
             c, s = cos[:, : n // 2], sin[:, : n // 2]
             v[:, 0:n:2] = a * c - b * s
             v[:, 1:n:2] = a * s + b * c
             return v
 
+        def proj(xb, m, l):
+            y = xb @ w[m][l].T
+            return y + self.bias[m][l] if m in self.bias else y
+
         for l in range(self.n_layers):
-            xb = rmsnorm(x, self.rms_att[l])
-            q = rope(xb @ w["wq"][l].T, d)
-            k = rope(xb @ w["wk"][l].T, self.kv_dim)
-            v = xb @ w["wv"][l].T
+            xb = rmsnorm(x, self.rms_att[l], self.eps)
+            q = rope(proj(xb, "wq", l), d)
+            k = rope(proj(xb, "wk", l), self.kv_dim)
+            v = proj(xb, "wv", l)
             out = np.zeros((T, d))
             for h in range(nh):
                 kh = h // (nh // nkv)
@@ -127,11 +167,11 @@ class Model:
                 att /= att.sum(axis=1, keepdims=True)
                 out[:, h * hs:(h + 1) * hs] = att @ vv
             x = x + out @ w["wo"][l].T
-            xb = rmsnorm(x, self.rms_ffn[l])
+            xb = rmsnorm(x, self.rms_ffn[l], self.eps)
             h1 = xb @ w["w1"][l].T
             h3 = xb @ w["w3"][l].T
             x = x + (h1 / (1.0 + np.exp(-h1)) * h3) @ w["w2"][l].T
-        x = rmsnorm(x, self.rms_final)
+        x = rmsnorm(x, self.rms_final, self.eps)
         return x @ self.wcls.T
 
     def greedy(self, tokens, n, w=None):
@@ -146,8 +186,8 @@ class Model:
         return out
 
 
-def rmsnorm(x, weight):
-    ss = np.mean(x * x, axis=-1, keepdims=True) + 1e-5
+def rmsnorm(x, weight, eps=1e-5):
+    ss = np.mean(x * x, axis=-1, keepdims=True) + eps
     return weight * (x / np.sqrt(ss))
 
 

@@ -107,7 +107,8 @@ def import_peft(config: Mapping[str, Any], tensors: List[Tuple[str, np.ndarray]]
     layers = sorted({l for l, _ in factors})
     modules = [m for m in MODULES if any(k[1] == m for k in factors)]
     scales: Dict[Tuple[int, str], float] = {}
-    for (layer, module), ab in factors.items():
+    for (layer, module), ab in sorted(factors.items(),
+                                      key=lambda kv: (kv[0][0], MODULES.index(kv[0][1]))):
         out_dim, in_dim = shape.module_shape(module)
         what = "layer %d %s" % (layer, module)
         if set(ab) != {"A", "B"}:
