@@ -9,7 +9,8 @@ PYTHON   ?= /usr/bin/python3
 VERSION  := 0.1.0
 
 PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
-        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd nodejs
+        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd nodejs \
+        python3-venv python3-setuptools python3-wheel
 # Only `make bench` needs these.
 BENCH_PKGS := wrk
 
@@ -35,7 +36,7 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all deps bench-deps model run check check-unit check-e2e check-asan check-kernels bench install format clean
+.PHONY: all deps bench-deps model oracle run check check-unit check-e2e check-asan check-kernels bench install format clean
 
 all: $(BUILD)/slorad
 
@@ -97,13 +98,23 @@ models/stories260K.gguf: models/stories260K.bin models/tok512.bin $(BUILD)/slora
 	$(BUILD)/slorad convert --model models/stories260K.bin --tokenizer models/tok512.bin -o $@
 model: models/stories260K.gguf
 
+# llama.cpp as an oracle (node-llama-cpp 3.21.1, its CPU prebuilt from npm)
+# for the tests that compare with it; ORACLE=DIR uses an existing install.
+ORACLE ?= $(BUILD)/oracle
+ORACLE_PKGS := node-llama-cpp@3.21.1 @node-llama-cpp/linux-x64@3.21.1
+oracle: $(ORACLE)/node_modules/node-llama-cpp/package.json
+$(ORACLE)/node_modules/node-llama-cpp/package.json:
+	mkdir -p $(ORACLE)
+	cd $(ORACLE) && npm install --no-audit --no-fund --ignore-scripts --loglevel=error $(ORACLE_PKGS)
+
 run: deps model all
 	$(BUILD)/slorad serve --listen 127.0.0.1:8080 --config conf/slorad.json --state-dir state
 
-check: deps model all $(BUILD)/check_slora
+check: deps model all oracle $(BUILD)/check_slora
 	$(BUILD)/check_slora
 	@pass=0; failed=""; for t in tests/e2e/*.sh; do echo "== $$t"; \
-	  if BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$t; then pass=$$((pass + 1)); \
+	  if BUILD=$(BUILD) PYTHON=$(PYTHON) SLORA_ORACLE=$(abspath $(ORACLE)) SLORA_SHARED=$(SHARED) \
+	     bash $$t; then pass=$$((pass + 1)); \
 	  else failed="$$failed $$t"; fi; done; \
 	  nfail=$$(echo $$failed | wc -w); \
 	  [ -z "$$failed" ] || echo "failed e2e scripts:$$failed"; \
@@ -114,7 +125,7 @@ check: deps model all $(BUILD)/check_slora
 SAN_OPTIONS := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 check-asan:
-	$(SAN_OPTIONS) $(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
+	$(SAN_OPTIONS) $(MAKE) BUILD=build-asan ORACLE=$(abspath $(ORACLE)) OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
 
 # The unit suites under memcheck, in one process (CK_FORK=no) so every
 # error counts.

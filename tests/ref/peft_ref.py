@@ -86,9 +86,11 @@ def pattern(patterns, name, default):
 
 def write_peft(path, shape, seed, r=8, alpha=16, rslora=False,
                modules=("q_proj", "k_proj", "v_proj", "o_proj"), layers=None, rank_pattern=None,
-               alpha_pattern=None, dtype="F32", config_extra=None, permute=True):
+               alpha_pattern=None, dtype="F32", config_extra=None, permute=True,
+               extra_tensors=()):
     """A PEFT LoRA directory; returns {(layer, module): dW float64 (out, in)}
-    in GGUF row order (the reference)."""
+    in GGUF row order (the reference). extra_tensors: [(name, shape)] of
+    zeros added to the weights (what other PEFT options save)."""
     rs = np.random.RandomState(seed)
     layers = list(range(shape.n_layers)) if layers is None else layers
     rank_pattern, alpha_pattern = rank_pattern or {}, alpha_pattern or {}
@@ -117,6 +119,8 @@ def write_peft(path, shape, seed, r=8, alpha=16, rslora=False,
               "rank_pattern": rank_pattern, "revision": None, "target_modules": list(modules),
               "task_type": "CAUSAL_LM", "use_dora": False, "use_rslora": rslora}
     config.update(config_extra or {})
+    for name, shp in extra_tensors:
+        tensors[name] = np.zeros(shp, np.float32)
     os.makedirs(path, exist_ok=True)
     with open(os.path.join(path, "adapter_config.json"), "w") as f:
         json.dump(config, f, indent=2)
@@ -228,6 +232,8 @@ def main(argv):
             p.add_argument("--alpha-pattern", type=json.loads)
             p.add_argument("--dtype", default="F32")
             p.add_argument("--config-extra", type=json.loads)
+            p.add_argument("--extra-tensor", action="append", default=[],
+                           help="NAME:ROWS,COLS zeros added to the weights")
         else:
             p.add_argument("--f16", action="store_true")
             p.add_argument("--arch", default="llama")
@@ -249,8 +255,11 @@ def main(argv):
         kw["layers"] = [int(x) for x in a.layers.split(",")]
     alpha = int(a.alpha) if a.alpha == int(a.alpha) else a.alpha
     if a.cmd == "peft":
+        extra = [(t.split(":")[0], [int(x) for x in t.split(":")[1].split(",")])
+                 for t in a.extra_tensor]
         ref = write_peft(a.out, shape, a.seed, rslora=a.rslora, alpha_pattern=a.alpha_pattern,
-                         dtype=a.dtype, config_extra=a.config_extra, **dict(kw, alpha=alpha))
+                         dtype=a.dtype, config_extra=a.config_extra, extra_tensors=extra,
+                         **dict(kw, alpha=alpha))
         save_ref(os.path.join(a.out, "ref.json"), ref)
     else:
         ref = write_gguf_lora(a.out, shape, a.seed, f16=a.f16, arch=a.arch, **kw)
