@@ -98,23 +98,27 @@ models/stories260K.gguf: models/stories260K.bin models/tok512.bin $(BUILD)/slora
 	$(BUILD)/slorad convert --model models/stories260K.bin --tokenizer models/tok512.bin -o $@
 model: models/stories260K.gguf
 
-# llama.cpp as an oracle (node-llama-cpp 3.21.1, its CPU prebuilt from npm)
-# for the tests that compare with it; ORACLE=DIR uses an existing install.
-ORACLE ?= $(BUILD)/oracle
-ORACLE_PKGS := node-llama-cpp@3.21.1 @node-llama-cpp/linux-x64@3.21.1
-oracle: $(ORACLE)/node_modules/node-llama-cpp/package.json
-$(ORACLE)/node_modules/node-llama-cpp/package.json:
-	mkdir -p $(ORACLE)
-	cd $(ORACLE) && npm install --no-audit --no-fund --ignore-scripts --loglevel=error $(ORACLE_PKGS)
-
 run: deps model all
 	$(BUILD)/slorad serve --listen 127.0.0.1:8080 --config conf/slorad.json --state-dir state
 
-check: deps model all oracle $(BUILD)/check_slora
+# llama.cpp as a test and benchmark oracle: node-llama-cpp with its CPU
+# binaries only, in one npm call (two calls pull its GPU packages too). It
+# needs Node 20, the image's own; Debian's nodejs (18) is never installed.
+ORACLE ?= $(CURDIR)/build/oracle
+NLC_VERSION := 3.21.1
+$(ORACLE)/node_modules/node-llama-cpp/package.json:
+	@v=$$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0); \
+	if [ "$$v" -lt 20 ]; then \
+	  echo "the llama.cpp oracle (node-llama-cpp $(NLC_VERSION)) needs Node.js >= 20; found $$(node --version 2>/dev/null || echo none)" >&2; exit 1; fi
+	@mkdir -p $(ORACLE)
+	cd $(ORACLE) && { [ -f package.json ] || echo '{"private": true}' > package.json; } && \
+	  npm i -E --omit=optional --no-audit --no-fund node-llama-cpp@$(NLC_VERSION) @node-llama-cpp/linux-x64@$(NLC_VERSION)
+oracle: $(ORACLE)/node_modules/node-llama-cpp/package.json
+
+check: deps model all $(BUILD)/check_slora oracle
 	$(BUILD)/check_slora
 	@pass=0; failed=""; for t in tests/e2e/*.sh; do echo "== $$t"; \
-	  if BUILD=$(BUILD) PYTHON=$(PYTHON) SLORA_ORACLE=$(abspath $(ORACLE)) SLORA_SHARED=$(SHARED) \
-	     bash $$t; then pass=$$((pass + 1)); \
+	  if BUILD=$(BUILD) PYTHON=$(PYTHON) SLORA_ORACLE=$(ORACLE) SLORA_SHARED=$(SHARED) bash $$t; then pass=$$((pass + 1)); \
 	  else failed="$$failed $$t"; fi; done; \
 	  nfail=$$(echo $$failed | wc -w); \
 	  [ -z "$$failed" ] || echo "failed e2e scripts:$$failed"; \
@@ -125,7 +129,7 @@ check: deps model all oracle $(BUILD)/check_slora
 SAN_OPTIONS := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 check-asan:
-	$(SAN_OPTIONS) $(MAKE) BUILD=build-asan ORACLE=$(abspath $(ORACLE)) OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
+	$(SAN_OPTIONS) $(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
 
 # The unit suites under memcheck, in one process (CK_FORK=no) so every
 # error counts.

@@ -119,7 +119,7 @@ int slora_cmd_import(int argc, char **argv)
 
     char diag[512] = "";
     struct slora_model *m;
-    if (slora_model_load(model_path, &m, diag, sizeof(diag))) {
+    if (slora_model_load(model_path, NULL, &m, diag, sizeof(diag))) {
         fprintf(stderr, "slorad import: %s\n", diag);
         return 1;
     }

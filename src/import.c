@@ -8,6 +8,7 @@
 #include <slora/model.h>
 #include <slora/safetensors.h>
 #include <slora/tar.h>
+#include <slora/tensor.h>
 
 #include "internal.h"
 
@@ -43,11 +44,12 @@ static const char *const gguf_names[SLORA_MOD_COUNT] = {
 
 void slora_import_target_init(struct slora_import_target *t, const struct slora_model *m)
 {
-    /* stories260K-era models are all arch llama: GGUF rows interleaved */
+    /* llama's GGUF keeps Meta's interleaved q/k rows; qwen2's keeps HF's order */
+    bool llama = m->cfg.arch == SLORA_ARCH_LLAMA;
     *t = (struct slora_import_target){.shape = m->cfg.shape,
-                                      .head_size = m->cfg.shape.dim / m->cfg.shape.n_heads,
-                                      .permute_qk = true,
-                                      .arch = "llama"};
+                                      .head_size = m->cfg.head_dim,
+                                      .permute_qk = llama,
+                                      .arch = llama ? "llama" : "qwen2"};
 }
 
 static int set_init(struct lora_set *s, const struct slora_import_target *t, bool permute_qk)
@@ -631,9 +633,11 @@ static int gguf_tensor(struct lora_set *s, float alpha, const struct slora_gguf_
     if (te->n_dims != 2)
         return slora__diag(diag, diag_len, SLORA_EFORMAT, "tensor %s: %u dimensions, want 2", name,
                            te->n_dims);
-    if (te->dtype != SLORA_GGUF_DTYPE_F32 && te->dtype != SLORA_GGUF_DTYPE_F16)
-        return slora__diag(diag, diag_len, SLORA_EUNSUPPORTED, "tensor %s: type %u (F32, F16 only)",
-                           name, te->dtype);
+    if (te->dtype != SLORA_DTYPE_F32 && te->dtype != SLORA_DTYPE_F16 &&
+        te->dtype != SLORA_DTYPE_BF16)
+        return slora__diag(diag, diag_len, SLORA_EUNSUPPORTED,
+                           "tensor %s: type %s (F32, F16 and BF16 only)", name,
+                           slora_dtype_name(te->dtype));
     struct lora *p = pair(s, l, m);
     int64_t rows, cols, tr = (int64_t)te->ne[1], tc = (int64_t)te->ne[0];
     slora_arch_module_dims(&s->t->shape, m, &rows, &cols);
@@ -654,12 +658,13 @@ static int gguf_tensor(struct lora_set *s, float alpha, const struct slora_gguf_
         return err;
     int64_t n = tr * tc;
     for (int64_t i = 0; i < n; i++) {
-        if (te->dtype == SLORA_GGUF_DTYPE_F32) {
+        if (te->dtype == SLORA_DTYPE_F32) {
             memcpy(&(*dst)[i], te->data + 4 * i, 4);
         } else {
             uint16_t h;
             memcpy(&h, te->data + 2 * i, 2);
-            (*dst)[i] = slora_gguf_f16_to_f32(h);
+            (*dst)[i] = te->dtype == SLORA_DTYPE_F16 ? slora_gguf_f16_to_f32(h)
+                                                     : slora_st_bf16_to_f32(h);
         }
     }
     p->r = r;

@@ -254,15 +254,15 @@ static int gguf_import(enum gcase c, struct slora_adapter **out, char *diag, siz
         slora_gguf_writer_add_array(w, "adapter.alora_invocation_tokens", SLORA_GGUF_U32,
                                     (uint32_t[]){1, 2}, 2);
     /* lora_a (r, in) = ne [in, r]; lora_b (out, r) = ne [r, out] */
-    slora_gguf_writer_add_tensor(w, "blk.1.attn_q.weight.lora_a", a, 2, 8, 2, SLORA_GGUF_DTYPE_F32);
+    slora_gguf_writer_add_tensor(w, "blk.1.attn_q.weight.lora_a", a, 2, 8, 2, SLORA_DTYPE_F32);
     slora_gguf_writer_add_tensor(w, "blk.1.attn_q.weight.lora_b", b, 8, c == G_RANKS ? 1 : 2, 2,
-                                 SLORA_GGUF_DTYPE_F32);
+                                 SLORA_DTYPE_F32);
     if (c == G_NORM)
         slora_gguf_writer_add_tensor(w, "blk.1.attn_norm.weight", an, 1, 8, 1,
-                                     SLORA_GGUF_DTYPE_F32);
+                                     SLORA_DTYPE_F32);
     if (c == G_TOKEN_EMBD)
         slora_gguf_writer_add_tensor(w, "token_embd.weight.lora_a", an, 1, 8, 2,
-                                     SLORA_GGUF_DTYPE_F32);
+                                     SLORA_DTYPE_F32);
     char *path = test_tmp_path("gguflora");
     ck_assert_int_eq(slora_gguf_writer_write(w, path, diag, diag_len), 0);
     slora_gguf_writer_free(w);

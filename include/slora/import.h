@@ -16,7 +16,8 @@
  *   daemon's PEFT upload).
  * - llama.cpp GGUF LoRA: general.type "adapter", adapter.type "lora",
  *   adapter.lora.alpha (F32, optional), tensors `blk.{l}.{attn_q..}.weight
- *   .lora_a` (ggml ne [in, r]) and `.lora_b` (ne [r, out]); s = alpha / r
+ *   .lora_a` (ggml ne [in, r]) and `.lora_b` (ne [r, out]), F32, F16 or
+ *   BF16; s = alpha / r
  *   per pair (r = lora_b's ne[0]), 1 when alpha is 0 or absent.
  *
  * Row order (spec section 1): deltas are in the base's GGUF row order. For

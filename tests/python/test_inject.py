@@ -77,7 +77,7 @@ def numpy_qwen2(model):
         np.stack([lay[l].input_layernorm.weight.detach().numpy() for l in L]),
         np.stack([lay[l].post_attention_layernorm.weight.detach().numpy() for l in L]),
         model.norm.weight.detach().numpy(), wcls=model.lm_head.weight.detach().numpy(),
-        bias=bias, rope="neox", theta=c.rope_theta, eps=c.norm_eps)
+        bias=bias, neox=True, theta=c.rope_theta, eps=c.norm_eps)
 
 
 class HFLlama(nn.Module):
