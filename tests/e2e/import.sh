@@ -195,4 +195,21 @@ check "no adapter stored by the refusals" 404 "$(status GET "$URL/v1/adapters/ac
 check_contains "rejections counted by reason" 'slorad_adapter_rejected_total{reason="unimportable"} 5' \
     "$(curl -s "$URL/metrics")"
 stop_daemon
+
+# ---- a qwen2 base (GQA, q/k/v biases, rope theta 1e6, NeoX RoPE): its GGUF
+# keeps HF's q/k order, so nothing is permuted ------------------------------
+Q=$TMP/qwen2.gguf
+"$SLORAD" gen-model --arch qwen2 --rope-theta 1000000 --dim 64 --heads 8 --kv-heads 2 --layers 3 \
+    --hidden 96 --vocab 512 --seq-len 128 --seed 3 -o "$Q" >/dev/null
+"$PYTHON" $REF/peft_ref.py peft "$TMP/qw" --model "$Q" --seed 11 --no-permute
+"$SLORAD" import --from peft "$TMP/qw" --model "$Q" -o "$TMP/qw.safetensors" 2>"$TMP/err" ||
+    fail "qwen2 import: $(cat "$TMP/err")"
+start_daemon "$TMP/state-qwen2" --model "$Q"
+tar_of "$TMP/qw" "$TMP/qw.tar"
+check "qwen2: PUT the PEFT tar" 201 "$(status PUT "$URL/v1/adapters/acme/qw" -T "$TMP/qw.tar")"
+curl -s -o "$TMP/dl" "$URL/v1/adapters/acme/qw/file"
+check "qwen2: upload and slorad import convert alike" "$(sha256sum <"$TMP/qw.safetensors")" \
+    "$(sha256sum <"$TMP/dl")"
+M=$Q logits_agree "qwen2 PEFT (no q/k permutation)" acme/qw "$TMP/qw/ref.json"
+stop_daemon
 echo "import: $N_CHECKS checks passed"

@@ -24,7 +24,7 @@ adapter.type = "lora", adapter.lora.alpha (f32); tensors
 (r = lora_b's ne[0]), or 1 when alpha is 0. Rows already in GGUF order.
 
 CLI (for the e2e scripts):
-  peft_ref.py peft DIR --model M.bin --seed S [--r 8] [--alpha 16] [--rslora]
+  peft_ref.py peft DIR --model M --seed S [--r 8] [--alpha 16] [--rslora] [--no-permute]
       [--modules q_proj,k_proj,v_proj,o_proj] [--layers 0,2] [--rank-pattern JSON]
       [--alpha-pattern JSON] [--dtype F32|F16|BF16] [--config-extra JSON]
       writes a PEFT directory and DIR/ref.json: {"deltas": {"l.m": [[...]]}}
@@ -229,6 +229,8 @@ def main(argv):
         p.add_argument("--rank-pattern", type=json.loads)
         if name == "peft":
             p.add_argument("--rslora", action="store_true")
+            p.add_argument("--no-permute", action="store_true",
+                           help="a base whose GGUF keeps HF's q/k row order (qwen2)")
             p.add_argument("--alpha-pattern", type=json.loads)
             p.add_argument("--dtype", default="F32")
             p.add_argument("--config-extra", type=json.loads)
@@ -247,7 +249,7 @@ def main(argv):
         out = logits(a.model, load_ref(a.deltas), toks)
         print(json.dumps({"logits": [[float("%.9g" % v) for v in row] for row in out]}))
         return 0
-    shape = sl.read_model_shape(a.model)
+    shape = model_ref.Model(a.model).shape
     kw = {"r": a.r, "alpha": a.alpha, "rank_pattern": a.rank_pattern}
     if a.modules:
         kw["modules"] = a.modules.split(",")
@@ -259,7 +261,7 @@ def main(argv):
                  for t in a.extra_tensor]
         ref = write_peft(a.out, shape, a.seed, rslora=a.rslora, alpha_pattern=a.alpha_pattern,
                          dtype=a.dtype, config_extra=a.config_extra, extra_tensors=extra,
-                         **dict(kw, alpha=alpha))
+                         permute=not a.no_permute, **dict(kw, alpha=alpha))
         save_ref(os.path.join(a.out, "ref.json"), ref)
     else:
         ref = write_gguf_lora(a.out, shape, a.seed, f16=a.f16, arch=a.arch, **kw)
