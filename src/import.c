@@ -12,6 +12,7 @@
 
 #include "internal.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <math.h>
 #include <regex.h>
@@ -20,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PATTERNS 4096 /* rank_pattern + alpha_pattern keys */
+#define MAX_PATTERNS 256    /* keys of rank_pattern or alpha_pattern */
+#define MAX_PATTERN_LEN 256 /* bytes of one key */
+#define MAX_QUANTIFIERS 8   /* * + ? in one key */
 
 /* One LoRA pair: dW = scale * B A (rows in the source's order). */
 struct lora {
@@ -283,6 +286,35 @@ static const char *const refused[][2] = {
     {"target_parameters", "LoRA on raw parameters (MoE experts) cannot be targeted"},
 };
 
+/* A pattern key Python's re and POSIX ERE read alike, and cheap to
+ * compile: names, '.', "\\.", alternation, groups, bracket classes and
+ * at most MAX_QUANTIFIERS single quantifiers (none stacked: "a++" or
+ * "(a*)*"-like blow-ups of the regex compiler are refused, as are {n,m},
+ * Python's \d \w (?...) and back-references). */
+static bool pattern_ok(const char *key)
+{
+    size_t n = strlen(key);
+    int quantifiers = 0;
+    if (n == 0 || n > MAX_PATTERN_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = key[i];
+        if (c == '\\') {
+            if (key[i + 1] != '.')
+                return false;
+            i++;
+        } else if (c == '*' || c == '+' || c == '?') {
+            char prev = i ? key[i - 1] : '(';
+            if (++quantifiers > MAX_QUANTIFIERS || prev == '*' || prev == '+' || prev == '?' ||
+                prev == '(' || prev == '|' || (prev == ')' && quantifiers > 1))
+                return false;
+        } else if (!isalnum((unsigned char)c) && !strchr("_.-|()[]^$", c)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static int compile_patterns(struct peft *pc, int k, const json_t *obj, const char *what, char *diag,
                             size_t diag_len)
 {
@@ -305,13 +337,11 @@ static int compile_patterns(struct peft *pc, int k, const json_t *obj, const cha
         if (!ok)
             return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s['%s']: %s", what, key,
                                k == 0 ? "not a positive integer" : "not a finite number");
-        /* Python's \d, \w, (?...) differ from POSIX: refuse what would match differently */
-        for (const char *c = key; *c; c++)
-            if ((c[0] == '\\' && c[1] && c[1] != '.' && c[1] != '\\') ||
-                (c[0] == '(' && c[1] == '?'))
-                return slora__diag(diag, diag_len, SLORA_EUNIMPORTABLE,
-                                   "%s key '%s': only POSIX extended regular expressions are read",
-                                   what, key);
+        if (!pattern_ok(key))
+            return slora__diag(diag, diag_len, SLORA_EUNIMPORTABLE,
+                               "%s key '%.64s': only simple regular expressions are read (names, "
+                               "'.', '\\.', '|', groups, classes, single * + ?; up to %d bytes)",
+                               what, key, MAX_PATTERN_LEN);
         char *re = malloc(strlen(key) + 16);
         if (!re)
             return SLORA_ENOMEM;
