@@ -160,7 +160,7 @@ static int emit(struct lora_set *s, void **out, size_t *out_len, char *diag, siz
 {
     const struct slora_import_target *t = s->t;
     int L = t->shape.n_layers;
-    bool mods[SLORA_MOD_COUNT] = {0}, *layers = calloc((size_t)L, 1);
+    bool mods[SLORA_MOD_COUNT] = {0}, *layers = calloc(L > 0 ? (size_t)L : 1, 1);
     if (!layers)
         return SLORA_ENOMEM;
     bool common = true, any = false;
@@ -534,9 +534,10 @@ static int peft_tensor(struct lora_set *s, const struct peft *pc, const struct s
     return check_finite(te->name, *dst, te->n_elems, diag, diag_len);
 }
 
-/* Every pair read has both factors. */
-static int check_pairs(struct lora_set *s, const char *const *names, const char *fa, const char *fb,
-                       char *diag, size_t diag_len)
+/* Check that every pair read has both factors (fa, fb name them), then
+ * emit the SuperLoRA file. */
+static int finish(struct lora_set *s, const char *const *names, const char *fa, const char *fb,
+                  void **out, size_t *out_len, char *diag, size_t diag_len)
 {
     for (int l = 0; l < s->t->shape.n_layers; l++)
         for (int m = 0; m < SLORA_MOD_COUNT; m++) {
@@ -545,7 +546,7 @@ static int check_pairs(struct lora_set *s, const char *const *names, const char 
                 return slora__diag(diag, diag_len, SLORA_EFORMAT, "layer %d %s: %s without %s", l,
                                    names[m], p->a ? fa : fb, p->a ? fb : fa);
         }
-    return 0;
+    return emit(s, out, out_len, diag, diag_len);
 }
 
 int slora_import_peft(const void *config, size_t config_len, const void *weights,
@@ -571,9 +572,7 @@ int slora_import_peft(const void *config, size_t config_len, const void *weights
     for (int i = 0; !err && i < st->n_tensors; i++)
         err = peft_tensor(&s, &pc, &st->tensors[i], diag, diag_len);
     if (!err)
-        err = check_pairs(&s, peft_names, "lora_A", "lora_B", diag, diag_len);
-    if (!err)
-        err = emit(&s, out, out_len, diag, diag_len);
+        err = finish(&s, peft_names, "lora_A", "lora_B", out, out_len, diag, diag_len);
 done:
     set_free(&s);
     slora_st_free(st);
@@ -739,9 +738,7 @@ int slora_import_gguf_lora(const void *buf, size_t len, const struct slora_impor
     for (size_t i = 0; !err && i < g->n_tensors; i++)
         err = gguf_tensor(&s, alpha, &g->tensors[i], diag, diag_len);
     if (!err)
-        err = check_pairs(&s, gguf_names, "lora_a", "lora_b", diag, diag_len);
-    if (!err)
-        err = emit(&s, out, out_len, diag, diag_len);
+        err = finish(&s, gguf_names, "lora_a", "lora_b", out, out_len, diag, diag_len);
 done:
     set_free(&s);
     slora_gguf_free(g);

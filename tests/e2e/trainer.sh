@@ -9,22 +9,10 @@
 # Qwen2-style modules == numpy, import-peft == peft_ref); last, against a
 # real slorad, superlora.inject's logits == the daemon's with the exported
 # file (tests/python/inject_daemon.py, tol 1e-4, both row layouts).
-set -euo pipefail
-PYTHON=${PYTHON:-/usr/bin/python3}
-BUILD=${BUILD:-build}
 cd "$(dirname "$0")/../.."
+. tests/e2e/lib/daemon.sh
 ROOT=$PWD
-for f in models/stories260K.bin models/tok512.bin "$BUILD/slorad"; do
-    [ -f "$f" ] || { echo "trainer: $f missing (run make model)" >&2; exit 1; }
-done
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
+tmp=$TMP
 
 # a copy, so the build leaves nothing in the tree (and parallel runs don't race)
 cp -r client/python "$tmp/src"
@@ -45,23 +33,10 @@ for t in test_superlora test_inject; do
     grep -E "^(test_inject: superlora from|Ran |OK)" "$tmp/$t.log"
 done
 
-"$ROOT/$BUILD/slorad" serve --listen 127.0.0.1:0 --model "$SLORA_MODEL" \
-    --tokenizer "$SLORA_TOKENIZER" --state-dir "$tmp/state" >"$tmp/log" 2>&1 &
-pid=$!
-port=
-for _ in $(seq 100); do
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/log" | head -n 1)
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || { cat "$tmp/log" >&2; fail "slorad exited"; }
-    sleep 0.1
-done
-[ -n "$port" ] || { cat "$tmp/log" >&2; fail "no 'listening on' line"; }
+cd "$ROOT"
+start_daemon "$tmp/state"
 mkdir "$tmp/out"
 env -u PYTHONPATH "$tmp/venv/bin/python" "$ROOT/tests/python/inject_daemon.py" \
-    --url "http://127.0.0.1:$port" --model "$SLORA_MODEL" --out "$tmp/out" || fail "inject_daemon"
-kill -TERM "$pid"
-rc=0
-wait "$pid" || rc=$?
-pid=
-[ "$rc" = 0 ] || { cat "$tmp/log" >&2; fail "slorad exited $rc after SIGTERM"; }
+    --url "$URL" --model "$SLORA_MODEL" --out "$tmp/out" || fail "inject_daemon"
+stop_daemon
 echo "trainer: ok"
