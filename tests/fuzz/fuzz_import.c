@@ -23,13 +23,18 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct slora_import_target target = {
-    .shape = {.dim = 8, .hidden_dim = 12, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1,
+    .shape = {.dim = 8,
+              .hidden_dim = 12,
+              .n_layers = 2,
+              .n_heads = 2,
+              .n_kv_heads = 1,
               .vocab_size = 32},
     .head_size = 4,
     .permute_qk = true,
     .arch = "llama",
 };
 
+/* An accepted import must parse as a SuperLoRA adapter. */
 static void check(int err, void *out, size_t len)
 {
     struct slora_adapter *a;
@@ -46,11 +51,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     void *out = NULL;
     size_t len = 0;
     char diag[256];
+    int err;
+    /* (the import runs before check reads out: never in one argument list) */
     if (slora_tar_is_tar(data, size)) {
-        check(slora_import_peft_tar(data, size, &target, &out, &len, diag, sizeof(diag)), out, len);
+        err = slora_import_peft_tar(data, size, &target, &out, &len, diag, sizeof(diag));
+        check(err, out, len);
     } else if (size >= 4 && !memcmp(data, "GGUF", 4)) {
-        check(slora_import_gguf_lora(data, size, &target, &out, &len, diag, sizeof(diag)), out,
-              len);
+        err = slora_import_gguf_lora(data, size, &target, &out, &len, diag, sizeof(diag));
+        check(err, out, len);
     } else if (size >= 4 && !memcmp(data, "PEFT", 4)) {
         char *text = malloc(size - 3);
         if (!text)
@@ -62,9 +70,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             *nl = '\0';
         size_t wlen;
         unsigned char *w = tb_build(NULL, nl ? nl + 1 : "", NULL, NULL, &wlen);
-        check(slora_import_peft(text, strlen(text), w, wlen, &target, &out, &len, diag,
-                                sizeof(diag)),
-              out, len);
+        err =
+            slora_import_peft(text, strlen(text), w, wlen, &target, &out, &len, diag, sizeof(diag));
+        check(err, out, len);
         free(w);
         free(text);
     }
