@@ -6,8 +6,10 @@
  * (sorted), then one allocation for the targets, groups and factor tables
  * sized exactly to what the file has, the shapes checked into it, then the
  * resource limits, and only then the one allocation proportional to the
- * data (the float32 parameter buffer). Every size product is
- * overflow-checked.
+ * data (the float32 parameter buffer, pointed into but not yet written).
+ * Validation then checks the expansion cost from the shapes alone, before
+ * the data is converted and before any delta memory exists. Every size
+ * product is overflow-checked.
  *
  * The finished adapter is immutable; its refcount is the only mutable field
  * and is updated atomically, so any thread may ref/unref and read it.
@@ -38,6 +40,8 @@ void slora_adapter_limits_default(struct slora_adapter_limits *lim)
     lim->max_fastfood = 1LL << 28;
     lim->max_core = 1LL << 24;
     lim->max_groups = 4096;
+    lim->max_expand_bytes = 256LL << 20;
+    lim->max_expand_work = 1LL << 34;
 }
 
 /* ---- config JSON ---------------------------------------------------------- */
@@ -95,7 +99,7 @@ static int parse_seed(json_t *v, const char *where, uint64_t *out, char *diag, s
                            where);
     json_int_t s = json_integer_value(v);
     if (s < 0 || s > MAX_SEED)
-        return slora__diag(diag, diag_len, SLORA_ERANGE, "%s = %lld is outside [0, 2^53 - 1]",
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s = %lld is outside [0, 2^53 - 1]",
                            where, (long long)s);
     *out = (uint64_t)s;
     return 0;
@@ -197,7 +201,7 @@ static int parse_layers(json_t *v, struct slora_adapter_config *c, char *diag, s
                                "superlora.layers[%d] is not an integer", i);
         json_int_t l = json_integer_value(e);
         if (l < 0 || l >= c->base.n_layers)
-            return slora__diag(diag, diag_len, SLORA_ERANGE,
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
                                "superlora.layers[%d] = %lld is outside [0, %d)", i, (long long)l,
                                c->base.n_layers);
         if (i > 0 && l <= c->layers[i - 1])
@@ -219,7 +223,7 @@ static int parse_groups(json_t *v, struct slora_adapter_config *c, char *diag, s
         c->groups_kind = SLORA_GROUPS_COUNT;
         c->groups_count = json_integer_value(v);
         if (c->groups_count < 1)
-            return slora__diag(diag, diag_len, SLORA_ERANGE, "superlora.groups = %lld must be >= 1",
+            return slora__diag(diag, diag_len, SLORA_EFORMAT, "superlora.groups = %lld must be >= 1",
                                (long long)c->groups_count);
         return 0;
     }
@@ -305,7 +309,7 @@ static int parse_projection(json_t *v, struct slora_adapter_config *c, char *dia
         return err;
     json_t *kind = json_object_get(v, "kind");
     if (!json_is_string(kind) || strcmp(json_string_value(kind), "fastfood"))
-        return slora__diag(diag, diag_len, SLORA_EUNSUPPORTED,
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
                            "superlora.projection.kind must be \"fastfood\"");
     return parse_seed(json_object_get(v, "seed"), "superlora.projection.seed", &c->projection_seed,
                       diag, diag_len);
@@ -345,7 +349,7 @@ static int parse_root(json_t *root, const struct slora_shape *model, struct slor
             return slora__diag(diag, diag_len, SLORA_EFORMAT, "superlora.%s missing", required[i]);
     json_t *v = json_object_get(root, "version");
     if (!json_is_integer(v) || json_integer_value(v) != 1)
-        return slora__diag(diag, diag_len, SLORA_EUNSUPPORTED,
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
                            "superlora.version must be the integer 1");
     if ((err = parse_base(json_object_get(root, "base"), model, &c->base, diag, diag_len)) ||
         (err = parse_modules(json_object_get(root, "modules"), c, diag, diag_len)) ||
@@ -404,7 +408,7 @@ static int count_sizes(struct slora_adapter *a, const struct slora_adapter_limit
     case SLORA_GROUPS_COUNT:
         g = c->groups_count;
         if (g > a->total)
-            return slora__diag(diag, diag_len, SLORA_ERANGE,
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
                                "superlora.groups = %lld is above N = %lld", (long long)g,
                                (long long)a->total);
         break;
@@ -769,14 +773,32 @@ static int check_code_len(struct slora_group *gr, int64_t g, bool projection, st
     return 0;
 }
 
-/* Convert every tensor into one float32 buffer and point the factors at it. */
-static int load_params(struct slora_adapter *a, const struct entry *es, int n, char *diag,
-                       size_t diag_len)
+/* The float32 parameter buffer, every factor pointed into it in tensor
+ * order. Its pages are not touched yet: an adapter refused for its
+ * expansion cost never costs its converted size. */
+static int point_params(struct slora_adapter *a, const struct entry *es, int n, char *diag,
+                        size_t diag_len)
 {
     a->params = malloc(sizeof(float) * (size_t)(a->n_params ? a->n_params : 1));
     if (!a->params)
         return slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for %lld parameters",
                            (long long)a->n_params);
+    float *p = a->params;
+    for (int i = 0; i < n; i++) {
+        struct slora_factor *f = &a->groups[es[i].g].k[es[i].k];
+        if (es[i].m == CORE_IDX)
+            f->core = p;
+        else
+            f->a[es[i].m] = p;
+        p += es[i].t->n_elems;
+    }
+    return 0;
+}
+
+/* Convert every tensor into the buffer, rejecting NaN and Inf. */
+static int convert_params(struct slora_adapter *a, const struct entry *es, int n, char *diag,
+                          size_t diag_len)
+{
     float *p = a->params;
     for (int i = 0; i < n; i++) {
         const struct slora_st_tensor *t = es[i].t;
@@ -787,19 +809,39 @@ static int load_params(struct slora_adapter *a, const struct entry *es, int n, c
                                    "tensor '%s': %s at element %lld (byte offset %zu)", t->name,
                                    isnan(p[e]) ? "NaN" : "Inf", (long long)e,
                                    t->file_offset + (size_t)e * (t->n_bytes / (size_t)t->n_elems));
-        struct slora_factor *f = &a->groups[es[i].g].k[es[i].k];
-        if (es[i].m == CORE_IDX)
-            f->core = p;
-        else
-            f->a[es[i].m] = p;
         p += t->n_elems;
     }
     return 0;
 }
 
+/* What generating a's deltas would cost, against the limits: an adapter of
+ * a few megabytes can ask for gigabytes of intermediates or minutes of
+ * compute. Needs only the shapes. */
+static int check_cost(const struct slora_adapter *a, const struct slora_adapter_limits *lim,
+                      int n_threads, char *diag, size_t diag_len)
+{
+    struct slora_superlora_cost cost;
+    int err = slora_superlora_cost(a, n_threads, &cost, diag, diag_len);
+    if (err)
+        return err;
+    if (cost.scratch_bytes > (uint64_t)lim->max_expand_bytes)
+        return slora__diag(diag, diag_len, SLORA_ELIMIT,
+                           "expanding the adapter needs %zu bytes of intermediates, over the "
+                           "limit of %lld (max_expand_bytes)",
+                           cost.scratch_bytes, (long long)lim->max_expand_bytes);
+    if (cost.work > (uint64_t)lim->max_expand_work)
+        return slora__diag(diag, diag_len, SLORA_ELIMIT,
+                           "expanding the adapter needs about %zu multiply-adds, over the limit "
+                           "of %lld (max_expand_work)",
+                           cost.work, (long long)lim->max_expand_work);
+    return 0;
+}
+
+/* cost_threads > 0: validation, the expansion cost is checked (for that
+ * many generation threads) before the parameters are converted. */
 static int build(struct slora_adapter *a, const struct slora_st *st,
                  const struct slora_shape *model, const struct slora_adapter_limits *lim,
-                 char *diag, size_t diag_len)
+                 int cost_threads, char *diag, size_t diag_len)
 {
     const char *text;
     if (slora_st_meta_get(st, "superlora", &text))
@@ -843,15 +885,18 @@ static int build(struct slora_adapter *a, const struct slora_st *st,
                           (long long)lim->max_params);
         goto err_free_entries;
     }
-    err = load_params(a, es, st->n_tensors, diag, diag_len);
+    if ((err = point_params(a, es, st->n_tensors, diag, diag_len)) ||
+        (cost_threads > 0 && (err = check_cost(a, lim, cost_threads, diag, diag_len))))
+        goto err_free_entries;
+    err = convert_params(a, es, st->n_tensors, diag, diag_len);
 err_free_entries:
     free(es);
     return err;
 }
 
-int slora_adapter_parse(const void *buf, size_t len, const struct slora_shape *model,
-                        const struct slora_adapter_limits *lim, struct slora_adapter **out,
-                        char *diag, size_t diag_len)
+static int parse_with(const void *buf, size_t len, const struct slora_shape *model,
+                      const struct slora_adapter_limits *lim, int cost_threads,
+                      struct slora_adapter **out, char *diag, size_t diag_len)
 {
     struct slora_adapter_limits def;
     if (!lim) {
@@ -870,7 +915,7 @@ int slora_adapter_parse(const void *buf, size_t len, const struct slora_shape *m
     }
     a->refcount = 1;
     a->file_bytes = len;
-    err = build(a, st, model, lim, diag, diag_len);
+    err = build(a, st, model, lim, cost_threads, diag, diag_len);
     if (err) {
         slora_adapter_unref(a);
         goto err_free_st;
@@ -884,15 +929,23 @@ err_free_st:
     return err;
 }
 
+int slora_adapter_parse(const void *buf, size_t len, const struct slora_shape *model,
+                        const struct slora_adapter_limits *lim, struct slora_adapter **out,
+                        char *diag, size_t diag_len)
+{
+    return parse_with(buf, len, model, lim, 0, out, diag, diag_len);
+}
+
 /* The one call up the layering (adapter -> superlora): an accepted adapter
- * must be servable, so validation includes generating its deltas once. */
+ * must be servable, so validation checks what generating its deltas costs
+ * and then generates them once. */
 int slora_adapter_validate(const void *buf, size_t len, const struct slora_shape *model,
                            const struct slora_adapter_limits *lim, int n_threads,
                            struct slora_adapter **out, char *diag, size_t diag_len)
 {
     struct slora_adapter *a;
     *out = NULL;
-    int err = slora_adapter_parse(buf, len, model, lim, &a, diag, diag_len);
+    int err = parse_with(buf, len, model, lim, n_threads < 1 ? 1 : n_threads, &a, diag, diag_len);
     if (err)
         return err;
     float *scratch = malloc(sizeof(float) * (size_t)(a->total ? a->total : 1));

@@ -71,90 +71,192 @@ static size_t prod_n(const int64_t *n, int from, int to)
     return p;
 }
 
-/* ---- per-factor reduction to U ---- */
+/* ---- per-factor plan: T_k = U_L @ U_R^T ---- */
 
-/* Floats of scratch factor_u needs. */
-static size_t factor_u_floats(const struct slora_factor *f, int M)
+/* A factor's tensor T_k (order M) is computed as U_L (rows, r) @ U_R
+ * (cols, r)^T: with a split s, rows index modes [0, s) and columns modes
+ * [s, M), so the row-major (rows, cols) result is vec(T_k).
+ *   CP:     U_L and U_R are the Khatri-Rao products of A_0 .. A_{s-1} and
+ *           A_s .. A_{M-1} (one matrix is used in place, none is a row of
+ *           ones). The split minimises their scratch, so the
+ *           (prod_{m<M-1} n_m, r) rank-expanded product is built only when
+ *           nothing smaller gives the same tensor.
+ *   Tucker: s = M-1, U_R = A_{M-1} and U_L = core x_m A_m for m < M-1,
+ *           modes in ascending n_m / r_m: the intermediate shrinks before
+ *           it grows, so it never exceeds max(core, U_L).
+ * Only the first `count` entries of T_k are needed (the fold): U_L gets
+ * ceil(count / P_R) rows, and U_R only `count` rows when one row of the
+ * product covers them. */
+struct fplan {
+    int split;
+    int64_t rows, cols, r;        /* U_L (rows, r), U_R (cols, r) as computed */
+    int64_t row_len;              /* P_R = prod_{m >= s} n_m: the row stride of T_k */
+    size_t left, right;           /* scratch floats for U_L (Tucker: two buffers), U_R */
+    size_t work;                  /* multiply-adds for U_L, U_R and the product's needed part */
+    int order[SLORA_MAX_ORDER];   /* Tucker: contraction order of modes 0 .. M-2 */
+};
+
+static size_t min_sz(size_t a, size_t b)
 {
-    if (f->core) {
-        size_t best = 0;
-        for (int m = M - 2; m >= 0; m--) {
-            size_t s =
-                mul_sat(mul_sat(prod_n(f->r, 0, m), prod_n(f->n, m, M - 1)), (size_t)f->r[M - 1]);
-            best = s > best ? s : best;
-        }
-        return mul_sat(2, align16(best));
+    return a < b ? a : b;
+}
+
+static size_t ceil_div(size_t a, size_t b)
+{
+    return a / b + (a % b != 0);
+}
+
+/* Rows (and columns) of U_L @ U_R^T needed for the first count entries,
+ * and the multiply-adds of that product. */
+static void product_extent(struct fplan *p, size_t all_rows, size_t count)
+{
+    size_t row_len = (size_t)p->row_len;
+    size_t rows = min_sz(all_rows, ceil_div(count, row_len));
+    p->cols = (int64_t)(rows == 1 ? min_sz(count, row_len) : row_len);
+    p->rows = (int64_t)rows;
+    p->work = add_sat(p->work, mul_sat(mul_sat(rows, (size_t)p->cols), (size_t)p->r));
+}
+
+static void cp_plan_split(const struct slora_factor *f, int M, size_t count, int s,
+                          struct fplan *p)
+{
+    size_t r = (size_t)f->r[0];
+    *p = (struct fplan){.split = s, .r = f->r[0], .row_len = (int64_t)prod_n(f->n, s, M)};
+    product_extent(p, prod_n(f->n, 0, s), count);
+    size_t rows = (size_t)p->rows, cols = (size_t)p->cols;
+    if (s != 1) /* a Khatri-Rao product of s matrices (none: ones) */
+        p->left = align16(mul_sat(rows, r));
+    if (M - s > 1)
+        p->right = align16(mul_sat(cols, r));
+    p->work = add_sat(p->work, mul_sat(mul_sat(rows, r), (size_t)(s > 1 ? s - 1 : 0)));
+    p->work = add_sat(p->work, mul_sat(mul_sat(cols, r), (size_t)(M - s - 1)));
+}
+
+static void cp_plan(const struct slora_factor *f, int M, size_t count, struct fplan *best)
+{
+    cp_plan_split(f, M, count, M == 1 ? 0 : 1, best);
+    for (int s = 2; s < M; s++) {
+        struct fplan p;
+        cp_plan_split(f, M, count, s, &p);
+        size_t a = add_sat(p.left, p.right), b = add_sat(best->left, best->right);
+        if (a < b || (a == b && p.work < best->work))
+            *best = p;
     }
-    if (M == 1)
-        return align16((size_t)f->r[0]);
-    if (M == 2)
-        return 0;
-    return mul_sat(2, align16(mul_sat(prod_n(f->n, 0, M - 1), (size_t)f->r[0])));
+}
+
+static void tucker_plan(const struct slora_factor *f, int M, size_t count, struct fplan *p)
+{
+    *p = (struct fplan){.split = M - 1, .r = f->r[M - 1], .row_len = f->n[M - 1]};
+    int n_modes = 0;
+    for (int m = 0; m < M - 1; m++) { /* insertion sort by n_m / r_m */
+        int i = n_modes++;
+        while (i > 0 && (__int128)f->n[m] * f->r[p->order[i - 1]] <
+                            (__int128)f->n[p->order[i - 1]] * f->r[m]) {
+            p->order[i] = p->order[i - 1];
+            i--;
+        }
+        p->order[i] = m;
+    }
+    int64_t dims[SLORA_MAX_ORDER];
+    memcpy(dims, f->r, sizeof(*dims) * (size_t)M);
+    size_t peak = 0;
+    for (int i = 0; i < n_modes; i++) {
+        int m = p->order[i];
+        dims[m] = f->n[m];
+        size_t size = prod_n(dims, 0, M);
+        peak = size > peak ? size : peak;
+        p->work = add_sat(p->work, mul_sat(size, (size_t)f->r[m]));
+    }
+    /* BLAS dimensions are ints: a larger intermediate cannot be generated */
+    p->left = peak > INT_MAX ? SIZE_MAX : n_modes ? mul_sat(2, align16(peak)) : 0;
+    product_extent(p, prod_n(f->n, 0, M - 1), count);
+    p->rows = (int64_t)prod_n(f->n, 0, M - 1); /* computed whole; the writer reads a prefix */
+}
+
+static void factor_plan(const struct slora_factor *f, int M, size_t count, struct fplan *p)
+{
+    if (f->core)
+        tucker_plan(f, M, count, p);
+    else
+        cp_plan(f, M, count, p);
 }
 
 struct factor_u {
-    const float *u;      /* (rows, r) */
-    int64_t rows;        /* prod_{m < M-1} n_m */
-    int64_t r;           /* r_{M-1} */
-    const float *a_last; /* (n_last, r) */
-    int64_t n_last;      /* n_{M-1} */
+    const float *u;      /* U_L (rows, r) */
+    int64_t rows;        /* rows of U_L computed */
+    int64_t r;           /* inner dimension */
+    const float *a_last; /* U_R (cols, r) */
+    int64_t cols;        /* rows of U_R computed: output columns available */
+    int64_t n_last;      /* output row length P_R (>= cols) */
 };
 
-static void tucker_u(const struct slora_factor *f, int M, float *buf, struct factor_u *out)
+/* rows [0, rows) of the Khatri-Rao product of A_from .. A_{to-1}, each
+ * (n_m, r): row q (modes mixed radix, the last fastest) is the elementwise
+ * product of the rows it indexes, taken in mode order. No modes: ones. */
+static void khatri_rao(const struct slora_factor *f, int from, int to, int64_t rows, float *dst)
 {
-    size_t half = factor_u_floats(f, M) / 2;
-    float *bufs[2] = {buf, buf + half};
+    int64_t r = f->r[0], idx[SLORA_MAX_ORDER] = {0};
+    for (int64_t q = 0; q < rows; q++) {
+        float *d = dst + q * r;
+        for (int64_t j = 0; j < r; j++)
+            d[j] = from < to ? f->a[from][idx[from] * r + j] : 1.0f;
+        for (int m = from + 1; m < to; m++) {
+            const float *a = f->a[m] + idx[m] * r;
+            for (int64_t j = 0; j < r; j++)
+                d[j] *= a[j];
+        }
+        for (int m = to - 1; m >= from && ++idx[m] == f->n[m]; m--)
+            idx[m] = 0;
+    }
+}
+
+static void tucker_u(const struct slora_factor *f, int M, const struct fplan *p, float *buf,
+                     struct factor_u *out)
+{
+    float *bufs[2] = {buf, buf + p->left / 2};
     const float *x = f->core;
-    int64_t b = f->r[M - 1];
-    for (int m = M - 2, which = 0; m >= 0; m--, which ^= 1) {
-        int64_t slices = (int64_t)prod_n(f->r, 0, m);
-        float *y = bufs[which];
+    int64_t dims[SLORA_MAX_ORDER];
+    memcpy(dims, f->r, sizeof(*dims) * (size_t)M);
+    for (int i = 0; i < M - 1; i++) {
+        int m = p->order[i];
+        int64_t slices = (int64_t)prod_n(dims, 0, m), b = (int64_t)prod_n(dims, m + 1, M);
+        float *y = bufs[i & 1];
         for (int64_t s = 0; s < slices; s++)
             slora_blas_gemm((int)f->n[m], (int)b, (int)f->r[m], 1.0f, f->a[m], x + s * f->r[m] * b,
                             0, 0.0f, y + s * f->n[m] * b);
-        b *= f->n[m];
+        dims[m] = f->n[m];
         x = y;
     }
     out->u = x;
 }
 
-static void cp_u(const struct slora_factor *f, int M, float *buf, struct factor_u *out)
+/* U_L and U_R of factor f per plan p, their scratch from buf (p->left +
+ * p->right floats). */
+static void factor_u(const struct slora_factor *f, int M, const struct fplan *p, float *buf,
+                     struct factor_u *out)
 {
-    int64_t r = f->r[0];
-    if (M == 1) {
-        for (int64_t j = 0; j < r; j++)
-            buf[j] = 1.0f;
-        out->u = buf;
+    *out = (struct factor_u){.rows = p->rows, .r = p->r, .cols = p->cols, .n_last = p->row_len};
+    if (f->core) {
+        out->a_last = f->a[M - 1];
+        if (M == 1)
+            out->u = f->core;
+        else
+            tucker_u(f, M, p, buf, out);
         return;
     }
-    size_t half = factor_u_floats(f, M) / 2;
-    float *bufs[2] = {buf, buf + half};
-    const float *src = f->a[0];
-    int64_t rows = f->n[0];
-    for (int m = 1, which = 0; m < M - 1; m++, which ^= 1) {
-        float *dst = bufs[which];
-        for (int64_t i = 0; i < rows; i++)
-            for (int64_t k = 0; k < f->n[m]; k++)
-                for (int64_t j = 0; j < r; j++)
-                    dst[(i * f->n[m] + k) * r + j] = src[i * r + j] * f->a[m][k * r + j];
-        rows *= f->n[m];
-        src = dst;
+    int s = p->split;
+    if (s == 1) {
+        out->u = f->a[0];
+    } else {
+        khatri_rao(f, 0, s, p->rows, buf);
+        out->u = buf;
     }
-    out->u = src;
-}
-
-static void factor_u(const struct slora_factor *f, int M, float *buf, struct factor_u *out)
-{
-    out->rows = (int64_t)prod_n(f->n, 0, M - 1);
-    out->r = f->r[M - 1];
-    out->a_last = f->a[M - 1];
-    out->n_last = f->n[M - 1];
-    if (f->core && M == 1)
-        out->u = f->core;
-    else if (f->core)
-        tucker_u(f, M, buf, out);
-    else
-        cp_u(f, M, buf, out);
+    if (M - s == 1) {
+        out->a_last = f->a[M - 1];
+    } else {
+        khatri_rao(f, s, M, p->cols, buf + p->left);
+        out->a_last = buf + p->left;
+    }
 }
 
 /* ---- Kronecker runs ---- */
@@ -230,42 +332,77 @@ static size_t rest_len(const struct slora_group *g)
     return p;
 }
 
-/* One factor of small final rank: A_last transposed, (r, n_last), for
- * slora_kernels_outer. */
-static size_t transposed_floats(const struct slora_group *g)
+/* Factor k's plan: several factors are built whole (the Kronecker runs
+ * read all of them), one only for the first count entries. */
+static void group_factor_plan(const struct slora_group *g, int k, size_t count, struct fplan *p)
 {
-    const struct slora_factor *f = &g->k[0];
-    int64_t r = f->r[g->order - 1];
-    if (g->n_kron > 1 || r > OUTER_MAX_RANK)
-        return 0;
-    return align16(mul_sat((size_t)r, (size_t)f->n[g->order - 1]));
+    const struct slora_factor *f = &g->k[k];
+    factor_plan(f, g->order, g->n_kron > 1 ? factor_len(f, g->order) : count, p);
 }
 
-/* The largest factor_u scratch among the group's factors. */
-static size_t max_u_floats(const struct slora_group *g)
+/* One factor of small rank: U_R transposed, (r, cols), for
+ * slora_kernels_outer. */
+static size_t transposed_floats(const struct slora_group *g, const struct fplan *p)
+{
+    if (g->n_kron > 1 || p->r > OUTER_MAX_RANK)
+        return 0;
+    return align16(mul_sat((size_t)p->r, (size_t)p->cols));
+}
+
+/* The largest U_L + U_R scratch among the group's factors. */
+static size_t max_u_floats(const struct slora_group *g, size_t count)
 {
     size_t u = 0;
     for (int k = 0; k < g->n_kron; k++) {
-        size_t s = factor_u_floats(&g->k[k], g->order);
-        u = s > u ? s : u;
+        struct fplan p;
+        group_factor_plan(g, k, count, &p);
+        u = add_sat(p.left, p.right) > u ? add_sat(p.left, p.right) : u;
     }
     return u;
 }
 
-static size_t prepare_floats(const struct slora_group *g)
+/* Scratch floats prepare() uses for group g writing count entries:
+ * U_L | U_R | U_R transposed (one factor), or the largest U_L | U_R, then
+ * every dense T_k and two buffers for Rest (several). */
+static size_t prepare_floats(const struct slora_group *g, size_t count)
 {
-    size_t u = max_u_floats(g), dense = 0;
+    size_t u = max_u_floats(g, count), dense = 0, rest = 0, at = 0;
+    if (g->n_kron == 1) {
+        struct fplan p;
+        group_factor_plan(g, 0, count, &p);
+        at = transposed_floats(g, &p);
+    }
     for (int k = 0; g->n_kron > 1 && k < g->n_kron; k++)
         dense = add_sat(dense, align16(factor_len(&g->k[k], g->order)));
-    size_t rest = g->n_kron > 2 ? mul_sat(2, align16(rest_len(g))) : 0;
-    return add_sat(add_sat(add_sat(u, dense), rest), transposed_floats(g));
+    if (g->n_kron > 2)
+        rest = mul_sat(2, align16(rest_len(g)));
+    return add_sat(add_sat(add_sat(u, dense), rest), at);
 }
 
-/* The group's writer: U @ A_last^T (one factor) or T_0 (x) Rest. */
+/* Multiply-adds (and element writes) of group g's expansion into count
+ * entries: the factors' products, Rest and the Kronecker runs, the output
+ * written once. */
+static size_t group_work(const struct slora_group *g, size_t count)
+{
+    size_t work = count;
+    for (int k = 0; k < g->n_kron; k++) {
+        struct fplan p;
+        group_factor_plan(g, k, count, &p);
+        work = add_sat(work, p.work);
+    }
+    size_t rest = g->n_kron > 1 ? factor_len(&g->k[g->n_kron - 1], g->order) : 0;
+    for (int k = g->n_kron - 2; k >= 1; k--) {
+        rest = mul_sat(rest, factor_len(&g->k[k], g->order));
+        work = add_sat(work, rest);
+    }
+    return work;
+}
+
+/* The group's writer: U_L @ U_R^T (one factor) or T_0 (x) Rest. */
 struct writer {
     bool kron_mode;
     struct factor_u fu;
-    const float *at; /* (r, n_last): A_last transposed for slora_kernels_outer, or NULL: GEMM */
+    const float *at; /* (r, cols): U_R transposed for slora_kernels_outer, or NULL: GEMM */
     struct kron kron;
     int64_t count; /* entries to write: N_g, or P_g when projected */
     float scale;
@@ -306,7 +443,7 @@ static int64_t stream_tile(const struct writer *w, const float *tmp, int64_t row
     return bad;
 }
 
-/* One tile of U @ A_last^T. Small rank: the outer-product kernel, from
+/* One tile of U_L @ U_R^T. Small rank: the outer-product kernel, from
  * registers straight to memory when the tile is whole long rows below
  * count, else through tmp. Larger rank: GEMM into tmp (in cache). tmp is
  * then streamed to dst, checked on the way. */
@@ -316,7 +453,7 @@ static int64_t gemm_tile(const struct writer *w, size_t task, float *tmp)
     int64_t row0 = (int64_t)task / w->col_tiles * w->tile_rows;
     int64_t c0 = (int64_t)task % w->col_tiles * w->tile_cols;
     int64_t n_rows = f->rows - row0 < w->tile_rows ? f->rows - row0 : w->tile_rows;
-    int64_t nc = f->n_last - c0 < w->tile_cols ? f->n_last - c0 : w->tile_cols;
+    int64_t nc = f->cols - c0 < w->tile_cols ? f->cols - c0 : w->tile_cols;
     int64_t e0 = row0 * f->n_last + c0;
     const float *u = f->u + row0 * f->r;
     if (w->at && nc == f->n_last && nc >= DIRECT_MIN_ROW && e0 + n_rows * nc <= w->count) {
@@ -327,7 +464,7 @@ static int64_t gemm_tile(const struct writer *w, size_t task, float *tmp)
         return e0 + (int64_t)slora_kernels_find_nonfinite(w->dst + e0, (size_t)(n_rows * nc));
     }
     if (w->at)
-        slora_kernels_outer(tmp, u, w->at + c0, (size_t)f->n_last, (size_t)n_rows, (size_t)nc,
+        slora_kernels_outer(tmp, u, w->at + c0, (size_t)f->cols, (size_t)n_rows, (size_t)nc,
                             (size_t)f->r, w->scale);
     else
         slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, u, f->a_last + c0 * f->r, 1,
@@ -335,7 +472,7 @@ static int64_t gemm_tile(const struct writer *w, size_t task, float *tmp)
     return stream_tile(w, tmp, row0, n_rows, c0, nc);
 }
 
-/* One task: a tile of U @ A_last^T or a range of Kronecker runs. */
+/* One task: a tile of U_L @ U_R^T or a range of Kronecker runs. */
 static void writer_task(void *ctx, size_t task, int worker)
 {
     struct writer *w = ctx;
@@ -351,40 +488,44 @@ static void writer_task(void *ctx, size_t task, int worker)
         note_bad(w, bad);
 }
 
-/* Prepare group g's writer in buf (prepare_floats(g) floats). */
+/* Prepare group g's writer in buf (prepare_floats(g, w->count) floats). */
 static void prepare(const struct slora_group *g, float *buf, struct writer *w)
 {
     int M = g->order;
+    size_t count = (size_t)w->count;
+    struct fplan p;
     if (g->n_kron == 1) {
         w->kron_mode = false;
-        factor_u(&g->k[0], M, buf, &w->fu);
+        group_factor_plan(g, 0, count, &p);
+        factor_u(&g->k[0], M, &p, buf, &w->fu);
         w->at = NULL;
-        size_t t_len = transposed_floats(g);
+        size_t t_len = transposed_floats(g, &p);
         if (t_len) {
             /* after everything factor_u may use */
-            float *at = buf + (prepare_floats(g) - t_len);
-            for (int64_t i = 0; i < w->fu.n_last; i++)
+            float *at = buf + (prepare_floats(g, count) - t_len);
+            for (int64_t i = 0; i < w->fu.cols; i++)
                 for (int64_t j = 0; j < w->fu.r; j++)
-                    at[j * w->fu.n_last + i] = w->fu.a_last[i * w->fu.r + j];
+                    at[j * w->fu.cols + i] = w->fu.a_last[i * w->fu.r + j];
             w->at = at;
         }
         return;
     }
-    float *ubuf = buf, *dense[SLORA_MAX_KRON], *p = buf + max_u_floats(g);
+    float *ubuf = buf, *dense[SLORA_MAX_KRON], *d = buf + max_u_floats(g, count);
     for (int k = 0; k < g->n_kron; k++) {
         struct factor_u fu;
-        factor_u(&g->k[k], M, ubuf, &fu);
-        dense[k] = p;
-        slora_blas_gemm((int)fu.rows, (int)fu.n_last, (int)fu.r, 1.0f, fu.u, fu.a_last, 1, 0.0f,
+        group_factor_plan(g, k, count, &p);
+        factor_u(&g->k[k], M, &p, ubuf, &fu);
+        dense[k] = d;
+        slora_blas_gemm((int)fu.rows, (int)fu.cols, (int)fu.r, 1.0f, fu.u, fu.a_last, 1, 0.0f,
                         dense[k]);
-        p += align16(factor_len(&g->k[k], M));
+        d += align16(factor_len(&g->k[k], M));
     }
     /* Rest = T_1 (x) (T_2 (x) ... T_{K-1}), built right to left */
     struct kron rest = {.M = M};
     const float *cur = dense[g->n_kron - 1];
     int64_t cur_n[SLORA_MAX_ORDER];
     memcpy(cur_n, g->k[g->n_kron - 1].n, sizeof(*cur_n) * (size_t)M);
-    float *bufs[2] = {p, p + align16(rest_len(g))};
+    float *bufs[2] = {d, d + align16(rest_len(g))};
     for (int k = g->n_kron - 2, which = 0; k >= 1; k--, which ^= 1) {
         rest.a = dense[k];
         rest.b = cur;
@@ -420,20 +561,21 @@ static void run_writer(struct writer *w, int n_threads)
         int64_t runs = (w->count + len - 1) / len;
         n_tasks = (size_t)((runs + w->per_task - 1) / w->per_task);
     } else {
-        int64_t n_last = w->fu.n_last, rows = (w->count + n_last - 1) / n_last;
+        int64_t n_last = w->fu.n_last, cols = w->fu.cols, rows = (w->count + n_last - 1) / n_last;
         /* Whole rows when short (or with the rank-r kernel, which packs
          * nothing): one contiguous streamed run per tile. Else tiles of up
-         * to TILE_ROWS rows, so the gemm's packing of A_last is shared by
-         * many output rows. */
-        if (n_last <= (int64_t)CHUNK / 32 || (w->at && n_last <= (int64_t)CHUNK)) {
-            w->tile_rows = (int64_t)CHUNK / n_last;
-            w->tile_cols = n_last;
+         * to TILE_ROWS rows, so the gemm's packing of U_R is shared by
+         * many output rows. Columns beyond cols (a one-row fold) are never
+         * needed. */
+        if (cols <= (int64_t)CHUNK / 32 || (w->at && cols <= (int64_t)CHUNK)) {
+            w->tile_rows = (int64_t)CHUNK / cols;
+            w->tile_cols = cols;
         } else {
             w->tile_rows = rows < TILE_ROWS ? rows : TILE_ROWS;
             w->tile_cols =
-                (int64_t)CHUNK / w->tile_rows < n_last ? (int64_t)CHUNK / w->tile_rows : n_last;
+                (int64_t)CHUNK / w->tile_rows < cols ? (int64_t)CHUNK / w->tile_rows : cols;
         }
-        w->col_tiles = (n_last + w->tile_cols - 1) / w->tile_cols;
+        w->col_tiles = (cols + w->tile_cols - 1) / w->tile_cols;
         n_tasks = (size_t)((rows + w->tile_rows - 1) / w->tile_rows * w->col_tiles);
     }
     slora_parallel_run(n_threads, n_tasks, writer_task, w);
@@ -490,21 +632,33 @@ static int nonfinite_diag(const struct slora_adapter *a, int64_t at, char *diag,
 
 struct layout {
     size_t prep, ff, delta, gather, workers, total; /* offsets and size, in floats */
+    size_t work;                                    /* estimated multiply-adds */
 };
 
+/* Entries of group g's code vector the writer produces. */
+static size_t group_count(const struct slora_adapter *a, const struct slora_group *g)
+{
+    return (size_t)(a->cfg.projection ? g->code_len : g->len);
+}
+
+/* The scratch layout and work of generating a's deltas; the adapter's
+ * tables must have passed check_tables. */
 static int plan(const struct slora_adapter *a, int n_threads, struct layout *lay)
 {
-    size_t prep = 0, ff = 0;
+    size_t prep = 0, ff = 0, work = 0;
     for (int gi = 0; gi < a->n_groups; gi++) {
         const struct slora_group *g = &a->groups[gi];
-        size_t p = prepare_floats(g);
+        size_t count = group_count(a, g), p = prepare_floats(g, count);
         prep = p > prep ? p : prep;
+        work = add_sat(work, group_work(g, count));
         if (a->cfg.projection) {
             int logn = slora_fastfood_log_len(g->code_len, g->len);
             if (logn > 32)
                 return SLORA_ELIMIT;
             size_t f = slora_fastfood_scratch_floats(logn, n_threads);
             ff = f > ff ? f : ff;
+            /* two transforms, the gather and the diagonals */
+            work = add_sat(work, mul_sat((size_t)1 << logn, (size_t)(2 * logn + 4)));
         }
     }
     if (a->cfg.shuffle && (uint64_t)a->total > ((uint64_t)1 << 32))
@@ -517,7 +671,8 @@ static int plan(const struct slora_adapter *a, int n_threads, struct layout *lay
     size_t gather = a->cfg.shuffle ? slora_gather_scratch_bytes(GATHER_LOG, n_threads) / 4 : 0;
     lay->workers = add_sat(lay->gather, align16(gather));
     lay->total = add_sat(lay->workers, mul_sat((size_t)n_threads, CHUNK));
-    return lay->total == SIZE_MAX ? SLORA_ELIMIT : 0;
+    lay->work = a->cfg.shuffle ? add_sat(work, mul_sat(2, n)) : work;
+    return lay->total > SIZE_MAX / sizeof(float) ? SLORA_ELIMIT : 0;
 }
 
 static int clamp_threads(int n)
@@ -525,11 +680,53 @@ static int clamp_threads(int n)
     return n < 1 ? 1 : n > SLORA_PARALLEL_MAX_THREADS ? SLORA_PARALLEL_MAX_THREADS : n;
 }
 
-size_t slora_superlora_scratch_bytes(const struct slora_adapter *a, int n_threads)
+/* Group tables generate can index safely: shapes consistent, groups
+ * covering [0, N) in order. */
+static int check_tables(const struct slora_adapter *a, char *diag, size_t diag_len)
+{
+    int64_t covered = 0;
+    for (int gi = 0; gi < a->n_groups; gi++) {
+        int rc = check_group(a, gi, diag, diag_len);
+        if (rc)
+            return rc;
+        if (a->groups[gi].offset != covered) {
+            snprintf(diag, diag_len, "group %d: offset %lld, expected %lld", gi,
+                     (long long)a->groups[gi].offset, (long long)covered);
+            return SLORA_EINVAL;
+        }
+        covered += a->groups[gi].len;
+    }
+    if (covered != a->total || a->n_groups < 1) {
+        snprintf(diag, diag_len, "groups cover %lld of N = %lld entries", (long long)covered,
+                 (long long)a->total);
+        return SLORA_EINVAL;
+    }
+    return 0;
+}
+
+/* check_tables, then plan. */
+static int checked_plan(const struct slora_adapter *a, int n_threads, struct layout *lay,
+                        char *diag, size_t diag_len)
+{
+    int rc = check_tables(a, diag, diag_len);
+    if (!rc && plan(a, n_threads, lay)) {
+        snprintf(diag, diag_len, "adapter too large for delta generation (N = %lld)",
+                 (long long)a->total);
+        rc = SLORA_ELIMIT;
+    }
+    return rc;
+}
+
+int slora_superlora_cost(const struct slora_adapter *a, int n_threads,
+                         struct slora_superlora_cost *out, char *diag, size_t diag_len)
 {
     struct layout lay;
-    n_threads = clamp_threads(n_threads);
-    return plan(a, n_threads, &lay) ? SIZE_MAX : mul_sat(lay.total, sizeof(float));
+    int rc = checked_plan(a, clamp_threads(n_threads), &lay, diag, diag_len);
+    if (rc)
+        return rc;
+    out->scratch_bytes = lay.total * sizeof(float);
+    out->work = lay.work;
+    return 0;
 }
 
 /* Large scratch on 2 MiB pages: the gathers touch it at random. */
@@ -586,29 +783,10 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
                                   struct slora_superlora_scratch *ws, char *diag, size_t diag_len)
 {
     n_threads = clamp_threads(n_threads);
-    int64_t covered = 0;
-    for (int gi = 0; gi < a->n_groups; gi++) {
-        int rc = check_group(a, gi, diag, diag_len);
-        if (rc)
-            return rc;
-        if (a->groups[gi].offset != covered) {
-            snprintf(diag, diag_len, "group %d: offset %lld, expected %lld", gi,
-                     (long long)a->groups[gi].offset, (long long)covered);
-            return SLORA_EINVAL;
-        }
-        covered += a->groups[gi].len;
-    }
-    if (covered != a->total || a->n_groups < 1) {
-        snprintf(diag, diag_len, "groups cover %lld of N = %lld entries", (long long)covered,
-                 (long long)a->total);
-        return SLORA_EINVAL;
-    }
     struct layout lay;
-    if (plan(a, n_threads, &lay)) {
-        snprintf(diag, diag_len, "adapter too large for delta generation (N = %lld)",
-                 (long long)a->total);
-        return SLORA_ELIMIT;
-    }
+    int rc = checked_plan(a, n_threads, &lay, diag, diag_len);
+    if (rc)
+        return rc;
     float *scratch = scratch_reserve(ws, lay.total);
     if (!scratch) {
         snprintf(diag, diag_len, "cannot allocate %zu bytes of delta scratch",
@@ -634,7 +812,7 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
         run_writer(&w, n_threads);
         int64_t g_bad = atomic_load(&w.bad) == INT64_MAX ? -1 : (int64_t)atomic_load(&w.bad);
         if (a->cfg.projection) {
-            int rc = slora_fastfood_project(a->cfg.projection_seed, gi, g->code_len, g->len,
+            rc = slora_fastfood_project(a->cfg.projection_seed, gi, g->code_len, g->len,
                                             a->cfg.alpha, scratch + lay.ff, delta + g->offset,
                                             n_threads, &g_bad, diag, diag_len);
             if (rc)

@@ -1,13 +1,23 @@
 #!/usr/bin/python3
-"""Write a plain LoRA SuperLoRA adapter for the stories260K shape (e2e tests).
+"""Write a SuperLoRA adapter for the stories260K shape (e2e tests, benchmarks).
 
-usage: gen_adapter.py OUT [--rank R] [--modules wq,wv] [--seed S]
+usage: gen_adapter.py OUT [--rank R] [--modules wq,wv] [--seed S] [--dtype F32|F16]
+       gen_adapter.py OUT --cp N0xN1x... --rank R [--modules w1] [--layers 0] [--seed S]
+                      [--dtype F32|F16]
 
-One group per (layer, module) target, layer-major, factors g{j}.k0.f0
-(out, r) and g{j}.k0.f1 (in, r), F32, as in tests/fixtures/lora_wq_wv.
-Different seeds give different bytes (hence versions)."""
+Default: plain LoRA, one group per (layer, module) target, layer-major,
+factors g{j}.k0.f0 (out, r) and g{j}.k0.f1 (in, r), F32, as in
+tests/fixtures/lora_wq_wv. Different seeds give different bytes (hence
+versions).
+
+--cp: one group (groups = 1) over the listed modules and layers, one CP
+factor of order M with factor matrices g0.k0.f{m} of shape (n_m, R). The
+fold P = prod n_m must cover N (and stay within the spec's sanity bound).
+`--cp 276x276x1 --rank 1800 --layers 0 --dtype F16` is the 2 MB adapter
+of issue 13 whose naive expansion needs a (276 * 276, 1800) intermediate."""
 import argparse
 import json
+import math
 import random
 import struct
 
@@ -17,30 +27,49 @@ DIMS = {"wq": (64, 64), "wk": (32, 64), "wv": (32, 64), "wo": (64, 64),
         "w1": (172, 64), "w2": (64, 172), "w3": (172, 64)}
 
 
+def tensor(header, data, name, rows, cols, rng, dtype):
+    n = rows * cols
+    start = len(data)
+    data += struct.pack("<%d%s" % (n, "e" if dtype == "F16" else "f"),
+                        *[rng.uniform(-0.01, 0.01) for _ in range(n)])
+    header[name] = {"dtype": dtype, "shape": [rows, cols], "data_offsets": [start, len(data)]}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--rank", type=int, default=4)
-    ap.add_argument("--modules", default="wq,wv")
+    ap.add_argument("--modules", default=None)
+    ap.add_argument("--layers", default=None)
+    ap.add_argument("--cp", default=None)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--dtype", choices=("F32", "F16"), default="F32")
     a = ap.parse_args()
-    mods = a.modules.split(",")
+    mods = (a.modules or ("w1" if a.cp else "wq,wv")).split(",")
+    layers = [int(x) for x in a.layers.split(",")] if a.layers else list(range(BASE["n_layers"]))
     rng = random.Random(a.seed)
-    header = {"__metadata__": {"superlora": json.dumps(
-        {"version": 1, "base": BASE, "modules": mods}), "format": "pt"}}
+    cfg = {"version": 1, "base": BASE, "modules": mods}
+    if a.layers:
+        cfg["layers"] = layers
+    if a.cp:
+        cfg["groups"] = 1
     data = bytearray()
-    j = 0
-    for _layer in range(BASE["n_layers"]):
-        for m in mods:
-            out_dim, in_dim = DIMS[m]
-            for f, rows in (("f0", out_dim), ("f1", in_dim)):
-                n = rows * a.rank
-                vals = [rng.uniform(-0.01, 0.01) for _ in range(n)]
-                start = len(data)
-                data += struct.pack("<%df" % n, *vals)
-                header["g%d.k0.%s" % (j, f)] = {"dtype": "F32", "shape": [rows, a.rank],
-                                               "data_offsets": [start, len(data)]}
-            j += 1
+    header = {"__metadata__": {"superlora": json.dumps(cfg), "format": "pt"}}
+    if a.cp:
+        ns = [int(x) for x in a.cp.split("x")]
+        total = sum(DIMS[m][0] * DIMS[m][1] for m in mods) * len(layers)
+        if math.prod(ns) < total:
+            ap.error("--cp %s: P = %d < N = %d" % (a.cp, math.prod(ns), total))
+        for m, n in enumerate(ns):
+            tensor(header, data, "g0.k0.f%d" % m, n, a.rank, rng, a.dtype)
+    else:
+        j = 0
+        for _layer in layers:
+            for m in mods:
+                out_dim, in_dim = DIMS[m]
+                tensor(header, data, "g%d.k0.f0" % j, out_dim, a.rank, rng, a.dtype)
+                tensor(header, data, "g%d.k0.f1" % j, in_dim, a.rank, rng, a.dtype)
+                j += 1
     h = json.dumps(header).encode()
     h += b" " * (-len(h) % 8)
     with open(a.out, "wb") as fh:
