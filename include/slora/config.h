@@ -34,7 +34,12 @@ struct slora_config {
     int64_t idle_timeout_ms;   /* keep-alive connection without a request */
     int64_t drain_timeout_ms;  /* SIGTERM: in-flight requests get this long */
     int64_t max_adapter_params;
+    int64_t max_expand_bytes;       /* intermediates of an adapter's delta generation */
+    int64_t max_expand_work;        /* multiply-adds of an adapter's delta generation */
+    int64_t max_uploads_per_tenant; /* uploads validated at once per tenant; more wait */
     int64_t delta_cache_bytes;
+    int64_t max_pinned_bytes_per_tenant; /* delta-cache bytes one tenant may pin */
+    int64_t max_generations_per_tenant;  /* sequences one tenant may have waiting for a delta */
     int64_t max_tokens;               /* cap on a completion's max_tokens */
     int64_t max_batch;                /* sequences decoded together */
     int64_t queue_depth;              /* waiting sequences before 503 */

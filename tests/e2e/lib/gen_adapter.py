@@ -14,7 +14,9 @@ versions).
 factor of order M with factor matrices g0.k0.f{m} of shape (n_m, R). The
 fold P = prod n_m must cover N (and stay within the spec's sanity bound).
 `--cp 276x276x1 --rank 1800 --layers 0 --dtype F16` is the 2 MB adapter
-of issue 13 whose naive expansion needs a (276 * 276, 1800) intermediate."""
+of issue 13 whose naive expansion needs a (276 * 276, 1800) intermediate;
+`--cp 61x61x61 --rank 54000 --modules wq,wk,wv,wo,w1,w2,w3 --dtype F16`
+(20 MB) needs 800 MB at its cheapest contraction order."""
 import argparse
 import json
 import math
@@ -27,11 +29,16 @@ DIMS = {"wq": (64, 64), "wk": (32, 64), "wv": (32, 64), "wo": (64, 64),
         "w1": (172, 64), "w2": (64, 172), "w3": (172, 64)}
 
 
+TILE = 65536  # larger tensors repeat a random block of this many values (fast to write)
+
+
 def tensor(header, data, name, rows, cols, rng, dtype):
     n = rows * cols
     start = len(data)
-    data += struct.pack("<%d%s" % (n, "e" if dtype == "F16" else "f"),
-                        *[rng.uniform(-0.01, 0.01) for _ in range(n)])
+    fmt = "e" if dtype == "F16" else "f"
+    block = struct.pack("<%d%s" % (min(n, TILE), fmt),
+                        *[rng.uniform(-0.01, 0.01) for _ in range(min(n, TILE))])
+    data += block * (n // TILE) + block[:(n % TILE) * struct.calcsize(fmt)] if n > TILE else block
     header[name] = {"dtype": dtype, "shape": [rows, cols], "data_offsets": [start, len(data)]}
 
 
