@@ -223,8 +223,8 @@ static int parse_groups(json_t *v, struct slora_adapter_config *c, char *diag, s
         c->groups_kind = SLORA_GROUPS_COUNT;
         c->groups_count = json_integer_value(v);
         if (c->groups_count < 1)
-            return slora__diag(diag, diag_len, SLORA_EFORMAT, "superlora.groups = %lld must be >= 1",
-                               (long long)c->groups_count);
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                               "superlora.groups = %lld must be >= 1", (long long)c->groups_count);
         return 0;
     }
     const char *s = json_is_string(v) ? json_string_value(v) : "";

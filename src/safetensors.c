@@ -98,8 +98,8 @@ static int parse_tensor(struct slora_st_tensor *t, const char *name, json_t *obj
         return slora__diag(diag, diag_len, SLORA_EFORMAT, "tensor '%s': missing or non-array shape",
                            name);
     if (json_array_size(js) > SLORA_ST_MAX_DIMS)
-        return slora__diag(diag, diag_len, SLORA_ELIMIT, "tensor '%s': rank %zu over %d",
-                           name, json_array_size(js), SLORA_ST_MAX_DIMS);
+        return slora__diag(diag, diag_len, SLORA_ELIMIT, "tensor '%s': rank %zu over %d", name,
+                           json_array_size(js), SLORA_ST_MAX_DIMS);
     t->n_dims = (int)json_array_size(js);
     t->n_elems = 1;
     for (int i = 0; i < t->n_dims; i++) {

@@ -1,28 +1,30 @@
 /* superlora.c - dense deltas from a SuperLoRA adapter (spec sections 3-6).
  *
  * Per group, in a prepare step on the calling thread, every Kronecker
- * factor is reduced to U (rows, r) such that T_k = U @ A_{k,M-1}^T:
- *   Tucker: successive mode products of the core, modes M-2 down to 0
- *           (gemms of A_m with slices of the previous product);
- *   CP:     U rows are elementwise products of rows of A_0 .. A_{M-2}
- *           (for M = 2 U is A_0 itself, so LoRA is one GEMM B @ A).
- * One factor: the group's code vector is U @ A_last^T, computed a tile at
- * a time into a cache-sized buffer. Several: T_1 (x) ... (x) T_{K-1} is
- * built densely, then T_0 (x) Rest is written as scaled copies of Rest's
- * last-mode rows ("runs"). Both writers produce only the first count
- * entries (the fold), apply alpha, and write the destination with
- * streaming stores that test each value for NaN/Inf on the way out, so the
- * output costs one write pass, like memset.
+ * factor T_k becomes two matrices with T_k = U_L @ U_R^T, contracted in
+ * the order that needs the least scratch (factor.c; LoRA is B @ A with
+ * nothing built). One factor: the group's code vector is U_L @ U_R^T,
+ * computed a tile at a time into a cache-sized buffer. Several:
+ * T_1 (x) ... (x) T_{K-1} is built densely, then T_0 (x) Rest is written
+ * as scaled copies of Rest's last-mode rows ("runs"). Both writers produce
+ * only the first count entries (the fold), apply alpha, and write the
+ * destination with streaming stores that test each value for NaN/Inf on
+ * the way out, so the output costs one write pass, like memset.
  *
  * Output work is cut into tasks of about CHUNK floats by size alone, so the
  * floats are the same at any thread count. Projection (fastfood.c) and
  * shuffle (gather.c) follow on the group's output.
  *
- * Scratch is one allocation: prepare area | fastfood area | delta (N, only
- * when shuffled) | gather scratch (when shuffled) | CHUNK floats per worker.
+ * Scratch is one allocation, planned from the shapes before anything is
+ * allocated (slora_superlora_cost): prepare area | fastfood area | delta
+ * (N, only when shuffled) | gather scratch (when shuffled) | CHUNK floats
+ * per worker.
  */
+#include "internal.h"
+
 #include <slora/blas.h>
 #include <slora/error.h>
+#include <slora/factor.h>
 #include <slora/fastfood.h>
 #include <slora/gather.h>
 #include <slora/kernels.h>
@@ -45,219 +47,6 @@
     256                   /* shorter rows: streamed from tmp in one run (alignment, per-row cost) */
 #define OUTER_MAX_RANK 64 /* final products of rank up to this skip the GEMM */
 #define HUGE_PAGE ((size_t)2 << 20)
-
-static size_t mul_sat(size_t a, size_t b)
-{
-    size_t r;
-    return __builtin_mul_overflow(a, b, &r) ? SIZE_MAX : r;
-}
-
-static size_t add_sat(size_t a, size_t b)
-{
-    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
-}
-
-/* Round up to 16 floats so every region starts on a cache line. */
-static size_t align16(size_t n)
-{
-    return n > SIZE_MAX - 15 ? SIZE_MAX : (n + 15) & ~(size_t)15;
-}
-
-static size_t prod_n(const int64_t *n, int from, int to)
-{
-    size_t p = 1;
-    for (int m = from; m < to; m++)
-        p = mul_sat(p, (size_t)n[m]);
-    return p;
-}
-
-/* ---- per-factor plan: T_k = U_L @ U_R^T ---- */
-
-/* A factor's tensor T_k (order M) is computed as U_L (rows, r) @ U_R
- * (cols, r)^T: with a split s, rows index modes [0, s) and columns modes
- * [s, M), so the row-major (rows, cols) result is vec(T_k).
- *   CP:     U_L and U_R are the Khatri-Rao products of A_0 .. A_{s-1} and
- *           A_s .. A_{M-1} (one matrix is used in place, none is a row of
- *           ones). The split minimises their scratch, so the
- *           (prod_{m<M-1} n_m, r) rank-expanded product is built only when
- *           nothing smaller gives the same tensor.
- *   Tucker: s = M-1, U_R = A_{M-1} and U_L = core x_m A_m for m < M-1,
- *           modes in ascending n_m / r_m: the intermediate shrinks before
- *           it grows, so it never exceeds max(core, U_L).
- * Only the first `count` entries of T_k are needed (the fold): U_L gets
- * ceil(count / P_R) rows, and U_R only `count` rows when one row of the
- * product covers them. */
-struct fplan {
-    int split;
-    int64_t rows, cols, r;        /* U_L (rows, r), U_R (cols, r) as computed */
-    int64_t row_len;              /* P_R = prod_{m >= s} n_m: the row stride of T_k */
-    size_t left, right;           /* scratch floats for U_L (Tucker: two buffers), U_R */
-    size_t work;                  /* multiply-adds for U_L, U_R and the product's needed part */
-    int order[SLORA_MAX_ORDER];   /* Tucker: contraction order of modes 0 .. M-2 */
-};
-
-static size_t min_sz(size_t a, size_t b)
-{
-    return a < b ? a : b;
-}
-
-static size_t ceil_div(size_t a, size_t b)
-{
-    return a / b + (a % b != 0);
-}
-
-/* Rows (and columns) of U_L @ U_R^T needed for the first count entries,
- * and the multiply-adds of that product. */
-static void product_extent(struct fplan *p, size_t all_rows, size_t count)
-{
-    size_t row_len = (size_t)p->row_len;
-    size_t rows = min_sz(all_rows, ceil_div(count, row_len));
-    p->cols = (int64_t)(rows == 1 ? min_sz(count, row_len) : row_len);
-    p->rows = (int64_t)rows;
-    p->work = add_sat(p->work, mul_sat(mul_sat(rows, (size_t)p->cols), (size_t)p->r));
-}
-
-static void cp_plan_split(const struct slora_factor *f, int M, size_t count, int s,
-                          struct fplan *p)
-{
-    size_t r = (size_t)f->r[0];
-    *p = (struct fplan){.split = s, .r = f->r[0], .row_len = (int64_t)prod_n(f->n, s, M)};
-    product_extent(p, prod_n(f->n, 0, s), count);
-    size_t rows = (size_t)p->rows, cols = (size_t)p->cols;
-    if (s != 1) /* a Khatri-Rao product of s matrices (none: ones) */
-        p->left = align16(mul_sat(rows, r));
-    if (M - s > 1)
-        p->right = align16(mul_sat(cols, r));
-    p->work = add_sat(p->work, mul_sat(mul_sat(rows, r), (size_t)(s > 1 ? s - 1 : 0)));
-    p->work = add_sat(p->work, mul_sat(mul_sat(cols, r), (size_t)(M - s - 1)));
-}
-
-static void cp_plan(const struct slora_factor *f, int M, size_t count, struct fplan *best)
-{
-    cp_plan_split(f, M, count, M == 1 ? 0 : 1, best);
-    for (int s = 2; s < M; s++) {
-        struct fplan p;
-        cp_plan_split(f, M, count, s, &p);
-        size_t a = add_sat(p.left, p.right), b = add_sat(best->left, best->right);
-        if (a < b || (a == b && p.work < best->work))
-            *best = p;
-    }
-}
-
-static void tucker_plan(const struct slora_factor *f, int M, size_t count, struct fplan *p)
-{
-    *p = (struct fplan){.split = M - 1, .r = f->r[M - 1], .row_len = f->n[M - 1]};
-    int n_modes = 0;
-    for (int m = 0; m < M - 1; m++) { /* insertion sort by n_m / r_m */
-        int i = n_modes++;
-        while (i > 0 && (__int128)f->n[m] * f->r[p->order[i - 1]] <
-                            (__int128)f->n[p->order[i - 1]] * f->r[m]) {
-            p->order[i] = p->order[i - 1];
-            i--;
-        }
-        p->order[i] = m;
-    }
-    int64_t dims[SLORA_MAX_ORDER];
-    memcpy(dims, f->r, sizeof(*dims) * (size_t)M);
-    size_t peak = 0;
-    for (int i = 0; i < n_modes; i++) {
-        int m = p->order[i];
-        dims[m] = f->n[m];
-        size_t size = prod_n(dims, 0, M);
-        peak = size > peak ? size : peak;
-        p->work = add_sat(p->work, mul_sat(size, (size_t)f->r[m]));
-    }
-    /* BLAS dimensions are ints: a larger intermediate cannot be generated */
-    p->left = peak > INT_MAX ? SIZE_MAX : n_modes ? mul_sat(2, align16(peak)) : 0;
-    product_extent(p, prod_n(f->n, 0, M - 1), count);
-    p->rows = (int64_t)prod_n(f->n, 0, M - 1); /* computed whole; the writer reads a prefix */
-}
-
-static void factor_plan(const struct slora_factor *f, int M, size_t count, struct fplan *p)
-{
-    if (f->core)
-        tucker_plan(f, M, count, p);
-    else
-        cp_plan(f, M, count, p);
-}
-
-struct factor_u {
-    const float *u;      /* U_L (rows, r) */
-    int64_t rows;        /* rows of U_L computed */
-    int64_t r;           /* inner dimension */
-    const float *a_last; /* U_R (cols, r) */
-    int64_t cols;        /* rows of U_R computed: output columns available */
-    int64_t n_last;      /* output row length P_R (>= cols) */
-};
-
-/* rows [0, rows) of the Khatri-Rao product of A_from .. A_{to-1}, each
- * (n_m, r): row q (modes mixed radix, the last fastest) is the elementwise
- * product of the rows it indexes, taken in mode order. No modes: ones. */
-static void khatri_rao(const struct slora_factor *f, int from, int to, int64_t rows, float *dst)
-{
-    int64_t r = f->r[0], idx[SLORA_MAX_ORDER] = {0};
-    for (int64_t q = 0; q < rows; q++) {
-        float *d = dst + q * r;
-        for (int64_t j = 0; j < r; j++)
-            d[j] = from < to ? f->a[from][idx[from] * r + j] : 1.0f;
-        for (int m = from + 1; m < to; m++) {
-            const float *a = f->a[m] + idx[m] * r;
-            for (int64_t j = 0; j < r; j++)
-                d[j] *= a[j];
-        }
-        for (int m = to - 1; m >= from && ++idx[m] == f->n[m]; m--)
-            idx[m] = 0;
-    }
-}
-
-static void tucker_u(const struct slora_factor *f, int M, const struct fplan *p, float *buf,
-                     struct factor_u *out)
-{
-    float *bufs[2] = {buf, buf + p->left / 2};
-    const float *x = f->core;
-    int64_t dims[SLORA_MAX_ORDER];
-    memcpy(dims, f->r, sizeof(*dims) * (size_t)M);
-    for (int i = 0; i < M - 1; i++) {
-        int m = p->order[i];
-        int64_t slices = (int64_t)prod_n(dims, 0, m), b = (int64_t)prod_n(dims, m + 1, M);
-        float *y = bufs[i & 1];
-        for (int64_t s = 0; s < slices; s++)
-            slora_blas_gemm((int)f->n[m], (int)b, (int)f->r[m], 1.0f, f->a[m], x + s * f->r[m] * b,
-                            0, 0.0f, y + s * f->n[m] * b);
-        dims[m] = f->n[m];
-        x = y;
-    }
-    out->u = x;
-}
-
-/* U_L and U_R of factor f per plan p, their scratch from buf (p->left +
- * p->right floats). */
-static void factor_u(const struct slora_factor *f, int M, const struct fplan *p, float *buf,
-                     struct factor_u *out)
-{
-    *out = (struct factor_u){.rows = p->rows, .r = p->r, .cols = p->cols, .n_last = p->row_len};
-    if (f->core) {
-        out->a_last = f->a[M - 1];
-        if (M == 1)
-            out->u = f->core;
-        else
-            tucker_u(f, M, p, buf, out);
-        return;
-    }
-    int s = p->split;
-    if (s == 1) {
-        out->u = f->a[0];
-    } else {
-        khatri_rao(f, 0, s, p->rows, buf);
-        out->u = buf;
-    }
-    if (M - s == 1) {
-        out->a_last = f->a[M - 1];
-    } else {
-        khatri_rao(f, s, M, p->cols, buf + p->left);
-        out->a_last = buf + p->left;
-    }
-}
 
 /* ---- Kronecker runs ---- */
 
@@ -321,32 +110,33 @@ static int64_t kron_runs(const struct kron *k, int64_t q0, int64_t q1, float sca
 
 static size_t factor_len(const struct slora_factor *f, int M)
 {
-    return prod_n(f->n, 0, M);
+    return slora__prod_sat(f->n, 0, M);
 }
 
 static size_t rest_len(const struct slora_group *g)
 {
     size_t p = 1;
     for (int k = 1; k < g->n_kron; k++)
-        p = mul_sat(p, factor_len(&g->k[k], g->order));
+        p = slora__mul_sat(p, factor_len(&g->k[k], g->order));
     return p;
 }
 
 /* Factor k's plan: several factors are built whole (the Kronecker runs
  * read all of them), one only for the first count entries. */
-static void group_factor_plan(const struct slora_group *g, int k, size_t count, struct fplan *p)
+static void group_factor_plan(const struct slora_group *g, int k, size_t count,
+                              struct slora_factor_plan *p)
 {
     const struct slora_factor *f = &g->k[k];
-    factor_plan(f, g->order, g->n_kron > 1 ? factor_len(f, g->order) : count, p);
+    slora_factor_plan(f, g->order, g->n_kron > 1 ? factor_len(f, g->order) : count, p);
 }
 
 /* One factor of small rank: U_R transposed, (r, cols), for
  * slora_kernels_outer. */
-static size_t transposed_floats(const struct slora_group *g, const struct fplan *p)
+static size_t transposed_floats(const struct slora_group *g, const struct slora_factor_plan *p)
 {
     if (g->n_kron > 1 || p->r > OUTER_MAX_RANK)
         return 0;
-    return align16(mul_sat((size_t)p->r, (size_t)p->cols));
+    return slora__align16(slora__mul_sat((size_t)p->r, (size_t)p->cols));
 }
 
 /* The largest U_L + U_R scratch among the group's factors. */
@@ -354,9 +144,9 @@ static size_t max_u_floats(const struct slora_group *g, size_t count)
 {
     size_t u = 0;
     for (int k = 0; k < g->n_kron; k++) {
-        struct fplan p;
+        struct slora_factor_plan p;
         group_factor_plan(g, k, count, &p);
-        u = add_sat(p.left, p.right) > u ? add_sat(p.left, p.right) : u;
+        u = slora__add_sat(p.left, p.right) > u ? slora__add_sat(p.left, p.right) : u;
     }
     return u;
 }
@@ -368,15 +158,15 @@ static size_t prepare_floats(const struct slora_group *g, size_t count)
 {
     size_t u = max_u_floats(g, count), dense = 0, rest = 0, at = 0;
     if (g->n_kron == 1) {
-        struct fplan p;
+        struct slora_factor_plan p;
         group_factor_plan(g, 0, count, &p);
         at = transposed_floats(g, &p);
     }
     for (int k = 0; g->n_kron > 1 && k < g->n_kron; k++)
-        dense = add_sat(dense, align16(factor_len(&g->k[k], g->order)));
+        dense = slora__add_sat(dense, slora__align16(factor_len(&g->k[k], g->order)));
     if (g->n_kron > 2)
-        rest = mul_sat(2, align16(rest_len(g)));
-    return add_sat(add_sat(add_sat(u, dense), rest), at);
+        rest = slora__mul_sat(2, slora__align16(rest_len(g)));
+    return slora__add_sat(slora__add_sat(slora__add_sat(u, dense), rest), at);
 }
 
 /* Multiply-adds (and element writes) of group g's expansion into count
@@ -386,14 +176,14 @@ static size_t group_work(const struct slora_group *g, size_t count)
 {
     size_t work = count;
     for (int k = 0; k < g->n_kron; k++) {
-        struct fplan p;
+        struct slora_factor_plan p;
         group_factor_plan(g, k, count, &p);
-        work = add_sat(work, p.work);
+        work = slora__add_sat(work, p.work);
     }
     size_t rest = g->n_kron > 1 ? factor_len(&g->k[g->n_kron - 1], g->order) : 0;
     for (int k = g->n_kron - 2; k >= 1; k--) {
-        rest = mul_sat(rest, factor_len(&g->k[k], g->order));
-        work = add_sat(work, rest);
+        rest = slora__mul_sat(rest, factor_len(&g->k[k], g->order));
+        work = slora__add_sat(work, rest);
     }
     return work;
 }
@@ -401,7 +191,7 @@ static size_t group_work(const struct slora_group *g, size_t count)
 /* The group's writer: U_L @ U_R^T (one factor) or T_0 (x) Rest. */
 struct writer {
     bool kron_mode;
-    struct factor_u fu;
+    struct slora_factor_uv fu;
     const float *at; /* (r, cols): U_R transposed for slora_kernels_outer, or NULL: GEMM */
     struct kron kron;
     int64_t count; /* entries to write: N_g, or P_g when projected */
@@ -410,7 +200,7 @@ struct writer {
     bool check;
     float *tmp;              /* CHUNK floats per worker */
     int64_t per_task;        /* Kronecker runs per task */
-    int64_t tile_rows;       /* one factor: tasks are tiles of U @ A_last^T, */
+    int64_t tile_rows;       /* one factor: tasks are tiles of U_L @ U_R^T, */
     int64_t tile_cols;       /* at most CHUNK floats */
     int64_t col_tiles;       /* tiles per row block */
     atomic_int_fast64_t bad; /* first non-finite index, INT64_MAX when none */
@@ -428,11 +218,11 @@ static void note_bad(struct writer *w, int64_t at)
 static int64_t stream_tile(const struct writer *w, const float *tmp, int64_t row0, int64_t n_rows,
                            int64_t c0, int64_t nc)
 {
-    int64_t bad = INT64_MAX, n_last = w->fu.n_last;
+    int64_t bad = INT64_MAX, row_len = w->fu.row_len;
     /* whole-row tiles are one contiguous run of dst */
-    int64_t seg = nc == n_last ? n_rows * nc : nc;
+    int64_t seg = nc == row_len ? n_rows * nc : nc;
     for (int64_t i = 0; i < n_rows; i += seg / nc) {
-        int64_t e0 = (row0 + i) * n_last + c0;
+        int64_t e0 = (row0 + i) * row_len + c0;
         int64_t len = seg < w->count - e0 ? seg : w->count - e0;
         if (len <= 0)
             break;
@@ -449,14 +239,14 @@ static int64_t stream_tile(const struct writer *w, const float *tmp, int64_t row
  * then streamed to dst, checked on the way. */
 static int64_t gemm_tile(const struct writer *w, size_t task, float *tmp)
 {
-    const struct factor_u *f = &w->fu;
+    const struct slora_factor_uv *f = &w->fu;
     int64_t row0 = (int64_t)task / w->col_tiles * w->tile_rows;
     int64_t c0 = (int64_t)task % w->col_tiles * w->tile_cols;
     int64_t n_rows = f->rows - row0 < w->tile_rows ? f->rows - row0 : w->tile_rows;
     int64_t nc = f->cols - c0 < w->tile_cols ? f->cols - c0 : w->tile_cols;
-    int64_t e0 = row0 * f->n_last + c0;
+    int64_t e0 = row0 * f->row_len + c0;
     const float *u = f->u + row0 * f->r;
-    if (w->at && nc == f->n_last && nc >= DIRECT_MIN_ROW && e0 + n_rows * nc <= w->count) {
+    if (w->at && nc == f->row_len && nc >= DIRECT_MIN_ROW && e0 + n_rows * nc <= w->count) {
         if (!slora_kernels_outer_stream(w->dst + e0, u, w->at, (size_t)nc, (size_t)n_rows,
                                         (size_t)nc, (size_t)f->r, w->scale))
             return INT64_MAX;
@@ -467,8 +257,8 @@ static int64_t gemm_tile(const struct writer *w, size_t task, float *tmp)
         slora_kernels_outer(tmp, u, w->at + c0, (size_t)f->cols, (size_t)n_rows, (size_t)nc,
                             (size_t)f->r, w->scale);
     else
-        slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, u, f->a_last + c0 * f->r, 1,
-                        0.0f, tmp);
+        slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, u, f->v + c0 * f->r, 1, 0.0f,
+                        tmp);
     return stream_tile(w, tmp, row0, n_rows, c0, nc);
 }
 
@@ -493,11 +283,11 @@ static void prepare(const struct slora_group *g, float *buf, struct writer *w)
 {
     int M = g->order;
     size_t count = (size_t)w->count;
-    struct fplan p;
+    struct slora_factor_plan p;
     if (g->n_kron == 1) {
         w->kron_mode = false;
         group_factor_plan(g, 0, count, &p);
-        factor_u(&g->k[0], M, &p, buf, &w->fu);
+        slora_factor_build(&g->k[0], M, &p, buf, &w->fu);
         w->at = NULL;
         size_t t_len = transposed_floats(g, &p);
         if (t_len) {
@@ -505,27 +295,26 @@ static void prepare(const struct slora_group *g, float *buf, struct writer *w)
             float *at = buf + (prepare_floats(g, count) - t_len);
             for (int64_t i = 0; i < w->fu.cols; i++)
                 for (int64_t j = 0; j < w->fu.r; j++)
-                    at[j * w->fu.cols + i] = w->fu.a_last[i * w->fu.r + j];
+                    at[j * w->fu.cols + i] = w->fu.v[i * w->fu.r + j];
             w->at = at;
         }
         return;
     }
     float *ubuf = buf, *dense[SLORA_MAX_KRON], *d = buf + max_u_floats(g, count);
     for (int k = 0; k < g->n_kron; k++) {
-        struct factor_u fu;
+        struct slora_factor_uv fu;
         group_factor_plan(g, k, count, &p);
-        factor_u(&g->k[k], M, &p, ubuf, &fu);
+        slora_factor_build(&g->k[k], M, &p, ubuf, &fu);
         dense[k] = d;
-        slora_blas_gemm((int)fu.rows, (int)fu.cols, (int)fu.r, 1.0f, fu.u, fu.a_last, 1, 0.0f,
-                        dense[k]);
-        d += align16(factor_len(&g->k[k], M));
+        slora_blas_gemm((int)fu.rows, (int)fu.cols, (int)fu.r, 1.0f, fu.u, fu.v, 1, 0.0f, dense[k]);
+        d += slora__align16(factor_len(&g->k[k], M));
     }
     /* Rest = T_1 (x) (T_2 (x) ... T_{K-1}), built right to left */
     struct kron rest = {.M = M};
     const float *cur = dense[g->n_kron - 1];
     int64_t cur_n[SLORA_MAX_ORDER];
     memcpy(cur_n, g->k[g->n_kron - 1].n, sizeof(*cur_n) * (size_t)M);
-    float *bufs[2] = {d, d + align16(rest_len(g))};
+    float *bufs[2] = {d, d + slora__align16(rest_len(g))};
     for (int k = g->n_kron - 2, which = 0; k >= 1; k--, which ^= 1) {
         rest.a = dense[k];
         rest.b = cur;
@@ -561,7 +350,8 @@ static void run_writer(struct writer *w, int n_threads)
         int64_t runs = (w->count + len - 1) / len;
         n_tasks = (size_t)((runs + w->per_task - 1) / w->per_task);
     } else {
-        int64_t n_last = w->fu.n_last, cols = w->fu.cols, rows = (w->count + n_last - 1) / n_last;
+        int64_t row_len = w->fu.row_len, cols = w->fu.cols;
+        int64_t rows = (w->count + row_len - 1) / row_len;
         /* Whole rows when short (or with the rank-r kernel, which packs
          * nothing): one contiguous streamed run per tile. Else tiles of up
          * to TILE_ROWS rows, so the gemm's packing of U_R is shared by
@@ -599,7 +389,7 @@ static int check_group(const struct slora_adapter *a, int gi, char *diag, size_t
         }
         ok = ok && n == g->n[m];
     }
-    ok = ok && (int64_t)prod_n(g->n, 0, g->order) == g->code_len;
+    ok = ok && (int64_t)slora__prod_sat(g->n, 0, g->order) == g->code_len;
     if (!ok) {
         snprintf(diag, diag_len, "group %d: inconsistent group table", gi);
         return SLORA_EINVAL;
@@ -650,7 +440,7 @@ static int plan(const struct slora_adapter *a, int n_threads, struct layout *lay
         const struct slora_group *g = &a->groups[gi];
         size_t count = group_count(a, g), p = prepare_floats(g, count);
         prep = p > prep ? p : prep;
-        work = add_sat(work, group_work(g, count));
+        work = slora__add_sat(work, group_work(g, count));
         if (a->cfg.projection) {
             int logn = slora_fastfood_log_len(g->code_len, g->len);
             if (logn > 32)
@@ -658,20 +448,20 @@ static int plan(const struct slora_adapter *a, int n_threads, struct layout *lay
             size_t f = slora_fastfood_scratch_floats(logn, n_threads);
             ff = f > ff ? f : ff;
             /* two transforms, the gather and the diagonals */
-            work = add_sat(work, mul_sat((size_t)1 << logn, (size_t)(2 * logn + 4)));
+            work = slora__add_sat(work, slora__mul_sat((size_t)1 << logn, (size_t)(2 * logn + 4)));
         }
     }
     if (a->cfg.shuffle && (uint64_t)a->total > ((uint64_t)1 << 32))
         return SLORA_ELIMIT;
     lay->prep = 0;
-    lay->ff = align16(prep);
-    lay->delta = add_sat(lay->ff, align16(ff));
+    lay->ff = slora__align16(prep);
+    lay->delta = slora__add_sat(lay->ff, slora__align16(ff));
     size_t n = (size_t)a->total;
-    lay->gather = add_sat(lay->delta, a->cfg.shuffle ? align16(n) : 0);
+    lay->gather = slora__add_sat(lay->delta, a->cfg.shuffle ? slora__align16(n) : 0);
     size_t gather = a->cfg.shuffle ? slora_gather_scratch_bytes(GATHER_LOG, n_threads) / 4 : 0;
-    lay->workers = add_sat(lay->gather, align16(gather));
-    lay->total = add_sat(lay->workers, mul_sat((size_t)n_threads, CHUNK));
-    lay->work = a->cfg.shuffle ? add_sat(work, mul_sat(2, n)) : work;
+    lay->workers = slora__add_sat(lay->gather, slora__align16(gather));
+    lay->total = slora__add_sat(lay->workers, slora__mul_sat((size_t)n_threads, CHUNK));
+    lay->work = a->cfg.shuffle ? slora__add_sat(work, slora__mul_sat(2, n)) : work;
     return lay->total > SIZE_MAX / sizeof(float) ? SLORA_ELIMIT : 0;
 }
 
@@ -732,10 +522,10 @@ int slora_superlora_cost(const struct slora_adapter *a, int n_threads,
 /* Large scratch on 2 MiB pages: the gathers touch it at random. */
 static float *scratch_alloc(size_t floats)
 {
-    size_t bytes = mul_sat(floats, sizeof(float));
+    size_t bytes = slora__mul_sat(floats, sizeof(float));
     if (bytes < HUGE_PAGE)
         return malloc(bytes ? bytes : 1);
-    bytes = add_sat(bytes, HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    bytes = slora__add_sat(bytes, HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
     float *p = aligned_alloc(HUGE_PAGE, bytes);
     if (p)
         madvise(p, bytes, MADV_HUGEPAGE);
@@ -813,8 +603,8 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
         int64_t g_bad = atomic_load(&w.bad) == INT64_MAX ? -1 : (int64_t)atomic_load(&w.bad);
         if (a->cfg.projection) {
             rc = slora_fastfood_project(a->cfg.projection_seed, gi, g->code_len, g->len,
-                                            a->cfg.alpha, scratch + lay.ff, delta + g->offset,
-                                            n_threads, &g_bad, diag, diag_len);
+                                        a->cfg.alpha, scratch + lay.ff, delta + g->offset,
+                                        n_threads, &g_bad, diag, diag_len);
             if (rc)
                 return rc;
         }

@@ -532,8 +532,9 @@ START_TEST(expand_budget)
     /* scratch (each page written once) + parameters + output, 8 MiB of
      * slack (stacks, BLAS packing) and 1/8 for a sanitizer's shadow */
     size_t held = (size_t)a->n_params * 4 + (size_t)a->total * 4;
-    ck_assert_msg(peak >= cost.scratch_bytes / 2 &&
-                      peak <= cost.scratch_bytes + held + cost.scratch_bytes / 8 + ((size_t)8 << 20),
+    ck_assert_msg(peak >= cost.scratch_bytes / 2 && peak <= cost.scratch_bytes + held +
+                                                                cost.scratch_bytes / 8 +
+                                                                ((size_t)8 << 20),
                   "measured peak %zu bytes, estimate %zu", peak, cost.scratch_bytes);
     slora_adapter_unref(a);
 

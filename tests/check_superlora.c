@@ -534,6 +534,40 @@ START_TEST(generate_matches_naive)
 }
 END_TEST
 
+/* Scratch of the cheapest contraction orders, by hand from factor.h's
+ * rules and superlora.c's layout (prepare area | 32768-float worker tile). */
+START_TEST(cost_follows_cheapest_order)
+{
+    /* issue 13: CP (276, 276, 1), rank 1800, on w1 (N = 11008). Split after
+     * mode 0: U_L = A_0 in place, U_R = A_1 * A_2 rows (276, 1800); the
+     * naive order built (76176, 1800) twice. */
+    struct fixture *f = fx_new(1000000);
+    static const int64_t w1[1][2] = {{172, 64}};
+    fx_targets(f, 1, w1);
+    struct slora_group *g = fx_group(f, 0, 11008, 3);
+    fx_factor(f, g, (int64_t[]){276, 276, 1}, (int64_t[]){1800, 1800, 1800}, false);
+    struct slora_superlora_cost cost;
+    char diag[256] = "";
+    ck_assert_int_eq(slora_superlora_cost(&f->a, 1, &cost, diag, sizeof(diag)), 0);
+    ck_assert_uint_eq(cost.scratch_bytes, (276 * 1800 + 32768) * 4);
+    /* 40 rows x 276 columns x rank 1800, the Khatri-Rao rows, the output */
+    ck_assert_uint_eq(cost.work, 40 * 276 * 1800 + 276 * 1800 + 11008);
+    fx_free(f);
+
+    /* Tucker (1, 60000, 4), core (64, 1, 64): mode 0 (64 -> 1) goes first,
+     * so the intermediate peaks at (1, 60000, 64), not (64, 60000, 64);
+     * two such buffers, then U_R transposed (64, 4) for the rank-64 kernel. */
+    f = fx_new(70000);
+    static const int64_t row[1][2] = {{1, 240000}};
+    fx_targets(f, 1, row);
+    g = fx_group(f, 0, 240000, 3);
+    fx_factor(f, g, (int64_t[]){1, 60000, 4}, (int64_t[]){64, 1, 64}, true);
+    ck_assert_int_eq(slora_superlora_cost(&f->a, 1, &cost, diag, sizeof(diag)), 0);
+    ck_assert_uint_eq(cost.scratch_bytes, (2 * 60000 * 64 + 256 + 32768) * 4);
+    fx_free(f);
+}
+END_TEST
+
 /* ---- projection and shuffle ---- */
 
 struct ff_case {
@@ -849,6 +883,7 @@ Suite *slora_superlora_suite(void)
                         (int)(sizeof(gen_cases) / sizeof(gen_cases[0])));
     tcase_add_loop_test(tc, fastfood_matches_naive, 0,
                         (int)(sizeof(ff_cases) / sizeof(ff_cases[0])));
+    tcase_add_test(tc, cost_follows_cheapest_order);
     tcase_add_test(tc, shuffle_permutes_delta);
     tcase_add_test(tc, thread_count_invariant);
     tcase_add_loop_test(tc, nonfinite_rejected, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
