@@ -1140,6 +1140,7 @@ int slora_api_infer_start(const struct slora_model *m, struct slora_registry *re
                                   &gen_threads);
     struct slora_cache_config cc = {
         .budget_bytes = (size_t)cfg->delta_cache_bytes,
+        .tenant_pin_bytes = (size_t)cfg->max_pinned_bytes_per_tenant,
         .gen_threads = gen_threads,
         .is_current = reg ? version_is_current : NULL,
         .is_current_arg = reg,
