@@ -110,9 +110,9 @@ int slora_cache_warm(struct slora_cache *c, const char *id, const char *version,
                      const struct slora_adapter *a, char *diag, size_t diag_len);
 /* Keep id's entry for `version` resident (blocking; generates it). Fails
  * with SLORA_ENOSPC, changing nothing, when pinned bytes would exceed the
- * budget or the tenant's share. The pin belongs to the id: it carries over to a replacing version,
- * at once with slora_cache_retire, else when that version is first
- * generated (if it fits; otherwise a warning is logged). */
+ * budget or the tenant's share. The pin belongs to the id: it carries over
+ * to a replacing version, at once with slora_cache_retire, else when that
+ * version is first generated (if it fits; otherwise a warning is logged). */
 int slora_cache_pin(struct slora_cache *c, const char *id, const char *version,
                     const struct slora_adapter *a, char *diag, size_t diag_len);
 /* Would a pin of id on an entry for `a` fit, replacing id's currently

@@ -38,14 +38,14 @@ struct slora_config {
     int64_t max_expand_work;        /* multiply-adds of an adapter's delta generation */
     int64_t max_uploads_per_tenant; /* uploads validated at once per tenant; more wait */
     int64_t delta_cache_bytes;
+    int64_t max_tokens;               /* cap on a completion's max_tokens */
+    int64_t max_batch;                /* sequences decoded together */
+    int64_t queue_depth;              /* waiting sequences before 503 */
+    int64_t max_sequences_per_tenant; /* concurrent sequences before 429 */
+    int64_t max_logits_bytes;         /* /v1/logits response size before 400 */
+    int64_t worker_threads;           /* uploads, hashing, file I/O */
     int64_t max_pinned_bytes_per_tenant; /* delta-cache bytes one tenant may pin */
     int64_t max_generations_per_tenant;  /* sequences one tenant may have waiting for a delta */
-    int64_t max_tokens;                  /* cap on a completion's max_tokens */
-    int64_t max_batch;                   /* sequences decoded together */
-    int64_t queue_depth;                 /* waiting sequences before 503 */
-    int64_t max_sequences_per_tenant;    /* concurrent sequences before 429 */
-    int64_t max_logits_bytes;            /* /v1/logits response size before 400 */
-    int64_t worker_threads;              /* uploads, hashing, file I/O */
     bool allow_insecure_remote;
     int n_tenants;
     struct slora_auth *auth; /* tenants and admin key (auth.h); a reference the config owns */
