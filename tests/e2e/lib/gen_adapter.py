@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""Write a SuperLoRA adapter for the stories260K shape (e2e tests, benchmarks).
+"""Write a SuperLoRA adapter (e2e tests, benchmarks), for the stories260K
+shape or any other given with --base.
 
-usage: gen_adapter.py OUT [--rank R] [--modules wq,wv] [--seed S] [--dtype F32|F16]
-       gen_adapter.py OUT --cp N0xN1x... --rank R [--modules w1] [--layers 0] [--seed S]
-                      [--dtype F32|F16]
+usage: gen_adapter.py OUT [--rank R] [--modules wq,wv] [--seed S] [--scale F] [--dtype F32|F16]
+                          [--base dim,n_layers,n_heads,n_kv_heads,hidden_dim,vocab_size]
+       gen_adapter.py OUT --cp N0xN1x... --rank R [--modules w1] [--layers 0] [options above]
 
 Default: plain LoRA, one group per (layer, module) target, layer-major,
 factors g{j}.k0.f0 (out, r) and g{j}.k0.f1 (in, r), F32, as in
@@ -23,23 +24,25 @@ import math
 import random
 import struct
 
-BASE = {"dim": 64, "n_layers": 5, "n_heads": 8, "n_kv_heads": 4, "hidden_dim": 172,
-        "vocab_size": 512}
-DIMS = {"wq": (64, 64), "wk": (32, 64), "wv": (32, 64), "wo": (64, 64),
-        "w1": (172, 64), "w2": (64, 172), "w3": (172, 64)}
-
-
+KEYS = ["dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "vocab_size"]
 TILE = 65536  # larger tensors repeat a random block of this many values (fast to write)
 
 
-def tensor(header, data, name, rows, cols, rng, dtype):
+def dims(base):
+    d, h = base["dim"], base["hidden_dim"]
+    kv = d // base["n_heads"] * base["n_kv_heads"]
+    return {"wq": (d, d), "wk": (kv, d), "wv": (kv, d), "wo": (d, d),
+            "w1": (h, d), "w2": (d, h), "w3": (h, d)}
+
+
+def tensor(header, data, name, rows, cols, rng, a):
     n = rows * cols
     start = len(data)
-    fmt = "e" if dtype == "F16" else "f"
+    fmt = "e" if a.dtype == "F16" else "f"
     block = struct.pack("<%d%s" % (min(n, TILE), fmt),
-                        *[rng.uniform(-0.01, 0.01) for _ in range(min(n, TILE))])
+                        *[rng.uniform(-a.scale, a.scale) for _ in range(min(n, TILE))])
     data += block * (n // TILE) + block[:(n % TILE) * struct.calcsize(fmt)] if n > TILE else block
-    header[name] = {"dtype": dtype, "shape": [rows, cols], "data_offsets": [start, len(data)]}
+    header[name] = {"dtype": a.dtype, "shape": [rows, cols], "data_offsets": [start, len(data)]}
 
 
 def main():
@@ -50,12 +53,16 @@ def main():
     ap.add_argument("--layers", default=None)
     ap.add_argument("--cp", default=None)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scale", type=float, default=0.01, help="factor entries in [-F, F]")
     ap.add_argument("--dtype", choices=("F32", "F16"), default="F32")
+    ap.add_argument("--base", default="64,5,8,4,172,512")
     a = ap.parse_args()
+    base = dict(zip(KEYS, (int(v) for v in a.base.split(","))))
+    DIMS = dims(base)
     mods = (a.modules or ("w1" if a.cp else "wq,wv")).split(",")
-    layers = [int(x) for x in a.layers.split(",")] if a.layers else list(range(BASE["n_layers"]))
+    layers = [int(x) for x in a.layers.split(",")] if a.layers else list(range(base["n_layers"]))
     rng = random.Random(a.seed)
-    cfg = {"version": 1, "base": BASE, "modules": mods}
+    cfg = {"version": 1, "base": base, "modules": mods}
     if a.layers:
         cfg["layers"] = layers
     if a.cp:
@@ -68,14 +75,14 @@ def main():
         if math.prod(ns) < total:
             ap.error("--cp %s: P = %d < N = %d" % (a.cp, math.prod(ns), total))
         for m, n in enumerate(ns):
-            tensor(header, data, "g0.k0.f%d" % m, n, a.rank, rng, a.dtype)
+            tensor(header, data, "g0.k0.f%d" % m, n, a.rank, rng, a)
     else:
         j = 0
         for _layer in layers:
             for m in mods:
                 out_dim, in_dim = DIMS[m]
-                tensor(header, data, "g%d.k0.f0" % j, out_dim, a.rank, rng, a.dtype)
-                tensor(header, data, "g%d.k0.f1" % j, in_dim, a.rank, rng, a.dtype)
+                tensor(header, data, "g%d.k0.f0" % j, out_dim, a.rank, rng, a)
+                tensor(header, data, "g%d.k0.f1" % j, in_dim, a.rank, rng, a)
                 j += 1
     h = json.dumps(header).encode()
     h += b" " * (-len(h) % 8)
