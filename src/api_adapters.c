@@ -108,6 +108,7 @@ struct put_job {
     struct upload_tenant *slot; /* holds (running) or waits for (waiting) one of its slots */
     bool running;
     struct put_job *next_waiting;
+    bool canceled; /* not validated: the client was gone when a worker took it */
     struct slora_registry_op *op; /* owned until commit or abort */
     void *body;
     size_t len;
@@ -340,6 +341,12 @@ static void put_reply(struct slora_api_call *c, int err, const char *message)
 static void put_work(void *arg)
 {
     struct put_job *j = arg;
+    /* The client left (or the drain cut it) while the job waited for a
+     * worker: nobody will read the answer, so validate nothing. */
+    if (slora_api_call_is_canceled(j->call)) {
+        j->canceled = true;
+        return;
+    }
     j->err = slora_registry_op_run(j->op, j->body, j->len, j->diag, sizeof(j->diag));
 }
 
@@ -347,6 +354,11 @@ static void put_done(void *arg)
 {
     struct put_job *j = arg;
     struct slora_api_call *c = j->call;
+    if (j->canceled) { /* j->op is released with j */
+        uploads_leave(j);
+        slora_api_call_error(c, SLORA_ECANCELED, NULL);
+        return;
+    }
     struct slora_registry_op *op = j->op;
     j->op = NULL;
     free(j->body);
