@@ -8,43 +8,29 @@
 #     max_expand_bytes; time from the PUT to the answer (curl, body
 #     included) over 10 uploads, target < 100 ms, and peak RSS growth.
 # Writes bench/results/expand.{json,md}.
-set -euo pipefail
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-TMP=$(mktemp -d /tmp/slorad-bench.XXXXXX)
-PID=
-cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -rf "$TMP"; }
-trap cleanup EXIT
-gen() { "$PYTHON" tests/e2e/lib/gen_adapter.py "$@"; }
+. "$(dirname "$0")/../tests/e2e/lib/daemon.sh" # start_daemon, stop_daemon, $TMP
+gen() { "$PYTHON" "$E2E_LIB/gen_adapter.py" "$@"; }
 gen "$TMP/issue.st" --cp 276x276x1 --rank 1800 --layers 0 --dtype F16
 gen "$TMP/attack.st" --cp 61x61x61 --rank 54000 --modules wq,wk,wv,wo,w1,w2,w3 --dtype F16
-"$BUILD/slorad" serve --listen 127.0.0.1:0 --state-dir "$TMP/state" --model models/stories260K.bin \
-    --tokenizer models/tok512.bin 2>"$TMP/log" &
-PID=$!
-for _ in $(seq 1 200); do grep -q "listening on" "$TMP/log" 2>/dev/null && break; sleep 0.05; done
-PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$TMP/log" | head -1)
-URL=http://127.0.0.1:$PORT
+start_daemon "$TMP/state"
 
-# put FILE N: N dry-run uploads; prints "status p50_ms max_ms peak_growth_mb"
-put() {
-    echo 5 >"/proc/$PID/clear_refs"
-    local before
-    before=$(awk '/^VmRSS:/ {print $2}' "/proc/$PID/status")
+uploads() { # FILE N: N dry-run uploads, "status ms" lines to $TMP/times
     for i in $(seq 1 "$2"); do
         curl -s -o /dev/null -w '%{http_code} %{time_total}\n' -T "$1" "$URL/v1/adapters/bench/x$i?dry_run=1"
     done >"$TMP/times"
-    local peak
-    peak=$(awk '/^VmHWM:/ {print $2}' "/proc/$PID/status")
-    sort -k2 -n "$TMP/times" | awk -v n="$2" -v g=$(((peak - before) / 1024)) \
+}
+# put FILE N: prints "status p50_ms max_ms peak_growth_mb"
+put() {
+    local growth
+    growth=$(peak_growth uploads "$1" "$2")
+    sort -k2 -n "$TMP/times" | awk -v n="$2" -v g=$((growth >> 20)) \
         '{s[NR] = $1; t[NR] = $2 * 1000} END {printf "%s %.1f %.1f %d\n", s[1], t[int((n + 1) / 2)], t[n], g}'
 }
 read -r issue_status issue_ms _ issue_mb < <(put "$TMP/issue.st" 1)
 read -r attack_status attack_p50 attack_max attack_mb < <(put "$TMP/attack.st" 10)
 [ "$issue_status" = 200 ] && [ "$attack_status" = 422 ] ||
     { echo "expand.sh: unexpected status $issue_status / $attack_status" >&2; exit 1; }
-kill "$PID"
-wait "$PID" || true
-PID=
+stop_daemon >/dev/null
 
 mkdir -p bench/results
 printf '{"issue13_adapter": {"status": %s, "ms": %s, "peak_rss_growth_mb": %s}, "attack": {"status": %s, "ms_p50": %s, "ms_max": %s, "peak_rss_growth_mb": %s, "target_ms": 100}}\n' \

@@ -16,14 +16,6 @@
 export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=16"
 
 gen() { "$PYTHON" "$E2E_LIB/gen_adapter.py" "$@"; }
-# peak_growth CMD...: run CMD, print the daemon's peak RSS growth over it (bytes)
-peak_growth() {
-    echo 5 >"/proc/$DAEMON_PID/clear_refs"
-    local before
-    before=$(awk '/^VmRSS:/ {print $2}' "/proc/$DAEMON_PID/status")
-    "$@" >/dev/null
-    echo $((($(awk '/^VmHWM:/ {print $2}' "/proc/$DAEMON_PID/status") - before) * 1024))
-}
 
 mkdir -p "$TMP/table" "$TMP/fixtures"
 SLORA_BAD_ADAPTERS=$TMP/table CK_RUN_SUITE=adapter CK_RUN_CASE=core "$BUILD/check_slora" >/dev/null ||
