@@ -15,6 +15,7 @@
 #include <slora/cache.h>
 #include <slora/error.h>
 #include <slora/log.h>
+#include <slora/delta.h>
 #include <slora/superlora.h>
 
 #include <inttypes.h>
@@ -37,10 +38,9 @@ struct slora_cache_handle {
     char *id;
     char version[SLORA_CACHE_VERSION_MAX];
     const struct slora_adapter *adapter; /* borrowed while generating, then NULL */
-    float *dw;                           /* (adapter->total) dW_all: every target's dW */
-    struct slora_delta *deltas;          /* (adapter->n_targets) views into dw */
-    size_t bytes;                        /* adapter->total * 4 */
-    struct slora_weights ws;             /* one term: the targets' deltas */
+    struct slora_delta_set *set;         /* the targets' deltas, once generated */
+    size_t bytes;                        /* slora_delta_bytes */
+    struct slora_weights ws;             /* one term: the set's deltas */
     int refs;                            /* handles out + waiters */
     bool ready;
     bool stale;                          /* version retired: never served again */
@@ -67,8 +67,8 @@ struct slora_cache_reservation {
 struct slora_cache {
     const struct slora_model *model;
     size_t budget;
-    size_t tenant_pin_budget; /* pinned bytes per tenant; 0: only the budget */
-    slora_cache_gen_fn gen;
+    size_t tenant_pin_budget;      /* pinned bytes per tenant; 0: only the budget */
+    struct slora_delta_opts dopts; /* how entries are built */
     slora_cache_current_fn is_current;
     void *is_current_arg;
     pthread_mutex_t lock;
@@ -88,9 +88,9 @@ struct slora_cache {
     uint64_t allocs;          /* delta allocations so far (atomic) */
 };
 
-size_t slora_cache_entry_bytes(const struct slora_adapter *a)
+size_t slora_cache_entry_bytes(const struct slora_cache *c, const struct slora_adapter *a)
 {
-    return (size_t)a->total * sizeof(float);
+    return slora_delta_bytes(a, &c->dopts);
 }
 
 static double now_seconds(void)
@@ -135,8 +135,7 @@ static void free_entry(struct slora_cache_handle *e)
     if (!e)
         return;
     slora_weights_deinit(&e->ws);
-    free(e->deltas);
-    free(e->dw);
+    slora_delta_set_free(e->set);
     free(e->id);
     free(e);
 }
@@ -287,25 +286,19 @@ static void carry_pin(struct slora_cache *c, struct slora_cache_handle *e)
     c->st.pinned_bytes += e->bytes;
 }
 
-/* Expand the adapter into e->dw and point the weight set's deltas at it;
+/* Expand the adapter into its deltas and point the weight set at them;
  * the forward pass adds dW x to the base product (W is never copied). */
 static int build_entry(struct slora_cache *c, struct slora_cache_handle *e, char *diag,
                        size_t diag_len)
 {
-    const struct slora_adapter *a = e->adapter;
     uint64_t n = __atomic_add_fetch(&c->allocs, 1, __ATOMIC_RELAXED);
-    e->dw = n == c->alloc_fault_nth ? NULL : malloc(e->bytes ? e->bytes : 1);
-    e->deltas = calloc((size_t)(a->n_targets ? a->n_targets : 1), sizeof(*e->deltas));
-    if (!e->dw || !e->deltas) {
+    if (n == c->alloc_fault_nth) {
         snprintf(diag, diag_len, "cannot allocate %zu bytes for the deltas", e->bytes);
         return SLORA_ENOMEM;
     }
-    int err = c->gen(a, e->dw, 1, diag, diag_len);
-    if (err)
-        return err;
-    err = slora_superlora_bind(a, c->model, e->dw, SLORA_DTYPE_F32, e->deltas, &e->ws, 0);
-    if (err)
-        snprintf(diag, diag_len, "adapter %s was made for another base model shape", e->id);
+    int err = slora_delta_set_new(c->model, e->adapter, &c->dopts, &e->set, diag, diag_len);
+    if (!err)
+        slora_delta_set_bind(e->set, &e->ws, 0);
     return err;
 }
 
@@ -381,7 +374,12 @@ struct slora_cache *slora_cache_new(const struct slora_model *m,
     c->model = m;
     c->budget = cfg ? cfg->budget_bytes : SLORA_CACHE_DEFAULT_BYTES;
     c->tenant_pin_budget = cfg ? cfg->tenant_pin_bytes : 0;
-    c->gen = cfg && cfg->gen ? cfg->gen : slora_superlora_generate;
+    c->dopts = (struct slora_delta_opts){
+        .dense_type = cfg ? cfg->delta_type : SLORA_DTYPE_F32,
+        .factored = !(cfg && cfg->dense_only),
+        .n_threads = 1,
+        .gen = cfg ? cfg->gen : NULL,
+    };
     c->is_current = cfg ? cfg->is_current : NULL;
     c->is_current_arg = cfg ? cfg->is_current_arg : NULL;
     c->n_threads = cfg && cfg->gen_threads > 0 ? cfg->gen_threads : 1;
@@ -484,7 +482,7 @@ int slora_cache_acquire(struct slora_cache *c, const char *id, const char *versi
     e->ws.id = ++c->next_ws_id;
     snprintf(e->version, sizeof(e->version), "%s", version);
     e->adapter = a;
-    e->bytes = slora_cache_entry_bytes(a);
+    e->bytes = slora_cache_entry_bytes(c, a);
     e->refs = 1;
     e->waiters = w;
     e->next = c->entries;
@@ -606,8 +604,9 @@ int slora_cache_warm(struct slora_cache *c, const char *id, const char *version,
 int slora_cache_pin_check(struct slora_cache *c, const char *id, const struct slora_adapter *a,
                           char *diag, size_t diag_len)
 {
+    size_t bytes = slora_cache_entry_bytes(c, a);
     pthread_mutex_lock(&c->lock);
-    int err = pin_fits(c, id, slora_cache_entry_bytes(a), diag, diag_len);
+    int err = pin_fits(c, id, bytes, diag, diag_len);
     pthread_mutex_unlock(&c->lock);
     return err;
 }
@@ -644,7 +643,7 @@ int slora_cache_pin_reserve(struct slora_cache *c, const char *id, const struct 
         snprintf(diag, diag_len, "out of memory");
         return SLORA_ENOMEM;
     }
-    size_t bytes = slora_cache_entry_bytes(a);
+    size_t bytes = slora_cache_entry_bytes(c, a);
     r->bytes = bytes;
     pthread_mutex_lock(&c->lock);
     int err = pin_fits(c, id, bytes, diag, diag_len);
