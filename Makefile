@@ -1,51 +1,91 @@
 # slorad build. `make run` and `make check` are the two quick-start commands;
 # both install missing Debian packages and fetch the default model first.
+#
+# Nothing here is computed from the installed system when the Makefile is
+# parsed: `deps` runs first and the build runs in a fresh $(MAKE) after it,
+# and the pkg-config flags are evaluated lazily (on first use, in a recipe),
+# so a fresh machine builds in one go (.ci/fresh_make.sh proves it).
 
 SHARED   ?= ../shared
 BUILD    ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 PYTHON   ?= /usr/bin/python3
+PKG_CONFIG ?= pkg-config
 VERSION  := 0.1.0
 
-PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
-        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd nodejs
-# Only `make bench` needs these.
-BENCH_PKGS := wrk
+# Debian packages by target (installed with --no-install-recommends when
+# missing). `make run`: build and run the daemon. `make check`: adds the
+# test tools (python3 references, clang's fuzzer runtime for the corpus
+# replays, promtool, Redis/HAProxy/hiredis for the scale-out tests,
+# systemd-analyze). `make bench`: adds the load generators.
+# Debian's nodejs and npm are never installed (Node >= 20 comes from
+# elsewhere, see node-check); for the same reason node-llhttp is not
+# installed either (it depends on nodejs): its C sources are extracted
+# from the package into $(LLHTTP).
+RUN_PKGS   := gcc libc6-dev make pkg-config libuv1-dev libopenblas-dev libjansson-dev \
+              curl ca-certificates
+CHECK_PKGS := check python3 python3-numpy python3-torch python3-jinja2 clang libclang-rt-14-dev \
+              prometheus redis-server haproxy libhiredis-dev systemd
+BENCH_PKGS := wrk hyperfine python3
 
-LLHTTP_SRC := /usr/share/llhttp
-LLHTTP_INC := /usr/share/include/llhttp
+# llhttp's C sources and header, copied from an installed node-llhttp
+# (LLHTTP_SYS) or extracted from the downloaded package.
+LLHTTP_SYS ?= /usr/share/llhttp
+LLHTTP     := $(BUILD)/llhttp
 
-DEP_CFLAGS := $(shell pkg-config --cflags libuv jansson openblas 2>/dev/null)
-DEP_LIBS   := $(shell pkg-config --libs libuv jansson openblas 2>/dev/null) -lpthread -lm
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+# Evaluated once, on first use (never at parse time): $(call lazy,VAR,shell command).
+lazy = $(eval $1 := $$(shell $2))$($1)
+DEP_CFLAGS = $(call lazy,DEP_CFLAGS,$(PKG_CONFIG) --cflags libuv jansson openblas)
+DEP_LIBS   = $(call lazy,DEP_LIBS,$(PKG_CONFIG) --libs libuv jansson openblas) -lpthread -lm
+CHECK_LIBS = $(call lazy,CHECK_LIBS,$(PKG_CONFIG) --libs check)
 
 OPT      ?= -O2 -march=native
 SAN      ?=
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -pthread
-CFLAGS   := $(CFLAGS_COMMON) -Wall -Wextra -Werror -Iinclude -Isrc -I$(LLHTTP_INC) $(DEP_CFLAGS) \
+CFLAGS    = $(CFLAGS_COMMON) -Wall -Wextra -Werror -Iinclude -Isrc -I$(LLHTTP) $(DEP_CFLAGS) \
             -DSLORA_VERSION=\"$(VERSION)\"
-TP_CFLAGS := $(CFLAGS_COMMON) -w -I$(LLHTTP_INC)
+TP_CFLAGS = $(CFLAGS_COMMON) -w -I$(LLHTTP)
 LDFLAGS  += $(SAN) -pthread
 
 SRCS     := $(filter-out src/main.c,$(wildcard src/*.c src/util/*.c))
-OBJS     := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/tp/llhttp.o $(BUILD)/tp/api.o $(BUILD)/tp/http.o
+TP_OBJS  := $(BUILD)/tp/llhttp.o $(BUILD)/tp/api.o $(BUILD)/tp/http.o
+OBJS     := $(SRCS:%.c=$(BUILD)/%.o) $(TP_OBJS)
 LIB      := $(BUILD)/libslora.a
 TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all deps bench-deps model run check check-unit check-e2e check-asan check-kernels bench install format clean
+.PHONY: all build deps check-deps bench-deps node-check oracle model run check check-tests \
+        check-asan check-kernels bench bench-run install format clean
 
 all: $(BUILD)/slorad
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | $(LLHTTP)/llhttp.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/tp/%.o: $(LLHTTP_SRC)/%.c
+$(TP_OBJS): $(BUILD)/tp/%.o: $(LLHTTP)/llhttp.h
 	@mkdir -p $(dir $@)
-	$(CC) $(TP_CFLAGS) -c $< -o $@
+	$(CC) $(TP_CFLAGS) -c $(LLHTTP)/$*.c -o $@
+
+# The sources and the header come together (llhttp.h is written last).
+$(LLHTTP)/llhttp.h:
+	@rm -rf $(LLHTTP) && mkdir -p $(LLHTTP)
+	@if [ -f $(LLHTTP_SYS)/llhttp.c ]; then \
+	  cp $(LLHTTP_SYS)/llhttp.c $(LLHTTP_SYS)/api.c $(LLHTTP_SYS)/http.c $(LLHTTP)/ && \
+	  cp $(LLHTTP_SYS)/../include/llhttp/llhttp.h $(LLHTTP)/llhttp.h.tmp; \
+	else \
+	  echo "extracting llhttp from Debian's node-llhttp package (not installed: it depends on nodejs)"; \
+	  tmp=$$(mktemp -d) && chmod 755 $$tmp && \
+	  (cd $$tmp && apt-get download -q node-llhttp >/dev/null 2>&1) && \
+	  dpkg-deb -x $$tmp/node-llhttp_*.deb $$tmp/x && \
+	  cp $$tmp/x/usr/share/llhttp/llhttp.c $$tmp/x/usr/share/llhttp/api.c \
+	     $$tmp/x/usr/share/llhttp/http.c $(LLHTTP)/ && \
+	  cp $$tmp/x/usr/share/include/llhttp/llhttp.h $(LLHTTP)/llhttp.h.tmp; \
+	  rc=$$?; rm -rf $$tmp; [ $$rc -eq 0 ] || { echo "could not get node-llhttp (apt-get download)" >&2; exit 1; }; \
+	fi
+	@mv $(LLHTTP)/llhttp.h.tmp $@
 
 $(LIB): $(OBJS)
 	@rm -f $@
@@ -66,18 +106,46 @@ $(BUILD)/tests/runner.o: tests/runner.c $(BUILD)/tests/suites.h
 $(BUILD)/check_slora: $(BUILD)/tests/runner.o $(TEST_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
-deps:
-	@missing=""; for p in $(PKGS); do \
+# $(call apt_install,packages): install the missing ones.
+apt_install = missing=""; for p in $1; do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing; \
 	fi
-	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
 
-bench-deps:
-	@$(MAKE) -s deps PKGS="$(BENCH_PKGS)"
+deps:
+	@$(call apt_install,$(RUN_PKGS))
+check-deps: deps
+	@$(call apt_install,$(CHECK_PKGS))
+bench-deps: deps
+	@$(call apt_install,$(BENCH_PKGS))
+
+# Node.js >= 20 for the llama.cpp oracle and the openai client test. It is
+# never installed from Debian (bookworm's nodejs is 18): install it from
+# NodeSource (deb.nodesource.com, package nodejs) or put a node >= 20 on PATH.
+NODE_MIN := 20
+node-check:
+	@v=$$(node --version 2>/dev/null || true); m=$${v#v}; m=$${m%%.*}; \
+	if ! [ "$$m" -ge $(NODE_MIN) ] 2>/dev/null; then \
+	  echo "Node.js >= $(NODE_MIN) is needed (found: $${v:-none}). Install it from NodeSource" \
+	       "(package nodejs from deb.nodesource.com); never Debian's nodejs/npm." >&2; exit 1; \
+	fi; command -v npm >/dev/null || { echo "npm (shipped with Node.js $$v) is missing" >&2; exit 1; }
+
+# llama.cpp through node-llama-cpp (CPU build, prebuilt binaries), the
+# tests' independent reference: SLORA_ORACLE=$(ORACLE). One npm command:
+# installed separately, the optional GPU packages (~700 MB) come along.
+ORACLE_VERSION := 3.21.1
+ORACLE ?= $(BUILD)/oracle
+oracle: node-check
+	@if [ "$$(node -p "require('$(abspath $(ORACLE))/node_modules/node-llama-cpp/package.json').version" \
+	      2>/dev/null)" != $(ORACLE_VERSION) ]; then \
+	  mkdir -p $(ORACLE) && cd $(ORACLE) && \
+	  npm i -E --omit=optional --no-audit --no-fund node-llama-cpp@$(ORACLE_VERSION) \
+	    @node-llama-cpp/linux-x64@$(ORACLE_VERSION); \
+	fi
 
 MODEL_URL := https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
 models/stories260K.bin models/tok512.bin:
@@ -97,10 +165,16 @@ models/stories260K.gguf: models/stories260K.bin models/tok512.bin $(BUILD)/slora
 	$(BUILD)/slorad convert --model models/stories260K.bin --tokenizer models/tok512.bin -o $@
 model: models/stories260K.gguf
 
-run: deps model all
+# Install first, then build in a fresh make (nothing parsed before deps ran).
+build: deps
+	@$(MAKE) --no-print-directory all model
+run: build
 	$(BUILD)/slorad serve --listen 127.0.0.1:8080 --config conf/slorad.json --state-dir state
 
-check: deps model all $(BUILD)/check_slora
+check: check-deps oracle
+	@$(MAKE) --no-print-directory check-tests
+check-tests: export SLORA_ORACLE = $(abspath $(ORACLE))
+check-tests: model all $(BUILD)/check_slora
 	$(BUILD)/check_slora
 	@pass=0; failed=""; for t in tests/e2e/*.sh; do echo "== $$t"; \
 	  if BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$t; then pass=$$((pass + 1)); \
@@ -114,12 +188,13 @@ check: deps model all $(BUILD)/check_slora
 SAN_OPTIONS := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 check-asan:
-	$(SAN_OPTIONS) $(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
+	$(SAN_OPTIONS) $(MAKE) BUILD=build-asan ORACLE=$(abspath $(ORACLE)) OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
 
 # The unit suites under memcheck, in one process (CK_FORK=no) so every
 # error counts.
-valgrind: deps model $(BUILD)/check_slora
-	@command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind
+valgrind: check-deps
+	@$(call apt_install,valgrind)
+	@$(MAKE) --no-print-directory model $(BUILD)/check_slora
 	CK_FORK=no valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  --quiet $(BUILD)/check_slora
 
@@ -136,7 +211,9 @@ $(BUILD)/bench_model: bench/bench_model.c $(LIB)
 $(BUILD)/bench_tok: bench/bench_tok.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
-bench: deps bench-deps model all $(BUILD)/bench_model $(BUILD)/bench_tok
+bench: bench-deps
+	@$(MAKE) --no-print-directory bench-run
+bench-run: model all $(BUILD)/bench_model $(BUILD)/bench_tok
 	@mkdir -p bench/results
 	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$b || exit 1; done
 	$(PYTHON) bench/report.py
@@ -171,7 +248,8 @@ FUZZ_MAX_LEN_tokenizer := 8192
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 .PHONY: fuzz fuzz-lib $(FUZZ_TARGETS:%=fuzz-%) valgrind
 fuzz: $(FUZZ_TARGETS:%=fuzz-%)
-fuzz-lib: deps models/stories260K.bin models/tok512.bin
+fuzz-lib: check-deps
+	@$(MAKE) --no-print-directory models/stories260K.bin models/tok512.bin
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libslora.a
 $(FUZZ_TARGETS:%=fuzz-%): fuzz-%: fuzz-lib
 	clang $(CFLAGS_COMMON) -Iinclude $(FUZZ_SAN) -fsanitize=fuzzer -o build-fuzz/fuzz_$* \
@@ -194,7 +272,7 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+-include $(SRCS:%.c=$(BUILD)/%.d) $(BUILD)/src/main.d $(TEST_OBJS:.o=.d)
 
 $(BUILD)/bench_engine: bench/bench_engine.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
