@@ -16,6 +16,7 @@
 
 #include <slora/arch.h>
 #include <slora/auth.h>
+#include <slora/config.h>
 #include <slora/error.h>
 #include <slora/registry.h>
 
@@ -154,6 +155,9 @@ static int put_admit(void *arg, const struct slora_registry_entry *e, char *diag
 
 static int put_head(struct slora_api_call *c)
 {
+    const struct slora_config *cfg = slora_api_call_config(c);
+    if (cfg)
+        slora_api_call_set_body_limit(c, cfg->max_body_bytes, "max_body_bytes");
     const char *tenant, *name;
     int err = check_target(c, &tenant, &name);
     if (err)
