@@ -47,8 +47,19 @@ mount_in -t sysfs sys "$ROOT/sys"
 mount_in --bind /dev "$ROOT/dev"
 mount_in --bind /dev/pts "$ROOT/dev/pts"
 mkdir -p "$ROOT/dev/shm" && mount_in -t tmpfs shm "$ROOT/dev/shm"
+# The host's network trust: extra CA certificates (a TLS-intercepting
+# egress proxy's, if any) go to the chroot's local CA directory, which the
+# ca-certificates package `make run` installs adds to the system bundle;
+# node (npm) reads them from NODE_EXTRA_CA_CERTS.
+extra_ca=
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+    mkdir -p "$ROOT/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+    cat /usr/local/share/ca-certificates/*.crt >"$ROOT/root/host-extra-ca.pem"
+    extra_ca=NODE_EXTRA_CA_CERTS=/root/host-extra-ca.pem
+fi
 in_root() { chroot "$ROOT" /usr/bin/env -i HOME=/root PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin \
-    LANG=C.UTF-8 bash -c "$1"; }
+    LANG=C.UTF-8 $extra_ca bash -c "$1"; }
 
 in_root 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends make'
 # Node.js >= 20 from the host (NodeSource's build): binary and npm.
