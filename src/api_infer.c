@@ -20,6 +20,7 @@
 #include <slora/engine.h>
 #include <slora/error.h>
 #include <slora/generate.h>
+#include <slora/jsonscan.h>
 #include <slora/log.h>
 #include <slora/model.h>
 #include <slora/registry.h>
@@ -95,6 +96,7 @@ struct job {
     struct slora_principal principal;
     int64_t max_tokens_cap;
     int64_t max_logits_bytes;
+    struct slora_jsonscan_limits json_lim;
     void *body;                   /* (body_len) request JSON */
     size_t body_len;
 
@@ -168,11 +170,12 @@ static int fail(struct job *j, int err, const char *fmt, ...)
 
 static int parse_body(struct job *j, json_t **out)
 {
-    json_error_t e;
-    json_t *req = json_loadb(j->body ? j->body : "", j->body_len, JSON_REJECT_DUPLICATES, &e);
-    if (!req)
-        return fail(j, SLORA_EINVAL, "invalid JSON body: %s (line %d, column %d)", e.text,
-                    e.line, e.column);
+    json_t *req;
+    int err = slora_jsonscan_load(j->body, j->body_len, &j->json_lim, &req, j->msg, sizeof(j->msg));
+    if (err) {
+        j->err = err;
+        return err;
+    }
     if (!json_is_object(req)) {
         json_decref(req);
         return fail(j, SLORA_EINVAL, "the request body must be a JSON object");
@@ -894,6 +897,8 @@ static void start_job(struct slora_api_call *c, enum job_kind kind)
         j->principal.role = SLORA_ROLE_ADMIN;
     j->max_tokens_cap = cfg ? cfg->max_tokens : 512;
     j->max_logits_bytes = cfg ? cfg->max_logits_bytes : (int64_t)64 << 20;
+    j->json_lim = (struct slora_jsonscan_limits){cfg ? cfg->max_json_depth : INT64_MAX,
+                                                 cfg ? cfg->max_json_elements : INT64_MAX};
     j->logprobs = -1;
     j->created = (int64_t)time(NULL);
     static atomic_uint_fast64_t next_id;
