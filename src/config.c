@@ -55,6 +55,7 @@ static const struct key keys[] = {
     {"max_queued_reply_bytes", KEY_INT, OFF(max_queued_reply_bytes), NULL, MIB, 4 * KIB, GIB,
      NULL},
     {"max_queued_replies", KEY_INT, OFF(max_queued_replies), NULL, 64, 2, 65536, NULL},
+    {"tcp_send_buffer_bytes", KEY_INT, OFF(tcp_send_buffer_bytes), NULL, 0, 0, 64 * MIB, NULL},
     {"max_connections", KEY_INT, OFF(max_connections), NULL, 512, 1, 65536, NULL},
     {"header_timeout_ms", KEY_INT, OFF(header_timeout_ms), NULL, 10000, 100, 600000, NULL},
     {"body_timeout_ms", KEY_INT, OFF(body_timeout_ms), NULL, 30000, 100, 3600000, NULL},

@@ -768,6 +768,10 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->cfg->tcp_send_buffer_bytes > 0) {
+        int size = (int)s->cfg->tcp_send_buffer_bytes;
+        uv_send_buffer_size((uv_handle_t *)&c->tcp, &size);
+    }
     c->t_start = uv_hrtime();
     c->reading = true;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);

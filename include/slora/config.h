@@ -32,6 +32,7 @@ struct slora_config {
     int64_t max_json_elements;       /* values plus object keys in a JSON body */
     int64_t max_queued_reply_bytes;  /* unsent output per connection before it blocks */
     int64_t max_queued_replies;      /* write requests per connection before it blocks */
+    int64_t tcp_send_buffer_bytes;   /* SO_SNDBUF of client sockets; 0 = the kernel's */
     int64_t max_connections;
     int64_t header_timeout_ms; /* first byte to end of headers */
     int64_t body_timeout_ms;   /* longest silence while a body is read */
