@@ -18,7 +18,8 @@ VERSION  := 0.1.0
 # missing). `make run`: build and run the daemon. `make check`: adds the
 # test tools (python3 references, clang's fuzzer runtime for the corpus
 # replays, promtool, Redis/HAProxy/hiredis for the scale-out tests,
-# systemd-analyze). `make bench`: adds the load generators.
+# systemd-analyze and the /bin/kill the unit names). `make bench`: adds the
+# load generators.
 # Debian's nodejs and npm are never installed (Node >= 20 comes from
 # elsewhere, see node-check); for the same reason node-llhttp is not
 # installed either (it depends on nodejs): its C sources are extracted
@@ -26,7 +27,7 @@ VERSION  := 0.1.0
 RUN_PKGS   := gcc libc6-dev make pkg-config libuv1-dev libopenblas-dev libjansson-dev \
               curl ca-certificates
 CHECK_PKGS := check python3 python3-numpy python3-torch python3-jinja2 clang libclang-rt-14-dev \
-              prometheus redis-server haproxy libhiredis-dev systemd
+              prometheus redis-server haproxy libhiredis-dev systemd procps
 BENCH_PKGS := wrk hyperfine python3
 
 # llhttp's C sources and header, copied from an installed node-llhttp
