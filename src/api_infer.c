@@ -942,16 +942,29 @@ static const struct slora_api_route routes[] = {
 
 /* ---- metrics (loop thread) ----------------------------------------------- */
 
+/* Per-tenant families, one pass over the tenants each (a family's samples
+ * must be contiguous, after its HELP and TYPE). */
+static const struct {
+    const char *name, *type, *help;
+} tenant_families[] = {
+    {"slorad_tenant_prompt_tokens_total", "counter", "Prompt tokens processed"},
+    {"slorad_tenant_completion_tokens_total", "counter", "Tokens generated"},
+    {"slorad_tenant_sequences", "gauge", "Sequences waiting or running"},
+};
+
+struct tenant_family {
+    struct slora_api_text *out;
+    size_t which; /* in tenant_families */
+};
+
 static void tenant_metrics(void *arg, const struct slora_engine_tenant_stats *t)
 {
-    struct slora_api_text *out = arg;
-    slora_api_text_printf(out, "slorad_tenant_prompt_tokens_total{tenant=\"%s\"} %" PRIu64 "\n",
-                          t->tenant, t->prompt_tokens);
-    slora_api_text_printf(out,
-                          "slorad_tenant_completion_tokens_total{tenant=\"%s\"} %" PRIu64 "\n",
-                          t->tenant, t->completion_tokens);
-    slora_api_text_printf(out, "slorad_tenant_sequences{tenant=\"%s\"} %d\n", t->tenant,
-                          t->sequences);
+    const struct tenant_family *f = arg;
+    uint64_t v = f->which == 0   ? t->prompt_tokens
+                 : f->which == 1 ? t->completion_tokens
+                                 : (uint64_t)t->sequences;
+    slora_api_text_printf(f->out, "%s{tenant=\"%s\"} %" PRIu64 "\n",
+                          tenant_families[f->which].name, t->tenant, v);
 }
 
 static void metrics(void *arg, struct slora_api_text *out)
@@ -1004,13 +1017,13 @@ static void metrics(void *arg, struct slora_api_text *out)
     }
     slora_api_text_printf(out, "%s_sum %.6f\n%s_count %" PRIu64 "\n", h, cs.gen_seconds_sum, h,
                           cs.gen_count);
-    slora_api_text_printf(out, "# HELP slorad_tenant_prompt_tokens_total Prompt tokens processed\n"
-                               "# TYPE slorad_tenant_prompt_tokens_total counter\n"
-                               "# HELP slorad_tenant_completion_tokens_total Tokens generated\n"
-                               "# TYPE slorad_tenant_completion_tokens_total counter\n"
-                               "# HELP slorad_tenant_sequences Sequences waiting or running\n"
-                               "# TYPE slorad_tenant_sequences gauge\n");
-    slora_engine_tenants(inf->engine, tenant_metrics, out);
+    for (size_t i = 0; i < sizeof(tenant_families) / sizeof(tenant_families[0]); i++) {
+        slora_api_text_printf(out, "# HELP %s %s\n# TYPE %s %s\n", tenant_families[i].name,
+                              tenant_families[i].help, tenant_families[i].name,
+                              tenant_families[i].type);
+        struct tenant_family f = {out, i};
+        slora_engine_tenants(inf->engine, tenant_metrics, &f);
+    }
 }
 
 int slora_api_infer_register(struct slora_api *api, struct slora_api_infer *inf)
