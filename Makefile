@@ -227,12 +227,21 @@ $(BUILD)/bench_registry: bench/bench_registry.c $(LIB)
 
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 install: all model
 	install -D -m 0755 $(BUILD)/slorad $(DESTDIR)$(PREFIX)/bin/slorad
 	install -D -m 0644 models/stories260K.bin $(DESTDIR)$(PREFIX)/share/slorad/models/stories260K.bin
 	install -D -m 0644 models/tok512.bin $(DESTDIR)$(PREFIX)/share/slorad/models/tok512.bin
 	install -d $(DESTDIR)$(SYSCONFDIR)/slorad
-	sed -e 's|"models/|"$(PREFIX)/share/slorad/models/|' conf/slorad.json > $(DESTDIR)$(SYSCONFDIR)/slorad/slorad.json
+	@# The config holds key hashes: 0640, group slorad (created by sysusers.d).
+	sed -e 's|"models/|"$(PREFIX)/share/slorad/models/|' conf/slorad.json > $(BUILD)/slorad.json.install
+	install -m 0640 $(BUILD)/slorad.json.install $(DESTDIR)$(SYSCONFDIR)/slorad/slorad.json
+	install -D -m 0644 systemd/slorad.sysusers $(DESTDIR)$(SYSUSERSDIR)/slorad.conf
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+	  systemd-sysusers $(SYSUSERSDIR)/slorad.conf && chgrp slorad $(SYSCONFDIR)/slorad/slorad.json; \
+	else \
+	  echo "on the target: systemd-sysusers; chgrp slorad $(SYSCONFDIR)/slorad/slorad.json"; \
+	fi
 	install -D -m 0644 systemd/slorad.service $(DESTDIR)$(UNITDIR)/slorad.service
 	sed -i -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/slorad/|$(SYSCONFDIR)/slorad/|g' $(DESTDIR)$(UNITDIR)/slorad.service
 	install -D -m 0644 docs/operations.md $(DESTDIR)$(PREFIX)/share/doc/slorad/operations.md
