@@ -135,17 +135,19 @@ node-check:
 	       "(package nodejs from deb.nodesource.com); never Debian's nodejs/npm." >&2; exit 1; \
 	fi; command -v npm >/dev/null || { echo "npm (shipped with Node.js $$v) is missing" >&2; exit 1; }
 
-# llama.cpp through node-llama-cpp (CPU build, prebuilt binaries), the
-# tests' independent reference: SLORA_ORACLE=$(ORACLE). One npm command:
-# installed separately, the optional GPU packages (~700 MB) come along.
-ORACLE_VERSION := 3.21.1
-ORACLE ?= $(BUILD)/oracle
+# llama.cpp as a test and benchmark oracle: node-llama-cpp with its CPU
+# binaries only (prebuilt), SLORA_ORACLE=$(ORACLE) for the tests. One npm
+# command: installed separately, the optional GPU packages (~700 MB) come
+# along. Shared by every BUILD (check-asan does not install it again).
+NLC_VERSION := 3.21.1
+ORACLE ?= $(CURDIR)/build/oracle
 oracle: node-check
-	@if [ "$$(node -p "require('$(abspath $(ORACLE))/node_modules/node-llama-cpp/package.json').version" \
-	      2>/dev/null)" != $(ORACLE_VERSION) ]; then \
+	@if [ "$$(node -p "require('$(ORACLE)/node_modules/node-llama-cpp/package.json').version" \
+	      2>/dev/null)" != $(NLC_VERSION) ]; then \
 	  mkdir -p $(ORACLE) && cd $(ORACLE) && \
-	  npm i -E --omit=optional --no-audit --no-fund node-llama-cpp@$(ORACLE_VERSION) \
-	    @node-llama-cpp/linux-x64@$(ORACLE_VERSION); \
+	  { [ -f package.json ] || echo '{"private": true}' > package.json; } && \
+	  npm i -E --omit=optional --no-audit --no-fund node-llama-cpp@$(NLC_VERSION) \
+	    @node-llama-cpp/linux-x64@$(NLC_VERSION); \
 	fi
 
 MODEL_URL := https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
@@ -174,7 +176,7 @@ run: build
 
 check: check-deps oracle
 	@$(MAKE) --no-print-directory check-tests
-check-tests: export SLORA_ORACLE = $(abspath $(ORACLE))
+check-tests: export SLORA_ORACLE = $(ORACLE)
 check-tests: model all $(BUILD)/check_slora
 	$(BUILD)/check_slora
 	@pass=0; failed=""; for t in tests/e2e/*.sh; do echo "== $$t"; \
@@ -189,7 +191,7 @@ check-tests: model all $(BUILD)/check_slora
 SAN_OPTIONS := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 check-asan:
-	$(SAN_OPTIONS) $(MAKE) BUILD=build-asan ORACLE=$(abspath $(ORACLE)) OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
+	$(SAN_OPTIONS) $(MAKE) BUILD=build-asan ORACLE=$(ORACLE) OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
 
 # The unit suites under memcheck, in one process (CK_FORK=no) so every
 # error counts.
