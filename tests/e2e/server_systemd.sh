@@ -76,15 +76,15 @@ except socket.timeout:
     pass
 PY
 listener=$!
-while [ ! -S "$SOCK" ]; do sleep 0.05; done
+wait_for "the notify listener" test -S "$SOCK"
 NOTIFY_SOCKET=$SOCK WATCHDOG_USEC=200000 start_daemon "$TMP/state"
-for _ in $(seq 1 100); do grep -q READY=1 "$TMP/notify.log" && break; sleep 0.05; done
-check_contains "READY=1 once listening" "READY=1" "$(cat "$TMP/notify.log")"
-sleep 0.3
-check_contains "WATCHDOG=1 with WATCHDOG_USEC" "WATCHDOG=1" "$(cat "$TMP/notify.log")"
+wait_for "READY=1" file_has "$TMP/notify.log" READY=1
+echo "ok - READY=1 once listening"
+wait_for "WATCHDOG=1" file_has "$TMP/notify.log" WATCHDOG=1
+echo "ok - WATCHDOG=1 with WATCHDOG_USEC"
 kill -HUP "$DAEMON_PID"
-for _ in $(seq 1 100); do grep -q RELOADING=1 "$TMP/notify.log" && break; sleep 0.05; done
-check_contains "RELOADING=1 on SIGHUP" "RELOADING=1" "$(cat "$TMP/notify.log")"
+wait_for "RELOADING=1" file_has "$TMP/notify.log" RELOADING=1
+echo "ok - RELOADING=1 on SIGHUP"
 stop_daemon
 wait "$listener" || true
 check_contains "STOPPING=1 on SIGTERM" "STOPPING=1" "$(cat "$TMP/notify.log")"
