@@ -44,6 +44,7 @@
 
 #define PENDING_SLACK (64 * 1024)    /* read-ahead beyond max_header_bytes while busy */
 #define LINGER_MS 2000               /* discard input after the final response this long */
+#define LINGER_BYTES (64 * 1024)     /* and at most this much of it (a refused 64 MiB body) */
 #define MAX_CONFIGS 1024             /* reloads kept alive (borrowed by calls) */
 
 enum conn_state { C_IDLE, C_HEADERS, C_BODY, C_WAIT, C_CLOSING };
@@ -64,6 +65,7 @@ struct conn {
     bool progress;               /* a write completed since the timer was armed */
     bool shut;                   /* shutdown (FIN) done */
     size_t queue_at_arm;         /* unsent bytes when the timer was armed */
+    size_t discarded;            /* input read and dropped while lingering */
     int n_writes;                /* write requests not yet completed */
     bool close_after;            /* Connection: close, error, or draining */
     bool rejected;               /* head phase answered; body must not be read */
@@ -399,7 +401,10 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     free(req);
     if (status == 0 && !c->closed) {
         c->shut = true;
-        arm(c, LINGER_MS);
+        if (c->reading)
+            arm(c, LINGER_MS);
+        else
+            conn_close(c); /* stopped discarding: LINGER_BYTES */
     }
 }
 
@@ -702,8 +707,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (c->state == C_CLOSING) /* lingering: discard */
+    if (c->state == C_CLOSING) {
+        /* Lingering: discard, up to a bound (the client that sent a huge
+         * body to be refused may get a reset rather than cost us reads). */
+        c->discarded += (size_t)nread;
+        if (c->discarded > LINGER_BYTES) {
+            uv_read_stop(stream);
+            c->reading = false;
+            if (c->shut)
+                conn_close(c);
+        }
         return;
+    }
     c->pending_len += (size_t)nread;
     if (c->state == C_BODY)
         arm_body(c);
