@@ -942,11 +942,18 @@ static const struct slora_api_route routes[] = {
 
 /* ---- metrics (loop thread) ----------------------------------------------- */
 
+struct metric_family {
+    const char *name, *type, *help;
+};
+
+static void family_head(struct slora_api_text *out, const struct metric_family *f)
+{
+    slora_api_text_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
+}
+
 /* Per-tenant families, one pass over the tenants each (a family's samples
  * must be contiguous, after its HELP and TYPE). */
-static const struct {
-    const char *name, *type, *help;
-} tenant_families[] = {
+static const struct metric_family tenant_families[] = {
     {"slorad_tenant_prompt_tokens_total", "counter", "Prompt tokens processed"},
     {"slorad_tenant_completion_tokens_total", "counter", "Tokens generated"},
     {"slorad_tenant_sequences", "gauge", "Sequences waiting or running"},
@@ -974,9 +981,7 @@ static void metrics(void *arg, struct slora_api_text *out)
     struct slora_engine_stats es;
     slora_cache_stats(inf->cache, &cs);
     slora_engine_stats(inf->engine, &es);
-    static const struct {
-        const char *name, *type, *help;
-    } m[] = {
+    static const struct metric_family m[] = {
         {"slorad_delta_cache_hits_total", "counter", "Delta cache acquires served by a resident entry"},
         {"slorad_delta_cache_misses_total", "counter", "Delta cache acquires that generated dW"},
         {"slorad_delta_cache_evictions_total", "counter", "Delta cache entries dropped for the budget"},
@@ -994,9 +999,10 @@ static void metrics(void *arg, struct slora_api_text *out)
     uint64_t v[] = {cs.hits, cs.misses, cs.evictions, cs.gen_failures, cs.bytes, cs.entries,
                     cs.pinned_bytes, cs.budget_bytes, (uint64_t)es.waiting, (uint64_t)es.running,
                     es.steps, es.rows, es.canceled};
-    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-        slora_api_text_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", m[i].name,
-                              m[i].help, m[i].name, m[i].type, m[i].name, v[i]);
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+        family_head(out, &m[i]);
+        slora_api_text_printf(out, "%s %" PRIu64 "\n", m[i].name, v[i]);
+    }
     slora_api_text_printf(out, "# HELP slorad_engine_rejected_total Requests refused by the "
                                "engine\n# TYPE slorad_engine_rejected_total counter\n");
     slora_api_text_printf(out, "slorad_engine_rejected_total{reason=\"queue_full\"} %" PRIu64 "\n",
@@ -1018,9 +1024,7 @@ static void metrics(void *arg, struct slora_api_text *out)
     slora_api_text_printf(out, "%s_sum %.6f\n%s_count %" PRIu64 "\n", h, cs.gen_seconds_sum, h,
                           cs.gen_count);
     for (size_t i = 0; i < sizeof(tenant_families) / sizeof(tenant_families[0]); i++) {
-        slora_api_text_printf(out, "# HELP %s %s\n# TYPE %s %s\n", tenant_families[i].name,
-                              tenant_families[i].help, tenant_families[i].name,
-                              tenant_families[i].type);
+        family_head(out, &tenant_families[i]);
         struct tenant_family f = {out, i};
         slora_engine_tenants(inf->engine, tenant_metrics, &f);
     }
