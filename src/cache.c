@@ -264,6 +264,10 @@ static int build_entry(struct slora_cache *c, struct slora_cache_handle *e, char
     int err = c->gen(a, e->dw, 1, diag, diag_len);
     if (err)
         return err;
+    if ((err = slora_superlora_to_native(a, c->model, e->dw))) {
+        snprintf(diag, diag_len, "cannot reorder the q/k deltas for this model");
+        return err;
+    }
     err = slora_superlora_bind(a, c->model, e->dw, SLORA_DTYPE_F32, e->deltas, &e->ws, 0);
     if (err)
         snprintf(diag, diag_len, "adapter %s was made for another base model shape", e->id);

@@ -1,6 +1,8 @@
 /* cmd_convert.c - `slorad convert`: a model to one GGUF that slorad and
- * llama.cpp load: a llama2.c .bin with its tok*.bin, or a GGUF rewritten
- * with other matrix types (its vocabulary and chat template copied). */
+ * llama.cpp load: a llama2.c .bin with its tok*.bin, a Hugging Face
+ * checkpoint directory (q/k rows permuted into GGUF order), or a GGUF
+ * rewritten with other matrix types (its vocabulary and chat template
+ * copied). */
 #include <slora/cli.h>
 #include <slora/cliarg.h>
 #include <slora/error.h>
@@ -15,7 +17,7 @@
 
 static const char usage_text[] =
     "usage: slorad convert --model M [--tokenizer T.bin] -o OUT.gguf [--dtype T]\n"
-    "  --model M          llama2.c .bin or GGUF model\n"
+    "  --model M          llama2.c .bin, GGUF, or Hugging Face checkpoint directory\n"
     "  --tokenizer T      llama2.c tok*.bin for a .bin model\n"
     "  -o, --output OUT   GGUF v3 file to write\n"
     "  --dtype T          matrices as f32 (default for .bin), f16 or bf16; default for a\n"
@@ -88,6 +90,11 @@ int slora_cmd_convert(int argc, char **argv)
             char gdiag[256];
             if ((rc = slora_gguf_parse(buf, len, &g, gdiag, sizeof(gdiag))))
                 snprintf(diag, sizeof(diag), "%s: %s", model_path, gdiag);
+        }
+    } else if (m->n_shards) {
+        if (tok_path) {
+            rc = SLORA_EINVAL;
+            snprintf(diag, sizeof(diag), "a checkpoint directory has its own tokenizer");
         }
     } else {
         if (!tok_path) {

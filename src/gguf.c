@@ -535,6 +535,7 @@ static void convert_row(uint32_t from, const uint8_t *src, float *row, uint32_t 
 struct wtensor {
     char *name;
     struct slora_tensor src; /* borrowed until the write */
+    const int64_t *row_map;  /* written row i is src row row_map[i]; NULL = in order */
     int n_dims;
     uint32_t dtype; /* as written */
 };
@@ -704,11 +705,12 @@ int slora_gguf_writer_add_tensor(struct slora_gguf_writer *w, const char *name, 
     struct slora_tensor t;
     if (!slora_tensor_init(&t, SLORA_DTYPE_F32, data, rows, cols))
         return w->err = SLORA_EINVAL;
-    return slora_gguf_writer_add_typed(w, name, &t, n_dims, dtype);
+    return slora_gguf_writer_add_typed(w, name, &t, n_dims, dtype, NULL);
 }
 
 int slora_gguf_writer_add_typed(struct slora_gguf_writer *w, const char *name,
-                                const struct slora_tensor *src, int n_dims, uint32_t dtype)
+                                const struct slora_tensor *src, int n_dims, uint32_t dtype,
+                                const int64_t *row_map)
 {
     if (!slora_dtype_row_bytes(dtype, src->cols) || !convertible(src->type, dtype))
         return w->err = SLORA_EINVAL;
@@ -716,6 +718,7 @@ int slora_gguf_writer_add_typed(struct slora_gguf_writer *w, const char *name,
     if (!t)
         return w->err;
     t->src = *src;
+    t->row_map = row_map;
     t->n_dims = n_dims;
     t->dtype = dtype;
     return 0;
@@ -759,7 +762,7 @@ static int write_pad(FILE *f, size_t pos, size_t alignment)
 static int write_tensor_data(FILE *f, const struct wtensor *t)
 {
     const struct slora_tensor *src = &t->src;
-    if (t->dtype == src->type) {
+    if (t->dtype == src->type && !t->row_map) {
         size_t nb = tensor_bytes(t);
         return fwrite(src->data, 1, nb, f) == nb ? 0 : -1;
     }
@@ -768,8 +771,13 @@ static int write_tensor_data(FILE *f, const struct wtensor *t)
     uint8_t *enc = malloc(out_bytes);
     int rc = row && enc ? 0 : -1;
     for (int64_t r = 0; !rc && r < src->rows; r++) {
-        convert_row(src->type, (const uint8_t *)src->data + (size_t)r * src->row_bytes, row,
-                    t->dtype, enc, src->cols);
+        const uint8_t *in = (const uint8_t *)src->data +
+                            (size_t)(t->row_map ? t->row_map[r] : r) * src->row_bytes;
+        if (t->dtype == src->type) {
+            rc = fwrite(in, 1, out_bytes, f) == out_bytes ? 0 : -1;
+            continue;
+        }
+        convert_row(src->type, in, row, t->dtype, enc, src->cols);
         rc = fwrite(enc, 1, out_bytes, f) == out_bytes ? 0 : -1;
     }
     free(row);

@@ -23,6 +23,10 @@ int slora_merged_new(const struct slora_model *m, const struct slora_adapter *a,
     err = slora_superlora_generate(a, mg->dw, n_threads, diag, diag_len);
     if (err)
         goto err_free_merged;
+    if ((err = slora_superlora_to_native(a, m, mg->dw))) {
+        snprintf(diag, diag_len, "cannot reorder the q/k deltas for this model");
+        goto err_free_merged;
+    }
     err = slora_superlora_bind(a, m, mg->dw, SLORA_DTYPE_F32, mg->deltas, &mg->ws, 0);
     if (err) {
         snprintf(diag, diag_len, "the adapter's base shape does not match the model");

@@ -60,7 +60,8 @@ struct slora__model_slot slora__model_slot(struct slora_model *m, int i)
 {
     const struct slora_shape *s = &m->cfg.shape;
     int n_layers = s->n_layers;
-    struct slora__model_slot sl = {.layer = -1, .module = -1, .rows = 1, .cols = s->dim};
+    struct slora__model_slot sl = {
+        .layer = -1, .module = -1, .bias_of = -1, .rows = 1, .cols = s->dim};
     if (i == 0) {
         snprintf(sl.name, sizeof(sl.name), "token_embd.weight");
         sl.rows = s->vocab_size;
@@ -103,6 +104,7 @@ struct slora__model_slot slora__model_slot(struct slora_model *m, int i)
             int b = i / n_layers, layer = i % n_layers;
             snprintf(sl.name, sizeof(sl.name), "blk.%d.%s.bias", layer, bias_name[b]);
             sl.layer = layer;
+            sl.bias_of = SLORA_MOD_WQ + b;
             sl.cols = b == 0 ? s->dim : slora_arch_kv_dim(s);
             sl.vec = &m->layers[layer].bias[b];
             return sl;
@@ -122,6 +124,7 @@ void slora_model_tensor(const struct slora_model *m, int i, struct slora_model_t
     memcpy(t->name, sl.name, sizeof(t->name));
     t->layer = sl.layer;
     t->module = sl.module;
+    t->bias_of = sl.bias_of;
     if (sl.mat)
         t->t = *sl.mat;
     else
@@ -139,6 +142,28 @@ const struct slora_tensor *slora_model_matrix(const struct slora_model *m, int l
                                               enum slora_module mod)
 {
     return &m->layers[layer].w[mod];
+}
+
+int64_t slora_model_native_row(const struct slora_model *m, enum slora_module mod, int64_t r)
+{
+    if (!m->cfg.qk_rotate_half || (mod != SLORA_MOD_WQ && mod != SLORA_MOD_WK))
+        return r;
+    int64_t hd = m->cfg.head_dim, j = r % hd;
+    return r - j + (j % 2) * (hd / 2) + j / 2;
+}
+
+bool slora_model_native_rows(const struct slora_model *m, enum slora_module mod, float *w,
+                             int64_t rows, int64_t cols, float *scratch)
+{
+    if (!m->cfg.qk_rotate_half || (mod != SLORA_MOD_WQ && mod != SLORA_MOD_WK))
+        return true;
+    if (rows % m->cfg.head_dim)
+        return false;
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(scratch + slora_model_native_row(m, mod, r) * cols, w + r * cols,
+               (size_t)cols * sizeof(float));
+    memcpy(w, scratch, (size_t)(rows * cols) * sizeof(float));
+    return true;
 }
 
 int slora_model_check_config(const char *path, const struct slora_model_config *c, char *diag,
@@ -332,11 +357,8 @@ static int load_bin(struct slora_model **out, const char *path, const uint8_t *b
     return 0;
 }
 
-int slora_model_load(const char *path, const struct slora_model_opts *opts,
-                     struct slora_model **out, char *diag, size_t diag_len)
+int slora__model_map(const char *path, void **map, size_t *len, char *diag, size_t diag_len)
 {
-    int max_context = opts && opts->max_context > 0 ? opts->max_context
-                                                     : SLORA_MODEL_DEFAULT_CONTEXT;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(diag, diag_len, "%s: cannot open: %s", path, strerror(errno));
@@ -352,22 +374,42 @@ int slora_model_load(const char *path, const struct slora_model_opts *opts,
         close(fd);
         return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: not a regular file", path);
     }
-    size_t len = (size_t)st.st_size;
-    void *map = NULL;
-    if (len) {
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
+    *len = (size_t)st.st_size;
+    *map = NULL;
+    if (*len) {
+        *map = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (*map == MAP_FAILED) {
+            *map = NULL;
             snprintf(diag, diag_len, "%s: cannot map: %s", path, strerror(errno));
             close(fd);
             return SLORA_EIO;
         }
     }
     close(fd);
-    const uint8_t *buf = map;
+    return 0;
+}
+
+int slora_model_load(const char *path, const struct slora_model_opts *opts,
+                     struct slora_model **out, char *diag, size_t diag_len)
+{
+    int max_context = opts && opts->max_context > 0 ? opts->max_context
+                                                     : SLORA_MODEL_DEFAULT_CONTEXT;
     struct slora_model *m = NULL;
-    int rc = len >= 4 && !memcmp(buf, "GGUF", 4)
-                 ? slora__model_load_gguf(&m, path, buf, len, max_context, diag, diag_len)
-                 : load_bin(&m, path, buf, len, max_context, diag, diag_len);
+    struct stat st;
+    int rc;
+    if (!stat(path, &st) && S_ISDIR(st.st_mode)) {
+        if ((rc = slora__model_load_hf(&m, path, max_context, diag, diag_len)))
+            return rc;
+        goto loaded;
+    }
+    void *map;
+    size_t len;
+    if ((rc = slora__model_map(path, &map, &len, diag, diag_len)))
+        return rc;
+    const uint8_t *buf = map;
+    rc = len >= 4 && !memcmp(buf, "GGUF", 4)
+             ? slora__model_load_gguf(&m, path, buf, len, max_context, diag, diag_len)
+             : load_bin(&m, path, buf, len, max_context, diag, diag_len);
     if (rc) {
         if (map)
             munmap(map, len);
@@ -375,6 +417,7 @@ int slora_model_load(const char *path, const struct slora_model_opts *opts,
     }
     m->map = map;
     m->map_len = len;
+loaded:
     if ((rc = slora__model_check_finite(m, diag, diag_len))) {
         slora_model_free(m);
         return rc;
@@ -420,9 +463,15 @@ void slora_model_free(struct slora_model *m)
         return;
     if (m->map)
         munmap(m->map, m->map_len);
+    for (int i = 0; i < m->n_shards; i++)
+        if (m->shards[i])
+            munmap(m->shards[i], m->shard_lens[i]);
+    free(m->shards);
+    free(m->shard_lens);
     slora_tokenizer_free(m->gguf_vocab);
     free((char *)m->chat_template);
     free(m->owned);
+    free(m->rope_freqs_buf);
     free(m->layers);
     free((char *)m->path);
     free(m);

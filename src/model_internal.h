@@ -15,7 +15,8 @@ struct slora__model_slot {
     int64_t rows; /* 1 for vectors */
     int64_t cols;
     int layer;  /* -1 for non-layer tensors */
-    int module; /* enum slora_module or -1 */
+    int module;  /* enum slora_module or -1 */
+    int bias_of; /* the module a bias vector belongs to, else -1 */
     struct slora_tensor *mat;
     const float **vec;
 };
@@ -30,5 +31,12 @@ int slora__model_check_finite(const struct slora_model *m, char *diag, size_t di
  * into buf. */
 int slora__model_load_gguf(struct slora_model **out, const char *path, const uint8_t *buf,
                            size_t len, int max_context, char *diag, size_t diag_len);
+
+/* Map path read-only (a regular file); *map NULL for an empty file. */
+int slora__model_map(const char *path, void **map, size_t *len, char *diag, size_t diag_len);
+/* model_hf.c: a Hugging Face checkpoint directory into *out; tensors are
+ * views into the mapped shards (m->shards). */
+int slora__model_load_hf(struct slora_model **out, const char *dir, int max_context, char *diag,
+                         size_t diag_len);
 
 #endif

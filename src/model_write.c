@@ -3,6 +3,7 @@
 
 #include <slora/error.h>
 #include <slora/fsio.h>
+#include <slora/matmul.h>
 #include <slora/model_write.h>
 #include <slora/tokenizer.h>
 
@@ -31,28 +32,25 @@ struct bin_job {
     const float *const *replace;
 };
 
-/* Write tensor t as F32 floats. */
-static int write_f32(FILE *f, const struct slora_tensor *t)
+/* Write tensor t (of module mod, or -1) as F32 floats in GGUF row order,
+ * taking rows from rep (F32, the loaded order) instead when given. */
+static int write_f32(FILE *f, const struct slora_model *m, int mod, const struct slora_tensor *t,
+                     const float *rep)
 {
-    if (t->type == SLORA_DTYPE_F32) {
+    bool permuted = m->cfg.qk_rotate_half && (mod == SLORA_MOD_WQ || mod == SLORA_MOD_WK);
+    if ((t->type == SLORA_DTYPE_F32 || rep) && !permuted) {
         size_t n = (size_t)(t->rows * t->cols);
-        return fwrite(t->data, sizeof(float), n, f) == n ? 0 : -1;
+        return fwrite(rep ? rep : t->data, sizeof(float), n, f) == n ? 0 : -1;
     }
     size_t n = (size_t)t->cols;
     float *row = malloc(n * sizeof(float));
     int rc = row ? 0 : -1;
     for (int64_t r = 0; !rc && r < t->rows; r++) {
-        const uint8_t *p = (const uint8_t *)t->data + (size_t)r * t->row_bytes;
-        for (size_t j = 0; j < n; j++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * j, 2);
-            if (t->type == SLORA_DTYPE_F16) {
-                row[j] = slora_gguf_f16_to_f32(h);
-            } else {
-                uint32_t u = (uint32_t)h << 16;
-                memcpy(&row[j], &u, 4);
-            }
-        }
+        int64_t src = mod >= 0 ? slora_model_native_row(m, mod, r) : r;
+        if (rep)
+            memcpy(row, rep + src * t->cols, n * sizeof(float));
+        else
+            slora_matmul_get_row(t, src, row);
         rc = fwrite(row, sizeof(float), n, f) == n ? 0 : -1;
     }
     free(row);
@@ -80,13 +78,8 @@ static int write_bin_all(FILE *f, void *ctx)
         const float *rep =
             job->replace && t.module >= 0 ? job->replace[t.layer * SLORA_MOD_COUNT + t.module]
                                           : NULL;
-        if (rep) {
-            size_t count = (size_t)(t.t.rows * t.t.cols);
-            if (fwrite(rep, sizeof(float), count, f) != count)
-                return -1;
-        } else if (write_f32(f, &t.t)) {
+        if (write_f32(f, m, t.module, &t.t, rep))
             return -1;
-        }
     }
     if (m->cfg.shared_classifier && write_freq_tables(f, m))
         return -1;
@@ -221,14 +214,43 @@ static void add_hparams(struct slora_gguf_writer *w, const struct slora_model *m
 #undef KEY
 }
 
+/* GGUF row order of wq and wk (a model keeping HF's rotate-half order is
+ * written as llama.cpp's converter permutes it), or NULL maps for the
+ * identity; caller frees. */
+static int qk_maps(const struct slora_model *m, int64_t **mq, int64_t **mk)
+{
+    *mq = *mk = NULL;
+    if (!m->cfg.qk_rotate_half)
+        return 0;
+    int64_t nq = m->cfg.shape.dim, nk = slora_arch_kv_dim(&m->cfg.shape);
+    *mq = malloc((size_t)nq * sizeof(int64_t));
+    *mk = malloc((size_t)nk * sizeof(int64_t));
+    if (!*mq || !*mk)
+        return SLORA_ENOMEM;
+    for (int64_t r = 0; r < nq; r++)
+        (*mq)[r] = slora_model_native_row(m, SLORA_MOD_WQ, r);
+    for (int64_t r = 0; r < nk; r++)
+        (*mk)[r] = slora_model_native_row(m, SLORA_MOD_WK, r);
+    return 0;
+}
+
 int slora_model_write_gguf(const struct slora_model *m, const struct slora_model_write_opts *o,
                            const char *path, char *diag, size_t diag_len)
 {
     int version = o->version ? o->version : 3;
+    int64_t *mq, *mk;
+    if (qk_maps(m, &mq, &mk)) {
+        free(mq);
+        free(mk);
+        return SLORA_ENOMEM;
+    }
     struct slora_gguf_writer *w =
         slora_gguf_writer_new((uint32_t)version, SLORA_GGUF_DEFAULT_ALIGNMENT);
-    if (!w)
+    if (!w) {
+        free(mq);
+        free(mk);
         return SLORA_ENOMEM;
+    }
     add_hparams(w, m, o->name);
     int rc = o->tok ? add_vocab(w, m, o->tok) : o->vocab_from ? copy_vocab(w, o->vocab_from) : 0;
     if (!rc && !o->tok && !o->vocab_from && m->cfg.bos_id >= 0) {
@@ -238,12 +260,27 @@ int slora_model_write_gguf(const struct slora_model *m, const struct slora_model
     if (!rc && m->chat_template && !o->vocab_from)
         rc = slora_gguf_writer_add_str(w, "tokenizer.chat_template", m->chat_template);
     int n = slora_model_n_tensors(m);
+    /* q/k biases of a rotate-half model, permuted like their matrices' rows */
+    float **bias = calloc((size_t)n, sizeof(*bias));
+    if (!bias)
+        rc = SLORA_ENOMEM;
     for (int i = 0; !rc && i < n; i++) {
         struct slora_model_tensor t;
         slora_model_tensor(m, i, &t);
         int vec = t.t.rows == 1;
+        if (m->cfg.qk_rotate_half && (t.bias_of == SLORA_MOD_WQ || t.bias_of == SLORA_MOD_WK)) {
+            const float *src = t.t.data;
+            if (!(bias[i] = malloc((size_t)t.t.cols * sizeof(float)))) {
+                rc = SLORA_ENOMEM;
+                break;
+            }
+            for (int64_t r = 0; r < t.t.cols; r++)
+                bias[i][r] = src[slora_model_native_row(m, t.bias_of, r)];
+            t.t.data = bias[i];
+        }
         uint32_t dtype = vec ? SLORA_DTYPE_F32 : o->dtype < 0 ? t.t.type : (uint32_t)o->dtype;
-        rc = slora_gguf_writer_add_typed(w, t.name, &t.t, vec ? 1 : 2, dtype);
+        const int64_t *map = t.module == SLORA_MOD_WQ ? mq : t.module == SLORA_MOD_WK ? mk : NULL;
+        rc = slora_gguf_writer_add_typed(w, t.name, &t.t, vec ? 1 : 2, dtype, map);
         if (rc)
             snprintf(diag, diag_len, "%s: tensor '%s': cannot write %s as %s", path, t.name,
                      slora_dtype_name(t.t.type), slora_dtype_name(dtype));
@@ -251,5 +288,10 @@ int slora_model_write_gguf(const struct slora_model *m, const struct slora_model
     if (!rc)
         rc = slora_gguf_writer_write(w, path, diag, diag_len);
     slora_gguf_writer_free(w);
+    for (int i = 0; bias && i < n; i++)
+        free(bias[i]);
+    free(bias);
+    free(mq);
+    free(mk);
     return rc;
 }

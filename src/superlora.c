@@ -675,3 +675,27 @@ int slora_superlora_bind(const struct slora_adapter *a, const struct slora_model
     }
     return 0;
 }
+
+int slora_superlora_to_native(const struct slora_adapter *a, const struct slora_model *m,
+                              float *dw_all)
+{
+    if (!m->cfg.qk_rotate_half)
+        return 0;
+    float *scratch = NULL;
+    for (int j = 0; j < a->n_targets; j++) {
+        const struct slora_target *t = &a->targets[j];
+        if (t->module != SLORA_MOD_WQ && t->module != SLORA_MOD_WK)
+            continue;
+        /* wq (dim, dim) is the largest q/k matrix */
+        if (!scratch &&
+            !(scratch = malloc((size_t)m->cfg.shape.dim * m->cfg.shape.dim * sizeof(float))))
+            return SLORA_ENOMEM;
+        if (!slora_model_native_rows(m, t->module, dw_all + t->offset, t->rows, t->cols,
+                                     scratch)) {
+            free(scratch);
+            return SLORA_EMISMATCH;
+        }
+    }
+    free(scratch);
+    return 0;
+}

@@ -124,9 +124,11 @@ int slora_gguf_writer_add_tensor(struct slora_gguf_writer *w, const char *name, 
                                  int64_t rows, int64_t cols, int n_dims, uint32_t dtype);
 /* A typed tensor stored as dtype: its bytes as they are when dtype is its
  * type, else converted row by row (SLORA_EINVAL for a conversion the
- * writer cannot make). */
+ * writer cannot make). With row_map (borrowed until the write), written
+ * row i is t's row row_map[i]. */
 int slora_gguf_writer_add_typed(struct slora_gguf_writer *w, const char *name,
-                                const struct slora_tensor *t, int n_dims, uint32_t dtype);
+                                const struct slora_tensor *t, int n_dims, uint32_t dtype,
+                                const int64_t *row_map);
 /* Copy a key/value pair of a parsed file verbatim (kv from slora_gguf_find_kv
  * or the kv array). */
 int slora_gguf_writer_add_kv(struct slora_gguf_writer *w, const struct slora_gguf_kv *kv);

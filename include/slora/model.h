@@ -47,6 +47,10 @@ struct slora_model_config {
     int n_ctx_train;          /* the file's context length */
     bool shared_classifier;   /* tied output: the classifier is token_embd */
     bool qkv_bias;            /* q, k, v projections carry biases */
+    /* wq/wk rows in HF's rotate-half order (a llama Hugging Face checkpoint,
+     * served with NEOX RoPE): adapter deltas, defined in GGUF row order, are
+     * permuted into it (slora_model_native_rows), and writers permute back */
+    bool qk_rotate_half;
     enum slora_rope_style rope_style;
     float rope_theta;      /* frequency base */
     float rope_freq_scale; /* linear scaling: positions times this (1 = none) */
@@ -83,10 +87,17 @@ struct slora_model {
     /* private: mapping and owned buffers */
     void *map;
     size_t map_len;
+    void **shards; /* (n_shards) mappings of a sharded checkpoint */
+    size_t *shard_lens;
+    int n_shards;
     void *owned;
+    float *rope_freqs_buf; /* rope_freqs computed at load */
 };
 
-/* Load a .bin or .gguf (detected by magic); opts NULL = defaults. Returns 0
+/* Load a .bin or .gguf (detected by magic), or a Hugging Face checkpoint
+ * directory (config.json, model.safetensors or its sharded form with
+ * model.safetensors.index.json, tokenizer.json, tokenizer_config.json);
+ * opts NULL = defaults. Returns 0
  * or SLORA_E* with a diagnostic naming the file, the key or tensor and the
  * problem in diag. */
 int slora_model_load(const char *path, const struct slora_model_opts *opts,
@@ -106,8 +117,9 @@ const struct slora_tensor *slora_model_matrix(const struct slora_model *m, int l
 struct slora_model_tensor {
     char name[48];
     struct slora_tensor t;
-    int layer;  /* -1 for non-layer tensors */
-    int module; /* enum slora_module, or -1 for embeddings, norms and biases */
+    int layer;   /* -1 for non-layer tensors */
+    int module;  /* enum slora_module, or -1 for embeddings, norms and biases */
+    int bias_of; /* the module (wq, wk, wv) a bias belongs to, else -1 */
 };
 int slora_model_n_tensors(const struct slora_model *m);
 void slora_model_tensor(const struct slora_model *m, int i, struct slora_model_tensor *t);
@@ -122,6 +134,17 @@ int slora_model_new_blank(const struct slora_model_config *cfg, struct slora_mod
 /* Give a blank model a rope_freqs tensor (head_dim / 2 divisors, all 1.0
  * until filled through slora_model_blank_data): Llama 3's RoPE scaling. */
 int slora_model_blank_add_rope_freqs(struct slora_model *m);
+/* Row r (GGUF order) of module mod is row slora_model_native_row(m, mod, r)
+ * of the loaded matrix: the identity except for wq/wk of a model with
+ * qk_rotate_half, where GGUF's interleaved pair (2i, 2i + 1) of a head is
+ * HF's (i, i + head_dim / 2). */
+int64_t slora_model_native_row(const struct slora_model *m, enum slora_module mod, int64_t r);
+/* Reorder the rows of a (rows, cols) float matrix of module mod from GGUF
+ * order into the loaded order (a no-op unless qk_rotate_half). row is
+ * scratch of rows * cols floats; returns false when rows do not hold whole
+ * heads. */
+bool slora_model_native_rows(const struct slora_model *m, enum slora_module mod, float *w,
+                             int64_t rows, int64_t cols, float *scratch);
 /* Check a config as the loaders do (shapes, ranges, RoPE); diag names the
  * field. */
 int slora_model_check_config(const char *path, const struct slora_model_config *c, char *diag,

@@ -46,4 +46,11 @@ size_t slora_superlora_scratch_bytes(const struct slora_adapter *a, int n_thread
 int slora_superlora_bind(const struct slora_adapter *a, const struct slora_model *m,
                          const void *dw_all, enum slora_dtype dtype, struct slora_delta *deltas,
                          struct slora_weights *ws, int term);
+/* dW_all (F32, as generated: every delta in GGUF row order, spec section 1)
+ * into the loaded model's row order: the wq/wk targets' rows permuted when
+ * the model keeps HF's rotate-half order (qk_rotate_half); else nothing.
+ * 0, SLORA_ENOMEM or SLORA_EMISMATCH. */
+int slora_superlora_to_native(const struct slora_adapter *a, const struct slora_model *m,
+                              float *dw_all);
+
 #endif

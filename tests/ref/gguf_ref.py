@@ -4,6 +4,7 @@ references: key/values and F32/F16/BF16 tensors, written from the GGUF
 format description (ggml's docs/gguf.md), not from slorad's code.
 
 read(path) -> (kv: dict key -> value, tensors: dict name -> np.ndarray)
+types(path) -> dict name -> ggml type id
 Tensors come back as float64 arrays of shape (ne[n-1], ..., ne[0]), i.e.
 row-major (rows, cols) for matrices.
 """
@@ -41,7 +42,11 @@ class _Reader:
         return self.take(_SCALARS[t])
 
 
-def read(path):
+def types(path):
+    return {name: ttype for name, _, ttype, _ in _header(path)[2]}
+
+
+def _header(path):
     with open(path, "rb") as f:
         data = f.read()
     r = _Reader(data)
@@ -63,8 +68,13 @@ def read(path):
         ne = [r.take("<Q") for _ in range(nd)]
         ttype, off = r.take("<I"), r.take("<Q")
         infos.append((name, ne, ttype, off))
+    return data, kv, infos, r.o
+
+
+def read(path):
+    data, kv, infos, end = _header(path)
     align = kv.get("general.alignment", 32)
-    start = (r.o + align - 1) // align * align
+    start = (end + align - 1) // align * align
     tensors = {}
     for name, ne, ttype, off in infos:
         n = int(np.prod(ne))
