@@ -214,8 +214,9 @@ $(BUILD)/bench_model: bench/bench_model.c $(LIB)
 $(BUILD)/bench_tok: bench/bench_tok.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
-bench: bench-deps
+bench: bench-deps oracle
 	@$(MAKE) --no-print-directory bench-run
+bench-run: export SLORA_ORACLE = $(ORACLE)
 bench-run: model all $(BUILD)/bench_model $(BUILD)/bench_tok
 	@mkdir -p bench/results
 	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$b || exit 1; done
