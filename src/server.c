@@ -9,7 +9,8 @@
  *   BODY     headers accepted, body due   timer: body_timeout of silence, and at
  *                                         most body_deadline from the headers (408)
  *   WAIT     handler running / writing    no timer (unless blocked, below)
- *   CLOSING  last response queued         FIN once written, input discarded briefly, then close
+ *   CLOSING  last response queued         FIN once written, input discarded briefly
+ *                                         (LINGER_MS, LINGER_BYTES), then close
  *
  * Back-pressure: output the client has not read yet stays queued in libuv.
  * Above max_queued_reply_bytes unsent bytes or max_queued_replies write
@@ -449,8 +450,9 @@ static bool conn_throttle(struct conn *c)
         return c->blocked;
     c->blocked = true;
     slora_api_blocked_delta(c->srv->api, 1);
+    /* IDLE stops reading; a stream's connection (WAIT) reads on, within
+     * the pending bound, to notice a disconnect. */
     if (c->state == C_IDLE && c->reading) {
-        /* Still read while a handler runs, to notice a disconnect. */
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
