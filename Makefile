@@ -16,18 +16,19 @@ VERSION  := 0.1.0
 
 # Debian packages by target (installed with --no-install-recommends when
 # missing). `make run`: build and run the daemon. `make check`: adds the
-# test tools (python3 references, clang's fuzzer runtime for the corpus
-# replays, promtool, Redis/HAProxy/hiredis for the scale-out tests,
-# systemd-analyze and the /bin/kill the unit names). `make bench`: adds the
-# load generators.
+# test tools (python3 references and the trainer's packaging test, clang's
+# fuzzer runtime for the corpus replays, promtool, Redis/HAProxy/hiredis
+# for the scale-out tests, systemd-analyze and the /bin/kill the unit
+# names). `make bench`: adds the load generators.
 # Debian's nodejs and npm are never installed (Node >= 20 comes from
 # elsewhere, see node-check); for the same reason node-llhttp is not
 # installed either (it depends on nodejs): its C sources are extracted
 # from the package into $(LLHTTP).
 RUN_PKGS   := gcc libc6-dev make pkg-config libuv1-dev libopenblas-dev libjansson-dev \
               curl ca-certificates
-CHECK_PKGS := check python3 python3-numpy python3-torch python3-jinja2 clang libclang-rt-14-dev \
-              prometheus redis-server haproxy libhiredis-dev systemd procps
+CHECK_PKGS := check python3 python3-numpy python3-torch python3-jinja2 python3-venv \
+              python3-setuptools python3-wheel clang libclang-rt-14-dev prometheus redis-server \
+              haproxy libhiredis-dev systemd procps
 BENCH_PKGS := wrk hyperfine python3
 
 # llhttp's C sources and header, copied from an installed node-llhttp
@@ -180,7 +181,7 @@ check-tests: export SLORA_ORACLE = $(ORACLE)
 check-tests: model all $(BUILD)/check_slora
 	$(BUILD)/check_slora
 	@pass=0; failed=""; for t in tests/e2e/*.sh; do echo "== $$t"; \
-	  if BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$t; then pass=$$((pass + 1)); \
+	  if BUILD=$(BUILD) PYTHON=$(PYTHON) SLORA_SHARED=$(SHARED) bash $$t; then pass=$$((pass + 1)); \
 	  else failed="$$failed $$t"; fi; done; \
 	  nfail=$$(echo $$failed | wc -w); \
 	  [ -z "$$failed" ] || echo "failed e2e scripts:$$failed"; \
@@ -286,6 +287,10 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(SRCS:%.c=$(BUILD)/%.d) $(BUILD)/src/main.d $(TEST_OBJS:.o=.d)
+
+# Test-only driver of the chat-template engine (tests/e2e/chat_templates.sh).
+$(BUILD)/tmpl_render: tests/template/tmpl_render.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
 $(BUILD)/bench_engine: bench/bench_engine.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
