@@ -20,6 +20,7 @@
 #include <slora/engine.h>
 #include <slora/error.h>
 #include <slora/generate.h>
+#include <slora/jsonscan.h>
 #include <slora/log.h>
 #include <slora/model.h>
 #include <slora/registry.h>
@@ -95,6 +96,7 @@ struct job {
     struct slora_principal principal;
     int64_t max_tokens_cap;
     int64_t max_logits_bytes;
+    struct slora_jsonscan_limits json_lim;
     void *body;                   /* (body_len) request JSON */
     size_t body_len;
 
@@ -168,11 +170,12 @@ static int fail(struct job *j, int err, const char *fmt, ...)
 
 static int parse_body(struct job *j, json_t **out)
 {
-    json_error_t e;
-    json_t *req = json_loadb(j->body ? j->body : "", j->body_len, JSON_REJECT_DUPLICATES, &e);
-    if (!req)
-        return fail(j, SLORA_EINVAL, "invalid JSON body: %s (line %d, column %d)", e.text,
-                    e.line, e.column);
+    json_t *req;
+    int err = slora_jsonscan_load(j->body, j->body_len, &j->json_lim, &req, j->msg, sizeof(j->msg));
+    if (err) {
+        j->err = err;
+        return err;
+    }
     if (!json_is_object(req)) {
         json_decref(req);
         return fail(j, SLORA_EINVAL, "the request body must be a JSON object");
@@ -903,6 +906,8 @@ static void start_job(struct slora_api_call *c, enum job_kind kind)
         j->principal.role = SLORA_ROLE_ADMIN;
     j->max_tokens_cap = cfg ? cfg->max_tokens : 512;
     j->max_logits_bytes = cfg ? cfg->max_logits_bytes : (int64_t)64 << 20;
+    j->json_lim = (struct slora_jsonscan_limits){cfg ? cfg->max_json_depth : INT64_MAX,
+                                                 cfg ? cfg->max_json_elements : INT64_MAX};
     j->logprobs = -1;
     j->created = (int64_t)time(NULL);
     static atomic_uint_fast64_t next_id;
@@ -946,16 +951,36 @@ static const struct slora_api_route routes[] = {
 
 /* ---- metrics (loop thread) ----------------------------------------------- */
 
+struct metric_family {
+    const char *name, *type, *help;
+};
+
+static void family_head(struct slora_api_text *out, const struct metric_family *f)
+{
+    slora_api_text_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
+}
+
+/* Per-tenant families, one pass over the tenants each (a family's samples
+ * must be contiguous, after its HELP and TYPE). */
+static const struct metric_family tenant_families[] = {
+    {"slorad_tenant_prompt_tokens_total", "counter", "Prompt tokens processed"},
+    {"slorad_tenant_completion_tokens_total", "counter", "Tokens generated"},
+    {"slorad_tenant_sequences", "gauge", "Sequences waiting or running"},
+};
+
+struct tenant_family {
+    struct slora_api_text *out;
+    size_t which; /* in tenant_families */
+};
+
 static void tenant_metrics(void *arg, const struct slora_engine_tenant_stats *t)
 {
-    struct slora_api_text *out = arg;
-    slora_api_text_printf(out, "slorad_tenant_prompt_tokens_total{tenant=\"%s\"} %" PRIu64 "\n",
-                          t->tenant, t->prompt_tokens);
-    slora_api_text_printf(out,
-                          "slorad_tenant_completion_tokens_total{tenant=\"%s\"} %" PRIu64 "\n",
-                          t->tenant, t->completion_tokens);
-    slora_api_text_printf(out, "slorad_tenant_sequences{tenant=\"%s\"} %d\n", t->tenant,
-                          t->sequences);
+    const struct tenant_family *f = arg;
+    uint64_t v = f->which == 0   ? t->prompt_tokens
+                 : f->which == 1 ? t->completion_tokens
+                                 : (uint64_t)t->sequences;
+    slora_api_text_printf(f->out, "%s{tenant=\"%s\"} %" PRIu64 "\n",
+                          tenant_families[f->which].name, t->tenant, v);
 }
 
 static void metrics(void *arg, struct slora_api_text *out)
@@ -965,9 +990,7 @@ static void metrics(void *arg, struct slora_api_text *out)
     struct slora_engine_stats es;
     slora_cache_stats(inf->cache, &cs);
     slora_engine_stats(inf->engine, &es);
-    static const struct {
-        const char *name, *type, *help;
-    } m[] = {
+    static const struct metric_family m[] = {
         {"slorad_delta_cache_hits_total", "counter", "Delta cache acquires served by a resident entry"},
         {"slorad_delta_cache_misses_total", "counter", "Delta cache acquires that generated dW"},
         {"slorad_delta_cache_evictions_total", "counter", "Delta cache entries dropped for the budget"},
@@ -987,9 +1010,10 @@ static void metrics(void *arg, struct slora_api_text *out)
     uint64_t v[] = {cs.hits, cs.misses, cs.evictions, cs.gen_failures, cs.bytes, cs.entries,
                     cs.pinned_bytes, cs.budget_bytes, (uint64_t)es.waiting, (uint64_t)es.running,
                     (uint64_t)es.acquiring, es.steps, es.rows, es.canceled};
-    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-        slora_api_text_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", m[i].name,
-                              m[i].help, m[i].name, m[i].type, m[i].name, v[i]);
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+        family_head(out, &m[i]);
+        slora_api_text_printf(out, "%s %" PRIu64 "\n", m[i].name, v[i]);
+    }
     slora_api_text_printf(out, "# HELP slorad_engine_rejected_total Requests refused by the "
                                "engine\n# TYPE slorad_engine_rejected_total counter\n");
     slora_api_text_printf(out, "slorad_engine_rejected_total{reason=\"queue_full\"} %" PRIu64 "\n",
@@ -1010,13 +1034,11 @@ static void metrics(void *arg, struct slora_api_text *out)
     }
     slora_api_text_printf(out, "%s_sum %.6f\n%s_count %" PRIu64 "\n", h, cs.gen_seconds_sum, h,
                           cs.gen_count);
-    slora_api_text_printf(out, "# HELP slorad_tenant_prompt_tokens_total Prompt tokens processed\n"
-                               "# TYPE slorad_tenant_prompt_tokens_total counter\n"
-                               "# HELP slorad_tenant_completion_tokens_total Tokens generated\n"
-                               "# TYPE slorad_tenant_completion_tokens_total counter\n"
-                               "# HELP slorad_tenant_sequences Sequences waiting or running\n"
-                               "# TYPE slorad_tenant_sequences gauge\n");
-    slora_engine_tenants(inf->engine, tenant_metrics, out);
+    for (size_t i = 0; i < sizeof(tenant_families) / sizeof(tenant_families[0]); i++) {
+        family_head(out, &tenant_families[i]);
+        struct tenant_family f = {out, i};
+        slora_engine_tenants(inf->engine, tenant_metrics, &f);
+    }
 }
 
 int slora_api_infer_register(struct slora_api *api, struct slora_api_infer *inf)

@@ -598,6 +598,7 @@ void slora_engine_stats(struct slora_engine *e, struct slora_engine_stats *out)
 {
     pthread_mutex_lock(&e->lock);
     *out = e->st;
+    out->stopping = e->stopping;
     pthread_mutex_unlock(&e->lock);
 }
 

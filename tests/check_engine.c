@@ -17,10 +17,10 @@
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* prompts start with llama2.c's BOS id (a .bin model carries no vocabulary) */
 #define BOS 1
@@ -495,10 +495,14 @@ START_TEST(cancel)
 }
 END_TEST
 
-static void *open_gate_later(void *arg)
+/* Opens the gate once slora_engine_stop raised its flag (so the blocked
+ * job is canceled, not resumed). */
+static void *open_gate_when_stopping(void *arg)
 {
     (void)arg;
-    usleep(50 * 1000); /* let slora_engine_stop raise its flag first */
+    struct slora_engine_stats es;
+    for (slora_engine_stats(engine, &es); !es.stopping; slora_engine_stats(engine, &es))
+        sched_yield();
     set_gate(false);
     return NULL;
 }
@@ -521,7 +525,7 @@ START_TEST(stop_cancels_everything)
     wait_entered();
     ck_assert_int_eq(submit(&queued, "y", NULL, prompt, 2), 0);
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, open_gate_later, NULL), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, open_gate_when_stopping, NULL), 0);
     slora_engine_stop(engine);
     pthread_join(t, NULL);
     ck_assert(blocker.done && queued.done);
