@@ -7,6 +7,13 @@
  * per-sequence compute state (kv, pos, logits) is touched only by the
  * engine thread once the sequence is ACTIVE. Cancellation is a flag the
  * engine thread checks before each step.
+ *
+ * KV caches of finished sequences are kept for the next ones (engine
+ * thread only): allocating and freeing one per request cost more than its
+ * whole prefill on small models (calloc of (n_layers, seq_len, kv_dim)
+ * twice, page faults and zeroing included). A reused cache needs no
+ * clearing: a sequence writes each position before attending to it. At
+ * most max_batch caches exist, active or spare.
  */
 #include <slora/blas.h>
 #include <slora/engine.h>
@@ -72,6 +79,8 @@ struct slora_engine {
     int max_rows;               /* max_batch + seq_len: a whole prompt joins in one pass */
     struct seq **active;        /* (max_batch) ACTIVE sequences; engine thread only */
     int n_active;
+    struct slora_kv **spare_kv; /* (max_batch) KV caches of finished sequences; engine thread */
+    int n_spare_kv;
 
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -273,6 +282,10 @@ static void finish(struct slora_engine *e, struct seq *s, int err)
         e->st.canceled++;
     pthread_mutex_unlock(&e->lock);
     s->done(s->arg, &s->res);
+    if (s->kv && e->n_spare_kv < e->cfg.max_batch) {
+        e->spare_kv[e->n_spare_kv++] = s->kv;
+        s->kv = NULL;
+    }
     free_seq(s);
 }
 
@@ -439,7 +452,7 @@ static void activate(struct slora_engine *e, struct seq **to_finish)
         if (!s->res.err) {
             if (s->handle)
                 s->ws = slora_cache_handle_weights(s->handle);
-            s->kv = slora_kv_new(e->model);
+            s->kv = e->n_spare_kv ? e->spare_kv[--e->n_spare_kv] : slora_kv_new(e->model);
             if (!s->kv)
                 s->res.err = SLORA_ENOMEM;
         }
@@ -514,7 +527,8 @@ struct slora_engine *slora_engine_new(const struct slora_model *m, struct slora_
     e->fwd = slora_fwd_new(m, e->max_rows);
     e->rows = calloc((size_t)e->max_rows, sizeof(*e->rows));
     e->active = calloc((size_t)e->cfg.max_batch, sizeof(*e->active));
-    if (!e->fwd || !e->rows || !e->active)
+    e->spare_kv = calloc((size_t)e->cfg.max_batch, sizeof(*e->spare_kv));
+    if (!e->fwd || !e->rows || !e->active || !e->spare_kv)
         goto err_free_buffers;
     slora_blas_set_threads(e->cfg.threads);
     pthread_mutex_init(&e->lock, NULL);
@@ -527,6 +541,7 @@ err_destroy_sync:
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->lock);
 err_free_buffers:
+    free(e->spare_kv);
     free(e->active);
     free(e->rows);
     slora_fwd_free(e->fwd);
@@ -561,6 +576,9 @@ void slora_engine_free(struct slora_engine *e)
     }
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->lock);
+    while (e->n_spare_kv)
+        slora_kv_free(e->spare_kv[--e->n_spare_kv]);
+    free(e->spare_kv);
     free(e->active);
     free(e->rows);
     slora_fwd_free(e->fwd);
