@@ -90,27 +90,27 @@ static inline __attribute__((always_inline)) void tile(const float *w, const flo
         }
 }
 
+/* nr rows of W (at w) against every pair of X rows, into columns of Y. */
+static inline __attribute__((always_inline)) void row_block(const float *w, const float *x,
+                                                            float *y, int n, int rows, int cols,
+                                                            const int nr)
+{
+    int i = 0;
+    for (; i + 2 <= n; i += 2)
+        tile(w, x + (size_t)i * cols, y + (size_t)i * rows, cols, rows, nr, 2);
+    if (i < n)
+        tile(w, x + (size_t)i * cols, y + (size_t)i * rows, cols, rows, nr, 1);
+}
+
 /* Y (n, rows) = X (n, cols) W^T: blocks of four W rows (a few KB, kept in
- * L1) against every pair of X rows, so W streams from memory once. */
+ * L1) against all of X, so W streams from memory once. */
 static void rows_avx2(const float *w, const float *x, float *y, int n, int rows, int cols)
 {
     int r = 0;
-    for (; r + 4 <= rows; r += 4) {
-        const float *wr = w + (size_t)r * cols;
-        int i = 0;
-        for (; i + 2 <= n; i += 2)
-            tile(wr, x + (size_t)i * cols, y + (size_t)i * rows + r, cols, rows, 4, 2);
-        if (i < n)
-            tile(wr, x + (size_t)i * cols, y + (size_t)i * rows + r, cols, rows, 4, 1);
-    }
-    for (; r < rows; r++) {
-        const float *wr = w + (size_t)r * cols;
-        int i = 0;
-        for (; i + 2 <= n; i += 2)
-            tile(wr, x + (size_t)i * cols, y + (size_t)i * rows + r, cols, rows, 1, 2);
-        if (i < n)
-            tile(wr, x + (size_t)i * cols, y + (size_t)i * rows + r, cols, rows, 1, 1);
-    }
+    for (; r + 4 <= rows; r += 4)
+        row_block(w + (size_t)r * cols, x, y + r, n, rows, cols, 4);
+    for (; r < rows; r++)
+        row_block(w + (size_t)r * cols, x, y + r, n, rows, cols, 1);
 }
 #endif
 
