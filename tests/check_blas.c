@@ -1,14 +1,12 @@
 /* check_blas.c - the BLAS shim against a naive double-precision product:
  * shapes with every remainder of the 4-row and 8-column blocks of the
- * sgemv kernel, products over up to 8 rows (the row kernel: each row bit
- * for bit its sgemv) and over more (sgemm), gemm with and without a
- * transposed B, thread settings, and the call counters. */
+ * sgemv kernel, gemm with and without a transposed B, thread settings, and
+ * the call counters. */
 #include <slora/blas.h>
 
 #include <check.h>
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 static float *random_floats(size_t n, unsigned seed)
 {
@@ -21,19 +19,16 @@ static float *random_floats(size_t n, unsigned seed)
     return x;
 }
 
-/* max|y - ref| <= tol * max sum|w x| with ref = W x in double (the sum
- * of magnitudes bounds a float dot's rounding, also when terms cancel) */
+/* max|y - ref| <= tol * max|ref| with ref = W x in double */
 static void check_product(const float *w, const float *x, const float *y, int rows, int cols)
 {
     double d = 0, mref = 0;
     for (int r = 0; r < rows; r++) {
-        double ref = 0, mag = 0;
-        for (int c = 0; c < cols; c++) {
+        double ref = 0;
+        for (int c = 0; c < cols; c++)
             ref += (double)w[(size_t)r * cols + c] * x[c];
-            mag += fabs((double)w[(size_t)r * cols + c] * x[c]);
-        }
         d = fmax(d, fabs(ref - y[r]));
-        mref = fmax(mref, mag);
+        mref = fmax(mref, fabs(ref));
     }
     ck_assert_msg(d <= 1e-6 * mref + 1e-30, "(%d, %d): %g vs %g", rows, cols, d, mref);
 }
@@ -55,34 +50,6 @@ START_TEST(gemv_shapes)
                 free(x);
             }
     }
-}
-END_TEST
-
-/* Products over 2..9 and 17 rows: every remainder of the row kernel's
- * 4 x 2 tile and both sides of its limit of 8 rows. */
-START_TEST(matmul_rows_shapes)
-{
-    static const int cols[] = {1, 7, 8, 9, 17, 64, 172};
-    static const int counts[] = {2, 3, 4, 5, 6, 7, 8, 9, 17};
-    for (int rows = 1; rows <= 9; rows++)
-        for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++)
-            for (size_t t = 0; t < sizeof(counts) / sizeof(counts[0]); t++) {
-                int c = cols[k], n = counts[t];
-                float *w = random_floats((size_t)rows * c, 1u + rows);
-                float *x = random_floats((size_t)n * c, 7u + n);
-                float y[17 * 9], alone[9];
-                slora_blas_matmul_rows(w, x, y, n, rows, c);
-                for (int i = 0; i < n; i++) {
-                    check_product(w, x + (size_t)i * c, y + (size_t)i * rows, rows, c);
-                    slora_blas_gemv(w, x + (size_t)i * c, alone, rows, c);
-                    if (n <= 8)
-                        ck_assert_msg(!memcmp(alone, y + (size_t)i * rows, sizeof(float) * rows),
-                                      "(%d, %d) x %d rows: row %d differs from its gemv", rows, c,
-                                      n, i);
-                }
-                free(w);
-                free(x);
-            }
 }
 END_TEST
 
@@ -122,7 +89,6 @@ Suite *slora_blas_suite(void)
     Suite *s = suite_create("blas");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, gemv_shapes);
-    tcase_add_test(tc, matmul_rows_shapes);
     tcase_add_test(tc, gemm_and_counters);
     suite_add_tcase(s, tc);
     return s;

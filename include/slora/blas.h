@@ -1,10 +1,7 @@
 /* blas.h - the one shim over BLAS (<cblas.h> is included only in blas.c).
  *
  * Row-major everywhere. Calls are counted so tests can prove batching
- * (slora_blas_stats): `gemv` counts products of one row, `gemm` products of
- * several, whichever kernel ran them. Thread count applies to the whole
- * process and to sgemm only: products of up to 8 rows run single-threaded
- * in blas.c's own kernel, with each row's result equal to its gemv.
+ * (slora_blas_stats). Thread count applies to the whole process.
  */
 #ifndef SLORA_BLAS_H
 #define SLORA_BLAS_H
@@ -16,8 +13,7 @@ void slora_blas_gemv(const float *w, const float *x, float *y, int rows, int col
 /* C (m, n) = alpha * A (m, k) op B + beta * C; B is (k, n), or (n, k) when b_trans. */
 void slora_blas_gemm(int m, int n, int k, float alpha, const float *a, const float *b, int b_trans,
                      float beta, float *c);
-/* Y (n_rows, rows) = X (n_rows, cols) W^T: n_rows input rows through matrix W (rows, cols).
- * Up to 8 rows: each output row bit for bit slora_blas_gemv of its input row. */
+/* Y (n_rows, rows) = X (n_rows, cols) W^T: n_rows input rows through matrix W (rows, cols). */
 void slora_blas_matmul_rows(const float *w, const float *x, float *y, int n_rows, int rows,
                             int cols);
 
