@@ -322,7 +322,7 @@ static int open_shards(struct hf *h, struct slora_model *m)
         json_object_foreach(map, k, v) {
             const char *f = json_string_value(v);
             if (!f || !shard_name_ok(f)) {
-                /* k lives in index: write the message before dropping it */
+                /* k belongs to index: format the message before releasing it */
                 rc = slora__diag(h->diag, h->diag_len, SLORA_EFORMAT,
                                  "%s/model.safetensors.index.json: tensor '%.64s' maps to an "
                                  "invalid file name",
