@@ -19,7 +19,7 @@ two are measured in turn at every point of every round, so both see the
 same machine.
 
 usage: throughput.py --slorad BIN [--baseline BIN] [--rounds R] [--seconds S]
-                     [--json P] [--md P]
+                     [--conns 1,2,4,...] [--json P] [--md P]
 """
 import argparse
 import json
@@ -156,9 +156,12 @@ def main():
     ap.add_argument("--baseline")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--conns", help="connection counts, comma-separated (default 1..64)")
     ap.add_argument("--json")
     ap.add_argument("--md")
     a = ap.parse_args()
+    if a.conns:
+        CONNS[:] = [int(c) for c in a.conns.split(",")]
     tmp = tempfile.mkdtemp(prefix="slorad-throughput.")
     script = os.path.join(tmp, "post.lua")
     with open(script, "w") as f:
