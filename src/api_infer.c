@@ -547,11 +547,10 @@ static void add_logprobs(struct job *j, int prev, int token, const struct slora_
     j->text_offset += piece_len;
 }
 
-/* Logprobs of the tokens since the last flush (stream) or of all, or null. */
+/* Logprobs (asked for) of the tokens since the last flush (stream) or of
+ * all; null if out of memory. */
 static json_t *take_logprobs(struct job *j)
 {
-    if (j->logprobs < 0)
-        return json_null();
     json_t *lp = json_pack("{sOsOsOsO}", "tokens", j->lp_tokens, "token_logprobs", j->lp_values,
                            "top_logprobs", j->lp_top, "text_offset", j->lp_offsets);
     if (j->stream) {
@@ -615,7 +614,10 @@ static void add_choice(struct buf *b, struct job *j, const char *text, size_t le
     else
         buf_lit(b, "null");
     buf_lit(b, ",\"logprobs\":");
-    buf_json(b, take_logprobs(j));
+    if (j->logprobs < 0)
+        buf_lit(b, "null");
+    else
+        buf_json(b, take_logprobs(j));
     buf_lit(b, "}");
 }
 
