@@ -71,6 +71,8 @@ int slora__buf_printf(struct slora__buf *b, const char *fmt, ...)
 int slora__buf_add_json_string(struct slora__buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
+    static const char short_esc[0x20] = {
+        ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
     /* worst case six bytes per input byte, plus the quotes */
     if (n > (SIZE_MAX - 2) / 6 || slora__buf_reserve(b, 6 * n + 2))
         return SLORA_ENOMEM;
@@ -80,22 +82,14 @@ int slora__buf_add_json_string(struct slora__buf *b, const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
             *o++ = (char)c;
-            continue;
-        }
-        *o++ = '\\';
-        switch (c) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        default:
-            memcpy(o, "u00", 3);
-            o[3] = hex[c >> 4];
-            o[4] = hex[c & 15];
-            o += 5;
+        } else if (c >= 0x20 || short_esc[c]) {
+            *o++ = '\\';
+            *o++ = c >= 0x20 ? (char)c : short_esc[c];
+        } else {
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            o += 6;
         }
     }
     *o++ = '"';
