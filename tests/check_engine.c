@@ -2,7 +2,7 @@
  * changes a sequence's tokens (isolation), the BLAS shim sees one GEMM per
  * shared matrix and one per adapter group per step, prefill logits,
  * context limit, cancellation, queue and tenant limits, round-robin
- * admission and per-tenant token counters.
+ * admission, per-tenant token counters, and KV caches reused across jobs.
  *
  * Adapters are built in-test (wq and wv of every layer) and expanded by a
  * deterministic fake generator (dW[i] = alpha * (i % 7 - 3)): the engine
@@ -732,6 +732,58 @@ static const struct {
     {512, 1, -1, 0},     /* n_prompt == seq_len */
 };
 
+/* Step callback of kv_reuse: keeps every step's logits, decodes greedily. */
+static int record_step(void *arg, float *logits, int pos, bool *stop)
+{
+    struct run *r = arg;
+    memcpy(r->rows + (size_t)r->n_rows * vocab, logits, (size_t)vocab * sizeof(float));
+    r->row_pos[r->n_rows++] = pos;
+    int best = 0;
+    for (int v = 1; v < vocab; v++)
+        if (logits[v] > logits[best])
+            best = v;
+    r->tokens[r->n++] = best;
+    *stop = r->n >= r->max_tokens;
+    return best;
+}
+
+static void run_recorded(struct run *r, const int *prompt, int n_prompt, int max_tokens)
+{
+    memset(r, 0, sizeof(*r));
+    r->max_tokens = max_tokens;
+    r->rows = malloc((size_t)max_tokens * vocab * sizeof(float));
+    ck_assert_ptr_nonnull(r->rows);
+    struct slora_engine_job job = {.tenant = "t", .prompt = prompt, .n_prompt = n_prompt,
+                                   .step = record_step, .done = on_done, .arg = r};
+    ck_assert_int_eq(slora_engine_submit(engine, &job, &r->ticket), 0);
+    wait_done(r);
+    ck_assert_int_eq(r->res.err, 0);
+    ck_assert_int_eq(r->n_rows, max_tokens);
+}
+
+/* One batch slot, so each job runs in the KV cache its predecessor left:
+ * after a long job filled positions far past a short one's, the short job
+ * must see exactly the logits it saw in a fresh (zeroed) cache. */
+START_TEST(kv_reuse)
+{
+    start(1, 4, 0);
+    const int prompt[3] = {SLORA_TOK_BOS, 100, 200};
+    int long_prompt[40];
+    for (int i = 0; i < 40; i++)
+        long_prompt[i] = i ? 3 + (i * 37) % (vocab - 3) : SLORA_TOK_BOS;
+    struct run fresh, filler, reused;
+    run_recorded(&fresh, prompt, 3, 16);
+    run_recorded(&filler, long_prompt, 40, MAX_GEN);
+    run_recorded(&reused, prompt, 3, 16);
+    ck_assert_int_gt(filler.row_pos[MAX_GEN - 1], fresh.row_pos[15]);
+    ck_assert_mem_eq(reused.row_pos, fresh.row_pos, sizeof(fresh.row_pos));
+    ck_assert_int_eq(memcmp(reused.rows, fresh.rows, 16 * (size_t)vocab * sizeof(float)), 0);
+    free(fresh.rows);
+    free(filler.rows);
+    free(reused.rows);
+}
+END_TEST
+
 START_TEST(bad_submit)
 {
     start(1, 2, 0);
@@ -766,6 +818,7 @@ Suite *slora_engine_suite(void)
     tcase_add_test(tc, stop_cancels_everything);
     tcase_add_test(tc, tenant_limit);
     tcase_add_test(tc, round_robin);
+    tcase_add_test(tc, kv_reuse);
     tcase_add_test(tc, generation_limit);
     tcase_add_loop_test(tc, bad_submit, 0, sizeof(bad_prompts) / sizeof(bad_prompts[0]));
     suite_add_tcase(s, tc);
