@@ -767,10 +767,10 @@ static void run_recorded(struct run *r, const int *prompt, int n_prompt, int max
 START_TEST(kv_reuse)
 {
     start(1, 4, 0);
-    const int prompt[3] = {SLORA_TOK_BOS, 100, 200};
+    const int prompt[3] = {BOS, 100, 200};
     int long_prompt[40];
     for (int i = 0; i < 40; i++)
-        long_prompt[i] = i ? 3 + (i * 37) % (vocab - 3) : SLORA_TOK_BOS;
+        long_prompt[i] = i ? 3 + (i * 37) % (vocab - 3) : BOS;
     struct run fresh, filler, reused;
     run_recorded(&fresh, prompt, 3, 16);
     run_recorded(&filler, long_prompt, 40, MAX_GEN);
