@@ -8,7 +8,7 @@ DESTDIR  ?=
 PYTHON   ?= /usr/bin/python3
 VERSION  := 0.1.0
 
-PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
+PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev libhiredis-dev redis-server haproxy check pkg-config \
         clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd nodejs
 # Only `make bench` needs these.
 BENCH_PKGS := wrk
@@ -16,8 +16,8 @@ BENCH_PKGS := wrk
 LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
-DEP_CFLAGS := $(shell pkg-config --cflags libuv jansson openblas 2>/dev/null)
-DEP_LIBS   := $(shell pkg-config --libs libuv jansson openblas 2>/dev/null) -lpthread -lm
+DEP_CFLAGS := $(shell pkg-config --cflags libuv jansson openblas hiredis 2>/dev/null)
+DEP_LIBS   := $(shell pkg-config --libs libuv jansson openblas hiredis 2>/dev/null) -lpthread -lm
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 OPT      ?= -O2 -march=native

@@ -1082,18 +1082,24 @@ bool slora_registry_unload(struct slora_registry *r, const char *tenant, const c
     return dropped != NULL;
 }
 
-bool slora_registry_holds(struct slora_registry *r, const struct slora_store_item *it)
+bool slora_registry_holds(struct slora_registry *r, const struct slora_store_item *it,
+                          bool *pin_changed)
 {
     char id[SLORA_ID_MAX + 2];
+    if (pin_changed)
+        *pin_changed = false;
     if (snprintf(id, sizeof(id), "%s/%s", it->tenant, it->name) > SLORA_ID_MAX)
         return false;
     bool held = false;
     pthread_mutex_lock(&r->lock);
     struct slot *s = slot_find(r, id);
     if (s && s->entry && !strcmp(s->entry->version, it->version)) {
-        if (it->rev > entry_rev(s->entry))
+        if (it->rev >= entry_rev(s->entry)) { /* an older entry says nothing new */
             __atomic_store_n(&s->entry->rev, it->rev, __ATOMIC_RELAXED);
-        slora_registry_entry_set_pinned(s->entry, it->pinned);
+            if (pin_changed)
+                *pin_changed = slora_registry_entry_is_pinned(s->entry) != it->pinned;
+            slora_registry_entry_set_pinned(s->entry, it->pinned);
+        }
         held = true;
     } else if (s && s->busy && s->pending_rev && !strcmp(s->pending, it->version)) {
         held = true;

@@ -163,8 +163,10 @@ struct slora_store *slora_registry_store(struct slora_registry *r);
 /* ---- versions written elsewhere (shared store; replica.h) ---------------- */
 
 /* Does the index hold it->version of it's name (or a PUT of it about to be
- * committed)? Then records it->rev and pin flag on it and returns true. */
-bool slora_registry_holds(struct slora_registry *r, const struct slora_store_item *it);
+ * committed)? Then records it->rev and pin flag on it, sets *pin_changed
+ * (may be NULL) when the flag differed, and returns true. */
+bool slora_registry_holds(struct slora_registry *r, const struct slora_store_item *it,
+                          bool *pin_changed);
 /* Validate buf (it's file) and publish it unless the index already has a
  * revision >= it->rev (force: whatever it has). *out (may be NULL) is a
  * new reference to the entry published, NULL when it was not. Worker or

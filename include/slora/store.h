@@ -97,6 +97,7 @@ struct slora_store_event {
     char name[SLORA_STORE_NAME_MAX + 1];
     char version[SLORA_STORE_VERSION_LEN + 1]; /* "" for a delete */
     int64_t rev;
+    bool pinned; /* the pin flag stored with a put */
 };
 
 struct slora_store_stats {
