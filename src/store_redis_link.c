@@ -117,8 +117,12 @@ static void on_timer_closed(uv_handle_t *h)
 static void req_finish(struct req *q, const redisReply *reply, int rc, const char *why)
 {
     struct slora__redis *r = q->r;
+    /* Only this thread sets done and the caller reads nothing before it:
+     * the parse may run unlocked (and take the lock itself). */
     pthread_mutex_lock(&r->mu);
-    if (!q->done) {
+    bool done = q->done;
+    pthread_mutex_unlock(&r->mu);
+    if (!done) {
         if (reply && reply->type == REDIS_REPLY_ERROR) {
             rc = slora__diag(q->diag, sizeof(q->diag), SLORA_EUNAVAIL, "redis: %.200s",
                              reply->str);
@@ -128,13 +132,14 @@ static void req_finish(struct req *q, const redisReply *reply, int rc, const cha
             slora__diag(q->diag, sizeof(q->diag), rc, "redis at %s:%d: %s", r->t.host, r->t.port,
                         why);
         }
+        pthread_mutex_lock(&r->mu);
         q->rc = rc;
         q->done = true;
         if (rc == SLORA_EUNAVAIL)
             r->stats.failures++;
         pthread_cond_broadcast(&r->cond);
+        pthread_mutex_unlock(&r->mu);
     }
-    pthread_mutex_unlock(&r->mu);
     if (q->timer_open && !uv_is_closing((uv_handle_t *)&q->timer))
         uv_close((uv_handle_t *)&q->timer, on_timer_closed);
 }

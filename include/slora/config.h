@@ -16,6 +16,16 @@
 
 struct slora_auth;
 
+/* "store": where adapters are kept (store.h). Strings NULL when unset. */
+struct slora_config_store {
+    char *kind;             /* "dir" (default: state_dir) or "redis" */
+    char *url;              /* redis://host:port[/db] */
+    char *prefix;           /* key prefix; default "slorad:" */
+    char *password_file;    /* AUTH password file, NULL: none */
+    int64_t timeout_ms;     /* connect/command deadline; default 1000 */
+    int64_t stream_max_len; /* change-stream entries kept; default 10000 */
+};
+
 struct slora_config {
     char *config_path; /* the file loaded, or NULL */
     char *listen;      /* "host:port" or "[v6]:port" */
@@ -42,6 +52,7 @@ struct slora_config {
     int64_t max_logits_bytes;         /* /v1/logits response size before 400 */
     int64_t worker_threads;           /* uploads, hashing, file I/O */
     bool allow_insecure_remote;
+    struct slora_config_store store;
     int n_tenants;
     struct slora_auth *auth; /* tenants and admin key (auth.h); a reference the config owns */
 };
