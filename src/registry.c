@@ -36,11 +36,9 @@ struct slot {
     struct slora_registry_entry
         *entry;         /* current version (owned ref), NULL while a new name uploads */
     bool busy;          /* a PUT/DELETE op owns this name */
-    /* The busy op's write is in the store, not yet committed: the version
-     * ("" for a delete) and its revision, so the replica does not load it
-     * a second time. */
+    /* The version the busy op is writing to the store and has not yet
+     * committed ("" none), so the replica does not load it a second time. */
     char pending[SLORA_VERSION_LEN + 1];
-    int64_t pending_rev;
     const char *tenant; /* into id's allocation, after it */
     char id[];          /* "tenant/name", then tenant: NUL-terminated */
 };
@@ -84,6 +82,7 @@ struct slora_registry_op {
     char *cond_strings;                 /* owned copies of cond's headers */
     char seen[SLORA_VERSION_LEN + 1];   /* version the index had at begin ("" absent) */
     int64_t rev;                        /* the store write's revision */
+    bool created;                       /* shared store: the name was new there */
     int rc;                             /* result of run; SLORA_ECANCELED before it */
     char diag[512];
 };
@@ -807,35 +806,42 @@ static int store_write(struct slora_registry_op *op, const void *buf, size_t len
         .max_adapters = op->quota.max_adapters,
         .max_bytes = op->quota.max_bytes,
     };
+    /* From before the write: the change stream may announce it before
+     * this call returns, and the replica must not load it a second time. */
+    pthread_mutex_lock(&r->lock);
+    snprintf(op->slot->pending, sizeof(op->slot->pending), "%s",
+             op->entry ? op->entry->version : "");
+    pthread_mutex_unlock(&r->lock);
+    int rc = SLORA_EBUSY;
     for (int i = 0; i < CAS_TRIES; i++) {
         w.expect = has_cond ? expect : NULL;
         struct slora_store_result res;
-        int rc = op->is_delete ? slora_store_remove(r->store, &w, &res, op->diag, sizeof(op->diag))
-                               : slora_store_put(r->store, &w, &res, op->diag, sizeof(op->diag));
+        rc = op->is_delete ? slora_store_remove(r->store, &w, &res, op->diag, sizeof(op->diag))
+                           : slora_store_put(r->store, &w, &res, op->diag, sizeof(op->diag));
         if (rc == 0) {
             op->rev = res.rev;
+            op->created = res.created;
             if (op->entry && is_shared(r)) {
                 __atomic_store_n(&op->entry->rev, res.rev, __ATOMIC_RELAXED);
                 slora_registry_entry_set_pinned(op->entry, res.pinned);
             }
-            pthread_mutex_lock(&r->lock);
-            snprintf(op->slot->pending, sizeof(op->slot->pending), "%s",
-                     op->entry ? op->entry->version : "");
-            op->slot->pending_rev = res.rev;
-            pthread_mutex_unlock(&r->lock);
             return 0;
         }
         if (rc != SLORA_EPRECOND)
-            return rc;
+            break;
         rc = check_cond(&op->cond, op->id, res.current[0] ? res.current : NULL, op->diag,
                         sizeof(op->diag));
         if (rc < 0)
-            return rc;
+            break;
         memcpy(expect, res.current, sizeof(expect));
+        rc = SLORA_EBUSY;
+        snprintf(op->diag, sizeof(op->diag), "%s kept changing in the %s store; retry", op->id,
+                 slora_store_kind_name(r->store));
     }
-    snprintf(op->diag, sizeof(op->diag), "%s kept changing in the %s store; retry", op->id,
-             slora_store_kind_name(r->store));
-    return SLORA_EBUSY;
+    pthread_mutex_lock(&r->lock);
+    op->slot->pending[0] = '\0';
+    pthread_mutex_unlock(&r->lock);
+    return rc;
 }
 
 static int run_put(struct slora_registry_op *op, const void *buf, size_t len)
@@ -911,7 +917,6 @@ static void op_release_locked(struct slora_registry_op *op)
         u->reserved_bytes -= op->reserved_bytes;
         op->slot->busy = false;
         op->slot->pending[0] = '\0';
-        op->slot->pending_rev = 0;
         if (!op->slot->entry)
             slot_remove(r, op->slot);
     }
@@ -967,7 +972,8 @@ int slora_registry_op_commit(struct slora_registry_op *op, struct slora_registry
     } else {
         struct usage *u = usage_of(r, op->tenant, false);
         bool shared = is_shared(r);
-        was_new = op->slot->entry == NULL;
+        /* The replica may have loaded it already: ask the store. */
+        was_new = shared ? op->created : op->slot->entry == NULL;
         result = slora_registry_entry_ref(op->entry);
         /* Not over a newer version the replica loaded meanwhile. */
         dropped = is_newer(op->slot, op->rev) ? publish(op->slot, u, op->entry, !shared)
@@ -1101,7 +1107,7 @@ bool slora_registry_holds(struct slora_registry *r, const struct slora_store_ite
             slora_registry_entry_set_pinned(s->entry, it->pinned);
         }
         held = true;
-    } else if (s && s->busy && s->pending_rev && !strcmp(s->pending, it->version)) {
+    } else if (s && s->busy && s->pending[0] && !strcmp(s->pending, it->version)) {
         held = true;
     }
     pthread_mutex_unlock(&r->lock);

@@ -125,7 +125,7 @@ static const char PUT_SCRIPT[] =
     "redis.call('HINCRBY', KEYS[5], 'bytes', after - bytes)\n"
     "redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[12], '*', 'op', 'put', 'tenant', ARGV[2],\n"
     "           'name', ARGV[3], 'version', ARGV[4], 'rev', rev, 'pinned', pinned)\n"
-    "return {'ok', tostring(rev), pinned}\n";
+    "return {'ok', tostring(rev), pinned, curv == '' and '1' or '0'}\n";
 
 static const char REMOVE_SCRIPT[] =
     "local cur = redis.call('HMGET', KEYS[1], 'version', 'bytes')\n"
@@ -156,6 +156,7 @@ static int parse_write(void *out, const redisReply *r, char *diag, size_t diag_l
     if (reply_is(status, "ok") && r->elements >= 2) {
         o->res->rev = reply_int(r->element[1]);
         o->res->pinned = r->elements >= 3 && reply_int(r->element[2]) == 1;
+        o->res->created = r->elements >= 4 && reply_int(r->element[3]) == 1;
         return 0;
     }
     if (reply_is(status, "precond") && r->elements == 2 &&

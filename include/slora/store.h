@@ -81,6 +81,7 @@ struct slora_store_write {
 struct slora_store_result {
     int64_t rev;                               /* the write's revision (dir: 0) */
     bool pinned;                               /* PUT: the flag now stored */
+    bool created;                              /* PUT (redis): the name was new */
     char current[SLORA_STORE_VERSION_LEN + 1]; /* SLORA_EPRECOND: version found, "" absent */
     int64_t usage;                             /* SLORA_EQUOTA: adapters; ENOSPC: bytes after */
 };
