@@ -35,7 +35,7 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all deps bench-deps model run check check-unit check-e2e check-asan check-kernels bench install format clean
+.PHONY: all deps bench-deps model run check check-unit check-e2e check-asan check-kernels bench install format clean cluster cluster-down
 
 all: $(BUILD)/slorad
 
@@ -146,6 +146,13 @@ $(BUILD)/bench_delta: bench/bench_delta.c $(LIB)
 
 $(BUILD)/bench_registry: bench/bench_registry.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+# A local scale-out cluster (docs/scale-out.md): redis-server, three
+# replicas on 8081-8083 and haproxy on 8080, logs under $(BUILD)/cluster.
+cluster: deps model all
+	BUILD=$(BUILD) bash conf/cluster.sh up
+cluster-down:
+	BUILD=$(BUILD) bash conf/cluster.sh down
 
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system

@@ -105,40 +105,49 @@ static bool split_id(const char *id, size_t len, struct slora_store_item *it)
 
 /* ---- writes ----------------------------------------------------------- */
 
-static const char PUT_SCRIPT[] =
+/* Both write scripts refuse to run past ARGV[1], the caller's deadline in
+ * the server's clock: a command that sat in a stopped server's socket
+ * buffer while the caller got its 503 must not apply later. */
+#define DEADLINE_CHECK                                                                             \
+    "local t = redis.call('TIME')\n"                                                               \
+    "if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[1]) then\n"      \
+    "  return {'expired'}\n"                                                                       \
+    "end\n"
+
+static const char PUT_SCRIPT[] = DEADLINE_CHECK
     "local cur = redis.call('HMGET', KEYS[1], 'version', 'bytes', 'pinned')\n"
     "local curv = cur[1] or ''\n"
-    "if ARGV[8] == '1' and curv ~= ARGV[9] then return {'precond', curv} end\n"
+    "if ARGV[9] == '1' and curv ~= ARGV[10] then return {'precond', curv} end\n"
     "local count = tonumber(redis.call('HGET', KEYS[5], 'count') or '0')\n"
     "local bytes = tonumber(redis.call('HGET', KEYS[5], 'bytes') or '0')\n"
-    "local maxa, maxb = tonumber(ARGV[10]), tonumber(ARGV[11])\n"
+    "local maxa, maxb = tonumber(ARGV[11]), tonumber(ARGV[12])\n"
     "if curv == '' and maxa >= 0 and count + 1 > maxa then return {'quota', tostring(count)} end\n"
-    "local after = bytes - tonumber(cur[2] or '0') + string.len(ARGV[5])\n"
+    "local after = bytes - tonumber(cur[2] or '0') + string.len(ARGV[6])\n"
     "if maxb >= 0 and after > maxb then return {'nospc', tostring(after)} end\n"
-    "local pinned = ARGV[7]\n"
+    "local pinned = ARGV[8]\n"
     "if pinned == '-1' then pinned = cur[3] or '0' end\n"
     "local rev = redis.call('INCR', KEYS[2])\n"
-    "redis.call('HSET', KEYS[1], 'version', ARGV[4], 'rev', rev, 'pinned', pinned,\n"
-    "           'created', ARGV[6], 'bytes', string.len(ARGV[5]), 'data', ARGV[5])\n"
-    "redis.call('SADD', KEYS[4], ARGV[1])\n"
+    "redis.call('HSET', KEYS[1], 'version', ARGV[5], 'rev', rev, 'pinned', pinned,\n"
+    "           'created', ARGV[7], 'bytes', string.len(ARGV[6]), 'data', ARGV[6])\n"
+    "redis.call('SADD', KEYS[4], ARGV[2])\n"
     "if curv == '' then redis.call('HINCRBY', KEYS[5], 'count', 1) end\n"
     "redis.call('HINCRBY', KEYS[5], 'bytes', after - bytes)\n"
-    "redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[12], '*', 'op', 'put', 'tenant', ARGV[2],\n"
-    "           'name', ARGV[3], 'version', ARGV[4], 'rev', rev, 'pinned', pinned)\n"
+    "redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[13], '*', 'op', 'put', 'tenant', ARGV[3],\n"
+    "           'name', ARGV[4], 'version', ARGV[5], 'rev', rev, 'pinned', pinned)\n"
     "return {'ok', tostring(rev), pinned, curv == '' and '1' or '0'}\n";
 
-static const char REMOVE_SCRIPT[] =
+static const char REMOVE_SCRIPT[] = DEADLINE_CHECK
     "local cur = redis.call('HMGET', KEYS[1], 'version', 'bytes')\n"
     "local curv = cur[1] or ''\n"
-    "if ARGV[4] == '1' and curv ~= ARGV[5] then return {'precond', curv} end\n"
+    "if ARGV[5] == '1' and curv ~= ARGV[6] then return {'precond', curv} end\n"
     "if curv == '' then return {'notfound'} end\n"
     "local rev = redis.call('INCR', KEYS[2])\n"
     "redis.call('DEL', KEYS[1])\n"
-    "redis.call('SREM', KEYS[4], ARGV[1])\n"
+    "redis.call('SREM', KEYS[4], ARGV[2])\n"
     "redis.call('HINCRBY', KEYS[5], 'count', -1)\n"
     "redis.call('HINCRBY', KEYS[5], 'bytes', -tonumber(cur[2] or '0'))\n"
-    "redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[6], '*', 'op', 'delete', 'tenant', ARGV[2],\n"
-    "           'name', ARGV[3], 'version', '', 'rev', rev)\n"
+    "redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[7], '*', 'op', 'delete', 'tenant', ARGV[3],\n"
+    "           'name', ARGV[4], 'version', '', 'rev', rev)\n"
     "return {'ok', tostring(rev)}\n";
 
 struct write_out {
@@ -162,6 +171,10 @@ static int parse_write(void *out, const redisReply *r, char *diag, size_t diag_l
     if (reply_is(status, "precond") && r->elements == 2 &&
         reply_copy(r->element[1], o->res->current, sizeof(o->res->current)))
         return slora__diag(diag, diag_len, SLORA_EPRECOND, "%s/%s changed", w->tenant, w->name);
+    if (reply_is(status, "expired"))
+        return slora__diag(diag, diag_len, SLORA_EUNAVAIL,
+                           "adapter store (redis) took too long; %s/%s unchanged, retry", w->tenant,
+                           w->name);
     if (reply_is(status, "notfound"))
         return slora__diag(diag, diag_len, SLORA_ENOTFOUND, "adapter %s/%s not found", w->tenant,
                            w->name);
@@ -184,13 +197,14 @@ static int write_eval(struct store_redis *s, const struct slora_store_write *w,
                       struct slora_store_result *res, char *diag, size_t diag_len)
 {
     char kadapter[KEY_MAX], krev[KEY_MAX], kstream[KEY_MAX], kids[KEY_MAX], kusage[KEY_MAX];
-    char id[2 * SLORA_STORE_NAME_MAX + 2], created[24], pin[8], maxa[24], maxb[24];
+    char id[2 * SLORA_STORE_NAME_MAX + 2], created[24], pin[8], maxa[24], maxb[24], deadline[24];
     key(s, kadapter, "a:", w->tenant, w->name);
     key(s, krev, "rev", NULL, NULL);
     key(s, kstream, "changes", NULL, NULL);
     key(s, kids, "ids", NULL, NULL);
     key(s, kusage, "q:", w->tenant, NULL);
     snprintf(id, sizeof(id), "%s/%s", w->tenant, w->name);
+    snprintf(deadline, sizeof(deadline), "%" PRId64, slora__redis_deadline_ms(s->link));
     snprintf(created, sizeof(created), "%" PRId64, w->created);
     snprintf(pin, sizeof(pin), "%d", w->pin < 0 ? -1 : w->pin > 0);
     snprintf(maxa, sizeof(maxa), "%" PRId64, w->max_adapters < 0 ? -1 : w->max_adapters);
@@ -198,20 +212,21 @@ static int write_eval(struct store_redis *s, const struct slora_store_write *w,
     const char *cond = w->expect ? "1" : "0", *expect = w->expect ? w->expect : "";
     struct write_out o = {w, res};
     if (w->buf) {
-        const char *argv[] = {"EVAL",    PUT_SCRIPT, "5",     kadapter, krev,    kstream,
-                              kids,      kusage,     id,      w->tenant, w->name, w->version,
-                              w->buf,    created,    pin,     cond,     expect,  maxa,
-                              maxb,      s->maxlen};
-        size_t argvlen[20];
-        for (int i = 0; i < 20; i++)
+        const char *argv[] = {"EVAL",  PUT_SCRIPT, "5",       kadapter, krev,     kstream,
+                              kids,    kusage,     deadline,  id,       w->tenant, w->name,
+                              w->version, w->buf,  created,   pin,      cond,     expect,
+                              maxa,    maxb,       s->maxlen};
+        size_t n = sizeof(argv) / sizeof(argv[0]), argvlen[sizeof(argv) / sizeof(argv[0])];
+        for (size_t i = 0; i < n; i++)
             argvlen[i] = argv[i] == w->buf ? w->len : strlen(argv[i]);
-        return slora__redis_call(s->link, SLORA__REDIS_COMMANDS, 20, argv, argvlen, 0,
+        return slora__redis_call(s->link, SLORA__REDIS_COMMANDS, (int)n, argv, argvlen, 0,
                                  parse_write, &o, diag, diag_len);
     }
-    const char *argv[] = {"EVAL", REMOVE_SCRIPT, "5",     kadapter, krev, kstream,  kids,
-                          kusage, id,            w->tenant, w->name, cond, expect, s->maxlen};
-    return slora__redis_call(s->link, SLORA__REDIS_COMMANDS, 14, argv, NULL, 0, parse_write, &o,
-                             diag, diag_len);
+    const char *argv[] = {"EVAL", REMOVE_SCRIPT, "5",       kadapter, krev,    kstream,
+                          kids,   kusage,        deadline,  id,       w->tenant, w->name,
+                          cond,   expect,        s->maxlen};
+    return slora__redis_call(s->link, SLORA__REDIS_COMMANDS, (int)(sizeof(argv) / sizeof(argv[0])),
+                             argv, NULL, 0, parse_write, &o, diag, diag_len);
 }
 
 static int redis_put(struct slora_store *s, const struct slora_store_write *w,

@@ -10,7 +10,8 @@
  * SLORA_EUNAVAIL and the connection is dropped (a stopped server may
  * still accept TCP connections and never answer), then re-established with
  * a backoff. A PING on COMMANDS every second keeps `up` true to the
- * server's state even when nobody writes.
+ * server's state even when nobody writes. Each connect reads the server's
+ * TIME, so writes can carry a deadline in the server's clock.
  */
 #ifndef SLORA_STORE_REDIS_H
 #define SLORA_STORE_REDIS_H
@@ -50,5 +51,9 @@ int slora__redis_call(struct slora__redis *r, int link, int argc, const char **a
                       const size_t *argvlen, int extra_ms, slora__redis_parse_cb parse, void *out,
                       char *diag, size_t diag_len);
 void slora__redis_stats(struct slora__redis *r, struct slora_store_stats *out);
+/* When a command sent now stops being worth running, in the server's
+ * clock (ms since the epoch): a write queued behind a stopped server must
+ * not happen after its caller was told it failed. */
+int64_t slora__redis_deadline_ms(struct slora__redis *r);
 
 #endif

@@ -80,6 +80,7 @@ struct slora__redis {
     bool stopping;     /* under mu */
     struct link links[SLORA__REDIS_N_LINKS];
     struct slora_store_stats stats; /* under mu */
+    int64_t skew_ms;                /* atomic: server clock - ours, at the last connect */
 };
 
 static const char *const link_names[] = {"commands", "feed"};
@@ -279,13 +280,27 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     schedule_retry(l);
 }
 
-/* The last setup command (PING) answered: the link is usable. */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The last setup command (TIME) answered: the link is usable, and the
+ * server's clock is known relative to ours. */
 static int setup_done(void *out, const redisReply *reply, char *diag, size_t diag_len)
 {
-    (void)reply;
     (void)diag;
     (void)diag_len;
     struct link *l = out;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        reply->element[1]->type == REDIS_REPLY_STRING) {
+        int64_t server = strtoll(reply->element[0]->str, NULL, 10) * 1000 +
+                         strtoll(reply->element[1]->str, NULL, 10) / 1000;
+        __atomic_store_n(&l->r->skew_ms, server - now_ms(), __ATOMIC_RELAXED);
+    }
     l->backoff_ms = RETRY_MIN_MS;
     set_up(l, true, NULL);
     return 0;
@@ -364,9 +379,9 @@ static void link_connect(struct link *l)
     const char *select[] = {"SELECT", db};
     if (l->ac)
         setup_send(l, 2, select, NULL);
-    const char *ping[] = {"PING"};
+    const char *time[] = {"TIME"};
     if (l->ac)
-        setup_send(l, 1, ping, setup_done);
+        setup_send(l, 1, time, setup_done);
 }
 
 /* ---- the loop thread ---------------------------------------------------- */
@@ -455,6 +470,11 @@ int slora__redis_call(struct slora__redis *r, int link, int argc, const char **a
     req_unref_locked(q);
     pthread_mutex_unlock(&r->mu);
     return rc;
+}
+
+int64_t slora__redis_deadline_ms(struct slora__redis *r)
+{
+    return now_ms() + __atomic_load_n(&r->skew_ms, __ATOMIC_RELAXED) + r->t.timeout_ms;
 }
 
 void slora__redis_stats(struct slora__redis *r, struct slora_store_stats *out)

@@ -11,10 +11,10 @@ usage:
       FILE_NEW through NEW_URL once its first chunk arrived, wait until
       every URL serves the new version, then read the stream to its end:
       each chunk must still carry VERSION_OLD.
-  cluster.py load URL SECONDS CLIENTS OUT MODEL...
+  cluster.py load URL STOP_FILE CLIENTS OUT MODEL...
       CLIENTS threads post short completions of the MODELs (round robin)
-      for SECONDS; one JSON line per request to OUT: start, end, status
-      (0: connection error).
+      until STOP_FILE exists; one JSON line per request to OUT as it
+      completes: start, end, status (0: connection error).
   cluster.py failures OUT [AFTER BEFORE]
       Print the number of failed requests in OUT; with AFTER/BEFORE (Unix
       seconds) exit 1 when a failure started outside [AFTER, BEFORE].
@@ -127,14 +127,13 @@ def cmd_hotswap(old_url, new_url, ident, new_file, old_version, urls):
     print("ok - the in-flight stream finished on the version it started with (%d chunks)" % chunks)
 
 
-def cmd_load(url, seconds, clients, out, models):
+def cmd_load(url, stop_file, clients, out, models):
     lock = threading.Lock()
-    lines = []
-    stop = time.time() + seconds
+    f = open(out, "w")
 
     def client(k):
         i = k
-        while time.time() < stop:
+        while not os.path.exists(stop_file):
             model = models[i % len(models)]
             i += 1
             body = json.dumps({"model": model, "prompt": "Once", "max_tokens": 4,
@@ -146,23 +145,27 @@ def cmd_load(url, seconds, clients, out, models):
             except (OSError, http.client.HTTPException):
                 pass
             with lock:
-                lines.append({"start": t0, "end": time.time(), "status": status,
-                              "model": model})
+                f.write(json.dumps({"start": t0, "end": time.time(), "status": status,
+                                    "model": model}) + "\n")
+                f.flush()
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    with open(out, "w") as f:
-        for line in lines:
-            f.write(json.dumps(line) + "\n")
+    f.close()
 
 
 def cmd_failures(out, after=None, before=None):
     rows = [json.loads(line) for line in open(out)]
     bad = [r for r in rows if r["status"] != 200]
     print(len(bad))
+    if bad:
+        by = {}
+        for r in bad:
+            by[(r["status"], r["model"])] = by.get((r["status"], r["model"]), 0) + 1
+        print("failures by (status, model): %r" % by, file=sys.stderr)
     if after is not None:
         # acceptable: in flight at the kill, or sent before the router noticed
         outside = [r for r in bad if r["start"] > before or r["end"] < after]
@@ -179,7 +182,7 @@ def main():
     elif cmd == "hotswap":
         cmd_hotswap(a[0], a[1], a[2], a[3], a[4], a[5:])
     elif cmd == "load":
-        cmd_load(a[0], float(a[1]), int(a[2]), a[3], a[4:])
+        cmd_load(a[0], a[1], int(a[2]), a[3], a[4:])
     elif cmd == "failures":
         cmd_failures(a[0], *(float(x) for x in a[1:3]))
     else:
