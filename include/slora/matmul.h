@@ -40,4 +40,7 @@ void slora_matmul_quantize(enum slora_dtype wt, const float *x, int n, int64_t c
 void slora_matmul(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                   size_t ldy, int64_t r0, int64_t r1, bool add);
 
+/* Row r of w as floats (w->cols of them): embedding lookups. */
+void slora_matmul_get_row(const struct slora_tensor *w, int64_t r, float *out);
+
 #endif
