@@ -39,6 +39,11 @@ struct slot {
     /* The version the busy op is writing to the store and has not yet
      * committed ("" none), so the replica does not load it a second time. */
     char pending[SLORA_VERSION_LEN + 1];
+    /* The replica skipped a stream entry for `pending` written by another
+     * replica (same bytes): its revision and pin flag, in case this op's
+     * own write fails and the prepared entry must stand in for it. */
+    int64_t claimed_rev;
+    bool claimed_pinned;
     const char *tenant; /* into id's allocation, after it */
     char id[];          /* "tenant/name", then tenant: NUL-terminated */
 };
@@ -838,9 +843,21 @@ static int store_write(struct slora_registry_op *op, const void *buf, size_t len
         snprintf(op->diag, sizeof(op->diag), "%s kept changing in the %s store; retry", op->id,
                  slora_store_kind_name(r->store));
     }
+    /* Not written; but if the replica skipped the same version written
+     * elsewhere while this write was pending, publish it now as if loaded. */
+    struct slora_registry_entry *old = NULL;
     pthread_mutex_lock(&r->lock);
-    op->slot->pending[0] = '\0';
+    struct slot *s = op->slot;
+    if (s->claimed_rev && op->entry && is_newer(s, s->claimed_rev)) {
+        __atomic_store_n(&op->entry->rev, s->claimed_rev, __ATOMIC_RELAXED);
+        slora_registry_entry_set_pinned(op->entry, s->claimed_pinned);
+        old = publish(s, usage_of(r, op->tenant, false), slora_registry_entry_ref(op->entry),
+                      false);
+    }
+    s->pending[0] = '\0';
+    s->claimed_rev = 0;
     pthread_mutex_unlock(&r->lock);
+    slora_registry_entry_unref(old);
     return rc;
 }
 
@@ -917,6 +934,7 @@ static void op_release_locked(struct slora_registry_op *op)
         u->reserved_bytes -= op->reserved_bytes;
         op->slot->busy = false;
         op->slot->pending[0] = '\0';
+        op->slot->claimed_rev = 0;
         if (!op->slot->entry)
             slot_remove(r, op->slot);
     }
@@ -1108,6 +1126,10 @@ bool slora_registry_holds(struct slora_registry *r, const struct slora_store_ite
         }
         held = true;
     } else if (s && s->busy && s->pending[0] && !strcmp(s->pending, it->version)) {
+        if (it->rev > s->claimed_rev) {
+            s->claimed_rev = it->rev;
+            s->claimed_pinned = it->pinned;
+        }
         held = true;
     }
     pthread_mutex_unlock(&r->lock);

@@ -217,8 +217,9 @@ static void set_up(struct link *l, bool up, const char *why)
     r->stats.up = now;
     if (up)
         r->stats.reconnects++;
+    bool stopping = r->stopping;
     pthread_mutex_unlock(&r->mu);
-    if (was && !now)
+    if (was && !now && !stopping)
         slora_warn("adapter store: redis at %s:%d is unreachable (%s link: %s); uploads and "
                    "deletes answer 503, inference on loaded adapters continues",
                    r->t.host, r->t.port, link_names[l->which], l->why);

@@ -25,6 +25,17 @@ cluster_cleanup() {
 }
 trap cluster_cleanup EXIT
 
+fail() {
+    echo "FAIL: $*" >&2
+    local f
+    for f in "${R_LOG[@]}"; do
+        [ -f "$f" ] || continue
+        echo "--- $f (tail, without access lines)" >&2
+        grep -v " access " "$f" | tail -8 >&2
+    done
+    exit 1
+}
+
 free_port() {
     "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
