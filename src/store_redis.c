@@ -264,30 +264,6 @@ static int take_bytes(struct bytes_out *o, const redisReply *r, char *diag, size
     return 0;
 }
 
-static int parse_read(void *out, const redisReply *r, char *diag, size_t diag_len)
-{
-    if (r->type == REDIS_REPLY_NIL)
-        return slora__diag(diag, diag_len, SLORA_ENOTFOUND, "adapter not found in the store");
-    if (r->type != REDIS_REPLY_STRING)
-        return bad_reply(diag, diag_len, "HGET");
-    return take_bytes(out, r, diag, diag_len);
-}
-
-static int redis_read(struct slora_store *st, const char *tenant, const char *name, size_t max,
-                      void **out, size_t *len, char *diag, size_t diag_len)
-{
-    struct store_redis *s = redis_of(st);
-    char k[KEY_MAX];
-    key(s, k, "a:", tenant, name);
-    const char *argv[] = {"HGET", k, "data"};
-    struct bytes_out o = {.max = max};
-    int rc = slora__redis_call(s->link, SLORA__REDIS_COMMANDS, 3, argv, NULL, 0, parse_read, &o,
-                               diag, diag_len);
-    *out = o.buf;
-    *len = o.len;
-    return rc;
-}
-
 static const char GET_SCRIPT[] =
     "local m = redis.call('HMGET', KEYS[1], 'version', 'rev', 'pinned', 'created', 'bytes', "
     "'data')\n"
@@ -338,6 +314,13 @@ static int redis_get(struct slora_store *st, const char *tenant, const char *nam
     *buf = o.bytes.buf;
     *len = o.bytes.len;
     return rc;
+}
+
+static int redis_read(struct slora_store *st, const char *tenant, const char *name, size_t max,
+                      void **out, size_t *len, char *diag, size_t diag_len)
+{
+    struct slora_store_item it;
+    return redis_get(st, tenant, name, max, &it, out, len, diag, diag_len);
 }
 
 /* ---- scan ------------------------------------------------------------- */

@@ -78,8 +78,21 @@ check "replica 3 saw the gap and rescanned" $((gaps3 + 1)) "$(metric "$(rurl 3)"
 check "replica 3 no longer has the deleted acme/two" 404 \
     "$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" "$(rurl 3)/v1/adapters/acme/two")"
 
+# ---- a pin is stored with the adapter: the other replicas pin it too
+check "PUT acme/pinned?pin=1 through replica 1" 201 \
+    "$(put "$(rurl 1)" "acme/pinned?pin=1" "$TMP/a5.safetensors")"
+check "the pin flag is stored with it" 1 "$(rcli HGET e2e:a:acme/pinned pinned)"
+pinned_on() { [ "$(metric "$(rurl "$1")" slorad_delta_cache_pinned_bytes)" -gt 0 ]; }
+wait_for "replica 2 pins acme/pinned in its delta cache" 30 pinned_on 2
+check_contains "replica 3 lists it pinned" '"pinned":true' \
+    "$(curl -s "${AUTH[@]}" "$(rurl 3)/v1/adapters/acme/pinned")"
+check "PUT the same bytes with ?pin=0 through replica 3" 200 \
+    "$(put "$(rurl 3)" "acme/pinned?pin=0" "$TMP/a5.safetensors")"
+unpinned_on() { [ "$(metric "$(rurl "$1")" slorad_delta_cache_pinned_bytes)" -eq 0 ]; }
+wait_for "replica 2 unpins it" 30 unpinned_on 2
+
 # ---- quotas count in Redis across replicas
-check "tenant usage counted in redis" 7 "$(rcli HGET e2e:q:acme count)"
+check "tenant usage counted in redis" 8 "$(rcli HGET e2e:q:acme count)"
 
 # ---- the tenant x endpoint matrix through HAProxy
 "$PYTHON" "$E2E_LIB/security.py" matrix "$LB_PORT" "$FIXTURES/lokr.safetensors" \
