@@ -43,7 +43,7 @@ up() {
         if is_ours "$n"; then echo "cluster: $n already running (make cluster-down first)" >&2; exit 1; fi
     done
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes \
-        --appendfsync always --dir "$DIR/redis" --logfile "$DIR/redis.log" >/dev/null &
+        --appendfsync always --dir "$DIR/redis" --logfile "$DIR/redis.log" >/dev/null 2>&1 &
     echo $! >"$DIR/redis.pid"
     wait_until 20 redis-cli -p "$REDIS_PORT" ping
     for i in 1 2 3; do

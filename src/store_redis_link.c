@@ -87,6 +87,7 @@ static const char *const link_names[] = {"commands", "feed"};
 
 static void link_connect(struct link *l);
 static void link_kill(struct link *l, const char *why);
+static void set_up(struct link *l, bool up, const char *why);
 
 /* ---- requests ----------------------------------------------------------- */
 
@@ -163,6 +164,8 @@ static void on_req_timeout(uv_timer_t *t)
     pthread_mutex_unlock(&r->mu);
     char why[96];
     snprintf(why, sizeof(why), "no answer within %d ms", q->wait_ms);
+    /* Down before the caller hears of it, so it sees the state it caused. */
+    set_up(&r->links[q->link], false, why);
     req_finish(q, NULL, SLORA_EUNAVAIL, why);
     /* The connection is out of step (or the server stopped): drop it. */
     link_kill(&r->links[q->link], why);

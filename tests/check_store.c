@@ -301,6 +301,21 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The process is in state T (stopped): the signal has taken effect. */
+static bool is_stopped(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' && paren[2] == 'T';
+}
+
 /* A stopped server (SIGSTOP: TCP still accepts) and an absent one fail
  * calls with SLORA_EUNAVAIL; a write sent to the stopped one does not
  * apply when it resumes. */
@@ -311,6 +326,9 @@ START_TEST(redis_unreachable)
     slora_store_stats(s, &st);
     ck_assert(st.up);
     ck_assert_int_eq(kill(redis_pid, SIGSTOP), 0);
+    for (int i = 0; i < 1000 && !is_stopped(redis_pid); i++)
+        usleep(1000);
+    ck_assert(is_stopped(redis_pid));
     struct slora_store_result res;
     ck_assert_int_eq(put(s, "late", "aaaa", "00000000000000a1", NULL, &res), SLORA_EUNAVAIL);
     slora_store_stats(s, &st);

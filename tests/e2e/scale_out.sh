@@ -58,13 +58,13 @@ check "DELETE with the replaced version's If-Match: 412" 412 "$st"
 # ---- catch-up: replica 3 stopped while the stream moved on
 gaps3=$(metric "$(rurl 3)" slorad_replica_gaps_total)
 loaded3=$(metric "$(rurl 3)" slorad_replica_loaded_total)
-kill -STOP "${R_PID[3]}"
+sigstop "${R_PID[3]}"
 check "PUT acme/two while replica 3 is stopped" 201 "$(put "$(rurl 1)" acme/two "$TMP/a4.safetensors")"
 kill -CONT "${R_PID[3]}"
 wait_for "replica 3 catches up on acme/two" 30 lists_equal 1 2 3
 check "replica 3 caught up from the stream (no rescan)" "$gaps3" "$(metric "$(rurl 3)" slorad_replica_gaps_total)"
 check "replica 3 loaded one version" $((loaded3 + 1)) "$(metric "$(rurl 3)" slorad_replica_loaded_total)"
-kill -STOP "${R_PID[3]}"
+sigstop "${R_PID[3]}"
 # more writes than the stream keeps, even if the first was already sent to it
 for s in 5 6 7 8 1 2; do
     check "PUT acme/t$s while replica 3 is stopped" 201 "$(put "$(rurl 2)" "acme/t$s" "$TMP/a$s.safetensors")"

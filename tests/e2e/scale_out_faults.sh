@@ -68,7 +68,7 @@ wait_for "haproxy routes to replica 2 again" 30 grep -q "r2 is UP" "$TMP/haproxy
 # ---- redis stopped, then killed, for 10 s each under load
 for how in ${REDIS_FAULTS:-stop kill}; do
     start_load "redis-$how"
-    if [ "$how" = stop ]; then kill -STOP "$REDIS_PID"; else kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; fi
+    if [ "$how" = stop ]; then sigstop "$REDIS_PID"; else kill -9 "$REDIS_PID"; wait "$REDIS_PID" 2>/dev/null || true; fi
     t0=$SECONDS
     st=$(curl -s -o "$TMP/put.out" -w '%{http_code}' -T "$TMP/a1.safetensors" "$(rurl 1)/v1/adapters/acme/new-$how")
     check "redis $how: upload answers 503" 503 "$st"

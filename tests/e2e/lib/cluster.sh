@@ -62,6 +62,17 @@ start_redis() {
     wait_for "redis-server on $REDIS_PORT" 20 redis-cli -p "$REDIS_PORT" ping
 }
 
+# stopped PID: the process is in state T (a SIGSTOP has taken effect).
+stopped() {
+    [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1)" = T ]
+}
+
+# sigstop PID: stop it and wait until it is stopped.
+sigstop() {
+    kill -STOP "$1"
+    wait_for "pid $1 stopped" 10 stopped "$1"
+}
+
 rcli() {
     redis-cli -p "$REDIS_PORT" "$@"
 }
