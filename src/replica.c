@@ -205,17 +205,21 @@ static int rescan(struct slora_replica *r)
         return rc;
     }
     bool lost = cur.rev < r->cur.rev;
-    if (lost)
+    if (lost) {
+        /* Revisions started again: ours are meaningless against them. */
         slora_warn("replica: the store's revision went back from %lld to %lld (it lost its data); "
-                   "following what it has now",
+                   "reloading from what it has now",
                    (long long)r->cur.rev, (long long)cur.rev);
+        sc.n = 0;
+    }
     /* Drop what the store no longer has (unless written after the snapshot). */
-    qsort(sc.ids, sc.n, sizeof(*sc.ids), cmp_id);
+    if (sc.n)
+        qsort(sc.ids, sc.n, sizeof(*sc.ids), cmp_id);
     struct slora_registry_entry **list;
     size_t n;
     if (slora_registry_list(r->registry, NULL, &list, &n) == 0) {
         for (size_t i = 0; i < n; i++) {
-            if (bsearch(list[i]->id, sc.ids, sc.n, sizeof(*sc.ids), cmp_id))
+            if (sc.n && bsearch(list[i]->id, sc.ids, sc.n, sizeof(*sc.ids), cmp_id))
                 continue;
             if (slora_registry_unload(r->registry, list[i]->tenant, list[i]->name, cur.rev,
                                       lost)) {
@@ -226,6 +230,10 @@ static int rescan(struct slora_replica *r)
         slora_registry_list_free(list, n);
     }
     free(sc.ids);
+    if (lost) {
+        r->cur = (struct slora_store_cursor){.id = "0-0", .rev = 0};
+        return rescan(r);
+    }
     r->cur = cur;
     pthread_mutex_lock(&r->mu);
     r->stats.rev = cur.rev;

@@ -5,8 +5,9 @@
 # hot swap reaches every replica while an in-flight stream finishes on its
 # version; concurrent If-Match PUTs on different replicas: one wins, the
 # rest 412; a replica stopped while the stream was trimmed catches up by a
-# rescan; the tenant x endpoint matrix through HAProxy; Redis reached only
-# at the configured address; no adapter bytes in any log.
+# rescan; a stored pin reaches the other replicas' caches; the tenant x
+# endpoint matrix through HAProxy; Redis reached only at the configured
+# address; no adapter bytes in any log; Redis losing its data is followed.
 . "$(dirname "$0")/lib/daemon.sh"
 . "$E2E_LIB/cluster.sh"
 
@@ -113,6 +114,14 @@ for f in "${R_LOG[@]}" "$TMP/haproxy.log" "$TMP/redis.log"; do
     fi
 done
 echo "ok - no adapter bytes in the replicas', haproxy's or redis' logs"
+
+# ---- Redis lost its data (FLUSHALL): the replicas follow it, then go on
+rcli FLUSHALL >/dev/null
+empty() { [ -z "$(adapter_list "$(rurl "$1")")" ]; }
+for i in 1 2 3; do wait_for "replica $i drops what redis lost" 30 empty "$i"; done
+check "PUT acme/again after the loss" 201 "$(put "$(rurl 1)" acme/again "$TMP/a6.safetensors")"
+wait_for "replica 3 serves acme/again" 30 has_version 3 acme/again "$(ver)"
+wait_for "replicas in step after the loss" 30 lists_equal 1 2 3
 
 for i in 1 2 3; do stop_replica "$i"; done
 check "no sanitizer report from the replicas" "" "$(sanitizer_reports)"
