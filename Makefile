@@ -179,6 +179,10 @@ install: all model
 	install -D -m 0644 systemd/slorad.service $(DESTDIR)$(UNITDIR)/slorad.service
 	sed -i -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/slorad/|$(SYSCONFDIR)/slorad/|g' $(DESTDIR)$(UNITDIR)/slorad.service
 	install -D -m 0644 docs/operations.md $(DESTDIR)$(PREFIX)/share/doc/slorad/operations.md
+	install -D -m 0644 systemd/slorad@.service $(DESTDIR)$(UNITDIR)/slorad@.service
+	sed -i -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/slorad/|$(SYSCONFDIR)/slorad/|g' $(DESTDIR)$(UNITDIR)/slorad@.service
+	install -D -m 0644 conf/haproxy.cfg $(DESTDIR)$(PREFIX)/share/slorad/haproxy.cfg
+	install -D -m 0644 docs/scale-out.md $(DESTDIR)$(PREFIX)/share/doc/slorad/scale-out.md
 
 # libFuzzer (clang, ASan+UBSan): every tests/fuzz/fuzz_<t>.c is a target
 # with its seeds in tests/fuzz/corpus/<t>. `make fuzz FUZZ_SECONDS=N` runs
