@@ -2,7 +2,7 @@
  *   PUT    /v1/adapters/{tenant}/{name}        upload (raw body), ?dry_run=1
  *   GET    /v1/adapters                        list visible to the caller
  *   GET    /v1/adapters/{tenant}/{name}        metadata (ETag, 304)
- *   GET    /v1/adapters/{tenant}/{name}/file   the exact uploaded bytes
+ *   GET    /v1/adapters/{tenant}/{name}/file   the exact stored bytes
  *   DELETE /v1/adapters/{tenant}/{name}        204
  *
  * Names are checked before anything else (400: they never reach the
@@ -11,13 +11,21 @@
  * hook, before the body is read, so `Expect: 100-continue` gets the final
  * answer at once. Validation, hashing and file I/O run on a worker; the
  * registry op is begun and committed on the loop thread.
+ *
+ * A PUT body that is a tar (a PEFT adapter: adapter_config.json and
+ * adapter_model.safetensors) is converted on the worker into the
+ * SuperLoRA file it means (import.h) for the loaded base; that file is
+ * what is validated, stored and served by GET .../file, and the reply says
+ * "converted_from": "peft".
  */
 #include "api_internal.h"
 
 #include <slora/arch.h>
 #include <slora/auth.h>
 #include <slora/error.h>
+#include <slora/import.h>
 #include <slora/registry.h>
+#include <slora/tar.h>
 
 #include <jansson.h>
 
@@ -108,7 +116,8 @@ struct put_job {
     void *body;
     size_t len;
     bool dry_run;
-    int pin; /* ?pin: -1 absent, 0 unpin, 1 pin */
+    bool converted; /* body was a PEFT tar, now its SuperLoRA file */
+    int pin;        /* ?pin: -1 absent, 0 unpin, 1 pin */
     const struct slora_api_deps *deps;
     int err;
     char diag[DIAG_LEN];
@@ -194,13 +203,37 @@ static void put_reply(struct slora_api_call *c, int err, const char *message)
     json_t *obj = entry_json(j->entry);
     if (j->dry_run)
         json_object_set_new(obj, "dry_run", json_true());
+    if (j->converted)
+        json_object_set_new(obj, "converted_from", json_string("peft"));
     set_etag(c, j->entry->version);
     slora_api_call_respond_json(c, j->created && !j->dry_run ? 201 : 200, obj);
+}
+
+/* A PEFT tar body becomes its SuperLoRA file (or the PUT is refused). */
+static int put_convert(struct put_job *j)
+{
+    if (!j->deps->model)
+        return slora_registry_op_reject(j->op, SLORA_EUNSUPPORTED,
+                                        "PEFT uploads need the base model");
+    struct slora_import_target t;
+    slora_import_target_init(&t, j->deps->model);
+    void *out;
+    size_t len;
+    int err = slora_import_peft_tar(j->body, j->len, &t, &out, &len, j->diag, sizeof(j->diag));
+    if (err)
+        return slora_registry_op_reject(j->op, err, j->diag);
+    free(j->body);
+    j->body = out;
+    j->len = len;
+    j->converted = true;
+    return 0;
 }
 
 static void put_work(void *arg)
 {
     struct put_job *j = arg;
+    if (slora_tar_is_tar(j->body, j->len) && (j->err = put_convert(j)))
+        return;
     j->err = slora_registry_op_run(j->op, j->body, j->len, j->diag, sizeof(j->diag));
 }
 

@@ -494,7 +494,7 @@ static bool convertible(uint32_t from, uint32_t to)
     return from == to || (f && t);
 }
 
-static uint16_t f32_to_bf16(float f)
+uint16_t slora_gguf_f32_to_bf16(float f)
 {
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -527,7 +527,7 @@ static void convert_row(uint32_t from, const uint8_t *src, float *row, uint32_t 
             memcpy(dst + 4 * j, &row[j], 4);
             continue;
         }
-        h = to == SLORA_DTYPE_F16 ? slora_gguf_f32_to_f16(row[j]) : f32_to_bf16(row[j]);
+        h = to == SLORA_DTYPE_F16 ? slora_gguf_f32_to_f16(row[j]) : slora_gguf_f32_to_bf16(row[j]);
         memcpy(dst + 2 * j, &h, 2);
     }
 }

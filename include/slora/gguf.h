@@ -103,6 +103,8 @@ float slora_gguf_array_f32(const struct slora_gguf_kv *kv, uint64_t i);
 float slora_gguf_f16_to_f32(uint16_t h);
 /* Round to nearest even; overflow gives infinity. */
 uint16_t slora_gguf_f32_to_f16(float f);
+/* Round to nearest even; NaN stays a quiet NaN. */
+uint16_t slora_gguf_f32_to_bf16(float f);
 
 /* Writer: collects key/values and tensors, then writes the file at once.
  * Borrowed tensor data must stay valid until slora_gguf_writer_write. */

@@ -31,6 +31,8 @@
  * index never replaces an entry by an older revision, so a local commit and
  * the change stream may deliver in either order. While a shared store is
  * down, PUT/DELETE fail with SLORA_EUNAVAIL and reads serve what is loaded.
+ * The dir store keeps the exact stored bytes: the upload, or the SuperLoRA
+ * file a PEFT upload became.
  */
 #ifndef SLORA_REGISTRY_H
 #define SLORA_REGISTRY_H
@@ -234,6 +236,10 @@ void slora_registry_op_set_pin(struct slora_registry_op *op, int pin);
 /* Worker side, step 2. PUT: buf/len is the uploaded file (borrowed for the
  * call); validate, hash, check the bytes quota, persist. DELETE: buf is
  * ignored; unlink the file. The result is kept in the op for commit. */
+/* Worker side, instead of op_run: the PUT failed before validation (a
+ * PEFT upload that could not be converted). Records err and diag for
+ * commit (counted as a rejection) and returns err. */
+int slora_registry_op_reject(struct slora_registry_op *op, int err, const char *diag);
 int slora_registry_op_run(struct slora_registry_op *op, const void *buf, size_t len, char *diag,
                           size_t diag_len);
 /* Loop side, step 3; frees op. Returns the run's result (its diag again) or
