@@ -22,6 +22,7 @@
 
 #include <slora/arch.h>
 #include <slora/auth.h>
+#include <slora/config.h>
 #include <slora/error.h>
 #include <slora/import.h>
 #include <slora/registry.h>
@@ -112,6 +113,10 @@ static void respond_busy(struct slora_api_call *c, int err, const char *diag)
 
 struct put_job {
     struct slora_api_call *call;
+    struct upload_tenant *slot; /* holds (running) or waits for (waiting) one of its slots */
+    bool running;
+    struct put_job *next_waiting;
+    bool canceled; /* not validated: the client was gone when a worker took it */
     struct slora_registry_op *op; /* owned until commit or abort */
     void *body;
     size_t len;
@@ -126,6 +131,140 @@ struct put_job {
     struct slora_cache_reservation *reservation; /* put_admit's, until the hook or put_release */
 };
 
+/* Uploads of one tenant (the path's) validated at once are capped by
+ * max_uploads_per_tenant: more wait here, in arrival order, for one of
+ * their tenant's slots, so one tenant cannot occupy every worker. A slot
+ * is held from validation to the reply (warming and pinning included).
+ * Loop thread only. */
+struct upload_tenant {
+    char name[SLORA_NAME_MAX + 1];
+    int running;
+    struct put_job *head, *tail; /* waiting */
+    struct upload_tenant *next;
+};
+
+struct slora__uploads {
+    struct upload_tenant *tenants; /* those with uploads running or waiting */
+    int64_t waiting;
+};
+
+struct slora__uploads *slora__uploads_new(void)
+{
+    return calloc(1, sizeof(struct slora__uploads));
+}
+
+void slora__uploads_free(struct slora__uploads *u)
+{
+    if (!u)
+        return;
+    while (u->tenants) {
+        struct upload_tenant *t = u->tenants;
+        u->tenants = t->next;
+        free(t);
+    }
+    free(u);
+}
+
+static struct slora__uploads *uploads_of(struct slora_api_call *c)
+{
+    return slora__api_uploads(slora_api_call_api(c));
+}
+
+static void put_work(void *arg);
+static void put_done(void *arg);
+static void uploads_leave(struct put_job *j);
+
+static void put_start(struct put_job *j)
+{
+    j->running = true;
+    j->slot->running++;
+    int err = slora_api_call_queue_work(j->call, put_work, put_done, j);
+    if (err) {
+        uploads_leave(j);
+        respond_busy(j->call, err, "");
+    }
+}
+
+/* A waiting upload whose client went away: answer it, never validate it. */
+static void put_waiting_canceled(void *arg)
+{
+    struct put_job *j = arg;
+    uploads_leave(j);
+    slora_api_call_error(j->call, SLORA_ECANCELED, NULL);
+}
+
+/* Run j now, or queue it behind its tenant's running uploads. */
+static void uploads_enter(struct put_job *j, const char *tenant)
+{
+    struct slora__uploads *u = uploads_of(j->call);
+    struct upload_tenant *t = u->tenants;
+    while (t && strcmp(t->name, tenant))
+        t = t->next;
+    if (!t && (t = calloc(1, sizeof(*t)))) {
+        snprintf(t->name, sizeof(t->name), "%s", tenant);
+        t->next = u->tenants;
+        u->tenants = t;
+    }
+    if (!t) {
+        slora_api_call_error(j->call, SLORA_ENOMEM, NULL);
+        return;
+    }
+    j->slot = t;
+    const struct slora_config *cfg = slora_api_call_config(j->call);
+    if (!cfg || t->running < cfg->max_uploads_per_tenant) {
+        put_start(j);
+        return;
+    }
+    if (t->tail)
+        t->tail->next_waiting = j;
+    else
+        t->head = j;
+    t->tail = j;
+    u->waiting++;
+    slora_api_call_on_cancel(j->call, put_waiting_canceled, j);
+}
+
+/* j no longer holds or waits for a slot; a freed slot goes to the
+ * tenant's next waiting upload. */
+static void uploads_leave(struct put_job *j)
+{
+    struct upload_tenant *t = j->slot;
+    if (!t)
+        return;
+    struct slora__uploads *u = uploads_of(j->call);
+    j->slot = NULL;
+    if (!j->running) {
+        struct put_job **pp = &t->head, *prev = NULL;
+        while (*pp != j) {
+            prev = *pp;
+            pp = &(*pp)->next_waiting;
+        }
+        *pp = j->next_waiting;
+        if (t->tail == j)
+            t->tail = prev;
+        u->waiting--;
+    } else {
+        j->running = false;
+        t->running--;
+        struct put_job *next = t->head;
+        if (next) {
+            t->head = next->next_waiting;
+            if (!t->head)
+                t->tail = NULL;
+            u->waiting--;
+            slora_api_call_on_cancel(next->call, NULL, NULL);
+            put_start(next);
+        }
+    }
+    if (!t->running && !t->head) {
+        struct upload_tenant **tp = &u->tenants;
+        while (*tp != t)
+            tp = &(*tp)->next;
+        *tp = t->next;
+        free(t);
+    }
+}
+
 static void put_job_unreserve(struct put_job *j)
 {
     if (j->reservation)
@@ -138,6 +277,7 @@ static void put_job_free(void *p)
     struct put_job *j = p;
     if (!j)
         return;
+    uploads_leave(j);
     if (j->op)
         slora_registry_op_abort(j->op);
     put_job_unreserve(j);
@@ -196,6 +336,7 @@ static int put_head(struct slora_api_call *c)
 static void put_reply(struct slora_api_call *c, int err, const char *message)
 {
     struct put_job *j = slora_api_call_data(c);
+    uploads_leave(j);
     if (err) {
         slora_api_call_error(c, err, "%s", message ? message : slora_strerror(err));
         return;
@@ -232,6 +373,12 @@ static int put_convert(struct put_job *j)
 static void put_work(void *arg)
 {
     struct put_job *j = arg;
+    /* The client left (or the drain cut it) while the job waited for a
+     * worker: nobody will read the answer, so validate nothing. */
+    if (slora_api_call_is_canceled(j->call)) {
+        j->canceled = true;
+        return;
+    }
     if (slora_tar_is_tar(j->body, j->len) && (j->err = put_convert(j)))
         return;
     j->err = slora_registry_op_run(j->op, j->body, j->len, j->diag, sizeof(j->diag));
@@ -241,12 +388,18 @@ static void put_done(void *arg)
 {
     struct put_job *j = arg;
     struct slora_api_call *c = j->call;
+    if (j->canceled) { /* j->op is released with j */
+        uploads_leave(j);
+        slora_api_call_error(c, SLORA_ECANCELED, NULL);
+        return;
+    }
     struct slora_registry_op *op = j->op;
     j->op = NULL;
     free(j->body);
     j->body = NULL;
     j->err = slora_registry_op_commit(op, &j->entry, &j->created, j->diag, sizeof(j->diag));
     if (j->err) {
+        uploads_leave(j);
         put_job_unreserve(j);
         slora_api_call_error(c, j->err, "%s", j->diag[0] ? j->diag : slora_strerror(j->err));
         return;
@@ -270,9 +423,7 @@ static void put_handler(struct slora_api_call *c)
 {
     struct put_job *j = slora_api_call_data(c);
     j->body = slora_api_call_take_body(c, &j->len);
-    int err = slora_api_call_queue_work(c, put_work, put_done, j);
-    if (err)
-        respond_busy(c, err, "");
+    uploads_enter(j, slora_api_call_param(c, 0));
 }
 
 /* ---- GET / DELETE ------------------------------------------------------- */
@@ -461,32 +612,36 @@ void slora__api_adapter_metrics(struct slora_api *api, struct slora_api_text *t)
     slora_registry_stats(r, &s);
     int64_t live, live_bytes;
     slora_registry_live(&live, &live_bytes);
-    slora_api_text_printf(t,
-                          "# HELP slorad_adapters Adapters registered.\n"
-                          "# TYPE slorad_adapters gauge\n"
-                          "slorad_adapters %lld\n"
-                          "# HELP slorad_adapter_bytes Compact bytes of registered adapters.\n"
-                          "# TYPE slorad_adapter_bytes gauge\n"
-                          "slorad_adapter_bytes %lld\n"
-                          "# HELP slorad_adapter_objects_live Adapter versions alive (incl. "
-                          "retired ones still in use).\n"
-                          "# TYPE slorad_adapter_objects_live gauge\n"
-                          "slorad_adapter_objects_live %lld\n"
-                          "slorad_adapter_objects_live_bytes %lld\n"
-                          "# TYPE slorad_adapter_uploads_total counter\n"
-                          "slorad_adapter_uploads_total %llu\n"
-                          "# TYPE slorad_adapter_swaps_total counter\n"
-                          "slorad_adapter_swaps_total %llu\n"
-                          "# TYPE slorad_adapter_deletes_total counter\n"
-                          "slorad_adapter_deletes_total %llu\n"
-                          "# TYPE slorad_adapter_dry_runs_total counter\n"
-                          "slorad_adapter_dry_runs_total %llu\n"
-                          "# HELP slorad_adapter_rejected_total Failed uploads by reason.\n"
-                          "# TYPE slorad_adapter_rejected_total counter\n",
-                          (long long)s.adapters, (long long)s.bytes, (long long)live,
-                          (long long)live_bytes, (unsigned long long)s.uploads,
-                          (unsigned long long)s.swaps, (unsigned long long)s.deletes,
-                          (unsigned long long)s.dry_runs);
+    slora_api_text_printf(
+        t,
+        "# HELP slorad_adapters Adapters registered.\n"
+        "# TYPE slorad_adapters gauge\n"
+        "slorad_adapters %lld\n"
+        "# HELP slorad_adapter_bytes Compact bytes of registered adapters.\n"
+        "# TYPE slorad_adapter_bytes gauge\n"
+        "slorad_adapter_bytes %lld\n"
+        "# HELP slorad_adapter_objects_live Adapter versions alive (incl. "
+        "retired ones still in use).\n"
+        "# TYPE slorad_adapter_objects_live gauge\n"
+        "slorad_adapter_objects_live %lld\n"
+        "slorad_adapter_objects_live_bytes %lld\n"
+        "# TYPE slorad_adapter_uploads_total counter\n"
+        "slorad_adapter_uploads_total %llu\n"
+        "# TYPE slorad_adapter_swaps_total counter\n"
+        "slorad_adapter_swaps_total %llu\n"
+        "# TYPE slorad_adapter_deletes_total counter\n"
+        "slorad_adapter_deletes_total %llu\n"
+        "# TYPE slorad_adapter_dry_runs_total counter\n"
+        "slorad_adapter_dry_runs_total %llu\n"
+        "# HELP slorad_adapter_uploads_waiting Uploads waiting for a slot of "
+        "their tenant (max_uploads_per_tenant).\n"
+        "# TYPE slorad_adapter_uploads_waiting gauge\n"
+        "slorad_adapter_uploads_waiting %lld\n"
+        "# HELP slorad_adapter_rejected_total Failed uploads by reason.\n"
+        "# TYPE slorad_adapter_rejected_total counter\n",
+        (long long)s.adapters, (long long)s.bytes, (long long)live, (long long)live_bytes,
+        (unsigned long long)s.uploads, (unsigned long long)s.swaps, (unsigned long long)s.deletes,
+        (unsigned long long)s.dry_runs, (long long)slora__api_uploads(api)->waiting);
     for (int i = 0; i < SLORA_ERR_COUNT; i++)
         if (s.rejected[i])
             slora_api_text_printf(t, "slorad_adapter_rejected_total{reason=\"%s\"} %llu\n",

@@ -206,7 +206,7 @@ static const struct bad peft_bads[] = {
     {"r not integer", "{\"r\": 2.5}", NULL, SLORA_EFORMAT, "r: not a positive integer"},
     {"alpha not finite", "{\"lora_alpha\": 1e999}", NULL, SLORA_EFORMAT, "adapter_config.json"},
     {"weights malformed", "{\"r\": 2}", P "1.self_attn.q_proj.lora_A.weight=2x8@I8",
-     SLORA_EUNSUPPORTED, "unsupported dtype"},
+     SLORA_EFORMAT, "unsupported dtype"},
 };
 
 START_TEST(peft_rejects)
