@@ -52,8 +52,9 @@ int slora__redis_call(struct slora__redis *r, int link, int argc, const char **a
                       char *diag, size_t diag_len);
 void slora__redis_stats(struct slora__redis *r, struct slora_store_stats *out);
 /* When a command sent now stops being worth running, in the server's
- * clock (ms since the epoch): a write queued behind a stopped server must
- * not happen after its caller was told it failed. */
+ * clock (ms since the epoch), well before the call's own timeout: a write
+ * queued behind a stopped server must not happen after its caller was told
+ * it failed. */
 int64_t slora__redis_deadline_ms(struct slora__redis *r);
 
 #endif

@@ -190,6 +190,7 @@ static void req_dispatch(struct slora__redis *r, struct req *q)
     pthread_mutex_lock(&r->mu);
     r->stats.commands++;
     pthread_mutex_unlock(&r->mu);
+    uv_update_time(&r->loop); /* the full wait from now, never from a stale loop time */
     uv_timer_start(&q->timer, on_req_timeout, (uint64_t)q->wait_ms, 0);
 }
 
@@ -478,7 +479,10 @@ int slora__redis_call(struct slora__redis *r, int link, int argc, const char **a
 
 int64_t slora__redis_deadline_ms(struct slora__redis *r)
 {
-    return now_ms() + __atomic_load_n(&r->skew_ms, __ATOMIC_RELAXED) + r->t.timeout_ms;
+    /* Three quarters of the wait: the caller's timer, started after this,
+     * runs the whole of it, and the skew measured at connect may be off by
+     * the round trip. */
+    return now_ms() + __atomic_load_n(&r->skew_ms, __ATOMIC_RELAXED) + r->t.timeout_ms * 3 / 4;
 }
 
 void slora__redis_stats(struct slora__redis *r, struct slora_store_stats *out)
