@@ -396,57 +396,6 @@ float slora_gguf_array_f32(const struct slora_gguf_kv *kv, uint64_t i)
     return f;
 }
 
-float slora_gguf_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h >> 15) << 31;
-    uint32_t exp = (h >> 10) & 0x1f;
-    uint32_t man = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp) {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    } else if (man) {
-        /* subnormal half: normalise into a float */
-        int e = -1;
-        do {
-            man <<= 1;
-            e++;
-        } while (!(man & 0x400));
-        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
-    } else {
-        bits = sign;
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-uint16_t slora_gguf_f32_to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint16_t sign = (x >> 16) & 0x8000;
-    uint32_t abs = x & 0x7fffffffu;
-    if (abs > 0x7f800000u)
-        return sign | 0x7e00;
-    if (abs >= 0x477ff000u) /* rounds to >= 65520: infinity */
-        return sign | 0x7c00;
-    if (abs < 0x38800000u) {
-        /* subnormal half: scale by 2^24 and round to nearest even */
-        float a;
-        memcpy(&a, &abs, 4);
-        float s = a * 16777216.0f;
-        return sign | (uint16_t)nearbyintf(s);
-    }
-    uint32_t mant = abs & 0x7fffff;
-    uint32_t h = ((abs >> 23) - 112) << 10 | (mant >> 13);
-    uint32_t rest = mant & 0x1fff;
-    if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
-        h++;
-    return sign | (uint16_t)h;
-}
-
 /* Writer. */
 
 struct wtensor {
@@ -624,7 +573,7 @@ static int write_tensor_data(FILE *f, const struct wtensor *t)
     for (size_t i = 0; i < n;) {
         size_t m = n - i < 4096 ? n - i : 4096;
         for (size_t j = 0; j < m; j++)
-            chunk[j] = slora_gguf_f32_to_f16(t->data[i + j]);
+            chunk[j] = slora_quant_f32_to_f16(t->data[i + j]);
         if (fwrite(chunk, 2, m, f) != m)
             return -1;
         i += m;

@@ -19,6 +19,8 @@
 #ifndef SLORA_GGUF_H
 #define SLORA_GGUF_H
 
+#include <slora/quant.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -97,9 +99,12 @@ const char *slora_gguf_array_str(const struct slora_gguf_kv *kv, uint64_t i, siz
 /* Element i of an F32 array. */
 float slora_gguf_array_f32(const struct slora_gguf_kv *kv, uint64_t i);
 
-float slora_gguf_f16_to_f32(uint16_t h);
-/* Round to nearest even; overflow gives infinity. */
-uint16_t slora_gguf_f32_to_f16(float f);
+/* The F16 conversions live in quant.h; this alias serves model.c until it
+ * reads typed tensors. */
+static inline float slora_gguf_f16_to_f32(uint16_t h)
+{
+    return slora_quant_f16_to_f32(h);
+}
 
 /* Writer: collects key/values and tensors, then writes the file at once.
  * Borrowed tensor data must stay valid until slora_gguf_writer_write. */
