@@ -203,3 +203,6 @@ $(BUILD)/bench_engine: bench/bench_engine.c $(LIB)
 $(BUILD)/bench-stories110M.bin: | $(BUILD)/slorad
 	$(BUILD)/slorad gen-model --dim 768 --hidden 2048 --layers 12 --heads 12 --kv-heads 12 \
 	  --vocab 32000 --seq-len 1024 --seed 1 --shared-classifier -o $@.tmp && mv $@.tmp $@
+
+$(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)

@@ -1,0 +1,274 @@
+/* matmul_float.c - SIMD kernels for F32 (below the BLAS threshold), F16
+ * and BF16 weights (matmul_internal.h). Weights are widened to f32 as they
+ * are loaded (F16C's vcvtph2ps, or a 16-bit shift for BF16) and multiplied
+ * into f32 accumulators; with AVX512-BF16, BF16 rows go straight into
+ * vdpbf16ps against the bf16 activations.
+ *
+ * A tile of MR weight rows x NR activation rows shares each load: MR + NR
+ * loads feed MR NR fused multiply-adds. Every output element is the same
+ * sequence of operations whatever the tile (lane j of the accumulator
+ * takes columns j, j + W, ...; a masked or scalar tail; one horizontal
+ * sum), so slicing and threads never change a result.
+ * The #if blocks here choose the instruction set (as kernels.c does).
+ */
+#include "matmul_internal.h"
+
+#include <slora/quant.h>
+
+#include <string.h>
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#define MM_AVX512 1
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define MM_AVX2 1
+#endif
+
+#if defined(MM_AVX512) || defined(MM_AVX2)
+
+#define MR 4
+#define NR 4
+/* activation rows per pass over a block of weight rows, and weight rows
+ * per block: an activation block stays in L2 while the weight block's
+ * tiles stream through L1 */
+#define X_BLOCK 32
+#define ROW_BLOCK 64
+
+#ifdef MM_AVX512
+#define W 16
+typedef __m512 vec;
+#define vzero() _mm512_setzero_ps()
+#define vfma(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define vsum(a) _mm512_reduce_add_ps(a)
+
+/* Columns [c, c + 16) of a row of type t as floats; only `left` (< 16)
+ * of them when left < 16, the rest 0. */
+static inline __attribute__((always_inline)) vec load_w(enum slora_dtype t, const uint8_t *row,
+                                                        int64_t c, int left)
+{
+    __mmask16 k = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+    if (t == SLORA_DTYPE_F32)
+        return _mm512_maskz_loadu_ps(k, (const float *)row + c);
+    __m256i h = _mm256_maskz_loadu_epi16(k, (const uint16_t *)row + c);
+    if (t == SLORA_DTYPE_F16)
+        return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+static inline __attribute__((always_inline)) vec load_x(enum slora_dtype t, const uint8_t *row,
+                                                        int64_t c, int left)
+{
+    return load_w(t == SLORA_DTYPE_BF16 ? t : SLORA_DTYPE_F32, row, c, left);
+}
+#else
+#define W 8
+typedef __m256 vec;
+#define vzero() _mm256_setzero_ps()
+#define vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
+
+static inline float vsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Columns [c, c + 8) as floats; the tail (left < 8) is copied to a zeroed
+ * buffer first. */
+static inline __attribute__((always_inline)) vec load_w(enum slora_dtype t, const uint8_t *row,
+                                                        int64_t c, int left)
+{
+    size_t es = t == SLORA_DTYPE_F32 ? 4 : 2;
+    const uint8_t *p = row + (size_t)c * es;
+    uint8_t tmp[32];
+    if (left < 8) {
+        memset(tmp, 0, sizeof(tmp));
+        memcpy(tmp, p, (size_t)left * es);
+        p = tmp;
+    }
+    if (t == SLORA_DTYPE_F32)
+        return _mm256_loadu_ps((const float *)p);
+    __m128i h = _mm_loadu_si128((const __m128i *)p);
+    if (t == SLORA_DTYPE_F16)
+        return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static inline __attribute__((always_inline)) vec load_x(enum slora_dtype t, const uint8_t *row,
+                                                        int64_t c, int left)
+{
+    return load_w(t == SLORA_DTYPE_BF16 ? t : SLORA_DTYPE_F32, row, c, left);
+}
+#endif
+
+/* y[j ldy + i] for the mr x nr tile of weight rows w + i ws and
+ * activation rows x + j xs. */
+static inline __attribute__((always_inline)) void tile(enum slora_dtype t, int mr, int nr,
+                                                       const uint8_t *w, size_t ws,
+                                                       const uint8_t *x, size_t xs, int64_t cols,
+                                                       float *y, size_t ldy, bool add)
+{
+    vec acc[MR][NR];
+#pragma GCC unroll 4
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            acc[i][j] = vzero();
+    int64_t c = 0;
+    for (; c + W <= cols; c += W) {
+        vec wv[MR], xv[NR];
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++)
+            wv[i] = load_w(t, w + i * ws, c, W);
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            xv[j] = load_x(t, x + j * xs, c, W);
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+            for (int j = 0; j < nr; j++)
+                acc[i][j] = vfma(wv[i], xv[j], acc[i][j]);
+    }
+    if (c < cols) {
+        int left = (int)(cols - c);
+        vec wv[MR], xv[NR];
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++)
+            wv[i] = load_w(t, w + i * ws, c, left);
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            xv[j] = load_x(t, x + j * xs, c, left);
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+            for (int j = 0; j < nr; j++)
+                acc[i][j] = vfma(wv[i], xv[j], acc[i][j]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            slora__mm_store(y + j * ldy + i, vsum(acc[i][j]), add);
+}
+
+#if defined(MM_AVX512) && defined(__AVX512BF16__)
+/* BF16 x BF16 pairs with vdpbf16ps: lane j takes columns 2j, 2j + 1,
+ * 2j + 32, ...; the tail masked to zero. */
+static inline __attribute__((always_inline)) void tile_bf16(int mr, int nr, const uint8_t *w,
+                                                            size_t ws, const uint8_t *x, size_t xs,
+                                                            int64_t cols, float *y, size_t ldy,
+                                                            bool add)
+{
+    __m512 acc[MR][NR];
+#pragma GCC unroll 4
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            acc[i][j] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < cols; c += 32) {
+        __mmask32 k = cols - c >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << (cols - c)) - 1);
+        __m512bh wv[MR], xv[NR];
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++)
+            wv[i] = (__m512bh)_mm512_maskz_loadu_epi16(k, (const uint16_t *)(w + i * ws) + c);
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            xv[j] = (__m512bh)_mm512_maskz_loadu_epi16(k, (const uint16_t *)(x + j * xs) + c);
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+            for (int j = 0; j < nr; j++)
+                acc[i][j] = _mm512_dpbf16_ps(acc[i][j], wv[i], xv[j]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            slora__mm_store(y + j * ldy + i, _mm512_reduce_add_ps(acc[i][j]), add);
+}
+#define TILE_BF16(mr, nr) tile_bf16(mr, nr, w, ws, x, xs, cols, y, ldy, add)
+#else
+#define TILE_BF16(mr, nr) tile(SLORA_DTYPE_BF16, mr, nr, w, ws, x, xs, cols, y, ldy, add)
+#endif
+
+/* One tile of each shape the driver uses, type fixed at compile time. */
+#define TILES(name, TILE_CALL)                                                                     \
+    static void name(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,    \
+                     int64_t cols, float *y, size_t ldy, bool add)                                 \
+    {                                                                                              \
+        switch (mr * 8 + nr) {                                                                     \
+        case 4 * 8 + 4:                                                                            \
+            TILE_CALL(4, 4);                                                                       \
+            break;                                                                                 \
+        case 4 * 8 + 3:                                                                            \
+            TILE_CALL(4, 3);                                                                       \
+            break;                                                                                 \
+        case 4 * 8 + 2:                                                                            \
+            TILE_CALL(4, 2);                                                                       \
+            break;                                                                                 \
+        case 4 * 8 + 1:                                                                            \
+            TILE_CALL(4, 1);                                                                       \
+            break;                                                                                 \
+        case 1 * 8 + 4:                                                                            \
+            TILE_CALL(1, 4);                                                                       \
+            break;                                                                                 \
+        case 1 * 8 + 3:                                                                            \
+            TILE_CALL(1, 3);                                                                       \
+            break;                                                                                 \
+        case 1 * 8 + 2:                                                                            \
+            TILE_CALL(1, 2);                                                                       \
+            break;                                                                                 \
+        default:                                                                                   \
+            TILE_CALL(1, 1);                                                                       \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+
+#define TILE_F32(mr, nr) tile(SLORA_DTYPE_F32, mr, nr, w, ws, x, xs, cols, y, ldy, add)
+#define TILE_F16(mr, nr) tile(SLORA_DTYPE_F16, mr, nr, w, ws, x, xs, cols, y, ldy, add)
+TILES(tiles_f32, TILE_F32)
+TILES(tiles_f16, TILE_F16)
+TILES(tiles_bf16, TILE_BF16)
+
+typedef void (*tiles_fn)(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
+                         int64_t cols, float *y, size_t ldy, bool add);
+
+bool slora__mm_float(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n,
+                     float *y, size_t ldy, int64_t r0, int64_t r1, bool add)
+{
+    tiles_fn fn = w->type == SLORA_DTYPE_F32   ? tiles_f32
+                  : w->type == SLORA_DTYPE_F16 ? tiles_f16
+                                               : tiles_bf16;
+    const uint8_t *wd = w->data, *xd = xq;
+    size_t ws = w->row_bytes;
+    for (int i0 = 0; i0 < n; i0 += X_BLOCK) {
+        int i1 = n - i0 < X_BLOCK ? n : i0 + X_BLOCK;
+        for (int64_t b0 = r0; b0 < r1; b0 += ROW_BLOCK) {
+            int64_t b1 = r1 - b0 < ROW_BLOCK ? r1 : b0 + ROW_BLOCK;
+            for (int64_t r = b0; r < b1;) {
+                int mr = b1 - r >= MR ? MR : 1;
+                for (int i = i0; i < i1;) {
+                    int nr = i1 - i < NR ? i1 - i : NR;
+                    fn(mr, nr, wd + (size_t)r * ws, ws, xd + (size_t)i * xq_stride, xq_stride,
+                       w->cols, y + (size_t)i * ldy + r, ldy, add);
+                    i += nr;
+                }
+                r += mr;
+            }
+        }
+    }
+    return true;
+}
+
+#else
+
+bool slora__mm_float(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n,
+                     float *y, size_t ldy, int64_t r0, int64_t r1, bool add)
+{
+    (void)w, (void)xq, (void)xq_stride, (void)n, (void)y, (void)ldy, (void)r0, (void)r1, (void)add;
+    return false;
+}
+
+#endif
