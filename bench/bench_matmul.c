@@ -8,7 +8,7 @@
  * cache, so decode numbers are DRAM numbers. Each figure is the median of
  * repeated runs of at least 0.2 s.
  *
- * usage: bench_matmul [--quick] [--json PATH] [--md PATH] [--types T,T,..]
+ * usage: bench_matmul [--quick] [--hot] [--json PATH] [--md PATH] [--types T,T,..]
  */
 #include "matmul_internal.h"
 
@@ -167,11 +167,13 @@ static void free_weights(struct slora_tensor *w, int copies)
     free(w);
 }
 
+static bool hot; /* --hot: n = 1 on one cache-resident copy (kernel speed, not DRAM) */
+
 static struct result bench_one(enum slora_dtype t, int rows, int cols, int n, int mode,
                                double budget)
 {
     size_t wbytes = slora_dtype_row_bytes(t, cols) * (size_t)rows;
-    int copies = n == 1 ? (int)(RING_BYTES / wbytes) + 1 : 1;
+    int copies = n == 1 && !hot ? (int)(RING_BYTES / wbytes) + 1 : 1;
     struct slora_tensor *w = make_weights(t, rows, cols, copies);
     size_t stride = slora_matmul_xq_bytes(t, cols);
     float *x = xalloc((size_t)n * (size_t)cols * sizeof(float));
@@ -203,8 +205,10 @@ int main(int argc, char **argv)
             only = argv[++i];
         else if (!strcmp(argv[i], "--quick"))
             quick = true;
+        else if (!strcmp(argv[i], "--hot"))
+            hot = true;
         else {
-            fprintf(stderr, "usage: %s [--quick] [--json PATH] [--md PATH] [--types T,..]\n",
+            fprintf(stderr, "usage: %s [--quick] [--hot] [--json PATH] [--md PATH] [--types T,..]\n",
                     argv[0]);
             return 2;
         }

@@ -133,6 +133,31 @@ void slora_matmul_quantize(enum slora_dtype wt, const float *x, int n, int64_t c
         quantize_row(wt, x + (size_t)i * (size_t)cols, cols, (uint8_t *)xq + (size_t)i * xq_stride);
 }
 
+void slora__mm_drive(const struct slora_tensor *w, slora__mm_tile_fn fn, int mr_max, int nr_max,
+                     const void *xq, size_t xq_stride, int n, float *y, size_t ldy, int64_t r0,
+                     int64_t r1, bool add)
+{
+    enum { X_BLOCK = 32, ROW_BLOCK = 64 };
+    const uint8_t *wd = w->data, *xd = xq;
+    size_t ws = w->row_bytes;
+    for (int i0 = 0; i0 < n; i0 += X_BLOCK) {
+        int i1 = n - i0 < X_BLOCK ? n : i0 + X_BLOCK;
+        for (int64_t b0 = r0; b0 < r1; b0 += ROW_BLOCK) {
+            int64_t b1 = r1 - b0 < ROW_BLOCK ? r1 : b0 + ROW_BLOCK;
+            for (int64_t r = b0; r < b1;) {
+                int mr = b1 - r >= mr_max ? mr_max : 1;
+                for (int i = i0; i < i1;) {
+                    int nr = i1 - i < nr_max ? i1 - i : nr_max;
+                    fn(mr, nr, wd + (size_t)r * ws, ws, xd + (size_t)i * xq_stride, xq_stride,
+                       w->cols, y + (size_t)i * ldy + r, ldy, add);
+                    i += nr;
+                }
+                r += mr;
+            }
+        }
+    }
+}
+
 void slora_matmul(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                   size_t ldy, int64_t r0, int64_t r1, bool add)
 {

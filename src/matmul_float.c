@@ -29,11 +29,6 @@
 
 #define MR 4
 #define NR 4
-/* activation rows per pass over a block of weight rows, and weight rows
- * per block: an activation block stays in L2 while the weight block's
- * tiles stream through L1 */
-#define X_BLOCK 32
-#define ROW_BLOCK 64
 
 #ifdef MM_AVX512
 #define W 16
@@ -188,77 +183,24 @@ static inline __attribute__((always_inline)) void tile_bf16(int mr, int nr, cons
         for (int j = 0; j < nr; j++)
             slora__mm_store(y + j * ldy + i, _mm512_reduce_add_ps(acc[i][j]), add);
 }
-#define TILE_BF16(mr, nr) tile_bf16(mr, nr, w, ws, x, xs, cols, y, ldy, add)
+#define TILE_BF16(mr, nr) tile_bf16(mr, nr, w, ws, xq, xs, cols, y, ldy, add)
 #else
-#define TILE_BF16(mr, nr) tile(SLORA_DTYPE_BF16, mr, nr, w, ws, x, xs, cols, y, ldy, add)
+#define TILE_BF16(mr, nr) tile(SLORA_DTYPE_BF16, mr, nr, w, ws, xq, xs, cols, y, ldy, add)
 #endif
 
-/* One tile of each shape the driver uses, type fixed at compile time. */
-#define TILES(name, TILE_CALL)                                                                     \
-    static void name(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,    \
-                     int64_t cols, float *y, size_t ldy, bool add)                                 \
-    {                                                                                              \
-        switch (mr * 8 + nr) {                                                                     \
-        case 4 * 8 + 4:                                                                            \
-            TILE_CALL(4, 4);                                                                       \
-            break;                                                                                 \
-        case 4 * 8 + 3:                                                                            \
-            TILE_CALL(4, 3);                                                                       \
-            break;                                                                                 \
-        case 4 * 8 + 2:                                                                            \
-            TILE_CALL(4, 2);                                                                       \
-            break;                                                                                 \
-        case 4 * 8 + 1:                                                                            \
-            TILE_CALL(4, 1);                                                                       \
-            break;                                                                                 \
-        case 1 * 8 + 4:                                                                            \
-            TILE_CALL(1, 4);                                                                       \
-            break;                                                                                 \
-        case 1 * 8 + 3:                                                                            \
-            TILE_CALL(1, 3);                                                                       \
-            break;                                                                                 \
-        case 1 * 8 + 2:                                                                            \
-            TILE_CALL(1, 2);                                                                       \
-            break;                                                                                 \
-        default:                                                                                   \
-            TILE_CALL(1, 1);                                                                       \
-            break;                                                                                 \
-        }                                                                                          \
-    }
-
-#define TILE_F32(mr, nr) tile(SLORA_DTYPE_F32, mr, nr, w, ws, x, xs, cols, y, ldy, add)
-#define TILE_F16(mr, nr) tile(SLORA_DTYPE_F16, mr, nr, w, ws, x, xs, cols, y, ldy, add)
-TILES(tiles_f32, TILE_F32)
-TILES(tiles_f16, TILE_F16)
-TILES(tiles_bf16, TILE_BF16)
-
-typedef void (*tiles_fn)(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
-                         int64_t cols, float *y, size_t ldy, bool add);
+#define TILE_F32(mr, nr) tile(SLORA_DTYPE_F32, mr, nr, w, ws, xq, xs, cols, y, ldy, add)
+#define TILE_F16(mr, nr) tile(SLORA_DTYPE_F16, mr, nr, w, ws, xq, xs, cols, y, ldy, add)
+SLORA__MM_TILES(tiles_f32, MR, NR, TILE_F32)
+SLORA__MM_TILES(tiles_f16, MR, NR, TILE_F16)
+SLORA__MM_TILES(tiles_bf16, MR, NR, TILE_BF16)
 
 bool slora__mm_float(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n,
                      float *y, size_t ldy, int64_t r0, int64_t r1, bool add)
 {
-    tiles_fn fn = w->type == SLORA_DTYPE_F32   ? tiles_f32
-                  : w->type == SLORA_DTYPE_F16 ? tiles_f16
-                                               : tiles_bf16;
-    const uint8_t *wd = w->data, *xd = xq;
-    size_t ws = w->row_bytes;
-    for (int i0 = 0; i0 < n; i0 += X_BLOCK) {
-        int i1 = n - i0 < X_BLOCK ? n : i0 + X_BLOCK;
-        for (int64_t b0 = r0; b0 < r1; b0 += ROW_BLOCK) {
-            int64_t b1 = r1 - b0 < ROW_BLOCK ? r1 : b0 + ROW_BLOCK;
-            for (int64_t r = b0; r < b1;) {
-                int mr = b1 - r >= MR ? MR : 1;
-                for (int i = i0; i < i1;) {
-                    int nr = i1 - i < NR ? i1 - i : NR;
-                    fn(mr, nr, wd + (size_t)r * ws, ws, xd + (size_t)i * xq_stride, xq_stride,
-                       w->cols, y + (size_t)i * ldy + r, ldy, add);
-                    i += nr;
-                }
-                r += mr;
-            }
-        }
-    }
+    slora__mm_tile_fn fn = w->type == SLORA_DTYPE_F32   ? tiles_f32
+                           : w->type == SLORA_DTYPE_F16 ? tiles_f16
+                                                        : tiles_bf16;
+    slora__mm_drive(w, fn, MR, NR, xq, xq_stride, n, y, ldy, r0, r1, add);
     return true;
 }
 

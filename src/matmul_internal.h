@@ -61,6 +61,47 @@ bool slora__mm_q(const struct slora_tensor *w, const void *xq, size_t xq_stride,
 bool slora__mm_k(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                  size_t ldy, int64_t r0, int64_t r1, bool add);
 
+/* A kernel's tile: y[j ldy + i] for weight rows w + i ws (i < mr) against
+ * activation rows xq + j xs (j < nr), each row cols elements. */
+typedef void (*slora__mm_tile_fn)(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *xq,
+                                  size_t xs, int64_t cols, float *y, size_t ldy, bool add);
+
+/* The slice product by tiles of fn: mr_max x nr_max tiles, single weight
+ * rows for the slice's tail, fewer activation rows at the end of each
+ * block. Activation rows go in blocks of 32 (kept in L2) against weight
+ * rows in blocks of 64 (their tiles in L1). */
+void slora__mm_drive(const struct slora_tensor *w, slora__mm_tile_fn fn, int mr_max, int nr_max,
+                     const void *xq, size_t xq_stride, int n, float *y, size_t ldy, int64_t r0,
+                     int64_t r1, bool add);
+
+/* Defines `name`, a slora__mm_tile_fn calling TILE_CALL(mr, nr) with
+ * compile-time constants for mr in {MR, 1} and nr in 1..4 (<= NR), so each
+ * inlined tile keeps its accumulators in registers. */
+#define SLORA__MM_TILES(name, MR, NR, TILE_CALL)                                                   \
+    static void name(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *xq, size_t xs,   \
+                     int64_t cols, float *y, size_t ldy, bool add)                                 \
+    {                                                                                              \
+        if (mr == MR) {                                                                            \
+            if (nr >= 4 && NR >= 4)                                                                \
+                TILE_CALL(MR, (NR >= 4 ? 4 : 1));                                                  \
+            else if (nr == 3 && NR >= 3)                                                           \
+                TILE_CALL(MR, (NR >= 3 ? 3 : 1));                                                  \
+            else if (nr == 2)                                                                      \
+                TILE_CALL(MR, 2);                                                                  \
+            else                                                                                   \
+                TILE_CALL(MR, 1);                                                                  \
+        } else {                                                                                   \
+            if (nr >= 4 && NR >= 4)                                                                \
+                TILE_CALL(1, (NR >= 4 ? 4 : 1));                                                   \
+            else if (nr == 3 && NR >= 3)                                                           \
+                TILE_CALL(1, (NR >= 3 ? 3 : 1));                                                   \
+            else if (nr == 2)                                                                      \
+                TILE_CALL(1, 2);                                                                   \
+            else                                                                                   \
+                TILE_CALL(1, 1);                                                                   \
+        }                                                                                          \
+    }
+
 /* y = (add ? y : 0) + v: the one store of every kernel. */
 static inline void slora__mm_store(float *y, float v, bool add)
 {
