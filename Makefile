@@ -123,12 +123,14 @@ valgrind: deps model $(BUILD)/check_slora
 	CK_FORK=no valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  --quiet $(BUILD)/check_slora
 
-# The kernels' other compile-time paths (portable C; AVX2 without BMI2), superlora suite.
+# The kernels' other compile-time paths (portable C; AVX2/FMA/F16C without
+# AVX-512 or BMI2): the suites of the kernels that choose by #if.
+KERNEL_SUITES := superlora quant matmul
 check-kernels:
 	$(MAKE) BUILD=build-portable OPT=-O2 build-portable/check_slora
-	CK_RUN_SUITE=superlora build-portable/check_slora
-	$(MAKE) BUILD=build-nobmi2 OPT="-O2 -mavx2 -mfma" build-nobmi2/check_slora
-	CK_RUN_SUITE=superlora build-nobmi2/check_slora
+	for s in $(KERNEL_SUITES); do CK_RUN_SUITE=$$s build-portable/check_slora || exit 1; done
+	$(MAKE) BUILD=build-nobmi2 OPT="-O2 -mavx2 -mfma -mf16c" build-nobmi2/check_slora
+	for s in $(KERNEL_SUITES); do CK_RUN_SUITE=$$s build-nobmi2/check_slora || exit 1; done
 
 $(BUILD)/bench_model: bench/bench_model.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
