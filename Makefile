@@ -208,3 +208,6 @@ $(BUILD)/bench-stories110M.bin: | $(BUILD)/slorad
 
 $(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+$(BUILD)/gguf_quantize: bench/gguf_quantize.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)

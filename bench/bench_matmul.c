@@ -192,6 +192,52 @@ static struct result bench_one(enum slora_dtype t, int rows, int cols, int n, in
     return r;
 }
 
+/* The matrices of a llama-shaped model (dim D, FFN H, L layers, vocab V,
+ * shared classifier) in type t: per-token seconds of all its products for
+ * a batch of n tokens, the classifier run on the last token only (as
+ * llama.cpp does for a prompt). The weights are distinct, as in a model,
+ * so decode streams them from DRAM. */
+static double bench_model(enum slora_dtype t, int D, int H, int L, int V, int n, double budget)
+{
+    int nw = 7 * L + 1;
+    struct slora_tensor *w = calloc((size_t)nw, sizeof(*w));
+    for (int k = 0; k < nw; k++) {
+        int rows = k == 7 * L ? V : k % 7 < 4 ? D : k % 7 < 6 ? H : D;
+        int cols = k % 7 == 6 && k < 7 * L ? H : D;
+        struct slora_tensor *one = make_weights(t, rows, cols, 1);
+        w[k] = *one;
+        free(one);
+    }
+    size_t sd = slora_matmul_xq_bytes(t, D), sh = slora_matmul_xq_bytes(t, H);
+    float *x = xalloc((size_t)n * (size_t)H * sizeof(float));
+    fill(x, (size_t)n * (size_t)H, 7);
+    void *xd = xalloc(sd * (size_t)n), *xh = xalloc(sh * (size_t)n);
+    slora_matmul_quantize(t, x, n, D, xd, sd);
+    slora_matmul_quantize(t, x, n, H, xh, sh);
+    float *y = xalloc((size_t)n * (size_t)(V > H ? V : H) * sizeof(float));
+    double t_all[16];
+    int reps = 0;
+    double start = now();
+    while (reps < 16 && (reps < 3 || now() - start < budget)) {
+        double t0 = now();
+        for (int k = 0; k < nw; k++) {
+            bool ffn_down = k % 7 == 6 && k < 7 * L, cls = k == 7 * L;
+            slora_matmul(&w[k], ffn_down ? xh : xd, ffn_down ? sh : sd, cls ? 1 : n, y,
+                         (size_t)w[k].rows, 0, w[k].rows, false);
+        }
+        t_all[reps++] = now() - t0;
+    }
+    qsort(t_all, (size_t)reps, sizeof(double), cmp_double);
+    for (int k = 0; k < nw; k++)
+        free((void *)w[k].data);
+    free(w);
+    free(x);
+    free(xd);
+    free(xh);
+    free(y);
+    return t_all[reps / 2] / n;
+}
+
 int main(int argc, char **argv)
 {
     const char *json = NULL, *md = NULL, *only = NULL;
@@ -207,6 +253,19 @@ int main(int argc, char **argv)
             quick = true;
         else if (!strcmp(argv[i], "--hot"))
             hot = true;
+        else if (!strcmp(argv[i], "--model") && i + 3 < argc) {
+            /* --model TYPE D,H,L,V N: matmul-only tokens/s of that model */
+            int D, H, L, V;
+            int t = slora_dtype_parse(argv[i + 1]);
+            if (t < 0 || sscanf(argv[i + 2], "%d,%d,%d,%d", &D, &H, &L, &V) != 4)
+                return 2;
+            int n = atoi(argv[i + 3]);
+            slora_blas_set_threads(1);
+            double sec = bench_model((enum slora_dtype)t, D, H, L, V, n, 1.0);
+            printf("{\"type\": \"%s\", \"n\": %d, \"ms_per_token\": %.4f, \"tok_s\": %.1f}\n",
+                   argv[i + 1], n, sec * 1e3, 1 / sec);
+            return 0;
+        }
         else {
             fprintf(stderr, "usage: %s [--quick] [--hot] [--json PATH] [--md PATH] [--types T,..]\n",
                     argv[0]);

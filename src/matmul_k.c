@@ -228,7 +228,13 @@ static inline __attribute__((always_inline)) void tile(enum slora_dtype t, int m
 #pragma GCC unroll 4
         for (int j = 0; j < nr; j++)
             acc[i][j] = _mm256_setzero_ps();
+    const size_t bb = slora_dtype_block_bytes(t);
     for (int64_t b = 0; b < cols / 256; b++) {
+        if (nr == 1)
+#pragma GCC unroll 4
+            for (int i = 0; i < mr; i++)
+                for (size_t k = 0; k < bb; k += 64)
+                    mm_prefetch(w + i * ws + (size_t)b * bb + k);
         if (t == SLORA_DTYPE_Q6_K)
             superblock_q6(mr, nr, w, ws, b, xr, acc);
         else

@@ -124,6 +124,8 @@ static inline __attribute__((always_inline)) void tile(enum slora_dtype t, int m
 #pragma GCC unroll 4
         for (int i = 0; i < mr; i++) {
             float d, m = 0;
+            if (nr == 1 && b % 2 == 0)
+                mm_prefetch(w + i * ws + (size_t)b * slora_dtype_block_bytes(t));
             q[i] = unpack(t, w + i * ws, b, &d, &m);
             dw[i] = _mm256_set1_ps(d);
             mw[i] = _mm256_set1_ps(m);
