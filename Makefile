@@ -35,7 +35,7 @@ TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all deps bench-deps model run check check-unit check-e2e check-asan check-kernels bench install format clean
+.PHONY: all deps bench-deps model oracle run check check-unit check-e2e check-asan check-kernels bench install format clean
 
 all: $(BUILD)/slorad
 
@@ -100,10 +100,24 @@ model: models/stories260K.gguf
 run: deps model all
 	$(BUILD)/slorad serve --listen 127.0.0.1:8080 --config conf/slorad.json --state-dir state
 
-check: deps model all $(BUILD)/check_slora
+# llama.cpp as a test and benchmark oracle: node-llama-cpp with its CPU
+# binaries only, in one npm call (two calls pull its GPU packages too). It
+# needs Node 20, the image's own; Debian's nodejs (18) is never installed.
+ORACLE ?= $(CURDIR)/build/oracle
+NLC_VERSION := 3.21.1
+$(ORACLE)/node_modules/node-llama-cpp/package.json:
+	@v=$$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0); \
+	if [ "$$v" -lt 20 ]; then \
+	  echo "the llama.cpp oracle (node-llama-cpp $(NLC_VERSION)) needs Node.js >= 20; found $$(node --version 2>/dev/null || echo none)" >&2; exit 1; fi
+	@mkdir -p $(ORACLE)
+	cd $(ORACLE) && { [ -f package.json ] || echo '{"private": true}' > package.json; } && \
+	  npm i -E --omit=optional --no-audit --no-fund node-llama-cpp@$(NLC_VERSION) @node-llama-cpp/linux-x64@$(NLC_VERSION)
+oracle: $(ORACLE)/node_modules/node-llama-cpp/package.json
+
+check: deps model all $(BUILD)/check_slora oracle
 	$(BUILD)/check_slora
 	@pass=0; failed=""; for t in tests/e2e/*.sh; do echo "== $$t"; \
-	  if BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$t; then pass=$$((pass + 1)); \
+	  if BUILD=$(BUILD) PYTHON=$(PYTHON) SLORA_ORACLE=$(ORACLE) bash $$t; then pass=$$((pass + 1)); \
 	  else failed="$$failed $$t"; fi; done; \
 	  nfail=$$(echo $$failed | wc -w); \
 	  [ -z "$$failed" ] || echo "failed e2e scripts:$$failed"; \

@@ -205,7 +205,7 @@ int main(int argc, char **argv)
     }
     char diag[256];
     struct slora_model *m;
-    if (!model_path || slora_model_load(model_path, &m, diag, sizeof(diag))) {
+    if (!model_path || slora_model_load(model_path, NULL, &m, diag, sizeof(diag))) {
         fprintf(stderr, "bench_engine: %s\n", model_path ? diag : "--model is required");
         return 1;
     }

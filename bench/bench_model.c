@@ -14,6 +14,7 @@
  *                    [--json OUT] [--md OUT]
  */
 #include <slora/blas.h>
+#include <slora/matmul.h>
 #include <slora/cliarg.h>
 #include <slora/forward.h>
 #include <slora/model.h>
@@ -108,7 +109,7 @@ static void decode(const struct slora_model *m, const struct slora_weights *ws, 
                    const float *buf, int threads, struct result *r)
 {
     struct slora_kv *kv = slora_kv_new(m);
-    struct slora_fwd *f = slora_fwd_new(m, 1);
+    struct slora_fwd *f = slora_fwd_new(m, 1, threads);
     float *logits = malloc((size_t)m->cfg.shape.vocab_size * sizeof(float));
     struct slora_sampler_params greedy = {0};
     struct slora_sampler *sampler = slora_sampler_new(m->cfg.shape.vocab_size, &greedy);
@@ -151,10 +152,11 @@ static void decode(const struct slora_model *m, const struct slora_weights *ws, 
 }
 
 /* Best of REPEATS single-call prefills of an n-token prompt; tok/s. */
-static double prefill(const struct slora_model *m, const struct slora_weights *ws, int n)
+static double prefill(const struct slora_model *m, const struct slora_weights *ws, int n,
+                      int threads)
 {
     struct slora_kv *kv = slora_kv_new(m);
-    struct slora_fwd *f = slora_fwd_new(m, n);
+    struct slora_fwd *f = slora_fwd_new(m, n, threads);
     struct slora_fwd_row *rows = calloc((size_t)n, sizeof(*rows));
     float *logits = malloc((size_t)m->cfg.shape.vocab_size * sizeof(float));
     if (!kv || !f || !rows || !logits) {
@@ -179,8 +181,9 @@ static double prefill(const struct slora_model *m, const struct slora_weights *w
     return best;
 }
 
-/* Best of REPEATS passes of one sgemv over every matrix and the classifier
- * (the decode's matrix work alone), bytes per second: the kernel's ceiling. */
+/* Best of REPEATS passes of one single-row product over every matrix and
+ * the classifier (the decode's matrix work alone, one thread), bytes per
+ * second: the kernels' ceiling. */
 static double gemv_sweep(const struct slora_model *m, size_t bytes)
 {
     const struct slora_shape *s = &m->cfg.shape;
@@ -193,22 +196,27 @@ static double gemv_sweep(const struct slora_model *m, size_t bytes)
     }
     for (int i = 0; i < wide; i++)
         x[i] = 1.0f / (float)(i + 1);
+    void *xq = aligned_alloc(64, 4 * (size_t)wide + 64);
     double best = 0;
     for (int r = 0; r < REPEATS; r++) {
         double t0 = now();
-        for (int l = 0; l < s->n_layers; l++)
+        for (int l = 0; l <= s->n_layers; l++)
             for (int mod = 0; mod < SLORA_MOD_COUNT; mod++) {
-                int64_t rows, cols;
-                slora_arch_module_dims(s, mod, &rows, &cols);
-                slora_blas_gemv(slora_model_matrix(m, l, mod), x, y, (int)rows, (int)cols);
+                const struct slora_tensor *w =
+                    l < s->n_layers ? slora_model_matrix(m, l, mod) : &m->wcls;
+                size_t st = slora_matmul_xq_bytes(w->type, w->cols);
+                slora_matmul_quantize(w->type, x, 1, w->cols, xq, st);
+                slora_matmul(w, xq, st, 1, y, (size_t)w->rows, 0, w->rows, false);
+                if (l == s->n_layers)
+                    break;
             }
-        slora_blas_gemv(m->wcls, x, y, s->vocab_size, s->dim);
         double bps = (double)bytes / (now() - t0);
         if (bps > best)
             best = bps;
     }
     free(x);
     free(y);
+    free(xq);
     return best;
 }
 
@@ -246,7 +254,7 @@ int main(int argc, char **argv)
     }
     char diag[512];
     struct slora_model *m;
-    if (slora_model_load(model, &m, diag, sizeof(diag))) {
+    if (slora_model_load(model, NULL, &m, diag, sizeof(diag))) {
         fprintf(stderr, "bench_model: %s\n", diag);
         return 1;
     }
@@ -260,7 +268,7 @@ int main(int argc, char **argv)
     size_t bytes = m->weight_bytes - (m->cfg.shared_classifier ? 0 : emb - s->dim * sizeof(float));
     struct slora_weights ws;
     float *buf = aligned_alloc(64, BW_BYTES);
-    if (slora_weights_init(&ws, m) || !buf) {
+    if (slora_weights_init(&ws, m, 0) || !buf) {
         fprintf(stderr, "bench_model: out of memory\n");
         return 1;
     }
@@ -282,7 +290,7 @@ int main(int argc, char **argv)
         slora_blas_set_threads(r->threads);
         r->sweep = gemv_sweep(m, bytes);
         decode(m, &ws, (int)n_decode, bytes, buf, r->threads, r);
-        r->prefill = prefill(m, &ws, (int)n_prompt);
+        r->prefill = prefill(m, &ws, (int)n_prompt, r->threads);
         fprintf(stderr,
                 "threads %d: bandwidth %.2f GB/s, sgemv sweep %.2f GB/s, decode %.2f tok/s "
                 "(efficiency %.2f), prefill %.1f tok/s (%.1fx decode)\n",

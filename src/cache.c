@@ -37,9 +37,10 @@ struct slora_cache_handle {
     char *id;
     char version[SLORA_CACHE_VERSION_MAX];
     const struct slora_adapter *adapter; /* borrowed while generating, then NULL */
-    float *merged;                       /* (adapter->total) W' of every target, row-major */
+    float *dw;                           /* (adapter->total) dW_all: every target's dW */
+    struct slora_delta *deltas;          /* (adapter->n_targets) views into dw */
     size_t bytes;                        /* adapter->total * 4 */
-    struct slora_weights ws;             /* base with targets pointing into merged */
+    struct slora_weights ws;             /* one term: the targets' deltas */
     int refs;                            /* handles out + waiters */
     bool ready;
     bool stale;                          /* version retired: never served again */
@@ -133,7 +134,8 @@ static void free_entry(struct slora_cache_handle *e)
     if (!e)
         return;
     slora_weights_deinit(&e->ws);
-    free(e->merged);
+    free(e->deltas);
+    free(e->dw);
     free(e->id);
     free(e);
 }
@@ -246,23 +248,27 @@ static void carry_pin(struct slora_cache *c, struct slora_cache_handle *e)
     c->st.pinned_bytes += e->bytes;
 }
 
-/* Expand the adapter into e->merged and point the weight set at it:
- * W' = W + dW, merged in place over dW so only one copy is ever held. */
+/* Expand the adapter into e->dw and point the weight set's deltas at it;
+ * the forward pass adds dW x to the base product (W is never copied). */
 static int build_entry(struct slora_cache *c, struct slora_cache_handle *e, char *diag,
                        size_t diag_len)
 {
     const struct slora_adapter *a = e->adapter;
     uint64_t n = __atomic_add_fetch(&c->allocs, 1, __ATOMIC_RELAXED);
-    e->merged = n == c->alloc_fault_nth ? NULL : malloc(e->bytes ? e->bytes : 1);
-    if (!e->merged) {
+    e->dw = n == c->alloc_fault_nth ? NULL : malloc(e->bytes ? e->bytes : 1);
+    e->deltas = calloc((size_t)(a->n_targets ? a->n_targets : 1), sizeof(*e->deltas));
+    if (!e->dw || !e->deltas) {
         snprintf(diag, diag_len, "cannot allocate %zu bytes for the deltas", e->bytes);
         return SLORA_ENOMEM;
     }
-    int err = c->gen(a, e->merged, 1, diag, diag_len);
+    int err = c->gen(a, e->dw, 1, diag, diag_len);
     if (err)
         return err;
-    /* In place: merge reads dW[i] before writing W'[i], element by element. */
-    err = slora_superlora_apply(a, c->model, e->merged, e->merged, &e->ws);
+    if ((err = slora_superlora_to_native(a, c->model, e->dw))) {
+        snprintf(diag, diag_len, "cannot reorder the q/k deltas for this model");
+        return err;
+    }
+    err = slora_superlora_bind(a, c->model, e->dw, SLORA_DTYPE_F32, e->deltas, &e->ws, 0);
     if (err)
         snprintf(diag, diag_len, "adapter %s was made for another base model shape", e->id);
     return err;
@@ -437,7 +443,7 @@ int slora_cache_acquire(struct slora_cache *c, const char *id, const char *versi
     }
 
     e = calloc(1, sizeof(*e));
-    if (!e || !(e->id = strdup(id)) || slora_weights_init(&e->ws, c->model))
+    if (!e || !(e->id = strdup(id)) || slora_weights_init(&e->ws, c->model, 1))
         goto err_unlock;
     e->ws.id = ++c->next_ws_id;
     snprintf(e->version, sizeof(e->version), "%s", version);

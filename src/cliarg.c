@@ -1,5 +1,6 @@
 /* cliarg.c - strict integer parsing for command-line flags. */
 #include <slora/cliarg.h>
+#include <slora/tensor.h>
 
 #include <slora/gguf.h>
 
@@ -36,14 +37,23 @@ int slora_cliarg_int_list(const char *s, long long min, long long max, int *out,
     return n;
 }
 
+bool slora_cliarg_float(const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= min && v <= max))
+        return false;
+    *out = v;
+    return true;
+}
+
 bool slora_cliarg_dtype(const char *s, int *dtype)
 {
-    if (!strcmp(s, "f32"))
-        *dtype = SLORA_GGUF_DTYPE_F32;
-    else if (!strcmp(s, "f16"))
-        *dtype = SLORA_GGUF_DTYPE_F16;
-    else
+    int t = slora_dtype_parse(s);
+    if (t < 0 || !slora_dtype_is_weight((uint32_t)t))
         return false;
+    *dtype = t;
     return true;
 }
 

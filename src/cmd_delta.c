@@ -66,7 +66,7 @@ int slora__offline_open(int argc, char **argv, const char *name, const char *usa
     o->n_threads = (int)threads;
     *status = 1;
     char diag[512];
-    if (model_path && slora_model_load(model_path, &o->model, diag, sizeof(diag))) {
+    if (model_path && slora_model_load(model_path, NULL, &o->model, diag, sizeof(diag))) {
         fprintf(stderr, "slorad %s: %s\n", name, diag);
         return -1;
     }

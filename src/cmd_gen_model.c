@@ -1,6 +1,8 @@
 /* cmd_gen_model.c - `slorad gen-model`: a deterministic random model (same
- * flags and seed, same bytes) for tests and benchmarks at realistic sizes,
- * and optionally a matching synthetic tokenizer in llama2.c tok*.bin format.
+ * flags and seed, same bytes) for tests and benchmarks at realistic sizes:
+ * any supported architecture and hyper-parameters, optionally with a real
+ * vocabulary (and chat template) copied from another GGUF, or a matching
+ * synthetic tokenizer in llama2.c tok*.bin format.
  *
  * tok*.bin layout: int32 max_token_length, then per token: float32 score,
  * int32 length, bytes. Synthetic vocabulary: <unk>, "\n<s>\n", "\n</s>\n",
@@ -13,6 +15,7 @@
 #include <slora/fsio.h>
 #include <slora/gguf.h>
 #include <slora/model.h>
+#include <slora/model_write.h>
 #include <slora/tokenizer.h>
 
 #include <getopt.h>
@@ -34,9 +37,17 @@ static const char usage_text[] =
     "  --seed X           random seed (default 1)\n"
     "  -o, --output OUT   model file to write (.bin or .gguf)\n"
     "  --format F         bin, gguf2 or gguf3 (default: from OUT's extension)\n"
-    "  --dtype T          f32 or f16 (f16 only for GGUF; default f32)\n"
+    "  --dtype T          f32, f16 or bf16 (16-bit types only for GGUF; default f32)\n"
     "  --shared-classifier  classifier tied to the token embedding\n"
-    "  --tokenizer-out T  also write a matching synthetic tok*.bin\n";
+    "  --tokenizer-out T  also write a matching synthetic tok*.bin\n"
+    "  --arch A           llama (default) or qwen2 (NeoX RoPE, q/k/v biases)\n"
+    "  --rope-theta F     RoPE frequency base (default 10000)\n"
+    "  --rope-scale F     linear RoPE scaling factor (default 1: none)\n"
+    "  --rope-freqs       Llama 3 style per-dimension RoPE divisors (rope_freqs.weight)\n"
+    "  --rms-eps F        RMSNorm epsilon (default 1e-5)\n"
+    "  --bias             q/k/v biases on a llama model\n"
+    "  --vocab-from G     copy G's vocabulary, special tokens and chat template (GGUF);\n"
+    "                     the vocabulary size becomes G's\n";
 
 static int usage_error(const char *msg, const char *arg)
 {
@@ -57,7 +68,8 @@ static float uniform(uint64_t *state)
     return (float)((double)(splitmix64(state) >> 40) / (double)(1ull << 23) - 1.0);
 }
 
-/* Norms near 1, matrices scaled by 1/sqrt(cols) so activations stay O(1). */
+/* Norms near 1, matrices scaled by 1/sqrt(cols) so activations stay O(1),
+ * biases small, RoPE divisors in [1, 8] growing towards low frequencies. */
 static void fill(struct slora_model *m, uint64_t seed)
 {
     uint64_t state = seed;
@@ -65,13 +77,54 @@ static void fill(struct slora_model *m, uint64_t seed)
     for (int i = 0; i < n; i++) {
         struct slora_model_tensor t;
         slora_model_tensor(m, i, &t);
-        int is_norm = t.rows == 1;
+        float *data = slora_model_blank_data(m, i);
+        size_t count = (size_t)(t.t.rows * t.t.cols);
+        if (!strcmp(t.name, "rope_freqs.weight")) {
+            for (size_t j = 0; j < count; j++)
+                data[j] = 1.0f + 7.0f * (float)j / (float)count;
+            continue;
+        }
+        int is_norm = t.t.rows == 1 && strstr(t.name, "norm");
+        int is_bias = strstr(t.name, ".bias") != NULL;
         int is_emb = !strcmp(t.name, "token_embd.weight");
-        float scale = is_norm ? 0.1f : is_emb ? 1.0f : 1.0f / sqrtf((float)t.cols);
-        size_t count = (size_t)(t.rows * t.cols);
+        float scale = is_norm ? 0.1f : is_bias ? 0.2f : is_emb ? 1.0f : 1.0f / sqrtf((float)t.t.cols);
         for (size_t j = 0; j < count; j++)
-            t.data[j] = (is_norm ? 1.0f : 0.0f) + scale * uniform(&state);
+            data[j] = (is_norm ? 1.0f : 0.0f) + scale * uniform(&state);
     }
+}
+
+/* The vocabulary of a GGUF to copy: its token count and special ids. */
+struct vocab_src {
+    void *buf;
+    size_t len;
+    struct slora_gguf *g;
+};
+
+static int open_vocab(const char *path, struct vocab_src *v, struct slora_model_config *cfg,
+                      char *diag, size_t diag_len)
+{
+    int rc = slora_fsio_read_file(path, (size_t)1 << 32, &v->buf, &v->len, diag, diag_len);
+    if (rc)
+        return rc;
+    char gdiag[256];
+    if ((rc = slora_gguf_parse(v->buf, v->len, &v->g, gdiag, sizeof(gdiag)))) {
+        snprintf(diag, diag_len, "%s: %s", path, gdiag);
+        return rc;
+    }
+    const struct slora_gguf_kv *toks = slora_gguf_find_kv(v->g, "tokenizer.ggml.tokens");
+    if (!toks || toks->type != SLORA_GGUF_ARRAY || toks->arr_type != SLORA_GGUF_STRING ||
+        toks->n < 4 || toks->n > INT32_MAX) {
+        snprintf(diag, diag_len, "%s: no tokenizer.ggml.tokens array", path);
+        return SLORA_EFORMAT;
+    }
+    cfg->shape.vocab_size = (int)toks->n;
+    int64_t id;
+    cfg->bos_id = slora_gguf_get_int(v->g, "tokenizer.ggml.bos_token_id", &id) ? -1 : (int)id;
+    cfg->eos_id = slora_gguf_get_int(v->g, "tokenizer.ggml.eos_token_id", &id) ? -1 : (int)id;
+    bool add_bos = cfg->bos_id >= 0;
+    slora_gguf_get_bool(v->g, "tokenizer.ggml.add_bos_token", &add_bos);
+    cfg->add_bos = add_bos && cfg->bos_id >= 0;
+    return 0;
 }
 
 static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz ";
@@ -146,6 +199,13 @@ int slora_cmd_gen_model(int argc, char **argv)
         O_DTYPE,
         O_SHARED,
         O_TOK,
+        O_ARCH,
+        O_THETA,
+        O_ROPE_SCALE,
+        O_ROPE_FREQS,
+        O_EPS,
+        O_BIAS,
+        O_VOCAB_FROM,
         O_HELP
     };
     static const struct option opts[] = {
@@ -162,16 +222,36 @@ int slora_cmd_gen_model(int argc, char **argv)
         {"dtype", required_argument, NULL, O_DTYPE},
         {"shared-classifier", no_argument, NULL, O_SHARED},
         {"tokenizer-out", required_argument, NULL, O_TOK},
+        {"arch", required_argument, NULL, O_ARCH},
+        {"rope-theta", required_argument, NULL, O_THETA},
+        {"rope-scale", required_argument, NULL, O_ROPE_SCALE},
+        {"rope-freqs", no_argument, NULL, O_ROPE_FREQS},
+        {"rms-eps", required_argument, NULL, O_EPS},
+        {"bias", no_argument, NULL, O_BIAS},
+        {"vocab-from", required_argument, NULL, O_VOCAB_FROM},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
-    struct slora_model_config cfg = {{64, 172, 5, 8, 4, 512}, 512, false};
+    struct slora_model_config cfg = {
+        .arch = SLORA_ARCH_LLAMA,
+        .shape = {64, 172, 5, 8, 4, 512},
+        .seq_len = 512,
+        .rope_style = SLORA_ROPE_NORM,
+        .rope_theta = 10000.0f,
+        .rope_freq_scale = 1.0f,
+        .rms_eps = 1e-5f,
+        .bos_id = 1,
+        .eos_id = 2,
+        .add_bos = true,
+    };
     int *int_flag[] = {&cfg.shape.dim,     &cfg.shape.hidden_dim, &cfg.shape.n_layers,
                        &cfg.shape.n_heads, &cfg.shape.n_kv_heads, &cfg.shape.vocab_size,
                        &cfg.seq_len};
     long long seed = 1, v;
-    const char *out = NULL, *format = NULL, *tok_out = NULL;
-    int dtype = SLORA_GGUF_DTYPE_F32;
+    const char *out = NULL, *format = NULL, *tok_out = NULL, *vocab_from = NULL;
+    bool rope_freqs = false;
+    double fv;
+    int dtype = SLORA_DTYPE_F32;
     int c;
     optind = 1;
     opterr = 0;
@@ -210,6 +290,42 @@ int slora_cmd_gen_model(int argc, char **argv)
         case O_TOK:
             tok_out = optarg;
             break;
+        case O_ARCH:
+            if (!strcmp(optarg, "llama")) {
+                cfg.arch = SLORA_ARCH_LLAMA;
+                cfg.rope_style = SLORA_ROPE_NORM;
+            } else if (!strcmp(optarg, "qwen2")) {
+                cfg.arch = SLORA_ARCH_QWEN2;
+                cfg.rope_style = SLORA_ROPE_NEOX;
+                cfg.qkv_bias = true;
+            } else {
+                return usage_error("--arch must be llama or qwen2, got ", optarg);
+            }
+            break;
+        case O_THETA:
+            if (!slora_cliarg_float(optarg, 1.0, 1e12, &fv))
+                return usage_error("bad --rope-theta ", optarg);
+            cfg.rope_theta = (float)fv;
+            break;
+        case O_ROPE_SCALE:
+            if (!slora_cliarg_float(optarg, 1e-3, 1e6, &fv))
+                return usage_error("bad --rope-scale ", optarg);
+            cfg.rope_freq_scale = (float)(1.0 / fv);
+            break;
+        case O_ROPE_FREQS:
+            rope_freqs = true;
+            break;
+        case O_EPS:
+            if (!slora_cliarg_float(optarg, 1e-12, 0.5, &fv))
+                return usage_error("bad --rms-eps ", optarg);
+            cfg.rms_eps = (float)fv;
+            break;
+        case O_BIAS:
+            cfg.qkv_bias = true;
+            break;
+        case O_VOCAB_FROM:
+            vocab_from = optarg;
+            break;
         case O_HELP:
             fputs(usage_text, stdout);
             return 0;
@@ -225,15 +341,26 @@ int slora_cmd_gen_model(int argc, char **argv)
         size_t n = strlen(out);
         format = n >= 5 && !strcmp(out + n - 5, ".gguf") ? "gguf3" : "bin";
     }
-    if (!strcmp(format, "bin") && dtype != SLORA_GGUF_DTYPE_F32)
-        return usage_error("--dtype f16 needs a GGUF --format", NULL);
+    if (!strcmp(format, "bin") && dtype != SLORA_DTYPE_F32)
+        return usage_error("--dtype other than f32 needs a GGUF --format", NULL);
+    if (dtype != SLORA_DTYPE_F32 && dtype != SLORA_DTYPE_F16 && dtype != SLORA_DTYPE_BF16)
+        return usage_error("--dtype must be f32, f16 or bf16 (see `slorad quantize`)", NULL);
+    if (vocab_from && (tok_out || !strcmp(format, "bin")))
+        return usage_error("--vocab-from needs a GGUF --format and no --tokenizer-out", NULL);
 
+    cfg.head_dim = cfg.shape.n_heads > 0 ? cfg.shape.dim / cfg.shape.n_heads : 0;
+    cfg.n_ctx_train = cfg.seq_len;
     char diag[512];
-    struct slora_model *m;
-    int rc = slora_model_new_blank(&cfg, &m, diag, sizeof(diag));
+    struct vocab_src vs = {0};
+    struct slora_model *m = NULL;
+    int rc = vocab_from ? open_vocab(vocab_from, &vs, &cfg, diag, sizeof(diag)) : 0;
+    if (!rc)
+        rc = slora_model_new_blank(&cfg, &m, diag, sizeof(diag));
+    if (!rc && rope_freqs)
+        rc = slora_model_blank_add_rope_freqs(m);
     if (rc) {
         fprintf(stderr, "slorad gen-model: %s\n", rc == SLORA_ENOMEM ? "out of memory" : diag);
-        return 1;
+        goto out_free_model;
     }
     fill(m, (uint64_t)seed);
     struct slora_tokenizer *tok = NULL;
@@ -249,11 +376,18 @@ int slora_cmd_gen_model(int argc, char **argv)
     if (!strcmp(format, "bin"))
         rc = slora_model_write_bin(m, NULL, out, diag, sizeof(diag));
     else
-        rc = slora_model_write_gguf(m, tok, out, format[4] - '0', dtype, diag, sizeof(diag));
+        rc = slora_model_write_gguf(m,
+                                    &(struct slora_model_write_opts){.version = format[4] - '0',
+                                                                     .dtype = dtype,
+                                                                     .tok = tok,
+                                                                     .vocab_from = vs.g},
+                                    out, diag, sizeof(diag));
     if (rc)
         fprintf(stderr, "slorad gen-model: %s\n", diag);
     slora_tokenizer_free(tok);
 out_free_model:
     slora_model_free(m);
+    slora_gguf_free(vs.g);
+    free(vs.buf);
     return rc ? 1 : 0;
 }

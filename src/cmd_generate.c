@@ -31,7 +31,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: slorad generate --model M [--tokenizer T] --prompt P [-n N]\n"
                "                       [--temperature F] [--top-p F] [--top-k K] [--seed S]\n"
-               "                       [--stop S]... [--adapter A]\n"
+               "                       [--stop S]... [--adapter A] [--threads N]\n"
                "\n"
                "Prints the continuation of P (BOS + P, as /v1/completions) and a newline;\n"
                "statistics go to stderr.\n"
@@ -47,7 +47,8 @@ static void usage(FILE *f)
                "  --top-k K        keep the K most likely tokens; 0 = off (default)\n"
                "  --seed S         RNG seed (unsigned 64-bit); default random, printed to stderr\n"
                "  --stop S         stop before the first occurrence of S (repeatable)\n"
-               "  --adapter A      apply this SuperLoRA adapter (W' = W + dW)\n");
+               "  --adapter A      apply this SuperLoRA adapter (W' = W + dW)\n"
+               "  --threads N      compute threads (default 1)\n");
 }
 
 struct options {
@@ -56,6 +57,7 @@ struct options {
     const char *prompt;
     const char *adapter;
     int max_tokens;
+    int threads;
     struct slora_sampler_params sampler;
     bool have_seed;
     const char **stop;
@@ -96,7 +98,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         OPT_TOP_K,
         OPT_SEED,
         OPT_STOP,
-        OPT_ADAPTER
+        OPT_ADAPTER,
+        OPT_THREADS
     };
     static const struct option longopts[] = {
         {"model", required_argument, NULL, OPT_MODEL},
@@ -108,10 +111,12 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"seed", required_argument, NULL, OPT_SEED},
         {"stop", required_argument, NULL, OPT_STOP},
         {"adapter", required_argument, NULL, OPT_ADAPTER},
+        {"threads", required_argument, NULL, OPT_THREADS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    *o = (struct options){.max_tokens = 256, .sampler = {.temperature = 1.0f, .top_p = 1.0f}};
+    *o = (struct options){
+        .max_tokens = 256, .threads = 1, .sampler = {.temperature = 1.0f, .top_p = 1.0f}};
     o->stop = calloc((size_t)argc + 1, sizeof(*o->stop));
     if (!o->stop) {
         fprintf(stderr, "slorad generate: out of memory\n");
@@ -136,6 +141,10 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'n':
             ok = slora_cliarg_int(optarg, 0, INT_MAX, &v);
             o->max_tokens = (int)v;
+            break;
+        case OPT_THREADS:
+            ok = slora_cliarg_int(optarg, 1, 256, &v);
+            o->threads = (int)v;
             break;
         case OPT_TEMP:
             ok = parse_float(optarg, 0.0f, INFINITY, &o->sampler.temperature) &&
@@ -263,8 +272,7 @@ static void run_free(struct run *r)
     slora_fwd_free(r->fwd);
     slora_kv_free(r->kv);
     slora_merged_free(r->merged);
-    if (r->ws.mat)
-        slora_weights_deinit(&r->ws);
+    slora_weights_deinit(&r->ws);
     slora_tokenizer_free(r->owned_tok);
     slora_model_free(r->model);
 }
@@ -272,7 +280,7 @@ static void run_free(struct run *r)
 static int generate(const struct options *o, char *diag, size_t diag_len)
 {
     struct run r = {0};
-    int err = slora_model_load(o->model, &r.model, diag, diag_len);
+    int err = slora_model_load(o->model, NULL, &r.model, diag, diag_len);
     if (err)
         return err;
     err = open_tokenizer(o, r.model, &r.tok, &r.owned_tok, diag, diag_len);
@@ -312,14 +320,14 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
     err = slora_gen_new(r.tok, r.prompt, n_prompt, &gp, &r.gen);
     if (err)
         goto out;
-    err = slora_weights_init(&r.ws, r.model);
+    err = slora_weights_init(&r.ws, r.model, 0);
     if (err || (o->adapter &&
                 (err = slora_merged_load(r.model, o->adapter, 1, 1, &r.merged, diag, diag_len))))
         goto out;
     const struct slora_weights *ws = r.merged ? &r.merged->ws : &r.ws;
     err = SLORA_ENOMEM;
     r.kv = slora_kv_new(r.model);
-    r.fwd = slora_fwd_new(r.model, n_prompt);
+    r.fwd = slora_fwd_new(r.model, n_prompt, o->threads);
     r.rows = malloc((size_t)n_prompt * sizeof(*r.rows));
     r.logits = malloc((size_t)vocab * sizeof(*r.logits));
     if (!r.kv || !r.fwd || !r.rows || !r.logits)

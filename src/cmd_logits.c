@@ -96,10 +96,10 @@ static int run(const struct slora_model *m, const struct slora_weights *adapted,
         return -1;
     }
     struct slora_weights ws;
-    if (slora_weights_init(&ws, m))
+    if (slora_weights_init(&ws, m, 0))
         return -1;
     struct slora_kv *kv = slora_kv_new(m);
-    struct slora_fwd *f = slora_fwd_new(m, n);
+    struct slora_fwd *f = slora_fwd_new(m, n, 1);
     struct slora_fwd_row *rows = calloc((size_t)n, sizeof(*rows));
     float *logits = malloc((size_t)(n - first) * vocab * sizeof(float));
     int rc = -1;
@@ -176,7 +176,7 @@ int slora_cmd_logits(int argc, char **argv)
 
     char diag[512];
     struct slora_model *m;
-    if (slora_model_load(model_path, &m, diag, sizeof(diag))) {
+    if (slora_model_load(model_path, NULL, &m, diag, sizeof(diag))) {
         fprintf(stderr, "slorad logits: %s\n", diag);
         return 1;
     }

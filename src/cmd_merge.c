@@ -4,9 +4,12 @@
 #include "cmd_offline.h"
 
 #include <slora/cli.h>
+#include <slora/error.h>
 #include <slora/merged.h>
+#include <slora/model_write.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 
 static const char usage_text[] =
     "usage: slorad merge --model M ADAPTER -o OUT.bin [--threads N]\n"
@@ -24,8 +27,17 @@ int slora_cmd_merge(int argc, char **argv)
     if (err) {
         fprintf(stderr, "slorad merge: %s\n", diag);
     } else {
-        if ((err = slora_model_write_bin(o.model, &mg->ws, o.out_path, diag, sizeof(diag))))
-            fprintf(stderr, "slorad merge: %s\n", diag);
+        float *buf;
+        const float **replace;
+        if ((err = slora_merged_weights(mg, o.model, &buf, &replace))) {
+            fprintf(stderr, "slorad merge: the base's matrices must be F32, F16 or BF16: %s\n",
+                    slora_strerror(err));
+        } else {
+            if ((err = slora_model_write_bin(o.model, replace, o.out_path, diag, sizeof(diag))))
+                fprintf(stderr, "slorad merge: %s\n", diag);
+            free(buf);
+            free(replace);
+        }
         slora_merged_free(mg);
     }
     slora__offline_close(&o);

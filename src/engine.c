@@ -20,6 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Prompt rows per forward pass: bounds the scratch at (max_batch + 512)
+ * rows while a long prompt joins over several steps. */
+#define PREFILL_CHUNK 512
+
 enum seq_state { SEQ_WAITING, SEQ_ACQUIRING, SEQ_ACTIVE };
 
 struct tenant {
@@ -69,7 +73,7 @@ struct slora_engine {
     struct slora_weights base;
     struct slora_fwd *fwd;
     struct slora_fwd_row *rows; /* (max_rows) */
-    int max_rows;               /* max_batch + seq_len: a whole prompt joins in one pass */
+    int max_rows;               /* max_batch + a prefill chunk */
     struct seq **active;        /* (max_batch) ACTIVE sequences; engine thread only */
     int n_active;
 
@@ -357,9 +361,13 @@ static void run_step(struct slora_engine *e)
     if (!n)
         return;
     int err = slora_fwd_run(e->fwd, e->rows, n);
+    struct slora_fwd_stats fs;
+    slora_fwd_stats(e->fwd, &fs);
     pthread_mutex_lock(&e->lock);
     e->st.steps++;
     e->st.rows += (uint64_t)n;
+    e->st.base_products = fs.base_products;
+    e->st.delta_products = fs.delta_products;
     pthread_mutex_unlock(&e->lock);
 
     int kept = 0;
@@ -508,15 +516,17 @@ struct slora_engine *slora_engine_new(const struct slora_model *m, struct slora_
         e->cfg.max_batch = 16;
     if (e->cfg.max_queue <= 0)
         e->cfg.max_queue = 64;
-    e->max_rows = e->cfg.max_batch + m->cfg.seq_len;
-    if (slora_weights_init(&e->base, m))
+    /* a prompt joins in chunks of at most PREFILL_CHUNK rows per pass */
+    e->max_rows = e->cfg.max_batch + (m->cfg.seq_len < PREFILL_CHUNK ? m->cfg.seq_len : PREFILL_CHUNK);
+    if (slora_weights_init(&e->base, m, 0))
         goto err_free_engine;
-    e->fwd = slora_fwd_new(m, e->max_rows);
+    e->fwd = slora_fwd_new(m, e->max_rows, e->cfg.threads);
     e->rows = calloc((size_t)e->max_rows, sizeof(*e->rows));
     e->active = calloc((size_t)e->cfg.max_batch, sizeof(*e->active));
     if (!e->fwd || !e->rows || !e->active)
         goto err_free_buffers;
-    slora_blas_set_threads(e->cfg.threads);
+    /* the forward pass threads itself; BLAS calls run on its threads' slices */
+    slora_blas_set_threads(1);
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
     if (pthread_create(&e->thread, NULL, engine_thread, e))

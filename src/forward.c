@@ -1,45 +1,68 @@
-/* forward.c - the llama2.c transformer forward pass over a batch of rows
- * (see forward.h): RMSNorm (eps 1e-5), RoPE on adjacent pairs as run.c,
- * grouped-query attention against each row's own KV cache, SwiGLU FFN,
- * shared or unshared classifier.
+/* forward.c - the transformer forward pass over a batch of rows (see
+ * forward.h).
  *
- * Matrix products group rows by the matrix their weight set maps
- * (layer, module) to: rows whose sets share a matrix (same set id, or a
- * module no adapter touches) go through one sgemm; a group of one uses
- * sgemv. All scratch is allocated in slora_fwd_new; slora_fwd_run never
- * allocates. A state is used by one thread at a time.
+ * One slora_fwd_run is one slora_pool_run: every thread walks the same
+ * steps, taking its share of each (output rows of a product, rows of the
+ * batch, (row, head) pairs of attention) and meeting the others at a
+ * barrier before a step that reads what another thread wrote. A thread's
+ * share of a product is a fixed slice of output rows, so adding the
+ * adapter deltas to that slice needs no further barrier.
+ *
+ * All scratch is allocated in slora_fwd_new; slora_fwd_run never allocates.
  */
-#include <slora/blas.h>
 #include <slora/error.h>
 #include <slora/forward.h>
+#include <slora/matmul.h>
+#include <slora/pool.h>
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RMS_EPS 1e-5f
-/* Rows per classifier sgemm: bounds the logits scratch at (64, vocab). */
+/* Rows per classifier product: bounds the logits scratch at (64, vocab). */
 #define LOGIT_CHUNK 64
+/* Rows per gathered delta product (per-thread scratch (GCHUNK, wide)). */
+#define GCHUNK 64
+/* Output rows of a thread's slice are a multiple of this (kernel tiles). */
+#define SLICE_ALIGN 16
+
+struct thread_scratch {
+    float *att;  /* (seq_len) scores of one head */
+    float *gin;  /* (GCHUNK, wide) gathered inputs of one delta group */
+    float *gout; /* (GCHUNK, wide) their products */
+    float *t;    /* (GCHUNK, SLORA_FWD_MAX_LORA_RANK) A x of a LoRA group */
+    int *grp;    /* (max_rows) rows of the current delta group */
+    float *gsc;  /* (max_rows) their scales */
+    unsigned char *done; /* (max_rows * SLORA_WEIGHTS_MAX_TERMS) (row, term) pairs grouped */
+    int xq_type;         /* vector type the shared f->xq holds now, -1 none (every thread
+                            tracks the same value: they take the same steps) */
+};
 
 struct slora_fwd {
     const struct slora_model *m;
+    struct slora_pool *pool;
     int max_rows;
-    float *x;            /* (max_rows, dim) residual stream */
-    float *xb;           /* (max_rows, dim) normalised input of a block */
-    float *q;            /* (max_rows, dim) */
-    float *k;            /* (max_rows, kv_dim) */
-    float *v;            /* (max_rows, kv_dim) */
-    float *att_out;      /* (max_rows, dim) */
-    float *hb;           /* (max_rows, hidden_dim) */
-    float *hb2;          /* (max_rows, hidden_dim) */
-    float *att;          /* (seq_len) scores of one head */
-    float *gin;          /* (max_rows, max(dim, hidden_dim)) gathered inputs of one weight group */
-    float *gout;         /* (max_rows, max(dim, hidden_dim)) their outputs */
-    float *logits;       /* (min(max_rows, LOGIT_CHUNK), vocab) */
-    float *rope_cos;     /* (seq_len, head_size / 2) */
-    float *rope_sin;     /* (seq_len, head_size / 2) */
-    int *group;          /* (max_rows) row indices of the current weight group */
-    unsigned char *done; /* (max_rows) rows already multiplied */
+    int nth;
+    float *x;        /* (max_rows, dim) residual stream */
+    float *xb;       /* (max_rows, dim) normalised input of a block / block output */
+    float *q;        /* (max_rows, dim) */
+    float *k;        /* (max_rows, kv_dim) */
+    float *v;        /* (max_rows, kv_dim) */
+    float *att_out;  /* (max_rows, dim) */
+    float *hb;       /* (max_rows, hidden_dim) */
+    float *hb2;      /* (max_rows, hidden_dim) */
+    uint8_t *xq;     /* (max_rows, xq_stride) quantized activations of one product */
+    size_t xq_stride;
+    float *logits;   /* (min(max_rows, LOGIT_CHUNK), vocab) */
+    float *rope_cos; /* (seq_len, head_dim / 2) */
+    float *rope_sin; /* (seq_len, head_dim / 2) */
+    int *lrows;      /* (max_rows) rows that want logits */
+    struct thread_scratch *ts; /* (nth) */
+    /* the current call */
+    const struct slora_fwd_row *rows;
+    int n;
+    const struct slora_weights *ws_all; /* the weight set every row shares, or NULL */
+    struct slora_fwd_stats st;          /* counted by thread 0 */
 };
 
 struct slora_kv *slora_kv_new(const struct slora_model *m)
@@ -69,7 +92,44 @@ void slora_kv_free(struct slora_kv *kv)
     free(kv);
 }
 
-struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows)
+/* Largest quantized activation row any product of the model needs. */
+static size_t max_xq_bytes(const struct slora_model *m)
+{
+    size_t best = 0;
+    const struct slora_tensor *ts[2 + SLORA_MOD_COUNT];
+    int n = 0;
+    ts[n++] = &m->wcls;
+    for (int l = 0; l < m->cfg.shape.n_layers; l++) {
+        n = 1;
+        for (int mod = 0; mod < SLORA_MOD_COUNT; mod++)
+            ts[n++] = &m->layers[l].w[mod];
+        for (int i = 0; i < n; i++) {
+            size_t b = slora_matmul_xq_bytes(ts[i]->type, ts[i]->cols);
+            if (b > best)
+                best = b;
+        }
+    }
+    return (best + 63) / 64 * 64;
+}
+
+static void rope_tables(struct slora_fwd *f)
+{
+    const struct slora_model_config *c = &f->m->cfg;
+    int hd = c->head_dim, half = hd / 2;
+    for (int i = 0; i < half; i++) {
+        /* run.c's angles, computed with the same float operations */
+        float freq = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)hd);
+        if (f->m->rope_freqs)
+            freq /= f->m->rope_freqs[i];
+        for (int pos = 0; pos < c->seq_len; pos++) {
+            float val = (float)pos * c->rope_freq_scale * freq;
+            f->rope_cos[(size_t)pos * half + i] = cosf(val);
+            f->rope_sin[(size_t)pos * half + i] = sinf(val);
+        }
+    }
+}
+
+struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows, int n_threads)
 {
     if (max_rows < 1)
         return NULL;
@@ -77,13 +137,19 @@ struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows)
     size_t rows = (size_t)max_rows;
     size_t dim = s->dim, kv_dim = slora_arch_kv_dim(s), hid = s->hidden_dim;
     size_t wide = dim > hid ? dim : hid;
-    size_t half = (size_t)(s->dim / s->n_heads / 2);
+    size_t half = (size_t)m->cfg.head_dim / 2;
     size_t seq = (size_t)m->cfg.seq_len;
+    size_t grows = rows < GCHUNK ? rows : GCHUNK;
     struct slora_fwd *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
     f->m = m;
     f->max_rows = max_rows;
+    f->pool = slora_pool_new(n_threads);
+    if (!f->pool)
+        goto err;
+    f->nth = slora_pool_size(f->pool);
+    f->xq_stride = max_xq_bytes(m);
     f->x = malloc(rows * dim * sizeof(float));
     f->xb = malloc(rows * dim * sizeof(float));
     f->q = malloc(rows * dim * sizeof(float));
@@ -92,36 +158,50 @@ struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows)
     f->att_out = malloc(rows * dim * sizeof(float));
     f->hb = malloc(rows * hid * sizeof(float));
     f->hb2 = malloc(rows * hid * sizeof(float));
-    f->att = malloc(seq * sizeof(float));
-    f->gin = malloc(rows * wide * sizeof(float));
-    f->gout = malloc(rows * wide * sizeof(float));
+    f->xq = aligned_alloc(64, rows * f->xq_stride);
     f->logits = malloc((rows < LOGIT_CHUNK ? rows : LOGIT_CHUNK) * s->vocab_size * sizeof(float));
     f->rope_cos = malloc(seq * half * sizeof(float));
     f->rope_sin = malloc(seq * half * sizeof(float));
-    f->group = malloc(rows * sizeof(int));
-    f->done = malloc(rows);
-    if (!f->x || !f->xb || !f->q || !f->k || !f->v || !f->att_out || !f->hb || !f->hb2 || !f->att ||
-        !f->gin || !f->gout || !f->logits || !f->rope_cos || !f->rope_sin || !f->group ||
-        !f->done) {
-        slora_fwd_free(f);
-        return NULL;
+    f->lrows = malloc(rows * sizeof(int));
+    f->ts = calloc((size_t)f->nth, sizeof(*f->ts));
+    if (!f->x || !f->xb || !f->q || !f->k || !f->v || !f->att_out || !f->hb || !f->hb2 ||
+        !f->xq || !f->logits || !f->rope_cos || !f->rope_sin || !f->lrows || !f->ts)
+        goto err;
+    for (int t = 0; t < f->nth; t++) {
+        struct thread_scratch *ts = &f->ts[t];
+        ts->att = malloc(seq * sizeof(float));
+        ts->gin = malloc(grows * wide * sizeof(float));
+        ts->gout = malloc(grows * wide * sizeof(float));
+        ts->t = malloc(grows * SLORA_FWD_MAX_LORA_RANK * sizeof(float));
+        ts->grp = malloc(rows * sizeof(int));
+        ts->gsc = malloc(rows * sizeof(float));
+        ts->done = malloc(rows * SLORA_WEIGHTS_MAX_TERMS);
+        if (!ts->att || !ts->gin || !ts->gout || !ts->t || !ts->grp || !ts->gsc || !ts->done)
+            goto err;
     }
-    /* run.c's rotation angles, computed with the same float operations */
-    int hs = s->dim / s->n_heads;
-    for (size_t pos = 0; pos < seq; pos++)
-        for (size_t i = 0; i < half; i++) {
-            float freq = 1.0f / powf(10000.0f, (float)(2 * i) / (float)hs);
-            float val = (float)pos * freq;
-            f->rope_cos[pos * half + i] = cosf(val);
-            f->rope_sin[pos * half + i] = sinf(val);
-        }
+    rope_tables(f);
     return f;
+err:
+    slora_fwd_free(f);
+    return NULL;
 }
 
 void slora_fwd_free(struct slora_fwd *f)
 {
     if (!f)
         return;
+    slora_pool_free(f->pool);
+    for (int t = 0; f->ts && t < f->nth; t++) {
+        struct thread_scratch *ts = &f->ts[t];
+        free(ts->att);
+        free(ts->gin);
+        free(ts->gout);
+        free(ts->t);
+        free(ts->grp);
+        free(ts->gsc);
+        free(ts->done);
+    }
+    free(f->ts);
     free(f->x);
     free(f->xb);
     free(f->q);
@@ -130,14 +210,11 @@ void slora_fwd_free(struct slora_fwd *f)
     free(f->att_out);
     free(f->hb);
     free(f->hb2);
-    free(f->att);
-    free(f->gin);
-    free(f->gout);
+    free(f->xq);
     free(f->logits);
     free(f->rope_cos);
     free(f->rope_sin);
-    free(f->group);
-    free(f->done);
+    free(f->lrows);
     free(f);
 }
 
@@ -146,14 +223,28 @@ int slora_fwd_max_rows(const struct slora_fwd *f)
     return f->max_rows;
 }
 
+int slora_fwd_threads(const struct slora_fwd *f)
+{
+    return f->nth;
+}
+
+/* [*lo, *hi): thread ith's share of n items, in multiples of align. */
+static void share(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64_t *hi)
+{
+    int64_t per = (n + nth - 1) / nth;
+    per = (per + align - 1) / align * align;
+    *lo = per * ith < n ? per * ith : n;
+    *hi = *lo + per < n ? *lo + per : n;
+}
+
 static void rmsnorm(float *restrict o, const float *restrict x, const float *restrict weight,
-                    int size)
+                    int size, float eps)
 {
     float ss = 0.0f;
     for (int j = 0; j < size; j++)
         ss += x[j] * x[j];
     ss /= (float)size;
-    ss += RMS_EPS;
+    ss += eps;
     ss = 1.0f / sqrtf(ss);
     for (int j = 0; j < size; j++)
         o[j] = weight[j] * (ss * x[j]);
@@ -199,152 +290,304 @@ static void axpy(float *restrict y, float a, const float *restrict x, size_t n)
         y[i] += a * x[i];
 }
 
-/* out (n, rows) = in (n, cols) through each row's matrix for (layer, mod). */
-static void matmul(struct slora_fwd *f, const struct slora_fwd_row *rows, int n, int layer,
-                   enum slora_module mod, const float *in, float *out)
+/* Activations x (n, cols) in the format w's product consumes: floats as
+ * they are, or quantized into f->xq by all threads (ends with a barrier).
+ * Unless `fresh`, rows already quantized for the same format are reused
+ * (q, k and v read the same x; so do gate and up). A fresh call must
+ * follow a barrier. */
+static const void *activations(struct slora_fwd *f, const struct slora_tensor *w, const float *x,
+                               int n, bool fresh, int ith, int nth, size_t *stride)
 {
-    int64_t r64, c64;
-    slora_arch_module_dims(&f->m->cfg.shape, mod, &r64, &c64);
-    int r = (int)r64, c = (int)c64;
-    const float *w0 = slora_weights_get(rows[0].ws, layer, mod);
-    int i = 1;
-    while (i < n && slora_weights_get(rows[i].ws, layer, mod) == w0)
-        i++;
-    if (i == n) {
-        slora_blas_matmul_rows(w0, in, out, n, r, c);
+    struct thread_scratch *ts = &f->ts[ith];
+    int vt = slora_matmul_vec_type(w->type);
+    if (vt == SLORA_DTYPE_F32) {
+        *stride = (size_t)w->cols * sizeof(float);
+        return x;
+    }
+    *stride = f->xq_stride;
+    if (!fresh && ts->xq_type == vt)
+        return f->xq;
+    if (!fresh) /* another thread may still read f->xq for the previous product */
+        slora_pool_barrier(f->pool);
+    int64_t lo, hi;
+    share(n, ith, nth, 1, &lo, &hi);
+    if (hi > lo)
+        slora_matmul_quantize(w->type, x + lo * w->cols, (int)(hi - lo), w->cols,
+                              f->xq + lo * f->xq_stride, f->xq_stride);
+    slora_pool_barrier(f->pool);
+    ts->xq_type = vt;
+    return f->xq;
+}
+
+/* The rows of thread scratch ts->grp (with scales ts->gsc), g of them,
+ * through delta d: y[row][lo..hi) += scale * (d x_row)[lo..hi). */
+static void delta_group(struct thread_scratch *ts, const struct slora_delta *d, int g,
+                        const float *x, int64_t cols, float *y, int64_t ldy, int64_t lo,
+                        int64_t hi)
+{
+    for (int c0 = 0; c0 < g; c0 += GCHUNK) {
+        int cn = g - c0 < GCHUNK ? g - c0 : GCHUNK;
+        for (int j = 0; j < cn; j++)
+            memcpy(ts->gin + (size_t)j * cols, x + (size_t)ts->grp[c0 + j] * cols,
+                   (size_t)cols * sizeof(float));
+        size_t stride = (size_t)cols * sizeof(float);
+        if (d->kind == SLORA_DELTA_DENSE) {
+            slora_matmul(&d->dw, ts->gin, stride, cn, ts->gout, (size_t)ldy, lo, hi, false);
+        } else {
+            int64_t r = d->a.rows;
+            slora_matmul(&d->a, ts->gin, stride, cn, ts->t, (size_t)r, 0, r, false);
+            slora_matmul(&d->b, ts->t, (size_t)r * sizeof(float), cn, ts->gout, (size_t)ldy, lo,
+                         hi, false);
+        }
+        for (int j = 0; j < cn; j++)
+            axpy(y + (size_t)ts->grp[c0 + j] * ldy + lo, ts->gsc[c0 + j],
+                 ts->gout + (size_t)j * ldy + lo, (size_t)(hi - lo));
+    }
+}
+
+/* Every adapter delta of (layer, mod) among the rows, applied to this
+ * thread's slice [lo, hi) of y. */
+static void deltas(struct slora_fwd *f, int ith, int layer, enum slora_module mod, const float *x,
+                   int64_t cols, float *y, int64_t ldy, int64_t lo, int64_t hi)
+{
+    struct thread_scratch *ts = &f->ts[ith];
+    const struct slora_weights *all = f->ws_all;
+    if (all) {
+        /* every row shares one weight set: one group per term, all rows */
+        for (int k = 0; k < all->n_terms; k++) {
+            const struct slora_delta *d = slora_weights_delta(all, k, layer, mod);
+            if (!d)
+                continue;
+            if (ith == 0)
+                f->st.delta_products++;
+            if (d->kind == SLORA_DELTA_DENSE && all->scale[k] == 1.0f) {
+                slora_matmul(&d->dw, x, (size_t)cols * sizeof(float), f->n, y, (size_t)ldy, lo,
+                             hi, true);
+                continue;
+            }
+            for (int i = 0; i < f->n; i++) {
+                ts->grp[i] = i;
+                ts->gsc[i] = all->scale[k];
+            }
+            delta_group(ts, d, f->n, x, cols, y, ldy, lo, hi);
+        }
         return;
     }
-    memset(f->done, 0, (size_t)f->max_rows);
-    for (i = 0; i < n; i++) {
-        if (f->done[i])
-            continue;
-        const float *w = slora_weights_get(rows[i].ws, layer, mod);
-        int g = 0;
-        for (int j = i; j < n; j++)
-            if (!f->done[j] && slora_weights_get(rows[j].ws, layer, mod) == w) {
-                f->done[j] = 1;
-                f->group[g++] = j;
+    int n = f->n;
+    memset(ts->done, 0, (size_t)n * SLORA_WEIGHTS_MAX_TERMS);
+    for (int i = 0; i < n; i++) {
+        const struct slora_weights *wi = f->rows[i].ws;
+        for (int k = 0; k < wi->n_terms; k++) {
+            const struct slora_delta *d = slora_weights_delta(wi, k, layer, mod);
+            if (!d || ts->done[i * SLORA_WEIGHTS_MAX_TERMS + k])
+                continue;
+            int g = 0;
+            for (int j = i; j < n; j++) {
+                const struct slora_weights *wj = f->rows[j].ws;
+                for (int kk = 0; kk < wj->n_terms; kk++)
+                    if (!ts->done[j * SLORA_WEIGHTS_MAX_TERMS + kk] &&
+                        slora_weights_delta(wj, kk, layer, mod) == d) {
+                        ts->done[j * SLORA_WEIGHTS_MAX_TERMS + kk] = 1;
+                        ts->grp[g] = j;
+                        ts->gsc[g++] = wj->scale[kk];
+                    }
             }
-        if (g == 1) {
-            slora_blas_gemv(w, in + (size_t)i * c, out + (size_t)i * r, r, c);
-            continue;
+            if (ith == 0)
+                f->st.delta_products++;
+            delta_group(ts, d, g, x, cols, y, ldy, lo, hi);
         }
-        for (int j = 0; j < g; j++)
-            memcpy(f->gin + (size_t)j * c, in + (size_t)f->group[j] * c, (size_t)c * sizeof(float));
-        slora_blas_matmul_rows(w, f->gin, f->gout, g, r, c);
-        for (int j = 0; j < g; j++)
-            memcpy(out + (size_t)f->group[j] * r, f->gout + (size_t)j * r,
-                   (size_t)r * sizeof(float));
     }
 }
 
-/* Rotate adjacent pairs of q (dim) and k (kv_dim) by the angles of pos. */
+/* y (n, rows) = x (n, cols) through every row's (layer, mod) matrix, plus
+ * bias when given; fresh as for activations. No barrier at the end: a
+ * thread wrote only its slice of y. */
+static void product(struct slora_fwd *f, int ith, int nth, int layer, enum slora_module mod,
+                    const float *x, bool fresh, float *y, const float *bias)
+{
+    const struct slora_tensor *w = &f->m->layers[layer].w[mod];
+    size_t stride;
+    const void *xq = activations(f, w, x, f->n, fresh, ith, nth, &stride);
+    int64_t lo, hi;
+    if (ith == 0)
+        f->st.base_products++;
+    share(w->rows, ith, nth, SLICE_ALIGN, &lo, &hi);
+    if (hi <= lo)
+        return;
+    slora_matmul(w, xq, stride, f->n, y, (size_t)w->rows, lo, hi, false);
+    deltas(f, ith, layer, mod, x, w->cols, y, w->rows, lo, hi);
+    if (bias)
+        for (int i = 0; i < f->n; i++)
+            axpy(y + (size_t)i * w->rows + lo, 1.0f, bias + lo, (size_t)(hi - lo));
+}
+
+/* Rotate q (dim) and k (kv_dim) of one row by the angles of pos. */
 static void rope(const struct slora_fwd *f, float *q, float *k, int pos)
 {
-    const struct slora_shape *s = &f->m->cfg.shape;
-    int hs = s->dim / s->n_heads, half = hs / 2, kv_dim = slora_arch_kv_dim(s);
+    const struct slora_model_config *c = &f->m->cfg;
+    int hd = c->head_dim, half = hd / 2, dim = c->shape.dim;
+    int kv_dim = slora_arch_kv_dim(&c->shape);
     const float *cs = f->rope_cos + (size_t)pos * half;
     const float *sn = f->rope_sin + (size_t)pos * half;
-    for (int i = 0; i < s->dim; i += 2) {
-        float fcr = cs[(i % hs) / 2], fci = sn[(i % hs) / 2];
-        float v0 = q[i], v1 = q[i + 1];
-        q[i] = v0 * fcr - v1 * fci;
-        q[i + 1] = v0 * fci + v1 * fcr;
-        if (i < kv_dim) {
-            v0 = k[i];
-            v1 = k[i + 1];
-            k[i] = v0 * fcr - v1 * fci;
-            k[i + 1] = v0 * fci + v1 * fcr;
+    /* NORM pairs (2i, 2i + 1); NEOX pairs (i, i + half) within each head */
+    int stride = c->rope_style == SLORA_ROPE_NEOX ? half : 1;
+    for (int h0 = 0; h0 < dim; h0 += hd)
+        for (int i = 0; i < half; i++) {
+            int a = c->rope_style == SLORA_ROPE_NEOX ? h0 + i : h0 + 2 * i;
+            float fcr = cs[i], fci = sn[i];
+            float v0 = q[a], v1 = q[a + stride];
+            q[a] = v0 * fcr - v1 * fci;
+            q[a + stride] = v0 * fci + v1 * fcr;
+            if (h0 < kv_dim) {
+                v0 = k[a];
+                v1 = k[a + stride];
+                k[a] = v0 * fcr - v1 * fci;
+                k[a + stride] = v0 * fci + v1 * fcr;
+            }
         }
-    }
 }
 
-/* Multi-head attention of one row over its sequence's positions 0..pos. */
-static void attend(struct slora_fwd *f, const struct slora_fwd_row *row, int layer, const float *q,
-                   float *out)
+/* Head h of one row over its sequence's positions 0..pos. */
+static void attend_head(struct slora_fwd *f, float *att, const struct slora_fwd_row *row, int layer,
+                        const float *q, float *out, int h)
 {
-    const struct slora_shape *s = &f->m->cfg.shape;
-    int hs = s->dim / s->n_heads, kv_dim = slora_arch_kv_dim(s);
-    int kv_mul = s->n_heads / s->n_kv_heads;
+    const struct slora_model_config *c = &f->m->cfg;
+    int hd = c->head_dim, kv_dim = slora_arch_kv_dim(&c->shape);
+    int kv_mul = c->shape.n_heads / c->shape.n_kv_heads;
     size_t base = (size_t)layer * row->kv->seq_len * kv_dim;
     const float *kc = row->kv->k + base, *vc = row->kv->v + base;
-    float scale = sqrtf((float)hs);
-    for (int h = 0; h < s->n_heads; h++) {
-        const float *qh = q + h * hs;
-        int off = (h / kv_mul) * hs;
-        for (int t = 0; t <= row->pos; t++)
-            f->att[t] = dot(qh, kc + (size_t)t * kv_dim + off, hs) / scale;
-        softmax(f->att, row->pos + 1);
-        float *oh = out + h * hs;
-        memset(oh, 0, (size_t)hs * sizeof(float));
-        for (int t = 0; t <= row->pos; t++)
-            axpy(oh, f->att[t], vc + (size_t)t * kv_dim + off, (size_t)hs);
-    }
+    float scale = sqrtf((float)hd);
+    const float *qh = q + h * hd;
+    int off = (h / kv_mul) * hd;
+    for (int t = 0; t <= row->pos; t++)
+        att[t] = dot(qh, kc + (size_t)t * kv_dim + off, hd) / scale;
+    softmax(att, row->pos + 1);
+    float *oh = out + h * hd;
+    memset(oh, 0, (size_t)hd * sizeof(float));
+    for (int t = 0; t <= row->pos; t++)
+        axpy(oh, att[t], vc + (size_t)t * kv_dim + off, (size_t)hd);
 }
 
-static void layer_forward(struct slora_fwd *f, const struct slora_fwd_row *rows, int n, int l)
+static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
 {
     const struct slora_model *m = f->m;
-    const struct slora_shape *s = &m->cfg.shape;
-    int dim = s->dim, hid = s->hidden_dim, kv_dim = slora_arch_kv_dim(s);
+    const struct slora_model_config *c = &m->cfg;
+    int dim = c->shape.dim, hid = c->shape.hidden_dim, kv_dim = slora_arch_kv_dim(&c->shape);
     const struct slora_layer *w = &m->layers[l];
+    int n = f->n;
+    int64_t lo, hi;
 
-    for (int i = 0; i < n; i++)
-        rmsnorm(f->xb + (size_t)i * dim, f->x + (size_t)i * dim, w->rms_att, dim);
-    matmul(f, rows, n, l, SLORA_MOD_WQ, f->xb, f->q);
-    matmul(f, rows, n, l, SLORA_MOD_WK, f->xb, f->k);
-    matmul(f, rows, n, l, SLORA_MOD_WV, f->xb, f->v);
+    /* x += previous block's output (none before layer 0), then normalise */
+    share(n, ith, nth, 1, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
+        float *xi = f->x + i * dim, *xbi = f->xb + i * dim;
+        if (l > 0)
+            axpy(xi, 1.0f, xbi, (size_t)dim);
+        rmsnorm(xbi, xi, w->rms_att, dim, c->rms_eps);
+    }
+    slora_pool_barrier(f->pool);
+    product(f, ith, nth, l, SLORA_MOD_WQ, f->xb, true, f->q, w->bias[0]);
+    product(f, ith, nth, l, SLORA_MOD_WK, f->xb, false, f->k, w->bias[1]);
+    product(f, ith, nth, l, SLORA_MOD_WV, f->xb, false, f->v, w->bias[2]);
+    slora_pool_barrier(f->pool);
     /* all rows' keys and values first: a row sees earlier rows of its batch */
-    for (int i = 0; i < n; i++) {
-        const struct slora_fwd_row *row = &rows[i];
-        float *k = f->k + (size_t)i * kv_dim, *v = f->v + (size_t)i * kv_dim;
-        rope(f, f->q + (size_t)i * dim, k, row->pos);
+    share(n, ith, nth, 1, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
+        const struct slora_fwd_row *row = &f->rows[i];
+        float *k = f->k + i * kv_dim, *v = f->v + i * kv_dim;
+        rope(f, f->q + i * dim, k, row->pos);
         size_t at = ((size_t)l * row->kv->seq_len + row->pos) * kv_dim;
         memcpy(row->kv->k + at, k, (size_t)kv_dim * sizeof(float));
         memcpy(row->kv->v + at, v, (size_t)kv_dim * sizeof(float));
     }
-    for (int i = 0; i < n; i++)
-        attend(f, &rows[i], l, f->q + (size_t)i * dim, f->att_out + (size_t)i * dim);
-    matmul(f, rows, n, l, SLORA_MOD_WO, f->att_out, f->xb);
-    axpy(f->x, 1.0f, f->xb, (size_t)n * dim);
+    slora_pool_barrier(f->pool);
+    int n_heads = c->shape.n_heads;
+    share((int64_t)n * n_heads, ith, nth, 1, &lo, &hi);
+    for (int64_t p = lo; p < hi; p++) {
+        int64_t i = p / n_heads;
+        attend_head(f, f->ts[ith].att, &f->rows[i], l, f->q + i * dim, f->att_out + i * dim,
+                    (int)(p % n_heads));
+    }
+    slora_pool_barrier(f->pool);
+    product(f, ith, nth, l, SLORA_MOD_WO, f->att_out, true, f->xb, NULL);
+    slora_pool_barrier(f->pool);
 
-    for (int i = 0; i < n; i++)
-        rmsnorm(f->xb + (size_t)i * dim, f->x + (size_t)i * dim, w->rms_ffn, dim);
-    matmul(f, rows, n, l, SLORA_MOD_W1, f->xb, f->hb);
-    matmul(f, rows, n, l, SLORA_MOD_W3, f->xb, f->hb2);
+    share(n, ith, nth, 1, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++) {
+        float *xi = f->x + i * dim, *xbi = f->xb + i * dim;
+        axpy(xi, 1.0f, xbi, (size_t)dim);
+        rmsnorm(xbi, xi, w->rms_ffn, dim, c->rms_eps);
+    }
+    slora_pool_barrier(f->pool);
+    product(f, ith, nth, l, SLORA_MOD_W1, f->xb, true, f->hb, NULL);
+    product(f, ith, nth, l, SLORA_MOD_W3, f->xb, false, f->hb2, NULL);
+    slora_pool_barrier(f->pool);
     /* SwiGLU: silu(w1 x) * (w3 x) */
-    for (size_t j = 0; j < (size_t)n * hid; j++) {
+    share((int64_t)n * hid, ith, nth, 64, &lo, &hi);
+    for (int64_t j = lo; j < hi; j++) {
         float val = f->hb[j];
         val *= 1.0f / (1.0f + expf(-val));
         f->hb[j] = val * f->hb2[j];
     }
-    matmul(f, rows, n, l, SLORA_MOD_W2, f->hb, f->xb);
-    axpy(f->x, 1.0f, f->xb, (size_t)n * dim);
+    slora_pool_barrier(f->pool);
+    product(f, ith, nth, l, SLORA_MOD_W2, f->hb, true, f->xb, NULL);
+    slora_pool_barrier(f->pool);
 }
 
 /* Final norm and classifier for the rows that want logits, in chunks. */
-static void classify(struct slora_fwd *f, const struct slora_fwd_row *rows, int n)
+static void classify(struct slora_fwd *f, int ith, int nth)
 {
-    const struct slora_shape *s = &f->m->cfg.shape;
-    int dim = s->dim, vocab = s->vocab_size;
-    int g = 0;
-    for (int i = 0; i <= n; i++) {
-        if (i < n && rows[i].logits) {
-            rmsnorm(f->gin + (size_t)g * dim, f->x + (size_t)i * dim, f->m->rms_final, dim);
-            f->group[g++] = i;
+    const struct slora_model *m = f->m;
+    int dim = m->cfg.shape.dim, vocab = m->cfg.shape.vocab_size;
+    int n_out = 0;
+    for (int i = 0; i < f->n; i++)
+        if (f->rows[i].logits)
+            f->lrows[n_out++] = i;
+    int64_t lo, hi;
+    /* x += last block's output, normalised into xb (rows packed by chunk) */
+    share(f->n, ith, nth, 1, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++)
+        axpy(f->x + i * dim, 1.0f, f->xb + i * dim, (size_t)dim);
+    slora_pool_barrier(f->pool);
+    for (int c0 = 0; c0 < n_out; c0 += LOGIT_CHUNK) {
+        int cn = n_out - c0 < LOGIT_CHUNK ? n_out - c0 : LOGIT_CHUNK;
+        share(cn, ith, nth, 1, &lo, &hi);
+        for (int64_t j = lo; j < hi; j++)
+            rmsnorm(f->xb + j * dim, f->x + (size_t)f->lrows[c0 + j] * dim, m->rms_final, dim,
+                    m->cfg.rms_eps);
+        slora_pool_barrier(f->pool);
+        size_t stride;
+        const void *xq = activations(f, &m->wcls, f->xb, cn, true, ith, nth, &stride);
+        if (ith == 0)
+            f->st.base_products++;
+        share(vocab, ith, nth, SLICE_ALIGN, &lo, &hi);
+        if (cn == 1) {
+            if (hi > lo)
+                slora_matmul(&m->wcls, xq, stride, 1, f->rows[f->lrows[c0]].logits, (size_t)vocab,
+                             lo, hi, false);
+        } else if (hi > lo) {
+            slora_matmul(&m->wcls, xq, stride, cn, f->logits, (size_t)vocab, lo, hi, false);
+            for (int j = 0; j < cn; j++)
+                memcpy(f->rows[f->lrows[c0 + j]].logits + lo, f->logits + (size_t)j * vocab + lo,
+                       (size_t)(hi - lo) * sizeof(float));
         }
-        if (g == 0 || (g < LOGIT_CHUNK && i < n))
-            continue;
-        if (g == 1) {
-            slora_blas_gemv(f->m->wcls, f->gin, rows[f->group[0]].logits, vocab, dim);
-        } else {
-            slora_blas_matmul_rows(f->m->wcls, f->gin, f->logits, g, vocab, dim);
-            for (int j = 0; j < g; j++)
-                memcpy(rows[f->group[j]].logits, f->logits + (size_t)j * vocab,
-                       (size_t)vocab * sizeof(float));
-        }
-        g = 0;
+        slora_pool_barrier(f->pool);
     }
+}
+
+static void run_task(void *arg, int ith, int nth)
+{
+    struct slora_fwd *f = arg;
+    const struct slora_model *m = f->m;
+    int dim = m->cfg.shape.dim;
+    int64_t lo, hi;
+    share(f->n, ith, nth, 1, &lo, &hi);
+    for (int64_t i = lo; i < hi; i++)
+        slora_matmul_get_row(&m->tok_emb, f->rows[i].token, f->x + i * dim);
+    slora_pool_barrier(f->pool);
+    for (int l = 0; l < m->cfg.shape.n_layers; l++)
+        layer_forward(f, ith, nth, l);
+    classify(f, ith, nth);
 }
 
 static int check_rows(const struct slora_fwd *f, const struct slora_fwd_row *rows, int n)
@@ -359,6 +602,13 @@ static int check_rows(const struct slora_fwd *f, const struct slora_fwd_row *row
             r->kv->n_layers != m->cfg.shape.n_layers || r->kv->seq_len != m->cfg.seq_len ||
             r->kv->kv_dim != slora_arch_kv_dim(&m->cfg.shape))
             return SLORA_EINVAL;
+        const struct slora_weights *ws = r->ws;
+        size_t nd = (size_t)ws->n_terms * m->cfg.shape.n_layers * SLORA_MOD_COUNT;
+        for (size_t j = 0; j < nd; j++) {
+            const struct slora_delta *d = ws->delta[j];
+            if (d && d->kind == SLORA_DELTA_LORA && d->a.rows > SLORA_FWD_MAX_LORA_RANK)
+                return SLORA_EINVAL;
+        }
     }
     return 0;
 }
@@ -368,12 +618,19 @@ int slora_fwd_run(struct slora_fwd *f, const struct slora_fwd_row *rows, int n)
     int rc = check_rows(f, rows, n);
     if (rc)
         return rc;
-    int dim = f->m->cfg.shape.dim;
-    for (int i = 0; i < n; i++)
-        memcpy(f->x + (size_t)i * dim, f->m->tok_emb + (size_t)rows[i].token * dim,
-               (size_t)dim * sizeof(float));
-    for (int l = 0; l < f->m->cfg.shape.n_layers; l++)
-        layer_forward(f, rows, n, l);
-    classify(f, rows, n);
+    f->rows = rows;
+    f->n = n;
+    f->ws_all = rows[0].ws;
+    for (int i = 1; i < n && f->ws_all; i++)
+        if (rows[i].ws != f->ws_all && (rows[i].ws->id != f->ws_all->id || !f->ws_all->id))
+            f->ws_all = NULL;
+    slora_pool_run(f->pool, run_task, f);
+    f->st.rows += (uint64_t)n;
+    f->st.runs++;
     return 0;
+}
+
+void slora_fwd_stats(const struct slora_fwd *f, struct slora_fwd_stats *out)
+{
+    *out = f->st;
 }

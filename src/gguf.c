@@ -6,6 +6,7 @@
 #include <slora/error.h>
 #include <slora/fsio.h>
 #include <slora/gguf.h>
+#include <slora/quant.h>
 
 #include <math.h>
 #include <stdarg.h>
@@ -19,10 +20,6 @@ static const uint8_t magic[4] = {'G', 'G', 'U', 'F'};
 /* Bytes per scalar value; 0 for STRING and ARRAY (variable size). */
 static const size_t type_size[SLORA_GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
 
-static size_t dtype_size(uint32_t dtype)
-{
-    return dtype == SLORA_GGUF_DTYPE_F32 ? 4 : 2;
-}
 
 struct cursor {
     const uint8_t *buf;
@@ -185,13 +182,19 @@ static int parse_tensor_info(struct cursor *c, struct slora_gguf *g, size_t i)
     if ((rc = read_u32(c, &t->dtype, "tensor type")) ||
         (rc = read_u64(c, &t->offset, "tensor offset")))
         return rc;
-    if (t->dtype != SLORA_GGUF_DTYPE_F32 && t->dtype != SLORA_GGUF_DTYPE_F16)
-        return fail(c, SLORA_EUNSUPPORTED,
-                    "tensor '%.*s' has type %u (only F32 and F16 are supported)", nl, t->name,
+    if (!slora_dtype_is_known(t->dtype))
+        return fail(c, SLORA_EUNSUPPORTED, "tensor '%.*s' has unknown type id %u", nl, t->name,
                     t->dtype);
-    if (elems > SIZE_MAX / 4)
+    size_t row_bytes = slora_dtype_row_bytes(t->dtype, (int64_t)t->ne[0]);
+    if (!row_bytes)
+        return fail(c, SLORA_EFORMAT,
+                    "tensor '%.*s' of type %s has %llu columns, not a multiple of its block of %lld",
+                    nl, t->name, slora_dtype_name(t->dtype), (unsigned long long)t->ne[0],
+                    (long long)slora_dtype_block_elems(t->dtype));
+    uint64_t n_rows = elems / t->ne[0];
+    if (n_rows > SIZE_MAX / row_bytes)
         return fail(c, SLORA_EFORMAT, "tensor '%.*s' is too large", nl, t->name);
-    t->nbytes = (size_t)elems * dtype_size(t->dtype);
+    t->nbytes = (size_t)n_rows * row_bytes;
     for (size_t j = 0; j < i; j++)
         if (name_eq(g->tensors[j].name, g->tensors[j].name_len, t->name, t->name_len))
             return fail(c, SLORA_EFORMAT, "duplicate tensor name '%.*s'", nl, t->name);
@@ -203,6 +206,10 @@ static int parse_tensor_info(struct cursor *c, struct slora_gguf *g, size_t i)
 static int place_tensors(struct cursor *c, struct slora_gguf *g)
 {
     size_t a = g->alignment;
+    if (!g->n_tensors) { /* a vocabulary-only file may end right after its keys */
+        g->data_offset = c->off;
+        return 0;
+    }
     if (c->off > SIZE_MAX - a || (c->off + a - 1) / a * a > c->len)
         return fail(c, SLORA_EFORMAT,
                     "truncated: data section would start past the end (%zu bytes)", c->len);
@@ -311,6 +318,37 @@ const struct slora_gguf_tensor *slora_gguf_find_tensor(const struct slora_gguf *
     return NULL;
 }
 
+int slora_gguf_get_float(const struct slora_gguf *g, const char *key, double *out)
+{
+    const struct slora_gguf_kv *kv = slora_gguf_find_kv(g, key);
+    if (!kv)
+        return SLORA_ENOTFOUND;
+    if (kv->type == SLORA_GGUF_F32) {
+        float v;
+        memcpy(&v, kv->value, 4);
+        *out = v;
+    } else if (kv->type == SLORA_GGUF_F64) {
+        memcpy(out, kv->value, 8);
+    } else {
+        int64_t v;
+        if (slora_gguf_get_int(g, key, &v))
+            return SLORA_EFORMAT;
+        *out = (double)v;
+    }
+    return isfinite(*out) ? 0 : SLORA_EFORMAT;
+}
+
+int slora_gguf_get_bool(const struct slora_gguf *g, const char *key, bool *out)
+{
+    const struct slora_gguf_kv *kv = slora_gguf_find_kv(g, key);
+    if (!kv)
+        return SLORA_ENOTFOUND;
+    if (kv->type != SLORA_GGUF_BOOL || kv->value[0] > 1)
+        return SLORA_EFORMAT;
+    *out = kv->value[0];
+    return 0;
+}
+
 int slora_gguf_get_int(const struct slora_gguf *g, const char *key, int64_t *out)
 {
     const struct slora_gguf_kv *kv = slora_gguf_find_kv(g, key);
@@ -398,13 +436,28 @@ float slora_gguf_array_f32(const struct slora_gguf_kv *kv, uint64_t i)
 
 /* Writer. */
 
+/* Row conversions the writer can make: between any two known types, through
+ * floats with quant.h's reference quantizers. */
+static bool convertible(uint32_t from, uint32_t to)
+{
+    return from == to || (slora_dtype_is_known(from) && slora_dtype_is_known(to));
+}
+
+/* One row of n elements from src (type from) to dst (type to), through the
+ * float scratch row. */
+static void convert_row(uint32_t from, const uint8_t *src, float *row, uint32_t to, uint8_t *dst,
+                        int64_t n)
+{
+    slora_quant_dequantize(from, src, row, n);
+    slora_quant_quantize(to, row, dst, n);
+}
+
 struct wtensor {
     char *name;
-    const float *data;
-    int64_t rows;
-    int64_t cols;
+    struct slora_tensor src; /* borrowed until the write */
+    const int64_t *row_map;  /* written row i is src row row_map[i]; NULL = in order */
     int n_dims;
-    uint32_t dtype;
+    uint32_t dtype; /* as written */
 };
 
 struct slora_gguf_writer {
@@ -474,17 +527,39 @@ static int put_str(struct slora_gguf_writer *w, const char *s, size_t len)
     return put(w, s, len);
 }
 
-static int put_key(struct slora_gguf_writer *w, const char *key, uint32_t type)
+static int put_key_len(struct slora_gguf_writer *w, const char *key, size_t len, uint32_t type)
 {
     w->n_kv++;
-    put_str(w, key, strlen(key));
+    put_str(w, key, len);
     return put_u32(w, type);
+}
+
+static int put_key(struct slora_gguf_writer *w, const char *key, uint32_t type)
+{
+    return put_key_len(w, key, strlen(key), type);
+}
+
+/* Serialised size of one scalar or string value at p (already validated). */
+static size_t value_bytes(uint32_t type, const uint8_t *p)
+{
+    if (type != SLORA_GGUF_STRING)
+        return type_size[type];
+    uint64_t n;
+    memcpy(&n, p, 8);
+    return 8 + (size_t)n;
 }
 
 int slora_gguf_writer_add_u32(struct slora_gguf_writer *w, const char *key, uint32_t v)
 {
     put_key(w, key, SLORA_GGUF_U32);
     return put_u32(w, v);
+}
+
+int slora_gguf_writer_add_bool(struct slora_gguf_writer *w, const char *key, bool v)
+{
+    uint8_t b = v;
+    put_key(w, key, SLORA_GGUF_BOOL);
+    return put(w, &b, 1);
 }
 
 int slora_gguf_writer_add_f32(struct slora_gguf_writer *w, const char *key, float v)
@@ -521,34 +596,74 @@ int slora_gguf_writer_add_array(struct slora_gguf_writer *w, const char *key, ui
     return put(w, values, n * type_size[elem]);
 }
 
-int slora_gguf_writer_add_tensor(struct slora_gguf_writer *w, const char *name, const float *data,
-                                 int64_t rows, int64_t cols, int n_dims, uint32_t dtype)
+static struct wtensor *add_wtensor(struct slora_gguf_writer *w, const char *name)
 {
     if (w->err)
-        return w->err;
+        return NULL;
     if (w->n_tensors == w->cap_tensors) {
         size_t cap = w->cap_tensors ? 2 * w->cap_tensors : 64;
         struct wtensor *t = realloc(w->tensors, cap * sizeof(*t));
-        if (!t)
-            return w->err = SLORA_ENOMEM;
+        if (!t) {
+            w->err = SLORA_ENOMEM;
+            return NULL;
+        }
         w->tensors = t;
         w->cap_tensors = cap;
     }
     struct wtensor *t = &w->tensors[w->n_tensors];
-    if (!(t->name = strdup(name)))
-        return w->err = SLORA_ENOMEM;
-    t->data = data;
-    t->rows = rows;
-    t->cols = cols;
+    if (!(t->name = strdup(name))) {
+        w->err = SLORA_ENOMEM;
+        return NULL;
+    }
+    w->n_tensors++;
+    return t;
+}
+
+int slora_gguf_writer_add_tensor(struct slora_gguf_writer *w, const char *name, const float *data,
+                                 int64_t rows, int64_t cols, int n_dims, uint32_t dtype)
+{
+    struct slora_tensor t;
+    if (!slora_tensor_init(&t, SLORA_DTYPE_F32, data, rows, cols))
+        return w->err = SLORA_EINVAL;
+    return slora_gguf_writer_add_typed(w, name, &t, n_dims, dtype, NULL);
+}
+
+int slora_gguf_writer_add_typed(struct slora_gguf_writer *w, const char *name,
+                                const struct slora_tensor *src, int n_dims, uint32_t dtype,
+                                const int64_t *row_map)
+{
+    if (!slora_dtype_row_bytes(dtype, src->cols) || !convertible(src->type, dtype))
+        return w->err = SLORA_EINVAL;
+    struct wtensor *t = add_wtensor(w, name);
+    if (!t)
+        return w->err;
+    t->src = *src;
+    t->row_map = row_map;
     t->n_dims = n_dims;
     t->dtype = dtype;
-    w->n_tensors++;
     return 0;
+}
+
+int slora_gguf_writer_add_kv(struct slora_gguf_writer *w, const struct slora_gguf_kv *kv)
+{
+    put_key_len(w, kv->key, kv->key_len, kv->type);
+    if (kv->type != SLORA_GGUF_ARRAY)
+        return put(w, kv->value, value_bytes(kv->type, kv->value));
+    uint64_t n = kv->n;
+    put_u32(w, kv->arr_type);
+    put(w, &n, 8);
+    const uint8_t *p = kv->value;
+    for (uint64_t i = 0; i < n; i++) {
+        size_t nb = value_bytes(kv->arr_type, p);
+        put(w, p, nb);
+        p += nb;
+    }
+    return w->err;
 }
 
 static size_t tensor_bytes(const struct wtensor *t)
 {
-    return (size_t)(t->rows * t->cols) * dtype_size(t->dtype);
+    return (size_t)t->src.rows * slora_dtype_row_bytes(t->dtype, t->src.cols);
 }
 
 static int write_pad(FILE *f, size_t pos, size_t alignment)
@@ -566,19 +681,28 @@ static int write_pad(FILE *f, size_t pos, size_t alignment)
 
 static int write_tensor_data(FILE *f, const struct wtensor *t)
 {
-    size_t n = (size_t)(t->rows * t->cols);
-    if (t->dtype == SLORA_GGUF_DTYPE_F32)
-        return fwrite(t->data, 4, n, f) == n ? 0 : -1;
-    uint16_t chunk[4096];
-    for (size_t i = 0; i < n;) {
-        size_t m = n - i < 4096 ? n - i : 4096;
-        for (size_t j = 0; j < m; j++)
-            chunk[j] = slora_quant_f32_to_f16(t->data[i + j]);
-        if (fwrite(chunk, 2, m, f) != m)
-            return -1;
-        i += m;
+    const struct slora_tensor *src = &t->src;
+    if (t->dtype == src->type && !t->row_map) {
+        size_t nb = tensor_bytes(t);
+        return fwrite(src->data, 1, nb, f) == nb ? 0 : -1;
     }
-    return 0;
+    size_t out_bytes = slora_dtype_row_bytes(t->dtype, src->cols);
+    float *row = malloc((size_t)src->cols * sizeof(float));
+    uint8_t *enc = malloc(out_bytes);
+    int rc = row && enc ? 0 : -1;
+    for (int64_t r = 0; !rc && r < src->rows; r++) {
+        const uint8_t *in = (const uint8_t *)src->data +
+                            (size_t)(t->row_map ? t->row_map[r] : r) * src->row_bytes;
+        if (t->dtype == src->type) {
+            rc = fwrite(in, 1, out_bytes, f) == out_bytes ? 0 : -1;
+            continue;
+        }
+        convert_row(src->type, in, row, t->dtype, enc, src->cols);
+        rc = fwrite(enc, 1, out_bytes, f) == out_bytes ? 0 : -1;
+    }
+    free(row);
+    free(enc);
+    return rc;
 }
 
 static int write_all(struct slora_gguf_writer *w, FILE *f)
@@ -593,7 +717,7 @@ static int write_all(struct slora_gguf_writer *w, FILE *f)
         const struct wtensor *t = &w->tensors[i];
         uint64_t name_len = strlen(t->name);
         uint32_t n_dims = (uint32_t)t->n_dims;
-        uint64_t ne[2] = {(uint64_t)t->cols, (uint64_t)t->rows};
+        uint64_t ne[2] = {(uint64_t)t->src.cols, (uint64_t)t->src.rows};
         if (fwrite(&name_len, 8, 1, f) != 1 || fwrite(t->name, 1, name_len, f) != name_len ||
             fwrite(&n_dims, 4, 1, f) != 1 || fwrite(ne, 8, n_dims, f) != n_dims ||
             fwrite(&t->dtype, 4, 1, f) != 1 || fwrite(&offset, 8, 1, f) != 1)

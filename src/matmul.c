@@ -27,8 +27,6 @@ enum slora_dtype slora_matmul_vec_type(enum slora_dtype wt)
     case SLORA_DTYPE_Q5_K:
     case SLORA_DTYPE_Q6_K:
         return SLORA_DTYPE_Q8_K;
-    case SLORA_DTYPE_BF16:
-        return SLORA_DTYPE_BF16;
     default:
         return SLORA_DTYPE_F32;
     }
@@ -43,8 +41,6 @@ size_t slora_matmul_xq_bytes(enum slora_dtype wt, int64_t cols)
     switch (slora_matmul_vec_type(wt)) {
     case SLORA_DTYPE_F32:
         return r(4 * c);
-    case SLORA_DTYPE_BF16:
-        return r(2 * c);
     case SLORA_DTYPE_Q8_K:
         return r(c) + r(4 * (c / 256)) + r(32 * (c / 256)) + r(16 * (c / 256));
     default: /* Q8_0, Q8_1 */
@@ -89,9 +85,6 @@ static void quantize_row(enum slora_dtype wt, const float *x, int64_t cols, uint
     switch (slora_matmul_vec_type(wt)) {
     case SLORA_DTYPE_F32:
         memcpy(row, x, (size_t)cols * sizeof(float));
-        break;
-    case SLORA_DTYPE_BF16:
-        slora_quant_quantize(SLORA_DTYPE_BF16, x, row, cols);
         break;
     case SLORA_DTYPE_Q8_K: {
         int16_t *bs = (int16_t *)xr.bsums, *bs32 = (int16_t *)xr.bsum32;
@@ -182,4 +175,10 @@ void slora_matmul(const struct slora_tensor *w, const void *xq, size_t xq_stride
         break;
     }
     slora__matmul_ref(w, xq, xq_stride, n, y, ldy, r0, r1, add);
+}
+
+void slora_matmul_get_row(const struct slora_tensor *w, int64_t r, float *out)
+{
+    slora_quant_dequantize(w->type, (const uint8_t *)w->data + (size_t)r * w->row_bytes, out,
+                           w->cols);
 }

@@ -2,7 +2,9 @@
  * and BF16 weights (matmul_internal.h). Weights are widened to f32 as they
  * are loaded (F16C's vcvtph2ps, or a 16-bit shift for BF16) and multiplied
  * into f32 accumulators; with AVX512-BF16, BF16 rows go straight into
- * vdpbf16ps against the bf16 activations.
+ * vdpbf16ps against the activations rounded to bf16 pairs in registers
+ * (vcvtne2ps2bf16, once per activation row and tile step). Every path
+ * rounds the activations of BF16 weights to bf16, as the reference does.
  *
  * A tile of MR weight rows x NR activation rows shares each load: MR + NR
  * loads feed MR NR fused multiply-adds. Every output element is the same
@@ -51,10 +53,21 @@ static inline __attribute__((always_inline)) vec load_w(enum slora_dtype t, cons
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+/* v rounded to bf16 (nearest even), NaN kept. */
+static inline vec round_bf16(vec v)
+{
+    __m512i u = _mm512_castps_si512(v);
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
+    r = _mm512_and_si512(r, _mm512_set1_epi32((int)0xffff0000u));
+    return _mm512_mask_mov_ps(_mm512_castsi512_ps(r), _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), v);
+}
+
 static inline __attribute__((always_inline)) vec load_x(enum slora_dtype t, const uint8_t *row,
                                                         int64_t c, int left)
 {
-    return load_w(t == SLORA_DTYPE_BF16 ? t : SLORA_DTYPE_F32, row, c, left);
+    vec v = load_w(SLORA_DTYPE_F32, row, c, left);
+    return t == SLORA_DTYPE_BF16 ? round_bf16(v) : v;
 }
 #else
 #define W 8
@@ -91,10 +104,20 @@ static inline __attribute__((always_inline)) vec load_w(enum slora_dtype t, cons
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 
+static inline vec round_bf16(vec v)
+{
+    __m256i u = _mm256_castps_si256(v);
+    __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff)));
+    r = _mm256_and_si256(r, _mm256_set1_epi32((int)0xffff0000u));
+    return _mm256_blendv_ps(_mm256_castsi256_ps(r), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
 static inline __attribute__((always_inline)) vec load_x(enum slora_dtype t, const uint8_t *row,
                                                         int64_t c, int left)
 {
-    return load_w(t == SLORA_DTYPE_BF16 ? t : SLORA_DTYPE_F32, row, c, left);
+    vec v = load_w(SLORA_DTYPE_F32, row, c, left);
+    return t == SLORA_DTYPE_BF16 ? round_bf16(v) : v;
 }
 #endif
 
@@ -150,7 +173,8 @@ static inline __attribute__((always_inline)) void tile(enum slora_dtype t, int m
 
 #if defined(MM_AVX512) && defined(__AVX512BF16__)
 /* BF16 x BF16 pairs with vdpbf16ps: lane j takes columns 2j, 2j + 1,
- * 2j + 32, ...; the tail masked to zero. */
+ * 2j + 32, ...; the tail masked to zero. The activations are converted
+ * (rounded to nearest even) as they are loaded. */
 static inline __attribute__((always_inline)) void tile_bf16(int mr, int nr, const uint8_t *w,
                                                             size_t ws, const uint8_t *x, size_t xs,
                                                             int64_t cols, float *y, size_t ldy,
@@ -169,8 +193,11 @@ static inline __attribute__((always_inline)) void tile_bf16(int mr, int nr, cons
         for (int i = 0; i < mr; i++)
             wv[i] = (__m512bh)_mm512_maskz_loadu_epi16(k, (const uint16_t *)(w + i * ws) + c);
 #pragma GCC unroll 4
-        for (int j = 0; j < nr; j++)
-            xv[j] = (__m512bh)_mm512_maskz_loadu_epi16(k, (const uint16_t *)(x + j * xs) + c);
+        for (int j = 0; j < nr; j++) {
+            const float *xr = (const float *)(x + j * xs) + c;
+            xv[j] = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps((__mmask16)(k >> 16), xr + 16),
+                                        _mm512_maskz_loadu_ps((__mmask16)k, xr));
+        }
 #pragma GCC unroll 4
         for (int i = 0; i < mr; i++)
 #pragma GCC unroll 4

@@ -6,8 +6,7 @@
  * weight type, laid out as arrays so a kernel loads 32 quants at once and
  * never converts a scale in its inner loop. For cols elements, nb blocks,
  * each array starting at a multiple of 64 bytes from the row start:
- *   F32  (F32, F16 weights):   float x[cols]
- *   BF16 (BF16 weights):       u16 x[cols], the bf16 rounding of x
+ *   F32  (F32, F16, BF16 weights): float x[cols]
  *   Q8   (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 weights, nb = cols / 32):
  *        i8 qs[cols] | float d[nb] | i32 s[nb] | float ds[nb]
  *        qs and d as ggml's Q8_0 (d = f16 rounding of amax / 127, then
@@ -34,7 +33,7 @@ static inline size_t slora__mm_round64(size_t n)
 
 /* A quantized activation row's arrays (NULL where the format has none). */
 struct slora__mm_xrow {
-    const void *x;         /* F32 floats, BF16 u16, or the Q8/Q8K qs */
+    const void *x;         /* F32 floats or the Q8/Q8K qs */
     const float *d;        /* (nb) block scales */
     const int32_t *s;      /* (nb) Q8 block sums */
     const float *ds;       /* (nb) Q8 d * s */

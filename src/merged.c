@@ -1,9 +1,6 @@
-/* merged.c - W' = W + dW for every target of an adapter, in one buffer.
- *
- * The deltas are generated into a temporary buffer and merged by
- * slora_superlora_apply, which also points the weight set at the result.
- */
+/* merged.c - an adapter's deltas for the offline tools (see merged.h). */
 #include <slora/error.h>
+#include <slora/matmul.h>
 #include <slora/merged.h>
 #include <slora/superlora.h>
 
@@ -16,27 +13,31 @@ int slora_merged_new(const struct slora_model *m, const struct slora_adapter *a,
     *out = NULL;
     size_t n = (size_t)(a->total ? a->total : 1);
     struct slora_merged *mg = calloc(1, sizeof(*mg));
-    float *dw = malloc(sizeof(float) * n);
     int err = SLORA_ENOMEM;
-    if (!mg || !dw || !(mg->w = malloc(sizeof(float) * n)) || slora_weights_init(&mg->ws, m)) {
-        snprintf(diag, diag_len, "out of memory for %lld merged weights", (long long)a->total);
+    if (!mg || !(mg->dw = malloc(sizeof(float) * n)) ||
+        !(mg->deltas = calloc((size_t)(a->n_targets ? a->n_targets : 1), sizeof(*mg->deltas))) ||
+        slora_weights_init(&mg->ws, m, 1)) {
+        snprintf(diag, diag_len, "out of memory for %lld deltas", (long long)a->total);
         goto err_free_merged;
     }
-    err = slora_superlora_generate(a, dw, n_threads, diag, diag_len);
+    err = slora_superlora_generate(a, mg->dw, n_threads, diag, diag_len);
     if (err)
         goto err_free_merged;
-    err = slora_superlora_apply(a, m, dw, mg->w, &mg->ws);
+    if ((err = slora_superlora_to_native(a, m, mg->dw))) {
+        snprintf(diag, diag_len, "cannot reorder the q/k deltas for this model");
+        goto err_free_merged;
+    }
+    err = slora_superlora_bind(a, m, mg->dw, SLORA_DTYPE_F32, mg->deltas, &mg->ws, 0);
     if (err) {
         snprintf(diag, diag_len, "the adapter's base shape does not match the model");
         goto err_free_merged;
     }
-    free(dw);
     mg->ws.id = id;
+    mg->adapter = slora_adapter_ref((struct slora_adapter *)a);
     *out = mg;
     return 0;
 
 err_free_merged:
-    free(dw);
     slora_merged_free(mg);
     return err;
 }
@@ -57,11 +58,48 @@ int slora_merged_load(const struct slora_model *m, const char *path, int n_threa
     return err;
 }
 
+int slora_merged_weights(const struct slora_merged *mg, const struct slora_model *m, float **buf,
+                         const float ***replace)
+{
+    const struct slora_adapter *a = mg->adapter;
+    size_t n_mats = (size_t)m->cfg.shape.n_layers * SLORA_MOD_COUNT;
+    for (int j = 0; j < a->n_targets; j++) {
+        enum slora_dtype t = slora_model_matrix(m, a->targets[j].layer, a->targets[j].module)->type;
+        if (t != SLORA_DTYPE_F32 && t != SLORA_DTYPE_F16 && t != SLORA_DTYPE_BF16)
+            return SLORA_EUNSUPPORTED;
+    }
+    float *w = malloc(sizeof(float) * (size_t)(a->total ? a->total : 1));
+    const float **rep = calloc(n_mats, sizeof(*rep));
+    if (!w || !rep) {
+        free(w);
+        free(rep);
+        return SLORA_ENOMEM;
+    }
+    for (int j = 0; j < a->n_targets; j++) {
+        const struct slora_target *t = &a->targets[j];
+        const struct slora_tensor *base = slora_model_matrix(m, t->layer, t->module);
+        float *dst = w + t->offset;
+        for (int64_t r = 0; r < t->rows; r++) {
+            float *row = dst + r * t->cols;
+            const float *d = mg->dw + t->offset + r * t->cols;
+            slora_matmul_get_row(base, r, row);
+            for (int64_t c = 0; c < t->cols; c++)
+                row[c] += d[c];
+        }
+        rep[(size_t)t->layer * SLORA_MOD_COUNT + t->module] = dst;
+    }
+    *buf = w;
+    *replace = rep;
+    return 0;
+}
+
 void slora_merged_free(struct slora_merged *mg)
 {
     if (!mg)
         return;
     slora_weights_deinit(&mg->ws);
-    free(mg->w);
+    slora_adapter_unref((struct slora_adapter *)mg->adapter);
+    free(mg->deltas);
+    free(mg->dw);
     free(mg);
 }

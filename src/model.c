@@ -1,5 +1,7 @@
-/* model.c - load the frozen base model from a llama2.c legacy .bin or a GGUF
- * file; write either format.
+/* model.c - the loaded base model: its tensor table, the llama2.c legacy
+ * .bin loader, blank models for `gen-model`, and what both loaders share
+ * (config checks, mapping the file, finiteness). GGUF files are read by
+ * model_gguf.c.
  *
  * llama2.c legacy .bin layout (little-endian):
  *   int32 dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len
@@ -9,22 +11,16 @@
  *   w1 (L, hidden, dim), w2 (L, dim, hidden), w3 (L, hidden, dim), rms_final (dim),
  *   freq_cis_real (seq_len, head_size / 2), freq_cis_imag (same) - skipped,
  *   wcls (vocab, dim) only when unshared.
- * GGUF: see gguf.h; llama.cpp's tensor names, rows not permuted (llama2.c
- * and GGUF arch llama rotate the same adjacent pairs).
- *
- * The file is mapped read-only; F32 tensors are views into the map, F16 ones
- * (or misaligned F32) are converted once into one owned buffer. A loaded
- * model is immutable and may be shared by any number of threads.
+ * Its hyper-parameters beyond the header are llama2.c's (model.py): RMSNorm
+ * eps 1e-5, RoPE base 10000 on adjacent pairs, BOS 1, EOS 2.
  */
 #include "internal.h"
+#include "model_internal.h"
 
 #include <slora/error.h>
-#include <slora/fsio.h>
-#include <slora/gguf.h>
 #include <slora/log.h>
 #include <slora/model.h>
 #include <slora/tokenizer.h>
-#include <slora/weights.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,63 +46,128 @@ static const char *const kind_name[K_COUNT] = {"attn_norm", "attn_q",      "attn
                                                "ffn_gate",  "ffn_down",    "ffn_up"};
 static const int kind_module[K_COUNT] = {-1, SLORA_MOD_WQ, SLORA_MOD_WK, SLORA_MOD_WV, SLORA_MOD_WO,
                                          -1, SLORA_MOD_W1, SLORA_MOD_W2, SLORA_MOD_W3};
+static const char *const bias_name[3] = {"attn_q", "attn_k", "attn_v"};
 
 int slora_model_n_tensors(const struct slora_model *m)
 {
-    return 2 + K_COUNT * m->cfg.shape.n_layers + !m->cfg.shared_classifier;
+    const struct slora_model_config *c = &m->cfg;
+    int n_layers = c->shape.n_layers;
+    return 2 + K_COUNT * n_layers + !c->shared_classifier + (c->qkv_bias ? 3 * n_layers : 0) +
+           (m->rope_freqs != NULL);
 }
 
-/* Where tensor i lives in the struct, and its shape. */
-static const float **tensor_slot(struct slora_model *m, int i, struct slora_model_tensor *t)
+struct slora__model_slot slora__model_slot(struct slora_model *m, int i)
 {
     const struct slora_shape *s = &m->cfg.shape;
     int n_layers = s->n_layers;
-    t->layer = -1;
-    t->module = -1;
-    t->rows = 1;
-    t->cols = s->dim;
+    struct slora__model_slot sl = {
+        .layer = -1, .module = -1, .bias_of = -1, .rows = 1, .cols = s->dim};
     if (i == 0) {
-        snprintf(t->name, sizeof(t->name), "token_embd.weight");
-        t->rows = s->vocab_size;
-        return &m->tok_emb;
+        snprintf(sl.name, sizeof(sl.name), "token_embd.weight");
+        sl.rows = s->vocab_size;
+        sl.mat = &m->tok_emb;
+        return sl;
     }
     i--;
-    if (i >= K_COUNT * n_layers) {
-        i -= K_COUNT * n_layers;
-        if (i == 0) {
-            snprintf(t->name, sizeof(t->name), "output_norm.weight");
-            return &m->rms_final;
+    if (i < K_COUNT * n_layers) {
+        int kind = i / n_layers, layer = i % n_layers;
+        struct slora_layer *l = &m->layers[layer];
+        snprintf(sl.name, sizeof(sl.name), "blk.%d.%s.weight", layer, kind_name[kind]);
+        sl.layer = layer;
+        sl.module = kind_module[kind];
+        if (kind == K_RMS_ATT || kind == K_RMS_FFN) {
+            sl.vec = kind == K_RMS_ATT ? &l->rms_att : &l->rms_ffn;
+            return sl;
         }
-        snprintf(t->name, sizeof(t->name), "output.weight");
-        t->rows = s->vocab_size;
-        return &m->wcls;
+        slora_arch_module_dims(s, sl.module, &sl.rows, &sl.cols);
+        sl.mat = &l->w[sl.module];
+        return sl;
     }
-    int kind = i / n_layers, layer = i % n_layers;
-    struct slora_layer *l = &m->layers[layer];
-    snprintf(t->name, sizeof(t->name), "blk.%d.%s.weight", layer, kind_name[kind]);
-    t->layer = layer;
-    t->module = kind_module[kind];
-    if (kind == K_RMS_ATT)
-        return &l->rms_att;
-    if (kind == K_RMS_FFN)
-        return &l->rms_ffn;
-    slora_arch_module_dims(s, t->module, &t->rows, &t->cols);
-    return &l->w[t->module];
+    i -= K_COUNT * n_layers;
+    if (i == 0) {
+        snprintf(sl.name, sizeof(sl.name), "output_norm.weight");
+        sl.vec = &m->rms_final;
+        return sl;
+    }
+    i--;
+    if (!m->cfg.shared_classifier) {
+        if (i == 0) {
+            snprintf(sl.name, sizeof(sl.name), "output.weight");
+            sl.rows = s->vocab_size;
+            sl.mat = &m->wcls;
+            return sl;
+        }
+        i--;
+    }
+    if (m->cfg.qkv_bias) {
+        if (i < 3 * n_layers) {
+            int b = i / n_layers, layer = i % n_layers;
+            snprintf(sl.name, sizeof(sl.name), "blk.%d.%s.bias", layer, bias_name[b]);
+            sl.layer = layer;
+            sl.bias_of = SLORA_MOD_WQ + b;
+            sl.cols = b == 0 ? s->dim : slora_arch_kv_dim(s);
+            sl.vec = &m->layers[layer].bias[b];
+            return sl;
+        }
+        i -= 3 * n_layers;
+    }
+    snprintf(sl.name, sizeof(sl.name), "rope_freqs.weight");
+    sl.cols = m->cfg.head_dim / 2;
+    sl.vec = &m->rope_freqs;
+    return sl;
 }
 
 void slora_model_tensor(const struct slora_model *m, int i, struct slora_model_tensor *t)
 {
-    /* the slot is only read; data is writable for blank models (documented) */
-    t->data = (float *)*tensor_slot((struct slora_model *)m, i, t);
+    /* the slot is only read */
+    struct slora__model_slot sl = slora__model_slot((struct slora_model *)m, i);
+    memcpy(t->name, sl.name, sizeof(t->name));
+    t->layer = sl.layer;
+    t->module = sl.module;
+    t->bias_of = sl.bias_of;
+    if (sl.mat)
+        t->t = *sl.mat;
+    else
+        slora_tensor_init(&t->t, SLORA_DTYPE_F32, *sl.vec, 1, sl.cols);
 }
 
-const float *slora_model_matrix(const struct slora_model *m, int layer, enum slora_module mod)
+float *slora_model_blank_data(struct slora_model *m, int i)
 {
-    return m->layers[layer].w[mod];
+    struct slora__model_slot sl = slora__model_slot(m, i);
+    /* a blank model's tensors all live in its owned buffer */
+    return (float *)(sl.mat ? sl.mat->data : *sl.vec);
 }
 
-static int check_config(const char *path, const struct slora_model_config *c, char *diag,
-                        size_t diag_len)
+const struct slora_tensor *slora_model_matrix(const struct slora_model *m, int layer,
+                                              enum slora_module mod)
+{
+    return &m->layers[layer].w[mod];
+}
+
+int64_t slora_model_native_row(const struct slora_model *m, enum slora_module mod, int64_t r)
+{
+    if (!m->cfg.qk_rotate_half || (mod != SLORA_MOD_WQ && mod != SLORA_MOD_WK))
+        return r;
+    int64_t hd = m->cfg.head_dim, j = r % hd;
+    return r - j + (j % 2) * (hd / 2) + j / 2;
+}
+
+bool slora_model_native_rows(const struct slora_model *m, enum slora_module mod, float *w,
+                             int64_t rows, int64_t cols, float *scratch)
+{
+    if (!m->cfg.qk_rotate_half || (mod != SLORA_MOD_WQ && mod != SLORA_MOD_WK))
+        return true;
+    if (rows % m->cfg.head_dim)
+        return false;
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(scratch + slora_model_native_row(m, mod, r) * cols, w + r * cols,
+               (size_t)cols * sizeof(float));
+    memcpy(w, scratch, (size_t)(rows * cols) * sizeof(float));
+    return true;
+}
+
+int slora_model_check_config(const char *path, const struct slora_model_config *c, char *diag,
+                             size_t diag_len)
 {
     const struct slora_shape *s = &c->shape;
     const struct {
@@ -133,14 +194,31 @@ static int check_config(const char *path, const struct slora_model_config *c, ch
         return slora__diag(diag, diag_len, SLORA_EFORMAT,
                            "%s: n_heads %d is not a multiple of n_kv_heads %d", path, s->n_heads,
                            s->n_kv_heads);
-    if ((s->dim / s->n_heads) % 2)
-        return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                           "%s: head size %d is odd (RoPE rotates pairs)", path,
+    if (c->head_dim != s->dim / s->n_heads)
+        return slora__diag(diag, diag_len, SLORA_EUNSUPPORTED,
+                           "%s: head_dim %d is not dim / n_heads = %d", path, c->head_dim,
                            s->dim / s->n_heads);
+    if (c->head_dim % 2)
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "%s: head size %d is odd (RoPE rotates pairs)", path, c->head_dim);
+    if (!(c->rope_theta > 0.0f) || !isfinite(c->rope_theta))
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: rope_theta %g is not positive",
+                           path, (double)c->rope_theta);
+    if (!(c->rope_freq_scale > 0.0f) || !isfinite(c->rope_freq_scale))
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "%s: rope frequency scale %g is not positive", path,
+                           (double)c->rope_freq_scale);
+    if (!(c->rms_eps > 0.0f) || !(c->rms_eps < 1.0f))
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: rms_eps %g is not in (0, 1)",
+                           path, (double)c->rms_eps);
+    if (c->bos_id >= s->vocab_size || c->eos_id >= s->vocab_size)
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
+                           "%s: special token id (bos %d, eos %d) outside the vocabulary of %d",
+                           path, c->bos_id, c->eos_id, s->vocab_size);
     return 0;
 }
 
-static struct slora_model *model_alloc(const char *path, const struct slora_model_config *cfg)
+struct slora_model *slora__model_alloc(const char *path, const struct slora_model_config *cfg)
 {
     struct slora_model *m = calloc(1, sizeof(*m));
     if (!m)
@@ -155,6 +233,21 @@ static struct slora_model *model_alloc(const char *path, const struct slora_mode
     return m;
 }
 
+/* llama2.c's fixed hyper-parameters for a shape read from a .bin header. */
+static void llama2c_defaults(struct slora_model_config *c)
+{
+    c->arch = SLORA_ARCH_LLAMA;
+    c->head_dim = c->shape.n_heads > 0 ? c->shape.dim / c->shape.n_heads : 0;
+    c->n_ctx_train = c->seq_len;
+    c->rope_style = SLORA_ROPE_NORM;
+    c->rope_theta = 10000.0f;
+    c->rope_freq_scale = 1.0f;
+    c->rms_eps = 1e-5f;
+    c->bos_id = 1;
+    c->eos_id = 2;
+    c->add_bos = true;
+}
+
 /* Point tensors at consecutive floats from p (llama2.c's memory_map_weights);
  * skip_before_cls floats (the freq_cis tables) precede an unshared classifier. */
 static void map_sequential(struct slora_model *m, const float *p, size_t skip_before_cls)
@@ -162,31 +255,56 @@ static void map_sequential(struct slora_model *m, const float *p, size_t skip_be
     int n = slora_model_n_tensors(m);
     m->weight_bytes = 0;
     for (int i = 0; i < n; i++) {
-        struct slora_model_tensor t;
-        const float **slot = tensor_slot(m, i, &t);
-        if (slot == &m->wcls)
+        struct slora__model_slot sl = slora__model_slot(m, i);
+        if (sl.mat == &m->wcls)
             p += skip_before_cls;
-        *slot = p;
-        p += t.rows * t.cols;
-        m->weight_bytes += (size_t)(t.rows * t.cols) * sizeof(float);
+        if (sl.mat)
+            slora_tensor_init(sl.mat, SLORA_DTYPE_F32, p, sl.rows, sl.cols);
+        else
+            *sl.vec = p;
+        p += sl.rows * sl.cols;
+        m->weight_bytes += (size_t)(sl.rows * sl.cols) * sizeof(float);
     }
     if (m->cfg.shared_classifier)
         m->wcls = m->tok_emb;
 }
 
-static int check_finite(const struct slora_model *m, char *diag, size_t diag_len)
+/* Index of the first non-finite element of a float-typed row set, or -1. */
+static int64_t first_nonfinite(const struct slora_tensor *t)
+{
+    int64_t n = t->rows * t->cols;
+    if (t->type == SLORA_DTYPE_F32) {
+        const float *x = t->data;
+        for (int64_t j = 0; j < n; j++)
+            if (!isfinite(x[j]))
+                return j;
+        return -1;
+    }
+    if (t->type != SLORA_DTYPE_F16 && t->type != SLORA_DTYPE_BF16)
+        return -1; /* quantized blocks: scales are checked by the quant validator */
+    /* all-ones exponent is Inf or NaN in both formats */
+    uint16_t mask = t->type == SLORA_DTYPE_F16 ? 0x7c00 : 0x7f80;
+    const uint8_t *p = t->data;
+    for (int64_t j = 0; j < n; j++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * j, 2);
+        if ((h & mask) == mask)
+            return j;
+    }
+    return -1;
+}
+
+int slora__model_check_finite(const struct slora_model *m, char *diag, size_t diag_len)
 {
     int n = slora_model_n_tensors(m);
     for (int i = 0; i < n; i++) {
         struct slora_model_tensor t;
         slora_model_tensor(m, i, &t);
-        size_t count = (size_t)(t.rows * t.cols);
-        for (size_t j = 0; j < count; j++)
-            if (!isfinite(t.data[j])) {
-                snprintf(diag, diag_len, "%s: tensor '%s' has a non-finite value at element %zu",
-                         m->path, t.name, j);
-                return SLORA_ENONFINITE;
-            }
+        int64_t j = first_nonfinite(&t.t);
+        if (j >= 0)
+            return slora__diag(diag, diag_len, SLORA_ENONFINITE,
+                               "%s: tensor '%s' has a non-finite value at element %lld", m->path,
+                               t.name, (long long)j);
     }
     return 0;
 }
@@ -196,12 +314,14 @@ static uint64_t weight_floats(const struct slora_model_config *c)
     const struct slora_shape *s = &c->shape;
     uint64_t dim = s->dim, hid = s->hidden_dim, kv = slora_arch_kv_dim(s);
     uint64_t per_layer = 2 * dim + 2 * dim * dim + 2 * kv * dim + 3 * hid * dim;
+    if (c->qkv_bias)
+        per_layer += dim + 2 * kv;
     return (uint64_t)s->vocab_size * dim * (c->shared_classifier ? 1 : 2) +
            per_layer * s->n_layers + dim;
 }
 
 static int load_bin(struct slora_model **out, const char *path, const uint8_t *buf, size_t len,
-                    char *diag, size_t diag_len)
+                    int max_context, char *diag, size_t diag_len)
 {
     if (len < BIN_HEADER_BYTES)
         return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: truncated header (%zu of %d bytes)",
@@ -213,10 +333,11 @@ static int load_bin(struct slora_model **out, const char *path, const uint8_t *b
         .seq_len = h[6],
         .shared_classifier = h[5] > 0,
     };
-    int rc = check_config(path, &cfg, diag, diag_len);
+    llama2c_defaults(&cfg);
+    int rc = slora_model_check_config(path, &cfg, diag, diag_len);
     if (rc)
         return rc;
-    uint64_t freq = (uint64_t)cfg.seq_len * (cfg.shape.dim / cfg.shape.n_heads);
+    uint64_t freq = (uint64_t)cfg.seq_len * (cfg.head_dim / 2) * 2;
     uint64_t want = BIN_HEADER_BYTES + 4 * (weight_floats(&cfg) + freq);
     if (len < want)
         return slora__diag(diag, diag_len, SLORA_EFORMAT,
@@ -226,7 +347,9 @@ static int load_bin(struct slora_model **out, const char *path, const uint8_t *b
         return slora__diag(diag, diag_len, SLORA_EFORMAT,
                            "%s: %zu bytes, %llu more than the header implies", path, len,
                            (unsigned long long)(len - want));
-    struct slora_model *m = model_alloc(path, &cfg);
+    if (cfg.seq_len > max_context)
+        cfg.seq_len = max_context;
+    struct slora_model *m = slora__model_alloc(path, &cfg);
     if (!m)
         return SLORA_ENOMEM;
     map_sequential(m, (const float *)(buf + BIN_HEADER_BYTES), freq);
@@ -234,221 +357,7 @@ static int load_bin(struct slora_model **out, const char *path, const uint8_t *b
     return 0;
 }
 
-static int gguf_int(const struct slora_gguf *g, const char *path, const char *key, int *out,
-                    char *diag, size_t diag_len)
-{
-    int64_t v;
-    int rc = slora_gguf_get_int(g, key, &v);
-    if (rc == SLORA_ENOTFOUND)
-        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: missing key %s", path, key);
-    if (rc || v < 0 || v > INT32_MAX)
-        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: key %s is not an integer in 0..%d",
-                           path, key, INT32_MAX);
-    *out = (int)v;
-    return 0;
-}
-
-static int gguf_config(const struct slora_gguf *g, const char *path, struct slora_model_config *cfg,
-                       char *diag, size_t diag_len)
-{
-    const char *arch;
-    size_t arch_len;
-    int rc = slora_gguf_get_str(g, "general.architecture", &arch, &arch_len);
-    if (rc)
-        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: missing key general.architecture",
-                           path);
-    if (arch_len != 5 || memcmp(arch, "llama", 5)) {
-        snprintf(diag, diag_len, "%s: architecture '%.*s' is not supported (only llama)", path,
-                 arch_len > 64 ? 64 : (int)arch_len, arch);
-        return SLORA_EUNSUPPORTED;
-    }
-    struct slora_shape *s = &cfg->shape;
-    if ((rc = gguf_int(g, path, "llama.embedding_length", &s->dim, diag, diag_len)) ||
-        (rc = gguf_int(g, path, "llama.feed_forward_length", &s->hidden_dim, diag, diag_len)) ||
-        (rc = gguf_int(g, path, "llama.block_count", &s->n_layers, diag, diag_len)) ||
-        (rc = gguf_int(g, path, "llama.attention.head_count", &s->n_heads, diag, diag_len)) ||
-        (rc = gguf_int(g, path, "llama.context_length", &cfg->seq_len, diag, diag_len)))
-        return rc;
-    s->n_kv_heads = s->n_heads;
-    if (slora_gguf_find_kv(g, "llama.attention.head_count_kv") &&
-        (rc = gguf_int(g, path, "llama.attention.head_count_kv", &s->n_kv_heads, diag, diag_len)))
-        return rc;
-    const struct slora_gguf_tensor *emb = slora_gguf_find_tensor(g, "token_embd.weight");
-    if (!emb)
-        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: missing tensor 'token_embd.weight'",
-                           path);
-    s->vocab_size = emb->ne[1] > INT32_MAX ? 0 : (int)emb->ne[1];
-    cfg->shared_classifier = !slora_gguf_find_tensor(g, "output.weight");
-    if ((rc = check_config(path, cfg, diag, diag_len)))
-        return rc;
-    int rope;
-    if (slora_gguf_find_kv(g, "llama.rope.dimension_count")) {
-        if ((rc = gguf_int(g, path, "llama.rope.dimension_count", &rope, diag, diag_len)))
-            return rc;
-        if (rope != s->dim / s->n_heads) {
-            snprintf(diag, diag_len, "%s: partial RoPE (%d of %d head dimensions) is not supported",
-                     path, rope, s->dim / s->n_heads);
-            return SLORA_EUNSUPPORTED;
-        }
-    }
-    return 0;
-}
-
-/* Bind tensors to the GGUF data; converts F16 and misaligned F32 into m->owned. */
-static int gguf_bind(struct slora_model *m, const struct slora_gguf *g, char *diag, size_t diag_len)
-{
-    int n = slora_model_n_tensors(m);
-    const struct slora_gguf_tensor **src = calloc((size_t)n, sizeof(*src));
-    if (!src)
-        return SLORA_ENOMEM;
-    size_t owned = 0;
-    int rc = 0;
-    m->weight_bytes = 0;
-    for (int i = 0; i < n; i++) {
-        struct slora_model_tensor t;
-        tensor_slot(m, i, &t);
-        const struct slora_gguf_tensor *gt = slora_gguf_find_tensor(g, t.name);
-        if (!gt) {
-            rc = slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: missing tensor '%s'", m->path,
-                             t.name);
-            goto out_free_src;
-        }
-        uint32_t want_dims = t.rows == 1 ? 1 : 2;
-        if (gt->ne[0] != (uint64_t)t.cols || gt->ne[1] != (uint64_t)t.rows || gt->ne[2] != 1 ||
-            gt->ne[3] != 1 || gt->n_dims > want_dims) {
-            rc = slora__diag(
-                diag, diag_len, SLORA_EFORMAT,
-                "%s: tensor '%s' has shape [%llu, %llu, %llu, %llu], expected [%lld, %lld]",
-                m->path, t.name, (unsigned long long)gt->ne[0], (unsigned long long)gt->ne[1],
-                (unsigned long long)gt->ne[2], (unsigned long long)gt->ne[3], (long long)t.cols,
-                (long long)t.rows);
-            goto out_free_src;
-        }
-        src[i] = gt;
-        if (gt->dtype != SLORA_GGUF_DTYPE_F32 || (uintptr_t)gt->data % sizeof(float))
-            owned += (size_t)(t.rows * t.cols);
-        m->weight_bytes += (size_t)(t.rows * t.cols) * sizeof(float);
-    }
-    if (owned && !(m->owned = malloc(owned * sizeof(float)))) {
-        rc = SLORA_ENOMEM;
-        goto out_free_src;
-    }
-    float *dst = m->owned;
-    for (int i = 0; i < n; i++) {
-        struct slora_model_tensor t;
-        const float **slot = tensor_slot(m, i, &t);
-        const struct slora_gguf_tensor *gt = src[i];
-        size_t count = (size_t)(t.rows * t.cols);
-        if (gt->dtype == SLORA_GGUF_DTYPE_F32 && !((uintptr_t)gt->data % sizeof(float))) {
-            *slot = (const float *)gt->data;
-            continue;
-        }
-        if (gt->dtype == SLORA_GGUF_DTYPE_F32) {
-            memcpy(dst, gt->data, count * sizeof(float));
-        } else {
-            for (size_t j = 0; j < count; j++) {
-                uint16_t h;
-                memcpy(&h, gt->data + 2 * j, 2);
-                dst[j] = slora_gguf_f16_to_f32(h);
-            }
-        }
-        *slot = dst;
-        dst += count;
-    }
-    if (m->cfg.shared_classifier)
-        m->wcls = m->tok_emb;
-out_free_src:
-    free(src);
-    return rc;
-}
-
-static int gguf_vocab(struct slora_model *m, const struct slora_gguf *g, char *diag,
-                      size_t diag_len)
-{
-    const struct slora_gguf_kv *tokens = slora_gguf_find_kv(g, "tokenizer.ggml.tokens");
-    const struct slora_gguf_kv *scores = slora_gguf_find_kv(g, "tokenizer.ggml.scores");
-    const char *kind;
-    size_t kind_len;
-    if (!tokens)
-        return 0;
-    /* only SentencePiece-style (llama) vocabularies fit our tokenizer */
-    if (!slora_gguf_get_str(g, "tokenizer.ggml.model", &kind, &kind_len) &&
-        (kind_len != 5 || memcmp(kind, "llama", 5))) {
-        slora_warn("%s: tokenizer model '%.*s' is not supported; vocabulary ignored", m->path,
-                   kind_len > 64 ? 64 : (int)kind_len, kind);
-        return 0;
-    }
-    size_t vocab = (size_t)m->cfg.shape.vocab_size;
-    if (tokens->type != SLORA_GGUF_ARRAY || tokens->arr_type != SLORA_GGUF_STRING ||
-        tokens->n != vocab)
-        return slora__diag(
-            diag, diag_len, SLORA_EFORMAT,
-            "%s: tokenizer.ggml.tokens must be an array of %zu strings (the vocabulary)", m->path,
-            vocab);
-    if (!scores || scores->type != SLORA_GGUF_ARRAY || scores->arr_type != SLORA_GGUF_F32 ||
-        scores->n != vocab)
-        return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                           "%s: tokenizer.ggml.scores must be an array of %zu f32", m->path, vocab);
-    const char **pieces = malloc(vocab * sizeof(*pieces));
-    size_t *lens = malloc(vocab * sizeof(*lens));
-    float *sc = malloc(vocab * sizeof(*sc));
-    int rc = SLORA_ENOMEM;
-    if (!pieces || !lens || !sc)
-        goto out_free;
-    /* walk the strings once: slora_gguf_array_str(i) is linear in i */
-    const uint8_t *p = tokens->value;
-    for (size_t i = 0; i < vocab; i++) {
-        uint64_t n;
-        memcpy(&n, p, 8);
-        pieces[i] = (const char *)p + 8;
-        lens[i] = n;
-        p += 8 + n;
-        sc[i] = slora_gguf_array_f32(scores, i);
-    }
-    char tdiag[256];
-    rc = slora_tokenizer_new_from_vocab(pieces, lens, sc, (int)vocab, &m->gguf_vocab, tdiag,
-                                        sizeof(tdiag));
-    if (rc)
-        snprintf(diag, diag_len, "%s: vocabulary: %s", m->path, tdiag);
-out_free:
-    free(pieces);
-    free(lens);
-    free(sc);
-    return rc;
-}
-
-static int load_gguf(struct slora_model **out, const char *path, const uint8_t *buf, size_t len,
-                     char *diag, size_t diag_len)
-{
-    struct slora_gguf *g;
-    char gdiag[256];
-    int rc = slora_gguf_parse(buf, len, &g, gdiag, sizeof(gdiag));
-    if (rc) {
-        snprintf(diag, diag_len, "%s: %s", path, gdiag);
-        return rc;
-    }
-    struct slora_model_config cfg;
-    if ((rc = gguf_config(g, path, &cfg, diag, diag_len)))
-        goto err_free_gguf;
-    struct slora_model *m = model_alloc(path, &cfg);
-    if (!m) {
-        rc = SLORA_ENOMEM;
-        goto err_free_gguf;
-    }
-    if ((rc = gguf_bind(m, g, diag, diag_len)) || (rc = gguf_vocab(m, g, diag, diag_len))) {
-        slora_model_free(m);
-        goto err_free_gguf;
-    }
-    slora_gguf_free(g);
-    *out = m;
-    return 0;
-
-err_free_gguf:
-    slora_gguf_free(g);
-    return rc;
-}
-
-int slora_model_load(const char *path, struct slora_model **out, char *diag, size_t diag_len)
+int slora__model_map(const char *path, void **map, size_t *len, char *diag, size_t diag_len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -461,21 +370,46 @@ int slora_model_load(const char *path, struct slora_model **out, char *diag, siz
         close(fd);
         return SLORA_EIO;
     }
-    size_t len = (size_t)st.st_size;
-    void *map = NULL;
-    if (len) {
-        map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: not a regular file", path);
+    }
+    *len = (size_t)st.st_size;
+    *map = NULL;
+    if (*len) {
+        *map = mmap(NULL, *len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (*map == MAP_FAILED) {
+            *map = NULL;
             snprintf(diag, diag_len, "%s: cannot map: %s", path, strerror(errno));
             close(fd);
             return SLORA_EIO;
         }
     }
     close(fd);
-    const uint8_t *buf = map;
+    return 0;
+}
+
+int slora_model_load(const char *path, const struct slora_model_opts *opts,
+                     struct slora_model **out, char *diag, size_t diag_len)
+{
+    int max_context = opts && opts->max_context > 0 ? opts->max_context
+                                                     : SLORA_MODEL_DEFAULT_CONTEXT;
     struct slora_model *m = NULL;
-    int rc = len >= 4 && !memcmp(buf, "GGUF", 4) ? load_gguf(&m, path, buf, len, diag, diag_len)
-                                                 : load_bin(&m, path, buf, len, diag, diag_len);
+    struct stat st;
+    int rc;
+    if (!stat(path, &st) && S_ISDIR(st.st_mode)) {
+        if ((rc = slora__model_load_hf(&m, path, max_context, diag, diag_len)))
+            return rc;
+        goto loaded;
+    }
+    void *map;
+    size_t len;
+    if ((rc = slora__model_map(path, &map, &len, diag, diag_len)))
+        return rc;
+    const uint8_t *buf = map;
+    rc = len >= 4 && !memcmp(buf, "GGUF", 4)
+             ? slora__model_load_gguf(&m, path, buf, len, max_context, diag, diag_len)
+             : load_bin(&m, path, buf, len, max_context, diag, diag_len);
     if (rc) {
         if (map)
             munmap(map, len);
@@ -483,7 +417,8 @@ int slora_model_load(const char *path, struct slora_model **out, char *diag, siz
     }
     m->map = map;
     m->map_len = len;
-    if ((rc = check_finite(m, diag, diag_len))) {
+loaded:
+    if ((rc = slora__model_check_finite(m, diag, diag_len))) {
         slora_model_free(m);
         return rc;
     }
@@ -494,13 +429,13 @@ int slora_model_load(const char *path, struct slora_model **out, char *diag, siz
 int slora_model_new_blank(const struct slora_model_config *cfg, struct slora_model **out,
                           char *diag, size_t diag_len)
 {
-    int rc = check_config("model", cfg, diag, diag_len);
+    int rc = slora_model_check_config("model", cfg, diag, diag_len);
     if (rc)
         return rc;
-    uint64_t n = weight_floats(cfg);
+    uint64_t n = weight_floats(cfg) + (uint64_t)cfg->head_dim / 2;
     if (n > SIZE_MAX / sizeof(float))
         return SLORA_ENOMEM;
-    struct slora_model *m = model_alloc("(generated)", cfg);
+    struct slora_model *m = slora__model_alloc("(generated)", cfg);
     if (!m || !(m->owned = calloc((size_t)n, sizeof(float)))) {
         slora_model_free(m);
         return SLORA_ENOMEM;
@@ -510,173 +445,34 @@ int slora_model_new_blank(const struct slora_model_config *cfg, struct slora_mod
     return 0;
 }
 
+int slora_model_blank_add_rope_freqs(struct slora_model *m)
+{
+    /* blank models reserve head_dim / 2 floats after the last tensor */
+    if (m->rope_freqs || !m->owned)
+        return SLORA_EINVAL;
+    float *p = (float *)m->owned + weight_floats(&m->cfg);
+    for (int i = 0; i < m->cfg.head_dim / 2; i++)
+        p[i] = 1.0f;
+    m->rope_freqs = p;
+    return 0;
+}
+
 void slora_model_free(struct slora_model *m)
 {
     if (!m)
         return;
     if (m->map)
         munmap(m->map, m->map_len);
+    for (int i = 0; i < m->n_shards; i++)
+        if (m->shards[i])
+            munmap(m->shards[i], m->shard_lens[i]);
+    free(m->shards);
+    free(m->shard_lens);
     slora_tokenizer_free(m->gguf_vocab);
+    free((char *)m->chat_template);
     free(m->owned);
+    free(m->rope_freqs_buf);
     free(m->layers);
     free((char *)m->path);
     free(m);
-}
-
-/* llama2.c export.py's precompute_freqs_cis: cos then sin, (seq_len, hs / 2). */
-static int write_freq_tables(FILE *f, const struct slora_model *m)
-{
-    int hs = m->cfg.shape.dim / m->cfg.shape.n_heads;
-    for (int part = 0; part < 2; part++)
-        for (int t = 0; t < m->cfg.seq_len; t++)
-            for (int i = 0; i < hs / 2; i++) {
-                double freq = 1.0 / pow(10000.0, (double)(2 * i) / hs);
-                float v = (float)(part ? sin(t * freq) : cos(t * freq));
-                if (fwrite(&v, sizeof(v), 1, f) != 1)
-                    return -1;
-            }
-    return 0;
-}
-
-struct bin_job {
-    const struct slora_model *m;
-    const struct slora_weights *ws;
-};
-
-static int write_bin_all(FILE *f, void *ctx)
-{
-    const struct bin_job *job = ctx;
-    const struct slora_model *m = job->m;
-    const struct slora_weights *ws = job->ws;
-    const struct slora_shape *s = &m->cfg.shape;
-    int32_t h[7] = {s->dim,        s->hidden_dim,
-                    s->n_layers,   s->n_heads,
-                    s->n_kv_heads, m->cfg.shared_classifier ? s->vocab_size : -s->vocab_size,
-                    m->cfg.seq_len};
-    if (fwrite(h, sizeof(h), 1, f) != 1)
-        return -1;
-    int n = slora_model_n_tensors(m);
-    for (int i = 0; i < n; i++) {
-        struct slora_model_tensor t;
-        slora_model_tensor(m, i, &t);
-        if (i == n - 1 && !m->cfg.shared_classifier && write_freq_tables(f, m))
-            return -1;
-        const float *data = t.data;
-        if (ws && t.module >= 0)
-            data = slora_weights_get(ws, t.layer, t.module);
-        size_t count = (size_t)(t.rows * t.cols);
-        if (fwrite(data, sizeof(float), count, f) != count)
-            return -1;
-    }
-    if (m->cfg.shared_classifier && write_freq_tables(f, m))
-        return -1;
-    return 0;
-}
-
-int slora_model_write_bin(const struct slora_model *m, const struct slora_weights *ws,
-                          const char *path, char *diag, size_t diag_len)
-{
-    struct bin_job job = {m, ws};
-    return slora_fsio_write(path, write_bin_all, &job, diag, diag_len);
-}
-
-/* GGUF token types, as llama.cpp's llama2.c converter assigns them. */
-enum { TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_BYTE = 6 };
-
-static int token_type(int id, const char *piece, size_t len)
-{
-    if (id == 0)
-        return TOKEN_UNKNOWN;
-    if (id == SLORA_TOK_BOS || id == SLORA_TOK_EOS)
-        return TOKEN_CONTROL;
-    if (len == 6 && !memcmp(piece, "<0x", 3) && piece[5] == '>')
-        return TOKEN_BYTE;
-    return TOKEN_NORMAL;
-}
-
-/* ' ' becomes U+2581 (3 bytes), so a piece grows at most 3x. */
-static int add_vocab(struct slora_gguf_writer *w, const struct slora_tokenizer *tok)
-{
-    int n = slora_tokenizer_vocab_size(tok);
-    char **pieces = calloc((size_t)n, sizeof(*pieces));
-    size_t *lens = calloc((size_t)n, sizeof(*lens));
-    float *scores = calloc((size_t)n, sizeof(*scores));
-    int32_t *types = calloc((size_t)n, sizeof(*types));
-    int rc = SLORA_ENOMEM;
-    if (!pieces || !lens || !scores || !types)
-        goto out_free;
-    for (int i = 0; i < n; i++) {
-        size_t len;
-        const char *p = slora_tokenizer_piece(tok, i, &len);
-        /* llama2.c's "\n<s>\n" and "\n</s>\n" are "<s>" and "</s>" in GGUF */
-        if (i == SLORA_TOK_BOS || i == SLORA_TOK_EOS) {
-            p = i == SLORA_TOK_BOS ? "<s>" : "</s>";
-            len = strlen(p);
-        }
-        if (!(pieces[i] = malloc(3 * len + 1)))
-            goto out_free;
-        size_t o = 0;
-        for (size_t j = 0; j < len; j++) {
-            if (p[j] == ' ') {
-                memcpy(pieces[i] + o, "\xe2\x96\x81", 3);
-                o += 3;
-            } else {
-                pieces[i][o++] = p[j];
-            }
-        }
-        lens[i] = o;
-        scores[i] = slora_tokenizer_score(tok, i);
-        types[i] = token_type(i, p, len);
-    }
-    slora_gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");
-    slora_gguf_writer_add_str_array(w, "tokenizer.ggml.tokens", (const char *const *)pieces, lens,
-                                    (size_t)n);
-    slora_gguf_writer_add_array(w, "tokenizer.ggml.scores", SLORA_GGUF_F32, scores, (size_t)n);
-    slora_gguf_writer_add_array(w, "tokenizer.ggml.token_type", SLORA_GGUF_I32, types, (size_t)n);
-    slora_gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    slora_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", SLORA_TOK_BOS);
-    rc = slora_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", SLORA_TOK_EOS);
-out_free:
-    for (int i = 0; pieces && i < n; i++)
-        free(pieces[i]);
-    free(pieces);
-    free(lens);
-    free(scores);
-    free(types);
-    return rc;
-}
-
-int slora_model_write_gguf(const struct slora_model *m, const struct slora_tokenizer *tok,
-                           const char *path, int version, int dtype, char *diag, size_t diag_len)
-{
-    const struct slora_shape *s = &m->cfg.shape;
-    struct slora_gguf_writer *w =
-        slora_gguf_writer_new((uint32_t)version, SLORA_GGUF_DEFAULT_ALIGNMENT);
-    if (!w)
-        return SLORA_ENOMEM;
-    slora_gguf_writer_add_str(w, "general.architecture", "llama");
-    slora_gguf_writer_add_str(w, "general.name", "llama");
-    slora_gguf_writer_add_u32(w, "llama.context_length", (uint32_t)m->cfg.seq_len);
-    slora_gguf_writer_add_u32(w, "llama.embedding_length", (uint32_t)s->dim);
-    slora_gguf_writer_add_u32(w, "llama.feed_forward_length", (uint32_t)s->hidden_dim);
-    slora_gguf_writer_add_u32(w, "llama.block_count", (uint32_t)s->n_layers);
-    slora_gguf_writer_add_u32(w, "llama.attention.head_count", (uint32_t)s->n_heads);
-    slora_gguf_writer_add_u32(w, "llama.attention.head_count_kv", (uint32_t)s->n_kv_heads);
-    slora_gguf_writer_add_u32(w, "llama.rope.dimension_count", (uint32_t)(s->dim / s->n_heads));
-    slora_gguf_writer_add_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
-    int rc = tok ? add_vocab(w, tok) : 0;
-    int n = slora_model_n_tensors(m);
-    for (int i = 0; !rc && i < n; i++) {
-        struct slora_model_tensor t;
-        slora_model_tensor(m, i, &t);
-        int vec = t.rows == 1;
-        rc = slora_gguf_writer_add_tensor(w, t.name, t.data, t.rows, t.cols, vec ? 1 : 2,
-                                          vec ? SLORA_GGUF_DTYPE_F32 : (uint32_t)dtype);
-    }
-    if (rc)
-        snprintf(diag, diag_len, "%s: %s", path, slora_strerror(rc));
-    else
-        rc = slora_gguf_writer_write(w, path, diag, diag_len);
-    slora_gguf_writer_free(w);
-    return rc;
 }

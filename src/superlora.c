@@ -656,23 +656,46 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
     return bad >= 0 ? nonfinite_diag(a, bad, diag, diag_len) : 0;
 }
 
-void slora_superlora_merge(const float *base, const float *delta, float *out, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        out[i] = base[i] + delta[i];
-}
-
-int slora_superlora_apply(const struct slora_adapter *a, const struct slora_model *m,
-                          const float *dw_all, float *merged_out, struct slora_weights *ws)
+int slora_superlora_bind(const struct slora_adapter *a, const struct slora_model *m,
+                         const void *dw_all, enum slora_dtype dtype, struct slora_delta *deltas,
+                         struct slora_weights *ws, int term)
 {
     if (!slora_arch_shape_equal(&a->cfg.base, &m->cfg.shape))
         return SLORA_EMISMATCH;
+    size_t elem = slora_dtype_block_bytes(dtype);
+    if (slora_dtype_block_elems(dtype) != 1 || dtype == SLORA_DTYPE_Q8_K || !elem)
+        return SLORA_EINVAL;
     for (int j = 0; j < a->n_targets; j++) {
         const struct slora_target *t = &a->targets[j];
-        float *dst = merged_out + t->offset;
-        slora_superlora_merge(m->layers[t->layer].w[t->module], dw_all + t->offset, dst,
-                              (size_t)(t->rows * t->cols));
-        slora_weights_set(ws, t->layer, t->module, dst);
+        struct slora_delta *d = &deltas[j];
+        d->kind = SLORA_DELTA_DENSE;
+        slora_tensor_init(&d->dw, dtype, (const char *)dw_all + (size_t)t->offset * elem, t->rows,
+                          t->cols);
+        slora_weights_set(ws, term, t->layer, t->module, d);
     }
+    return 0;
+}
+
+int slora_superlora_to_native(const struct slora_adapter *a, const struct slora_model *m,
+                              float *dw_all)
+{
+    if (!m->cfg.qk_rotate_half)
+        return 0;
+    float *scratch = NULL;
+    for (int j = 0; j < a->n_targets; j++) {
+        const struct slora_target *t = &a->targets[j];
+        if (t->module != SLORA_MOD_WQ && t->module != SLORA_MOD_WK)
+            continue;
+        /* wq (dim, dim) is the largest q/k matrix */
+        if (!scratch &&
+            !(scratch = malloc((size_t)m->cfg.shape.dim * m->cfg.shape.dim * sizeof(float))))
+            return SLORA_ENOMEM;
+        if (!slora_model_native_rows(m, t->module, dw_all + t->offset, t->rows, t->cols,
+                                     scratch)) {
+            free(scratch);
+            return SLORA_EMISMATCH;
+        }
+    }
+    free(scratch);
     return 0;
 }

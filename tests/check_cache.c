@@ -83,7 +83,7 @@ static struct slora_cache *new_cache(size_t budget)
 static void setup(void)
 {
     char diag[256];
-    ck_assert_msg(!slora_model_load(MODEL_PATH, &model, diag, sizeof(diag)), "%s", diag);
+    ck_assert_msg(!slora_model_load(MODEL_PATH, NULL, &model, diag, sizeof(diag)), "%s", diag);
     gen_calls = 0;
     set_gate(false);
 }
@@ -120,7 +120,17 @@ static void expect(struct slora_cache *c, uint64_t hits, uint64_t misses, uint64
     ck_assert_uint_eq(st.entries, entries);
 }
 
-START_TEST(merged_weights)
+/* The dense F32 delta a weight set holds for (layer, mod). */
+static const float *delta_f32(const struct slora_weights *ws, int layer, enum slora_module mod)
+{
+    const struct slora_delta *d = slora_weights_delta(ws, 0, layer, mod);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(d->kind, SLORA_DELTA_DENSE);
+    ck_assert_int_eq(d->dw.type, SLORA_DTYPE_F32);
+    return d->dw.data;
+}
+
+START_TEST(delta_weights)
 {
     struct slora_cache *c = new_cache(SLORA_CACHE_DEFAULT_BYTES);
     struct fake f;
@@ -128,18 +138,16 @@ START_TEST(merged_weights)
     struct slora_cache_handle *h = get(c, "t/a", "v1", &f);
     const struct slora_weights *ws = slora_cache_handle_weights(h);
     ck_assert_uint_ne(ws->id, 0);
+    ck_assert_int_eq(ws->n_terms, 1);
     for (int l = 0; l < 2; l++) {
-        const float *w = slora_weights_get(ws, l, SLORA_MOD_WQ);
-        const float *base = slora_model_matrix(model, l, SLORA_MOD_WQ);
+        const float *dw = delta_f32(ws, l, SLORA_MOD_WQ);
         for (int i = 0; i < 64 * 64; i++) {
             int64_t k = l * 64 * 64 + i;
-            ck_assert_float_eq(w[i], base[i] + 0.5f * (float)(k % 7 - 3));
+            ck_assert_float_eq(dw[i], 0.5f * (float)(k % 7 - 3));
         }
     }
-    ck_assert_ptr_eq(slora_weights_get(ws, 2, SLORA_MOD_WQ),
-                     slora_model_matrix(model, 2, SLORA_MOD_WQ));
-    ck_assert_ptr_eq(slora_weights_get(ws, 0, SLORA_MOD_WK),
-                     slora_model_matrix(model, 0, SLORA_MOD_WK));
+    ck_assert_ptr_null(slora_weights_delta(ws, 0, 2, SLORA_MOD_WQ));
+    ck_assert_ptr_null(slora_weights_delta(ws, 0, 0, SLORA_MOD_WK));
 
     /* Another version of the same adapter is another weight set. */
     struct slora_cache_handle *h2 = get(c, "t/a", "v2", &f);
@@ -342,9 +350,8 @@ START_TEST(oversize)
     fake_init(&a, 1, 1), fake_init(&big, 3, 2);
     use(c, "t/a", "1", &a);
     struct slora_cache_handle *h = get(c, "t/big", "1", &big);
-    const float *w = slora_weights_get(slora_cache_handle_weights(h), 2, SLORA_MOD_WQ);
-    const float *base = slora_model_matrix(model, 2, SLORA_MOD_WQ);
-    ck_assert_float_eq(w[5], base[5] + 2.0f * (float)((2 * 4096 + 5) % 7 - 3));
+    const float *dw = delta_f32(slora_cache_handle_weights(h), 2, SLORA_MOD_WQ);
+    ck_assert_float_eq(dw[5], 2.0f * (float)((2 * 4096 + 5) % 7 - 3));
     struct slora_cache_stats st;
     slora_cache_stats(c, &st);
     ck_assert_uint_eq(st.bytes, 3 * (size_t)MAT_BYTES); /* over budget while in use */
@@ -434,8 +441,7 @@ START_TEST(retire)
     use(c, "t/b", "1", &b);
     ck_assert_int_eq(slora_cache_retire(c, "t/a", "2", &a2.a), 0);
     /* Still usable by its running request, no longer served to new ones. */
-    ck_assert_float_eq(slora_weights_get(slora_cache_handle_weights(h1), 0, SLORA_MOD_WQ)[0],
-                       slora_model_matrix(model, 0, SLORA_MOD_WQ)[0] - 3.0f);
+    ck_assert_float_eq(delta_f32(slora_cache_handle_weights(h1), 0, SLORA_MOD_WQ)[0], -3.0f);
     expect(c, 0, 2, 0, 2);
     slora_cache_release(c, h1);
     expect(c, 0, 2, 0, 1);
@@ -520,7 +526,7 @@ Suite *slora_cache_suite(void)
     Suite *s = suite_create("cache");
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, merged_weights);
+    tcase_add_test(tc, delta_weights);
     tcase_add_test(tc, lru_script);
     tcase_add_test(tc, pins);
     tcase_add_test(tc, pin_reservations);

@@ -90,9 +90,10 @@ static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static bool gate_closed, entered;
 static int n_done;
 
-/* Calls logged for the BLAS test: (engine step, gemm, gemv, decode?) */
+/* Calls logged for the batching test: (engine step, base and delta
+ * products so far, decode?) */
 struct call {
-    uint64_t step, gemm, gemv;
+    uint64_t step, base, delta;
     bool decode;
 };
 static struct call calls[4096];
@@ -123,13 +124,12 @@ static int greedy_step(void *arg, float *logits, int pos, bool *stop)
     r->tokens[r->n++] = best;
     *stop = r->n >= r->max_tokens;
     if (log_calls) {
-        struct slora_blas_stats bs;
         struct slora_engine_stats es;
-        slora_blas_stats(&bs);
         slora_engine_stats(engine, &es);
         pthread_mutex_lock(&lock);
         if (n_calls < 4096)
-            calls[n_calls++] = (struct call){es.steps, bs.gemm, bs.gemv, pos >= 2};
+            calls[n_calls++] =
+                (struct call){es.steps, es.base_products, es.delta_products, pos >= 2};
         pthread_mutex_unlock(&lock);
     }
     if (r->cancel_at && r->n == r->cancel_at)
@@ -227,7 +227,7 @@ static void start(int max_batch, int max_queue, int tenant_max)
 static void setup(void)
 {
     char diag[256];
-    ck_assert_msg(!slora_model_load(MODEL_PATH, &model, diag, sizeof(diag)), "%s", diag);
+    ck_assert_msg(!slora_model_load(MODEL_PATH, NULL, &model, diag, sizeof(diag)), "%s", diag);
     vocab = model->cfg.shape.vocab_size;
     seq_len = model->cfg.seq_len;
     n_done = 0;
@@ -327,17 +327,22 @@ START_TEST(isolation)
 }
 END_TEST
 
-/* GEMM calls per step with `groups` adapter groups (wq and wv adapted in
- * every layer): 5 shared matrices + 2 adapted matrices x (groups + 1 base
- * group) per layer, plus the classifier. */
-static uint64_t expected_gemm(int groups)
+/* Delta products per step with `groups` adapter groups (wq and wv adapted
+ * in every layer); every step runs each base matrix once: 7 per layer plus
+ * the classifier. */
+static uint64_t expected_delta(int groups)
 {
-    return (uint64_t)model->cfg.shape.n_layers * (5 + 2 * (groups + 1)) + 1;
+    return (uint64_t)model->cfg.shape.n_layers * 2 * groups;
+}
+
+static uint64_t expected_base(void)
+{
+    return (uint64_t)model->cfg.shape.n_layers * 7 + 1;
 }
 
 /* Find two consecutive steps where every one of n sequences decoded and
- * return the BLAS calls of the second. */
-static bool steady_step(int n, uint64_t *gemm, uint64_t *gemv)
+ * return the products of the second. */
+static bool steady_step(int n, uint64_t *base, uint64_t *delta)
 {
     for (int i = 0; i + 2 * n <= n_calls; i++) {
         bool ok = true;
@@ -346,15 +351,15 @@ static bool steady_step(int n, uint64_t *gemm, uint64_t *gemv)
         if (ok && (i + 2 * n == n_calls || calls[i + 2 * n].step != calls[i + n].step)) {
             if (i > 0 && calls[i - 1].step == calls[i].step)
                 continue;
-            *gemm = calls[i + n].gemm - calls[i].gemm;
-            *gemv = calls[i + n].gemv - calls[i].gemv;
+            *base = calls[i + n].base - calls[i].base;
+            *delta = calls[i + n].delta - calls[i].delta;
             return true;
         }
     }
     return false;
 }
 
-START_TEST(blas_groups)
+START_TEST(batch_groups)
 {
     start(16, 64, 0);
     struct fake fa, fb;
@@ -364,7 +369,7 @@ START_TEST(blas_groups)
     ck_assert_int_eq(slora_cache_warm(cache, fa.id, "1", &fa.a, diag, sizeof(diag)), 0);
     ck_assert_int_eq(slora_cache_warm(cache, fb.id, "1", &fb.a, diag, sizeof(diag)), 0);
 
-    /* 4 base + 2 on A + 2 on B: three groups of >= 2 rows, so no GEMV. */
+    /* 4 base + 2 on A + 2 on B: one base product per matrix, two delta groups */
     const struct fake *who[8] = {NULL, NULL, NULL, NULL, &fa, &fa, &fb, &fb};
     struct run r[8];
     int prompts[8][2];
@@ -381,12 +386,12 @@ START_TEST(blas_groups)
     set_gate(false);
     for (int s = 0; s < 8; s++)
         wait_done(&r[s]);
-    uint64_t gemm, gemv;
-    ck_assert_msg(steady_step(8, &gemm, &gemv), "no two steps decoded all 8 sequences");
-    ck_assert_uint_eq(gemm, expected_gemm(2));
-    ck_assert_uint_eq(gemv, 0);
+    uint64_t base, delta;
+    ck_assert_msg(steady_step(8, &base, &delta), "no two steps decoded all 8 sequences");
+    ck_assert_uint_eq(base, expected_base());
+    ck_assert_uint_eq(delta, expected_delta(2));
 
-    /* Base only: every matrix is one GEMM over the batch. */
+    /* Base only: every matrix is one product over the batch, no deltas. */
     log_calls = false;
     hold(&blocker);
     n_calls = 0;
@@ -399,9 +404,9 @@ START_TEST(blas_groups)
     set_gate(false);
     for (int s = 0; s < 8; s++)
         wait_done(&r[s]);
-    ck_assert_msg(steady_step(8, &gemm, &gemv), "no two steps decoded all 8 sequences");
-    ck_assert_uint_eq(gemm, (uint64_t)model->cfg.shape.n_layers * 7 + 1);
-    ck_assert_uint_eq(gemv, 0);
+    ck_assert_msg(steady_step(8, &base, &delta), "no two steps decoded all 8 sequences");
+    ck_assert_uint_eq(base, expected_base());
+    ck_assert_uint_eq(delta, 0);
 }
 END_TEST
 
@@ -687,7 +692,7 @@ Suite *slora_engine_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, isolation);
-    tcase_add_test(tc, blas_groups);
+    tcase_add_test(tc, batch_groups);
     tcase_add_test(tc, prompt_logits);
     tcase_add_test(tc, context_limit);
     tcase_add_test(tc, cancel);

@@ -1,15 +1,16 @@
 /* check_forward.c - the forward pass: stories260K's published logits, one
- * batch == token by token, .bin == GGUF (ours and llama.cpp's), mixed
- * weight sets in one batch == each alone, and BLAS call counts proving that
- * a shared batch runs one sgemm per matrix.
+ * batch == token by token, any thread count == one thread, .bin == GGUF
+ * (ours and llama.cpp's), mixed weight sets in one batch == each alone
+ * == the merged W + dW, and product counts proving that a mixed batch runs
+ * one base product per matrix plus one per delta group.
  *
  * Tolerance rule (project-wide): max|a - b| <= tol * max|b|. */
-#include <slora/blas.h>
 #include <slora/cli.h>
 #include <slora/error.h>
 #include <slora/forward.h>
 #include <slora/gguf.h>
 #include <slora/model.h>
+#include <slora/model_write.h>
 #include <slora/weights.h>
 
 #include "testutil.h"
@@ -35,14 +36,14 @@ static double rel_diff(const float *a, const float *b, size_t n)
 }
 
 /* Logits (n, vocab) of tokens prefilled in one batch. */
-static float *prefill(const struct slora_model *m, const struct slora_weights *ws,
-                      const int *tokens, int n)
+static float *prefill_threads(const struct slora_model *m, const struct slora_weights *ws,
+                              const int *tokens, int n, int threads)
 {
     int vocab = m->cfg.shape.vocab_size;
     float *logits = malloc((size_t)n * vocab * sizeof(float));
     struct slora_fwd_row *rows = calloc((size_t)n, sizeof(*rows));
     struct slora_kv *kv = slora_kv_new(m);
-    struct slora_fwd *f = slora_fwd_new(m, n);
+    struct slora_fwd *f = slora_fwd_new(m, n, threads);
     ck_assert(logits && rows && kv && f);
     for (int i = 0; i < n; i++)
         rows[i] = (struct slora_fwd_row){tokens[i], i, kv, ws, logits + (size_t)i * vocab};
@@ -53,10 +54,16 @@ static float *prefill(const struct slora_model *m, const struct slora_weights *w
     return logits;
 }
 
+static float *prefill(const struct slora_model *m, const struct slora_weights *ws,
+                      const int *tokens, int n)
+{
+    return prefill_threads(m, ws, tokens, n, 1);
+}
+
 static float *prefill_base(const struct slora_model *m, const int *tokens, int n)
 {
     struct slora_weights ws;
-    ck_assert_int_eq(slora_weights_init(&ws, m), 0);
+    ck_assert_int_eq(slora_weights_init(&ws, m, 0), 0);
     float *logits = prefill(m, &ws, tokens, n);
     slora_weights_deinit(&ws);
     return logits;
@@ -94,9 +101,9 @@ START_TEST(prefill_equals_stepwise)
         tokens[i] = i < N_STORY ? story[i] : (i * 37) % vocab;
     float *batch = prefill_base(m, tokens, N_LONG);
     struct slora_weights ws;
-    ck_assert_int_eq(slora_weights_init(&ws, m), 0);
+    ck_assert_int_eq(slora_weights_init(&ws, m, 0), 0);
     struct slora_kv *kv = slora_kv_new(m);
-    struct slora_fwd *f = slora_fwd_new(m, 1);
+    struct slora_fwd *f = slora_fwd_new(m, 1, 1);
     float *step = malloc((size_t)vocab * sizeof(float));
     for (int i = 0; i < N_LONG; i++) {
         struct slora_fwd_row row = {tokens[i], i, kv, &ws, step};
@@ -129,10 +136,10 @@ START_TEST(formats_agree)
     size_t n = (size_t)N_STORY * vocab;
     char *g32 = test_tmp_path("g32"), *g16 = test_tmp_path("g16");
     char diag[256];
-    ck_assert_int_eq(
-        slora_model_write_gguf(mb, NULL, g32, 3, SLORA_GGUF_DTYPE_F32, diag, sizeof(diag)), 0);
-    ck_assert_int_eq(
-        slora_model_write_gguf(mb, NULL, g16, 2, SLORA_GGUF_DTYPE_F16, diag, sizeof(diag)), 0);
+    struct slora_model_write_opts o32 = {.version = 3, .dtype = SLORA_DTYPE_F32};
+    struct slora_model_write_opts o16 = {.version = 2, .dtype = SLORA_DTYPE_F16};
+    ck_assert_int_eq(slora_model_write_gguf(mb, &o32, g32, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(slora_model_write_gguf(mb, &o16, g16, diag, sizeof(diag)), 0);
     float *ref = prefill_base(mb, story, N_STORY);
     const char *paths[] = {g32, LLAMACPP_GGUF, g16};
     for (int p = 0; p < 3; p++) {
@@ -157,14 +164,17 @@ START_TEST(formats_agree)
 END_TEST
 
 /* A small GQA model with an unshared classifier (generated here), its base
- * weight set ws0, and ws1: the base with layer 0 wq and layer 1 w2 perturbed. */
+ * weight set ws0, and ws1: dense deltas on layer 0 wq and layer 1 w2; wsm,
+ * a weight set of the same model with W + dW written into its matrices
+ * (the merged model the deltas must reproduce). */
 struct two_sets {
     char *path;
     struct slora_model *m;
     struct slora_weights ws0;
     struct slora_weights ws1;
-    float *wq; /* (dim, dim) */
-    float *w2; /* (dim, hidden_dim) */
+    struct slora_delta d[2];
+    float *dq; /* (dim, dim) */
+    float *d2; /* (dim, hidden_dim) */
 };
 
 static void two_sets_init(struct two_sets *t)
@@ -178,31 +188,90 @@ static void two_sets_init(struct two_sets *t)
     t->m = test_load_model(t->path);
     const struct slora_model *m = t->m;
     int64_t r, c;
-    ck_assert_int_eq(slora_weights_init(&t->ws0, m), 0);
-    ck_assert_int_eq(slora_weights_init(&t->ws1, m), 0);
+    ck_assert_int_eq(slora_weights_init(&t->ws0, m, 0), 0);
+    ck_assert_int_eq(slora_weights_init(&t->ws1, m, 1), 0);
     t->ws1.id = 1;
     slora_arch_module_dims(&m->cfg.shape, SLORA_MOD_WQ, &r, &c);
-    t->wq = malloc((size_t)(r * c) * sizeof(float));
+    t->dq = malloc((size_t)(r * c) * sizeof(float));
     for (int64_t i = 0; i < r * c; i++)
-        t->wq[i] = slora_model_matrix(m, 0, SLORA_MOD_WQ)[i] + 0.05f * (float)((i % 7) - 3);
+        t->dq[i] = 0.05f * (float)((i % 7) - 3);
+    t->d[0].kind = SLORA_DELTA_DENSE;
+    ck_assert(slora_tensor_init(&t->d[0].dw, SLORA_DTYPE_F32, t->dq, r, c));
     slora_arch_module_dims(&m->cfg.shape, SLORA_MOD_W2, &r, &c);
-    t->w2 = malloc((size_t)(r * c) * sizeof(float));
+    t->d2 = malloc((size_t)(r * c) * sizeof(float));
+    const float *w2 = slora_model_matrix(m, 1, SLORA_MOD_W2)->data;
     for (int64_t i = 0; i < r * c; i++)
-        t->w2[i] = slora_model_matrix(m, 1, SLORA_MOD_W2)[i] * 1.5f;
-    slora_weights_set(&t->ws1, 0, SLORA_MOD_WQ, t->wq);
-    slora_weights_set(&t->ws1, 1, SLORA_MOD_W2, t->w2);
+        t->d2[i] = w2[i] * 0.5f;
+    t->d[1].kind = SLORA_DELTA_DENSE;
+    ck_assert(slora_tensor_init(&t->d[1].dw, SLORA_DTYPE_F32, t->d2, r, c));
+    slora_weights_set(&t->ws1, 0, 0, SLORA_MOD_WQ, &t->d[0]);
+    slora_weights_set(&t->ws1, 0, 1, SLORA_MOD_W2, &t->d[1]);
 }
 
 static void two_sets_deinit(struct two_sets *t)
 {
     slora_weights_deinit(&t->ws0);
     slora_weights_deinit(&t->ws1);
-    free(t->wq);
-    free(t->w2);
+    free(t->dq);
+    free(t->d2);
     slora_model_free(t->m);
     unlink(t->path);
     free(t->path);
 }
+
+/* The deltas of ws1 give the logits of the merged model W + dW. */
+START_TEST(deltas_equal_merged)
+{
+    struct two_sets t;
+    two_sets_init(&t);
+    struct slora_model *m = t.m;
+    const int toks[5] = {1, 5, 9, 30, 2};
+    float *adapted = prefill(m, &t.ws1, toks, 5);
+    /* merge in place into the (private, writable) mapping's copies */
+    int64_t r, c;
+    slora_arch_module_dims(&m->cfg.shape, SLORA_MOD_WQ, &r, &c);
+    float *wq = malloc((size_t)(r * c) * sizeof(float));
+    memcpy(wq, slora_model_matrix(m, 0, SLORA_MOD_WQ)->data, (size_t)(r * c) * sizeof(float));
+    for (int64_t i = 0; i < r * c; i++)
+        wq[i] += t.dq[i];
+    slora_arch_module_dims(&m->cfg.shape, SLORA_MOD_W2, &r, &c);
+    float *w2 = malloc((size_t)(r * c) * sizeof(float));
+    memcpy(w2, slora_model_matrix(m, 1, SLORA_MOD_W2)->data, (size_t)(r * c) * sizeof(float));
+    for (int64_t i = 0; i < r * c; i++)
+        w2[i] += t.d2[i];
+    struct slora_tensor saved_q = m->layers[0].w[SLORA_MOD_WQ], saved_2 = m->layers[1].w[SLORA_MOD_W2];
+    m->layers[0].w[SLORA_MOD_WQ].data = wq;
+    m->layers[1].w[SLORA_MOD_W2].data = w2;
+    float *merged = prefill(m, &t.ws0, toks, 5);
+    m->layers[0].w[SLORA_MOD_WQ] = saved_q;
+    m->layers[1].w[SLORA_MOD_W2] = saved_2;
+    double d = rel_diff(adapted, merged, (size_t)5 * m->cfg.shape.vocab_size);
+    ck_assert_msg(d <= 1e-5, "W x + dW x vs (W + dW) x: %g", d);
+    free(wq);
+    free(w2);
+    free(adapted);
+    free(merged);
+    two_sets_deinit(&t);
+}
+END_TEST
+
+/* Splitting every step across threads changes no logit beyond rounding. */
+START_TEST(threads_agree)
+{
+    struct two_sets t;
+    two_sets_init(&t);
+    const int toks[7] = {1, 5, 9, 30, 2, 17, 33};
+    float *one = prefill_threads(t.m, &t.ws1, toks, 7, 1);
+    for (int threads = 2; threads <= 3; threads++) {
+        float *many = prefill_threads(t.m, &t.ws1, toks, 7, threads);
+        double d = rel_diff(many, one, (size_t)7 * t.m->cfg.shape.vocab_size);
+        ck_assert_msg(d <= 1e-6, "%d threads: %g", threads, d);
+        free(many);
+    }
+    free(one);
+    two_sets_deinit(&t);
+}
+END_TEST
 
 START_TEST(mixed_batch_equals_alone)
 {
@@ -216,7 +285,7 @@ START_TEST(mixed_batch_equals_alone)
     ck_assert(rel_diff(alone_a, alone_b, (size_t)vocab) > 1e-3);
 
     struct slora_kv *ka = slora_kv_new(m), *kb = slora_kv_new(m);
-    struct slora_fwd *f = slora_fwd_new(m, 8);
+    struct slora_fwd *f = slora_fwd_new(m, 8, 2);
     float *out = malloc((size_t)8 * vocab * sizeof(float));
     /* step 1: A prefills 0..1 and B 0..2, interleaved */
     struct slora_fwd_row r1[] = {
@@ -251,24 +320,24 @@ START_TEST(mixed_batch_equals_alone)
 }
 END_TEST
 
-/* Rows per weight set, logits wanted, and the BLAS calls that must follow
- * for the 2-layer model (7 matrices per layer, then the classifier). */
+/* Rows per weight set, logits wanted, and the products that must follow
+ * for the 2-layer model (7 matrices per layer, then the classifier per
+ * chunk of 64 logit rows; ws1 adds a delta product on two matrices). */
 static const struct count_case {
     int n_base;
     int n_adapted;
     int logits; /* 0: last row only, 1: every row */
-    uint64_t gemm;
-    uint64_t gemv;
+    uint64_t base;
+    uint64_t delta;
 } count_cases[] = {
-    {1, 0, 1, 0, 15}, /* decode: one sgemv per matrix */
-    {5, 0, 0, 14, 1}, /* shared prefill: one sgemm per matrix, one classifier sgemv */
-    {5, 0, 1, 15, 0}, /* ... classifier over all rows: one sgemm */
-    {3, 3, 1, 17, 0}, /* two sets: the two adapted matrices split into two sgemms */
-    {1, 3, 1, 15, 2}, /* a lone base row takes sgemv for the split matrices */
-    {0, 4, 0, 14, 1}, /* all rows adapted: still one sgemm per matrix */
+    {1, 0, 1, 15, 0}, /* decode */
+    {5, 0, 0, 15, 0}, /* shared prefill */
+    {3, 3, 1, 15, 2}, /* two sets: one base product each, plus two delta groups */
+    {1, 3, 1, 15, 2},
+    {0, 4, 0, 15, 2}, /* all rows adapted */
 };
 
-START_TEST(blas_batching)
+START_TEST(product_counts)
 {
     const struct count_case *c = &count_cases[_i];
     struct two_sets t;
@@ -276,7 +345,7 @@ START_TEST(blas_batching)
     const struct slora_model *m = t.m;
     int vocab = m->cfg.shape.vocab_size, n = c->n_base + c->n_adapted;
     struct slora_kv *k0 = slora_kv_new(m), *k1 = slora_kv_new(m);
-    struct slora_fwd *f = slora_fwd_new(m, n);
+    struct slora_fwd *f = slora_fwd_new(m, n, 2);
     float *out = malloc((size_t)n * vocab * sizeof(float));
     struct slora_fwd_row rows[8];
     for (int i = 0; i < n; i++) {
@@ -285,12 +354,12 @@ START_TEST(blas_batching)
         rows[i] = (struct slora_fwd_row){3 + i, pos, base ? k0 : k1, base ? &t.ws0 : &t.ws1,
                                          c->logits || i == n - 1 ? out + (size_t)i * vocab : NULL};
     }
-    slora_blas_stats_reset();
     ck_assert_int_eq(slora_fwd_run(f, rows, n), 0);
-    struct slora_blas_stats st;
-    slora_blas_stats(&st);
-    ck_assert_uint_eq(st.gemm, c->gemm);
-    ck_assert_uint_eq(st.gemv, c->gemv);
+    struct slora_fwd_stats st;
+    slora_fwd_stats(f, &st);
+    ck_assert_uint_eq(st.base_products, c->base);
+    ck_assert_uint_eq(st.delta_products, c->delta);
+    ck_assert_uint_eq(st.rows, (uint64_t)n);
     free(out);
     slora_fwd_free(f);
     slora_kv_free(k0);
@@ -306,7 +375,7 @@ START_TEST(bad_rows)
     const struct slora_model *m = t.m;
     const struct slora_weights *ws = &t.ws0;
     struct slora_kv *kv = slora_kv_new(m);
-    struct slora_fwd *f = slora_fwd_new(m, 2);
+    struct slora_fwd *f = slora_fwd_new(m, 2, 1);
     ck_assert_int_eq(slora_fwd_max_rows(f), 2);
     const struct slora_fwd_row bad[] = {
         {-1, 0, kv, ws, NULL}, {40, 0, kv, ws, NULL},  {1, -1, kv, ws, NULL},
@@ -332,8 +401,10 @@ Suite *slora_forward_suite(void)
     tcase_add_loop_test(tc, stories_published, 0, 2);
     tcase_add_test(tc, prefill_equals_stepwise);
     tcase_add_test(tc, formats_agree);
+    tcase_add_test(tc, deltas_equal_merged);
+    tcase_add_test(tc, threads_agree);
     tcase_add_test(tc, mixed_batch_equals_alone);
-    tcase_add_loop_test(tc, blas_batching, 0, sizeof(count_cases) / sizeof(count_cases[0]));
+    tcase_add_loop_test(tc, product_counts, 0, sizeof(count_cases) / sizeof(count_cases[0]));
     tcase_add_test(tc, bad_rows);
     suite_add_tcase(s, tc);
     return s;

@@ -33,10 +33,10 @@ static uint8_t *build(enum variant v, size_t *len)
     slora_gguf_writer_add_str_array(w, "arr", strs, lens, 2);
     slora_gguf_writer_add_array(w, "f", v == V_NESTED ? SLORA_GGUF_ARRAY : SLORA_GGUF_F32, f,
                                 v == V_NESTED ? 0 : 3);
-    slora_gguf_writer_add_tensor(w, "t0", t0_data, 2, 3, 2, SLORA_GGUF_DTYPE_F32);
+    slora_gguf_writer_add_tensor(w, "t0", t0_data, 2, 3, 2, SLORA_DTYPE_F32);
     slora_gguf_writer_add_tensor(w, v == V_DUP_TENSOR ? "t0" : "t1", t1_data, 1, 5, 1,
-                                 SLORA_GGUF_DTYPE_F32);
-    slora_gguf_writer_add_tensor(w, "t2", t2_data, 2, 4, 2, SLORA_GGUF_DTYPE_F16);
+                                 SLORA_DTYPE_F32);
+    slora_gguf_writer_add_tensor(w, "t2", t2_data, 2, 4, 2, SLORA_DTYPE_F16);
     char *path = test_tmp_path("gguf");
     char diag[256];
     ck_assert_int_eq(slora_gguf_writer_write(w, path, diag, sizeof(diag)), 0);
@@ -85,7 +85,7 @@ START_TEST(round_trip)
         ck_assert_uint_eq(t1->n_dims, 1);
         ck_assert_uint_eq(t1->offset, 32);
         const struct slora_gguf_tensor *t2 = slora_gguf_find_tensor(g, "t2");
-        ck_assert_uint_eq(t2->dtype, SLORA_GGUF_DTYPE_F16);
+        ck_assert_uint_eq(t2->dtype, SLORA_DTYPE_F16);
         ck_assert_uint_eq(t2->nbytes, 16);
         uint16_t h[8];
         memcpy(h, t2->data, 16);
@@ -144,7 +144,12 @@ static const struct bad_case {
      "empty or overflowing"},
     {"dim past the end", V_PLAIN, T0, T0_NE0, 8, 1000, NONE, SLORA_EFORMAT,
      "truncated: tensor 't0'"},
-    {"tensor type q4_0", V_PLAIN, T0, T0_TYPE, 4, 2, NONE, SLORA_EUNSUPPORTED, "only F32 and F16"},
+    {"tensor type q4_0 on 3 columns", V_PLAIN, T0, T0_TYPE, 4, 2, NONE, SLORA_EFORMAT,
+     "tensor 't0' of type Q4_0 has 3 columns, not a multiple of its block of 32"},
+    {"tensor type unknown", V_PLAIN, T0, T0_TYPE, 4, 99, NONE, SLORA_EUNSUPPORTED,
+     "tensor 't0' has unknown type id 99"},
+    {"tensor type 4 (ggml's retired Q4_2)", V_PLAIN, T0, T0_TYPE, 4, 4, NONE, SLORA_EUNSUPPORTED,
+     "tensor 't0' has unknown type id 4"},
     {"offset unaligned", V_PLAIN, T0, T0_OFFSET, 8, 4, NONE, SLORA_EFORMAT,
      "not a multiple of the alignment 32"},
     {"offset lie", V_PLAIN, T0, T0_OFFSET, 8, 32, NONE, SLORA_EFORMAT,

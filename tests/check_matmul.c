@@ -122,7 +122,7 @@ static double float_bound(const struct fixture *f, int i, int64_t r, double *ref
         double w = f->wf[r * f->cols + j], x = f->x[(size_t)i * (size_t)f->cols + j];
         s += w * x;
         abs += fabs(w * x);
-        if (vt == SLORA_DTYPE_BF16)
+        if (f->t == SLORA_DTYPE_BF16)
             q += fabs(w) * fabs(x) / 256;
         else if (vt != SLORA_DTYPE_F32)
             q += fabs(w) * block_amax(f, i, j) * (1.0 / 254 + 1.0 / 1024);
@@ -242,7 +242,7 @@ START_TEST(formats)
     ck_assert_int_eq(slora_matmul_vec_type(SLORA_DTYPE_Q5_1), SLORA_DTYPE_Q8_1);
     ck_assert_int_eq(slora_matmul_vec_type(SLORA_DTYPE_Q6_K), SLORA_DTYPE_Q8_K);
     ck_assert_int_eq(slora_matmul_vec_type(SLORA_DTYPE_F16), SLORA_DTYPE_F32);
-    ck_assert_int_eq(slora_matmul_vec_type(SLORA_DTYPE_BF16), SLORA_DTYPE_BF16);
+    ck_assert_int_eq(slora_matmul_vec_type(SLORA_DTYPE_BF16), SLORA_DTYPE_F32);
     /* cols that are not whole blocks, activation-only and unknown types */
     ck_assert_uint_eq(slora_matmul_xq_bytes(SLORA_DTYPE_Q4_K, 128), 0);
     ck_assert_uint_eq(slora_matmul_xq_bytes(SLORA_DTYPE_Q8_0, 48), 0);

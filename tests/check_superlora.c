@@ -779,38 +779,43 @@ START_TEST(huge_code_rejected)
 }
 END_TEST
 
-/* ---- merge into a weight set ---- */
+/* ---- deltas bound into a weight set ---- */
 
-START_TEST(apply_merges_and_points_weights)
+START_TEST(bind_points_weights_at_deltas)
 {
     struct fixture *f = fx_new(4096);
     static const int64_t shapes[2][2] = {{3, 4}, {3, 4}};
     fx_targets(f, 2, shapes);
     f->t[1].layer = 2;
     f->t[1].module = SLORA_MOD_WV;
-    float base_q[12], base_v[12], dw[24], merged[24];
-    for (int i = 0; i < 12; i++) {
-        base_q[i] = (float)i;
-        base_v[i] = (float)(100 + i);
-    }
+    float dw[24];
+    uint16_t dw16[24];
     for (int i = 0; i < 24; i++)
         dw[i] = 0.5f * (float)i;
     struct slora_layer layers[3] = {0};
-    layers[0].w[SLORA_MOD_WQ] = base_q;
-    layers[2].w[SLORA_MOD_WV] = base_v;
     struct slora_model m = {.layers = layers};
     m.cfg.shape = f->a.cfg.base;
-    const float *mats[3 * SLORA_MOD_COUNT] = {0};
-    struct slora_weights ws = {.model = &m, .mat = mats};
-    ck_assert_int_eq(slora_superlora_apply(&f->a, &m, dw, merged, &ws), 0);
-    ck_assert_ptr_eq(slora_weights_get(&ws, 0, SLORA_MOD_WQ), merged);
-    ck_assert_ptr_eq(slora_weights_get(&ws, 2, SLORA_MOD_WV), merged + 12);
-    for (int i = 0; i < 12; i++) {
-        ck_assert_float_eq(merged[i], (float)i + 0.5f * (float)i);
-        ck_assert_float_eq(merged[12 + i], (float)(100 + i) + 0.5f * (float)(12 + i));
-    }
+    const struct slora_delta *slots[2 * 3 * SLORA_MOD_COUNT] = {0};
+    struct slora_weights ws = {.model = &m, .n_terms = 2, .delta = slots};
+    struct slora_delta deltas[2];
+    ck_assert_int_eq(slora_superlora_bind(&f->a, &m, dw, SLORA_DTYPE_F32, deltas, &ws, 1), 0);
+    ck_assert_ptr_null(slora_weights_delta(&ws, 0, 0, SLORA_MOD_WQ));
+    ck_assert_ptr_eq(slora_weights_delta(&ws, 1, 0, SLORA_MOD_WQ), &deltas[0]);
+    ck_assert_ptr_eq(slora_weights_delta(&ws, 1, 2, SLORA_MOD_WV), &deltas[1]);
+    ck_assert_int_eq(deltas[1].kind, SLORA_DELTA_DENSE);
+    ck_assert_ptr_eq(deltas[0].dw.data, dw);
+    ck_assert_ptr_eq(deltas[1].dw.data, dw + 12);
+    ck_assert_int_eq(deltas[1].dw.rows, 3);
+    ck_assert_int_eq(deltas[1].dw.cols, 4);
+    /* 16-bit deltas: offsets count elements */
+    ck_assert_int_eq(slora_superlora_bind(&f->a, &m, dw16, SLORA_DTYPE_BF16, deltas, &ws, 0), 0);
+    ck_assert_ptr_eq(deltas[1].dw.data, dw16 + 12);
+    ck_assert_int_eq(deltas[1].dw.type, SLORA_DTYPE_BF16);
+    ck_assert_int_eq(slora_superlora_bind(&f->a, &m, dw, SLORA_DTYPE_Q8_0, deltas, &ws, 0),
+                     SLORA_EINVAL);
     m.cfg.shape.dim = 32;
-    ck_assert_int_eq(slora_superlora_apply(&f->a, &m, dw, merged, &ws), SLORA_EMISMATCH);
+    ck_assert_int_eq(slora_superlora_bind(&f->a, &m, dw, SLORA_DTYPE_F32, deltas, &ws, 0),
+                     SLORA_EMISMATCH);
     fx_free(f);
 }
 END_TEST
@@ -841,7 +846,7 @@ Suite *slora_superlora_suite(void)
     tcase_add_loop_test(tc, inconsistent_group_rejected, 0,
                         (int)(sizeof(table_cases) / sizeof(table_cases[0])));
     tcase_add_test(tc, huge_code_rejected);
-    tcase_add_test(tc, apply_merges_and_points_weights);
+    tcase_add_test(tc, bind_points_weights_at_deltas);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -61,7 +61,7 @@ static inline struct slora_model *test_load_model(const char *path)
 {
     struct slora_model *m;
     char diag[512];
-    int rc = slora_model_load(path, &m, diag, sizeof(diag));
+    int rc = slora_model_load(path, NULL, &m, diag, sizeof(diag));
     ck_assert_msg(rc == 0, "%s", diag);
     return m;
 }

@@ -1,14 +1,13 @@
 /* cache.h - the delta cache: (adapter id, version) -> a ready weight set.
  *
  * On a miss a cache worker thread expands the adapter (slora_superlora_
- * generate) and merges in place, so an entry holds only the merged copies
- * W' = W + dW of the matrices the adapter touches (dW itself is not kept:
- * nothing reads it once W' exists). Its weight set points at those copies
- * and at the base model for every other matrix; its id is unique per entry,
- * so the forward pass batches rows by (adapter, version) and never mixes two
- * versions' matrices.
+ * generate) into its deltas dW, one per matrix the adapter touches; the
+ * entry's weight set points at them, and the forward pass adds dW x to the
+ * base product (the base weights are never copied or merged). Its id is
+ * unique per entry, so the forward pass batches rows by (adapter, version)
+ * and never mixes two versions' deltas.
  *
- * Budget (bytes of W' held, counted from the moment a generation starts):
+ * Budget (bytes of dW held, counted from the moment a generation starts):
  * soft. An entry in use (acquired and not yet released) is never evicted, so
  * the budget may be exceeded while it runs; otherwise unused, unpinned
  * entries go least recently used first. An entry larger than the whole

@@ -103,6 +103,8 @@ struct slora_engine_stats {
     int running;        /* jobs admitted (getting weights or decoding) */
     uint64_t steps;     /* slora_fwd_run calls */
     uint64_t rows;      /* rows through those calls */
+    uint64_t base_products;  /* base-matrix products those calls ran */
+    uint64_t delta_products; /* adapter delta-group products */
     uint64_t submitted;
     uint64_t rejected_busy;
     uint64_t rejected_quota;

@@ -6,16 +6,22 @@
  * within their own sequence (a row sees its sequence's KV at positions
  * <= its own, including rows earlier in the same batch).
  *
- * Matrix products: a matrix shared by all rows (same weight set id, or the
- * module untouched by every adapter) runs as one sgemm over those rows;
- * rows with a different weight set run one sgemm per distinct weight set id.
- * (The implementation groups rows by the matrix pointer their sets map
- * (layer, module) to: equal ids share every matrix, and sets of different
- * ids still share the modules their adapters leave untouched.)
- * Single-row groups use sgemv.
+ * The model is the one its config describes (model.h): RMSNorm with the
+ * file's epsilon, RoPE in the file's style and base (with linear scaling
+ * and per-dimension factors), grouped-query attention, optional q/k/v
+ * biases, SwiGLU FFN, tied or separate classifier.
  *
- * The scratch state is allocated once per worker (slora_fwd_new) and never
- * inside slora_fwd_run. A state is used by one thread at a time.
+ * Matrix products: each base matrix runs once per call over all rows, in
+ * its own type (matmul.h); then each distinct adapter delta among the rows
+ * runs once over the rows that use it (gathered), scaled per row by its
+ * weight set's term scale and added. So a mixed batch costs one base
+ * product per matrix plus one product per (adapter delta) group.
+ *
+ * Threads: a state owns a team of n_threads (pool.h) that splits every
+ * step (matrix rows, attention heads, rows of elementwise work) and meets
+ * at barriers; results do not depend on the thread count. The scratch is
+ * allocated once (slora_fwd_new) and never inside slora_fwd_run. A state is
+ * used by one thread at a time.
  */
 #ifndef SLORA_FORWARD_H
 #define SLORA_FORWARD_H
@@ -23,7 +29,10 @@
 #include <slora/model.h>
 #include <slora/weights.h>
 
-/* Per-sequence KV cache: key and value (n_layers, seq_len, kv_dim) each. */
+#include <stdint.h>
+
+/* Per-sequence KV cache: key and value (n_layers, seq_len, kv_dim) each.
+ * Pages are touched as positions are used. */
 struct slora_kv {
     float *k;
     float *v;
@@ -41,13 +50,30 @@ struct slora_fwd_row {
     float *logits; /* (vocab) output, or NULL when not needed (prefill rows but the last) */
 };
 
+/* Largest rank of a factored (LoRA) delta the forward pass applies. */
+#define SLORA_FWD_MAX_LORA_RANK 256
+
 struct slora_fwd;
-/* Scratch for up to max_rows rows per call. NULL on ENOMEM. */
-struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows);
+/* Scratch for up to max_rows rows per call and a team of n_threads (0 =
+ * 1). NULL on ENOMEM. */
+struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows, int n_threads);
 void slora_fwd_free(struct slora_fwd *f);
 int slora_fwd_max_rows(const struct slora_fwd *f);
+int slora_fwd_threads(const struct slora_fwd *f);
 
-/* Run n rows (n <= max_rows); returns 0 or SLORA_EINVAL (bad token/pos). */
+/* What the state has computed (since slora_fwd_new): products of base
+ * matrices (the classifier included, once per chunk of 64 logit rows) and
+ * of adapter delta groups, and rows. */
+struct slora_fwd_stats {
+    uint64_t base_products;
+    uint64_t delta_products;
+    uint64_t rows;
+    uint64_t runs;
+};
+void slora_fwd_stats(const struct slora_fwd *f, struct slora_fwd_stats *out);
+
+/* Run n rows (n <= max_rows); returns 0 or SLORA_EINVAL (bad token/pos,
+ * a weight set of another model, a LoRA delta of rank above the limit). */
 int slora_fwd_run(struct slora_fwd *f, const struct slora_fwd_row *rows, int n);
 
 #endif

@@ -19,8 +19,9 @@
 #ifndef SLORA_GGUF_H
 #define SLORA_GGUF_H
 
-#include <slora/quant.h>
+#include <slora/tensor.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,11 +42,6 @@ enum slora_gguf_type {
     SLORA_GGUF_TYPE_COUNT
 };
 
-/* ggml tensor types this project reads and writes. */
-enum slora_gguf_dtype {
-    SLORA_GGUF_DTYPE_F32 = 0,
-    SLORA_GGUF_DTYPE_F16 = 1,
-};
 
 #define SLORA_GGUF_MAX_DIMS 4
 #define SLORA_GGUF_DEFAULT_ALIGNMENT 32
@@ -64,7 +60,7 @@ struct slora_gguf_tensor {
     size_t name_len;
     uint32_t n_dims;
     uint64_t ne[SLORA_GGUF_MAX_DIMS]; /* unused dims are 1 */
-    uint32_t dtype;                   /* enum slora_gguf_dtype */
+    uint32_t dtype;                   /* enum slora_dtype (tensor.h); any known type */
     uint64_t offset;                  /* relative to the data section */
     const uint8_t *data;
     size_t nbytes;
@@ -92,6 +88,11 @@ const struct slora_gguf_tensor *slora_gguf_find_tensor(const struct slora_gguf *
                                                        const char *name);
 /* Scalar integer of any integer type; SLORA_ENOTFOUND or SLORA_EFORMAT. */
 int slora_gguf_get_int(const struct slora_gguf *g, const char *key, int64_t *out);
+/* Number of type F32, F64 or any integer type, finite; SLORA_ENOTFOUND or
+ * SLORA_EFORMAT. */
+int slora_gguf_get_float(const struct slora_gguf *g, const char *key, double *out);
+/* BOOL value; SLORA_ENOTFOUND or SLORA_EFORMAT. */
+int slora_gguf_get_bool(const struct slora_gguf *g, const char *key, bool *out);
 /* String value (not NUL-terminated); SLORA_ENOTFOUND or SLORA_EFORMAT. */
 int slora_gguf_get_str(const struct slora_gguf *g, const char *key, const char **s, size_t *len);
 /* Element i of an array of strings already validated by the parser. */
@@ -99,12 +100,6 @@ const char *slora_gguf_array_str(const struct slora_gguf_kv *kv, uint64_t i, siz
 /* Element i of an F32 array. */
 float slora_gguf_array_f32(const struct slora_gguf_kv *kv, uint64_t i);
 
-/* The F16 conversions live in quant.h; this alias serves model.c until it
- * reads typed tensors. */
-static inline float slora_gguf_f16_to_f32(uint16_t h)
-{
-    return slora_quant_f16_to_f32(h);
-}
 
 /* Writer: collects key/values and tensors, then writes the file at once.
  * Borrowed tensor data must stay valid until slora_gguf_writer_write. */
@@ -113,6 +108,7 @@ struct slora_gguf_writer *slora_gguf_writer_new(uint32_t version, size_t alignme
 void slora_gguf_writer_free(struct slora_gguf_writer *w);
 int slora_gguf_writer_add_u32(struct slora_gguf_writer *w, const char *key, uint32_t v);
 int slora_gguf_writer_add_f32(struct slora_gguf_writer *w, const char *key, float v);
+int slora_gguf_writer_add_bool(struct slora_gguf_writer *w, const char *key, bool v);
 int slora_gguf_writer_add_str(struct slora_gguf_writer *w, const char *key, const char *s);
 /* Array of n strings (lens[i] bytes each). */
 int slora_gguf_writer_add_str_array(struct slora_gguf_writer *w, const char *key,
@@ -123,6 +119,17 @@ int slora_gguf_writer_add_array(struct slora_gguf_writer *w, const char *key, ui
 /* A (rows, cols) F32 matrix (rows 1 for vectors) stored as dtype. */
 int slora_gguf_writer_add_tensor(struct slora_gguf_writer *w, const char *name, const float *data,
                                  int64_t rows, int64_t cols, int n_dims, uint32_t dtype);
+/* A typed tensor stored as dtype: its bytes as they are when dtype is its
+ * type, else converted row by row through floats (quant.h's reference
+ * quantizers for block types; SLORA_EINVAL when dtype's block does not
+ * divide the columns). With row_map (borrowed until the write), written
+ * row i is t's row row_map[i]. */
+int slora_gguf_writer_add_typed(struct slora_gguf_writer *w, const char *name,
+                                const struct slora_tensor *t, int n_dims, uint32_t dtype,
+                                const int64_t *row_map);
+/* Copy a key/value pair of a parsed file verbatim (kv from slora_gguf_find_kv
+ * or the kv array). */
+int slora_gguf_writer_add_kv(struct slora_gguf_writer *w, const struct slora_gguf_kv *kv);
 int slora_gguf_writer_write(struct slora_gguf_writer *w, const char *path, char *diag,
                             size_t diag_len);
 

@@ -4,13 +4,15 @@
  * Two steps, so that threads can share the first:
  *   1. slora_matmul_quantize: each activation row x (cols floats) becomes
  *      the vector format W's dot consumes (slora_matmul_vec_type: Q8_0 for
- *      Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, BF16 for
- *      BF16 and F32 for F32/F16 weights), slora_matmul_xq_bytes bytes per
- *      row. The values are ggml's (so products agree with llama.cpp's);
- *      the bytes are an internal layout, not ggml's blocks: quants, scales
- *      and block sums in separate arrays, so kernels load 32 quants at a
- *      time and never convert a scale in their inner loop. BF16 weights
- *      take bf16 activations, as in ggml, for AVX512-BF16's vdpbf16ps;
+ *      Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K for the K-quants, F32 for
+ *      F32/F16/BF16 weights), slora_matmul_xq_bytes bytes per row. The
+ *      values are ggml's (so products agree with llama.cpp's); the bytes
+ *      are an internal layout, not ggml's blocks: quants, scales and block
+ *      sums in separate arrays, so kernels load 32 quants at a time and
+ *      never convert a scale in their inner loop. F32 rows are plain
+ *      floats (any stride, any alignment). BF16 weights multiply the
+ *      activations rounded to bf16, as ggml does (AVX512-BF16's vdpbf16ps
+ *      takes both operands in bf16);
  *   2. slora_matmul: any slice [r0, r1) of W's rows against all n quantized
  *      rows; threads take disjoint slices of one product.
  * A slice's result does not depend on how the rows were sliced or on the
@@ -36,9 +38,8 @@ enum slora_dtype slora_matmul_vec_type(enum slora_dtype wt);
  * type wt (0 when cols is not a multiple of wt's block). */
 size_t slora_matmul_xq_bytes(enum slora_dtype wt, int64_t cols);
 /* Quantize n rows of x (n, cols) for weights of type wt into xq, row i at
- * xq + i * xq_stride. xq and xq_stride must be multiples of 64 bytes
- * (aligned_alloc(64, ...)) and xq_stride >= slora_matmul_xq_bytes (which
- * is a multiple of 64). */
+ * xq + i * xq_stride, xq_stride >= slora_matmul_xq_bytes (a multiple of
+ * 64). Any alignment works; rows 64-byte aligned load fastest. */
 void slora_matmul_quantize(enum slora_dtype wt, const float *x, int n, int64_t cols, void *xq,
                            size_t xq_stride);
 /* For i < n and r0 <= r < r1:
@@ -46,5 +47,8 @@ void slora_matmul_quantize(enum slora_dtype wt, const float *x, int n, int64_t c
  * with xq from slora_matmul_quantize(w->type, ...). */
 void slora_matmul(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                   size_t ldy, int64_t r0, int64_t r1, bool add);
+
+/* Row r of w as floats (w->cols of them): embedding lookups. */
+void slora_matmul_get_row(const struct slora_tensor *w, int64_t r, float *out);
 
 #endif

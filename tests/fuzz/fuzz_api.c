@@ -72,7 +72,7 @@ static void setup(void)
     const char *mpath = getenv("SLORA_FUZZ_MODEL");
     const char *tpath = getenv("SLORA_FUZZ_TOKENIZER");
     char diag[256];
-    if (slora_model_load(mpath ? mpath : "models/stories260K.bin", &model, diag, sizeof(diag)))
+    if (slora_model_load(mpath ? mpath : "models/stories260K.bin", NULL, &model, diag, sizeof(diag)))
         die("model", diag);
     if (slora_tokenizer_load(tpath ? tpath : "models/tok512.bin", model->cfg.shape.vocab_size, &tok,
                              diag, sizeof(diag)))

@@ -52,12 +52,12 @@ static void load_model(const uint8_t *data, size_t size)
     char path[64], diag[512];
     snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
     struct slora_model *m;
-    if (!slora_model_load(path, &m, diag, sizeof(diag))) {
+    if (!slora_model_load(path, NULL, &m, diag, sizeof(diag))) {
         struct slora_weights ws;
         struct slora_kv *kv = slora_kv_new(m);
-        struct slora_fwd *f = slora_fwd_new(m, 1);
+        struct slora_fwd *f = slora_fwd_new(m, 1, 1);
         float *logits = calloc((size_t)m->cfg.shape.vocab_size, sizeof(float));
-        if (kv && f && logits && !slora_weights_init(&ws, m)) {
+        if (kv && f && logits && !slora_weights_init(&ws, m, 0)) {
             struct slora_fwd_row row = {m->cfg.shape.vocab_size - 1, 0, kv, &ws, logits};
             slora_fwd_run(f, &row, 1);
             slora_weights_deinit(&ws);

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""model_ref.py - independent numpy forward pass of a llama2.c model.
+"""model_ref.py - independent numpy forward pass of a llama2.c or GGUF model.
 
 Reads karpathy/llama2.c's legacy .bin (run.c layout): a 7 x int32 header
 (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len; a
@@ -10,10 +10,19 @@ w1 (L, hidden, dim), w2 (L, dim, hidden), w3 (L, hidden, dim), rms_final
 (dim), the unused freq_cis_real/imag (seq_len * head_size / 2 each), and
 wcls (vocab, dim) when unshared. Matrices are (out, in): y = W x.
 
-Forward as run.c: RMSNorm (eps 1e-5), RoPE on pairs (i, i+1) with
-freq = 10000^(-(i mod head_size) / head_size), GQA (head h reads kv head
-h / (n_heads / n_kv_heads)), SwiGLU, residuals, final RMSNorm, classifier.
-Computed in float64 over the whole sequence with a causal mask.
+Or a GGUF (tests/ref/gguf_ref.py; F32/F16/BF16) of architecture "llama" or
+"qwen2", hyper-parameters from its keys as llama.cpp defines them:
+<arch>.attention.layer_norm_rms_epsilon, <arch>.rope.freq_base (default
+10000), <arch>.rope.scaling.type "linear" with .factor, rope_freqs.weight
+(per-dimension divisors, Llama 3), blk.N.attn_{q,k,v}.bias, output.weight
+(absent: tied to token_embd). llama rotates pairs (2i, 2i+1) of each head;
+qwen2 rotates (i, i + head_size/2) (NeoX).
+
+Forward as run.c: RMSNorm (eps 1e-5 for .bin), RoPE with
+freq_i = theta^(-2i / head_size) / rope_freqs[i], angle = pos * scale * freq,
+GQA (head h reads kv head h / (n_heads / n_kv_heads)), SwiGLU, residuals,
+final RMSNorm, classifier. Computed in float64 over the whole sequence with
+a causal mask.
 
 An adapter (spec superlora-v1) adds W' = W + dW (dW float32 from
 superlora_ref) to its target matrices.
@@ -34,15 +43,25 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gguf_ref  # noqa: E402
 import superlora_ref as sl  # noqa: E402
 
 MATS = ["wq", "wk", "wv", "wo", "w1", "w2", "w3"]
+
+
+GGUF_MATS = {"wq": "attn_q", "wk": "attn_k", "wv": "attn_v", "wo": "attn_output",
+             "w1": "ffn_gate", "w2": "ffn_down", "w3": "ffn_up"}
 
 
 class Model:
     def __init__(self, path):
         with open(path, "rb") as f:
             data = f.read()
+        self.eps, self.theta, self.scale, self.neox = 1e-5, 10000.0, 1.0, False
+        self.rope_freqs, self.bias = None, None
+        if data[:4] == b"GGUF":
+            self._load_gguf(path)
+            return
         (self.dim, self.hidden_dim, self.n_layers, self.n_heads, self.n_kv_heads,
          vocab, self.seq_len) = struct.unpack("<7i", data[:28])
         self.shared = vocab > 0
@@ -82,6 +101,42 @@ class Model:
         self.wcls = self.emb if self.shared else take(V, d)
         self.trailing = flat.size - pos
 
+    def _load_gguf(self, path):
+        kv, t = gguf_ref.read(path)
+        arch = kv["general.architecture"]
+        if arch not in ("llama", "qwen2"):
+            raise ValueError("%s: architecture %s" % (path, arch))
+        g = lambda k, d=None: kv.get(arch + "." + k, d)  # noqa: E731
+        self.dim, self.hidden_dim = g("embedding_length"), g("feed_forward_length")
+        self.n_layers, self.n_heads = g("block_count"), g("attention.head_count")
+        self.n_kv_heads = g("attention.head_count_kv", self.n_heads)
+        self.seq_len = g("context_length")
+        self.eps = g("attention.layer_norm_rms_epsilon")
+        self.theta = g("rope.freq_base", 10000.0)
+        if g("rope.scaling.type", "none") == "linear":
+            self.scale = 1.0 / g("rope.scaling.factor")
+        self.neox = arch == "qwen2"
+        self.emb = t["token_embd.weight"]
+        self.vocab = self.emb.shape[0]
+        self.shared = "output.weight" not in t
+        self.wcls = self.emb if self.shared else t["output.weight"]
+        L = self.n_layers
+        self.rms_att = np.stack([t["blk.%d.attn_norm.weight" % l] for l in range(L)])
+        self.rms_ffn = np.stack([t["blk.%d.ffn_norm.weight" % l] for l in range(L)])
+        self.rms_final = t["output_norm.weight"]
+        self.w = {m: np.stack([t["blk.%d.%s.weight" % (l, n)] for l in range(L)])
+                  for m, n in GGUF_MATS.items()}
+        if "blk.0.attn_q.bias" in t:
+            self.bias = {m: np.stack([t["blk.%d.attn_%s.bias" % (l, m[1])] for l in range(L)])
+                         for m in ("wq", "wk", "wv")}
+        self.rope_freqs = t.get("rope_freqs.weight")
+        self.head_size = self.dim // self.n_heads
+        self.kv_dim = self.head_size * self.n_kv_heads
+        self.shape = sl.ModelShape(self.dim, self.hidden_dim, self.n_layers, self.n_heads,
+                                   self.n_kv_heads, self.vocab if self.shared else -self.vocab,
+                                   self.seq_len)
+        self.trailing = 0
+
     def with_adapter(self, adapter_bytes, max_params=sl.DEFAULT_MAX_PARAMS):
         """A copy of the weights with W' = float32(W) + dW applied."""
         _, dws = sl.load_and_generate(adapter_bytes, self.shape, max_params)
@@ -97,25 +152,39 @@ class Model:
         d, hs, nh, nkv = self.dim, self.head_size, self.n_heads, self.n_kv_heads
         x = self.emb[np.asarray(tokens)]
         pos = np.arange(T, dtype=np.float64)
-        i = np.arange(0, d, 2)
-        freq = 1.0 / np.power(10000.0, (i % hs) / hs)
-        ang = pos[:, None] * freq[None, :]
+        i = np.arange(hs // 2)
+        freq = 1.0 / np.power(self.theta, 2.0 * i / hs)
+        if self.rope_freqs is not None:
+            freq = freq / self.rope_freqs
+        ang = pos[:, None] * self.scale * freq[None, :]  # (T, hs / 2)
         cos, sin = np.cos(ang), np.sin(ang)
         mask = np.triu(np.full((T, T), -np.inf), 1)
 
         def rope(v, n):
             v = v.copy()
-            a, b = v[:, 0:n:2].copy(), v[:, 1:n:2].copy()
-            c, s = cos[:, : n // 2], sin[:, : n // 2]
-            v[:, 0:n:2] = a * c - b * s
-            v[:, 1:n:2] = a * s + b * c
+            for h0 in range(0, n, hs):
+                if self.neox:
+                    ia = np.arange(h0, h0 + hs // 2)
+                    ib = ia + hs // 2
+                else:
+                    ia = np.arange(h0, h0 + hs, 2)
+                    ib = ia + 1
+                a, b = v[:, ia].copy(), v[:, ib].copy()
+                v[:, ia] = a * cos - b * sin
+                v[:, ib] = a * sin + b * cos
             return v
 
+        def proj(x_, m, l):
+            y = x_ @ w[m][l].T
+            if self.bias is not None and m in self.bias:
+                y = y + self.bias[m][l]
+            return y
+
         for l in range(self.n_layers):
-            xb = rmsnorm(x, self.rms_att[l])
-            q = rope(xb @ w["wq"][l].T, d)
-            k = rope(xb @ w["wk"][l].T, self.kv_dim)
-            v = xb @ w["wv"][l].T
+            xb = rmsnorm(x, self.rms_att[l], self.eps)
+            q = rope(proj(xb, "wq", l), d)
+            k = rope(proj(xb, "wk", l), self.kv_dim)
+            v = proj(xb, "wv", l)
             out = np.zeros((T, d))
             for h in range(nh):
                 kh = h // (nh // nkv)
@@ -127,11 +196,11 @@ class Model:
                 att /= att.sum(axis=1, keepdims=True)
                 out[:, h * hs:(h + 1) * hs] = att @ vv
             x = x + out @ w["wo"][l].T
-            xb = rmsnorm(x, self.rms_ffn[l])
+            xb = rmsnorm(x, self.rms_ffn[l], self.eps)
             h1 = xb @ w["w1"][l].T
             h3 = xb @ w["w3"][l].T
             x = x + (h1 / (1.0 + np.exp(-h1)) * h3) @ w["w2"][l].T
-        x = rmsnorm(x, self.rms_final)
+        x = rmsnorm(x, self.rms_final, self.eps)
         return x @ self.wcls.T
 
     def greedy(self, tokens, n, w=None):
@@ -146,8 +215,8 @@ class Model:
         return out
 
 
-def rmsnorm(x, weight):
-    ss = np.mean(x * x, axis=-1, keepdims=True) + 1e-5
+def rmsnorm(x, weight, eps):
+    ss = np.mean(x * x, axis=-1, keepdims=True) + eps
     return weight * (x / np.sqrt(ss))
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
-"""Write a plain LoRA SuperLoRA adapter for the stories260K shape (e2e tests).
+"""Write a plain LoRA SuperLoRA adapter (e2e tests), for the stories260K
+shape or any other given with --base.
 
-usage: gen_adapter.py OUT [--rank R] [--modules wq,wv] [--seed S]
+usage: gen_adapter.py OUT [--rank R] [--modules wq,wv] [--seed S] [--scale F]
+                          [--base dim,n_layers,n_heads,n_kv_heads,hidden_dim,vocab_size]
 
 One group per (layer, module) target, layer-major, factors g{j}.k0.f0
 (out, r) and g{j}.k0.f1 (in, r), F32, as in tests/fixtures/lora_wq_wv.
@@ -11,10 +13,14 @@ import json
 import random
 import struct
 
-BASE = {"dim": 64, "n_layers": 5, "n_heads": 8, "n_kv_heads": 4, "hidden_dim": 172,
-        "vocab_size": 512}
-DIMS = {"wq": (64, 64), "wk": (32, 64), "wv": (32, 64), "wo": (64, 64),
-        "w1": (172, 64), "w2": (64, 172), "w3": (172, 64)}
+KEYS = ["dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "vocab_size"]
+
+
+def dims(base):
+    d, h = base["dim"], base["hidden_dim"]
+    kv = d // base["n_heads"] * base["n_kv_heads"]
+    return {"wq": (d, d), "wk": (kv, d), "wv": (kv, d), "wo": (d, d),
+            "w1": (h, d), "w2": (d, h), "w3": (h, d)}
 
 
 def main():
@@ -23,19 +29,23 @@ def main():
     ap.add_argument("--rank", type=int, default=4)
     ap.add_argument("--modules", default="wq,wv")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scale", type=float, default=0.01, help="factor entries in [-F, F]")
+    ap.add_argument("--base", default="64,5,8,4,172,512")
     a = ap.parse_args()
+    base = dict(zip(KEYS, (int(v) for v in a.base.split(","))))
+    DIMS = dims(base)
     mods = a.modules.split(",")
     rng = random.Random(a.seed)
     header = {"__metadata__": {"superlora": json.dumps(
-        {"version": 1, "base": BASE, "modules": mods}), "format": "pt"}}
+        {"version": 1, "base": base, "modules": mods}), "format": "pt"}}
     data = bytearray()
     j = 0
-    for _layer in range(BASE["n_layers"]):
+    for _layer in range(base["n_layers"]):
         for m in mods:
             out_dim, in_dim = DIMS[m]
             for f, rows in (("f0", out_dim), ("f1", in_dim)):
                 n = rows * a.rank
-                vals = [rng.uniform(-0.01, 0.01) for _ in range(n)]
+                vals = [rng.uniform(-a.scale, a.scale) for _ in range(n)]
                 start = len(data)
                 data += struct.pack("<%df" % n, *vals)
                 header["g%d.k0.%s" % (j, f)] = {"dtype": "F32", "shape": [rows, a.rank],
