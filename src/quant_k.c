@@ -27,45 +27,36 @@ static inline int clampi(int v, int lo, int hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-void slora__quant_dequant_q4_k(const struct slora_quant_q4_k *b, float *y, int64_t nb)
+/* One Q4_K or Q5_K super-block (qh NULL for Q4_K) into y[0..255]. */
+static void dequant_k4(uint16_t d16, uint16_t dmin16, const uint8_t *scales, const uint8_t *qs,
+                       const uint8_t *qh, float *y)
 {
-    for (int64_t i = 0; i < nb; i++) {
-        float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
-        for (int c = 0; c < 4; c++) {
-            const uint8_t *q = b[i].qs + 32 * c;
-            int sc0, m0, sc1, m1;
-            slora__quant_scale_min_k4(b[i].scales, 2 * c, &sc0, &m0);
-            slora__quant_scale_min_k4(b[i].scales, 2 * c + 1, &sc1, &m1);
-            float d0 = d * (float)sc0, n0 = dmin * (float)m0;
-            float d1 = d * (float)sc1, n1 = dmin * (float)m1;
-            for (int l = 0; l < 32; l++) {
-                y[l] = d0 * (float)(q[l] & 15) - n0;
-                y[l + 32] = d1 * (float)(q[l] >> 4) - n1;
-            }
-            y += 64;
+    float d = h2f(d16), dmin = h2f(dmin16);
+    for (int c = 0; c < 4; c++, y += 64) {
+        const uint8_t *q = qs + 32 * c;
+        int sc0, m0, sc1, m1;
+        slora__quant_scale_min_k4(scales, 2 * c, &sc0, &m0);
+        slora__quant_scale_min_k4(scales, 2 * c + 1, &sc1, &m1);
+        float d0 = d * (float)sc0, n0 = dmin * (float)m0;
+        float d1 = d * (float)sc1, n1 = dmin * (float)m1;
+        for (int l = 0; l < 32; l++) {
+            int h0 = qh ? qh[l] >> (2 * c) & 1 : 0, h1 = qh ? qh[l] >> (2 * c + 1) & 1 : 0;
+            y[l] = d0 * (float)((q[l] & 15) | h0 << 4) - n0;
+            y[l + 32] = d1 * (float)((q[l] >> 4) | h1 << 4) - n1;
         }
     }
 }
 
+void slora__quant_dequant_q4_k(const struct slora_quant_q4_k *b, float *y, int64_t nb)
+{
+    for (int64_t i = 0; i < nb; i++)
+        dequant_k4(b[i].d, b[i].dmin, b[i].scales, b[i].qs, NULL, y + QK_K * i);
+}
+
 void slora__quant_dequant_q5_k(const struct slora_quant_q5_k *b, float *y, int64_t nb)
 {
-    for (int64_t i = 0; i < nb; i++) {
-        float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
-        for (int c = 0; c < 4; c++) {
-            const uint8_t *q = b[i].qs + 32 * c, *qh = b[i].qh;
-            int sc0, m0, sc1, m1;
-            slora__quant_scale_min_k4(b[i].scales, 2 * c, &sc0, &m0);
-            slora__quant_scale_min_k4(b[i].scales, 2 * c + 1, &sc1, &m1);
-            float d0 = d * (float)sc0, n0 = dmin * (float)m0;
-            float d1 = d * (float)sc1, n1 = dmin * (float)m1;
-            for (int l = 0; l < 32; l++) {
-                int h0 = qh[l] >> (2 * c) & 1, h1 = qh[l] >> (2 * c + 1) & 1;
-                y[l] = d0 * (float)((q[l] & 15) | h0 << 4) - n0;
-                y[l + 32] = d1 * (float)((q[l] >> 4) | h1 << 4) - n1;
-            }
-            y += 64;
-        }
-    }
+    for (int64_t i = 0; i < nb; i++)
+        dequant_k4(b[i].d, b[i].dmin, b[i].scales, b[i].qs, b[i].qh, y + QK_K * i);
 }
 
 void slora__quant_dequant_q6_k(const struct slora_quant_q6_k *b, float *y, int64_t nb)
