@@ -34,7 +34,6 @@ static float dot_f16(const uint8_t *w, const struct slora__mm_xrow *x, int64_t c
     return s;
 }
 
-/* BF16 weights times the activations rounded to bf16 (as ggml). */
 static float dot_bf16(const uint8_t *w, const struct slora__mm_xrow *x, int64_t cols)
 {
     const float *xv = x->x;
@@ -42,7 +41,7 @@ static float dot_bf16(const uint8_t *w, const struct slora__mm_xrow *x, int64_t 
     for (int64_t j = 0; j < cols; j++) {
         uint16_t h;
         memcpy(&h, w + 2 * j, 2);
-        s += slora_quant_bf16_to_f32(h) * slora_quant_bf16_to_f32(slora_quant_f32_to_bf16(xv[j]));
+        s += slora_quant_bf16_to_f32(h) * xv[j];
     }
     return s;
 }

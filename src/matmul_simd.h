@@ -1,6 +1,6 @@
-/* matmul_simd.h - the integer primitives the quantized kernels
- * (matmul_q.c, matmul_k.c) share, per instruction set; like kernels.c, the
- * one kind of file where #if chooses between AVX-512 and AVX2.
+/* matmul_simd.h - the primitives the kernel files (matmul_q.c, matmul_k.c,
+ * matmul_float.c) share, per instruction set; like kernels.c, the one kind
+ * of file where #if chooses between AVX-512 and AVX2.
  *
  * MM_VNNI: AVX512-VNNI on 256-bit vectors (AVX512VL): vpdpbusd multiplies
  * unsigned by signed bytes into int32 lanes, vpdpwssd int16 pairs. On Zen 4

@@ -112,7 +112,7 @@ static float block_amax(const struct fixture *f, int i, int64_t j)
 
 /* Bound on |y - W x| for activation row i, weight row r: the activation
  * format's rounding (Q8: half a step of amax / 127 plus the f16 rounding of
- * the step; BF16: 2^-9 relative; F32: none) plus float summation, cols
+ * the step; F32: none) plus float summation, cols
  * terms of relative 2^-22 each, over sum |w x|. */
 static double float_bound(const struct fixture *f, int i, int64_t r, double *ref)
 {
@@ -122,9 +122,7 @@ static double float_bound(const struct fixture *f, int i, int64_t r, double *ref
         double w = f->wf[r * f->cols + j], x = f->x[(size_t)i * (size_t)f->cols + j];
         s += w * x;
         abs += fabs(w * x);
-        if (f->t == SLORA_DTYPE_BF16)
-            q += fabs(w) * fabs(x) / 256;
-        else if (vt != SLORA_DTYPE_F32)
+        if (vt != SLORA_DTYPE_F32)
             q += fabs(w) * block_amax(f, i, j) * (1.0 / 254 + 1.0 / 1024);
     }
     *ref = s;

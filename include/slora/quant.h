@@ -162,7 +162,9 @@ int slora_quant_check_shape(const char *name, uint32_t t, int64_t rows, int64_t 
 
 /* The values of such a tensor: F32/F16/BF16 elements, and every block's f16
  * scales (d, and m or dmin where the type has one), must be finite (the
- * quants themselves cannot be invalid). Returns SLORA_ENONFINITE naming the tensor and the byte offset of the
+ * quants themselves cannot be invalid). A loader should refuse such a file
+ * (llama.cpp's validation does the same); the kernels never fault on one,
+ * they only produce NaN/Inf outputs. Returns SLORA_ENONFINITE naming the tensor and the byte offset of the
  * first bad value, 0 when all are finite. nbytes must be a whole number of
  * t's blocks (as slora_quant_check_shape ensures). Reads every block. */
 int slora_quant_check_data(const char *name, uint32_t t, const void *data, size_t nbytes,
