@@ -114,7 +114,7 @@ $(ORACLE)/node_modules/node-llama-cpp/package.json:
 	  npm i -E --omit=optional --no-audit --no-fund node-llama-cpp@$(NLC_VERSION) @node-llama-cpp/linux-x64@$(NLC_VERSION)
 oracle: $(ORACLE)/node_modules/node-llama-cpp/package.json
 
-check: deps model all $(BUILD)/check_slora oracle
+check: deps model all $(BUILD)/check_slora $(BUILD)/gguf_quantize oracle
 	$(BUILD)/check_slora
 	@pass=0; failed=""; for t in tests/e2e/*.sh; do echo "== $$t"; \
 	  if BUILD=$(BUILD) PYTHON=$(PYTHON) SLORA_ORACLE=$(ORACLE) bash $$t; then pass=$$((pass + 1)); \

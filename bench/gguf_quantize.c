@@ -6,7 +6,9 @@
  * llama.cpp's logits check our quantizers (slorad quantize is the product
  * command; this is a bench tool).
  *
- * usage: gguf_quantize IN.gguf OUT.gguf TYPE
+ * usage: gguf_quantize IN.gguf OUT.gguf TYPE [PART=TYPE2 ...]
+ *   a 2-D tensor whose name contains PART gets TYPE2 instead (mixed files
+ *   like Q4_K_M: ffn_down=Q6_K attn_v=Q6_K).
  */
 #include <slora/gguf.h>
 #include <slora/quant.h>
@@ -58,14 +60,17 @@ struct out_tensor {
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s IN.gguf OUT.gguf TYPE\n", argv[0]);
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s IN.gguf OUT.gguf TYPE [PART=TYPE2 ...]\n", argv[0]);
         return 2;
     }
-    int qt = slora_dtype_parse(argv[3]);
-    if (qt < 0 || !slora_dtype_is_weight((uint32_t)qt)) {
-        fprintf(stderr, "unknown weight type %s\n", argv[3]);
-        return 2;
+    for (int a = 3; a < argc; a++) {
+        const char *eq = strchr(argv[a], '=');
+        int t = slora_dtype_parse(eq ? eq + 1 : argv[a]);
+        if (t < 0 || !slora_dtype_is_weight((uint32_t)t) || (a == 3) != !eq) {
+            fprintf(stderr, "bad type argument %s\n", argv[a]);
+            return 2;
+        }
     }
     size_t len;
     uint8_t *buf = read_all(argv[1], &len);
@@ -81,6 +86,14 @@ int main(int argc, char **argv)
         int64_t cols = (int64_t)t->ne[0], rows = (int64_t)(t->nbytes / (t->dtype ? 2 : 4)) / cols;
         float *f = malloc((size_t)(rows * cols) * sizeof(float));
         slora_quant_dequantize(t->dtype, t->data, f, rows * cols);
+        int qt = slora_dtype_parse(argv[3]);
+        for (int a = 4; a < argc; a++) {
+            const char *eq = strchr(argv[a], '=');
+            char part[128];
+            snprintf(part, sizeof(part), "%.*s", (int)(eq - argv[a]), argv[a]);
+            if (memmem(t->name, t->name_len, part, strlen(part)))
+                qt = slora_dtype_parse(eq + 1);
+        }
         uint32_t type = t->n_dims == 2 && slora_dtype_row_bytes((uint32_t)qt, cols) ? (uint32_t)qt
                                                                                    : 0;
         size_t rb = slora_dtype_row_bytes(type, cols);

@@ -101,18 +101,19 @@ static void quantize_row(enum slora_dtype wt, const float *x, int64_t cols, uint
         break;
     }
     default: {
+        /* Q8_1 blocks: Q8_0's qs and d plus ggml's s = f16(d sum(qs)) */
         int32_t *s = (int32_t *)xr.s;
         float *ds = (float *)xr.ds;
         for (int64_t b = 0; b < cols / 32; b++) {
-            struct slora_quant_q8_0 blk;
-            slora_quant_quantize(SLORA_DTYPE_Q8_0, x + 32 * b, &blk, 32);
+            struct slora_quant_q8_1 blk;
+            slora_quant_quantize(SLORA_DTYPE_Q8_1, x + 32 * b, &blk, 32);
             memcpy(qs + 32 * b, blk.qs, 32);
             int sum = 0;
             for (int k = 0; k < 32; k++)
                 sum += blk.qs[k];
             d[b] = slora_quant_f16_to_f32(blk.d);
             s[b] = sum;
-            ds[b] = d[b] * (float)sum;
+            ds[b] = slora_quant_f16_to_f32(blk.s);
         }
         break;
     }

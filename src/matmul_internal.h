@@ -9,9 +9,9 @@
  *   F32  (F32, F16, BF16 weights): float x[cols]
  *   Q8   (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 weights, nb = cols / 32):
  *        i8 qs[cols] | float d[nb] | i32 s[nb] | float ds[nb]
- *        qs and d as ggml's Q8_0 (d = f16 rounding of amax / 127, then
- *        widened), s = sum of the block's qs, ds = d * s (the Q8_1 "s",
- *        kept in f32)
+ *        qs and d as ggml's Q8_0/Q8_1 (d = f16 rounding of amax / 127,
+ *        widened), s = sum of the block's qs, ds = Q8_1's s (the f16
+ *        rounding of d sum(qs) with the unrounded d), widened
  *   Q8K  (K-quant weights, nb = cols / 256):
  *        i8 qs[cols] | float d[nb] | i16 bsums[16 nb] | i16 bsums32[8 nb]
  *        as ggml's Q8_K, plus the sums of 32 consecutive qs

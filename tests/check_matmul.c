@@ -112,7 +112,8 @@ static float block_amax(const struct fixture *f, int i, int64_t j)
 
 /* Bound on |y - W x| for activation row i, weight row r: the activation
  * format's rounding (Q8: half a step of amax / 127 plus the f16 rounding of
- * the step; F32: none) plus float summation, cols
+ * the step; Q8_1's f16 d sum(q), which Q4_1/Q5_1 scale by the block min:
+ * 2^-11 of max|w| sum|x| per block; F32: none) plus float summation, cols
  * terms of relative 2^-22 each, over sum |w x|. */
 static double float_bound(const struct fixture *f, int i, int64_t r, double *ref)
 {
@@ -124,6 +125,12 @@ static double float_bound(const struct fixture *f, int i, int64_t r, double *ref
         abs += fabs(w * x);
         if (vt != SLORA_DTYPE_F32)
             q += fabs(w) * block_amax(f, i, j) * (1.0 / 254 + 1.0 / 1024);
+        if (vt == SLORA_DTYPE_Q8_1) {
+            double wmax = 0;
+            for (int64_t k = j / 32 * 32; k < j / 32 * 32 + 32; k++)
+                wmax = fmax(wmax, fabs(f->wf[r * f->cols + k]));
+            q += wmax * 1.01 * fabs(x) / 2048;
+        }
     }
     *ref = s;
     return q + abs * (double)(f->cols + 16) / 4194304.0 + 1e-30;
@@ -247,13 +254,13 @@ START_TEST(formats)
     ck_assert_uint_eq(slora_matmul_xq_bytes(SLORA_DTYPE_Q8_K, 256), 0);
     ck_assert_uint_eq(slora_matmul_xq_bytes((enum slora_dtype)5, 256), 0);
     ck_assert_uint_eq(slora_matmul_xq_bytes(SLORA_DTYPE_F32, 3), 64);
-    /* the Q8 row holds the values of ggml's Q8_0 blocks */
+    /* the Q8 row holds the values of ggml's Q8_1 blocks (Q8_0's qs and d) */
     float x[64];
     fill(x, 64, 5);
     uint8_t *xq = xalloc(slora_matmul_xq_bytes(SLORA_DTYPE_Q8_0, 64));
     slora_matmul_quantize(SLORA_DTYPE_Q8_0, x, 1, 64, xq, 0);
-    struct slora_quant_q8_0 blk[2];
-    ck_assert_int_eq(slora_quant_quantize(SLORA_DTYPE_Q8_0, x, blk, 64), 0);
+    struct slora_quant_q8_1 blk[2];
+    ck_assert_int_eq(slora_quant_quantize(SLORA_DTYPE_Q8_1, x, blk, 64), 0);
     struct slora__mm_xrow xr = slora__mm_xrow(SLORA_DTYPE_Q8_0, xq, 64);
     for (int b = 0; b < 2; b++) {
         ck_assert_mem_eq((const int8_t *)xr.x + 32 * b, blk[b].qs, 32);
@@ -262,6 +269,7 @@ START_TEST(formats)
         for (int k = 0; k < 32; k++)
             s += blk[b].qs[k];
         ck_assert_int_eq(xr.s[b], s);
+        ck_assert(xr.ds[b] == slora_quant_f16_to_f32(blk[b].s));
     }
     free(xq);
 }
