@@ -216,7 +216,8 @@ int main(int argc, char **argv)
         adapter_init(&ad[i], m, i);
         who[i] = &ad[i];
     }
-    size_t entry = slora_cache_entry_bytes(&ad[0].a);
+    /* bench adapters are dense: F32 dW of every target */
+    size_t entry = slora_delta_bytes(&ad[0].a, &(struct slora_delta_opts){.dense_type = SLORA_DTYPE_F32});
     struct slora_cache_config cc = {.budget_bytes = 8 * entry + entry / 2};
     struct slora_cache *cache = slora_cache_new(m, &cc);
     struct slora_engine_config ec = {.threads = threads, .max_batch = 16, .max_queue = 64};

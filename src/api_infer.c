@@ -1126,6 +1126,15 @@ void slora_api_infer_split_threads(int64_t threads, long cpus, int *engine, int 
     *engine = total > 1 ? total - 1 : 1;
 }
 
+/* The dense deltas' type: exact F32 over float bases, BF16 over quantized
+ * ones unless configured (docs/configuration.md, delta_dtype). */
+static enum slora_dtype delta_type(const struct slora_model *m, const char *name)
+{
+    if (!strcmp(name, "auto"))
+        return slora_model_is_quantized(m) ? SLORA_DTYPE_BF16 : SLORA_DTYPE_F32;
+    return (enum slora_dtype)slora_dtype_parse(name);
+}
+
 int slora_api_infer_start(const struct slora_model *m, struct slora_registry *reg,
                           const struct slora_config *cfg, struct slora_api_infer **out)
 {
@@ -1139,6 +1148,7 @@ int slora_api_infer_start(const struct slora_model *m, struct slora_registry *re
     struct slora_cache_config cc = {
         .budget_bytes = (size_t)cfg->delta_cache_bytes,
         .gen_threads = gen_threads,
+        .delta_type = delta_type(m, cfg->delta_dtype),
         .is_current = reg ? version_is_current : NULL,
         .is_current_arg = reg,
     };

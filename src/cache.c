@@ -15,6 +15,7 @@
 #include <slora/cache.h>
 #include <slora/error.h>
 #include <slora/log.h>
+#include <slora/delta.h>
 #include <slora/superlora.h>
 
 #include <inttypes.h>
@@ -37,10 +38,9 @@ struct slora_cache_handle {
     char *id;
     char version[SLORA_CACHE_VERSION_MAX];
     const struct slora_adapter *adapter; /* borrowed while generating, then NULL */
-    float *dw;                           /* (adapter->total) dW_all: every target's dW */
-    struct slora_delta *deltas;          /* (adapter->n_targets) views into dw */
-    size_t bytes;                        /* adapter->total * 4 */
-    struct slora_weights ws;             /* one term: the targets' deltas */
+    struct slora_delta_set *set;         /* the targets' deltas, once generated */
+    size_t bytes;                        /* slora_delta_bytes */
+    struct slora_weights ws;             /* one term: the set's deltas */
     int refs;                            /* handles out + waiters */
     bool ready;
     bool stale;                          /* version retired: never served again */
@@ -67,7 +67,7 @@ struct slora_cache_reservation {
 struct slora_cache {
     const struct slora_model *model;
     size_t budget;
-    slora_cache_gen_fn gen;
+    struct slora_delta_opts dopts; /* how entries are built */
     slora_cache_current_fn is_current;
     void *is_current_arg;
     pthread_mutex_t lock;
@@ -87,9 +87,9 @@ struct slora_cache {
     uint64_t allocs;          /* delta allocations so far (atomic) */
 };
 
-size_t slora_cache_entry_bytes(const struct slora_adapter *a)
+size_t slora_cache_entry_bytes(const struct slora_cache *c, const struct slora_adapter *a)
 {
-    return (size_t)a->total * sizeof(float);
+    return slora_delta_bytes(a, &c->dopts);
 }
 
 static double now_seconds(void)
@@ -134,8 +134,7 @@ static void free_entry(struct slora_cache_handle *e)
     if (!e)
         return;
     slora_weights_deinit(&e->ws);
-    free(e->deltas);
-    free(e->dw);
+    slora_delta_set_free(e->set);
     free(e->id);
     free(e);
 }
@@ -248,29 +247,19 @@ static void carry_pin(struct slora_cache *c, struct slora_cache_handle *e)
     c->st.pinned_bytes += e->bytes;
 }
 
-/* Expand the adapter into e->dw and point the weight set's deltas at it;
+/* Expand the adapter into its deltas and point the weight set at them;
  * the forward pass adds dW x to the base product (W is never copied). */
 static int build_entry(struct slora_cache *c, struct slora_cache_handle *e, char *diag,
                        size_t diag_len)
 {
-    const struct slora_adapter *a = e->adapter;
     uint64_t n = __atomic_add_fetch(&c->allocs, 1, __ATOMIC_RELAXED);
-    e->dw = n == c->alloc_fault_nth ? NULL : malloc(e->bytes ? e->bytes : 1);
-    e->deltas = calloc((size_t)(a->n_targets ? a->n_targets : 1), sizeof(*e->deltas));
-    if (!e->dw || !e->deltas) {
+    if (n == c->alloc_fault_nth) {
         snprintf(diag, diag_len, "cannot allocate %zu bytes for the deltas", e->bytes);
         return SLORA_ENOMEM;
     }
-    int err = c->gen(a, e->dw, 1, diag, diag_len);
-    if (err)
-        return err;
-    if ((err = slora_superlora_to_native(a, c->model, e->dw))) {
-        snprintf(diag, diag_len, "cannot reorder the q/k deltas for this model");
-        return err;
-    }
-    err = slora_superlora_bind(a, c->model, e->dw, SLORA_DTYPE_F32, e->deltas, &e->ws, 0);
-    if (err)
-        snprintf(diag, diag_len, "adapter %s was made for another base model shape", e->id);
+    int err = slora_delta_set_new(c->model, e->adapter, &c->dopts, &e->set, diag, diag_len);
+    if (!err)
+        slora_delta_set_bind(e->set, &e->ws, 0);
     return err;
 }
 
@@ -345,7 +334,12 @@ struct slora_cache *slora_cache_new(const struct slora_model *m,
     }
     c->model = m;
     c->budget = cfg ? cfg->budget_bytes : SLORA_CACHE_DEFAULT_BYTES;
-    c->gen = cfg && cfg->gen ? cfg->gen : slora_superlora_generate;
+    c->dopts = (struct slora_delta_opts){
+        .dense_type = cfg ? cfg->delta_type : SLORA_DTYPE_F32,
+        .factored = !(cfg && cfg->dense_only),
+        .n_threads = 1,
+        .gen = cfg ? cfg->gen : NULL,
+    };
     c->is_current = cfg ? cfg->is_current : NULL;
     c->is_current_arg = cfg ? cfg->is_current_arg : NULL;
     c->n_threads = cfg && cfg->gen_threads > 0 ? cfg->gen_threads : 1;
@@ -448,7 +442,7 @@ int slora_cache_acquire(struct slora_cache *c, const char *id, const char *versi
     e->ws.id = ++c->next_ws_id;
     snprintf(e->version, sizeof(e->version), "%s", version);
     e->adapter = a;
-    e->bytes = slora_cache_entry_bytes(a);
+    e->bytes = slora_cache_entry_bytes(c, a);
     e->refs = 1;
     e->waiters = w;
     e->next = c->entries;
@@ -579,7 +573,7 @@ static int pin_refused(const struct slora_cache *c, const char *id, size_t bytes
 int slora_cache_pin_check(struct slora_cache *c, const char *id, const struct slora_adapter *a,
                           char *diag, size_t diag_len)
 {
-    size_t bytes = slora_cache_entry_bytes(a);
+    size_t bytes = slora_cache_entry_bytes(c, a);
     pthread_mutex_lock(&c->lock);
     size_t after = pinned_after(c, id, bytes);
     pthread_mutex_unlock(&c->lock);
@@ -618,7 +612,7 @@ int slora_cache_pin_reserve(struct slora_cache *c, const char *id, const struct 
         snprintf(diag, diag_len, "out of memory");
         return SLORA_ENOMEM;
     }
-    size_t bytes = slora_cache_entry_bytes(a);
+    size_t bytes = slora_cache_entry_bytes(c, a);
     r->bytes = bytes;
     pthread_mutex_lock(&c->lock);
     size_t after = pinned_after(c, id, bytes);

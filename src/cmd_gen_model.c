@@ -47,7 +47,8 @@ static const char usage_text[] =
     "  --rms-eps F        RMSNorm epsilon (default 1e-5)\n"
     "  --bias             q/k/v biases on a llama model\n"
     "  --vocab-from G     copy G's vocabulary, special tokens and chat template (GGUF);\n"
-    "                     the vocabulary size becomes G's\n";
+    "                     the vocabulary size becomes G's, or --vocab if larger (padded\n"
+    "                     with unused [PAD<i>] tokens)\n";
 
 static int usage_error(const char *msg, const char *arg)
 {
@@ -117,7 +118,9 @@ static int open_vocab(const char *path, struct vocab_src *v, struct slora_model_
         snprintf(diag, diag_len, "%s: no tokenizer.ggml.tokens array", path);
         return SLORA_EFORMAT;
     }
-    cfg->shape.vocab_size = (int)toks->n;
+    /* the file's vocabulary, or a larger --vocab padded with unused tokens */
+    if (cfg->shape.vocab_size < (int)toks->n)
+        cfg->shape.vocab_size = (int)toks->n;
     int64_t id;
     cfg->bos_id = slora_gguf_get_int(v->g, "tokenizer.ggml.bos_token_id", &id) ? -1 : (int)id;
     cfg->eos_id = slora_gguf_get_int(v->g, "tokenizer.ggml.eos_token_id", &id) ? -1 : (int)id;

@@ -94,7 +94,8 @@ int slora_cmd_serve(int argc, char **argv)
     slora_log_set_level((enum slora_log_level)slora_log_level_parse(cfg->log_level));
     int status = 1;
     struct serve sv = {.argc = argc, .argv = argv};
-    if (slora_model_load(cfg->model, NULL, &sv.model, diag, sizeof(diag))) {
+    struct slora_model_opts mo = {.max_context = (int)cfg->max_context};
+    if (slora_model_load(cfg->model, &mo, &sv.model, diag, sizeof(diag))) {
         slora_error("%s", diag);
         goto out_free_config;
     }

@@ -59,6 +59,8 @@ static const struct key keys[] = {
      NULL},
     {"delta_cache_bytes", KEY_INT, OFF(delta_cache_bytes), NULL, 512 * MIB, 0, INT64_C(1) << 40,
      NULL},
+    {"delta_dtype", KEY_STRING, OFF(delta_dtype), "auto", 0, 0, 0, "--delta-dtype"},
+    {"max_context", KEY_INT, OFF(max_context), NULL, 4096, 16, 1 << 20, "--max-context"},
     {"max_tokens", KEY_INT, OFF(max_tokens), NULL, 512, 1, 1 << 20, NULL},
     {"max_batch", KEY_INT, OFF(max_batch), NULL, 16, 1, 1024, NULL},
     {"queue_depth", KEY_INT, OFF(queue_depth), NULL, 256, 1, 1 << 20, NULL},
@@ -486,6 +488,11 @@ static int finish(struct slora_config *c, char *diag, size_t diag_len)
         return slora__diag(diag, diag_len, SLORA_EINVAL,
                            "config key 'log_level': '%s' is not one of debug, info, warn, error",
                            c->log_level);
+    if (strcmp(c->delta_dtype, "auto") && strcmp(c->delta_dtype, "f32") &&
+        strcmp(c->delta_dtype, "f16") && strcmp(c->delta_dtype, "bf16"))
+        return slora__diag(diag, diag_len, SLORA_EINVAL,
+                           "config key 'delta_dtype': '%s' is not one of auto, f32, f16, bf16",
+                           c->delta_dtype);
     char host[256];
     int port;
     if (slora_config_listen_split(c->listen, host, sizeof(host), &port))

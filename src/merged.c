@@ -2,7 +2,6 @@
 #include <slora/error.h>
 #include <slora/matmul.h>
 #include <slora/merged.h>
-#include <slora/superlora.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,27 +10,17 @@ int slora_merged_new(const struct slora_model *m, const struct slora_adapter *a,
                      unsigned id, struct slora_merged **out, char *diag, size_t diag_len)
 {
     *out = NULL;
-    size_t n = (size_t)(a->total ? a->total : 1);
     struct slora_merged *mg = calloc(1, sizeof(*mg));
     int err = SLORA_ENOMEM;
-    if (!mg || !(mg->dw = malloc(sizeof(float) * n)) ||
-        !(mg->deltas = calloc((size_t)(a->n_targets ? a->n_targets : 1), sizeof(*mg->deltas))) ||
-        slora_weights_init(&mg->ws, m, 1)) {
-        snprintf(diag, diag_len, "out of memory for %lld deltas", (long long)a->total);
+    if (!mg || slora_weights_init(&mg->ws, m, 1)) {
+        snprintf(diag, diag_len, "out of memory");
         goto err_free_merged;
     }
-    err = slora_superlora_generate(a, mg->dw, n_threads, diag, diag_len);
-    if (err)
+    const struct slora_delta_opts o = {.dense_type = SLORA_DTYPE_F32, .n_threads = n_threads};
+    if ((err = slora_delta_set_new(m, a, &o, &mg->set, diag, diag_len)))
         goto err_free_merged;
-    if ((err = slora_superlora_to_native(a, m, mg->dw))) {
-        snprintf(diag, diag_len, "cannot reorder the q/k deltas for this model");
-        goto err_free_merged;
-    }
-    err = slora_superlora_bind(a, m, mg->dw, SLORA_DTYPE_F32, mg->deltas, &mg->ws, 0);
-    if (err) {
-        snprintf(diag, diag_len, "the adapter's base shape does not match the model");
-        goto err_free_merged;
-    }
+    slora_delta_set_bind(mg->set, &mg->ws, 0);
+    mg->dw = slora_delta_set_dense_f32(mg->set);
     mg->ws.id = id;
     mg->adapter = slora_adapter_ref((struct slora_adapter *)a);
     *out = mg;
@@ -99,7 +88,6 @@ void slora_merged_free(struct slora_merged *mg)
         return;
     slora_weights_deinit(&mg->ws);
     slora_adapter_unref((struct slora_adapter *)mg->adapter);
-    free(mg->deltas);
-    free(mg->dw);
+    slora_delta_set_free(mg->set);
     free(mg);
 }

@@ -144,6 +144,18 @@ const struct slora_tensor *slora_model_matrix(const struct slora_model *m, int l
     return &m->layers[layer].w[mod];
 }
 
+bool slora_model_is_quantized(const struct slora_model *m)
+{
+    int n = slora_model_n_tensors(m);
+    for (int i = 0; i < n; i++) {
+        struct slora_model_tensor t;
+        slora_model_tensor(m, i, &t);
+        if (slora_dtype_block_elems(t.t.type) > 1)
+            return true;
+    }
+    return false;
+}
+
 int64_t slora_model_native_row(const struct slora_model *m, enum slora_module mod, int64_t r)
 {
     if (!m->cfg.qk_rotate_half || (mod != SLORA_MOD_WQ && mod != SLORA_MOD_WK))

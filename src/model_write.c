@@ -178,12 +178,72 @@ out_free:
     return rc;
 }
 
-static int copy_vocab(struct slora_gguf_writer *w, const struct slora_gguf *g)
+/* The tokens of g padded to n_vocab with unused "[PAD<i>]" entries, as
+ * llama.cpp's converter pads a checkpoint whose embedding is larger than
+ * its tokenizer. */
+static int pad_tokens(struct slora_gguf_writer *w, const struct slora_gguf_kv *kv, int n_vocab)
+{
+    size_t n = (size_t)n_vocab;
+    const char **s = calloc(n, sizeof(*s));
+    size_t *lens = calloc(n, sizeof(*lens));
+    char *pads = calloc(n - kv->n, 24);
+    int rc = SLORA_ENOMEM;
+    if (s && lens && pads) {
+        const uint8_t *p = kv->value;
+        for (size_t i = 0; i < n; i++) {
+            if (i < kv->n) {
+                uint64_t len;
+                memcpy(&len, p, 8);
+                s[i] = (const char *)p + 8;
+                lens[i] = (size_t)len;
+                p += 8 + len;
+            } else {
+                char *pad = pads + 24 * (i - kv->n);
+                lens[i] = (size_t)snprintf(pad, 24, "[PAD%zu]", i);
+                s[i] = pad;
+            }
+        }
+        rc = slora_gguf_writer_add_str_array(w, "tokenizer.ggml.tokens", s, lens, n);
+    }
+    free(s);
+    free(lens);
+    free(pads);
+    return rc;
+}
+
+/* An I32 (token types, UNUSED = 5) or F32 (scores, 0) array padded to n. */
+static int pad_array(struct slora_gguf_writer *w, const struct slora_gguf_kv *kv, const char *key,
+                     int n_vocab)
+{
+    uint32_t *v = calloc((size_t)n_vocab, 4);
+    if (!v)
+        return SLORA_ENOMEM;
+    memcpy(v, kv->value, 4 * (size_t)kv->n);
+    for (size_t i = kv->n; i < (size_t)n_vocab; i++)
+        v[i] = kv->arr_type == SLORA_GGUF_I32 ? 5 : 0;
+    int rc = slora_gguf_writer_add_array(w, key, kv->arr_type, v, (size_t)n_vocab);
+    free(v);
+    return rc;
+}
+
+/* g's tokenizer.* keys verbatim, the vocabulary arrays padded to n_vocab. */
+static int copy_vocab(struct slora_gguf_writer *w, const struct slora_gguf *g, int n_vocab)
 {
     int rc = 0;
     for (size_t i = 0; !rc && i < g->n_kv; i++) {
         const struct slora_gguf_kv *kv = &g->kv[i];
-        if (kv->key_len > 10 && !memcmp(kv->key, "tokenizer.", 10))
+        if (kv->key_len <= 10 || memcmp(kv->key, "tokenizer.", 10))
+            continue;
+        char key[64];
+        snprintf(key, sizeof(key), "%.*s", kv->key_len > 63 ? 63 : (int)kv->key_len, kv->key);
+        bool pad = kv->type == SLORA_GGUF_ARRAY && kv->n < (uint64_t)n_vocab;
+        if (pad && !strcmp(key, "tokenizer.ggml.tokens") && kv->arr_type == SLORA_GGUF_STRING)
+            rc = pad_tokens(w, kv, n_vocab);
+        else if (pad && (!strcmp(key, "tokenizer.ggml.token_type") ||
+                         !strcmp(key, "tokenizer.ggml.scores")) &&
+                 (kv->arr_type == SLORA_GGUF_I32 || kv->arr_type == SLORA_GGUF_F32))
+            rc = pad_array(w, kv, key, n_vocab);
+        else
             rc = slora_gguf_writer_add_kv(w, kv);
     }
     return rc;
@@ -252,7 +312,7 @@ int slora_model_write_gguf(const struct slora_model *m, const struct slora_model
         return SLORA_ENOMEM;
     }
     add_hparams(w, m, o->name);
-    int rc = o->tok ? add_vocab(w, m, o->tok) : o->vocab_from ? copy_vocab(w, o->vocab_from) : 0;
+    int rc = o->tok ? add_vocab(w, m, o->tok) : o->vocab_from ? copy_vocab(w, o->vocab_from, m->cfg.shape.vocab_size) : 0;
     if (!rc && !o->tok && !o->vocab_from && m->cfg.bos_id >= 0) {
         slora_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)m->cfg.bos_id);
         slora_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)m->cfg.eos_id);

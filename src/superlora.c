@@ -656,26 +656,6 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
     return bad >= 0 ? nonfinite_diag(a, bad, diag, diag_len) : 0;
 }
 
-int slora_superlora_bind(const struct slora_adapter *a, const struct slora_model *m,
-                         const void *dw_all, enum slora_dtype dtype, struct slora_delta *deltas,
-                         struct slora_weights *ws, int term)
-{
-    if (!slora_arch_shape_equal(&a->cfg.base, &m->cfg.shape))
-        return SLORA_EMISMATCH;
-    size_t elem = slora_dtype_block_bytes(dtype);
-    if (slora_dtype_block_elems(dtype) != 1 || dtype == SLORA_DTYPE_Q8_K || !elem)
-        return SLORA_EINVAL;
-    for (int j = 0; j < a->n_targets; j++) {
-        const struct slora_target *t = &a->targets[j];
-        struct slora_delta *d = &deltas[j];
-        d->kind = SLORA_DELTA_DENSE;
-        slora_tensor_init(&d->dw, dtype, (const char *)dw_all + (size_t)t->offset * elem, t->rows,
-                          t->cols);
-        slora_weights_set(ws, term, t->layer, t->module, d);
-    }
-    return 0;
-}
-
 int slora_superlora_to_native(const struct slora_adapter *a, const struct slora_model *m,
                               float *dw_all)
 {

@@ -779,47 +779,6 @@ START_TEST(huge_code_rejected)
 }
 END_TEST
 
-/* ---- deltas bound into a weight set ---- */
-
-START_TEST(bind_points_weights_at_deltas)
-{
-    struct fixture *f = fx_new(4096);
-    static const int64_t shapes[2][2] = {{3, 4}, {3, 4}};
-    fx_targets(f, 2, shapes);
-    f->t[1].layer = 2;
-    f->t[1].module = SLORA_MOD_WV;
-    float dw[24];
-    uint16_t dw16[24];
-    for (int i = 0; i < 24; i++)
-        dw[i] = 0.5f * (float)i;
-    struct slora_layer layers[3] = {0};
-    struct slora_model m = {.layers = layers};
-    m.cfg.shape = f->a.cfg.base;
-    const struct slora_delta *slots[2 * 3 * SLORA_MOD_COUNT] = {0};
-    struct slora_weights ws = {.model = &m, .n_terms = 2, .delta = slots};
-    struct slora_delta deltas[2];
-    ck_assert_int_eq(slora_superlora_bind(&f->a, &m, dw, SLORA_DTYPE_F32, deltas, &ws, 1), 0);
-    ck_assert_ptr_null(slora_weights_delta(&ws, 0, 0, SLORA_MOD_WQ));
-    ck_assert_ptr_eq(slora_weights_delta(&ws, 1, 0, SLORA_MOD_WQ), &deltas[0]);
-    ck_assert_ptr_eq(slora_weights_delta(&ws, 1, 2, SLORA_MOD_WV), &deltas[1]);
-    ck_assert_int_eq(deltas[1].kind, SLORA_DELTA_DENSE);
-    ck_assert_ptr_eq(deltas[0].dw.data, dw);
-    ck_assert_ptr_eq(deltas[1].dw.data, dw + 12);
-    ck_assert_int_eq(deltas[1].dw.rows, 3);
-    ck_assert_int_eq(deltas[1].dw.cols, 4);
-    /* 16-bit deltas: offsets count elements */
-    ck_assert_int_eq(slora_superlora_bind(&f->a, &m, dw16, SLORA_DTYPE_BF16, deltas, &ws, 0), 0);
-    ck_assert_ptr_eq(deltas[1].dw.data, dw16 + 12);
-    ck_assert_int_eq(deltas[1].dw.type, SLORA_DTYPE_BF16);
-    ck_assert_int_eq(slora_superlora_bind(&f->a, &m, dw, SLORA_DTYPE_Q8_0, deltas, &ws, 0),
-                     SLORA_EINVAL);
-    m.cfg.shape.dim = 32;
-    ck_assert_int_eq(slora_superlora_bind(&f->a, &m, dw, SLORA_DTYPE_F32, deltas, &ws, 0),
-                     SLORA_EMISMATCH);
-    fx_free(f);
-}
-END_TEST
-
 Suite *slora_superlora_suite(void)
 {
     Suite *s = suite_create("superlora");
@@ -846,7 +805,6 @@ Suite *slora_superlora_suite(void)
     tcase_add_loop_test(tc, inconsistent_group_rejected, 0,
                         (int)(sizeof(table_cases) / sizeof(table_cases[0])));
     tcase_add_test(tc, huge_code_rejected);
-    tcase_add_test(tc, bind_points_weights_at_deltas);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -41,6 +41,7 @@
 #define SLORA_CACHE_H
 
 #include <slora/adapter.h>
+#include <slora/delta.h>
 #include <slora/model.h>
 #include <slora/weights.h>
 
@@ -54,8 +55,7 @@
 
 /* Delta generator (tests inject one to control timing); the default is
  * slora_superlora_generate. Writes adapter->total floats to out. */
-typedef int (*slora_cache_gen_fn)(const struct slora_adapter *a, float *out, int n_threads,
-                                  char *diag, size_t diag_len);
+typedef slora_delta_gen_fn slora_cache_gen_fn;
 
 /* Is `version` still the registered version of id? (The registry answers;
  * called with the cache lock held, so it must not call into the cache.) */
@@ -65,6 +65,8 @@ struct slora_cache_config {
     size_t budget_bytes;    /* 0: nothing stays resident once unused (config NULL: the default) */
     int gen_threads;        /* cache worker threads; 0 = 1 */
     slora_cache_gen_fn gen; /* NULL = slora_superlora_generate */
+    enum slora_dtype delta_type; /* dense deltas' type: F32 (0, the default), F16 or BF16 */
+    bool dense_only;             /* never the factored form (delta.h) */
     /* Optional: each acquire then retires entries whose version is no
      * longer current, and each last release checks its entry, so versions
      * replaced or deleted behind the cache's back are freed once unused
@@ -140,8 +142,9 @@ void slora_cache_unpin(struct slora_cache *c, const char *id);
 int slora_cache_retire(struct slora_cache *c, const char *id, const char *version,
                        const struct slora_adapter *a);
 
-/* Bytes an entry for this adapter holds. */
-size_t slora_cache_entry_bytes(const struct slora_adapter *a);
+/* Bytes an entry for this adapter holds (slora_delta_bytes under the
+ * cache's delta options). */
+size_t slora_cache_entry_bytes(const struct slora_cache *c, const struct slora_adapter *a);
 
 struct slora_cache_stats {
     uint64_t hits;      /* acquires served by a resident or in-flight entry */

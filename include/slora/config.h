@@ -35,6 +35,8 @@ struct slora_config {
     int64_t drain_timeout_ms;  /* SIGTERM: in-flight requests get this long */
     int64_t max_adapter_params;
     int64_t delta_cache_bytes;
+    char *delta_dtype;         /* dense deltas: auto (F32, BF16 on quantized bases), f32, f16, bf16 */
+    int64_t max_context;       /* served context (KV cache per sequence), at most the model's */
     int64_t max_tokens;               /* cap on a completion's max_tokens */
     int64_t max_batch;                /* sequences decoded together */
     int64_t queue_depth;              /* waiting sequences before 503 */

@@ -10,6 +10,7 @@
 #define SLORA_MERGED_H
 
 #include <slora/adapter.h>
+#include <slora/delta.h>
 #include <slora/model.h>
 #include <slora/weights.h>
 
@@ -17,8 +18,8 @@
 
 struct slora_merged {
     struct slora_weights ws;    /* the base with every target's delta */
-    float *dw;                  /* (N) dW_all; owned */
-    struct slora_delta *deltas; /* (n_targets) views into dw; owned */
+    struct slora_delta_set *set; /* dense F32 deltas; owned */
+    const float *dw;            /* (N) dW_all in the model's row order, inside set */
     const struct slora_adapter *adapter; /* own reference */
 };
 

@@ -134,6 +134,8 @@ int slora_model_new_blank(const struct slora_model_config *cfg, struct slora_mod
 /* Give a blank model a rope_freqs tensor (head_dim / 2 divisors, all 1.0
  * until filled through slora_model_blank_data): Llama 3's RoPE scaling. */
 int slora_model_blank_add_rope_freqs(struct slora_model *m);
+/* Is any matrix or the embeddings in a block-quantized type? */
+bool slora_model_is_quantized(const struct slora_model *m);
 /* Row r (GGUF order) of module mod is row slora_model_native_row(m, mod, r)
  * of the loaded matrix: the identity except for wq/wk of a model with
  * qk_rotate_half, where GGUF's interleaved pair (2i, 2i + 1) of a head is

@@ -11,11 +11,11 @@
 
 #include <slora/adapter.h>
 #include <slora/perm.h> /* slora_rnd, slora_perm: spec section 6 */
-#include <slora/tensor.h>
-#include <slora/weights.h>
 
 #include <stddef.h>
 #include <stdint.h>
+
+struct slora_model;
 
 /* Generate dW_all into out (adapter->total floats). Returns 0,
  * SLORA_ENONFINITE (a non-finite entry; diag names the matrix and index),
@@ -37,15 +37,6 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
 /* Bytes of the one scratch allocation generate makes for this adapter. */
 size_t slora_superlora_scratch_bytes(const struct slora_adapter *a, int n_threads);
 
-/* For every target j: deltas[j] becomes a dense view (rows, cols) of
- * dw_all (N elements of dtype: F32, F16 or BF16, in dW_all's layout) and
- * term `term` of ws points (layer, module) at it. ws must have been
- * initialised on model m with more than `term` terms; dw_all and deltas
- * must outlive ws. Returns 0, SLORA_EINVAL (dtype) or SLORA_EMISMATCH when
- * the adapter's base shape is not m's. */
-int slora_superlora_bind(const struct slora_adapter *a, const struct slora_model *m,
-                         const void *dw_all, enum slora_dtype dtype, struct slora_delta *deltas,
-                         struct slora_weights *ws, int term);
 /* dW_all (F32, as generated: every delta in GGUF row order, spec section 1)
  * into the loaded model's row order: the wq/wk targets' rows permuted when
  * the model keeps HF's rotate-half order (qk_rotate_half); else nothing.

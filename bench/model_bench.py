@@ -1,0 +1,179 @@
+#!/usr/bin/python3
+"""model_bench.py - decode and prefill tok/s, slorad against llama.cpp, side by
+side in one run on the same GGUF files and thread counts.
+
+Models (generated once into $BUILD/bench-models by `slorad gen-model` and
+`slorad quantize`): a stories110M shape (dim 768, 12 layers, 12 heads,
+FFN 2048, vocab 32000 from the shared llama-spm vocabulary) and a
+Llama-3.2-1B shape (dim 2048, 16 layers, 32/8 heads, FFN 8192, vocab
+128256: the gpt-2 vocabulary padded, theta 500000, tied), in F32, F16, Q8_0
+and Q4_K_M. Each (model, threads) pair runs REPS times, the two engines
+interleaved (order alternating per repetition); llama.cpp is timed by its
+own performance counters (bench/llama_bench.mjs), slorad by bench_model
+with the same protocol. Medians and spreads go to bench/results/model.{json,md}.
+
+Adapter overhead (issue 11): decode with a warm LoRA r=16 on q, k, v, o of
+every layer (factored) and with a cross-layer Tucker adapter (dense, BF16)
+against base decode on the Q4_K_M file of each shape.
+
+Environment: BUILD, SLORA_ORACLE, SHAPES ("110m 1b"), TYPES ("f32 f16 q8_0
+q4_k_m"), THREADS ("1 2"), REPS (5), N_PROMPT (512), N_GEN (64).
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+BUILD = os.environ.get("BUILD", "build")
+S = os.path.join(BUILD, "slorad")
+ORACLE = os.environ.get("SLORA_ORACLE", os.path.abspath(os.path.join(BUILD, "oracle")))
+VOCAB = "../shared/models/vocab"
+SHAPES = {
+    "110m": ["--dim", "768", "--hidden", "2048", "--layers", "12", "--heads", "12",
+             "--kv-heads", "12", "--seq-len", "2048",
+             "--vocab-from", VOCAB + "/ggml-vocab-llama-spm.gguf"],
+    "1b": ["--dim", "2048", "--hidden", "8192", "--layers", "16", "--heads", "32",
+           "--kv-heads", "8", "--seq-len", "2048", "--rope-theta", "500000", "--shared-classifier",
+           "--vocab", "128256", "--vocab-from", VOCAB + "/ggml-vocab-gpt-2.gguf"],
+}
+BASE = {"110m": "768,12,12,12,2048,32000", "1b": "2048,16,32,8,8192,128256"}
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def model_file(shape, dtype):
+    d = os.path.join(BUILD, "bench-models")
+    os.makedirs(d, exist_ok=True)
+    f32 = os.path.join(d, "%s-f32.gguf" % shape)
+    if not os.path.exists(f32):
+        run([S, "gen-model", *SHAPES[shape], "--seed", "1", "-o", f32 + ".tmp"])
+        os.rename(f32 + ".tmp", f32)
+    out = os.path.join(d, "%s-%s.gguf" % (shape, dtype))
+    if not os.path.exists(out):
+        if dtype in ("f16", "bf16"):
+            run([S, "convert", "--model", f32, "--dtype", dtype, "-o", out + ".tmp"])
+        else:
+            run([S, "quantize", f32, out + ".tmp", "--type", dtype])
+        os.rename(out + ".tmp", out)
+    return out
+
+
+def adapter_files(shape):
+    d = os.path.join(BUILD, "bench-models")
+    lora = os.path.join(d, "%s-lora16-qkvo.safetensors" % shape)
+    tucker = os.path.join(d, "%s-tucker-xlayer.safetensors" % shape)
+    if not os.path.exists(lora):
+        run([sys.executable, "tests/e2e/lib/gen_adapter.py", lora, "--rank", "16",
+             "--modules", "wq,wk,wv,wo", "--base", BASE[shape], "--scale", "0.01"])
+    if not os.path.exists(tucker):
+        run([sys.executable, "bench/gen_tucker.py", tucker, "--base", BASE[shape]])
+    return lora, tucker
+
+
+def slorad(model, threads, extra=()):
+    out = run([os.path.join(BUILD, "bench_model"), "--model", model, "--threads", str(threads),
+               "--prompt", os.environ.get("N_PROMPT", "512"), "--gen",
+               os.environ.get("N_GEN", "64"), *extra])
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def llama(model, threads):
+    out = run(["node", "bench/llama_bench.mjs", model, str(threads),
+               os.environ.get("N_PROMPT", "512"), os.environ.get("N_GEN", "64")],
+              env={**os.environ, "SLORA_ORACLE": ORACLE})
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def summary(xs):
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+def main():
+    shapes = os.environ.get("SHAPES", "110m 1b").split()
+    types = os.environ.get("TYPES", "f32 f16 q8_0 q4_k_m").split()
+    threads = [int(t) for t in os.environ.get("THREADS", "1 2").split()]
+    reps = int(os.environ.get("REPS", "5"))
+    load = open("/proc/loadavg").read().split()[:3]
+    results = []
+    for shape in shapes:
+        for dtype in types:
+            model = model_file(shape, dtype)
+            for t in threads:
+                ours, theirs = {"prefill": [], "decode": []}, {"prefill": [], "decode": []}
+                for r in range(reps):
+                    order = [("slorad", slorad), ("llama.cpp", llama)]
+                    if r % 2:
+                        order.reverse()
+                    for name, fn in order:
+                        res = fn(model, t)
+                        dst = ours if name == "slorad" else theirs
+                        dst["prefill"].append(res["prefill_tps"])
+                        dst["decode"].append(res["decode_tps"])
+                row = {"shape": shape, "type": dtype, "threads": t,
+                       "slorad": {k: summary(v) for k, v in ours.items()},
+                       "llama_cpp": {k: summary(v) for k, v in theirs.items()}}
+                for k in ("prefill", "decode"):
+                    row[k + "_ratio"] = row["slorad"][k]["median"] / row["llama_cpp"][k]["median"]
+                results.append(row)
+                print("%-5s %-7s %d thr: decode %.2f vs %.2f tok/s (%.2fx), prefill %.1f vs %.1f "
+                      "(%.2fx)" % (shape, dtype, t, row["slorad"]["decode"]["median"],
+                                   row["llama_cpp"]["decode"]["median"], row["decode_ratio"],
+                                   row["slorad"]["prefill"]["median"],
+                                   row["llama_cpp"]["prefill"]["median"], row["prefill_ratio"]),
+                      file=sys.stderr, flush=True)
+    adapters = []
+    if os.environ.get("ADAPTERS", "1") == "1" and "q4_k_m" in types:
+        for shape in shapes:
+            model = model_file(shape, "q4_k_m")
+            lora, tucker = adapter_files(shape)
+            for t in threads:
+                runs = {"base": [], "lora16_factored": [], "tucker_dense_bf16": []}
+                for r in range(reps):
+                    runs["base"].append(slorad(model, t)["decode_tps"])
+                    runs["lora16_factored"].append(slorad(model, t, ["--adapter", lora])["decode_tps"])
+                    runs["tucker_dense_bf16"].append(
+                        slorad(model, t, ["--adapter", tucker, "--delta-dtype", "bf16"])["decode_tps"])
+                row = {"shape": shape, "threads": t, **{k: summary(v) for k, v in runs.items()}}
+                base = row["base"]["median"]
+                row["lora16_overhead_pct"] = 100 * (base / row["lora16_factored"]["median"] - 1)
+                row["tucker_overhead_pct"] = 100 * (base / row["tucker_dense_bf16"]["median"] - 1)
+                adapters.append(row)
+                print("%-5s q4_k_m %d thr adapters: LoRA r=16 +%.1f%%, Tucker dense BF16 +%.1f%%"
+                      % (shape, t, row["lora16_overhead_pct"], row["tucker_overhead_pct"]),
+                      file=sys.stderr, flush=True)
+    report = {"load_before": load, "load_after": open("/proc/loadavg").read().split()[:3],
+              "reps": reps, "n_prompt": int(os.environ.get("N_PROMPT", "512")),
+              "n_gen": int(os.environ.get("N_GEN", "64")), "results": results,
+              "adapters": adapters}
+    os.makedirs("bench/results", exist_ok=True)
+    with open("bench/results/model.json", "w") as f:
+        json.dump(report, f, indent=1)
+    md = ["## Base model: slorad vs llama.cpp (same GGUF, same threads, interleaved)", "",
+          "Medians of %d runs (min-max); prefill %d tokens in one batch, decode %d tokens; "
+          "load average %s before, %s after." % (reps, report["n_prompt"], report["n_gen"],
+                                                  " ".join(load), " ".join(report["load_after"])),
+          "", "| shape | type | threads | decode slorad | decode llama.cpp | ratio | "
+          "prefill slorad | prefill llama.cpp | ratio |", "|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda s: "%.2f (%.2f-%.2f)" % (s["median"], s["min"], s["max"])  # noqa: E731
+    for r in results:
+        md.append("| %s | %s | %d | %s | %s | %.2fx | %s | %s | %.2fx |" % (
+            r["shape"], r["type"], r["threads"], fmt(r["slorad"]["decode"]),
+            fmt(r["llama_cpp"]["decode"]), r["decode_ratio"], fmt(r["slorad"]["prefill"]),
+            fmt(r["llama_cpp"]["prefill"]), r["prefill_ratio"]))
+    if adapters:
+        md += ["", "### Adapter overhead on Q4_K_M decode (slorad, warm)", "",
+               "| shape | threads | base tok/s | LoRA r=16 q,k,v,o (factored) | overhead | "
+               "cross-layer Tucker (dense BF16) | overhead |", "|---|---|---|---|---|---|---|"]
+        for r in adapters:
+            md.append("| %s | %d | %s | %s | %.1f%% | %s | %.1f%% |" % (
+                r["shape"], r["threads"], fmt(r["base"]), fmt(r["lora16_factored"]),
+                r["lora16_overhead_pct"], fmt(r["tucker_dense_bf16"]), r["tucker_overhead_pct"]))
+    with open("bench/results/model.md", "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()
