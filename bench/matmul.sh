@@ -5,7 +5,8 @@
 #      same run (bench/results/matmul.md);
 #   2. side by side with llama.cpp on stories110M-shaped models whose
 #      matrices are all one type (gen-model + gguf_quantize): llama.cpp's own
-#      timings (prompt of 512 tokens, then decode) against the time of our
+#      timings (bench/llama_bench.mjs: prompt of 512 tokens, then 32 decode
+#      steps) against the time of our
 #      products of the same matrices alone, interleaved, median of REPS
 #      (bench/results/matmul_llama.md). llama.cpp's figure covers its whole
 #      forward (attention, norms, ...), ours only the products, so the
@@ -33,7 +34,7 @@ done
 : > "$tmp/runs.jsonl"
 for rep in $(seq "$REPS"); do
     for t in $TYPES; do
-        l=$(node bench/llama_timing.mjs "$tmp/$t.gguf" 512 33 1)
+        l=$(node bench/llama_bench.mjs "$tmp/$t.gguf" 1 512 32)
         p=$("$BUILD/bench_matmul" --model "$t" 768,2048,12,32000 512)
         d=$("$BUILD/bench_matmul" --model "$t" 768,2048,12,32000 1)
         echo "{\"type\": \"$t\", \"llama\": $l, \"ours_prefill\": $p, \"ours_decode\": $d}" >> "$tmp/runs.jsonl"
@@ -46,8 +47,8 @@ types = list(dict.fromkeys(r["type"] for r in runs))
 rows = []
 for t in types:
     rs = [r for r in runs if r["type"] == t]
-    lp = [r["llama"]["prompt_tokens"] / r["llama"]["prompt_ms"] * 1e3 for r in rs]
-    ld = [r["llama"]["eval_runs"] / r["llama"]["eval_ms"] * 1e3 for r in rs]
+    lp = [r["llama"]["prefill_tps"] for r in rs]
+    ld = [r["llama"]["decode_tps"] for r in rs]
     op = [r["ours_prefill"]["tok_s"] for r in rs]
     od = [r["ours_decode"]["tok_s"] for r in rs]
     med = statistics.median
