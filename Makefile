@@ -9,7 +9,7 @@ PYTHON   ?= /usr/bin/python3
 VERSION  := 0.1.0
 
 PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
-        clang libclang-rt-14-dev python3-numpy python3-torch python3-matplotlib curl systemd nodejs
+        clang libclang-rt-14-dev python3-numpy python3-jinja2 python3-torch python3-matplotlib curl systemd nodejs
 # Only `make bench` needs these.
 BENCH_PKGS := wrk
 
@@ -211,6 +211,10 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+
+# Test-only driver of the chat-template engine (tests/e2e/chat_templates.sh).
+$(BUILD)/tmpl_render: tests/template/tmpl_render.c $(LIB)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
 $(BUILD)/bench_engine: bench/bench_engine.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)

@@ -27,13 +27,6 @@ static uint64_t gd_scale_scalar(float *w, size_t count, uint64_t z)
     return sum;
 }
 
-static inline bool nonfinite1(float x)
-{
-    uint32_t b;
-    memcpy(&b, &x, sizeof(b));
-    return (b & 0x7F800000u) == 0x7F800000u;
-}
-
 static void outer_row_scalar(float *dst, const float *u, const float *at, size_t ld, size_t n,
                              size_t r, float scale)
 {
@@ -70,6 +63,14 @@ static void stride_scalar(float *v, size_t n, size_t s)
 }
 
 #ifdef __AVX2__
+
+/* The AVX2 paths check single elements at the ragged ends. */
+static inline bool nonfinite1(float x)
+{
+    uint32_t b;
+    memcpy(&b, &x, sizeof(b));
+    return (b & 0x7F800000u) == 0x7F800000u;
+}
 
 static inline __m256 bfly_in_vector(__m256 v)
 {

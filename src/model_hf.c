@@ -322,11 +322,13 @@ static int open_shards(struct hf *h, struct slora_model *m)
         json_object_foreach(map, k, v) {
             const char *f = json_string_value(v);
             if (!f || !shard_name_ok(f)) {
+                /* k belongs to index: format the message before releasing it */
+                rc = slora__diag(h->diag, h->diag_len, SLORA_EFORMAT,
+                                 "%s/model.safetensors.index.json: tensor '%.64s' maps to an "
+                                 "invalid file name",
+                                 h->dir, k);
                 json_decref(index);
-                return slora__diag(h->diag, h->diag_len, SLORA_EFORMAT,
-                                   "%s/model.safetensors.index.json: tensor '%.64s' maps to an "
-                                   "invalid file name",
-                                   h->dir, k);
+                return rc;
             }
             bool seen = false;
             for (int i = 0; i < n && !seen; i++)
