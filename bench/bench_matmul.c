@@ -339,6 +339,14 @@ int main(int argc, char **argv)
                    "`slora_matmul` (activations already quantized). n = 1 cycles through\n"
                    "copies of the matrix beyond the L3, so it reads DRAM.\n\n");
         fprintf(f, "Plain memory-read loop in the same run: **%.1f GB/s**.\n\n", mem);
+        char load[64] = "?";
+        FILE *la = fopen("/proc/loadavg", "r");
+        if (la) {
+            if (!fgets(load, sizeof(load), la))
+                snprintf(load, sizeof(load), "?");
+            fclose(la);
+        }
+        fprintf(f, "Machine load average at the end (2 cores): %s\n", load);
         fprintf(f, "| type | rows | cols | n | ms | GB/s | GFLOP/s |\n|---|---|---|---|---|---|---|\n");
         for (int i = 0; i < nres; i++)
             fprintf(f, "| %s | %d | %d | %d | %.3f | %.1f | %.1f |\n", res[i].type, res[i].rows,

@@ -76,5 +76,7 @@ with open(sys.argv[3], "w") as f:
                 f" | {r['llama_decode']:.0f} [{s['llama_decode'][0]:.0f}, {s['llama_decode'][1]:.0f}]"
                 f" | {r['ours_decode']:.0f} [{s['ours_decode'][0]:.0f}, {s['ours_decode'][1]:.0f}]"
                 f" | {r['ours_decode'] / r['llama_decode']:.2f} |\n")
+with open(sys.argv[3], "a") as f:
+    f.write("\nMachine load average at the end (2 cores): " + open("/proc/loadavg").read())
 print(open(sys.argv[3]).read())
 EOF
