@@ -22,26 +22,16 @@ static float dot_f32(const float *w, const struct slora__mm_xrow *x, int64_t col
     return s;
 }
 
-static float dot_f16(const uint8_t *w, const struct slora__mm_xrow *x, int64_t cols)
+/* F16 or BF16 weights, widened, times the f32 activations. */
+static float dot_half(enum slora_dtype t, const uint8_t *w, const struct slora__mm_xrow *x,
+                      int64_t cols)
 {
     const float *xv = x->x;
     float s = 0;
     for (int64_t j = 0; j < cols; j++) {
         uint16_t h;
         memcpy(&h, w + 2 * j, 2);
-        s += h2f(h) * xv[j];
-    }
-    return s;
-}
-
-static float dot_bf16(const uint8_t *w, const struct slora__mm_xrow *x, int64_t cols)
-{
-    const float *xv = x->x;
-    float s = 0;
-    for (int64_t j = 0; j < cols; j++) {
-        uint16_t h;
-        memcpy(&h, w + 2 * j, 2);
-        s += slora_quant_bf16_to_f32(h) * xv[j];
+        s += (t == SLORA_DTYPE_F16 ? h2f(h) : slora_quant_bf16_to_f32(h)) * xv[j];
     }
     return s;
 }
@@ -201,9 +191,8 @@ static float dot(enum slora_dtype t, const uint8_t *w, const struct slora__mm_xr
     case SLORA_DTYPE_F32:
         return dot_f32((const float *)w, x, cols);
     case SLORA_DTYPE_F16:
-        return dot_f16(w, x, cols);
     case SLORA_DTYPE_BF16:
-        return dot_bf16(w, x, cols);
+        return dot_half(t, w, x, cols);
     case SLORA_DTYPE_Q4_K:
     case SLORA_DTYPE_Q5_K:
         return dot_k_min(t, w, x, cols);
