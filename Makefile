@@ -9,7 +9,8 @@ PYTHON   ?= /usr/bin/python3
 VERSION  := 0.1.0
 
 PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
-        clang libclang-rt-14-dev python3-numpy python3-jinja2 python3-torch python3-matplotlib curl systemd nodejs
+        clang libclang-rt-14-dev python3-numpy python3-jinja2 python3-torch python3-matplotlib curl systemd nodejs \
+        python3-venv python3-setuptools python3-wheel
 # Only `make bench` needs these.
 BENCH_PKGS := wrk
 
@@ -117,7 +118,7 @@ oracle: $(ORACLE)/node_modules/node-llama-cpp/package.json
 check: deps model all $(BUILD)/check_slora $(BUILD)/gguf_quantize oracle
 	$(BUILD)/check_slora
 	@pass=0; failed=""; for t in tests/e2e/*.sh; do echo "== $$t"; \
-	  if BUILD=$(BUILD) PYTHON=$(PYTHON) SLORA_ORACLE=$(ORACLE) bash $$t; then pass=$$((pass + 1)); \
+	  if BUILD=$(BUILD) PYTHON=$(PYTHON) SLORA_ORACLE=$(ORACLE) SLORA_SHARED=$(SHARED) bash $$t; then pass=$$((pass + 1)); \
 	  else failed="$$failed $$t"; fi; done; \
 	  nfail=$$(echo $$failed | wc -w); \
 	  [ -z "$$failed" ] || echo "failed e2e scripts:$$failed"; \

@@ -1,13 +1,15 @@
 /* adapter.c - parse and validate a SuperLoRA adapter (spec sections 1-7).
  *
  * Order of work: safetensors structure (safetensors.c), then the
- * __metadata__.superlora config (jansson, duplicate keys rejected), then the
+ * __metadata__.superlora config (adapter_config.c), then the
  * target list and group sizes computed arithmetically, then the tensor names
  * (sorted), then one allocation for the targets, groups and factor tables
  * sized exactly to what the file has, the shapes checked into it, then the
  * resource limits, and only then the one allocation proportional to the
- * data (the float32 parameter buffer). Every size product is
- * overflow-checked.
+ * data (the float32 parameter buffer, pointed into but not yet written).
+ * Validation then checks the expansion cost from the shapes alone, before
+ * the data is converted and before any delta memory exists. Every size
+ * product is overflow-checked.
  *
  * The finished adapter is immutable; its refcount is the only mutable field
  * and is updated atomically, so any thread may ref/unref and read it.
@@ -15,12 +17,12 @@
 #include "internal.h"
 
 #include <slora/adapter.h>
+#include <slora/adapter_config.h>
 #include <slora/error.h>
 #include <slora/safetensors.h>
 #include <slora/superlora.h>
 
 #include <errno.h>
-#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -28,7 +30,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MAX_SEED ((1LL << 53) - 1)
 #define CORE_IDX SLORA_MAX_ORDER /* sorts a core after its factors */
 
 void slora_adapter_limits_default(struct slora_adapter_limits *lim)
@@ -38,342 +39,8 @@ void slora_adapter_limits_default(struct slora_adapter_limits *lim)
     lim->max_fastfood = 1LL << 28;
     lim->max_core = 1LL << 24;
     lim->max_groups = 4096;
-}
-
-/* ---- config JSON ---------------------------------------------------------- */
-
-/* Reject null anywhere; path names the offending key or index. */
-static int find_null(json_t *v, char *path, size_t cap, size_t used, char *diag, size_t diag_len)
-{
-    if (json_is_null(v))
-        return slora__diag(diag, diag_len, SLORA_EFORMAT, "superlora%s is null", path);
-    if (json_is_object(v)) {
-        const char *key;
-        json_t *c;
-        json_object_foreach(v, key, c)
-        {
-            snprintf(path + used, cap - used, ".%s", key);
-            size_t n = strlen(path);
-            int err = find_null(c, path, cap, n, diag, diag_len);
-            if (err)
-                return err;
-        }
-    } else if (json_is_array(v)) {
-        for (size_t i = 0; i < json_array_size(v); i++) {
-            snprintf(path + used, cap - used, "[%zu]", i);
-            size_t n = strlen(path);
-            int err = find_null(json_array_get(v, i), path, cap, n, diag, diag_len);
-            if (err)
-                return err;
-        }
-    }
-    path[used] = '\0';
-    return 0;
-}
-
-/* Every key of obj must be in the NULL-terminated list. */
-static int check_keys(json_t *obj, const char *where, const char *const *allowed, char *diag,
-                      size_t diag_len)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v)
-    {
-        const char *const *a = allowed;
-        while (*a && strcmp(*a, key))
-            a++;
-        if (!*a)
-            return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s: unknown key '%s'", where, key);
-    }
-    return 0;
-}
-
-static int parse_seed(json_t *v, const char *where, uint64_t *out, char *diag, size_t diag_len)
-{
-    if (!json_is_integer(v))
-        return slora__diag(diag, diag_len, SLORA_EFORMAT, "%s must be an integer in [0, 2^53 - 1]",
-                           where);
-    json_int_t s = json_integer_value(v);
-    if (s < 0 || s > MAX_SEED)
-        return slora__diag(diag, diag_len, SLORA_ERANGE, "%s = %lld is outside [0, 2^53 - 1]",
-                           where, (long long)s);
-    *out = (uint64_t)s;
-    return 0;
-}
-
-static int parse_base(json_t *b, const struct slora_shape *model, struct slora_shape *out,
-                      char *diag, size_t diag_len)
-{
-    static const char *const keys[] = {"dim",        "n_layers",   "n_heads", "n_kv_heads",
-                                       "hidden_dim", "vocab_size", NULL};
-    if (!json_is_object(b))
-        return slora__diag(diag, diag_len, SLORA_EFORMAT, "superlora.base must be an object");
-    int err = check_keys(b, "superlora.base", keys, diag, diag_len);
-    if (err)
-        return err;
-    int vals[6];
-    for (int i = 0; i < 6; i++) {
-        json_t *v = json_object_get(b, keys[i]);
-        if (!v)
-            return slora__diag(diag, diag_len, SLORA_EFORMAT, "superlora.base.%s missing", keys[i]);
-        json_int_t x = json_is_integer(v) ? json_integer_value(v) : 0;
-        if (i == 5 && x < 0 && x >= -INT_MAX)
-            x = -x;
-        if (x < 1 || x > INT_MAX)
-            return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                               "superlora.base.%s must be a positive integer", keys[i]);
-        vals[i] = (int)x;
-    }
-    *out = (struct slora_shape){.dim = vals[0],
-                                .n_layers = vals[1],
-                                .n_heads = vals[2],
-                                .n_kv_heads = vals[3],
-                                .hidden_dim = vals[4],
-                                .vocab_size = vals[5]};
-    if (out->dim % out->n_heads || out->n_heads % out->n_kv_heads)
-        return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                           "superlora.base: dim %d, n_heads %d, n_kv_heads %d are inconsistent",
-                           out->dim, out->n_heads, out->n_kv_heads);
-    if (!model)
-        return 0;
-    const int want[6] = {model->dim,        model->n_layers,   model->n_heads,
-                         model->n_kv_heads, model->hidden_dim, model->vocab_size};
-    for (int i = 0; i < 6; i++)
-        if (vals[i] != want[i])
-            return slora__diag(diag, diag_len, SLORA_EMISMATCH,
-                               "superlora.base.%s is %d, the loaded model has %d", keys[i], vals[i],
-                               want[i]);
-    return 0;
-}
-
-static int parse_modules(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
-{
-    if (!json_is_array(v) || json_array_size(v) == 0)
-        return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                           "superlora.modules must be a non-empty list");
-    for (size_t i = 0; i < json_array_size(v); i++) {
-        json_t *e = json_array_get(v, i);
-        if (!json_is_string(e))
-            return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                               "superlora.modules[%zu] is not a string", i);
-        int m = slora_arch_module_parse(json_string_value(e));
-        if (m < 0)
-            return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                               "superlora.modules[%zu]: unknown module '%s'", i,
-                               json_string_value(e));
-        for (int j = 0; j < c->n_modules; j++)
-            if ((int)c->modules[j] == m)
-                return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                                   "superlora.modules[%zu]: '%s' repeats module '%s'", i,
-                                   json_string_value(e), slora_arch_module_name(m));
-        c->modules[c->n_modules++] = m;
-    }
-    return 0;
-}
-
-/* Explicit layers (bounded by the header size) or, when absent, all layers
- * (the list is filled in once N has been checked against the limits). */
-static int parse_layers(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
-{
-    if (!v) {
-        c->n_layers = c->base.n_layers;
-        return 0;
-    }
-    if (!json_is_array(v) || json_array_size(v) == 0)
-        return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                           "superlora.layers must be a non-empty list");
-    if (json_array_size(v) > (size_t)c->base.n_layers)
-        return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                           "superlora.layers has %zu entries, the model has %d layers",
-                           json_array_size(v), c->base.n_layers);
-    c->n_layers = (int)json_array_size(v);
-    c->layers = malloc(sizeof(*c->layers) * (size_t)c->n_layers);
-    if (!c->layers)
-        return slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for superlora.layers");
-    for (int i = 0; i < c->n_layers; i++) {
-        json_t *e = json_array_get(v, (size_t)i);
-        if (!json_is_integer(e))
-            return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                               "superlora.layers[%d] is not an integer", i);
-        json_int_t l = json_integer_value(e);
-        if (l < 0 || l >= c->base.n_layers)
-            return slora__diag(diag, diag_len, SLORA_ERANGE,
-                               "superlora.layers[%d] = %lld is outside [0, %d)", i, (long long)l,
-                               c->base.n_layers);
-        if (i > 0 && l <= c->layers[i - 1])
-            return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                               "superlora.layers[%d] = %lld: layers must be strictly ascending", i,
-                               (long long)l);
-        c->layers[i] = (int)l;
-    }
-    return 0;
-}
-
-static int parse_groups(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
-{
-    if (!v) {
-        c->groups_kind = SLORA_GROUPS_MATRIX;
-        return 0;
-    }
-    if (json_is_integer(v)) {
-        c->groups_kind = SLORA_GROUPS_COUNT;
-        c->groups_count = json_integer_value(v);
-        if (c->groups_count < 1)
-            return slora__diag(diag, diag_len, SLORA_ERANGE, "superlora.groups = %lld must be >= 1",
-                               (long long)c->groups_count);
-        return 0;
-    }
-    const char *s = json_is_string(v) ? json_string_value(v) : "";
-    if (!strcmp(s, "matrix")) {
-        c->groups_kind = SLORA_GROUPS_MATRIX;
-    } else if (!strcmp(s, "layer")) {
-        c->groups_kind = SLORA_GROUPS_LAYER;
-        if (c->order != SLORA_ORDER_LAYER)
-            return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                               "superlora.groups \"layer\" requires order \"layer\"");
-    } else if (!strcmp(s, "module")) {
-        c->groups_kind = SLORA_GROUPS_MODULE;
-        if (c->order != SLORA_ORDER_MODULE)
-            return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                               "superlora.groups \"module\" requires order \"module\"");
-    } else {
-        return slora__diag(
-            diag, diag_len, SLORA_EFORMAT,
-            "superlora.groups must be an integer or \"matrix\", \"layer\", \"module\"");
-    }
-    return 0;
-}
-
-/* The last object key before byte pos of a JSON text ("" if none), so a
- * syntax error such as a number overflow names the key it belongs to. */
-static void last_key(const char *text, int pos, char *key, size_t cap)
-{
-    key[0] = '\0';
-    int colon = pos - 1;
-    while (colon >= 0 && text[colon] != ':')
-        colon--;
-    int end = colon - 1;
-    while (end >= 0 && (text[end] == ' ' || text[end] == '\t' || text[end] == '\n'))
-        end--;
-    if (end < 1 || text[end] != '"')
-        return;
-    int start = end - 1;
-    while (start >= 0 && text[start] != '"')
-        start--;
-    if (start < 0 || (size_t)(end - start) > cap)
-        return;
-    memcpy(key, text + start + 1, (size_t)(end - start - 1));
-    key[end - start - 1] = '\0';
-}
-
-static int parse_order(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
-{
-    const char *s = !v ? "layer" : json_is_string(v) ? json_string_value(v) : "";
-    if (strcmp(s, "layer") && strcmp(s, "module"))
-        return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                           "superlora.order must be \"layer\" or \"module\"");
-    c->order = !strcmp(s, "module") ? SLORA_ORDER_MODULE : SLORA_ORDER_LAYER;
-    return 0;
-}
-
-static int parse_shuffle(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
-{
-    static const char *const keys[] = {"seed", NULL};
-    if (!v)
-        return 0;
-    c->shuffle = true;
-    if (!json_is_object(v))
-        return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                           "superlora.shuffle must be an object {\"seed\"}");
-    int err = check_keys(v, "superlora.shuffle", keys, diag, diag_len);
-    return err ? err
-               : parse_seed(json_object_get(v, "seed"), "superlora.shuffle.seed", &c->shuffle_seed,
-                            diag, diag_len);
-}
-
-static int parse_projection(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
-{
-    static const char *const keys[] = {"kind", "seed", NULL};
-    if (!v)
-        return 0;
-    c->projection = true;
-    if (!json_is_object(v))
-        return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                           "superlora.projection must be an object {\"kind\", \"seed\"}");
-    int err = check_keys(v, "superlora.projection", keys, diag, diag_len);
-    if (err)
-        return err;
-    json_t *kind = json_object_get(v, "kind");
-    if (!json_is_string(kind) || strcmp(json_string_value(kind), "fastfood"))
-        return slora__diag(diag, diag_len, SLORA_EUNSUPPORTED,
-                           "superlora.projection.kind must be \"fastfood\"");
-    return parse_seed(json_object_get(v, "seed"), "superlora.projection.seed", &c->projection_seed,
-                      diag, diag_len);
-}
-
-static int parse_alpha(json_t *v, struct slora_adapter_config *c, char *diag, size_t diag_len)
-{
-    c->alpha = 1.0f;
-    if (!v)
-        return 0;
-    if (!json_is_number(v))
-        return slora__diag(diag, diag_len, SLORA_EFORMAT, "superlora.alpha must be a number");
-    c->alpha = (float)json_number_value(v);
-    if (!isfinite(c->alpha))
-        return slora__diag(diag, diag_len, SLORA_ENONFINITE,
-                           "superlora.alpha = %g is not a finite float32", json_number_value(v));
-    return 0;
-}
-
-/* The config object: keys in the order later ones depend on earlier ones
- * (layers on base, groups on order). */
-static int parse_root(json_t *root, const struct slora_shape *model, struct slora_adapter_config *c,
-                      char *diag, size_t diag_len)
-{
-    static const char *const keys[] = {"version", "base",    "modules",    "layers", "order",
-                                       "groups",  "shuffle", "projection", "alpha",  NULL};
-    char path[256] = "";
-    if (!json_is_object(root))
-        return slora__diag(diag, diag_len, SLORA_EFORMAT,
-                           "__metadata__.superlora is not a JSON object");
-    int err = find_null(root, path, sizeof(path), 0, diag, diag_len);
-    if (err || (err = check_keys(root, "superlora", keys, diag, diag_len)))
-        return err;
-    static const char *const required[] = {"version", "base", "modules"};
-    for (int i = 0; i < 3; i++)
-        if (!json_object_get(root, required[i]))
-            return slora__diag(diag, diag_len, SLORA_EFORMAT, "superlora.%s missing", required[i]);
-    json_t *v = json_object_get(root, "version");
-    if (!json_is_integer(v) || json_integer_value(v) != 1)
-        return slora__diag(diag, diag_len, SLORA_EUNSUPPORTED,
-                           "superlora.version must be the integer 1");
-    if ((err = parse_base(json_object_get(root, "base"), model, &c->base, diag, diag_len)) ||
-        (err = parse_modules(json_object_get(root, "modules"), c, diag, diag_len)) ||
-        (err = parse_layers(json_object_get(root, "layers"), c, diag, diag_len)) ||
-        (err = parse_order(json_object_get(root, "order"), c, diag, diag_len)) ||
-        (err = parse_groups(json_object_get(root, "groups"), c, diag, diag_len)) ||
-        (err = parse_shuffle(json_object_get(root, "shuffle"), c, diag, diag_len)) ||
-        (err = parse_projection(json_object_get(root, "projection"), c, diag, diag_len)))
-        return err;
-    return parse_alpha(json_object_get(root, "alpha"), c, diag, diag_len);
-}
-
-static int parse_config(const char *text, const struct slora_shape *model,
-                        struct slora_adapter_config *c, char *diag, size_t diag_len)
-{
-    json_error_t jerr;
-    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        char key[64];
-        last_key(text, jerr.position, key, sizeof(key));
-        return slora__diag(
-            diag, diag_len, SLORA_EFORMAT,
-            "__metadata__.superlora is not valid JSON (line %d, column %d%s%s%s): %s", jerr.line,
-            jerr.column, *key ? ", after key '" : "", key, *key ? "'" : "", jerr.text);
-    }
-    int err = parse_root(root, model, c, diag, diag_len);
-    json_decref(root);
-    return err;
+    lim->max_expand_bytes = 256LL << 20;
+    lim->max_expand_work = 1LL << 34;
 }
 
 /* ---- targets and groups ---------------------------------------------------- */
@@ -404,7 +71,7 @@ static int count_sizes(struct slora_adapter *a, const struct slora_adapter_limit
     case SLORA_GROUPS_COUNT:
         g = c->groups_count;
         if (g > a->total)
-            return slora__diag(diag, diag_len, SLORA_ERANGE,
+            return slora__diag(diag, diag_len, SLORA_EFORMAT,
                                "superlora.groups = %lld is above N = %lld", (long long)g,
                                (long long)a->total);
         break;
@@ -769,14 +436,32 @@ static int check_code_len(struct slora_group *gr, int64_t g, bool projection, st
     return 0;
 }
 
-/* Convert every tensor into one float32 buffer and point the factors at it. */
-static int load_params(struct slora_adapter *a, const struct entry *es, int n, char *diag,
-                       size_t diag_len)
+/* The float32 parameter buffer, every factor pointed into it in tensor
+ * order. Its pages are not touched yet: an adapter refused for its
+ * expansion cost never costs its converted size. */
+static int point_params(struct slora_adapter *a, const struct entry *es, int n, char *diag,
+                        size_t diag_len)
 {
     a->params = malloc(sizeof(float) * (size_t)(a->n_params ? a->n_params : 1));
     if (!a->params)
         return slora__diag(diag, diag_len, SLORA_ENOMEM, "out of memory for %lld parameters",
                            (long long)a->n_params);
+    float *p = a->params;
+    for (int i = 0; i < n; i++) {
+        struct slora_factor *f = &a->groups[es[i].g].k[es[i].k];
+        if (es[i].m == CORE_IDX)
+            f->core = p;
+        else
+            f->a[es[i].m] = p;
+        p += es[i].t->n_elems;
+    }
+    return 0;
+}
+
+/* Convert every tensor into the buffer, rejecting NaN and Inf. */
+static int convert_params(struct slora_adapter *a, const struct entry *es, int n, char *diag,
+                          size_t diag_len)
+{
     float *p = a->params;
     for (int i = 0; i < n; i++) {
         const struct slora_st_tensor *t = es[i].t;
@@ -787,26 +472,46 @@ static int load_params(struct slora_adapter *a, const struct entry *es, int n, c
                                    "tensor '%s': %s at element %lld (byte offset %zu)", t->name,
                                    isnan(p[e]) ? "NaN" : "Inf", (long long)e,
                                    t->file_offset + (size_t)e * (t->n_bytes / (size_t)t->n_elems));
-        struct slora_factor *f = &a->groups[es[i].g].k[es[i].k];
-        if (es[i].m == CORE_IDX)
-            f->core = p;
-        else
-            f->a[es[i].m] = p;
         p += t->n_elems;
     }
     return 0;
 }
 
+/* What generating a's deltas would cost, against the limits: an adapter of
+ * a few megabytes can ask for gigabytes of intermediates or minutes of
+ * compute. Needs only the shapes. */
+static int check_cost(const struct slora_adapter *a, const struct slora_adapter_limits *lim,
+                      int n_threads, char *diag, size_t diag_len)
+{
+    struct slora_superlora_cost cost;
+    int err = slora_superlora_cost(a, n_threads, &cost, diag, diag_len);
+    if (err)
+        return err;
+    if (cost.scratch_bytes > (uint64_t)lim->max_expand_bytes)
+        return slora__diag(diag, diag_len, SLORA_ELIMIT,
+                           "expanding the adapter needs %zu bytes of intermediates, over the "
+                           "limit of %lld (max_expand_bytes)",
+                           cost.scratch_bytes, (long long)lim->max_expand_bytes);
+    if (cost.work > (uint64_t)lim->max_expand_work)
+        return slora__diag(diag, diag_len, SLORA_ELIMIT,
+                           "expanding the adapter needs about %zu multiply-adds, over the limit "
+                           "of %lld (max_expand_work)",
+                           cost.work, (long long)lim->max_expand_work);
+    return 0;
+}
+
+/* cost_threads > 0: validation, the expansion cost is checked (for that
+ * many generation threads) before the parameters are converted. */
 static int build(struct slora_adapter *a, const struct slora_st *st,
                  const struct slora_shape *model, const struct slora_adapter_limits *lim,
-                 char *diag, size_t diag_len)
+                 int cost_threads, char *diag, size_t diag_len)
 {
     const char *text;
     if (slora_st_meta_get(st, "superlora", &text))
         return slora__diag(diag, diag_len, SLORA_EFORMAT, "__metadata__.superlora missing");
     if (!text)
         return slora__diag(diag, diag_len, SLORA_EFORMAT, "__metadata__.superlora is not a string");
-    int err = parse_config(text, model, &a->cfg, diag, diag_len);
+    int err = slora_adapter_config_parse(text, model, &a->cfg, diag, diag_len);
     if (err || (err = count_sizes(a, lim, diag, diag_len)))
         return err;
 
@@ -843,15 +548,18 @@ static int build(struct slora_adapter *a, const struct slora_st *st,
                           (long long)lim->max_params);
         goto err_free_entries;
     }
-    err = load_params(a, es, st->n_tensors, diag, diag_len);
+    if ((err = point_params(a, es, st->n_tensors, diag, diag_len)) ||
+        (cost_threads > 0 && (err = check_cost(a, lim, cost_threads, diag, diag_len))))
+        goto err_free_entries;
+    err = convert_params(a, es, st->n_tensors, diag, diag_len);
 err_free_entries:
     free(es);
     return err;
 }
 
-int slora_adapter_parse(const void *buf, size_t len, const struct slora_shape *model,
-                        const struct slora_adapter_limits *lim, struct slora_adapter **out,
-                        char *diag, size_t diag_len)
+static int parse_with(const void *buf, size_t len, const struct slora_shape *model,
+                      const struct slora_adapter_limits *lim, int cost_threads,
+                      struct slora_adapter **out, char *diag, size_t diag_len)
 {
     struct slora_adapter_limits def;
     if (!lim) {
@@ -870,7 +578,7 @@ int slora_adapter_parse(const void *buf, size_t len, const struct slora_shape *m
     }
     a->refcount = 1;
     a->file_bytes = len;
-    err = build(a, st, model, lim, diag, diag_len);
+    err = build(a, st, model, lim, cost_threads, diag, diag_len);
     if (err) {
         slora_adapter_unref(a);
         goto err_free_st;
@@ -884,15 +592,23 @@ err_free_st:
     return err;
 }
 
+int slora_adapter_parse(const void *buf, size_t len, const struct slora_shape *model,
+                        const struct slora_adapter_limits *lim, struct slora_adapter **out,
+                        char *diag, size_t diag_len)
+{
+    return parse_with(buf, len, model, lim, 0, out, diag, diag_len);
+}
+
 /* The one call up the layering (adapter -> superlora): an accepted adapter
- * must be servable, so validation includes generating its deltas once. */
+ * must be servable, so validation checks what generating its deltas costs
+ * and then generates them once. */
 int slora_adapter_validate(const void *buf, size_t len, const struct slora_shape *model,
                            const struct slora_adapter_limits *lim, int n_threads,
                            struct slora_adapter **out, char *diag, size_t diag_len)
 {
     struct slora_adapter *a;
     *out = NULL;
-    int err = slora_adapter_parse(buf, len, model, lim, &a, diag, diag_len);
+    int err = parse_with(buf, len, model, lim, n_threads < 1 ? 1 : n_threads, &a, diag, diag_len);
     if (err)
         return err;
     float *scratch = malloc(sizeof(float) * (size_t)(a->total ? a->total : 1));

@@ -54,6 +54,7 @@ struct metrics_source {
 
 struct slora_api {
     struct slora_api_deps deps;
+    struct slora__uploads *uploads;
     const struct slora_api_route **routes; /* (n_routes) */
     size_t n_routes;
     struct metrics_source *sources; /* (n_sources) */
@@ -145,7 +146,8 @@ struct slora_api *slora_api_new(const struct slora_api_deps *deps)
     api->deps = *deps;
     if (api->deps.auth)
         slora_auth_ref(api->deps.auth);
-    if (slora_api_add_routes(api, slora__api_builtin_routes, slora__api_n_builtin_routes) ||
+    if (!(api->uploads = slora__uploads_new()) ||
+        slora_api_add_routes(api, slora__api_builtin_routes, slora__api_n_builtin_routes) ||
         slora_api_add_routes(api, slora__api_adapter_routes, slora__api_n_adapter_routes)) {
         slora_api_free(api);
         return NULL;
@@ -158,6 +160,7 @@ void slora_api_free(struct slora_api *api)
     if (!api)
         return;
     slora_auth_unref(api->deps.auth);
+    slora__uploads_free(api->uploads);
     for (size_t i = 0; i < api->n_by_tenant; i++)
         free(api->by_tenant[i].tenant);
     free(api->by_tenant);
@@ -180,6 +183,11 @@ int slora_api_add_routes(struct slora_api *api, const struct slora_api_route *ro
         api->routes[i] = &routes[i];
     api->n_routes += n;
     return 0;
+}
+
+struct slora__uploads *slora__api_uploads(struct slora_api *api)
+{
+    return api->uploads;
 }
 
 const struct slora_api_deps *slora_api_deps(const struct slora_api *api)

@@ -2,7 +2,7 @@
  *   PUT    /v1/adapters/{tenant}/{name}        upload (raw body), ?dry_run=1
  *   GET    /v1/adapters                        list visible to the caller
  *   GET    /v1/adapters/{tenant}/{name}        metadata (ETag, 304)
- *   GET    /v1/adapters/{tenant}/{name}/file   the exact uploaded bytes
+ *   GET    /v1/adapters/{tenant}/{name}/file   the exact stored bytes
  *   DELETE /v1/adapters/{tenant}/{name}        204
  *
  * Names are checked before anything else (400: they never reach the
@@ -11,13 +11,22 @@
  * hook, before the body is read, so `Expect: 100-continue` gets the final
  * answer at once. Validation, hashing and file I/O run on a worker; the
  * registry op is begun and committed on the loop thread.
+ *
+ * A PUT body that is a tar (a PEFT adapter: adapter_config.json and
+ * adapter_model.safetensors) is converted on the worker into the
+ * SuperLoRA file it means (import.h) for the loaded base; that file is
+ * what is validated, stored and served by GET .../file, and the reply says
+ * "converted_from": "peft".
  */
 #include "api_internal.h"
 
 #include <slora/arch.h>
 #include <slora/auth.h>
+#include <slora/config.h>
 #include <slora/error.h>
+#include <slora/import.h>
 #include <slora/registry.h>
+#include <slora/tar.h>
 
 #include <jansson.h>
 
@@ -104,11 +113,16 @@ static void respond_busy(struct slora_api_call *c, int err, const char *diag)
 
 struct put_job {
     struct slora_api_call *call;
+    struct upload_tenant *slot; /* holds (running) or waits for (waiting) one of its slots */
+    bool running;
+    struct put_job *next_waiting;
+    bool canceled; /* not validated: the client was gone when a worker took it */
     struct slora_registry_op *op; /* owned until commit or abort */
     void *body;
     size_t len;
     bool dry_run;
-    int pin; /* ?pin: -1 absent, 0 unpin, 1 pin */
+    bool converted; /* body was a PEFT tar, now its SuperLoRA file */
+    int pin;        /* ?pin: -1 absent, 0 unpin, 1 pin */
     const struct slora_api_deps *deps;
     int err;
     char diag[DIAG_LEN];
@@ -116,6 +130,140 @@ struct put_job {
     bool created;
     struct slora_cache_reservation *reservation; /* put_admit's, until the hook or put_release */
 };
+
+/* Uploads of one tenant (the path's) validated at once are capped by
+ * max_uploads_per_tenant: more wait here, in arrival order, for one of
+ * their tenant's slots, so one tenant cannot occupy every worker. A slot
+ * is held from validation to the reply (warming and pinning included).
+ * Loop thread only. */
+struct upload_tenant {
+    char name[SLORA_NAME_MAX + 1];
+    int running;
+    struct put_job *head, *tail; /* waiting */
+    struct upload_tenant *next;
+};
+
+struct slora__uploads {
+    struct upload_tenant *tenants; /* those with uploads running or waiting */
+    int64_t waiting;
+};
+
+struct slora__uploads *slora__uploads_new(void)
+{
+    return calloc(1, sizeof(struct slora__uploads));
+}
+
+void slora__uploads_free(struct slora__uploads *u)
+{
+    if (!u)
+        return;
+    while (u->tenants) {
+        struct upload_tenant *t = u->tenants;
+        u->tenants = t->next;
+        free(t);
+    }
+    free(u);
+}
+
+static struct slora__uploads *uploads_of(struct slora_api_call *c)
+{
+    return slora__api_uploads(slora_api_call_api(c));
+}
+
+static void put_work(void *arg);
+static void put_done(void *arg);
+static void uploads_leave(struct put_job *j);
+
+static void put_start(struct put_job *j)
+{
+    j->running = true;
+    j->slot->running++;
+    int err = slora_api_call_queue_work(j->call, put_work, put_done, j);
+    if (err) {
+        uploads_leave(j);
+        respond_busy(j->call, err, "");
+    }
+}
+
+/* A waiting upload whose client went away: answer it, never validate it. */
+static void put_waiting_canceled(void *arg)
+{
+    struct put_job *j = arg;
+    uploads_leave(j);
+    slora_api_call_error(j->call, SLORA_ECANCELED, NULL);
+}
+
+/* Run j now, or queue it behind its tenant's running uploads. */
+static void uploads_enter(struct put_job *j, const char *tenant)
+{
+    struct slora__uploads *u = uploads_of(j->call);
+    struct upload_tenant *t = u->tenants;
+    while (t && strcmp(t->name, tenant))
+        t = t->next;
+    if (!t && (t = calloc(1, sizeof(*t)))) {
+        snprintf(t->name, sizeof(t->name), "%s", tenant);
+        t->next = u->tenants;
+        u->tenants = t;
+    }
+    if (!t) {
+        slora_api_call_error(j->call, SLORA_ENOMEM, NULL);
+        return;
+    }
+    j->slot = t;
+    const struct slora_config *cfg = slora_api_call_config(j->call);
+    if (!cfg || t->running < cfg->max_uploads_per_tenant) {
+        put_start(j);
+        return;
+    }
+    if (t->tail)
+        t->tail->next_waiting = j;
+    else
+        t->head = j;
+    t->tail = j;
+    u->waiting++;
+    slora_api_call_on_cancel(j->call, put_waiting_canceled, j);
+}
+
+/* j no longer holds or waits for a slot; a freed slot goes to the
+ * tenant's next waiting upload. */
+static void uploads_leave(struct put_job *j)
+{
+    struct upload_tenant *t = j->slot;
+    if (!t)
+        return;
+    struct slora__uploads *u = uploads_of(j->call);
+    j->slot = NULL;
+    if (!j->running) {
+        struct put_job **pp = &t->head, *prev = NULL;
+        while (*pp != j) {
+            prev = *pp;
+            pp = &(*pp)->next_waiting;
+        }
+        *pp = j->next_waiting;
+        if (t->tail == j)
+            t->tail = prev;
+        u->waiting--;
+    } else {
+        j->running = false;
+        t->running--;
+        struct put_job *next = t->head;
+        if (next) {
+            t->head = next->next_waiting;
+            if (!t->head)
+                t->tail = NULL;
+            u->waiting--;
+            slora_api_call_on_cancel(next->call, NULL, NULL);
+            put_start(next);
+        }
+    }
+    if (!t->running && !t->head) {
+        struct upload_tenant **tp = &u->tenants;
+        while (*tp != t)
+            tp = &(*tp)->next;
+        *tp = t->next;
+        free(t);
+    }
+}
 
 static void put_job_unreserve(struct put_job *j)
 {
@@ -129,6 +277,7 @@ static void put_job_free(void *p)
     struct put_job *j = p;
     if (!j)
         return;
+    uploads_leave(j);
     if (j->op)
         slora_registry_op_abort(j->op);
     put_job_unreserve(j);
@@ -186,6 +335,7 @@ static int put_head(struct slora_api_call *c)
 static void put_reply(struct slora_api_call *c, int err, const char *message)
 {
     struct put_job *j = slora_api_call_data(c);
+    uploads_leave(j);
     if (err) {
         slora_api_call_error(c, err, "%s", message ? message : slora_strerror(err));
         return;
@@ -193,13 +343,43 @@ static void put_reply(struct slora_api_call *c, int err, const char *message)
     json_t *obj = entry_json(j->entry);
     if (j->dry_run)
         json_object_set_new(obj, "dry_run", json_true());
+    if (j->converted)
+        json_object_set_new(obj, "converted_from", json_string("peft"));
     set_etag(c, j->entry->version);
     slora_api_call_respond_json(c, j->created && !j->dry_run ? 201 : 200, obj);
+}
+
+/* A PEFT tar body becomes its SuperLoRA file (or the PUT is refused). */
+static int put_convert(struct put_job *j)
+{
+    if (!j->deps->model)
+        return slora_registry_op_reject(j->op, SLORA_EUNSUPPORTED,
+                                        "PEFT uploads need the base model");
+    struct slora_import_target t;
+    slora_import_target_init(&t, j->deps->model);
+    void *out;
+    size_t len;
+    int err = slora_import_peft_tar(j->body, j->len, &t, &out, &len, j->diag, sizeof(j->diag));
+    if (err)
+        return slora_registry_op_reject(j->op, err, j->diag);
+    free(j->body);
+    j->body = out;
+    j->len = len;
+    j->converted = true;
+    return 0;
 }
 
 static void put_work(void *arg)
 {
     struct put_job *j = arg;
+    /* The client left (or the drain cut it) while the job waited for a
+     * worker: nobody will read the answer, so validate nothing. */
+    if (slora_api_call_is_canceled(j->call)) {
+        j->canceled = true;
+        return;
+    }
+    if (slora_tar_is_tar(j->body, j->len) && (j->err = put_convert(j)))
+        return;
     j->err = slora_registry_op_run(j->op, j->body, j->len, j->diag, sizeof(j->diag));
 }
 
@@ -207,12 +387,18 @@ static void put_done(void *arg)
 {
     struct put_job *j = arg;
     struct slora_api_call *c = j->call;
+    if (j->canceled) { /* j->op is released with j */
+        uploads_leave(j);
+        slora_api_call_error(c, SLORA_ECANCELED, NULL);
+        return;
+    }
     struct slora_registry_op *op = j->op;
     j->op = NULL;
     free(j->body);
     j->body = NULL;
     j->err = slora_registry_op_commit(op, &j->entry, &j->created, j->diag, sizeof(j->diag));
     if (j->err) {
+        uploads_leave(j);
         put_job_unreserve(j);
         slora_api_call_error(c, j->err, "%s", j->diag[0] ? j->diag : slora_strerror(j->err));
         return;
@@ -236,9 +422,7 @@ static void put_handler(struct slora_api_call *c)
 {
     struct put_job *j = slora_api_call_data(c);
     j->body = slora_api_call_take_body(c, &j->len);
-    int err = slora_api_call_queue_work(c, put_work, put_done, j);
-    if (err)
-        respond_busy(c, err, "");
+    uploads_enter(j, slora_api_call_param(c, 0));
 }
 
 /* ---- GET / DELETE ------------------------------------------------------- */
@@ -427,32 +611,36 @@ void slora__api_adapter_metrics(struct slora_api *api, struct slora_api_text *t)
     slora_registry_stats(r, &s);
     int64_t live, live_bytes;
     slora_registry_live(&live, &live_bytes);
-    slora_api_text_printf(t,
-                          "# HELP slorad_adapters Adapters registered.\n"
-                          "# TYPE slorad_adapters gauge\n"
-                          "slorad_adapters %lld\n"
-                          "# HELP slorad_adapter_bytes Compact bytes of registered adapters.\n"
-                          "# TYPE slorad_adapter_bytes gauge\n"
-                          "slorad_adapter_bytes %lld\n"
-                          "# HELP slorad_adapter_objects_live Adapter versions alive (incl. "
-                          "retired ones still in use).\n"
-                          "# TYPE slorad_adapter_objects_live gauge\n"
-                          "slorad_adapter_objects_live %lld\n"
-                          "slorad_adapter_objects_live_bytes %lld\n"
-                          "# TYPE slorad_adapter_uploads_total counter\n"
-                          "slorad_adapter_uploads_total %llu\n"
-                          "# TYPE slorad_adapter_swaps_total counter\n"
-                          "slorad_adapter_swaps_total %llu\n"
-                          "# TYPE slorad_adapter_deletes_total counter\n"
-                          "slorad_adapter_deletes_total %llu\n"
-                          "# TYPE slorad_adapter_dry_runs_total counter\n"
-                          "slorad_adapter_dry_runs_total %llu\n"
-                          "# HELP slorad_adapter_rejected_total Failed uploads by reason.\n"
-                          "# TYPE slorad_adapter_rejected_total counter\n",
-                          (long long)s.adapters, (long long)s.bytes, (long long)live,
-                          (long long)live_bytes, (unsigned long long)s.uploads,
-                          (unsigned long long)s.swaps, (unsigned long long)s.deletes,
-                          (unsigned long long)s.dry_runs);
+    slora_api_text_printf(
+        t,
+        "# HELP slorad_adapters Adapters registered.\n"
+        "# TYPE slorad_adapters gauge\n"
+        "slorad_adapters %lld\n"
+        "# HELP slorad_adapter_bytes Compact bytes of registered adapters.\n"
+        "# TYPE slorad_adapter_bytes gauge\n"
+        "slorad_adapter_bytes %lld\n"
+        "# HELP slorad_adapter_objects_live Adapter versions alive (incl. "
+        "retired ones still in use).\n"
+        "# TYPE slorad_adapter_objects_live gauge\n"
+        "slorad_adapter_objects_live %lld\n"
+        "slorad_adapter_objects_live_bytes %lld\n"
+        "# TYPE slorad_adapter_uploads_total counter\n"
+        "slorad_adapter_uploads_total %llu\n"
+        "# TYPE slorad_adapter_swaps_total counter\n"
+        "slorad_adapter_swaps_total %llu\n"
+        "# TYPE slorad_adapter_deletes_total counter\n"
+        "slorad_adapter_deletes_total %llu\n"
+        "# TYPE slorad_adapter_dry_runs_total counter\n"
+        "slorad_adapter_dry_runs_total %llu\n"
+        "# HELP slorad_adapter_uploads_waiting Uploads waiting for a slot of "
+        "their tenant (max_uploads_per_tenant).\n"
+        "# TYPE slorad_adapter_uploads_waiting gauge\n"
+        "slorad_adapter_uploads_waiting %lld\n"
+        "# HELP slorad_adapter_rejected_total Failed uploads by reason.\n"
+        "# TYPE slorad_adapter_rejected_total counter\n",
+        (long long)s.adapters, (long long)s.bytes, (long long)live, (long long)live_bytes,
+        (unsigned long long)s.uploads, (unsigned long long)s.swaps, (unsigned long long)s.deletes,
+        (unsigned long long)s.dry_runs, (long long)slora__api_uploads(api)->waiting);
     for (int i = 0; i < SLORA_ERR_COUNT; i++)
         if (s.rejected[i])
             slora_api_text_printf(t, "slorad_adapter_rejected_total{reason=\"%s\"} %llu\n",

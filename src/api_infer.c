@@ -969,13 +969,15 @@ static void metrics(void *arg, struct slora_api_text *out)
         {"slorad_delta_cache_budget_bytes", "gauge", "delta_cache_bytes"},
         {"slorad_engine_waiting", "gauge", "Sequences waiting for a batch slot"},
         {"slorad_engine_running", "gauge", "Sequences in the batch"},
+        {"slorad_engine_acquiring", "gauge",
+         "Sequences in the batch waiting for their adapter's delta to be generated"},
         {"slorad_engine_steps_total", "counter", "Batched forward passes"},
         {"slorad_engine_rows_total", "counter", "Token rows through the forward pass"},
         {"slorad_engine_canceled_total", "counter", "Sequences canceled (client gone)"},
     };
     uint64_t v[] = {cs.hits, cs.misses, cs.evictions, cs.gen_failures, cs.bytes, cs.entries,
                     cs.pinned_bytes, cs.budget_bytes, (uint64_t)es.waiting, (uint64_t)es.running,
-                    es.steps, es.rows, es.canceled};
+                    (uint64_t)es.acquiring, es.steps, es.rows, es.canceled};
     for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
         slora_api_text_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", m[i].name,
                               m[i].help, m[i].name, m[i].type, m[i].name, v[i]);
@@ -1147,6 +1149,7 @@ int slora_api_infer_start(const struct slora_model *m, struct slora_registry *re
                                   &gen_threads);
     struct slora_cache_config cc = {
         .budget_bytes = (size_t)cfg->delta_cache_bytes,
+        .tenant_pin_bytes = (size_t)cfg->max_pinned_bytes_per_tenant,
         .gen_threads = gen_threads,
         .delta_type = delta_type(m, cfg->delta_dtype),
         .is_current = reg ? version_is_current : NULL,
@@ -1157,6 +1160,7 @@ int slora_api_infer_start(const struct slora_model *m, struct slora_registry *re
         .max_batch = (int)cfg->max_batch,
         .max_queue = (int)cfg->queue_depth,
         .tenant_max_seqs = (int)cfg->max_sequences_per_tenant,
+        .tenant_max_acquiring = (int)cfg->max_generations_per_tenant,
     };
     inf->cache = slora_cache_new(m, &cc);
     inf->engine = inf->cache ? slora_engine_new(m, inf->cache, &ec) : NULL;

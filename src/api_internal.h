@@ -19,4 +19,11 @@ struct slora_auth *slora__api_call_auth(const struct slora_api_call *c);
 /* Adapter counters for /metrics (registry stats and live objects). */
 void slora__api_adapter_metrics(struct slora_api *api, struct slora_api_text *t);
 
+/* The per-tenant upload slots of api_adapters.c, one set per API (NULL on
+ * ENOMEM; _free(NULL) is a no-op). */
+struct slora__uploads;
+struct slora__uploads *slora__uploads_new(void);
+void slora__uploads_free(struct slora__uploads *u);
+struct slora__uploads *slora__api_uploads(struct slora_api *api);
+
 #endif

@@ -67,6 +67,7 @@ struct slora_cache_reservation {
 struct slora_cache {
     const struct slora_model *model;
     size_t budget;
+    size_t tenant_pin_budget;      /* pinned bytes per tenant; 0: only the budget */
     struct slora_delta_opts dopts; /* how entries are built */
     slora_cache_current_fn is_current;
     void *is_current_arg;
@@ -207,18 +208,56 @@ static size_t pinned_of(struct slora_cache *c, const char *id)
     return total;
 }
 
-/* Pinned bytes plus the reservations of other ids if id's pinned entries
- * were replaced by `bytes`. A reservation replaces its id's pins, so it
- * adds only what it needs beyond them; id's own reservations are left out
- * (they are for this very replacement). */
-static size_t pinned_after(struct slora_cache *c, const char *id, size_t bytes)
+/* Do ids a and b ("tenant/name") belong to one tenant? */
+static bool same_tenant(const char *a, const char *b)
 {
-    size_t total = c->st.pinned_bytes + bytes - pinned_of(c, id);
+    size_t n = strcspn(a, "/");
+    return n == strcspn(b, "/") && !strncmp(a, b, n);
+}
+
+/* Pinned bytes plus the reservations of other ids if id's pinned entries
+ * were replaced by `bytes`; only id's tenant's when tenant_only. A
+ * reservation replaces its id's pins, so it adds only what it needs beyond
+ * them; id's own reservations are left out (they are for this very
+ * replacement). */
+static size_t pinned_after(struct slora_cache *c, const char *id, size_t bytes, bool tenant_only)
+{
+    size_t total = bytes;
+    for (struct slora_cache_handle *e = c->entries; e; e = e->next)
+        if (e->pinned && strcmp(e->id, id) && (!tenant_only || same_tenant(e->id, id)))
+            total += e->bytes;
     for (struct slora_cache_reservation *r = c->reservations; r; r = r->next) {
+        if (tenant_only && !same_tenant(r->id, id))
+            continue;
         size_t held = strcmp(r->id, id) ? pinned_of(c, r->id) : r->bytes;
         total += r->bytes > held ? r->bytes - held : 0;
     }
     return total;
+}
+
+/* Would id pinning `bytes` (replacing its pinned entries) fit the budget
+ * and its tenant's share? 0, or SLORA_ENOSPC with the sums in diag. Lock
+ * held. */
+static int pin_fits(struct slora_cache *c, const char *id, size_t bytes, char *diag,
+                    size_t diag_len)
+{
+    size_t after = pinned_after(c, id, bytes, false);
+    if (after > c->budget) {
+        snprintf(diag, diag_len,
+                 "pinning %s needs %zu bytes (%zu pinned in all); the delta cache budget is %zu "
+                 "bytes",
+                 id, bytes, after, c->budget);
+        return SLORA_ENOSPC;
+    }
+    after = c->tenant_pin_budget ? pinned_after(c, id, bytes, true) : 0;
+    if (after > c->tenant_pin_budget) {
+        snprintf(diag, diag_len,
+                 "pinning %s needs %zu bytes (%zu pinned by tenant %.*s); "
+                 "max_pinned_bytes_per_tenant is %zu bytes",
+                 id, bytes, after, (int)strcspn(id, "/"), id, c->tenant_pin_budget);
+        return SLORA_ENOSPC;
+    }
+    return 0;
 }
 
 /* Clear the pinned flag of id's entries (all, or all but `keep`). */
@@ -237,9 +276,9 @@ static void carry_pin(struct slora_cache *c, struct slora_cache_handle *e)
 {
     if (e->stale || !*find_pin(c, e->id))
         return;
-    if (pinned_after(c, e->id, e->bytes) > c->budget) {
-        slora_warn("cache: pin of %s not carried over to version %s: %zu bytes do not fit", e->id,
-                   e->version, e->bytes);
+    char why[256];
+    if (pin_fits(c, e->id, e->bytes, why, sizeof(why))) {
+        slora_warn("cache: pin of %s not carried over to version %s: %s", e->id, e->version, why);
         return;
     }
     unpin_entries(c, e->id, e);
@@ -334,6 +373,7 @@ struct slora_cache *slora_cache_new(const struct slora_model *m,
     }
     c->model = m;
     c->budget = cfg ? cfg->budget_bytes : SLORA_CACHE_DEFAULT_BYTES;
+    c->tenant_pin_budget = cfg ? cfg->tenant_pin_bytes : 0;
     c->dopts = (struct slora_delta_opts){
         .dense_type = cfg ? cfg->delta_type : SLORA_DTYPE_F32,
         .factored = !(cfg && cfg->dense_only),
@@ -561,23 +601,14 @@ int slora_cache_warm(struct slora_cache *c, const char *id, const char *version,
     return 0;
 }
 
-static int pin_refused(const struct slora_cache *c, const char *id, size_t bytes, size_t after,
-                       char *diag, size_t diag_len)
-{
-    snprintf(diag, diag_len,
-             "pinning %s needs %zu bytes (%zu pinned in all); the delta cache budget is %zu bytes",
-             id, bytes, after, c->budget);
-    return SLORA_ENOSPC;
-}
-
 int slora_cache_pin_check(struct slora_cache *c, const char *id, const struct slora_adapter *a,
                           char *diag, size_t diag_len)
 {
     size_t bytes = slora_cache_entry_bytes(c, a);
     pthread_mutex_lock(&c->lock);
-    size_t after = pinned_after(c, id, bytes);
+    int err = pin_fits(c, id, bytes, diag, diag_len);
     pthread_mutex_unlock(&c->lock);
-    return after <= c->budget ? 0 : pin_refused(c, id, bytes, after, diag, diag_len);
+    return err;
 }
 
 bool slora_cache_is_pinned(struct slora_cache *c, const char *id)
@@ -615,11 +646,11 @@ int slora_cache_pin_reserve(struct slora_cache *c, const char *id, const struct 
     size_t bytes = slora_cache_entry_bytes(c, a);
     r->bytes = bytes;
     pthread_mutex_lock(&c->lock);
-    size_t after = pinned_after(c, id, bytes);
-    if (after > c->budget) {
+    int err = pin_fits(c, id, bytes, diag, diag_len);
+    if (err) {
         pthread_mutex_unlock(&c->lock);
         free_reservation(r);
-        return pin_refused(c, id, bytes, after, diag, diag_len);
+        return err;
     }
     r->next = c->reservations;
     c->reservations = r;
@@ -656,11 +687,10 @@ static int pin_entry(struct slora_cache *c, const char *id, const char *version,
     pthread_mutex_lock(&c->lock);
     if (r)
         unlink_reservation(c, r);
-    size_t after = pinned_after(c, id, h->bytes);
     struct pin *p = NULL;
-    if (!h->pinned && after > c->budget) {
-        err = pin_refused(c, id, h->bytes, after, diag, diag_len);
-    } else if (!*find_pin(c, id)) {
+    if (!h->pinned)
+        err = pin_fits(c, id, h->bytes, diag, diag_len);
+    if (!err && !*find_pin(c, id)) {
         p = calloc(1, sizeof(*p));
         if (p && (p->id = strdup(id))) {
             p->next = c->pins;

@@ -105,6 +105,8 @@ int slora_cmd_serve(int argc, char **argv)
     sv.validate_ctx.shape = sv.model->cfg.shape;
     slora_adapter_limits_default(&sv.validate_ctx.limits);
     sv.validate_ctx.limits.max_params = cfg->max_adapter_params;
+    sv.validate_ctx.limits.max_expand_bytes = cfg->max_expand_bytes;
+    sv.validate_ctx.limits.max_expand_work = cfg->max_expand_work;
     sv.validate_ctx.n_threads = 1;
     struct slora_registry_options ropt = {
         .state_dir = cfg->state_dir,

@@ -29,6 +29,7 @@ enum seq_state { SEQ_WAITING, SEQ_ACQUIRING, SEQ_ACTIVE };
 struct tenant {
     char *name;
     int n_seqs;           /* waiting + running */
+    int n_acquiring;      /* admitted, waiting for their weights */
     struct seq *q_head;   /* waiting, FIFO */
     struct seq *q_tail;
     uint64_t prompt_tokens;
@@ -115,6 +116,15 @@ static void free_seq(struct seq *s)
     free(s);
 }
 
+/* May t's next job take a batch slot? Not while its adapter jobs already
+ * wait for tenant_max_acquiring generations (a job acquiring a resident
+ * entry leaves that state within the admission that started it). */
+static bool may_admit(const struct slora_engine *e, const struct tenant *t)
+{
+    return t->q_head && (!t->q_head->adapter_id || !e->cfg.tenant_max_acquiring ||
+                         t->n_acquiring < e->cfg.tenant_max_acquiring);
+}
+
 /* Take the next waiting sequence, round-robin over tenants. Lock held. */
 static struct seq *pop_round_robin(struct slora_engine *e)
 {
@@ -122,7 +132,7 @@ static struct seq *pop_round_robin(struct slora_engine *e)
         return NULL;
     struct tenant *start = e->rr ? e->rr : e->tenants, *t = start;
     do {
-        if (t->q_head) {
+        if (may_admit(e, t)) {
             struct seq *s = t->q_head;
             t->q_head = s->q_next;
             if (!t->q_head)
@@ -425,6 +435,8 @@ static void admit(struct slora_engine *e, struct seq **to_acquire, struct seq **
         s->admitted = true;
         e->st.running++;
         if (s->adapter_id) {
+            s->tenant->n_acquiring++;
+            e->st.acquiring++;
             s->q_next = *to_acquire;
             *to_acquire = s;
         } else {
@@ -441,6 +453,10 @@ static void activate(struct slora_engine *e, struct seq **to_finish)
     for (struct seq *s = e->seqs; s; s = s->next) {
         if (s->state != SEQ_ACQUIRING || !s->weights_ready)
             continue;
+        if (s->adapter_id) {
+            s->tenant->n_acquiring--;
+            e->st.acquiring--;
+        }
         s->state = SEQ_ACTIVE;
         if (!s->res.err && atomic_load(&s->canceled))
             s->res.err = SLORA_ECANCELED;

@@ -5,11 +5,41 @@
 #define SLORA_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Format a diagnostic into diag (when diag and diag_len are non-zero;
  * truncated to fit) and return err, so a parser can write
  * `return slora__diag(diag, diag_len, SLORA_EFORMAT, "tensor %s: ...", n);`. */
 int slora__diag(char *diag, size_t diag_len, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Saturating size arithmetic for sizes computed from untrusted shapes:
+ * SIZE_MAX stands for "too large". */
+static inline size_t slora__mul_sat(size_t a, size_t b)
+{
+    size_t r;
+    return __builtin_mul_overflow(a, b, &r) ? SIZE_MAX : r;
+}
+
+static inline size_t slora__add_sat(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+/* n rounded up to 16 floats, so every region of a scratch buffer starts
+ * on a cache line. */
+static inline size_t slora__align16(size_t n)
+{
+    return n > SIZE_MAX - 15 ? SIZE_MAX : (n + 15) & ~(size_t)15;
+}
+
+/* n[from] * ... * n[to - 1], saturating (1 when from >= to). */
+static inline size_t slora__prod_sat(const int64_t *n, int from, int to)
+{
+    size_t p = 1;
+    for (int m = from; m < to; m++)
+        p = slora__mul_sat(p, (size_t)n[m]);
+    return p;
+}
 
 #endif

@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"inspect", slora_cmd_inspect, "show (and with --model, validate) a SuperLoRA adapter"},
     {"delta", slora_cmd_delta, "write an adapter's dense deltas as safetensors"},
     {"merge", slora_cmd_merge, "write a llama2.c .bin with an adapter merged in"},
+    {"import", slora_cmd_import, "convert a PEFT or llama.cpp GGUF LoRA to SuperLoRA"},
     {"hash-key", slora_cmd_hash_key, "print the sha256 of an API key read on stdin"},
 };
 

@@ -800,6 +800,13 @@ void slora_registry_op_set_admit(struct slora_registry_op *op, slora_registry_ad
     op->admit_arg = arg;
 }
 
+int slora_registry_op_reject(struct slora_registry_op *op, int err, const char *diag)
+{
+    op->rc = err;
+    snprintf(op->diag, sizeof(op->diag), "%s", diag);
+    return err;
+}
+
 int slora_registry_op_run(struct slora_registry_op *op, const void *buf, size_t len, char *diag,
                           size_t diag_len)
 {

@@ -89,7 +89,7 @@ static int parse_tensor(struct slora_st_tensor *t, const char *name, json_t *obj
                            "tensor '%s': missing or non-string dtype", name);
     int dt = parse_dtype(json_string_value(jd));
     if (dt < 0)
-        return slora__diag(diag, diag_len, SLORA_EUNSUPPORTED,
+        return slora__diag(diag, diag_len, SLORA_EFORMAT,
                            "tensor '%s': unsupported dtype '%s' (F32, F16, BF16 accepted)", name,
                            json_string_value(jd));
     t->dtype = dt;
@@ -99,8 +99,8 @@ static int parse_tensor(struct slora_st_tensor *t, const char *name, json_t *obj
         return slora__diag(diag, diag_len, SLORA_EFORMAT, "tensor '%s': missing or non-array shape",
                            name);
     if (json_array_size(js) > SLORA_ST_MAX_DIMS)
-        return slora__diag(diag, diag_len, SLORA_EUNSUPPORTED, "tensor '%s': rank %zu over %d",
-                           name, json_array_size(js), SLORA_ST_MAX_DIMS);
+        return slora__diag(diag, diag_len, SLORA_ELIMIT, "tensor '%s': rank %zu over %d", name,
+                           json_array_size(js), SLORA_ST_MAX_DIMS);
     t->n_dims = (int)json_array_size(js);
     t->n_elems = 1;
     for (int i = 0; i < t->n_dims; i++) {

@@ -67,6 +67,7 @@ struct conn {
 
 struct work {
     uv_work_t req;
+    struct server *srv;
     slora_api_work_cb work;
     slora_api_done_cb done;
     void *arg;
@@ -93,6 +94,7 @@ struct server {
     struct conn *conns;
     int n_conns;
     int64_t live_calls; /* calls holding a host reference */
+    int64_t jobs;       /* worker jobs queued or posted and not yet done (atomic) */
     uv_work_t reload_req;  /* the SIGHUP reload in flight, if reloading */
     struct slora_config *reload_cfg; /* its result (worker, then loop) */
     int reload_err;
@@ -704,8 +706,10 @@ static void work_after(uv_work_t *req, int status)
 {
     (void)status;
     struct work *w = req->data;
+    struct server *s = w->srv;
     w->done(w->arg);
     free(w);
+    __atomic_sub_fetch(&s->jobs, 1, __ATOMIC_RELAXED);
 }
 
 /* Loop thread. The pool refuses only while the loop is closing, and a
@@ -724,8 +728,9 @@ static int host_queue_work(void *host, slora_api_work_cb work, slora_api_done_cb
     struct work *w = calloc(1, sizeof(*w));
     if (!w)
         return SLORA_ENOMEM;
-    *w = (struct work){.work = work, .done = done, .arg = arg};
+    *w = (struct work){.srv = s, .work = work, .done = done, .arg = arg};
     w->req.data = w;
+    __atomic_add_fetch(&s->jobs, 1, __ATOMIC_RELAXED);
     if (!pthread_equal(pthread_self(), s->loop_thread)) {
         /* uv_queue_work is loop-only: hand it over through the wake. */
         pthread_mutex_lock(&s->wake_lock);
@@ -737,6 +742,7 @@ static int host_queue_work(void *host, slora_api_work_cb work, slora_api_done_cb
     }
     if (uv_queue_work(&s->loop, &w->req, work_run, work_after)) {
         free(w);
+        __atomic_sub_fetch(&s->jobs, 1, __ATOMIC_RELAXED);
         return SLORA_EBUSY;
     }
     return 0;
@@ -978,9 +984,12 @@ static void on_tick(uv_timer_t *t)
     (void)t;
 }
 
-/* After the last connection: wait (bounded) until every handler completed
- * its call, since a call's completion wakes this server. Returns whether
- * the server may be freed. */
+/* After the last connection: wait for every worker job the API queued
+ * (unbounded: each is bounded by its own limits, validation by the
+ * expansion budget), since the caller frees the registry, cache and engine
+ * they use once this returns; then (bounded) until every handler
+ * completed its call, since a call's completion wakes this server.
+ * Returns whether the server may be freed. */
 static bool settle(struct server *s)
 {
     if (s->listening)
@@ -990,6 +999,8 @@ static bool settle(struct server *s)
     close_handle((uv_handle_t *)&s->sig_hup);
     close_handle((uv_handle_t *)&s->watchdog_timer);
     uv_timer_start(&s->drain_timer, on_tick, 50, 50);
+    while (__atomic_load_n(&s->jobs, __ATOMIC_RELAXED) > 0)
+        uv_run(&s->loop, UV_RUN_ONCE);
     uint64_t deadline = uv_hrtime() + (uint64_t)5e9;
     while (s->live_calls > 0 && uv_hrtime() < deadline)
         uv_run(&s->loop, UV_RUN_ONCE);

@@ -1,28 +1,30 @@
 /* superlora.c - dense deltas from a SuperLoRA adapter (spec sections 3-6).
  *
  * Per group, in a prepare step on the calling thread, every Kronecker
- * factor is reduced to U (rows, r) such that T_k = U @ A_{k,M-1}^T:
- *   Tucker: successive mode products of the core, modes M-2 down to 0
- *           (gemms of A_m with slices of the previous product);
- *   CP:     U rows are elementwise products of rows of A_0 .. A_{M-2}
- *           (for M = 2 U is A_0 itself, so LoRA is one GEMM B @ A).
- * One factor: the group's code vector is U @ A_last^T, computed a tile at
- * a time into a cache-sized buffer. Several: T_1 (x) ... (x) T_{K-1} is
- * built densely, then T_0 (x) Rest is written as scaled copies of Rest's
- * last-mode rows ("runs"). Both writers produce only the first count
- * entries (the fold), apply alpha, and write the destination with
- * streaming stores that test each value for NaN/Inf on the way out, so the
- * output costs one write pass, like memset.
+ * factor T_k becomes two matrices with T_k = U_L @ U_R^T, contracted in
+ * the order that needs the least scratch (factor.c; LoRA is B @ A with
+ * nothing built). One factor: the group's code vector is U_L @ U_R^T,
+ * computed a tile at a time into a cache-sized buffer. Several:
+ * T_1 (x) ... (x) T_{K-1} is built densely, then T_0 (x) Rest is written
+ * as scaled copies of Rest's last-mode rows ("runs"). Both writers produce
+ * only the first count entries (the fold), apply alpha, and write the
+ * destination with streaming stores that test each value for NaN/Inf on
+ * the way out, so the output costs one write pass, like memset.
  *
  * Output work is cut into tasks of about CHUNK floats by size alone, so the
  * floats are the same at any thread count. Projection (fastfood.c) and
  * shuffle (gather.c) follow on the group's output.
  *
- * Scratch is one allocation: prepare area | fastfood area | delta (N, only
- * when shuffled) | gather scratch (when shuffled) | CHUNK floats per worker.
+ * Scratch is one allocation, planned from the shapes before anything is
+ * allocated (slora_superlora_cost): prepare area | fastfood area | delta
+ * (N, only when shuffled) | gather scratch (when shuffled) | CHUNK floats
+ * per worker.
  */
+#include "internal.h"
+
 #include <slora/blas.h>
 #include <slora/error.h>
+#include <slora/factor.h>
 #include <slora/fastfood.h>
 #include <slora/gather.h>
 #include <slora/kernels.h>
@@ -45,117 +47,6 @@
     256                   /* shorter rows: streamed from tmp in one run (alignment, per-row cost) */
 #define OUTER_MAX_RANK 64 /* final products of rank up to this skip the GEMM */
 #define HUGE_PAGE ((size_t)2 << 20)
-
-static size_t mul_sat(size_t a, size_t b)
-{
-    size_t r;
-    return __builtin_mul_overflow(a, b, &r) ? SIZE_MAX : r;
-}
-
-static size_t add_sat(size_t a, size_t b)
-{
-    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
-}
-
-/* Round up to 16 floats so every region starts on a cache line. */
-static size_t align16(size_t n)
-{
-    return n > SIZE_MAX - 15 ? SIZE_MAX : (n + 15) & ~(size_t)15;
-}
-
-static size_t prod_n(const int64_t *n, int from, int to)
-{
-    size_t p = 1;
-    for (int m = from; m < to; m++)
-        p = mul_sat(p, (size_t)n[m]);
-    return p;
-}
-
-/* ---- per-factor reduction to U ---- */
-
-/* Floats of scratch factor_u needs. */
-static size_t factor_u_floats(const struct slora_factor *f, int M)
-{
-    if (f->core) {
-        size_t best = 0;
-        for (int m = M - 2; m >= 0; m--) {
-            size_t s =
-                mul_sat(mul_sat(prod_n(f->r, 0, m), prod_n(f->n, m, M - 1)), (size_t)f->r[M - 1]);
-            best = s > best ? s : best;
-        }
-        return mul_sat(2, align16(best));
-    }
-    if (M == 1)
-        return align16((size_t)f->r[0]);
-    if (M == 2)
-        return 0;
-    return mul_sat(2, align16(mul_sat(prod_n(f->n, 0, M - 1), (size_t)f->r[0])));
-}
-
-struct factor_u {
-    const float *u;      /* (rows, r) */
-    int64_t rows;        /* prod_{m < M-1} n_m */
-    int64_t r;           /* r_{M-1} */
-    const float *a_last; /* (n_last, r) */
-    int64_t n_last;      /* n_{M-1} */
-};
-
-static void tucker_u(const struct slora_factor *f, int M, float *buf, struct factor_u *out)
-{
-    size_t half = factor_u_floats(f, M) / 2;
-    float *bufs[2] = {buf, buf + half};
-    const float *x = f->core;
-    int64_t b = f->r[M - 1];
-    for (int m = M - 2, which = 0; m >= 0; m--, which ^= 1) {
-        int64_t slices = (int64_t)prod_n(f->r, 0, m);
-        float *y = bufs[which];
-        for (int64_t s = 0; s < slices; s++)
-            slora_blas_gemm((int)f->n[m], (int)b, (int)f->r[m], 1.0f, f->a[m], x + s * f->r[m] * b,
-                            0, 0.0f, y + s * f->n[m] * b);
-        b *= f->n[m];
-        x = y;
-    }
-    out->u = x;
-}
-
-static void cp_u(const struct slora_factor *f, int M, float *buf, struct factor_u *out)
-{
-    int64_t r = f->r[0];
-    if (M == 1) {
-        for (int64_t j = 0; j < r; j++)
-            buf[j] = 1.0f;
-        out->u = buf;
-        return;
-    }
-    size_t half = factor_u_floats(f, M) / 2;
-    float *bufs[2] = {buf, buf + half};
-    const float *src = f->a[0];
-    int64_t rows = f->n[0];
-    for (int m = 1, which = 0; m < M - 1; m++, which ^= 1) {
-        float *dst = bufs[which];
-        for (int64_t i = 0; i < rows; i++)
-            for (int64_t k = 0; k < f->n[m]; k++)
-                for (int64_t j = 0; j < r; j++)
-                    dst[(i * f->n[m] + k) * r + j] = src[i * r + j] * f->a[m][k * r + j];
-        rows *= f->n[m];
-        src = dst;
-    }
-    out->u = src;
-}
-
-static void factor_u(const struct slora_factor *f, int M, float *buf, struct factor_u *out)
-{
-    out->rows = (int64_t)prod_n(f->n, 0, M - 1);
-    out->r = f->r[M - 1];
-    out->a_last = f->a[M - 1];
-    out->n_last = f->n[M - 1];
-    if (f->core && M == 1)
-        out->u = f->core;
-    else if (f->core)
-        tucker_u(f, M, buf, out);
-    else
-        cp_u(f, M, buf, out);
-}
 
 /* ---- Kronecker runs ---- */
 
@@ -219,53 +110,89 @@ static int64_t kron_runs(const struct kron *k, int64_t q0, int64_t q1, float sca
 
 static size_t factor_len(const struct slora_factor *f, int M)
 {
-    return prod_n(f->n, 0, M);
+    return slora__prod_sat(f->n, 0, M);
 }
 
 static size_t rest_len(const struct slora_group *g)
 {
     size_t p = 1;
     for (int k = 1; k < g->n_kron; k++)
-        p = mul_sat(p, factor_len(&g->k[k], g->order));
+        p = slora__mul_sat(p, factor_len(&g->k[k], g->order));
     return p;
 }
 
-/* One factor of small final rank: A_last transposed, (r, n_last), for
- * slora_kernels_outer. */
-static size_t transposed_floats(const struct slora_group *g)
+/* Factor k's plan: several factors are built whole (the Kronecker runs
+ * read all of them), one only for the first count entries. */
+static void group_factor_plan(const struct slora_group *g, int k, size_t count,
+                              struct slora_factor_plan *p)
 {
-    const struct slora_factor *f = &g->k[0];
-    int64_t r = f->r[g->order - 1];
-    if (g->n_kron > 1 || r > OUTER_MAX_RANK)
-        return 0;
-    return align16(mul_sat((size_t)r, (size_t)f->n[g->order - 1]));
+    const struct slora_factor *f = &g->k[k];
+    slora_factor_plan(f, g->order, g->n_kron > 1 ? factor_len(f, g->order) : count, p);
 }
 
-/* The largest factor_u scratch among the group's factors. */
-static size_t max_u_floats(const struct slora_group *g)
+/* One factor of small rank: U_R transposed, (r, cols), for
+ * slora_kernels_outer. */
+static size_t transposed_floats(const struct slora_group *g, const struct slora_factor_plan *p)
+{
+    if (g->n_kron > 1 || p->r > OUTER_MAX_RANK)
+        return 0;
+    return slora__align16(slora__mul_sat((size_t)p->r, (size_t)p->cols));
+}
+
+/* The largest U_L + U_R scratch among the group's factors. */
+static size_t max_u_floats(const struct slora_group *g, size_t count)
 {
     size_t u = 0;
     for (int k = 0; k < g->n_kron; k++) {
-        size_t s = factor_u_floats(&g->k[k], g->order);
-        u = s > u ? s : u;
+        struct slora_factor_plan p;
+        group_factor_plan(g, k, count, &p);
+        u = slora__add_sat(p.left, p.right) > u ? slora__add_sat(p.left, p.right) : u;
     }
     return u;
 }
 
-static size_t prepare_floats(const struct slora_group *g)
+/* Scratch floats prepare() uses for group g writing count entries:
+ * U_L | U_R | U_R transposed (one factor), or the largest U_L | U_R, then
+ * every dense T_k and two buffers for Rest (several). */
+static size_t prepare_floats(const struct slora_group *g, size_t count)
 {
-    size_t u = max_u_floats(g), dense = 0;
+    size_t u = max_u_floats(g, count), dense = 0, rest = 0, at = 0;
+    if (g->n_kron == 1) {
+        struct slora_factor_plan p;
+        group_factor_plan(g, 0, count, &p);
+        at = transposed_floats(g, &p);
+    }
     for (int k = 0; g->n_kron > 1 && k < g->n_kron; k++)
-        dense = add_sat(dense, align16(factor_len(&g->k[k], g->order)));
-    size_t rest = g->n_kron > 2 ? mul_sat(2, align16(rest_len(g))) : 0;
-    return add_sat(add_sat(add_sat(u, dense), rest), transposed_floats(g));
+        dense = slora__add_sat(dense, slora__align16(factor_len(&g->k[k], g->order)));
+    if (g->n_kron > 2)
+        rest = slora__mul_sat(2, slora__align16(rest_len(g)));
+    return slora__add_sat(slora__add_sat(slora__add_sat(u, dense), rest), at);
 }
 
-/* The group's writer: U @ A_last^T (one factor) or T_0 (x) Rest. */
+/* Multiply-adds (and element writes) of group g's expansion into count
+ * entries: the factors' products, Rest and the Kronecker runs, the output
+ * written once. */
+static size_t group_work(const struct slora_group *g, size_t count)
+{
+    size_t work = count;
+    for (int k = 0; k < g->n_kron; k++) {
+        struct slora_factor_plan p;
+        group_factor_plan(g, k, count, &p);
+        work = slora__add_sat(work, p.work);
+    }
+    size_t rest = g->n_kron > 1 ? factor_len(&g->k[g->n_kron - 1], g->order) : 0;
+    for (int k = g->n_kron - 2; k >= 1; k--) {
+        rest = slora__mul_sat(rest, factor_len(&g->k[k], g->order));
+        work = slora__add_sat(work, rest);
+    }
+    return work;
+}
+
+/* The group's writer: U_L @ U_R^T (one factor) or T_0 (x) Rest. */
 struct writer {
     bool kron_mode;
-    struct factor_u fu;
-    const float *at; /* (r, n_last): A_last transposed for slora_kernels_outer, or NULL: GEMM */
+    struct slora_factor_uv fu;
+    const float *at; /* (r, cols): U_R transposed for slora_kernels_outer, or NULL: GEMM */
     struct kron kron;
     int64_t count; /* entries to write: N_g, or P_g when projected */
     float scale;
@@ -273,7 +200,7 @@ struct writer {
     bool check;
     float *tmp;              /* CHUNK floats per worker */
     int64_t per_task;        /* Kronecker runs per task */
-    int64_t tile_rows;       /* one factor: tasks are tiles of U @ A_last^T, */
+    int64_t tile_rows;       /* one factor: tasks are tiles of U_L @ U_R^T, */
     int64_t tile_cols;       /* at most CHUNK floats */
     int64_t col_tiles;       /* tiles per row block */
     atomic_int_fast64_t bad; /* first non-finite index, INT64_MAX when none */
@@ -291,11 +218,11 @@ static void note_bad(struct writer *w, int64_t at)
 static int64_t stream_tile(const struct writer *w, const float *tmp, int64_t row0, int64_t n_rows,
                            int64_t c0, int64_t nc)
 {
-    int64_t bad = INT64_MAX, n_last = w->fu.n_last;
+    int64_t bad = INT64_MAX, row_len = w->fu.row_len;
     /* whole-row tiles are one contiguous run of dst */
-    int64_t seg = nc == n_last ? n_rows * nc : nc;
+    int64_t seg = nc == row_len ? n_rows * nc : nc;
     for (int64_t i = 0; i < n_rows; i += seg / nc) {
-        int64_t e0 = (row0 + i) * n_last + c0;
+        int64_t e0 = (row0 + i) * row_len + c0;
         int64_t len = seg < w->count - e0 ? seg : w->count - e0;
         if (len <= 0)
             break;
@@ -306,20 +233,20 @@ static int64_t stream_tile(const struct writer *w, const float *tmp, int64_t row
     return bad;
 }
 
-/* One tile of U @ A_last^T. Small rank: the outer-product kernel, from
+/* One tile of U_L @ U_R^T. Small rank: the outer-product kernel, from
  * registers straight to memory when the tile is whole long rows below
  * count, else through tmp. Larger rank: GEMM into tmp (in cache). tmp is
  * then streamed to dst, checked on the way. */
 static int64_t gemm_tile(const struct writer *w, size_t task, float *tmp)
 {
-    const struct factor_u *f = &w->fu;
+    const struct slora_factor_uv *f = &w->fu;
     int64_t row0 = (int64_t)task / w->col_tiles * w->tile_rows;
     int64_t c0 = (int64_t)task % w->col_tiles * w->tile_cols;
     int64_t n_rows = f->rows - row0 < w->tile_rows ? f->rows - row0 : w->tile_rows;
-    int64_t nc = f->n_last - c0 < w->tile_cols ? f->n_last - c0 : w->tile_cols;
-    int64_t e0 = row0 * f->n_last + c0;
+    int64_t nc = f->cols - c0 < w->tile_cols ? f->cols - c0 : w->tile_cols;
+    int64_t e0 = row0 * f->row_len + c0;
     const float *u = f->u + row0 * f->r;
-    if (w->at && nc == f->n_last && nc >= DIRECT_MIN_ROW && e0 + n_rows * nc <= w->count) {
+    if (w->at && nc == f->row_len && nc >= DIRECT_MIN_ROW && e0 + n_rows * nc <= w->count) {
         if (!slora_kernels_outer_stream(w->dst + e0, u, w->at, (size_t)nc, (size_t)n_rows,
                                         (size_t)nc, (size_t)f->r, w->scale))
             return INT64_MAX;
@@ -327,15 +254,15 @@ static int64_t gemm_tile(const struct writer *w, size_t task, float *tmp)
         return e0 + (int64_t)slora_kernels_find_nonfinite(w->dst + e0, (size_t)(n_rows * nc));
     }
     if (w->at)
-        slora_kernels_outer(tmp, u, w->at + c0, (size_t)f->n_last, (size_t)n_rows, (size_t)nc,
+        slora_kernels_outer(tmp, u, w->at + c0, (size_t)f->cols, (size_t)n_rows, (size_t)nc,
                             (size_t)f->r, w->scale);
     else
-        slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, u, f->a_last + c0 * f->r, 1,
-                        0.0f, tmp);
+        slora_blas_gemm((int)n_rows, (int)nc, (int)f->r, w->scale, u, f->v + c0 * f->r, 1, 0.0f,
+                        tmp);
     return stream_tile(w, tmp, row0, n_rows, c0, nc);
 }
 
-/* One task: a tile of U @ A_last^T or a range of Kronecker runs. */
+/* One task: a tile of U_L @ U_R^T or a range of Kronecker runs. */
 static void writer_task(void *ctx, size_t task, int worker)
 {
     struct writer *w = ctx;
@@ -351,40 +278,43 @@ static void writer_task(void *ctx, size_t task, int worker)
         note_bad(w, bad);
 }
 
-/* Prepare group g's writer in buf (prepare_floats(g) floats). */
+/* Prepare group g's writer in buf (prepare_floats(g, w->count) floats). */
 static void prepare(const struct slora_group *g, float *buf, struct writer *w)
 {
     int M = g->order;
+    size_t count = (size_t)w->count;
+    struct slora_factor_plan p;
     if (g->n_kron == 1) {
         w->kron_mode = false;
-        factor_u(&g->k[0], M, buf, &w->fu);
+        group_factor_plan(g, 0, count, &p);
+        slora_factor_build(&g->k[0], M, &p, buf, &w->fu);
         w->at = NULL;
-        size_t t_len = transposed_floats(g);
+        size_t t_len = transposed_floats(g, &p);
         if (t_len) {
             /* after everything factor_u may use */
-            float *at = buf + (prepare_floats(g) - t_len);
-            for (int64_t i = 0; i < w->fu.n_last; i++)
+            float *at = buf + (prepare_floats(g, count) - t_len);
+            for (int64_t i = 0; i < w->fu.cols; i++)
                 for (int64_t j = 0; j < w->fu.r; j++)
-                    at[j * w->fu.n_last + i] = w->fu.a_last[i * w->fu.r + j];
+                    at[j * w->fu.cols + i] = w->fu.v[i * w->fu.r + j];
             w->at = at;
         }
         return;
     }
-    float *ubuf = buf, *dense[SLORA_MAX_KRON], *p = buf + max_u_floats(g);
+    float *ubuf = buf, *dense[SLORA_MAX_KRON], *d = buf + max_u_floats(g, count);
     for (int k = 0; k < g->n_kron; k++) {
-        struct factor_u fu;
-        factor_u(&g->k[k], M, ubuf, &fu);
-        dense[k] = p;
-        slora_blas_gemm((int)fu.rows, (int)fu.n_last, (int)fu.r, 1.0f, fu.u, fu.a_last, 1, 0.0f,
-                        dense[k]);
-        p += align16(factor_len(&g->k[k], M));
+        struct slora_factor_uv fu;
+        group_factor_plan(g, k, count, &p);
+        slora_factor_build(&g->k[k], M, &p, ubuf, &fu);
+        dense[k] = d;
+        slora_blas_gemm((int)fu.rows, (int)fu.cols, (int)fu.r, 1.0f, fu.u, fu.v, 1, 0.0f, dense[k]);
+        d += slora__align16(factor_len(&g->k[k], M));
     }
     /* Rest = T_1 (x) (T_2 (x) ... T_{K-1}), built right to left */
     struct kron rest = {.M = M};
     const float *cur = dense[g->n_kron - 1];
     int64_t cur_n[SLORA_MAX_ORDER];
     memcpy(cur_n, g->k[g->n_kron - 1].n, sizeof(*cur_n) * (size_t)M);
-    float *bufs[2] = {p, p + align16(rest_len(g))};
+    float *bufs[2] = {d, d + slora__align16(rest_len(g))};
     for (int k = g->n_kron - 2, which = 0; k >= 1; k--, which ^= 1) {
         rest.a = dense[k];
         rest.b = cur;
@@ -420,20 +350,22 @@ static void run_writer(struct writer *w, int n_threads)
         int64_t runs = (w->count + len - 1) / len;
         n_tasks = (size_t)((runs + w->per_task - 1) / w->per_task);
     } else {
-        int64_t n_last = w->fu.n_last, rows = (w->count + n_last - 1) / n_last;
+        int64_t row_len = w->fu.row_len, cols = w->fu.cols;
+        int64_t rows = (w->count + row_len - 1) / row_len;
         /* Whole rows when short (or with the rank-r kernel, which packs
          * nothing): one contiguous streamed run per tile. Else tiles of up
-         * to TILE_ROWS rows, so the gemm's packing of A_last is shared by
-         * many output rows. */
-        if (n_last <= (int64_t)CHUNK / 32 || (w->at && n_last <= (int64_t)CHUNK)) {
-            w->tile_rows = (int64_t)CHUNK / n_last;
-            w->tile_cols = n_last;
+         * to TILE_ROWS rows, so the gemm's packing of U_R is shared by
+         * many output rows. Columns beyond cols (a one-row fold) are never
+         * needed. */
+        if (cols <= (int64_t)CHUNK / 32 || (w->at && cols <= (int64_t)CHUNK)) {
+            w->tile_rows = (int64_t)CHUNK / cols;
+            w->tile_cols = cols;
         } else {
             w->tile_rows = rows < TILE_ROWS ? rows : TILE_ROWS;
             w->tile_cols =
-                (int64_t)CHUNK / w->tile_rows < n_last ? (int64_t)CHUNK / w->tile_rows : n_last;
+                (int64_t)CHUNK / w->tile_rows < cols ? (int64_t)CHUNK / w->tile_rows : cols;
         }
-        w->col_tiles = (n_last + w->tile_cols - 1) / w->tile_cols;
+        w->col_tiles = (cols + w->tile_cols - 1) / w->tile_cols;
         n_tasks = (size_t)((rows + w->tile_rows - 1) / w->tile_rows * w->col_tiles);
     }
     slora_parallel_run(n_threads, n_tasks, writer_task, w);
@@ -457,7 +389,7 @@ static int check_group(const struct slora_adapter *a, int gi, char *diag, size_t
         }
         ok = ok && n == g->n[m];
     }
-    ok = ok && (int64_t)prod_n(g->n, 0, g->order) == g->code_len;
+    ok = ok && (int64_t)slora__prod_sat(g->n, 0, g->order) == g->code_len;
     if (!ok) {
         snprintf(diag, diag_len, "group %d: inconsistent group table", gi);
         return SLORA_EINVAL;
@@ -490,34 +422,47 @@ static int nonfinite_diag(const struct slora_adapter *a, int64_t at, char *diag,
 
 struct layout {
     size_t prep, ff, delta, gather, workers, total; /* offsets and size, in floats */
+    size_t work;                                    /* estimated multiply-adds */
 };
 
+/* Entries of group g's code vector the writer produces. */
+static size_t group_count(const struct slora_adapter *a, const struct slora_group *g)
+{
+    return (size_t)(a->cfg.projection ? g->code_len : g->len);
+}
+
+/* The scratch layout and work of generating a's deltas; the adapter's
+ * tables must have passed check_tables. */
 static int plan(const struct slora_adapter *a, int n_threads, struct layout *lay)
 {
-    size_t prep = 0, ff = 0;
+    size_t prep = 0, ff = 0, work = 0;
     for (int gi = 0; gi < a->n_groups; gi++) {
         const struct slora_group *g = &a->groups[gi];
-        size_t p = prepare_floats(g);
+        size_t count = group_count(a, g), p = prepare_floats(g, count);
         prep = p > prep ? p : prep;
+        work = slora__add_sat(work, group_work(g, count));
         if (a->cfg.projection) {
             int logn = slora_fastfood_log_len(g->code_len, g->len);
             if (logn > 32)
                 return SLORA_ELIMIT;
             size_t f = slora_fastfood_scratch_floats(logn, n_threads);
             ff = f > ff ? f : ff;
+            /* two transforms, the gather and the diagonals */
+            work = slora__add_sat(work, slora__mul_sat((size_t)1 << logn, (size_t)(2 * logn + 4)));
         }
     }
     if (a->cfg.shuffle && (uint64_t)a->total > ((uint64_t)1 << 32))
         return SLORA_ELIMIT;
     lay->prep = 0;
-    lay->ff = align16(prep);
-    lay->delta = add_sat(lay->ff, align16(ff));
+    lay->ff = slora__align16(prep);
+    lay->delta = slora__add_sat(lay->ff, slora__align16(ff));
     size_t n = (size_t)a->total;
-    lay->gather = add_sat(lay->delta, a->cfg.shuffle ? align16(n) : 0);
+    lay->gather = slora__add_sat(lay->delta, a->cfg.shuffle ? slora__align16(n) : 0);
     size_t gather = a->cfg.shuffle ? slora_gather_scratch_bytes(GATHER_LOG, n_threads) / 4 : 0;
-    lay->workers = add_sat(lay->gather, align16(gather));
-    lay->total = add_sat(lay->workers, mul_sat((size_t)n_threads, CHUNK));
-    return lay->total == SIZE_MAX ? SLORA_ELIMIT : 0;
+    lay->workers = slora__add_sat(lay->gather, slora__align16(gather));
+    lay->total = slora__add_sat(lay->workers, slora__mul_sat((size_t)n_threads, CHUNK));
+    lay->work = a->cfg.shuffle ? slora__add_sat(work, slora__mul_sat(2, n)) : work;
+    return lay->total > SIZE_MAX / sizeof(float) ? SLORA_ELIMIT : 0;
 }
 
 static int clamp_threads(int n)
@@ -525,20 +470,62 @@ static int clamp_threads(int n)
     return n < 1 ? 1 : n > SLORA_PARALLEL_MAX_THREADS ? SLORA_PARALLEL_MAX_THREADS : n;
 }
 
-size_t slora_superlora_scratch_bytes(const struct slora_adapter *a, int n_threads)
+/* Group tables generate can index safely: shapes consistent, groups
+ * covering [0, N) in order. */
+static int check_tables(const struct slora_adapter *a, char *diag, size_t diag_len)
+{
+    int64_t covered = 0;
+    for (int gi = 0; gi < a->n_groups; gi++) {
+        int rc = check_group(a, gi, diag, diag_len);
+        if (rc)
+            return rc;
+        if (a->groups[gi].offset != covered) {
+            snprintf(diag, diag_len, "group %d: offset %lld, expected %lld", gi,
+                     (long long)a->groups[gi].offset, (long long)covered);
+            return SLORA_EINVAL;
+        }
+        covered += a->groups[gi].len;
+    }
+    if (covered != a->total || a->n_groups < 1) {
+        snprintf(diag, diag_len, "groups cover %lld of N = %lld entries", (long long)covered,
+                 (long long)a->total);
+        return SLORA_EINVAL;
+    }
+    return 0;
+}
+
+/* check_tables, then plan. */
+static int checked_plan(const struct slora_adapter *a, int n_threads, struct layout *lay,
+                        char *diag, size_t diag_len)
+{
+    int rc = check_tables(a, diag, diag_len);
+    if (!rc && plan(a, n_threads, lay)) {
+        snprintf(diag, diag_len, "adapter too large for delta generation (N = %lld)",
+                 (long long)a->total);
+        rc = SLORA_ELIMIT;
+    }
+    return rc;
+}
+
+int slora_superlora_cost(const struct slora_adapter *a, int n_threads,
+                         struct slora_superlora_cost *out, char *diag, size_t diag_len)
 {
     struct layout lay;
-    n_threads = clamp_threads(n_threads);
-    return plan(a, n_threads, &lay) ? SIZE_MAX : mul_sat(lay.total, sizeof(float));
+    int rc = checked_plan(a, clamp_threads(n_threads), &lay, diag, diag_len);
+    if (rc)
+        return rc;
+    out->scratch_bytes = lay.total * sizeof(float);
+    out->work = lay.work;
+    return 0;
 }
 
 /* Large scratch on 2 MiB pages: the gathers touch it at random. */
 static float *scratch_alloc(size_t floats)
 {
-    size_t bytes = mul_sat(floats, sizeof(float));
+    size_t bytes = slora__mul_sat(floats, sizeof(float));
     if (bytes < HUGE_PAGE)
         return malloc(bytes ? bytes : 1);
-    bytes = add_sat(bytes, HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    bytes = slora__add_sat(bytes, HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
     float *p = aligned_alloc(HUGE_PAGE, bytes);
     if (p)
         madvise(p, bytes, MADV_HUGEPAGE);
@@ -586,29 +573,10 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
                                   struct slora_superlora_scratch *ws, char *diag, size_t diag_len)
 {
     n_threads = clamp_threads(n_threads);
-    int64_t covered = 0;
-    for (int gi = 0; gi < a->n_groups; gi++) {
-        int rc = check_group(a, gi, diag, diag_len);
-        if (rc)
-            return rc;
-        if (a->groups[gi].offset != covered) {
-            snprintf(diag, diag_len, "group %d: offset %lld, expected %lld", gi,
-                     (long long)a->groups[gi].offset, (long long)covered);
-            return SLORA_EINVAL;
-        }
-        covered += a->groups[gi].len;
-    }
-    if (covered != a->total || a->n_groups < 1) {
-        snprintf(diag, diag_len, "groups cover %lld of N = %lld entries", (long long)covered,
-                 (long long)a->total);
-        return SLORA_EINVAL;
-    }
     struct layout lay;
-    if (plan(a, n_threads, &lay)) {
-        snprintf(diag, diag_len, "adapter too large for delta generation (N = %lld)",
-                 (long long)a->total);
-        return SLORA_ELIMIT;
-    }
+    int rc = checked_plan(a, n_threads, &lay, diag, diag_len);
+    if (rc)
+        return rc;
     float *scratch = scratch_reserve(ws, lay.total);
     if (!scratch) {
         snprintf(diag, diag_len, "cannot allocate %zu bytes of delta scratch",
@@ -634,9 +602,9 @@ int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int
         run_writer(&w, n_threads);
         int64_t g_bad = atomic_load(&w.bad) == INT64_MAX ? -1 : (int64_t)atomic_load(&w.bad);
         if (a->cfg.projection) {
-            int rc = slora_fastfood_project(a->cfg.projection_seed, gi, g->code_len, g->len,
-                                            a->cfg.alpha, scratch + lay.ff, delta + g->offset,
-                                            n_threads, &g_bad, diag, diag_len);
+            rc = slora_fastfood_project(a->cfg.projection_seed, gi, g->code_len, g->len,
+                                        a->cfg.alpha, scratch + lay.ff, delta + g->offset,
+                                        n_threads, &g_bad, diag, diag_len);
             if (rc)
                 return rc;
         }

@@ -5,8 +5,10 @@
 
 #include <slora/adapter.h>
 #include <slora/error.h>
+#include <slora/superlora.h>
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -36,7 +38,7 @@ struct bad {
 
 static const struct bad bads[] = {
     /* safetensors structure reaches the adapter parser's caller unchanged */
-    {"bad dtype", CFG(""), LORA, "\"F32\"", "\"F64\"", NONE, SLORA_EUNSUPPORTED,
+    {"bad dtype", CFG(""), LORA, "\"F32\"", "\"F64\"", NONE, SLORA_EFORMAT,
      "tensor 'g0.k0.f0': unsupported dtype 'F64'"},
     {"offsets", CFG(""), LORA, "[512,1024]", "[512,1020]", NONE, SLORA_EFORMAT,
      "tensor 'g0.k0.f1': data_offsets [512, 1020]"},
@@ -53,9 +55,9 @@ static const struct bad bads[] = {
     {"duplicate key", CFG(",\"alpha\":1,\"alpha\":2"), LORA, NULL, NULL, NONE, SLORA_EFORMAT,
      "duplicate object key"},
     {"version 2", "{\"version\":2," BASE ",\"modules\":[\"wq\"]}", LORA, NULL, NULL, NONE,
-     SLORA_EUNSUPPORTED, "superlora.version must be the integer 1"},
+     SLORA_EFORMAT, "superlora.version must be the integer 1"},
     {"version string", "{\"version\":\"1\"," BASE ",\"modules\":[\"wq\"]}", LORA, NULL, NULL, NONE,
-     SLORA_EUNSUPPORTED, "superlora.version"},
+     SLORA_EFORMAT, "superlora.version"},
     {"no version", "{" BASE ",\"modules\":[\"wq\"]}", LORA, NULL, NULL, NONE, SLORA_EFORMAT,
      "superlora.version missing"},
     {"no base", "{\"version\":1,\"modules\":[\"wq\"]}", LORA, NULL, NULL, NONE, SLORA_EFORMAT,
@@ -101,25 +103,25 @@ static const struct bad bads[] = {
      "superlora.layers[1] = 0: layers must be strictly ascending"},
     {"layers repeated", CFG(""), LORA, "[0]", "[2,2]", NONE, SLORA_EFORMAT,
      "superlora.layers[1] = 2: layers must be strictly ascending"},
-    {"layer out of range", CFG(""), LORA, "[0]", "[0,5]", NONE, SLORA_ERANGE,
+    {"layer out of range", CFG(""), LORA, "[0]", "[0,5]", NONE, SLORA_EFORMAT,
      "superlora.layers[1] = 5 is outside [0, 5)"},
-    {"layer negative", CFG(""), LORA, "[0]", "[-1]", NONE, SLORA_ERANGE,
+    {"layer negative", CFG(""), LORA, "[0]", "[-1]", NONE, SLORA_EFORMAT,
      "superlora.layers[0] = -1 is outside [0, 5)"},
     {"order bad", CFG(",\"order\":\"row\""), LORA, NULL, NULL, NONE, SLORA_EFORMAT,
      "superlora.order must be"},
-    {"seed negative", CFG(",\"shuffle\":{\"seed\":-1}"), LORA, NULL, NULL, NONE, SLORA_ERANGE,
+    {"seed negative", CFG(",\"shuffle\":{\"seed\":-1}"), LORA, NULL, NULL, NONE, SLORA_EFORMAT,
      "superlora.shuffle.seed = -1 is outside [0, 2^53 - 1]"},
     {"seed 2^53", CFG(",\"shuffle\":{\"seed\":9007199254740992}"), LORA, NULL, NULL, NONE,
-     SLORA_ERANGE, "superlora.shuffle.seed = 9007199254740992 is outside"},
+     SLORA_EFORMAT, "superlora.shuffle.seed = 9007199254740992 is outside"},
     {"seed real", CFG(",\"projection\":{\"kind\":\"fastfood\",\"seed\":1.0}"), LORA, NULL, NULL,
      NONE, SLORA_EFORMAT, "superlora.projection.seed must be an integer"},
     {"seed missing", CFG(",\"shuffle\":{}"), LORA, NULL, NULL, NONE, SLORA_EFORMAT,
      "superlora.shuffle.seed must be an integer"},
     {"projection kind", CFG(",\"projection\":{\"kind\":\"gauss\",\"seed\":1}"), LORA, NULL, NULL,
-     NONE, SLORA_EUNSUPPORTED, "superlora.projection.kind must be \"fastfood\""},
-    {"groups 0", CFG(",\"groups\":0"), LORA, NULL, NULL, NONE, SLORA_ERANGE,
+     NONE, SLORA_EFORMAT, "superlora.projection.kind must be \"fastfood\""},
+    {"groups 0", CFG(",\"groups\":0"), LORA, NULL, NULL, NONE, SLORA_EFORMAT,
      "superlora.groups = 0 must be >= 1"},
-    {"groups above N", CFG(",\"groups\":4097"), LORA, NULL, NULL, NONE, SLORA_ERANGE,
+    {"groups above N", CFG(",\"groups\":4097"), LORA, NULL, NULL, NONE, SLORA_EFORMAT,
      "superlora.groups = 4097 is above N = 4096"},
     {"groups layer, order module", CFG(",\"order\":\"module\",\"groups\":\"layer\""), LORA, NULL,
      NULL, NONE, SLORA_EFORMAT, "superlora.groups \"layer\" requires order \"layer\""},
@@ -184,6 +186,27 @@ static const struct bad bads[] = {
      "parameter count 256 is over the limit of 255"},
 };
 
+/* SLORA_BAD_ADAPTERS=DIR: also write each file rejected under the default
+ * limits to DIR/NAME.safetensors with its message fragment in DIR/NAME.txt,
+ * for tests/e2e/adapter_rejects.sh to upload to the daemon. */
+static void dump_bad(const char *name, const unsigned char *buf, size_t len, const char *frag)
+{
+    const char *dir = getenv("SLORA_BAD_ADAPTERS");
+    if (!dir)
+        return;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s.safetensors", dir, name);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(buf, 1, len, f), len);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/%s.txt", dir, name);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "%s", frag);
+    fclose(f);
+}
+
 START_TEST(rejects)
 {
     const struct bad *b = &bads[_i];
@@ -192,6 +215,11 @@ START_TEST(rejects)
     if (b->poison_at >= 0) {
         size_t hl = (size_t)buf[0] | (size_t)buf[1] << 8 | (size_t)buf[2] << 16;
         memcpy(buf + 8 + hl + 4 * (size_t)b->poison_at, &b->poison, 4);
+    }
+    if (!b->max_params) {
+        char name[32];
+        snprintf(name, sizeof(name), "table_%02d", _i);
+        dump_bad(name, buf, len, b->frag);
     }
     struct slora_adapter_limits lim;
     slora_adapter_limits_default(&lim);
@@ -202,6 +230,8 @@ START_TEST(rejects)
     int err = slora_adapter_parse(buf, len, &model, &lim, &a, diag, sizeof(diag));
     ck_assert_msg(err == b->want, "%s: got %d (%s), want %d", b->what, err, diag, b->want);
     ck_assert_msg(strstr(diag, b->frag), "%s: diag '%s' lacks '%s'", b->what, diag, b->frag);
+    /* an invalid adapter file is 422 to an uploader, whatever the reason */
+    ck_assert_int_eq(slora_err_http_status(err), 422);
     ck_assert_ptr_null(a);
     free(buf);
 }
@@ -402,6 +432,7 @@ START_TEST(validate_rejects)
     memcpy(buf + 8 + hl + 4 * 64, &big, 4);
     ck_assert_int_eq(slora_adapter_parse(buf, len, &model, NULL, &a, diag, sizeof(diag)), 0);
     slora_adapter_unref(a);
+    dump_bad("validate_overflow", buf, len, "layers.0.wq");
     ck_assert_int_eq(slora_adapter_validate(buf, len, &model, NULL, 1, &a, diag, sizeof(diag)),
                      SLORA_ENONFINITE);
     ck_assert_ptr_null(a);
@@ -417,6 +448,7 @@ START_TEST(validate_rejects)
     buf = tb_build("{\"version\":1," BASE ",\"modules\":[\"wk\"],\"layers\":[0],"
                    "\"groups\":2048,\"projection\":{\"kind\":\"fastfood\",\"seed\":5}}",
                    spec, NULL, NULL, &len);
+    dump_bad("validate_gd_zero", buf, len, "group 1108: fastfood norm2(gd) = 0");
     ck_assert_int_eq(slora_adapter_validate(buf, len, &model, NULL, 2, &a, diag, sizeof(diag)),
                      SLORA_ELIMIT);
     ck_assert_msg(strstr(diag, "group 1108: fastfood norm2(gd) = 0"), "%s", diag);
@@ -427,6 +459,103 @@ START_TEST(validate_rejects)
     ck_assert_int_eq(slora_adapter_validate(buf, len, &model, NULL, 2, &a, diag, sizeof(diag)), 0);
     ck_assert_int_eq(a->total, 4096);
     slora_adapter_unref(a);
+    free(buf);
+}
+END_TEST
+
+/* VmRSS or VmHWM of this process, in bytes. */
+static size_t proc_status_bytes(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    ck_assert_ptr_nonnull(f);
+    char line[256];
+    size_t kb = 0, n = strlen(field);
+    while (fgets(line, sizeof(line), f))
+        if (!strncmp(line, field, n) && line[n] == ':')
+            kb = strtoull(line + n + 1, NULL, 10);
+    fclose(f);
+    ck_assert_uint_gt(kb, 0);
+    return kb << 10;
+}
+
+/* Restart VmHWM from the current RSS (Linux clear_refs, value 5). */
+static void reset_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fputs("5", f) >= 0, 1);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* CP M = 3 (61, 61, 61) over every module of every layer (N = 226560),
+ * rank R: the cheapest order builds a (3715, R) Khatri-Rao product. */
+static unsigned char *budget_adapter(int rank, size_t *len)
+{
+    char spec[128];
+    snprintf(spec, sizeof(spec), "g0.k0.f0=61x%d g0.k0.f1=61x%d g0.k0.f2=61x%d", rank, rank, rank);
+    return tb_build("{\"version\":1," BASE ",\"modules\":[\"wq\",\"wk\",\"wv\",\"wo\",\"w1\","
+                    "\"w2\",\"w3\"],\"groups\":1}",
+                    spec, NULL, NULL, len);
+}
+
+/* An adapter exactly at max_expand_bytes is accepted, with the measured
+ * peak of its validation (VmHWM after clear_refs) checked against the
+ * estimate; one byte less, or a work limit below its work, is refused
+ * before anything is generated. */
+START_TEST(expand_budget)
+{
+    size_t len;
+    struct slora_adapter *a;
+    char diag[512] = "";
+    unsigned char *buf = budget_adapter(64, &len); /* BLAS buffers, thread stacks: warm */
+    ck_assert_int_eq(slora_adapter_validate(buf, len, &model, NULL, 1, &a, diag, sizeof(diag)), 0);
+    slora_adapter_unref(a);
+    free(buf);
+
+    buf = budget_adapter(2048, &len);
+    ck_assert_int_eq(slora_adapter_parse(buf, len, &model, NULL, &a, diag, sizeof(diag)), 0);
+    struct slora_superlora_cost cost;
+    ck_assert_int_eq(slora_superlora_cost(a, 1, &cost, diag, sizeof(diag)), 0);
+    slora_adapter_unref(a);
+    /* (3715, 2048) floats, then the worker's 128 KiB tile */
+    ck_assert_uint_eq(cost.scratch_bytes, ((size_t)3715 * 2048 + 32768) * 4);
+    /* the product alone: 226560 outputs x rank 2048 */
+    ck_assert_uint_ge(cost.work, (size_t)226560 * 2048);
+
+    struct slora_adapter_limits lim;
+    slora_adapter_limits_default(&lim);
+    lim.max_expand_bytes = (int64_t)cost.scratch_bytes;
+    reset_peak_rss();
+    size_t before = proc_status_bytes("VmRSS");
+    ck_assert_int_eq(slora_adapter_validate(buf, len, &model, &lim, 1, &a, diag, sizeof(diag)), 0);
+    size_t peak = proc_status_bytes("VmHWM") - before;
+    /* scratch (each page written once) + parameters + output, 8 MiB of
+     * slack (stacks, BLAS packing) and 1/8 for a sanitizer's shadow */
+    size_t held = (size_t)a->n_params * 4 + (size_t)a->total * 4;
+    ck_assert_msg(peak >= cost.scratch_bytes / 2 && peak <= cost.scratch_bytes + held +
+                                                                cost.scratch_bytes / 8 +
+                                                                ((size_t)8 << 20),
+                  "measured peak %zu bytes, estimate %zu", peak, cost.scratch_bytes);
+    slora_adapter_unref(a);
+
+    lim.max_expand_bytes--;
+    ck_assert_int_eq(slora_adapter_validate(buf, len, &model, &lim, 1, &a, diag, sizeof(diag)),
+                     SLORA_ELIMIT);
+    ck_assert_ptr_null(a);
+    char want[160];
+    snprintf(want, sizeof(want),
+             "expanding the adapter needs %zu bytes of intermediates, over the limit of %lld "
+             "(max_expand_bytes)",
+             cost.scratch_bytes, (long long)lim.max_expand_bytes);
+    ck_assert_str_eq(diag, want);
+
+    slora_adapter_limits_default(&lim);
+    lim.max_expand_work = (int64_t)cost.work - 1;
+    ck_assert_int_eq(slora_adapter_validate(buf, len, &model, &lim, 1, &a, diag, sizeof(diag)),
+                     SLORA_ELIMIT);
+    ck_assert_msg(strstr(diag, "multiply-adds, over the limit of") &&
+                      strstr(diag, "(max_expand_work)"),
+                  "%s", diag);
     free(buf);
 }
 END_TEST
@@ -466,6 +595,7 @@ Suite *slora_adapter_suite(void)
     tcase_add_test(tc, no_model);
     tcase_add_test(tc, limits);
     tcase_add_test(tc, validate_rejects);
+    tcase_add_test(tc, expand_budget);
     tcase_add_test(tc, load_file);
     suite_add_tcase(s, tc);
     return s;

@@ -343,6 +343,50 @@ START_TEST(pin_reservations)
 }
 END_TEST
 
+/* A tenant's pins (ids "tenant/name") stay within tenant_pin_bytes: a
+ * reservation and a carried-over pin count, a replacement of the tenant's
+ * own pin and other tenants' pins are unaffected. */
+START_TEST(tenant_pins)
+{
+    struct slora_cache_config cfg = {.budget_bytes = 8 * MAT_BYTES,
+                                     .tenant_pin_bytes = 2 * MAT_BYTES + MAT_BYTES / 2,
+                                     .gen_threads = 1,
+                                     .gen = fake_gen};
+    struct slora_cache *c = slora_cache_new(model, &cfg);
+    ck_assert_ptr_nonnull(c);
+    struct fake one, two;
+    fake_init(&one, 1, 1), fake_init(&two, 2, 2);
+    char diag[256];
+    ck_assert_int_eq(slora_cache_pin(c, "acme/a", "1", &two.a, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(slora_cache_pin(c, "acme/b", "1", &one.a, diag, sizeof(diag)), SLORA_ENOSPC);
+    char want[200];
+    snprintf(want, sizeof(want),
+             "pinning acme/b needs %d bytes (%d pinned by tenant acme); "
+             "max_pinned_bytes_per_tenant is %d bytes",
+             MAT_BYTES, 3 * MAT_BYTES, 2 * MAT_BYTES + MAT_BYTES / 2);
+    ck_assert_str_eq(diag, want);
+    ck_assert(!slora_cache_is_pinned(c, "acme/b"));
+    /* another tenant, and a tenant whose name is a prefix, pin freely */
+    ck_assert_int_eq(slora_cache_pin(c, "beta/a", "1", &two.a, diag, sizeof(diag)), 0);
+    ck_assert_int_eq(slora_cache_pin(c, "acm/a", "1", &two.a, diag, sizeof(diag)), 0);
+    /* replacing acme/a's own pin by a smaller version fits; then acme/b does */
+    ck_assert_int_eq(slora_cache_pin(c, "acme/a", "2", &one.a, diag, sizeof(diag)), 0);
+    struct slora_cache_reservation *r;
+    ck_assert_int_eq(slora_cache_pin_reserve(c, "acme/b", &one.a, &r, diag, sizeof(diag)), 0);
+    /* the reservation holds acme's last bytes: a third pin does not fit */
+    ck_assert_int_eq(slora_cache_pin_check(c, "acme/c", &one.a, diag, sizeof(diag)), SLORA_ENOSPC);
+    ck_assert_ptr_nonnull(strstr(diag, "pinned by tenant acme"));
+    ck_assert_int_eq(slora_cache_pin_commit(c, r, "1", &one.a, diag, sizeof(diag)), 0);
+    /* a new version of acme/a too large for acme's share is not pinned */
+    use(c, "acme/a", "3", &two);
+    ck_assert(slora_cache_is_pinned(c, "acme/a"));
+    struct slora_cache_stats st;
+    slora_cache_stats(c, &st);
+    ck_assert_uint_eq(st.pinned_bytes, (2 + 2 + 1 + 1) * (size_t)MAT_BYTES);
+    slora_cache_free(c);
+}
+END_TEST
+
 START_TEST(oversize)
 {
     struct slora_cache *c = new_cache(2 * MAT_BYTES + MAT_BYTES / 2);
@@ -530,6 +574,7 @@ Suite *slora_cache_suite(void)
     tcase_add_test(tc, lru_script);
     tcase_add_test(tc, pins);
     tcase_add_test(tc, pin_reservations);
+    tcase_add_test(tc, tenant_pins);
     tcase_add_test(tc, oversize);
     tcase_add_test(tc, zero_budget);
     tcase_add_test(tc, single_flight);

@@ -211,17 +211,22 @@ static void hold(struct run *blocker)
     wait_entered();
 }
 
-static void start(int max_batch, int max_queue, int tenant_max)
+static void start_with(const struct slora_engine_config *ec, slora_cache_gen_fn gen)
 {
-    struct slora_cache_config cc = {.budget_bytes = SLORA_CACHE_DEFAULT_BYTES, .gen = fake_gen};
+    struct slora_cache_config cc = {.budget_bytes = SLORA_CACHE_DEFAULT_BYTES, .gen = gen};
     cache = slora_cache_new(model, &cc);
     ck_assert_ptr_nonnull(cache);
+    engine = slora_engine_new(model, cache, ec);
+    ck_assert_ptr_nonnull(engine);
+}
+
+static void start(int max_batch, int max_queue, int tenant_max)
+{
     struct slora_engine_config ec = {.threads = 1,
                                      .max_batch = max_batch,
                                      .max_queue = max_queue,
                                      .tenant_max_seqs = tenant_max};
-    engine = slora_engine_new(model, cache, &ec);
-    ck_assert_ptr_nonnull(engine);
+    start_with(&ec, fake_gen);
 }
 
 static void setup(void)
@@ -654,6 +659,61 @@ START_TEST(round_robin)
 }
 END_TEST
 
+/* fake_gen once the generation gate opens (set_gate(false)). */
+static int gated_gen(const struct slora_adapter *a, float *out, int n_threads, char *diag,
+                     size_t diag_len)
+{
+    pthread_mutex_lock(&lock);
+    while (gate_closed)
+        pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+    return fake_gen(a, out, n_threads, diag, diag_len);
+}
+
+/* Two slots, at most one sequence per tenant waiting for a generation:
+ * tenant a's three misses hold one slot while their generations are held
+ * back, the other two wait in a's queue (not refused), and tenant b's job,
+ * submitted last, takes the free slot and finishes meanwhile. Without the
+ * limit a's misses would hold both slots and b would wait for their
+ * generations. */
+START_TEST(generation_limit)
+{
+    struct slora_engine_config ec = {
+        .threads = 1, .max_batch = 2, .max_queue = 8, .tenant_max_acquiring = 1};
+    start_with(&ec, gated_gen);
+    set_gate(true);
+    const int prompt[2] = {SLORA_TOK_BOS, 94};
+    struct fake f[3];
+    struct run a[3], b;
+    memset(a, 0, sizeof(a));
+    memset(&b, 0, sizeof(b));
+    for (int i = 0; i < 3; i++) {
+        fake_init(&f[i], i, 1.0f);
+        a[i].max_tokens = 2;
+        ck_assert_int_eq(submit(&a[i], "a", &f[i], prompt, 2), 0);
+    }
+    b.max_tokens = 2;
+    ck_assert_int_eq(submit(&b, "b", NULL, prompt, 2), 0);
+    wait_done(&b);
+    ck_assert_int_eq(b.res.err, 0);
+    struct slora_engine_stats es;
+    slora_engine_stats(engine, &es);
+    ck_assert_int_eq(es.acquiring, 1);
+    ck_assert_int_eq(es.running, 1);
+    ck_assert_int_eq(es.waiting, 2);
+    for (int i = 0; i < 3; i++)
+        ck_assert(!a[i].done);
+    set_gate(false);
+    for (int i = 0; i < 3; i++) {
+        wait_done(&a[i]);
+        ck_assert_int_eq(a[i].res.err, 0);
+        ck_assert_int_eq(a[i].n, 2);
+    }
+    slora_engine_stats(engine, &es);
+    ck_assert_int_eq(es.acquiring, 0);
+}
+END_TEST
+
 static const struct {
     int n;
     int first;
@@ -700,6 +760,7 @@ Suite *slora_engine_suite(void)
     tcase_add_test(tc, stop_cancels_everything);
     tcase_add_test(tc, tenant_limit);
     tcase_add_test(tc, round_robin);
+    tcase_add_test(tc, generation_limit);
     tcase_add_loop_test(tc, bad_submit, 0, sizeof(bad_prompts) / sizeof(bad_prompts[0]));
     suite_add_tcase(s, tc);
     return s;

@@ -22,7 +22,7 @@ struct bad {
 };
 
 static const struct bad bads[] = {
-    {"bad dtype", T2, "\"F32\"", "\"I8\"", 0, SLORA_EUNSUPPORTED,
+    {"bad dtype", T2, "\"F32\"", "\"I8\"", 0, SLORA_EFORMAT,
      "tensor 'a': unsupported dtype 'I8'"},
     {"dtype not string", T2, "\"F32\"", "3", 0, SLORA_EFORMAT,
      "tensor 'a': missing or non-string dtype"},
@@ -41,7 +41,7 @@ static const struct bad bads[] = {
      "tensor 'a': shape product overflows"},
     {"negative dim", T2, "[4]", "[-4]", 0, SLORA_EFORMAT,
      "tensor 'b': shape[0] is not a non-negative"},
-    {"rank 17", "a=1", "[1]", "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]", 0, SLORA_EUNSUPPORTED,
+    {"rank 17", "a=1", "[1]", "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]", 0, SLORA_ELIMIT,
      "tensor 'a': rank 17"},
     {"unknown tensor key", T2, "\"dtype\"", "\"x\":1,\"dtype\"", 0, SLORA_EFORMAT,
      "tensor 'a': unknown key 'x'"},

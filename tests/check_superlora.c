@@ -492,6 +492,20 @@ static const struct gen_case gen_cases[] = {
      1700},
     {"kron2 m1", 1, 2, {{5}, {7}}, {{2}, {3}}, {true, false}, 35},
     {"kron2 long runs", 2, 2, {{2, 2}, {3, 20000}}, {{1, 1}, {2, 2}}, {false, true}, 230000},
+    /* contraction orders (slora_superlora_cost picks them) */
+    {"cp3 split after mode 0 (KR of modes 1, 2), folded",
+     3,
+     1,
+     {{40, 40, 1}},
+     {{30, 30, 30}},
+     {false},
+     1000},
+    {"cp4 split in the middle", 4, 1, {{6, 5, 5, 6}}, {{3, 3, 3, 3}}, {false}, 900},
+    {"cp2 one-row fold: columns cut to N_g", 2, 1, {{1, 5000}}, {{3, 3}}, {false}, 3000},
+    {"cp2 one-row fold, rank 70 (GEMM)", 2, 1, {{1, 5000}}, {{70, 70}}, {false}, 3001},
+    {"cp3 one-row fold (KR rows cut to N_g)", 3, 1, {{1, 3, 2000}}, {{2, 2, 2}}, {false}, 5000},
+    {"tucker3 mode 0 shrinks first", 3, 1, {{1, 8, 5}}, {{4, 2, 3}}, {true}, 40},
+    {"tucker4 modes 2, 0, 1", 4, 1, {{2, 9, 1, 4}}, {{3, 2, 3, 2}}, {true}, 72},
 };
 
 static struct fixture *fx_case(const struct gen_case *c)
@@ -516,6 +530,40 @@ START_TEST(generate_matches_naive)
     assert_agree(out, ref, (size_t)f->a.total);
     free(ref);
     free(out);
+    fx_free(f);
+}
+END_TEST
+
+/* Scratch of the cheapest contraction orders, by hand from factor.h's
+ * rules and superlora.c's layout (prepare area | 32768-float worker tile). */
+START_TEST(cost_follows_cheapest_order)
+{
+    /* issue 13: CP (276, 276, 1), rank 1800, on w1 (N = 11008). Split after
+     * mode 0: U_L = A_0 in place, U_R = A_1 * A_2 rows (276, 1800); the
+     * naive order built (76176, 1800) twice. */
+    struct fixture *f = fx_new(1000000);
+    static const int64_t w1[1][2] = {{172, 64}};
+    fx_targets(f, 1, w1);
+    struct slora_group *g = fx_group(f, 0, 11008, 3);
+    fx_factor(f, g, (int64_t[]){276, 276, 1}, (int64_t[]){1800, 1800, 1800}, false);
+    struct slora_superlora_cost cost;
+    char diag[256] = "";
+    ck_assert_int_eq(slora_superlora_cost(&f->a, 1, &cost, diag, sizeof(diag)), 0);
+    ck_assert_uint_eq(cost.scratch_bytes, (276 * 1800 + 32768) * 4);
+    /* 40 rows x 276 columns x rank 1800, the Khatri-Rao rows, the output */
+    ck_assert_uint_eq(cost.work, 40 * 276 * 1800 + 276 * 1800 + 11008);
+    fx_free(f);
+
+    /* Tucker (1, 60000, 4), core (64, 1, 64): mode 0 (64 -> 1) goes first,
+     * so the intermediate peaks at (1, 60000, 64), not (64, 60000, 64);
+     * two such buffers, then U_R transposed (64, 4) for the rank-64 kernel. */
+    f = fx_new(70000);
+    static const int64_t row[1][2] = {{1, 240000}};
+    fx_targets(f, 1, row);
+    g = fx_group(f, 0, 240000, 3);
+    fx_factor(f, g, (int64_t[]){1, 60000, 4}, (int64_t[]){64, 1, 64}, true);
+    ck_assert_int_eq(slora_superlora_cost(&f->a, 1, &cost, diag, sizeof(diag)), 0);
+    ck_assert_uint_eq(cost.scratch_bytes, (2 * 60000 * 64 + 256 + 32768) * 4);
     fx_free(f);
 }
 END_TEST
@@ -572,12 +620,14 @@ START_TEST(shuffle_permutes_delta)
     g = fx_group(f, 1, f->a.total - 50000, 3);
     fx_factor(f, g, (int64_t[]){3, 50, 200}, (int64_t[]){2, 2, 2}, true);
     float *plain = generate_ok(&f->a, 1);
-    size_t plain_bytes = slora_superlora_scratch_bytes(&f->a, 1);
+    struct slora_superlora_cost plain_cost, cost;
+    char diag[256];
+    ck_assert_int_eq(slora_superlora_cost(&f->a, 1, &plain_cost, diag, sizeof(diag)), 0);
     f->a.cfg.shuffle = true;
     f->a.cfg.shuffle_seed = 7;
     /* the shuffled delta is staged in scratch: at least N more floats */
-    ck_assert_uint_ge(slora_superlora_scratch_bytes(&f->a, 1),
-                      plain_bytes + (size_t)f->a.total * 4);
+    ck_assert_int_eq(slora_superlora_cost(&f->a, 1, &cost, diag, sizeof(diag)), 0);
+    ck_assert_uint_ge(cost.scratch_bytes, plain_cost.scratch_bytes + (size_t)f->a.total * 4);
     float *shuffled = generate_ok(&f->a, 1);
     uint64_t key = slora_rnd(7, 4, 0);
     for (int64_t i = 0; i < f->a.total; i++)
@@ -797,6 +847,7 @@ Suite *slora_superlora_suite(void)
                         (int)(sizeof(gen_cases) / sizeof(gen_cases[0])));
     tcase_add_loop_test(tc, fastfood_matches_naive, 0,
                         (int)(sizeof(ff_cases) / sizeof(ff_cases[0])));
+    tcase_add_test(tc, cost_follows_cheapest_order);
     tcase_add_test(tc, shuffle_permutes_delta);
     tcase_add_test(tc, thread_count_invariant);
     tcase_add_loop_test(tc, nonfinite_rejected, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));

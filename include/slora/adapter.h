@@ -146,6 +146,11 @@ struct slora_adapter_limits {
     int64_t max_fastfood; /* max L; default 1 << 28 */
     int64_t max_core;     /* max core elements; default 1 << 24 */
     int64_t max_groups;   /* max G; default 4096 */
+    /* Validation only (slora_adapter_validate): what generating the deltas
+     * may cost beyond the output (slora_superlora_cost), checked before
+     * anything is allocated. */
+    int64_t max_expand_bytes; /* intermediates; default 256 MiB */
+    int64_t max_expand_work;  /* multiply-adds; default 1 << 34 */
 };
 void slora_adapter_limits_default(struct slora_adapter_limits *lim);
 
@@ -158,8 +163,10 @@ void slora_adapter_limits_default(struct slora_adapter_limits *lim);
 int slora_adapter_parse(const void *buf, size_t len, const struct slora_shape *model,
                         const struct slora_adapter_limits *lim, struct slora_adapter **out,
                         char *diag, size_t diag_len);
-/* Parse, then generate the deltas once (discarded) so an accepted adapter
- * is always servable; n_threads for the generation. */
+/* Parse, check what generating the deltas costs against max_expand_bytes
+ * and max_expand_work (SLORA_ELIMIT, before allocating), then generate
+ * them once (discarded) so an accepted adapter is always servable;
+ * n_threads for the generation. */
 int slora_adapter_validate(const void *buf, size_t len, const struct slora_shape *model,
                            const struct slora_adapter_limits *lim, int n_threads,
                            struct slora_adapter **out, char *diag, size_t diag_len);

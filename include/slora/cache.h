@@ -13,8 +13,9 @@
  * entries go least recently used first. An entry larger than the whole
  * budget is still generated for the requests waiting on it and dropped when
  * its last user releases it. Pinned entries stay resident and their bytes
- * count against the budget; a pin that cannot fit fails with SLORA_ENOSPC
- * and changes nothing. A pin reservation counts like the pin it promises
+ * count against the budget, and a tenant's (ids "tenant/name") against
+ * tenant_pin_bytes too; a pin that cannot fit fails with SLORA_ENOSPC and
+ * changes nothing. A pin reservation counts like the pin it promises
  * (beyond the bytes its id already pins), from slora_cache_pin_reserve until
  * slora_cache_pin_commit or slora_cache_pin_unreserve: an upload checks its
  * pin before it is stored and pins after, and nothing pinned in between can
@@ -63,6 +64,7 @@ typedef bool (*slora_cache_current_fn)(void *arg, const char *id, const char *ve
 
 struct slora_cache_config {
     size_t budget_bytes;    /* 0: nothing stays resident once unused (config NULL: the default) */
+    size_t tenant_pin_bytes; /* pinned bytes per tenant (the id up to '/'); 0: only the budget */
     int gen_threads;        /* cache worker threads; 0 = 1 */
     slora_cache_gen_fn gen; /* NULL = slora_superlora_generate */
     enum slora_dtype delta_type; /* dense deltas' type: F32 (0, the default), F16 or BF16 */
@@ -109,9 +111,9 @@ int slora_cache_warm(struct slora_cache *c, const char *id, const char *version,
                      const struct slora_adapter *a, char *diag, size_t diag_len);
 /* Keep id's entry for `version` resident (blocking; generates it). Fails
  * with SLORA_ENOSPC, changing nothing, when pinned bytes would exceed the
- * budget. The pin belongs to the id: it carries over to a replacing version,
- * at once with slora_cache_retire, else when that version is first
- * generated (if it fits; otherwise a warning is logged). */
+ * budget or the tenant's share. The pin belongs to the id: it carries over
+ * to a replacing version, at once with slora_cache_retire, else when that
+ * version is first generated (if it fits; otherwise a warning is logged). */
 int slora_cache_pin(struct slora_cache *c, const char *id, const char *version,
                     const struct slora_adapter *a, char *diag, size_t diag_len);
 /* Would a pin of id on an entry for `a` fit, replacing id's currently

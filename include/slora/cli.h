@@ -10,6 +10,7 @@ int slora_cmd_logits(int argc, char **argv);
 int slora_cmd_inspect(int argc, char **argv);
 int slora_cmd_delta(int argc, char **argv);
 int slora_cmd_merge(int argc, char **argv);
+int slora_cmd_import(int argc, char **argv);
 int slora_cmd_hash_key(int argc, char **argv);
 int slora_cmd_serve(int argc, char **argv);
 

@@ -34,6 +34,9 @@ struct slora_config {
     int64_t idle_timeout_ms;   /* keep-alive connection without a request */
     int64_t drain_timeout_ms;  /* SIGTERM: in-flight requests get this long */
     int64_t max_adapter_params;
+    int64_t max_expand_bytes;       /* intermediates of an adapter's delta generation */
+    int64_t max_expand_work;        /* multiply-adds of an adapter's delta generation */
+    int64_t max_uploads_per_tenant; /* uploads validated at once per tenant; more wait */
     int64_t delta_cache_bytes;
     char *delta_dtype;         /* dense deltas: auto (F32, BF16 on quantized bases), f32, f16, bf16 */
     int64_t max_context;       /* served context (KV cache per sequence), at most the model's */
@@ -43,6 +46,8 @@ struct slora_config {
     int64_t max_sequences_per_tenant; /* concurrent sequences before 429 */
     int64_t max_logits_bytes;         /* /v1/logits response size before 400 */
     int64_t worker_threads;           /* uploads, hashing, file I/O */
+    int64_t max_pinned_bytes_per_tenant; /* delta-cache bytes one tenant may pin */
+    int64_t max_generations_per_tenant;  /* sequences one tenant may have waiting for a delta */
     bool allow_insecure_remote;
     int n_tenants;
     struct slora_auth *auth; /* tenants and admin key (auth.h); a reference the config owns */

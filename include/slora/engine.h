@@ -43,6 +43,11 @@ struct slora_engine_config {
     int max_batch;       /* sequences in flight (active or getting weights); 0 = 16 */
     int max_queue;       /* jobs waiting for a slot; beyond: SLORA_EBUSY; 0 = 64 */
     int tenant_max_seqs; /* per tenant, waiting + in flight; beyond: SLORA_EQUOTA; 0 = no limit */
+    /* Per tenant, sequences holding a batch slot while their adapter's
+     * delta is generated (cache misses); the tenant's next jobs wait in its
+     * queue meanwhile, so one tenant's misses cannot hold every batch slot
+     * or fill the generation queue. 0 = no limit. */
+    int tenant_max_acquiring;
 };
 
 struct slora_engine_result {
@@ -101,6 +106,7 @@ void slora_engine_cancel(struct slora_engine *e, uint64_t ticket);
 struct slora_engine_stats {
     int waiting;        /* queued jobs */
     int running;        /* jobs admitted (getting weights or decoding) */
+    int acquiring;      /* of those, waiting for their delta to be generated */
     uint64_t steps;     /* slora_fwd_run calls */
     uint64_t rows;      /* rows through those calls */
     uint64_t base_products;  /* base-matrix products those calls ran */

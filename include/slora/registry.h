@@ -24,8 +24,8 @@
  * "retry"): uploads/deletes of one name are serialized, so the file on disk
  * and the index never disagree. Other names proceed in parallel.
  *
- * On disk: state_dir/adapters/{tenant}/{name}.safetensors (exact uploaded
- * bytes). Temporary files start with '.', which no valid name does.
+ * On disk: state_dir/adapters/{tenant}/{name}.safetensors (the exact
+ * stored bytes: the upload, or the SuperLoRA file a PEFT upload became). Temporary files start with '.', which no valid name does.
  */
 #ifndef SLORA_REGISTRY_H
 #define SLORA_REGISTRY_H
@@ -198,6 +198,10 @@ void slora_registry_op_set_admit(struct slora_registry_op *op, slora_registry_ad
 /* Worker side, step 2. PUT: buf/len is the uploaded file (borrowed for the
  * call); validate, hash, check the bytes quota, persist. DELETE: buf is
  * ignored; unlink the file. The result is kept in the op for commit. */
+/* Worker side, instead of op_run: the PUT failed before validation (a
+ * PEFT upload that could not be converted). Records err and diag for
+ * commit (counted as a rejection) and returns err. */
+int slora_registry_op_reject(struct slora_registry_op *op, int err, const char *diag);
 int slora_registry_op_run(struct slora_registry_op *op, const void *buf, size_t len, char *diag,
                           size_t diag_len);
 /* Loop side, step 3; frees op. Returns the run's result (its diag again) or

@@ -50,9 +50,10 @@ struct slora_st {
 };
 
 /* Parse and validate buf (len bytes). *out borrows buf for tensor data: buf
- * must outlive it. Returns 0, SLORA_EFORMAT, SLORA_EUNSUPPORTED (dtype or
- * rank), SLORA_ELIMIT (header over 16 MiB) or SLORA_ENOMEM; diag names the
- * key, tensor or byte offset. */
+ * must outlive it. Returns 0, SLORA_EFORMAT (including a dtype other than
+ * F32/F16/BF16), SLORA_ELIMIT (header over 16 MiB, rank over
+ * SLORA_ST_MAX_DIMS) or SLORA_ENOMEM: a bad file is 422 to an uploader,
+ * never 400. diag names the key, tensor or byte offset. */
 int slora_st_parse(const void *buf, size_t len, struct slora_st **out, char *diag, size_t diag_len);
 void slora_st_free(struct slora_st *st);
 

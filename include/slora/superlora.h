@@ -1,9 +1,10 @@
 /* superlora.h - the SuperLoRA delta maths (spec sections 3-6). No I/O.
  *
  * slora_superlora_generate turns an adapter into dW_all (N floats, every
- * target's vec(dW_j) at its offset, alpha applied). Peak extra memory is
- * O(N + L) from one scratch allocation (N only when shuffled, L only when
- * projected); the result is bitwise independent of the thread count.
+ * target's vec(dW_j) at its offset, alpha applied). Extra memory is one
+ * scratch allocation, known in advance (slora_superlora_cost): the
+ * factors' intermediates, N floats when shuffled, O(L) when projected; the
+ * result is bitwise independent of the thread count.
  * Any thread may call these functions; the adapter is only read.
  */
 #ifndef SLORA_SUPERLORA_H
@@ -34,8 +35,17 @@ void slora_superlora_scratch_free(struct slora_superlora_scratch *s);
 int slora_superlora_generate_with(const struct slora_adapter *a, float *out, int n_threads,
                                   struct slora_superlora_scratch *s, char *diag, size_t diag_len);
 
-/* Bytes of the one scratch allocation generate makes for this adapter. */
-size_t slora_superlora_scratch_bytes(const struct slora_adapter *a, int n_threads);
+/* What generating an adapter's deltas costs beyond the output, computed
+ * from its shapes alone (nothing is allocated) with the generator's own
+ * contraction order: */
+struct slora_superlora_cost {
+    size_t scratch_bytes; /* the one scratch allocation generate makes: every intermediate */
+    size_t work;          /* multiply-adds and element writes, an estimate (saturating) */
+};
+/* 0, or what slora_superlora_generate would fail with before allocating
+ * (SLORA_EINVAL, SLORA_ELIMIT; diag says why). */
+int slora_superlora_cost(const struct slora_adapter *a, int n_threads,
+                         struct slora_superlora_cost *out, char *diag, size_t diag_len);
 
 /* dW_all (F32, as generated: every delta in GGUF row order, spec section 1)
  * into the loaded model's row order: the wq/wk targets' rows permuted when

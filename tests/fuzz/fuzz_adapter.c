@@ -1,7 +1,7 @@
 /* fuzz_adapter.c - libFuzzer target over the whole adapter pipeline: the
- * safetensors reader, the superlora config and tensor validation, and (for
- * accepted adapters) delta generation, under small resource limits so every
- * input stays cheap. Built by `make fuzz-adapter` with clang and
+ * safetensors reader, the superlora config and tensor validation, the
+ * expansion cost and (for accepted adapters) delta generation, under small
+ * resource limits so every input stays cheap. Built by `make fuzz-adapter` with clang and
  * -fsanitize=fuzzer,address,undefined; tests/fuzz/replay.c runs the same
  * entry point over the committed corpus in `make check`.
  *
@@ -13,7 +13,6 @@
 #include "../st_build.h"
 
 #include <slora/adapter.h>
-#include <slora/superlora.h>
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,16 +30,14 @@ static void run(const uint8_t *data, size_t size)
         .max_fastfood = 1 << 21,
         .max_core = 1 << 16,
         .max_groups = 256,
+        .max_expand_bytes = 64 << 20,
+        .max_expand_work = 1 << 28,
     };
     struct slora_adapter *a;
     char diag[256];
-    if (slora_adapter_parse(data, size, NULL, &lim, &a, diag, sizeof(diag)))
-        return;
-    float *out = malloc(sizeof(float) * (size_t)a->total);
-    if (out)
-        slora_superlora_generate(a, out, 1, diag, sizeof(diag));
-    free(out);
-    slora_adapter_unref(a);
+    /* parse, the expansion cost from the shapes, then one generation */
+    if (!slora_adapter_validate(data, size, NULL, &lim, 1, &a, diag, sizeof(diag)))
+        slora_adapter_unref(a);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -6,8 +6,10 @@ superlora_ref.py (numpy, written from the spec) for adapter deltas and
 tests/ref/model_ref.py (numpy float64) for logits; the tokenizer against
 the upstream llama2.c encoding quoted in the project's issues.
 
-Run: PYTHONPATH=client/python:tests/ref SLORA_MODEL=models/stories260K.bin \
-     SLORA_TOKENIZER=models/tok512.bin /usr/bin/python3 tests/python/test_superlora.py
+Run from the installed package (tests/e2e/trainer.sh) or with
+PYTHONPATH=client/python: SLORA_MODEL=models/stories260K.bin
+SLORA_TOKENIZER=models/tok512.bin /usr/bin/python3 tests/python/test_superlora.py
+(tests/ref is found relative to this file).
 """
 
 import http.server
@@ -25,11 +27,12 @@ from contextlib import redirect_stderr, redirect_stdout
 import numpy as np
 import torch
 
-import model_ref
-import superlora_ref as ref
-import superlora as sl
-from superlora import __main__ as cli
-from superlora import data, train
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
+import model_ref  # noqa: E402
+import superlora_ref as ref  # noqa: E402
+import superlora as sl  # noqa: E402
+from superlora import __main__ as cli  # noqa: E402
+from superlora import data, train  # noqa: E402
 
 torch.set_num_threads(1)
 MODEL = os.environ.get("SLORA_MODEL", "models/stories260K.bin")

@@ -137,6 +137,29 @@ class Model:
                                    self.seq_len)
         self.trailing = 0
 
+    @classmethod
+    def from_weights(cls, shape, w, emb, rms_att, rms_ffn, rms_final, wcls=None, bias=None,
+                     neox=False, theta=10000.0, eps=1e-5):
+        """A model from float arrays (the trainer's own modules): shape a
+        superlora_ref.ModelShape, w {module: (L, out, in)}, bias
+        {"wq"|"wk"|"wv": (L, out)}, neox: rotate halves (qwen2)."""
+        m = cls.__new__(cls)
+        m.shape = shape
+        m.dim, m.hidden_dim, m.n_layers = shape.dim, shape.hidden_dim, shape.n_layers
+        m.n_heads, m.n_kv_heads, m.seq_len = shape.n_heads, shape.n_kv_heads, shape.seq_len
+        m.vocab, m.shared = abs(shape.vocab_size), wcls is None
+        m.head_size = m.dim // m.n_heads
+        m.kv_dim = m.head_size * m.n_kv_heads
+        f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+        m.w = {k: f64(v) for k, v in w.items()}
+        m.emb, m.rms_att, m.rms_ffn = f64(emb), f64(rms_att), f64(rms_ffn)
+        m.rms_final = f64(rms_final)
+        m.wcls = m.emb if wcls is None else f64(wcls)
+        m.bias = {k: f64(v) for k, v in bias.items()} if bias else None
+        m.eps, m.theta, m.scale, m.neox, m.rope_freqs = eps, theta, 1.0, neox, None
+        m.trailing = 0
+        return m
+
     def with_adapter(self, adapter_bytes, max_params=sl.DEFAULT_MAX_PARAMS):
         """A copy of the weights with W' = float32(W) + dW applied."""
         _, dws = sl.load_and_generate(adapter_bytes, self.shape, max_params)

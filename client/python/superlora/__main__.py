@@ -1,25 +1,30 @@
-"""Command line: python3 -m superlora {train,params,upload,make-data,experiment}.
+"""Command line: python3 -m superlora
+{train,params,upload,make-data,import-peft,experiment}.
 
-Run with PYTHONPATH=client/python and /usr/bin/python3 (Debian torch/numpy).
+Run from the installed package (pip install ./client/python) or with
+PYTHONPATH=client/python, with /usr/bin/python3 (Debian torch/numpy).
 Errors print one line to stderr and exit 1.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
-import os
-import struct
 import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
+from typing import Optional, Sequence
 
 import torch
 
 from . import adapter as ad
-from . import data, train
-from .model import Config, Tokenizer, Transformer
+from . import data, peft, train
+from .adapter import Groups
+from .model import Config, Tokenizer, Transformer, read_header
 
 
-def parse_groups(text):
+def parse_groups(text: Optional[str]) -> Optional[Groups]:
     if text is None or text in ("matrix", "layer", "module"):
         return text
     try:
@@ -28,7 +33,7 @@ def parse_groups(text):
         raise argparse.ArgumentTypeError("groups: an integer or matrix, layer, module")
 
 
-def add_config_args(p):
+def add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", required=True, choices=ad.VARIANTS)
     p.add_argument("--rank", type=int, required=True)
     p.add_argument("--groups", type=parse_groups, help="integer G or matrix|layer|module "
@@ -42,7 +47,7 @@ def add_config_args(p):
     p.add_argument("--seed", type=int, default=0)
 
 
-def config_from_args(args, shape):
+def config_from_args(args: argparse.Namespace, shape: Config) -> ad.AdapterConfig:
     layers = [int(x) for x in args.layers.split(",")] if args.layers else None
     return ad.plan(shape, args.variant, args.rank, modules=args.modules.split(","),
                    layers=layers, groups=args.groups, ratio=args.project,
@@ -51,22 +56,14 @@ def config_from_args(args, shape):
                    alpha=args.alpha)
 
 
-def model_shape(path):
-    with open(path, "rb") as f:
-        head = f.read(28)
-    if len(head) < 28:
-        raise ValueError("model %s: shorter than the 28-byte header" % path)
-    return Config(*struct.unpack("<7i", head))
-
-
-def cmd_params(args):
-    cfg = config_from_args(args, model_shape(args.model))
+def cmd_params(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args, read_header(args.model))
     print(cfg.n_params())
     print(cfg.describe(), file=sys.stderr)
     return 0
 
 
-def cmd_train(args):
+def cmd_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = Transformer(args.model)
@@ -82,13 +79,12 @@ def cmd_train(args):
     module.export(args.out)
     err = ad.verify(args.out, module)
     print("train: wrote %s (%d parameters, %d bytes; verified, max rel err %.2g)"
-          % (args.out, cfg.n_params(), os.path.getsize(args.out), err), file=sys.stderr)
+          % (args.out, cfg.n_params(), Path(args.out).stat().st_size, err), file=sys.stderr)
     return 0
 
 
-def cmd_upload(args):
-    with open(args.file, "rb") as f:
-        body = f.read()
+def cmd_upload(args: argparse.Namespace) -> int:
+    body = Path(args.file).read_bytes()
     url = "%s/v1/adapters/%s" % (args.url.rstrip("/"), args.name)
     req = urllib.request.Request(url, data=body, method="PUT")
     req.add_header("Content-Type", "application/octet-stream")
@@ -110,7 +106,7 @@ def cmd_upload(args):
     return 1
 
 
-def cmd_make_data(args):
+def cmd_make_data(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     model = Transformer(args.model)
     tok = Tokenizer(args.tokenizer, model.config.vocab)
@@ -120,7 +116,16 @@ def cmd_make_data(args):
     return 0
 
 
-def main(argv=None):
+def cmd_import_peft(args: argparse.Namespace) -> int:
+    shape = read_header(args.model)
+    config, tensors = peft.read_peft(args.dir)
+    body = peft.import_peft(config, tensors, shape, permute_qk=args.arch == "llama")
+    Path(args.out).write_bytes(body)
+    print("import-peft: wrote %s (%d bytes)" % (args.out, len(body)), file=sys.stderr)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m superlora",
                                  description="Train, export and upload SuperLoRA adapters.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -162,9 +167,17 @@ def main(argv=None):
     d.add_argument("--threads", type=int, default=1)
     d.set_defaults(func=cmd_make_data)
 
+    i = sub.add_parser("import-peft", help="convert a PEFT LoRA directory to SuperLoRA")
+    i.add_argument("dir", help="directory with adapter_config.json and adapter_model.safetensors")
+    i.add_argument("--model", required=True, help="the base (llama2.c .bin): its shape")
+    i.add_argument("--arch", choices=("llama", "qwen2"), default="llama",
+                   help="llama: move q/k rows from HF's rotate-half order to GGUF's (default)")
+    i.add_argument("-o", "--out", required=True)
+    i.set_defaults(func=cmd_import_peft)
+
     sub.add_parser("experiment", help="the docs/results.md experiment (see its --help)")
 
-    argv = sys.argv[1:] if argv is None else argv
+    argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["experiment"]:
         from . import experiments
         return experiments.main(argv[1:])

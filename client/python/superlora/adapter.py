@@ -12,15 +12,22 @@ fastfood map and the shuffle gather. Nothing here is shared with the
 daemon or the numpy reference in tests/ref: tests compare the three.
 """
 
+from __future__ import annotations
+
 import json
 import math
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from . import rng
 from . import safetensors
-from .model import MODULES, Config
+from .model import MODULES, Config, PathLike
+
+Groups = Union[int, str]
+Key = Tuple[int, str]
 
 VARIANTS = ("lora", "groupwise2d", "lokr", "lonkr", "lotr", "lorta3d", "lorta4d", "lorta5d")
 ALIASES = {"q_proj": "wq", "k_proj": "wk", "v_proj": "wv", "o_proj": "wo",
@@ -32,14 +39,14 @@ class Factor:
     """One Kronecker factor of a group: M factor matrices A_m of shape
     (n[m], r[m]) and, for Tucker, a core of shape r (CP: no core, equal r)."""
 
-    def __init__(self, n, r, core):
+    def __init__(self, n: Sequence[int], r: Sequence[int], core: bool) -> None:
         self.n = list(n)
         self.r = list(r)
         self.core = core
         if not core and len(set(self.r)) != 1:
             raise ValueError("CP factor with unequal ranks %s" % self.r)
 
-    def n_params(self):
+    def n_params(self) -> int:
         return sum(a * b for a, b in zip(self.n, self.r)) + (math.prod(self.r) if self.core else 0)
 
 
@@ -50,8 +57,11 @@ class AdapterConfig:
     list of Factor (K_g factors of one order M_g); shuffle / projection:
     a seed or None."""
 
-    def __init__(self, shape, modules, layers=None, order="layer", groups="matrix",
-                 factors=None, shuffle=None, projection=None, alpha=1.0):
+    def __init__(self, shape: Config, modules: Sequence[str],
+                 layers: Optional[Sequence[int]] = None, order: str = "layer",
+                 groups: Groups = "matrix", factors: Optional[List[List[Factor]]] = None,
+                 shuffle: Optional[int] = None, projection: Optional[int] = None,
+                 alpha: float = 1.0) -> None:
         self.shape = shape
         self.modules = [ALIASES.get(m, m) for m in modules]
         for m in self.modules:
@@ -81,7 +91,7 @@ class AdapterConfig:
         if factors is not None:
             self._check_factors()
 
-    def _group_len(self):
+    def _group_len(self) -> List[int]:
         g = self.groups
         if isinstance(g, int) and not isinstance(g, bool):
             if not 1 <= g <= self.N:
@@ -97,7 +107,7 @@ class AdapterConfig:
                     for M in self.modules]
         raise ValueError("groups %r invalid with order %r" % (g, self.order))
 
-    def _check_factors(self):
+    def _check_factors(self) -> None:
         if len(self.factors) != len(self.group_len):
             raise ValueError("%d factor lists for %d groups" % (len(self.factors), len(self.group_len)))
         for g, (fl, Ng) in enumerate(zip(self.factors, self.group_len)):
@@ -109,14 +119,14 @@ class AdapterConfig:
             if self.projection is None and P < Ng:
                 raise ValueError("g%d: P_g = %d < N_g = %d without projection" % (g, P, Ng))
 
-    def code_length(self, g):
+    def code_length(self, g: int) -> int:
         fl = self.factors[g]
         return math.prod(math.prod(f.n[m] for f in fl) for m in range(len(fl[0].n)))
 
-    def n_params(self):
+    def n_params(self) -> int:
         return sum(f.n_params() for fl in self.factors for f in fl)
 
-    def metadata(self):
+    def metadata(self) -> Dict[str, object]:
         """The spec's superlora config object (section 7)."""
         cfg = {"version": 1, "base": self.shape.base(), "modules": self.modules,
                "layers": self.layers, "order": self.order, "groups": self.groups}
@@ -127,7 +137,7 @@ class AdapterConfig:
         cfg["alpha"] = self.alpha
         return cfg
 
-    def describe(self):
+    def describe(self) -> str:
         g0 = self.factors[0]
         return ("N = %d in %d groups, K = %d, M = %d, n = %s, r = %s%s, P_0 = %d, %d parameters"
                 % (self.N, len(self.group_len), len(g0), len(g0[0].n),
@@ -135,7 +145,7 @@ class AdapterConfig:
                    self.code_length(0), self.n_params()))
 
 
-def auto_fold(target, n_modes):
+def auto_fold(target: float, n_modes: int) -> List[int]:
     """n_modes near-equal positive sizes (descending) whose product is the
     first >= target reached by growing the smallest size one step at a time
     from floor(target^(1/n_modes))."""
@@ -152,7 +162,7 @@ def auto_fold(target, n_modes):
     return sorted(sizes, reverse=True)
 
 
-def fold_sizes(N_g, M, K=1, ratio=None):
+def fold_sizes(N_g: int, M: int, K: int = 1, ratio: Optional[float] = None) -> List[List[int]]:
     """Per-factor mode sizes n[k][m] with P_g = prod >= N_g, or P_g about
     ratio * N_g when the group is projected."""
     target = N_g if ratio is None else max(1, round(ratio * N_g))
@@ -162,15 +172,17 @@ def fold_sizes(N_g, M, K=1, ratio=None):
     return [[sizes[k * M + m] for m in range(M)] for k in range(K)]
 
 
-def _balanced_divisor(x):
+def _balanced_divisor(x: int) -> int:
     d = int(math.isqrt(x))
     while x % d:
         d -= 1
     return d
 
 
-def plan(shape, variant, rank, modules=("wq", "wv"), layers=None, groups=None, ratio=None,
-         shuffle=None, projection=None, alpha=1.0):
+def plan(shape: Config, variant: str, rank: int, modules: Sequence[str] = ("wq", "wv"),
+         layers: Optional[Sequence[int]] = None, groups: Optional[Groups] = None,
+         ratio: Optional[float] = None, shuffle: Optional[int] = None,
+         projection: Optional[int] = None, alpha: float = 1.0) -> AdapterConfig:
     """The AdapterConfig of a named variant (spec section 8). ratio: project
     each group with fastfood to P_g about ratio * N_g (projection seed
     `projection`, default 0). shuffle: a seed or None."""
@@ -223,7 +235,7 @@ def plan(shape, variant, rank, modules=("wq", "wv"), layers=None, groups=None, r
 
 # ---------------------------------------------------------------- torch maths
 
-def fwht(v):
+def fwht(v: torch.Tensor) -> torch.Tensor:
     """Unnormalised Walsh-Hadamard transform along the last axis (length a
     power of two), Sylvester order: butterflies (a, b) -> (a + b, a - b) for
     strides 1, 2, 4, ..."""
@@ -236,7 +248,7 @@ def fwht(v):
     return v
 
 
-def factor_tensor(A, core):
+def factor_tensor(A: Sequence[torch.Tensor], core: Optional[torch.Tensor]) -> torch.Tensor:
     """T_k: Tucker (core given) or CP, from factor matrices A[m] (n_m, r_m)."""
     if core is not None:
         T = core
@@ -250,7 +262,7 @@ def factor_tensor(A, core):
     return torch.einsum(spec, *A)
 
 
-def kron(T, U):
+def kron(T: torch.Tensor, U: torch.Tensor) -> torch.Tensor:
     """Kronecker product of two order-M tensors, factor T most significant."""
     M = T.dim()
     a = T.reshape([x for s in T.shape for x in (s, 1)])
@@ -265,7 +277,7 @@ class SuperLoRA(torch.nn.Module):
     tensor names with '_' for '.'). deltas() returns {(layer, module): dW}
     exactly as the spec defines it; feed that to Transformer.forward."""
 
-    def __init__(self, cfg, seed=0, dtype=torch.float32):
+    def __init__(self, cfg: AdapterConfig, seed: int = 0, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         self.cfg = cfg
         gen = torch.Generator().manual_seed(seed)
@@ -293,11 +305,11 @@ class SuperLoRA(torch.nn.Module):
         if cfg.shuffle is not None:
             self.register_buffer("shuffle_pi", torch.from_numpy(rng.perm(rng.rnd(cfg.shuffle, 4, 0), cfg.N)))
 
-    def tensors(self):
+    def tensors(self) -> List[Tuple[str, torch.nn.Parameter]]:
         """[(spec tensor name, parameter)] in group, factor, mode order."""
         return [(name.replace("_", "."), p) for name, p in self.params.items()]
 
-    def group_code(self, g, values=None):
+    def group_code(self, g: int, values: Optional[Mapping[str, torch.Tensor]] = None) -> torch.Tensor:
         """t_g = vec(T_0 kron ... kron T_{K-1}). values: optional {parameter
         name: tensor} used instead of the parameters (gradcheck)."""
         values = self.params if values is None else values
@@ -309,7 +321,7 @@ class SuperLoRA(torch.nn.Module):
             T = Tk if T is None else kron(T, Tk)
         return T.reshape(-1)
 
-    def group_delta(self, g, values=None):
+    def group_delta(self, g: int, values: Optional[Mapping[str, torch.Tensor]] = None) -> torch.Tensor:
         t = self.group_code(g, values)
         Ng = self.cfg.group_len[g]
         if self.cfg.projection is None:
@@ -321,14 +333,14 @@ class SuperLoRA(torch.nn.Module):
         # the 1/(norm2(gd) sqrt(D)) scale is folded into gd (linear map)
         return v[:Ng]
 
-    def delta_all(self, values=None):
+    def delta_all(self, values: Optional[Mapping[str, torch.Tensor]] = None) -> torch.Tensor:
         """dW_all: every vec(dW_j) at offset off_j, alpha applied."""
         delta = torch.cat([self.group_delta(g, values) for g in range(len(self.cfg.group_len))])
         if self.cfg.shuffle is not None:
             delta = delta[self.shuffle_pi]
         return delta * self.cfg.alpha
 
-    def deltas(self, values=None):
+    def deltas(self, values: Optional[Mapping[str, torch.Tensor]] = None) -> Dict[Key, torch.Tensor]:
         """{(layer, module): dW (out, in)} in target order."""
         allw = self.delta_all(values)
         out, off = {}, 0
@@ -337,25 +349,23 @@ class SuperLoRA(torch.nn.Module):
             off += s
         return out
 
-    def export_bytes(self):
+    def export_bytes(self) -> bytes:
         meta = {"superlora": json.dumps(self.cfg.metadata(), separators=(",", ":"))}
         return safetensors.dumps([(n, p.detach().cpu().numpy()) for n, p in self.tensors()], meta)
 
-    def export(self, path):
+    def export(self, path: PathLike) -> None:
         """Write the adapter (spec section 7, F32 tensors) to path."""
-        with open(path, "wb") as f:
-            f.write(self.export_bytes())
+        Path(path).write_bytes(self.export_bytes())
 
 
 # ---------------------------------------------------------------- load / verify
 
-def load(path_or_bytes, shape=None, dtype=torch.float32):
+def load(path_or_bytes: Union[PathLike, bytes], shape: Optional[Config] = None,
+         dtype: torch.dtype = torch.float32) -> SuperLoRA:
     """A SuperLoRA module holding an adapter file's values. shape: the model
     Config (default: rebuilt from the file's base, seq_len 0)."""
-    data = path_or_bytes
-    if isinstance(data, str):
-        with open(data, "rb") as f:
-            data = f.read()
+    data = path_or_bytes if isinstance(path_or_bytes, (bytes, bytearray)) \
+        else Path(path_or_bytes).read_bytes()
     meta, tensors = safetensors.loads(data)
     if "superlora" not in meta:
         raise ValueError("missing __metadata__.superlora")
@@ -397,7 +407,8 @@ def load(path_or_bytes, shape=None, dtype=torch.float32):
     return mod
 
 
-def agreement(got, ref, rel=1e-5):
+def agreement(got: Mapping[Key, torch.Tensor], ref: Mapping[Key, torch.Tensor],
+              rel: float = 1e-5) -> List[str]:
     """Spec section 9: got/ref {(layer, module): dW}; returns a list of
     violations (empty when they agree)."""
     problems = []
@@ -416,7 +427,7 @@ def agreement(got, ref, rel=1e-5):
     return problems
 
 
-def verify(path, module):
+def verify(path: PathLike, module: SuperLoRA) -> float:
     """Re-read an exported adapter file, recompute its deltas independently
     of `module`'s parameters and compare them with `module`'s own deltas
     (spec section 9). Returns the relative max error; raises ValueError on

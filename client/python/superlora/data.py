@@ -13,22 +13,27 @@ Files (JSON Lines, one object per line):
   openings.jsonl               {"text": opening} (distinct)
 """
 
+from __future__ import annotations
+
 import json
-import os
 import re
 import sys
+from pathlib import Path
+from typing import Iterable, List, Optional, Tuple
 
 import torch
+
+from .model import PathLike, Tokenizer, Transformer
 
 HEROINES = ("Lily", "Lucy", "Mia", "Anna", "Emma", "Sue", "Sara", "Sally", "Jane", "Amy", "Kate")
 
 
-def read_texts(path):
+def read_texts(path: PathLike) -> List[str]:
     """Documents of a data file: JSON Lines ({"text": ...} or a string per
     line) or, for any other extension, plain text with documents separated
     by blank lines."""
     with open(path, encoding="utf-8") as f:
-        if path.endswith(".jsonl"):
+        if Path(path).suffix == ".jsonl":
             out = []
             for line in f:
                 if line.strip():
@@ -38,13 +43,13 @@ def read_texts(path):
         return [d.strip() for d in re.split(r"\n\s*\n", f.read()) if d.strip()]
 
 
-def write_texts(path, texts):
+def write_texts(path: PathLike, texts: Iterable[str]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for t in texts:
             f.write(json.dumps({"text": t}) + "\n")
 
 
-def rename_heroine(text, name):
+def rename_heroine(text: str, name: str) -> Optional[str]:
     """The story with its first-named heroine replaced by name, or None."""
     found = [(m.start(), h) for h in HEROINES for m in [re.search(r"\b%s\b" % h, text)] if m]
     if not found:
@@ -53,7 +58,7 @@ def rename_heroine(text, name):
     return re.sub(r"\b%s\b" % heroine, name, text)
 
 
-def opening(text, name):
+def opening(text: str, name: str) -> Optional[str]:
     """Text before the first occurrence of name (trailing spaces stripped:
     the tokenizer attaches a space to the following word), or None when
     the name comes first."""
@@ -62,8 +67,10 @@ def opening(text, name):
     return head if i > 0 and head else None
 
 
-def make_data(model, tok, out_dir, name="Zorbo", n_samples=1200, heldout_frac=0.2,
-              temperature=0.8, max_tokens=256, batch=48, seed=0, progress=True):
+def make_data(model: Transformer, tok: Tokenizer, out_dir: PathLike, name: str = "Zorbo",
+              n_samples: int = 1200, heldout_frac: float = 0.2, temperature: float = 0.8,
+              max_tokens: int = 256, batch: int = 48, seed: int = 0,
+              progress: bool = True) -> Tuple[int, int, int]:
     gen = torch.Generator().manual_seed(seed)
     stories = []
     done = 0
@@ -87,8 +94,9 @@ def make_data(model, tok, out_dir, name="Zorbo", n_samples=1200, heldout_frac=0.
     # distinct openings only: most stories start "Once upon a time, there was
     # a little girl named", which would otherwise dominate the name rate
     openings = list(dict.fromkeys(o for o in (opening(s, name) for s in held) if o is not None))
-    os.makedirs(out_dir, exist_ok=True)
-    write_texts(os.path.join(out_dir, "train.jsonl"), train)
-    write_texts(os.path.join(out_dir, "heldout.jsonl"), held)
-    write_texts(os.path.join(out_dir, "openings.jsonl"), openings)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_texts(out / "train.jsonl", train)
+    write_texts(out / "heldout.jsonl", held)
+    write_texts(out / "openings.jsonl", openings)
     return len(train), len(held), len(openings)

@@ -17,6 +17,8 @@ WORK/runs.json so an interrupted experiment resumes; OUT/results.json
 holds the summary and every run.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import math
@@ -24,12 +26,15 @@ import os
 import statistics
 import sys
 import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from . import adapter as ad
 from . import data, train
-from .model import Tokenizer, Transformer
+from .model import Config, Tokenizer, Transformer
+
+Row = Dict[str, Any]
 
 # label -> (variant, fixed plan() arguments)
 VARIANTS = [
@@ -44,7 +49,8 @@ VARIANTS = [
 MODULES = ["wq", "wv"]
 
 
-def choose(shape, variant, fixed, budget):
+def choose(shape: Config, variant: str, fixed: Dict[str, Any],
+           budget: int) -> Tuple[int, ad.AdapterConfig]:
     """(rank, AdapterConfig) with the parameter count nearest budget in log
     scale (ties: the smaller count)."""
     best = None
@@ -57,7 +63,7 @@ def choose(shape, variant, fixed, budget):
 
 
 class Runner:
-    def __init__(self, args):
+    def __init__(self, args: argparse.Namespace) -> None:
         torch.set_num_threads(1)
         self.args = args
         self.model = Transformer(args.model)
@@ -76,13 +82,14 @@ class Runner:
             with open(self.cache_path) as f:
                 self.cache = json.load(f)
 
-    def save(self):
+    def save(self) -> None:
         tmp = self.cache_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(self.cache, f, indent=1, sort_keys=True)
         os.replace(tmp, self.cache_path)
 
-    def run(self, label, variant, fixed, rank, lr, seed, score):
+    def run(self, label: str, variant: str, fixed: Dict[str, Any], rank: int, lr: float,
+            seed: int, score: str) -> Row:
         a = self.args
         key = "%s|r%d|lr%g|s%d|%s|%d|%d|%d" % (label, rank, lr, seed, score, a.steps, a.batch, a.seq)
         if key in self.cache:
@@ -110,7 +117,7 @@ class Runner:
         self.save()
         return res
 
-    def base(self):
+    def base(self) -> Row:
         if "base" not in self.cache:
             self.cache["base"] = {
                 "heldout_loss": train.heldout_loss(self.model, None, self.held_stream,
@@ -121,12 +128,12 @@ class Runner:
         return self.cache["base"]
 
 
-def summarize(values):
+def summarize(values: Sequence[float]) -> Tuple[float, float]:
     m = statistics.mean(values)
     return m, (max(values) - min(values)) / 2
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m superlora experiment")
     ap.add_argument("--model", default="models/stories260K.bin")
     ap.add_argument("--tokenizer", default="models/tok512.bin")
@@ -172,7 +179,8 @@ def main(argv=None):
     return 0
 
 
-def report(a, r, rows, base, best_lr, lrs):
+def report(a: argparse.Namespace, r: Runner, rows: List[Row], base: Row,
+           best_lr: Dict[str, float], lrs: Sequence[float]) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -266,7 +274,7 @@ def report(a, r, rows, base, best_lr, lrs):
     print("experiment: wrote %s/results.md and %s/results.png" % (a.out, a.out), file=sys.stderr)
 
 
-def findings(rows, base):
+def findings(rows: List[Row], base: Row) -> List[str]:
     """Per target: the ranking of the variants whose count is within a
     factor 2 of it (the others cannot get there)."""
     out = []

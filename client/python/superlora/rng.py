@@ -6,7 +6,10 @@ Integer arithmetic only, on numpy uint64/uint32 arrays with wrapping
 multiplication, so the daemon and this package draw bit-identical values.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Tuple
 
 import numpy as np
 
@@ -17,7 +20,7 @@ _u64 = np.uint64
 _u32 = np.uint32
 
 
-def mix64(z):
+def mix64(z: int) -> int:
     """splitmix64 finaliser on a Python int (wrapping to 64 bits)."""
     z &= MASK64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
@@ -25,12 +28,12 @@ def mix64(z):
     return z ^ (z >> 31)
 
 
-def rnd(seed, tag, j):
+def rnd(seed: int, tag: int, j: int) -> int:
     """rnd(seed, tag, j) of the spec, Python ints."""
     return mix64(mix64(seed ^ mix64(tag + GAMMA)) + (((j + 1) * GAMMA) & MASK64))
 
 
-def rnd_range(seed, tag, n):
+def rnd_range(seed: int, tag: int, n: int) -> np.ndarray:
     """[rnd(seed, tag, j) for j in range(n)] as a uint64 array."""
     base = _u64(mix64(seed ^ mix64(tag + GAMMA)))
     j = np.arange(1, n + 1, dtype=np.uint64)
@@ -41,7 +44,7 @@ def rnd_range(seed, tag, n):
         return z ^ (z >> _u64(31))
 
 
-def _fmix32(h):
+def _fmix32(h: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         h = h ^ (h >> _u32(16))
         h = h * _u32(0x85EBCA6B)
@@ -50,7 +53,7 @@ def _fmix32(h):
         return h ^ (h >> _u32(16))
 
 
-def perm(key, n):
+def perm(key: int, n: int) -> np.ndarray:
     """The bijection perm(key, n) of [0, n) as an int64 array p, p[i] = perm(i):
     a 4-round Feistel network on 2h bits with cycle walking."""
     if n == 1:
@@ -60,7 +63,7 @@ def perm(key, n):
     mask = _u32((1 << h) - 1)
     round_keys = [_u32(rnd(key, 6, r) & 0xFFFFFFFF) for r in range(4)]
 
-    def feistel(x):
+    def feistel(x: np.ndarray) -> np.ndarray:
         left = (x >> h).astype(np.uint32)
         right = x.astype(np.uint32) & mask
         for rk in round_keys:
@@ -75,12 +78,12 @@ def perm(key, n):
     return y
 
 
-def fastfood_length(P, D):
+def fastfood_length(P: int, D: int) -> int:
     """L: the smallest power of two >= max(P, D)."""
     return 1 << (max(P, D) - 1).bit_length()
 
 
-def fastfood_params(seed, g, P, D):
+def fastfood_params(seed: int, g: int, P: int, D: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(b, gd, p, scale) of group g's projection: b and gd float64 (L,),
     p int64 (L,) and scale = 1 / (norm2(gd) sqrt(D)). Raises ValueError when
     norm2(gd) = 0 (the spec rejects such an adapter)."""

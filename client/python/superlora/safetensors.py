@@ -8,16 +8,21 @@ of string values. The writer emits F32 tensors contiguously in the order
 given; the reader accepts F32, F16 and BF16 and returns float32 arrays.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import struct
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
+Tensors = Sequence[Tuple[str, np.ndarray]]
 
 DTYPE_SIZE = {"F32": 4, "F16": 2, "BF16": 2}
 
 
-def dumps(tensors, metadata=None):
+def dumps(tensors: Tensors, metadata: Optional[Mapping[str, str]] = None) -> bytes:
     """tensors: list of (name, array); returns the file bytes (all F32)."""
     header = {}
     if metadata:
@@ -34,7 +39,7 @@ def dumps(tensors, metadata=None):
     return struct.pack("<Q", len(text)) + text + b"".join(blobs)
 
 
-def loads(data):
+def loads(data: Union[bytes, bytearray, memoryview]) -> Tuple[Dict[str, str], List[Tuple[str, np.ndarray]]]:
     """Returns (metadata dict, list of (name, float32 array)) in data order."""
     if len(data) < 8:
         raise ValueError("safetensors: file shorter than 8 bytes")

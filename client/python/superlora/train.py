@@ -6,21 +6,27 @@ where stories end. Batches are random windows of the stream; the base
 model's weights are buffers and only the adapter's parameters train.
 """
 
+from __future__ import annotations
+
 import math
 import sys
 import time
+from typing import Iterable, List, Optional, Sequence
 
 import torch
 
+from .adapter import SuperLoRA
+from .model import Tokenizer, Transformer
 
-def encode_corpus(tok, texts):
+
+def encode_corpus(tok: Tokenizer, texts: Iterable[str]) -> torch.Tensor:
     stream = []
     for t in texts:
         stream.extend(tok.encode(t, bos=True))
     return torch.tensor(stream, dtype=torch.long)
 
 
-def progress_bar(step, steps, loss, t0, width=30):
+def progress_bar(step: int, steps: int, loss: float, t0: float, width: int = 30) -> None:
     done = int(width * step / steps)
     rate = step / max(time.time() - t0, 1e-9)
     sys.stderr.write("\rstep %*d/%d [%s%s] loss %.4f  %.1f steps/s" % (
@@ -30,7 +36,9 @@ def progress_bar(step, steps, loss, t0, width=30):
     sys.stderr.flush()
 
 
-def train(model, adapter, stream, steps, lr=1e-2, batch=16, seq=64, seed=0, progress=False):
+def train(model: Transformer, adapter: SuperLoRA, stream: torch.Tensor, steps: int,
+          lr: float = 1e-2, batch: int = 16, seq: int = 64, seed: int = 0,
+          progress: bool = False) -> List[float]:
     """Adam with cosine decay on next-token cross-entropy over random
     windows; returns the per-step losses."""
     gen = torch.Generator().manual_seed(seed)
@@ -56,7 +64,8 @@ def train(model, adapter, stream, steps, lr=1e-2, batch=16, seq=64, seed=0, prog
 
 
 @torch.no_grad()
-def heldout_loss(model, adapter, stream, seq=128, max_windows=None):
+def heldout_loss(model: Transformer, adapter: Optional[SuperLoRA], stream: torch.Tensor,
+                 seq: int = 128, max_windows: Optional[int] = None) -> float:
     """Mean next-token cross-entropy over consecutive windows of the stream
     (the first max_windows windows when given)."""
     deltas = adapter.deltas() if adapter is not None else None
@@ -70,7 +79,8 @@ def heldout_loss(model, adapter, stream, seq=128, max_windows=None):
 
 
 @torch.no_grad()
-def name_rate(model, adapter, tok, openings, name, n_tokens=16):
+def name_rate(model: Transformer, adapter: Optional[SuperLoRA], tok: Tokenizer,
+              openings: Sequence[str], name: str, n_tokens: int = 16) -> float:
     """Fraction of openings whose greedy continuation (n_tokens) contains
     name. Openings of equal token length are batched."""
     deltas = adapter.deltas() if adapter is not None else None

@@ -124,3 +124,13 @@ JSON
 raw() {
     "$PYTHON" "$E2E_LIB/raw.py" "$PORT" "${RAW_WAIT:-1}"
 }
+
+# peak_growth CMD...: run CMD (output discarded) and print the daemon's peak
+# RSS growth over it, in bytes (VmHWM restarted by clear_refs first).
+peak_growth() {
+    echo 5 >"/proc/$DAEMON_PID/clear_refs"
+    local before
+    before=$(awk '/^VmRSS:/ {print $2}' "/proc/$DAEMON_PID/status")
+    "$@" >/dev/null
+    echo $((($(awk '/^VmHWM:/ {print $2}' "/proc/$DAEMON_PID/status") - before) * 1024))
+}
