@@ -228,7 +228,9 @@ static inline __attribute__((always_inline)) void tile(enum slora_dtype t, int m
 #pragma GCC unroll 4
         for (int j = 0; j < nr; j++)
             acc[i][j] = _mm256_setzero_ps();
-    const size_t bb = slora_dtype_block_bytes(t);
+    const size_t bb = t == SLORA_DTYPE_Q4_K   ? sizeof(struct slora_quant_q4_k)
+                      : t == SLORA_DTYPE_Q5_K ? sizeof(struct slora_quant_q5_k)
+                                              : sizeof(struct slora_quant_q6_k);
     for (int64_t b = 0; b < cols / 256; b++) {
         if (nr == 1)
 #pragma GCC unroll 4
