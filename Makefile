@@ -1,52 +1,96 @@
 # slorad build. `make run` and `make check` are the two quick-start commands;
 # both install missing Debian packages and fetch the default model first.
+#
+# Nothing here is computed from the installed system when the Makefile is
+# parsed: `deps` runs first and the build runs in a fresh $(MAKE) after it,
+# and the pkg-config flags are evaluated lazily (on first use, in a recipe),
+# so a fresh machine builds in one go (.ci/fresh_make.sh proves it).
 
 SHARED   ?= ../shared
 BUILD    ?= build
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 PYTHON   ?= /usr/bin/python3
+PKG_CONFIG ?= pkg-config
 VERSION  := 0.1.0
 
-PKGS := libuv1-dev node-llhttp libopenblas-dev libjansson-dev check pkg-config \
-        clang libclang-rt-14-dev python3-numpy python3-jinja2 python3-torch python3-matplotlib curl systemd nodejs \
-        python3-venv python3-setuptools python3-wheel
-# Only `make bench` needs these.
-BENCH_PKGS := wrk
+# Debian packages by target (installed with --no-install-recommends when
+# missing). `make run`: build and run the daemon. `make check`: adds the
+# test tools (python3 references and the trainer's packaging test, clang's
+# fuzzer runtime for the corpus replays, promtool, Redis/HAProxy/hiredis
+# for the scale-out tests, systemd-analyze and the /bin/kill the unit
+# names). `make bench`: adds the load generators.
+# Debian's nodejs and npm are never installed (Node >= 20 comes from
+# elsewhere, see node-check); for the same reason node-llhttp is not
+# installed either (it depends on nodejs): its C sources are extracted
+# from the package into $(LLHTTP).
+RUN_PKGS   := gcc libc6-dev make pkg-config libuv1-dev libopenblas-dev libjansson-dev \
+              curl ca-certificates
+CHECK_PKGS := check python3 python3-numpy python3-torch python3-jinja2 python3-venv \
+              python3-setuptools python3-wheel clang libclang-rt-14-dev prometheus redis-server \
+              haproxy libhiredis-dev systemd procps
+BENCH_PKGS := wrk hyperfine python3
 
-LLHTTP_SRC := /usr/share/llhttp
-LLHTTP_INC := /usr/share/include/llhttp
+# llhttp's C sources and header, copied from an installed node-llhttp
+# (LLHTTP_SYS) or extracted from the downloaded package.
+LLHTTP_SYS ?= /usr/share/llhttp
+LLHTTP     := $(BUILD)/llhttp
 
-DEP_CFLAGS := $(shell pkg-config --cflags libuv jansson openblas 2>/dev/null)
-DEP_LIBS   := $(shell pkg-config --libs libuv jansson openblas 2>/dev/null) -lpthread -lm
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+# Evaluated once, on first use (never at parse time): $(call lazy,VAR,shell command).
+lazy = $(eval $1 := $$(shell $2))$($1)
+DEP_CFLAGS = $(call lazy,DEP_CFLAGS,$(PKG_CONFIG) --cflags libuv jansson openblas)
+# (the cached part is its own variable: lazy replaces the variable it
+# caches, which would drop anything appended after the call)
+DEP_PKG_LIBS = $(call lazy,DEP_PKG_LIBS,$(PKG_CONFIG) --libs libuv jansson openblas)
+DEP_LIBS   = $(DEP_PKG_LIBS) -lpthread -lm
+CHECK_LIBS = $(call lazy,CHECK_LIBS,$(PKG_CONFIG) --libs check)
 
 OPT      ?= -O2 -march=native
 SAN      ?=
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -pthread
-CFLAGS   := $(CFLAGS_COMMON) -Wall -Wextra -Werror -Iinclude -Isrc -I$(LLHTTP_INC) $(DEP_CFLAGS) \
+CFLAGS    = $(CFLAGS_COMMON) -Wall -Wextra -Werror -Iinclude -Isrc -I$(LLHTTP) $(DEP_CFLAGS) \
             -DSLORA_VERSION=\"$(VERSION)\"
-TP_CFLAGS := $(CFLAGS_COMMON) -w -I$(LLHTTP_INC)
+TP_CFLAGS = $(CFLAGS_COMMON) -w -I$(LLHTTP)
 LDFLAGS  += $(SAN) -pthread
 
 SRCS     := $(filter-out src/main.c,$(wildcard src/*.c src/util/*.c))
-OBJS     := $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/tp/llhttp.o $(BUILD)/tp/api.o $(BUILD)/tp/http.o
+TP_OBJS  := $(BUILD)/tp/llhttp.o $(BUILD)/tp/api.o $(BUILD)/tp/http.o
+OBJS     := $(SRCS:%.c=$(BUILD)/%.o) $(TP_OBJS)
 LIB      := $(BUILD)/libslora.a
 TEST_SRCS := $(wildcard tests/check_*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
-.PHONY: all deps bench-deps model oracle run check check-unit check-e2e check-asan check-kernels bench install format clean
+.PHONY: all build deps check-deps bench-deps node-check oracle model run check check-tests \
+        check-asan check-kernels bench bench-run install format clean
 
 all: $(BUILD)/slorad
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | $(LLHTTP)/llhttp.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/tp/%.o: $(LLHTTP_SRC)/%.c
+$(TP_OBJS): $(BUILD)/tp/%.o: $(LLHTTP)/llhttp.h
 	@mkdir -p $(dir $@)
-	$(CC) $(TP_CFLAGS) -c $< -o $@
+	$(CC) $(TP_CFLAGS) -c $(LLHTTP)/$*.c -o $@
+
+# The sources and the header come together (llhttp.h is written last).
+$(LLHTTP)/llhttp.h:
+	@rm -rf $(LLHTTP) && mkdir -p $(LLHTTP)
+	@if [ -f $(LLHTTP_SYS)/llhttp.c ]; then \
+	  cp $(LLHTTP_SYS)/llhttp.c $(LLHTTP_SYS)/api.c $(LLHTTP_SYS)/http.c $(LLHTTP)/ && \
+	  cp $(LLHTTP_SYS)/../include/llhttp/llhttp.h $(LLHTTP)/llhttp.h.tmp; \
+	else \
+	  echo "extracting llhttp from Debian's node-llhttp package (not installed: it depends on nodejs)"; \
+	  tmp=$$(mktemp -d) && chmod 755 $$tmp && \
+	  (cd $$tmp && apt-get download -q node-llhttp >/dev/null 2>&1) && \
+	  dpkg-deb -x $$tmp/node-llhttp_*.deb $$tmp/x && \
+	  cp $$tmp/x/usr/share/llhttp/llhttp.c $$tmp/x/usr/share/llhttp/api.c \
+	     $$tmp/x/usr/share/llhttp/http.c $(LLHTTP)/ && \
+	  cp $$tmp/x/usr/share/include/llhttp/llhttp.h $(LLHTTP)/llhttp.h.tmp; \
+	  rc=$$?; rm -rf $$tmp; [ $$rc -eq 0 ] || { echo "could not get node-llhttp (apt-get download)" >&2; exit 1; }; \
+	fi
+	@mv $(LLHTTP)/llhttp.h.tmp $@
 
 $(LIB): $(OBJS)
 	@rm -f $@
@@ -67,18 +111,48 @@ $(BUILD)/tests/runner.o: tests/runner.c $(BUILD)/tests/suites.h
 $(BUILD)/check_slora: $(BUILD)/tests/runner.o $(TEST_OBJS) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
-deps:
-	@missing=""; for p in $(PKGS); do \
+# $(call apt_install,packages): install the missing ones.
+apt_install = missing=""; for p in $1; do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $$missing; \
 	fi
-	@command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm
 
-bench-deps:
-	@$(MAKE) -s deps PKGS="$(BENCH_PKGS)"
+deps:
+	@$(call apt_install,$(RUN_PKGS))
+check-deps: deps
+	@$(call apt_install,$(CHECK_PKGS))
+bench-deps: deps
+	@$(call apt_install,$(BENCH_PKGS))
+
+# Node.js >= 20 for the llama.cpp oracle and the openai client test. It is
+# never installed from Debian (bookworm's nodejs is 18): install it from
+# NodeSource (deb.nodesource.com, package nodejs) or put a node >= 20 on PATH.
+NODE_MIN := 20
+node-check:
+	@v=$$(node --version 2>/dev/null || true); m=$${v#v}; m=$${m%%.*}; \
+	if ! [ "$$m" -ge $(NODE_MIN) ] 2>/dev/null; then \
+	  echo "Node.js >= $(NODE_MIN) is needed (found: $${v:-none}). Install it from NodeSource" \
+	       "(package nodejs from deb.nodesource.com); never Debian's nodejs/npm." >&2; exit 1; \
+	fi; command -v npm >/dev/null || { echo "npm (shipped with Node.js $$v) is missing" >&2; exit 1; }
+
+# llama.cpp as a test and benchmark oracle: node-llama-cpp with its CPU
+# binaries only (prebuilt), SLORA_ORACLE=$(ORACLE) for the tests. One npm
+# command: installed separately, the optional GPU packages (~700 MB) come
+# along. Shared by every BUILD (check-asan does not install it again).
+NLC_VERSION := 3.21.1
+ORACLE ?= $(CURDIR)/build/oracle
+oracle: node-check
+	@if [ "$$(node -p "require('$(ORACLE)/node_modules/node-llama-cpp/package.json').version" \
+	      2>/dev/null)" != $(NLC_VERSION) ]; then \
+	  mkdir -p $(ORACLE) && cd $(ORACLE) && \
+	  { [ -f package.json ] || echo '{"private": true}' > package.json; } && \
+	  npm i -E --omit=optional --no-audit --no-fund node-llama-cpp@$(NLC_VERSION) \
+	    @node-llama-cpp/linux-x64@$(NLC_VERSION); \
+	fi
 
 MODEL_URL := https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
 models/stories260K.bin models/tok512.bin:
@@ -98,27 +172,19 @@ models/stories260K.gguf: models/stories260K.bin models/tok512.bin $(BUILD)/slora
 	$(BUILD)/slorad convert --model models/stories260K.bin --tokenizer models/tok512.bin -o $@
 model: models/stories260K.gguf
 
-run: deps model all
+# Install first, then build in a fresh make (nothing parsed before deps ran).
+build: deps
+	@$(MAKE) --no-print-directory all model
+run: build
 	$(BUILD)/slorad serve --listen 127.0.0.1:8080 --config conf/slorad.json --state-dir state
 
-# llama.cpp as a test and benchmark oracle: node-llama-cpp with its CPU
-# binaries only, in one npm call (two calls pull its GPU packages too). It
-# needs Node 20, the image's own; Debian's nodejs (18) is never installed.
-ORACLE ?= $(CURDIR)/build/oracle
-NLC_VERSION := 3.21.1
-$(ORACLE)/node_modules/node-llama-cpp/package.json:
-	@v=$$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0); \
-	if [ "$$v" -lt 20 ]; then \
-	  echo "the llama.cpp oracle (node-llama-cpp $(NLC_VERSION)) needs Node.js >= 20; found $$(node --version 2>/dev/null || echo none)" >&2; exit 1; fi
-	@mkdir -p $(ORACLE)
-	cd $(ORACLE) && { [ -f package.json ] || echo '{"private": true}' > package.json; } && \
-	  npm i -E --omit=optional --no-audit --no-fund node-llama-cpp@$(NLC_VERSION) @node-llama-cpp/linux-x64@$(NLC_VERSION)
-oracle: $(ORACLE)/node_modules/node-llama-cpp/package.json
-
-check: deps model all $(BUILD)/check_slora $(BUILD)/gguf_quantize oracle
+check: check-deps oracle
+	@$(MAKE) --no-print-directory check-tests
+check-tests: export SLORA_ORACLE = $(ORACLE)
+check-tests: model all $(BUILD)/check_slora $(BUILD)/gguf_quantize
 	$(BUILD)/check_slora
 	@pass=0; failed=""; for t in tests/e2e/*.sh; do echo "== $$t"; \
-	  if BUILD=$(BUILD) PYTHON=$(PYTHON) SLORA_ORACLE=$(ORACLE) SLORA_SHARED=$(SHARED) bash $$t; then pass=$$((pass + 1)); \
+	  if BUILD=$(BUILD) PYTHON=$(PYTHON) SLORA_SHARED=$(SHARED) bash $$t; then pass=$$((pass + 1)); \
 	  else failed="$$failed $$t"; fi; done; \
 	  nfail=$$(echo $$failed | wc -w); \
 	  [ -z "$$failed" ] || echo "failed e2e scripts:$$failed"; \
@@ -129,12 +195,13 @@ check: deps model all $(BUILD)/check_slora $(BUILD)/gguf_quantize oracle
 SAN_OPTIONS := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 check-asan:
-	$(SAN_OPTIONS) $(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
+	$(SAN_OPTIONS) $(MAKE) BUILD=build-asan ORACLE=$(ORACLE) OPT=-O1 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" check
 
 # The unit suites under memcheck, in one process (CK_FORK=no) so every
 # error counts.
-valgrind: deps model $(BUILD)/check_slora
-	@command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind
+valgrind: check-deps
+	@$(call apt_install,valgrind)
+	@$(MAKE) --no-print-directory model $(BUILD)/check_slora
 	CK_FORK=no valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  --quiet $(BUILD)/check_slora
 
@@ -153,7 +220,10 @@ $(BUILD)/bench_model: bench/bench_model.c $(LIB)
 $(BUILD)/bench_tok: bench/bench_tok.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
-bench: deps bench-deps model all $(BUILD)/bench_model $(BUILD)/bench_tok
+bench: bench-deps oracle
+	@$(MAKE) --no-print-directory bench-run
+bench-run: export SLORA_ORACLE = $(ORACLE)
+bench-run: model all $(BUILD)/bench_model $(BUILD)/bench_tok
 	@mkdir -p bench/results
 	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$b || exit 1; done
 	$(PYTHON) bench/report.py
@@ -166,12 +236,21 @@ $(BUILD)/bench_registry: bench/bench_registry.c $(LIB)
 
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 install: all model
 	install -D -m 0755 $(BUILD)/slorad $(DESTDIR)$(PREFIX)/bin/slorad
 	install -D -m 0644 models/stories260K.bin $(DESTDIR)$(PREFIX)/share/slorad/models/stories260K.bin
 	install -D -m 0644 models/tok512.bin $(DESTDIR)$(PREFIX)/share/slorad/models/tok512.bin
 	install -d $(DESTDIR)$(SYSCONFDIR)/slorad
-	sed -e 's|"models/|"$(PREFIX)/share/slorad/models/|' conf/slorad.json > $(DESTDIR)$(SYSCONFDIR)/slorad/slorad.json
+	@# The config holds key hashes: 0640, group slorad (created by sysusers.d).
+	sed -e 's|"models/|"$(PREFIX)/share/slorad/models/|' conf/slorad.json > $(BUILD)/slorad.json.install
+	install -m 0640 $(BUILD)/slorad.json.install $(DESTDIR)$(SYSCONFDIR)/slorad/slorad.json
+	install -D -m 0644 systemd/slorad.sysusers $(DESTDIR)$(SYSUSERSDIR)/slorad.conf
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+	  systemd-sysusers $(SYSUSERSDIR)/slorad.conf && chgrp slorad $(SYSCONFDIR)/slorad/slorad.json; \
+	else \
+	  echo "on the target: systemd-sysusers; chgrp slorad $(SYSCONFDIR)/slorad/slorad.json"; \
+	fi
 	install -D -m 0644 systemd/slorad.service $(DESTDIR)$(UNITDIR)/slorad.service
 	sed -i -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/slorad/|$(SYSCONFDIR)/slorad/|g' $(DESTDIR)$(UNITDIR)/slorad.service
 	install -D -m 0644 docs/operations.md $(DESTDIR)$(PREFIX)/share/doc/slorad/operations.md
@@ -188,7 +267,8 @@ FUZZ_MAX_LEN_tokenizer := 8192
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 .PHONY: fuzz fuzz-lib $(FUZZ_TARGETS:%=fuzz-%) valgrind
 fuzz: $(FUZZ_TARGETS:%=fuzz-%)
-fuzz-lib: deps models/stories260K.bin models/tok512.bin
+fuzz-lib: check-deps
+	@$(MAKE) --no-print-directory models/stories260K.bin models/tok512.bin
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" build-fuzz/libslora.a
 $(FUZZ_TARGETS:%=fuzz-%): fuzz-%: fuzz-lib
 	clang $(CFLAGS_COMMON) -Iinclude $(FUZZ_SAN) -fsanitize=fuzzer -o build-fuzz/fuzz_$* \
@@ -211,7 +291,7 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(OBJS:.o=.d) $(TEST_OBJS:.o=.d)
+-include $(SRCS:%.c=$(BUILD)/%.d) $(BUILD)/src/main.d $(TEST_OBJS:.o=.d)
 
 # Test-only driver of the chat-template engine (tests/e2e/chat_templates.sh).
 $(BUILD)/tmpl_render: tests/template/tmpl_render.c $(LIB)

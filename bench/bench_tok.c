@@ -5,11 +5,19 @@
  * Times are this thread's CPU time (single-threaded work; robust to other
  * processes sharing the cores).
  *
+ * With --text, also the encoding speed of each --gguf vocabulary on that
+ * text (bench/tok.sh: >= 1 MiB of mixed text, compared with llama.cpp's
+ * tokenize on the same vocabulary files): best of 3 runs, thread CPU time,
+ * written as JSON to --speed-json.
+ *
  * usage: bench_tok --tok T.bin --vocab V [--tok T.bin --vocab V]...
  *                  [--json OUT] [--md OUT]
+ *                  [--text FILE --gguf LABEL=V.gguf... --speed-json OUT]
  */
 #include <slora/cliarg.h>
+#include <slora/fsio.h>
 #include <slora/generate.h>
+#include <slora/gguf.h>
 #include <slora/sampler.h>
 #include <slora/tokenizer.h>
 
@@ -90,7 +98,8 @@ static int bench(const char *path, int vocab, struct row *r)
     }
     r->vocab = vocab;
     char *text = malloc(TEXT_BYTES + 1);
-    int *ids = malloc((TEXT_BYTES + 3) * sizeof(*ids));
+    size_t cap = slora_tokenizer_max_tokens(t, TEXT_BYTES);
+    int *ids = malloc(cap * sizeof(*ids));
     float *base = malloc(8 * (size_t)vocab * sizeof(*base));
     float *work = malloc((size_t)vocab * sizeof(*work));
     if (!text || !ids || !base || !work)
@@ -99,9 +108,9 @@ static int bench(const char *path, int vocab, struct row *r)
     for (size_t i = 0; i < TEXT_BYTES; i++)
         text[i] = story[i % len];
     text[TEXT_BYTES] = '\0';
-    int n;
+    size_t n;
     double t0 = now();
-    if (slora_tokenizer_encode(t, text, true, ids, &n))
+    if (slora_tokenizer_encode(t, text, TEXT_BYTES, SLORA_TOK_ADD_BOS, ids, cap, &n))
         return 1;
     double dt = now() - t0;
     r->encode_mb_s = TEXT_BYTES / dt / 1e6;
@@ -109,7 +118,7 @@ static int bench(const char *path, int vocab, struct row *r)
     /* a typical prompt: the story once (~230 bytes) */
     t0 = now();
     for (int i = 0; i < 1000; i++)
-        slora_tokenizer_encode(t, story, true, ids, &n);
+        slora_tokenizer_encode(t, story, sizeof(story) - 1, SLORA_TOK_ADD_BOS, ids, cap, &n);
     r->prompt_us = (now() - t0) / 1000 * 1e6;
 
     for (int k = 0; k < 8; k++)
@@ -135,7 +144,7 @@ static int bench(const char *path, int vocab, struct row *r)
                                   .n_stop = 4,
                                   .sampler = {0.0f, 1.0f, 0, 1},
                                   .logprobs = -1};
-    int prompt[1] = {SLORA_TOK_BOS};
+    int prompt[1] = {slora_tokenizer_special(t, SLORA_TOK_SPECIAL_BOS)};
     struct slora_gen *g;
     if (slora_gen_new(t, prompt, 1, &gp, &g))
         return 1;
@@ -160,13 +169,63 @@ static int bench(const char *path, int vocab, struct row *r)
     return 0;
 }
 
+static char *slurp(const char *path, size_t *len)
+{
+    void *buf;
+    char diag[256];
+    if (slora_fsio_read_file(path, (size_t)1 << 30, &buf, len, diag, sizeof(diag))) {
+        fprintf(stderr, "bench_tok: %s\n", diag);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Encode text with the GGUF vocabulary `spec` (LABEL=PATH): one JSON row. */
+static int bench_gguf(const char *spec, const char *text, size_t len, FILE *out, bool first)
+{
+    const char *eq = strchr(spec, '=');
+    size_t glen;
+    char *g = eq ? slurp(eq + 1, &glen) : NULL, diag[256] = "";
+    struct slora_gguf *gguf;
+    struct slora_tokenizer *t;
+    if (!g || slora_gguf_parse((const uint8_t *)g, glen, &gguf, diag, sizeof(diag)) ||
+        slora_tokenizer_new_from_gguf(gguf, &t, diag, sizeof(diag))) {
+        fprintf(stderr, "bench_tok: %s: %s\n", spec, diag);
+        return 1;
+    }
+    slora_gguf_free(gguf);
+    free(g);
+    size_t cap = slora_tokenizer_max_tokens(t, len), n = 0;
+    int *ids = malloc(cap * sizeof(*ids));
+    double best = 0;
+    for (int r = 0; ids && r < 3; r++) {
+        double t0 = now();
+        if (slora_tokenizer_encode(t, text, len, 0, ids, cap, &n))
+            return 1;
+        double dt = now() - t0;
+        best = r == 0 || dt < best ? dt : best;
+    }
+    fprintf(out, "%s\n {\"label\": \"%.*s\", \"tokens\": %zu, \"seconds\": %.6f, \"tok_s\": %.0f}",
+            first ? "" : ",", (int)(eq - spec), spec, n, best, n / best);
+    free(ids);
+    slora_tokenizer_free(t);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    const char *toks[MAX_TOKS], *json = NULL, *md = NULL;
-    int vocabs[MAX_TOKS], n_tok = 0, n_vocab = 0;
+    const char *toks[MAX_TOKS], *json = NULL, *md = NULL, *text_path = NULL, *speed = NULL;
+    const char *ggufs[16];
+    int vocabs[MAX_TOKS], n_tok = 0, n_vocab = 0, n_gguf = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         long long v;
-        if (!strcmp(argv[i], "--tok") && n_tok < MAX_TOKS)
+        if (!strcmp(argv[i], "--text"))
+            text_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--gguf") && n_gguf < 16)
+            ggufs[n_gguf++] = argv[i + 1];
+        else if (!strcmp(argv[i], "--speed-json"))
+            speed = argv[i + 1];
+        else if (!strcmp(argv[i], "--tok") && n_tok < MAX_TOKS)
             toks[n_tok++] = argv[i + 1];
         else if (!strcmp(argv[i], "--vocab") && n_vocab < MAX_TOKS &&
                  slora_cliarg_int(argv[i + 1], 3, 1 << 24, &v))
@@ -178,9 +237,24 @@ int main(int argc, char **argv)
         else
             n_tok = -1;
     }
-    if (n_tok < 1 || n_tok != n_vocab || argc % 2 != 1) {
-        fprintf(stderr, "usage: bench_tok --tok T.bin --vocab V [...] [--json OUT] [--md OUT]\n");
+    if (n_tok < 1 || n_tok != n_vocab || argc % 2 != 1 || !text_path != !speed) {
+        fprintf(stderr, "usage: bench_tok --tok T.bin --vocab V [...] [--json OUT] [--md OUT]\n"
+                        "                 [--text FILE --gguf LABEL=V.gguf... --speed-json OUT]\n");
         return 2;
+    }
+    if (text_path) {
+        size_t len;
+        char *text = slurp(text_path, &len);
+        FILE *f = fopen(speed, "w");
+        if (!text || !f)
+            return 1;
+        fprintf(f, "{\"bytes\": %zu, \"rows\": [", len);
+        for (int i = 0; i < n_gguf; i++)
+            if (bench_gguf(ggufs[i], text, len, f, i == 0))
+                return 1;
+        fprintf(f, "\n]}\n");
+        fclose(f);
+        free(text);
     }
     struct row rows[MAX_TOKS];
     for (int i = 0; i < n_tok; i++)

@@ -71,6 +71,7 @@ struct slora_api {
     uint64_t response_bytes; /* bodies written */
     int64_t in_flight;
     int64_t connections;
+    int64_t blocked; /* connections under back-pressure */
 };
 
 struct slora_api_text {
@@ -96,6 +97,8 @@ struct slora_api_call {
     const struct slora_config *config;
     void *body;
     size_t body_len;
+    int64_t body_limit;         /* set in the header phase */
+    const char *body_limit_key; /* the config key behind it; NULL: no body taken */
     void *data;
     void (*data_free)(void *);
     char *log_tenant, *log_adapter, *log_version;
@@ -225,6 +228,11 @@ int slora_api_add_metrics(struct slora_api *api, slora_api_metrics_cb cb, void *
 void slora_api_conn_delta(struct slora_api *api, int delta)
 {
     api->connections += delta;
+}
+
+void slora_api_blocked_delta(struct slora_api *api, int delta)
+{
+    api->blocked += delta;
 }
 
 /* ---- call: creation, accessors ------------------------------------------ */
@@ -755,19 +763,50 @@ static int authorize(struct slora_api_call *c)
     return err;
 }
 
+void slora_api_call_set_body_limit(struct slora_api_call *c, int64_t bytes, const char *key)
+{
+    c->body_limit = bytes;
+    c->body_limit_key = key;
+}
+
+int64_t slora_api_call_body_limit(const struct slora_api_call *c)
+{
+    return c->body_limit;
+}
+
+/* The body a route takes by its method, before its head hook (which may
+ * set another): POST and PUT a JSON document, the others none. */
+static void default_body_limit(struct slora_api_call *c)
+{
+    if (c->route->method & (SLORA_API_POST | SLORA_API_PUT))
+        slora_api_call_set_body_limit(c, c->config ? c->config->max_json_bytes : INT64_MAX,
+                                      "max_json_bytes");
+    else
+        slora_api_call_set_body_limit(c, SLORA_API_BODYLESS_MAX, NULL);
+}
+
 int slora_api_call_head(struct slora_api_call *c)
 {
     int err = route(c);
     if (!err)
         err = authorize(c);
+    if (!err)
+        default_body_limit(c);
     if (!err && c->route->head)
         err = c->route->head(c);
-    if (!err && c->config && c->req.content_length > c->config->max_body_bytes) {
+    if (!err && c->req.content_length > c->body_limit) {
         err = SLORA_ETOOLARGE;
-        slora_api_call_error(c, err,
-                             "request body of %" PRId64 " bytes exceeds the limit of %" PRId64
-                             " bytes (max_body_bytes)",
-                             c->req.content_length, c->config->max_body_bytes);
+        if (c->body_limit_key)
+            slora_api_call_error(c, err,
+                                 "request body of %" PRId64 " bytes exceeds the limit of %" PRId64
+                                 " bytes (%s)",
+                                 c->req.content_length, c->body_limit, c->body_limit_key);
+        else
+            slora_api_call_error(c, err,
+                                 "%s %s takes no request body (%" PRId64
+                                 " bytes declared, at most %d accepted)",
+                                 c->req.method_name, c->route->pattern, c->req.content_length,
+                                 SLORA_API_BODYLESS_MAX);
     }
     return err;
 }
@@ -918,8 +957,12 @@ static void metrics(struct slora_api_call *c)
                           "slorad_requests_in_flight %" PRId64 "\n"
                           "# HELP slorad_open_connections Open client connections.\n"
                           "# TYPE slorad_open_connections gauge\n"
-                          "slorad_open_connections %" PRId64 "\n",
-                          api->in_flight, api->connections);
+                          "slorad_open_connections %" PRId64 "\n"
+                          "# HELP slorad_blocked_connections Connections not read until the client "
+                          "reads its queued responses (back-pressure).\n"
+                          "# TYPE slorad_blocked_connections gauge\n"
+                          "slorad_blocked_connections %" PRId64 "\n",
+                          api->in_flight, api->connections, api->blocked);
     slora_api_text_printf(&t, "# HELP slorad_tenant_requests_total Requests per tenant.\n"
                               "# TYPE slorad_tenant_requests_total counter\n");
     for (size_t i = 0; i < api->n_by_tenant; i++)

@@ -303,6 +303,9 @@ static int put_admit(void *arg, const struct slora_registry_entry *e, char *diag
 
 static int put_head(struct slora_api_call *c)
 {
+    const struct slora_config *cfg = slora_api_call_config(c);
+    if (cfg)
+        slora_api_call_set_body_limit(c, cfg->max_body_bytes, "max_body_bytes");
     const char *tenant, *name;
     int err = check_target(c, &tenant, &name);
     if (err)
@@ -611,36 +614,44 @@ void slora__api_adapter_metrics(struct slora_api *api, struct slora_api_text *t)
     slora_registry_stats(r, &s);
     int64_t live, live_bytes;
     slora_registry_live(&live, &live_bytes);
-    slora_api_text_printf(
-        t,
-        "# HELP slorad_adapters Adapters registered.\n"
-        "# TYPE slorad_adapters gauge\n"
-        "slorad_adapters %lld\n"
-        "# HELP slorad_adapter_bytes Compact bytes of registered adapters.\n"
-        "# TYPE slorad_adapter_bytes gauge\n"
-        "slorad_adapter_bytes %lld\n"
-        "# HELP slorad_adapter_objects_live Adapter versions alive (incl. "
-        "retired ones still in use).\n"
-        "# TYPE slorad_adapter_objects_live gauge\n"
-        "slorad_adapter_objects_live %lld\n"
-        "slorad_adapter_objects_live_bytes %lld\n"
-        "# TYPE slorad_adapter_uploads_total counter\n"
-        "slorad_adapter_uploads_total %llu\n"
-        "# TYPE slorad_adapter_swaps_total counter\n"
-        "slorad_adapter_swaps_total %llu\n"
-        "# TYPE slorad_adapter_deletes_total counter\n"
-        "slorad_adapter_deletes_total %llu\n"
-        "# TYPE slorad_adapter_dry_runs_total counter\n"
-        "slorad_adapter_dry_runs_total %llu\n"
-        "# HELP slorad_adapter_uploads_waiting Uploads waiting for a slot of "
-        "their tenant (max_uploads_per_tenant).\n"
-        "# TYPE slorad_adapter_uploads_waiting gauge\n"
-        "slorad_adapter_uploads_waiting %lld\n"
-        "# HELP slorad_adapter_rejected_total Failed uploads by reason.\n"
-        "# TYPE slorad_adapter_rejected_total counter\n",
-        (long long)s.adapters, (long long)s.bytes, (long long)live, (long long)live_bytes,
-        (unsigned long long)s.uploads, (unsigned long long)s.swaps, (unsigned long long)s.deletes,
-        (unsigned long long)s.dry_runs, (long long)slora__api_uploads(api)->waiting);
+    slora_api_text_printf(t,
+                          "# HELP slorad_adapters Adapters registered.\n"
+                          "# TYPE slorad_adapters gauge\n"
+                          "slorad_adapters %lld\n"
+                          "# HELP slorad_adapter_bytes Compact bytes of registered adapters.\n"
+                          "# TYPE slorad_adapter_bytes gauge\n"
+                          "slorad_adapter_bytes %lld\n"
+                          "# HELP slorad_adapter_objects_live Adapter versions alive (incl. "
+                          "retired ones still in use).\n"
+                          "# TYPE slorad_adapter_objects_live gauge\n"
+                          "slorad_adapter_objects_live %lld\n"
+                          "# HELP slorad_adapter_objects_live_bytes Compact bytes of the adapter "
+                          "versions alive.\n"
+                          "# TYPE slorad_adapter_objects_live_bytes gauge\n"
+                          "slorad_adapter_objects_live_bytes %lld\n"
+                          "# HELP slorad_adapter_uploads_total Uploads stored (new and replacements).\n"
+                          "# TYPE slorad_adapter_uploads_total counter\n"
+                          "slorad_adapter_uploads_total %llu\n"
+                          "# HELP slorad_adapter_swaps_total Uploads that replaced a version.\n"
+                          "# TYPE slorad_adapter_swaps_total counter\n"
+                          "slorad_adapter_swaps_total %llu\n"
+                          "# HELP slorad_adapter_deletes_total Adapters deleted.\n"
+                          "# TYPE slorad_adapter_deletes_total counter\n"
+                          "slorad_adapter_deletes_total %llu\n"
+                          "# HELP slorad_adapter_dry_runs_total Successful ?dry_run=1 uploads.\n"
+                          "# TYPE slorad_adapter_dry_runs_total counter\n"
+                          "slorad_adapter_dry_runs_total %llu\n"
+                          "# HELP slorad_adapter_uploads_waiting Uploads waiting for a slot of "
+                          "their tenant (max_uploads_per_tenant).\n"
+                          "# TYPE slorad_adapter_uploads_waiting gauge\n"
+                          "slorad_adapter_uploads_waiting %lld\n"
+                          "# HELP slorad_adapter_rejected_total Failed uploads by reason.\n"
+                          "# TYPE slorad_adapter_rejected_total counter\n",
+                          (long long)s.adapters, (long long)s.bytes, (long long)live,
+                          (long long)live_bytes, (unsigned long long)s.uploads,
+                          (unsigned long long)s.swaps, (unsigned long long)s.deletes,
+                          (unsigned long long)s.dry_runs,
+                          (long long)slora__api_uploads(api)->waiting);
     for (int i = 0; i < SLORA_ERR_COUNT; i++)
         if (s.rejected[i])
             slora_api_text_printf(t, "slorad_adapter_rejected_total{reason=\"%s\"} %llu\n",

@@ -20,6 +20,7 @@
 #include <slora/engine.h>
 #include <slora/error.h>
 #include <slora/generate.h>
+#include <slora/jsonscan.h>
 #include <slora/log.h>
 #include <slora/model.h>
 #include <slora/registry.h>
@@ -54,6 +55,9 @@ static void buf_add(struct buf *b, const char *s, size_t n)
     if (!b->oom && slora__buf_add(&b->b, s, n))
         b->oom = true;
 }
+
+/* Append a string literal. */
+#define buf_lit(b, lit) buf_add((b), (lit), sizeof(lit) - 1)
 
 static void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void buf_printf(struct buf *b, const char *fmt, ...)
@@ -95,6 +99,7 @@ struct job {
     struct slora_principal principal;
     int64_t max_tokens_cap;
     int64_t max_logits_bytes;
+    struct slora_jsonscan_limits json_lim;
     void *body;                   /* (body_len) request JSON */
     size_t body_len;
 
@@ -120,6 +125,7 @@ struct job {
     uint64_t ticket;
     char id[40];
     int64_t created;
+    struct buf head;              /* completion: `{"id":...,"model":...,"choices":[` (worker) */
     struct buf text;              /* completion text so far (non-stream) */
     json_t *lp_tokens;            /* logprobs: piece of each token */
     json_t *lp_values;            /* its logprob (null for the first prompt token) */
@@ -144,6 +150,7 @@ static void job_free(void *p)
         free(j->stop[i]);
     free(j->stop);
     free(j->text.b.p);
+    free(j->head.b.p);
     json_decref(j->lp_tokens);
     json_decref(j->lp_values);
     json_decref(j->lp_top);
@@ -168,11 +175,12 @@ static int fail(struct job *j, int err, const char *fmt, ...)
 
 static int parse_body(struct job *j, json_t **out)
 {
-    json_error_t e;
-    json_t *req = json_loadb(j->body ? j->body : "", j->body_len, JSON_REJECT_DUPLICATES, &e);
-    if (!req)
-        return fail(j, SLORA_EINVAL, "invalid JSON body: %s (line %d, column %d)", e.text,
-                    e.line, e.column);
+    json_t *req;
+    int err = slora_jsonscan_load(j->body, j->body_len, &j->json_lim, &req, j->msg, sizeof(j->msg));
+    if (err) {
+        j->err = err;
+        return err;
+    }
     if (!json_is_object(req)) {
         json_decref(req);
         return fail(j, SLORA_EINVAL, "the request body must be a JSON object");
@@ -262,11 +270,17 @@ static int encode_prompt(struct job *j, json_t *v, bool bos, int max_tokens, int
                     "'prompt' has %zu bytes; at most %zu bytes can fit in the model's context "
                     "of %d tokens",
                     len, max_len, j->model->cfg.seq_len);
-    if (!(*ids = malloc((len + 3) * sizeof(int))))
+    if (bos && slora_tokenizer_special(j->tok, SLORA_TOK_SPECIAL_BOS) < 0)
+        return fail(j, SLORA_EINVAL, "'add_bos': the model's vocabulary has no BOS token");
+    /* room for any encoding: the token count check is the caller's */
+    size_t cap = slora_tokenizer_max_tokens(j->tok, len), count;
+    if (!(*ids = malloc(cap * sizeof(int))))
         return fail(j, SLORA_ENOMEM, "out of memory");
-    int err = slora_tokenizer_encode(j->tok, json_string_value(v), bos, *ids, n);
+    int err = slora_tokenizer_encode(j->tok, json_string_value(v), len,
+                                     bos ? SLORA_TOK_ADD_BOS : 0, *ids, cap, &count);
     if (err)
         return fail(j, err, "cannot tokenize 'prompt': %s", slora_strerror(err));
+    *n = (int)count;
     return 0;
 }
 
@@ -284,9 +298,12 @@ static int parse_prompt(struct job *j, json_t *req, bool allow_tokens_key)
     }
     int vocab = j->model->cfg.shape.vocab_size, seq_len = j->model->cfg.seq_len;
     if (json_is_string(v)) {
-        int err = encode_prompt(j, v, true, seq_len - 1, &j->prompt, &j->n_prompt);
+        int err = encode_prompt(j, v, slora_tokenizer_add_bos(j->tok), seq_len - 1, &j->prompt,
+                                &j->n_prompt);
         if (err)
             return err;
+        if (j->n_prompt == 0)
+            return fail(j, SLORA_EINVAL, "the prompt is empty and the vocabulary adds no BOS");
     } else if (json_is_array(v)) {
         size_t n = json_array_size(v);
         if (n == 0)
@@ -370,6 +387,8 @@ static uint64_t fresh_seed(void)
            (atomic_fetch_add(&counter, 1) * 0x9E3779B97F4A7C15ull);
 }
 
+static int prepare_head(struct job *j);
+
 static int prepare_completion(struct job *j, json_t *req)
 {
     int64_t max_tokens = DEFAULT_MAX_TOKENS, top_k = 0, logprobs = -1, seed = -1;
@@ -407,7 +426,7 @@ static int prepare_completion(struct job *j, json_t *req)
     if (j->logprobs >= 0 && (!(j->lp_tokens = json_array()) || !(j->lp_values = json_array()) ||
                              !(j->lp_top = json_array()) || !(j->lp_offsets = json_array())))
         return fail(j, SLORA_ENOMEM, "out of memory");
-    return 0;
+    return prepare_head(j);
 }
 
 static int prepare_logits(struct job *j, json_t *req)
@@ -438,7 +457,7 @@ static int prepare_logits(struct job *j, json_t *req)
 static int prepare_tokenize(struct job *j, json_t *req)
 {
     json_t *v = json_object_get(req, "prompt");
-    bool bos = true;
+    bool bos = slora_tokenizer_add_bos(j->tok);
     int err = get_bool(j, req, "add_bos", &bos);
     if (err)
         return err;
@@ -475,7 +494,7 @@ static int prepare_detokenize(struct job *j, json_t *req)
         ids[i] = (int)json_integer_value(t);
     }
     size_t len;
-    char *text = slora_tokenizer_detokenize(j->tok, -1, ids, (int)n, &len);
+    char *text = slora_tokenizer_render(j->tok, -1, ids, (int)n, &len);
     free(ids);
     if (!text)
         return fail(j, SLORA_ENOMEM, "out of memory");
@@ -512,7 +531,7 @@ static void prepare_work(void *arg)
 static json_t *piece_json(const struct job *j, int prev, int token)
 {
     size_t len;
-    char *s = slora_tokenizer_detokenize(j->tok, prev, &token, 1, &len);
+    char *s = slora_tokenizer_render(j->tok, prev, &token, 1, &len);
     json_t *v = s ? json_stringn(s, len) : NULL;
     free(s);
     return v ? v : json_string("");
@@ -530,7 +549,7 @@ static void add_logprobs(struct job *j, int prev, int token, const struct slora_
     json_t *top = st ? json_object() : NULL;
     for (int k = 0; top && k < st->n_top; k++) {
         size_t len;
-        char *s = slora_tokenizer_detokenize(j->tok, prev, &st->top_id[k], 1, &len);
+        char *s = slora_tokenizer_render(j->tok, prev, &st->top_id[k], 1, &len);
         if (s && !json_object_getn(top, s, len))
             json_object_setn_new(top, s, len, json_real(st->top_logprob[k]));
         free(s);
@@ -540,11 +559,10 @@ static void add_logprobs(struct job *j, int prev, int token, const struct slora_
     j->text_offset += piece_len;
 }
 
-/* Logprobs of the tokens since the last flush (stream) or of all, or null. */
+/* Logprobs (asked for) of the tokens since the last flush (stream) or of
+ * all; null if out of memory. */
 static json_t *take_logprobs(struct job *j)
 {
-    if (j->logprobs < 0)
-        return json_null();
     json_t *lp = json_pack("{sOsOsOsO}", "tokens", j->lp_tokens, "token_logprobs", j->lp_values,
                            "top_logprobs", j->lp_top, "text_offset", j->lp_offsets);
     if (j->stream) {
@@ -555,12 +573,6 @@ static json_t *take_logprobs(struct job *j)
         }
     }
     return lp ? lp : json_null();
-}
-
-static json_t *choice_json(struct job *j, const char *text, size_t len, const char *finish)
-{
-    return json_pack("{ss%sisoso}", "text", text, len, "index", 0, "finish_reason",
-                     finish ? json_string(finish) : json_null(), "logprobs", take_logprobs(j));
 }
 
 static json_t *head_json(const struct job *j, const char *object)
@@ -584,15 +596,50 @@ static void stream_write(struct job *j, const char *data, size_t len)
     slora_api_call_stream_write(j->call, data, len);
 }
 
+/* Worker: the start every answer of the job shares (the JSON body, each
+ * SSE event), so that the engine thread only escapes text: jansson's pack
+ * and dump per streamed token took about a tenth of its time. */
+static int prepare_head(struct job *j)
+{
+    struct buf *h = &j->head;
+    buf_json(h, head_json(j, "text_completion"));
+    if (!h->oom && h->b.len && h->b.p[h->b.len - 1] == '}') {
+        h->b.len--; /* reopen the object */
+        buf_lit(h, ",\"choices\":[");
+    } else {
+        h->oom = true;
+    }
+    return h->oom ? fail(j, SLORA_ENOMEM, "out of memory") : 0;
+}
+
+/* The choice object: text, index, finish_reason (null while streaming),
+ * logprobs (null when not asked for). */
+static void add_choice(struct buf *b, struct job *j, const char *text, size_t len,
+                       const char *finish)
+{
+    buf_lit(b, "{\"text\":");
+    if (!b->oom && slora__buf_add_json_string(&b->b, text, len))
+        b->oom = true;
+    buf_lit(b, ",\"index\":0,\"finish_reason\":");
+    if (finish)
+        buf_printf(b, "\"%s\"", finish);
+    else
+        buf_lit(b, "null");
+    buf_lit(b, ",\"logprobs\":");
+    if (j->logprobs < 0)
+        buf_lit(b, "null");
+    else
+        buf_json(b, take_logprobs(j));
+    buf_lit(b, "}");
+}
+
 static void stream_chunk(struct job *j, const char *text, size_t len, const char *finish)
 {
-    json_t *o = head_json(j, "text_completion");
-    if (o)
-        json_object_set_new(o, "choices", json_pack("[o]", choice_json(j, text, len, finish)));
     struct buf b = {0};
-    buf_add(&b, "data: ", 6);
-    buf_json(&b, o);
-    buf_add(&b, "\n\n", 2);
+    buf_lit(&b, "data: ");
+    buf_add(&b, j->head.b.p, j->head.b.len);
+    add_choice(&b, j, text, len, finish);
+    buf_lit(&b, "]}\n\n");
     if (!b.oom)
         stream_write(j, b.b.p, b.b.len);
     free(b.b.p);
@@ -602,7 +649,7 @@ static void stream_chunk(struct job *j, const char *text, size_t len, const char
 static void emit_echo(struct job *j)
 {
     size_t len;
-    char *text = slora_tokenizer_detokenize(j->tok, -1, j->prompt, j->n_prompt, &len);
+    char *text = slora_tokenizer_render(j->tok, -1, j->prompt, j->n_prompt, &len);
     if (!text) {
         j->text.oom = true;
         return;
@@ -661,13 +708,6 @@ static const char *finish_reason(const struct job *j)
     return f ? f : "length";
 }
 
-static json_t *usage_json(const struct job *j)
-{
-    int n = slora_gen_n_generated(j->gen);
-    return json_pack("{sisisi}", "prompt_tokens", j->n_prompt, "completion_tokens", n,
-                     "total_tokens", j->n_prompt + n);
-}
-
 /* Completes the call: nothing may touch j afterwards. */
 static void completion_reply(struct job *j)
 {
@@ -677,17 +717,19 @@ static void completion_reply(struct job *j)
         slora_api_call_stream_end(j->call);
         return;
     }
-    json_t *o = head_json(j, "text_completion");
-    if (j->text.oom || !o) {
-        json_decref(o);
+    int n = slora_gen_n_generated(j->gen);
+    struct buf b = {0};
+    buf_add(&b, j->head.b.p, j->head.b.len);
+    add_choice(&b, j, j->text.b.p ? j->text.b.p : "", j->text.b.len, finish_reason(j));
+    buf_printf(&b, "],\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,"
+                   "\"total_tokens\":%d}}\n",
+               j->n_prompt, n, j->n_prompt + n);
+    if (j->text.oom || b.oom) {
+        free(b.b.p);
         slora_api_call_error(j->call, SLORA_ENOMEM, NULL);
         return;
     }
-    json_object_set_new(o, "choices",
-                        json_pack("[o]", choice_json(j, j->text.b.p ? j->text.b.p : "",
-                                                     j->text.b.len, finish_reason(j))));
-    json_object_set_new(o, "usage", usage_json(j));
-    slora_api_call_respond_json(j->call, 200, o);
+    slora_api_call_respond(j->call, 200, "application/json", b.b.p, b.b.len);
 }
 
 /* An error after the stream began goes as one SSE error event. */
@@ -894,6 +936,8 @@ static void start_job(struct slora_api_call *c, enum job_kind kind)
         j->principal.role = SLORA_ROLE_ADMIN;
     j->max_tokens_cap = cfg ? cfg->max_tokens : 512;
     j->max_logits_bytes = cfg ? cfg->max_logits_bytes : (int64_t)64 << 20;
+    j->json_lim = (struct slora_jsonscan_limits){cfg ? cfg->max_json_depth : INT64_MAX,
+                                                 cfg ? cfg->max_json_elements : INT64_MAX};
     j->logprobs = -1;
     j->created = (int64_t)time(NULL);
     static atomic_uint_fast64_t next_id;
@@ -937,16 +981,36 @@ static const struct slora_api_route routes[] = {
 
 /* ---- metrics (loop thread) ----------------------------------------------- */
 
+struct metric_family {
+    const char *name, *type, *help;
+};
+
+static void family_head(struct slora_api_text *out, const struct metric_family *f)
+{
+    slora_api_text_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help, f->name, f->type);
+}
+
+/* Per-tenant families, one pass over the tenants each (a family's samples
+ * must be contiguous, after its HELP and TYPE). */
+static const struct metric_family tenant_families[] = {
+    {"slorad_tenant_prompt_tokens_total", "counter", "Prompt tokens processed"},
+    {"slorad_tenant_completion_tokens_total", "counter", "Tokens generated"},
+    {"slorad_tenant_sequences", "gauge", "Sequences waiting or running"},
+};
+
+struct tenant_family {
+    struct slora_api_text *out;
+    size_t which; /* in tenant_families */
+};
+
 static void tenant_metrics(void *arg, const struct slora_engine_tenant_stats *t)
 {
-    struct slora_api_text *out = arg;
-    slora_api_text_printf(out, "slorad_tenant_prompt_tokens_total{tenant=\"%s\"} %" PRIu64 "\n",
-                          t->tenant, t->prompt_tokens);
-    slora_api_text_printf(out,
-                          "slorad_tenant_completion_tokens_total{tenant=\"%s\"} %" PRIu64 "\n",
-                          t->tenant, t->completion_tokens);
-    slora_api_text_printf(out, "slorad_tenant_sequences{tenant=\"%s\"} %d\n", t->tenant,
-                          t->sequences);
+    const struct tenant_family *f = arg;
+    uint64_t v = f->which == 0   ? t->prompt_tokens
+                 : f->which == 1 ? t->completion_tokens
+                                 : (uint64_t)t->sequences;
+    slora_api_text_printf(f->out, "%s{tenant=\"%s\"} %" PRIu64 "\n",
+                          tenant_families[f->which].name, t->tenant, v);
 }
 
 static void metrics(void *arg, struct slora_api_text *out)
@@ -956,9 +1020,7 @@ static void metrics(void *arg, struct slora_api_text *out)
     struct slora_engine_stats es;
     slora_cache_stats(inf->cache, &cs);
     slora_engine_stats(inf->engine, &es);
-    static const struct {
-        const char *name, *type, *help;
-    } m[] = {
+    static const struct metric_family m[] = {
         {"slorad_delta_cache_hits_total", "counter", "Delta cache acquires served by a resident entry"},
         {"slorad_delta_cache_misses_total", "counter", "Delta cache acquires that generated dW"},
         {"slorad_delta_cache_evictions_total", "counter", "Delta cache entries dropped for the budget"},
@@ -978,9 +1040,10 @@ static void metrics(void *arg, struct slora_api_text *out)
     uint64_t v[] = {cs.hits, cs.misses, cs.evictions, cs.gen_failures, cs.bytes, cs.entries,
                     cs.pinned_bytes, cs.budget_bytes, (uint64_t)es.waiting, (uint64_t)es.running,
                     (uint64_t)es.acquiring, es.steps, es.rows, es.canceled};
-    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-        slora_api_text_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", m[i].name,
-                              m[i].help, m[i].name, m[i].type, m[i].name, v[i]);
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
+        family_head(out, &m[i]);
+        slora_api_text_printf(out, "%s %" PRIu64 "\n", m[i].name, v[i]);
+    }
     slora_api_text_printf(out, "# HELP slorad_engine_rejected_total Requests refused by the "
                                "engine\n# TYPE slorad_engine_rejected_total counter\n");
     slora_api_text_printf(out, "slorad_engine_rejected_total{reason=\"queue_full\"} %" PRIu64 "\n",
@@ -1001,13 +1064,11 @@ static void metrics(void *arg, struct slora_api_text *out)
     }
     slora_api_text_printf(out, "%s_sum %.6f\n%s_count %" PRIu64 "\n", h, cs.gen_seconds_sum, h,
                           cs.gen_count);
-    slora_api_text_printf(out, "# HELP slorad_tenant_prompt_tokens_total Prompt tokens processed\n"
-                               "# TYPE slorad_tenant_prompt_tokens_total counter\n"
-                               "# HELP slorad_tenant_completion_tokens_total Tokens generated\n"
-                               "# TYPE slorad_tenant_completion_tokens_total counter\n"
-                               "# HELP slorad_tenant_sequences Sequences waiting or running\n"
-                               "# TYPE slorad_tenant_sequences gauge\n");
-    slora_engine_tenants(inf->engine, tenant_metrics, out);
+    for (size_t i = 0; i < sizeof(tenant_families) / sizeof(tenant_families[0]); i++) {
+        family_head(out, &tenant_families[i]);
+        struct tenant_family f = {out, i};
+        slora_engine_tenants(inf->engine, tenant_metrics, &f);
+    }
 }
 
 int slora_api_infer_register(struct slora_api *api, struct slora_api_infer *inf)

@@ -6,6 +6,8 @@
  * 2 usage. Single-threaded: the prompt is prefilled in one batch, then one
  * decode row per step.
  */
+#include "internal.h"
+
 #include <slora/cli.h>
 #include <slora/cliarg.h>
 #include <slora/error.h>
@@ -33,15 +35,17 @@ static void usage(FILE *f)
                "                       [--temperature F] [--top-p F] [--top-k K] [--seed S]\n"
                "                       [--stop S]... [--adapter A] [--threads N]\n"
                "\n"
-               "Prints the continuation of P (BOS + P, as /v1/completions) and a newline;\n"
-               "statistics go to stderr.\n"
+               "Prints the continuation of P (encoded as /v1/completions does: BOS first when\n"
+               "the vocabulary adds one) and a newline; statistics go to stderr.\n"
                "\n"
                "  --model M        llama2.c .bin or GGUF model\n"
-               "  --tokenizer T    llama2.c tok*.bin; default: the GGUF's own vocabulary, else\n"
-               "                   tok<vocab_size>.bin, then tokenizer.bin, next to the model\n"
+               "  --tokenizer T    llama2.c tok*.bin for a .bin model; default tok<vocab_size>.bin,\n"
+               "                   then tokenizer.bin, next to the model. A GGUF's own\n"
+               "                   vocabulary is always used (T must then be the same one)\n"
                "  --prompt P       prompt text (\"\" = just BOS)\n"
                "  -n N             maximum tokens to generate (default 256; generation also\n"
-               "                   ends at BOS/EOS, a stop string or the model's seq_len)\n"
+               "                   ends at an end-of-generation token or BOS, a stop string\n"
+               "                   or the model's seq_len)\n"
                "  --temperature F  0 = greedy (argmax, lowest id on ties); default 1\n"
                "  --top-p F        nucleus sampling in (0, 1); 1 = off (default)\n"
                "  --top-k K        keep the K most likely tokens; 0 = off (default)\n"
@@ -207,40 +211,6 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* The tokenizer named by --tokenizer, else the GGUF vocabulary (borrowed:
- * *owned stays NULL), else tok<vocab>.bin or tokenizer.bin beside the model. */
-static int open_tokenizer(const struct options *o, const struct slora_model *m,
-                          const struct slora_tokenizer **tok, struct slora_tokenizer **owned,
-                          char *diag, size_t diag_len)
-{
-    int vocab = m->cfg.shape.vocab_size;
-    const char *path = o->tokenizer;
-    char beside[4096];
-    *owned = NULL;
-    if (!path && m->gguf_vocab) {
-        *tok = m->gguf_vocab;
-        return 0;
-    }
-    if (!path) {
-        const char *slash = strrchr(o->model, '/');
-        int dir_len = slash ? (int)(slash - o->model + 1) : 0;
-        snprintf(beside, sizeof(beside), "%.*stok%d.bin", dir_len, o->model, vocab);
-        if (access(beside, R_OK))
-            snprintf(beside, sizeof(beside), "%.*stokenizer.bin", dir_len, o->model);
-        if (access(beside, R_OK)) {
-            snprintf(diag, diag_len,
-                     "no tokenizer: %s has no vocabulary and neither tok%d.bin nor "
-                     "tokenizer.bin is next to it; pass --tokenizer",
-                     o->model, vocab);
-            return SLORA_ENOTFOUND;
-        }
-        path = beside;
-    }
-    int err = slora_tokenizer_load(path, vocab, owned, diag, diag_len);
-    *tok = *owned;
-    return err;
-}
-
 static uint64_t random_seed(void)
 {
     uint64_t s = 0;
@@ -283,7 +253,7 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
     int err = slora_model_load(o->model, NULL, &r.model, diag, diag_len);
     if (err)
         return err;
-    err = open_tokenizer(o, r.model, &r.tok, &r.owned_tok, diag, diag_len);
+    err = slora__cmd_tokenizer(r.model, o->tokenizer, &r.tok, &r.owned_tok, diag, diag_len);
     if (err)
         goto out;
     int vocab = r.model->cfg.shape.vocab_size, seq_len = r.model->cfg.seq_len, n_prompt;
@@ -295,12 +265,21 @@ static int generate(const struct options *o, char *diag, size_t diag_len)
         goto out;
     }
     err = SLORA_ENOMEM;
-    r.prompt = malloc((prompt_len + 3) * sizeof(*r.prompt));
+    size_t cap = slora_tokenizer_max_tokens(r.tok, prompt_len), count;
+    r.prompt = malloc(cap * sizeof(*r.prompt));
     if (!r.prompt)
         goto out;
-    err = slora_tokenizer_encode(r.tok, o->prompt, true, r.prompt, &n_prompt);
+    err = slora_tokenizer_encode(r.tok, o->prompt, prompt_len,
+                                 slora_tokenizer_add_bos(r.tok) ? SLORA_TOK_ADD_BOS : 0, r.prompt,
+                                 cap, &count);
     if (err) {
         snprintf(diag, diag_len, "cannot encode the prompt with this vocabulary");
+        goto out;
+    }
+    n_prompt = (int)count;
+    if (n_prompt == 0) {
+        snprintf(diag, diag_len, "the prompt is empty and the vocabulary adds no BOS");
+        err = SLORA_EINVAL;
         goto out;
     }
     if (n_prompt >= seq_len) {

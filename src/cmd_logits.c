@@ -3,6 +3,8 @@
  *   {"tokens":[...],"logits":[[...],...]}  (floats as %.9g)
  * one logits row for the last position, or for every position with
  * --positions all. For tests against independent references. */
+#include "internal.h"
+
 #include <slora/cli.h>
 #include <slora/cliarg.h>
 #include <slora/forward.h>
@@ -51,10 +53,10 @@ static int get_tokens(const struct slora_model *m, const char *tok_path, const c
                       const char *prompt, int **tokens, int *n)
 {
     char diag[512];
-    size_t cap = list ? strlen(list) / 2 + 1 : strlen(prompt) + 3;
-    if (!(*tokens = malloc(cap * sizeof(int))))
-        return -1;
+    size_t cap = strlen(list ? list : prompt) / 2 + 1;
     if (list) {
+        if (!(*tokens = malloc(cap * sizeof(int))))
+            return -1;
         *n = slora_cliarg_int_list(list, 0, m->cfg.shape.vocab_size - 1, *tokens, (int)cap);
         if (*n < 1) {
             fprintf(stderr, "slorad logits: --tokens must list ids in 0..%d\n",
@@ -65,21 +67,27 @@ static int get_tokens(const struct slora_model *m, const char *tok_path, const c
     }
     struct slora_tokenizer *own = NULL;
     const struct slora_tokenizer *tok = m->gguf_vocab;
-    if (tok_path) {
-        if (slora_tokenizer_load(tok_path, m->cfg.shape.vocab_size, &own, diag, sizeof(diag))) {
-            fprintf(stderr, "slorad logits: %s\n", diag);
-            return -1;
-        }
-        tok = own;
-    }
-    if (!tok) {
+    if (!tok && !tok_path) {
         fprintf(stderr,
                 "slorad logits: --prompt needs --tokenizer (the model has no vocabulary)\n");
         return -1;
     }
-    int rc = slora_tokenizer_encode(tok, prompt, true, *tokens, n);
+    if (slora__cmd_tokenizer(m, tok_path, &tok, &own, diag, sizeof(diag))) {
+        fprintf(stderr, "slorad logits: %s\n", diag);
+        return -1;
+    }
+    size_t count;
+    cap = slora_tokenizer_max_tokens(tok, strlen(prompt));
+    if (!(*tokens = malloc(cap * sizeof(int)))) {
+        slora_tokenizer_free(own);
+        return -1;
+    }
+    int rc = slora_tokenizer_encode(tok, prompt, strlen(prompt),
+                                    slora_tokenizer_add_bos(tok) ? SLORA_TOK_ADD_BOS : 0, *tokens,
+                                    cap, &count);
     slora_tokenizer_free(own);
-    if (rc) {
+    *n = (int)count;
+    if (rc || count == 0) {
         fprintf(stderr, "slorad logits: cannot encode the prompt\n");
         return -1;
     }

@@ -7,6 +7,8 @@
  * the registry's validate callback runs on worker threads and reads only
  * the immutable shape and limits in `serve.validate_ctx`.
  */
+#include "internal.h"
+
 #include <slora/adapter.h>
 #include <slora/api.h>
 #include <slora/api_infer.h>
@@ -61,22 +63,6 @@ static void reload_apply(void *arg, const struct slora_config *cfg)
     slora_api_set_auth(sv->api, cfg->auth);
 }
 
-static int load_tokenizer(const struct slora_config *cfg, const struct slora_model *m,
-                          struct slora_tokenizer **out)
-{
-    char diag[512];
-    int err =
-        slora_tokenizer_load(cfg->tokenizer, m->cfg.shape.vocab_size, out, diag, sizeof(diag));
-    if (err && m->gguf_vocab) {
-        slora_warn("tokenizer %s: %s; using the model's own vocabulary", cfg->tokenizer, diag);
-        *out = NULL;
-        return 0;
-    }
-    if (err)
-        slora_error("%s", diag);
-    return err;
-}
-
 int slora_cmd_serve(int argc, char **argv)
 {
     struct slora_config *cfg;
@@ -100,8 +86,11 @@ int slora_cmd_serve(int argc, char **argv)
         goto out_free_config;
     }
     struct slora_tokenizer *tok = NULL;
-    if (load_tokenizer(cfg, sv.model, &tok))
+    const struct slora_tokenizer *vocab;
+    if (slora__cmd_tokenizer(sv.model, cfg->tokenizer, &vocab, &tok, diag, sizeof(diag))) {
+        slora_error("%s", diag);
         goto out_free_model;
+    }
     sv.validate_ctx.shape = sv.model->cfg.shape;
     slora_adapter_limits_default(&sv.validate_ctx.limits);
     sv.validate_ctx.limits.max_params = cfg->max_adapter_params;
@@ -135,7 +124,7 @@ int slora_cmd_serve(int argc, char **argv)
     }
     struct slora_api_deps deps = {
         .model = sv.model,
-        .tokenizer = tok ? tok : sv.model->gguf_vocab,
+        .tokenizer = vocab,
         .model_id = cfg->model_id,
         .registry = reg,
         .auth = cfg->auth,

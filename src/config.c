@@ -42,13 +42,20 @@ struct key {
 static const struct key keys[] = {
     {"listen", KEY_STRING, OFF(listen), "127.0.0.1:8080", 0, 0, 0, "--listen"},
     {"model", KEY_STRING, OFF(model), "models/stories260K.bin", 0, 0, 0, "--model"},
-    {"tokenizer", KEY_STRING, OFF(tokenizer), "models/tok512.bin", 0, 0, 0, "--tokenizer"},
+    {"tokenizer", KEY_STRING, OFF(tokenizer), "", 0, 0, 0, "--tokenizer"},
     {"model_id", KEY_STRING, OFF(model_id), "", 0, 0, 0, "--model-id"},
     {"state_dir", KEY_STRING, OFF(state_dir), "", 0, 0, 0, "--state-dir"},
     {"threads", KEY_INT, OFF(threads), NULL, 0, 0, 256, "--threads"},
     {"log_level", KEY_STRING, OFF(log_level), "info", 0, 0, 0, "--log-level"},
     {"max_header_bytes", KEY_INT, OFF(max_header_bytes), NULL, 16 * KIB, KIB, MIB, NULL},
     {"max_body_bytes", KEY_INT, OFF(max_body_bytes), NULL, 64 * MIB, KIB, 4 * GIB, NULL},
+    {"max_json_bytes", KEY_INT, OFF(max_json_bytes), NULL, MIB, KIB, GIB, NULL},
+    {"max_json_depth", KEY_INT, OFF(max_json_depth), NULL, 32, 2, 1024, NULL},
+    {"max_json_elements", KEY_INT, OFF(max_json_elements), NULL, 65536, 16, 1 << 24, NULL},
+    {"max_queued_reply_bytes", KEY_INT, OFF(max_queued_reply_bytes), NULL, MIB, 4 * KIB, GIB,
+     NULL},
+    {"max_queued_replies", KEY_INT, OFF(max_queued_replies), NULL, 64, 2, 65536, NULL},
+    {"tcp_send_buffer_bytes", KEY_INT, OFF(tcp_send_buffer_bytes), NULL, 0, 0, 64 * MIB, NULL},
     {"max_connections", KEY_INT, OFF(max_connections), NULL, 512, 1, 65536, NULL},
     {"header_timeout_ms", KEY_INT, OFF(header_timeout_ms), NULL, 10000, 100, 600000, NULL},
     {"body_timeout_ms", KEY_INT, OFF(body_timeout_ms), NULL, 30000, 100, 3600000, NULL},
@@ -438,7 +445,7 @@ const char *slora_config_usage(void)
            "  --config PATH      JSON config file (default: $SLORAD_CONFIG)\n"
            "  --listen HOST:PORT listen address (default 127.0.0.1:8080; port 0 = any)\n"
            "  --model PATH       base model (.bin or .gguf)\n"
-           "  --tokenizer PATH   tokenizer (tok*.bin)\n"
+           "  --tokenizer PATH   llama2.c tok*.bin of a .bin model (default: next to it)\n"
            "  --model-id ID      model id in the API (default: model file name)\n"
            "  --state-dir DIR    adapter storage (default $STATE_DIRECTORY or /var/lib/slorad)\n"
            "  --threads N        compute threads (0 = one per CPU)\n"

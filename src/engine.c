@@ -7,6 +7,13 @@
  * per-sequence compute state (kv, pos, logits) is touched only by the
  * engine thread once the sequence is ACTIVE. Cancellation is a flag the
  * engine thread checks before each step.
+ *
+ * KV caches of finished sequences are kept for the next ones (engine
+ * thread only): allocating and freeing one per request cost more than its
+ * whole prefill on small models (calloc of (n_layers, seq_len, kv_dim)
+ * twice, page faults and zeroing included). A reused cache needs no
+ * clearing: a sequence writes each position before attending to it. At
+ * most max_batch caches exist, active or spare.
  */
 #include <slora/blas.h>
 #include <slora/engine.h>
@@ -77,6 +84,8 @@ struct slora_engine {
     int max_rows;               /* max_batch + a prefill chunk */
     struct seq **active;        /* (max_batch) ACTIVE sequences; engine thread only */
     int n_active;
+    struct slora_kv **spare_kv; /* (max_batch) KV caches of finished sequences; engine thread */
+    int n_spare_kv;
 
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -287,6 +296,10 @@ static void finish(struct slora_engine *e, struct seq *s, int err)
         e->st.canceled++;
     pthread_mutex_unlock(&e->lock);
     s->done(s->arg, &s->res);
+    if (s->kv && e->n_spare_kv < e->cfg.max_batch) {
+        e->spare_kv[e->n_spare_kv++] = s->kv;
+        s->kv = NULL;
+    }
     free_seq(s);
 }
 
@@ -463,7 +476,7 @@ static void activate(struct slora_engine *e, struct seq **to_finish)
         if (!s->res.err) {
             if (s->handle)
                 s->ws = slora_cache_handle_weights(s->handle);
-            s->kv = slora_kv_new(e->model);
+            s->kv = e->n_spare_kv ? e->spare_kv[--e->n_spare_kv] : slora_kv_new(e->model);
             if (!s->kv)
                 s->res.err = SLORA_ENOMEM;
         }
@@ -539,7 +552,8 @@ struct slora_engine *slora_engine_new(const struct slora_model *m, struct slora_
     e->fwd = slora_fwd_new(m, e->max_rows, e->cfg.threads);
     e->rows = calloc((size_t)e->max_rows, sizeof(*e->rows));
     e->active = calloc((size_t)e->cfg.max_batch, sizeof(*e->active));
-    if (!e->fwd || !e->rows || !e->active)
+    e->spare_kv = calloc((size_t)e->cfg.max_batch, sizeof(*e->spare_kv));
+    if (!e->fwd || !e->rows || !e->active || !e->spare_kv)
         goto err_free_buffers;
     /* the forward pass threads itself; BLAS calls run on its threads' slices */
     slora_blas_set_threads(1);
@@ -553,6 +567,7 @@ err_destroy_sync:
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->lock);
 err_free_buffers:
+    free(e->spare_kv);
     free(e->active);
     free(e->rows);
     slora_fwd_free(e->fwd);
@@ -587,6 +602,9 @@ void slora_engine_free(struct slora_engine *e)
     }
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->lock);
+    while (e->n_spare_kv)
+        slora_kv_free(e->spare_kv[--e->n_spare_kv]);
+    free(e->spare_kv);
     free(e->active);
     free(e->rows);
     slora_fwd_free(e->fwd);
@@ -598,6 +616,7 @@ void slora_engine_stats(struct slora_engine *e, struct slora_engine_stats *out)
 {
     pthread_mutex_lock(&e->lock);
     *out = e->st;
+    out->stopping = e->stopping;
     pthread_mutex_unlock(&e->lock);
 }
 

@@ -240,7 +240,8 @@ int slora_gen_accept(struct slora_gen *g, float *logits, struct slora_gen_step *
     int prev = g->tokens[g->n_tokens - 1];
     g->tokens[g->n_tokens++] = token;
     int generated = g->n_tokens - g->n_prompt;
-    if (token == SLORA_TOK_BOS || token == SLORA_TOK_EOS) {
+    if (slora_tokenizer_is_eog(g->tok, token) ||
+        token == slora_tokenizer_special(g->tok, SLORA_TOK_SPECIAL_BOS)) {
         finish(g, SLORA_FINISH_STOP, step);
         return 0;
     }

@@ -42,8 +42,10 @@ struct slora_http_conn {
     bool dead;           /* an error was returned */
     bool keep_alive;
     size_t header_bytes; /* request line + fields + values so far */
+    uint64_t body_limit; /* this request's: lim.max_body_bytes unless the owner set one */
     int err;             /* SLORA_E* set by a callback */
     const char *errmsg;
+    char errbuf[96];     /* errmsg when formatted */
     struct slora__buf url;
     struct slora__buf field; /* current header name (truncated at FIELD_MAX) */
     struct slora__buf value; /* current header value */
@@ -88,6 +90,7 @@ static void reset_request(struct slora_http_conn *c)
     free(c->body.p);
     c->body = (struct slora__buf){0};
     c->header_bytes = 0;
+    c->body_limit = c->lim.max_body_bytes;
     c->head_reported = false;
     c->complete = false;
     c->request_id[0] = '\0';
@@ -227,14 +230,17 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct slora_http_conn *c = conn_of(p);
-    if (c->body.len + len > c->lim.max_body_bytes)
-        return fail(c, SLORA_ETOOLARGE, "request body too large");
+    if (c->body.len + len > c->body_limit) {
+        snprintf(c->errbuf, sizeof(c->errbuf),
+                 "request body exceeds the limit of %" PRIu64 " bytes", c->body_limit);
+        return fail(c, SLORA_ETOOLARGE, c->errbuf);
+    }
     /* A declared length is allocated once, when the body starts to
      * arrive: after the owner accepted the headers, not for anyone who
      * merely claims a length, and never beyond the limit (an owner that
      * reads on past an oversized Content-Length gets 413 at the limit). */
     if (!c->body.cap && c->req.content_length > 0 &&
-        (uint64_t)c->req.content_length <= c->lim.max_body_bytes &&
+        (uint64_t)c->req.content_length <= c->body_limit &&
         slora__buf_reserve(&c->body, (size_t)c->req.content_length))
         return fail(c, SLORA_ENOMEM, "out of memory");
     return slora__buf_add(&c->body, at, len) ? fail(c, SLORA_ENOMEM, "out of memory") : 0;
@@ -266,6 +272,7 @@ struct slora_http_conn *slora_http_conn_new(const struct slora_http_limits *lim)
     llhttp_init(&c->parser, HTTP_REQUEST, &c->settings);
     c->parser.data = c;
     c->lim = *lim;
+    c->body_limit = lim->max_body_bytes;
     return c;
 }
 
@@ -283,6 +290,11 @@ void slora_http_conn_free(struct slora_http_conn *c)
 void slora_http_conn_set_limits(struct slora_http_conn *c, const struct slora_http_limits *lim)
 {
     c->lim = *lim;
+}
+
+void slora_http_conn_set_body_limit(struct slora_http_conn *c, uint64_t bytes)
+{
+    c->body_limit = bytes;
 }
 
 static enum slora_http_event die(struct slora_http_conn *c, int err, const char *msg)

@@ -13,6 +13,17 @@
 int slora__diag(char *diag, size_t diag_len, int err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+struct slora_model;
+struct slora_tokenizer;
+/* The tokenizer of model m for a command, given
+ * the tok*.bin `path` (NULL or "": none): the model's own vocabulary (a path
+ * must then hold the same one: else SLORA_EINVAL), else `path`, else
+ * tok<vocab>.bin or tokenizer.bin next to the model. *owned is what to
+ * free (NULL when *tok is the model's). cmd_vocab.c. */
+int slora__cmd_tokenizer(const struct slora_model *m, const char *path,
+                         const struct slora_tokenizer **tok, struct slora_tokenizer **owned,
+                         char *diag, size_t diag_len);
+
 /* Saturating size arithmetic for sizes computed from untrusted shapes:
  * SIZE_MAX stands for "too large". */
 static inline size_t slora__mul_sat(size_t a, size_t b)

@@ -372,59 +372,22 @@ out_free_src:
     return rc;
 }
 
+/* The file's own vocabulary (tokenizer.* keys), when it has one; it must
+ * cover exactly the model's vocab_size tokens. */
 static int vocab(struct loader *ld, struct slora_model *m)
 {
-    const struct slora_gguf_kv *tokens = slora_gguf_find_kv(ld->g, "tokenizer.ggml.tokens");
-    const struct slora_gguf_kv *scores = slora_gguf_find_kv(ld->g, "tokenizer.ggml.scores");
-    const char *kind;
-    size_t kind_len;
-    if (!tokens)
+    if (!slora_gguf_find_kv(ld->g, "tokenizer.ggml.tokens") &&
+        !slora_gguf_find_kv(ld->g, "tokenizer.ggml.model"))
         return 0;
-    /* only SentencePiece-style (llama) vocabularies fit our tokenizer */
-    if (!slora_gguf_get_str(ld->g, "tokenizer.ggml.model", &kind, &kind_len) &&
-        !str_is(kind, kind_len, "llama")) {
-        slora_warn("%s: tokenizer model '%.*s' is not supported; vocabulary ignored", m->path,
-                   kind_len > 64 ? 64 : (int)kind_len, kind);
-        return 0;
-    }
-    size_t n_vocab = (size_t)m->cfg.shape.vocab_size;
-    if (tokens->type != SLORA_GGUF_ARRAY || tokens->arr_type != SLORA_GGUF_STRING ||
-        tokens->n != n_vocab)
-        return slora__diag(
-            ld->diag, ld->diag_len, SLORA_EFORMAT,
-            "%s: tokenizer.ggml.tokens must be an array of %zu strings (the vocabulary)", m->path,
-            n_vocab);
-    if (!scores || scores->type != SLORA_GGUF_ARRAY || scores->arr_type != SLORA_GGUF_F32 ||
-        scores->n != n_vocab)
-        return slora__diag(ld->diag, ld->diag_len, SLORA_EFORMAT,
-                           "%s: tokenizer.ggml.scores must be an array of %zu f32", m->path,
-                           n_vocab);
-    const char **pieces = malloc(n_vocab * sizeof(*pieces));
-    size_t *lens = malloc(n_vocab * sizeof(*lens));
-    float *sc = malloc(n_vocab * sizeof(*sc));
-    int rc = SLORA_ENOMEM;
-    if (!pieces || !lens || !sc)
-        goto out_free;
-    /* walk the strings once: slora_gguf_array_str(i) is linear in i */
-    const uint8_t *p = tokens->value;
-    for (size_t i = 0; i < n_vocab; i++) {
-        uint64_t len;
-        memcpy(&len, p, 8);
-        pieces[i] = (const char *)p + 8;
-        lens[i] = len;
-        p += 8 + len;
-        sc[i] = slora_gguf_array_f32(scores, i);
-    }
     char tdiag[256];
-    rc = slora_tokenizer_new_from_vocab(pieces, lens, sc, (int)n_vocab, &m->gguf_vocab, tdiag,
-                                        sizeof(tdiag));
+    int rc = slora_tokenizer_new_from_gguf(ld->g, &m->gguf_vocab, tdiag, sizeof(tdiag));
     if (rc)
-        snprintf(ld->diag, ld->diag_len, "%s: vocabulary: %s", m->path, tdiag);
-out_free:
-    free(pieces);
-    free(lens);
-    free(sc);
-    return rc;
+        return slora__diag(ld->diag, ld->diag_len, rc, "%s: vocabulary: %s", m->path, tdiag);
+    if (slora_tokenizer_vocab_size(m->gguf_vocab) != m->cfg.shape.vocab_size)
+        return slora__diag(ld->diag, ld->diag_len, SLORA_EFORMAT,
+                           "%s: tokenizer.ggml.tokens has %d tokens, the model %d", m->path,
+                           slora_tokenizer_vocab_size(m->gguf_vocab), m->cfg.shape.vocab_size);
+    return 0;
 }
 
 static int chat_template(struct loader *ld, struct slora_model *m)

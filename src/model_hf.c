@@ -26,6 +26,7 @@
 #include <slora/fsio.h>
 #include <slora/log.h>
 #include <slora/safetensors.h>
+#include <slora/tokenizer.h>
 
 #include <jansson.h>
 #include <math.h>
@@ -523,6 +524,36 @@ static int tokenizer_config(struct hf *h, struct slora_model *m)
     return rc;
 }
 
+/* The vocabulary of tokenizer.json (with tokenizer_config.json's special
+ * tokens), when the directory has one, padded to the model's vocab_size. */
+static int tokenizer(struct hf *h, struct slora_model *m)
+{
+    char path[4096], rdiag[256], tdiag[256];
+    void *json = NULL, *config = NULL;
+    size_t json_len, config_len = 0;
+    snprintf(path, sizeof(path), "%s/tokenizer.json", h->dir);
+    int rc = slora_fsio_read_file(path, MAX_JSON_BYTES, &json, &json_len, rdiag, sizeof(rdiag));
+    if (rc == SLORA_ENOTFOUND)
+        return 0;
+    snprintf(path, sizeof(path), "%s/tokenizer_config.json", h->dir);
+    if (!rc && (rc = slora_fsio_read_file(path, MAX_JSON_BYTES, &config, &config_len, rdiag,
+                                          sizeof(rdiag))) == SLORA_ENOTFOUND)
+        rc = 0;
+    if (rc)
+        rc = slora__diag(h->diag, h->diag_len, rc, "%s: %s", h->dir, rdiag);
+    else if ((rc = slora_tokenizer_new_from_hf(json, json_len, config, config_len,
+                                               m->cfg.shape.vocab_size, &m->gguf_vocab, tdiag,
+                                               sizeof(tdiag))))
+        rc = slora__diag(h->diag, h->diag_len, rc, "%s: %s", h->dir, tdiag);
+    else if (slora_tokenizer_vocab_size(m->gguf_vocab) != m->cfg.shape.vocab_size)
+        rc = slora__diag(h->diag, h->diag_len, SLORA_EFORMAT,
+                         "%s: tokenizer.json has %d tokens, the model's vocab_size is %d", h->dir,
+                         slora_tokenizer_vocab_size(m->gguf_vocab), m->cfg.shape.vocab_size);
+    free(json);
+    free(config);
+    return rc;
+}
+
 int slora__model_load_hf(struct slora_model **out, const char *dir, int max_context, char *diag,
                          size_t diag_len)
 {
@@ -537,7 +568,8 @@ int slora__model_load_hf(struct slora_model **out, const char *dir, int max_cont
         rc = SLORA_ENOMEM;
         goto out;
     }
-    if ((rc = open_shards(&h, m)) || (rc = bind(&h, m)) || (rc = tokenizer_config(&h, m)))
+    if ((rc = open_shards(&h, m)) || (rc = bind(&h, m)) || (rc = tokenizer_config(&h, m)) ||
+        (rc = tokenizer(&h, m)))
         goto out;
     m->rope_freqs = m->rope_freqs_buf = freqs;
     freqs = NULL;

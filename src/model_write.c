@@ -110,74 +110,6 @@ int slora_model_write_bin(const struct slora_model *m, const float *const *repla
     return slora_fsio_write(path, write_bin_all, &job, diag, diag_len);
 }
 
-/* GGUF token types, as llama.cpp's llama2.c converter assigns them. */
-enum { TOKEN_NORMAL = 1, TOKEN_UNKNOWN = 2, TOKEN_CONTROL = 3, TOKEN_BYTE = 6 };
-
-static int token_type(const struct slora_model *m, int id, const char *piece, size_t len)
-{
-    if (id == 0)
-        return TOKEN_UNKNOWN;
-    if (id == m->cfg.bos_id || id == m->cfg.eos_id)
-        return TOKEN_CONTROL;
-    if (len == 6 && !memcmp(piece, "<0x", 3) && piece[5] == '>')
-        return TOKEN_BYTE;
-    return TOKEN_NORMAL;
-}
-
-/* A llama2.c vocabulary as GGUF "llama" tokenizer keys. ' ' becomes U+2581
- * (3 bytes), so a piece grows at most 3x. */
-static int add_vocab(struct slora_gguf_writer *w, const struct slora_model *m,
-                     const struct slora_tokenizer *tok)
-{
-    int n = slora_tokenizer_vocab_size(tok);
-    char **pieces = calloc((size_t)n, sizeof(*pieces));
-    size_t *lens = calloc((size_t)n, sizeof(*lens));
-    float *scores = calloc((size_t)n, sizeof(*scores));
-    int32_t *types = calloc((size_t)n, sizeof(*types));
-    int rc = SLORA_ENOMEM;
-    if (!pieces || !lens || !scores || !types)
-        goto out_free;
-    for (int i = 0; i < n; i++) {
-        size_t len;
-        const char *p = slora_tokenizer_piece(tok, i, &len);
-        /* llama2.c's "\n<s>\n" and "\n</s>\n" are "<s>" and "</s>" in GGUF */
-        if (i == m->cfg.bos_id || i == m->cfg.eos_id) {
-            p = i == m->cfg.bos_id ? "<s>" : "</s>";
-            len = strlen(p);
-        }
-        if (!(pieces[i] = malloc(3 * len + 1)))
-            goto out_free;
-        size_t o = 0;
-        for (size_t j = 0; j < len; j++) {
-            if (p[j] == ' ') {
-                memcpy(pieces[i] + o, "\xe2\x96\x81", 3);
-                o += 3;
-            } else {
-                pieces[i][o++] = p[j];
-            }
-        }
-        lens[i] = o;
-        scores[i] = slora_tokenizer_score(tok, i);
-        types[i] = token_type(m, i, p, len);
-    }
-    slora_gguf_writer_add_str(w, "tokenizer.ggml.model", "llama");
-    slora_gguf_writer_add_str_array(w, "tokenizer.ggml.tokens", (const char *const *)pieces, lens,
-                                    (size_t)n);
-    slora_gguf_writer_add_array(w, "tokenizer.ggml.scores", SLORA_GGUF_F32, scores, (size_t)n);
-    slora_gguf_writer_add_array(w, "tokenizer.ggml.token_type", SLORA_GGUF_I32, types, (size_t)n);
-    slora_gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", 0);
-    slora_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)m->cfg.bos_id);
-    rc = slora_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)m->cfg.eos_id);
-out_free:
-    for (int i = 0; pieces && i < n; i++)
-        free(pieces[i]);
-    free(pieces);
-    free(lens);
-    free(scores);
-    free(types);
-    return rc;
-}
-
 /* The tokens of g padded to n_vocab with unused "[PAD<i>]" entries, as
  * llama.cpp's converter pads a checkpoint whose embedding is larger than
  * its tokenizer. */
@@ -312,7 +244,7 @@ int slora_model_write_gguf(const struct slora_model *m, const struct slora_model
         return SLORA_ENOMEM;
     }
     add_hparams(w, m, o->name);
-    int rc = o->tok ? add_vocab(w, m, o->tok) : o->vocab_from ? copy_vocab(w, o->vocab_from, m->cfg.shape.vocab_size) : 0;
+    int rc = o->tok ? slora_tokenizer_write_gguf(o->tok, w) : o->vocab_from ? copy_vocab(w, o->vocab_from, m->cfg.shape.vocab_size) : 0;
     if (!rc && !o->tok && !o->vocab_from && m->cfg.bos_id >= 0) {
         slora_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)m->cfg.bos_id);
         slora_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)m->cfg.eos_id);

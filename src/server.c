@@ -8,8 +8,19 @@
  *   HEADERS  request started              timer: header_timeout from its first byte (408)
  *   BODY     headers accepted, body due   timer: body_timeout of silence, and at
  *                                         most body_deadline from the headers (408)
- *   WAIT     handler running / writing    no timer
- *   CLOSING  last response written        FIN sent, input discarded briefly, then close
+ *   WAIT     handler running / writing    no timer (unless blocked, below)
+ *   CLOSING  last response queued         FIN once written, input discarded briefly
+ *                                         (LINGER_MS, LINGER_BYTES), then close
+ *
+ * Back-pressure: output the client has not read yet stays queued in libuv.
+ * Above max_queued_reply_bytes unsent bytes or max_queued_replies write
+ * requests the connection is *blocked*: in IDLE it stops reading and parsing
+ * (pipelined requests wait in the kernel), a stream's further output stays
+ * in its call; both go on once the queue drained to half the limits. While
+ * output is queued, a timer that fires (idle_timeout in IDLE or blocked,
+ * the linger wait in CLOSING) closes the connection only when nothing was
+ * written since it was armed: a slow reader gets every response, in order,
+ * and a client that reads nothing is closed after idle_timeout_ms.
  * The loop thread owns every connection; handlers may complete calls from
  * other threads, which only queue output in the call and wake the loop
  * through `wake_async`. A connection is freed only in its close callback;
@@ -34,8 +45,8 @@
 
 #define PENDING_SLACK (64 * 1024)    /* read-ahead beyond max_header_bytes while busy */
 #define LINGER_MS 2000               /* discard input after the final response this long */
+#define LINGER_BYTES (64 * 1024)     /* and at most this much of it (a refused 64 MiB body) */
 #define MAX_CONFIGS 1024             /* reloads kept alive (borrowed by calls) */
-#define STREAM_QUEUE_MAX (16u << 20) /* unsent stream bytes before the client counts as gone */
 
 enum conn_state { C_IDLE, C_HEADERS, C_BODY, C_WAIT, C_CLOSING };
 
@@ -51,6 +62,12 @@ struct conn {
     char *pending; /* (pending_cap) received, not yet parsed */
     size_t pending_len, pending_cap;
     bool reading;
+    bool blocked;                /* too much output queued: see the top of the file */
+    bool progress;               /* a write completed since the timer was armed */
+    bool shut;                   /* shutdown (FIN) done */
+    size_t queue_at_arm;         /* unsent bytes when the timer was armed */
+    size_t discarded;            /* input read and dropped while lingering */
+    int n_writes;                /* write requests not yet completed */
     bool close_after;            /* Connection: close, error, or draining */
     bool rejected;               /* head phase answered; body must not be read */
     bool dispatched;             /* the call's handler was run */
@@ -110,6 +127,7 @@ static void conn_close(struct conn *c);
 static void conn_linger(struct conn *c);
 static void conn_flush(struct conn *c);
 static void conn_resume_reading(struct conn *c);
+static void conn_unblock(struct conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
@@ -152,10 +170,15 @@ static void on_write(uv_write_t *req, int status)
         free(w->bufs[i]);
     struct conn *c = w->conn;
     free(w);
+    c->n_writes--;
+    c->progress = true;
     if (status < 0 && !c->closed) {
         slora_debug("write failed: %s", uv_strerror(status));
         conn_close(c);
+        return;
     }
+    if (c->blocked && !c->closed)
+        conn_unblock(c);
 }
 
 /* Queue bufs (taking ownership of each malloc'd pointer). */
@@ -190,6 +213,8 @@ static void conn_write(struct conn *c, char **bufs, const size_t *lens, int n)
     w->n = k;
     w->conn = c;
     int err = uv_write(&w->req, (uv_stream_t *)&c->tcp, ub, (unsigned)k, on_write);
+    if (!err)
+        c->n_writes++;
     if (err) {
         for (int i = 0; i < k; i++)
             free(w->bufs[i]);
@@ -220,9 +245,22 @@ static void access_log(struct conn *c, const struct slora_api_request *req, cons
 
 static void on_timeout(uv_timer_t *t);
 
+static size_t unsent(struct conn *c)
+{
+    return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+}
+
 static void arm(struct conn *c, int64_t ms)
 {
+    c->progress = false;
+    c->queue_at_arm = unsent(c);
     uv_timer_start(&c->timer, on_timeout, (uint64_t)ms, 0);
+}
+
+/* Queued output was written since the timer was armed. */
+static bool made_progress(struct conn *c)
+{
+    return c->progress || unsent(c) < c->queue_at_arm;
 }
 
 /* BODY: the next silence timeout, cut short by the total body deadline so
@@ -269,6 +307,13 @@ static void on_timeout(uv_timer_t *t)
                               ? "the request body did not complete within body_deadline_ms"
                               : "timed out reading the request body";
         send_error_and_close(c, SLORA_ETIMEOUT, why, id);
+        return;
+    }
+    /* Output still queued and the client read some of it: it gets
+     * another period (idle_timeout, or the linger wait once the FIN is
+     * out). */
+    if (c->n_writes > 0 && made_progress(c)) {
+        arm(c, c->srv->cfg->idle_timeout_ms);
         return;
     }
     conn_close(c);
@@ -344,6 +389,10 @@ static void conn_close(struct conn *c)
         return;
     conn_drop_call(c, 499);
     c->closed = true;
+    if (c->blocked) {
+        c->blocked = false;
+        slora_api_blocked_delta(c->srv->api, -1);
+    }
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, conn_free_handle);
     uv_close((uv_handle_t *)&c->tcp, conn_free_handle);
@@ -351,8 +400,15 @@ static void conn_close(struct conn *c)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    (void)status;
+    struct conn *c = req->handle->data;
     free(req);
+    if (status == 0 && !c->closed) {
+        c->shut = true;
+        if (c->reading)
+            arm(c, LINGER_MS);
+        else
+            conn_close(c); /* stopped discarding: LINGER_BYTES */
+    }
 }
 
 /* After the final response: FIN once it is written, then read and discard
@@ -375,7 +431,52 @@ static void conn_linger(struct conn *c)
         c->reading = true;
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
-    arm(c, LINGER_MS);
+    /* The linger wait starts once the output is out (on_shutdown). */
+    arm(c, c->n_writes ? c->srv->cfg->idle_timeout_ms : LINGER_MS);
+}
+
+/* ---- back-pressure ------------------------------------------------------ */
+
+static bool over_limits(struct conn *c, size_t div)
+{
+    const struct slora_config *cfg = c->srv->cfg;
+    return unsent(c) > (size_t)cfg->max_queued_reply_bytes / div ||
+           c->n_writes > cfg->max_queued_replies / (int64_t)div;
+}
+
+/* Whether c must not produce more output now (see the top of the file);
+ * blocks it when it goes over the limits. */
+static bool conn_throttle(struct conn *c)
+{
+    if (c->blocked || !over_limits(c, 1))
+        return c->blocked;
+    c->blocked = true;
+    slora_api_blocked_delta(c->srv->api, 1);
+    /* IDLE stops reading; a stream's connection (WAIT) reads on, within
+     * the pending bound, to notice a disconnect. */
+    if (c->state == C_IDLE && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+    arm(c, c->srv->cfg->idle_timeout_ms);
+    return true;
+}
+
+/* After a write completed: go on once the queue drained to half. */
+static void conn_unblock(struct conn *c)
+{
+    if (over_limits(c, 2))
+        return;
+    c->blocked = false;
+    slora_api_blocked_delta(c->srv->api, -1);
+    if (c->state == C_IDLE) {
+        arm(c, c->srv->cfg->idle_timeout_ms);
+        conn_resume_reading(c);
+        conn_process(c);
+    } else if (c->state == C_WAIT) {
+        uv_timer_stop(&c->timer);
+        conn_flush(c);
+    }
 }
 
 /* ---- request processing ------------------------------------------------- */
@@ -397,6 +498,8 @@ static void conn_finish_response(struct conn *c)
     c->state = C_IDLE;
     c->rejected = false;
     arm(c, c->srv->cfg->idle_timeout_ms);
+    if (conn_throttle(c))
+        return;
     conn_resume_reading(c);
     /* Inside conn_process (a synchronous answer) its loop goes on with
      * the next pipelined request; recursing would grow the stack per
@@ -410,7 +513,10 @@ static void conn_flush(struct conn *c)
 {
     struct slora_api_output out;
     struct slora_api_call *call = c->call;
-    while (call && c->call == call && slora_api_call_take(call, &out)) {
+    /* A blocked stream's output waits in its call (bounded by the
+     * request, as a whole response is). */
+    while (call && c->call == call && !(c->streaming && conn_throttle(c)) &&
+           slora_api_call_take(call, &out)) {
         char *bufs[5] = {0};
         size_t lens[5] = {0};
         int n = 0;
@@ -456,15 +562,6 @@ static void conn_flush(struct conn *c)
             lens[n++] = 5;
         }
         conn_write(c, bufs, lens, n);
-        if (c->streaming && !c->closed &&
-            uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > STREAM_QUEUE_MAX) {
-            /* The client does not read its stream: cancel rather than
-             * buffer without bound. */
-            slora_warn("request %s: client not reading its stream, closing",
-                       slora_api_call_request(call)->request_id);
-            conn_close(c);
-            return;
-        }
         if (out.done && c->call == call) {
             conn_finish_response(c);
             return;
@@ -502,6 +599,7 @@ static void start_call(struct conn *c)
         }
         return;
     }
+    slora_http_conn_set_body_limit(c->http, (uint64_t)slora_api_call_body_limit(c->call));
     if (req->expect_continue && (req->chunked || req->content_length > 0)) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         char *b = dup_bytes(cont, sizeof(cont) - 1);
@@ -516,7 +614,7 @@ static void conn_parse(struct conn *c)
 {
     while (!c->closed && c->state != C_CLOSING && c->state != C_WAIT) {
         if (c->state == C_IDLE) {
-            if (!c->pending_len)
+            if (!c->pending_len || conn_throttle(c))
                 return;
             c->state = C_HEADERS;
             c->t_start = uv_hrtime();
@@ -613,8 +711,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_close(c);
         return;
     }
-    if (c->state == C_CLOSING) /* lingering: discard */
+    if (c->state == C_CLOSING) {
+        /* Lingering: discard, up to a bound (the client that sent a huge
+         * body to be refused may get a reset rather than cost us reads). */
+        c->discarded += (size_t)nread;
+        if (c->discarded > LINGER_BYTES) {
+            uv_read_stop(stream);
+            c->reading = false;
+            if (c->shut)
+                conn_close(c);
+        }
         return;
+    }
     c->pending_len += (size_t)nread;
     if (c->state == C_BODY)
         arm_body(c);
@@ -679,6 +787,10 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->cfg->tcp_send_buffer_bytes > 0) {
+        int size = (int)s->cfg->tcp_send_buffer_bytes;
+        uv_send_buffer_size((uv_handle_t *)&c->tcp, &size);
+    }
     c->t_start = uv_hrtime();
     c->reading = true;
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -799,12 +911,18 @@ static void on_wake(uv_async_t *a)
 
 /* ---- signals, watchdog ---------------------------------------------------- */
 
+/* Drain: idle connections go now, after the output they still have
+ * queued (a blocked one loses only the requests it had not read). */
 static void close_idle(struct server *s)
 {
     for (struct conn *c = s->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == C_IDLE && !c->closed)
-            conn_close(c);
+        if (c->state == C_IDLE && !c->closed) {
+            if (c->n_writes)
+                conn_linger(c);
+            else
+                conn_close(c);
+        }
     }
 }
 

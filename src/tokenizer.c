@@ -1,444 +1,361 @@
-/* tokenizer.c - llama2.c BPE tokenizer: tok*.bin loader, GGUF vocabulary,
- * encode/decode exactly as karpathy/llama2.c run.c.
+/* tokenizer.c - the tokenizer interface (see tokenizer.h): special tokens,
+ * encoding (special-token partitioning, then the vocabulary's algorithm on
+ * each text fragment), pieces, decoding and detokenizing, UTF-8 cleaning.
  *
- * tok*.bin layout (little-endian, written by llama2.c tokenizer.py):
- *   int32 max_token_length
- *   vocab_size times: float32 score, int32 len, len bytes of piece (no NUL)
- * and nothing after the last piece.
- *
- * Invariants after construction: every piece is stored NUL-terminated in one
- * arena; `sorted` orders the pieces by (bytes, id) so a lookup returns the
- * lowest id among equal pieces; scores are finite. The tokenizer is never
- * written after construction, so any thread may use it concurrently.
- *
- * Encode keeps run.c's result but not its O(n^2) scan: the repeated "merge
- * the best-scoring adjacent pair, leftmost on ties" is driven by a heap keyed
- * (score desc, position asc) over a linked list of symbols, with stale heap
- * entries skipped when popped.
+ * Encoding follows llama.cpp's llama_vocab::impl::tokenize: the text is cut
+ * at every occurrence of each special token (longest first; user-defined
+ * tokens always, control and unknown ones only when parsing specials), with
+ * the whitespace after it that an rstrip attribute removes; SPM then
+ * encodes each remaining fragment with a space prefix when it starts the
+ * text or follows a special token, BPE and llama2.c as they are.
  */
-#include <slora/error.h>
-#include <slora/tokenizer.h>
+#include "internal.h"
+#include "tok_internal.h"
 
-#include <errno.h>
-#include <math.h>
-#include <stdint.h>
+#include <slora/error.h>
+#include <slora/gguf.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Largest piece we accept; real vocabularies stay far below (llama: 48). */
-#define MAX_PIECE_LEN 4096
-/* run.c merges only pairs scoring strictly above its initial best_score. */
-#define MERGE_FLOOR -1e10f
-
-struct tok_index {
-    const char *str;
-    size_t len;
-    int id;
-};
-
-struct slora_tokenizer {
-    int vocab_size;
-    int max_piece_len;
-    char *arena;              /* every piece, NUL-terminated */
-    const char **piece;       /* (vocab) pointers into arena */
-    size_t *len;              /* (vocab) piece lengths in bytes */
-    float *score;             /* (vocab) merge scores */
-    struct tok_index *sorted; /* (vocab) by (bytes, id) */
-    int space_id;             /* id of the " " piece, or -1 */
-    char byte_pieces[512];    /* byte b at [2b], NUL at [2b + 1] */
-};
-
-static int cmp_bytes(const char *a, size_t alen, const char *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    if (c)
-        return c;
-    return (alen > blen) - (alen < blen);
-}
-
-static int cmp_index(const void *pa, const void *pb)
-{
-    const struct tok_index *a = pa, *b = pb;
-    int c = cmp_bytes(a->str, a->len, b->str, b->len);
-    return c ? c : (a->id > b->id) - (a->id < b->id);
-}
-
-/* Lowest id whose piece equals s[0..n), or -1. */
-static int lookup(const struct slora_tokenizer *t, const char *s, size_t n)
-{
-    size_t lo = 0, hi = (size_t)t->vocab_size;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (cmp_bytes(t->sorted[mid].str, t->sorted[mid].len, s, n) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < (size_t)t->vocab_size && !cmp_bytes(t->sorted[lo].str, t->sorted[lo].len, s, n))
-        return t->sorted[lo].id;
-    return -1;
-}
-
-/* Pieces as given (bin: raw bytes; gguf: U+2581 spaces and bare <s>, </s>)
- * are rewritten to llama2.c's form so both sources give one tokenizer. */
-struct piece_src {
-    const char *const *pieces;
-    const size_t *lens;
-    const float *scores;
-    bool gguf;
-};
-
-static const char gguf_space[] = "\xe2\x96\x81";
-
-static size_t converted_len(const struct piece_src *src, int i)
-{
-    const char *p = src->pieces[i];
-    size_t n = src->lens[i], out = n;
-    if (!src->gguf)
-        return n;
-    if (i == SLORA_TOK_BOS && n == 3 && !memcmp(p, "<s>", 3))
-        return 5;
-    if (i == SLORA_TOK_EOS && n == 4 && !memcmp(p, "</s>", 4))
-        return 6;
-    for (size_t k = 0; k + 3 <= n; k++)
-        if (!memcmp(p + k, gguf_space, 3))
-            out -= 2;
-    return out;
-}
-
-static void convert_piece(const struct piece_src *src, int i, char *dst)
-{
-    const char *p = src->pieces[i];
-    size_t n = src->lens[i], o = 0;
-    if (src->gguf && i == SLORA_TOK_BOS && n == 3 && !memcmp(p, "<s>", 3)) {
-        memcpy(dst, "\n<s>\n", 6);
-        return;
-    }
-    if (src->gguf && i == SLORA_TOK_EOS && n == 4 && !memcmp(p, "</s>", 4)) {
-        memcpy(dst, "\n</s>\n", 7);
-        return;
-    }
-    for (size_t k = 0; k < n;) {
-        if (src->gguf && k + 3 <= n && !memcmp(p + k, gguf_space, 3)) {
-            dst[o++] = ' ';
-            k += 3;
-        } else {
-            dst[o++] = p[k++];
-        }
-    }
-    dst[o] = '\0';
-}
-
-static int build(const struct piece_src *src, int n, struct slora_tokenizer **out, char *diag,
-                 size_t diag_len)
-{
-    if (n < 3 || (size_t)n > SIZE_MAX / sizeof(struct tok_index)) {
-        snprintf(diag, diag_len, "vocabulary size %d: need at least 3 pieces (<unk>, BOS, EOS)", n);
-        return SLORA_EFORMAT;
-    }
-    size_t total = 0;
-    for (int i = 0; i < n; i++) {
-        if (src->lens[i] > MAX_PIECE_LEN) {
-            snprintf(diag, diag_len, "piece %d is %zu bytes long (limit %d)", i, src->lens[i],
-                     MAX_PIECE_LEN);
-            return SLORA_EFORMAT;
-        }
-        if (!isfinite(src->scores[i])) {
-            snprintf(diag, diag_len, "piece %d has a non-finite score", i);
-            return SLORA_ENONFINITE;
-        }
-        total += converted_len(src, i) + 1;
-    }
-    struct slora_tokenizer *t = calloc(1, sizeof(*t));
-    if (!t)
-        return SLORA_ENOMEM;
-    t->vocab_size = n;
-    t->arena = malloc(total);
-    t->piece = malloc((size_t)n * sizeof(*t->piece));
-    t->len = malloc((size_t)n * sizeof(*t->len));
-    t->score = malloc((size_t)n * sizeof(*t->score));
-    t->sorted = malloc((size_t)n * sizeof(*t->sorted));
-    if (!t->arena || !t->piece || !t->len || !t->score || !t->sorted) {
-        slora_tokenizer_free(t);
-        return SLORA_ENOMEM;
-    }
-    char *a = t->arena;
-    for (int i = 0; i < n; i++) {
-        convert_piece(src, i, a);
-        t->piece[i] = a;
-        t->len[i] = converted_len(src, i);
-        t->score[i] = src->scores[i];
-        t->sorted[i] = (struct tok_index){a, t->len[i], i};
-        if ((int)t->len[i] > t->max_piece_len)
-            t->max_piece_len = (int)t->len[i];
-        a += t->len[i] + 1;
-    }
-    qsort(t->sorted, (size_t)n, sizeof(*t->sorted), cmp_index);
-    for (int b = 0; b < 256; b++) {
-        t->byte_pieces[2 * b] = (char)b;
-        t->byte_pieces[2 * b + 1] = '\0';
-    }
-    t->space_id = lookup(t, " ", 1);
-    *out = t;
-    return 0;
-}
-
-static int32_t read_i32(const unsigned char *p)
-{
-    return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                     (uint32_t)p[3] << 24);
-}
-
-static float read_f32(const unsigned char *p)
-{
-    uint32_t u = (uint32_t)read_i32(p);
-    float f;
-    memcpy(&f, &u, sizeof(f));
-    return f;
-}
-
-static int read_file(const char *path, unsigned char **buf, size_t *size, char *diag,
-                     size_t diag_len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(diag, diag_len, "%s: %s", path, strerror(errno));
-        return SLORA_EIO;
-    }
-    int err = SLORA_EIO;
-    long end;
-    if (fseek(f, 0, SEEK_END) || (end = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
-        snprintf(diag, diag_len, "%s: cannot determine size: %s", path, strerror(errno));
-        goto err_close;
-    }
-    *size = (size_t)end;
-    *buf = malloc(*size ? *size : 1);
-    if (!*buf) {
-        err = SLORA_ENOMEM;
-        goto err_close;
-    }
-    if (fread(*buf, 1, *size, f) != *size) {
-        snprintf(diag, diag_len, "%s: read error", path);
-        free(*buf);
-        goto err_close;
-    }
-    fclose(f);
-    return 0;
-err_close:
-    fclose(f);
-    return err;
-}
-
-int slora_tokenizer_load(const char *path, int vocab_size, struct slora_tokenizer **out, char *diag,
-                         size_t diag_len)
-{
-    *out = NULL;
-    if (vocab_size < 3 || (size_t)vocab_size > SIZE_MAX / sizeof(char *)) {
-        snprintf(diag, diag_len, "%s: vocabulary size %d: need at least 3 pieces", path,
-                 vocab_size);
-        return SLORA_EFORMAT;
-    }
-    unsigned char *buf;
-    size_t size;
-    int err = read_file(path, &buf, &size, diag, diag_len);
-    if (err)
-        return err;
-    const char **pieces = malloc((size_t)vocab_size * sizeof(*pieces));
-    size_t *lens = malloc((size_t)vocab_size * sizeof(*lens));
-    float *scores = malloc((size_t)vocab_size * sizeof(*scores));
-    err = SLORA_ENOMEM;
-    if (!pieces || !lens || !scores)
-        goto err_free_arrays;
-    err = SLORA_EFORMAT;
-    if (size < 4) {
-        snprintf(diag, diag_len, "%s: truncated: %zu bytes, no max_token_length header", path,
-                 size);
-        goto err_free_arrays;
-    }
-    int32_t max_len = read_i32(buf);
-    if (max_len < 1 || max_len > MAX_PIECE_LEN) {
-        snprintf(diag, diag_len, "%s: max_token_length %d out of range [1, %d]", path, (int)max_len,
-                 MAX_PIECE_LEN);
-        goto err_free_arrays;
-    }
-    size_t off = 4;
-    for (int i = 0; i < vocab_size; i++) {
-        if (size - off < 8) {
-            snprintf(diag, diag_len,
-                     "%s: truncated at byte %zu: piece %d of %d missing (vocab_size mismatch?)",
-                     path, off, i, vocab_size);
-            goto err_free_arrays;
-        }
-        scores[i] = read_f32(buf + off);
-        int32_t len = read_i32(buf + off + 4);
-        if (len < 0 || len > max_len) {
-            snprintf(diag, diag_len, "%s: piece %d at byte %zu has length %d, outside [0, %d]",
-                     path, i, off + 4, (int)len, (int)max_len);
-            goto err_free_arrays;
-        }
-        off += 8;
-        if (size - off < (size_t)len) {
-            snprintf(diag, diag_len, "%s: truncated at byte %zu: piece %d needs %d bytes", path,
-                     off, i, (int)len);
-            goto err_free_arrays;
-        }
-        pieces[i] = (const char *)buf + off;
-        lens[i] = (size_t)len;
-        off += (size_t)len;
-    }
-    if (off != size) {
-        snprintf(diag, diag_len,
-                 "%s: %zu trailing bytes after %d pieces (tokenizer is for a larger vocabulary)",
-                 path, size - off, vocab_size);
-        goto err_free_arrays;
-    }
-    struct piece_src src = {pieces, lens, scores, false};
-    char sub[200];
-    err = build(&src, vocab_size, out, sub, sizeof(sub));
-    if (err)
-        snprintf(diag, diag_len, "%s: %s", path, sub);
-err_free_arrays:
-    free(pieces);
-    free(lens);
-    free(scores);
-    free(buf);
-    return err;
-}
-
-int slora_tokenizer_new_from_vocab(const char *const *pieces, const size_t *lens,
-                                   const float *scores, int n, struct slora_tokenizer **out,
-                                   char *diag, size_t diag_len)
-{
-    *out = NULL;
-    struct piece_src src = {pieces, lens, scores, true};
-    return build(&src, n, out, diag, diag_len);
-}
 
 void slora_tokenizer_free(struct slora_tokenizer *t)
 {
     if (!t)
         return;
+    if (t->algo == SLORA__TOK_BPE)
+        slora__tok_bpe_free(t);
+    slora__tok_map_free(&t->by_text);
     free(t->arena);
-    free(t->piece);
+    free(t->text);
     free(t->len);
     free(t->score);
-    free(t->sorted);
+    free(t->attr);
+    free(t->type);
+    free(t->piece);
+    free(t->piece_at);
+    free(t->special);
     free(t);
 }
 
 int slora_tokenizer_vocab_size(const struct slora_tokenizer *t)
 {
-    return t->vocab_size;
+    return t->n_vocab;
+}
+
+int slora_tokenizer_special(const struct slora_tokenizer *t, enum slora_tok_special role)
+{
+    return (unsigned)role < SLORA_TOK_SPECIAL_COUNT ? t->id[role] : -1;
+}
+
+bool slora_tokenizer_add_bos(const struct slora_tokenizer *t)
+{
+    return t->add_bos && t->id[SLORA_TOK_SPECIAL_BOS] >= 0;
+}
+
+bool slora_tokenizer_add_eos(const struct slora_tokenizer *t)
+{
+    return t->add_eos && t->id[SLORA_TOK_SPECIAL_EOS] >= 0;
+}
+
+bool slora_tokenizer_is_eog(const struct slora_tokenizer *t, int id)
+{
+    return id >= 0 && id < t->n_vocab && (t->attr[id] & SLORA__TOK_ATTR_EOG);
+}
+
+bool slora_tokenizer_is_control(const struct slora_tokenizer *t, int id)
+{
+    return id >= 0 && id < t->n_vocab &&
+           (t->attr[id] & (SLORA__TOK_ATTR_CONTROL | SLORA__TOK_ATTR_UNKNOWN));
+}
+
+/* ---- encoding --------------------------------------------------------- */
+
+/* A fragment of the text: raw bytes [at, at + len), or a token (len 0). */
+struct frag {
+    size_t at;
+    size_t len;
+    int id; /* -1 for raw text */
+};
+
+struct frags {
+    struct frag *f;
+    size_t n, cap;
+};
+
+static bool frag_push(struct frags *v, size_t at, size_t len, int id)
+{
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 16;
+        struct frag *f = realloc(v->f, cap * sizeof(*f));
+        if (!f)
+            return false;
+        v->f = f;
+        v->cap = cap;
+    }
+    v->f[v->n++] = (struct frag){at, len, id};
+    return true;
+}
+
+static bool ascii_space(char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* Cut the raw fragment [at, at + len) at each occurrence of token id. */
+static bool cut(const struct slora_tokenizer *t, const char *text, size_t at, size_t len, int id,
+                struct frags *out)
+{
+    const char *s = t->text[id];
+    size_t n = t->len[id];
+    uint16_t attr = t->attr[id];
+    while (len > 0) {
+        const char *m = memmem(text + at, len, s, n);
+        if (!m)
+            break;
+        size_t pos = (size_t)(m - text), left = pos - at;
+        if ((left > 0 && !frag_push(out, at, left, -1)) || !frag_push(out, 0, 0, id))
+            return false;
+        len -= pos + n - at;
+        at = pos + n;
+        if (attr & SLORA__TOK_ATTR_RSTRIP)
+            while (len > 0 && ascii_space(text[at])) {
+                at++;
+                len--;
+            }
+    }
+    return len == 0 || frag_push(out, at, len, -1);
+}
+
+/* llama.cpp's tokenizer_st_partition. */
+static int partition(const struct slora_tokenizer *t, const char *text, size_t len,
+                     bool parse_special, struct frags *v)
+{
+    struct frags next = {0};
+    int err = 0;
+    if (!frag_push(v, 0, len, -1))
+        return SLORA_ENOMEM;
+    for (int k = 0; k < t->n_special && !err; k++) {
+        int id = t->special[k];
+        if (t->len[id] == 0 || (!parse_special && (t->attr[id] & (SLORA__TOK_ATTR_CONTROL |
+                                                                   SLORA__TOK_ATTR_UNKNOWN))))
+            continue;
+        next.n = 0;
+        for (size_t i = 0; i < v->n && !err; i++) {
+            const struct frag *f = &v->f[i];
+            bool ok = f->id >= 0 ? frag_push(&next, f->at, f->len, f->id)
+                                 : cut(t, text, f->at, f->len, id, &next);
+            err = ok ? 0 : SLORA_ENOMEM;
+        }
+        struct frags tmp = *v;
+        *v = next;
+        next = tmp;
+    }
+    free(next.f);
+    return err;
+}
+
+int slora_tokenizer_encode(const struct slora_tokenizer *t, const char *text, size_t len,
+                           unsigned flags, int *tokens, size_t cap, size_t *n)
+{
+    struct slora__tok_out o = {tokens, cap, 0, 0};
+    *n = 0;
+    int bos = t->id[SLORA_TOK_SPECIAL_BOS], eos = t->id[SLORA_TOK_SPECIAL_EOS];
+    if (((flags & SLORA_TOK_ADD_BOS) && bos < 0) || ((flags & SLORA_TOK_ADD_EOS) && eos < 0))
+        return SLORA_EINVAL;
+    if (len > UINT32_MAX / 4)
+        return SLORA_ELIMIT;
+    if (flags & SLORA_TOK_ADD_BOS)
+        slora__tok_emit(&o, bos);
+    struct frags v = {0};
+    struct slora__tok_scratch s = {0};
+    bool prev_special = true;
+    if (len > 0)
+        o.err = partition(t, text, len, flags & SLORA_TOK_PARSE_SPECIAL, &v);
+    for (size_t i = 0; i < v.n && !o.err; i++) {
+        const struct frag *f = &v.f[i];
+        if (f->id >= 0) {
+            slora__tok_emit(&o, f->id);
+            prev_special = true;
+            continue;
+        }
+        switch (t->algo) {
+        case SLORA__TOK_SPM:
+            slora__tok_spm_encode(t, text + f->at, f->len, t->add_space_prefix && prev_special,
+                                  &o, &s);
+            break;
+        case SLORA__TOK_BPE:
+            slora__tok_bpe_encode(t, text + f->at, f->len, &o, &s);
+            break;
+        case SLORA__TOK_LLAMA2C:
+            slora__tok_llama2c_encode(t, text + f->at, f->len, &o, &s);
+            break;
+        }
+        prev_special = false;
+    }
+    slora__tok_scratch_free(&s);
+    if (flags & SLORA_TOK_ADD_EOS)
+        slora__tok_emit(&o, eos);
+    free(v.f);
+    *n = o.n;
+    return o.err;
+}
+
+size_t slora_tokenizer_max_tokens(const struct slora_tokenizer *t, size_t len)
+{
+    /* per byte: llama2.c 1 (+ a " " per fragment); BPE 3 (U+FFFD); SPM 3
+     * for the byte and 3 for a fragment's U+2581 prefix */
+    size_t per = t->algo == SLORA__TOK_LLAMA2C ? 2 : t->algo == SLORA__TOK_BPE ? 3 : 6;
+    return len > (SIZE_MAX - 3) / per ? SIZE_MAX : per * len + 3;
 }
 
 size_t slora_tokenizer_max_text_bytes(const struct slora_tokenizer *t, int n_tokens)
 {
-    /* the non-BOS tokens cover the text plus the dummy-prefix space */
-    if (n_tokens < 2)
+    size_t per = (size_t)(t->max_text > 0 ? t->max_text : 1);
+    if (t->algo == SLORA__TOK_LLAMA2C) /* BOS, then pieces covering the text and " " */
+        return n_tokens < 2 ? 0 : (size_t)(n_tokens - 1) * per - 1;
+    /* BPE: 4 bytes of an overlong form may become a 1-byte character */
+    if (t->algo == SLORA__TOK_BPE)
+        per *= 4;
+    if (n_tokens < 1)
         return 0;
-    return (size_t)(n_tokens - 1) * (size_t)t->max_piece_len - 1;
+    return (size_t)n_tokens > SIZE_MAX / per ? SIZE_MAX : (size_t)n_tokens * per;
+}
+
+/* ---- decoding --------------------------------------------------------- */
+
+const char *slora_tokenizer_piece(const struct slora_tokenizer *t, int id, bool special,
+                                  size_t *len)
+{
+    if (id < 0 || id >= t->n_vocab ||
+        (!special && (t->attr[id] & (SLORA__TOK_ATTR_CONTROL | SLORA__TOK_ATTR_UNKNOWN)))) {
+        *len = 0;
+        return "";
+    }
+    *len = t->piece_at[id + 1] - t->piece_at[id];
+    return t->piece + t->piece_at[id];
+}
+
+const char *slora_tokenizer_decode(const struct slora_tokenizer *t, int prev, int id,
+                                   size_t *len)
+{
+    const char *p = slora_tokenizer_piece(t, id, false, len);
+    bool after_bos = prev >= 0 && prev == t->id[SLORA_TOK_SPECIAL_BOS];
+    bool strip = t->algo == SLORA__TOK_LLAMA2C ? after_bos
+                                               : t->add_space_prefix && (prev < 0 || after_bos);
+    if (strip && *len && p[0] == ' ') {
+        p++;
+        (*len)--;
+    }
+    return p;
 }
 
 int slora_tokenizer_max_piece_len(const struct slora_tokenizer *t)
 {
-    return t->max_piece_len;
+    return t->max_piece;
 }
 
-const char *slora_tokenizer_piece(const struct slora_tokenizer *t, int id, size_t *len)
+char *slora_tokenizer_render(const struct slora_tokenizer *t, int prev, const int *ids, int n,
+                             size_t *len)
 {
-    if (id < 0 || id >= t->vocab_size) {
-        *len = 0;
-        return "";
+    size_t raw_len = 0, k;
+    for (int i = 0; i < n; i++) {
+        slora_tokenizer_decode(t, i ? ids[i - 1] : prev, ids[i], &k);
+        raw_len += k;
     }
-    *len = t->len[id];
-    return t->piece[id];
-}
-
-float slora_tokenizer_score(const struct slora_tokenizer *t, int id)
-{
-    return id >= 0 && id < t->vocab_size ? t->score[id] : 0.0f;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* run.c: sscanf(piece, "<0x%02hhX>", &b) == 1, i.e. "<0x" and one or two hex
- * digits (what follows is not checked). -1 when the piece is not a byte. */
-static int piece_byte(const char *p, size_t n)
-{
-    if (n < 4 || memcmp(p, "<0x", 3) || hexval(p[3]) < 0)
-        return -1;
-    int v = hexval(p[3]);
-    if (n > 4 && hexval(p[4]) >= 0)
-        v = v * 16 + hexval(p[4]);
-    return v;
-}
-
-const char *slora_tokenizer_decode(const struct slora_tokenizer *t, int prev, int token,
-                                   size_t *len)
-{
-    if (token < 0 || token >= t->vocab_size) {
-        *len = 0;
-        return "";
+    char *raw = malloc(raw_len + 1), *out = malloc(3 * raw_len + 1);
+    if (!raw || !out) {
+        free(raw);
+        free(out);
+        return NULL;
     }
-    const char *p = t->piece[token];
-    size_t n = t->len[token];
-    /* sentencepiece strips the leading space after BOS (llama2.c PR #89) */
-    if (prev == SLORA_TOK_BOS && n && p[0] == ' ') {
-        p++;
+    raw_len = 0;
+    for (int i = 0; i < n; i++) {
+        const char *p = slora_tokenizer_decode(t, i ? ids[i - 1] : prev, ids[i], &k);
+        memcpy(raw + raw_len, p, k);
+        raw_len += k;
+    }
+    size_t used;
+    *len = slora_tokenizer_utf8_clean(raw, raw_len, true, out, &used);
+    out[*len] = '\0';
+    free(raw);
+    return out;
+}
+
+/* llama.cpp's clean_up_tokenization_spaces passes, in place on s[0..n). */
+static size_t clean_spaces(char *s, size_t n)
+{
+    size_t total = n ? 1 : 0, n1 = n;
+    for (size_t i = 1; i < n1; i++) { /* " ?", " !", " .", " ," */
+        char x = s[i];
+        if (s[i - 1] == ' ' && (x == '?' || x == '!' || x == '.' || x == ','))
+            total--;
+        s[total++] = x;
+    }
+    size_t n2 = total;
+    total = total ? 1 : 0;
+    for (size_t i = 1; i < n2; i++) { /* " ' " */
+        char x = s[i];
+        if (x == '\'' && i + 1 < n2 && s[i - 1] == ' ' && s[i + 1] == ' ') {
+            total--;
+            s[++i] = '\0';
+        }
+        s[total++] = x;
+    }
+    size_t n3 = total;
+    total = total ? 1 : 0;
+    for (size_t i = 1; i < n3; i++) { /* " 's", " 'm", " 're", " 've" */
+        char x = s[i];
+        if (s[i - 1] == ' ' && x == '\'' && i + 1 < n3) {
+            char x1 = s[i + 1];
+            if (x1 == 's' || x1 == 'm')
+                total--;
+            else if (x1 != 't' && x1 != 'd' && i + 2 < n3 &&
+                     ((x1 == 'r' && s[i + 2] == 'e') || (x1 == 'v' && s[i + 2] == 'e')))
+                total--;
+        }
+        s[total++] = x;
+    }
+    return total;
+}
+
+char *slora_tokenizer_detokenize(const struct slora_tokenizer *t, const int *ids, int n,
+                                 unsigned flags, size_t *len)
+{
+    bool remove_space = t->add_space_prefix, special = flags & SLORA_TOK_UNPARSE_SPECIAL;
+    if ((flags & SLORA_TOK_REMOVE_SPECIAL) && t->add_bos && n > 0 &&
+        ids[0] == t->id[SLORA_TOK_SPECIAL_BOS]) {
+        remove_space = false;
+        ids++;
         n--;
     }
-    int b = piece_byte(p, n);
-    if (b >= 0) {
-        *len = 1;
-        return t->byte_pieces + 2 * b;
+    if ((flags & SLORA_TOK_REMOVE_SPECIAL) && t->add_eos && n > 0 &&
+        ids[n - 1] == t->id[SLORA_TOK_SPECIAL_EOS])
+        n--;
+    size_t total = 0, k;
+    for (int i = 0; i < n; i++) {
+        slora_tokenizer_piece(t, ids[i], special, &k);
+        total += k;
     }
-    *len = n;
-    return p;
-}
-
-/* The character at s[0..n): > 0 its length when well-formed, 0 when s is a
- * well-formed but incomplete prefix, -k when ill-formed with a maximal
- * subpart of k bytes (Unicode 3.9, table 3-7). */
-static int utf8_char(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], lo = 0x80, hi = 0xBF;
-    int need;
-    if (c < 0x80)
-        return 1;
-    if (c < 0xC2)
-        return -1;
-    if (c < 0xE0) {
-        need = 2;
-    } else if (c < 0xF0) {
-        need = 3;
-        lo = c == 0xE0 ? 0xA0 : 0x80;
-        hi = c == 0xED ? 0x9F : 0xBF;
-    } else if (c < 0xF5) {
-        need = 4;
-        lo = c == 0xF0 ? 0x90 : 0x80;
-        hi = c == 0xF4 ? 0x8F : 0xBF;
-    } else {
-        return -1;
+    char *out = malloc(total + 1);
+    if (!out)
+        return NULL;
+    total = 0;
+    for (int i = 0; i < n; i++) {
+        const char *p = slora_tokenizer_piece(t, ids[i], special, &k);
+        if (remove_space && k && p[0] == ' ') {
+            p++;
+            k--;
+        }
+        remove_space = false;
+        memcpy(out + total, p, k);
+        total += k;
     }
-    for (int i = 1; i < need; i++) {
-        if ((size_t)i >= n)
-            return 0;
-        if (s[i] < lo || s[i] > hi)
-            return -i;
-        lo = 0x80;
-        hi = 0xBF;
-    }
-    return need;
+    if (t->clean_spaces)
+        total = clean_spaces(out, total);
+    out[total] = '\0';
+    *len = total;
+    return out;
 }
 
 size_t slora_tokenizer_utf8_clean(const char *s, size_t n, bool final, char *out, size_t *used)
@@ -446,7 +363,7 @@ size_t slora_tokenizer_utf8_clean(const char *s, size_t n, bool final, char *out
     const unsigned char *u = (const unsigned char *)s;
     size_t pos = 0, o = 0;
     while (pos < n) {
-        int r = utf8_char(u + pos, n - pos);
+        int r = slora__tok_utf8_char(u + pos, n - pos);
         if (r == 0 && !final)
             break;
         if (r > 0) {
@@ -464,194 +381,116 @@ size_t slora_tokenizer_utf8_clean(const char *s, size_t n, bool final, char *out
     return o;
 }
 
-char *slora_tokenizer_detokenize(const struct slora_tokenizer *t, int prev, const int *ids, int n,
-                                 size_t *len)
+/* ---- export ------------------------------------------------------------- */
+
+/* Token id's text in GGUF form (buf: 3 * max_text + 8 bytes). */
+static const char *gguf_text(const struct slora_tokenizer *t, int id, char *buf, size_t *len)
 {
-    size_t raw_len = 0;
-    for (int i = 0; i < n; i++) {
-        size_t k;
-        slora_tokenizer_decode(t, i ? ids[i - 1] : prev, ids[i], &k);
-        raw_len += k;
+    if (t->algo != SLORA__TOK_LLAMA2C) {
+        *len = t->len[id];
+        return t->text[id];
     }
-    char *raw = malloc(raw_len + 1), *out = malloc(3 * raw_len + 1);
-    if (!raw || !out) {
-        free(raw);
-        free(out);
-        return NULL;
-    }
-    raw_len = 0;
-    for (int i = 0; i < n; i++) {
-        if (ids[i] == SLORA_TOK_BOS || ids[i] == SLORA_TOK_EOS)
-            continue;
-        size_t k;
-        const char *p = slora_tokenizer_decode(t, i ? ids[i - 1] : prev, ids[i], &k);
-        memcpy(raw + raw_len, p, k);
-        raw_len += k;
-    }
-    size_t used;
-    *len = slora_tokenizer_utf8_clean(raw, raw_len, true, out, &used);
-    out[*len] = '\0';
-    free(raw);
-    return out;
+    *len = slora__tok_llama2c_text(t, id, buf);
+    return buf;
 }
 
-/* A candidate merge of the symbols at positions left and right (linked list
- * neighbours when pushed); stale once either symbol changed. */
-struct merge {
-    float score;
-    int left;
-    int right;
-    int left_tok;
-    int right_tok;
-    int id;
-};
-
-struct merge_heap {
-    struct merge *m;
-    size_t n;
-};
-
-/* Higher score first; on equal scores the leftmost pair, as run.c's scan. */
-static bool merge_before(const struct merge *a, const struct merge *b)
+bool slora_tokenizer_same_vocab(const struct slora_tokenizer *a, const struct slora_tokenizer *b)
 {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static void heap_push(struct merge_heap *h, struct merge m)
-{
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!merge_before(&m, &h->m[parent]))
-            break;
-        h->m[i] = h->m[parent];
-        i = parent;
+    if (a->n_vocab != b->n_vocab)
+        return false;
+    char *ba = malloc(3 * (size_t)a->max_text + 8), *bb = malloc(3 * (size_t)b->max_text + 8);
+    bool same = ba && bb;
+    for (int i = 0; same && i < a->n_vocab; i++) {
+        size_t la, lb;
+        const char *ta = gguf_text(a, i, ba, &la), *tb = gguf_text(b, i, bb, &lb);
+        same = la == lb && !memcmp(ta, tb, la) && a->score[i] == b->score[i];
     }
-    h->m[i] = m;
+    free(ba);
+    free(bb);
+    return same;
 }
 
-static struct merge heap_pop(struct merge_heap *h)
+static int cmp_rank(const void *pa, const void *pb)
 {
-    struct merge top = h->m[0], last = h->m[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && merge_before(&h->m[c + 1], &h->m[c]))
-            c++;
-        if (!merge_before(&h->m[c], &last))
-            break;
-        h->m[i] = h->m[c];
-        i = c;
+    const struct slora__tok_merge_entry *a = pa, *b = pb;
+    return (a->rank > b->rank) - (a->rank < b->rank);
+}
+
+/* tokenizer.ggml.merges in rank order. */
+static int write_merges(const struct slora_tokenizer *t, struct slora_gguf_writer *w)
+{
+    size_t n = 0;
+    for (size_t i = 0; i <= t->merges.mask; i++)
+        n += t->merges.e[i].key != UINT64_MAX;
+    struct slora__tok_merge_entry *e = malloc((n ? n : 1) * sizeof(*e));
+    char **s = calloc(n ? n : 1, sizeof(*s));
+    size_t *lens = malloc((n ? n : 1) * sizeof(*lens));
+    int err = e && s && lens ? 0 : SLORA_ENOMEM;
+    n = 0;
+    for (size_t i = 0; !err && i <= t->merges.mask; i++)
+        if (t->merges.e[i].key != UINT64_MAX)
+            e[n++] = t->merges.e[i];
+    if (!err)
+        qsort(e, n, sizeof(*e), cmp_rank);
+    for (size_t i = 0; !err && i < n; i++) {
+        int l = (int)(e[i].key >> 32), r = (int)(uint32_t)e[i].key;
+        lens[i] = t->len[l] + 1 + t->len[r];
+        if (!(s[i] = malloc(lens[i] + 1)))
+            err = SLORA_ENOMEM;
+        else
+            sprintf(s[i], "%s %s", t->text[l], t->text[r]);
     }
-    if (h->n)
-        h->m[i] = last;
-    return top;
+    if (!err)
+        err = slora_gguf_writer_add_str_array(w, "tokenizer.ggml.merges", (const char *const *)s,
+                                              lens, n);
+    for (size_t i = 0; s && i < n; i++)
+        free(s[i]);
+    free(s);
+    free(lens);
+    free(e);
+    return err;
 }
 
-struct symbols {
-    int *tok;
-    int *next; /* -1 at the end */
-    int *prev; /* -1 at the start */
-};
-
-static void push_pair(const struct slora_tokenizer *t, struct merge_heap *h,
-                      const struct symbols *s, int left, char *buf)
+int slora_tokenizer_write_gguf(const struct slora_tokenizer *t, struct slora_gguf_writer *w)
 {
-    int right = s->next[left];
-    if (right < 0)
-        return;
-    int a = s->tok[left], b = s->tok[right];
-    memcpy(buf, t->piece[a], t->len[a]);
-    memcpy(buf + t->len[a], t->piece[b], t->len[b]);
-    int id = lookup(t, buf, t->len[a] + t->len[b]);
-    if (id >= 0 && t->score[id] > MERGE_FLOOR)
-        heap_push(h, (struct merge){t->score[id], left, right, a, b, id});
-}
-
-/* Merge tokens[first..n) in place; returns the new count. */
-static int merge_all(const struct slora_tokenizer *t, int *tokens, int first, int n)
-{
-    int m = n - first;
-    if (m < 2)
-        return n;
-    struct symbols s;
-    struct merge_heap h = {0};
-    s.tok = tokens + first;
-    s.next = malloc((size_t)m * sizeof(int));
-    s.prev = malloc((size_t)m * sizeof(int));
-    /* m - 1 initial pairs plus at most 2 per merge (m - 1 merges) */
-    h.m = malloc(3 * (size_t)m * sizeof(*h.m));
-    char *buf = malloc(2 * (size_t)t->max_piece_len + 1);
-    int out = -1;
-    if (!s.next || !s.prev || !h.m || !buf)
-        goto err_free;
-    for (int i = 0; i < m; i++) {
-        s.next[i] = i + 1 < m ? i + 1 : -1;
-        s.prev[i] = i - 1;
+    size_t n = (size_t)t->n_vocab, *lens = calloc(n, sizeof(*lens));
+    const char **texts = calloc(n, sizeof(*texts));
+    int32_t *types = malloc(n * sizeof(*types));
+    char *buf = t->algo == SLORA__TOK_LLAMA2C ? malloc(n * (3 * (size_t)t->max_text + 8)) : NULL;
+    int err = lens && texts && types && (buf || t->algo != SLORA__TOK_LLAMA2C) ? 0 : SLORA_ENOMEM;
+    for (size_t i = 0; !err && i < n; i++) {
+        texts[i] = gguf_text(t, (int)i, buf ? buf + i * (3 * (size_t)t->max_text + 8) : NULL,
+                             &lens[i]);
+        types[i] = t->type[i];
     }
-    for (int i = 0; i < m - 1; i++)
-        push_pair(t, &h, &s, i, buf);
-    while (h.n) {
-        struct merge g = heap_pop(&h);
-        if (s.tok[g.left] != g.left_tok || s.next[g.left] != g.right ||
-            s.tok[g.right] != g.right_tok)
-            continue;
-        s.tok[g.left] = g.id;
-        s.tok[g.right] = -1;
-        s.next[g.left] = s.next[g.right];
-        if (s.next[g.right] >= 0)
-            s.prev[s.next[g.right]] = g.left;
-        if (s.prev[g.left] >= 0)
-            push_pair(t, &h, &s, s.prev[g.left], buf);
-        push_pair(t, &h, &s, g.left, buf);
-    }
-    out = first;
-    for (int i = 0; i >= 0; i = s.next[i])
-        tokens[out++] = s.tok[i];
-err_free:
-    free(s.next);
-    free(s.prev);
-    free(h.m);
-    free(buf);
-    return out;
-}
-
-int slora_tokenizer_encode(const struct slora_tokenizer *t, const char *text, bool bos, int *tokens,
-                           int *n_tokens)
-{
-    int n = 0;
-    *n_tokens = 0;
-    if (strlen(text) > (size_t)INT32_MAX - 3)
-        return SLORA_ELIMIT;
-    if (bos)
-        tokens[n++] = SLORA_TOK_BOS;
-    int first = n;
-    /* the dummy prefix; a vocabulary without " " gets its byte token */
-    if (text[0] != '\0')
-        tokens[n++] = t->space_id >= 0 ? t->space_id : ' ' + 3;
-    for (const char *c = text; *c != '\0';) {
-        /* one UTF-8 codepoint: a lead byte and up to 3 continuation bytes */
-        size_t len = 1;
-        while (len < 4 && ((unsigned char)c[len] & 0xC0) == 0x80)
-            len++;
-        int id = lookup(t, c, len);
-        if (id >= 0) {
-            tokens[n++] = id;
-        } else {
-            for (size_t i = 0; i < len; i++)
-                tokens[n++] = (unsigned char)c[i] + 3;
+    if (!err) {
+        bool bpe = t->algo == SLORA__TOK_BPE;
+        slora_gguf_writer_add_str(w, "tokenizer.ggml.model", bpe ? "gpt2" : "llama");
+        if (bpe)
+            slora_gguf_writer_add_str(w, "tokenizer.ggml.pre", t->pre_name);
+        slora_gguf_writer_add_str_array(w, "tokenizer.ggml.tokens", texts, lens, n);
+        if (!bpe)
+            slora_gguf_writer_add_array(w, "tokenizer.ggml.scores", SLORA_GGUF_F32, t->score, n);
+        slora_gguf_writer_add_array(w, "tokenizer.ggml.token_type", SLORA_GGUF_I32, types, n);
+        static const char *const keys[SLORA_TOK_SPECIAL_COUNT] = {
+            "bos_token_id",     "eos_token_id",     "eot_token_id",      "eom_token_id",
+            "padding_token_id", "unknown_token_id", "seperator_token_id"};
+        char key[64];
+        for (int r = 0; r < SLORA_TOK_SPECIAL_COUNT; r++) {
+            snprintf(key, sizeof(key), "tokenizer.ggml.%s", keys[r]);
+            if (t->id[r] >= 0)
+                slora_gguf_writer_add_u32(w, key, (uint32_t)t->id[r]);
         }
-        c += len;
+        slora_gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos);
+        slora_gguf_writer_add_bool(w, "tokenizer.ggml.add_eos_token", t->add_eos);
+        err = slora_gguf_writer_add_bool(w, "tokenizer.ggml.add_space_prefix",
+                                         t->add_space_prefix);
+        if (!err && bpe)
+            err = write_merges(t, w);
     }
-    for (int i = first; i < n; i++) {
-        if (tokens[i] >= t->vocab_size)
-            return SLORA_ERANGE;
-    }
-    n = merge_all(t, tokens, first, n);
-    if (n < 0)
-        return SLORA_ENOMEM;
-    *n_tokens = n;
-    return 0;
+    free(lens);
+    free(texts);
+    free(types);
+    free(buf);
+    return err;
 }

@@ -382,6 +382,63 @@ START_TEST(thread_split)
 }
 END_TEST
 
+/* Body limits by route, decided at the head (Content-Length unread). */
+struct body_case {
+    enum slora_api_method m;
+    const char *method_name, *path;
+    int64_t content_length;
+    int status;         /* 0: the head accepts */
+    int64_t limit;      /* when accepted */
+    const char *needle; /* in the 413 message */
+};
+
+static const struct body_case body_cases[] = {
+    {SLORA_API_GET, "GET", "/t/a/b", SLORA_API_BODYLESS_MAX, 0, SLORA_API_BODYLESS_MAX, NULL},
+    {SLORA_API_GET, "GET", "/t/a/b", SLORA_API_BODYLESS_MAX + 1, 413, 0,
+     "GET /t/{a}/{b} takes no request body (1025 bytes declared, at most 1024 accepted)"},
+    {SLORA_API_GET, "GET", "/healthz", 64 << 20, 413, 0, "takes no request body"},
+    {SLORA_API_POST, "POST", "/t/a/b", 2048, 0, 2048, NULL},
+    {SLORA_API_POST, "POST", "/t/a/b", 2049, 413, 0,
+     "request body of 2049 bytes exceeds the limit of 2048 bytes (max_json_bytes)"},
+    {SLORA_API_POST, "POST", "/t/a/b", -1, 0, 2048, NULL}, /* chunked: limit while reading */
+};
+
+START_TEST(body_limits)
+{
+    const struct body_case *t = &body_cases[_i];
+    struct slora_config *cfg;
+    struct slora_api *api = new_api(&cfg, "{\"max_json_bytes\": 2048}");
+    struct fake_host host = {0};
+    struct slora_api_request req = {.method = t->m,
+                                    .method_name = t->method_name,
+                                    .path = t->path,
+                                    .query = "",
+                                    .request_id = "b1",
+                                    .content_length = t->content_length,
+                                    .chunked = t->content_length < 0};
+    struct slora_api_call *c = slora_api_call_new(api, &fake, &host, &req);
+    int err = slora_api_call_head(c);
+    struct slora_api_output out;
+    if (t->status) {
+        ck_assert_int_eq(err, SLORA_ETOOLARGE);
+        ck_assert(slora_api_call_take(c, &out));
+        ck_assert_int_eq(out.status, t->status);
+        ck_assert_msg(strstr(out.data, t->needle), "%s", out.data);
+        free(out.data);
+    } else {
+        ck_assert_int_eq(err, 0);
+        ck_assert_int_eq(slora_api_call_body_limit(c), t->limit);
+        slora_api_call_dispatch(c, NULL, 0);
+        while (slora_api_call_take(c, &out))
+            free(out.data);
+    }
+    slora_api_call_finish(c, 200, 0, 0.001);
+    slora_api_call_unref(c);
+    slora_api_free(api);
+    slora_config_free(cfg);
+}
+END_TEST
+
 START_TEST(error_body)
 {
     size_t len;
@@ -407,6 +464,7 @@ Suite *slora_api_suite(void)
     tcase_add_test(tc, stream_from_thread);
     tcase_add_test(tc, cancel_and_late_completion);
     tcase_add_test(tc, error_body);
+    tcase_add_loop_test(tc, body_limits, 0, (int)(sizeof(body_cases) / sizeof(body_cases[0])));
     tcase_add_loop_test(tc, thread_split, 0, (int)(sizeof(splits) / sizeof(splits[0])));
     suite_add_tcase(s, tc);
     return s;

@@ -1,9 +1,11 @@
 /* check_buf.c - util/buf: appends keep the bytes NUL-terminated, printf
  * formats in place when the text fits and grows the buffer when it does
- * not. Expected strings are written out literally, not produced by buf. */
+ * not, JSON strings are escaped exactly as jansson writes them. Expected
+ * strings are written out literally or come from jansson, not from buf. */
 #include "util/buf.h"
 
 #include <check.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,12 +56,56 @@ START_TEST(buf_printf_exact_fit)
 }
 END_TEST
 
+/* Every control byte, the two escaped printables, '/', DEL and multi-byte
+ * UTF-8 (including a NUL inside), against jansson's json_dumps. */
+START_TEST(buf_json_string)
+{
+    char controls[32];
+    for (int i = 0; i < 32; i++)
+        controls[i] = (char)i;
+#define CASE(lit) {lit, sizeof(lit) - 1}
+    static const struct {
+        const char *s;
+        size_t n;
+    } cases[] = {
+        CASE(""),
+        CASE("plain text"),
+        CASE("a \"quoted\" back\\slash / and \x7f"),
+        CASE("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+        CASE("nul\0inside"),
+        CASE("\n"),
+    };
+#undef CASE
+    struct slora__buf b = {0};
+    ck_assert_int_eq(slora__buf_add(&b, "x", 1), 0);
+    for (size_t k = 0; k <= sizeof(cases) / sizeof(cases[0]); k++) {
+        const char *s = k < sizeof(cases) / sizeof(cases[0]) ? cases[k].s : controls;
+        size_t n = k < sizeof(cases) / sizeof(cases[0]) ? cases[k].n : sizeof(controls);
+        json_t *v = json_stringn(s, n);
+        ck_assert_ptr_nonnull(v);
+        char *want = json_dumps(v, JSON_ENCODE_ANY);
+        json_decref(v);
+        b.len = 1;
+        ck_assert_int_eq(slora__buf_add_json_string(&b, s, n), 0);
+        ck_assert_str_eq(b.p + 1, want);
+        ck_assert_uint_eq(b.len, 1 + strlen(want));
+        free(want);
+    }
+    ck_assert_int_eq(b.p[0], 'x');
+    b.len = 0;
+    ck_assert_int_eq(slora__buf_add_json_string(&b, controls + 8, 6), 0);
+    ck_assert_str_eq(b.p, "\"\\b\\t\\n\\u000B\\f\\r\"");
+    free(b.p);
+}
+END_TEST
+
 Suite *slora_buf_suite(void)
 {
     Suite *s = suite_create("buf");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, buf_add_and_printf);
     tcase_add_test(tc, buf_printf_exact_fit);
+    tcase_add_test(tc, buf_json_string);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,7 +2,7 @@
  * changes a sequence's tokens (isolation), the BLAS shim sees one GEMM per
  * shared matrix and one per adapter group per step, prefill logits,
  * context limit, cancellation, queue and tenant limits, round-robin
- * admission and per-tenant token counters.
+ * admission, per-tenant token counters, and KV caches reused across jobs.
  *
  * Adapters are built in-test (wq and wv of every layer) and expanded by a
  * deterministic fake generator (dW[i] = alpha * (i % 7 - 3)): the engine
@@ -13,15 +13,17 @@
 #include <slora/blas.h>
 #include <slora/engine.h>
 #include <slora/error.h>
-#include <slora/tokenizer.h>
 
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+/* prompts start with llama2.c's BOS id (a .bin model carries no vocabulary) */
+#define BOS 1
 
 #define MODEL_PATH "models/stories260K.bin"
 #define MAX_GEN 64
@@ -207,7 +209,7 @@ static void hold(struct run *blocker)
     blocker->max_tokens = 1;
     blocker->block = true;
     set_gate(true);
-    ck_assert_int_eq(submit(blocker, "z", NULL, (const int[]){SLORA_TOK_BOS, 5}, 2), 0);
+    ck_assert_int_eq(submit(blocker, "z", NULL, (const int[]){BOS, 5}, 2), 0);
     wait_entered();
 }
 
@@ -287,7 +289,7 @@ START_TEST(isolation)
         /* First candidate prompt whose greedy path is unambiguous. */
         for (int tries = 0;; tries++) {
             ck_assert_int_lt(tries, 40);
-            prompts[s][0] = SLORA_TOK_BOS;
+            prompts[s][0] = BOS;
             prompts[s][1] = next++;
             run_alone(&alone[s], fs, prompts[s], 2, ISO_TOKENS);
             if (alone[s].min_margin > 1e-3f)
@@ -384,7 +386,7 @@ START_TEST(batch_groups)
     for (int s = 0; s < 8; s++) {
         memset(&r[s], 0, sizeof(r[s]));
         r[s].max_tokens = 24;
-        prompts[s][0] = SLORA_TOK_BOS;
+        prompts[s][0] = BOS;
         prompts[s][1] = 60 + s;
         ck_assert_int_eq(submit(&r[s], "t", who[s], prompts[s], 2), 0);
     }
@@ -420,7 +422,7 @@ START_TEST(prompt_logits)
     start(4, 8, 0);
     struct fake f;
     fake_init(&f, 0, 0.02f);
-    const int prompt[6] = {SLORA_TOK_BOS, 100, 200, 300, 400, 50};
+    const int prompt[6] = {BOS, 100, 200, 300, 400, 50};
     struct run all;
     memset(&all, 0, sizeof(all));
     all.all_logits = true;
@@ -461,7 +463,7 @@ START_TEST(context_limit)
     int n = seq_len - 2;
     int *prompt = malloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++)
-        prompt[i] = i ? 3 + i % (vocab - 3) : SLORA_TOK_BOS;
+        prompt[i] = i ? 3 + i % (vocab - 3) : BOS;
     struct run r;
     run_alone(&r, NULL, prompt, n, MAX_GEN);
     ck_assert_int_eq(r.res.n_prompt, n);
@@ -474,7 +476,7 @@ END_TEST
 START_TEST(cancel)
 {
     start(4, 8, 0);
-    const int prompt[2] = {SLORA_TOK_BOS, 77};
+    const int prompt[2] = {BOS, 77};
     struct run r;
     memset(&r, 0, sizeof(r));
     r.max_tokens = MAX_GEN;
@@ -493,10 +495,14 @@ START_TEST(cancel)
 }
 END_TEST
 
-static void *open_gate_later(void *arg)
+/* Opens the gate once slora_engine_stop raised its flag (so the blocked
+ * job is canceled, not resumed). */
+static void *open_gate_when_stopping(void *arg)
 {
     (void)arg;
-    usleep(50 * 1000); /* let slora_engine_stop raise its flag first */
+    struct slora_engine_stats es;
+    for (slora_engine_stats(engine, &es); !es.stopping; slora_engine_stats(engine, &es))
+        sched_yield();
     set_gate(false);
     return NULL;
 }
@@ -506,7 +512,7 @@ static void *open_gate_later(void *arg)
 START_TEST(stop_cancels_everything)
 {
     start(1, 8, 0);
-    const int prompt[2] = {SLORA_TOK_BOS, 42};
+    const int prompt[2] = {BOS, 42};
     struct run blocker, queued, late;
     memset(&blocker, 0, sizeof(blocker));
     memset(&queued, 0, sizeof(queued));
@@ -519,7 +525,7 @@ START_TEST(stop_cancels_everything)
     wait_entered();
     ck_assert_int_eq(submit(&queued, "y", NULL, prompt, 2), 0);
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, open_gate_later, NULL), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, open_gate_when_stopping, NULL), 0);
     slora_engine_stop(engine);
     pthread_join(t, NULL);
     ck_assert(blocker.done && queued.done);
@@ -536,7 +542,7 @@ END_TEST
 START_TEST(queue_full)
 {
     start(1, 2, 0);
-    const int prompt[2] = {SLORA_TOK_BOS, 90};
+    const int prompt[2] = {BOS, 90};
     struct run blocker, q[3];
     memset(&blocker, 0, sizeof(blocker));
     memset(q, 0, sizeof(q));
@@ -589,7 +595,7 @@ static void count_tenant(void *arg, const struct slora_engine_tenant_stats *t)
 START_TEST(tenant_limit)
 {
     start(1, 8, 2);
-    const int prompt[3] = {SLORA_TOK_BOS, 91, 92};
+    const int prompt[3] = {BOS, 91, 92};
     struct run r[5];
     memset(r, 0, sizeof(r));
     for (int i = 0; i < 5; i++)
@@ -623,7 +629,7 @@ END_TEST
 START_TEST(round_robin)
 {
     start(1, 8, 0);
-    const int prompt[2] = {SLORA_TOK_BOS, 93};
+    const int prompt[2] = {BOS, 93};
     struct run blocker, a[3], b[2];
     memset(&blocker, 0, sizeof(blocker));
     memset(a, 0, sizeof(a));
@@ -682,7 +688,7 @@ START_TEST(generation_limit)
         .threads = 1, .max_batch = 2, .max_queue = 8, .tenant_max_acquiring = 1};
     start_with(&ec, gated_gen);
     set_gate(true);
-    const int prompt[2] = {SLORA_TOK_BOS, 94};
+    const int prompt[2] = {BOS, 94};
     struct fake f[3];
     struct run a[3], b;
     memset(a, 0, sizeof(a));
@@ -726,6 +732,58 @@ static const struct {
     {512, 1, -1, 0},     /* n_prompt == seq_len */
 };
 
+/* Step callback of kv_reuse: keeps every step's logits, decodes greedily. */
+static int record_step(void *arg, float *logits, int pos, bool *stop)
+{
+    struct run *r = arg;
+    memcpy(r->rows + (size_t)r->n_rows * vocab, logits, (size_t)vocab * sizeof(float));
+    r->row_pos[r->n_rows++] = pos;
+    int best = 0;
+    for (int v = 1; v < vocab; v++)
+        if (logits[v] > logits[best])
+            best = v;
+    r->tokens[r->n++] = best;
+    *stop = r->n >= r->max_tokens;
+    return best;
+}
+
+static void run_recorded(struct run *r, const int *prompt, int n_prompt, int max_tokens)
+{
+    memset(r, 0, sizeof(*r));
+    r->max_tokens = max_tokens;
+    r->rows = malloc((size_t)max_tokens * vocab * sizeof(float));
+    ck_assert_ptr_nonnull(r->rows);
+    struct slora_engine_job job = {.tenant = "t", .prompt = prompt, .n_prompt = n_prompt,
+                                   .step = record_step, .done = on_done, .arg = r};
+    ck_assert_int_eq(slora_engine_submit(engine, &job, &r->ticket), 0);
+    wait_done(r);
+    ck_assert_int_eq(r->res.err, 0);
+    ck_assert_int_eq(r->n_rows, max_tokens);
+}
+
+/* One batch slot, so each job runs in the KV cache its predecessor left:
+ * after a long job filled positions far past a short one's, the short job
+ * must see exactly the logits it saw in a fresh (zeroed) cache. */
+START_TEST(kv_reuse)
+{
+    start(1, 4, 0);
+    const int prompt[3] = {BOS, 100, 200};
+    int long_prompt[40];
+    for (int i = 0; i < 40; i++)
+        long_prompt[i] = i ? 3 + (i * 37) % (vocab - 3) : BOS;
+    struct run fresh, filler, reused;
+    run_recorded(&fresh, prompt, 3, 16);
+    run_recorded(&filler, long_prompt, 40, MAX_GEN);
+    run_recorded(&reused, prompt, 3, 16);
+    ck_assert_int_gt(filler.row_pos[MAX_GEN - 1], fresh.row_pos[15]);
+    ck_assert_mem_eq(reused.row_pos, fresh.row_pos, sizeof(fresh.row_pos));
+    ck_assert_int_eq(memcmp(reused.rows, fresh.rows, 16 * (size_t)vocab * sizeof(float)), 0);
+    free(fresh.rows);
+    free(filler.rows);
+    free(reused.rows);
+}
+END_TEST
+
 START_TEST(bad_submit)
 {
     start(1, 2, 0);
@@ -760,6 +818,7 @@ Suite *slora_engine_suite(void)
     tcase_add_test(tc, stop_cancels_everything);
     tcase_add_test(tc, tenant_limit);
     tcase_add_test(tc, round_robin);
+    tcase_add_test(tc, kv_reuse);
     tcase_add_test(tc, generation_limit);
     tcase_add_loop_test(tc, bad_submit, 0, sizeof(bad_prompts) / sizeof(bad_prompts[0]));
     suite_add_tcase(s, tc);

@@ -206,6 +206,43 @@ START_TEST(rest_stays_unconsumed)
 }
 END_TEST
 
+START_TEST(per_request_body_limit)
+{
+    /* The owner's limit for one request: a chunked body past it is 413
+     * with the limit in the message; the next request has the
+     * connection's limit again. */
+    struct slora_http_limits lim = {1024, 1024};
+    struct slora_http_conn *c = slora_http_conn_new(&lim);
+    const char *a = "POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
+                    "POST /b HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
+    size_t used, off = 0, blen;
+    ck_assert_int_eq(slora_http_conn_feed(c, a, strlen(a), &used), SLORA_HTTP_HEAD);
+    slora_http_conn_set_body_limit(c, 3);
+    off += used;
+    ck_assert_int_eq(slora_http_conn_feed(c, a + off, strlen(a) - off, &used), SLORA_HTTP_REQUEST);
+    free(slora_http_conn_take_body(c, &blen));
+    ck_assert_uint_eq(blen, 3);
+    off += used;
+    ck_assert_int_eq(slora_http_conn_feed(c, a + off, strlen(a) - off, &used), SLORA_HTTP_HEAD);
+    off += used;
+    ck_assert_int_eq(slora_http_conn_feed(c, a + off, strlen(a) - off, &used), SLORA_HTTP_REQUEST);
+    free(slora_http_conn_take_body(c, &blen));
+    ck_assert_uint_eq(blen, 5);
+    slora_http_conn_free(c);
+
+    c = slora_http_conn_new(&lim);
+    const char *b = "GET /healthz HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "4\r\nabcd\r\n4\r\nefgh\r\n0\r\n\r\n";
+    ck_assert_int_eq(slora_http_conn_feed(c, b, strlen(b), &used), SLORA_HTTP_HEAD);
+    slora_http_conn_set_body_limit(c, 6);
+    ck_assert_int_eq(slora_http_conn_feed(c, b + used, strlen(b) - used, &used), SLORA_HTTP_ERROR);
+    const char *msg, *rid;
+    ck_assert_int_eq(slora_http_conn_error(c, &msg, &rid), SLORA_ETOOLARGE);
+    ck_assert_str_eq(msg, "request body exceeds the limit of 6 bytes");
+    slora_http_conn_free(c);
+}
+END_TEST
+
 START_TEST(serialize_head)
 {
     struct slora_api_header h[] = {{"ETag", "\"0123456789abcdef\""}};
@@ -257,6 +294,7 @@ Suite *slora_http_suite(void)
     tcase_add_loop_test(tc, transcript_splits, 0,
                         (int)(sizeof(transcripts) / sizeof(transcripts[0])));
     tcase_add_test(tc, rest_stays_unconsumed);
+    tcase_add_test(tc, per_request_body_limit);
     tcase_add_test(tc, serialize_head);
     suite_add_tcase(s, tc);
     return s;

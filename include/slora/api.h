@@ -203,6 +203,13 @@ const struct slora_config *slora_api_call_config(const struct slora_api_call *c)
 const void *slora_api_call_body(const struct slora_api_call *c, size_t *len);
 /* Take ownership of the body (free() it); the call's body becomes empty. */
 void *slora_api_call_take_body(struct slora_api_call *c, size_t *len);
+/* Bodies are bounded per route: POST and PUT routes take a JSON document
+ * of at most max_json_bytes, the others at most SLORA_API_BODYLESS_MAX
+ * bytes (ignored). A head hook may set another limit, naming the config
+ * key behind it (the error message quotes it); key NULL means the route
+ * takes no body. Header phase only. */
+#define SLORA_API_BODYLESS_MAX 1024
+void slora_api_call_set_body_limit(struct slora_api_call *c, int64_t bytes, const char *key);
 /* Handler-private state with its destructor (run when the call is freed,
  * on the loop thread). One slot per call. */
 void slora_api_call_set_data(struct slora_api_call *c, void *data, void (*free_fn)(void *));
@@ -268,9 +275,13 @@ struct slora_api_call *slora_api_call_new(struct slora_api *api, const struct sl
                                           void *host_ctx, const struct slora_api_request *req);
 void slora_api_call_ref(struct slora_api_call *c);
 void slora_api_call_unref(struct slora_api_call *c);
-/* Header phase: route, 404/405, auth, head hook. Returns 0 to read the body,
- * or a negative code when the call is already completed with an error. */
+/* Header phase: route, 404/405, auth, head hook, body limit (413 for a
+ * larger Content-Length). Returns 0 to read the body, or a negative code
+ * when the call is already completed with an error. */
 int slora_api_call_head(struct slora_api_call *c);
+/* After a successful header phase: the most body bytes to read (a chunked
+ * body is refused with 413 past it). */
+int64_t slora_api_call_body_limit(const struct slora_api_call *c);
 /* Body phase: takes ownership of body (malloc'd, NULL when empty) and runs
  * the handler. */
 void slora_api_call_dispatch(struct slora_api_call *c, void *body, size_t len);
@@ -303,7 +314,8 @@ void *slora_api_call_host_data(const struct slora_api_call *c);
  * answers without a call (malformed request, 431, 408, connection limit):
  * malloc'd, *len set; NULL on ENOMEM. Any thread. */
 char *slora_api_error_body(int err, const char *message, size_t *len);
-/* Open-connection gauge for /metrics. */
+/* Open-connection and blocked-connection (back-pressure) gauges for /metrics. */
 void slora_api_conn_delta(struct slora_api *api, int delta);
+void slora_api_blocked_delta(struct slora_api *api, int delta);
 
 #endif

@@ -26,7 +26,13 @@ struct slora_config {
     int64_t threads;   /* total compute threads (engine, BLAS, delta generation); 0 = one per CPU */
     char *log_level;   /* debug, info, warn, error */
     int64_t max_header_bytes;
-    int64_t max_body_bytes;
+    int64_t max_body_bytes;          /* adapter uploads */
+    int64_t max_json_bytes;          /* JSON request bodies */
+    int64_t max_json_depth;          /* nesting of arrays/objects in a JSON body */
+    int64_t max_json_elements;       /* values plus object keys in a JSON body */
+    int64_t max_queued_reply_bytes;  /* unsent output per connection before it blocks */
+    int64_t max_queued_replies;      /* write requests per connection before it blocks */
+    int64_t tcp_send_buffer_bytes;   /* SO_SNDBUF of client sockets; 0 = the kernel's */
     int64_t max_connections;
     int64_t header_timeout_ms; /* first byte to end of headers */
     int64_t body_timeout_ms;   /* longest silence while a body is read */

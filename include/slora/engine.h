@@ -115,6 +115,7 @@ struct slora_engine_stats {
     uint64_t rejected_busy;
     uint64_t rejected_quota;
     uint64_t canceled;
+    bool stopping; /* slora_engine_stop was called: submits are refused */
 };
 void slora_engine_stats(struct slora_engine *e, struct slora_engine_stats *out);
 

@@ -17,8 +17,9 @@
  *
  * Rules applied by accept(), in this order:
  * - the sampled token is appended (and counted in n_generated, including a
- *   final BOS/EOS);
- * - BOS (1) or EOS (2) finishes with "stop"; they are never rendered;
+ *   final end-of-generation token);
+ * - an end-of-generation token (slora_tokenizer_is_eog: EOS, EOT, ...) or
+ *   BOS finishes with "stop"; it is never rendered;
  * - otherwise its piece (slora_tokenizer_decode(prev, token)) is appended to
  *   the text; if a stop string now occurs, the earliest occurrence ends the
  *   text (exclusive) and finishes with "stop";
@@ -52,7 +53,7 @@
 
 enum slora_finish {
     SLORA_FINISH_NONE,   /* still generating */
-    SLORA_FINISH_STOP,   /* BOS/EOS or a stop string */
+    SLORA_FINISH_STOP,   /* end of generation, BOS or a stop string */
     SLORA_FINISH_LENGTH, /* max_tokens or seq_len */
 };
 

@@ -14,8 +14,9 @@
  * went); the owner feeds them again once the response is out.
  *
  * Limits: the request line plus header fields and values count against
- * max_header_bytes; a body (chunked or not) is refused at max_body_bytes as
- * it arrives. A Content-Length over the limit is visible at HEAD time
+ * max_header_bytes; a body (chunked or not) is refused at max_body_bytes
+ * (or the request's own limit, slora_http_conn_set_body_limit) as it
+ * arrives. A Content-Length over the limit is visible at HEAD time
  * (slora_api_request.content_length) so it can be refused unread.
  *
  * Not thread-safe: a conn belongs to the loop thread. The serializer
@@ -48,6 +49,9 @@ struct slora_http_conn *slora_http_conn_new(const struct slora_http_limits *lim)
 void slora_http_conn_free(struct slora_http_conn *c);
 /* New limits for the next request (SIGHUP). */
 void slora_http_conn_set_limits(struct slora_http_conn *c, const struct slora_http_limits *lim);
+/* After HEAD, before the body is fed: the current request's body limit
+ * (the route's); the next request starts again with max_body_bytes. */
+void slora_http_conn_set_body_limit(struct slora_http_conn *c, uint64_t bytes);
 
 /* Parse up to len bytes; *used = bytes consumed. After HEAD or REQUEST call
  * again with the rest (len may be 0 to collect a pending event). After

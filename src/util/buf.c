@@ -67,3 +67,33 @@ int slora__buf_printf(struct slora__buf *b, const char *fmt, ...)
     va_end(ap);
     return err;
 }
+
+int slora__buf_add_json_string(struct slora__buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    static const char short_esc[0x20] = {
+        ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'};
+    /* worst case six bytes per input byte, plus the quotes */
+    if (n > (SIZE_MAX - 2) / 6 || slora__buf_reserve(b, 6 * n + 2))
+        return SLORA_ENOMEM;
+    char *o = b->p + b->len;
+    *o++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *o++ = (char)c;
+        } else if (c >= 0x20 || short_esc[c]) {
+            *o++ = '\\';
+            *o++ = c >= 0x20 ? (char)c : short_esc[c];
+        } else {
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            o += 6;
+        }
+    }
+    *o++ = '"';
+    *o = '\0';
+    b->len = (size_t)(o - b->p);
+    return 0;
+}

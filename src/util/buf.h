@@ -22,5 +22,10 @@ int slora__buf_add(struct slora__buf *b, const void *data, size_t n);
 int slora__buf_printf(struct slora__buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int slora__buf_vprintf(struct slora__buf *b, const char *fmt, va_list ap);
+/* Append s (n bytes of valid UTF-8, NULs allowed) as a quoted JSON string,
+ * escaped byte for byte as jansson's json_dumps writes it (", \\, \b \f \n
+ * \r \t, other controls as \u00XX, everything else verbatim). 0 or
+ * SLORA_ENOMEM (the buffer is then unchanged). */
+int slora__buf_add_json_string(struct slora__buf *b, const char *s, size_t n);
 
 #endif

@@ -137,6 +137,22 @@ grep -q "truncated" "$tmp/err" || fail "bad tokenizer diag: $(cat "$tmp/err")"
 cp "$M" "$tmp/lonely.bin"
 expect_rc 1 --model "$tmp/lonely.bin" --prompt x
 grep -q "pass --tokenizer" "$tmp/err" || fail "no-tokenizer diag: $(cat "$tmp/err")"
+# a GGUF's own vocabulary wins: the same vocabulary as --tokenizer is fine,
+# a different one is refused (by generate and by serve), never used
+got=$(gen --model models/stories260K.gguf --tokenizer "$T" --temperature 0 -n 41 --prompt "")
+[ "$got" = "$want" ] || fail "GGUF with its own tok512.bin: got '$got'"
+"$PYTHON" -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); i = b.index(b"Once"); b[i] = ord("X"); open(sys.argv[2], "wb").write(b)' "$T" "$tmp/other.bin"
+expect_rc 1 --model models/stories260K.gguf --tokenizer "$tmp/other.bin" --prompt x
+grep -q "tokenizer $tmp/other.bin conflicts with the vocabulary in models/stories260K.gguf" "$tmp/err" \
+    || fail "conflicting tokenizer diag: $(cat "$tmp/err")"
+set +e
+timeout 20 "$S" serve --model models/stories260K.gguf --tokenizer "$tmp/other.bin" \
+    --listen 127.0.0.1:0 --state-dir "$tmp/state" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+set -e
+[ "$rc" = 1 ] || fail "serve with a conflicting tokenizer exited $rc"
+grep -q "conflicts with the vocabulary" "$tmp/err" || fail "serve diag: $(cat "$tmp/err")"
+echo "ok: a GGUF's own vocabulary wins; a conflicting tokenizer is refused"
 long=$(printf 'Once upon a time %.0s' $(seq 200))
 expect_rc 1 --model "$M" --tokenizer "$T" --prompt "$long"
 grep -q "context is 512" "$tmp/err" || fail "long prompt diag: $(cat "$tmp/err")"

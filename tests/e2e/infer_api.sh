@@ -12,7 +12,6 @@
 INFER="$PYTHON $E2E_LIB/infer.py"
 post() { curl -s "$URL$1" -d "$2"; }
 post_status() { curl -s -o /dev/null -w '%{http_code}' "$URL$1" -d "$2"; }
-metric() { curl -s "$URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 
 # ---- exactness against the numpy reference ----------------------------------
 "$PYTHON" tests/ref/make_fixtures.py expected --model models/stories260K.bin --out "$TMP/expected" >/dev/null

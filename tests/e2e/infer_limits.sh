@@ -7,13 +7,8 @@
 # to idle.
 . "$(dirname "$0")/lib/daemon.sh"
 
-metric() { curl -s "$URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
-wait_metric() { # NAME VALUE: poll up to 10 s
-    for _ in $(seq 1 200); do
-        [ "$(metric "$1")" = "$2" ] && return 0
-        sleep 0.05
-    done
-    fail "$1 did not reach $2 (now $(metric "$1"))"
+wait_metric() { # NAME VALUE
+    wait_for "$1 to reach $2" metric_is "$1" "$2"
 }
 
 M=$TMP/big.bin
@@ -28,7 +23,7 @@ LONG='{"model":"big","prompt":"Hi","max_tokens":1000,"temperature":0,"stream":tr
 curl -sN "$URL/v1/completions" -d "$LONG" >"$TMP/s1" &
 C1=$!
 wait_metric slorad_engine_running 1
-sleep 0.3
+wait_for "the stream to start" file_has "$TMP/s1" '^data: \{'
 kill "$C1" 2>/dev/null || true
 wait "$C1" 2>/dev/null || true
 check_contains "the stream had started" 'data: {' "$(head -c 300 "$TMP/s1")"

@@ -3,8 +3,8 @@
 # keep-alive and Connection: close, X-Request-Id, chunked uploads, header
 # limit (431), slow-loris header/body timeouts and the total body deadline
 # (408), an Expect other than 100-continue (417), idle timeout,
-# connection limit, and a 2 MiB `Expect: 100-continue` upload without
-# curl's one-second stall.
+# connection limit, and a 2 MiB `Expect: 100-continue` upload answered
+# `100 Continue` at once (so curl does not stall).
 . "$(dirname "$0")/lib/daemon.sh"
 
 A=$FIXTURES/lokr.safetensors
@@ -53,23 +53,22 @@ check_contains "header bytes over the limit -> 431" "HTTP/1.1 431" "$resp"
 check_contains "431 is JSON" '"code":"hdrtoolarge"' "$resp"
 
 # slow_client WHAT HEAD INTERVAL COUNT FRAGMENT: trickle.py must get a 408
-# whose body contains FRAGMENT, and be dropped well before it is done.
+# whose body contains FRAGMENT before it sent all its COUNT bytes.
 slow_client() {
-    local start ms resp
-    start=$(date +%s%N)
+    local resp sent
     resp=$("$PYTHON" "$E2E_LIB/trickle.py" "$PORT" "$2" "$3" "$4")
-    ms=$(( ($(date +%s%N) - start) / 1000000 ))
     check_contains "$1 -> 408" "HTTP/1.1 408" "$resp"
     check_contains "$1: 408 says why" "$5" "$resp"
-    [ "$ms" -lt 4500 ] || fail "$1: the client held the connection for $ms ms"
-    echo "ok - $1: dropped after $ms ms"
+    sent=$(sed -n '1s/^sent \([0-9]*\) of.*/\1/p' <<<"$resp")
+    [ "$sent" -lt "$4" ] || fail "$1: the client sent all $4 bytes before the 408"
+    echo "ok - $1: dropped after $sent of $4 bytes"
 }
 
 # slow-loris: headers never finish (one byte every 100 ms) -> 408 then close
 slow_client "slow headers" 'GET /healthz HTTP/1.1\r\n' 0.1 40 "timed out reading the request headers"
 
 # slow body -> 408
-resp=$( (printf 'PUT /v1/adapters/acme/slow HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc'; sleep 1.5) | RAW_WAIT=3 raw)
+resp=$(printf 'PUT /v1/adapters/acme/slow HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc' | RAW_WAIT=3 raw)
 check_contains "stalled body -> 408" "HTTP/1.1 408" "$resp"
 check "stalled upload stored nothing" 404 "$(status GET "$URL/v1/adapters/acme/slow")"
 check "name is not left busy" 201 "$(status PUT "$URL/v1/adapters/acme/slow" -T "$A")"
@@ -103,7 +102,11 @@ sys.path.insert(0, sys.argv[2])
 from raw import read_all
 port = int(sys.argv[1])
 held = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
-time.sleep(0.2)
+for h in held:  # answered: the daemon holds all four
+    h.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+    got = b""
+    while not got.endswith(b"}\n"):
+        got += h.recv(65536)
 s = socket.create_connection(("127.0.0.1", port))
 s.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
 out = read_all(s, 3)
@@ -114,18 +117,19 @@ PY
 )
 check_contains "over max_connections -> 503" "HTTP/1.1 503" "$resp"
 check_contains "503 is JSON" '"code":"busy"' "$resp"
-sleep 0.3
-check "served again once connections close" 200 "$(status GET "$URL/healthz")"
+served() { [ "$(status GET "$URL/healthz")" = 200 ]; }
+wait_for "the daemon to serve again once connections close" served
+echo "ok - served again once connections close"
 
 # 2 MiB upload with Expect: 100-continue: no one-second stall
 "$PYTHON" "$E2E_LIB/gen_adapter.py" "$TMP/big.safetensors" --rank 92 --modules wq,wk,wv,wo,w1,w2,w3
 size=$(stat -c %s "$TMP/big.safetensors")
 [ "$size" -gt 2000000 ] || fail "generated adapter is only $size bytes"
-out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H 'Expect: 100-continue' -T "$TMP/big.safetensors" "$URL/v1/adapters/acme/big")
-check "2 MiB upload -> 201" 201 "${out%% *}"
-t=${out#* }
-awk -v t="$t" 'BEGIN { exit !(t < 0.9) }' || fail "2 MiB 100-continue upload took $t s (stall)"
-echo "ok - 2 MiB 100-continue upload in $t s"
+out=$(curl -s -v -o /dev/null -w '%{http_code}\n' -H 'Expect: 100-continue' -T "$TMP/big.safetensors" "$URL/v1/adapters/acme/big" 2>&1)
+check "2 MiB upload -> 201" 201 "$(tail -1 <<<"$out")"
+# curl waits a second for `100 Continue` before it sends the body anyway;
+# the daemon sends it at once (the stall is a bench figure, not a test).
+check_contains "100 Continue sent before the body" "< HTTP/1.1 100 Continue" "$out"
 check "2 MiB adapter stored exactly" "$(sha256sum <"$TMP/big.safetensors")" "$(curl -s "$URL/v1/adapters/acme/big/file" | sha256sum)"
 
 stop_daemon

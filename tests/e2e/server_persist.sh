@@ -57,7 +57,7 @@ while True:
     i += 1
 PY
 client=$!
-sleep 1.5
+wait_for "6 acknowledged uploads" count_at_least 6 sh -c "grep -c '^ack' '$TMP/acked' || true"
 kill -9 "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null || true
 DAEMON_PID=

@@ -48,23 +48,16 @@ for t in threads:
 for t in threads:
     t.join()
 PY
-metric() { curl -s "$URL/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
-# wait_for DESCRIPTION CONDITION: poll the condition (a shell expression) up to 60 s
-wait_for() {
-    for _ in $(seq 1 3000); do
-        eval "$2" && { echo "ok - $1"; return 0; }
-        sleep 0.02
-    done
-    fail "$1: not reached"
-}
 # completions first: their requests are prepared on the same workers the
 # uploads will occupy
 "$PYTHON" "$TMP/load.py" "$PORT" generations "$TMP/heavy.st" &
 generations=$!
-wait_for "sequences wait for delta generations" '[ "$(metric slorad_engine_acquiring)" -ge 2 ]'
+wait_for "sequences waiting for delta generations" count_at_least 2 metric slorad_engine_acquiring
+echo "ok - sequences wait for delta generations"
 "$PYTHON" "$TMP/load.py" "$PORT" uploads "$TMP/heavier.st" &
 uploads=$!
-wait_for "each tenant's second upload waits for its slot" '[ "$(metric slorad_adapter_uploads_waiting)" = 8 ]'
+wait_for "each tenant's second upload to wait for its slot" metric_is slorad_adapter_uploads_waiting 8
+echo "ok - each tenant's second upload waits for its slot"
 check "generations still queued at SIGTERM" 1 "$(($(metric slorad_engine_acquiring) >= 1))"
 stop_daemon
 wait "$uploads" "$generations" || true

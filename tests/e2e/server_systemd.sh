@@ -11,12 +11,15 @@ make -s install DESTDIR="$ROOT" PREFIX=/usr/local BUILD="$BUILD" >"$TMP/install.
     fail "make install: $(cat "$TMP/install.log")"
 for f in usr/local/bin/slorad usr/local/share/slorad/models/stories260K.bin \
     usr/local/share/slorad/models/tok512.bin etc/slorad/slorad.json \
-    usr/local/lib/systemd/system/slorad.service; do
+    usr/local/lib/systemd/system/slorad.service usr/local/lib/sysusers.d/slorad.conf; do
     test -f "$ROOT/$f" || fail "make install did not install /$f"
     echo "ok - installed /$f"
 done
 check_contains "installed config points at the installed model" \
     '"model": "/usr/local/share/slorad/models/stories260K.bin"' "$(cat "$ROOT/etc/slorad/slorad.json")"
+check "the config (key hashes) is installed 0640" 640 "$(stat -c %a "$ROOT/etc/slorad/slorad.json")"
+check "sysusers.d creates the user slorad" 'u slorad - "slorad daemon" /var/lib/slorad' \
+    "$(grep '^u ' "$ROOT/usr/local/lib/sysusers.d/slorad.conf")"
 UNIT=$ROOT/usr/local/lib/systemd/system/slorad.service
 check_contains "unit starts the installed binary with the installed config" \
     "ExecStart=/usr/local/bin/slorad serve --config /etc/slorad/slorad.json" "$(cat "$UNIT")"
@@ -28,7 +31,8 @@ for key in Type=notify DynamicUser=yes StateDirectory=slorad ConfigurationDirect
     'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' RestrictNamespaces=yes RestrictRealtime=yes \
     RestrictSUIDSGID=yes LockPersonality=yes MemoryDenyWriteExecute=yes \
     SystemCallArchitectures=native SystemCallFilter=@system-service \
-    'SystemCallFilter=~@privileged @resources' UMask=0077 DevicePolicy=closed; do
+    'SystemCallFilter=~@privileged @resources' UMask=0077 DevicePolicy=closed User=slorad \
+    Group=slorad MemoryHigh= MemoryMax= TasksMax=; do
     grep -qxF -- "$key" "$UNIT" || grep -q -- "^$key" "$UNIT" || fail "unit lacks $key"
     echo "ok - unit has $key"
 done
@@ -50,6 +54,10 @@ level=$(sed -n 's/.*Overall exposure level for slorad.service: \([0-9.]*\).*/\1/
 awk -v l="$level" 'BEGIN { exit !(l <= 2.0) }' || fail "exposure $level > 2.0"
 echo "ok - systemd-analyze security exposure $level <= 2.0"
 check_contains "docs/operations.md records the exposure" "overall exposure $level OK" "$(cat docs/operations.md)"
+for key in MemoryHigh MemoryMax TasksMax; do
+    v=$(sed -n "s/^$key=//p" "$UNIT")
+    check_contains "docs/operations.md documents $key=$v" "\`$key=$v\`" "$(cat docs/operations.md)"
+done
 
 # sd_notify
 SOCK=$TMP/notify.sock
@@ -68,15 +76,15 @@ except socket.timeout:
     pass
 PY
 listener=$!
-while [ ! -S "$SOCK" ]; do sleep 0.05; done
+wait_for "the notify listener" test -S "$SOCK"
 NOTIFY_SOCKET=$SOCK WATCHDOG_USEC=200000 start_daemon "$TMP/state"
-for _ in $(seq 1 100); do grep -q READY=1 "$TMP/notify.log" && break; sleep 0.05; done
-check_contains "READY=1 once listening" "READY=1" "$(cat "$TMP/notify.log")"
-sleep 0.3
-check_contains "WATCHDOG=1 with WATCHDOG_USEC" "WATCHDOG=1" "$(cat "$TMP/notify.log")"
+wait_for "READY=1" file_has "$TMP/notify.log" READY=1
+echo "ok - READY=1 once listening"
+wait_for "WATCHDOG=1" file_has "$TMP/notify.log" WATCHDOG=1
+echo "ok - WATCHDOG=1 with WATCHDOG_USEC"
 kill -HUP "$DAEMON_PID"
-for _ in $(seq 1 100); do grep -q RELOADING=1 "$TMP/notify.log" && break; sleep 0.05; done
-check_contains "RELOADING=1 on SIGHUP" "RELOADING=1" "$(cat "$TMP/notify.log")"
+wait_for "RELOADING=1" file_has "$TMP/notify.log" RELOADING=1
+echo "ok - RELOADING=1 on SIGHUP"
 stop_daemon
 wait "$listener" || true
 check_contains "STOPPING=1 on SIGTERM" "STOPPING=1" "$(cat "$TMP/notify.log")"

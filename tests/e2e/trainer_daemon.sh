@@ -8,6 +8,7 @@ set -euo pipefail
 PYTHON=${PYTHON:-/usr/bin/python3}
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/../.."
+. tests/e2e/lib/wait.sh
 for f in models/stories260K.bin models/tok512.bin "$BUILD/slorad"; do
     [ -f "$f" ] || { echo "trainer_daemon: $f missing" >&2; exit 1; }
 done
@@ -23,14 +24,12 @@ trap cleanup EXIT
 "$BUILD/slorad" serve --listen 127.0.0.1:0 --model models/stories260K.bin \
     --tokenizer models/tok512.bin --state-dir "$tmp/state" >"$tmp/log" 2>&1 &
 pid=$!
-port=
-for _ in $(seq 100); do
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/log" | head -n 1)
-    [ -n "$port" ] && break
+listening() {
     kill -0 "$pid" 2>/dev/null || { echo "trainer_daemon: slorad exited:" >&2; cat "$tmp/log" >&2; exit 1; }
-    sleep 0.1
-done
-[ -n "$port" ] || { echo "trainer_daemon: no 'listening on' line:" >&2; cat "$tmp/log" >&2; exit 1; }
+    file_has "$tmp/log" "listening on"
+}
+wait_for "slorad to listen" listening
+port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/log" | head -n 1)
 url=http://127.0.0.1:$port
 echo "trainer_daemon: slorad listening on $url"
 

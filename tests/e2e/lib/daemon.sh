@@ -4,6 +4,7 @@
 # (make check-asan) go to $TMP/san/daemon.<pid>: stop_daemon and the exit
 # trap fail on any.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/wait.sh"
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 SLORAD=$BUILD/slorad
@@ -75,16 +76,30 @@ start_daemon() {
     "$SLORAD" serve --listen 127.0.0.1:0 --state-dir "$state" --model models/stories260K.bin \
         --tokenizer models/tok512.bin "$@" 2>"$DAEMON_LOG" &
     DAEMON_PID=$!
-    for _ in $(seq 1 200); do
-        if grep -q "listening on" "$DAEMON_LOG" 2>/dev/null; then
-            PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$DAEMON_LOG" | head -1)
-            URL=http://127.0.0.1:$PORT
-            return 0
-        fi
-        kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited at start: $(cat "$DAEMON_LOG")"
-        sleep 0.05
-    done
-    fail "daemon did not start listening"
+    wait_for "the daemon to listen" listening_or_exited
+    PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$DAEMON_LOG" | head -1)
+    URL=http://127.0.0.1:$PORT
+}
+
+listening_or_exited() {
+    kill -0 "$DAEMON_PID" 2>/dev/null || fail "daemon exited at start: $(cat "$DAEMON_LOG")"
+    file_has "$DAEMON_LOG" "listening on"
+}
+
+# log_has PATTERN: the daemon's log has a line matching PATTERN (grep -E).
+log_has() {
+    file_has "$DAEMON_LOG" "$1"
+}
+
+# metric NAME: its value on /metrics ($METRICS_KEY as the bearer key, if set).
+metric() {
+    curl -s ${METRICS_KEY:+-H "Authorization: Bearer $METRICS_KEY"} "$URL/metrics" |
+        awk -v k="$1" '$1 == k {print $2}'
+}
+
+# metric_is NAME VALUE: a condition for wait_for.
+metric_is() {
+    [ "$(metric "$1")" = "$2" ]
 }
 
 # stop_daemon: SIGTERM, must exit 0.
