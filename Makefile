@@ -24,11 +24,11 @@ VERSION  := 0.1.0
 # elsewhere, see node-check); for the same reason node-llhttp is not
 # installed either (it depends on nodejs): its C sources are extracted
 # from the package into $(LLHTTP).
-RUN_PKGS   := gcc libc6-dev make pkg-config libuv1-dev libopenblas-dev libjansson-dev \
+RUN_PKGS   := gcc libc6-dev make pkg-config libuv1-dev libopenblas-dev libjansson-dev libhiredis-dev \
               curl ca-certificates
 CHECK_PKGS := check python3 python3-numpy python3-torch python3-jinja2 python3-venv \
               python3-setuptools python3-wheel clang libclang-rt-14-dev prometheus redis-server \
-              haproxy libhiredis-dev systemd procps
+              haproxy systemd procps
 BENCH_PKGS := wrk hyperfine python3
 
 # llhttp's C sources and header, copied from an installed node-llhttp
@@ -38,10 +38,10 @@ LLHTTP     := $(BUILD)/llhttp
 
 # Evaluated once, on first use (never at parse time): $(call lazy,VAR,shell command).
 lazy = $(eval $1 := $$(shell $2))$($1)
-DEP_CFLAGS = $(call lazy,DEP_CFLAGS,$(PKG_CONFIG) --cflags libuv jansson openblas)
+DEP_CFLAGS = $(call lazy,DEP_CFLAGS,$(PKG_CONFIG) --cflags libuv jansson openblas hiredis)
 # (the cached part is its own variable: lazy replaces the variable it
 # caches, which would drop anything appended after the call)
-DEP_PKG_LIBS = $(call lazy,DEP_PKG_LIBS,$(PKG_CONFIG) --libs libuv jansson openblas)
+DEP_PKG_LIBS = $(call lazy,DEP_PKG_LIBS,$(PKG_CONFIG) --libs libuv jansson openblas hiredis)
 DEP_LIBS   = $(DEP_PKG_LIBS) -lpthread -lm
 CHECK_LIBS = $(call lazy,CHECK_LIBS,$(PKG_CONFIG) --libs check)
 
@@ -62,7 +62,8 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
 .PHONY: all build deps check-deps bench-deps node-check oracle model run check check-tests \
-        check-asan check-kernels bench bench-run install format clean
+        check-asan check-kernels bench bench-run install format clean \
+        cluster cluster-down
 
 all: $(BUILD)/slorad
 
@@ -234,6 +235,13 @@ $(BUILD)/bench_delta: bench/bench_delta.c $(LIB)
 $(BUILD)/bench_registry: bench/bench_registry.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
+# A local scale-out cluster (docs/scale-out.md): redis-server, three
+# replicas on 8081-8083 and haproxy on 8080, logs under $(BUILD)/cluster.
+cluster: deps model all
+	BUILD=$(BUILD) bash conf/cluster.sh up
+cluster-down:
+	BUILD=$(BUILD) bash conf/cluster.sh down
+
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
@@ -254,6 +262,10 @@ install: all model
 	install -D -m 0644 systemd/slorad.service $(DESTDIR)$(UNITDIR)/slorad.service
 	sed -i -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/slorad/|$(SYSCONFDIR)/slorad/|g' $(DESTDIR)$(UNITDIR)/slorad.service
 	install -D -m 0644 docs/operations.md $(DESTDIR)$(PREFIX)/share/doc/slorad/operations.md
+	install -D -m 0644 systemd/slorad@.service $(DESTDIR)$(UNITDIR)/slorad@.service
+	sed -i -e 's|/usr/local/|$(PREFIX)/|g' -e 's|/etc/slorad/|$(SYSCONFDIR)/slorad/|g' $(DESTDIR)$(UNITDIR)/slorad@.service
+	install -D -m 0644 conf/haproxy.cfg $(DESTDIR)$(PREFIX)/share/slorad/haproxy.cfg
+	install -D -m 0644 docs/scale-out.md $(DESTDIR)$(PREFIX)/share/doc/slorad/scale-out.md
 
 # libFuzzer (clang, ASan+UBSan): every tests/fuzz/fuzz_<t>.c is a target
 # with its seeds in tests/fuzz/corpus/<t>. `make fuzz FUZZ_SECONDS=N` runs

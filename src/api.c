@@ -918,6 +918,14 @@ static void readyz(struct slora_api_call *c)
         slora_api_call_error(c, SLORA_EBUSY, "not ready: model or state not loaded yet");
         return;
     }
+    char why[256] = "";
+    const struct slora_api_deps *d = &c->api->deps;
+    if (d->degraded && d->degraded(d->degraded_arg, why, sizeof(why))) {
+        /* Still 200: it serves what it has loaded, the router keeps it. */
+        slora_api_call_respond_json(
+            c, 200, json_pack("{s:s, s:s}", "status", "degraded", "reason", why));
+        return;
+    }
     slora_api_call_respond_json(c, 200, json_pack("{s:s}", "status", "ready"));
 }
 

@@ -332,6 +332,7 @@ static int put_head(struct slora_api_call *c)
     }
     if (j->deps->put_admit)
         slora_registry_op_set_admit(j->op, put_admit, j);
+    slora_registry_op_set_pin(j->op, j->pin);
     return 0;
 }
 

@@ -1170,6 +1170,26 @@ void slora_api_infer_put_release(void *arg, struct slora_cache_reservation *rsv)
     slora_cache_pin_unreserve(inf->cache, rsv);
 }
 
+void slora_api_infer_adapter_changed(void *arg, const char *id, struct slora_registry_entry *e)
+{
+    struct slora_api_infer *inf = arg;
+    if (!e) {
+        slora_cache_retire(inf->cache, id, "", NULL);
+        return;
+    }
+    /* Moves a pin this replica holds to the new version. */
+    slora_cache_retire(inf->cache, e->id, e->version, e->adapter);
+    bool want = slora_registry_entry_is_pinned(e), has = slora_cache_is_pinned(inf->cache, e->id);
+    if (want && !has) {
+        char diag[256];
+        if (slora_cache_pin(inf->cache, e->id, e->version, e->adapter, diag, sizeof(diag)))
+            slora_warn("cache: stored pin of %s version %s not honoured on this replica: %s",
+                       e->id, e->version, diag);
+    } else if (!want && has) {
+        slora_cache_unpin(inf->cache, e->id);
+    }
+}
+
 /* ---- service ------------------------------------------------------------- */
 
 static bool version_is_current(void *arg, const char *id, const char *version)

@@ -132,6 +132,10 @@ void slora_config_free(struct slora_config *c)
         if (keys[i].type == KEY_STRING)
             free(*str_at(c, &keys[i]));
     free(c->config_path);
+    free(c->store.kind);
+    free(c->store.url);
+    free(c->store.prefix);
+    free(c->store.password_file);
     slora_auth_unref(c->auth);
     free(c);
 }
@@ -145,6 +149,8 @@ struct slora_config *slora_config_new_defaults(void)
         free(c);
         return NULL;
     }
+    c->store.timeout_ms = 1000;
+    c->store.stream_max_len = 10000;
     for (size_t i = 0; i < N_KEYS; i++) {
         const struct key *k = &keys[i];
         if (k->type == KEY_STRING && set_string(c, k, k->def_str)) {
@@ -278,6 +284,69 @@ static int parse_admin_key(struct slora_config *c, json_t *v, char *diag, size_t
     return err;
 }
 
+/* "store": {"kind", "url", "prefix", "password_file", "timeout_ms",
+ * "stream_max_len"}. */
+static int parse_store(struct slora_config *c, json_t *obj, char *diag, size_t diag_len)
+{
+    static const struct {
+        const char *name;
+        size_t offset;
+    } strs[] = {{"kind", offsetof(struct slora_config_store, kind)},
+                {"url", offsetof(struct slora_config_store, url)},
+                {"prefix", offsetof(struct slora_config_store, prefix)},
+                {"password_file", offsetof(struct slora_config_store, password_file)}};
+    static const struct key ints[] = {
+        {"store.timeout_ms", KEY_INT, offsetof(struct slora_config_store, timeout_ms), NULL, 1000,
+         50, 600000, NULL},
+        {"store.stream_max_len", KEY_INT, offsetof(struct slora_config_store, stream_max_len),
+         NULL, 10000, 1, 1000000000, NULL},
+    };
+    if (!json_is_object(obj))
+        return slora__diag(diag, diag_len, SLORA_EINVAL, "config key 'store': expected an object");
+    const char *name;
+    json_t *v;
+    json_object_foreach(obj, name, v)
+    {
+        bool known = false;
+        for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+            if (strcmp(name, strs[i].name))
+                continue;
+            known = true;
+            if (!json_is_string(v))
+                return slora__diag(diag, diag_len, SLORA_EINVAL,
+                                   "config key 'store.%s': expected a string", name);
+            char **at = (char **)((char *)&c->store + strs[i].offset), *copy;
+            if (!(copy = strdup(json_string_value(v))))
+                return SLORA_ENOMEM;
+            free(*at);
+            *at = copy;
+        }
+        for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+            if (strcmp(name, ints[i].name + sizeof("store.") - 1))
+                continue;
+            known = true;
+            if (!json_is_integer(v))
+                return slora__diag(diag, diag_len, SLORA_EINVAL,
+                                   "config key '%s': expected an integer", ints[i].name);
+            if (check_int(&ints[i], json_integer_value(v), diag, diag_len))
+                return SLORA_ERANGE;
+            *(int64_t *)((char *)&c->store + ints[i].offset) = json_integer_value(v);
+        }
+        if (!known)
+            return slora__diag(diag, diag_len, SLORA_EINVAL, "config key 'store.%s' is unknown",
+                               name);
+    }
+    const char *kind = c->store.kind ? c->store.kind : "dir";
+    if (strcmp(kind, "dir") && strcmp(kind, "redis"))
+        return slora__diag(diag, diag_len, SLORA_EINVAL,
+                           "config key 'store.kind': '%s' is not one of dir, redis", kind);
+    if (!strcmp(kind, "redis") && !c->store.url)
+        return slora__diag(diag, diag_len, SLORA_EINVAL,
+                           "config key 'store.url': required with kind redis "
+                           "(redis://host:port[/db])");
+    return 0;
+}
+
 static const struct key *find_key(const char *name)
 {
     for (size_t i = 0; i < N_KEYS; i++)
@@ -338,6 +407,8 @@ int slora_config_apply_json(struct slora_config *c, const char *text, size_t len
             err = parse_tenants(c, v, diag, diag_len);
         } else if (!strcmp(name, "admin_key_sha256")) {
             err = parse_admin_key(c, v, diag, diag_len);
+        } else if (!strcmp(name, "store")) {
+            err = parse_store(c, v, diag, diag_len);
         } else {
             err = slora__diag(diag, diag_len, SLORA_EINVAL, "config key '%s' is unknown", name);
         }

@@ -14,28 +14,36 @@
  *
  * Everything under r->lock is pointer and counter work; validation,
  * hashing and I/O happen outside it.
+ *
+ * Revisions: a shared store orders every write; a slot's entry is only
+ * replaced by a higher revision (0 is unordered: the dir store, memory
+ * only), whether it comes from a local commit or from the replica.
  */
 #include <slora/error.h>
-#include <slora/fsio.h>
 #include <slora/log.h>
 #include <slora/registry.h>
+#include <slora/store.h>
 
-#include <dirent.h>
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
-#define SUFFIX ".safetensors"
+#define CAS_TRIES 8 /* store writes retried when another replica moved the name */
 
 struct slot {
     struct slora_registry_entry
         *entry;         /* current version (owned ref), NULL while a new name uploads */
     bool busy;          /* a PUT/DELETE op owns this name */
+    /* The version the busy op is writing to the store and has not yet
+     * committed ("" none), so the replica does not load it a second time. */
+    char pending[SLORA_VERSION_LEN + 1];
+    /* The replica skipped a stream entry for `pending` written by another
+     * replica (same bytes): its revision and pin flag, in case this op's
+     * own write fails and the prepared entry must stand in for it. */
+    int64_t claimed_rev;
+    bool claimed_pinned;
     const char *tenant; /* into id's allocation, after it */
     char id[];          /* "tenant/name", then tenant: NUL-terminated */
 };
@@ -46,14 +54,13 @@ struct usage {
     int64_t bytes;          /* their file bytes */
     int64_t reserved_count; /* new names in flight */
     int64_t reserved_bytes; /* byte growth of PUTs between run and commit */
-    bool dir_durable;       /* state_dir/adapters/{tenant} is known to be synced */
 };
 
 struct slora_registry {
     pthread_mutex_t lock;
-    struct slora_registry_options opt; /* opt.state_dir points at state_dir below */
-    char *state_dir;                   /* owned copy, NULL when memory only */
-    char *adapters_dir;                /* state_dir/adapters, owned */
+    struct slora_registry_options opt; /* opt.store is store below */
+    struct slora_store *store;         /* NULL when memory only */
+    bool own_store;                    /* opened from opt.state_dir */
     struct slot **slots;               /* (n_slots) sorted by id */
     size_t n_slots, cap_slots;
     struct usage *usage; /* (n_usage), one per tenant ever seen */
@@ -75,6 +82,12 @@ struct slora_registry_op {
     struct slora_registry_entry *entry; /* PUT: the prepared version */
     slora_registry_admit_cb admit;      /* PUT: optional last check before persisting */
     void *admit_arg;
+    int pin;                            /* PUT: the flag a shared store keeps (-1 keep) */
+    struct slora_registry_cond cond;    /* shared store: re-checked against its version */
+    char *cond_strings;                 /* owned copies of cond's headers */
+    char seen[SLORA_VERSION_LEN + 1];   /* version the index had at begin ("" absent) */
+    int64_t rev;                        /* the store write's revision */
+    bool created;                       /* shared store: the name was new there */
     int rc;                             /* result of run; SLORA_ECANCELED before it */
     char diag[512];
 };
@@ -137,10 +150,9 @@ static int entry_new(const struct slora_registry *r, const char *tenant, const c
                      const void *buf, size_t len, struct slora_adapter *a, int64_t created,
                      bool keep_file, struct slora_registry_entry **out)
 {
-    /* names are at most SLORA_NAME_MAX and the state dir a path: no overflow */
+    /* names are at most SLORA_NAME_MAX: no overflow */
     size_t nt = strlen(tenant), nn = strlen(name);
-    size_t np = r->adapters_dir ? strlen(r->adapters_dir) + nt + nn + sizeof(SUFFIX) + 1 : 0;
-    struct slora_registry_entry *e = calloc(1, sizeof(*e) + 2 * (nt + nn) + 4 + (np ? np + 1 : 0));
+    struct slora_registry_entry *e = calloc(1, sizeof(*e) + 2 * (nt + nn) + 4);
     if (!e)
         goto err_release;
     e->refcount = 1;
@@ -148,11 +160,8 @@ static int entry_new(const struct slora_registry *r, const char *tenant, const c
     e->tenant = put_string(&at, tenant, nt);
     e->name = put_string(&at, name, nn);
     e->id = at;
-    at += snprintf(at, nt + nn + 2, "%s/%s", tenant, name) + 1;
-    if (np) {
-        snprintf(at, np + 1, "%s/%s/%s" SUFFIX, r->adapters_dir, tenant, name);
-        e->path = at;
-    }
+    snprintf(at, nt + nn + 2, "%s/%s", tenant, name);
+    e->store = r->store;
     slora_sha256(buf, len, e->sha256);
     char hex[SLORA_SHA256_HEX_LEN + 1];
     slora_sha256_hex(e->sha256, hex);
@@ -194,7 +203,8 @@ int slora_registry_entry_read_file(const struct slora_registry_entry *e, void **
     }
     void *buf;
     size_t n;
-    int rc = slora_fsio_read_file(e->path, (size_t)e->file_bytes, &buf, &n, diag, diag_len);
+    int rc = slora_store_read(e->store, e->tenant, e->name, (size_t)e->file_bytes, &buf, &n, diag,
+                              diag_len);
     if (rc == SLORA_ETOOLARGE || rc == SLORA_ENOTFOUND)
         goto replaced;
     if (rc < 0)
@@ -396,14 +406,33 @@ static struct usage *usage_of(struct slora_registry *r, const char *tenant, bool
     return u;
 }
 
+static bool is_shared(const struct slora_registry *r)
+{
+    return r->store && slora_store_is_shared(r->store);
+}
+
+static int64_t entry_rev(const struct slora_registry_entry *e)
+{
+    return __atomic_load_n(&e->rev, __ATOMIC_RELAXED);
+}
+
+/* May revision rev replace s's entry? (0 is unordered.) Caller holds the lock. */
+static bool is_newer(const struct slot *s, int64_t rev)
+{
+    return !s->entry || !rev || rev > entry_rev(s->entry);
+}
+
 /* Publish e as the current version of its slot; returns the replaced entry
- * (to unref outside the lock). Caller holds the lock; u is e's tenant. */
+ * (to unref outside the lock). Caller holds the lock; u is e's tenant.
+ * carry_pin: e inherits the replaced entry's pin flag (a shared store's
+ * entries come with their own). */
 static struct slora_registry_entry *publish(struct slot *s, struct usage *u,
-                                            struct slora_registry_entry *e)
+                                            struct slora_registry_entry *e, bool carry_pin)
 {
     struct slora_registry_entry *old = s->entry;
     if (old) {
-        slora_registry_entry_set_pinned(e, slora_registry_entry_is_pinned(old));
+        if (carry_pin)
+            slora_registry_entry_set_pinned(e, slora_registry_entry_is_pinned(old));
         u->bytes -= old->file_bytes;
     } else {
         u->count++;
@@ -427,29 +456,25 @@ int slora_registry_new(const struct slora_registry_options *opt, struct slora_re
         return SLORA_ENOMEM;
     pthread_mutex_init(&r->lock, NULL);
     r->opt = *opt;
-    int rc = SLORA_ENOMEM;
-    if (opt->state_dir) {
-        size_t n = strlen(opt->state_dir) + sizeof("/adapters");
-        r->state_dir = strdup(opt->state_dir);
-        r->adapters_dir = malloc(n);
-        if (!r->state_dir || !r->adapters_dir)
-            goto err_free_registry;
-        snprintf(r->adapters_dir, n, "%s/adapters", opt->state_dir);
-        r->opt.state_dir = r->state_dir;
-        rc = slora_fsio_mkdir(r->state_dir, diag, diag_len);
-        if (rc == 0)
-            rc = slora_fsio_mkdir(r->adapters_dir, diag, diag_len);
-        if (rc == 0)
-            rc = slora_fsio_fsync_dir(r->state_dir, diag, diag_len);
-        if (rc < 0)
-            goto err_free_registry;
+    r->opt.state_dir = NULL;
+    r->store = opt->store;
+    if (!r->store && opt->state_dir) {
+        struct slora_store_options so = {.kind = SLORA_STORE_DIR, .dir = opt->state_dir};
+        int rc = slora_store_open(&so, &r->store, diag, diag_len);
+        if (rc < 0) {
+            slora_registry_free(r);
+            return rc;
+        }
+        r->own_store = true;
     }
+    r->opt.store = r->store;
     *out = r;
     return 0;
+}
 
-err_free_registry:
-    slora_registry_free(r);
-    return rc;
+struct slora_store *slora_registry_store(struct slora_registry *r)
+{
+    return r->store;
 }
 
 void slora_registry_free(struct slora_registry *r)
@@ -462,8 +487,8 @@ void slora_registry_free(struct slora_registry *r)
     }
     free(r->slots);
     free(r->usage);
-    free(r->adapters_dir);
-    free(r->state_dir);
+    if (r->own_store)
+        slora_store_free(r->store);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }
@@ -557,25 +582,63 @@ static void count_reject(struct slora_registry *r, int rc)
 
 /* ---- mutations -------------------------------------------------------- */
 
-/* Preconditions against the current entry (NULL when absent). */
-static int check_cond(const struct slora_registry_cond *cond, const char *id,
-                      const struct slora_registry_entry *cur, char *diag, size_t diag_len)
+/* Preconditions against the current version (NULL when absent). */
+static int check_cond(const struct slora_registry_cond *cond, const char *id, const char *cur,
+                      char *diag, size_t diag_len)
 {
     if (!cond)
         return 0;
-    if (cond->if_match && (!cur || !slora_registry_etag_match(cond->if_match, cur->version))) {
+    if (cond->if_match && (!cur || !slora_registry_etag_match(cond->if_match, cur))) {
         if (cur)
-            snprintf(diag, diag_len, "If-Match: %s is at version \"%s\"", id, cur->version);
+            snprintf(diag, diag_len, "If-Match: %s is at version \"%s\"", id, cur);
         else
             snprintf(diag, diag_len, "If-Match: %s does not exist", id);
         return SLORA_EPRECOND;
     }
-    if (cond->if_none_match && cur &&
-        slora_registry_etag_match(cond->if_none_match, cur->version)) {
-        snprintf(diag, diag_len, "If-None-Match: %s exists at version \"%s\"", id, cur->version);
+    if (cond->if_none_match && cur && slora_registry_etag_match(cond->if_none_match, cur)) {
+        snprintf(diag, diag_len, "If-None-Match: %s exists at version \"%s\"", id, cur);
         return SLORA_EPRECOND;
     }
     return 0;
+}
+
+/* A shared store that is down takes no writes: say so before the body. */
+static int check_store_up(const struct slora_registry *r, char *diag, size_t diag_len)
+{
+    if (!is_shared(r))
+        return 0;
+    struct slora_store_stats st;
+    slora_store_stats(r->store, &st);
+    if (st.up)
+        return 0;
+    snprintf(diag, diag_len,
+             "adapter store (%s) is unreachable: uploads and deletes are refused until it "
+             "returns; inference on loaded adapters continues",
+             slora_store_kind_name(r->store));
+    return SLORA_EUNAVAIL;
+}
+
+/* Keep the preconditions for the store write (a shared store re-checks
+ * them against its own current version). */
+static int op_keep_cond(struct slora_registry_op *op, const struct slora_registry_cond *cond)
+{
+    if (!cond || (!cond->if_match && !cond->if_none_match))
+        return 0;
+    size_t nm = cond->if_match ? strlen(cond->if_match) + 1 : 0;
+    size_t nn = cond->if_none_match ? strlen(cond->if_none_match) + 1 : 0;
+    if (!(op->cond_strings = malloc(nm + nn)))
+        return SLORA_ENOMEM;
+    if (nm)
+        op->cond.if_match = memcpy(op->cond_strings, cond->if_match, nm);
+    if (nn)
+        op->cond.if_none_match = memcpy(op->cond_strings + nm, cond->if_none_match, nn);
+    return 0;
+}
+
+static void op_free(struct slora_registry_op *op)
+{
+    free(op->cond_strings);
+    free(op);
 }
 
 static bool over(int64_t limit, int64_t value)
@@ -590,6 +653,11 @@ static int begin_locked(struct slora_registry *r, struct slora_registry_op *op,
                         size_t diag_len)
 {
     const char *id = op->id;
+    int rc = op->dry_run ? 0 : check_store_up(r, diag, diag_len);
+    if (rc == 0)
+        rc = op_keep_cond(op, cond);
+    if (rc < 0)
+        return rc;
     pthread_mutex_lock(&r->lock);
     struct slot *s = slot_find(r, id);
     if (s && s->busy && !op->dry_run) {
@@ -597,11 +665,13 @@ static int begin_locked(struct slora_registry *r, struct slora_registry_op *op,
         snprintf(diag, diag_len, "another upload or delete of %s is in progress; retry", id);
         return SLORA_EBUSY;
     }
-    int rc = check_cond(cond, id, s ? s->entry : NULL, diag, diag_len);
+    const char *cur = s && s->entry ? s->entry->version : NULL;
+    rc = check_cond(cond, id, cur, diag, diag_len);
     if (rc < 0) {
         pthread_mutex_unlock(&r->lock);
         return rc;
     }
+    snprintf(op->seen, sizeof(op->seen), "%s", cur ? cur : "");
     *slot = s;
     return 0;
 }
@@ -624,6 +694,7 @@ static int op_new(struct slora_registry *r, const char *tenant, const char *name
     snprintf(op->name, sizeof(op->name), "%s", name);
     snprintf(op->id, sizeof(op->id), "%s/%s", tenant, name);
     op->quota = (struct slora_quota){-1, -1};
+    op->pin = -1;
     op->rc = SLORA_ECANCELED;
     *out = op;
     return 0;
@@ -684,7 +755,7 @@ int slora_registry_begin_put(struct slora_registry *r, const char *tenant, const
 err_unlock:
     pthread_mutex_unlock(&r->lock);
 err_free_op:
-    free(op);
+    op_free(op);
 err_count:
     count_reject(r, rc);
     return rc;
@@ -715,32 +786,79 @@ int slora_registry_begin_delete(struct slora_registry *r, const char *tenant, co
     return 0;
 
 err_free_op:
-    free(op);
+    op_free(op);
     return rc;
 }
 
-/* Create the tenant directory durably: its entry in adapters/ is synced
- * once per process (also when it already existed, as a crash may have left
- * it unsynced). */
-static int ensure_tenant_dir(struct slora_registry *r, const char *tenant, char *diag,
-                             size_t diag_len)
+/* Write op to the store. A shared store checks op->seen (the version the
+ * preconditions held against at begin) in the same atomic step; when
+ * another replica moved the name meanwhile, the preconditions are checked
+ * again against the version it found and the write retried. */
+static int store_write(struct slora_registry_op *op, const void *buf, size_t len)
 {
+    struct slora_registry *r = op->r;
+    bool has_cond = op->cond.if_match || op->cond.if_none_match;
+    char expect[SLORA_VERSION_LEN + 1];
+    snprintf(expect, sizeof(expect), "%s", op->seen);
+    struct slora_store_write w = {
+        .tenant = op->tenant,
+        .name = op->name,
+        .buf = op->is_delete ? NULL : buf,
+        .len = op->is_delete ? 0 : len,
+        .version = op->entry ? op->entry->version : NULL,
+        .created = op->entry ? op->entry->created : 0,
+        .pin = op->pin,
+        .max_adapters = op->quota.max_adapters,
+        .max_bytes = op->quota.max_bytes,
+    };
+    /* From before the write: the change stream may announce it before
+     * this call returns, and the replica must not load it a second time. */
     pthread_mutex_lock(&r->lock);
-    bool durable = usage_of(r, tenant, false)->dir_durable;
+    snprintf(op->slot->pending, sizeof(op->slot->pending), "%s",
+             op->entry ? op->entry->version : "");
     pthread_mutex_unlock(&r->lock);
-    if (durable)
-        return 0;
-    char dir[4096];
-    snprintf(dir, sizeof(dir), "%s/%s", r->adapters_dir, tenant);
-    int rc = access(dir, F_OK) == 0 ? 0 : slora_fsio_mkdir(dir, diag, diag_len);
-    if (rc == 0)
-        rc = slora_fsio_fsync_dir(r->adapters_dir, diag, diag_len);
-    if (rc < 0)
-        return rc;
+    int rc = SLORA_EBUSY;
+    for (int i = 0; i < CAS_TRIES; i++) {
+        w.expect = has_cond ? expect : NULL;
+        struct slora_store_result res;
+        rc = op->is_delete ? slora_store_remove(r->store, &w, &res, op->diag, sizeof(op->diag))
+                           : slora_store_put(r->store, &w, &res, op->diag, sizeof(op->diag));
+        if (rc == 0) {
+            op->rev = res.rev;
+            op->created = res.created;
+            if (op->entry && is_shared(r)) {
+                __atomic_store_n(&op->entry->rev, res.rev, __ATOMIC_RELAXED);
+                slora_registry_entry_set_pinned(op->entry, res.pinned);
+            }
+            return 0;
+        }
+        if (rc != SLORA_EPRECOND)
+            break;
+        rc = check_cond(&op->cond, op->id, res.current[0] ? res.current : NULL, op->diag,
+                        sizeof(op->diag));
+        if (rc < 0)
+            break;
+        memcpy(expect, res.current, sizeof(expect));
+        rc = SLORA_EBUSY;
+        snprintf(op->diag, sizeof(op->diag), "%s kept changing in the %s store; retry", op->id,
+                 slora_store_kind_name(r->store));
+    }
+    /* Not written; but if the replica skipped the same version written
+     * elsewhere while this write was pending, publish it now as if loaded. */
+    struct slora_registry_entry *old = NULL;
     pthread_mutex_lock(&r->lock);
-    usage_of(r, tenant, false)->dir_durable = true;
+    struct slot *s = op->slot;
+    if (s->claimed_rev && op->entry && is_newer(s, s->claimed_rev)) {
+        __atomic_store_n(&op->entry->rev, s->claimed_rev, __ATOMIC_RELAXED);
+        slora_registry_entry_set_pinned(op->entry, s->claimed_pinned);
+        old = publish(s, usage_of(r, op->tenant, false), slora_registry_entry_ref(op->entry),
+                      false);
+    }
+    s->pending[0] = '\0';
+    s->claimed_rev = 0;
     pthread_mutex_unlock(&r->lock);
-    return 0;
+    slora_registry_entry_unref(old);
+    return rc;
 }
 
 static int run_put(struct slora_registry_op *op, const void *buf, size_t len)
@@ -751,46 +869,40 @@ static int run_put(struct slora_registry_op *op, const void *buf, size_t len)
     if (rc < 0)
         return rc;
     rc = entry_new(r, op->tenant, op->name, buf, len, a, (int64_t)time(NULL),
-                   !r->adapters_dir && !op->dry_run, &op->entry);
+                   !r->store && !op->dry_run, &op->entry);
     if (rc == 0 && op->admit)
         rc = op->admit(op->admit_arg, op->entry, op->diag, sizeof(op->diag));
     if (rc < 0 || op->dry_run)
         return rc;
 
-    pthread_mutex_lock(&r->lock);
-    struct usage *u = usage_of(r, op->tenant, false);
-    int64_t old = op->slot->entry ? op->slot->entry->file_bytes : 0;
-    int64_t after = u->bytes + u->reserved_bytes - old + (int64_t)len;
-    if (over(op->quota.max_bytes, after)) {
+    /* A shared store counts the tenant's bytes itself, atomically. */
+    if (!is_shared(r)) {
+        pthread_mutex_lock(&r->lock);
+        struct usage *u = usage_of(r, op->tenant, false);
+        int64_t old = op->slot->entry ? op->slot->entry->file_bytes : 0;
+        int64_t after = u->bytes + u->reserved_bytes - old + (int64_t)len;
+        if (over(op->quota.max_bytes, after)) {
+            pthread_mutex_unlock(&r->lock);
+            snprintf(op->diag, sizeof(op->diag),
+                     "tenant '%s' would store %lld bytes; quota max_bytes is %lld", op->tenant,
+                     (long long)after, (long long)op->quota.max_bytes);
+            return SLORA_ENOSPC;
+        }
+        op->reserved_bytes = (int64_t)len > old ? (int64_t)len - old : 0;
+        u->reserved_bytes += op->reserved_bytes;
         pthread_mutex_unlock(&r->lock);
-        snprintf(op->diag, sizeof(op->diag),
-                 "tenant '%s' would store %lld bytes; quota max_bytes is %lld", op->tenant,
-                 (long long)after, (long long)op->quota.max_bytes);
-        return SLORA_ENOSPC;
     }
-    op->reserved_bytes = (int64_t)len > old ? (int64_t)len - old : 0;
-    u->reserved_bytes += op->reserved_bytes;
-    pthread_mutex_unlock(&r->lock);
-
-    if (!r->adapters_dir)
-        return 0;
-    rc = ensure_tenant_dir(r, op->tenant, op->diag, sizeof(op->diag));
-    if (rc == 0)
-        rc = slora_fsio_write_file(op->entry->path, buf, len, op->diag, sizeof(op->diag));
-    return rc;
+    return r->store ? store_write(op, buf, len) : 0;
 }
 
 static int run_delete(struct slora_registry_op *op)
 {
-    const char *path = op->slot->entry->path;
-    if (!path)
-        return 0;
-    int rc = slora_fsio_remove_file(path, op->diag, sizeof(op->diag));
-    if (rc == SLORA_ENOTFOUND) {
-        slora_warn("delete %s: %s was already gone", op->id, path);
-        return 0;
-    }
-    return rc;
+    return op->r->store ? store_write(op, NULL, 0) : 0;
+}
+
+void slora_registry_op_set_pin(struct slora_registry_op *op, int pin)
+{
+    op->pin = pin;
 }
 
 void slora_registry_op_set_admit(struct slora_registry_op *op, slora_registry_admit_cb admit,
@@ -828,6 +940,8 @@ static void op_release_locked(struct slora_registry_op *op)
         u->reserved_count -= op->new_name;
         u->reserved_bytes -= op->reserved_bytes;
         op->slot->busy = false;
+        op->slot->pending[0] = '\0';
+        op->slot->claimed_rev = 0;
         if (!op->slot->entry)
             slot_remove(r, op->slot);
     }
@@ -847,7 +961,7 @@ void slora_registry_op_abort(struct slora_registry_op *op)
     op_release_locked(op);
     pthread_mutex_unlock(&op->r->lock);
     slora_registry_entry_unref(op->entry);
-    free(op);
+    op_free(op);
 }
 
 int slora_registry_op_commit(struct slora_registry_op *op, struct slora_registry_entry **out,
@@ -871,17 +985,24 @@ int slora_registry_op_commit(struct slora_registry_op *op, struct slora_registry
         result = op->entry;
         r->stats.dry_runs++;
     } else if (op->is_delete) {
+        /* The replica may have dropped it already, or loaded a newer one. */
         struct usage *u = usage_of(r, op->tenant, false);
-        dropped = op->slot->entry;
-        op->slot->entry = NULL;
-        u->count--;
-        u->bytes -= dropped->file_bytes;
+        if (op->slot->entry && is_newer(op->slot, op->rev)) {
+            dropped = op->slot->entry;
+            op->slot->entry = NULL;
+            u->count--;
+            u->bytes -= dropped->file_bytes;
+        }
         r->stats.deletes++;
     } else {
         struct usage *u = usage_of(r, op->tenant, false);
-        was_new = op->slot->entry == NULL;
+        bool shared = is_shared(r);
+        /* The replica may have loaded it already: ask the store. */
+        was_new = shared ? op->created : op->slot->entry == NULL;
         result = slora_registry_entry_ref(op->entry);
-        dropped = publish(op->slot, u, op->entry);
+        /* Not over a newer version the replica loaded meanwhile. */
+        dropped = is_newer(op->slot, op->rev) ? publish(op->slot, u, op->entry, !shared)
+                                              : op->entry;
         r->stats.uploads++;
         r->stats.swaps += !was_new;
     }
@@ -889,7 +1010,7 @@ int slora_registry_op_commit(struct slora_registry_op *op, struct slora_registry
     pthread_mutex_unlock(&r->lock);
 
     slora_registry_entry_unref(dropped);
-    free(op);
+    op_free(op);
     if (created)
         *created = was_new;
     if (out)
@@ -924,117 +1045,137 @@ int slora_registry_delete(struct slora_registry *r, const char *tenant, const ch
     return slora_registry_op_commit(op, NULL, NULL, diag, diag_len);
 }
 
-/* ---- restore ---------------------------------------------------------- */
+/* ---- restore and versions written elsewhere ---------------------------- */
 
-static bool is_leftover(const char *fname)
+/* Validate buf and publish it as it describes; see slora_registry_load. */
+int slora_registry_load(struct slora_registry *r, const struct slora_store_item *it,
+                        const void *buf, size_t len, bool force,
+                        struct slora_registry_entry **out, char *diag, size_t diag_len)
 {
-    return fname[0] == '.' && (strstr(fname, ".tmp.") || strstr(fname, ".bak"));
-}
-
-/* Validate and register one stored file; false when skipped (logged). */
-static bool restore_one(struct slora_registry *r, const char *tenant, const char *fname,
-                        const char *path)
-{
-    char diag[512] = "";
-    size_t flen = strlen(fname), slen = sizeof(SUFFIX) - 1;
-    if (flen <= slen || strcmp(fname + flen - slen, SUFFIX) ||
-        slora_registry_name_check(fname, flen - slen, "adapter", diag, sizeof(diag)) < 0) {
-        slora_warn("restore: skipping %s: not {name}" SUFFIX " %s", path, diag);
-        return false;
-    }
-    char name[SLORA_NAME_MAX + 1], id[SLORA_ID_MAX + 1];
-    memcpy(name, fname, flen - slen);
-    name[flen - slen] = '\0';
-    snprintf(id, sizeof(id), "%s/%s", tenant, name);
-    struct stat st;
-    void *buf;
-    size_t len;
-    size_t max = r->opt.max_file_bytes ? r->opt.max_file_bytes : SIZE_MAX;
-    int rc = stat(path, &st) < 0 ? slora_fsio_err(errno)
-                                 : slora_fsio_read_file(path, max, &buf, &len, diag, sizeof(diag));
-    if (rc < 0) {
-        slora_warn("restore: skipping %s: %s", path, diag[0] ? diag : strerror(errno));
-        return false;
-    }
+    if (out)
+        *out = NULL;
+    char id[SLORA_ID_MAX + 1];
+    int rc = slora_registry_name_check(it->tenant, strlen(it->tenant), "tenant", diag, diag_len);
+    if (rc == 0)
+        rc = slora_registry_name_check(it->name, strlen(it->name), "adapter", diag, diag_len);
+    if (rc < 0)
+        return rc;
+    snprintf(id, sizeof(id), "%s/%s", it->tenant, it->name);
     struct slora_adapter *a = NULL;
-    rc = r->opt.validate(r->opt.ctx, buf, len, &a, diag, sizeof(diag));
+    rc = r->opt.validate(r->opt.ctx, buf, len, &a, diag, diag_len);
     struct slora_registry_entry *e = NULL;
     if (rc == 0)
-        rc = entry_new(r, tenant, name, buf, len, a, (int64_t)st.st_mtime, !r->adapters_dir, &e);
-    free(buf);
-    if (rc < 0) {
-        slora_warn("restore: skipping %s: %s: %s", path, slora_err_name(rc), diag);
-        return false;
-    }
+        rc = entry_new(r, it->tenant, it->name, buf, len, a, it->created, !r->store, &e);
+    if (rc < 0)
+        return rc;
+    e->rev = it->rev;
+    slora_registry_entry_set_pinned(e, it->pinned);
+    if (it->version[0] && strcmp(it->version, e->version))
+        slora_warn("%s: the store says version %s, its bytes are version %s", id, it->version,
+                   e->version);
     pthread_mutex_lock(&r->lock);
-    struct usage *u = usage_of(r, tenant, true);
-    struct slot *s = u ? slot_insert(r, tenant, id) : NULL;
-    struct slora_registry_entry *old = s ? publish(s, u, e) : e;
+    struct usage *u = usage_of(r, it->tenant, true);
+    struct slot *s = u ? slot_insert(r, it->tenant, id) : NULL;
+    struct slora_registry_entry *old = e;
+    bool publishable = s && (force ? !s->busy : is_newer(s, it->rev));
+    if (publishable) {
+        old = publish(s, u, e, !is_shared(r));
+        if (out)
+            *out = slora_registry_entry_ref(e);
+    }
+    if (s && !s->entry && !s->busy)
+        slot_remove(r, s);
     pthread_mutex_unlock(&r->lock);
     slora_registry_entry_unref(old);
-    if (!s)
-        slora_warn("restore: skipping %s: out of memory", path);
-    return s != NULL;
+    return s ? 0 : SLORA_ENOMEM;
 }
 
-static void restore_tenant(struct slora_registry *r, const char *tenant,
-                           struct slora_registry_restore_report *rep)
+bool slora_registry_unload(struct slora_registry *r, const char *tenant, const char *name,
+                           int64_t rev, bool force)
 {
-    char dir[4096], path[4096 + 256];
-    snprintf(dir, sizeof(dir), "%s/%s", r->adapters_dir, tenant);
-    DIR *d = opendir(dir);
-    if (!d) {
-        slora_warn("restore: skipping %s: %s", dir, strerror(errno));
-        rep->skipped++;
-        return;
+    char id[SLORA_ID_MAX + 2];
+    if (snprintf(id, sizeof(id), "%s/%s", tenant, name) > SLORA_ID_MAX)
+        return false;
+    struct slora_registry_entry *dropped = NULL;
+    pthread_mutex_lock(&r->lock);
+    struct slot *s = slot_find(r, id);
+    if (s && s->entry && (force ? !s->busy : entry_rev(s->entry) < rev)) {
+        struct usage *u = usage_of(r, s->tenant, false);
+        dropped = s->entry;
+        s->entry = NULL;
+        u->count--;
+        u->bytes -= dropped->file_bytes;
+        if (!s->busy)
+            slot_remove(r, s);
     }
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        if (is_leftover(de->d_name)) {
-            if (unlink(path) == 0) {
-                slora_info("restore: removed leftover %s", path);
-                rep->removed_temp++;
-            } else {
-                slora_warn("restore: cannot remove leftover %s: %s", path, strerror(errno));
-            }
-            continue;
+    pthread_mutex_unlock(&r->lock);
+    slora_registry_entry_unref(dropped);
+    return dropped != NULL;
+}
+
+bool slora_registry_holds(struct slora_registry *r, const struct slora_store_item *it,
+                          bool *pin_changed)
+{
+    char id[SLORA_ID_MAX + 2];
+    if (pin_changed)
+        *pin_changed = false;
+    if (snprintf(id, sizeof(id), "%s/%s", it->tenant, it->name) > SLORA_ID_MAX)
+        return false;
+    bool held = false;
+    pthread_mutex_lock(&r->lock);
+    struct slot *s = slot_find(r, id);
+    if (s && s->entry && !strcmp(s->entry->version, it->version)) {
+        if (it->rev >= entry_rev(s->entry)) { /* an older entry says nothing new */
+            __atomic_store_n(&s->entry->rev, it->rev, __ATOMIC_RELAXED);
+            if (pin_changed)
+                *pin_changed = slora_registry_entry_is_pinned(s->entry) != it->pinned;
+            slora_registry_entry_set_pinned(s->entry, it->pinned);
         }
-        if (restore_one(r, tenant, de->d_name, path))
-            rep->restored++;
-        else
-            rep->skipped++;
+        held = true;
+    } else if (s && s->busy && s->pending[0] && !strcmp(s->pending, it->version)) {
+        if (it->rev > s->claimed_rev) {
+            s->claimed_rev = it->rev;
+            s->claimed_pinned = it->pinned;
+        }
+        held = true;
     }
-    closedir(d);
+    pthread_mutex_unlock(&r->lock);
+    return held;
+}
+
+struct restore {
+    struct slora_registry *r;
+    struct slora_registry_restore_report *rep;
+};
+
+static void restore_one(void *arg, const struct slora_store_item *it, const void *buf, size_t len)
+{
+    struct restore *rs = arg;
+    char diag[512] = "";
+    int rc = slora_registry_load(rs->r, it, buf, len, true, NULL, diag, sizeof(diag));
+    if (rc < 0) {
+        slora_warn("restore: skipping %s/%s: %s: %s", it->tenant, it->name, slora_err_name(rc),
+                   diag);
+        rs->rep->skipped++;
+    } else {
+        rs->rep->restored++;
+    }
 }
 
 int slora_registry_restore(struct slora_registry *r, struct slora_registry_restore_report *rep,
                            char *diag, size_t diag_len)
 {
     memset(rep, 0, sizeof(*rep));
-    if (!r->adapters_dir)
+    if (!r->store || is_shared(r))
         return 0;
-    DIR *d = opendir(r->adapters_dir);
-    if (!d) {
-        snprintf(diag, diag_len, "cannot open %s: %s", r->adapters_dir, strerror(errno));
-        return slora_fsio_err(errno);
-    }
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        char why[160];
-        if (slora_registry_name_check(de->d_name, strlen(de->d_name), "tenant", why, sizeof(why)) <
-            0) {
-            slora_warn("restore: skipping %s/%s: %s", r->adapters_dir, de->d_name, why);
-            rep->skipped++;
-            continue;
-        }
-        restore_tenant(r, de->d_name, rep);
-    }
-    closedir(d);
+    struct restore rs = {r, rep};
+    struct slora_store_scan_report sr;
+    size_t max = r->opt.max_file_bytes ? r->opt.max_file_bytes : SIZE_MAX;
+    int rc = slora_store_scan(r->store, max, NULL, restore_one, &rs, NULL, &sr, diag, diag_len);
+    if (rc < 0)
+        return rc;
+    rep->skipped += sr.skipped;
+    rep->removed_temp = sr.removed_temp;
     slora_info("restore: %d adapters restored, %d skipped, %d leftovers removed", rep->restored,
                rep->skipped, rep->removed_temp);
     return 0;

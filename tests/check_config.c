@@ -41,6 +41,17 @@ static const struct bad_config bad_configs[] = {
     {"{\"admin_key_sha256\": \"abc\"}", SLORA_EINVAL,
      "'admin_key_sha256': admin_key_sha256 is not 64 hex digits"},
     {"{\"tenants\": {}}", SLORA_EINVAL, "'tenants': expected an array"},
+    {"{\"store\": \"redis\"}", SLORA_EINVAL, "'store': expected an object"},
+    {"{\"store\": {\"kind\": \"etcd\"}}", SLORA_EINVAL,
+     "'store.kind': 'etcd' is not one of dir, redis"},
+    {"{\"store\": {\"kind\": \"redis\"}}", SLORA_EINVAL, "'store.url': required with kind redis"},
+    {"{\"store\": {\"kind\": \"redis\", \"urll\": \"x\"}}", SLORA_EINVAL,
+     "'store.urll' is unknown"},
+    {"{\"store\": {\"url\": 6379}}", SLORA_EINVAL, "'store.url': expected a string"},
+    {"{\"store\": {\"timeout_ms\": 10}}", SLORA_ERANGE,
+     "'store.timeout_ms': 10 is out of range [50, 600000]"},
+    {"{\"store\": {\"stream_max_len\": \"9\"}}", SLORA_EINVAL,
+     "'store.stream_max_len': expected an integer"},
     {"{\"tenants\": [{\"name\": \"Acme\", \"key_sha256\": \"" KEY_A "\"}]}", SLORA_EINVAL,
      "'tenants[0]': tenant name"},
     {"{\"tenants\": [{\"name\": \"acme\"}]}", SLORA_EINVAL,
@@ -187,6 +198,26 @@ START_TEST(precedence)
 }
 END_TEST
 
+START_TEST(store_section)
+{
+    struct slora_config *c = slora_config_new_defaults();
+    ck_assert_ptr_null(c->store.kind); /* the state directory */
+    const char *json = "{\"store\": {\"kind\": \"redis\", \"url\": \"redis://10.0.0.5:6380/2\", "
+                       "\"prefix\": \"p:\", \"password_file\": \"/etc/pw\", \"timeout_ms\": 250, "
+                       "\"stream_max_len\": 50}}";
+    char diag[256] = "";
+    ck_assert_msg(slora_config_apply_json(c, json, strlen(json), diag, sizeof(diag)) == 0, "%s",
+                  diag);
+    ck_assert_str_eq(c->store.kind, "redis");
+    ck_assert_str_eq(c->store.url, "redis://10.0.0.5:6380/2");
+    ck_assert_str_eq(c->store.prefix, "p:");
+    ck_assert_str_eq(c->store.password_file, "/etc/pw");
+    ck_assert_int_eq(c->store.timeout_ms, 250);
+    ck_assert_int_eq(c->store.stream_max_len, 50);
+    slora_config_free(c);
+}
+END_TEST
+
 START_TEST(shipped_config_lists_every_default)
 {
     json_error_t jerr;
@@ -208,6 +239,9 @@ START_TEST(shipped_config_lists_every_default)
     ck_assert_int_eq(shipped->header_timeout_ms, def->header_timeout_ms);
     ck_assert_str_eq(shipped->listen, def->listen);
     ck_assert_str_eq(shipped->model, def->model);
+    ck_assert_str_eq(shipped->store.kind, "dir");
+    ck_assert_int_eq(shipped->store.timeout_ms, def->store.timeout_ms);
+    ck_assert_int_eq(shipped->store.stream_max_len, def->store.stream_max_len);
     free(text);
     json_decref(root);
     slora_config_free(def);
@@ -253,6 +287,7 @@ Suite *slora_config_suite(void)
     tcase_add_loop_test(tc, bad_flags_refused, 0,
                         (int)(sizeof(bad_flag_cases) / sizeof(bad_flag_cases[0])));
     tcase_add_test(tc, precedence);
+    tcase_add_test(tc, store_section);
     tcase_add_test(tc, shipped_config_lists_every_default);
     tcase_add_loop_test(tc, listen_split, 0, (int)(sizeof(listen_cases) / sizeof(listen_cases[0])));
     suite_add_tcase(s, tc);

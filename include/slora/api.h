@@ -159,6 +159,11 @@ struct slora_api_deps {
     slora_api_put_admit_cb put_admit;     /* optional; arg is put_hook_arg */
     slora_api_put_release_cb put_release; /* required with put_admit */
     void *put_hook_arg;
+    /* Optional, any thread: true while the server runs degraded (a shared
+     * adapter store unreachable), with the reason in why; /readyz then
+     * answers 200 {"status": "degraded", "reason": why}. */
+    bool (*degraded)(void *arg, char *why, size_t why_len);
+    void *degraded_arg;
 };
 
 /* Loop thread. Returns NULL on ENOMEM. The built-in routes (health,

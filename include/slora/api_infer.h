@@ -71,5 +71,10 @@ int slora_api_infer_put_admit(void *arg, const struct slora_registry_entry *e, i
 /* slora_api_put_release_cb for slora_api_deps.put_release, arg = the
  * service. */
 void slora_api_infer_put_release(void *arg, struct slora_cache_reservation *rsv);
+/* slora_replica_change_cb (arg: the slora_api_infer): another replica
+ * changed id. The delta cache frees the replaced version's deltas and pins
+ * or unpins id as the stored flag says (a pin that does not fit here is
+ * logged and dropped: pins are a local promise). */
+void slora_api_infer_adapter_changed(void *arg, const char *id, struct slora_registry_entry *e);
 
 #endif

@@ -16,6 +16,16 @@
 
 struct slora_auth;
 
+/* "store": where adapters are kept (store.h). Strings NULL when unset. */
+struct slora_config_store {
+    char *kind;             /* "dir" (default: state_dir) or "redis" */
+    char *url;              /* redis://host:port[/db] */
+    char *prefix;           /* key prefix; default "slorad:" */
+    char *password_file;    /* AUTH password file, NULL: none */
+    int64_t timeout_ms;     /* connect/command deadline; default 1000 */
+    int64_t stream_max_len; /* change-stream entries kept; default 10000 */
+};
+
 struct slora_config {
     char *config_path; /* the file loaded, or NULL */
     char *listen;      /* "host:port" or "[v6]:port" */
@@ -55,6 +65,7 @@ struct slora_config {
     int64_t max_pinned_bytes_per_tenant; /* delta-cache bytes one tenant may pin */
     int64_t max_generations_per_tenant;  /* sequences one tenant may have waiting for a delta */
     bool allow_insecure_remote;
+    struct slora_config_store store;
     int n_tenants;
     struct slora_auth *auth; /* tenants and admin key (auth.h); a reference the config owns */
 };

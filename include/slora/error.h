@@ -34,7 +34,8 @@
     X(CANCELED, canceled, "request canceled", 499, "invalid_request_error")                                  \
     X(INTERNAL, internal, "internal error", 500, "server_error")                                       \
     X(EXPECT, expect, "expectation failed", 417, "invalid_request_error")                                  \
-    X(UNIMPORTABLE, unimportable, "adapter cannot be imported exactly", 422, "invalid_request_error")
+    X(UNIMPORTABLE, unimportable, "adapter cannot be imported exactly", 422, "invalid_request_error")                    \
+    X(UNAVAIL, unavail, "adapter store unavailable", 503, "server_error")
 
 enum slora_err {
     SLORA_OK = 0,

@@ -1,5 +1,6 @@
 /* registry.h - the adapter registry: `tenant/name` -> the current version of
- * an adapter, its persistence under state_dir and per-tenant quotas.
+ * an adapter, its persistence through a store (store.h: the state directory
+ * or Redis) and per-tenant quotas.
  *
  * Entries are immutable and refcounted. A reader (inference, GET) takes a
  * reference with slora_registry_get and keeps using that version however
@@ -16,16 +17,22 @@
  *
  * Mutations are two-phase operations so the HTTP loop never blocks:
  *   begin  (loop)   name, preconditions, count quota; marks the name busy
- *   run    (worker) PUT: validate, sha256, bytes quota, persist durably
- *                   (temp file, fsync, rename, directory fsync);
- *                   DELETE: unlink the file, fsync the directory
+ *   run    (worker) PUT: validate, sha256, bytes quota, store durably;
+ *                   DELETE: remove from the store
  *   commit (loop)   publish the new entry / drop the old one; frees the op
  * While a name is busy, a second begin on it fails with SLORA_EBUSY (503,
  * "retry"): uploads/deletes of one name are serialized, so the file on disk
  * and the index never disagree. Other names proceed in parallel.
  *
- * On disk: state_dir/adapters/{tenant}/{name}.safetensors (the exact
- * stored bytes: the upload, or the SuperLoRA file a PEFT upload became). Temporary files start with '.', which no valid name does.
+ * A shared store (Redis) has other writers: its precondition and quota
+ * checks are the atomic ones (the index's are an early answer), and
+ * versions written elsewhere arrive through slora_registry_load/unload
+ * (replica.h). Each entry carries the store revision that wrote it; the
+ * index never replaces an entry by an older revision, so a local commit and
+ * the change stream may deliver in either order. While a shared store is
+ * down, PUT/DELETE fail with SLORA_EUNAVAIL and reads serve what is loaded.
+ * The dir store keeps the exact stored bytes: the upload, or the SuperLoRA
+ * file a PEFT upload became.
  */
 #ifndef SLORA_REGISTRY_H
 #define SLORA_REGISTRY_H
@@ -33,14 +40,15 @@
 #include <slora/adapter.h>
 #include <slora/error.h>
 #include <slora/sha256.h>
+#include <slora/store.h>
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define SLORA_NAME_MAX 64                     /* tenant or adapter name */
+#define SLORA_NAME_MAX SLORA_STORE_NAME_MAX   /* tenant or adapter name */
 #define SLORA_ID_MAX (2 * SLORA_NAME_MAX + 1) /* "tenant/name" */
-#define SLORA_VERSION_LEN 16                  /* hex digits of the version */
+#define SLORA_VERSION_LEN SLORA_STORE_VERSION_LEN /* hex digits of the version */
 #define SLORA_ERR_COUNT (SLORA__ERR_END - SLORA__ERR_FIRST - 1)
 /* Index of an error code in per-code counter arrays. */
 #define SLORA_ERR_INDEX(err) ((err)-SLORA__ERR_FIRST - 1)
@@ -75,14 +83,15 @@ int slora_registry_validate_adapter(void *ctx, const void *buf, size_t len,
                                     struct slora_adapter **out, char *diag, size_t diag_len);
 
 struct slora_registry_options {
-    const char *state_dir;               /* NULL: memory only, nothing persisted */
+    struct slora_store *store;           /* borrowed, outlives the registry; NULL: state_dir */
+    const char *state_dir;               /* without store: a dir store here; NULL: memory only */
     slora_registry_validate_cb validate; /* required */
     slora_registry_release_cb release;   /* required */
     void *ctx;                           /* passed to validate */
     size_t max_file_bytes;               /* restore skips larger files; 0: no limit */
 };
 
-/* One stored version. Immutable after publication except `pinned`. The
+/* One stored version. Immutable after publication except `pinned` and `rev`. The
  * strings live in the entry's own allocation, sized to them (tens of
  * thousands of entries stay resident). */
 struct slora_registry_entry {
@@ -98,21 +107,23 @@ struct slora_registry_entry {
     int64_t dense_bytes;                 /* slora_adapter_dense_bytes */
     int64_t params;                      /* adapter->n_params */
     int pinned;                          /* atomic 0/1; the delta cache never evicts pinned */
-    const char *path;                    /* the state file, into strings; NULL when memory only */
+    int64_t rev;                         /* atomic; store revision that wrote it (0: unordered) */
+    struct slora_store *store;           /* where the file is, borrowed; NULL when memory only */
     void *file;                          /* (file_bytes) owned copy when memory only, else NULL */
     slora_registry_release_cb release;   /* private */
-    char strings[];                      /* tenant, name, id, path: NUL-terminated */
+    char strings[];                      /* tenant, name, id: NUL-terminated */
 };
 
 struct slora_registry_entry *slora_registry_entry_ref(struct slora_registry_entry *e);
 /* NULL is a no-op. The last unref frees the entry and releases its adapter. */
 void slora_registry_entry_unref(struct slora_registry_entry *e);
 bool slora_registry_entry_is_pinned(const struct slora_registry_entry *e);
-/* Kept across replacements of the same name (not persisted). */
+/* Kept across replacements of the same name (persisted by a shared store
+ * only: see slora_registry_op_set_pin). */
 void slora_registry_entry_set_pinned(struct slora_registry_entry *e, bool pinned);
 /* The exact stored bytes of this version into a new malloc'd buffer (caller
- * frees). Worker thread (reads the state file). SLORA_EBUSY when the file
- * on disk was replaced by a newer version meanwhile: get the entry again. */
+ * frees). Worker thread (reads the store). SLORA_EBUSY when the stored
+ * file was replaced by a newer version meanwhile: get the entry again. */
 int slora_registry_entry_read_file(const struct slora_registry_entry *e, void **out, size_t *len,
                                    char *diag, size_t diag_len);
 
@@ -128,7 +139,8 @@ int slora_registry_id_parse(const char *id, size_t len, char tenant[SLORA_NAME_M
  * comma-separated lists, quoted tags and the W/ prefix. NULL header: false. */
 bool slora_registry_etag_match(const char *header, const char *version);
 
-/* Takes copies of the options; state_dir/adapters is created if missing. */
+/* Takes copies of the options; with state_dir and no store, a dir store
+ * is opened (state_dir/adapters created if missing) and owned. */
 int slora_registry_new(const struct slora_registry_options *opt, struct slora_registry **out,
                        char *diag, size_t diag_len);
 /* NULL is a no-op. Operations must be finished; entries still referenced
@@ -140,12 +152,34 @@ struct slora_registry_restore_report {
     int skipped;      /* invalid or unreadable files, bad names (logged) */
     int removed_temp; /* stray temporary files deleted */
 };
-/* Scan state_dir/adapters/{tenant}/{name}.safetensors, validate and register
- * each (quotas not applied). Bad files are logged and skipped, stray temp
- * files removed; only an unusable state directory is an error. Call before
- * serving. Memory-only registry: nothing to do. */
+/* Scan the store, validate and register each adapter (quotas not
+ * applied). Bad files are logged and skipped, stray temp files removed;
+ * only an unusable store is an error. Call before serving. Memory-only
+ * registry: nothing to do. A shared store's scan is done by the replica
+ * (replica.h), which calls slora_registry_load instead. */
 int slora_registry_restore(struct slora_registry *r, struct slora_registry_restore_report *rep,
                            char *diag, size_t diag_len);
+/* The store (NULL when memory only). */
+struct slora_store *slora_registry_store(struct slora_registry *r);
+
+/* ---- versions written elsewhere (shared store; replica.h) ---------------- */
+
+/* Does the index hold it->version of it's name (or a PUT of it about to be
+ * committed)? Then records it->rev and pin flag on it, sets *pin_changed
+ * (may be NULL) when the flag differed, and returns true. */
+bool slora_registry_holds(struct slora_registry *r, const struct slora_store_item *it,
+                          bool *pin_changed);
+/* Validate buf (it's file) and publish it unless the index already has a
+ * revision >= it->rev (force: whatever it has). *out (may be NULL) is a
+ * new reference to the entry published, NULL when it was not. Worker or
+ * replica thread. */
+int slora_registry_load(struct slora_registry *r, const struct slora_store_item *it,
+                        const void *buf, size_t len, bool force,
+                        struct slora_registry_entry **out, char *diag, size_t diag_len);
+/* Drop tenant/name unless its entry has a revision >= rev (force: unless
+ * an upload or delete of it is in flight). True when dropped. */
+bool slora_registry_unload(struct slora_registry *r, const char *tenant, const char *name,
+                           int64_t rev, bool force);
 
 /* Current version of tenant/name: a new reference, or SLORA_ENOTFOUND. */
 int slora_registry_get(struct slora_registry *r, const char *tenant, const char *name,
@@ -195,6 +229,10 @@ typedef int (*slora_registry_admit_cb)(void *arg, const struct slora_registry_en
  * server's: a requested or inherited delta-cache pin must fit). */
 void slora_registry_op_set_admit(struct slora_registry_op *op, slora_registry_admit_cb admit,
                                  void *arg);
+/* Loop side, between begin_put and op_run: the pin flag a shared store
+ * keeps with the new version (1, 0, or -1 to keep the stored one), so the
+ * replica its traffic goes to pins it too. Default -1. */
+void slora_registry_op_set_pin(struct slora_registry_op *op, int pin);
 /* Worker side, step 2. PUT: buf/len is the uploaded file (borrowed for the
  * call); validate, hash, check the bytes quota, persist. DELETE: buf is
  * ignored; unlink the file. The result is kept in the op for commit. */

@@ -58,6 +58,18 @@ for key in MemoryHigh MemoryMax TasksMax; do
     v=$(sed -n "s/^$key=//p" "$UNIT")
     check_contains "docs/operations.md documents $key=$v" "\`$key=$v\`" "$(cat docs/operations.md)"
 done
+# the replica template of docs/scale-out.md, as instance 1
+TEMPLATE=$ROOT/usr/local/lib/systemd/system/slorad@.service
+check_contains "replica template reads its instance's config" \
+    "ExecStart=/usr/local/bin/slorad serve --config /etc/slorad/replica-%i.json" "$(cat "$TEMPLATE")"
+sed "s|/usr/local/bin/slorad|$ROOT/usr/local/bin/slorad|" "$TEMPLATE" >"$TMP/units/slorad@1.service"
+systemd-analyze verify "$TMP/units/slorad@1.service" >"$TMP/verify1.log" 2>&1 ||
+    fail "systemd-analyze verify slorad@1: $(cat "$TMP/verify1.log")"
+check "systemd-analyze verify of slorad@1 is silent" "" "$(cat "$TMP/verify1.log")"
+systemd-analyze security --offline=true "$TMP/units/slorad@1.service" >"$TMP/security1.log" 2>&1 || true
+level1=$(sed -n 's/.*Overall exposure level for slorad@1.service: \([0-9.]*\).*/\1/p' "$TMP/security1.log")
+[ -n "$level1" ] && awk -v l="$level1" 'BEGIN { exit !(l <= 2.0) }' || fail "slorad@1 exposure '$level1' > 2.0"
+echo "ok - slorad@1 exposure $level1 <= 2.0"
 
 # sd_notify
 SOCK=$TMP/notify.sock

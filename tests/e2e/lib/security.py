@@ -71,7 +71,9 @@ def revealed(secret, method, path, body, hdrs, data):
         return None
     tenant, versions, sizes = secret
     sent = path + (body or b"").decode("utf-8", "replace") if method != "PUT" else path
-    text = json.dumps(hdrs) + data.decode("utf-8", "replace")
+    # the request id is random hex: it can contain any digits by chance
+    shown = {k: v for k, v in hdrs.items() if k != "x-request-id"}
+    text = json.dumps(shown) + data.decode("utf-8", "replace")
     if tenant and tenant + "/" in text and tenant + "/" not in sent:
         return "tenant %s's adapter names" % tenant
     if tenant is None and re.search(r"(acme|beta)/", text) and not re.search(r"(acme|beta)/", sent):
