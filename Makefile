@@ -39,7 +39,10 @@ LLHTTP     := $(BUILD)/llhttp
 # Evaluated once, on first use (never at parse time): $(call lazy,VAR,shell command).
 lazy = $(eval $1 := $$(shell $2))$($1)
 DEP_CFLAGS = $(call lazy,DEP_CFLAGS,$(PKG_CONFIG) --cflags libuv jansson openblas hiredis)
-DEP_LIBS   = $(call lazy,DEP_LIBS,$(PKG_CONFIG) --libs libuv jansson openblas hiredis) -lpthread -lm
+# (the cached part is its own variable: lazy replaces the variable it
+# caches, which would drop anything appended after the call)
+DEP_PKG_LIBS = $(call lazy,DEP_PKG_LIBS,$(PKG_CONFIG) --libs libuv jansson openblas hiredis)
+DEP_LIBS   = $(DEP_PKG_LIBS) -lpthread -lm
 CHECK_LIBS = $(call lazy,CHECK_LIBS,$(PKG_CONFIG) --libs check)
 
 OPT      ?= -O2 -march=native
@@ -179,7 +182,7 @@ run: build
 check: check-deps oracle
 	@$(MAKE) --no-print-directory check-tests
 check-tests: export SLORA_ORACLE = $(ORACLE)
-check-tests: model all $(BUILD)/check_slora
+check-tests: model all $(BUILD)/check_slora $(BUILD)/gguf_quantize
 	$(BUILD)/check_slora
 	@pass=0; failed=""; for t in tests/e2e/*.sh; do echo "== $$t"; \
 	  if BUILD=$(BUILD) PYTHON=$(PYTHON) SLORA_SHARED=$(SHARED) bash $$t; then pass=$$((pass + 1)); \
@@ -203,12 +206,14 @@ valgrind: check-deps
 	CK_FORK=no valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
 	  --quiet $(BUILD)/check_slora
 
-# The kernels' other compile-time paths (portable C; AVX2 without BMI2), superlora suite.
+# The kernels' other compile-time paths (portable C; AVX2/FMA/F16C without
+# AVX-512 or BMI2): the suites of the kernels that choose by #if.
+KERNEL_SUITES := superlora quant matmul
 check-kernels:
 	$(MAKE) BUILD=build-portable OPT=-O2 build-portable/check_slora
-	CK_RUN_SUITE=superlora build-portable/check_slora
-	$(MAKE) BUILD=build-nobmi2 OPT="-O2 -mavx2 -mfma" build-nobmi2/check_slora
-	CK_RUN_SUITE=superlora build-nobmi2/check_slora
+	for s in $(KERNEL_SUITES); do CK_RUN_SUITE=$$s build-portable/check_slora || exit 1; done
+	$(MAKE) BUILD=build-nobmi2 OPT="-O2 -mavx2 -mfma -mf16c" build-nobmi2/check_slora
+	for s in $(KERNEL_SUITES); do CK_RUN_SUITE=$$s build-nobmi2/check_slora || exit 1; done
 
 $(BUILD)/bench_model: bench/bench_model.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
@@ -311,3 +316,9 @@ $(BUILD)/bench_engine: bench/bench_engine.c $(LIB)
 $(BUILD)/bench-stories110M.bin: | $(BUILD)/slorad
 	$(BUILD)/slorad gen-model --dim 768 --hidden 2048 --layers 12 --heads 12 --kv-heads 12 \
 	  --vocab 32000 --seq-len 1024 --seed 1 --shared-classifier -o $@.tmp && mv $@.tmp $@
+
+$(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+$(BUILD)/gguf_quantize: bench/gguf_quantize.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)

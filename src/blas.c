@@ -93,9 +93,15 @@ void slora_blas_gemv(const float *w, const float *x, float *y, int rows, int col
 void slora_blas_gemm(int m, int n, int k, float alpha, const float *a, const float *b, int b_trans,
                      float beta, float *c)
 {
+    slora_blas_gemm_ld(m, n, k, alpha, a, k, b, b_trans ? k : n, b_trans, beta, c, n);
+}
+
+void slora_blas_gemm_ld(int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                        int ldb, int b_trans, float beta, float *c, int ldc)
+{
     atomic_fetch_add_explicit(&n_gemm, 1, memory_order_relaxed);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, b_trans ? CblasTrans : CblasNoTrans, m, n, k, alpha, a,
-                k, b, b_trans ? k : n, beta, c, n);
+                lda, b, ldb, beta, c, ldc);
 }
 
 void slora_blas_matmul_rows(const float *w, const float *x, float *y, int n_rows, int rows,

@@ -9,7 +9,7 @@
 #include <slora/delta.h>
 #include <slora/error.h>
 #include <slora/forward.h>
-#include <slora/gguf.h>
+#include <slora/quant.h>
 #include <slora/superlora.h>
 
 #include <stdio.h>
@@ -113,7 +113,7 @@ static int build_factored(struct slora_delta_set *s, char *diag, size_t diag_len
 
 static uint16_t to_half(enum slora_dtype type, float f)
 {
-    return type == SLORA_DTYPE_F16 ? slora_gguf_f32_to_f16(f) : slora_gguf_f32_to_bf16(f);
+    return type == SLORA_DTYPE_F16 ? slora_quant_f32_to_f16(f) : slora_quant_f32_to_bf16(f);
 }
 
 static int build_dense(struct slora_delta_set *s, const struct slora_delta_opts *o, char *diag,

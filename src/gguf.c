@@ -6,6 +6,7 @@
 #include <slora/error.h>
 #include <slora/fsio.h>
 #include <slora/gguf.h>
+#include <slora/quant.h>
 
 #include <math.h>
 #include <stdarg.h>
@@ -433,74 +434,13 @@ float slora_gguf_array_f32(const struct slora_gguf_kv *kv, uint64_t i)
     return f;
 }
 
-float slora_gguf_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h >> 15) << 31;
-    uint32_t exp = (h >> 10) & 0x1f;
-    uint32_t man = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp) {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    } else if (man) {
-        /* subnormal half: normalise into a float */
-        int e = -1;
-        do {
-            man <<= 1;
-            e++;
-        } while (!(man & 0x400));
-        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
-    } else {
-        bits = sign;
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-uint16_t slora_gguf_f32_to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint16_t sign = (x >> 16) & 0x8000;
-    uint32_t abs = x & 0x7fffffffu;
-    if (abs > 0x7f800000u)
-        return sign | 0x7e00;
-    if (abs >= 0x477ff000u) /* rounds to >= 65520: infinity */
-        return sign | 0x7c00;
-    if (abs < 0x38800000u) {
-        /* subnormal half: scale by 2^24 and round to nearest even */
-        float a;
-        memcpy(&a, &abs, 4);
-        float s = a * 16777216.0f;
-        return sign | (uint16_t)nearbyintf(s);
-    }
-    uint32_t mant = abs & 0x7fffff;
-    uint32_t h = ((abs >> 23) - 112) << 10 | (mant >> 13);
-    uint32_t rest = mant & 0x1fff;
-    if (rest > 0x1000 || (rest == 0x1000 && (h & 1)))
-        h++;
-    return sign | (uint16_t)h;
-}
-
 /* Writer. */
 
-/* Row conversions the writer can make: between F32, F16 and BF16. */
+/* Row conversions the writer can make: between any two known types, through
+ * floats with quant.h's reference quantizers. */
 static bool convertible(uint32_t from, uint32_t to)
 {
-    bool f = from == SLORA_DTYPE_F32 || from == SLORA_DTYPE_F16 || from == SLORA_DTYPE_BF16;
-    bool t = to == SLORA_DTYPE_F32 || to == SLORA_DTYPE_F16 || to == SLORA_DTYPE_BF16;
-    return from == to || (f && t);
-}
-
-uint16_t slora_gguf_f32_to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffff) > 0x7f800000) /* NaN stays a quiet NaN */
-        return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+    return from == to || (slora_dtype_is_known(from) && slora_dtype_is_known(to));
 }
 
 /* One row of n elements from src (type from) to dst (type to), through the
@@ -508,28 +448,8 @@ uint16_t slora_gguf_f32_to_bf16(float f)
 static void convert_row(uint32_t from, const uint8_t *src, float *row, uint32_t to, uint8_t *dst,
                         int64_t n)
 {
-    for (int64_t j = 0; j < n; j++) {
-        uint16_t h = 0;
-        if (from != SLORA_DTYPE_F32)
-            memcpy(&h, src + 2 * j, 2);
-        if (from == SLORA_DTYPE_F32) {
-            memcpy(&row[j], src + 4 * j, 4);
-        } else if (from == SLORA_DTYPE_F16) {
-            row[j] = slora_gguf_f16_to_f32(h);
-        } else {
-            uint32_t u = (uint32_t)h << 16;
-            memcpy(&row[j], &u, 4);
-        }
-    }
-    for (int64_t j = 0; j < n; j++) {
-        uint16_t h;
-        if (to == SLORA_DTYPE_F32) {
-            memcpy(dst + 4 * j, &row[j], 4);
-            continue;
-        }
-        h = to == SLORA_DTYPE_F16 ? slora_gguf_f32_to_f16(row[j]) : slora_gguf_f32_to_bf16(row[j]);
-        memcpy(dst + 2 * j, &h, 2);
-    }
+    slora_quant_dequantize(from, src, row, n);
+    slora_quant_quantize(to, row, dst, n);
 }
 
 struct wtensor {

@@ -6,6 +6,7 @@
 #include <slora/gguf.h>
 #include <slora/import.h>
 #include <slora/model.h>
+#include <slora/quant.h>
 #include <slora/safetensors.h>
 #include <slora/tar.h>
 #include <slora/tensor.h>
@@ -686,16 +687,7 @@ static int gguf_tensor(struct lora_set *s, float alpha, const struct slora_gguf_
     if (err)
         return err;
     int64_t n = tr * tc;
-    for (int64_t i = 0; i < n; i++) {
-        if (te->dtype == SLORA_DTYPE_F32) {
-            memcpy(&(*dst)[i], te->data + 4 * i, 4);
-        } else {
-            uint16_t h;
-            memcpy(&h, te->data + 2 * i, 2);
-            (*dst)[i] = te->dtype == SLORA_DTYPE_F16 ? slora_gguf_f16_to_f32(h)
-                                                     : slora_st_bf16_to_f32(h);
-        }
-    }
+    slora_quant_dequantize(te->dtype, te->data, *dst, n); /* F32, F16 or BF16 */
     p->r = r;
     p->scale = alpha != 0.0f ? (double)alpha / (double)r : 1.0;
     return check_finite(name, *dst, n, diag, diag_len);

@@ -19,6 +19,7 @@
 #include <slora/error.h>
 #include <slora/gguf.h>
 #include <slora/log.h>
+#include <slora/quant.h>
 #include <slora/tokenizer.h>
 
 #include <math.h>
@@ -275,7 +276,7 @@ static float half_to_f32(uint32_t type, const uint8_t *p)
     uint16_t h;
     memcpy(&h, p, 2);
     if (type == SLORA_DTYPE_F16)
-        return slora_gguf_f16_to_f32(h);
+        return slora_quant_f16_to_f32(h);
     uint32_t u = (uint32_t)h << 16;
     float f;
     memcpy(&f, &u, 4);

@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <slora/error.h>
+#include <slora/quant.h>
 #include <slora/safetensors.h>
 
 #include <jansson.h>
@@ -285,25 +286,6 @@ static float bits_to_f32(uint32_t u)
     return f;
 }
 
-float slora_st_bf16_to_f32(uint16_t h)
-{
-    return bits_to_f32((uint32_t)h << 16);
-}
-
-float slora_st_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h >> 15) << 31;
-    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 0x1f)
-        return bits_to_f32(sign | 0x7f800000u | man << 13);
-    if (exp == 0) {
-        /* subnormal: man * 2^-24, exact in float32 */
-        float f = (float)man * 0x1p-24f;
-        return sign ? -f : f;
-    }
-    return bits_to_f32(sign | (exp + 112) << 23 | man << 13);
-}
-
 void slora_st_to_f32(const struct slora_st_tensor *t, float *out)
 {
     const unsigned char *p = t->data;
@@ -314,7 +296,7 @@ void slora_st_to_f32(const struct slora_st_tensor *t, float *out)
             out[i] = bits_to_f32(u);
         } else {
             uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
-            out[i] = t->dtype == SLORA_ST_F16 ? slora_st_f16_to_f32(h) : slora_st_bf16_to_f32(h);
+            out[i] = t->dtype == SLORA_ST_F16 ? slora_quant_f16_to_f32(h) : slora_quant_bf16_to_f32(h);
         }
     }
 }

@@ -8,8 +8,8 @@
 #include <slora/delta.h>
 #include <slora/error.h>
 #include <slora/forward.h>
-#include <slora/gguf.h>
 #include <slora/matmul.h>
+#include <slora/quant.h>
 #include <slora/superlora.h>
 
 #include "testutil.h"
@@ -138,11 +138,11 @@ START_TEST(others_are_dense)
             /* the generator's values rounded to nearest even */
             float *r = malloc((size_t)a->total * sizeof(float));
             for (int64_t i = 0; i < a->total; i++) {
-                uint16_t h = ti == 1 ? slora_gguf_f32_to_f16(dw[i]) : slora_gguf_f32_to_bf16(dw[i]);
+                uint16_t h = ti == 1 ? slora_quant_f32_to_f16(dw[i]) : slora_quant_f32_to_bf16(dw[i]);
                 uint32_t u = (uint32_t)h << 16;
                 float bf;
                 memcpy(&bf, &u, 4);
-                r[i] = ti == 1 ? slora_gguf_f16_to_f32(h) : bf;
+                r[i] = ti == 1 ? slora_quant_f16_to_f32(h) : bf;
             }
             assert_matches(a, s, r, 0);
             free(r);

@@ -4,6 +4,7 @@
 #include "st_build.h"
 
 #include <slora/error.h>
+#include <slora/quant.h>
 #include <slora/safetensors.h>
 
 #include <check.h>
@@ -138,17 +139,17 @@ END_TEST
 
 START_TEST(half_floats)
 {
-    ck_assert_float_eq(slora_st_f16_to_f32(0x3c00), 1.0f);
-    ck_assert_float_eq(slora_st_f16_to_f32(0xc000), -2.0f);
-    ck_assert_float_eq(slora_st_f16_to_f32(0x7bff), 65504.0f);
-    ck_assert_float_eq(slora_st_f16_to_f32(0x0001), 0x1p-24f);
-    ck_assert_float_eq(slora_st_f16_to_f32(0x8400), -0x1p-14f);
-    ck_assert_float_eq(slora_st_f16_to_f32(0x3555), 0.333251953125f);
-    ck_assert(isinf(slora_st_f16_to_f32(0x7c00)));
-    ck_assert(isnan(slora_st_f16_to_f32(0x7e00)));
-    ck_assert_float_eq(slora_st_bf16_to_f32(0x3f80), 1.0f);
-    ck_assert_float_eq(slora_st_bf16_to_f32(0xc040), -3.0f);
-    ck_assert(isinf(slora_st_bf16_to_f32(0xff80)));
+    ck_assert_float_eq(slora_quant_f16_to_f32(0x3c00), 1.0f);
+    ck_assert_float_eq(slora_quant_f16_to_f32(0xc000), -2.0f);
+    ck_assert_float_eq(slora_quant_f16_to_f32(0x7bff), 65504.0f);
+    ck_assert_float_eq(slora_quant_f16_to_f32(0x0001), 0x1p-24f);
+    ck_assert_float_eq(slora_quant_f16_to_f32(0x8400), -0x1p-14f);
+    ck_assert_float_eq(slora_quant_f16_to_f32(0x3555), 0.333251953125f);
+    ck_assert(isinf(slora_quant_f16_to_f32(0x7c00)));
+    ck_assert(isnan(slora_quant_f16_to_f32(0x7e00)));
+    ck_assert_float_eq(slora_quant_bf16_to_f32(0x3f80), 1.0f);
+    ck_assert_float_eq(slora_quant_bf16_to_f32(0xc040), -3.0f);
+    ck_assert(isinf(slora_quant_bf16_to_f32(0xff80)));
 }
 END_TEST
 

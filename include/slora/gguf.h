@@ -100,11 +100,6 @@ const char *slora_gguf_array_str(const struct slora_gguf_kv *kv, uint64_t i, siz
 /* Element i of an F32 array. */
 float slora_gguf_array_f32(const struct slora_gguf_kv *kv, uint64_t i);
 
-float slora_gguf_f16_to_f32(uint16_t h);
-/* Round to nearest even; overflow gives infinity. */
-uint16_t slora_gguf_f32_to_f16(float f);
-/* Round to nearest even; NaN stays a quiet NaN. */
-uint16_t slora_gguf_f32_to_bf16(float f);
 
 /* Writer: collects key/values and tensors, then writes the file at once.
  * Borrowed tensor data must stay valid until slora_gguf_writer_write. */
@@ -125,8 +120,9 @@ int slora_gguf_writer_add_array(struct slora_gguf_writer *w, const char *key, ui
 int slora_gguf_writer_add_tensor(struct slora_gguf_writer *w, const char *name, const float *data,
                                  int64_t rows, int64_t cols, int n_dims, uint32_t dtype);
 /* A typed tensor stored as dtype: its bytes as they are when dtype is its
- * type, else converted row by row (SLORA_EINVAL for a conversion the
- * writer cannot make). With row_map (borrowed until the write), written
+ * type, else converted row by row through floats (quant.h's reference
+ * quantizers for block types; SLORA_EINVAL when dtype's block does not
+ * divide the columns). With row_map (borrowed until the write), written
  * row i is t's row row_map[i]. */
 int slora_gguf_writer_add_typed(struct slora_gguf_writer *w, const char *name,
                                 const struct slora_tensor *t, int n_dims, uint32_t dtype,

@@ -1,7 +1,8 @@
 /* kernels.h - the vector inner loops of the delta maths.
  *
- * This is the one place that selects between AVX2 intrinsics and portable
- * C, at compile time (-march=native defines __AVX2__ on the build hosts).
+ * This file and the typed product's kernel files (src/matmul_*.c) are the
+ * places that select between SIMD intrinsics and portable C, at compile
+ * time (-march=native defines __AVX2__ on the build hosts).
  * Both paths compute the same values in the same order per element, so a
  * result never depends on which path or how many threads ran it.
  * Pure functions on caller memory; any thread may call them.

@@ -65,8 +65,6 @@ int slora_st_meta_get(const struct slora_st *st, const char *key, const char **v
 
 /* Convert t's n_elems values to float32 (little-endian F32/F16/BF16). */
 void slora_st_to_f32(const struct slora_st_tensor *t, float *out);
-float slora_st_f16_to_f32(uint16_t h);
-float slora_st_bf16_to_f32(uint16_t h);
 
 /* One tensor to write: F32 data (n_elems floats) borrowed for the call. */
 struct slora_st_out {

@@ -1,0 +1,110 @@
+/* matmul_internal.h - what matmul.c and its kernel files share (not
+ * public): the quantized activation row layout and the kernels' entry
+ * points.
+ *
+ * An activation row (xq) holds the values of ggml's vector format for the
+ * weight type, laid out as arrays so a kernel loads 32 quants at once and
+ * never converts a scale in its inner loop. For cols elements, nb blocks,
+ * each array starting at a multiple of 64 bytes from the row start:
+ *   F32  (F32, F16, BF16 weights): float x[cols]
+ *   Q8   (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 weights, nb = cols / 32):
+ *        i8 qs[cols] | float d[nb] | i32 s[nb] | float ds[nb]
+ *        qs and d as ggml's Q8_0/Q8_1 (d = f16 rounding of amax / 127,
+ *        widened), s = sum of the block's qs, ds = Q8_1's s (the f16
+ *        rounding of d sum(qs) with the unrounded d), widened
+ *   Q8K  (K-quant weights, nb = cols / 256):
+ *        i8 qs[cols] | float d[nb] | i16 bsums[16 nb] | i16 bsums32[8 nb]
+ *        as ggml's Q8_K, plus the sums of 32 consecutive qs
+ * Any thread may call these functions; they touch only their arguments.
+ */
+#ifndef SLORA_MATMUL_INTERNAL_H
+#define SLORA_MATMUL_INTERNAL_H
+
+#include <slora/matmul.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+static inline size_t slora__mm_round64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+/* A quantized activation row's arrays (NULL where the format has none). */
+struct slora__mm_xrow {
+    const void *x;         /* F32 floats or the Q8/Q8K qs */
+    const float *d;        /* (nb) block scales */
+    const int32_t *s;      /* (nb) Q8 block sums */
+    const float *ds;       /* (nb) Q8 d * s */
+    const int16_t *bsums;  /* (16 nb) Q8K sums of 16 */
+    const int16_t *bsum32; /* (8 nb) Q8K sums of 32 */
+};
+
+/* The arrays of the activation row at xq for weights of type wt. */
+struct slora__mm_xrow slora__mm_xrow(enum slora_dtype wt, const void *xq, int64_t cols);
+
+/* The slice product of matmul.h for one weight type, portable C: the
+ * reference every other path is tested against. */
+void slora__matmul_ref(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n,
+                       float *y, size_t ldy, int64_t r0, int64_t r1, bool add);
+
+/* The compiled SIMD kernels for w->type (matmul_float.c: F32 below the
+ * BLAS threshold, F16, BF16; matmul_q.c: the legacy types; matmul_k.c: the
+ * K-quants). Same contract as slora_matmul. Each returns false, doing
+ * nothing, when this build has no SIMD kernel for the type. */
+bool slora__mm_float(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n,
+                     float *y, size_t ldy, int64_t r0, int64_t r1, bool add);
+bool slora__mm_q(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
+                 size_t ldy, int64_t r0, int64_t r1, bool add);
+bool slora__mm_k(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
+                 size_t ldy, int64_t r0, int64_t r1, bool add);
+
+/* A kernel's tile: y[j ldy + i] for weight rows w + i ws (i < mr) against
+ * activation rows xq + j xs (j < nr), each row cols elements. */
+typedef void (*slora__mm_tile_fn)(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *xq,
+                                  size_t xs, int64_t cols, float *y, size_t ldy, bool add);
+
+/* The slice product by tiles of fn: mr_max x nr_max tiles, single weight
+ * rows for the slice's tail, fewer activation rows at the end of each
+ * block. Activation rows go in blocks of 32 (kept in L2) against weight
+ * rows in blocks of 64 (their tiles in L1). */
+void slora__mm_drive(const struct slora_tensor *w, slora__mm_tile_fn fn, int mr_max, int nr_max,
+                     const void *xq, size_t xq_stride, int n, float *y, size_t ldy, int64_t r0,
+                     int64_t r1, bool add);
+
+/* Defines `name`, a slora__mm_tile_fn calling TILE_CALL(mr, nr) with
+ * compile-time constants for mr in {MR, 1} and nr in 1..4 (<= NR), so each
+ * inlined tile keeps its accumulators in registers. */
+#define SLORA__MM_TILES(name, MR, NR, TILE_CALL)                                                   \
+    static void name(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *xq, size_t xs,   \
+                     int64_t cols, float *y, size_t ldy, bool add)                                 \
+    {                                                                                              \
+        if (mr == MR) {                                                                            \
+            if (nr >= 4 && NR >= 4)                                                                \
+                TILE_CALL(MR, (NR >= 4 ? 4 : 1));                                                  \
+            else if (nr == 3 && NR >= 3)                                                           \
+                TILE_CALL(MR, (NR >= 3 ? 3 : 1));                                                  \
+            else if (nr == 2)                                                                      \
+                TILE_CALL(MR, 2);                                                                  \
+            else                                                                                   \
+                TILE_CALL(MR, 1);                                                                  \
+        } else {                                                                                   \
+            if (nr >= 4 && NR >= 4)                                                                \
+                TILE_CALL(1, (NR >= 4 ? 4 : 1));                                                   \
+            else if (nr == 3 && NR >= 3)                                                           \
+                TILE_CALL(1, (NR >= 3 ? 3 : 1));                                                   \
+            else if (nr == 2)                                                                      \
+                TILE_CALL(1, 2);                                                                   \
+            else                                                                                   \
+                TILE_CALL(1, 1);                                                                   \
+        }                                                                                          \
+    }
+
+/* y = (add ? y : 0) + v: the one store of every kernel. */
+static inline void slora__mm_store(float *y, float v, bool add)
+{
+    *y = add ? *y + v : v;
+}
+
+#endif

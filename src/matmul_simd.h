@@ -1,0 +1,76 @@
+/* matmul_simd.h - the primitives the kernel files (matmul_q.c, matmul_k.c,
+ * matmul_float.c) share, per instruction set; like kernels.c, the one kind
+ * of file where #if chooses between AVX-512 and AVX2.
+ *
+ * MM_VNNI: AVX512-VNNI on 256-bit vectors (AVX512VL): vpdpbusd multiplies
+ * unsigned by signed bytes into int32 lanes, vpdpwssd int16 pairs. On Zen 4
+ * a 512-bit op issues as two 256-bit halves, so 256-bit vectors lose no
+ * throughput and keep the byte layouts simple. MM_AVX2: the same with
+ * vpmaddubsw + vpmaddwd (inputs are kept small enough never to saturate).
+ * MM_SIMD is defined when either is.
+ */
+#ifndef SLORA_MATMUL_SIMD_H
+#define SLORA_MATMUL_SIMD_H
+
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__) && defined(__AVX512BW__)
+#include <immintrin.h>
+#define MM_VNNI 1
+#define MM_SIMD 1
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define MM_AVX2 1
+#define MM_SIMD 1
+#endif
+
+#ifdef MM_SIMD
+
+/* acc + the sums of four u8 x s8 products per int32 lane; with AVX2 the
+ * pair sums must fit int16 (u <= 128 with |s| <= 127). */
+static inline __m256i mm_dot_u8s8(__m256i acc, __m256i u, __m256i s)
+{
+#ifdef MM_VNNI
+    return _mm256_dpbusd_epi32(acc, u, s);
+#else
+    __m256i p = _mm256_maddubs_epi16(u, s);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+#endif
+}
+
+/* acc + pairwise products of int16 lanes summed into int32. */
+static inline __m256i mm_dot_i16(__m256i acc, __m256i a, __m256i b)
+{
+#ifdef MM_VNNI
+    return _mm256_dpwssd_epi32(acc, a, b);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+}
+
+static inline float mm_hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Decode (one activation row) is a stream of weight rows from DRAM: each
+ * row of a tile asks for the line this far ahead of the block it reads, so
+ * the tile's interleaved row streams never wait on a miss. */
+#define MM_PREFETCH_AHEAD 768
+
+static inline void mm_prefetch(const uint8_t *p)
+{
+    _mm_prefetch((const char *)p + MM_PREFETCH_AHEAD, _MM_HINT_T0);
+}
+
+/* 16 bytes at p, low nibbles in bytes 0..15, high nibbles in 16..31. */
+static inline __m256i mm_nibbles16(const uint8_t *p)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)p);
+    __m256i both = _mm256_set_m128i(_mm_srli_epi16(v, 4), v);
+    return _mm256_and_si256(both, _mm256_set1_epi8(15));
+}
+
+#endif
+#endif

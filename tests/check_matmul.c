@@ -1,0 +1,288 @@
+/* check_matmul.c - the typed product (matmul.h) for every weight type:
+ *   - the compiled path (AVX-512, AVX2 or portable) against the portable
+ *     reference slora__matmul_ref, on edge shapes (one block, many blocks,
+ *     odd float widths, row counts off the 4-row tile, n = 1..9, BLAS's n);
+ *   - against a double-precision product of the dequantized weights with
+ *     the original activations, within the bound the activation format's
+ *     rounding allows;
+ *   - slices [r0, r1) off the tile grid and add = true give bit-identical
+ *     results to the whole product.
+ * make check-kernels runs this suite in portable and AVX2-only builds. */
+#include "matmul_internal.h"
+
+#include <slora/matmul.h>
+#include <slora/quant.h>
+
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const enum slora_dtype types[] = {
+    SLORA_DTYPE_F32,  SLORA_DTYPE_F16,  SLORA_DTYPE_BF16, SLORA_DTYPE_Q8_0,
+    SLORA_DTYPE_Q4_0, SLORA_DTYPE_Q4_1, SLORA_DTYPE_Q5_0, SLORA_DTYPE_Q5_1,
+    SLORA_DTYPE_Q4_K, SLORA_DTYPE_Q5_K, SLORA_DTYPE_Q6_K,
+};
+#define N_TYPES (int)(sizeof(types) / sizeof(types[0]))
+
+static uint32_t rng(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+/* Uniform in [-1, 1) with an occasional outlier of 4x, as real rows have. */
+static void fill(float *x, size_t n, uint32_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = (float)rng(&seed) / 8388608.0f - 1.0f;
+        x[i] = rng(&seed) % 61 == 0 ? 4 * v : v;
+    }
+}
+
+static void *xalloc(size_t n)
+{
+    void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+/* A random (rows, cols) weight of type t, its dequantized floats, and n
+ * activation rows quantized for it. */
+struct fixture {
+    enum slora_dtype t;
+    int64_t rows, cols;
+    int n;
+    struct slora_tensor w;
+    void *wdata;
+    float *wf;  /* (rows, cols) dequantized */
+    float *x;   /* (n, cols) */
+    void *xq;   /* (n, stride) */
+    size_t stride;
+};
+
+static void fixture_init(struct fixture *f, enum slora_dtype t, int64_t rows, int64_t cols, int n,
+                         uint32_t seed)
+{
+    f->t = t;
+    f->rows = rows;
+    f->cols = cols;
+    f->n = n;
+    float *src = xalloc((size_t)(rows * cols) * sizeof(float));
+    fill(src, (size_t)(rows * cols), seed);
+    size_t rb = slora_dtype_row_bytes(t, cols);
+    ck_assert_uint_gt(rb, 0);
+    f->wdata = xalloc(rb * (size_t)rows);
+    f->wf = xalloc((size_t)(rows * cols) * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        ck_assert_int_eq(slora_quant_quantize(t, src + r * cols, (uint8_t *)f->wdata + r * rb, cols),
+                         0);
+        ck_assert_int_eq(
+            slora_quant_dequantize(t, (uint8_t *)f->wdata + r * rb, f->wf + r * cols, cols), 0);
+    }
+    free(src);
+    ck_assert(slora_tensor_init(&f->w, t, f->wdata, rows, cols));
+    f->x = xalloc((size_t)n * (size_t)cols * sizeof(float));
+    fill(f->x, (size_t)n * (size_t)cols, seed * 7 + 1);
+    f->stride = slora_matmul_xq_bytes(t, cols);
+    ck_assert_uint_gt(f->stride, 0);
+    ck_assert_uint_eq(f->stride % 64, 0);
+    f->xq = xalloc(f->stride * (size_t)n);
+    slora_matmul_quantize(t, f->x, n, cols, f->xq, f->stride);
+}
+
+static void fixture_free(struct fixture *f)
+{
+    free(f->wdata);
+    free(f->wf);
+    free(f->x);
+    free(f->xq);
+}
+
+/* The largest |x| of the activation block holding column j. */
+static float block_amax(const struct fixture *f, int i, int64_t j)
+{
+    int64_t be = slora_dtype_block_elems(slora_matmul_vec_type(f->t));
+    const float *x = f->x + (size_t)i * (size_t)f->cols + j / be * be;
+    float a = 0;
+    for (int64_t k = 0; k < be; k++)
+        a = fmaxf(a, fabsf(x[k]));
+    return a;
+}
+
+/* Bound on |y - W x| for activation row i, weight row r: the activation
+ * format's rounding (Q8: half a step of amax / 127 plus the f16 rounding of
+ * the step; Q8_1's f16 d sum(q), which Q4_1/Q5_1 scale by the block min:
+ * 2^-11 of max|w| sum|x| per block; F32: none) plus float summation, cols
+ * terms of relative 2^-22 each, over sum |w x|. */
+static double float_bound(const struct fixture *f, int i, int64_t r, double *ref)
+{
+    enum slora_dtype vt = slora_matmul_vec_type(f->t);
+    double s = 0, abs = 0, q = 0;
+    for (int64_t j = 0; j < f->cols; j++) {
+        double w = f->wf[r * f->cols + j], x = f->x[(size_t)i * (size_t)f->cols + j];
+        s += w * x;
+        abs += fabs(w * x);
+        if (vt != SLORA_DTYPE_F32)
+            q += fabs(w) * block_amax(f, i, j) * (1.0 / 254 + 1.0 / 1024);
+        if (vt == SLORA_DTYPE_Q8_1) {
+            double wmax = 0;
+            for (int64_t k = j / 32 * 32; k < j / 32 * 32 + 32; k++)
+                wmax = fmax(wmax, fabs(f->wf[r * f->cols + k]));
+            q += wmax * 1.01 * fabs(x) / 2048;
+        }
+    }
+    *ref = s;
+    return q + abs * (double)(f->cols + 16) / 4194304.0 + 1e-30;
+}
+
+static float *run(const struct fixture *f, bool ref, int64_t r0, int64_t r1, bool add, float init)
+{
+    float *y = xalloc((size_t)f->n * (size_t)f->rows * sizeof(float));
+    for (size_t k = 0; k < (size_t)f->n * (size_t)f->rows; k++)
+        y[k] = init;
+    if (ref)
+        slora__matmul_ref(&f->w, f->xq, f->stride, f->n, y, (size_t)f->rows, r0, r1, add);
+    else
+        slora_matmul(&f->w, f->xq, f->stride, f->n, y, (size_t)f->rows, r0, r1, add);
+    return y;
+}
+
+/* Shapes per type: block multiples, plus odd widths for the float types. */
+static void shapes(enum slora_dtype t, int64_t *cols, int *ncols)
+{
+    int64_t be = slora_dtype_block_elems(t);
+    if (be == 1) {
+        static const int64_t fc[] = {1, 15, 16, 37, 64, 300};
+        memcpy(cols, fc, sizeof(fc));
+        *ncols = 6;
+    } else {
+        cols[0] = be;
+        cols[1] = be * (be == 32 ? 9 : 3);
+        *ncols = 2;
+    }
+}
+
+START_TEST(simd_vs_ref)
+{
+    enum slora_dtype t = types[_i];
+    static const int64_t rows[] = {1, 5, 13};
+    static const int ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 17};
+    int64_t cols[8];
+    int nc;
+    shapes(t, cols, &nc);
+    for (int c = 0; c < nc; c++)
+        for (size_t ri = 0; ri < sizeof(rows) / sizeof(rows[0]); ri++)
+            for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++) {
+                struct fixture f;
+                fixture_init(&f, t, rows[ri], cols[c], ns[ni], (uint32_t)(c * 100 + ri * 10 + ni));
+                float *a = run(&f, false, 0, f.rows, false, 0);
+                float *b = run(&f, true, 0, f.rows, false, 0);
+                for (int i = 0; i < f.n; i++)
+                    for (int64_t r = 0; r < f.rows; r++) {
+                        double ref, bound = float_bound(&f, i, r, &ref);
+                        float ya = a[(size_t)i * (size_t)f.rows + r];
+                        float yb = b[(size_t)i * (size_t)f.rows + r];
+                        /* kernel vs reference: the same integer block sums
+                         * added in another order; float vs the exact product */
+                        double abs_terms = 0;
+                        for (int64_t j = 0; j < f.cols; j++)
+                            abs_terms += fabs((double)f.wf[r * f.cols + j] *
+                                              f.x[(size_t)i * (size_t)f.cols + j]);
+                        double tol = abs_terms * 1.1 * (double)(f.cols + 16) / 4194304.0 + 1e-30;
+                        ck_assert_msg(fabs((double)ya - yb) <= tol,
+                                      "%s (%lld, %lld) n %d [%d, %lld]: kernel %.9g ref %.9g",
+                                      slora_dtype_name(t), (long long)f.rows, (long long)f.cols,
+                                      f.n, i, (long long)r, ya, yb);
+                        ck_assert_msg(fabs(yb - ref) <= bound,
+                                      "%s (%lld, %lld) [%d, %lld]: ref %.9g exact %.9g bound %g",
+                                      slora_dtype_name(t), (long long)f.rows, (long long)f.cols, i,
+                                      (long long)r, yb, ref, bound);
+                    }
+                free(a);
+                free(b);
+                fixture_free(&f);
+            }
+}
+END_TEST
+
+START_TEST(slices_and_add)
+{
+    enum slora_dtype t = types[_i];
+    int64_t cols = slora_dtype_block_elems(t) == 1 ? 40 : slora_dtype_block_elems(t) * 2;
+    static const int ns[] = {1, 6, 20};
+    for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++) {
+        struct fixture f;
+        fixture_init(&f, t, 23, cols, ns[ni], 99u + (uint32_t)ni);
+        float *whole = run(&f, false, 0, f.rows, false, 0);
+        /* cut points off the 4-row tile and the row blocks */
+        static const int64_t cuts[] = {0, 1, 2, 7, 8, 13, 22, 23};
+        float *y = run(&f, false, 0, 0, false, -1);
+        for (size_t k = 0; k + 1 < sizeof(cuts) / sizeof(cuts[0]); k++)
+            slora_matmul(&f.w, f.xq, f.stride, f.n, y, (size_t)f.rows, cuts[k], cuts[k + 1], false);
+        ck_assert_mem_eq(y, whole, (size_t)f.n * (size_t)f.rows * sizeof(float));
+        /* an empty slice writes nothing */
+        slora_matmul(&f.w, f.xq, f.stride, f.n, y, (size_t)f.rows, 5, 5, false);
+        ck_assert_mem_eq(y, whole, (size_t)f.n * (size_t)f.rows * sizeof(float));
+        free(y);
+        /* add: y = 0.25 + dot, the same rounding the test does */
+        y = run(&f, false, 3, 17, true, 0.25f);
+        for (int i = 0; i < f.n; i++)
+            for (int64_t r = 0; r < f.rows; r++) {
+                float got = y[(size_t)i * (size_t)f.rows + r];
+                float want = r >= 3 && r < 17 ? 0.25f + whole[(size_t)i * (size_t)f.rows + r] : 0.25f;
+                ck_assert_msg(got == want, "%s row %lld: %.9g vs %.9g", slora_dtype_name(t),
+                              (long long)r, got, want);
+            }
+        free(y);
+        free(whole);
+        fixture_free(&f);
+    }
+}
+END_TEST
+
+START_TEST(formats)
+{
+    ck_assert_int_eq(slora_matmul_vec_type(SLORA_DTYPE_Q4_0), SLORA_DTYPE_Q8_0);
+    ck_assert_int_eq(slora_matmul_vec_type(SLORA_DTYPE_Q5_1), SLORA_DTYPE_Q8_1);
+    ck_assert_int_eq(slora_matmul_vec_type(SLORA_DTYPE_Q6_K), SLORA_DTYPE_Q8_K);
+    ck_assert_int_eq(slora_matmul_vec_type(SLORA_DTYPE_F16), SLORA_DTYPE_F32);
+    ck_assert_int_eq(slora_matmul_vec_type(SLORA_DTYPE_BF16), SLORA_DTYPE_F32);
+    /* cols that are not whole blocks, activation-only and unknown types */
+    ck_assert_uint_eq(slora_matmul_xq_bytes(SLORA_DTYPE_Q4_K, 128), 0);
+    ck_assert_uint_eq(slora_matmul_xq_bytes(SLORA_DTYPE_Q8_0, 48), 0);
+    ck_assert_uint_eq(slora_matmul_xq_bytes(SLORA_DTYPE_Q8_K, 256), 0);
+    ck_assert_uint_eq(slora_matmul_xq_bytes((enum slora_dtype)5, 256), 0);
+    ck_assert_uint_eq(slora_matmul_xq_bytes(SLORA_DTYPE_F32, 3), 64);
+    /* the Q8 row holds the values of ggml's Q8_1 blocks (Q8_0's qs and d) */
+    float x[64];
+    fill(x, 64, 5);
+    uint8_t *xq = xalloc(slora_matmul_xq_bytes(SLORA_DTYPE_Q8_0, 64));
+    slora_matmul_quantize(SLORA_DTYPE_Q8_0, x, 1, 64, xq, 0);
+    struct slora_quant_q8_1 blk[2];
+    ck_assert_int_eq(slora_quant_quantize(SLORA_DTYPE_Q8_1, x, blk, 64), 0);
+    struct slora__mm_xrow xr = slora__mm_xrow(SLORA_DTYPE_Q8_0, xq, 64);
+    for (int b = 0; b < 2; b++) {
+        ck_assert_mem_eq((const int8_t *)xr.x + 32 * b, blk[b].qs, 32);
+        ck_assert(xr.d[b] == slora_quant_f16_to_f32(blk[b].d));
+        int s = 0;
+        for (int k = 0; k < 32; k++)
+            s += blk[b].qs[k];
+        ck_assert_int_eq(xr.s[b], s);
+        ck_assert(xr.ds[b] == slora_quant_f16_to_f32(blk[b].s));
+    }
+    free(xq);
+}
+END_TEST
+
+Suite *slora_matmul_suite(void)
+{
+    Suite *s = suite_create("matmul");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, simd_vs_ref, 0, N_TYPES);
+    tcase_add_loop_test(tc, slices_and_add, 0, N_TYPES);
+    tcase_add_test(tc, formats);
+    suite_add_tcase(s, tc);
+    return s;
+}
