@@ -26,11 +26,6 @@ static bool is_role(const char *r)
     return false;
 }
 
-static bool has_nul(json_t *s)
-{
-    return strlen(json_string_value(s)) != json_string_length(s);
-}
-
 /* content of message i: a string as is; text parts joined by "\n" (as
  * llama.cpp and vLLM flatten them for string templates). *out is a new
  * reference, or NULL for an assistant message without content. */
@@ -43,10 +38,8 @@ static int content(struct slora__api_diag *d, size_t i, json_t *msg, bool assist
             return 0;
         return slora__api_fail(d, SLORA_EINVAL, "'messages[%zu].content' is required", i);
     }
+    /* (the body parser already refused strings holding NUL) */
     if (json_is_string(c)) {
-        if (has_nul(c))
-            return slora__api_fail(d, SLORA_EINVAL,
-                                   "'messages[%zu].content' contains a NUL character", i);
         *out = json_incref(c);
         return 0;
     }
@@ -61,7 +54,7 @@ static int content(struct slora__api_diag *d, size_t i, json_t *msg, bool assist
     json_array_foreach(c, k, part) {
         const char *type = json_string_value(json_object_get(part, "type"));
         json_t *text = json_object_get(part, "text");
-        if (!type || strcmp(type, "text") || !json_is_string(text) || has_nul(text)) {
+        if (!type || strcmp(type, "text") || !json_is_string(text)) {
             free(b.b.p);
             return slora__api_fail(d, SLORA_EINVAL,
                                    "'messages[%zu].content[%zu]' must be {\"type\": \"text\", "
@@ -257,11 +250,15 @@ static void logprob(struct slora__api_gen *g, const struct slora__api_ev *ev)
 {
     struct chat *c = (struct chat *)g;
     const struct slora_tokenizer *tok = g->job.tok;
-    buf_lit(&c->lp, c->lp.b.len ? ",{" : "{");
+    if (c->lp.b.len)
+        buf_lit(&c->lp, ",");
+    buf_lit(&c->lp, "{");
     token_fields(&c->lp, tok, ev->prev, ev->token, ev->logprob);
     buf_lit(&c->lp, ",\"top_logprobs\":[");
     for (int k = 0; k < ev->n_top; k++) {
-        buf_lit(&c->lp, k ? ",{" : "{");
+        if (k)
+            buf_lit(&c->lp, ",");
+        buf_lit(&c->lp, "{");
         token_fields(&c->lp, tok, ev->prev, ev->top_id[k], ev->top_logprob[k]);
         buf_lit(&c->lp, "}");
     }

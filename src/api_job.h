@@ -56,8 +56,9 @@ static inline void buf_add(struct slora__api_buf *b, const char *s, size_t n)
         b->oom = true;
 }
 
-/* Append a string literal. */
-#define buf_lit(b, lit) buf_add((b), (lit), sizeof(lit) - 1)
+/* Append a string literal ("" lit: anything else, e.g. a conditional
+ * whose sizeof is a pointer's, does not compile). */
+#define buf_lit(b, lit) buf_add((b), "" lit, sizeof(lit) - 1)
 
 static inline __attribute__((format(printf, 2, 3))) void buf_printf(struct slora__api_buf *b,
                                                                     const char *fmt, ...)
