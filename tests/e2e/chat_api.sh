@@ -4,7 +4,8 @@
 # real chat templates (tests/template/templates), against python3-jinja2
 # and llama.cpp (tests/e2e/lib/chat.py): Llama 3 (BPE + added special
 # tokens, llama-bpe), ChatML/Qwen2.5 (qwen2 architecture, tools), Mistral
-# [INST], Llama 2, Phi-3 and Zephyr (SPM). Then, on the Llama 3 model: the
+# [INST], Llama 2, Phi-3 and Zephyr (SPM); the Llama 3 model as an HF
+# directory (tokenizer.json) and converted back. Then, on the Llama 3 model: the
 # stream's chunk shape, stop at the end-of-turn token (a model built to
 # reach it), request errors, a template that does not parse at load, a
 # model without a template, tenant isolation and the openai npm client.
@@ -54,6 +55,41 @@ for m in l3 qwen mistral llama2 phi3 zephyr; do
     $CHAT conversations "$URL" "$m" "$TMP/$m.gguf" || fail "$m conversations"
     stop_daemon
 done
+
+# ---- the same models as HF directories ----------------------------------------
+# tests/ref/gguf_to_hf.py writes tokenizer.json/tokenizer_config.json from the
+# GGUF; `slorad convert` must write the vocabulary back key for key (the
+# chat_vocab.py GGUF is the reference), and slorad serving the directory must
+# answer as llama.cpp does on the converted GGUF.
+for m in l3 qwen; do
+    "$PYTHON" tests/ref/gguf_to_hf.py "$TMP/$m.gguf" "$TMP/${m}hf" || fail "gguf_to_hf $m"
+    "$SLORAD" convert --model "$TMP/${m}hf" -o "$TMP/${m}back.gguf" || fail "convert ${m}hf"
+    "$PYTHON" - "$TMP/$m.gguf" "$TMP/${m}back.gguf" <<'PY' || fail "$m: convert lost vocabulary keys"
+import sys
+sys.path.insert(0, "tests/ref")
+import gguf_ref
+a, _ = gguf_ref.read(sys.argv[1])
+b, _ = gguf_ref.read(sys.argv[2])
+keys = sorted(k for k in a if k.startswith("tokenizer."))
+assert {"tokenizer.ggml.pre", "tokenizer.ggml.merges", "tokenizer.ggml.token_type",
+        "tokenizer.ggml.bos_token_id", "tokenizer.ggml.add_bos_token",
+        "tokenizer.chat_template"} <= set(keys), keys
+bad = [k for k in keys if a[k] != b.get(k)]
+assert not bad, bad
+# what convert adds: llama.cpp's defaults for these models, and the EOT it
+# finds by its text (llama-vocab.cpp: <|im_end|> for ChatML)
+extra = {k: b[k] for k in b if k.startswith("tokenizer.") and k not in a}
+eot = extra.pop("tokenizer.ggml.eot_token_id", None)
+assert eot is None or a["tokenizer.ggml.tokens"][eot] == "<|im_end|>", eot
+assert extra == {"tokenizer.ggml.add_eos_token": False,
+                 "tokenizer.ggml.add_space_prefix": False}, extra
+print("ok - %s: HF directory -> convert -> the %d tokenizer keys of the original GGUF"
+      % (sys.argv[1].rsplit("/", 1)[1], len(keys)))
+PY
+done
+DAEMON_MODEL=$TMP/l3hf start_daemon "$TMP/state-l3hf"
+$CHAT conversations "$URL" l3hf "$TMP/l3back.gguf" || fail "l3hf conversations"
+stop_daemon
 
 # ---- Llama 3: stream shape, errors, tenants, the openai client ----------------
 auth_conf "$TMP/auth.json"
