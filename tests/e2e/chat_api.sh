@@ -144,6 +144,29 @@ for e in content:
 print("ok - logprobs: content[{token, logprob, bytes, top_logprobs}] over the %d tokens" % len(content))
 PY
 
+# stop strings and max_completion_tokens cut the greedy answer checked above
+# (the conversations compared it with llama.cpp); a seed repeats a sample
+content=$(echo "$whole" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["message"]["content"])')
+word=$(echo "$content" | cut -d' ' -f4)
+[ -n "$word" ] || fail "the greedy answer '$content' has no fourth word"
+out=$(as acme-key "$URL/v1/chat/completions" -d "$REQ,\"stop\":[\"zzz\",\" $word\"]}")
+"$PYTHON" - "${out% *}" "$content" " $word" <<'PY' || fail "chat stop"
+import json, sys
+out, content, stop = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+ch = out["choices"][0]
+assert (ch["message"]["content"], ch["finish_reason"]) == (content[:content.index(stop)], "stop"), out
+print("ok - stop %r: the content ends before it, finish_reason stop" % stop)
+PY
+out=$(as acme-key "$URL/v1/chat/completions" -d "{\"model\":\"l3\",\"messages\":$MSGS,\"temperature\":0,\"max_completion_tokens\":3}")
+check_contains "max_completion_tokens 3" '"finish_reason":"length"}],"usage":{"prompt_tokens":25,"completion_tokens":3,' "$out"
+SEEDED="{\"model\":\"l3\",\"messages\":$MSGS,\"temperature\":1,\"top_p\":0.9,\"max_tokens\":12"
+a=$(as acme-key "$URL/v1/chat/completions" -d "$SEEDED,\"seed\":7}" | sed 's/"id":"[^"]*","object":"chat.completion","created":[0-9]*,//')
+b=$(as acme-key "$URL/v1/chat/completions" -d "$SEEDED,\"seed\":7}" | sed 's/"id":"[^"]*","object":"chat.completion","created":[0-9]*,//')
+c=$(as acme-key "$URL/v1/chat/completions" -d "$SEEDED,\"seed\":8}" | sed 's/"id":"[^"]*","object":"chat.completion","created":[0-9]*,//')
+check "the same seed gives the same answer" "$a" "$b"
+[ "$a" != "$c" ] || fail "seeds 7 and 8 gave the same 12 sampled tokens: $a"
+check "another seed another answer" ok ok
+
 # request errors: status and a message naming the problem
 while IFS='|' read -r body code fragment; do
     [ -n "$body" ] || continue
