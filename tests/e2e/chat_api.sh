@@ -51,7 +51,7 @@ model zephyr --seed 8
 
 # ---- every family against jinja2 + llama.cpp ---------------------------------
 for m in l3 qwen mistral llama2 phi3 zephyr; do
-    DAEMON_MODEL=$TMP/$m.gguf start_daemon "$TMP/state-$m"
+    DAEMON_MODEL="--model $TMP/$m.gguf" start_daemon "$TMP/state-$m"
     $CHAT conversations "$URL" "$m" "$TMP/$m.gguf" || fail "$m conversations"
     stop_daemon
 done
@@ -87,13 +87,13 @@ print("ok - %s: HF directory -> convert -> the %d tokenizer keys of the original
       % (sys.argv[1].rsplit("/", 1)[1], len(keys)))
 PY
 done
-DAEMON_MODEL=$TMP/l3hf start_daemon "$TMP/state-l3hf"
+DAEMON_MODEL="--model $TMP/l3hf" start_daemon "$TMP/state-l3hf"
 $CHAT conversations "$URL" l3hf "$TMP/l3back.gguf" || fail "l3hf conversations"
 stop_daemon
 
 # ---- Llama 3: stream shape, errors, tenants, the openai client ----------------
 auth_conf "$TMP/auth.json"
-DAEMON_MODEL=$TMP/l3.gguf start_daemon "$TMP/state" --config "$TMP/auth.json"
+DAEMON_MODEL="--model $TMP/l3.gguf" start_daemon "$TMP/state" --config "$TMP/auth.json"
 as() { local key=$1; shift; curl -s -w ' %{http_code}' -H "Authorization: Bearer $key" "$@"; }
 MSGS='[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Say hello."}]'
 REQ="{\"model\":\"l3\",\"messages\":$MSGS,\"temperature\":0,\"max_tokens\":8"
@@ -267,7 +267,7 @@ stop_daemon
 
 # ---- stop at the end-of-turn token --------------------------------------------
 eot=$($CHAT eot-model "$TMP/l3.gguf" "$TMP/l3eot.gguf" "$MSGS") || fail "eot-model"
-DAEMON_MODEL=$TMP/l3eot.gguf start_daemon "$TMP/state-eot"
+DAEMON_MODEL="--model $TMP/l3eot.gguf" start_daemon "$TMP/state-eot"
 out=$(post /v1/chat/completions "{\"model\":\"l3eot\",\"messages\":$MSGS,\"temperature\":0,\"max_tokens\":8}")
 prompt=$(echo "$eot" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["prompt"])' | tr -d ' ')
 cmpl=$(post /v1/completions "{\"model\":\"l3eot\",\"prompt\":$prompt,\"temperature\":0,\"max_tokens\":8}")
@@ -289,7 +289,7 @@ printf '{%% for m in messages %%}{{ m.content }' >"$TMP/broken.jinja"
 "$PYTHON" "$E2E_LIB/chat_vocab.py" "$VOCAB/ggml-vocab-llama-spm.gguf" "$TMP/broken.vocab.gguf" \
     --template "$TMP/broken.jinja"
 model broken --seed 9
-DAEMON_MODEL=$TMP/broken.gguf start_daemon "$TMP/state-broken"
+DAEMON_MODEL="--model $TMP/broken.gguf" start_daemon "$TMP/state-broken"
 log_has "chat template cannot be used: line 1, column .*will answer 400" || fail "no warning at load"
 check "load warns about the template" ok ok
 out=$(curl -s -w ' %{http_code}' "$URL/v1/chat/completions" -d '{"model":"broken","messages":[{"role":"user","content":"a"}]}')
