@@ -856,11 +856,13 @@ static void reply_rejected(struct slora_api_call *c, int err)
 static void submit(struct job *j)
 {
     struct slora_api_call *c = j->call;
+    struct slora_engine_adapter ad = {
+        j->entry ? j->entry->id : NULL, j->entry ? j->entry->version : NULL,
+        j->entry ? j->entry->adapter : NULL, 1.0f};
     struct slora_engine_job ej = {
         .tenant = j->tenant,
-        .adapter_id = j->entry ? j->entry->id : NULL,
-        .version = j->entry ? j->entry->version : NULL,
-        .adapter = j->entry ? j->entry->adapter : NULL,
+        .adapters = &ad,
+        .n_adapters = j->entry ? 1 : 0,
         .prompt = j->prompt,
         .n_prompt = j->n_prompt,
         .all_logits = j->kind == JOB_LOGITS ? j->all_positions : j->echo && j->logprobs >= 0,
