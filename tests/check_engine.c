@@ -16,6 +16,8 @@
 #include <slora/engine.h>
 #include <slora/error.h>
 
+#include "testutil.h"
+
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
@@ -690,6 +692,35 @@ static int gated_gen(const struct slora_adapter *a, float *out, int n_threads, c
     return fake_gen(a, out, n_threads, diag, diag_len);
 }
 
+/* An engine of max_batch slots whose generations wait for the gate,
+ * closed here. */
+static void start_gated(int max_batch, int tenant_max_acquiring)
+{
+    struct slora_engine_config ec = {.threads = 1,
+                                     .max_batch = max_batch,
+                                     .max_queue = 8,
+                                     .tenant_max_acquiring = tenant_max_acquiring};
+    start_with(&ec, gated_gen);
+    set_gate(true);
+}
+
+/* Tenant b's base job runs to completion beside the held generations,
+ * which leave these many sequences acquiring, running and waiting. */
+static void base_job_passes(const int *prompt, int acquiring, int running, int waiting)
+{
+    struct run b;
+    memset(&b, 0, sizeof(b));
+    b.max_tokens = 2;
+    ck_assert_int_eq(submit(&b, "b", NULL, prompt, 2), 0);
+    wait_done(&b);
+    ck_assert_int_eq(b.res.err, 0);
+    struct slora_engine_stats es;
+    slora_engine_stats(engine, &es);
+    ck_assert_int_eq(es.acquiring, acquiring);
+    ck_assert_int_eq(es.running, running);
+    ck_assert_int_eq(es.waiting, waiting);
+}
+
 /* Two slots, at most one sequence per tenant waiting for a generation:
  * tenant a's three misses hold one slot while their generations are held
  * back, the other two wait in a's queue (not refused), and tenant b's job,
@@ -698,29 +729,17 @@ static int gated_gen(const struct slora_adapter *a, float *out, int n_threads, c
  * generations. */
 START_TEST(generation_limit)
 {
-    struct slora_engine_config ec = {
-        .threads = 1, .max_batch = 2, .max_queue = 8, .tenant_max_acquiring = 1};
-    start_with(&ec, gated_gen);
-    set_gate(true);
+    start_gated(2, 1);
     const int prompt[2] = {BOS, 94};
     struct fake f[3];
-    struct run a[3], b;
+    struct run a[3];
     memset(a, 0, sizeof(a));
-    memset(&b, 0, sizeof(b));
     for (int i = 0; i < 3; i++) {
         fake_init(&f[i], i, 1.0f);
         a[i].max_tokens = 2;
         ck_assert_int_eq(submit(&a[i], "a", &f[i], prompt, 2), 0);
     }
-    b.max_tokens = 2;
-    ck_assert_int_eq(submit(&b, "b", NULL, prompt, 2), 0);
-    wait_done(&b);
-    ck_assert_int_eq(b.res.err, 0);
-    struct slora_engine_stats es;
-    slora_engine_stats(engine, &es);
-    ck_assert_int_eq(es.acquiring, 1);
-    ck_assert_int_eq(es.running, 1);
-    ck_assert_int_eq(es.waiting, 2);
+    base_job_passes(prompt, 1, 1, 2);
     for (int i = 0; i < 3; i++)
         ck_assert(!a[i].done);
     set_gate(false);
@@ -729,6 +748,7 @@ START_TEST(generation_limit)
         ck_assert_int_eq(a[i].res.err, 0);
         ck_assert_int_eq(a[i].n, 2);
     }
+    struct slora_engine_stats es;
     slora_engine_stats(engine, &es);
     ck_assert_int_eq(es.acquiring, 0);
 }
@@ -819,17 +839,6 @@ END_TEST
 
 /* ---- per-request mixes ------------------------------------------------ */
 
-/* max|a - b| / max|b| */
-static double rel_diff(const float *a, const float *b, size_t n)
-{
-    double d = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        mb = fmax(mb, fabs((double)b[i]));
-    }
-    return d / mb;
-}
-
 #define MIX_PROMPT 5
 
 /* Logits of every prompt position under a mix (n_ads 0: the base); a new
@@ -865,15 +874,15 @@ START_TEST(mix_weights)
     struct slora_engine_adapter mix[2] = {term(&a, 0.7f), term(&b, 0.3f)};
     float *got = mix_logits(mix, 2), *want = mix_logits((struct slora_engine_adapter[]){term(&ab, 1)}, 1);
     float *base = mix_logits(NULL, 0);
-    ck_assert_msg(rel_diff(got, want, n) <= 1e-5, "0.7 a + 0.3 b: %g", rel_diff(got, want, n));
-    ck_assert(rel_diff(got, base, n) > 1e-3);
+    ck_assert_msg(test_rel_diff(got, want, n) <= 1e-5, "0.7 a + 0.3 b: %g", test_rel_diff(got, want, n));
+    ck_assert(test_rel_diff(got, base, n) > 1e-3);
     free(got);
     free(want);
 
     mix[0].weight = -0.5f, mix[1].weight = 1.5f;
     got = mix_logits(mix, 2);
     want = mix_logits((struct slora_engine_adapter[]){term(&neg, 1)}, 1);
-    ck_assert_msg(rel_diff(got, want, n) <= 1e-5, "-0.5 a + 1.5 b: %g", rel_diff(got, want, n));
+    ck_assert_msg(test_rel_diff(got, want, n) <= 1e-5, "-0.5 a + 1.5 b: %g", test_rel_diff(got, want, n));
     free(got);
     free(want);
 
@@ -939,7 +948,7 @@ START_TEST(mix_batch)
     }
     for (int i = 0; i < MIX_SEQS; i++)
         for (int k = 0; k < i; k++)
-            ck_assert_msg(rel_diff(alone[i].rows, alone[k].rows, (size_t)vocab) > 1e-4,
+            ck_assert_msg(test_rel_diff(alone[i].rows, alone[k].rows, (size_t)vocab) > 1e-4,
                           "sequences %d and %d see the same logits", k, i);
 
     struct run blocker;
@@ -959,7 +968,7 @@ START_TEST(mix_batch)
         ck_assert_int_eq(batch[i].res.err, 0);
         ck_assert_int_eq(batch[i].n_rows, MIX_TOKENS);
         ck_assert_mem_eq(batch[i].tokens, alone[i].tokens, sizeof(alone[i].tokens));
-        double d = rel_diff(batch[i].rows, alone[i].rows, (size_t)MIX_TOKENS * vocab);
+        double d = test_rel_diff(batch[i].rows, alone[i].rows, (size_t)MIX_TOKENS * vocab);
         ck_assert_msg(d <= 1e-5, "sequence %d: batched vs alone %g", i, d);
         free(alone[i].rows);
         free(batch[i].rows);
@@ -1018,31 +1027,20 @@ END_TEST
  * adapter job waits in its queue while tenant b's base job runs. */
 START_TEST(mix_generation_limit)
 {
-    struct slora_engine_config ec = {
-        .threads = 1, .max_batch = 4, .max_queue = 8, .tenant_max_acquiring = 2};
-    start_with(&ec, gated_gen);
-    set_gate(true);
+    start_gated(4, 2);
     const int prompt[2] = {BOS, 95};
     struct fake f[4];
     for (int i = 0; i < 4; i++)
         fake_init(&f[i], i, 0.01f * (float)(i + 1));
-    struct run mix, single, b;
+    struct run mix, single;
     memset(&mix, 0, sizeof(mix));
     memset(&single, 0, sizeof(single));
-    memset(&b, 0, sizeof(b));
-    mix.max_tokens = single.max_tokens = b.max_tokens = 2;
+    mix.max_tokens = single.max_tokens = 2;
     const struct slora_engine_adapter three[3] = {term(&f[0], 0.5f), term(&f[1], 0.25f),
                                                   term(&f[2], 0.25f)};
     ck_assert_int_eq(submit_mix(&mix, "a", three, 3, prompt, 2, greedy_step), 0);
     ck_assert_int_eq(submit(&single, "a", &f[3], prompt, 2), 0);
-    ck_assert_int_eq(submit(&b, "b", NULL, prompt, 2), 0);
-    wait_done(&b);
-    ck_assert_int_eq(b.res.err, 0);
-    struct slora_engine_stats es;
-    slora_engine_stats(engine, &es);
-    ck_assert_int_eq(es.acquiring, 1);
-    ck_assert_int_eq(es.running, 1);
-    ck_assert_int_eq(es.waiting, 1);
+    base_job_passes(prompt, 1, 1, 1);
     set_gate(false);
     wait_done(&mix);
     wait_done(&single);

@@ -26,17 +26,6 @@
 static const int story[] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421};
 #define N_STORY ((int)(sizeof(story) / sizeof(story[0])))
 
-/* max|a - b| / max|b| */
-static double rel_diff(const float *a, const float *b, size_t n)
-{
-    double d = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        mb = fmax(mb, fabs((double)b[i]));
-    }
-    return d / mb;
-}
-
 /* Logits (n, vocab) of tokens prefilled in one batch. */
 static float *prefill_threads(const struct slora_model *m, const struct slora_weights *ws,
                               const int *tokens, int n, int threads)
@@ -110,7 +99,7 @@ START_TEST(prefill_equals_stepwise)
     for (int i = 0; i < N_LONG; i++) {
         struct slora_fwd_row row = {tokens[i], i, kv, &ws, step};
         ck_assert_int_eq(slora_fwd_run(f, &row, 1), 0);
-        double d = rel_diff(batch + (size_t)i * vocab, step, (size_t)vocab);
+        double d = test_rel_diff(batch + (size_t)i * vocab, step, (size_t)vocab);
         ck_assert_msg(d <= 1e-5, "position %d: %g", i, d);
         /* greedy continuation of the prompt follows the published story */
         if (i == N_STORY - 1) {
@@ -147,7 +136,7 @@ START_TEST(formats_agree)
     for (int p = 0; p < 3; p++) {
         struct slora_model *m = test_load_model(paths[p]);
         float *l = prefill_base(m, story, N_STORY);
-        double d = rel_diff(l, ref, n);
+        double d = test_rel_diff(l, ref, n);
         if (p < 2)
             ck_assert_msg(d <= 1e-6, "%s: %g", paths[p], d);
         else
@@ -247,7 +236,7 @@ START_TEST(deltas_equal_merged)
     float *merged = prefill(m, &t.ws0, toks, 5);
     m->layers[0].w[SLORA_MOD_WQ] = saved_q;
     m->layers[1].w[SLORA_MOD_W2] = saved_2;
-    double d = rel_diff(adapted, merged, (size_t)5 * m->cfg.shape.vocab_size);
+    double d = test_rel_diff(adapted, merged, (size_t)5 * m->cfg.shape.vocab_size);
     ck_assert_msg(d <= 1e-5, "W x + dW x vs (W + dW) x: %g", d);
     free(wq);
     free(w2);
@@ -266,7 +255,7 @@ START_TEST(threads_agree)
     float *one = prefill_threads(t.m, &t.ws1, toks, 7, 1);
     for (int threads = 2; threads <= 3; threads++) {
         float *many = prefill_threads(t.m, &t.ws1, toks, 7, threads);
-        double d = rel_diff(many, one, (size_t)7 * t.m->cfg.shape.vocab_size);
+        double d = test_rel_diff(many, one, (size_t)7 * t.m->cfg.shape.vocab_size);
         ck_assert_msg(d <= 1e-6, "%d threads: %g", threads, d);
         free(many);
     }
@@ -284,7 +273,7 @@ START_TEST(mixed_batch_equals_alone)
     int vocab = m->cfg.shape.vocab_size;
     const int a[4] = {1, 5, 9, 30}, b[4] = {1, 22, 7, 39};
     float *alone_a = prefill(m, ws0, a, 4), *alone_b = prefill(m, ws1, b, 4);
-    ck_assert(rel_diff(alone_a, alone_b, (size_t)vocab) > 1e-3);
+    ck_assert(test_rel_diff(alone_a, alone_b, (size_t)vocab) > 1e-3);
 
     struct slora_kv *ka = slora_kv_new(m), *kb = slora_kv_new(m);
     struct slora_fwd *f = slora_fwd_new(m, 8, 2);
@@ -301,16 +290,16 @@ START_TEST(mixed_batch_equals_alone)
     const float *want1[] = {alone_b, alone_a, alone_b + vocab, alone_a + vocab,
                             alone_b + 2 * vocab};
     for (int i = 0; i < 5; i++)
-        ck_assert_msg(rel_diff(out + (size_t)i * vocab, want1[i], (size_t)vocab) <= 1e-5,
+        ck_assert_msg(test_rel_diff(out + (size_t)i * vocab, want1[i], (size_t)vocab) <= 1e-5,
                       "step 1 row %d", i);
     /* step 2: one decode row each */
     struct slora_fwd_row r2[] = {{a[2], 2, ka, ws0, out}, {b[3], 3, kb, ws1, out + vocab}};
     ck_assert_int_eq(slora_fwd_run(f, r2, 2), 0);
-    ck_assert(rel_diff(out, alone_a + 2 * vocab, (size_t)vocab) <= 1e-5);
-    ck_assert(rel_diff(out + vocab, alone_b + 3 * vocab, (size_t)vocab) <= 1e-5);
+    ck_assert(test_rel_diff(out, alone_a + 2 * vocab, (size_t)vocab) <= 1e-5);
+    ck_assert(test_rel_diff(out + vocab, alone_b + 3 * vocab, (size_t)vocab) <= 1e-5);
     struct slora_fwd_row r3 = {a[3], 3, ka, ws0, out};
     ck_assert_int_eq(slora_fwd_run(f, &r3, 1), 0);
-    ck_assert(rel_diff(out, alone_a + 3 * vocab, (size_t)vocab) <= 1e-5);
+    ck_assert(test_rel_diff(out, alone_a + 3 * vocab, (size_t)vocab) <= 1e-5);
 
     free(out);
     free(alone_a);
@@ -488,12 +477,12 @@ START_TEST(mixes_in_one_batch)
     /* the mixes against the merged models */
     float *want1 = merged_mix(&t, lora, 0.7f, 0.3f, 0, toks[0], N);
     float *want2 = merged_mix(&t, lora, -0.4f, 0, 0.8f, toks[2], N);
-    double d1 = rel_diff(alone[0], want1, (size_t)N * vocab);
-    double d2 = rel_diff(alone[2], want2, (size_t)N * vocab);
+    double d1 = test_rel_diff(alone[0], want1, (size_t)N * vocab);
+    double d2 = test_rel_diff(alone[2], want2, (size_t)N * vocab);
     ck_assert_msg(d1 <= 1e-5, "W + 0.7 dA + 0.3 dB: %g", d1);
     ck_assert_msg(d2 <= 1e-5, "W - 0.4 dA + 0.8 dC: %g", d2);
     float *base1 = prefill(m, &t.ws0, toks[0], N);
-    ck_assert(rel_diff(alone[0], base1, (size_t)N * vocab) > 1e-3);
+    ck_assert(test_rel_diff(alone[0], base1, (size_t)N * vocab) > 1e-3);
 
     /* all six in one batch, rows interleaved */
     struct slora_kv *kv[6];
@@ -509,7 +498,7 @@ START_TEST(mixes_in_one_batch)
     ck_assert_int_eq(slora_fwd_run(f, rows, 6 * N), 0);
     for (int p = 0; p < N; p++)
         for (int i = 0; i < 6; i++) {
-            double d = rel_diff(out + (size_t)(p * 6 + i) * vocab,
+            double d = test_rel_diff(out + (size_t)(p * 6 + i) * vocab,
                                 alone[i] + (size_t)p * vocab, (size_t)vocab);
             ck_assert_msg(d <= 1e-5, "set %d position %d: %g", i, p, d);
         }
