@@ -242,9 +242,24 @@ void slora__api_sampling_deinit(struct slora__api_sampling *s)
 
 /* ---- model and prompt (worker) ------------------------------------------- */
 
+/* `adapters` with `model` the base id: the mix. Fairness and counters go
+ * to the caller's tenant (the admin's: the first adapter's). */
+static int resolve_mix(struct slora__api_job *j, json_t *v)
+{
+    int err = slora__api_mix_resolve(&j->mix, v, j->deps->registry, &j->principal, j->d.msg,
+                                     sizeof(j->d.msg));
+    if (err)
+        return j->d.err = err;
+    snprintf(j->tenant, sizeof(j->tenant), "%s",
+             j->principal.role == SLORA_ROLE_TENANT ? j->principal.tenant
+                                                    : j->mix.entry[0]->tenant);
+    slora__api_mix_log(&j->mix, j->call, j->tenant);
+    return 0;
+}
+
 int slora__api_job_resolve_model(struct slora__api_job *j, json_t *req)
 {
-    json_t *v = json_object_get(req, "model");
+    json_t *v = json_object_get(req, "model"), *mix = json_object_get(req, "adapters");
     if (!json_is_string(v))
         return slora__api_fail(&j->d, SLORA_EINVAL,
                                "'model' is required: the base model id ('%s') or "
@@ -253,11 +268,19 @@ int slora__api_job_resolve_model(struct slora__api_job *j, json_t *req)
     const char *name = json_string_value(v);
     if (!(j->model_name = strdup(name)))
         return slora__api_fail(&j->d, SLORA_ENOMEM, "out of memory");
+    bool mixed = mix && !json_is_null(mix);
     if (!strcmp(name, j->model_id)) {
+        if (mixed)
+            return resolve_mix(j, mix);
         snprintf(j->tenant, sizeof(j->tenant), "%s",
                  j->principal.role == SLORA_ROLE_TENANT ? j->principal.tenant : "-");
         return 0;
     }
+    if (mixed)
+        return slora__api_fail(&j->d, SLORA_EINVAL,
+                               "with 'adapters', 'model' must be the base model id ('%s'), not "
+                               "'%s': list every adapter in 'adapters'",
+                               j->model_id, name);
     struct slora_registry_entry *e = NULL;
     int err = j->deps->registry ? slora_registry_get_id(j->deps->registry, name, &e)
                                 : SLORA_ENOTFOUND;
@@ -369,6 +392,8 @@ void slora__api_job_head(const struct slora__api_job *j, const char *object,
         b->b.len--; /* reopen the object */
     else
         b->oom = true;
+    if (!b->oom && j->mix.n && slora__api_mix_json(&j->mix, &b->b))
+        b->oom = true;
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -382,6 +407,7 @@ static void job_free(void *p)
     free(j->out.b.p);
     free(j->model_name);
     slora_registry_entry_unref(j->entry);
+    slora__api_mix_clear(&j->mix);
     free(j->prompt);
     free(j);
 }
@@ -484,10 +510,18 @@ static void on_cancel(void *arg)
 void slora__api_job_submit(struct slora__api_job *j, struct slora_engine_job *ej)
 {
     struct slora_api_call *c = j->call;
+    /* the base, the adapter of `model` (weight 1), or the mix; copied by
+     * the engine */
+    struct slora_engine_adapter ads[SLORA_WEIGHTS_MAX_TERMS];
+    ej->n_adapters = j->mix.n;
+    slora__api_mix_engine(&j->mix, ads);
+    if (j->entry) {
+        ads[0] = (struct slora_engine_adapter){j->entry->id, j->entry->version, j->entry->adapter,
+                                               1.0f};
+        ej->n_adapters = 1;
+    }
+    ej->adapters = ads;
     ej->tenant = j->tenant;
-    ej->adapter_id = j->entry ? j->entry->id : NULL;
-    ej->version = j->entry ? j->entry->version : NULL;
-    ej->adapter = j->entry ? j->entry->adapter : NULL;
     ej->prompt = j->prompt;
     ej->n_prompt = j->n_prompt;
     ej->arg = j;

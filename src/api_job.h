@@ -19,6 +19,7 @@
 #ifndef SLORA_API_JOB_H
 #define SLORA_API_JOB_H
 
+#include "api_mix.h"
 #include "util/buf.h"
 
 #include <slora/api.h>
@@ -175,7 +176,8 @@ struct slora__api_job {
     const char *out_type;         /* its content type; NULL: application/json */
     char *model_name;             /* as requested */
     char tenant[SLORA_NAME_MAX + 1]; /* fairness and token counters */
-    struct slora_registry_entry *entry; /* NULL = base model */
+    struct slora_registry_entry *entry; /* the adapter named in `model`, or NULL */
+    struct slora__api_mix mix;    /* `adapters` (then `model` is the base) */
     int *prompt;                  /* (n_prompt) */
     int n_prompt;
     char id[48];                  /* response id: "<prefix>-<counter><time>" */
@@ -191,9 +193,10 @@ struct slora__api_job {
 void slora__api_job_start(struct slora_api_call *c, const struct slora__api_endpoint *ep,
                           const char *id_prefix);
 
-/* Worker: resolve req's `model`: the base id, or a tenant/name adapter the
- * caller may use (another tenant's adapter is 404, like an unknown one).
- * Sets model_name, tenant, entry and the access-log fields. */
+/* Worker: resolve req's `model`: the base id (alone, or with a mix of
+ * adapters in `adapters`, api_mix.h), or a tenant/name adapter the caller
+ * may use (another tenant's adapter is 404, like an unknown one). Sets
+ * model_name, tenant, entry or mix and the access-log fields. */
 int slora__api_job_resolve_model(struct slora__api_job *j, json_t *req);
 /* Worker: encode text (len bytes, no NUL inside: what names the field in
  * messages) with flags into a new malloc'd *ids of *n tokens. Text that
@@ -208,8 +211,8 @@ int slora__api_job_prompt(struct slora__api_job *j, json_t *req, bool allow_toke
 /* Worker: check j->prompt fits the context with room for one token. */
 int slora__api_job_check_context(struct slora__api_job *j);
 /* Worker: the `{"id":...,"object":...,"created":...,"model":...`
- * start of every answer (with adapter_version for an adapter), object
- * left open. */
+ * start of every answer (with adapter_version for an adapter, the
+ * `adapters` applied for a mix), object left open. */
 void slora__api_job_head(const struct slora__api_job *j, const char *object,
                          struct slora__api_buf *b);
 

@@ -175,6 +175,8 @@ static void logits_format(void *arg)
     slora__api_buf_json(b, json_string(j->model_name));
     buf_lit(b, ",\"adapter_version\":");
     slora__api_buf_json(b, j->entry ? json_string(j->entry->version) : json_null());
+    if (!b->oom && j->mix.n && slora__api_mix_json(&j->mix, &b->b))
+        b->oom = true;
     buf_lit(b, ",\"tokens\":[");
     for (int i = 0; i < j->n_prompt; i++)
         buf_printf(b, i ? ",%d" : "%d", j->prompt[i]);

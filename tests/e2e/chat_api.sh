@@ -8,7 +8,8 @@
 # directory (tokenizer.json) and converted back. Then, on the Llama 3 model: the
 # stream's chunk shape, stop at the end-of-turn token (a model built to
 # reach it), request errors, a template that does not parse at load, a
-# model without a template, tenant isolation and the openai npm client.
+# model without a template, tenant isolation, adapter mixes and the openai
+# npm client.
 . "$(dirname "$0")/lib/daemon.sh"
 
 [ -n "${SLORA_ORACLE:-}" ] || fail "SLORA_ORACLE is not set (make oracle)"
@@ -243,6 +244,31 @@ check "beta on acme's adapter -> 404" 404 "${out##* }"
 check_contains "same answer as a missing model" "model 'acme/style' not found" "$out"
 out=$(as beta-key "$URL/v1/chat/completions" -d "$REQ}")
 check "beta chats on the base model" 200 "${out##* }"
+# adapter mixes ("adapters", as completions): weight 1 is the adapter alone,
+# weight 0 the base model; the answer and its stream chunks list the mix
+MIX="{\"model\":\"l3\",\"messages\":$MSGS,\"temperature\":0,\"max_tokens\":8,\"adapters\":"
+adapted=$(as acme-key "$URL/v1/chat/completions" -d "$ACME")
+one=$(as acme-key "$URL/v1/chat/completions" -d "$MIX[{\"id\":\"acme/style\",\"weight\":1}]}")
+zero=$(as acme-key "$URL/v1/chat/completions" -d "$MIX[{\"id\":\"acme/style\",\"weight\":0}]}")
+half=$(as acme-key "$URL/v1/chat/completions" -d "$MIX[{\"id\":\"acme/style\",\"weight\":0.5}],\"stream\":true}")
+"$PYTHON" - "${adapted% *}" "${one% *}" "${zero% *}" "$whole" "${half% *}" <<'PY' || fail "chat mixes"
+import json, sys
+adapted, one, zero, base = (json.loads(a) for a in sys.argv[1:5])
+answer = lambda r: (r["choices"][0]["message"], r["choices"][0]["finish_reason"], r["usage"])
+assert answer(one) == answer(adapted) and answer(zero) == answer(base), (one, adapted, zero, base)
+assert answer(adapted) != answer(base), "the adapter does not change the answer"
+version = adapted["adapter_version"]
+assert one["adapters"] == [{"id": "acme/style", "version": version, "weight": 1}], one
+chunks = [json.loads(e[6:]) for e in sys.argv[5].split("\n\n") if e.startswith("data: {")]
+assert chunks and all(c["adapters"] == [{"id": "acme/style", "version": version, "weight": 0.5}]
+                      for c in chunks), chunks
+print("ok - chat mixes: weight 1 = the adapter, weight 0 = the base, listed in every chunk")
+PY
+out=$(as acme-key "$URL/v1/chat/completions" -d "{\"model\":\"acme/style\",\"messages\":$MSGS,\"adapters\":[{\"id\":\"acme/style\",\"weight\":1}]}")
+check "chat: adapters with an adapter model -> 400" 400 "${out##* }"
+check_contains "says so" "with 'adapters', 'model' must be the base model id ('l3')" "$out"
+out=$(as beta-key "$URL/v1/chat/completions" -d "$MIX[{\"id\":\"acme/style\",\"weight\":1}]}")
+check "beta mixing acme's adapter -> 404" 404 "${out##* }"
 
 # the official openai npm client (v4): chat.completions.create, whole and streamed
 EX=client/examples
