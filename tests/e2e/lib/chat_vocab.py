@@ -16,37 +16,25 @@ with that vocabulary and template.
   chat_vocab.py SRC.gguf OUT.gguf [options]
 """
 import argparse
+import os
 import struct
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "ref"))
+import gguf_ref  # noqa: E402
+
 STRING, ARRAY = 8, 9
-SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
-          11: "<q", 12: "<d"}
-U32, I32, BOOL = 4, 5, 7
+U32, BOOL = 4, 7
 
 
-class Reader:
-    def __init__(self, data):
-        self.d, self.o = data, 0
-
-    def take(self, fmt):
-        v = struct.unpack_from(fmt, self.d, self.o)[0]
-        self.o += struct.calcsize(fmt)
-        return v
-
-    def string(self):
-        n = self.take("<Q")
-        s = self.d[self.o:self.o + n]
-        self.o += n
-        return s
+class Reader(gguf_ref._Reader):
+    """gguf_ref's reader, arrays kept with their element type."""
 
     def value(self, t):
-        if t == STRING:
-            return self.string()
         if t == ARRAY:
             et, n = self.take("<I"), self.take("<Q")
             return (et, [self.value(et) for _ in range(n)])
-        return self.take(SCALAR[t])
+        return super().value(t)
 
 
 def read_kv(path):
@@ -60,7 +48,7 @@ def read_kv(path):
     n_kv = r.take("<Q")
     out = []
     for _ in range(n_kv):
-        k = r.string().decode()
+        k = r.string()
         t = r.take("<I")
         out.append((k, t, r.value(t)))
     return out
@@ -68,11 +56,12 @@ def read_kv(path):
 
 def pack(t, v):
     if t == STRING:
-        return struct.pack("<Q", len(v)) + v
+        b = v if isinstance(v, bytes) else v.encode("utf-8", "surrogateescape")
+        return struct.pack("<Q", len(b)) + b
     if t == ARRAY:
         et, items = v
         return struct.pack("<IQ", et, len(items)) + b"".join(pack(et, x) for x in items)
-    return struct.pack(SCALAR[t], v)
+    return struct.pack(gguf_ref._SCALARS[t], v)
 
 
 def main(argv):
@@ -91,21 +80,21 @@ def main(argv):
     tokens = kv["tokenizer.ggml.tokens"][1][1]
     types = kv["tokenizer.ggml.token_type"][1][1]
     for s in a.special:
-        tokens.append(s.encode())
+        tokens.append(s)
         types.append(3)
         if "tokenizer.ggml.scores" in kv:
             kv["tokenizer.ggml.scores"][1][1].append(0.0)
     ids = {t: i for i, t in enumerate(tokens)}
     for role, text in (("bos", a.bos), ("eos", a.eos), ("eot", a.eot)):
         if text is not None:
-            kv["tokenizer.ggml.%s_token_id" % role] = [U32, ids[text.encode()]]
+            kv["tokenizer.ggml.%s_token_id" % role] = [U32, ids[text]]
     if a.pre:
-        kv["tokenizer.ggml.pre"] = [STRING, a.pre.encode()]
+        kv["tokenizer.ggml.pre"] = [STRING, a.pre]
     if a.add_bos is not None:
         kv["tokenizer.ggml.add_bos_token"] = [BOOL, bool(a.add_bos)]
     if a.template:
         kv["tokenizer.chat_template"] = [STRING, open(a.template, "rb").read()]
-    kv["general.architecture"] = [STRING, b"llama"]
+    kv["general.architecture"] = [STRING, "llama"]
     body = b"".join(struct.pack("<Q", len(k)) + k.encode() + struct.pack("<I", t) + pack(t, v)
                     for k, (t, v) in kv.items())
     data = b"GGUF" + struct.pack("<IQQ", 3, 0, len(kv)) + body
