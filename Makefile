@@ -276,6 +276,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_SECONDS ?= 60
 FUZZ_MAX_LEN ?= 65536
 FUZZ_MAX_LEN_tokenizer := 8192
+FUZZ_MAX_LEN_model := 131072
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 .PHONY: fuzz fuzz-lib $(FUZZ_TARGETS:%=fuzz-%) valgrind
 fuzz: $(FUZZ_TARGETS:%=fuzz-%)
