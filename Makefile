@@ -295,7 +295,7 @@ $(FUZZ_TARGETS:%=fuzz-%): fuzz-%: fuzz-lib
 	@grep -E '^(stat::|#[0-9]+ +DONE)' build-fuzz/fuzz_$*.log
 
 # The replay runner of one target: its entry point without libFuzzer.
-$(BUILD)/fuzz_%_replay: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(LIB)
+$(BUILD)/fuzz_%_replay: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(wildcard tests/fuzz/*.h) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
 
 format:

@@ -11,10 +11,10 @@
  * is loaded; a model that loads runs one forward row. No crash, no leak,
  * no sanitizer report; a refusal always says why.
  */
+#include "fuzz_forward.h"
+
 #include <slora/error.h>
-#include <slora/forward.h>
 #include <slora/model.h>
-#include <slora/weights.h>
 
 #include <fcntl.h>
 #include <stdint.h>
@@ -101,22 +101,6 @@ static const uint8_t *next_marker(const uint8_t *p, const uint8_t *end)
     return end;
 }
 
-static void run_model(struct slora_model *m)
-{
-    struct slora_weights ws;
-    struct slora_kv *kv = slora_kv_new(m);
-    struct slora_fwd *f = slora_fwd_new(m, 1, 1);
-    float *logits = calloc((size_t)m->cfg.shape.vocab_size, sizeof(float));
-    if (kv && f && logits && !slora_weights_init(&ws, m, 0)) {
-        struct slora_fwd_row row = {m->cfg.shape.vocab_size - 1, 0, kv, &ws, logits};
-        slora_fwd_run(f, &row, 1);
-        slora_weights_deinit(&ws);
-    }
-    free(logits);
-    slora_fwd_free(f);
-    slora_kv_free(kv);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -140,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         return 0;
     }
-    run_model(m);
+    fuzz_forward(m);
     slora_model_free(m);
     return 0;
 }

@@ -125,25 +125,12 @@ def model(rng, arch, dim, hidden, heads, kv_heads, vocab, types, layers=1, rope_
     return gguf(keys, ts + list(extra))
 
 
-def llama3_freqs(hd, factor=8.0, low=1.0, high=4.0, old_ctx=8192, theta=500000.0):
-    """Llama 3.1's rope_freqs (the divisors llama.cpp's converter writes)."""
-    out = []
-    for i in range(0, hd, 2):
-        wavelen = 2 * np.pi / (theta ** (-i / hd))
-        if wavelen < old_ctx / high:
-            out.append(1.0)
-        elif wavelen > old_ctx / low:
-            out.append(factor)
-        else:
-            s = (old_ctx / wavelen - low) / (high - low)
-            out.append(1 / ((1 - s) / factor + s))
-    return out
-
-
 def seeds():
     rng = np.random.default_rng(11)
     small = dict(dim=32, hidden=64, heads=4, kv_heads=2, vocab=32)
-    f8 = llama3_freqs(8)
+    # Llama 3.1-style divisors for a head of 8: the highest frequencies kept,
+    # the lowest divided by the factor 8, one in between
+    f8 = [1.0, 1.0, 2.5, 8.0]
     for q in ("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1"):
         yield "llama_%s_rope_freqs" % q.lower(), model(rng, "llama", types={"*": q},
                                                        rope_freqs=f8, **small)
