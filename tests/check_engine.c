@@ -47,8 +47,7 @@ static int fake_gen(const struct slora_adapter *a, float *out, int n_threads, ch
 }
 
 /* An adapter on wq and wv of every layer. Tests keep theirs static: the
- * cache holds references until teardown frees it, after the test's frame
- * is gone. */
+ * cache holds references until teardown frees it. */
 struct fake {
     struct slora_adapter a;
     struct slora_target t[2 * 8];
