@@ -647,6 +647,11 @@ int slora_fwd_run(struct slora_fwd *f, const struct slora_fwd_row *rows, int n)
     return 0;
 }
 
+void slora_fwd_set_min_share(struct slora_fwd *f, double ops)
+{
+    slora_pool_set_min_share(f->pool, ops);
+}
+
 void slora_fwd_stats(const struct slora_fwd *f, struct slora_fwd_stats *out)
 {
     *out = f->st;

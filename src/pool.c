@@ -59,6 +59,7 @@ struct slora_pool {
     void *arg;
     int nth;
     atomic_bool stop;
+    double min_share;
     alignas(64) atomic_int pending; /* workers of the run still inside fn */
     struct event done;              /* runs finished by the workers */
     alignas(64) atomic_int arrived; /* threads at the current barrier */
@@ -125,6 +126,7 @@ struct slora_pool *slora_pool_new(int n_threads)
         return NULL;
     }
     memset(p->w, 0, (size_t)n_threads * sizeof(*p->w));
+    p->min_share = SLORA_POOL_MIN_SHARE;
     p->n = 1;
     for (int i = 1; i < n_threads; i++) {
         struct worker *w = &p->w[i];
@@ -157,10 +159,19 @@ int slora_pool_size(const struct slora_pool *p)
 
 int slora_pool_team(const struct slora_pool *p, double ops, int phases)
 {
-    double share = ops / (phases > 1 ? phases : 1) / SLORA_POOL_MIN_SHARE;
-    if (!(share >= 1.0)) /* also NaN */
+    if (!(ops >= 0)) /* also NaN */
+        return 1;
+    if (p->min_share <= 0)
+        return p->n;
+    double share = ops / (phases > 1 ? phases : 1) / p->min_share;
+    if (share < 1.0)
         return 1;
     return share >= p->n ? p->n : (int)share;
+}
+
+void slora_pool_set_min_share(struct slora_pool *p, double ops)
+{
+    p->min_share = ops;
 }
 
 void slora_pool_run_team(struct slora_pool *p, int nth, slora_pool_fn fn, void *arg)

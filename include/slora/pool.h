@@ -32,14 +32,19 @@ void slora_pool_free(struct slora_pool *p);
 int slora_pool_size(const struct slora_pool *p);
 
 /* Operations a thread's share of one phase (the work between two barriers)
- * must hold to be worth a barrier round trip on a busy machine (a futex
- * wake-up and the sleeper's return to a core, tens of microseconds). */
+ * must hold by default to be worth waking it: 10-25 microseconds of work
+ * at 20-50 GFLOP/s, against a barrier round trip of about a microsecond
+ * when both threads have a core and a futex wake-up (5-10 microseconds
+ * plus the sleeper's return to a core) when they do not. */
 #define SLORA_POOL_MIN_SHARE 5.0e5
 
 /* Threads worth using (1 to the team's size) for a run of `ops` operations
  * split into `phases` phases by barriers: each thread's share of a phase is
- * at least SLORA_POOL_MIN_SHARE. */
+ * at least the pool's minimum share. NaN or negative ops: 1. */
 int slora_pool_team(const struct slora_pool *p, double ops, int phases);
+/* Set that minimum share (SLORA_POOL_MIN_SHARE until set); 0 or less: every
+ * run is worth the whole team. By the owner, between runs. */
+void slora_pool_set_min_share(struct slora_pool *p, double ops);
 
 /* Run fn(arg, ith, nth) on nth threads (the caller is ith 0; nth is clamped
  * to 1..size); returns when all have returned. */
