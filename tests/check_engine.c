@@ -46,9 +46,8 @@ static int fake_gen(const struct slora_adapter *a, float *out, int n_threads, ch
     return 0;
 }
 
-/* An adapter on wq and wv of every layer. Tests declare theirs static:
- * the cache holds references to them until teardown frees it, after the
- * test's own stack frame is gone. */
+/* An adapter on wq and wv of every layer. Tests keep theirs static: the
+ * cache holds references until teardown frees it. */
 struct fake {
     struct slora_adapter a;
     struct slora_target t[2 * 8];
