@@ -20,6 +20,7 @@ same machine.
 
 usage: throughput.py --slorad BIN [--baseline BIN] [--rounds R] [--seconds S]
                      [--threads N] [--conns 1,2,4,...] [--json P] [--md P]
+                     [--body JSON]
 """
 import argparse
 import json
@@ -163,13 +164,15 @@ def main():
     ap.add_argument("--conns", help="connection counts, comma-separated (default 1..64)")
     ap.add_argument("--json")
     ap.add_argument("--md")
+    ap.add_argument("--body", default=BODY,
+                    help="request body (default: max_tokens 8, not streamed)")
     a = ap.parse_args()
     if a.conns:
         CONNS[:] = [int(c) for c in a.conns.split(",")]
     tmp = tempfile.mkdtemp(prefix="slorad-throughput.")
     script = os.path.join(tmp, "post.lua")
     with open(script, "w") as f:
-        f.write('wrk.method = "POST"\nwrk.body = \'%s\'\n' % BODY)
+        f.write('wrk.method = "POST"\nwrk.body = \'%s\'\n' % a.body)
     daemons = [Daemon(a.slorad, tmp, "slorad", a.threads)]
     if a.baseline:
         daemons.append(Daemon(a.baseline, tmp, "baseline", a.threads))
@@ -190,17 +193,17 @@ def main():
         for d in daemons:
             d.stop()
     report = {"cpus": os.cpu_count(), "load_start": load0, "load_end": loadavg(),
-              "rounds": a.rounds, "seconds": a.seconds, "body": json.loads(BODY),
+              "rounds": a.rounds, "seconds": a.seconds, "body": json.loads(a.body),
               "criterion": {"floor_rps_from_4": FLOOR, "min_ratio_to_previous": STEP_MIN}}
     for d in daemons:
         pts = {str(c): summary(runs[d.name][c]) for c in CONNS}
         report[d.name] = {"points": pts, "verdict": verdict(pts)}
-    md = ["## Small-request throughput (stories260K, max_tokens 8)", "",
-          "`wrk -t2 -cN` `POST /v1/completions` (prompt \"Once upon a time\", `max_tokens` 8); "
-          "2xx answers per second, median of %d interleaved rounds of %d s (min-max); "
+    md = ["## Small-request throughput (stories260K, max_tokens %d%s)"
+          % (report["body"]["max_tokens"], ", streamed" if report["body"].get("stream") else ""),
+          "", "`wrk -t2 -cN` `POST /v1/completions` `%s`; 2xx answers per second, median of %d interleaved rounds of %d s (min-max); "
           "%d CPUs, load average %.2f at start, %.2f at end (other work on the machine "
           "shares these cores). Steps and rows from `/metrics`; `cores` is the daemon's CPU use."
-          % (a.rounds, a.seconds, report["cpus"], load0, report["load_end"]), ""]
+          % (a.body, a.rounds, a.seconds, report["cpus"], load0, report["load_end"]), ""]
     head = "| connections | req/s | p50 ms | p99 ms | steps/s | rows/step | cores | load |"
     if a.baseline:
         head += " baseline req/s | baseline p50 ms | ratio |"

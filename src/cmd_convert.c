@@ -108,8 +108,9 @@ int slora_cmd_convert(int argc, char **argv)
             dtype = SLORA_DTYPE_F32;
     }
     if (!rc) {
+        /* a checkpoint directory's vocabulary is its tokenizer.json */
         struct slora_model_write_opts wo = {
-            .version = 3, .dtype = dtype, .tok = tok, .vocab_from = g};
+            .version = 3, .dtype = dtype, .tok = tok ? tok : m->gguf_vocab, .vocab_from = g};
         rc = slora_model_write_gguf(m, &wo, out, diag, sizeof(diag));
     }
     slora_tokenizer_free(tok);

@@ -249,6 +249,8 @@ int slora_cmd_serve(int argc, char **argv)
         .registry = reg,
         .auth = cfg->auth,
         .engine = inf->engine,
+        .chat_template = inf->chat_template,
+        .chat_template_error = inf->chat_template_error,
         .config = cfg,
         .put_hook = slora_api_infer_put_hook,
         .put_admit = slora_api_infer_put_admit,

@@ -49,6 +49,7 @@ struct slora_tokenizer;
 struct slora_registry;
 struct slora_auth;
 struct slora_engine;
+struct slora_template;
 
 enum slora_api_method {
     SLORA_API_GET = 1 << 0,
@@ -152,6 +153,11 @@ struct slora_api_deps {
     struct slora_registry *registry;
     struct slora_auth *auth; /* replaced on SIGHUP via slora_api_set_auth */
     struct slora_engine *engine;
+    /* The model's chat template, parsed once at startup, or NULL with
+     * chat_template_error saying why (the model has none, or it failed to
+     * parse): /v1/chat/completions then answers 400 with that. */
+    const struct slora_template *chat_template;
+    const char *chat_template_error;
     const struct slora_config *config; /* replaced on SIGHUP via slora_api_set_config */
     /* Delta-cache hook for `PUT ...?warm=1` / `?pin=0|1` (engine): NULL
      * ignores the flags. See slora_api_put_hook_cb. */

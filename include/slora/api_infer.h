@@ -1,5 +1,6 @@
 /* api_infer.h - the inference endpoints and the service behind them:
  *   POST /v1/completions   OpenAI-compatible completions (stream: SSE)
+ *   POST /v1/chat/completions  OpenAI-compatible chat (the model's chat template)
  *   POST /v1/logits        exact logits of a prompt (last or all positions)
  *   POST /v1/tokenize      text -> token ids
  *   POST /v1/detokenize    token ids -> text
@@ -34,9 +35,12 @@ struct slora_api_infer {
     struct slora_cache *cache;   /* owned */
     struct slora_engine *engine; /* owned; put it in slora_api_deps.engine */
     struct slora_registry *registry; /* borrowed */
+    /* The model's chat template parsed once (owned), or NULL and why: put
+     * both in slora_api_deps (chat_template, chat_template_error). */
+    struct slora_template *chat_template;
+    char chat_template_error[320];
 };
 
-/* Create the cache and the engine. 0 or SLORA_ENOMEM. */
 /* The compute budget `threads` (config; <= 0: cpus, itself <= 0 when
  * unknown: 1): the engine's forward team gets all of it (*engine = threads;
  * the team sleeps between steps and a step uses only the threads its work
@@ -44,6 +48,9 @@ struct slora_api_infer {
  * the cores while a cache miss is generated. */
 void slora_api_infer_split_threads(int64_t threads, long cpus, int *engine, int *gen);
 
+/* Create the cache and the engine and parse the model's chat template (a
+ * template that does not parse is logged as a warning at load, and chat
+ * requests get 400 with its error). 0 or SLORA_ENOMEM. */
 int slora_api_infer_start(const struct slora_model *m, struct slora_registry *reg,
                           const struct slora_config *cfg, struct slora_api_infer **out);
 /* Cancel running requests (their calls complete), stop the engine, free
@@ -51,7 +58,8 @@ int slora_api_infer_start(const struct slora_model *m, struct slora_registry *re
 void slora_api_infer_stop(struct slora_api_infer *inf);
 
 /* Add the routes and the metrics to api. deps of api must carry the
- * model, tokenizer, model_id, engine (inf->engine) and registry. */
+ * model, tokenizer, model_id, engine (inf->engine), chat template
+ * (inf->chat_template, inf->chat_template_error) and registry. */
 int slora_api_infer_register(struct slora_api *api, struct slora_api_infer *inf);
 
 /* slora_api_put_hook_cb for slora_api_deps.put_hook, arg = the service:

@@ -80,7 +80,8 @@ struct slora_model {
     struct slora_tensor wcls;           /* (vocab, dim); tok_emb's view when shared */
     const float *rope_freqs;            /* (head_dim / 2) per-dimension divisors, or NULL */
     struct slora_layer *layers;         /* (n_layers) */
-    struct slora_tokenizer *gguf_vocab; /* vocabulary from a GGUF file, else NULL; owned */
+    struct slora_tokenizer *gguf_vocab; /* the file's own vocabulary (GGUF, or an HF
+                                         * directory's tokenizer.json), else NULL; owned */
     const char *chat_template;          /* tokenizer.chat_template, NUL-terminated, or NULL; owned */
     const char *path;                   /* owned copy */
     size_t weight_bytes;                /* bytes of all weights as stored */

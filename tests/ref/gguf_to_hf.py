@@ -9,7 +9,15 @@ Qwen2ForCausalLM would load:
                      (linear), tie_word_embeddings, attention_bias, special ids
   model.safetensors  or --shards N: model-0000i-of-0000N.safetensors plus
                      model.safetensors.index.json
-  tokenizer_config.json  chat_template and add_bos_token when the GGUF has them
+  tokenizer.json     for a byte-level BPE vocabulary (tokenizer.ggml.model
+                     "gpt2") with a pre-tokenizer tokenizers can express
+                     (gpt-2, llama-bpe, qwen2, smollm, starcoder): the
+                     ByteLevel model, vocab, merges, added_tokens (control
+                     tokens special, user-defined ones not) and the
+                     pre_tokenizer as transformers' own files for those
+                     models write it; another vocabulary is refused
+  tokenizer_config.json  bos/eos/unk/pad_token texts, add_bos_token,
+                     add_eos_token, chat_template when the GGUF has them
 
 llama's q_proj/k_proj rows are permuted from GGUF's interleaved pairs back to
 HF's rotate-half order (the inverse of llama.cpp convert_hf_to_gguf.py's
@@ -87,6 +95,78 @@ def write_safetensors(path, tensors, dtype):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
+# the pre-tokenizers of tokenizer.json, as the models' published files hold them
+LLAMA3_RE = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+             "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+QWEN2_RE = ("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+            "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+")
+
+
+def byte_level(regex):
+    return {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+            "use_regex": regex}
+
+
+def pre_tokenizer(pre):
+    if pre == "gpt-2":
+        return byte_level(True)
+    if pre in ("smollm", "starcoder"):
+        return {"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": True}, byte_level(True)]}
+    if pre in ("llama-bpe", "qwen2"):
+        return {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": LLAMA3_RE if pre == "llama-bpe" else QWEN2_RE},
+             "behavior": "Isolated", "invert": False}, byte_level(False)]}
+    return None
+
+
+def write_tokenizer(kv, out):
+    """tokenizer.json and tokenizer_config.json of the GGUF's vocabulary;
+    False when it cannot be expressed."""
+    tc = {}
+    toks = kv.get("tokenizer.ggml.tokens")
+    if toks is not None:
+        pre = kv.get("tokenizer.ggml.pre")
+        pt = pre_tokenizer(pre) if kv.get("tokenizer.ggml.model") == "gpt2" else None
+        if pt is None:
+            print("gguf_to_hf.py: vocabulary %s/%s has no tokenizer.json form here" %
+                  (kv.get("tokenizer.ggml.model"), pre), file=sys.stderr)
+            return False
+        ttype = kv["tokenizer.ggml.token_type"]
+        vocab, added = {}, []
+        for i, (text, ty) in enumerate(zip(toks, ttype)):
+            if ty in (3, 4):  # control, user-defined
+                added.append({"id": i, "content": text, "single_word": False, "lstrip": False,
+                              "rstrip": False, "normalized": ty == 4, "special": ty == 3})
+            elif ty != 5:  # unused padding ids stay unnamed
+                vocab[text] = i
+        tj = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added,
+              "normalizer": None, "pre_tokenizer": pt,
+              "post_processor": byte_level(False), "decoder": byte_level(True),
+              "model": {"type": "BPE", "dropout": None, "unk_token": None,
+                        "continuing_subword_prefix": None, "end_of_word_suffix": None,
+                        "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                        "vocab": vocab, "merges": list(kv["tokenizer.ggml.merges"])}}
+        with open(os.path.join(out, "tokenizer.json"), "w") as f:
+            json.dump(tj, f, ensure_ascii=False)
+        for role, key in (("bos", "bos_token"), ("eos", "eos_token"), ("unknown", "unk_token"),
+                          ("padding", "pad_token")):
+            i = kv.get("tokenizer.ggml.%s_token_id" % role)
+            if i is not None:
+                tc[key] = toks[i]
+        if pre == "starcoder":
+            tc["clean_up_tokenization_spaces"] = True
+    if "tokenizer.chat_template" in kv:
+        tc["chat_template"] = kv["tokenizer.chat_template"]
+    for k in ("add_bos_token", "add_eos_token"):
+        if "tokenizer.ggml." + k in kv:
+            tc[k] = bool(kv["tokenizer.ggml." + k])
+    if tc:
+        with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+            json.dump(tc, f, indent=2, ensure_ascii=False)
+    return True
+
+
 def main(argv):
     ap = argparse.ArgumentParser(prog="gguf_to_hf.py")
     ap.add_argument("gguf")
@@ -129,14 +209,8 @@ def main(argv):
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
-    tc = {}
-    if "tokenizer.chat_template" in kv:
-        tc["chat_template"] = kv["tokenizer.chat_template"]
-    if "tokenizer.ggml.add_bos_token" in kv:
-        tc["add_bos_token"] = bool(kv["tokenizer.ggml.add_bos_token"])
-    if tc:
-        with open(os.path.join(a.out, "tokenizer_config.json"), "w") as f:
-            json.dump(tc, f, indent=2)
+    if not write_tokenizer(kv, a.out):
+        return 2
     tensors = []
     for name, w in t.items():
         if arch == "llama" and (".attn_q." in name or ".attn_k." in name):
