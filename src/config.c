@@ -551,13 +551,22 @@ static int apply_flag(struct slora_config *c, const char *flag, const char *valu
 static int finish(struct slora_config *c, char *diag, size_t diag_len)
 {
     if (!c->model_id[0]) {
-        const char *base = strrchr(c->model, '/');
-        base = base ? base + 1 : c->model;
+        /* The path's last component (a Hugging Face directory's name, so
+         * "Qwen2.5-0.5B-Instruct/" stays whole) without a model file's
+         * extension. */
         char id[256];
-        snprintf(id, sizeof(id), "%s", base);
-        char *dot = strrchr(id, '.');
-        if (dot && dot != id)
-            *dot = '\0';
+        snprintf(id, sizeof(id), "%s", c->model);
+        size_t n = strlen(id);
+        while (n > 1 && id[n - 1] == '/')
+            id[--n] = '\0';
+        const char *base = strrchr(id, '/');
+        base = base && base[1] ? base + 1 : id;
+        memmove(id, base, strlen(base) + 1);
+        n = strlen(id);
+        if (n > 5 && !strcmp(id + n - 5, ".gguf"))
+            id[n - 5] = '\0';
+        else if (n > 4 && !strcmp(id + n - 4, ".bin"))
+            id[n - 4] = '\0';
         if (set_string(c, find_key("model_id"), id))
             return SLORA_ENOMEM;
     }

@@ -195,6 +195,18 @@ START_TEST(precedence)
     ck_assert_int_eq(slora_config_load(2, (char **)argv4, &c, &help, diag, sizeof(diag)), 0);
     ck_assert(help);
     ck_assert_ptr_null(c);
+
+    /* a directory keeps its whole name; only .gguf and .bin are cut */
+    const char *ids[][2] = {{"/m/Qwen2.5-0.5B-Instruct/", "Qwen2.5-0.5B-Instruct"},
+                            {"models/Llama-3.2-1B//", "Llama-3.2-1B"},
+                            {"tiny.q4_k_m.gguf", "tiny.q4_k_m"},
+                            {"stories15M.bin", "stories15M"}};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        const char *argv5[] = {"serve", "--model", ids[i][0]};
+        ck_assert_int_eq(slora_config_load(3, (char **)argv5, &c, &help, diag, sizeof(diag)), 0);
+        ck_assert_str_eq(c->model_id, ids[i][1]);
+        slora_config_free(c);
+    }
 }
 END_TEST
 
