@@ -322,3 +322,6 @@ $(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB)
 
 $(BUILD)/gguf_quantize: bench/gguf_quantize.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
+
+$(BUILD)/bench_load: bench/bench_load.c $(LIB)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)

@@ -86,10 +86,10 @@ static const struct bin_case {
     {"last float cut", 0, -1, 0, -2, 0, SLORA_EFORMAT, "truncated"},
     {"trailing byte", 0, -1, 0, KEEP, 1, SLORA_EFORMAT, "1 more than the header implies"},
     {"NaN in embedding", 0, 28 + 4 * 5, 0x7fc00000, KEEP, 0, SLORA_ENONFINITE,
-     "'token_embd.weight' has a non-finite value at element 5"},
+     "'token_embd.weight' (F32) has a NaN or infinite value at byte 20 of its data"},
     /* 28 + 4 * (vocab * dim + L * dim + dim * dim): blk.1.attn_q.weight[0] */
     {"Inf in wq", 0, 28 + 4 * (32 * 16 + 2 * 16 + 16 * 16), 0x7f800000, KEEP, 0, SLORA_ENONFINITE,
-     "'blk.1.attn_q.weight' has a non-finite value at element 0"},
+     "'blk.1.attn_q.weight' (F32) has a NaN or infinite value at byte 0 of its data"},
 };
 
 START_TEST(bin_corrupted)
