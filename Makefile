@@ -182,7 +182,7 @@ run: build
 check: check-deps oracle
 	@$(MAKE) --no-print-directory check-tests
 check-tests: export SLORA_ORACLE = $(ORACLE)
-check-tests: model all $(BUILD)/check_slora $(BUILD)/gguf_quantize
+check-tests: model all $(BUILD)/check_slora
 	$(BUILD)/check_slora
 	@pass=0; failed=""; for t in tests/e2e/*.sh; do echo "== $$t"; \
 	  if BUILD=$(BUILD) PYTHON=$(PYTHON) SLORA_SHARED=$(SHARED) bash $$t; then pass=$$((pass + 1)); \
@@ -320,8 +320,6 @@ $(BUILD)/bench-stories110M.bin: | $(BUILD)/slorad
 $(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
-$(BUILD)/gguf_quantize: bench/gguf_quantize.c $(LIB)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
 $(BUILD)/bench_load: bench/bench_load.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)

@@ -9,14 +9,18 @@
  * offered here; norms and biases stay F32):
  *   - the classifier (output.weight, or token_embd.weight when the
  *     embeddings are tied) takes Q6_K for every quantized T but Q8_0, and
- *     Q8_0 when its columns do not hold whole 256-element blocks;
+ *     Q8_0 when its columns do not hold whole blocks of T;
  *   - Q4_K_M / Q5_K_M: Q4_K / Q5_K, with attn_v and ffn_down in Q6_K on the
  *     layers that "use more bits": the first and last eighth of the layers
  *     and every third layer in between (i < n/8, i >= 7n/8, or
  *     (i - n/8) % 3 == 2);
+ *   - Q4_K_S: Q4_K, with attn_v in Q5_K on layers 0..3 and ffn_down in
+ *     Q5_K on the first eighth of the layers; Q5_K_S: Q5_K throughout;
  *   - a K-quant whose block does not divide a tensor's columns falls back
- *     to Q5_0 (Q4_K), Q5_1 (Q5_K) or Q8_0 (Q6_K), and any type to F16 when
- *     even 32 does not divide them.
+ *     to Q5_0 (Q4_K), Q5_1 (Q5_K) or Q8_0 (Q6_K), and that to F16 when
+ *     even 32 does not divide them. Where llama.cpp refuses (a 32-element
+ *     type on such columns) we fall back to F16 as well.
+ * As in llama-quantize, q4_k and q5_k name the _M mixtures.
  * --pure puts every matrix in T (llama-quantize --pure).
  */
 #include <slora/cli.h>
@@ -36,26 +40,30 @@ static const char usage_text[] =
     "usage: slorad quantize IN OUT --type T [--pure] [--tokenizer T.bin] [--threads N]\n"
     "  IN               GGUF, Hugging Face checkpoint directory, or llama2.c .bin\n"
     "  OUT              GGUF v3 file to write\n"
-    "  --type T         q4_k_m, q5_k_m, q4_0, q4_1, q5_0, q5_1, q8_0, q4_k, q5_k, q6_k,\n"
-    "                   f16, bf16 or f32 (llama.cpp's mixtures and per-tensor choices)\n"
+    "  --type T         q4_k_m, q5_k_m, q4_k_s, q5_k_s, q4_0, q4_1, q5_0, q5_1, q8_0,\n"
+    "                   q6_k, f16, bf16 or f32 (q4_k, q5_k: the _m mixtures); llama.cpp's\n"
+    "                   per-tensor choices\n"
     "  --pure           every matrix in T (no per-tensor choices)\n"
     "  --tokenizer T    llama2.c tok*.bin for a .bin model\n"
     "  --threads N      quantizing threads (default 2)\n";
 
-/* The --type names: the base type and llama.cpp's llama_ftype number. */
+/* The --type names: the base type, llama.cpp's llama_ftype number, and
+ * the mixture's rules. */
+enum mix { MIX_NONE, MIX_M, MIX_K4S };
 static const struct ftype {
     const char *name;
     enum slora_dtype type;
     int ftype;
-    bool k_mix; /* _M mixture: attn_v and ffn_down in Q6_K on some layers */
+    enum mix mix;
 } ftypes[] = {
-    {"f32", SLORA_DTYPE_F32, 0, false},     {"f16", SLORA_DTYPE_F16, 1, false},
-    {"q4_0", SLORA_DTYPE_Q4_0, 2, false},   {"q4_1", SLORA_DTYPE_Q4_1, 3, false},
-    {"q8_0", SLORA_DTYPE_Q8_0, 7, false},   {"q5_0", SLORA_DTYPE_Q5_0, 8, false},
-    {"q5_1", SLORA_DTYPE_Q5_1, 9, false},   {"q4_k", SLORA_DTYPE_Q4_K, 14, false},
-    {"q4_k_m", SLORA_DTYPE_Q4_K, 15, true}, {"q5_k", SLORA_DTYPE_Q5_K, 16, false},
-    {"q5_k_m", SLORA_DTYPE_Q5_K, 17, true}, {"q6_k", SLORA_DTYPE_Q6_K, 18, false},
-    {"bf16", SLORA_DTYPE_BF16, 32, false},
+    {"f32", SLORA_DTYPE_F32, 0, MIX_NONE},    {"f16", SLORA_DTYPE_F16, 1, MIX_NONE},
+    {"q4_0", SLORA_DTYPE_Q4_0, 2, MIX_NONE},  {"q4_1", SLORA_DTYPE_Q4_1, 3, MIX_NONE},
+    {"q8_0", SLORA_DTYPE_Q8_0, 7, MIX_NONE},  {"q5_0", SLORA_DTYPE_Q5_0, 8, MIX_NONE},
+    {"q5_1", SLORA_DTYPE_Q5_1, 9, MIX_NONE},  {"q4_k_s", SLORA_DTYPE_Q4_K, 14, MIX_K4S},
+    {"q4_k_m", SLORA_DTYPE_Q4_K, 15, MIX_M},  {"q4_k", SLORA_DTYPE_Q4_K, 15, MIX_M},
+    {"q5_k_s", SLORA_DTYPE_Q5_K, 16, MIX_NONE}, {"q5_k_m", SLORA_DTYPE_Q5_K, 17, MIX_M},
+    {"q5_k", SLORA_DTYPE_Q5_K, 17, MIX_M},    {"q6_k", SLORA_DTYPE_Q6_K, 18, MIX_NONE},
+    {"bf16", SLORA_DTYPE_BF16, 32, MIX_NONE},
 };
 
 static int usage_error(const char *msg, const char *arg)
@@ -95,12 +103,17 @@ static enum slora_dtype tensor_type(const struct slora_model *m, const struct ft
     bool classifier = !strcmp(t->name, "output.weight") ||
                       (m->cfg.shared_classifier && !strcmp(t->name, "token_embd.weight"));
     if (classifier)
-        return t->t.cols % 256 ? fit(SLORA_DTYPE_Q8_0, t->t.cols)
-               : type == SLORA_DTYPE_Q8_0 ? SLORA_DTYPE_Q8_0
-                                          : SLORA_DTYPE_Q6_K;
-    if (f->k_mix && (t->module == SLORA_MOD_WV || t->module == SLORA_MOD_W2) &&
-        more_bits(t->layer, m->cfg.shape.n_layers))
-        type = SLORA_DTYPE_Q6_K;
+        type = !slora_dtype_row_bytes(type, t->t.cols) || type == SLORA_DTYPE_Q8_0
+                   ? SLORA_DTYPE_Q8_0
+                   : SLORA_DTYPE_Q6_K;
+    else if (t->module == SLORA_MOD_WV || t->module == SLORA_MOD_W2) {
+        int layer = t->layer, n_layers = m->cfg.shape.n_layers;
+        if (f->mix == MIX_M && more_bits(layer, n_layers))
+            type = SLORA_DTYPE_Q6_K;
+        else if (f->mix == MIX_K4S &&
+                 (t->module == SLORA_MOD_WV ? layer < 4 : layer < n_layers / 8))
+            type = SLORA_DTYPE_Q5_K;
+    }
     return fit(type, t->t.cols);
 }
 
