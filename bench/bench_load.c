@@ -29,7 +29,8 @@ static double cpu(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
 static void die(const char *msg)
@@ -64,7 +65,7 @@ int main(int argc, char **argv)
         const char *a = argv[i], *v = argv[i + 1];
         if (!strcmp(a, "--model"))
             model_path = v;
-        else if (!strcmp(a, "--gen") ? !slora_cliarg_int(v, 0, 4096, &n_gen)
+        else if (!strcmp(a, "--gen")       ? !slora_cliarg_int(v, 0, 4096, &n_gen)
                  : !strcmp(a, "--threads") ? !slora_cliarg_int(v, 1, 64, &threads)
                                            : true)
             die("usage: bench_load --model M [--gen N] [--threads T]");
@@ -101,12 +102,13 @@ int main(int argc, char **argv)
     }
     double gen_s = now() - t1;
     rss(&anon2, &file2);
-    printf("{\"load_s\": %.4f, \"load_cpu_s\": %.4f, \"weight_mib\": %.1f, \"gen\": %lld, \"gen_s\": %.3f, "
+    printf("{\"load_s\": %.4f, \"load_cpu_s\": %.4f, \"weight_mib\": %.1f, \"gen\": %lld, "
+           "\"gen_s\": %.3f, "
            "\"rss_start\": {\"anon_mib\": %.1f, \"file_mib\": %.1f}, "
            "\"rss_loaded\": {\"anon_mib\": %.1f, \"file_mib\": %.1f}, "
            "\"rss_generated\": {\"anon_mib\": %.1f, \"file_mib\": %.1f}}\n",
-           load_s, load_cpu_s, m->weight_bytes / 1048576.0, n_gen, gen_s, anon0, file0, anon1, file1, anon2,
-           file2);
+           load_s, load_cpu_s, m->weight_bytes / 1048576.0, n_gen, gen_s, anon0, file0, anon1,
+           file1, anon2, file2);
     slora_weights_deinit(&ws);
     free(logits);
     slora_fwd_free(f);

@@ -223,9 +223,20 @@ static int place_tensors(struct cursor *c, struct slora_gguf *g)
             return fail(c, SLORA_EFORMAT,
                         "tensor '%.*s' offset %llu is not a multiple of the alignment %zu", nl,
                         t->name, (unsigned long long)t->offset, a);
-        if (t->offset != expect)
+        if (t->offset != expect && !i)
             return fail(c, SLORA_EFORMAT, "tensor '%.*s' has offset %llu, expected %zu", nl,
                         t->name, (unsigned long long)t->offset, expect);
+        if (t->offset != expect) {
+            /* either this offset or the previous tensor's type or shape lies */
+            const struct slora_gguf_tensor *p = t - 1;
+            return fail(c, SLORA_EFORMAT,
+                        "tensor '%.*s' has offset %llu, expected %zu: the end of tensor '%.*s' "
+                        "(%s, %llu x %llu elements, %zu bytes) rounded up to the alignment %zu",
+                        nl, t->name, (unsigned long long)t->offset, expect,
+                        p->name_len > 200 ? 200 : (int)p->name_len, p->name,
+                        slora_dtype_name(p->dtype), (unsigned long long)p->ne[0],
+                        (unsigned long long)(p->ne[1] * p->ne[2] * p->ne[3]), p->nbytes, a);
+        }
         size_t room = c->len - g->data_offset;
         if (t->offset > room || t->nbytes > room - t->offset)
             return fail(c, SLORA_EFORMAT,
