@@ -14,7 +14,9 @@
 #     process's own start.
 # REPS interleaved runs; medians with [min, max] in
 # bench/results/load.{json,md}. The model files (3.2 GB) live in BENCH_TMP
-# (default /tmp/slora-bench/load) and are deleted at the end.
+# (default /tmp/slora-bench/load) and are deleted at the end; files there
+# already (complete: both commands write a temporary and rename it) are
+# used as they are.
 set -euo pipefail
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -29,10 +31,13 @@ make -s "$BUILD/bench_load" "$BUILD/slorad"
 avail=$(df -Pk "$dir" | awk 'NR == 2 {print $4}')
 [ "$avail" -ge $((4 * 1024 * 1024)) ] || { echo "load.sh: needs 4 GB free in $dir" >&2; exit 1; }
 
-"$BUILD/slorad" gen-model --dim 2048 --hidden 8192 --layers 16 --heads 32 --kv-heads 8 \
-    --vocab 128256 --vocab-from ../shared/models/vocab/ggml-vocab-gpt-2.gguf --seq-len 2048 \
-    --rope-theta 500000 --shared-classifier --dtype f16 --seed 1 -o "$dir/F16.gguf" > /dev/null
-"$BUILD/slorad" quantize "$dir/F16.gguf" "$dir/Q4_K_M.gguf" --type q4_k_m --threads 2 > /dev/null
+[ -f "$dir/F16.gguf" ] || "$BUILD/slorad" gen-model --dim 2048 --hidden 8192 --layers 16 \
+    --heads 32 --kv-heads 8 --vocab 128256 \
+    --vocab-from ../shared/models/vocab/ggml-vocab-gpt-2.gguf \
+    --seq-len 2048 --rope-theta 500000 --shared-classifier --dtype f16 --seed 1 \
+    -o "$dir/F16.gguf" > /dev/null
+[ -f "$dir/Q4_K_M.gguf" ] || "$BUILD/slorad" quantize "$dir/F16.gguf" "$dir/Q4_K_M.gguf" \
+    --type q4_k_m --threads 2 > /dev/null
 
 : > "$dir/runs.jsonl"
 for rep in $(seq "$REPS"); do
@@ -99,7 +104,8 @@ with open(sys.argv[3], "w") as f:
             f"the load and after {gen} greedy tokens (1 thread). slorad's anonymous memory\n"
             "holds no dequantized or converted weights: the matrices are used in place in\n"
             "the map.\n\n"
-            "| model | slorad loaded | slorad generated | llama.cpp loaded | llama.cpp generated |\n"
+            "| model | slorad loaded | slorad generated | llama.cpp loaded "
+            "| llama.cpp generated |\n"
             "|---|---|---|---|---|\n")
     for r in rows:
         cell = lambda side, when: "%.0f / %.0f" % (r[f"{side}_{when}_file_mib"],
