@@ -50,10 +50,11 @@ for rep in $(seq "$REPS"); do
     done
 done
 
-"$PYTHON" - "$dir/runs.jsonl" "$OUT/load.json" "$OUT/load.md" "$GEN" <<'EOF'
-import json, statistics, sys, time
+"$PYTHON" - "$dir/runs.jsonl" "$OUT/load.json" "$OUT/load.md" "$GEN" "$(cat /proc/loadavg)" <<'EOF'
+import json, os, statistics, sys, time
 runs = [json.loads(l) for l in open(sys.argv[1])]
 gen = int(sys.argv[4])
+loadavg = " ".join(sys.argv[5].split()[:3])
 med = statistics.median
 
 
@@ -78,7 +79,8 @@ for t in dict.fromkeys(r["type"] for r in runs):
                 row[f"{side}_{when}_{k}"] = med([growth(r[side], when)[k] for r in rs])
     rows.append(row)
 day = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-json.dump({"date": day, "gen_tokens": gen, "rows": rows}, open(sys.argv[2], "w"), indent=1)
+json.dump({"date": day, "gen_tokens": gen, "cpus": os.cpu_count(), "loadavg": loadavg,
+           "rows": rows}, open(sys.argv[2], "w"), indent=1)
 
 
 def s(x):
@@ -93,7 +95,9 @@ with open(sys.argv[3], "w") as f:
             "`slora_model_load`, which maps the file and reads every weight once to refuse\n"
             "NaN/Inf values (F16) or block scales (quantized). llama.cpp: node-llama-cpp 3.21.1's\n"
             "own load time counter (mmap, values not checked). Seconds, median of "
-            f"{rows[0]['reps']} interleaved runs [min, max].\n\n"
+            f"{rows[0]['reps']} interleaved runs [min, max]; {os.cpu_count()} CPUs, load average\n"
+            f"{loadavg} at the end of the runs (other jobs running: the wall times are\n"
+            "those of a shared machine, the CPU times what the load costs).\n\n"
             "| model | file MiB | slorad load (wall) | slorad load (CPU) | llama.cpp load |\n"
             "|---|---|---|---|---|\n")
     for r in rows:
