@@ -20,6 +20,7 @@
 #include <slora/error.h>
 #include <slora/log.h>
 #include <slora/model.h>
+#include <slora/parallel.h>
 #include <slora/quant.h>
 #include <slora/tokenizer.h>
 
@@ -283,20 +284,48 @@ static void map_sequential(struct slora_model *m, const float *p, size_t skip_be
 }
 
 /* Every tensor's values (F32/F16/BF16 elements, quantized blocks' scales)
- * must be finite: slora_quant_check_data reads them all, at memory speed. */
+ * must be finite. slora_quant_check_data reads them all at memory speed;
+ * the tensors are checked on up to CHECK_THREADS threads (one task per
+ * tensor, the result that of the first bad tensor in model order whatever
+ * the thread count): reading every weight once is the load's main cost. */
+#define CHECK_THREADS 8
+#define WHY_LEN 256
+
+struct check_job {
+    const struct slora_model *m;
+    int *rc;              /* (n tensors) */
+    char (*why)[WHY_LEN]; /* (n tensors) */
+};
+
+static void check_task(void *ctx, size_t i, int worker)
+{
+    (void)worker;
+    struct check_job *j = ctx;
+    struct slora_model_tensor t;
+    slora_model_tensor(j->m, (int)i, &t);
+    j->rc[i] = slora_quant_check_data(t.name, t.t.type, t.t.data, (size_t)t.t.rows * t.t.row_bytes,
+                                      j->why[i], WHY_LEN);
+}
+
 int slora__model_check_finite(const struct slora_model *m, char *diag, size_t diag_len)
 {
-    int n = slora_model_n_tensors(m);
-    for (int i = 0; i < n; i++) {
-        struct slora_model_tensor t;
-        slora_model_tensor(m, i, &t);
-        char why[256];
-        int rc = slora_quant_check_data(t.name, t.t.type, t.t.data,
-                                        (size_t)t.t.rows * t.t.row_bytes, why, sizeof(why));
-        if (rc)
-            return slora__diag(diag, diag_len, rc, "%s: %s", m->path, why);
+    size_t n = (size_t)slora_model_n_tensors(m);
+    struct check_job j = {m, calloc(n, sizeof(*j.rc)), calloc(n, sizeof(*j.why))};
+    int rc = 0;
+    if (!j.rc || !j.why) {
+        rc = SLORA_ENOMEM;
+        goto out;
     }
-    return 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    slora_parallel_run(cpus < 1 ? 1 : cpus > CHECK_THREADS ? CHECK_THREADS : (int)cpus, n,
+                       check_task, &j);
+    for (size_t i = 0; i < n && !rc; i++)
+        if (j.rc[i])
+            rc = slora__diag(diag, diag_len, j.rc[i], "%s: %s", m->path, j.why[i]);
+out:
+    free(j.rc);
+    free(j.why);
+    return rc;
 }
 
 static uint64_t weight_floats(const struct slora_model_config *c)
