@@ -46,9 +46,8 @@ static int fake_gen(const struct slora_adapter *a, float *out, int n_threads, ch
     return 0;
 }
 
-/* An adapter on wq and wv of every layer. Tests keep theirs in static
- * storage: the cache still holds references to them when teardown frees
- * it, after the test function has returned. */
+/* An adapter on wq and wv of every layer. Tests keep theirs static: the
+ * cache holds references until teardown frees it. */
 struct fake {
     struct slora_adapter a;
     struct slora_target t[2 * 8];
