@@ -19,7 +19,7 @@ two are measured in turn at every point of every round, so both see the
 same machine.
 
 usage: throughput.py --slorad BIN [--baseline BIN] [--rounds R] [--seconds S]
-                     [--conns 1,2,4,...] [--json P] [--md P]
+                     [--threads N] [--conns 1,2,4,...] [--json P] [--md P]
 """
 import argparse
 import json
@@ -48,13 +48,16 @@ def cpu_seconds(pid):
 
 
 class Daemon:
-    def __init__(self, binary, tmp, name):
+    def __init__(self, binary, tmp, name, threads=None):
         self.name = name
         d = os.path.join(tmp, name)
         os.makedirs(d)
         conf = os.path.join(d, "conf.json")
         with open(conf, "w") as f:
-            json.dump({"max_sequences_per_tenant": 64}, f)
+            conf_obj = {"max_sequences_per_tenant": 64}
+            if threads is not None:
+                conf_obj["threads"] = threads
+            json.dump(conf_obj, f)
         self.log = open(os.path.join(d, "log"), "w+")
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:0", "--state-dir", os.path.join(d, "state"),
@@ -156,6 +159,7 @@ def main():
     ap.add_argument("--baseline")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--threads", type=int, help="`threads` for both daemons (default: the config's)")
     ap.add_argument("--conns", help="connection counts, comma-separated (default 1..64)")
     ap.add_argument("--json")
     ap.add_argument("--md")
@@ -166,9 +170,9 @@ def main():
     script = os.path.join(tmp, "post.lua")
     with open(script, "w") as f:
         f.write('wrk.method = "POST"\nwrk.body = \'%s\'\n' % BODY)
-    daemons = [Daemon(a.slorad, tmp, "slorad")]
+    daemons = [Daemon(a.slorad, tmp, "slorad", a.threads)]
     if a.baseline:
-        daemons.append(Daemon(a.baseline, tmp, "baseline"))
+        daemons.append(Daemon(a.baseline, tmp, "baseline", a.threads))
     runs = {d.name: {c: [] for c in CONNS} for d in daemons}
     load0 = loadavg()
     try:

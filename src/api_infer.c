@@ -1244,7 +1244,7 @@ void slora_api_infer_split_threads(int64_t threads, long cpus, int *engine, int 
 {
     int total = threads > 0 ? (int)threads : cpus > 0 ? (int)cpus : 1;
     *gen = 1;
-    *engine = total > 1 ? total - 1 : 1;
+    *engine = total;
 }
 
 /* The dense deltas' type: exact F32 over float bases, BF16 over quantized

@@ -641,7 +641,9 @@ struct slora_engine *slora_engine_new(const struct slora_model *m, struct slora_
     e->spare_kv = calloc((size_t)e->cfg.max_batch, sizeof(*e->spare_kv));
     if (!e->fwd || !e->rows || !e->active || !e->spare_kv)
         goto err_free_buffers;
-    /* the forward pass threads itself; BLAS calls run on its threads' slices */
+    /* the forward pass threads itself (its team uses the cores); BLAS (the
+     * cache's generation thread) runs on its caller alone, since OpenBLAS's
+     * own threads spin-wait between calls on those same cores */
     slora_blas_set_threads(1);
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);

@@ -613,6 +613,23 @@ static int check_rows(const struct slora_fwd *f, const struct slora_fwd_row *row
     return 0;
 }
 
+/* Threads worth waking for these rows (slora_pool_team): 2 operations per
+ * base weight per row, plus attention's 4 per (earlier position, model
+ * width) in every layer, in about 12 phases per layer. */
+static int team_size(const struct slora_fwd *f, const struct slora_fwd_row *rows, int n)
+{
+    const struct slora_model *m = f->m;
+    int layers = m->cfg.shape.n_layers;
+    double weights = (double)m->wcls.rows * m->wcls.cols, positions = 0;
+    for (int l = 0; l < layers; l++)
+        for (int mod = 0; mod < SLORA_MOD_COUNT; mod++)
+            weights += (double)m->layers[l].w[mod].rows * m->layers[l].w[mod].cols;
+    for (int i = 0; i < n; i++)
+        positions += rows[i].pos + 1;
+    double ops = 2.0 * weights * n + 4.0 * m->cfg.shape.dim * layers * positions;
+    return slora_pool_team(f->pool, ops, 12 * layers + 2);
+}
+
 int slora_fwd_run(struct slora_fwd *f, const struct slora_fwd_row *rows, int n)
 {
     int rc = check_rows(f, rows, n);
@@ -624,10 +641,15 @@ int slora_fwd_run(struct slora_fwd *f, const struct slora_fwd_row *rows, int n)
     for (int i = 1; i < n && f->ws_all; i++)
         if (rows[i].ws != f->ws_all && (rows[i].ws->id != f->ws_all->id || !f->ws_all->id))
             f->ws_all = NULL;
-    slora_pool_run(f->pool, run_task, f);
+    slora_pool_run_team(f->pool, team_size(f, rows, n), run_task, f);
     f->st.rows += (uint64_t)n;
     f->st.runs++;
     return 0;
+}
+
+void slora_fwd_set_min_share(struct slora_fwd *f, double ops)
+{
+    slora_pool_set_min_share(f->pool, ops);
 }
 
 void slora_fwd_stats(const struct slora_fwd *f, struct slora_fwd_stats *out)

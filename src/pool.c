@@ -1,16 +1,28 @@
 /* pool.c - the forward pass's thread team (see pool.h).
  *
- * A run is published by bumping `gen`; workers spin on it briefly, then
- * sleep on `cv`. The barrier is sense-reversing: the last thread to arrive
- * resets the count and bumps `bar_gen`, which the others spin on.
+ * Three kinds of event, each a counter that only grows (a futex word): a
+ * worker's `run` (a run that uses it is published), `done` (the workers of
+ * a run have all returned) and `phase` (the last thread reached a
+ * barrier). A waiter remembers the value
+ * it saw, spins a little while it is unchanged, then registers as a
+ * sleeper and sleeps on the word; whoever bumps a word wakes its sleepers,
+ * and makes the system call only when there are some. The sleeper count is
+ * raised before the waiter's last check of the word and the bump comes
+ * before the waker reads the count (both sequentially consistent), so a
+ * wake-up is never lost.
  */
 #include <slora/pool.h>
 
+#include <linux/futex.h>
+#include <limits.h>
 #include <pthread.h>
-#include <sched.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -19,86 +31,109 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-/* Spins before a waiting thread yields its core or goes to sleep: about
- * 20-50 microseconds of pause instructions. */
-#define SPINS 4096
+/* Pauses before a waiting thread sleeps: about 10 microseconds (a pause is
+ * 10-50 ns on current x86). Longer than a balanced phase's skew between two
+ * threads that both have a core, short enough that a thread whose partner
+ * was descheduled gives its core back quickly. */
+#define SPINS 256
 
-struct slora_pool {
-    int n;
-    pthread_t *threads;
-    slora_pool_fn fn;
-    void *arg;
-    atomic_uint gen;     /* runs published */
-    atomic_int pending;  /* workers still in the current run */
-    atomic_bool stop;
-    atomic_int sleepers; /* workers waiting on cv */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    atomic_int bar_count;
-    atomic_uint bar_gen;
+struct event {
+    atomic_uint word;
+    atomic_int sleepers;
 };
 
-struct worker_arg {
+/* One per thread of the team (index 0, the caller, has no thread), each on
+ * its own cache line: a run wakes only the workers it uses. */
+struct worker {
+    alignas(64) struct event run; /* runs published to this worker */
+    pthread_t thread;
     struct slora_pool *p;
     int ith;
 };
 
+struct slora_pool {
+    int n;
+    struct worker *w; /* (n) */
+    /* the current run, written by the caller before it signals the workers */
+    slora_pool_fn fn;
+    void *arg;
+    int nth;
+    atomic_bool stop;
+    double min_share;
+    alignas(64) atomic_int pending; /* workers of the run still inside fn */
+    struct event done;              /* runs finished by the workers */
+    alignas(64) atomic_int arrived; /* threads at the current barrier */
+    struct event phase;             /* barriers passed */
+    atomic_ulong sleeps;
+};
+
+static void futex(atomic_uint *word, int op, unsigned val)
+{
+    syscall(SYS_futex, (unsigned *)word, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+}
+
+/* Wait until ev's word differs from seen; returns the new value. */
+static unsigned event_wait(struct slora_pool *p, struct event *ev, unsigned seen)
+{
+    unsigned w;
+    for (int i = 0; i < SPINS; i++) {
+        if ((w = atomic_load_explicit(&ev->word, memory_order_acquire)) != seen)
+            return w;
+        CPU_RELAX();
+    }
+    atomic_fetch_add(&ev->sleepers, 1);
+    while ((w = atomic_load(&ev->word)) == seen) {
+        atomic_fetch_add_explicit(&p->sleeps, 1, memory_order_relaxed);
+        futex(&ev->word, FUTEX_WAIT, seen); /* returns at once if the word moved */
+    }
+    atomic_fetch_sub(&ev->sleepers, 1);
+    return w;
+}
+
+static void event_signal(struct event *ev)
+{
+    atomic_fetch_add(&ev->word, 1);
+    if (atomic_load(&ev->sleepers))
+        futex(&ev->word, FUTEX_WAKE, INT_MAX);
+}
+
 static void *worker_main(void *varg)
 {
-    struct worker_arg *wa = varg;
-    struct slora_pool *p = wa->p;
-    int ith = wa->ith;
-    free(wa);
+    struct worker *w = varg;
+    struct slora_pool *p = w->p;
     unsigned seen = 0;
     for (;;) {
-        unsigned g;
-        int spins = 0;
-        while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen &&
-               !atomic_load_explicit(&p->stop, memory_order_acquire)) {
-            if (++spins < SPINS) {
-                CPU_RELAX();
-                continue;
-            }
-            pthread_mutex_lock(&p->mu);
-            atomic_fetch_add(&p->sleepers, 1);
-            while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop))
-                pthread_cond_wait(&p->cv, &p->mu);
-            atomic_fetch_sub(&p->sleepers, 1);
-            pthread_mutex_unlock(&p->mu);
-        }
+        seen = event_wait(p, &w->run, seen);
         if (atomic_load_explicit(&p->stop, memory_order_acquire))
             return NULL;
-        seen = g;
-        p->fn(p->arg, ith, p->n);
-        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+        p->fn(p->arg, w->ith, p->nth);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1)
+            event_signal(&p->done);
     }
 }
 
 struct slora_pool *slora_pool_new(int n_threads)
 {
-    struct slora_pool *p = calloc(1, sizeof(*p));
+    struct slora_pool *p = aligned_alloc(64, sizeof(*p));
     if (!p)
         return NULL;
+    memset(p, 0, sizeof(*p));
     if (n_threads < 1)
         n_threads = 1;
-    p->threads = calloc((size_t)n_threads, sizeof(*p->threads));
-    if (!p->threads) {
+    p->w = aligned_alloc(64, (size_t)n_threads * sizeof(*p->w));
+    if (!p->w) {
         free(p);
         return NULL;
     }
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
+    memset(p->w, 0, (size_t)n_threads * sizeof(*p->w));
+    p->min_share = SLORA_POOL_MIN_SHARE;
     p->n = 1;
     for (int i = 1; i < n_threads; i++) {
-        struct worker_arg *wa = malloc(sizeof(*wa));
-        if (!wa)
+        struct worker *w = &p->w[i];
+        w->p = p;
+        w->ith = i;
+        if (pthread_create(&w->thread, NULL, worker_main, w))
             break;
-        wa->p = p;
-        wa->ith = p->n;
-        if (pthread_create(&p->threads[p->n], NULL, worker_main, wa)) {
-            free(wa);
-            break;
-        }
         p->n++;
     }
     return p;
@@ -108,15 +143,12 @@ void slora_pool_free(struct slora_pool *p)
 {
     if (!p)
         return;
-    pthread_mutex_lock(&p->mu);
     atomic_store(&p->stop, true);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 1; i < p->n; i++)
-        pthread_join(p->threads[i], NULL);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    free(p->threads);
+    for (int i = 1; i < p->n; i++) {
+        event_signal(&p->w[i].run);
+        pthread_join(p->w[i].thread, NULL);
+    }
+    free(p->w);
     free(p);
 }
 
@@ -125,56 +157,60 @@ int slora_pool_size(const struct slora_pool *p)
     return p->n;
 }
 
-/* Spin on *v while it equals old, yielding the core after SPINS. */
-static void wait_change(atomic_uint *v, unsigned old)
+int slora_pool_team(const struct slora_pool *p, double ops, int phases)
 {
-    int spins = 0;
-    while (atomic_load_explicit(v, memory_order_acquire) == old) {
-        if (++spins < SPINS) {
-            CPU_RELAX();
-        } else {
-            sched_yield();
-            spins = 0;
-        }
-    }
+    if (!(ops >= 0)) /* also NaN */
+        return 1;
+    if (p->min_share <= 0)
+        return p->n;
+    double share = ops / (phases > 1 ? phases : 1) / p->min_share;
+    if (share < 1.0)
+        return 1;
+    return share >= p->n ? p->n : (int)share;
 }
 
-void slora_pool_run(struct slora_pool *p, slora_pool_fn fn, void *arg)
+void slora_pool_set_min_share(struct slora_pool *p, double ops)
 {
-    if (p->n == 1) {
+    p->min_share = ops;
+}
+
+void slora_pool_run_team(struct slora_pool *p, int nth, slora_pool_fn fn, void *arg)
+{
+    p->nth = nth < 1 ? 1 : nth > p->n ? p->n : nth;
+    if (p->nth == 1) {
         fn(arg, 0, 1);
         return;
     }
     p->fn = fn;
     p->arg = arg;
-    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-    atomic_fetch_add(&p->gen, 1); /* seq_cst: pairs with a worker going to sleep */
-    if (atomic_load(&p->sleepers)) {
-        pthread_mutex_lock(&p->mu);
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
-    fn(arg, 0, p->n);
-    int spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
-        if (++spins < SPINS) {
-            CPU_RELAX();
-        } else {
-            sched_yield();
-            spins = 0;
-        }
-    }
+    atomic_store_explicit(&p->pending, p->nth - 1, memory_order_relaxed);
+    unsigned done = atomic_load_explicit(&p->done.word, memory_order_relaxed);
+    for (int i = 1; i < p->nth; i++)
+        event_signal(&p->w[i].run); /* releases fn, arg, nth and pending */
+    fn(arg, 0, p->nth);
+    event_wait(p, &p->done, done);
+}
+
+void slora_pool_run(struct slora_pool *p, slora_pool_fn fn, void *arg)
+{
+    slora_pool_run_team(p, p->n, fn, arg);
 }
 
 void slora_pool_barrier(struct slora_pool *p)
 {
-    if (p->n == 1)
+    int nth = p->nth;
+    if (nth == 1)
         return;
-    unsigned g = atomic_load_explicit(&p->bar_gen, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&p->bar_count, 1, memory_order_acq_rel) == p->n - 1) {
-        atomic_store_explicit(&p->bar_count, 0, memory_order_relaxed);
-        atomic_fetch_add_explicit(&p->bar_gen, 1, memory_order_release);
+    unsigned g = atomic_load_explicit(&p->phase.word, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&p->arrived, 1, memory_order_acq_rel) == nth - 1) {
+        atomic_store_explicit(&p->arrived, 0, memory_order_relaxed);
+        event_signal(&p->phase);
         return;
     }
-    wait_change(&p->bar_gen, g);
+    event_wait(p, &p->phase, g);
+}
+
+unsigned long slora_pool_sleeps(const struct slora_pool *p)
+{
+    return atomic_load_explicit(&p->sleeps, memory_order_relaxed);
 }

@@ -364,13 +364,14 @@ START_TEST(cancel_and_late_completion)
 }
 END_TEST
 
-/* `threads` is the whole compute budget: generation + engine with BLAS. */
+/* `threads` is the forward team's size; the generation thread comes on top. */
 static const struct {
     int64_t threads;
     long cpus;
     int engine, gen;
 } splits[] = {
-    {1, 8, 1, 1}, {2, 8, 1, 1}, {4, 1, 3, 1}, {0, 6, 5, 1}, {0, -1, 1, 1}, {256, 2, 255, 1},
+    {1, 8, 1, 1}, {2, 8, 2, 1}, {4, 1, 4, 1}, {0, 6, 6, 1}, {0, 2, 2, 1}, {0, -1, 1, 1},
+    {256, 2, 256, 1},
 };
 
 START_TEST(thread_split)

@@ -36,6 +36,7 @@ static float *prefill_threads(const struct slora_model *m, const struct slora_we
     struct slora_kv *kv = slora_kv_new(m);
     struct slora_fwd *f = slora_fwd_new(m, n, threads);
     ck_assert(logits && rows && kv && f);
+    slora_fwd_set_min_share(f, 0); /* split even these tiny steps */
     for (int i = 0; i < n; i++)
         rows[i] = (struct slora_fwd_row){tokens[i], i, kv, ws, logits + (size_t)i * vocab};
     ck_assert_int_eq(slora_fwd_run(f, rows, n), 0);
@@ -277,6 +278,7 @@ START_TEST(mixed_batch_equals_alone)
 
     struct slora_kv *ka = slora_kv_new(m), *kb = slora_kv_new(m);
     struct slora_fwd *f = slora_fwd_new(m, 8, 2);
+    slora_fwd_set_min_share(f, 0); /* both threads on every step */
     float *out = malloc((size_t)8 * vocab * sizeof(float));
     /* step 1: A prefills 0..1 and B 0..2, interleaved */
     struct slora_fwd_row r1[] = {
@@ -337,6 +339,7 @@ START_TEST(product_counts)
     int vocab = m->cfg.shape.vocab_size, n = c->n_base + c->n_adapted;
     struct slora_kv *k0 = slora_kv_new(m), *k1 = slora_kv_new(m);
     struct slora_fwd *f = slora_fwd_new(m, n, 2);
+    slora_fwd_set_min_share(f, 0); /* both threads on every step */
     float *out = malloc((size_t)n * vocab * sizeof(float));
     struct slora_fwd_row rows[8];
     for (int i = 0; i < n; i++) {

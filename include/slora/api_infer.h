@@ -38,10 +38,10 @@ struct slora_api_infer {
 
 /* Create the cache and the engine. 0 or SLORA_ENOMEM. */
 /* The compute budget `threads` (config; <= 0: cpus, itself <= 0 when
- * unknown: 1) split between one delta-cache generation thread (*gen) and
- * the engine thread with its BLAS threads (*engine = threads - 1, at least
- * 1). Only threads = 1 overcommits, by the generation thread during a
- * cache miss. */
+ * unknown: 1): the engine's forward team gets all of it (*engine = threads;
+ * the team sleeps between steps and a step uses only the threads its work
+ * is worth, pool.h), one delta-cache generation thread (*gen = 1) shares
+ * the cores while a cache miss is generated. */
 void slora_api_infer_split_threads(int64_t threads, long cpus, int *engine, int *gen);
 
 int slora_api_infer_start(const struct slora_model *m, struct slora_registry *reg,

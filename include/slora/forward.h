@@ -72,6 +72,11 @@ struct slora_fwd_stats {
 };
 void slora_fwd_stats(const struct slora_fwd *f, struct slora_fwd_stats *out);
 
+/* A call uses as many of the team's threads as its work is worth
+ * (slora_pool_team); this sets the operations a thread's share of a phase
+ * must hold (slora_pool_set_min_share; 0: every call uses the whole team). */
+void slora_fwd_set_min_share(struct slora_fwd *f, double ops);
+
 /* Run n rows (n <= max_rows); returns 0 or SLORA_EINVAL (bad token/pos,
  * a weight set of another model, a LoRA delta of rank above the limit). */
 int slora_fwd_run(struct slora_fwd *f, const struct slora_fwd_row *rows, int n);
