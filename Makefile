@@ -62,7 +62,7 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
 SUITES   := $(patsubst tests/check_%.c,%,$(TEST_SRCS))
 
 .PHONY: all build deps check-deps bench-deps node-check oracle model run check check-tests \
-        check-asan check-kernels bench bench-run install format clean \
+        check-asan check-kernels bench bench-run bench-load install format clean \
         cluster cluster-down
 
 all: $(BUILD)/slorad
@@ -182,7 +182,7 @@ run: build
 check: check-deps oracle
 	@$(MAKE) --no-print-directory check-tests
 check-tests: export SLORA_ORACLE = $(ORACLE)
-check-tests: model all $(BUILD)/check_slora $(BUILD)/gguf_quantize
+check-tests: model all $(BUILD)/check_slora
 	$(BUILD)/check_slora
 	@pass=0; failed=""; for t in tests/e2e/*.sh; do echo "== $$t"; \
 	  if BUILD=$(BUILD) PYTHON=$(PYTHON) SLORA_SHARED=$(SHARED) bash $$t; then pass=$$((pass + 1)); \
@@ -224,9 +224,16 @@ $(BUILD)/bench_tok: bench/bench_tok.c $(LIB)
 bench: bench-deps oracle
 	@$(MAKE) --no-print-directory bench-run
 bench-run: export SLORA_ORACLE = $(ORACLE)
-bench-run: model all $(BUILD)/bench_model $(BUILD)/bench_tok
+bench-run: model all $(BUILD)/bench_model $(BUILD)/bench_tok $(BUILD)/bench_load
 	@mkdir -p bench/results
 	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$b || exit 1; done
+	$(PYTHON) bench/report.py
+
+# One part of bench-run alone: load time and RSS on the Llama-3.2-1B shape
+# (bench/load.sh, 3.2 GB of models in /tmp/slora-bench/load while it runs).
+bench-load: bench-deps oracle
+	@$(MAKE) --no-print-directory model all $(BUILD)/bench_load
+	SLORA_ORACLE=$(ORACLE) BUILD=$(BUILD) PYTHON=$(PYTHON) bash bench/load.sh
 	$(PYTHON) bench/report.py
 
 $(BUILD)/bench_delta: bench/bench_delta.c $(LIB)
@@ -321,5 +328,6 @@ $(BUILD)/bench-stories110M.bin: | $(BUILD)/slorad
 $(BUILD)/bench_matmul: bench/bench_matmul.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)
 
-$(BUILD)/gguf_quantize: bench/gguf_quantize.c $(LIB)
+
+$(BUILD)/bench_load: bench/bench_load.c $(LIB)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB) $(DEP_LIBS)

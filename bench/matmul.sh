@@ -4,7 +4,7 @@
 #      (2048, 8192), n = 1 and 512, next to a plain memory-read loop of the
 #      same run (bench/results/matmul.md);
 #   2. side by side with llama.cpp on stories110M-shaped models whose
-#      matrices are all one type (gen-model + gguf_quantize): llama.cpp's own
+#      matrices are all one type (gen-model + slorad quantize --pure): llama.cpp's own
 #      timings (bench/llama_bench.mjs: prompt of 512 tokens, then 32 decode
 #      steps) against the time of our
 #      products of the same matrices alone, interleaved, median of REPS
@@ -19,7 +19,7 @@ TYPES=${TYPES:-"F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K"}
 export SLORA_ORACLE=${SLORA_ORACLE:-$PWD/build/oracle}
 OUT=bench/results
 mkdir -p "$OUT"
-make -s "$BUILD/bench_matmul" "$BUILD/gguf_quantize" "$BUILD/slorad"
+make -s "$BUILD/bench_matmul" "$BUILD/slorad"
 "$BUILD/bench_matmul" --json "$OUT/matmul.json" --md "$OUT/matmul.md"
 
 tmp=$(mktemp -d)
@@ -29,7 +29,7 @@ SHAPE="--dim 768 --hidden 2048 --layers 12 --heads 12 --kv-heads 12 --vocab 3200
     --tokenizer-out "$tmp/tok.bin" > /dev/null
 "$BUILD/slorad" convert --model "$tmp/m.bin" --tokenizer "$tmp/tok.bin" -o "$tmp/F32.gguf" > /dev/null
 for t in $TYPES; do
-    [ "$t" = F32 ] || "$BUILD/gguf_quantize" "$tmp/F32.gguf" "$tmp/$t.gguf" "$t"
+    [ "$t" = F32 ] || "$BUILD/slorad" quantize "$tmp/F32.gguf" "$tmp/$t.gguf" --type "$t" --pure > /dev/null
 done
 : > "$tmp/runs.jsonl"
 for rep in $(seq "$REPS"); do
@@ -61,7 +61,7 @@ with open(sys.argv[3], "w") as f:
     f.write("# typed products vs llama.cpp (1 thread, stories110M shape)\n\n"
             "`bench/matmul.sh`: gen-model's stories110M-shaped model (dim 768, FFN 2048,\n"
             "12 layers, vocab 32000, shared classifier) with every matrix in one type\n"
-            "(`build/gguf_quantize`). llama.cpp: node-llama-cpp 3.21.1's own timings of a\n"
+            "(`slorad quantize --pure`). llama.cpp: node-llama-cpp 3.21.1's own timings of a\n"
             "512-token prompt and 32 decode steps (its whole forward). Ours: `bench_matmul\n"
             "--model`, the same matrices' products alone (prompt: n = 512, classifier on\n"
             "the last token; decode: n = 1, weights streamed from DRAM). Tokens/s, median\n"

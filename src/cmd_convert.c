@@ -11,6 +11,8 @@
 #include <slora/model_write.h>
 #include <slora/tokenizer.h>
 
+#include "cmd_convert.h"
+
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,55 +72,79 @@ int slora_cmd_convert(int argc, char **argv)
     if (!model_path || !out)
         return usage_error("--model and -o are required", NULL);
 
+    struct slora__convert_src src;
+    if (slora__convert_open("convert", model_path, tok_path, &src))
+        return 1;
+    struct slora_model_write_opts wo = {
+        .version = 3, .dtype = dtype < 0 && src.is_bin ? SLORA_DTYPE_F32 : dtype};
+    int rc = slora__convert_write("convert", &src, &wo, out);
+    slora__convert_close(&src);
+    return rc;
+}
+
+int slora__convert_open(const char *cmd, const char *model_path, const char *tok_path,
+                        struct slora__convert_src *s)
+{
     char diag[512];
-    struct slora_model *m;
-    struct slora_tokenizer *tok = NULL;
-    struct slora_gguf *g = NULL;
-    int rc = slora_model_load(model_path, NULL, &m, diag, sizeof(diag));
+    *s = (struct slora__convert_src){0};
+    int rc = slora_model_load(model_path, NULL, &s->model, diag, sizeof(diag));
     if (rc) {
-        fprintf(stderr, "slorad convert: %s\n", diag);
+        fprintf(stderr, "slorad %s: %s\n", cmd, diag);
         return 1;
     }
     /* the mapped file again, for the GGUF's own keys */
-    const uint8_t *buf = m->map;
-    size_t len = m->map_len;
+    const uint8_t *buf = s->model->map;
+    size_t len = s->model->map_len;
     if (len >= 4 && !memcmp(buf, "GGUF", 4)) {
         if (tok_path) {
             rc = SLORA_EINVAL;
             snprintf(diag, sizeof(diag), "a GGUF carries its own vocabulary: drop --tokenizer");
         } else {
             char gdiag[256];
-            if ((rc = slora_gguf_parse(buf, len, &g, gdiag, sizeof(gdiag))))
+            if ((rc = slora_gguf_parse(buf, len, &s->gguf, gdiag, sizeof(gdiag))))
                 snprintf(diag, sizeof(diag), "%s: %s", model_path, gdiag);
         }
-    } else if (m->n_shards) {
+    } else if (s->model->n_shards) {
         if (tok_path) {
             rc = SLORA_EINVAL;
             snprintf(diag, sizeof(diag), "a checkpoint directory has its own tokenizer");
         }
     } else {
+        s->is_bin = true;
         if (!tok_path) {
             rc = SLORA_EINVAL;
             snprintf(diag, sizeof(diag), "a llama2.c .bin needs --tokenizer");
         } else {
-            rc = slora_tokenizer_load(tok_path, m->cfg.shape.vocab_size, &tok, diag,
+            rc = slora_tokenizer_load(tok_path, s->model->cfg.shape.vocab_size, &s->tok, diag,
                                       sizeof(diag));
         }
-        if (dtype < 0)
-            dtype = SLORA_DTYPE_F32;
     }
-    if (!rc) {
-        /* a checkpoint directory's vocabulary is its tokenizer.json */
-        struct slora_model_write_opts wo = {
-            .version = 3, .dtype = dtype, .tok = tok ? tok : m->gguf_vocab, .vocab_from = g};
-        rc = slora_model_write_gguf(m, &wo, out, diag, sizeof(diag));
-    }
-    slora_tokenizer_free(tok);
-    slora_gguf_free(g);
-    slora_model_free(m);
     if (rc) {
-        fprintf(stderr, "slorad convert: %s\n", diag);
+        fprintf(stderr, "slorad %s: %s\n", cmd, diag);
+        slora__convert_close(s);
         return 1;
     }
     return 0;
+}
+
+int slora__convert_write(const char *cmd, struct slora__convert_src *s,
+                         struct slora_model_write_opts *o, const char *out)
+{
+    char diag[512];
+    /* a checkpoint directory's vocabulary is the one loaded from tokenizer.json */
+    o->tok = s->tok ? s->tok : s->gguf ? NULL : s->model->gguf_vocab;
+    o->vocab_from = s->gguf;
+    if (slora_model_write_gguf(s->model, o, out, diag, sizeof(diag))) {
+        fprintf(stderr, "slorad %s: %s\n", cmd, diag);
+        return 1;
+    }
+    return 0;
+}
+
+void slora__convert_close(struct slora__convert_src *s)
+{
+    slora_tokenizer_free(s->tok);
+    slora_gguf_free(s->gguf);
+    slora_model_free(s->model);
+    *s = (struct slora__convert_src){0};
 }

@@ -6,6 +6,7 @@
 #include <slora/error.h>
 #include <slora/fsio.h>
 #include <slora/gguf.h>
+#include <slora/parallel.h>
 #include <slora/quant.h>
 
 #include <math.h>
@@ -222,9 +223,20 @@ static int place_tensors(struct cursor *c, struct slora_gguf *g)
             return fail(c, SLORA_EFORMAT,
                         "tensor '%.*s' offset %llu is not a multiple of the alignment %zu", nl,
                         t->name, (unsigned long long)t->offset, a);
-        if (t->offset != expect)
+        if (t->offset != expect && !i)
             return fail(c, SLORA_EFORMAT, "tensor '%.*s' has offset %llu, expected %zu", nl,
                         t->name, (unsigned long long)t->offset, expect);
+        if (t->offset != expect) {
+            /* either this offset or the previous tensor's type or shape lies */
+            const struct slora_gguf_tensor *p = t - 1;
+            return fail(c, SLORA_EFORMAT,
+                        "tensor '%.*s' has offset %llu, expected %zu: the end of tensor '%.*s' "
+                        "(%s, %llu x %llu elements, %zu bytes) rounded up to the alignment %zu",
+                        nl, t->name, (unsigned long long)t->offset, expect,
+                        p->name_len > 200 ? 200 : (int)p->name_len, p->name,
+                        slora_dtype_name(p->dtype), (unsigned long long)p->ne[0],
+                        (unsigned long long)(p->ne[1] * p->ne[2] * p->ne[3]), p->nbytes, a);
+        }
         size_t room = c->len - g->data_offset;
         if (t->offset > room || t->nbytes > room - t->offset)
             return fail(c, SLORA_EFORMAT,
@@ -470,7 +482,8 @@ struct slora_gguf_writer {
     struct wtensor *tensors; /* (n_tensors) */
     size_t n_tensors;
     size_t cap_tensors;
-    int err; /* first error, reported by write */
+    int n_threads; /* for converting tensors between types */
+    int err;       /* first error, reported by write */
 };
 
 struct slora_gguf_writer *slora_gguf_writer_new(uint32_t version, size_t alignment)
@@ -480,6 +493,7 @@ struct slora_gguf_writer *slora_gguf_writer_new(uint32_t version, size_t alignme
         return NULL;
     w->version = version;
     w->alignment = alignment;
+    w->n_threads = 1;
     if (alignment != SLORA_GGUF_DEFAULT_ALIGNMENT)
         slora_gguf_writer_add_u32(w, "general.alignment", (uint32_t)alignment);
     return w;
@@ -644,6 +658,13 @@ int slora_gguf_writer_add_typed(struct slora_gguf_writer *w, const char *name,
     return 0;
 }
 
+void slora_gguf_writer_set_threads(struct slora_gguf_writer *w, int n_threads)
+{
+    w->n_threads = n_threads < 1 ? 1 : n_threads > SLORA_PARALLEL_MAX_THREADS
+                                           ? SLORA_PARALLEL_MAX_THREADS
+                                           : n_threads;
+}
+
 int slora_gguf_writer_add_kv(struct slora_gguf_writer *w, const struct slora_gguf_kv *kv)
 {
     put_key_len(w, kv->key, kv->key_len, kv->type);
@@ -679,29 +700,57 @@ static int write_pad(FILE *f, size_t pos, size_t alignment)
     return 0;
 }
 
-static int write_tensor_data(FILE *f, const struct wtensor *t)
+/* Rows per conversion task; a chunk of CONV_TASKS tasks is converted (in
+ * parallel) and then written. */
+#define CONV_ROWS 16
+#define CONV_TASKS 256
+
+struct conv_job {
+    const struct wtensor *t;
+    int64_t r0;       /* first row of the chunk */
+    uint8_t *out;     /* the chunk's converted rows */
+    size_t out_bytes; /* bytes of one converted row */
+    float *scratch;   /* (workers, cols) */
+};
+
+static void conv_task(void *ctx, size_t task, int worker)
+{
+    const struct conv_job *j = ctx;
+    const struct slora_tensor *src = &j->t->src;
+    float *row = j->scratch + (size_t)worker * (size_t)src->cols;
+    int64_t r0 = j->r0 + (int64_t)task * CONV_ROWS;
+    int64_t r1 = r0 + CONV_ROWS < src->rows ? r0 + CONV_ROWS : src->rows;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *in = (const uint8_t *)src->data +
+                            (size_t)(j->t->row_map ? j->t->row_map[r] : r) * src->row_bytes;
+        uint8_t *dst = j->out + (size_t)(r - j->r0) * j->out_bytes;
+        if (j->t->dtype == src->type)
+            memcpy(dst, in, j->out_bytes);
+        else
+            convert_row(src->type, in, row, j->t->dtype, dst, src->cols);
+    }
+}
+
+static int write_tensor_data(FILE *f, const struct wtensor *t, int n_threads)
 {
     const struct slora_tensor *src = &t->src;
     if (t->dtype == src->type && !t->row_map) {
         size_t nb = tensor_bytes(t);
         return fwrite(src->data, 1, nb, f) == nb ? 0 : -1;
     }
-    size_t out_bytes = slora_dtype_row_bytes(t->dtype, src->cols);
-    float *row = malloc((size_t)src->cols * sizeof(float));
-    uint8_t *enc = malloc(out_bytes);
-    int rc = row && enc ? 0 : -1;
-    for (int64_t r = 0; !rc && r < src->rows; r++) {
-        const uint8_t *in = (const uint8_t *)src->data +
-                            (size_t)(t->row_map ? t->row_map[r] : r) * src->row_bytes;
-        if (t->dtype == src->type) {
-            rc = fwrite(in, 1, out_bytes, f) == out_bytes ? 0 : -1;
-            continue;
-        }
-        convert_row(src->type, in, row, t->dtype, enc, src->cols);
-        rc = fwrite(enc, 1, out_bytes, f) == out_bytes ? 0 : -1;
+    int64_t chunk = (int64_t)CONV_ROWS * CONV_TASKS;
+    int64_t rows = src->rows < chunk ? src->rows : chunk;
+    struct conv_job j = {.t = t, .out_bytes = slora_dtype_row_bytes(t->dtype, src->cols)};
+    j.out = malloc((size_t)rows * j.out_bytes);
+    j.scratch = malloc((size_t)n_threads * (size_t)src->cols * sizeof(float));
+    int rc = j.out && j.scratch ? 0 : -1;
+    for (j.r0 = 0; !rc && j.r0 < src->rows; j.r0 += rows) {
+        int64_t n = src->rows - j.r0 < rows ? src->rows - j.r0 : rows;
+        slora_parallel_run(n_threads, (size_t)((n + CONV_ROWS - 1) / CONV_ROWS), conv_task, &j);
+        rc = fwrite(j.out, j.out_bytes, (size_t)n, f) == (size_t)n ? 0 : -1;
     }
-    free(row);
-    free(enc);
+    free(j.out);
+    free(j.scratch);
     return rc;
 }
 
@@ -730,7 +779,7 @@ static int write_all(struct slora_gguf_writer *w, FILE *f)
         return -1;
     for (size_t i = 0; i < w->n_tensors; i++) {
         size_t nb = tensor_bytes(&w->tensors[i]);
-        if (write_tensor_data(f, &w->tensors[i]) || write_pad(f, nb, w->alignment))
+        if (write_tensor_data(f, &w->tensors[i], w->n_threads) || write_pad(f, nb, w->alignment))
             return -1;
     }
     return 0;

@@ -16,6 +16,7 @@ static const struct command commands[] = {
     {"generate", slora_cmd_generate, "generate text from a prompt"},
     {"gen-model", slora_cmd_gen_model, "write a deterministic random model"},
     {"convert", slora_cmd_convert, "convert a llama2.c model to GGUF"},
+    {"quantize", slora_cmd_quantize, "write a model as a quantized GGUF (llama.cpp's types)"},
     {"logits", slora_cmd_logits, "print the base model's logits for tokens as JSON"},
     {"inspect", slora_cmd_inspect, "show (and with --model, validate) a SuperLoRA adapter"},
     {"delta", slora_cmd_delta, "write an adapter's dense deltas as safetensors"},

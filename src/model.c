@@ -20,6 +20,8 @@
 #include <slora/error.h>
 #include <slora/log.h>
 #include <slora/model.h>
+#include <slora/parallel.h>
+#include <slora/quant.h>
 #include <slora/tokenizer.h>
 
 #include <errno.h>
@@ -281,44 +283,49 @@ static void map_sequential(struct slora_model *m, const float *p, size_t skip_be
         m->wcls = m->tok_emb;
 }
 
-/* Index of the first non-finite element of a float-typed row set, or -1. */
-static int64_t first_nonfinite(const struct slora_tensor *t)
+/* Every tensor's values (F32/F16/BF16 elements, quantized blocks' scales)
+ * must be finite. slora_quant_check_data reads them all at memory speed;
+ * the tensors are checked on up to CHECK_THREADS threads (one task per
+ * tensor, the result that of the first bad tensor in model order whatever
+ * the thread count): reading every weight once is the load's main cost. */
+#define CHECK_THREADS 8
+#define WHY_LEN 256
+
+struct check_job {
+    const struct slora_model *m;
+    int *rc;              /* (n tensors) */
+    char (*why)[WHY_LEN]; /* (n tensors) */
+};
+
+static void check_task(void *ctx, size_t i, int worker)
 {
-    int64_t n = t->rows * t->cols;
-    if (t->type == SLORA_DTYPE_F32) {
-        const float *x = t->data;
-        for (int64_t j = 0; j < n; j++)
-            if (!isfinite(x[j]))
-                return j;
-        return -1;
-    }
-    if (t->type != SLORA_DTYPE_F16 && t->type != SLORA_DTYPE_BF16)
-        return -1; /* quantized blocks: scales are checked by the quant validator */
-    /* all-ones exponent is Inf or NaN in both formats */
-    uint16_t mask = t->type == SLORA_DTYPE_F16 ? 0x7c00 : 0x7f80;
-    const uint8_t *p = t->data;
-    for (int64_t j = 0; j < n; j++) {
-        uint16_t h;
-        memcpy(&h, p + 2 * j, 2);
-        if ((h & mask) == mask)
-            return j;
-    }
-    return -1;
+    (void)worker;
+    struct check_job *j = ctx;
+    struct slora_model_tensor t;
+    slora_model_tensor(j->m, (int)i, &t);
+    j->rc[i] = slora_quant_check_data(t.name, t.t.type, t.t.data, (size_t)t.t.rows * t.t.row_bytes,
+                                      j->why[i], WHY_LEN);
 }
 
 int slora__model_check_finite(const struct slora_model *m, char *diag, size_t diag_len)
 {
-    int n = slora_model_n_tensors(m);
-    for (int i = 0; i < n; i++) {
-        struct slora_model_tensor t;
-        slora_model_tensor(m, i, &t);
-        int64_t j = first_nonfinite(&t.t);
-        if (j >= 0)
-            return slora__diag(diag, diag_len, SLORA_ENONFINITE,
-                               "%s: tensor '%s' has a non-finite value at element %lld", m->path,
-                               t.name, (long long)j);
+    size_t n = (size_t)slora_model_n_tensors(m);
+    struct check_job j = {m, calloc(n, sizeof(*j.rc)), calloc(n, sizeof(*j.why))};
+    int rc = 0;
+    if (!j.rc || !j.why) {
+        rc = SLORA_ENOMEM;
+        goto out;
     }
-    return 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    slora_parallel_run(cpus < 1 ? 1 : cpus > CHECK_THREADS ? CHECK_THREADS : (int)cpus, n,
+                       check_task, &j);
+    for (size_t i = 0; i < n && !rc; i++)
+        if (j.rc[i])
+            rc = slora__diag(diag, diag_len, j.rc[i], "%s: %s", m->path, j.why[i]);
+out:
+    free(j.rc);
+    free(j.why);
+    return rc;
 }
 
 static uint64_t weight_floats(const struct slora_model_config *c)

@@ -244,6 +244,12 @@ int slora_model_write_gguf(const struct slora_model *m, const struct slora_model
         return SLORA_ENOMEM;
     }
     add_hparams(w, m, o->name);
+    slora_gguf_writer_set_threads(w, o->n_threads);
+    if (o->types) {
+        /* ggml's quantization version of the block formats (GGML_QNT_VERSION) */
+        slora_gguf_writer_add_u32(w, "general.quantization_version", 2);
+        slora_gguf_writer_add_u32(w, "general.file_type", (uint32_t)o->file_type);
+    }
     int rc = o->tok ? slora_tokenizer_write_gguf(o->tok, w) : o->vocab_from ? copy_vocab(w, o->vocab_from, m->cfg.shape.vocab_size) : 0;
     if (!rc && !o->tok && !o->vocab_from && m->cfg.bos_id >= 0) {
         slora_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)m->cfg.bos_id);
@@ -270,7 +276,10 @@ int slora_model_write_gguf(const struct slora_model *m, const struct slora_model
                 bias[i][r] = src[slora_model_native_row(m, t.bias_of, r)];
             t.t.data = bias[i];
         }
-        uint32_t dtype = vec ? SLORA_DTYPE_F32 : o->dtype < 0 ? t.t.type : (uint32_t)o->dtype;
+        uint32_t dtype = vec        ? SLORA_DTYPE_F32
+                         : o->types ? o->types[i]
+                         : o->dtype < 0 ? t.t.type
+                                        : (uint32_t)o->dtype;
         const int64_t *map = t.module == SLORA_MOD_WQ ? mq : t.module == SLORA_MOD_WK ? mk : NULL;
         rc = slora_gguf_writer_add_typed(w, t.name, &t.t, vec ? 1 : 2, dtype, map);
         if (rc)

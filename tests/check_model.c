@@ -86,10 +86,10 @@ static const struct bin_case {
     {"last float cut", 0, -1, 0, -2, 0, SLORA_EFORMAT, "truncated"},
     {"trailing byte", 0, -1, 0, KEEP, 1, SLORA_EFORMAT, "1 more than the header implies"},
     {"NaN in embedding", 0, 28 + 4 * 5, 0x7fc00000, KEEP, 0, SLORA_ENONFINITE,
-     "'token_embd.weight' has a non-finite value at element 5"},
+     "'token_embd.weight' (F32) has a NaN or infinite value at byte 20 of its data"},
     /* 28 + 4 * (vocab * dim + L * dim + dim * dim): blk.1.attn_q.weight[0] */
     {"Inf in wq", 0, 28 + 4 * (32 * 16 + 2 * 16 + 16 * 16), 0x7f800000, KEEP, 0, SLORA_ENONFINITE,
-     "'blk.1.attn_q.weight' has a non-finite value at element 0"},
+     "'blk.1.attn_q.weight' (F32) has a NaN or infinite value at byte 0 of its data"},
 };
 
 START_TEST(bin_corrupted)
@@ -125,8 +125,8 @@ static const struct gguf_case {
     const char *key;    /* key to change or drop */
     const char *str;    /* new string value (NULL: drop the key, or see u32) */
     uint32_t u32;       /* new u32 value when str is NULL and u32 != 0 */
-    const char *tensor; /* tensor to drop or reshape */
-    int reshape;
+    const char *tensor; /* tensor to drop, reshape or retype */
+    int reshape;        /* 0: drop it; 1: half its rows; 2: write it in type u32 */
     int err;
     const char *frag;
 } gguf_cases[] = {
@@ -172,8 +172,9 @@ static const struct gguf_case {
      "tensor 'extra' is not part of a supported llama model"},
 };
 
+/* m as a GGUF with c applied; matrices (2-D tensors) in mat_type, vectors F32. */
 static void write_variant(const struct slora_model *m, const struct gguf_case *c, size_t alignment,
-                          const char *path)
+                          uint32_t mat_type, const char *path)
 {
     const struct slora_shape *s = &m->cfg.shape;
     struct slora_gguf_writer *w = slora_gguf_writer_new(3, alignment);
@@ -226,8 +227,12 @@ static void write_variant(const struct slora_model *m, const struct gguf_case *c
         int hit = c->tensor && !strcmp(c->tensor, t.name);
         if (hit && !c->reshape)
             continue;
-        slora_gguf_writer_add_tensor(w, t.name, t.t.data, hit ? t.t.rows / 2 : t.t.rows, t.t.cols,
-                                     t.t.rows == 1 ? 1 : 2, SLORA_DTYPE_F32);
+        uint32_t type = hit && c->reshape == 2 ? c->u32
+                        : t.t.rows == 1        ? SLORA_DTYPE_F32
+                                               : mat_type;
+        slora_gguf_writer_add_tensor(w, t.name, t.t.data,
+                                     hit && c->reshape == 1 ? t.t.rows / 2 : t.t.rows, t.t.cols,
+                                     t.t.rows == 1 ? 1 : 2, type);
     }
     char diag[256];
     ck_assert_int_eq(slora_gguf_writer_write(w, path, diag, sizeof(diag)), 0);
@@ -277,7 +282,7 @@ START_TEST(gguf_model_corrupted)
     char *bin = gen_small("bin", "f32", 0);
     struct slora_model *m = test_load_model(bin);
     char *path = test_tmp_path("gguf");
-    write_variant(m, c, SLORA_GGUF_DEFAULT_ALIGNMENT, path);
+    write_variant(m, c, SLORA_GGUF_DEFAULT_ALIGNMENT, SLORA_DTYPE_F32, path);
     expect_fail(path, c->err, c->frag, c->what);
     slora_model_free(m);
     unlink(path);
@@ -298,7 +303,7 @@ START_TEST(gguf_alignments)
     const struct gguf_case plain = {"plain", NULL, NULL, 0, NULL, 0, 0, NULL};
     char *path = test_tmp_path("align");
     for (size_t i = 0; i < sizeof(alignments) / sizeof(alignments[0]); i++) {
-        write_variant(mb, &plain, alignments[i], path);
+        write_variant(mb, &plain, alignments[i], SLORA_DTYPE_F32, path);
         struct slora_model *m = test_load_model(path);
         assert_same_tensors(mb, m, 0.0f);
         for (int l = 0; l < 2; l++)
@@ -314,6 +319,89 @@ START_TEST(gguf_alignments)
     unlink(bin);
     free(path);
     free(bin);
+}
+END_TEST
+
+/* Typed tensors: a dim 32 model with every matrix in Q8_0, then one thing
+ * wrong in it. A tensor whose type, size or block count disagrees with its
+ * shape, an unknown type id, a quantized vector or a non-finite block scale
+ * is refused at load, naming the tensor. Byte patches go to
+ * blk.0.attn_q.weight's tensor info (n_dims u32, ne0 u64, ne1 u64, type
+ * u32, offset u64 after its name) or its data. */
+enum { TI_NE0 = 4, TI_NE1 = 12, TI_TYPE = 20, DATA = -1, RETYPE = -2 };
+static const struct typed_case {
+    const char *what;
+    int where;      /* TI_* field, DATA (offset in the data) or RETYPE (rewrite) */
+    size_t off;     /* DATA: byte in the tensor's data */
+    uint64_t value; /* the field's or the u16's new value; RETYPE: the type */
+    int width;
+    int err;
+    const char *frag;
+} typed_cases[] = {
+    {"unknown type id", TI_TYPE, 0, 99, 4, SLORA_EUNSUPPORTED,
+     "tensor 'blk.0.attn_q.weight' has unknown type id 99"},
+    {"retired type id", TI_TYPE, 0, 5, 4, SLORA_EUNSUPPORTED,
+     "tensor 'blk.0.attn_q.weight' has unknown type id 5"},
+    {"type smaller than the data (Q4_0)", TI_TYPE, 0, SLORA_DTYPE_Q4_0, 4, SLORA_EFORMAT,
+     "the end of tensor 'blk.0.attn_q.weight' (Q4_0, 32 x 32 elements, 576 bytes)"},
+    {"type larger than the data (F16)", TI_TYPE, 0, SLORA_DTYPE_F16, 4, SLORA_EFORMAT,
+     "the end of tensor 'blk.0.attn_q.weight' (F16, 32 x 32 elements, 2048 bytes)"},
+    {"columns not whole blocks", TI_NE0, 0, 48, 8, SLORA_EFORMAT,
+     "tensor 'blk.0.attn_q.weight' of type Q8_0 has 48 columns, not a multiple of its block of 32"},
+    {"more blocks than the data", TI_NE0, 0, 64, 8, SLORA_EFORMAT,
+     "the end of tensor 'blk.0.attn_q.weight' (Q8_0, 64 x 32 elements, 2176 bytes)"},
+    {"fewer rows than the data", TI_NE1, 0, 16, 8, SLORA_EFORMAT,
+     "the end of tensor 'blk.0.attn_q.weight' (Q8_0, 32 x 16 elements, 544 bytes)"},
+    {"activation-only type", RETYPE, 0, SLORA_DTYPE_Q8_1, 0, SLORA_EUNSUPPORTED,
+     "tensor 'blk.0.attn_q.weight' has type Q8_1, not supported for a matrix"},
+    {"NaN block scale", DATA, 34, 0x7e00, 2, SLORA_ENONFINITE,
+     "tensor 'blk.0.attn_q.weight' (Q8_0) has a NaN or infinite block scale at byte 34"},
+    {"Inf block scale", DATA, 1088 - 34, 0xfc00, 2, SLORA_ENONFINITE,
+     "tensor 'blk.0.attn_q.weight' (Q8_0) has a NaN or infinite block scale at byte 1054"},
+};
+
+START_TEST(gguf_typed_corrupted)
+{
+    const struct typed_case *c = &typed_cases[_i];
+    char *src = test_tmp_path("src"), *path = test_tmp_path("typed");
+    char *argv[] = {"gen-model", "--dim", "32", "--hidden", "64", "--layers", "2", "--heads", "4",
+                    "--kv-heads", "2", "--vocab", "32", "--seq-len", "8", "-o", src, NULL};
+    ck_assert_int_eq(slora_cmd_gen_model(17, argv), 0);
+    struct slora_model *m = test_load_model(src);
+    const struct gguf_case retype = {"retype", NULL, NULL, (uint32_t)c->value,
+                                     "blk.0.attn_q.weight", 2, 0, NULL};
+    const struct gguf_case plain = {"plain", NULL, NULL, 0, NULL, 0, 0, NULL};
+    write_variant(m, c->where == RETYPE ? &retype : &plain, SLORA_GGUF_DEFAULT_ALIGNMENT,
+                  SLORA_DTYPE_Q8_0, path);
+    slora_model_free(m);
+    /* unpatched, it loads with Q8_0 matrices */
+    if (c->where != RETYPE) {
+        m = test_load_model(path);
+        ck_assert_int_eq(slora_model_matrix(m, 0, SLORA_MOD_WQ)->type, SLORA_DTYPE_Q8_0);
+        slora_model_free(m);
+    }
+    size_t len;
+    uint8_t *buf = test_read_file(path, &len);
+    size_t at = 0;
+    if (c->where == DATA) {
+        struct slora_gguf *g;
+        char diag[256];
+        ck_assert_int_eq(slora_gguf_parse(buf, len, &g, diag, sizeof(diag)), 0);
+        at = (size_t)(slora_gguf_find_tensor(g, "blk.0.attn_q.weight")->data - buf) + c->off;
+        slora_gguf_free(g);
+    } else if (c->where != RETYPE) {
+        size_t name = test_find(buf, len, "\x13\0\0\0\0\0\0\0blk.0.attn_q.weight", 27);
+        at = name + 27 + (size_t)c->where;
+    }
+    if (c->width)
+        memcpy(buf + at, &c->value, (size_t)c->width);
+    test_write_file(path, buf, len);
+    expect_fail(path, c->err, c->frag, c->what);
+    free(buf);
+    unlink(path);
+    unlink(src);
+    free(path);
+    free(src);
 }
 END_TEST
 
@@ -485,6 +573,7 @@ Suite *slora_model_suite(void)
     tcase_add_loop_test(tc, bin_corrupted, 0, sizeof(bin_cases) / sizeof(bin_cases[0]));
     tcase_add_test(tc, missing_file);
     tcase_add_loop_test(tc, gguf_model_corrupted, 0, sizeof(gguf_cases) / sizeof(gguf_cases[0]));
+    tcase_add_loop_test(tc, gguf_typed_corrupted, 0, sizeof(typed_cases) / sizeof(typed_cases[0]));
     tcase_add_test(tc, gguf_alignments);
     tcase_add_test(tc, gguf_tokenizer_model);
     tcase_add_test(tc, gen_model_formats);

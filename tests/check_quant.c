@@ -12,6 +12,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -458,6 +459,49 @@ START_TEST(check_data)
 }
 END_TEST
 
+/* Long tensors go through the chunked scan (2048 values a chunk): one bad
+ * value anywhere, first chunk, later chunk, a chunk's last value, the tail
+ * after the whole chunks, is found at its exact byte; two bad values give
+ * the first; a clean tensor passes. 5000 values: two whole chunks and a
+ * tail. The bad patterns: F32 +Inf and a NaN, F16 -Inf, BF16 NaN. */
+static const struct long_case {
+    uint32_t t;
+    size_t size;
+    uint32_t bad;
+} long_cases[] = {
+    {SLORA_DTYPE_F32, 4, 0x7f800000},
+    {SLORA_DTYPE_F32, 4, 0xffc00001},
+    {SLORA_DTYPE_F16, 2, 0xfc00},
+    {SLORA_DTYPE_BF16, 2, 0x7fc1},
+};
+
+START_TEST(check_data_long)
+{
+    const struct long_case *c = &long_cases[_i];
+    enum { N = 5000 };
+    static const size_t at[] = {0, 17, 2047, 2048, 4095, 4096, 4999};
+    uint8_t *buf = malloc(N * c->size);
+    char diag[256];
+    for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+        /* a clean pattern with every exponent bit but one set: the largest finites */
+        for (size_t i = 0; i < N; i++) {
+            uint32_t v = c->size == 4 ? 0x7f7fffff : c->t == SLORA_DTYPE_F16 ? 0x7bff : 0x7f7f;
+            memcpy(buf + i * c->size, &v, c->size);
+        }
+        ck_assert_int_eq(slora_quant_check_data("w", c->t, buf, N * c->size, diag, 256), 0);
+        memcpy(buf + at[k] * c->size, &c->bad, c->size);
+        if (at[k] + 100 < N) /* a later bad value does not hide the first */
+            memcpy(buf + (at[k] + 100) * c->size, &c->bad, c->size);
+        ck_assert_int_eq(slora_quant_check_data("w", c->t, buf, N * c->size, diag, 256),
+                         SLORA_ENONFINITE);
+        char want[32];
+        snprintf(want, sizeof(want), "at byte %zu ", at[k] * c->size);
+        ck_assert_msg(strstr(diag, want), "%s: want '%s'", diag, want);
+    }
+    free(buf);
+}
+END_TEST
+
 Suite *slora_quant_suite(void)
 {
     Suite *s = suite_create("quant");
@@ -478,6 +522,7 @@ Suite *slora_quant_suite(void)
     tcase_add_test(tc, round_trip_error);
     tcase_add_test(tc, nonfinite_input);
     tcase_add_loop_test(tc, check_shape, 0, sizeof(shape_cases) / sizeof(shape_cases[0]));
+    tcase_add_loop_test(tc, check_data_long, 0, sizeof(long_cases) / sizeof(long_cases[0]));
     tcase_add_test(tc, check_data);
     suite_add_tcase(s, tc);
     return s;

@@ -6,6 +6,7 @@
 int slora_cmd_generate(int argc, char **argv);
 int slora_cmd_gen_model(int argc, char **argv);
 int slora_cmd_convert(int argc, char **argv);
+int slora_cmd_quantize(int argc, char **argv);
 int slora_cmd_logits(int argc, char **argv);
 int slora_cmd_inspect(int argc, char **argv);
 int slora_cmd_delta(int argc, char **argv);

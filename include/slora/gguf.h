@@ -127,6 +127,9 @@ int slora_gguf_writer_add_tensor(struct slora_gguf_writer *w, const char *name, 
 int slora_gguf_writer_add_typed(struct slora_gguf_writer *w, const char *name,
                                 const struct slora_tensor *t, int n_dims, uint32_t dtype,
                                 const int64_t *row_map);
+/* Threads converting tensors between types at write time (default 1; the
+ * bytes written do not depend on it). */
+void slora_gguf_writer_set_threads(struct slora_gguf_writer *w, int n_threads);
 /* Copy a key/value pair of a parsed file verbatim (kv from slora_gguf_find_kv
  * or the kv array). */
 int slora_gguf_writer_add_kv(struct slora_gguf_writer *w, const struct slora_gguf_kv *kv);

@@ -21,6 +21,13 @@ int slora_model_write_bin(const struct slora_model *m, const float *const *repla
 struct slora_model_write_opts {
     int version; /* GGUF 2 or 3; 0 = 3 */
     int dtype;   /* matrices' and embeddings' type as written (enum slora_dtype), or -1 to keep */
+    /* per tensor (slora_model_tensor's numbering) type of each matrix and
+     * embedding as written, overriding dtype; NULL = dtype for all. With
+     * types, general.file_type (llama.cpp's llama_ftype number) and
+     * general.quantization_version are written too. */
+    const uint32_t *types;
+    int file_type;
+    int n_threads; /* converting tensors (0 = 1) */
     const struct slora_tokenizer *tok;   /* llama2.c vocabulary to write, or NULL */
     const struct slora_gguf *vocab_from; /* copy its tokenizer.* keys verbatim, or NULL */
     const char *name;                    /* general.name; NULL = the architecture */
