@@ -14,6 +14,7 @@
 #include <slora/forward.h>
 #include <slora/matmul.h>
 #include <slora/pool.h>
+#include <slora/vec.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -27,12 +28,12 @@
 #define SLICE_ALIGN 16
 
 struct thread_scratch {
-    float *att;  /* (seq_len) scores of one head */
-    float *gin;  /* (GCHUNK, wide) gathered inputs of one delta group */
-    float *gout; /* (GCHUNK, wide) their products */
-    float *t;    /* (GCHUNK, SLORA_FWD_MAX_LORA_RANK) A x of a LoRA group */
-    int *grp;    /* (max_rows) rows of the current delta group */
-    float *gsc;  /* (max_rows) their scales */
+    float *att; /* (n_heads / n_kv_heads, seq_len) attention scores of a key/value head's queries */
+    float *gin; /* (GCHUNK, wide) gathered inputs of one delta group */
+    float *gout;         /* (GCHUNK, wide) their products */
+    float *t;            /* (GCHUNK, SLORA_FWD_MAX_LORA_RANK) A x of a LoRA group */
+    int *grp;            /* (max_rows) rows of the current delta group */
+    float *gsc;          /* (max_rows) their scales */
     unsigned char *done; /* (max_rows * SLORA_WEIGHTS_MAX_TERMS) (row, term) pairs grouped */
     int xq_type;         /* vector type the shared f->xq holds now, -1 none (every thread
                             tracks the same value: they take the same steps) */
@@ -169,7 +170,7 @@ struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows, int n
         goto err;
     for (int t = 0; t < f->nth; t++) {
         struct thread_scratch *ts = &f->ts[t];
-        ts->att = malloc(seq * sizeof(float));
+        ts->att = malloc((size_t)(s->n_heads / s->n_kv_heads) * seq * sizeof(float));
         ts->gin = malloc(grows * wide * sizeof(float));
         ts->gout = malloc(grows * wide * sizeof(float));
         ts->t = malloc(grows * SLORA_FWD_MAX_LORA_RANK * sizeof(float));
@@ -237,59 +238,6 @@ static void share(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64
     *hi = *lo + per < n ? *lo + per : n;
 }
 
-static void rmsnorm(float *restrict o, const float *restrict x, const float *restrict weight,
-                    int size, float eps)
-{
-    float ss = 0.0f;
-    for (int j = 0; j < size; j++)
-        ss += x[j] * x[j];
-    ss /= (float)size;
-    ss += eps;
-    ss = 1.0f / sqrtf(ss);
-    for (int j = 0; j < size; j++)
-        o[j] = weight[j] * (ss * x[j]);
-}
-
-static void softmax(float *x, int size)
-{
-    float max = x[0];
-    for (int i = 1; i < size; i++)
-        if (x[i] > max)
-            max = x[i];
-    float sum = 0.0f;
-    for (int i = 0; i < size; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-    for (int i = 0; i < size; i++)
-        x[i] /= sum;
-}
-
-/* Eight independent partial sums: vectorisable without reassociation flags. */
-static float dot(const float *restrict a, const float *restrict b, int n)
-{
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++)
-            acc[l] += a[i + l] * b[i + l];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-/* y += a * x, in blocks of eight the compiler vectorises at -O2. */
-static void axpy(float *restrict y, float a, const float *restrict x, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++)
-            y[i + l] += a * x[i + l];
-    for (; i < n; i++)
-        y[i] += a * x[i];
-}
-
 /* Activations x (n, cols) in the format w's product consumes: floats as
  * they are, or quantized into f->xq by all threads (ends with a barrier).
  * Unless `fresh`, rows already quantized for the same format are reused
@@ -340,8 +288,8 @@ static void delta_group(struct thread_scratch *ts, const struct slora_delta *d, 
                          hi, false);
         }
         for (int j = 0; j < cn; j++)
-            axpy(y + (size_t)ts->grp[c0 + j] * ldy + lo, ts->gsc[c0 + j],
-                 ts->gout + (size_t)j * ldy + lo, (size_t)(hi - lo));
+            slora_vec_axpy(y + (size_t)ts->grp[c0 + j] * ldy + lo, ts->gsc[c0 + j],
+                           ts->gout + (size_t)j * ldy + lo, (int)(hi - lo));
     }
 }
 
@@ -418,7 +366,7 @@ static void product(struct slora_fwd *f, int ith, int nth, int layer, enum slora
     deltas(f, ith, layer, mod, x, w->cols, y, w->rows, lo, hi);
     if (bias)
         for (int i = 0; i < f->n; i++)
-            axpy(y + (size_t)i * w->rows + lo, 1.0f, bias + lo, (size_t)(hi - lo));
+            slora_vec_axpy(y + (size_t)i * w->rows + lo, 1.0f, bias + lo, (int)(hi - lo));
 }
 
 /* Rotate q (dim) and k (kv_dim) of one row by the angles of pos. */
@@ -447,31 +395,32 @@ static void rope(const struct slora_fwd *f, float *q, float *k, int pos)
         }
 }
 
-/* Head h of one row over its sequence's positions 0..pos. */
-static void attend_head(struct slora_fwd *f, float *att, const struct slora_fwd_row *row, int layer,
-                        const float *q, float *out, int h)
+/* Key/value heads [g0, g1) of one row (with the query heads that share
+ * them) over its sequence's positions 0..pos. */
+static void attend(struct slora_fwd *f, float *att, const struct slora_fwd_row *row, int layer,
+                   const float *q, float *out, int g0, int g1)
 {
     const struct slora_model_config *c = &f->m->cfg;
-    int hd = c->head_dim, kv_dim = slora_arch_kv_dim(&c->shape);
-    int kv_mul = c->shape.n_heads / c->shape.n_kv_heads;
-    size_t base = (size_t)layer * row->kv->seq_len * kv_dim;
-    const float *kc = row->kv->k + base, *vc = row->kv->v + base;
-    float scale = sqrtf((float)hd);
-    const float *qh = q + h * hd;
-    int off = (h / kv_mul) * hd;
-    for (int t = 0; t <= row->pos; t++)
-        att[t] = dot(qh, kc + (size_t)t * kv_dim + off, hd) / scale;
-    softmax(att, row->pos + 1);
-    float *oh = out + h * hd;
-    memset(oh, 0, (size_t)hd * sizeof(float));
-    for (int t = 0; t <= row->pos; t++)
-        axpy(oh, att[t], vc + (size_t)t * kv_dim + off, (size_t)hd);
+    int hd = c->head_dim, n_kv = c->shape.n_kv_heads;
+    int kv_mul = c->shape.n_heads / n_kv, n_pos = row->pos + 1;
+    size_t stride = (size_t)c->seq_len; /* of att's rows and of a head's cached positions */
+    for (int g = g0; g < g1; g++) {
+        size_t at = ((size_t)layer * n_kv + g) * stride * hd;
+        const float *qg = q + (size_t)g * kv_mul * hd;
+        slora_vec_attn_scores(att, stride, qg, kv_mul, row->kv->k + at, (size_t)hd, n_pos, hd,
+                              1.0f / sqrtf((float)hd));
+        for (int j = 0; j < kv_mul; j++)
+            slora_vec_softmax(att + j * stride, n_pos);
+        slora_vec_attn_mix(out + (size_t)g * kv_mul * hd, att, stride, kv_mul, row->kv->v + at,
+                           (size_t)hd, n_pos, hd);
+    }
 }
 
 static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
 {
     const struct slora_model *m = f->m;
     const struct slora_model_config *c = &m->cfg;
+    int hd = c->head_dim;
     int dim = c->shape.dim, hid = c->shape.hidden_dim, kv_dim = slora_arch_kv_dim(&c->shape);
     const struct slora_layer *w = &m->layers[l];
     int n = f->n;
@@ -482,8 +431,8 @@ static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
     for (int64_t i = lo; i < hi; i++) {
         float *xi = f->x + i * dim, *xbi = f->xb + i * dim;
         if (l > 0)
-            axpy(xi, 1.0f, xbi, (size_t)dim);
-        rmsnorm(xbi, xi, w->rms_att, dim, c->rms_eps);
+            slora_vec_axpy(xi, 1.0f, xbi, dim);
+        slora_vec_rmsnorm(xbi, xi, w->rms_att, dim, c->rms_eps);
     }
     slora_pool_barrier(f->pool);
     product(f, ith, nth, l, SLORA_MOD_WQ, f->xb, true, f->q, w->bias[0]);
@@ -496,17 +445,28 @@ static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
         const struct slora_fwd_row *row = &f->rows[i];
         float *k = f->k + i * kv_dim, *v = f->v + i * kv_dim;
         rope(f, f->q + i * dim, k, row->pos);
-        size_t at = ((size_t)l * row->kv->seq_len + row->pos) * kv_dim;
-        memcpy(row->kv->k + at, k, (size_t)kv_dim * sizeof(float));
-        memcpy(row->kv->v + at, v, (size_t)kv_dim * sizeof(float));
+        for (int g = 0; g < c->shape.n_kv_heads; g++) {
+            size_t at = (((size_t)l * c->shape.n_kv_heads + g) * c->seq_len + row->pos) * hd;
+            memcpy(row->kv->k + at, k + g * hd, (size_t)hd * sizeof(float));
+            memcpy(row->kv->v + at, v + g * hd, (size_t)hd * sizeof(float));
+        }
     }
     slora_pool_barrier(f->pool);
-    int n_heads = c->shape.n_heads;
-    share((int64_t)n * n_heads, ith, nth, 1, &lo, &hi);
-    for (int64_t p = lo; p < hi; p++) {
-        int64_t i = p / n_heads;
-        attend_head(f, f->ts[ith].att, &f->rows[i], l, f->q + i * dim, f->att_out + i * dim,
-                    (int)(p % n_heads));
+    /* a few rows: each thread takes a range of key/value heads of every
+     * row; a batch: whole rows, dealt round robin (a row's cost grows with
+     * its position) */
+    int n_kv = c->shape.n_kv_heads;
+    if (n < 2 * nth) {
+        for (int i = 0; i < n; i++) {
+            share(n_kv, ith, nth, 1, &lo, &hi);
+            if (hi > lo)
+                attend(f, f->ts[ith].att, &f->rows[i], l, f->q + i * dim, f->att_out + i * dim,
+                       (int)lo, (int)hi);
+        }
+    } else {
+        for (int i = ith; i < n; i += nth)
+            attend(f, f->ts[ith].att, &f->rows[i], l, f->q + (size_t)i * dim,
+                   f->att_out + (size_t)i * dim, 0, n_kv);
     }
     slora_pool_barrier(f->pool);
     product(f, ith, nth, l, SLORA_MOD_WO, f->att_out, true, f->xb, NULL);
@@ -515,8 +475,8 @@ static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
     share(n, ith, nth, 1, &lo, &hi);
     for (int64_t i = lo; i < hi; i++) {
         float *xi = f->x + i * dim, *xbi = f->xb + i * dim;
-        axpy(xi, 1.0f, xbi, (size_t)dim);
-        rmsnorm(xbi, xi, w->rms_ffn, dim, c->rms_eps);
+        slora_vec_axpy(xi, 1.0f, xbi, dim);
+        slora_vec_rmsnorm(xbi, xi, w->rms_ffn, dim, c->rms_eps);
     }
     slora_pool_barrier(f->pool);
     product(f, ith, nth, l, SLORA_MOD_W1, f->xb, true, f->hb, NULL);
@@ -524,11 +484,8 @@ static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
     slora_pool_barrier(f->pool);
     /* SwiGLU: silu(w1 x) * (w3 x) */
     share((int64_t)n * hid, ith, nth, 64, &lo, &hi);
-    for (int64_t j = lo; j < hi; j++) {
-        float val = f->hb[j];
-        val *= 1.0f / (1.0f + expf(-val));
-        f->hb[j] = val * f->hb2[j];
-    }
+    if (hi > lo)
+        slora_vec_swiglu(f->hb + lo, f->hb2 + lo, (int)(hi - lo));
     slora_pool_barrier(f->pool);
     product(f, ith, nth, l, SLORA_MOD_W2, f->hb, true, f->xb, NULL);
     slora_pool_barrier(f->pool);
@@ -547,14 +504,14 @@ static void classify(struct slora_fwd *f, int ith, int nth)
     /* x += last block's output, normalised into xb (rows packed by chunk) */
     share(f->n, ith, nth, 1, &lo, &hi);
     for (int64_t i = lo; i < hi; i++)
-        axpy(f->x + i * dim, 1.0f, f->xb + i * dim, (size_t)dim);
+        slora_vec_axpy(f->x + i * dim, 1.0f, f->xb + i * dim, dim);
     slora_pool_barrier(f->pool);
     for (int c0 = 0; c0 < n_out; c0 += LOGIT_CHUNK) {
         int cn = n_out - c0 < LOGIT_CHUNK ? n_out - c0 : LOGIT_CHUNK;
         share(cn, ith, nth, 1, &lo, &hi);
         for (int64_t j = lo; j < hi; j++)
-            rmsnorm(f->xb + j * dim, f->x + (size_t)f->lrows[c0 + j] * dim, m->rms_final, dim,
-                    m->cfg.rms_eps);
+            slora_vec_rmsnorm(f->xb + j * dim, f->x + (size_t)f->lrows[c0 + j] * dim, m->rms_final,
+                              dim, m->cfg.rms_eps);
         slora_pool_barrier(f->pool);
         size_t stride;
         const void *xq = activations(f, &m->wcls, f->xb, cn, true, ith, nth, &stride);
