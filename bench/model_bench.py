@@ -16,7 +16,8 @@ Adapter overhead (issue 11): decode with a warm LoRA r=16 on q, k, v, o of
 every layer (factored) and with a cross-layer Tucker adapter (dense, BF16)
 against base decode on the Q4_K_M file of each shape.
 
-Environment: BUILD, SLORA_ORACLE, SHAPES ("110m 1b"), TYPES ("f32 f16 q8_0
+Environment: BUILD, BENCH_MODELS (where the generated models go, default
+$BUILD/bench-models; the 1B F32 file is ~5 GB), SLORA_ORACLE, SHAPES ("110m 1b"), TYPES ("f32 f16 q8_0
 q4_k_m"), THREADS ("1 2"), REPS (5), N_PROMPT (512), N_GEN (64).
 """
 import json
@@ -44,8 +45,11 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
 
 
+MODELS = os.environ.get("BENCH_MODELS", os.path.join(BUILD, "bench-models"))
+
+
 def model_file(shape, dtype):
-    d = os.path.join(BUILD, "bench-models")
+    d = MODELS
     os.makedirs(d, exist_ok=True)
     f32 = os.path.join(d, "%s-f32.gguf" % shape)
     if not os.path.exists(f32):
@@ -62,7 +66,7 @@ def model_file(shape, dtype):
 
 
 def adapter_files(shape):
-    d = os.path.join(BUILD, "bench-models")
+    d = MODELS
     lora = os.path.join(d, "%s-lora16-qkvo.safetensors" % shape)
     tucker = os.path.join(d, "%s-tucker-xlayer.safetensors" % shape)
     if not os.path.exists(lora):
