@@ -238,24 +238,35 @@ static void share(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64
     *hi = *lo + per < n ? *lo + per : n;
 }
 
+/* How the activations x of a product were left (see activations). */
+enum x_state {
+    X_SYNCED,   /* fully written before a barrier */
+    X_OWN_ROWS, /* each thread wrote its rows share(n, 1) since the last barrier */
+    X_REUSE,    /* as for the previous product, which read the same x */
+};
+
 /* Activations x (n, cols) in the format w's product consumes: floats as
- * they are, or quantized into f->xq by all threads (ends with a barrier).
- * Unless `fresh`, rows already quantized for the same format are reused
- * (q, k and v read the same x; so do gate and up). A fresh call must
- * follow a barrier. */
+ * they are, or quantized into f->xq by all threads, each its own rows
+ * (ends with a barrier). With X_OWN_ROWS a thread quantizes the rows it
+ * wrote itself, so only the barrier after the quantization is needed (a
+ * float product waits for the others' rows). With X_REUSE rows already
+ * quantized for the same format are reused (q, k and v read the same x;
+ * so do gate and up). */
 static const void *activations(struct slora_fwd *f, const struct slora_tensor *w, const float *x,
-                               int n, bool fresh, int ith, int nth, size_t *stride)
+                               int n, enum x_state xs, int ith, int nth, size_t *stride)
 {
     struct thread_scratch *ts = &f->ts[ith];
     int vt = slora_matmul_vec_type(w->type);
     if (vt == SLORA_DTYPE_F32) {
+        if (xs == X_OWN_ROWS)
+            slora_pool_barrier(f->pool);
         *stride = (size_t)w->cols * sizeof(float);
         return x;
     }
     *stride = f->xq_stride;
-    if (!fresh && ts->xq_type == vt)
+    if (xs == X_REUSE && ts->xq_type == vt)
         return f->xq;
-    if (!fresh) /* another thread may still read f->xq for the previous product */
+    if (xs == X_REUSE) /* another thread may still read f->xq for the previous product */
         slora_pool_barrier(f->pool);
     int64_t lo, hi;
     share(n, ith, nth, 1, &lo, &hi);
@@ -348,14 +359,14 @@ static void deltas(struct slora_fwd *f, int ith, int layer, enum slora_module mo
 }
 
 /* y (n, rows) = x (n, cols) through every row's (layer, mod) matrix, plus
- * bias when given; fresh as for activations. No barrier at the end: a
- * thread wrote only its slice of y. */
+ * bias when given; xs as for activations. No barrier at the end: a thread
+ * wrote only its slice of y, columns share(rows, SLICE_ALIGN) of each row. */
 static void product(struct slora_fwd *f, int ith, int nth, int layer, enum slora_module mod,
-                    const float *x, bool fresh, float *y, const float *bias)
+                    const float *x, enum x_state xs, float *y, const float *bias)
 {
     const struct slora_tensor *w = &f->m->layers[layer].w[mod];
     size_t stride;
-    const void *xq = activations(f, w, x, f->n, fresh, ith, nth, &stride);
+    const void *xq = activations(f, w, x, f->n, xs, ith, nth, &stride);
     int64_t lo, hi;
     if (ith == 0)
         f->st.base_products++;
@@ -369,30 +380,43 @@ static void product(struct slora_fwd *f, int ith, int nth, int layer, enum slora
             slora_vec_axpy(y + (size_t)i * w->rows + lo, 1.0f, bias + lo, (int)(hi - lo));
 }
 
-/* Rotate q (dim) and k (kv_dim) of one row by the angles of pos. */
-static void rope(const struct slora_fwd *f, float *q, float *k, int pos)
+/* Rotate one head's vector v (head_dim) by the angles of pos: NORM
+ * pairs (2i, 2i + 1), NEOX pairs (i, i + half). */
+static void rope_head(const struct slora_fwd *f, float *v, int pos)
 {
     const struct slora_model_config *c = &f->m->cfg;
-    int hd = c->head_dim, half = hd / 2, dim = c->shape.dim;
-    int kv_dim = slora_arch_kv_dim(&c->shape);
+    int half = c->head_dim / 2;
     const float *cs = f->rope_cos + (size_t)pos * half;
     const float *sn = f->rope_sin + (size_t)pos * half;
-    /* NORM pairs (2i, 2i + 1); NEOX pairs (i, i + half) within each head */
-    int stride = c->rope_style == SLORA_ROPE_NEOX ? half : 1;
-    for (int h0 = 0; h0 < dim; h0 += hd)
-        for (int i = 0; i < half; i++) {
-            int a = c->rope_style == SLORA_ROPE_NEOX ? h0 + i : h0 + 2 * i;
-            float fcr = cs[i], fci = sn[i];
-            float v0 = q[a], v1 = q[a + stride];
-            q[a] = v0 * fcr - v1 * fci;
-            q[a + stride] = v0 * fci + v1 * fcr;
-            if (h0 < kv_dim) {
-                v0 = k[a];
-                v1 = k[a + stride];
-                k[a] = v0 * fcr - v1 * fci;
-                k[a + stride] = v0 * fci + v1 * fcr;
-            }
+    bool neox = c->rope_style == SLORA_ROPE_NEOX;
+    int stride = neox ? half : 1;
+    for (int i = 0; i < half; i++) {
+        int a = neox ? i : 2 * i;
+        float v0 = v[a], v1 = v[a + stride];
+        v[a] = v0 * cs[i] - v1 * sn[i];
+        v[a + stride] = v0 * sn[i] + v1 * cs[i];
+    }
+}
+
+/* Key/value heads [g0, g1) of rows [r0, r1) (each row's one step): rotate
+ * their queries and keys, store keys and values at the row's position. */
+static void rope_store(struct slora_fwd *f, int layer, int64_t r0, int64_t r1, int g0, int g1)
+{
+    const struct slora_model_config *c = &f->m->cfg;
+    int hd = c->head_dim, dim = c->shape.dim, kv_dim = slora_arch_kv_dim(&c->shape);
+    int n_kv = c->shape.n_kv_heads, kv_mul = c->shape.n_heads / n_kv;
+    for (int64_t i = r0; i < r1; i++) {
+        const struct slora_fwd_row *row = &f->rows[i];
+        float *q = f->q + i * dim, *k = f->k + i * kv_dim, *v = f->v + i * kv_dim;
+        for (int g = g0; g < g1; g++) {
+            for (int j = 0; j < kv_mul; j++)
+                rope_head(f, q + (size_t)(g * kv_mul + j) * hd, row->pos);
+            rope_head(f, k + (size_t)g * hd, row->pos);
+            size_t at = (((size_t)layer * n_kv + g) * c->seq_len + row->pos) * hd;
+            memcpy(row->kv->k + at, k + (size_t)g * hd, (size_t)hd * sizeof(float));
+            memcpy(row->kv->v + at, v + (size_t)g * hd, (size_t)hd * sizeof(float));
         }
+    }
 }
 
 /* Key/value heads [g0, g1) of one row (with the query heads that share
@@ -420,8 +444,7 @@ static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
 {
     const struct slora_model *m = f->m;
     const struct slora_model_config *c = &m->cfg;
-    int hd = c->head_dim;
-    int dim = c->shape.dim, hid = c->shape.hidden_dim, kv_dim = slora_arch_kv_dim(&c->shape);
+    int dim = c->shape.dim, hid = c->shape.hidden_dim;
     const struct slora_layer *w = &m->layers[l];
     int n = f->n;
     int64_t lo, hi;
@@ -434,42 +457,35 @@ static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
             slora_vec_axpy(xi, 1.0f, xbi, dim);
         slora_vec_rmsnorm(xbi, xi, w->rms_att, dim, c->rms_eps);
     }
+    product(f, ith, nth, l, SLORA_MOD_WQ, f->xb, X_OWN_ROWS, f->q, w->bias[0]);
+    product(f, ith, nth, l, SLORA_MOD_WK, f->xb, X_REUSE, f->k, w->bias[1]);
+    product(f, ith, nth, l, SLORA_MOD_WV, f->xb, X_REUSE, f->v, w->bias[2]);
     slora_pool_barrier(f->pool);
-    product(f, ith, nth, l, SLORA_MOD_WQ, f->xb, true, f->q, w->bias[0]);
-    product(f, ith, nth, l, SLORA_MOD_WK, f->xb, false, f->k, w->bias[1]);
-    product(f, ith, nth, l, SLORA_MOD_WV, f->xb, false, f->v, w->bias[2]);
-    slora_pool_barrier(f->pool);
-    /* all rows' keys and values first: a row sees earlier rows of its batch */
-    share(n, ith, nth, 1, &lo, &hi);
-    for (int64_t i = lo; i < hi; i++) {
-        const struct slora_fwd_row *row = &f->rows[i];
-        float *k = f->k + i * kv_dim, *v = f->v + i * kv_dim;
-        rope(f, f->q + i * dim, k, row->pos);
-        for (int g = 0; g < c->shape.n_kv_heads; g++) {
-            size_t at = (((size_t)l * c->shape.n_kv_heads + g) * c->seq_len + row->pos) * hd;
-            memcpy(row->kv->k + at, k + g * hd, (size_t)hd * sizeof(float));
-            memcpy(row->kv->v + at, v + g * hd, (size_t)hd * sizeof(float));
-        }
-    }
-    slora_pool_barrier(f->pool);
-    /* a few rows: each thread takes a range of key/value heads of every
-     * row; a batch: whole rows, dealt round robin (a row's cost grows with
-     * its position) */
+    /* Attention. Every row's keys and values are stored before any row
+     * attends (a row sees earlier rows of its batch). With at least a
+     * key/value head per thread, each thread takes a range of heads of
+     * every row, stores and attends them: no barrier in between. Else
+     * the rows' steps are shared first, then rows are dealt round robin
+     * (a row's cost grows with its position). */
     int n_kv = c->shape.n_kv_heads;
-    if (n < 2 * nth) {
-        for (int i = 0; i < n; i++) {
-            share(n_kv, ith, nth, 1, &lo, &hi);
-            if (hi > lo)
-                attend(f, f->ts[ith].att, &f->rows[i], l, f->q + i * dim, f->att_out + i * dim,
-                       (int)lo, (int)hi);
+    if (n_kv >= nth) {
+        share(n_kv, ith, nth, 1, &lo, &hi);
+        if (hi > lo) {
+            rope_store(f, l, 0, n, (int)lo, (int)hi);
+            for (int i = 0; i < n; i++)
+                attend(f, f->ts[ith].att, &f->rows[i], l, f->q + (size_t)i * dim,
+                       f->att_out + (size_t)i * dim, (int)lo, (int)hi);
         }
     } else {
+        share(n, ith, nth, 1, &lo, &hi);
+        rope_store(f, l, lo, hi, 0, n_kv);
+        slora_pool_barrier(f->pool);
         for (int i = ith; i < n; i += nth)
             attend(f, f->ts[ith].att, &f->rows[i], l, f->q + (size_t)i * dim,
                    f->att_out + (size_t)i * dim, 0, n_kv);
     }
     slora_pool_barrier(f->pool);
-    product(f, ith, nth, l, SLORA_MOD_WO, f->att_out, true, f->xb, NULL);
+    product(f, ith, nth, l, SLORA_MOD_WO, f->att_out, X_SYNCED, f->xb, NULL);
     slora_pool_barrier(f->pool);
 
     share(n, ith, nth, 1, &lo, &hi);
@@ -478,16 +494,15 @@ static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
         slora_vec_axpy(xi, 1.0f, xbi, dim);
         slora_vec_rmsnorm(xbi, xi, w->rms_ffn, dim, c->rms_eps);
     }
+    product(f, ith, nth, l, SLORA_MOD_W1, f->xb, X_OWN_ROWS, f->hb, NULL);
+    product(f, ith, nth, l, SLORA_MOD_W3, f->xb, X_REUSE, f->hb2, NULL);
+    /* SwiGLU silu(w1 x) * (w3 x) on the columns this thread computed */
+    share(hid, ith, nth, SLICE_ALIGN, &lo, &hi);
+    for (int i = 0; hi > lo && i < n; i++)
+        slora_vec_swiglu(f->hb + (size_t)i * hid + lo, f->hb2 + (size_t)i * hid + lo,
+                         (int)(hi - lo));
     slora_pool_barrier(f->pool);
-    product(f, ith, nth, l, SLORA_MOD_W1, f->xb, true, f->hb, NULL);
-    product(f, ith, nth, l, SLORA_MOD_W3, f->xb, false, f->hb2, NULL);
-    slora_pool_barrier(f->pool);
-    /* SwiGLU: silu(w1 x) * (w3 x) */
-    share((int64_t)n * hid, ith, nth, 64, &lo, &hi);
-    if (hi > lo)
-        slora_vec_swiglu(f->hb + lo, f->hb2 + lo, (int)(hi - lo));
-    slora_pool_barrier(f->pool);
-    product(f, ith, nth, l, SLORA_MOD_W2, f->hb, true, f->xb, NULL);
+    product(f, ith, nth, l, SLORA_MOD_W2, f->hb, X_SYNCED, f->xb, NULL);
     slora_pool_barrier(f->pool);
 }
 
@@ -514,7 +529,7 @@ static void classify(struct slora_fwd *f, int ith, int nth)
                               dim, m->cfg.rms_eps);
         slora_pool_barrier(f->pool);
         size_t stride;
-        const void *xq = activations(f, &m->wcls, f->xb, cn, true, ith, nth, &stride);
+        const void *xq = activations(f, &m->wcls, f->xb, cn, X_SYNCED, ith, nth, &stride);
         if (ith == 0)
             f->st.base_products++;
         share(vocab, ith, nth, SLICE_ALIGN, &lo, &hi);
