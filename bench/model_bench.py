@@ -16,7 +16,10 @@ Adapter overhead (issue 11): decode with a warm LoRA r=16 on q, k, v, o of
 every layer (factored) and with a cross-layer Tucker adapter (dense, BF16)
 against base decode on the Q4_K_M file of each shape.
 
-Environment: BUILD, BENCH_MODELS (where the generated models go, default
+APPEND=1 keeps the rows of the existing results file that this run does
+not measure (e.g. SHAPES=1b after SHAPES=110m).
+
+Environment: BUILD, APPEND, OUT_JSON, OUT_MD, BENCH_MODELS (where the generated models go, default
 $BUILD/bench-models; the 1B F32 file is ~5 GB), SLORA_ORACLE, SHAPES ("110m 1b"), TYPES ("f32 f16 q8_0
 q4_k_m"), THREADS ("1 2"), REPS (5), N_PROMPT (512), N_GEN (64).
 """
@@ -25,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 BUILD = os.environ.get("BUILD", "build")
 S = os.path.join(BUILD, "slorad")
@@ -107,6 +111,7 @@ def main():
             model = model_file(shape, dtype)
             for t in threads:
                 ours, theirs = {"prefill": [], "decode": []}, {"prefill": [], "decode": []}
+                cpu = {"prefill": [], "decode": []}  # slorad's CPU ms per token
                 for r in range(reps):
                     order = [("slorad", slorad), ("llama.cpp", llama)]
                     if r % 2:
@@ -116,9 +121,15 @@ def main():
                         dst = ours if name == "slorad" else theirs
                         dst["prefill"].append(res["prefill_tps"])
                         dst["decode"].append(res["decode_tps"])
+                        if name == "slorad":
+                            cpu["decode"].append(1000 * res["decode_cpu_s"] / res["n_decode"])
+                            cpu["prefill"].append(1000 * res["prefill_cpu_s"] / res["n_prompt"])
                 row = {"shape": shape, "type": dtype, "threads": t,
+                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                       "load": open("/proc/loadavg").read().split()[0],
                        "slorad": {k: summary(v) for k, v in ours.items()},
-                       "llama_cpp": {k: summary(v) for k, v in theirs.items()}}
+                       "llama_cpp": {k: summary(v) for k, v in theirs.items()},
+                       "slorad_cpu_ms_per_token": {k: summary(v) for k, v in cpu.items()}}
                 for k in ("prefill", "decode"):
                     row[k + "_ratio"] = row["slorad"][k]["median"] / row["llama_cpp"][k]["median"]
                 results.append(row)
@@ -148,25 +159,46 @@ def main():
                 print("%-5s q4_k_m %d thr adapters: LoRA r=16 +%.1f%%, Tucker dense BF16 +%.1f%%"
                       % (shape, t, row["lora16_overhead_pct"], row["tucker_overhead_pct"]),
                       file=sys.stderr, flush=True)
-    report = {"load_before": load, "load_after": open("/proc/loadavg").read().split()[:3],
+    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                           if l.startswith("model name")), "?"), "n_cpus": os.cpu_count(),
+              "load_before": load, "load_after": open("/proc/loadavg").read().split()[:3],
               "reps": reps, "n_prompt": int(os.environ.get("N_PROMPT", "512")),
               "n_gen": int(os.environ.get("N_GEN", "64")), "results": results,
               "adapters": adapters}
+    out_json = os.environ.get("OUT_JSON", "bench/results/model.json")
+    if os.environ.get("APPEND") == "1" and os.path.exists(out_json):
+        # keep the earlier run's rows this run did not measure (one shape at a time)
+        old = json.load(open(out_json))
+        key = lambda r: (r["shape"], r.get("type"), r["threads"])  # noqa: E731
+        new = {key(r) for r in results}
+        results[:0] = [r for r in old.get("results", []) if key(r) not in new]
+        new = {key(r) for r in adapters}
+        adapters[:0] = [r for r in old.get("adapters", []) if key(r) not in new]
+        report["load_before"] = old.get("load_before", load)
+        report["date"] = old.get("date", report["date"]) + " to " + report["date"]
     os.makedirs("bench/results", exist_ok=True)
-    with open("bench/results/model.json", "w") as f:
+    with open(os.environ.get("OUT_JSON", "bench/results/model.json"), "w") as f:
         json.dump(report, f, indent=1)
     md = ["## Base model: slorad vs llama.cpp (same GGUF, same threads, interleaved)", "",
-          "Medians of %d runs (min-max); prefill %d tokens in one batch, decode %d tokens; "
-          "load average %s before, %s after." % (reps, report["n_prompt"], report["n_gen"],
-                                                  " ".join(load), " ".join(report["load_after"])),
+          "%s, %s (%d CPUs, shared with other jobs: load average %s before, %s after). "
+          "tok/s, medians of %d interleaved runs (min-max); prefill %d tokens in one batch, "
+          "decode %d tokens greedy; llama.cpp (node-llama-cpp 3.21.1, F32 KV cache like "
+          "slorad) timed by its own performance counters. The last column is slorad's CPU "
+          "time per decoded token (all threads), which the other jobs on the machine "
+          "disturb less than wall time." % (
+              report["date"], report["cpu"], report["n_cpus"], " ".join(report["load_before"]),
+              " ".join(report["load_after"]), reps, report["n_prompt"], report["n_gen"]),
           "", "| shape | type | threads | decode slorad | decode llama.cpp | ratio | "
-          "prefill slorad | prefill llama.cpp | ratio |", "|---|---|---|---|---|---|---|---|---|"]
+          "prefill slorad | prefill llama.cpp | ratio | slorad decode CPU ms/token |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda s: "%.2f (%.2f-%.2f)" % (s["median"], s["min"], s["max"])  # noqa: E731
     for r in results:
-        md.append("| %s | %s | %d | %s | %s | %.2fx | %s | %s | %.2fx |" % (
+        md.append("| %s | %s | %d | %s | %s | %.2fx | %s | %s | %.2fx | %s |" % (
             r["shape"], r["type"], r["threads"], fmt(r["slorad"]["decode"]),
             fmt(r["llama_cpp"]["decode"]), r["decode_ratio"], fmt(r["slorad"]["prefill"]),
-            fmt(r["llama_cpp"]["prefill"]), r["prefill_ratio"]))
+            fmt(r["llama_cpp"]["prefill"]), r["prefill_ratio"],
+            fmt(r["slorad_cpu_ms_per_token"]["decode"])))
     if adapters:
         md += ["", "### Adapter overhead on Q4_K_M decode (slorad, warm)", "",
                "| shape | threads | base tok/s | LoRA r=16 q,k,v,o (factored) | overhead | "
@@ -175,7 +207,9 @@ def main():
             md.append("| %s | %d | %s | %s | %.1f%% | %s | %.1f%% |" % (
                 r["shape"], r["threads"], fmt(r["base"]), fmt(r["lora16_factored"]),
                 r["lora16_overhead_pct"], fmt(r["tucker_dense_bf16"]), r["tucker_overhead_pct"]))
-    with open("bench/results/model.md", "w") as f:
+    if os.path.exists("bench/model_notes.md"):
+        md += ["", open("bench/model_notes.md").read().rstrip()]
+    with open(os.environ.get("OUT_MD", "bench/results/model.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 
 

@@ -88,6 +88,8 @@ static void quantize_row(enum slora_dtype wt, const float *x, int64_t cols, uint
         break;
     case SLORA_DTYPE_Q8_K: {
         int16_t *bs = (int16_t *)xr.bsums, *bs32 = (int16_t *)xr.bsum32;
+        if (slora__mm_quant_q8k(x, cols, qs, d, bs, bs32))
+            break;
         for (int64_t b = 0; b < cols / 256; b++) {
             struct slora_quant_q8_k blk;
             slora_quant_quantize(SLORA_DTYPE_Q8_K, x + 256 * b, &blk, 256);

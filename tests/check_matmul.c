@@ -275,6 +275,41 @@ START_TEST(formats)
 }
 END_TEST
 
+/* The Q8K row (SIMD where the build has it) holds ggml's Q8_K blocks bit
+ * for bit, on random blocks, a tie of +-amax (the first keeps its sign),
+ * an all-zero block, NaN and infinite elements. */
+START_TEST(q8k_row)
+{
+    enum { COLS = 6 * 256 };
+    float x[COLS];
+    fill(x, COLS, 9);
+    x[256 + 3] = -5.0f; /* block 1: -5 first, then +5 */
+    x[256 + 200] = 5.0f;
+    memset(x + 512, 0, 256 * sizeof(float)); /* block 2 */
+    x[768 + 10] = NAN;                        /* block 3 */
+    x[768 + 11] = 0.25f;
+    x[1024 + 7] = INFINITY; /* block 4 */
+    for (int k = 0; k < 256; k++) /* block 5: tiny values */
+        x[1280 + k] *= 1e-30f;
+    uint8_t *xq = xalloc(slora_matmul_xq_bytes(SLORA_DTYPE_Q4_K, COLS));
+    slora_matmul_quantize(SLORA_DTYPE_Q4_K, x, 1, COLS, xq, 0);
+    struct slora_quant_q8_k blk[COLS / 256];
+    ck_assert_int_eq(slora_quant_quantize(SLORA_DTYPE_Q8_K, x, blk, COLS), 0);
+    struct slora__mm_xrow xr = slora__mm_xrow(SLORA_DTYPE_Q4_K, xq, COLS);
+    for (int b = 0; b < COLS / 256; b++) {
+        ck_assert_mem_eq((const int8_t *)xr.x + 256 * b, blk[b].qs, 256);
+        ck_assert_mem_eq(&xr.d[b], &blk[b].d, sizeof(float));
+        for (int k = 0; k < 16; k++)
+            ck_assert_int_eq(xr.bsums[16 * b + k], blk[b].bsums[k]);
+        for (int k = 0; k < 8; k++)
+            ck_assert_int_eq(xr.bsum32[8 * b + k], blk[b].bsums[2 * k] + blk[b].bsums[2 * k + 1]);
+    }
+    ck_assert_int_eq(((const int8_t *)xr.x)[256 + 3], -127);
+    ck_assert_int_eq(((const int8_t *)xr.x)[256 + 200], 127);
+    free(xq);
+}
+END_TEST
+
 Suite *slora_matmul_suite(void)
 {
     Suite *s = suite_create("matmul");
@@ -283,6 +318,7 @@ Suite *slora_matmul_suite(void)
     tcase_add_loop_test(tc, simd_vs_ref, 0, N_TYPES);
     tcase_add_loop_test(tc, slices_and_add, 0, N_TYPES);
     tcase_add_test(tc, formats);
+    tcase_add_test(tc, q8k_row);
     suite_add_tcase(s, tc);
     return s;
 }
