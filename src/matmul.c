@@ -106,6 +106,8 @@ static void quantize_row(enum slora_dtype wt, const float *x, int64_t cols, uint
         /* Q8_1 blocks: Q8_0's qs and d plus ggml's s = f16(d sum(qs)) */
         int32_t *s = (int32_t *)xr.s;
         float *ds = (float *)xr.ds;
+        if (slora__mm_quant_q8(x, cols, qs, d, s, ds))
+            break;
         for (int64_t b = 0; b < cols / 32; b++) {
             struct slora_quant_q8_1 blk;
             slora_quant_quantize(SLORA_DTYPE_Q8_1, x + 32 * b, &blk, 32);
