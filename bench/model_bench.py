@@ -111,7 +111,8 @@ def main():
             model = model_file(shape, dtype)
             for t in threads:
                 ours, theirs = {"prefill": [], "decode": []}, {"prefill": [], "decode": []}
-                cpu = {"prefill": [], "decode": []}  # slorad's CPU ms per token
+                # CPU ms per token (process, all threads) of each side
+                cpu, cpu_llama = {"prefill": [], "decode": []}, {"prefill": [], "decode": []}
                 for r in range(reps):
                     order = [("slorad", slorad), ("llama.cpp", llama)]
                     if r % 2:
@@ -121,15 +122,16 @@ def main():
                         dst = ours if name == "slorad" else theirs
                         dst["prefill"].append(res["prefill_tps"])
                         dst["decode"].append(res["decode_tps"])
-                        if name == "slorad":
-                            cpu["decode"].append(1000 * res["decode_cpu_s"] / res["n_decode"])
-                            cpu["prefill"].append(1000 * res["prefill_cpu_s"] / res["n_prompt"])
+                        c = cpu if name == "slorad" else cpu_llama
+                        c["decode"].append(1000 * res["decode_cpu_s"] / res["n_decode"])
+                        c["prefill"].append(1000 * res["prefill_cpu_s"] / res["n_prompt"])
                 row = {"shape": shape, "type": dtype, "threads": t,
                        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                        "load": open("/proc/loadavg").read().split()[0],
                        "slorad": {k: summary(v) for k, v in ours.items()},
                        "llama_cpp": {k: summary(v) for k, v in theirs.items()},
-                       "slorad_cpu_ms_per_token": {k: summary(v) for k, v in cpu.items()}}
+                       "slorad_cpu_ms_per_token": {k: summary(v) for k, v in cpu.items()},
+                       "llama_cpp_cpu_ms_per_token": {k: summary(v) for k, v in cpu_llama.items()}}
                 for k in ("prefill", "decode"):
                     row[k + "_ratio"] = row["slorad"][k]["median"] / row["llama_cpp"][k]["median"]
                 results.append(row)
@@ -184,21 +186,24 @@ def main():
           "%s, %s (%d CPUs, shared with other jobs: load average %s before, %s after). "
           "tok/s, medians of %d interleaved runs (min-max); prefill %d tokens in one batch, "
           "decode %d tokens greedy; llama.cpp (node-llama-cpp 3.21.1, F32 KV cache like "
-          "slorad) timed by its own performance counters. The last column is slorad's CPU "
-          "time per decoded token (all threads), which the other jobs on the machine "
-          "disturb less than wall time." % (
+          "slorad) timed by its own performance counters. The last columns are CPU ms per "
+          "decoded token (the process's, all threads; llama.cpp's from node's process.cpuUsage around the same "
+          "steps), which the other jobs on the machine disturb less than wall time; at 1 "
+          "thread it is the fairest comparison here (at 2 both sides also count spin-waits)." % (
               report["date"], report["cpu"], report["n_cpus"], " ".join(report["load_before"]),
               " ".join(report["load_after"]), reps, report["n_prompt"], report["n_gen"]),
           "", "| shape | type | threads | decode slorad | decode llama.cpp | ratio | "
-          "prefill slorad | prefill llama.cpp | ratio | slorad decode CPU ms/token |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
+          "prefill slorad | prefill llama.cpp | ratio | decode CPU ms/tok slorad | llama.cpp |",
+          "|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda s: "%.2f (%.2f-%.2f)" % (s["median"], s["min"], s["max"])  # noqa: E731
     for r in results:
-        md.append("| %s | %s | %d | %s | %s | %.2fx | %s | %s | %.2fx | %s |" % (
+        md.append("| %s | %s | %d | %s | %s | %.2fx | %s | %s | %.2fx | %s | %s |" % (
             r["shape"], r["type"], r["threads"], fmt(r["slorad"]["decode"]),
             fmt(r["llama_cpp"]["decode"]), r["decode_ratio"], fmt(r["slorad"]["prefill"]),
             fmt(r["llama_cpp"]["prefill"]), r["prefill_ratio"],
-            fmt(r["slorad_cpu_ms_per_token"]["decode"])))
+            fmt(r["slorad_cpu_ms_per_token"]["decode"]),
+            fmt(r["llama_cpp_cpu_ms_per_token"]["decode"])
+            if "llama_cpp_cpu_ms_per_token" in r else "-"))
     if adapters:
         md += ["", "### Adapter overhead on Q4_K_M decode (slorad, warm)", "",
                "| shape | threads | base tok/s | LoRA r=16 q,k,v,o (factored) | overhead | "
