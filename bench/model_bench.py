@@ -17,7 +17,8 @@ every layer (factored) and with a cross-layer Tucker adapter (dense, BF16)
 against base decode on the Q4_K_M file of each shape.
 
 APPEND=1 keeps the rows of the existing results file that this run does
-not measure (e.g. SHAPES=1b after SHAPES=110m).
+not measure (e.g. SHAPES=1b after SHAPES=110m); MERGE="a.json b.json" adds
+the rows of other runs' files (SHAPES="" only writes the merged report).
 
 Environment: BUILD, APPEND, OUT_JSON, OUT_MD, BENCH_MODELS (where the generated models go, default
 $BUILD/bench-models; the 1B F32 file is ~5 GB), SLORA_ORACLE, SHAPES ("110m 1b"), TYPES ("f32 f16 q8_0
@@ -169,16 +170,21 @@ def main():
               "n_gen": int(os.environ.get("N_GEN", "64")), "results": results,
               "adapters": adapters}
     out_json = os.environ.get("OUT_JSON", "bench/results/model.json")
+    merge = os.environ.get("MERGE", "").split()
     if os.environ.get("APPEND") == "1" and os.path.exists(out_json):
-        # keep the earlier run's rows this run did not measure (one shape at a time)
-        old = json.load(open(out_json))
+        merge.append(out_json)
+    for path in merge:
+        # keep the rows of earlier runs this run did not measure (one shape at a time)
+        old = json.load(open(path))
         key = lambda r: (r["shape"], r.get("type"), r["threads"])  # noqa: E731
         new = {key(r) for r in results}
         results[:0] = [r for r in old.get("results", []) if key(r) not in new]
         new = {key(r) for r in adapters}
         adapters[:0] = [r for r in old.get("adapters", []) if key(r) not in new]
         report["load_before"] = old.get("load_before", load)
-        report["date"] = old.get("date", report["date"]) + " to " + report["date"]
+        report["date"] = old.get("date", report["date"]).split(" to ")[0] + " to " + report["date"]
+    order = {"110m": 0, "1b": 1, "f32": 0, "f16": 1, "q8_0": 2, "q4_k_m": 3}
+    results.sort(key=lambda r: (order.get(r["shape"], 9), order.get(r["type"], 9), r["threads"]))
     os.makedirs("bench/results", exist_ok=True)
     with open(os.environ.get("OUT_JSON", "bench/results/model.json"), "w") as f:
         json.dump(report, f, indent=1)
