@@ -2,7 +2,8 @@
  * HTTP), on a stories110M-shaped model.
  *
  *  1. single-stream decode tok/s: base model vs a Q,V Tucker-3D adapter
- *     with a warm cache (the adapter's cost should be only the cache);
+ *     with a warm cache (the adapter's cost should be only the cache) vs a
+ *     per-request mix of two such adapters (0.5 each, both warm);
  *  2. aggregate decode tok/s at 1, 4 and 16 concurrent base streams;
  *  3. 16 streams spread over 1, 16 and 256 distinct adapters with a cache
  *     holding 8 entries (misses, evictions, tok/s);
@@ -130,20 +131,33 @@ static void done(void *arg, const struct slora_engine_result *res)
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 
-/* Run n_streams jobs at once (adapter of stream i: who[i % n_who], NULL =
- * base) and return aggregate decode tok/s (tokens after the first of each
- * stream over the wall time from the first first-token to the last done). */
+/* Run n_streams jobs at once (stream i on who[i * mix + k mod n_who] for
+ * k < mix, weights 1 / mix; n_who 0 = base) and return aggregate decode
+ * tok/s (tokens after the first of each stream over the wall time from the
+ * first first-token to the last done). */
 static double run_streams(struct slora_engine *e, const struct slora_model *m, int n_streams,
-                          struct bench_adapter **who, int n_who, int tokens, double *single)
+                          struct bench_adapter **who, int n_who, int mix, int tokens,
+                          double *single)
 {
     struct run *r = calloc((size_t)n_streams, sizeof(*r));
     int remaining = n_streams;
     const int prompt[4] = {1, 403, 407, 261};
     for (int i = 0; i < n_streams; i++) {
         r[i] = (struct run){tokens, 0, 0, 0, &lock, &cond, &remaining, m->cfg.shape.vocab_size};
-        struct bench_adapter *b = n_who ? who[i % n_who] : NULL;
-        struct slora_engine_job job = {"bench", b ? b->id : NULL, b ? "1" : NULL,
-                                       b ? &b->a : NULL, prompt, 4, false, greedy, done, &r[i]};
+        struct slora_engine_adapter ads[SLORA_WEIGHTS_MAX_TERMS];
+        int n_ads = n_who ? mix : 0;
+        for (int k = 0; k < n_ads; k++) {
+            struct bench_adapter *b = who[(i * mix + k) % n_who];
+            ads[k] = (struct slora_engine_adapter){b->id, "1", &b->a, 1.0f / (float)mix};
+        }
+        struct slora_engine_job job = {.tenant = "bench",
+                                       .adapters = ads,
+                                       .n_adapters = n_ads,
+                                       .prompt = prompt,
+                                       .n_prompt = 4,
+                                       .step = greedy,
+                                       .done = done,
+                                       .arg = &r[i]};
         uint64_t ticket;
         int err = slora_engine_submit(e, &job, &ticket);
         if (err) {
@@ -166,19 +180,22 @@ static double run_streams(struct slora_engine *e, const struct slora_model *m, i
     return (double)n_streams * (tokens - 1) / (t1 - t0);
 }
 
-/* Best single-stream decode tok/s of base and adapter, runs interleaved so
- * that both see the same machine load. */
+/* Best single-stream decode tok/s of base, adapter who[0] and the mix of
+ * who[0] and who[1], runs interleaved so that all see the same machine
+ * load. */
 static void best_single(struct slora_engine *e, const struct slora_model *m,
-                        struct bench_adapter *b, int tokens, int reps, double *base,
-                        double *adapted)
+                        struct bench_adapter **who, int tokens, int reps, double *base,
+                        double *adapted, double *mixed)
 {
-    *base = *adapted = 0;
+    *base = *adapted = *mixed = 0;
     for (int i = 0; i < reps; i++) {
         double tps;
-        run_streams(e, m, 1, NULL, 0, tokens, &tps);
+        run_streams(e, m, 1, NULL, 0, 1, tokens, &tps);
         *base = tps > *base ? tps : *base;
-        run_streams(e, m, 1, &b, 1, tokens, &tps);
+        run_streams(e, m, 1, who, 1, 1, tokens, &tps);
         *adapted = tps > *adapted ? tps : *adapted;
+        run_streams(e, m, 1, who, 2, 2, tokens, &tps);
+        *mixed = tps > *mixed ? tps : *mixed;
     }
 }
 
@@ -245,16 +262,17 @@ int main(int argc, char **argv)
     }
     slora_cache_retire(cache, ad[0].id, "1", &ad[0].a);
 
-    /* 1. single stream, base vs warm adapter. */
+    /* 1. single stream, base vs warm adapter vs a mix of two warm ones. */
     slora_cache_warm(cache, ad[0].id, "1", &ad[0].a, diag, sizeof(diag));
-    double base_tps, ad_tps;
-    best_single(e, m, &ad[0], tokens, 5, &base_tps, &ad_tps);
+    slora_cache_warm(cache, ad[1].id, "1", &ad[1].a, diag, sizeof(diag));
+    double base_tps, ad_tps, mix_tps;
+    best_single(e, m, who, tokens, 5, &base_tps, &ad_tps, &mix_tps);
 
     /* 2. aggregate at 1, 4, 16 base streams. */
     int streams[3] = {1, 4, 16};
     double agg[3];
     for (int i = 0; i < 3; i++)
-        agg[i] = run_streams(e, m, streams[i], NULL, 0, tokens, NULL);
+        agg[i] = run_streams(e, m, streams[i], NULL, 0, 1, tokens, NULL);
 
     /* 3. 16 streams over 1, 16, 256 adapters, cache holding 8. */
     int spreads[3] = {1, 16, 256};
@@ -267,8 +285,8 @@ int main(int argc, char **argv)
         double sum = 0;
         int rounds = spreads[i] > 16 ? spreads[i] / 16 : 1;
         for (int k = 0; k < rounds; k++)
-            sum += run_streams(e, m, 16, who + 16 * k, spreads[i] > 16 ? 16 : spreads[i], tokens,
-                               NULL);
+            sum += run_streams(e, m, 16, who + 16 * k, spreads[i] > 16 ? 16 : spreads[i], 1,
+                               tokens, NULL);
         slora_cache_stats(cache, &after);
         spread_tps[i] = sum / rounds;
         spread_miss[i] = after.misses - before.misses;
@@ -289,6 +307,9 @@ int main(int argc, char **argv)
     fprintf(md, "| single-stream decode, adapter (warm cache) | %.2f tok/s | |\n", ad_tps);
     fprintf(md, "| adapter overhead | %.1f %% | <= 3 %% %s |\n", overhead,
             overhead <= 3 ? "met" : "MISSED");
+    fprintf(md, "| single-stream decode, mix of 2 adapters (warm) | %.2f tok/s (%.1f %% below "
+                "base) | |\n",
+            mix_tps, (base_tps - mix_tps) / base_tps * 100);
     for (int i = 0; i < 3; i++)
         fprintf(md, "| aggregate decode, %d base stream%s | %.2f tok/s (%.2fx single) | %s |\n",
                 streams[i], streams[i] > 1 ? "s" : "", agg[i], agg[i] / agg[0],
@@ -304,11 +325,12 @@ int main(int argc, char **argv)
     if (json_path) {
         FILE *j = fopen(json_path, "w");
         fprintf(j, "{\"threads\": %d, \"tokens\": %d, \"base_tok_s\": %.3f, \"adapter_tok_s\": %.3f, "
+                   "\"mix2_tok_s\": %.3f, "
                    "\"adapter_overhead_pct\": %.2f, \"aggregate_tok_s\": {\"1\": %.3f, \"4\": %.3f, "
                    "\"16\": %.3f}, \"spread_tok_s\": {\"1\": %.3f, \"16\": %.3f, \"256\": %.3f}, "
                    "\"spread_misses\": {\"1\": %llu, \"16\": %llu, \"256\": %llu}, "
                    "\"cache_miss_ms\": %.2f, \"entry_bytes\": %zu}\n",
-                threads, tokens, base_tps, ad_tps, overhead, agg[0], agg[1], agg[2], spread_tps[0],
+                threads, tokens, base_tps, ad_tps, mix_tps, overhead, agg[0], agg[1], agg[2], spread_tps[0],
                 spread_tps[1], spread_tps[2], (unsigned long long)spread_miss[0],
                 (unsigned long long)spread_miss[1], (unsigned long long)spread_miss[2], miss_ms,
                 entry);

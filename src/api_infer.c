@@ -11,6 +11,7 @@
  * completing is always the last thing that touches the job, because the
  * loop may free it right after.
  */
+#include "api_mix.h"
 #include "util/buf.h"
 
 #include <slora/api_infer.h>
@@ -109,7 +110,8 @@ struct job {
     json_t *reply;                /* tokenize/detokenize answer */
     char *model_name;             /* as requested */
     char tenant[SLORA_NAME_MAX + 1]; /* fairness and token counters */
-    struct slora_registry_entry *entry; /* NULL = base model */
+    struct slora_registry_entry *entry; /* the adapter named in `model`, or NULL */
+    struct slora__api_mix mix;    /* `adapters` (then `model` is the base) */
     int *prompt;                  /* (n_prompt) */
     int n_prompt;
     struct slora_gen *gen;
@@ -144,6 +146,7 @@ static void job_free(void *p)
     json_decref(j->reply);
     free(j->model_name);
     slora_registry_entry_unref(j->entry);
+    slora__api_mix_clear(&j->mix);
     free(j->prompt);
     slora_gen_free(j->gen);
     for (int i = 0; i < j->n_stop; i++)
@@ -226,21 +229,45 @@ static int get_bool(struct job *j, json_t *req, const char *key, bool *out)
     return 0;
 }
 
-/* Resolve `model`: the base id, or a visible tenant/name adapter. */
+/* `adapters` with `model` the base id: the mix. Fairness and counters go
+ * to the caller's tenant (the admin's: the first adapter's). */
+static int resolve_mix(struct job *j, json_t *v)
+{
+    int err = slora__api_mix_resolve(&j->mix, v, j->registry, &j->principal, j->msg,
+                                     sizeof(j->msg));
+    if (err)
+        return j->err = err;
+    snprintf(j->tenant, sizeof(j->tenant), "%s",
+             j->principal.role == SLORA_ROLE_TENANT ? j->principal.tenant
+                                                    : j->mix.entry[0]->tenant);
+    slora__api_mix_log(&j->mix, j->call, j->tenant);
+    return 0;
+}
+
+/* Resolve `model`: the base id (alone or with a mix in `adapters`), or a
+ * visible tenant/name adapter. */
 static int resolve_model(struct job *j, json_t *req)
 {
-    json_t *v = json_object_get(req, "model");
+    json_t *v = json_object_get(req, "model"), *mix = json_object_get(req, "adapters");
     if (!json_is_string(v))
         return fail(j, SLORA_EINVAL, "'model' is required: the base model id ('%s') or "
                                      "'tenant/name' of an adapter", j->model_id);
     const char *name = json_string_value(v);
     if (!(j->model_name = strdup(name)))
         return fail(j, SLORA_ENOMEM, "out of memory");
+    bool mixed = mix && !json_is_null(mix);
     if (!strcmp(name, j->model_id)) {
+        if (mixed)
+            return resolve_mix(j, mix);
         snprintf(j->tenant, sizeof(j->tenant), "%s",
                  j->principal.role == SLORA_ROLE_TENANT ? j->principal.tenant : "-");
         return 0;
     }
+    if (mixed)
+        return fail(j, SLORA_EINVAL,
+                    "with 'adapters', 'model' must be the base model id ('%s'), not '%s': "
+                    "list every adapter in 'adapters'",
+                    j->model_id, name);
     struct slora_registry_entry *e = NULL;
     int err = j->registry ? slora_registry_get_id(j->registry, name, &e) : SLORA_ENOTFOUND;
     if (!err && slora_auth_check_tenant(&j->principal, e->tenant)) {
@@ -605,6 +632,8 @@ static int prepare_head(struct job *j)
     buf_json(h, head_json(j, "text_completion"));
     if (!h->oom && h->b.len && h->b.p[h->b.len - 1] == '}') {
         h->b.len--; /* reopen the object */
+        if (j->mix.n && slora__api_mix_json(&j->mix, &h->b))
+            h->oom = true;
         buf_lit(h, ",\"choices\":[");
     } else {
         h->oom = true;
@@ -787,6 +816,8 @@ static void logits_format(void *arg)
     buf_json(&b, json_string(j->model_name));
     buf_add(&b, ",\"adapter_version\":", 19);
     buf_json(&b, j->entry ? json_string(j->entry->version) : json_null());
+    if (j->mix.n && !b.oom && slora__api_mix_json(&j->mix, &b.b))
+        b.oom = true;
     buf_add(&b, ",\"tokens\":[", 11);
     for (int i = 0; i < j->n_prompt; i++)
         buf_printf(&b, i ? ",%d" : "%d", j->prompt[i]);
@@ -856,11 +887,18 @@ static void reply_rejected(struct slora_api_call *c, int err)
 static void submit(struct job *j)
 {
     struct slora_api_call *c = j->call;
+    struct slora_engine_adapter ads[SLORA_WEIGHTS_MAX_TERMS];
+    int n_ads = j->mix.n;
+    slora__api_mix_engine(&j->mix, ads);
+    if (j->entry) {
+        ads[0] = (struct slora_engine_adapter){j->entry->id, j->entry->version, j->entry->adapter,
+                                               1.0f};
+        n_ads = 1;
+    }
     struct slora_engine_job ej = {
         .tenant = j->tenant,
-        .adapter_id = j->entry ? j->entry->id : NULL,
-        .version = j->entry ? j->entry->version : NULL,
-        .adapter = j->entry ? j->entry->adapter : NULL,
+        .adapters = ads,
+        .n_adapters = n_ads,
         .prompt = j->prompt,
         .n_prompt = j->n_prompt,
         .all_logits = j->kind == JOB_LOGITS ? j->all_positions : j->echo && j->logprobs >= 0,

@@ -82,7 +82,6 @@ struct slora_cache {
     int n_threads;
     pthread_t *threads; /* (n_threads) */
     uint64_t tick;
-    unsigned next_ws_id; /* weight-set ids; 0 is the base model */
     struct slora_cache_stats st;
     uint64_t alloc_fault_nth; /* SLORA_FAULT_ALLOC=N: the Nth delta allocation fails (tests) */
     uint64_t allocs;          /* delta allocations so far (atomic) */
@@ -479,7 +478,7 @@ int slora_cache_acquire(struct slora_cache *c, const char *id, const char *versi
     e = calloc(1, sizeof(*e));
     if (!e || !(e->id = strdup(id)) || slora_weights_init(&e->ws, c->model, 1))
         goto err_unlock;
-    e->ws.id = ++c->next_ws_id;
+    e->ws.id = slora_weights_new_id();
     snprintf(e->version, sizeof(e->version), "%s", version);
     e->adapter = a;
     e->bytes = slora_cache_entry_bytes(c, a);

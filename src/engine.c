@@ -1,7 +1,8 @@
 /* engine.c - the continuous-batching scheduler (see engine.h).
  *
  * A job ("sequence") moves WAITING (in its tenant's queue) -> ACQUIRING
- * (cache entry being fetched; holds a batch slot) -> ACTIVE (prefilling,
+ * (its adapters' cache entries being fetched, all at once; holds a batch
+ * slot; ready when the cache has answered every one) -> ACTIVE (prefilling,
  * then decoding) -> finished (done called, freed). The engine mutex guards
  * the tenant table, the queues, the `seqs` list and the counters; the
  * per-sequence compute state (kv, pos, logits) is touched only by the
@@ -21,6 +22,7 @@
 #include <slora/forward.h>
 #include <slora/log.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,7 +38,7 @@ enum seq_state { SEQ_WAITING, SEQ_ACQUIRING, SEQ_ACTIVE };
 struct tenant {
     char *name;
     int n_seqs;           /* waiting + running */
-    int n_acquiring;      /* admitted, waiting for their weights */
+    int n_acquiring;      /* adapters its admitted sequences still wait for */
     struct seq *q_head;   /* waiting, FIFO */
     struct seq *q_tail;
     uint64_t prompt_tokens;
@@ -44,13 +46,23 @@ struct tenant {
     struct tenant *next;
 };
 
+/* One adapter of a sequence. */
+struct seq_adapter {
+    struct seq *seq;
+    char *id;
+    char *version;
+    struct slora_adapter *adapter;     /* ref held until the sequence ends */
+    float weight;
+    struct slora_cache_handle *handle; /* once the cache answered, until the end */
+};
+
 struct seq {
     struct slora_engine *engine;
     uint64_t ticket;
     struct tenant *tenant;
-    char *adapter_id;                /* NULL = base */
-    char *version;
-    struct slora_adapter *adapter;   /* ref held until the cache answers */
+    struct seq_adapter ad[SLORA_WEIGHTS_MAX_TERMS]; /* (n_ad); none = the base */
+    int n_ad;
+    int n_pending;                   /* acquires the cache has not answered yet */
     int *prompt;                     /* (n_prompt) */
     int n_prompt;
     bool all_logits;
@@ -60,8 +72,8 @@ struct seq {
     enum seq_state state;
     bool admitted;                   /* holds a batch slot */
     atomic_bool canceled;
-    bool weights_ready;              /* cache answered (handle or error) */
-    struct slora_cache_handle *handle;
+    bool weights_ready;              /* cache answered every acquire (handles or error) */
+    struct slora_weights mix;        /* a mix's own weight set (bind_weights) */
     const struct slora_weights *ws;
     struct slora_kv *kv;
     int pos;                         /* tokens in the KV cache */
@@ -120,17 +132,20 @@ static void free_seq(struct seq *s)
     slora_kv_free(s->kv);
     free(s->logits);
     free(s->prompt);
-    free(s->adapter_id);
-    free(s->version);
+    for (int k = 0; k < s->n_ad; k++) {
+        free(s->ad[k].id);
+        free(s->ad[k].version);
+    }
+    slora_weights_deinit(&s->mix);
     free(s);
 }
 
-/* May t's next job take a batch slot? Not while its adapter jobs already
- * wait for tenant_max_acquiring generations (a job acquiring a resident
- * entry leaves that state within the admission that started it). */
+/* May t's next job take a batch slot? Not while its sequences already
+ * wait for tenant_max_acquiring generations (an acquire of a resident
+ * entry is answered within the admission that started it). */
 static bool may_admit(const struct slora_engine *e, const struct tenant *t)
 {
-    return t->q_head && (!t->q_head->adapter_id || !e->cfg.tenant_max_acquiring ||
+    return t->q_head && (!t->q_head->n_ad || !e->cfg.tenant_max_acquiring ||
                          t->n_acquiring < e->cfg.tenant_max_acquiring);
 }
 
@@ -168,18 +183,43 @@ static void unqueue(struct seq *s)
         t->q_tail = prev;
 }
 
+/* The cache's answer for one adapter of a sequence; the first failure is
+ * the sequence's. */
 static void on_weights(void *arg, struct slora_cache_handle *h, int err, const char *diag)
 {
-    struct seq *s = arg;
+    struct seq_adapter *ad = arg;
+    struct seq *s = ad->seq;
     struct slora_engine *e = s->engine;
     pthread_mutex_lock(&e->lock);
-    s->handle = h;
-    s->res.err = err;
-    if (err)
+    ad->handle = h;
+    if (err && !s->res.err) {
+        s->res.err = err;
         snprintf(s->res.diag, sizeof(s->res.diag), "%s", diag);
-    s->weights_ready = true;
-    pthread_cond_signal(&e->wake);
+    }
+    s->tenant->n_acquiring--;
+    if (--s->n_pending == 0) {
+        s->weights_ready = true;
+        pthread_cond_signal(&e->wake);
+    }
     pthread_mutex_unlock(&e->lock);
+}
+
+/* Every adapter named, at most SLORA_WEIGHTS_MAX_TERMS, finite weights,
+ * distinct ids. */
+static bool adapters_valid(const struct slora_engine_job *job)
+{
+    if (job->n_adapters < 0 || job->n_adapters > SLORA_WEIGHTS_MAX_TERMS ||
+        (job->n_adapters && !job->adapters))
+        return false;
+    for (int k = 0; k < job->n_adapters; k++) {
+        const struct slora_engine_adapter *a = &job->adapters[k];
+        if (!a->id || !a->version || !a->adapter || !isfinite(a->weight))
+            return false;
+        for (int i = 0; i < k; i++)
+            if (!strcmp(job->adapters[i].id, a->id))
+                return false;
+    }
+    return true;
 }
 
 int slora_engine_submit(struct slora_engine *e, const struct slora_engine_job *job,
@@ -191,7 +231,7 @@ int slora_engine_submit(struct slora_engine *e, const struct slora_engine_job *j
     for (int i = 0; i < job->n_prompt; i++)
         if (job->prompt[i] < 0 || job->prompt[i] >= vocab)
             return SLORA_EINVAL;
-    if (job->adapter_id && (!job->adapter || !job->version))
+    if (!adapters_valid(job))
         return SLORA_EINVAL;
 
     struct seq *s = calloc(1, sizeof(*s));
@@ -202,9 +242,16 @@ int slora_engine_submit(struct slora_engine *e, const struct slora_engine_job *j
     s->logits = malloc(logit_rows * (size_t)vocab * sizeof(*s->logits));
     if (!s->prompt || !s->logits)
         goto err_free_seq;
-    if (job->adapter_id &&
-        (!(s->adapter_id = strdup(job->adapter_id)) || !(s->version = strdup(job->version))))
-        goto err_free_seq;
+    for (; s->n_ad < job->n_adapters; s->n_ad++) {
+        const struct slora_engine_adapter *a = &job->adapters[s->n_ad];
+        struct seq_adapter *ad = &s->ad[s->n_ad];
+        ad->seq = s;
+        ad->weight = a->weight;
+        if (!(ad->id = strdup(a->id)) || !(ad->version = strdup(a->version))) {
+            s->n_ad++;
+            goto err_free_seq;
+        }
+    }
     memcpy(s->prompt, job->prompt, (size_t)job->n_prompt * sizeof(*s->prompt));
     s->n_prompt = job->n_prompt;
     s->all_logits = job->all_logits;
@@ -233,7 +280,8 @@ int slora_engine_submit(struct slora_engine *e, const struct slora_engine_job *j
     s->engine = e;
     s->tenant = t;
     s->ticket = ++e->next_ticket;
-    s->adapter = job->adapter_id ? slora_adapter_ref(job->adapter) : NULL;
+    for (int k = 0; k < s->n_ad; k++)
+        s->ad[k].adapter = slora_adapter_ref(job->adapters[k].adapter);
     s->state = SEQ_WAITING;
     if (t->q_tail)
         t->q_tail->q_next = s;
@@ -276,11 +324,11 @@ static void finish(struct slora_engine *e, struct seq *s, int err)
         if (!s->res.diag[0])
             snprintf(s->res.diag, sizeof(s->res.diag), "%s", slora_strerror(err));
     }
-    slora_cache_release(e->cache, s->handle);
-    s->handle = NULL;
-    if (s->adapter) {
-        slora_adapter_unref(s->adapter);
-        s->adapter = NULL;
+    for (int k = 0; k < s->n_ad; k++) {
+        slora_cache_release(e->cache, s->ad[k].handle);
+        s->ad[k].handle = NULL;
+        slora_adapter_unref(s->ad[k].adapter);
+        s->ad[k].adapter = NULL;
     }
     pthread_mutex_lock(&e->lock);
     struct seq **pp = &e->seqs;
@@ -447,8 +495,9 @@ static void admit(struct slora_engine *e, struct seq **to_acquire, struct seq **
         s->state = SEQ_ACQUIRING;
         s->admitted = true;
         e->st.running++;
-        if (s->adapter_id) {
-            s->tenant->n_acquiring++;
+        if (s->n_ad) {
+            s->tenant->n_acquiring += s->n_ad;
+            s->n_pending = s->n_ad;
             e->st.acquiring++;
             s->q_next = *to_acquire;
             *to_acquire = s;
@@ -459,6 +508,37 @@ static void admit(struct slora_engine *e, struct seq **to_acquire, struct seq **
     }
 }
 
+/* The sequence's weight set once every handle is in: the engine's base
+ * when no adapter has a nonzero weight, the cache entry's own set for one
+ * adapter of weight 1 (rows on that adapter, alone or not, share it), else
+ * the sequence's own set with a term per nonzero weight pointing at its
+ * entry's deltas, scaled by the weight. Lock held. */
+static int bind_weights(struct slora_engine *e, struct seq *s)
+{
+    int n_terms = 0, last = 0;
+    for (int k = 0; k < s->n_ad; k++)
+        if (s->ad[k].weight != 0.0f)
+            n_terms++, last = k;
+    if (!n_terms) {
+        s->ws = &e->base;
+        return 0;
+    }
+    if (n_terms == 1 && s->ad[last].weight == 1.0f) {
+        s->ws = slora_cache_handle_weights(s->ad[last].handle);
+        return 0;
+    }
+    int err = slora_weights_init(&s->mix, e->model, n_terms);
+    if (err)
+        return err;
+    s->mix.id = slora_weights_new_id();
+    for (int k = 0, t = 0; k < s->n_ad; k++)
+        if (s->ad[k].weight != 0.0f)
+            slora_weights_copy_term(&s->mix, t++, slora_cache_handle_weights(s->ad[k].handle), 0,
+                                    s->ad[k].weight);
+    s->ws = &s->mix;
+    return 0;
+}
+
 /* Lock held: sequences whose weights arrived become ACTIVE (with a KV
  * cache) or, on error or cancel, are chained on *to_finish. */
 static void activate(struct slora_engine *e, struct seq **to_finish)
@@ -466,16 +546,14 @@ static void activate(struct slora_engine *e, struct seq **to_finish)
     for (struct seq *s = e->seqs; s; s = s->next) {
         if (s->state != SEQ_ACQUIRING || !s->weights_ready)
             continue;
-        if (s->adapter_id) {
-            s->tenant->n_acquiring--;
+        if (s->n_ad)
             e->st.acquiring--;
-        }
         s->state = SEQ_ACTIVE;
         if (!s->res.err && atomic_load(&s->canceled))
             s->res.err = SLORA_ECANCELED;
+        if (!s->res.err && s->n_ad)
+            s->res.err = bind_weights(e, s);
         if (!s->res.err) {
-            if (s->handle)
-                s->ws = slora_cache_handle_weights(s->handle);
             s->kv = e->n_spare_kv ? e->spare_kv[--e->n_spare_kv] : slora_kv_new(e->model);
             if (!s->kv)
                 s->res.err = SLORA_ENOMEM;
@@ -496,16 +574,21 @@ static void *engine_thread(void *arg)
     for (;;) {
         struct seq *to_acquire = NULL, *to_finish = NULL;
         admit(e, &to_acquire, &to_finish);
+        bool unlocked = to_acquire != NULL;
         if (to_acquire) {
-            /* A hit answers inline (on_weights takes the lock). */
+            /* A hit answers inline (on_weights takes the lock); a mix's
+             * misses are all queued before any is waited for. */
             pthread_mutex_unlock(&e->lock);
             while (to_acquire) {
                 struct seq *s = to_acquire;
                 to_acquire = s->q_next;
-                int err = slora_cache_acquire(e->cache, s->adapter_id, s->version, s->adapter,
-                                              on_weights, s);
-                if (err)
-                    on_weights(s, NULL, err, slora_strerror(err));
+                for (int k = 0; k < s->n_ad; k++) {
+                    struct seq_adapter *ad = &s->ad[k];
+                    int err = slora_cache_acquire(e->cache, ad->id, ad->version, ad->adapter,
+                                                  on_weights, ad);
+                    if (err)
+                        on_weights(ad, NULL, err, slora_strerror(err));
+                }
             }
             pthread_mutex_lock(&e->lock);
         }
@@ -513,7 +596,10 @@ static void *engine_thread(void *arg)
         if (!to_finish && !e->n_active) {
             if (e->stopping && !e->seqs)
                 break;
-            pthread_cond_wait(&e->wake, &e->lock);
+            /* A submit or cancel while the lock was released for the
+             * acquires signalled nobody: look at the queues again first. */
+            if (!unlocked)
+                pthread_cond_wait(&e->wake, &e->lock);
             continue;
         }
         pthread_mutex_unlock(&e->lock);

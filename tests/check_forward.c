@@ -1,8 +1,10 @@
 /* check_forward.c - the forward pass: stories260K's published logits, one
  * batch == token by token, any thread count == one thread, .bin == GGUF
  * (ours and llama.cpp's), mixed weight sets in one batch == each alone
- * == the merged W + dW, and product counts proving that a mixed batch runs
- * one base product per matrix plus one per delta group.
+ * == the merged W + dW, per-request mixes (several scaled terms, dense and
+ * factored) == the merged W + sum_k s_k dW_k, and product counts proving
+ * that a mixed batch runs one base product per matrix plus one per
+ * distinct delta.
  *
  * Tolerance rule (project-wide): max|a - b| <= tol * max|b|. */
 #include <slora/cli.h>
@@ -23,17 +25,6 @@
 /* "Once upon a time, there was a little girl named Lily." */
 static const int story[] = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421};
 #define N_STORY ((int)(sizeof(story) / sizeof(story[0])))
-
-/* max|a - b| / max|b| */
-static double rel_diff(const float *a, const float *b, size_t n)
-{
-    double d = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        d = fmax(d, fabs((double)a[i] - b[i]));
-        mb = fmax(mb, fabs((double)b[i]));
-    }
-    return d / mb;
-}
 
 /* Logits (n, vocab) of tokens prefilled in one batch. */
 static float *prefill_threads(const struct slora_model *m, const struct slora_weights *ws,
@@ -108,7 +99,7 @@ START_TEST(prefill_equals_stepwise)
     for (int i = 0; i < N_LONG; i++) {
         struct slora_fwd_row row = {tokens[i], i, kv, &ws, step};
         ck_assert_int_eq(slora_fwd_run(f, &row, 1), 0);
-        double d = rel_diff(batch + (size_t)i * vocab, step, (size_t)vocab);
+        double d = test_rel_diff(batch + (size_t)i * vocab, step, (size_t)vocab);
         ck_assert_msg(d <= 1e-5, "position %d: %g", i, d);
         /* greedy continuation of the prompt follows the published story */
         if (i == N_STORY - 1) {
@@ -145,7 +136,7 @@ START_TEST(formats_agree)
     for (int p = 0; p < 3; p++) {
         struct slora_model *m = test_load_model(paths[p]);
         float *l = prefill_base(m, story, N_STORY);
-        double d = rel_diff(l, ref, n);
+        double d = test_rel_diff(l, ref, n);
         if (p < 2)
             ck_assert_msg(d <= 1e-6, "%s: %g", paths[p], d);
         else
@@ -245,7 +236,7 @@ START_TEST(deltas_equal_merged)
     float *merged = prefill(m, &t.ws0, toks, 5);
     m->layers[0].w[SLORA_MOD_WQ] = saved_q;
     m->layers[1].w[SLORA_MOD_W2] = saved_2;
-    double d = rel_diff(adapted, merged, (size_t)5 * m->cfg.shape.vocab_size);
+    double d = test_rel_diff(adapted, merged, (size_t)5 * m->cfg.shape.vocab_size);
     ck_assert_msg(d <= 1e-5, "W x + dW x vs (W + dW) x: %g", d);
     free(wq);
     free(w2);
@@ -264,7 +255,7 @@ START_TEST(threads_agree)
     float *one = prefill_threads(t.m, &t.ws1, toks, 7, 1);
     for (int threads = 2; threads <= 3; threads++) {
         float *many = prefill_threads(t.m, &t.ws1, toks, 7, threads);
-        double d = rel_diff(many, one, (size_t)7 * t.m->cfg.shape.vocab_size);
+        double d = test_rel_diff(many, one, (size_t)7 * t.m->cfg.shape.vocab_size);
         ck_assert_msg(d <= 1e-6, "%d threads: %g", threads, d);
         free(many);
     }
@@ -329,7 +320,7 @@ START_TEST(mixed_batch_equals_alone)
     int vocab = m->cfg.shape.vocab_size;
     const int a[4] = {1, 5, 9, 30}, b[4] = {1, 22, 7, 39};
     float *alone_a = prefill(m, ws0, a, 4), *alone_b = prefill(m, ws1, b, 4);
-    ck_assert(rel_diff(alone_a, alone_b, (size_t)vocab) > 1e-3);
+    ck_assert(test_rel_diff(alone_a, alone_b, (size_t)vocab) > 1e-3);
 
     struct slora_kv *ka = slora_kv_new(m), *kb = slora_kv_new(m);
     struct slora_fwd *f = slora_fwd_new(m, 8, 2);
@@ -346,16 +337,16 @@ START_TEST(mixed_batch_equals_alone)
     const float *want1[] = {alone_b, alone_a, alone_b + vocab, alone_a + vocab,
                             alone_b + 2 * vocab};
     for (int i = 0; i < 5; i++)
-        ck_assert_msg(rel_diff(out + (size_t)i * vocab, want1[i], (size_t)vocab) <= 1e-5,
+        ck_assert_msg(test_rel_diff(out + (size_t)i * vocab, want1[i], (size_t)vocab) <= 1e-5,
                       "step 1 row %d", i);
     /* step 2: one decode row each */
     struct slora_fwd_row r2[] = {{a[2], 2, ka, ws0, out}, {b[3], 3, kb, ws1, out + vocab}};
     ck_assert_int_eq(slora_fwd_run(f, r2, 2), 0);
-    ck_assert(rel_diff(out, alone_a + 2 * vocab, (size_t)vocab) <= 1e-5);
-    ck_assert(rel_diff(out + vocab, alone_b + 3 * vocab, (size_t)vocab) <= 1e-5);
+    ck_assert(test_rel_diff(out, alone_a + 2 * vocab, (size_t)vocab) <= 1e-5);
+    ck_assert(test_rel_diff(out + vocab, alone_b + 3 * vocab, (size_t)vocab) <= 1e-5);
     struct slora_fwd_row r3 = {a[3], 3, ka, ws0, out};
     ck_assert_int_eq(slora_fwd_run(f, &r3, 1), 0);
-    ck_assert(rel_diff(out, alone_a + 3 * vocab, (size_t)vocab) <= 1e-5);
+    ck_assert(test_rel_diff(out, alone_a + 3 * vocab, (size_t)vocab) <= 1e-5);
 
     free(out);
     free(alone_a);
@@ -415,6 +406,175 @@ START_TEST(product_counts)
 }
 END_TEST
 
+/* LoRA factors of shape (rows, r) and (r, cols), entries from a fixed
+ * pattern, and the delta that applies them. */
+static void lora_init(struct slora_delta *d, float *b, float *a, int64_t rows, int64_t cols,
+                      int64_t r, float amp)
+{
+    for (int64_t i = 0; i < rows * r; i++)
+        b[i] = amp * (float)((i * 5 % 11) - 5);
+    for (int64_t i = 0; i < r * cols; i++)
+        a[i] = amp * (float)((i * 3 % 7) - 3);
+    d->kind = SLORA_DELTA_LORA;
+    ck_assert(slora_tensor_init(&d->b, SLORA_DTYPE_F32, b, rows, r));
+    ck_assert(slora_tensor_init(&d->a, SLORA_DTYPE_F32, a, r, cols));
+}
+
+/* w (rows, cols) += s * b a, b (rows, r), a (r, cols). */
+static void add_lora(float *w, const float *b, const float *a, int64_t rows, int64_t cols,
+                     int64_t r, float s)
+{
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++) {
+            float v = 0;
+            for (int64_t k = 0; k < r; k++)
+                v += b[i * r + k] * a[k * cols + j];
+            w[i * cols + j] += s * v;
+        }
+}
+
+#define MIX_RANK 2
+
+/* The two_sets model with its layer 0 wq and layer 1 w2 replaced by
+ * W + cA dA + cB (B A) and W + cB (B2 A2) + cC dC, prefilled on the base
+ * weight set: the merged model a mix must reproduce. */
+static float *merged_mix(struct two_sets *t, const float *lora[4], float ca, float cb, float cc,
+                         const int *toks, int n)
+{
+    struct slora_model *m = t->m;
+    int64_t qr, qc, dr, dc;
+    slora_arch_module_dims(&m->cfg.shape, SLORA_MOD_WQ, &qr, &qc);
+    slora_arch_module_dims(&m->cfg.shape, SLORA_MOD_W2, &dr, &dc);
+    float *wq = malloc((size_t)(qr * qc) * sizeof(float));
+    float *w2 = malloc((size_t)(dr * dc) * sizeof(float));
+    memcpy(wq, slora_model_matrix(m, 0, SLORA_MOD_WQ)->data, (size_t)(qr * qc) * sizeof(float));
+    memcpy(w2, slora_model_matrix(m, 1, SLORA_MOD_W2)->data, (size_t)(dr * dc) * sizeof(float));
+    for (int64_t i = 0; i < qr * qc; i++)
+        wq[i] += ca * t->dq[i];
+    for (int64_t i = 0; i < dr * dc; i++)
+        w2[i] += cc * t->d2[i];
+    add_lora(wq, lora[0], lora[1], qr, qc, MIX_RANK, cb);
+    add_lora(w2, lora[2], lora[3], dr, dc, MIX_RANK, cb);
+    struct slora_tensor saved_q = m->layers[0].w[SLORA_MOD_WQ];
+    struct slora_tensor saved_2 = m->layers[1].w[SLORA_MOD_W2];
+    m->layers[0].w[SLORA_MOD_WQ].data = wq;
+    m->layers[1].w[SLORA_MOD_W2].data = w2;
+    float *out = prefill(m, &t->ws0, toks, n);
+    m->layers[0].w[SLORA_MOD_WQ] = saved_q;
+    m->layers[1].w[SLORA_MOD_W2] = saved_2;
+    free(wq);
+    free(w2);
+    return out;
+}
+
+/* Per-request mixes: weight sets whose terms point at other sets' deltas
+ * (a dense A on layer 0 wq, a LoRA B on layer 0 wq and layer 1 w2, a
+ * dense C on layer 1 w2) with per-term scales. Each mix alone equals the
+ * merged model W + sum_k s_k dW_k; one batch holding rows of both mixes
+ * (sharing A with different weights, one negative), of A, B and C alone
+ * and of the base equals each alone and runs one product per distinct
+ * delta of each matrix. */
+START_TEST(mixes_in_one_batch)
+{
+    struct two_sets t;
+    two_sets_init(&t);
+    const struct slora_model *m = t.m;
+    int vocab = m->cfg.shape.vocab_size;
+    int64_t qr, qc, dr, dc;
+    slora_arch_module_dims(&m->cfg.shape, SLORA_MOD_WQ, &qr, &qc);
+    slora_arch_module_dims(&m->cfg.shape, SLORA_MOD_W2, &dr, &dc);
+    float *bq = malloc((size_t)(qr * MIX_RANK) * sizeof(float));
+    float *aq = malloc((size_t)(MIX_RANK * qc) * sizeof(float));
+    float *b2 = malloc((size_t)(dr * MIX_RANK) * sizeof(float));
+    float *a2 = malloc((size_t)(MIX_RANK * dc) * sizeof(float));
+    struct slora_delta lq, l2;
+    lora_init(&lq, bq, aq, qr, qc, MIX_RANK, 0.08f);
+    lora_init(&l2, b2, a2, dr, dc, MIX_RANK, 0.05f);
+    const float *lora[4] = {bq, aq, b2, a2};
+
+    struct slora_weights a, b, c, mix1, mix2;
+    ck_assert_int_eq(slora_weights_init(&a, m, 1), 0);
+    ck_assert_int_eq(slora_weights_init(&b, m, 1), 0);
+    ck_assert_int_eq(slora_weights_init(&c, m, 1), 0);
+    ck_assert_int_eq(slora_weights_init(&mix1, m, 2), 0);
+    ck_assert_int_eq(slora_weights_init(&mix2, m, 2), 0);
+    slora_weights_set(&a, 0, 0, SLORA_MOD_WQ, &t.d[0]);
+    slora_weights_set(&b, 0, 0, SLORA_MOD_WQ, &lq);
+    slora_weights_set(&b, 0, 1, SLORA_MOD_W2, &l2);
+    slora_weights_set(&c, 0, 1, SLORA_MOD_W2, &t.d[1]);
+    slora_weights_copy_term(&mix1, 0, &a, 0, 0.7f);
+    slora_weights_copy_term(&mix1, 1, &b, 0, 0.3f);
+    slora_weights_copy_term(&mix2, 0, &a, 0, -0.4f);
+    slora_weights_copy_term(&mix2, 1, &c, 0, 0.8f);
+    struct slora_weights *sets[6] = {&mix1, &a, &mix2, &t.ws0, &b, &c};
+    for (int i = 0; i < 6; i++)
+        if (sets[i] != &t.ws0)
+            sets[i]->id = slora_weights_new_id();
+    ck_assert_uint_ne(mix1.id, mix2.id);
+
+    enum { N = 3 };
+    int toks[6][N];
+    for (int i = 0; i < 6; i++)
+        for (int p = 0; p < N; p++)
+            toks[i][p] = p ? 2 + (7 * i + 11 * p) % 37 : 1;
+    float *alone[6];
+    for (int i = 0; i < 6; i++)
+        alone[i] = prefill(m, sets[i], toks[i], N);
+
+    /* the mixes against the merged models */
+    float *want1 = merged_mix(&t, lora, 0.7f, 0.3f, 0, toks[0], N);
+    float *want2 = merged_mix(&t, lora, -0.4f, 0, 0.8f, toks[2], N);
+    double d1 = test_rel_diff(alone[0], want1, (size_t)N * vocab);
+    double d2 = test_rel_diff(alone[2], want2, (size_t)N * vocab);
+    ck_assert_msg(d1 <= 1e-5, "W + 0.7 dA + 0.3 dB: %g", d1);
+    ck_assert_msg(d2 <= 1e-5, "W - 0.4 dA + 0.8 dC: %g", d2);
+    float *base1 = prefill(m, &t.ws0, toks[0], N);
+    ck_assert(test_rel_diff(alone[0], base1, (size_t)N * vocab) > 1e-3);
+
+    /* all six in one batch, rows interleaved */
+    struct slora_kv *kv[6];
+    struct slora_fwd_row rows[6 * N];
+    float *out = malloc((size_t)6 * N * vocab * sizeof(float));
+    for (int i = 0; i < 6; i++)
+        kv[i] = slora_kv_new(m);
+    for (int p = 0; p < N; p++)
+        for (int i = 0; i < 6; i++)
+            rows[p * 6 + i] = (struct slora_fwd_row){toks[i][p], p, kv[i], sets[i],
+                                                     out + (size_t)(p * 6 + i) * vocab};
+    struct slora_fwd *f = slora_fwd_new(m, 6 * N, 2);
+    ck_assert_int_eq(slora_fwd_run(f, rows, 6 * N), 0);
+    for (int p = 0; p < N; p++)
+        for (int i = 0; i < 6; i++) {
+            double d = test_rel_diff(out + (size_t)(p * 6 + i) * vocab,
+                                alone[i] + (size_t)p * vocab, (size_t)vocab);
+            ck_assert_msg(d <= 1e-5, "set %d position %d: %g", i, p, d);
+        }
+    /* layer 0 wq: A and B's; layer 1 w2: B's and C */
+    struct slora_fwd_stats st;
+    slora_fwd_stats(f, &st);
+    ck_assert_uint_eq(st.base_products, 15);
+    ck_assert_uint_eq(st.delta_products, 4);
+
+    slora_fwd_free(f);
+    for (int i = 0; i < 6; i++) {
+        slora_kv_free(kv[i]);
+        free(alone[i]);
+    }
+    free(out);
+    free(want1);
+    free(want2);
+    free(base1);
+    struct slora_weights *own[5] = {&a, &b, &c, &mix1, &mix2};
+    for (int i = 0; i < 5; i++)
+        slora_weights_deinit(own[i]);
+    free(bq);
+    free(aq);
+    free(b2);
+    free(a2);
+    two_sets_deinit(&t);
+}
+END_TEST
+
 START_TEST(bad_rows)
 {
     struct two_sets t;
@@ -453,6 +613,7 @@ Suite *slora_forward_suite(void)
     tcase_add_test(tc, quantized_threads_agree);
     tcase_add_test(tc, mixed_batch_equals_alone);
     tcase_add_loop_test(tc, product_counts, 0, sizeof(count_cases) / sizeof(count_cases[0]));
+    tcase_add_test(tc, mixes_in_one_batch);
     tcase_add_test(tc, bad_rows);
     suite_add_tcase(s, tc);
     return s;

@@ -6,11 +6,23 @@
 #include <slora/model.h>
 
 #include <check.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* max|a - b| / max|b|: the project's tolerance rule for logits. */
+static inline double test_rel_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = fmax(d, fabs((double)a[i] - b[i]));
+        mb = fmax(mb, fabs((double)b[i]));
+    }
+    return d / mb;
+}
 
 /* A fresh scratch path /tmp/slora-<tag>-XXXXXX (the file exists, empty). */
 static inline char *test_tmp_path(const char *tag)

@@ -1,15 +1,22 @@
 /* engine.h - continuous batching of sequences over one base model and any
  * number of adapters.
  *
- * A job is a prompt plus a step callback. The engine owns one compute
- * thread: it admits queued jobs between steps (round-robin across
- * tenants), gets each adapter job's weight set from the delta cache
- * (a miss is generated on a cache thread while the others keep decoding),
+ * A job is a prompt plus a step callback, on the base model, one adapter
+ * or a mix of adapters (W + sum_i weight_i dW_i). The engine owns one
+ * compute thread: it admits queued jobs between steps (round-robin across
+ * tenants), gets each of a job's adapters from the delta cache (a miss is
+ * generated on a cache thread while the others keep decoding; a mix's
+ * misses are queued together), points the sequence's weight set at them,
  * prefills new prompts in the same batched slora_fwd_run as every active
  * sequence's decode row, and hands each sequence its logits. The forward
  * groups rows by weight-set id, so matrices no adapter touches run as one
  * GEMM over the whole batch and adapted ones one GEMM per (adapter,
- * version) group. Each sequence has its own KV cache.
+ * version) group: a mix is a weight set of its own whose terms point at the
+ * cached entries' deltas with the mix's weights as scales, so it shares its
+ * adapters' groups with every other sequence using them (alone or in
+ * another mix), and the cache holds one entry per (adapter, version), never
+ * one per mix. A single adapter of weight 1 uses its entry's own weight set.
+ * Each sequence has its own KV cache.
  *
  * What a sequence does with its logits (sampling, stop rules, text) is the
  * job's business: the step callback chooses the next token. The engine
@@ -26,7 +33,8 @@
  *
  * Ownership: the model and the cache outlive the engine. A
  * job's strings and prompt are copied at submit; the engine holds its own
- * adapter reference until the cache entry is ready.
+ * adapter references until the job ends, and its cache handles (so the
+ * versions it started on) until then too.
  */
 #ifndef SLORA_ENGINE_H
 #define SLORA_ENGINE_H
@@ -43,16 +51,17 @@ struct slora_engine_config {
     int max_batch;       /* sequences in flight (active or getting weights); 0 = 16 */
     int max_queue;       /* jobs waiting for a slot; beyond: SLORA_EBUSY; 0 = 64 */
     int tenant_max_seqs; /* per tenant, waiting + in flight; beyond: SLORA_EQUOTA; 0 = no limit */
-    /* Per tenant, sequences holding a batch slot while their adapter's
-     * delta is generated (cache misses); the tenant's next jobs wait in its
-     * queue meanwhile, so one tenant's misses cannot hold every batch slot
-     * or fill the generation queue. 0 = no limit. */
+    /* Per tenant, adapter deltas its admitted sequences wait for (cache
+     * misses; a mix counts each adapter it waits for): a tenant's next job
+     * is admitted only while fewer are outstanding, the others wait in its
+     * queue, so one tenant's misses cannot hold every batch slot or fill
+     * the generation queue. 0 = no limit. */
     int tenant_max_acquiring;
 };
 
 struct slora_engine_result {
     int err;           /* 0, SLORA_ECANCELED, or why the weights could not be built */
-    char diag[256];    /* message for err */
+    char diag[256];    /* message for err (a failed generation: that adapter's) */
     int n_prompt;      /* prompt tokens processed */
     int n_completion;  /* tokens the step callback sampled */
     bool length;       /* stopped because the context (seq_len) is full */
@@ -67,11 +76,18 @@ typedef int (*slora_engine_step_cb)(void *arg, float *logits, int pos, bool *sto
 /* Called exactly once per accepted job, last. */
 typedef void (*slora_engine_done_cb)(void *arg, const struct slora_engine_result *r);
 
-struct slora_engine_job {
-    const char *tenant;               /* fairness and counters; "" for none */
-    const char *adapter_id;           /* "tenant/name", NULL for the base model */
+/* One adapter of a job and its weight in W + sum_i weight_i dW_i. */
+struct slora_engine_adapter {
+    const char *id;                   /* "tenant/name" (cache key) */
     const char *version;              /* adapter version (cache key) */
     struct slora_adapter *adapter;    /* borrowed for the call; the engine refs it */
+    float weight;                     /* finite; 1 for a plain adapter */
+};
+
+struct slora_engine_job {
+    const char *tenant;               /* fairness and counters; "" for none */
+    const struct slora_engine_adapter *adapters; /* (n_adapters), distinct ids; copied */
+    int n_adapters;                   /* 0 = the base model .. SLORA_WEIGHTS_MAX_TERMS */
     const int *prompt;                /* (n_prompt) token ids in [0, vocab) */
     int n_prompt;                     /* 1 .. seq_len - 1 */
     bool all_logits;                  /* step sees every prompt position */
@@ -94,7 +110,8 @@ void slora_engine_stop(struct slora_engine *e);
 void slora_engine_free(struct slora_engine *e);
 
 /* Queue a job. Returns 0 (done will be called; *ticket identifies the job
- * for cancel), SLORA_EINVAL (bad prompt), SLORA_EQUOTA (tenant at its
+ * for cancel), SLORA_EINVAL (bad prompt; adapters missing a field, too
+ * many, a weight not finite, an id twice), SLORA_EQUOTA (tenant at its
  * concurrency limit), SLORA_EBUSY (queue full or shutting down) or
  * SLORA_ENOMEM; done is not called on error. */
 int slora_engine_submit(struct slora_engine *e, const struct slora_engine_job *job,
@@ -106,7 +123,7 @@ void slora_engine_cancel(struct slora_engine *e, uint64_t ticket);
 struct slora_engine_stats {
     int waiting;        /* queued jobs */
     int running;        /* jobs admitted (getting weights or decoding) */
-    int acquiring;      /* of those, waiting for their delta to be generated */
+    int acquiring;      /* of those, waiting for their deltas to be generated */
     uint64_t steps;     /* slora_fwd_run calls */
     uint64_t rows;      /* rows through those calls */
     uint64_t base_products;  /* base-matrix products those calls ran */

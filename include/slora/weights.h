@@ -17,6 +17,8 @@
 #include <slora/model.h>
 #include <slora/tensor.h>
 
+#include <stdint.h>
+
 #define SLORA_WEIGHTS_MAX_TERMS 8
 
 enum slora_delta_kind {
@@ -37,13 +39,21 @@ struct slora_weights {
     int n_terms;                      /* 0 = the base model alone */
     float scale[SLORA_WEIGHTS_MAX_TERMS];
     const struct slora_delta **delta; /* (n_terms, n_layers, SLORA_MOD_COUNT); NULL = untouched */
-    unsigned id;                      /* 0 = base; equal ids mean identical sets */
+    uint64_t id;                      /* 0 = base; equal ids mean identical sets */
 };
 
 /* Initialise with n_terms terms (0..SLORA_WEIGHTS_MAX_TERMS), every delta
  * NULL and every scale 1; returns 0, SLORA_EINVAL or SLORA_ENOMEM. */
 int slora_weights_init(struct slora_weights *ws, const struct slora_model *m, int n_terms);
 void slora_weights_deinit(struct slora_weights *ws);
+/* A weight-set id never returned before in this process (never 0): the
+ * delta cache's entries and the engine's per-request mixes take theirs from
+ * here, so no two live sets share one. Any thread. */
+uint64_t slora_weights_new_id(void);
+/* Term `term` of ws becomes term `from_term` of `from` (same model) with
+ * the given scale: how a mix points at the deltas of cached adapters. */
+void slora_weights_copy_term(struct slora_weights *ws, int term, const struct slora_weights *from,
+                             int from_term, float scale);
 
 static inline const struct slora_delta *slora_weights_delta(const struct slora_weights *ws,
                                                             int term, int layer,

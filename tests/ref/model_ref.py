@@ -25,13 +25,16 @@ final RMSNorm, classifier. Computed in float64 over the whole sequence with
 a causal mask.
 
 An adapter (spec superlora-v1) adds W' = W + dW (dW float32 from
-superlora_ref) to its target matrices.
+superlora_ref) to its target matrices. Several adapters with weights (a
+per-request mix) give W' = W + sum_i weight_i dW_i, summed in float64.
 
 CLI:
   model_ref.py --model M.bin --tokens 1,403,407 [--adapter A.safetensors]
       prints {"logits": [[vocab floats] per position]}
   model_ref.py --model M.bin --tokens 1 --greedy N [--adapter A]
       prints {"tokens": [N greedy continuation tokens]}
+  model_ref.py ... --adapter A --weight 0.7 --adapter B --weight 0.3
+      a mix: one --weight per --adapter, in order
 """
 
 import argparse
@@ -168,6 +171,16 @@ class Model:
             w[m][l] = (w[m][l].astype(np.float32) + dw).astype(np.float64)
         return w
 
+    def with_adapters(self, mix, max_params=sl.DEFAULT_MAX_PARAMS):
+        """A copy of the weights with W' = W + sum_i weight_i dW_i for mix
+        [(adapter bytes, weight)], in float64."""
+        w = {k: v.copy() for k, v in self.w.items()}
+        for data, weight in mix:
+            _, dws = sl.load_and_generate(data, self.shape, max_params)
+            for l, m, dw in dws:
+                w[m][l] += weight * dw.astype(np.float64)
+        return w
+
     def forward(self, tokens, w=None):
         """Logits (T, vocab) float64 for every position of tokens."""
         w = self.w if w is None else w
@@ -247,15 +260,26 @@ def main(argv):
     ap = argparse.ArgumentParser(prog="model_ref.py")
     ap.add_argument("--model", required=True)
     ap.add_argument("--tokens", required=True, help="comma-separated token ids")
-    ap.add_argument("--adapter")
+    ap.add_argument("--adapter", action="append", default=[])
+    ap.add_argument("--weight", action="append", type=float, default=[],
+                    help="weight of the adapter at the same place (a mix)")
     ap.add_argument("--greedy", type=int, help="print N greedy continuation tokens")
     args = ap.parse_args(argv)
     model = Model(args.model)
     tokens = [int(t) for t in args.tokens.split(",") if t != ""]
     w = None
-    if args.adapter:
-        with open(args.adapter, "rb") as f:
-            w = model.with_adapter(f.read())
+    if args.weight and len(args.weight) != len(args.adapter):
+        ap.error("give one --weight per --adapter (or none for a single adapter)")
+    if len(args.adapter) > 1 and not args.weight:
+        ap.error("several adapters are a mix: give their --weight")
+    datas = []
+    for path in args.adapter:
+        with open(path, "rb") as f:
+            datas.append(f.read())
+    if args.weight:
+        w = model.with_adapters(list(zip(datas, args.weight)))
+    elif datas:
+        w = model.with_adapter(datas[0])
     if args.greedy is not None:
         print(json.dumps({"tokens": model.greedy(tokens, args.greedy, w)}))
     else:

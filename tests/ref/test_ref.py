@@ -313,6 +313,37 @@ class Model(unittest.TestCase):
         self.assertEqual(lg.shape, (2, 512))
         self.assertGreater(np.abs(lg - base).max(), 1e-3)
 
+    def test_mix_is_the_weighted_sum_of_deltas(self):
+        """W' of a mix: each target is W + sum_i w_i dW_i (float64), the
+        weight-1 mix of one adapter is the single adapter, weights add."""
+        fa = sl._read(os.path.join(mf.DEFAULT_DIR, "lora_wq_wv.safetensors"))
+        fb = sl._read(os.path.join(mf.DEFAULT_DIR, "lokr.safetensors"))
+        w = self.model.with_adapters([(fa, 0.7), (fb, -0.3)])
+        _, da = sl.load_and_generate(fa, self.model.shape)
+        _, db = sl.load_and_generate(fb, self.model.shape)
+        want = {k: v.copy() for k, v in self.model.w.items()}
+        for l, m, dw in da:
+            want[m][l] += 0.7 * dw.astype(np.float64)
+        for l, m, dw in db:
+            want[m][l] -= 0.3 * dw.astype(np.float64)
+        for m in want:
+            np.testing.assert_allclose(w[m], want[m], rtol=0, atol=1e-12)
+        one = self.model.with_adapters([(fa, 1.0)])
+        single = self.model.with_adapter(fa)
+        for m in one:
+            np.testing.assert_allclose(one[m], single[m], rtol=0, atol=1e-6)
+        halves = self.model.with_adapters([(fa, 0.5), (fa, 0.5)])
+        for m in one:
+            np.testing.assert_allclose(halves[m], one[m], rtol=0, atol=1e-12)
+        out = subprocess.run([sys.executable, os.path.join(HERE, "model_ref.py"), "--model",
+                              MODEL, "--tokens", "1,403", "--adapter",
+                              os.path.join(mf.DEFAULT_DIR, "lora_wq_wv.safetensors"),
+                              "--weight", "0.7", "--adapter",
+                              os.path.join(mf.DEFAULT_DIR, "lokr.safetensors"), "--weight",
+                              "-0.3"], check=True, capture_output=True, text=True).stdout
+        np.testing.assert_allclose(np.array(json.loads(out)["logits"]),
+                                   self.model.forward([1, 403], w), rtol=0, atol=1e-6)
+
 
 class Cli(unittest.TestCase):
     def test_deltas_and_check(self):

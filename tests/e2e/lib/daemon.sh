@@ -69,12 +69,15 @@ check_contains() {
 }
 
 # start_daemon STATE_DIR [flags...]: sets DAEMON_PID, PORT, URL, DAEMON_LOG.
+# The model is stories260K unless DAEMON_MODEL gives other model flags.
 start_daemon() {
     local state=$1
     shift
     DAEMON_LOG=$TMP/daemon.$RANDOM.log
-    "$SLORAD" serve --listen 127.0.0.1:0 --state-dir "$state" --model models/stories260K.bin \
-        --tokenizer models/tok512.bin "$@" 2>"$DAEMON_LOG" &
+    # shellcheck disable=SC2086 # DAEMON_MODEL is a list of flags
+    "$SLORAD" serve --listen 127.0.0.1:0 --state-dir "$state" \
+        ${DAEMON_MODEL:---model models/stories260K.bin --tokenizer models/tok512.bin} \
+        "$@" 2>"$DAEMON_LOG" &
     DAEMON_PID=$!
     wait_for "the daemon to listen" listening_or_exited
     PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$DAEMON_LOG" | head -1)

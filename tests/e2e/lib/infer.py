@@ -8,12 +8,16 @@ usage:
       max|a-b| <= 1e-4 * max|b|, /v1/completions at temperature 0 with the
       reference greedy tokens, and a text prompt's temperature-0 completion
       with `slorad generate --adapter` on the same prompt.
-  infer.py storm URL FILE_A FILE_B SWAPS CLIENTS
+  infer.py storm URL FILE_A FILE_B SWAPS CLIENTS [MIX_FILE BASE_ID]
       Record the temperature-0 output of versions A and B alone, then replace
       the adapter SWAPS times (A, B, A, ...) while CLIENTS threads request
       completions; every response must carry a version that is A or B and the
-      text recorded for it; no errors.
+      text recorded for it; no errors. With MIX_FILE (uploaded as
+      storm/other, never replaced) the requests are mixes of the swapped
+      adapter (1.5) and it (0.5) on BASE_ID, and each response's `adapters`
+      must list the swapped adapter's version (A or B) with its text.
 Prints one "ok - ..." line per check; exits 1 on the first failure."""
+import hashlib
 import json
 import subprocess
 import sys
@@ -111,15 +115,27 @@ def cmd_fixtures(url, fixture_dir, expected_dir, slorad):
         print("ok - %s: completion equals `slorad generate --adapter` (%r)" % (name, cli.stdout[:-1]))
 
 
-def cmd_storm(url, file_a, file_b, swaps, clients):
+def cmd_storm(url, file_a, file_b, swaps, clients, mix_file=None, base_id=None):
     ident = "storm/one"
     body = {"model": ident, "prompt": "Once upon a time", "temperature": 0, "max_tokens": 24}
+    version_of = lambda out: out.get("adapter_version")  # noqa: E731
+    if mix_file:
+        other = put_adapter(url, "storm/other", mix_file)
+        body["model"] = base_id
+        body["adapters"] = [{"id": ident, "weight": 1.5}, {"id": "storm/other", "weight": 0.5}]
+
+        def version_of(out):
+            ads = out.get("adapters") or [{}, {}]
+            if [a.get("id") for a in ads] != [ident, "storm/other"] or \
+                    ads[1].get("version") != other:
+                return None
+            return ads[0].get("version")
     files = [file_a, file_b]
     want = {}
     for path in files:
         version = put_adapter(url, ident, path)
         status, out = post(url + "/v1/completions", body)
-        if status != 200 or out["adapter_version"] != version:
+        if status != 200 or version_of(out) != version:
             fail("storm baseline: %d %s" % (status, out))
         want[version] = out["choices"][0]["text"]
     if len(set(want.values())) != 2:
@@ -136,7 +152,7 @@ def cmd_storm(url, file_a, file_b, swaps, clients):
             if status != 200:
                 errors.append("status %d: %s" % (status, out))
                 return
-            v = out.get("adapter_version")
+            v = version_of(out)
             if v not in want or out["choices"][0]["text"] != want[v]:
                 errors.append("version %s gave %r" % (v, out["choices"][0]["text"]))
                 return
@@ -155,15 +171,25 @@ def cmd_storm(url, file_a, file_b, swaps, clients):
     total = sum(counts.values())
     if total < clients:
         fail("storm: only %d responses" % total)
-    print("ok - storm: %d swaps under %d clients, %d responses, each matches its version "
-          "(%s)" % (swaps, clients, total, ", ".join("%s: %d" % kv for kv in counts.items())))
+    print("ok - storm%s: %d swaps under %d clients, %d responses, each matches its version "
+          "(%s)" % (" of mixes" if mix_file else "", swaps, clients, total,
+                    ", ".join("%s: %d" % kv for kv in counts.items())))
+    last = files[(swaps - 1) % 2] if swaps else file_b
+    status, out = post(url + "/v1/completions", body)
+    with open(last, "rb") as f:
+        final = hashlib.sha256(f.read()).hexdigest()[:16]
+    if status != 200 or version_of(out) != final or out["choices"][0]["text"] != want[final]:
+        fail("storm: the request after the swaps is not on the final version %s: %s"
+             % (final, out))
+    print("ok - storm: the next request runs on the final version")
 
 
 def main():
     if len(sys.argv) == 6 and sys.argv[1] == "fixtures":
         cmd_fixtures(*sys.argv[2:6])
-    elif len(sys.argv) == 7 and sys.argv[1] == "storm":
-        cmd_storm(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+    elif len(sys.argv) in (7, 9) and sys.argv[1] == "storm":
+        cmd_storm(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]),
+                  *sys.argv[7:9])
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
