@@ -285,7 +285,7 @@ START_TEST(quantized_threads_agree)
     float *one = prefill_threads(m, &ws, toks, 7, 1);
     for (int threads = 2; threads <= 3; threads++) {
         float *many = prefill_threads(m, &ws, toks, 7, threads);
-        double d = rel_diff(many, one, (size_t)7 * vocab);
+        double d = test_rel_diff(many, one, (size_t)7 * vocab);
         ck_assert_msg(d <= 1e-6, "%d threads: %g", threads, d);
         free(many);
     }
@@ -295,7 +295,7 @@ START_TEST(quantized_threads_agree)
     for (int i = 0; i < 7; i++) {
         struct slora_fwd_row row = {toks[i], i, kv, &ws, step};
         ck_assert_int_eq(slora_fwd_run(f, &row, 1), 0);
-        double d = rel_diff(step, one + (size_t)i * vocab, (size_t)vocab);
+        double d = test_rel_diff(step, one + (size_t)i * vocab, (size_t)vocab);
         ck_assert_msg(d <= 1e-5, "position %d: %g", i, d);
     }
     free(step);
