@@ -100,68 +100,10 @@ def summary(xs):
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
-def main():
-    shapes = os.environ.get("SHAPES", "110m 1b").split()
-    types = os.environ.get("TYPES", "f32 f16 q8_0 q4_k_m").split()
-    threads = [int(t) for t in os.environ.get("THREADS", "1 2").split()]
-    reps = int(os.environ.get("REPS", "5"))
-    load = open("/proc/loadavg").read().split()[:3]
-    results = []
-    for shape in shapes:
-        for dtype in types:
-            model = model_file(shape, dtype)
-            for t in threads:
-                ours, theirs = {"prefill": [], "decode": []}, {"prefill": [], "decode": []}
-                # CPU ms per token (process, all threads) of each side
-                cpu, cpu_llama = {"prefill": [], "decode": []}, {"prefill": [], "decode": []}
-                for r in range(reps):
-                    order = [("slorad", slorad), ("llama.cpp", llama)]
-                    if r % 2:
-                        order.reverse()
-                    for name, fn in order:
-                        res = fn(model, t)
-                        dst = ours if name == "slorad" else theirs
-                        dst["prefill"].append(res["prefill_tps"])
-                        dst["decode"].append(res["decode_tps"])
-                        c = cpu if name == "slorad" else cpu_llama
-                        c["decode"].append(1000 * res["decode_cpu_s"] / res["n_decode"])
-                        c["prefill"].append(1000 * res["prefill_cpu_s"] / res["n_prompt"])
-                row = {"shape": shape, "type": dtype, "threads": t,
-                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                       "load": open("/proc/loadavg").read().split()[0],
-                       "slorad": {k: summary(v) for k, v in ours.items()},
-                       "llama_cpp": {k: summary(v) for k, v in theirs.items()},
-                       "slorad_cpu_ms_per_token": {k: summary(v) for k, v in cpu.items()},
-                       "llama_cpp_cpu_ms_per_token": {k: summary(v) for k, v in cpu_llama.items()}}
-                for k in ("prefill", "decode"):
-                    row[k + "_ratio"] = row["slorad"][k]["median"] / row["llama_cpp"][k]["median"]
-                results.append(row)
-                print("%-5s %-7s %d thr: decode %.2f vs %.2f tok/s (%.2fx), prefill %.1f vs %.1f "
-                      "(%.2fx)" % (shape, dtype, t, row["slorad"]["decode"]["median"],
-                                   row["llama_cpp"]["decode"]["median"], row["decode_ratio"],
-                                   row["slorad"]["prefill"]["median"],
-                                   row["llama_cpp"]["prefill"]["median"], row["prefill_ratio"]),
-                      file=sys.stderr, flush=True)
-    adapters = []
-    if os.environ.get("ADAPTERS", "1") == "1" and "q4_k_m" in types:
-        for shape in shapes:
-            model = model_file(shape, "q4_k_m")
-            lora, tucker = adapter_files(shape)
-            for t in threads:
-                runs = {"base": [], "lora16_factored": [], "tucker_dense_bf16": []}
-                for r in range(reps):
-                    runs["base"].append(slorad(model, t)["decode_tps"])
-                    runs["lora16_factored"].append(slorad(model, t, ["--adapter", lora])["decode_tps"])
-                    runs["tucker_dense_bf16"].append(
-                        slorad(model, t, ["--adapter", tucker, "--delta-dtype", "bf16"])["decode_tps"])
-                row = {"shape": shape, "threads": t, **{k: summary(v) for k, v in runs.items()}}
-                base = row["base"]["median"]
-                row["lora16_overhead_pct"] = 100 * (base / row["lora16_factored"]["median"] - 1)
-                row["tucker_overhead_pct"] = 100 * (base / row["tucker_dense_bf16"]["median"] - 1)
-                adapters.append(row)
-                print("%-5s q4_k_m %d thr adapters: LoRA r=16 +%.1f%%, Tucker dense BF16 +%.1f%%"
-                      % (shape, t, row["lora16_overhead_pct"], row["tucker_overhead_pct"]),
-                      file=sys.stderr, flush=True)
+def write_report(results, adapters, reps, load):
+    """model.{json,md} (OUT_JSON, OUT_MD) from the rows so far, merged with
+    MERGE's (and with APPEND, the existing file's) rows."""
+    results, adapters = list(results), list(adapters)
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                            if l.startswith("model name")), "?"), "n_cpus": os.cpu_count(),
@@ -223,6 +165,72 @@ def main():
     with open(os.environ.get("OUT_MD", "bench/results/model.md"), "w") as f:
         f.write("\n".join(md) + "\n")
 
+
+
+def main():
+    shapes = os.environ.get("SHAPES", "110m 1b").split()
+    types = os.environ.get("TYPES", "f32 f16 q8_0 q4_k_m").split()
+    threads = [int(t) for t in os.environ.get("THREADS", "1 2").split()]
+    reps = int(os.environ.get("REPS", "5"))
+    load = open("/proc/loadavg").read().split()[:3]
+    results = []
+    for shape in shapes:
+        for dtype in types:
+            model = model_file(shape, dtype)
+            for t in threads:
+                ours, theirs = {"prefill": [], "decode": []}, {"prefill": [], "decode": []}
+                # CPU ms per token (process, all threads) of each side
+                cpu, cpu_llama = {"prefill": [], "decode": []}, {"prefill": [], "decode": []}
+                for r in range(reps):
+                    order = [("slorad", slorad), ("llama.cpp", llama)]
+                    if r % 2:
+                        order.reverse()
+                    for name, fn in order:
+                        res = fn(model, t)
+                        dst = ours if name == "slorad" else theirs
+                        dst["prefill"].append(res["prefill_tps"])
+                        dst["decode"].append(res["decode_tps"])
+                        c = cpu if name == "slorad" else cpu_llama
+                        c["decode"].append(1000 * res["decode_cpu_s"] / res["n_decode"])
+                        c["prefill"].append(1000 * res["prefill_cpu_s"] / res["n_prompt"])
+                row = {"shape": shape, "type": dtype, "threads": t,
+                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                       "load": open("/proc/loadavg").read().split()[0],
+                       "slorad": {k: summary(v) for k, v in ours.items()},
+                       "llama_cpp": {k: summary(v) for k, v in theirs.items()},
+                       "slorad_cpu_ms_per_token": {k: summary(v) for k, v in cpu.items()},
+                       "llama_cpp_cpu_ms_per_token": {k: summary(v) for k, v in cpu_llama.items()}}
+                for k in ("prefill", "decode"):
+                    row[k + "_ratio"] = row["slorad"][k]["median"] / row["llama_cpp"][k]["median"]
+                results.append(row)
+                write_report(results, [], reps, load)
+                print("%-5s %-7s %d thr: decode %.2f vs %.2f tok/s (%.2fx), prefill %.1f vs %.1f "
+                      "(%.2fx)" % (shape, dtype, t, row["slorad"]["decode"]["median"],
+                                   row["llama_cpp"]["decode"]["median"], row["decode_ratio"],
+                                   row["slorad"]["prefill"]["median"],
+                                   row["llama_cpp"]["prefill"]["median"], row["prefill_ratio"]),
+                      file=sys.stderr, flush=True)
+    adapters = []
+    if os.environ.get("ADAPTERS", "1") == "1" and "q4_k_m" in types:
+        for shape in shapes:
+            model = model_file(shape, "q4_k_m")
+            lora, tucker = adapter_files(shape)
+            for t in threads:
+                runs = {"base": [], "lora16_factored": [], "tucker_dense_bf16": []}
+                for r in range(reps):
+                    runs["base"].append(slorad(model, t)["decode_tps"])
+                    runs["lora16_factored"].append(slorad(model, t, ["--adapter", lora])["decode_tps"])
+                    runs["tucker_dense_bf16"].append(
+                        slorad(model, t, ["--adapter", tucker, "--delta-dtype", "bf16"])["decode_tps"])
+                row = {"shape": shape, "threads": t, **{k: summary(v) for k, v in runs.items()}}
+                base = row["base"]["median"]
+                row["lora16_overhead_pct"] = 100 * (base / row["lora16_factored"]["median"] - 1)
+                row["tucker_overhead_pct"] = 100 * (base / row["tucker_dense_bf16"]["median"] - 1)
+                adapters.append(row)
+                print("%-5s q4_k_m %d thr adapters: LoRA r=16 +%.1f%%, Tucker dense BF16 +%.1f%%"
+                      % (shape, t, row["lora16_overhead_pct"], row["tucker_overhead_pct"]),
+                      file=sys.stderr, flush=True)
+    write_report(results, adapters, reps, load)
 
 if __name__ == "__main__":
     main()
