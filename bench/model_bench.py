@@ -124,7 +124,9 @@ def write_report(results, adapters, reps, load):
         new = {key(r) for r in adapters}
         adapters[:0] = [r for r in old.get("adapters", []) if key(r) not in new]
         report["load_before"] = old.get("load_before", load)
-        report["date"] = old.get("date", report["date"]).split(" to ")[0] + " to " + report["date"]
+    dates = sorted(r["date"] for r in results if "date" in r)
+    if dates:
+        report["date"] = dates[0] + (" to " + dates[-1] if dates[-1] != dates[0] else "")
     order = {"110m": 0, "1b": 1, "f32": 0, "f16": 1, "q8_0": 2, "q4_k_m": 3}
     results.sort(key=lambda r: (order.get(r["shape"], 9), order.get(r["type"], 9), r["threads"]))
     os.makedirs("bench/results", exist_ok=True)
@@ -135,23 +137,25 @@ def write_report(results, adapters, reps, load):
           "tok/s, medians of %d interleaved runs (min-max); prefill %d tokens in one batch, "
           "decode %d tokens greedy; llama.cpp (node-llama-cpp 3.21.1, F32 KV cache like "
           "slorad) timed by its own performance counters. The last columns are CPU ms per "
-          "decoded token (the process's, all threads; llama.cpp's from node's process.cpuUsage around the same "
+          "token (the process's, all threads; llama.cpp's from node's process.cpuUsage around the same "
           "steps), which the other jobs on the machine disturb less than wall time; at 1 "
           "thread it is the fairest comparison here (at 2 both sides also count spin-waits)." % (
               report["date"], report["cpu"], report["n_cpus"], " ".join(report["load_before"]),
               " ".join(report["load_after"]), reps, report["n_prompt"], report["n_gen"]),
           "", "| shape | type | threads | decode slorad | decode llama.cpp | ratio | "
-          "prefill slorad | prefill llama.cpp | ratio | decode CPU ms/tok slorad | llama.cpp |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "prefill slorad | prefill llama.cpp | ratio | decode CPU ms/tok slorad | llama.cpp | "
+          "prefill CPU ms/tok slorad | llama.cpp |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda s: "%.2f (%.2f-%.2f)" % (s["median"], s["min"], s["max"])  # noqa: E731
     for r in results:
-        md.append("| %s | %s | %d | %s | %s | %.2fx | %s | %s | %.2fx | %s | %s |" % (
+        cpu_ours = r["slorad_cpu_ms_per_token"]
+        cpu_theirs = r.get("llama_cpp_cpu_ms_per_token")
+        md.append("| %s | %s | %d | %s | %s | %.2fx | %s | %s | %.2fx | %s | %s | %s | %s |" % (
             r["shape"], r["type"], r["threads"], fmt(r["slorad"]["decode"]),
             fmt(r["llama_cpp"]["decode"]), r["decode_ratio"], fmt(r["slorad"]["prefill"]),
-            fmt(r["llama_cpp"]["prefill"]), r["prefill_ratio"],
-            fmt(r["slorad_cpu_ms_per_token"]["decode"]),
-            fmt(r["llama_cpp_cpu_ms_per_token"]["decode"])
-            if "llama_cpp_cpu_ms_per_token" in r else "-"))
+            fmt(r["llama_cpp"]["prefill"]), r["prefill_ratio"], fmt(cpu_ours["decode"]),
+            fmt(cpu_theirs["decode"]) if cpu_theirs else "-", fmt(cpu_ours["prefill"]),
+            fmt(cpu_theirs["prefill"]) if cpu_theirs else "-"))
     if adapters:
         md += ["", "### Adapter overhead on Q4_K_M decode (slorad, warm)", "",
                "| shape | threads | base tok/s | LoRA r=16 q,k,v,o (factored) | overhead | "
