@@ -276,6 +276,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_SECONDS ?= 60
 FUZZ_MAX_LEN ?= 65536
 FUZZ_MAX_LEN_tokenizer := 8192
+FUZZ_MAX_LEN_model := 131072
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 .PHONY: fuzz fuzz-lib $(FUZZ_TARGETS:%=fuzz-%) valgrind
 fuzz: $(FUZZ_TARGETS:%=fuzz-%)
@@ -294,7 +295,7 @@ $(FUZZ_TARGETS:%=fuzz-%): fuzz-%: fuzz-lib
 	@grep -E '^(stat::|#[0-9]+ +DONE)' build-fuzz/fuzz_$*.log
 
 # The replay runner of one target: its entry point without libFuzzer.
-$(BUILD)/fuzz_%_replay: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(LIB)
+$(BUILD)/fuzz_%_replay: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(wildcard tests/fuzz/*.h) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ tests/fuzz/fuzz_$*.c tests/fuzz/replay.c $(LIB) $(DEP_LIBS)
 
 format:

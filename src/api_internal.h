@@ -1,5 +1,6 @@
-/* api_internal.h - shared between the API files (api.c, api_adapters.c and
- * the engine's api_infer.c); not a public interface. Loop thread only. */
+/* api_internal.h - shared between the API files (api.c, api_call.c,
+ * api_builtin.c, api_adapters.c and the engine's api_infer.c); not a public
+ * interface. Loop thread only. */
 #ifndef SLORA_API_INTERNAL_H
 #define SLORA_API_INTERNAL_H
 

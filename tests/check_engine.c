@@ -46,7 +46,8 @@ static int fake_gen(const struct slora_adapter *a, float *out, int n_threads, ch
     return 0;
 }
 
-/* An adapter on wq and wv of every layer. */
+/* An adapter on wq and wv of every layer. Tests keep theirs static: the
+ * cache holds references until teardown frees it. */
 struct fake {
     struct slora_adapter a;
     struct slora_target t[2 * 8];
@@ -293,7 +294,7 @@ static void run_alone(struct run *r, const struct fake *f, const int *prompt, in
 START_TEST(isolation)
 {
     start(16, 64, 0);
-    struct fake f[N_ADAPTERS];
+    static struct fake f[N_ADAPTERS];
     for (int i = 0; i < N_ADAPTERS; i++)
         fake_init(&f[i], i, 0.02f * (float)(i + 1));
     int prompts[N_SEQS][2];
@@ -385,7 +386,7 @@ static bool steady_step(int n, uint64_t *base, uint64_t *delta)
 START_TEST(batch_groups)
 {
     start(16, 64, 0);
-    struct fake fa, fb;
+    static struct fake fa, fb;
     fake_init(&fa, 0, 0.01f);
     fake_init(&fb, 1, 0.03f);
     char diag[128];
@@ -436,7 +437,7 @@ END_TEST
 START_TEST(prompt_logits)
 {
     start(4, 8, 0);
-    struct fake f;
+    static struct fake f;
     fake_init(&f, 0, 0.02f);
     const int prompt[6] = {BOS, 100, 200, 300, 400, 50};
     struct run all;
@@ -731,7 +732,7 @@ START_TEST(generation_limit)
 {
     start_gated(2, 1);
     const int prompt[2] = {BOS, 94};
-    struct fake f[3];
+    static struct fake f[3];
     struct run a[3];
     memset(a, 0, sizeof(a));
     for (int i = 0; i < 3; i++) {
@@ -865,7 +866,7 @@ static float *mix_logits(const struct slora_engine_adapter *ads, int n_ads)
 START_TEST(mix_weights)
 {
     start(4, 16, 0);
-    struct fake a, b, ab, neg;
+    static struct fake a, b, ab, neg;
     fake_init(&a, 0, 0.02f);
     fake_init(&b, 1, 0.05f);
     fake_init(&ab, 2, 0.7f * 0.02f + 0.3f * 0.05f);
@@ -922,7 +923,7 @@ END_TEST
 START_TEST(mix_batch)
 {
     start(16, 64, 0);
-    struct fake a, b, c;
+    static struct fake a, b, c;
     fake_init(&a, 0, 0.02f);
     fake_init(&b, 1, 0.04f);
     fake_init(&c, 2, -0.03f);
@@ -1003,7 +1004,7 @@ START_TEST(mix_failure)
 {
     struct slora_engine_config ec = {.threads = 1, .max_batch = 4, .max_queue = 8};
     start_with(&ec, failing_gen);
-    struct fake good, bad;
+    static struct fake good, bad;
     fake_init(&good, 0, 0.02f);
     fake_init(&bad, 1, 13.0f);
     struct run r;
@@ -1029,7 +1030,7 @@ START_TEST(mix_generation_limit)
 {
     start_gated(4, 2);
     const int prompt[2] = {BOS, 95};
-    struct fake f[4];
+    static struct fake f[4];
     for (int i = 0; i < 4; i++)
         fake_init(&f[i], i, 0.01f * (float)(i + 1));
     struct run mix, single;
@@ -1056,7 +1057,7 @@ END_TEST
 START_TEST(bad_mix_submit)
 {
     start(1, 2, 0);
-    struct fake f[SLORA_WEIGHTS_MAX_TERMS + 1];
+    static struct fake f[SLORA_WEIGHTS_MAX_TERMS + 1];
     struct slora_engine_adapter ads[SLORA_WEIGHTS_MAX_TERMS + 1];
     for (int i = 0; i <= SLORA_WEIGHTS_MAX_TERMS; i++) {
         fake_init(&f[i], i, 0.01f);
