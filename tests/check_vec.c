@@ -283,6 +283,9 @@ Suite *slora_vec_suite(void)
 {
     Suite *s = suite_create("vec");
     TCase *tc = tcase_create("core");
+    /* milliseconds each; the default 4 s timeout failed a forked ASan run
+     * on a machine with load average 10 */
+    tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, dot, 0, N_LENGTHS);
     tcase_add_loop_test(tc, axpy, 0, N_LENGTHS);
     tcase_add_loop_test(tc, rmsnorm, 0, N_LENGTHS);
