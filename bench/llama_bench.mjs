@@ -4,7 +4,8 @@
 // (llama_perf_context_print through node-llama-cpp), not a JS loop.
 //
 //   node llama_bench.mjs MODEL THREADS N_PROMPT N_GEN
-// prints {"prefill_tps": .., "decode_tps": .., "n_prompt": .., "n_decode": ..}
+// prints {"prefill_tps": .., "decode_tps": .., "n_prompt": .., "n_decode": ..,
+//         "prefill_cpu_s": .., "decode_cpu_s": ..}
 const root = process.env.SLORA_ORACLE;
 if (!root) {
     console.error("llama_bench.mjs: set SLORA_ORACLE (make oracle)");
@@ -27,10 +28,17 @@ const ctx = await model.createContext({
 const seq = ctx.getSequence();
 // the prompt bench_model uses: ids spread over the first 30003 tokens
 const prompt = Array.from({length: nPrompt}, (_, i) => ((i * 7919 + 1) % 30000) + 3);
+// process CPU seconds (all threads) at the first token (the prompt's
+// evaluation) and at the last (nGen - 1 decode steps): the cost without the
+// time other processes held the cores, as bench_model reports it
+const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
 let n = 0;
+const c0 = cpu();
+let c1 = c0, c2 = c0;
 for await (const t of seq.evaluate(prompt, {temperature: 0})) {
     void t;
-    if (++n >= nGen) break;
+    if (++n === 1) c1 = cpu();
+    if (n >= nGen) { c2 = cpu(); break; }
 }
 lines.length = 0;
 await ctx.printTimings();
@@ -43,7 +51,8 @@ const grab = (re) => {
 };
 const [pTok, pTps] = grab(/prompt eval time =.*\/\s+(\d+) tokens.*?([\d.]+) tokens per second/);
 const [dRuns, dTps] = grab(/\beval time =.*\/\s+(\d+) runs.*?([\d.]+) tokens per second/);
-process.stdout.write(JSON.stringify({prefill_tps: pTps, decode_tps: dTps, n_prompt: pTok, n_decode: dRuns}) + "\n");
+process.stdout.write(JSON.stringify({prefill_tps: pTps, decode_tps: dTps, n_prompt: pTok, n_decode: dRuns,
+                                     prefill_cpu_s: c1 - c0, decode_cpu_s: c2 - c1}) + "\n");
 await ctx.dispose();
 await model.dispose();
 await llama.dispose();

@@ -14,6 +14,7 @@
 #include <slora/forward.h>
 #include <slora/matmul.h>
 #include <slora/pool.h>
+#include <slora/vec.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -27,12 +28,12 @@
 #define SLICE_ALIGN 16
 
 struct thread_scratch {
-    float *att;  /* (seq_len) scores of one head */
-    float *gin;  /* (GCHUNK, wide) gathered inputs of one delta group */
-    float *gout; /* (GCHUNK, wide) their products */
-    float *t;    /* (GCHUNK, SLORA_FWD_MAX_LORA_RANK) A x of a LoRA group */
-    int *grp;    /* (max_rows) rows of the current delta group */
-    float *gsc;  /* (max_rows) their scales */
+    float *att; /* (n_heads / n_kv_heads, seq_len) attention scores of a key/value head's queries */
+    float *gin; /* (GCHUNK, wide) gathered inputs of one delta group */
+    float *gout;         /* (GCHUNK, wide) their products */
+    float *t;            /* (GCHUNK, SLORA_FWD_MAX_LORA_RANK) A x of a LoRA group */
+    int *grp;            /* (max_rows) rows of the current delta group */
+    float *gsc;          /* (max_rows) their scales */
     unsigned char *done; /* (max_rows * SLORA_WEIGHTS_MAX_TERMS) (row, term) pairs grouped */
     int xq_type;         /* vector type the shared f->xq holds now, -1 none (every thread
                             tracks the same value: they take the same steps) */
@@ -169,7 +170,7 @@ struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows, int n
         goto err;
     for (int t = 0; t < f->nth; t++) {
         struct thread_scratch *ts = &f->ts[t];
-        ts->att = malloc(seq * sizeof(float));
+        ts->att = malloc((size_t)(s->n_heads / s->n_kv_heads) * seq * sizeof(float));
         ts->gin = malloc(grows * wide * sizeof(float));
         ts->gout = malloc(grows * wide * sizeof(float));
         ts->t = malloc(grows * SLORA_FWD_MAX_LORA_RANK * sizeof(float));
@@ -237,77 +238,35 @@ static void share(int64_t n, int ith, int nth, int64_t align, int64_t *lo, int64
     *hi = *lo + per < n ? *lo + per : n;
 }
 
-static void rmsnorm(float *restrict o, const float *restrict x, const float *restrict weight,
-                    int size, float eps)
-{
-    float ss = 0.0f;
-    for (int j = 0; j < size; j++)
-        ss += x[j] * x[j];
-    ss /= (float)size;
-    ss += eps;
-    ss = 1.0f / sqrtf(ss);
-    for (int j = 0; j < size; j++)
-        o[j] = weight[j] * (ss * x[j]);
-}
-
-static void softmax(float *x, int size)
-{
-    float max = x[0];
-    for (int i = 1; i < size; i++)
-        if (x[i] > max)
-            max = x[i];
-    float sum = 0.0f;
-    for (int i = 0; i < size; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-    for (int i = 0; i < size; i++)
-        x[i] /= sum;
-}
-
-/* Eight independent partial sums: vectorisable without reassociation flags. */
-static float dot(const float *restrict a, const float *restrict b, int n)
-{
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++)
-            acc[l] += a[i + l] * b[i + l];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    return s;
-}
-
-/* y += a * x, in blocks of eight the compiler vectorises at -O2. */
-static void axpy(float *restrict y, float a, const float *restrict x, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++)
-            y[i + l] += a * x[i + l];
-    for (; i < n; i++)
-        y[i] += a * x[i];
-}
+/* How the activations x of a product were left (see activations). */
+enum x_state {
+    X_SYNCED,   /* fully written before a barrier */
+    X_OWN_ROWS, /* each thread wrote its rows share(n, 1) since the last barrier */
+    X_REUSE,    /* as for the previous product, which read the same x */
+};
 
 /* Activations x (n, cols) in the format w's product consumes: floats as
- * they are, or quantized into f->xq by all threads (ends with a barrier).
- * Unless `fresh`, rows already quantized for the same format are reused
- * (q, k and v read the same x; so do gate and up). A fresh call must
- * follow a barrier. */
+ * they are, or quantized into f->xq by all threads, each its own rows
+ * (ends with a barrier). With X_OWN_ROWS a thread quantizes the rows it
+ * wrote itself, so only the barrier after the quantization is needed (a
+ * float product waits for the others' rows). With X_REUSE rows already
+ * quantized for the same format are reused (q, k and v read the same x;
+ * so do gate and up). */
 static const void *activations(struct slora_fwd *f, const struct slora_tensor *w, const float *x,
-                               int n, bool fresh, int ith, int nth, size_t *stride)
+                               int n, enum x_state xs, int ith, int nth, size_t *stride)
 {
     struct thread_scratch *ts = &f->ts[ith];
     int vt = slora_matmul_vec_type(w->type);
     if (vt == SLORA_DTYPE_F32) {
+        if (xs == X_OWN_ROWS)
+            slora_pool_barrier(f->pool);
         *stride = (size_t)w->cols * sizeof(float);
         return x;
     }
     *stride = f->xq_stride;
-    if (!fresh && ts->xq_type == vt)
+    if (xs == X_REUSE && ts->xq_type == vt)
         return f->xq;
-    if (!fresh) /* another thread may still read f->xq for the previous product */
+    if (xs == X_REUSE) /* another thread may still read f->xq for the previous product */
         slora_pool_barrier(f->pool);
     int64_t lo, hi;
     share(n, ith, nth, 1, &lo, &hi);
@@ -340,8 +299,8 @@ static void delta_group(struct thread_scratch *ts, const struct slora_delta *d, 
                          hi, false);
         }
         for (int j = 0; j < cn; j++)
-            axpy(y + (size_t)ts->grp[c0 + j] * ldy + lo, ts->gsc[c0 + j],
-                 ts->gout + (size_t)j * ldy + lo, (size_t)(hi - lo));
+            slora_vec_axpy(y + (size_t)ts->grp[c0 + j] * ldy + lo, ts->gsc[c0 + j],
+                           ts->gout + (size_t)j * ldy + lo, (int)(hi - lo));
     }
 }
 
@@ -400,14 +359,14 @@ static void deltas(struct slora_fwd *f, int ith, int layer, enum slora_module mo
 }
 
 /* y (n, rows) = x (n, cols) through every row's (layer, mod) matrix, plus
- * bias when given; fresh as for activations. No barrier at the end: a
- * thread wrote only its slice of y. */
+ * bias when given; xs as for activations. No barrier at the end: a thread
+ * wrote only its slice of y, columns share(rows, SLICE_ALIGN) of each row. */
 static void product(struct slora_fwd *f, int ith, int nth, int layer, enum slora_module mod,
-                    const float *x, bool fresh, float *y, const float *bias)
+                    const float *x, enum x_state xs, float *y, const float *bias)
 {
     const struct slora_tensor *w = &f->m->layers[layer].w[mod];
     size_t stride;
-    const void *xq = activations(f, w, x, f->n, fresh, ith, nth, &stride);
+    const void *xq = activations(f, w, x, f->n, xs, ith, nth, &stride);
     int64_t lo, hi;
     if (ith == 0)
         f->st.base_products++;
@@ -418,61 +377,74 @@ static void product(struct slora_fwd *f, int ith, int nth, int layer, enum slora
     deltas(f, ith, layer, mod, x, w->cols, y, w->rows, lo, hi);
     if (bias)
         for (int i = 0; i < f->n; i++)
-            axpy(y + (size_t)i * w->rows + lo, 1.0f, bias + lo, (size_t)(hi - lo));
+            slora_vec_axpy(y + (size_t)i * w->rows + lo, 1.0f, bias + lo, (int)(hi - lo));
 }
 
-/* Rotate q (dim) and k (kv_dim) of one row by the angles of pos. */
-static void rope(const struct slora_fwd *f, float *q, float *k, int pos)
+/* Rotate one head's vector v (head_dim) by the angles of pos: NORM
+ * pairs (2i, 2i + 1), NEOX pairs (i, i + half). */
+static void rope_head(const struct slora_fwd *f, float *v, int pos)
 {
     const struct slora_model_config *c = &f->m->cfg;
-    int hd = c->head_dim, half = hd / 2, dim = c->shape.dim;
-    int kv_dim = slora_arch_kv_dim(&c->shape);
+    int half = c->head_dim / 2;
     const float *cs = f->rope_cos + (size_t)pos * half;
     const float *sn = f->rope_sin + (size_t)pos * half;
-    /* NORM pairs (2i, 2i + 1); NEOX pairs (i, i + half) within each head */
-    int stride = c->rope_style == SLORA_ROPE_NEOX ? half : 1;
-    for (int h0 = 0; h0 < dim; h0 += hd)
-        for (int i = 0; i < half; i++) {
-            int a = c->rope_style == SLORA_ROPE_NEOX ? h0 + i : h0 + 2 * i;
-            float fcr = cs[i], fci = sn[i];
-            float v0 = q[a], v1 = q[a + stride];
-            q[a] = v0 * fcr - v1 * fci;
-            q[a + stride] = v0 * fci + v1 * fcr;
-            if (h0 < kv_dim) {
-                v0 = k[a];
-                v1 = k[a + stride];
-                k[a] = v0 * fcr - v1 * fci;
-                k[a + stride] = v0 * fci + v1 * fcr;
-            }
-        }
+    bool neox = c->rope_style == SLORA_ROPE_NEOX;
+    int stride = neox ? half : 1;
+    for (int i = 0; i < half; i++) {
+        int a = neox ? i : 2 * i;
+        float v0 = v[a], v1 = v[a + stride];
+        v[a] = v0 * cs[i] - v1 * sn[i];
+        v[a + stride] = v0 * sn[i] + v1 * cs[i];
+    }
 }
 
-/* Head h of one row over its sequence's positions 0..pos. */
-static void attend_head(struct slora_fwd *f, float *att, const struct slora_fwd_row *row, int layer,
-                        const float *q, float *out, int h)
+/* Key/value heads [g0, g1) of rows [r0, r1) (each row's one step): rotate
+ * their queries and keys, store keys and values at the row's position. */
+static void rope_store(struct slora_fwd *f, int layer, int64_t r0, int64_t r1, int g0, int g1)
 {
     const struct slora_model_config *c = &f->m->cfg;
-    int hd = c->head_dim, kv_dim = slora_arch_kv_dim(&c->shape);
-    int kv_mul = c->shape.n_heads / c->shape.n_kv_heads;
-    size_t base = (size_t)layer * row->kv->seq_len * kv_dim;
-    const float *kc = row->kv->k + base, *vc = row->kv->v + base;
-    float scale = sqrtf((float)hd);
-    const float *qh = q + h * hd;
-    int off = (h / kv_mul) * hd;
-    for (int t = 0; t <= row->pos; t++)
-        att[t] = dot(qh, kc + (size_t)t * kv_dim + off, hd) / scale;
-    softmax(att, row->pos + 1);
-    float *oh = out + h * hd;
-    memset(oh, 0, (size_t)hd * sizeof(float));
-    for (int t = 0; t <= row->pos; t++)
-        axpy(oh, att[t], vc + (size_t)t * kv_dim + off, (size_t)hd);
+    int hd = c->head_dim, dim = c->shape.dim, kv_dim = slora_arch_kv_dim(&c->shape);
+    int n_kv = c->shape.n_kv_heads, kv_mul = c->shape.n_heads / n_kv;
+    for (int64_t i = r0; i < r1; i++) {
+        const struct slora_fwd_row *row = &f->rows[i];
+        float *q = f->q + i * dim, *k = f->k + i * kv_dim, *v = f->v + i * kv_dim;
+        for (int g = g0; g < g1; g++) {
+            for (int j = 0; j < kv_mul; j++)
+                rope_head(f, q + (size_t)(g * kv_mul + j) * hd, row->pos);
+            rope_head(f, k + (size_t)g * hd, row->pos);
+            size_t at = (((size_t)layer * n_kv + g) * c->seq_len + row->pos) * hd;
+            memcpy(row->kv->k + at, k + (size_t)g * hd, (size_t)hd * sizeof(float));
+            memcpy(row->kv->v + at, v + (size_t)g * hd, (size_t)hd * sizeof(float));
+        }
+    }
+}
+
+/* Key/value heads [g0, g1) of one row (with the query heads that share
+ * them) over its sequence's positions 0..pos. */
+static void attend(struct slora_fwd *f, float *att, const struct slora_fwd_row *row, int layer,
+                   const float *q, float *out, int g0, int g1)
+{
+    const struct slora_model_config *c = &f->m->cfg;
+    int hd = c->head_dim, n_kv = c->shape.n_kv_heads;
+    int kv_mul = c->shape.n_heads / n_kv, n_pos = row->pos + 1;
+    size_t stride = (size_t)c->seq_len; /* of att's rows and of a head's cached positions */
+    for (int g = g0; g < g1; g++) {
+        size_t at = ((size_t)layer * n_kv + g) * stride * hd;
+        const float *qg = q + (size_t)g * kv_mul * hd;
+        slora_vec_attn_scores(att, stride, qg, kv_mul, row->kv->k + at, (size_t)hd, n_pos, hd,
+                              1.0f / sqrtf((float)hd));
+        for (int j = 0; j < kv_mul; j++)
+            slora_vec_softmax(att + j * stride, n_pos);
+        slora_vec_attn_mix(out + (size_t)g * kv_mul * hd, att, stride, kv_mul, row->kv->v + at,
+                           (size_t)hd, n_pos, hd);
+    }
 }
 
 static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
 {
     const struct slora_model *m = f->m;
     const struct slora_model_config *c = &m->cfg;
-    int dim = c->shape.dim, hid = c->shape.hidden_dim, kv_dim = slora_arch_kv_dim(&c->shape);
+    int dim = c->shape.dim, hid = c->shape.hidden_dim;
     const struct slora_layer *w = &m->layers[l];
     int n = f->n;
     int64_t lo, hi;
@@ -482,55 +454,55 @@ static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
     for (int64_t i = lo; i < hi; i++) {
         float *xi = f->x + i * dim, *xbi = f->xb + i * dim;
         if (l > 0)
-            axpy(xi, 1.0f, xbi, (size_t)dim);
-        rmsnorm(xbi, xi, w->rms_att, dim, c->rms_eps);
+            slora_vec_axpy(xi, 1.0f, xbi, dim);
+        slora_vec_rmsnorm(xbi, xi, w->rms_att, dim, c->rms_eps);
+    }
+    product(f, ith, nth, l, SLORA_MOD_WQ, f->xb, X_OWN_ROWS, f->q, w->bias[0]);
+    product(f, ith, nth, l, SLORA_MOD_WK, f->xb, X_REUSE, f->k, w->bias[1]);
+    product(f, ith, nth, l, SLORA_MOD_WV, f->xb, X_REUSE, f->v, w->bias[2]);
+    slora_pool_barrier(f->pool);
+    /* Attention. Every row's keys and values are stored before any row
+     * attends (a row sees earlier rows of its batch). With at least a
+     * key/value head per thread, each thread takes a range of heads of
+     * every row, stores and attends them: no barrier in between. Else
+     * the rows' steps are shared first, then rows are dealt round robin
+     * (a row's cost grows with its position). */
+    int n_kv = c->shape.n_kv_heads;
+    if (n_kv >= nth) {
+        share(n_kv, ith, nth, 1, &lo, &hi);
+        if (hi > lo) {
+            rope_store(f, l, 0, n, (int)lo, (int)hi);
+            for (int i = 0; i < n; i++)
+                attend(f, f->ts[ith].att, &f->rows[i], l, f->q + (size_t)i * dim,
+                       f->att_out + (size_t)i * dim, (int)lo, (int)hi);
+        }
+    } else {
+        share(n, ith, nth, 1, &lo, &hi);
+        rope_store(f, l, lo, hi, 0, n_kv);
+        slora_pool_barrier(f->pool);
+        for (int i = ith; i < n; i += nth)
+            attend(f, f->ts[ith].att, &f->rows[i], l, f->q + (size_t)i * dim,
+                   f->att_out + (size_t)i * dim, 0, n_kv);
     }
     slora_pool_barrier(f->pool);
-    product(f, ith, nth, l, SLORA_MOD_WQ, f->xb, true, f->q, w->bias[0]);
-    product(f, ith, nth, l, SLORA_MOD_WK, f->xb, false, f->k, w->bias[1]);
-    product(f, ith, nth, l, SLORA_MOD_WV, f->xb, false, f->v, w->bias[2]);
-    slora_pool_barrier(f->pool);
-    /* all rows' keys and values first: a row sees earlier rows of its batch */
-    share(n, ith, nth, 1, &lo, &hi);
-    for (int64_t i = lo; i < hi; i++) {
-        const struct slora_fwd_row *row = &f->rows[i];
-        float *k = f->k + i * kv_dim, *v = f->v + i * kv_dim;
-        rope(f, f->q + i * dim, k, row->pos);
-        size_t at = ((size_t)l * row->kv->seq_len + row->pos) * kv_dim;
-        memcpy(row->kv->k + at, k, (size_t)kv_dim * sizeof(float));
-        memcpy(row->kv->v + at, v, (size_t)kv_dim * sizeof(float));
-    }
-    slora_pool_barrier(f->pool);
-    int n_heads = c->shape.n_heads;
-    share((int64_t)n * n_heads, ith, nth, 1, &lo, &hi);
-    for (int64_t p = lo; p < hi; p++) {
-        int64_t i = p / n_heads;
-        attend_head(f, f->ts[ith].att, &f->rows[i], l, f->q + i * dim, f->att_out + i * dim,
-                    (int)(p % n_heads));
-    }
-    slora_pool_barrier(f->pool);
-    product(f, ith, nth, l, SLORA_MOD_WO, f->att_out, true, f->xb, NULL);
+    product(f, ith, nth, l, SLORA_MOD_WO, f->att_out, X_SYNCED, f->xb, NULL);
     slora_pool_barrier(f->pool);
 
     share(n, ith, nth, 1, &lo, &hi);
     for (int64_t i = lo; i < hi; i++) {
         float *xi = f->x + i * dim, *xbi = f->xb + i * dim;
-        axpy(xi, 1.0f, xbi, (size_t)dim);
-        rmsnorm(xbi, xi, w->rms_ffn, dim, c->rms_eps);
+        slora_vec_axpy(xi, 1.0f, xbi, dim);
+        slora_vec_rmsnorm(xbi, xi, w->rms_ffn, dim, c->rms_eps);
     }
+    product(f, ith, nth, l, SLORA_MOD_W1, f->xb, X_OWN_ROWS, f->hb, NULL);
+    product(f, ith, nth, l, SLORA_MOD_W3, f->xb, X_REUSE, f->hb2, NULL);
+    /* SwiGLU silu(w1 x) * (w3 x) on the columns this thread computed */
+    share(hid, ith, nth, SLICE_ALIGN, &lo, &hi);
+    for (int i = 0; hi > lo && i < n; i++)
+        slora_vec_swiglu(f->hb + (size_t)i * hid + lo, f->hb2 + (size_t)i * hid + lo,
+                         (int)(hi - lo));
     slora_pool_barrier(f->pool);
-    product(f, ith, nth, l, SLORA_MOD_W1, f->xb, true, f->hb, NULL);
-    product(f, ith, nth, l, SLORA_MOD_W3, f->xb, false, f->hb2, NULL);
-    slora_pool_barrier(f->pool);
-    /* SwiGLU: silu(w1 x) * (w3 x) */
-    share((int64_t)n * hid, ith, nth, 64, &lo, &hi);
-    for (int64_t j = lo; j < hi; j++) {
-        float val = f->hb[j];
-        val *= 1.0f / (1.0f + expf(-val));
-        f->hb[j] = val * f->hb2[j];
-    }
-    slora_pool_barrier(f->pool);
-    product(f, ith, nth, l, SLORA_MOD_W2, f->hb, true, f->xb, NULL);
+    product(f, ith, nth, l, SLORA_MOD_W2, f->hb, X_SYNCED, f->xb, NULL);
     slora_pool_barrier(f->pool);
 }
 
@@ -547,17 +519,17 @@ static void classify(struct slora_fwd *f, int ith, int nth)
     /* x += last block's output, normalised into xb (rows packed by chunk) */
     share(f->n, ith, nth, 1, &lo, &hi);
     for (int64_t i = lo; i < hi; i++)
-        axpy(f->x + i * dim, 1.0f, f->xb + i * dim, (size_t)dim);
+        slora_vec_axpy(f->x + i * dim, 1.0f, f->xb + i * dim, dim);
     slora_pool_barrier(f->pool);
     for (int c0 = 0; c0 < n_out; c0 += LOGIT_CHUNK) {
         int cn = n_out - c0 < LOGIT_CHUNK ? n_out - c0 : LOGIT_CHUNK;
         share(cn, ith, nth, 1, &lo, &hi);
         for (int64_t j = lo; j < hi; j++)
-            rmsnorm(f->xb + j * dim, f->x + (size_t)f->lrows[c0 + j] * dim, m->rms_final, dim,
-                    m->cfg.rms_eps);
+            slora_vec_rmsnorm(f->xb + j * dim, f->x + (size_t)f->lrows[c0 + j] * dim, m->rms_final,
+                              dim, m->cfg.rms_eps);
         slora_pool_barrier(f->pool);
         size_t stride;
-        const void *xq = activations(f, &m->wcls, f->xb, cn, true, ith, nth, &stride);
+        const void *xq = activations(f, &m->wcls, f->xb, cn, X_SYNCED, ith, nth, &stride);
         if (ith == 0)
             f->st.base_products++;
         share(vocab, ith, nth, SLICE_ALIGN, &lo, &hi);

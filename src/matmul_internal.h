@@ -60,6 +60,20 @@ bool slora__mm_q(const struct slora_tensor *w, const void *xq, size_t xq_stride,
 bool slora__mm_k(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                  size_t ldy, int64_t r0, int64_t r1, bool add);
 
+/* One activation row x (cols, a multiple of 32) as Q8 arrays (qs, d, s,
+ * ds of the layout above), bit for bit ggml's Q8_1 blocks as
+ * slora_quant_quantize makes them (NaN elements give 0). Returns false,
+ * doing nothing, when this build has no SIMD version (matmul_q.c). */
+bool slora__mm_quant_q8(const float *x, int64_t cols, int8_t *qs, float *d, int32_t *s,
+                        float *ds);
+
+/* One activation row x (cols, a multiple of 256) as Q8K arrays (qs, d,
+ * bsums, bsum32 of the layout above), bit for bit ggml's Q8_K as
+ * slora_quant_quantize makes it (NaN elements give 0). Returns false,
+ * doing nothing, when this build has no SIMD version (matmul_k.c). */
+bool slora__mm_quant_q8k(const float *x, int64_t cols, int8_t *qs, float *d, int16_t *bsums,
+                         int16_t *bsum32);
+
 /* A kernel's tile: y[j ldy + i] for weight rows w + i ws (i < mr) against
  * activation rows xq + j xs (j < nr), each row cols elements. */
 typedef void (*slora__mm_tile_fn)(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *xq,

@@ -19,6 +19,7 @@
 
 #include <slora/quant.h>
 
+#include <math.h>
 #include <string.h>
 
 #ifdef MM_SIMD
@@ -256,6 +257,71 @@ SLORA__MM_TILES(tiles_q4_k, MR, NR, TILE_Q4K)
 SLORA__MM_TILES(tiles_q5_k, MR, NR, TILE_Q5K)
 SLORA__MM_TILES(tiles_q6_k, MR, NR, TILE_Q6K)
 
+/* The sums of the 8 int32 lanes of each of v[0..7], in order. */
+static inline __m256i hsum8x8(const __m256i v[8])
+{
+    __m256i a = _mm256_hadd_epi32(v[0], v[1]), b = _mm256_hadd_epi32(v[2], v[3]);
+    __m256i c = _mm256_hadd_epi32(v[4], v[5]), e = _mm256_hadd_epi32(v[6], v[7]);
+    a = _mm256_hadd_epi32(a, b);
+    c = _mm256_hadd_epi32(c, e);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20),
+                            _mm256_permute2x128_si256(a, c, 0x31));
+}
+
+bool slora__mm_quant_q8k(const float *x, int64_t cols, int8_t *qs, float *d, int16_t *bsums,
+                         int16_t *bsum32)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f), lo = _mm256_set1_ps(-127), hi = _mm256_set1_ps(127);
+    for (int64_t b = 0; b < cols / 256; b++, x += 256, qs += 256) {
+        /* amax over the block; max_ps returns its second operand for a NaN */
+        __m256 am = _mm256_setzero_ps();
+        for (int k = 0; k < 256; k += 8)
+            am = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + k)), am);
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(am), _mm256_extractf128_ps(am, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+        if (!amax) {
+            memset(qs, 0, 256);
+            d[b] = 0;
+            memset(bsums + 16 * b, 0, 16 * sizeof(*bsums));
+            memset(bsum32 + 8 * b, 0, 8 * sizeof(*bsum32));
+            continue;
+        }
+        int at = 0; /* the first element of largest magnitude keeps its sign */
+        while (!(fabsf(x[at]) == amax))
+            at++;
+        float iscale = -127 / x[at];
+        __m256 vs = _mm256_set1_ps(iscale);
+        __m256i sum16[16];
+        for (int g = 0; g < 8; g++) { /* 32 elements: two sums of 16 */
+            __m256i q[4];
+            for (int k = 0; k < 4; k++) {
+                __m256 v = _mm256_mul_ps(vs, _mm256_loadu_ps(x + 32 * g + 8 * k));
+                v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q)); /* NaN: 0 */
+                v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+                q[k] = _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT |
+                                                                 _MM_FROUND_NO_EXC));
+            }
+            sum16[2 * g] = _mm256_add_epi32(q[0], q[1]);
+            sum16[2 * g + 1] = _mm256_add_epi32(q[2], q[3]);
+            /* packs interleave 128-bit lanes: 0 2 4 6 1 3 5 7 in dwords */
+            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]),
+                                           _mm256_packs_epi32(q[2], q[3]));
+            p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(qs + 32 * g), p);
+        }
+        int32_t s[16];
+        _mm256_storeu_si256((__m256i *)s, hsum8x8(sum16));
+        _mm256_storeu_si256((__m256i *)(s + 8), hsum8x8(sum16 + 8));
+        for (int k = 0; k < 16; k++)
+            bsums[16 * b + k] = (int16_t)s[k];
+        for (int k = 0; k < 8; k++)
+            bsum32[8 * b + k] = (int16_t)(s[2 * k] + s[2 * k + 1]);
+        d[b] = 1 / iscale;
+    }
+    return true;
+}
+
 bool slora__mm_k(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                  size_t ldy, int64_t r0, int64_t r1, bool add)
 {
@@ -267,6 +333,13 @@ bool slora__mm_k(const struct slora_tensor *w, const void *xq, size_t xq_stride,
 }
 
 #else
+
+bool slora__mm_quant_q8k(const float *x, int64_t cols, int8_t *qs, float *d, int16_t *bsums,
+                         int16_t *bsum32)
+{
+    (void)x, (void)cols, (void)qs, (void)d, (void)bsums, (void)bsum32;
+    return false;
+}
 
 bool slora__mm_k(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                  size_t ldy, int64_t r0, int64_t r1, bool add)

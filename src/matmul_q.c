@@ -183,6 +183,48 @@ SLORA__MM_TILES(tiles_q5_0, MR, NR, TILE_Q50)
 SLORA__MM_TILES(tiles_q5_1, MR, NR, TILE_Q51)
 SLORA__MM_TILES(tiles_q8_0, MR, NR, TILE_Q80)
 
+bool slora__mm_quant_q8(const float *x, int64_t cols, int8_t *qs, float *d, int32_t *s, float *ds)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f);
+    const __m256 one = _mm256_set1_ps(1.0f), lim = _mm256_set1_ps(127.0f);
+    for (int64_t b = 0; b < cols / 32; b++, x += 32, qs += 32) {
+        __m256 v[4], am = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            /* max_ps returns its second operand for a NaN: NaN is skipped */
+            am = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), am);
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(am), _mm256_extractf128_ps(am, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        float dv = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4))) / 127;
+        __m256 id = _mm256_set1_ps(dv ? 1 / dv : 0);
+        __m256i q[4], sum = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++) {
+            __m256 t = _mm256_mul_ps(v[k], id);
+            t = _mm256_and_ps(t, _mm256_cmp_ps(t, t, _CMP_ORD_Q)); /* NaN: 0 */
+            __m256 sg = _mm256_and_ps(t, sign);
+            t = _mm256_min_ps(_mm256_andnot_ps(sign, t), lim); /* |t|, at most 127 */
+            /* roundf: halves away from zero (t - trunc(t) is exact) */
+            __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            r = _mm256_add_ps(r, _mm256_and_ps(one, _mm256_cmp_ps(_mm256_sub_ps(t, r), half,
+                                                                  _CMP_GE_OQ)));
+            q[k] = _mm256_cvtps_epi32(_mm256_or_ps(r, sg));
+            sum = _mm256_add_epi32(sum, q[k]);
+        }
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]),
+                                       _mm256_packs_epi32(q[2], q[3]));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)qs, p);
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        s[b] = _mm_cvtsi128_si32(s4);
+        d[b] = slora_quant_f16_to_f32(slora_quant_f32_to_f16(dv));
+        ds[b] = slora_quant_f16_to_f32(slora_quant_f32_to_f16(dv * (float)s[b]));
+    }
+    return true;
+}
+
 bool slora__mm_q(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                  size_t ldy, int64_t r0, int64_t r1, bool add)
 {
@@ -211,6 +253,12 @@ bool slora__mm_q(const struct slora_tensor *w, const void *xq, size_t xq_stride,
 }
 
 #else
+
+bool slora__mm_quant_q8(const float *x, int64_t cols, int8_t *qs, float *d, int32_t *s, float *ds)
+{
+    (void)x, (void)cols, (void)qs, (void)d, (void)s, (void)ds;
+    return false;
+}
 
 bool slora__mm_q(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                  size_t ldy, int64_t r0, int64_t r1, bool add)

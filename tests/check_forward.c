@@ -265,6 +265,53 @@ START_TEST(threads_agree)
 }
 END_TEST
 
+/* A K-quant mix (Q4_K_M of a GQA model): 1, 2 and 3 threads (3 is more
+ * threads than key/value heads: the other attention split), the batch and
+ * token by token on 2 threads, all agree. */
+START_TEST(quantized_threads_agree)
+{
+    char *f32 = test_tmp_path("qf32"), *q4 = test_tmp_path("qq4");
+    char *gen[] = {"gen-model", "--dim",    "256", "--hidden", "512", "--layers", "2",
+                   "--heads",   "4",        "--kv-heads", "2", "--vocab",  "64",  "--seq-len",
+                   "16",        "--seed",   "5",   "-o",       f32, "--format", "gguf3", NULL};
+    ck_assert_int_eq(slora_cmd_gen_model(21, gen), 0);
+    char *quant[] = {"quantize", f32, q4, "--type", "q4_k_m", NULL};
+    ck_assert_int_eq(slora_cmd_quantize(5, quant), 0);
+    struct slora_model *m = test_load_model(q4);
+    ck_assert(slora_model_is_quantized(m));
+    int vocab = m->cfg.shape.vocab_size;
+    const int toks[7] = {1, 5, 9, 30, 2, 17, 33};
+    struct slora_weights ws;
+    ck_assert_int_eq(slora_weights_init(&ws, m, 0), 0);
+    float *one = prefill_threads(m, &ws, toks, 7, 1);
+    for (int threads = 2; threads <= 3; threads++) {
+        float *many = prefill_threads(m, &ws, toks, 7, threads);
+        double d = test_rel_diff(many, one, (size_t)7 * vocab);
+        ck_assert_msg(d <= 1e-6, "%d threads: %g", threads, d);
+        free(many);
+    }
+    struct slora_kv *kv = slora_kv_new(m);
+    struct slora_fwd *f = slora_fwd_new(m, 1, 2);
+    float *step = malloc((size_t)vocab * sizeof(float));
+    for (int i = 0; i < 7; i++) {
+        struct slora_fwd_row row = {toks[i], i, kv, &ws, step};
+        ck_assert_int_eq(slora_fwd_run(f, &row, 1), 0);
+        double d = test_rel_diff(step, one + (size_t)i * vocab, (size_t)vocab);
+        ck_assert_msg(d <= 1e-5, "position %d: %g", i, d);
+    }
+    free(step);
+    slora_fwd_free(f);
+    slora_kv_free(kv);
+    free(one);
+    slora_weights_deinit(&ws);
+    slora_model_free(m);
+    unlink(f32);
+    unlink(q4);
+    free(f32);
+    free(q4);
+}
+END_TEST
+
 START_TEST(mixed_batch_equals_alone)
 {
     struct two_sets t;
@@ -566,6 +613,7 @@ Suite *slora_forward_suite(void)
     tcase_add_test(tc, formats_agree);
     tcase_add_test(tc, deltas_equal_merged);
     tcase_add_test(tc, threads_agree);
+    tcase_add_test(tc, quantized_threads_agree);
     tcase_add_test(tc, mixed_batch_equals_alone);
     tcase_add_loop_test(tc, product_counts, 0, sizeof(count_cases) / sizeof(count_cases[0]));
     tcase_add_test(tc, mixes_in_one_batch);

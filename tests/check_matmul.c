@@ -254,23 +254,69 @@ START_TEST(formats)
     ck_assert_uint_eq(slora_matmul_xq_bytes(SLORA_DTYPE_Q8_K, 256), 0);
     ck_assert_uint_eq(slora_matmul_xq_bytes((enum slora_dtype)5, 256), 0);
     ck_assert_uint_eq(slora_matmul_xq_bytes(SLORA_DTYPE_F32, 3), 64);
-    /* the Q8 row holds the values of ggml's Q8_1 blocks (Q8_0's qs and d) */
-    float x[64];
-    fill(x, 64, 5);
-    uint8_t *xq = xalloc(slora_matmul_xq_bytes(SLORA_DTYPE_Q8_0, 64));
-    slora_matmul_quantize(SLORA_DTYPE_Q8_0, x, 1, 64, xq, 0);
-    struct slora_quant_q8_1 blk[2];
-    ck_assert_int_eq(slora_quant_quantize(SLORA_DTYPE_Q8_1, x, blk, 64), 0);
-    struct slora__mm_xrow xr = slora__mm_xrow(SLORA_DTYPE_Q8_0, xq, 64);
-    for (int b = 0; b < 2; b++) {
+    /* the Q8 row (SIMD where the build has it) holds the values of ggml's
+     * Q8_1 blocks (Q8_0's qs and d): random blocks; halves (d = 1: roundf
+     * takes them away from zero); all zero; NaN; infinite */
+    enum { NB = 6 };
+    float x[32 * NB];
+    fill(x, 32 * NB, 5);
+    const float halves[] = {127, 2.5f, -2.5f, 0.5f, -0.5f, 1.5f, -126.5f, 3.4999998f, -0.49999997f};
+    memcpy(x + 64, halves, sizeof(halves));
+    memset(x + 96, 0, 32 * sizeof(float));
+    x[128 + 5] = NAN;
+    x[160 + 9] = -INFINITY;
+    uint8_t *xq = xalloc(slora_matmul_xq_bytes(SLORA_DTYPE_Q8_0, 32 * NB));
+    slora_matmul_quantize(SLORA_DTYPE_Q8_0, x, 1, 32 * NB, xq, 0);
+    struct slora_quant_q8_1 blk[NB];
+    ck_assert_int_eq(slora_quant_quantize(SLORA_DTYPE_Q8_1, x, blk, 32 * NB), 0);
+    struct slora__mm_xrow xr = slora__mm_xrow(SLORA_DTYPE_Q8_0, xq, 32 * NB);
+    const int8_t *q2 = (const int8_t *)xr.x + 64;
+    ck_assert(q2[1] == 3 && q2[2] == -3 && q2[3] == 1 && q2[4] == -1 && q2[6] == -127);
+    ck_assert(q2[7] == 3 && q2[8] == 0);
+    for (int b = 0; b < NB; b++) {
         ck_assert_mem_eq((const int8_t *)xr.x + 32 * b, blk[b].qs, 32);
-        ck_assert(xr.d[b] == slora_quant_f16_to_f32(blk[b].d));
+        ck_assert_mem_eq(&xr.d[b], &(float){slora_quant_f16_to_f32(blk[b].d)}, sizeof(float));
         int s = 0;
         for (int k = 0; k < 32; k++)
             s += blk[b].qs[k];
         ck_assert_int_eq(xr.s[b], s);
-        ck_assert(xr.ds[b] == slora_quant_f16_to_f32(blk[b].s));
+        ck_assert_mem_eq(&xr.ds[b], &(float){slora_quant_f16_to_f32(blk[b].s)}, sizeof(float));
     }
+    free(xq);
+}
+END_TEST
+
+/* The Q8K row (SIMD where the build has it) holds ggml's Q8_K blocks bit
+ * for bit, on random blocks, a tie of +-amax (the first keeps its sign),
+ * an all-zero block, NaN and infinite elements. */
+START_TEST(q8k_row)
+{
+    enum { COLS = 6 * 256 };
+    float x[COLS];
+    fill(x, COLS, 9);
+    x[256 + 3] = -5.0f; /* block 1: -5 first, then +5 */
+    x[256 + 200] = 5.0f;
+    memset(x + 512, 0, 256 * sizeof(float)); /* block 2 */
+    x[768 + 10] = NAN;                        /* block 3 */
+    x[768 + 11] = 0.25f;
+    x[1024 + 7] = INFINITY; /* block 4 */
+    for (int k = 0; k < 256; k++) /* block 5: tiny values */
+        x[1280 + k] *= 1e-30f;
+    uint8_t *xq = xalloc(slora_matmul_xq_bytes(SLORA_DTYPE_Q4_K, COLS));
+    slora_matmul_quantize(SLORA_DTYPE_Q4_K, x, 1, COLS, xq, 0);
+    struct slora_quant_q8_k blk[COLS / 256];
+    ck_assert_int_eq(slora_quant_quantize(SLORA_DTYPE_Q8_K, x, blk, COLS), 0);
+    struct slora__mm_xrow xr = slora__mm_xrow(SLORA_DTYPE_Q4_K, xq, COLS);
+    for (int b = 0; b < COLS / 256; b++) {
+        ck_assert_mem_eq((const int8_t *)xr.x + 256 * b, blk[b].qs, 256);
+        ck_assert_mem_eq(&xr.d[b], &blk[b].d, sizeof(float));
+        for (int k = 0; k < 16; k++)
+            ck_assert_int_eq(xr.bsums[16 * b + k], blk[b].bsums[k]);
+        for (int k = 0; k < 8; k++)
+            ck_assert_int_eq(xr.bsum32[8 * b + k], blk[b].bsums[2 * k] + blk[b].bsums[2 * k + 1]);
+    }
+    ck_assert_int_eq(((const int8_t *)xr.x)[256 + 3], -127);
+    ck_assert_int_eq(((const int8_t *)xr.x)[256 + 200], 127);
     free(xq);
 }
 END_TEST
@@ -283,6 +329,7 @@ Suite *slora_matmul_suite(void)
     tcase_add_loop_test(tc, simd_vs_ref, 0, N_TYPES);
     tcase_add_loop_test(tc, slices_and_add, 0, N_TYPES);
     tcase_add_test(tc, formats);
+    tcase_add_test(tc, q8k_row);
     suite_add_tcase(s, tc);
     return s;
 }

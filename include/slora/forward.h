@@ -31,7 +31,8 @@
 
 #include <stdint.h>
 
-/* Per-sequence KV cache: key and value (n_layers, seq_len, kv_dim) each.
+/* Per-sequence KV cache: key and value (n_layers, n_kv_heads, seq_len,
+ * head_dim) each, so that one head's positions are one stream from memory.
  * Pages are touched as positions are used. */
 struct slora_kv {
     float *k;
