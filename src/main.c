@@ -15,7 +15,7 @@ static const struct command commands[] = {
     {"serve", slora_cmd_serve, "run the daemon (default command)"},
     {"generate", slora_cmd_generate, "generate text from a prompt"},
     {"gen-model", slora_cmd_gen_model, "write a deterministic random model"},
-    {"convert", slora_cmd_convert, "convert a llama2.c model to GGUF"},
+    {"convert", slora_cmd_convert, "write a .bin, GGUF or Hugging Face model as a GGUF"},
     {"quantize", slora_cmd_quantize, "write a model as a quantized GGUF (llama.cpp's types)"},
     {"logits", slora_cmd_logits, "print the base model's logits for tokens as JSON"},
     {"inspect", slora_cmd_inspect, "show (and with --model, validate) a SuperLoRA adapter"},
