@@ -11,7 +11,6 @@
 
 #include <math.h>
 #include <stdarg.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +19,6 @@ static const uint8_t magic[4] = {'G', 'G', 'U', 'F'};
 
 /* Bytes per scalar value; 0 for STRING and ARRAY (variable size). */
 static const size_t type_size[SLORA_GGUF_TYPE_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-
 
 struct cursor {
     const uint8_t *buf;
