@@ -58,7 +58,7 @@ def model_file(shape, dtype):
     os.makedirs(d, exist_ok=True)
     f32 = os.path.join(d, "%s-f32.gguf" % shape)
     if not os.path.exists(f32):
-        run([S, "gen-model", *SHAPES[shape], "--seed", "1", "-o", f32 + ".tmp"])
+        run([S, "gen-model", *SHAPES[shape], "--seed", "1", "--format", "gguf3", "-o", f32 + ".tmp"])
         os.rename(f32 + ".tmp", f32)
     out = os.path.join(d, "%s-%s.gguf" % (shape, dtype))
     if not os.path.exists(out):
