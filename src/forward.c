@@ -44,6 +44,7 @@ struct slora_fwd {
     struct slora_pool *pool;
     int max_rows;
     int nth;
+    double weights; /* base weights a row multiplies, for the team size */
     float *x;        /* (max_rows, dim) residual stream */
     float *xb;       /* (max_rows, dim) normalised input of a block / block output */
     float *q;        /* (max_rows, dim) */
@@ -150,6 +151,10 @@ struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows, int n
     if (!f->pool)
         goto err;
     f->nth = slora_pool_size(f->pool);
+    f->weights = (double)m->wcls.rows * m->wcls.cols;
+    for (int l = 0; l < m->cfg.shape.n_layers; l++)
+        for (int mod = 0; mod < SLORA_MOD_COUNT; mod++)
+            f->weights += (double)m->layers[l].w[mod].rows * m->layers[l].w[mod].cols;
     f->xq_stride = max_xq_bytes(m);
     f->x = malloc(rows * dim * sizeof(float));
     f->xb = malloc(rows * dim * sizeof(float));
@@ -587,19 +592,15 @@ static int check_rows(const struct slora_fwd *f, const struct slora_fwd_row *row
 
 /* Threads worth waking for these rows (slora_pool_team): 2 operations per
  * base weight per row, plus attention's 4 per (earlier position, model
- * width) in every layer, in about 12 phases per layer. */
+ * width) in every layer, in 9 phases (barriers) per layer at most. */
 static int team_size(const struct slora_fwd *f, const struct slora_fwd_row *rows, int n)
 {
-    const struct slora_model *m = f->m;
-    int layers = m->cfg.shape.n_layers;
-    double weights = (double)m->wcls.rows * m->wcls.cols, positions = 0;
-    for (int l = 0; l < layers; l++)
-        for (int mod = 0; mod < SLORA_MOD_COUNT; mod++)
-            weights += (double)m->layers[l].w[mod].rows * m->layers[l].w[mod].cols;
+    int layers = f->m->cfg.shape.n_layers;
+    double positions = 0;
     for (int i = 0; i < n; i++)
         positions += rows[i].pos + 1;
-    double ops = 2.0 * weights * n + 4.0 * m->cfg.shape.dim * layers * positions;
-    return slora_pool_team(f->pool, ops, 12 * layers + 2);
+    double ops = 2.0 * f->weights * n + 4.0 * f->m->cfg.shape.dim * layers * positions;
+    return slora_pool_team(f->pool, ops, 9 * layers + 2);
 }
 
 int slora_fwd_run(struct slora_fwd *f, const struct slora_fwd_row *rows, int n)
