@@ -1,18 +1,27 @@
 /* matmul_k.c - SIMD kernels for the K-quants (Q4_K, Q5_K, Q6_K) against
- * Q8K activation rows (matmul_internal.h).
+ * Q8K activation rows (matmul_internal.h): one activation row (decode)
+ * here, n > 1 by panels in matmul_kpanel.c, and the Q8K quantization.
  *
- * Per 256-element super-block and tile pair, everything stays in integers
- * until one float multiply: each 32-quant vector of the weight row (bytes
- * 0..63, unsigned) meets the activation quants in vpmaddubsw (int16 pair
- * sums, never saturating: 2 * 63 * 127 < 2^15), and vpdpwssd (or vpmaddwd
- * + add) multiplies those by the sub-block scales into int32 lanes.
- *   Q4_K/Q5_K: dx (d sum_s sc_s q.x_s - dmin sum_s m_s sum32(x)_s), the
- *     mins against the activation's sums of 32;
- *   Q6_K: dx d sum_t sc_t (q - 32).x_t, the -32 through the sums of 16.
- * The weight unpacking (nibbles, fifth and sixth bits, 6-bit scales) is
- * done once per weight row and super-block and shared by the tile's
- * activation rows. Every output element sees the same operations in the
- * same order whatever the tile shape.
+ * Canonical order. Both paths give every output element y (weight row w,
+ * activation row x, super-blocks b < nb) the same float operations:
+ *   exact integers per super-block (int32, never near overflow),
+ *     Q4_K/Q5_K: I_b = sum_s sc_s (q_s . x_s),  M_b = sum_s m_s bsum32_s
+ *                (8 sub-blocks s of 32, quants q 0..15 or 0..31)
+ *     Q6_K:      I_b = sum_t sc_t ((q_t - 32) . x_t)  (16 sub-blocks of 16)
+ *   eight float partials p[0..7] = +0, super-block b into p[b % 8]:
+ *     p = fma((float)I_b, dw_b * dx_b, p)
+ *     p = fnmadd((float)M_b, dmin_b * dx_b, p)   (Q4_K/Q5_K)
+ *   y = ((p0 + p4) + (p2 + p6)) + ((p1 + p5) + (p3 + p7))  (mm_hsum's tree),
+ *   stored as slora__mm_store does.
+ * So results do not depend on n, the tile, the slice or the thread split.
+ *
+ * Decode streams one weight row at a time: per super-block the row's
+ * 32-quant vectors (bytes 0..63, unsigned) meet the activation quants in
+ * vpmaddubsw (int16 pair sums, never saturating: 2 * 63 * 127 < 2^15) and
+ * vpdpwssd (or vpmaddwd + add) multiplies those by the sub-block scales
+ * into 8 int32 lanes; 8 super-blocks' lanes are summed together
+ * (transposed, hsum8x8) into one vector of I_b, so the float steps run on
+ * 8 super-blocks at once, lane b % 8.
  */
 #include "matmul_internal.h"
 #include "matmul_simd.h"
@@ -23,13 +32,6 @@
 #include <string.h>
 
 #ifdef MM_SIMD
-
-#define MR 4
-#ifdef MM_VNNI
-#define NR 2
-#else
-#define NR 2
-#endif
 
 /* Q4_K/Q5_K's 12 scale bytes as sc[0..7] (bytes 0-7) and m[0..7] (8-15):
  * sc[0..3] = b[0..3] & 63, m[0..3] = b[4..7] & 63, sc[4..7] = b[8..11] &
@@ -72,190 +74,80 @@ static inline float h2f(uint16_t h)
     return _cvtsh_ss(h);
 }
 
-/* Q4_K and Q5_K (fifth = true): the tile of one super-block into acc. */
+/* Q4_K/Q5_K (fifth = true) super-block blk against the activation quants
+ * x (256) and sums of 32 bs (8): *is and *ms get 8 int32 lanes summing to
+ * I_b and M_b; *d and *dmin the block's scales. */
 static inline __attribute__((always_inline)) void
-superblock_k4(bool fifth, int mr, int nr, const uint8_t *w, size_t ws, int64_t b,
-              const struct slora__mm_xrow *xr, __m256 acc[MR][NR])
+superblock_k4(bool fifth, const uint8_t *blk, const int8_t *x, const int16_t *bs, __m256i *is,
+              __m256i *ms, float *d, float *dmin)
 {
-    const size_t bb = fifth ? sizeof(struct slora_quant_q5_k) : sizeof(struct slora_quant_q4_k);
     const size_t qs_at = fifth ? 48 : 16;
     const __m256i low4 = _mm256_set1_epi8(15), bit4 = _mm256_set1_epi8(0x10);
-    __m256i sc16[MR], hv[MR], isum[MR][NR];
-    __m128i m16[MR];
-    float dw[MR], dmin[MR];
-#pragma GCC unroll 4
-    for (int i = 0; i < mr; i++) {
-        const uint8_t *blk = w + i * ws + (size_t)b * bb;
-        uint16_t d, dm;
-        memcpy(&d, blk, 2);
-        memcpy(&dm, blk + 2, 2);
-        dw[i] = h2f(d);
-        dmin[i] = h2f(dm);
-        uint32_t u[4];
-        scales_k4(blk + 4, u);
-        __m128i v = _mm_loadu_si128((const __m128i *)u);
-        sc16[i] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(v));
-        m16[i] = _mm_cvtepu8_epi16(_mm_srli_si128(v, 8));
-        if (fifth)
-            hv[i] = _mm256_loadu_si256((const __m256i *)(blk + 16));
-#pragma GCC unroll 4
-        for (int j = 0; j < nr; j++)
-            isum[i][j] = _mm256_setzero_si256();
-    }
+    uint16_t d16, dm16;
+    memcpy(&d16, blk, 2);
+    memcpy(&dm16, blk + 2, 2);
+    *d = h2f(d16);
+    *dmin = h2f(dm16);
+    uint32_t u[4];
+    scales_k4(blk + 4, u);
+    __m128i v = _mm_loadu_si128((const __m128i *)u);
+    __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(v));
+    __m128i m16 = _mm_cvtepu8_epi16(_mm_srli_si128(v, 8));
+    __m256i hv = fifth ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+    __m256i acc = _mm256_setzero_si256();
 #pragma GCC unroll 8
     for (int s = 0; s < 8; s++) {
-        __m256i q[MR], scv[MR], xv[NR];
-#pragma GCC unroll 4
-        for (int i = 0; i < mr; i++) {
-            const uint8_t *qs = w + i * ws + (size_t)b * bb + qs_at + 32 * (s / 2);
-            __m256i v = _mm256_loadu_si256((const __m256i *)qs);
-            q[i] = _mm256_and_si256(s & 1 ? _mm256_srli_epi16(v, 4) : v, low4);
-            if (fifth) {
-                __m256i h = s <= 4 ? _mm256_slli_epi16(hv[i], 4 - s) : _mm256_srli_epi16(hv[i], s - 4);
-                q[i] = _mm256_or_si256(q[i], _mm256_and_si256(h, bit4));
-            }
-            scv[i] = _mm256_shuffle_epi8(sc16[i], pat(word_pat[s]));
+        __m256i q = _mm256_loadu_si256((const __m256i *)(blk + qs_at + 32 * (s / 2)));
+        q = _mm256_and_si256(s & 1 ? _mm256_srli_epi16(q, 4) : q, low4);
+        if (fifth) {
+            __m256i h = s <= 4 ? _mm256_slli_epi16(hv, 4 - s) : _mm256_srli_epi16(hv, s - 4);
+            q = _mm256_or_si256(q, _mm256_and_si256(h, bit4));
         }
-#pragma GCC unroll 4
-        for (int j = 0; j < nr; j++)
-            xv[j] = _mm256_loadu_si256(
-                (const __m256i *)((const int8_t *)xr[j].x + 256 * b + 32 * s));
-#pragma GCC unroll 4
-        for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < nr; j++)
-                isum[i][j] = mm_dot_i16(isum[i][j], _mm256_maddubs_epi16(q[i], xv[j]), scv[i]);
+        __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 32 * s));
+        acc = mm_dot_i16(acc, _mm256_maddubs_epi16(q, xv),
+                         _mm256_shuffle_epi8(sc16, pat(word_pat[s])));
     }
-#pragma GCC unroll 4
-    for (int j = 0; j < nr; j++) {
-        __m128i bs = _mm_loadu_si128((const __m128i *)(xr[j].bsum32 + 8 * b));
-        float dx = xr[j].d[b];
-#pragma GCC unroll 4
-        for (int i = 0; i < mr; i++) {
-            __m256i ms = _mm256_zextsi128_si256(_mm_madd_epi16(m16[i], bs));
-            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]),
-                                        _mm256_set1_ps(dw[i] * dx), acc[i][j]);
-            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ms), _mm256_set1_ps(-dmin[i] * dx),
-                                        acc[i][j]);
-        }
-    }
+    *is = acc;
+    *ms = _mm256_zextsi128_si256(_mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)bs)));
 }
 
-/* Q6_K: the tile of one super-block into acc. */
-static inline __attribute__((always_inline)) void superblock_q6(int mr, int nr, const uint8_t *w,
-                                                                size_t ws, int64_t b,
-                                                                const struct slora__mm_xrow *xr,
-                                                                __m256 acc[MR][NR])
+/* Q6_K super-block blk against x (256) and the sums of 16 bs (16): *is
+ * gets 8 int32 lanes summing to I_b, *d the block's scale. */
+static inline __attribute__((always_inline)) void
+superblock_q6(const struct slora_quant_q6_k *blk, const int8_t *x, const int16_t *bs, __m256i *is,
+              float *d)
 {
     const __m256i low4 = _mm256_set1_epi8(15), hi2 = _mm256_set1_epi8(0x30);
-    __m256i sc16[MR], isum[MR][NR];
-    float dw[MR];
-#pragma GCC unroll 4
-    for (int i = 0; i < mr; i++) {
-        const struct slora_quant_q6_k *blk = (const struct slora_quant_q6_k *)(w + i * ws) + b;
-        dw[i] = h2f(blk->d);
-        sc16[i] = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
-    }
+    *d = h2f(blk->d);
+    __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
     /* start from -32 sum_t sc_t bsum_t: removes the quants' offset */
-#pragma GCC unroll 4
-    for (int j = 0; j < nr; j++) {
-        __m256i bs = _mm256_loadu_si256((const __m256i *)(xr[j].bsums + 16 * b));
-#pragma GCC unroll 4
-        for (int i = 0; i < mr; i++)
-            isum[i][j] = _mm256_sub_epi32(_mm256_setzero_si256(),
-                                          _mm256_slli_epi32(_mm256_madd_epi16(sc16[i], bs), 5));
-    }
+    __m256i acc = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)bs));
+    acc = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(acc, 5));
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
-        __m256i lo[MR], hi[MR], qh[MR], sch[MR];
-#pragma GCC unroll 4
-        for (int i = 0; i < mr; i++) {
-            const struct slora_quant_q6_k *blk = (const struct slora_quant_q6_k *)(w + i * ws) + b;
-            lo[i] = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h));
-            hi[i] = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h + 32));
-            qh[i] = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h));
-            sch[i] = h ? _mm256_permute2x128_si256(sc16[i], sc16[i], 0x11)
-                       : _mm256_permute2x128_si256(sc16[i], sc16[i], 0x00);
-        }
+        __m256i lo = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h));
+        __m256i hi = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h + 32));
+        __m256i qh = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h));
+        __m256i sch = h ? _mm256_permute2x128_si256(sc16, sc16, 0x11)
+                        : _mm256_permute2x128_si256(sc16, sc16, 0x00);
 #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) {
-            __m256i q[MR], scv[MR], xv[NR];
-#pragma GCC unroll 4
-            for (int i = 0; i < mr; i++) {
-                /* group g: low nibbles of ql[0..31] (g 0) or ql[32..63] (g 1),
-                 * high nibbles for g 2, 3; bits 2g, 2g+1 of qh as bits 4, 5 */
-                __m256i l = g & 1 ? hi[i] : lo[i];
-                __m256i n = _mm256_and_si256(g >= 2 ? _mm256_srli_epi16(l, 4) : l, low4);
-                __m256i t = g == 0   ? _mm256_slli_epi16(qh[i], 4)
-                            : g == 1 ? _mm256_slli_epi16(qh[i], 2)
-                            : g == 2 ? qh[i]
-                                     : _mm256_srli_epi16(qh[i], 2);
-                q[i] = _mm256_or_si256(n, _mm256_and_si256(t, hi2));
-                scv[i] = _mm256_shuffle_epi8(sch[i], pat(pair_pat[g]));
-            }
-#pragma GCC unroll 4
-            for (int j = 0; j < nr; j++)
-                xv[j] = _mm256_loadu_si256(
-                    (const __m256i *)((const int8_t *)xr[j].x + 256 * b + 128 * h + 32 * g));
-#pragma GCC unroll 4
-            for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-                for (int j = 0; j < nr; j++)
-                    isum[i][j] = mm_dot_i16(isum[i][j], _mm256_maddubs_epi16(q[i], xv[j]), scv[i]);
+            /* group g: low nibbles of ql[0..31] (g 0) or ql[32..63] (g 1),
+             * high nibbles for g 2, 3; bits 2g, 2g+1 of qh as bits 4, 5 */
+            __m256i l = g & 1 ? hi : lo;
+            __m256i n = _mm256_and_si256(g >= 2 ? _mm256_srli_epi16(l, 4) : l, low4);
+            __m256i t = g == 0   ? _mm256_slli_epi16(qh, 4)
+                        : g == 1 ? _mm256_slli_epi16(qh, 2)
+                        : g == 2 ? qh
+                                 : _mm256_srli_epi16(qh, 2);
+            __m256i q = _mm256_or_si256(n, _mm256_and_si256(t, hi2));
+            __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 128 * h + 32 * g));
+            acc = mm_dot_i16(acc, _mm256_maddubs_epi16(q, xv),
+                             _mm256_shuffle_epi8(sch, pat(pair_pat[g])));
         }
     }
-#pragma GCC unroll 4
-    for (int j = 0; j < nr; j++) {
-        float dx = xr[j].d[b];
-#pragma GCC unroll 4
-        for (int i = 0; i < mr; i++)
-            acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i][j]),
-                                        _mm256_set1_ps(dw[i] * dx), acc[i][j]);
-    }
+    *is = acc;
 }
-
-static inline __attribute__((always_inline)) void tile(enum slora_dtype t, int mr, int nr,
-                                                       const uint8_t *w, size_t ws,
-                                                       const uint8_t *xq, size_t xs, int64_t cols,
-                                                       float *y, size_t ldy, bool add)
-{
-    struct slora__mm_xrow xr[NR];
-    __m256 acc[MR][NR];
-#pragma GCC unroll 4
-    for (int j = 0; j < nr; j++)
-        xr[j] = slora__mm_xrow(t, xq + j * xs, cols);
-#pragma GCC unroll 4
-    for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < nr; j++)
-            acc[i][j] = _mm256_setzero_ps();
-    const size_t bb = t == SLORA_DTYPE_Q4_K   ? sizeof(struct slora_quant_q4_k)
-                      : t == SLORA_DTYPE_Q5_K ? sizeof(struct slora_quant_q5_k)
-                                              : sizeof(struct slora_quant_q6_k);
-    for (int64_t b = 0; b < cols / 256; b++) {
-        if (nr == 1)
-#pragma GCC unroll 4
-            for (int i = 0; i < mr; i++)
-                for (size_t k = 0; k < bb; k += 64)
-                    mm_prefetch(w + i * ws + (size_t)b * bb + k);
-        if (t == SLORA_DTYPE_Q6_K)
-            superblock_q6(mr, nr, w, ws, b, xr, acc);
-        else
-            superblock_k4(t == SLORA_DTYPE_Q5_K, mr, nr, w, ws, b, xr, acc);
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < nr; j++)
-            slora__mm_store(y + j * ldy + i, mm_hsum(acc[i][j]), add);
-}
-
-#define TILE_Q4K(mr, nr) tile(SLORA_DTYPE_Q4_K, mr, nr, w, ws, xq, xs, cols, y, ldy, add)
-#define TILE_Q5K(mr, nr) tile(SLORA_DTYPE_Q5_K, mr, nr, w, ws, xq, xs, cols, y, ldy, add)
-#define TILE_Q6K(mr, nr) tile(SLORA_DTYPE_Q6_K, mr, nr, w, ws, xq, xs, cols, y, ldy, add)
-SLORA__MM_TILES(tiles_q4_k, MR, NR, TILE_Q4K)
-SLORA__MM_TILES(tiles_q5_k, MR, NR, TILE_Q5K)
-SLORA__MM_TILES(tiles_q6_k, MR, NR, TILE_Q6K)
 
 /* The sums of the 8 int32 lanes of each of v[0..7], in order. */
 static inline __m256i hsum8x8(const __m256i v[8])
@@ -267,6 +159,59 @@ static inline __m256i hsum8x8(const __m256i v[8])
     return _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20),
                             _mm256_permute2x128_si256(a, c, 0x31));
 }
+
+/* One weight row w of type t against one activation row xq (cols): y. */
+static inline __attribute__((always_inline)) void row(enum slora_dtype t, const uint8_t *w,
+                                                      const uint8_t *xq, int64_t cols, float *y,
+                                                      bool add)
+{
+    const struct slora__mm_xrow xr = slora__mm_xrow(t, xq, cols);
+    const size_t bb = t == SLORA_DTYPE_Q4_K   ? sizeof(struct slora_quant_q4_k)
+                      : t == SLORA_DTYPE_Q5_K ? sizeof(struct slora_quant_q5_k)
+                                              : sizeof(struct slora_quant_q6_k);
+    const int64_t nb = cols / 256;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b0 = 0; b0 < nb; b0 += 8) {
+        /* super-blocks b0 + k in lane k; lanes past nb add fma(0, 0, p) */
+        __m256i is[8], ms[8];
+        _Alignas(32) float dd[8] = {0}, dm[8] = {0};
+        for (int k = 0; k < 8; k++) {
+            int64_t b = b0 + k;
+            is[k] = ms[k] = _mm256_setzero_si256();
+            if (b >= nb)
+                continue;
+            const uint8_t *blk = w + (size_t)b * bb;
+            for (size_t off = 0; off < bb; off += 64)
+                mm_prefetch(blk + off);
+            const int8_t *x = (const int8_t *)xr.x + 256 * b;
+            float d, dmin = 0;
+            if (t == SLORA_DTYPE_Q6_K)
+                superblock_q6((const struct slora_quant_q6_k *)blk, x, xr.bsums + 16 * b, &is[k],
+                              &d);
+            else
+                superblock_k4(t == SLORA_DTYPE_Q5_K, blk, x, xr.bsum32 + 8 * b, &is[k], &ms[k],
+                              &d, &dmin);
+            dd[k] = d * xr.d[b];
+            dm[k] = dmin * xr.d[b];
+        }
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum8x8(is)), _mm256_load_ps(dd), acc);
+        if (t != SLORA_DTYPE_Q6_K)
+            acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(hsum8x8(ms)), _mm256_load_ps(dm), acc);
+    }
+    slora__mm_store(y, mm_hsum(acc), add);
+}
+
+/* slora__mm_tile_fn for one row of each type (slora__mm_drive with 1 x 1). */
+#define ROW_FN(name, T)                                                                            \
+    static void name(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *xq, size_t xs,   \
+                     int64_t cols, float *y, size_t ldy, bool add)                                 \
+    {                                                                                              \
+        (void)mr, (void)nr, (void)ws, (void)xs, (void)ldy;                                         \
+        row(T, w, xq, cols, y, add);                                                               \
+    }
+ROW_FN(row_q4_k, SLORA_DTYPE_Q4_K)
+ROW_FN(row_q5_k, SLORA_DTYPE_Q5_K)
+ROW_FN(row_q6_k, SLORA_DTYPE_Q6_K)
 
 bool slora__mm_quant_q8k(const float *x, int64_t cols, int8_t *qs, float *d, int16_t *bsums,
                          int16_t *bsum32)
@@ -325,10 +270,14 @@ bool slora__mm_quant_q8k(const float *x, int64_t cols, int8_t *qs, float *d, int
 bool slora__mm_k(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                  size_t ldy, int64_t r0, int64_t r1, bool add)
 {
-    slora__mm_tile_fn fn = w->type == SLORA_DTYPE_Q4_K   ? tiles_q4_k
-                           : w->type == SLORA_DTYPE_Q5_K ? tiles_q5_k
-                                                         : tiles_q6_k;
-    slora__mm_drive(w, fn, MR, NR, xq, xq_stride, n, y, ldy, r0, r1, add);
+    if (n > 1) {
+        slora__mm_kpanel(w, xq, xq_stride, n, y, ldy, r0, r1, add);
+        return true;
+    }
+    slora__mm_tile_fn fn = w->type == SLORA_DTYPE_Q4_K   ? row_q4_k
+                           : w->type == SLORA_DTYPE_Q5_K ? row_q5_k
+                                                         : row_q6_k;
+    slora__mm_drive(w, fn, 1, 1, xq, xq_stride, n, y, ldy, r0, r1, add);
     return true;
 }
 
