@@ -29,26 +29,123 @@
 #include <slora/quant.h>
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #ifdef MM_SIMD
 
-/* Q4_K/Q5_K's 12 scale bytes as sc[0..7] (bytes 0-7) and m[0..7] (8-15):
- * sc[0..3] = b[0..3] & 63, m[0..3] = b[4..7] & 63, sc[4..7] = b[8..11] &
- * 15 | (b[0..3] >> 6) << 4, m[4..7] = b[8..11] >> 4 | (b[4..7] >> 6) << 4,
- * four bytes at a time. */
-static inline void scales_k4(const uint8_t *b, uint32_t out[4])
+/* The low 16 bits of each 32-bit lane of v, packed. */
+static inline __m128i mm_low16(__m256i v)
 {
-    uint32_t u0, u1, u2;
-    memcpy(&u0, b, 4);
-    memcpy(&u1, b + 4, 4);
-    memcpy(&u2, b + 8, 4);
-    out[0] = u0 & 0x3f3f3f3fu;
-    out[1] = (u2 & 0x0f0f0f0fu) | (u0 >> 6 & 0x03030303u) << 4;
-    out[2] = u1 & 0x3f3f3f3fu;
-    out[3] = (u2 >> 4 & 0x0f0f0f0fu) | (u1 >> 6 & 0x03030303u) << 4;
+#ifdef MM_VNNI
+    return _mm256_cvtepi32_epi16(v);
+#else
+    v = _mm256_shuffle_epi8(v, _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1,
+                                                0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1));
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(v, 0x08));
+#endif
 }
 
+#ifdef MM_VNNI
+/* 512-bit vectors (full width on this CPU): 64 quants, two sub-blocks of
+ * Q4_K/Q5_K or four of Q6_K, per vpmaddubsw + vpdpwssd. */
+
+/* vpshufb patterns over a 128-bit lane of 8 words: per 128-bit lane k of
+ * the vector, word w[k] in all its words. */
+#define W8(s) 2 * (s), 2 * (s) + 1, 2 * (s), 2 * (s) + 1, 2 * (s), 2 * (s) + 1, 2 * (s), 2 * (s) + 1
+#define P(a, b, c, d) {W8(a), W8(a), W8(b), W8(b), W8(c), W8(c), W8(d), W8(d)}
+/* Q4_K/Q5_K sub-blocks 2cc (low 256 bits) and 2cc + 1 (high) */
+static const uint8_t pair_pat[4][64] = {P(0, 0, 1, 1), P(2, 2, 3, 3), P(4, 4, 5, 5), P(6, 6, 7, 7)};
+/* Q6_K sub-blocks 4 p .. 4 p + 3 of a half's 8 (one per 128-bit lane) */
+static const uint8_t quad_pat[2][64] = {P(0, 1, 2, 3), P(4, 5, 6, 7)};
+#undef P
+#undef W8
+
+static inline __m512i pat(const uint8_t *p)
+{
+    return _mm512_loadu_si512((const void *)p);
+}
+
+/* 16-bit shift counts: a in the low 256 bits, b in the high. */
+static inline __m512i counts(short a, short b)
+{
+    return _mm512_inserti64x4(_mm512_set1_epi16(a), _mm256_set1_epi16(b), 1);
+}
+
+/* The 16 int32 lanes of v folded into 8 (the sum is unchanged). */
+static inline __m256i fold(__m512i v)
+{
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+/* Q4_K/Q5_K (fifth = true) super-block blk against the activation quants
+ * x (256) and sums of 32 bs (8): *is and *ms get 8 int32 lanes summing to
+ * I_b and M_b. */
+static inline __attribute__((always_inline)) void
+superblock_k4(bool fifth, const uint8_t *blk, const int8_t *x, const int16_t *bs, __m256i *is,
+              __m256i *ms)
+{
+    const size_t qs_at = fifth ? 48 : 16;
+    const __m512i low4 = _mm512_set1_epi8(15), bit4 = _mm512_set1_epi8(0x10);
+    __m128i v = mm_scales_k4(blk + 4);
+    __m512i sc16 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(v));
+    __m128i m16 = _mm_cvtepu8_epi16(_mm_srli_si128(v, 8));
+    __m512i hv = fifth ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16)))
+                       : _mm512_setzero_si512();
+    __m512i acc = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int cc = 0; cc < 4; cc++) {
+        /* 32 bytes of qs: sub-block 2cc in the low nibbles, 2cc + 1 high */
+        __m512i q = _mm512_broadcast_i64x4(
+            _mm256_loadu_si256((const __m256i *)(blk + qs_at + 32 * cc)));
+        q = _mm512_and_si512(_mm512_srlv_epi16(q, counts(0, 4)), low4);
+        if (fifth) {
+            __mmask64 h = _mm512_test_epi8_mask(
+                hv, _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << 2 * cc)),
+                                       _mm256_set1_epi8((char)(1 << (2 * cc + 1))), 1));
+            q = _mm512_mask_add_epi8(q, h, q, bit4); /* q <= 15: + 16 sets bit 4 */
+        }
+        __m512i xv = _mm512_loadu_si512((const void *)(x + 64 * cc));
+        acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(q, xv),
+                                  _mm512_shuffle_epi8(sc16, pat(pair_pat[cc])));
+    }
+    *is = fold(acc);
+    *ms = _mm256_zextsi128_si256(_mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)bs)));
+}
+
+/* Q6_K super-block blk against x (256) and the sums of 16 bs (16): *is
+ * gets 8 int32 lanes summing to I_b. */
+static inline __attribute__((always_inline)) void
+superblock_q6(const struct slora_quant_q6_k *blk, const int8_t *x, const int16_t *bs, __m256i *is)
+{
+    const __m512i low4 = _mm512_set1_epi8(15), hi2 = _mm512_set1_epi8(0x30);
+    __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
+    /* start from -32 sum_t sc_t bsum_t: removes the quants' offset */
+    __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)bs));
+    __m512i acc = _mm512_setzero_si512();
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        /* elements 128h + 32g + l: ql[64h + l] (g 0, 2), ql[64h + 32 + l]
+         * (g 1, 3), low nibbles for g 0, 1, high for 2, 3; bits 2g, 2g+1 of
+         * qh[32h + l] as bits 4, 5 */
+        __m512i ql = _mm512_loadu_si512((const void *)(blk->ql + 64 * h));
+        __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h)));
+        __m512i sch = _mm512_broadcast_i32x4(h ? _mm256_extracti128_si256(sc16, 1)
+                                               : _mm256_castsi256_si128(sc16));
+        __m512i q01 = _mm512_or_si512(_mm512_and_si512(ql, low4),
+                                      _mm512_and_si512(_mm512_sllv_epi16(qh, counts(4, 2)), hi2));
+        __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
+                                      _mm512_and_si512(_mm512_srlv_epi16(qh, counts(0, 2)), hi2));
+        __m512i x01 = _mm512_loadu_si512((const void *)(x + 128 * h));
+        __m512i x23 = _mm512_loadu_si512((const void *)(x + 128 * h + 64));
+        acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(q01, x01),
+                                  _mm512_shuffle_epi8(sch, pat(quad_pat[0])));
+        acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(q23, x23),
+                                  _mm512_shuffle_epi8(sch, pat(quad_pat[1])));
+    }
+    *is = _mm256_sub_epi32(fold(acc), _mm256_slli_epi32(off, 5));
+}
+#else
 /* vpshufb patterns: word s of each 128-bit half in all its words. */
 static const uint8_t word_pat[8][32] = {
 #define W8(s) 2 * (s), 2 * (s) + 1, 2 * (s), 2 * (s) + 1, 2 * (s), 2 * (s) + 1, 2 * (s), 2 * (s) + 1
@@ -69,28 +166,16 @@ static inline __m256i pat(const uint8_t *p)
     return _mm256_loadu_si256((const __m256i *)p);
 }
 
-static inline float h2f(uint16_t h)
-{
-    return _cvtsh_ss(h);
-}
-
 /* Q4_K/Q5_K (fifth = true) super-block blk against the activation quants
  * x (256) and sums of 32 bs (8): *is and *ms get 8 int32 lanes summing to
- * I_b and M_b; *d and *dmin the block's scales. */
+ * I_b and M_b. */
 static inline __attribute__((always_inline)) void
 superblock_k4(bool fifth, const uint8_t *blk, const int8_t *x, const int16_t *bs, __m256i *is,
-              __m256i *ms, float *d, float *dmin)
+              __m256i *ms)
 {
     const size_t qs_at = fifth ? 48 : 16;
     const __m256i low4 = _mm256_set1_epi8(15), bit4 = _mm256_set1_epi8(0x10);
-    uint16_t d16, dm16;
-    memcpy(&d16, blk, 2);
-    memcpy(&dm16, blk + 2, 2);
-    *d = h2f(d16);
-    *dmin = h2f(dm16);
-    uint32_t u[4];
-    scales_k4(blk + 4, u);
-    __m128i v = _mm_loadu_si128((const __m128i *)u);
+    __m128i v = mm_scales_k4(blk + 4);
     __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(v));
     __m128i m16 = _mm_cvtepu8_epi16(_mm_srli_si128(v, 8));
     __m256i hv = fifth ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
@@ -112,13 +197,11 @@ superblock_k4(bool fifth, const uint8_t *blk, const int8_t *x, const int16_t *bs
 }
 
 /* Q6_K super-block blk against x (256) and the sums of 16 bs (16): *is
- * gets 8 int32 lanes summing to I_b, *d the block's scale. */
+ * gets 8 int32 lanes summing to I_b. */
 static inline __attribute__((always_inline)) void
-superblock_q6(const struct slora_quant_q6_k *blk, const int8_t *x, const int16_t *bs, __m256i *is,
-              float *d)
+superblock_q6(const struct slora_quant_q6_k *blk, const int8_t *x, const int16_t *bs, __m256i *is)
 {
     const __m256i low4 = _mm256_set1_epi8(15), hi2 = _mm256_set1_epi8(0x30);
-    *d = h2f(blk->d);
     __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
     /* start from -32 sum_t sc_t bsum_t: removes the quants' offset */
     __m256i acc = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)bs));
@@ -149,6 +232,8 @@ superblock_q6(const struct slora_quant_q6_k *blk, const int8_t *x, const int16_t
     *is = acc;
 }
 
+#endif
+
 /* The sums of the 8 int32 lanes of each of v[0..7], in order. */
 static inline __m256i hsum8x8(const __m256i v[8])
 {
@@ -169,34 +254,42 @@ static inline __attribute__((always_inline)) void row(enum slora_dtype t, const 
     const size_t bb = t == SLORA_DTYPE_Q4_K   ? sizeof(struct slora_quant_q4_k)
                       : t == SLORA_DTYPE_Q5_K ? sizeof(struct slora_quant_q5_k)
                                               : sizeof(struct slora_quant_q6_k);
+    const size_t d_at = t == SLORA_DTYPE_Q6_K ? offsetof(struct slora_quant_q6_k, d) : 0;
+    const __m256i rot = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0), lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const int64_t nb = cols / 256;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b0 = 0; b0 < nb; b0 += 8) {
         /* super-blocks b0 + k in lane k; lanes past nb add fma(0, 0, p) */
-        __m256i is[8], ms[8];
-        _Alignas(32) float dd[8] = {0}, dm[8] = {0};
+        __m256i is[8], ms[8], dbits = _mm256_setzero_si256();
         for (int k = 0; k < 8; k++) {
             int64_t b = b0 + k;
             is[k] = ms[k] = _mm256_setzero_si256();
-            if (b >= nb)
-                continue;
-            const uint8_t *blk = w + (size_t)b * bb;
-            for (size_t off = 0; off < bb; off += 64)
-                mm_prefetch(blk + off);
-            const int8_t *x = (const int8_t *)xr.x + 256 * b;
-            float d, dmin = 0;
-            if (t == SLORA_DTYPE_Q6_K)
-                superblock_q6((const struct slora_quant_q6_k *)blk, x, xr.bsums + 16 * b, &is[k],
-                              &d);
-            else
-                superblock_k4(t == SLORA_DTYPE_Q5_K, blk, x, xr.bsum32 + 8 * b, &is[k], &ms[k],
-                              &d, &dmin);
-            dd[k] = d * xr.d[b];
-            dm[k] = dmin * xr.d[b];
+            /* d (and dmin) bits rotate in at lane 7: block b0 + k ends in lane k */
+            uint32_t db = 0;
+            dbits = _mm256_permutevar8x32_epi32(dbits, rot);
+            if (b < nb) {
+                const uint8_t *blk = w + (size_t)b * bb;
+                for (size_t off = 0; off < bb; off += 64)
+                    mm_prefetch(blk + off);
+                const int8_t *x = (const int8_t *)xr.x + 256 * b;
+                memcpy(&db, blk + d_at, t == SLORA_DTYPE_Q6_K ? 2 : 4);
+                if (t == SLORA_DTYPE_Q6_K)
+                    superblock_q6((const struct slora_quant_q6_k *)blk, x, xr.bsums + 16 * b,
+                                  &is[k]);
+                else
+                    superblock_k4(t == SLORA_DTYPE_Q5_K, blk, x, xr.bsum32 + 8 * b, &is[k],
+                                  &ms[k]);
+            }
+            dbits = _mm256_blend_epi32(dbits, _mm256_set1_epi32((int)db), 0x80);
         }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum8x8(is)), _mm256_load_ps(dd), acc);
-        if (t != SLORA_DTYPE_Q6_K)
-            acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(hsum8x8(ms)), _mm256_load_ps(dm), acc);
+        __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(nb - b0)), lane);
+        __m256 dx = _mm256_maskload_ps(xr.d + b0, live);
+        __m256 dw = _mm256_cvtph_ps(mm_low16(dbits));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum8x8(is)), _mm256_mul_ps(dw, dx), acc);
+        if (t != SLORA_DTYPE_Q6_K) {
+            __m256 dmin = _mm256_cvtph_ps(mm_low16(_mm256_srli_epi32(dbits, 16)));
+            acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(hsum8x8(ms)), _mm256_mul_ps(dmin, dx), acc);
+        }
     }
     slora__mm_store(y, mm_hsum(acc), add);
 }

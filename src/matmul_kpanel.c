@@ -157,20 +157,6 @@ static inline float h2f(uint16_t h)
     return _cvtsh_ss(h);
 }
 
-/* Q4_K/Q5_K's 12 scale bytes as sc[0..7] then m[0..7] (as matmul_k.c). */
-static inline __m128i scales_k4(const uint8_t *b)
-{
-    uint32_t u0, u1, u2, out[4];
-    memcpy(&u0, b, 4);
-    memcpy(&u1, b + 4, 4);
-    memcpy(&u2, b + 8, 4);
-    out[0] = u0 & 0x3f3f3f3fu;
-    out[1] = (u2 & 0x0f0f0f0fu) | (u0 >> 6 & 0x03030303u) << 4;
-    out[2] = u1 & 0x3f3f3f3fu;
-    out[3] = (u2 >> 4 & 0x0f0f0f0fu) | (u1 >> 6 & 0x03030303u) << 4;
-    return _mm_loadu_si128((const __m128i *)out);
-}
-
 /* Super-block b of rows blk[0..nv) (8 of the panel, from lane `at`) of
  * Q4_K or Q5_K into chunk slot c. */
 static void unpack_k4(bool fifth, const uint8_t *const blk[8], int nv, struct panel *pn, int c,
@@ -199,7 +185,7 @@ static void unpack_k4(bool fifth, const uint8_t *const blk[8], int nv, struct pa
     }
     __m256i sc[8], mp[8];
     for (int i = 0; i < 8; i++) {
-        __m128i s = i < nv ? scales_k4(blk[i] + 4) : _mm_setzero_si128();
+        __m128i s = i < nv ? mm_scales_k4(blk[i] + 4) : _mm_setzero_si128();
         sc[i] = _mm256_cvtepu8_epi32(s);
         mp[i] = _mm256_zextsi128_si256(_mm_cvtepu8_epi16(_mm_srli_si128(s, 8)));
         uint16_t d, dm;
