@@ -174,8 +174,10 @@ static void unpack_k4(bool fifth, const uint8_t *const blk[8], int nv, struct pa
             __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v[g], 4), low4);
             if (fifth) { /* bit s of qh as bit 4, s = 2cc, 2cc + 1 */
                 int s = 2 * cc;
-                __m256i h0 = s < 4 ? _mm256_slli_epi16(h[g], 4 - s) : _mm256_srli_epi16(h[g], s - 4);
-                __m256i h1 = s < 3 ? _mm256_slli_epi16(h[g], 3 - s) : _mm256_srli_epi16(h[g], s - 3);
+                __m256i h0 =
+                    s < 4 ? _mm256_slli_epi16(h[g], 4 - s) : _mm256_srli_epi16(h[g], s - 4);
+                __m256i h1 =
+                    s < 3 ? _mm256_slli_epi16(h[g], 3 - s) : _mm256_srli_epi16(h[g], s - 3);
                 lo = _mm256_or_si256(lo, _mm256_and_si256(h0, bit4));
                 hi = _mm256_or_si256(hi, _mm256_and_si256(h1, bit4));
             }
@@ -316,8 +318,8 @@ static inline __attribute__((always_inline)) void sweep(enum slora_dtype t, int 
 
 /* sweep with nr a compile-time constant: NR, 4, 2 or 1 rows at a time. */
 #define SWEEPS(name, T)                                                                            \
-    static int name(int left, const struct panel *pn, int64_t b0, int kb,                         \
-                    const struct slora__mm_xrow *xr, float (*p)[8][PR])                            \
+    static int name(int left, const struct panel *pn, int64_t b0, int kb,                          \
+                    const struct slora__mm_xrow *xr, float(*p)[8][PR])                             \
     {                                                                                              \
         if (left >= NR) {                                                                          \
             sweep(T, NR, pn, b0, kb, xr, p);                                                       \
@@ -343,8 +345,9 @@ SWEEPS(sweep_q6_k, SLORA_DTYPE_Q6_K)
 static void store_panel(int ni, int nv, float (*p)[8][PR], float *y, size_t ldy, bool add)
 {
     for (int j = 0; j < ni; j++) {
-        fvec v = fadd(fadd(fadd(fload(p[j][0]), fload(p[j][4])), fadd(fload(p[j][2]), fload(p[j][6]))),
-                      fadd(fadd(fload(p[j][1]), fload(p[j][5])), fadd(fload(p[j][3]), fload(p[j][7]))));
+        fvec v =
+            fadd(fadd(fadd(fload(p[j][0]), fload(p[j][4])), fadd(fload(p[j][2]), fload(p[j][6]))),
+                 fadd(fadd(fload(p[j][1]), fload(p[j][5])), fadd(fload(p[j][3]), fload(p[j][7]))));
         float *yj = y + (size_t)j * ldy;
         if (nv == PR && !add) {
             fstoreu(yj, v);

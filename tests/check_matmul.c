@@ -159,7 +159,8 @@ static void assert_near_ref(const struct fixture *f, const float *a, const float
             float ya = a[(size_t)i * (size_t)f->rows + r], yb = b[(size_t)i * (size_t)f->rows + r];
             double abs_terms = 0;
             for (int64_t j = 0; j < f->cols; j++)
-                abs_terms += fabs((double)f->wf[r * f->cols + j] * f->x[(size_t)i * (size_t)f->cols + j]);
+                abs_terms += fabs((double)f->wf[r * f->cols + j] *
+                                  f->x[(size_t)i * (size_t)f->cols + j]);
             double tol = abs_terms * 1.1 * (double)(f->cols + 16) / 4194304.0 + 1e-30;
             ck_assert_msg(fabs((double)ya - yb) <= tol,
                           "%s (%lld, %lld) n %d [%d, %lld]: kernel %.9g ref %.9g",
