@@ -261,11 +261,11 @@ static inline __m256i hsum8x8(const __m256i v[8])
                             _mm256_permute2x128_si256(a, c, 0x31));
 }
 
-/* One weight row w of type t against one activation row xq (cols): y. */
-static inline __attribute__((always_inline)) void
-row(enum slora_dtype t, const uint8_t *w, const uint8_t *xq, int64_t cols, float *y, bool add)
+/* One weight row w of type t against one activation row xr (cols): y. */
+static inline __attribute__((always_inline)) void row(enum slora_dtype t, const uint8_t *w,
+                                                      const struct slora__mm_xrow *xr, int64_t cols,
+                                                      float *y, bool add)
 {
-    const struct slora__mm_xrow xr = slora__mm_xrow(t, xq, cols);
     const size_t bb = t == SLORA_DTYPE_Q4_K   ? sizeof(struct slora_quant_q4_k)
                       : t == SLORA_DTYPE_Q5_K ? sizeof(struct slora_quant_q5_k)
                                               : sizeof(struct slora_quant_q6_k);
@@ -285,18 +285,19 @@ row(enum slora_dtype t, const uint8_t *w, const uint8_t *xq, int64_t cols, float
             dbits = _mm256_permutevar8x32_epi32(dbits, rot);
             if (b < nb) {
                 const uint8_t *blk = w + (size_t)b * bb;
-                const int8_t *x = (const int8_t *)xr.x + 256 * b;
+                const int8_t *x = (const int8_t *)xr->x + 256 * b;
                 memcpy(&db, blk + d_at, t == SLORA_DTYPE_Q6_K ? 2 : 4);
                 if (t == SLORA_DTYPE_Q6_K)
-                    superblock_q6((const struct slora_quant_q6_k *)blk, x, xr.bsums + 16 * b,
+                    superblock_q6((const struct slora_quant_q6_k *)blk, x, xr->bsums + 16 * b,
                                   &is[k]);
                 else
-                    superblock_k4(t == SLORA_DTYPE_Q5_K, blk, x, xr.bsum32 + 8 * b, &is[k], &ms[k]);
+                    superblock_k4(t == SLORA_DTYPE_Q5_K, blk, x, xr->bsum32 + 8 * b, &is[k],
+                                  &ms[k]);
             }
             dbits = _mm256_blend_epi32(dbits, _mm256_set1_epi32((int)db), 0x80);
         }
         __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(nb - b0)), lane);
-        __m256 dx = _mm256_maskload_ps(xr.d + b0, live);
+        __m256 dx = _mm256_maskload_ps(xr->d + b0, live);
         __m256 dw = _mm256_cvtph_ps(low16(dbits));
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum8x8(is)), _mm256_mul_ps(dw, dx), acc);
         if (t != SLORA_DTYPE_Q6_K) {
@@ -307,17 +308,26 @@ row(enum slora_dtype t, const uint8_t *w, const uint8_t *xq, int64_t cols, float
     slora__mm_store(y, mm_hsum(acc), add);
 }
 
-/* slora__mm_tile_fn for one row of each type (slora__mm_drive with 1 x 1). */
-#define ROW_FN(name, T)                                                                            \
-    static void name(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *xq, size_t xs,    \
-                     int64_t cols, float *y, size_t ldy, bool add)                                 \
+/* Weight rows [r0, r1) of type t against one activation row xq: y[r], the
+ * rows in order (one stream from memory). */
+static inline __attribute__((always_inline)) void rows(enum slora_dtype t,
+                                                       const struct slora_tensor *w, const void *xq,
+                                                       float *y, int64_t r0, int64_t r1, bool add)
+{
+    const struct slora__mm_xrow xr = slora__mm_xrow(t, xq, w->cols);
+    for (int64_t r = r0; r < r1; r++)
+        row(t, (const uint8_t *)w->data + (size_t)r * w->row_bytes, &xr, w->cols, y + r, add);
+}
+
+#define ROWS_FN(name, T)                                                                           \
+    static void name(const struct slora_tensor *w, const void *xq, float *y, int64_t r0,           \
+                     int64_t r1, bool add)                                                         \
     {                                                                                              \
-        (void)mr, (void)nr, (void)ws, (void)xs, (void)ldy;                                         \
-        row(T, w, xq, cols, y, add);                                                               \
+        rows(T, w, xq, y, r0, r1, add);                                                            \
     }
-ROW_FN(row_q4_k, SLORA_DTYPE_Q4_K)
-ROW_FN(row_q5_k, SLORA_DTYPE_Q5_K)
-ROW_FN(row_q6_k, SLORA_DTYPE_Q6_K)
+ROWS_FN(rows_q4_k, SLORA_DTYPE_Q4_K)
+ROWS_FN(rows_q5_k, SLORA_DTYPE_Q5_K)
+ROWS_FN(rows_q6_k, SLORA_DTYPE_Q6_K)
 
 bool slora__mm_quant_q8k(const float *x, int64_t cols, int8_t *qs, float *d, int16_t *bsums,
                          int16_t *bsum32)
@@ -380,10 +390,12 @@ bool slora__mm_k(const struct slora_tensor *w, const void *xq, size_t xq_stride,
         slora__mm_kpanel(w, xq, xq_stride, n, y, ldy, r0, r1, add);
         return true;
     }
-    slora__mm_tile_fn fn = w->type == SLORA_DTYPE_Q4_K   ? row_q4_k
-                           : w->type == SLORA_DTYPE_Q5_K ? row_q5_k
-                                                         : row_q6_k;
-    slora__mm_drive(w, fn, 1, 1, xq, xq_stride, n, y, ldy, r0, r1, add);
+    if (w->type == SLORA_DTYPE_Q4_K)
+        rows_q4_k(w, xq, y, r0, r1, add);
+    else if (w->type == SLORA_DTYPE_Q5_K)
+        rows_q5_k(w, xq, y, r0, r1, add);
+    else
+        rows_q6_k(w, xq, y, r0, r1, add);
     return true;
 }
 
