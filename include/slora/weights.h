@@ -32,7 +32,7 @@ struct slora_delta {
     struct slora_tensor dw; /* DENSE: (rows, cols), F32, F16 or BF16 */
     struct slora_tensor a;  /* LORA: (r, cols), F32 */
     struct slora_tensor bt; /* LORA: (r, rows), F32: B transposed, so a thread's slice of
-                               B (A x) is r contiguous axpys; the adapter's alpha folded in */
+                               B (A x) is a weighted sum of r contiguous rows; alpha folded in */
 };
 
 struct slora_weights {
