@@ -482,9 +482,12 @@ static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
         share(n_kv, ith, nth, 1, &lo, &hi);
         if (hi > lo) {
             rope_store(f, l, 0, n, (int)lo, (int)hi);
-            for (int i = 0; i < n; i++)
-                attend(f, f->ts[ith].att, &f->rows[i], l, f->q + (size_t)i * dim,
-                       f->att_out + (size_t)i * dim, (int)lo, (int)hi);
+            /* head by head: a prefill's rows read the same keys and
+             * values, which stay in L2 for one head (not for all) */
+            for (int g = (int)lo; g < (int)hi; g++)
+                for (int i = 0; i < n; i++)
+                    attend(f, f->ts[ith].att, &f->rows[i], l, f->q + (size_t)i * dim,
+                           f->att_out + (size_t)i * dim, g, g + 1);
         }
     } else {
         share(n, ith, nth, 1, &lo, &hi);
