@@ -237,19 +237,36 @@ static void unpack_q6(const uint8_t *const blk[8], int nv, struct panel *pn, int
     store_lanes8(mp, pn->mp[c], at);
 }
 
-/* Super-blocks b0 .. b0 + kb - 1 of weight rows w + r ws (r < nv) into pn. */
-static void unpack(enum slora_dtype t, const uint8_t *w, size_t ws, int nv, int64_t b0, int kb,
+/* A chunk: super-blocks b0 .. b0 + kb - 1 of weight rows w + r ws, r < nv. */
+struct chunk {
+    const uint8_t *w;
+    int nv;
+    int64_t b0;
+    int kb;
+};
+
+/* Chunk cur into pn, asking for the lines of chunk next (nv 0: none) into
+ * L2 on the way: the rows of a panel are 16 streams the hardware does not
+ * follow, and the activation rows' sweep of cur hides next's DRAM latency.
+ * (__builtin_prefetch: gcc 12 dropped _mm_prefetch here as dead code.) */
+static void unpack(enum slora_dtype t, size_t ws, const struct chunk *cur, const struct chunk *next,
                    struct panel *pn)
 {
     const size_t bb = t == SLORA_DTYPE_Q4_K   ? sizeof(struct slora_quant_q4_k)
                       : t == SLORA_DTYPE_Q5_K ? sizeof(struct slora_quant_q5_k)
                                               : sizeof(struct slora_quant_q6_k);
-    for (int c = 0; c < kb; c++)
+    for (int c = 0; c < cur->kb; c++)
         for (int at = 0; at < PR; at += 8) {
+            for (int i = at; i < at + 8 && i < next->nv && c < next->kb; i++) {
+                const uint8_t *a = next->w + (size_t)i * ws + (size_t)(next->b0 + c) * bb;
+                for (const uint8_t *l = a - ((uintptr_t)a & 63); l < a + bb; l += 64)
+                    __builtin_prefetch(l, 0, 2);
+            }
             const uint8_t *blk[8];
             for (int i = 0; i < 8; i++)
-                blk[i] = w + (size_t)(at + i < nv ? at + i : 0) * ws + (size_t)(b0 + c) * bb;
-            int left = nv - at < 0 ? 0 : nv - at;
+                blk[i] = cur->w + (size_t)(at + i < cur->nv ? at + i : 0) * ws +
+                         (size_t)(cur->b0 + c) * bb;
+            int left = cur->nv - at < 0 ? 0 : cur->nv - at;
             if (t == SLORA_DTYPE_Q6_K)
                 unpack_q6(blk, left, pn, c, at);
             else
@@ -372,6 +389,7 @@ void slora__mm_kpanel(const struct slora_tensor *w, const void *xq, size_t xq_st
     struct slora__mm_xrow xr[XB];
     const int64_t nb = w->cols / 256;
     const size_t ws = w->row_bytes;
+    const uint8_t *wd = w->data;
     for (int i0 = 0; i0 < n; i0 += XB) {
         int ni = n - i0 < XB ? n - i0 : XB;
         for (int j = 0; j < ni; j++)
@@ -379,13 +397,21 @@ void slora__mm_kpanel(const struct slora_tensor *w, const void *xq, size_t xq_st
                                    w->cols);
         for (int64_t p0 = r0; p0 < r1; p0 += PR) {
             int nv = r1 - p0 < PR ? (int)(r1 - p0) : PR;
-            const uint8_t *wp = (const uint8_t *)w->data + (size_t)p0 * ws;
             memset(p, 0, (size_t)ni * sizeof(p[0]));
             for (int64_t b0 = 0; b0 < nb; b0 += KC) {
-                int kb = nb - b0 < KC ? (int)(nb - b0) : KC;
-                unpack(w->type, wp, ws, nv, b0, kb, &pn);
+                struct chunk cur = {wd + (size_t)p0 * ws, nv, b0,
+                                    nb - b0 < KC ? (int)(nb - b0) : KC};
+                /* the chunk after: the panel's next, the next panel's
+                 * first, or the first of the next activation block */
+                int64_t np0 = b0 + KC < nb ? p0 : p0 + PR < r1 ? p0 + PR : r0;
+                int64_t nb0 = b0 + KC < nb ? b0 + KC : 0;
+                struct chunk next = {wd + (size_t)np0 * ws, 0, nb0,
+                                     nb - nb0 < KC ? (int)(nb - nb0) : KC};
+                if (b0 + KC < nb || p0 + PR < r1 || i0 + XB < n)
+                    next.nv = r1 - np0 < PR ? (int)(r1 - np0) : PR;
+                unpack(w->type, ws, &cur, &next, &pn);
                 for (int j = 0; j < ni;)
-                    j += fn(ni - j, &pn, b0, kb, xr + j, p + j);
+                    j += fn(ni - j, &pn, b0, cur.kb, xr + j, p + j);
             }
             store_panel(ni, nv, p, y + (size_t)i0 * ldy + p0, ldy, add);
         }
