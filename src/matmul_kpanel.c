@@ -32,7 +32,7 @@
 #ifdef MM_SIMD
 
 #define KC 4  /* super-blocks per chunk: the panel's scratch stays in L1 */
-#define XB 64 /* activation rows per block: their partial sums (XB, 8, PR) */
+#define XB 128 /* activation rows per block: their partial sums (XB, 8, PR) */
 
 #ifdef MM_VNNI
 #define PR 16 /* weight rows per panel */
