@@ -272,7 +272,7 @@ static const enum slora_dtype ktypes[] = {SLORA_DTYPE_Q4_K, SLORA_DTYPE_Q5_K, SL
 START_TEST(kquant_panel)
 {
     enum slora_dtype t = ktypes[_i];
-    static const int ns[] = {2, 5, 17, 40, 70};
+    static const int ns[] = {2, 5, 17, 40, 130};
     for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++) {
         struct fixture f;
         fixture_init(&f, t, 37, 256 * 9, ns[ni], 500u + (uint32_t)ni);
