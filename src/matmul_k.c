@@ -36,6 +36,17 @@
 
 #ifdef MM_SIMD
 
+/* Below npanel(t) activation rows each weight row is unpacked once per NX
+ * of them (one stream of weight rows, no scratch); from there on by
+ * panels (matmul_kpanel.c). 256 x 2048, n = 8/12/16: Q4_K 40/60/79 vs
+ * 42/51/56 us, Q6_K 36/55/76 vs 61/71/75 us. */
+#define NX 4
+#define NPANEL_MAX 16
+static inline int npanel(enum slora_dtype t)
+{
+    return t == SLORA_DTYPE_Q6_K ? 16 : 12;
+}
+
 /* The low 16 bits of each 32-bit lane of v, packed. */
 static inline __m128i low16(__m256i v)
 {
@@ -84,12 +95,13 @@ static inline __m256i fold(__m512i v)
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
-/* Q4_K/Q5_K (fifth = true) super-block blk against the activation quants
- * x (256) and sums of 32 bs (8): *is and *ms get 8 int32 lanes summing to
+/* Q4_K/Q5_K (fifth = true) super-block b of a weight row (at blk) against
+ * activation rows xr[0..nr): is[j] and ms[j] get 8 int32 lanes summing to
  * I_b and M_b. */
-static inline __attribute__((always_inline)) void superblock_k4(bool fifth, const uint8_t *blk,
-                                                                const int8_t *x, const int16_t *bs,
-                                                                __m256i *is, __m256i *ms)
+static inline __attribute__((always_inline)) void superblock_k4(bool fifth, int nr,
+                                                                const uint8_t *blk,
+                                                                const struct slora__mm_xrow *xr,
+                                                                int64_t b, __m256i *is, __m256i *ms)
 {
     const size_t qs_at = fifth ? 48 : 16;
     const __m512i low4 = _mm512_set1_epi8(15), bit4 = _mm512_set1_epi8(0x10);
@@ -98,37 +110,51 @@ static inline __attribute__((always_inline)) void superblock_k4(bool fifth, cons
     __m128i m16 = _mm_cvtepu8_epi16(_mm_srli_si128(v, 8));
     __m512i hv = fifth ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16)))
                        : _mm512_setzero_si512();
-    __m512i acc = _mm512_setzero_si512();
+    __m512i hv4 = _mm512_slli_epi16(hv, 4);
+    __m512i acc[NX];
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++)
+        acc[j] = _mm512_setzero_si512();
 #pragma GCC unroll 4
     for (int cc = 0; cc < 4; cc++) {
         /* 32 bytes of qs: sub-block 2cc in the low nibbles, 2cc + 1 high */
         __m512i q =
             _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + qs_at + 32 * cc)));
         q = _mm512_and_si512(_mm512_srlv_epi16(q, counts(0, 4)), low4);
-        if (fifth) {
-            __mmask64 h = _mm512_test_epi8_mask(
-                hv, _mm512_inserti64x4(_mm512_set1_epi8((char)(1 << 2 * cc)),
-                                       _mm256_set1_epi8((char)(1 << (2 * cc + 1))), 1));
-            q = _mm512_mask_add_epi8(q, h, q, bit4); /* q <= 15: + 16 sets bit 4 */
+        if (fifth) { /* bit s of qh as bit 4: (qh << 4) >> s, s < 4; qh >> (s - 4) */
+            __m512i h =
+                cc < 2 ? _mm512_srlv_epi16(hv4, counts((short)(2 * cc), (short)(2 * cc + 1)))
+                       : _mm512_srlv_epi16(hv, counts((short)(2 * cc - 4), (short)(2 * cc - 3)));
+            q = _mm512_ternarylogic_epi32(q, h, bit4, 0xF8); /* q | (h & bit4) */
         }
-        __m512i xv = _mm512_loadu_si512((const void *)(x + 64 * cc));
-        acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(q, xv),
-                                  _mm512_shuffle_epi8(sc16, pat(pair_pat[cc])));
+        __m512i scs = _mm512_shuffle_epi8(sc16, pat(pair_pat[cc]));
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            __m512i xv = _mm512_loadu_si512((const int8_t *)xr[j].x + 256 * b + 64 * cc);
+            acc[j] = _mm512_dpwssd_epi32(acc[j], _mm512_maddubs_epi16(q, xv), scs);
+        }
     }
-    *is = fold(acc);
-    *ms = _mm256_zextsi128_si256(_mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)bs)));
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++) {
+        __m128i bs = _mm_loadu_si128((const __m128i *)(xr[j].bsum32 + 8 * b));
+        is[j] = fold(acc[j]);
+        ms[j] = _mm256_zextsi128_si256(_mm_madd_epi16(m16, bs));
+    }
 }
 
-/* Q6_K super-block blk against x (256) and the sums of 16 bs (16): *is
- * gets 8 int32 lanes summing to I_b. */
-static inline __attribute__((always_inline)) void
-superblock_q6(const struct slora_quant_q6_k *blk, const int8_t *x, const int16_t *bs, __m256i *is)
+/* Q6_K super-block b of a weight row (at blk) against activation rows
+ * xr[0..nr): is[j] gets 8 int32 lanes summing to I_b. */
+static inline __attribute__((always_inline)) void superblock_q6(int nr,
+                                                                const struct slora_quant_q6_k *blk,
+                                                                const struct slora__mm_xrow *xr,
+                                                                int64_t b, __m256i *is)
 {
     const __m512i low4 = _mm512_set1_epi8(15), hi2 = _mm512_set1_epi8(0x30);
     __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
-    /* start from -32 sum_t sc_t bsum_t: removes the quants' offset */
-    __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)bs));
-    __m512i acc = _mm512_setzero_si512();
+    __m512i acc[NX];
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++)
+        acc[j] = _mm512_setzero_si512();
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         /* elements 128h + 32g + l: ql[64h + l] (g 0, 2), ql[64h + 32 + l]
@@ -143,14 +169,23 @@ superblock_q6(const struct slora_quant_q6_k *blk, const int8_t *x, const int16_t
                                       _mm512_and_si512(_mm512_sllv_epi16(qh, counts(4, 2)), hi2));
         __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), low4),
                                       _mm512_and_si512(_mm512_srlv_epi16(qh, counts(0, 2)), hi2));
-        __m512i x01 = _mm512_loadu_si512((const void *)(x + 128 * h));
-        __m512i x23 = _mm512_loadu_si512((const void *)(x + 128 * h + 64));
-        acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(q01, x01),
-                                  _mm512_shuffle_epi8(sch, pat(quad_pat[0])));
-        acc = _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(q23, x23),
-                                  _mm512_shuffle_epi8(sch, pat(quad_pat[1])));
+        __m512i s01 = _mm512_shuffle_epi8(sch, pat(quad_pat[0]));
+        __m512i s23 = _mm512_shuffle_epi8(sch, pat(quad_pat[1]));
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            const int8_t *x = (const int8_t *)xr[j].x + 256 * b + 128 * h;
+            acc[j] =
+                _mm512_dpwssd_epi32(acc[j], _mm512_maddubs_epi16(q01, _mm512_loadu_si512(x)), s01);
+            acc[j] = _mm512_dpwssd_epi32(
+                acc[j], _mm512_maddubs_epi16(q23, _mm512_loadu_si512(x + 64)), s23);
+        }
     }
-    *is = _mm256_sub_epi32(fold(acc), _mm256_slli_epi32(off, 5));
+    /* minus 32 sum_t sc_t bsum_t: removes the quants' offset */
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++) {
+        __m256i bs = _mm256_loadu_si256((const __m256i *)(xr[j].bsums + 16 * b));
+        is[j] = _mm256_sub_epi32(fold(acc[j]), _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5));
+    }
 }
 #else
 /* vpshufb patterns: word s of each 128-bit half in all its words. */
@@ -182,12 +217,13 @@ static inline __m256i pat(const uint8_t *p)
     return _mm256_loadu_si256((const __m256i *)p);
 }
 
-/* Q4_K/Q5_K (fifth = true) super-block blk against the activation quants
- * x (256) and sums of 32 bs (8): *is and *ms get 8 int32 lanes summing to
+/* Q4_K/Q5_K (fifth = true) super-block b of a weight row (at blk) against
+ * activation rows xr[0..nr): is[j] and ms[j] get 8 int32 lanes summing to
  * I_b and M_b. */
-static inline __attribute__((always_inline)) void superblock_k4(bool fifth, const uint8_t *blk,
-                                                                const int8_t *x, const int16_t *bs,
-                                                                __m256i *is, __m256i *ms)
+static inline __attribute__((always_inline)) void superblock_k4(bool fifth, int nr,
+                                                                const uint8_t *blk,
+                                                                const struct slora__mm_xrow *xr,
+                                                                int64_t b, __m256i *is, __m256i *ms)
 {
     const size_t qs_at = fifth ? 48 : 16;
     const __m256i low4 = _mm256_set1_epi8(15), bit4 = _mm256_set1_epi8(0x10);
@@ -195,7 +231,10 @@ static inline __attribute__((always_inline)) void superblock_k4(bool fifth, cons
     __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(v));
     __m128i m16 = _mm_cvtepu8_epi16(_mm_srli_si128(v, 8));
     __m256i hv = fifth ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
-    __m256i acc = _mm256_setzero_si256();
+    __m256i acc[NX];
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++)
+        acc[j] = _mm256_setzero_si256();
 #pragma GCC unroll 8
     for (int s = 0; s < 8; s++) {
         __m256i q = _mm256_loadu_si256((const __m256i *)(blk + qs_at + 32 * (s / 2)));
@@ -204,24 +243,39 @@ static inline __attribute__((always_inline)) void superblock_k4(bool fifth, cons
             __m256i h = s <= 4 ? _mm256_slli_epi16(hv, 4 - s) : _mm256_srli_epi16(hv, s - 4);
             q = _mm256_or_si256(q, _mm256_and_si256(h, bit4));
         }
-        __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 32 * s));
-        acc = mm_dot_i16(acc, _mm256_maddubs_epi16(q, xv),
-                         _mm256_shuffle_epi8(sc16, pat(word_pat[s])));
+        __m256i scs = _mm256_shuffle_epi8(sc16, pat(word_pat[s]));
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            __m256i xv =
+                _mm256_loadu_si256((const __m256i *)((const int8_t *)xr[j].x + 256 * b + 32 * s));
+            acc[j] = mm_dot_i16(acc[j], _mm256_maddubs_epi16(q, xv), scs);
+        }
     }
-    *is = acc;
-    *ms = _mm256_zextsi128_si256(_mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)bs)));
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++) {
+        __m128i bs = _mm_loadu_si128((const __m128i *)(xr[j].bsum32 + 8 * b));
+        is[j] = acc[j];
+        ms[j] = _mm256_zextsi128_si256(_mm_madd_epi16(m16, bs));
+    }
 }
 
-/* Q6_K super-block blk against x (256) and the sums of 16 bs (16): *is
- * gets 8 int32 lanes summing to I_b. */
-static inline __attribute__((always_inline)) void
-superblock_q6(const struct slora_quant_q6_k *blk, const int8_t *x, const int16_t *bs, __m256i *is)
+/* Q6_K super-block b of a weight row (at blk) against activation rows
+ * xr[0..nr): is[j] gets 8 int32 lanes summing to I_b. */
+static inline __attribute__((always_inline)) void superblock_q6(int nr,
+                                                                const struct slora_quant_q6_k *blk,
+                                                                const struct slora__mm_xrow *xr,
+                                                                int64_t b, __m256i *is)
 {
     const __m256i low4 = _mm256_set1_epi8(15), hi2 = _mm256_set1_epi8(0x30);
     __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
     /* start from -32 sum_t sc_t bsum_t: removes the quants' offset */
-    __m256i acc = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)bs));
-    acc = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(acc, 5));
+    __m256i acc[NX];
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++) {
+        __m256i bs = _mm256_loadu_si256((const __m256i *)(xr[j].bsums + 16 * b));
+        acc[j] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                  _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5));
+    }
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         __m256i lo = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h));
@@ -240,12 +294,18 @@ superblock_q6(const struct slora_quant_q6_k *blk, const int8_t *x, const int16_t
                         : g == 2 ? qh
                                  : _mm256_srli_epi16(qh, 2);
             __m256i q = _mm256_or_si256(n, _mm256_and_si256(t, hi2));
-            __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 128 * h + 32 * g));
-            acc = mm_dot_i16(acc, _mm256_maddubs_epi16(q, xv),
-                             _mm256_shuffle_epi8(sch, pat(pair_pat[g])));
+            __m256i scs = _mm256_shuffle_epi8(sch, pat(pair_pat[g]));
+#pragma GCC unroll 4
+            for (int j = 0; j < nr; j++) {
+                const int8_t *x = (const int8_t *)xr[j].x + 256 * b + 128 * h + 32 * g;
+                acc[j] = mm_dot_i16(
+                    acc[j], _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)x)), scs);
+            }
         }
     }
-    *is = acc;
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++)
+        is[j] = acc[j];
 }
 
 #endif
@@ -261,10 +321,11 @@ static inline __m256i hsum8x8(const __m256i v[8])
                             _mm256_permute2x128_si256(a, c, 0x31));
 }
 
-/* One weight row w of type t against one activation row xr (cols): y. */
-static inline __attribute__((always_inline)) void row(enum slora_dtype t, const uint8_t *w,
+/* One weight row w of type t against activation rows xr[0..nr) (cols):
+ * y[j ldy]. */
+static inline __attribute__((always_inline)) void row(enum slora_dtype t, int nr, const uint8_t *w,
                                                       const struct slora__mm_xrow *xr, int64_t cols,
-                                                      float *y, bool add)
+                                                      float *y, size_t ldy, bool add)
 {
     const size_t bb = t == SLORA_DTYPE_Q4_K   ? sizeof(struct slora_quant_q4_k)
                       : t == SLORA_DTYPE_Q5_K ? sizeof(struct slora_quant_q5_k)
@@ -273,57 +334,89 @@ static inline __attribute__((always_inline)) void row(enum slora_dtype t, const 
     const __m256i rot = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0),
                   lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const int64_t nb = cols / 256;
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[NX];
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++)
+        acc[j] = _mm256_setzero_ps();
     for (int64_t b0 = 0; b0 < nb; b0 += 8) {
         /* super-blocks b0 + k in lane k; lanes past nb add fma(0, 0, p) */
-        __m256i is[8], ms[8], dbits = _mm256_setzero_si256();
+        __m256i is[NX][8], ms[NX][8], dbits = _mm256_setzero_si256();
         for (int k = 0; k < 8; k++) {
             int64_t b = b0 + k;
-            is[k] = ms[k] = _mm256_setzero_si256();
+            __m256i si[NX], sm[NX];
+#pragma GCC unroll 4
+            for (int j = 0; j < nr; j++)
+                si[j] = sm[j] = _mm256_setzero_si256();
             /* d (and dmin) bits rotate in at lane 7: block b0 + k ends in lane k */
             uint32_t db = 0;
             dbits = _mm256_permutevar8x32_epi32(dbits, rot);
             if (b < nb) {
                 const uint8_t *blk = w + (size_t)b * bb;
-                const int8_t *x = (const int8_t *)xr->x + 256 * b;
                 memcpy(&db, blk + d_at, t == SLORA_DTYPE_Q6_K ? 2 : 4);
                 if (t == SLORA_DTYPE_Q6_K)
-                    superblock_q6((const struct slora_quant_q6_k *)blk, x, xr->bsums + 16 * b,
-                                  &is[k]);
+                    superblock_q6(nr, (const struct slora_quant_q6_k *)blk, xr, b, si);
                 else
-                    superblock_k4(t == SLORA_DTYPE_Q5_K, blk, x, xr->bsum32 + 8 * b, &is[k],
-                                  &ms[k]);
+                    superblock_k4(t == SLORA_DTYPE_Q5_K, nr, blk, xr, b, si, sm);
             }
             dbits = _mm256_blend_epi32(dbits, _mm256_set1_epi32((int)db), 0x80);
+#pragma GCC unroll 4
+            for (int j = 0; j < nr; j++) {
+                is[j][k] = si[j];
+                ms[j][k] = sm[j];
+            }
         }
         __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(nb - b0)), lane);
-        __m256 dx = _mm256_maskload_ps(xr->d + b0, live);
         __m256 dw = _mm256_cvtph_ps(low16(dbits));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum8x8(is)), _mm256_mul_ps(dw, dx), acc);
-        if (t != SLORA_DTYPE_Q6_K) {
-            __m256 dmin = _mm256_cvtph_ps(low16(_mm256_srli_epi32(dbits, 16)));
-            acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(hsum8x8(ms)), _mm256_mul_ps(dmin, dx), acc);
+        __m256 dmin = _mm256_cvtph_ps(low16(_mm256_srli_epi32(dbits, 16)));
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            __m256 dx = _mm256_maskload_ps(xr[j].d + b0, live);
+            acc[j] =
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum8x8(is[j])), _mm256_mul_ps(dw, dx), acc[j]);
+            if (t != SLORA_DTYPE_Q6_K)
+                acc[j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(hsum8x8(ms[j])),
+                                          _mm256_mul_ps(dmin, dx), acc[j]);
         }
     }
-    slora__mm_store(y, mm_hsum(acc), add);
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++)
+        slora__mm_store(y + (size_t)j * ldy, mm_hsum(acc[j]), add);
 }
 
-/* Weight rows [r0, r1) of type t against one activation row xq: y[r], the
- * rows in order (one stream from memory). */
+/* Weight rows [r0, r1) of type t against the n (< npanel(t)) activation rows
+ * at xq: the rows in order (one stream from memory), each against up to
+ * NX activation rows at a time. */
 static inline __attribute__((always_inline)) void rows(enum slora_dtype t,
                                                        const struct slora_tensor *w, const void *xq,
-                                                       float *y, int64_t r0, int64_t r1, bool add)
+                                                       size_t xs, int n, float *y, size_t ldy,
+                                                       int64_t r0, int64_t r1, bool add)
 {
-    const struct slora__mm_xrow xr = slora__mm_xrow(t, xq, w->cols);
-    for (int64_t r = r0; r < r1; r++)
-        row(t, (const uint8_t *)w->data + (size_t)r * w->row_bytes, &xr, w->cols, y + r, add);
+    struct slora__mm_xrow xr[NPANEL_MAX];
+    for (int j = 0; j < n; j++)
+        xr[j] = slora__mm_xrow(t, (const uint8_t *)xq + (size_t)j * xs, w->cols);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *wr = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+        for (int j = 0; j < n;) {
+            int nr = n - j < NX ? n - j : NX;
+            float *yj = y + (size_t)j * ldy + r;
+            if (nr == NX)
+                row(t, NX, wr, xr + j, w->cols, yj, ldy, add);
+            else if (nr == 3)
+                row(t, 3, wr, xr + j, w->cols, yj, ldy, add);
+            else if (nr == 2)
+                row(t, 2, wr, xr + j, w->cols, yj, ldy, add);
+            else
+                row(t, 1, wr, xr + j, w->cols, yj, ldy, add);
+            j += nr;
+        }
+    }
 }
 
 #define ROWS_FN(name, T)                                                                           \
-    static void name(const struct slora_tensor *w, const void *xq, float *y, int64_t r0,           \
-                     int64_t r1, bool add)                                                         \
+    static void name(const struct slora_tensor *w, const void *xq, size_t xs, int n, float *y,     \
+                     size_t ldy, int64_t r0, int64_t r1, bool add)                                 \
     {                                                                                              \
-        rows(T, w, xq, y, r0, r1, add);                                                            \
+        rows(T, w, xq, xs, n, y, ldy, r0, r1, add);                                                \
     }
 ROWS_FN(rows_q4_k, SLORA_DTYPE_Q4_K)
 ROWS_FN(rows_q5_k, SLORA_DTYPE_Q5_K)
@@ -386,16 +479,14 @@ bool slora__mm_quant_q8k(const float *x, int64_t cols, int8_t *qs, float *d, int
 bool slora__mm_k(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                  size_t ldy, int64_t r0, int64_t r1, bool add)
 {
-    if (n > 1) {
+    if (n >= npanel(w->type))
         slora__mm_kpanel(w, xq, xq_stride, n, y, ldy, r0, r1, add);
-        return true;
-    }
-    if (w->type == SLORA_DTYPE_Q4_K)
-        rows_q4_k(w, xq, y, r0, r1, add);
+    else if (w->type == SLORA_DTYPE_Q4_K)
+        rows_q4_k(w, xq, xq_stride, n, y, ldy, r0, r1, add);
     else if (w->type == SLORA_DTYPE_Q5_K)
-        rows_q5_k(w, xq, y, r0, r1, add);
+        rows_q5_k(w, xq, xq_stride, n, y, ldy, r0, r1, add);
     else
-        rows_q6_k(w, xq, y, r0, r1, add);
+        rows_q6_k(w, xq, xq_stride, n, y, ldy, r0, r1, add);
     return true;
 }
 
