@@ -1,6 +1,7 @@
 /* matmul_k.c - SIMD kernels for the K-quants (Q4_K, Q5_K, Q6_K) against
- * Q8K activation rows (matmul_internal.h): one activation row (decode)
- * here, n > 1 by panels in matmul_kpanel.c, and the Q8K quantization.
+ * Q8K activation rows (matmul_internal.h): a few activation rows (decode,
+ * a batch of a few sequences) here, more by panels in matmul_kpanel.c,
+ * and the Q8K quantization.
  *
  * Canonical order. Both paths give every output element y (weight row w,
  * activation row x, super-blocks b < nb) the same float operations:
@@ -15,15 +16,16 @@
  *   stored as slora__mm_store does.
  * So results do not depend on n, the tile, the slice or the thread split.
  *
- * Decode streams one weight row at a time: per super-block the row's
- * quant vectors (bytes 0..63, unsigned; 64 per 512-bit vector with VNNI,
- * 32 per 256-bit with AVX2) meet the activation quants in vpmaddubsw
- * (int16 pair sums, never saturating: 2 * 63 * 127 < 2^15) and vpdpwssd
- * (or vpmaddwd + add) multiplies those by the sub-block scales into int32
- * lanes; 8 super-blocks' lanes are summed together (transposed, hsum8x8)
- * into one vector of I_b, so the float steps run on 8 super-blocks at
- * once, lane b % 8. No software prefetch: the hardware follows the one
- * stream, and prefetching 768 bytes ahead measured 10-15 % slower.
+ * Here the weight rows stream one at a time, each against up to NX
+ * activation rows: per super-block the row's quant vectors (bytes 0..63,
+ * unsigned; 64 per 512-bit vector with VNNI, 32 per 256-bit with AVX2)
+ * meet the activation quants in vpmaddubsw (int16 pair sums, never
+ * saturating: 2 * 63 * 127 < 2^15) and vpdpwssd (or vpmaddwd + add)
+ * multiplies those by the sub-block scales into int32 lanes; 8
+ * super-blocks' lanes are summed together (transposed, hsum8x8) into one
+ * vector of I_b, so the float steps run on 8 super-blocks at once, lane
+ * b % 8. No software prefetch: the hardware follows the one stream, and
+ * prefetching 768 bytes ahead measured 10-15 % slower.
  */
 #include "matmul_internal.h"
 #include "matmul_simd.h"

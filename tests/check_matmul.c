@@ -2,8 +2,9 @@
  *   - the compiled path (AVX-512, AVX2 or portable) against the portable
  *     reference slora__matmul_ref, on edge shapes (one block, many blocks,
  *     odd float widths, row counts off the 4-row tile, n = 1..9, BLAS's n);
- *   - the K-quants' panel path (n > 1) bit for bit against n = 1 and every
- *     two-slice split, and at the integer sums' bounds;
+ *   - the K-quants' paths for n > 1 (shared weight rows, panels) bit for
+ *     bit against n = 1 and every two-slice split, and at the integer
+ *     sums' bounds;
  *   - against a double-precision product of the dequantized weights with
  *     the original activations, within the bound the activation format's
  *     rounding allows;
@@ -264,15 +265,16 @@ END_TEST
 
 static const enum slora_dtype ktypes[] = {SLORA_DTYPE_Q4_K, SLORA_DTYPE_Q5_K, SLORA_DTYPE_Q6_K};
 
-/* The K-quant product for n > 1 (weight panels swept by activation rows)
- * against the reference, and bit for bit against n = 1 row by row (the
- * decode path) and against every split of the rows in two slices: 37 rows
- * (panels and a tail), 9 super-blocks (several chunks, residues mod 8 past
- * the first), n across register tiles and activation blocks. */
+/* The K-quant product for n > 1 (a weight row per 4 activation rows below
+ * 12, Q6_K 16; weight panels swept by activation rows from there) against
+ * the reference, and bit for bit against n = 1 row by row (the decode
+ * path) and against every split of the rows in two slices: 37 rows (panels
+ * and a tail), 9 super-blocks (several chunks, residues mod 8 past the
+ * first), n across both paths, register tiles and activation blocks. */
 START_TEST(kquant_panel)
 {
     enum slora_dtype t = ktypes[_i];
-    static const int ns[] = {2, 5, 17, 40, 130};
+    static const int ns[] = {2, 5, 7, 17, 40, 130};
     for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++) {
         struct fixture f;
         fixture_init(&f, t, 37, 256 * 9, ns[ni], 500u + (uint32_t)ni);
@@ -281,7 +283,7 @@ START_TEST(kquant_panel)
         assert_near_ref(&f, a, b);
         float *one = run_single(&f);
         ck_assert_mem_eq(a, one, (size_t)f.n * (size_t)f.rows * sizeof(float));
-        for (int64_t cut = 1; ns[ni] == 17 && cut < f.rows; cut++) {
+        for (int64_t cut = 1; (ns[ni] == 5 || ns[ni] == 17) && cut < f.rows; cut++) {
             float *y = run(&f, false, 0, cut, false, -1);
             slora_matmul(&f.w, f.xq, f.stride, f.n, y, (size_t)f.rows, cut, f.rows, false);
             ck_assert_msg(!memcmp(y, a, (size_t)f.n * (size_t)f.rows * sizeof(float)),
