@@ -38,7 +38,7 @@
 enum {
     QB = sizeof(struct slora_quant_q8_0), /* bytes per block: f16 d, 32 quants */
     PANEL = 8,                            /* weight rows per panel */
-    BATCH = 32,                           /* activation rows per panel sweep */
+    BATCH = 64,                           /* activation rows per panel sweep (L: 16 KB) */
 };
 
 static inline uint64_t f16_at(const uint8_t *p)
@@ -80,8 +80,6 @@ row_step(const uint8_t *row, const struct slora__mm_xrow *xr, int64_t b0, int m,
     for (int k = 0; k < 8; k++) {
         int kk = k < m ? k : 0; /* lanes past the row's end repeat block b0 */
         blk[k] = row + (size_t)(b0 + kk) * QB;
-        if (k % 2 == 0)
-            mm_prefetch(blk[k]);
         v[k] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), quants_u8(blk[k]),
                                    _mm256_loadu_si256((const __m256i *)(x + 32 * kk)));
     }
