@@ -12,9 +12,9 @@
  *
  * A tile of MR weight rows x NR activation rows shares each load: MR + NR
  * loads feed MR NR fused multiply-adds. Every output element is the same
- * sequence of operations whatever the tile (lane j of the accumulator
- * takes columns j, j + W, ...; a masked or scalar tail; one horizontal
- * sum), so slicing and threads never change a result.
+ * sequence of operations whatever the tile (the canonical order at tile();
+ * a masked or zero-padded tail; one horizontal sum), so slicing and
+ * threads never change a result.
  * The #if blocks here choose the instruction set (as kernels.c does).
  */
 #include "matmul_internal.h"
@@ -42,6 +42,7 @@
 typedef __m512 vec;
 #define vzero() _mm512_setzero_ps()
 #define vfma(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define vadd(a, b) _mm512_add_ps(a, b)
 #define vsum(a) _mm512_reduce_add_ps(a)
 
 /* Columns [c, c + 16) of a row of type t as floats; only `left` (< 16)
@@ -68,6 +69,7 @@ static inline __attribute__((always_inline)) vec load_x(const uint8_t *row, int6
 typedef __m256 vec;
 #define vzero() _mm256_setzero_ps()
 #define vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define vadd(a, b) _mm256_add_ps(a, b)
 
 static inline float vsum(__m256 v)
 {
@@ -105,58 +107,104 @@ static inline __attribute__((always_inline)) vec load_x(const uint8_t *row, int6
 }
 #endif
 
+/* Accumulators per (row, act) pair: enough independent FMA chains that
+ * one weight row streamed alone (decode) is not held to one FMA latency
+ * per vector (bench_matmul n = 1: F16 29-31 -> 34-36 GB/s, F32 34 -> 40;
+ * 1B F16 decode 10.2 -> 12.0 tok/s). Prefill tiles pay 10-25 % for it
+ * (four passes over each block of columns). */
+#define K 4
+
+/* One chunk of W columns at c (only `left` of them when left < W) of
+ * every (i, j) pair into acc. With one activation row the weights stream
+ * from memory: each weight row asks for a line ahead once per 64 bytes. */
+static inline __attribute__((always_inline)) void chunk(enum slora_dtype t, int mr, int nr,
+                                                        const uint8_t *w, size_t ws,
+                                                        const uint8_t *x, size_t xs, int64_t c,
+                                                        int left, vec acc[MR][NR])
+{
+    const size_t es = t == SLORA_DTYPE_F32 ? 4 : 2;
+    vec wv[MR], xv[NR];
+#pragma GCC unroll 4
+    for (int i = 0; i < mr; i++) {
+        if (nr == 1 && (c * (int64_t)es) % 64 == 0)
+            mm_prefetch(w + i * ws + (size_t)c * es);
+        wv[i] = load_w(t, w + i * ws, c, left);
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < nr; j++)
+        xv[j] = load_x(x + j * xs, c, left);
+#pragma GCC unroll 4
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++)
+            acc[i][j] = vfma(wv[i], xv[j], acc[i][j]);
+}
+
 /* y[j ldy + i] for the mr x nr tile of weight rows w + i ws and
- * activation rows x + j xs. */
+ * activation rows x + j xs. The canonical order every tile follows: chunk
+ * m (columns [m W, m W + W), the last one partial) goes into accumulator
+ * m % K of its pair, each accumulator in increasing m; the result is
+ * hsum((a0 + a1) + (a2 + a3)). Small tiles keep all K accumulators in
+ * registers and read each row once; larger ones (prefill, reading from
+ * cache) run the K residues one after the other over each block of
+ * columns. */
 static inline __attribute__((always_inline)) void tile(enum slora_dtype t, int mr, int nr,
                                                        const uint8_t *w, size_t ws,
                                                        const uint8_t *x, size_t xs, int64_t cols,
                                                        float *y, size_t ldy, bool add)
 {
-    vec acc[MR][NR];
+    const int64_t full = cols / W, nc = full + (cols % W != 0);
+    const int tail = (int)(cols % W);
+    vec part[K][MR][NR];
 #pragma GCC unroll 4
-    for (int i = 0; i < mr; i++)
+    for (int k = 0; k < K; k++)
 #pragma GCC unroll 4
-        for (int j = 0; j < nr; j++)
-            acc[i][j] = vzero();
-    int64_t c = 0;
-    const size_t es = t == SLORA_DTYPE_F32 ? 4 : 2;
-    for (; c + W <= cols; c += W) {
-        vec wv[MR], xv[NR];
+        for (int i = 0; i < mr; i++)
 #pragma GCC unroll 4
-        for (int i = 0; i < mr; i++) {
-            if (nr == 1)
-                mm_prefetch(w + i * ws + (size_t)c * es);
-            wv[i] = load_w(t, w + i * ws, c, W);
+            for (int j = 0; j < nr; j++)
+                part[k][i][j] = vzero();
+    if (mr * nr * K <= 16) {
+        int64_t m = 0;
+        for (; m + K <= full; m += K)
+#pragma GCC unroll 4
+            for (int k = 0; k < K; k++)
+                chunk(t, mr, nr, w, ws, x, xs, (m + k) * W, W, part[k]);
+#pragma GCC unroll 4
+        for (int k = 0; k < K; k++) /* the rest: constant k keeps part in registers */
+            if (m + k < nc)
+                chunk(t, mr, nr, w, ws, x, xs, (m + k) * W, m + k < full ? W : tail, part[k]);
+    } else {
+        /* blocks of CB chunks: the K residues take turns over each */
+        enum { CB = 64 * K };
+        for (int64_t c0 = 0; c0 < nc; c0 += CB) {
+            int64_t c1 = nc - c0 < CB ? nc : c0 + CB;
+            for (int k = 0; k < K; k++) {
+                vec acc[MR][NR];
+#pragma GCC unroll 4
+                for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+                    for (int j = 0; j < nr; j++)
+                        acc[i][j] = part[k][i][j];
+                int64_t m = c0 + k;
+                for (; m < c1 && m < full; m += K)
+                    chunk(t, mr, nr, w, ws, x, xs, m * W, W, acc);
+                if (m < c1)
+                    chunk(t, mr, nr, w, ws, x, xs, m * W, tail, acc);
+#pragma GCC unroll 4
+                for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+                    for (int j = 0; j < nr; j++)
+                        part[k][i][j] = acc[i][j];
+            }
         }
-#pragma GCC unroll 4
-        for (int j = 0; j < nr; j++)
-            xv[j] = load_x(x + j * xs, c, W);
-#pragma GCC unroll 4
-        for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < nr; j++)
-                acc[i][j] = vfma(wv[i], xv[j], acc[i][j]);
-    }
-    if (c < cols) {
-        int left = (int)(cols - c);
-        vec wv[MR], xv[NR];
-#pragma GCC unroll 4
-        for (int i = 0; i < mr; i++)
-            wv[i] = load_w(t, w + i * ws, c, left);
-#pragma GCC unroll 4
-        for (int j = 0; j < nr; j++)
-            xv[j] = load_x(x + j * xs, c, left);
-#pragma GCC unroll 4
-        for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-            for (int j = 0; j < nr; j++)
-                acc[i][j] = vfma(wv[i], xv[j], acc[i][j]);
     }
 #pragma GCC unroll 4
     for (int i = 0; i < mr; i++)
 #pragma GCC unroll 4
-        for (int j = 0; j < nr; j++)
-            slora__mm_store(y + j * ldy + i, vsum(acc[i][j]), add);
+        for (int j = 0; j < nr; j++) {
+            vec s = vadd(vadd(part[0][i][j], part[1][i][j]), vadd(part[2][i][j], part[3][i][j]));
+            slora__mm_store(y + j * ldy + i, vsum(s), add);
+        }
 }
 
 #define TILE_F32(mr, nr) tile(SLORA_DTYPE_F32, mr, nr, w, ws, xq, xs, cols, y, ldy, add)
