@@ -62,8 +62,8 @@ size_t slora_delta_bytes(const struct slora_adapter *a, const struct slora_delta
     return (size_t)a->total * slora_dtype_block_bytes(o->dense_type);
 }
 
-/* B and A of target j into b (out, r) and at (r, in). */
-static void factor(const struct slora_model *m, const struct slora_adapter *a, int j, float *b,
+/* B and A of target j into bt (r, out), B transposed, and at (r, in). */
+static void factor(const struct slora_model *m, const struct slora_adapter *a, int j, float *bt,
                    float *at)
 {
     const struct slora_target *t = &a->targets[j];
@@ -72,7 +72,7 @@ static void factor(const struct slora_model *m, const struct slora_adapter *a, i
     float alpha = a->cfg.alpha;
     for (int64_t i = 0; i < out; i++) {
         /* row i of B lands on the model's row for GGUF row i */
-        float *bi = b + slora_model_native_row(m, t->module, i) * r;
+        int64_t ri = slora_model_native_row(m, t->module, i);
         const float *a0 = f->a[0] + i * r0;
         for (int64_t c = 0; c < r; c++) {
             float s = 0.0f;
@@ -81,7 +81,7 @@ static void factor(const struct slora_model *m, const struct slora_adapter *a, i
                     s += a0[k] * f->core[k * r + c];
             else
                 s = a0[c];
-            bi[c] = alpha * s;
+            bt[c * out + ri] = alpha * s;
         }
     }
     for (int64_t c = 0; c < r; c++)
@@ -101,10 +101,10 @@ static int build_factored(struct slora_delta_set *s, char *diag, size_t diag_len
     for (int j = 0; j < a->n_targets; j++) {
         const struct slora_target *t = &a->targets[j];
         int64_t r = lora_rank(a, j);
-        float *b = p, *at = p + r * t->rows;
-        factor(s->m, a, j, b, at);
+        float *bt = p, *at = p + r * t->rows;
+        factor(s->m, a, j, bt, at);
         s->deltas[j].kind = SLORA_DELTA_LORA;
-        slora_tensor_init(&s->deltas[j].b, SLORA_DTYPE_F32, b, t->rows, r);
+        slora_tensor_init(&s->deltas[j].bt, SLORA_DTYPE_F32, bt, r, t->rows);
         slora_tensor_init(&s->deltas[j].a, SLORA_DTYPE_F32, at, r, t->cols);
         p = at + r * t->cols;
     }

@@ -298,10 +298,15 @@ static void delta_group(struct thread_scratch *ts, const struct slora_delta *d, 
         if (d->kind == SLORA_DELTA_DENSE) {
             slora_matmul(&d->dw, ts->gin, stride, cn, ts->gout, (size_t)ldy, lo, hi, false);
         } else {
+            /* t = A x, then the slice of B t = sum_k t_k (row k of B^T):
+             * the weighted sum of rows attention's value mix computes (a
+             * matmul by B would be one call per output of r elements) */
             int64_t r = d->a.rows;
+            const float *bt = (const float *)d->bt.data + lo;
             slora_matmul(&d->a, ts->gin, stride, cn, ts->t, (size_t)r, 0, r, false);
-            slora_matmul(&d->b, ts->t, (size_t)r * sizeof(float), cn, ts->gout, (size_t)ldy, lo,
-                         hi, false);
+            for (int j = 0; j < cn; j++)
+                slora_vec_attn_mix(ts->gout + (size_t)j * ldy + lo, ts->t + (size_t)j * r, 0, 1, bt,
+                                   (size_t)d->bt.cols, (int)r, (int)(hi - lo));
         }
         for (int j = 0; j < cn; j++)
             slora_vec_axpy(y + (size_t)ts->grp[c0 + j] * ldy + lo, ts->gsc[c0 + j],
@@ -477,9 +482,12 @@ static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
         share(n_kv, ith, nth, 1, &lo, &hi);
         if (hi > lo) {
             rope_store(f, l, 0, n, (int)lo, (int)hi);
-            for (int i = 0; i < n; i++)
-                attend(f, f->ts[ith].att, &f->rows[i], l, f->q + (size_t)i * dim,
-                       f->att_out + (size_t)i * dim, (int)lo, (int)hi);
+            /* head by head: a prefill's rows read the same keys and
+             * values, which stay in L2 for one head (not for all) */
+            for (int g = (int)lo; g < (int)hi; g++)
+                for (int i = 0; i < n; i++)
+                    attend(f, f->ts[ith].att, &f->rows[i], l, f->q + (size_t)i * dim,
+                           f->att_out + (size_t)i * dim, g, g + 1);
         }
     } else {
         share(n, ith, nth, 1, &lo, &hi);

@@ -48,34 +48,6 @@ size_t slora_matmul_xq_bytes(enum slora_dtype wt, int64_t cols)
     }
 }
 
-struct slora__mm_xrow slora__mm_xrow(enum slora_dtype wt, const void *xq, int64_t cols)
-{
-    struct slora__mm_xrow xr = {.x = xq};
-    size_t c = (size_t)cols;
-    size_t (*r)(size_t) = slora__mm_round64;
-    const uint8_t *p = (const uint8_t *)xq + r(c);
-    switch (slora_matmul_vec_type(wt)) {
-    case SLORA_DTYPE_Q8_K: {
-        size_t nb = c / 256;
-        xr.d = (const float *)p;
-        xr.bsums = (const int16_t *)(p + r(4 * nb));
-        xr.bsum32 = (const int16_t *)(p + r(4 * nb) + r(32 * nb));
-        break;
-    }
-    case SLORA_DTYPE_Q8_0:
-    case SLORA_DTYPE_Q8_1: {
-        size_t nb = c / 32;
-        xr.d = (const float *)p;
-        xr.s = (const int32_t *)(p + r(4 * nb));
-        xr.ds = (const float *)(p + 2 * r(4 * nb));
-        break;
-    }
-    default:
-        break;
-    }
-    return xr;
-}
-
 /* One row: ggml's Q8_0 (Q8_K) blocks, unpacked into the arrays. */
 static void quantize_row(enum slora_dtype wt, const float *x, int64_t cols, uint8_t *row)
 {

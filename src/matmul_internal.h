@@ -41,8 +41,37 @@ struct slora__mm_xrow {
     const int16_t *bsum32; /* (8 nb) Q8K sums of 32 */
 };
 
-/* The arrays of the activation row at xq for weights of type wt. */
-struct slora__mm_xrow slora__mm_xrow(enum slora_dtype wt, const void *xq, int64_t cols);
+/* The arrays of the activation row at xq for weights of type wt (inline:
+ * every tile call of a decode, one per weight row, asks for it). */
+static inline struct slora__mm_xrow slora__mm_xrow(enum slora_dtype wt, const void *xq,
+                                                   int64_t cols)
+{
+    struct slora__mm_xrow xr = {.x = xq};
+    size_t c = (size_t)cols;
+    size_t (*r)(size_t) = slora__mm_round64;
+    const uint8_t *p = (const uint8_t *)xq + r(c);
+    switch (slora_matmul_vec_type(wt)) {
+    case SLORA_DTYPE_Q8_K: {
+        size_t nb = c / 256;
+        xr.d = (const float *)p;
+        xr.bsums = (const int16_t *)(p + r(4 * nb));
+        xr.bsum32 = (const int16_t *)(p + r(4 * nb) + r(32 * nb));
+        break;
+    }
+    case SLORA_DTYPE_Q8_0:
+    case SLORA_DTYPE_Q8_1: {
+        size_t nb = c / 32;
+        xr.d = (const float *)p;
+        xr.s = (const int32_t *)(p + r(4 * nb));
+        xr.ds = (const float *)(p + 2 * r(4 * nb));
+        break;
+    }
+    default:
+        break;
+    }
+    return xr;
+}
+
 
 /* The slice product of matmul.h for one weight type, portable C: the
  * reference every other path is tested against. */

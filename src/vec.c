@@ -1,5 +1,6 @@
 /* vec.c - the forward pass's float vector loops (see vec.h): AVX2/FMA
- * intrinsics when the build has them, portable C otherwise. */
+ * intrinsics when the build has them (the attention blocks in 512-bit
+ * vectors when it also has AVX-512), portable C otherwise. */
 #include <slora/vec.h>
 
 #include <math.h>
@@ -172,14 +173,49 @@ void slora_vec_swiglu(float *h, const float *g, int n)
 }
 
 /* Keys per block of the score walk and values per block of the mix walk
- * (a block of all heads' rows stays in L1 while every head reads it). */
-#define KEY_BLOCK 4
+ * (a block of all heads' rows stays in L1 while every head reads it).
+ * With AVX-512 (full-width on Zen 5: twice the FMAs of 256-bit vectors)
+ * a score block is 8 keys and the mix runs 512-bit accumulators. */
 #define VALUE_BLOCK 32
+#ifdef __AVX512F__
+#define KEY_BLOCK 8
+#define HD_STEP 16
+
+/* att[t + i] = scale * dot(q, key t + i), i < 8: 8 independent FMA chains
+ * sharing each load of q, one transposing reduction. hd % 16 == 0. */
+static inline void scores_block(float *att, const float *q, const float *k, size_t k_stride,
+                                int hd, __m256 scale)
+{
+    __m512 a[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        a[i] = _mm512_setzero_ps();
+    for (int c = 0; c < hd; c += 16) {
+        __m512 qv = _mm512_loadu_ps(q + c);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            a[i] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k + (size_t)i * k_stride + c), a[i]);
+    }
+    __m256 h[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        h[i] = _mm256_add_ps(_mm512_castps512_ps256(a[i]),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[i]), 1)));
+    /* lanes of h[i] summed into lane i: two hadd levels, then the halves */
+    __m256 x0 = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
+    __m256 x1 = _mm256_hadd_ps(_mm256_hadd_ps(h[4], h[5]), _mm256_hadd_ps(h[6], h[7]));
+    __m256 s = _mm256_add_ps(_mm256_permute2f128_ps(x0, x1, 0x20),
+                             _mm256_permute2f128_ps(x0, x1, 0x31));
+    _mm256_storeu_ps(att, _mm256_mul_ps(s, scale));
+}
+#else
+#define KEY_BLOCK 4
+#define HD_STEP 8
 
 /* att[t + i] = scale * dot(q, key t + i), i < 4: 4 independent FMA chains
  * sharing each load of q, one transposing reduction. hd % 8 == 0. */
-static inline void scores4(float *att, const float *q, const float *k, size_t k_stride, int hd,
-                           __m128 scale)
+static inline void scores_block(float *att, const float *q, const float *k, size_t k_stride,
+                                int hd, __m128 scale)
 {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (int c = 0; c < hd; c += 8) {
@@ -193,17 +229,22 @@ static inline void scores4(float *att, const float *q, const float *k, size_t k_
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
     _mm_storeu_ps(att, _mm_mul_ps(s, scale));
 }
+#endif
 
 void slora_vec_attn_scores(float *att, size_t att_stride, const float *q, int n_q, const float *k,
                            size_t k_stride, int n_pos, int hd, float scale)
 {
     int t = 0;
-    if (hd % 8 == 0) {
+    if (hd % HD_STEP == 0) {
+#ifdef __AVX512F__
+        __m256 vs = _mm256_set1_ps(scale);
+#else
         __m128 vs = _mm_set1_ps(scale);
+#endif
         for (; t + KEY_BLOCK <= n_pos; t += KEY_BLOCK)
             for (int j = 0; j < n_q; j++)
-                scores4(att + j * att_stride + t, q + (size_t)j * hd, k + (size_t)t * k_stride,
-                        k_stride, hd, vs);
+                scores_block(att + j * att_stride + t, q + (size_t)j * hd,
+                             k + (size_t)t * k_stride, k_stride, hd, vs);
     }
     for (; t < n_pos; t++)
         for (int j = 0; j < n_q; j++)
@@ -211,19 +252,54 @@ void slora_vec_attn_scores(float *att, size_t att_stride, const float *q, int n_
                 scale * slora_vec_dot(q + (size_t)j * hd, k + (size_t)t * k_stride, hd);
 }
 
-/* out[0..64) += sum_{t < n} att[t] v[t stride + 0..64): 8 accumulators. */
+/* out[0..64) += sum_{t < n} att[t] v[t stride + 0..64), the accumulators
+ * in registers (the unroll pragmas: without them gcc -O2 keeps the arrays
+ * on the stack, 2.5x slower). */
 static inline void mix64(float *out, const float *att, const float *v, size_t stride, int n)
 {
+#ifdef __AVX512F__
+    /* two sets of 4 accumulators (even and odd t): 8 FMA chains */
+    __m512 acc[2][4];
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+        acc[0][c] = _mm512_loadu_ps(out + 16 * c);
+        acc[1][c] = _mm512_setzero_ps();
+    }
+    int t = 0;
+    for (; t + 2 <= n; t += 2)
+#pragma GCC unroll 2
+        for (int e = 0; e < 2; e++) {
+            __m512 a = _mm512_set1_ps(att[t + e]);
+            const float *vt = v + (size_t)(t + e) * stride;
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++)
+                acc[e][c] = _mm512_fmadd_ps(a, _mm512_loadu_ps(vt + 16 * c), acc[e][c]);
+        }
+    if (t < n) {
+        __m512 a = _mm512_set1_ps(att[t]);
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++)
+            acc[0][c] = _mm512_fmadd_ps(a, _mm512_loadu_ps(v + (size_t)t * stride + 16 * c),
+                                        acc[0][c]);
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++)
+        _mm512_storeu_ps(out + 16 * c, _mm512_add_ps(acc[0][c], acc[1][c]));
+#else
     __m256 acc[8];
+#pragma GCC unroll 8
     for (int c = 0; c < 8; c++)
         acc[c] = _mm256_loadu_ps(out + 8 * c);
     for (int t = 0; t < n; t++) {
         __m256 a = _mm256_set1_ps(att[t]);
+#pragma GCC unroll 8
         for (int c = 0; c < 8; c++)
             acc[c] = _mm256_fmadd_ps(a, _mm256_loadu_ps(v + (size_t)t * stride + 8 * c), acc[c]);
     }
+#pragma GCC unroll 8
     for (int c = 0; c < 8; c++)
         _mm256_storeu_ps(out + 8 * c, acc[c]);
+#endif
 }
 
 void slora_vec_attn_mix(float *out, const float *att, size_t att_stride, int n_q, const float *v,

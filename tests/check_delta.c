@@ -69,11 +69,14 @@ static void assert_matches(const struct slora_adapter *a, const struct slora_del
             if (d->kind == SLORA_DELTA_DENSE) {
                 slora_matmul_get_row(&d->dw, r, row);
             } else {
-                const float *b = (const float *)d->b.data + r * d->b.cols;
+                const float *bt = (const float *)d->bt.data;
+                ck_assert_int_eq(d->bt.rows, d->a.rows);
+                ck_assert_int_eq(d->bt.cols, t->rows);
                 for (int64_t c = 0; c < t->cols; c++) {
                     double acc = 0;
                     for (int64_t k = 0; k < d->a.rows; k++)
-                        acc += (double)b[k] * ((const float *)d->a.data)[k * t->cols + c];
+                        acc += (double)bt[k * t->rows + r] *
+                               ((const float *)d->a.data)[k * t->cols + c];
                     row[c] = (float)acc;
                 }
             }

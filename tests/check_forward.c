@@ -409,29 +409,29 @@ START_TEST(product_counts)
 }
 END_TEST
 
-/* LoRA factors of shape (rows, r) and (r, cols), entries from a fixed
- * pattern, and the delta that applies them. */
-static void lora_init(struct slora_delta *d, float *b, float *a, int64_t rows, int64_t cols,
+/* LoRA factors B^T of shape (r, rows) and A (r, cols), entries from a
+ * fixed pattern, and the delta that applies them. */
+static void lora_init(struct slora_delta *d, float *bt, float *a, int64_t rows, int64_t cols,
                       int64_t r, float amp)
 {
     for (int64_t i = 0; i < rows * r; i++)
-        b[i] = amp * (float)((i * 5 % 11) - 5);
+        bt[i] = amp * (float)((i * 5 % 11) - 5);
     for (int64_t i = 0; i < r * cols; i++)
         a[i] = amp * (float)((i * 3 % 7) - 3);
     d->kind = SLORA_DELTA_LORA;
-    ck_assert(slora_tensor_init(&d->b, SLORA_DTYPE_F32, b, rows, r));
+    ck_assert(slora_tensor_init(&d->bt, SLORA_DTYPE_F32, bt, r, rows));
     ck_assert(slora_tensor_init(&d->a, SLORA_DTYPE_F32, a, r, cols));
 }
 
-/* w (rows, cols) += s * b a, b (rows, r), a (r, cols). */
-static void add_lora(float *w, const float *b, const float *a, int64_t rows, int64_t cols,
+/* w (rows, cols) += s * B A, bt = B^T (r, rows), a (r, cols). */
+static void add_lora(float *w, const float *bt, const float *a, int64_t rows, int64_t cols,
                      int64_t r, float s)
 {
     for (int64_t i = 0; i < rows; i++)
         for (int64_t j = 0; j < cols; j++) {
             float v = 0;
             for (int64_t k = 0; k < r; k++)
-                v += b[i * r + k] * a[k * cols + j];
+                v += bt[k * rows + i] * a[k * cols + j];
             w[i * cols + j] += s * v;
         }
 }

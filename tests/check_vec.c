@@ -224,7 +224,7 @@ START_TEST(swiglu)
 END_TEST
 
 /* (n_q, hd, n_pos) of the attention cases: head sizes on and off the 8-
- * and 64-float steps, positions around the 4-key and 32-value blocks. */
+ * and 64-float steps, positions around the 4- and 8-key and 32-value blocks. */
 static const int attn_cases[][3] = {
     {1, 64, 1},   {1, 64, 3},  {2, 64, 4}, {4, 64, 5},  {4, 64, 33}, {1, 128, 70},
     {4, 128, 31}, {2, 72, 32}, {3, 12, 9}, {1, 8, 100}, {4, 6, 7},   {2, 96, 65},

@@ -31,7 +31,8 @@ struct slora_delta {
     enum slora_delta_kind kind;
     struct slora_tensor dw; /* DENSE: (rows, cols), F32, F16 or BF16 */
     struct slora_tensor a;  /* LORA: (r, cols), F32 */
-    struct slora_tensor b;  /* LORA: (rows, r), F32; the adapter's alpha folded in */
+    struct slora_tensor bt; /* LORA: (r, rows), F32: B transposed, so a thread's slice of
+                               B (A x) is a weighted sum of r contiguous rows; alpha folded in */
 };
 
 struct slora_weights {
