@@ -1,6 +1,6 @@
 /* matmul.c - the typed product of matmul.h: activation formats, their
  * quantization, and the dispatch to the kernels (matmul_float.c,
- * matmul_q.c, matmul_k.c; portable reference in matmul_ref.c).
+ * matmul_q.c, matmul_q8.c, matmul_k.c; portable reference in matmul_ref.c).
  *
  * F32 weights use the own tile kernel at every n: measured on one thread
  * (bench/results/matmul.md, "F32 crossover") it matches or beats OpenBLAS

@@ -79,19 +79,23 @@ void slora__matmul_ref(const struct slora_tensor *w, const void *xq, size_t xq_s
                        float *y, size_t ldy, int64_t r0, int64_t r1, bool add);
 
 /* The compiled SIMD kernels for w->type (matmul_float.c: F32 below the
- * BLAS threshold, F16, BF16; matmul_q.c: the legacy types; matmul_k.c: the
+ * BLAS threshold, F16, BF16; matmul_q.c: the legacy types, Q8_0 through
+ * matmul_q8.c on VNNI; matmul_k.c: the
  * K-quants). Same contract as slora_matmul. Each returns false, doing
  * nothing, when this build has no SIMD kernel for the type. */
 bool slora__mm_float(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n,
                      float *y, size_t ldy, int64_t r0, int64_t r1, bool add);
 bool slora__mm_q(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                  size_t ldy, int64_t r0, int64_t r1, bool add);
+/* Q8_0 on AVX512-VNNI (matmul_q8.c), called by slora__mm_q. */
+bool slora__mm_q8_0(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
+                    size_t ldy, int64_t r0, int64_t r1, bool add);
 bool slora__mm_k(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                  size_t ldy, int64_t r0, int64_t r1, bool add);
 
-/* The K-quant product for n > 1 activation rows by panels of weight rows
- * (matmul_kpanel.c; SIMD builds only), in matmul_k.c's canonical order.
- * Same contract as slora_matmul. */
+/* The K-quant product by panels of weight rows (matmul_kpanel.c; SIMD
+ * builds only), which slora__mm_k uses from 12 activation rows on (Q6_K:
+ * 16), in matmul_k.c's canonical order. Same contract as slora_matmul. */
 void slora__mm_kpanel(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n,
                       float *y, size_t ldy, int64_t r0, int64_t r1, bool add);
 
@@ -99,8 +103,7 @@ void slora__mm_kpanel(const struct slora_tensor *w, const void *xq, size_t xq_st
  * ds of the layout above), bit for bit ggml's Q8_1 blocks as
  * slora_quant_quantize makes them (NaN elements give 0). Returns false,
  * doing nothing, when this build has no SIMD version (matmul_q.c). */
-bool slora__mm_quant_q8(const float *x, int64_t cols, int8_t *qs, float *d, int32_t *s,
-                        float *ds);
+bool slora__mm_quant_q8(const float *x, int64_t cols, int8_t *qs, float *d, int32_t *s, float *ds);
 
 /* One activation row x (cols, a multiple of 256) as Q8K arrays (qs, d,
  * bsums, bsum32 of the layout above), bit for bit ggml's Q8_K as
@@ -126,7 +129,7 @@ void slora__mm_drive(const struct slora_tensor *w, slora__mm_tile_fn fn, int mr_
  * compile-time constants for mr in {MR, 1} and nr in 1..4 (<= NR), so each
  * inlined tile keeps its accumulators in registers. */
 #define SLORA__MM_TILES(name, MR, NR, TILE_CALL)                                                   \
-    static void name(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *xq, size_t xs,   \
+    static void name(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *xq, size_t xs,    \
                      int64_t cols, float *y, size_t ldy, bool add)                                 \
     {                                                                                              \
         if (mr == MR) {                                                                            \

@@ -1,11 +1,12 @@
 /* matmul_q.c - SIMD kernels for the legacy 32-element types (Q4_0, Q4_1,
- * Q5_0, Q5_1, Q8_0) against Q8 activation rows (matmul_internal.h).
+ * Q5_0, Q5_1; Q8_0 without VNNI, matmul_q8.c with it) against Q8
+ * activation rows (matmul_internal.h).
  *
- * Per block, each weight row is unpacked once into 32 unsigned bytes u
- * (the quants; Q8_0's signed quants flipped to w + 128 on VNNI) and each
+ * Per block, each weight row is unpacked once into 32 bytes u (the
+ * unsigned quants; Q8_0's signed ones take the sign trick) and each
  * activation row's 32 signed quants are loaded once; every pair of the
  * MR x NR tile then takes one u8 x s8 dot into int32 lanes. The offset of
- * the symmetric types (u = q + off: 8, 16, or 128) is removed exactly by
+ * the symmetric types (u = q + off: 8 or 16) is removed exactly by
  * starting the dot from -off * sum(x quants), which the activation row
  * carries. The int32 lanes are scaled by dw dx into float accumulators
  * (plus m * dx sum(x) for Q4_1/Q5_1), summed horizontally at the end.
@@ -53,7 +54,7 @@ static inline __m256i fifth_bits(const uint8_t *p)
 
 /* Block b of a weight row of type t: the unsigned quants, d, and m. */
 static inline __attribute__((always_inline)) __m256i unpack(enum slora_dtype t, const uint8_t *row,
-                                                             int64_t b, float *d, float *m)
+                                                            int64_t b, float *d, float *m)
 {
     switch (t) {
     case SLORA_DTYPE_Q4_0: {
@@ -81,12 +82,7 @@ static inline __attribute__((always_inline)) __m256i unpack(enum slora_dtype t, 
     default: { /* Q8_0 */
         const struct slora_quant_q8_0 *blk = (const struct slora_quant_q8_0 *)row + b;
         *d = h2f(blk->d);
-        __m256i q = _mm256_loadu_si256((const __m256i *)blk->qs);
-#ifdef MM_VNNI
-        return _mm256_xor_si256(q, _mm256_set1_epi8((char)0x80));
-#else
-        return q; /* signed; the pair dot uses the sign trick */
-#endif
+        return _mm256_loadu_si256((const __m256i *)blk->qs); /* signed: sign trick */
     }
     }
 }
@@ -104,10 +100,6 @@ static inline size_t block_bytes(enum slora_dtype t)
 /* The quants' offset, removed through the activation block sums. */
 static inline int offset_of(enum slora_dtype t)
 {
-#ifdef MM_VNNI
-    if (t == SLORA_DTYPE_Q8_0)
-        return 128;
-#endif
     return t == SLORA_DTYPE_Q4_0 ? 8 : t == SLORA_DTYPE_Q5_0 ? 16 : 0;
 }
 
@@ -152,15 +144,13 @@ static inline __attribute__((always_inline)) void tile(enum slora_dtype t, int m
 #pragma GCC unroll 4
             for (int j = 0; j < nr; j++) {
                 __m256i isum;
-#ifndef MM_VNNI
                 if (t == SLORA_DTYPE_Q8_0)
                     isum = mm_dot_u8s8(init[j], _mm256_sign_epi8(q[i], q[i]),
                                        _mm256_sign_epi8(xv[j], q[i]));
                 else
-#endif
                     isum = mm_dot_u8s8(init[j], q[i], xv[j]);
-                acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
-                                            _mm256_mul_ps(dw[i], dx[j]), acc[i][j]);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw[i], dx[j]),
+                                            acc[i][j]);
                 if (has_min)
                     acc[i][j] = _mm256_fmadd_ps(mw[i], sx[j], acc[i][j]);
             }
@@ -181,7 +171,9 @@ SLORA__MM_TILES(tiles_q4_0, MR, NR, TILE_Q40)
 SLORA__MM_TILES(tiles_q4_1, MR, NR, TILE_Q41)
 SLORA__MM_TILES(tiles_q5_0, MR, NR, TILE_Q50)
 SLORA__MM_TILES(tiles_q5_1, MR, NR, TILE_Q51)
+#ifndef MM_VNNI
 SLORA__MM_TILES(tiles_q8_0, MR, NR, TILE_Q80)
+#endif
 
 bool slora__mm_quant_q8(const float *x, int64_t cols, int8_t *qs, float *d, int32_t *s, float *ds)
 {
@@ -206,13 +198,13 @@ bool slora__mm_quant_q8(const float *x, int64_t cols, int8_t *qs, float *d, int3
             t = _mm256_min_ps(_mm256_andnot_ps(sign, t), lim); /* |t|, at most 127 */
             /* roundf: halves away from zero (t - trunc(t) is exact) */
             __m256 r = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            r = _mm256_add_ps(r, _mm256_and_ps(one, _mm256_cmp_ps(_mm256_sub_ps(t, r), half,
-                                                                  _CMP_GE_OQ)));
+            r = _mm256_add_ps(
+                r, _mm256_and_ps(one, _mm256_cmp_ps(_mm256_sub_ps(t, r), half, _CMP_GE_OQ)));
             q[k] = _mm256_cvtps_epi32(_mm256_or_ps(r, sg));
             sum = _mm256_add_epi32(sum, q[k]);
         }
-        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]),
-                                       _mm256_packs_epi32(q[2], q[3]));
+        __m256i p =
+            _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)qs, p);
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
@@ -243,8 +235,12 @@ bool slora__mm_q(const struct slora_tensor *w, const void *xq, size_t xq_stride,
         fn = tiles_q5_1;
         break;
     case SLORA_DTYPE_Q8_0:
+#ifdef MM_VNNI
+        return slora__mm_q8_0(w, xq, xq_stride, n, y, ldy, r0, r1, add);
+#else
         fn = tiles_q8_0;
         break;
+#endif
     default:
         return false;
     }

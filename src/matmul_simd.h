@@ -1,5 +1,5 @@
-/* matmul_simd.h - the primitives the kernel files (matmul_q.c, matmul_k.c,
- * matmul_float.c) share, per instruction set; like kernels.c, the one kind
+/* matmul_simd.h - the primitives the kernel files (matmul_q.c, matmul_q8.c,
+ * matmul_k.c, matmul_float.c) share, per instruction set; like kernels.c, the one kind
  * of file where #if chooses between AVX-512 and AVX2.
  *
  * MM_VNNI: AVX512-VNNI on 256-bit vectors (AVX512VL): vpdpbusd multiplies

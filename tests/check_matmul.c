@@ -9,7 +9,9 @@
  *     the original activations, within the bound the activation format's
  *     rounding allows;
  *   - slices [r0, r1) off the tile grid and add = true give bit-identical
- *     results to the whole product.
+ *     results to the whole product, and so does each activation row alone
+ *     (n = 1) against a batch;
+ *   - Q8_0 quants at the format's bounds.
  * make check-kernels runs this suite in portable and AVX2-only builds. */
 #include "matmul_internal.h"
 
@@ -58,9 +60,9 @@ struct fixture {
     int n;
     struct slora_tensor w;
     void *wdata;
-    float *wf;  /* (rows, cols) dequantized */
-    float *x;   /* (n, cols) */
-    void *xq;   /* (n, stride) */
+    float *wf; /* (rows, cols) dequantized */
+    float *x;  /* (n, cols) */
+    void *xq;  /* (n, stride) */
     size_t stride;
 };
 
@@ -78,8 +80,8 @@ static void fixture_init(struct fixture *f, enum slora_dtype t, int64_t rows, in
     f->wdata = xalloc(rb * (size_t)rows);
     f->wf = xalloc((size_t)(rows * cols) * sizeof(float));
     for (int64_t r = 0; r < rows; r++) {
-        ck_assert_int_eq(slora_quant_quantize(t, src + r * cols, (uint8_t *)f->wdata + r * rb, cols),
-                         0);
+        ck_assert_int_eq(
+            slora_quant_quantize(t, src + r * cols, (uint8_t *)f->wdata + r * rb, cols), 0);
         ck_assert_int_eq(
             slora_quant_dequantize(t, (uint8_t *)f->wdata + r * rb, f->wf + r * cols, cols), 0);
     }
@@ -151,25 +153,6 @@ static float *run(const struct fixture *f, bool ref, int64_t r0, int64_t r1, boo
     return y;
 }
 
-/* Kernel a vs reference b: the same integer block sums added in another
- * order, so within float summation error of sum |w x|. */
-static void assert_near_ref(const struct fixture *f, const float *a, const float *b)
-{
-    for (int i = 0; i < f->n; i++)
-        for (int64_t r = 0; r < f->rows; r++) {
-            float ya = a[(size_t)i * (size_t)f->rows + r], yb = b[(size_t)i * (size_t)f->rows + r];
-            double abs_terms = 0;
-            for (int64_t j = 0; j < f->cols; j++)
-                abs_terms += fabs((double)f->wf[r * f->cols + j] *
-                                  f->x[(size_t)i * (size_t)f->cols + j]);
-            double tol = abs_terms * 1.1 * (double)(f->cols + 16) / 4194304.0 + 1e-30;
-            ck_assert_msg(fabs((double)ya - yb) <= tol,
-                          "%s (%lld, %lld) n %d [%d, %lld]: kernel %.9g ref %.9g",
-                          slora_dtype_name(f->t), (long long)f->rows, (long long)f->cols, f->n, i,
-                          (long long)r, ya, yb);
-        }
-}
-
 /* The product with the activation rows one at a time (n = 1: decode). */
 static float *run_single(const struct fixture *f)
 {
@@ -195,6 +178,33 @@ static void shapes(enum slora_dtype t, int64_t *cols, int *ncols)
     }
 }
 
+/* a (the compiled kernels) against b (the reference) on every element of
+ * f, and b against the exact product within the format's bound. */
+static void assert_near_ref(const struct fixture *f, const float *a, const float *b)
+{
+    for (int i = 0; i < f->n; i++)
+        for (int64_t r = 0; r < f->rows; r++) {
+            double ref, bound = float_bound(f, i, r, &ref);
+            float ya = a[(size_t)i * (size_t)f->rows + r];
+            float yb = b[(size_t)i * (size_t)f->rows + r];
+            /* kernel vs reference: the same integer block sums added in
+             * another order; float vs the exact product */
+            double abs_terms = 0;
+            for (int64_t j = 0; j < f->cols; j++)
+                abs_terms +=
+                    fabs((double)f->wf[r * f->cols + j] * f->x[(size_t)i * (size_t)f->cols + j]);
+            double tol = abs_terms * 1.1 * (double)(f->cols + 16) / 4194304.0 + 1e-30;
+            ck_assert_msg(fabs((double)ya - yb) <= tol,
+                          "%s (%lld, %lld) n %d [%d, %lld]: kernel %.9g ref %.9g",
+                          slora_dtype_name(f->t), (long long)f->rows, (long long)f->cols, f->n, i,
+                          (long long)r, ya, yb);
+            ck_assert_msg(fabs(yb - ref) <= bound,
+                          "%s (%lld, %lld) [%d, %lld]: ref %.9g exact %.9g bound %g",
+                          slora_dtype_name(f->t), (long long)f->rows, (long long)f->cols, i,
+                          (long long)r, yb, ref, bound);
+        }
+}
+
 START_TEST(simd_vs_ref)
 {
     enum slora_dtype t = types[_i];
@@ -211,16 +221,6 @@ START_TEST(simd_vs_ref)
                 float *a = run(&f, false, 0, f.rows, false, 0);
                 float *b = run(&f, true, 0, f.rows, false, 0);
                 assert_near_ref(&f, a, b);
-                for (int i = 0; i < f.n; i++)
-                    for (int64_t r = 0; r < f.rows; r++) {
-                        double ref, bound = float_bound(&f, i, r, &ref);
-                        float yb = b[(size_t)i * (size_t)f.rows + r];
-                        /* the reference vs the exact product */
-                        ck_assert_msg(fabs(yb - ref) <= bound,
-                                      "%s (%lld, %lld) [%d, %lld]: ref %.9g exact %.9g bound %g",
-                                      slora_dtype_name(t), (long long)f.rows, (long long)f.cols, i,
-                                      (long long)r, yb, ref, bound);
-                    }
                 free(a);
                 free(b);
                 fixture_free(&f);
@@ -252,7 +252,8 @@ START_TEST(slices_and_add)
         for (int i = 0; i < f.n; i++)
             for (int64_t r = 0; r < f.rows; r++) {
                 float got = y[(size_t)i * (size_t)f.rows + r];
-                float want = r >= 3 && r < 17 ? 0.25f + whole[(size_t)i * (size_t)f.rows + r] : 0.25f;
+                float want =
+                    r >= 3 && r < 17 ? 0.25f + whole[(size_t)i * (size_t)f.rows + r] : 0.25f;
                 ck_assert_msg(got == want, "%s row %lld: %.9g vs %.9g", slora_dtype_name(t),
                               (long long)r, got, want);
             }
@@ -293,6 +294,47 @@ START_TEST(kquant_panel)
         free(a);
         free(b);
         free(one);
+        fixture_free(&f);
+    }
+}
+END_TEST
+
+/* Every element has the same bits whatever n, the row slice and the
+ * grouping of rows and activation rows into tiles or panels: n in {2, 5,
+ * 17, 40} (Q8_0's panels take 32 activation rows at a time) against each
+ * activation row alone (decode's path), and two slices cut at every row
+ * (tails of every size off the 4- and 8-row groups); 19 rows, 25 blocks of
+ * 32 (three full groups of 8 blocks and a tail for decode's 8-block steps).
+ * Also against the reference, within the tolerance of simd_vs_ref. */
+START_TEST(batch_invariance)
+{
+    enum slora_dtype t = types[_i];
+    int64_t be = slora_dtype_block_elems(t);
+    int64_t cols = be == 1 ? 300 : be == 32 ? 32 * 25 : be * 4;
+    static const int ns[] = {2, 5, 17, 40};
+    for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++) {
+        struct fixture f;
+        fixture_init(&f, t, 19, cols, ns[ni], 300u + (uint32_t)ni);
+        size_t ny = (size_t)f.n * (size_t)f.rows;
+        float *whole = run(&f, false, 0, f.rows, false, 0);
+        float *ref = run(&f, true, 0, f.rows, false, 0);
+        assert_near_ref(&f, whole, ref);
+        float *y = xalloc(ny * sizeof(float));
+        for (int i = 0; i < f.n; i++) {
+            slora_matmul(&f.w, (const uint8_t *)f.xq + (size_t)i * f.stride, f.stride, 1,
+                         y + (size_t)i * (size_t)f.rows, (size_t)f.rows, 0, f.rows, false);
+        }
+        ck_assert_mem_eq(y, whole, ny * sizeof(float));
+        for (int64_t c = 1; c < f.rows; c++) {
+            memset(y, 0xff, ny * sizeof(float));
+            slora_matmul(&f.w, f.xq, f.stride, f.n, y, (size_t)f.rows, 0, c, false);
+            slora_matmul(&f.w, f.xq, f.stride, f.n, y, (size_t)f.rows, c, f.rows, false);
+            ck_assert_msg(!memcmp(y, whole, ny * sizeof(float)), "%s n %d cut %lld",
+                          slora_dtype_name(t), f.n, (long long)c);
+        }
+        free(y);
+        free(ref);
+        free(whole);
         fixture_free(&f);
     }
 }
@@ -348,6 +390,40 @@ START_TEST(kquant_extremes)
     free(a);
     free(b);
     free(one);
+    fixture_free(&f);
+}
+END_TEST
+
+/* Q8_0 quants at the bounds of the format (-128, 127; not what the
+ * quantizer makes, but what a file may hold) against activation quants of
+ * +-127: the block dots are the largest the int32 lanes see; kernel vs
+ * reference within tolerance, decode vs panels bitwise. */
+START_TEST(q8_0_bounds)
+{
+    struct fixture f;
+    fixture_init(&f, SLORA_DTYPE_Q8_0, 11, 32 * 9, 6, 41);
+    struct slora_quant_q8_0 *blk = f.wdata;
+    for (int64_t k = 0; k < f.rows * 9; k++)
+        for (int j = 0; j < 32; j++)
+            blk[k].qs[j] = (int8_t)((k + j / 3) % 3 == 0 ? 127 : -128);
+    for (int64_t r = 0; r < f.rows; r++)
+        ck_assert_int_eq(
+            slora_quant_dequantize(SLORA_DTYPE_Q8_0, blk + 9 * r, f.wf + r * f.cols, f.cols), 0);
+    for (int64_t k = 0; k < (int64_t)f.n * f.cols; k++) /* quants +-127 */
+        f.x[k] = (k / 5) % 2 ? 3.0f : -3.0f;
+    slora_matmul_quantize(f.t, f.x, f.n, f.cols, f.xq, f.stride);
+    ck_assert_int_eq(((const int8_t *)f.xq)[0], -127);
+    float *a = run(&f, false, 0, f.rows, false, 0);
+    float *b = run(&f, true, 0, f.rows, false, 0);
+    assert_near_ref(&f, a, b);
+    for (int i = 0; i < f.n; i++) {
+        float y[11];
+        slora_matmul(&f.w, (const uint8_t *)f.xq + (size_t)i * f.stride, f.stride, 1, y, 11, 0,
+                     f.rows, false);
+        ck_assert_mem_eq(y, a + (size_t)i * 11, sizeof(y));
+    }
+    free(a);
+    free(b);
     fixture_free(&f);
 }
 END_TEST
@@ -408,9 +484,9 @@ START_TEST(q8k_row)
     x[256 + 3] = -5.0f; /* block 1: -5 first, then +5 */
     x[256 + 200] = 5.0f;
     memset(x + 512, 0, 256 * sizeof(float)); /* block 2 */
-    x[768 + 10] = NAN;                        /* block 3 */
+    x[768 + 10] = NAN;                       /* block 3 */
     x[768 + 11] = 0.25f;
-    x[1024 + 7] = INFINITY; /* block 4 */
+    x[1024 + 7] = INFINITY;       /* block 4 */
     for (int k = 0; k < 256; k++) /* block 5: tiny values */
         x[1280 + k] *= 1e-30f;
     uint8_t *xq = xalloc(slora_matmul_xq_bytes(SLORA_DTYPE_Q4_K, COLS));
@@ -439,6 +515,8 @@ Suite *slora_matmul_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, simd_vs_ref, 0, N_TYPES);
     tcase_add_loop_test(tc, slices_and_add, 0, N_TYPES);
+    tcase_add_loop_test(tc, batch_invariance, 0, N_TYPES);
+    tcase_add_test(tc, q8_0_bounds);
     tcase_add_loop_test(tc, kquant_panel, 0, 3);
     tcase_add_loop_test(tc, kquant_extremes, 0, 3);
     tcase_add_test(tc, formats);
