@@ -115,19 +115,15 @@ static inline __attribute__((always_inline)) vec load_x(const uint8_t *row, int6
 #define K 4
 
 /* One chunk of W columns at c (only `left` of them when left < W) of
- * every (i, j) pair into acc. With one activation row the weights stream
- * from memory: each weight row asks for a line ahead once per 64 bytes. */
+ * every (i, j) pair into acc. */
 static inline __attribute__((always_inline)) void chunk(enum slora_dtype t, int mr, int nr,
                                                         const uint8_t *w, size_t ws,
                                                         const uint8_t *x, size_t xs, int64_t c,
                                                         int left, vec acc[MR][NR])
 {
-    const size_t es = t == SLORA_DTYPE_F32 ? 4 : 2;
     vec wv[MR], xv[NR];
 #pragma GCC unroll 4
     for (int i = 0; i < mr; i++) {
-        if (nr == 1 && (c * (int64_t)es) % 64 == 0)
-            mm_prefetch(w + i * ws + (size_t)c * es);
         wv[i] = load_w(t, w + i * ws, c, left);
     }
 #pragma GCC unroll 4

@@ -87,16 +87,6 @@ static inline __attribute__((always_inline)) __m256i unpack(enum slora_dtype t, 
     }
 }
 
-/* Bytes per block, a constant once t is (the tiles are inlined per type). */
-static inline size_t block_bytes(enum slora_dtype t)
-{
-    return t == SLORA_DTYPE_Q4_0   ? sizeof(struct slora_quant_q4_0)
-           : t == SLORA_DTYPE_Q4_1 ? sizeof(struct slora_quant_q4_1)
-           : t == SLORA_DTYPE_Q5_0 ? sizeof(struct slora_quant_q5_0)
-           : t == SLORA_DTYPE_Q5_1 ? sizeof(struct slora_quant_q5_1)
-                                   : sizeof(struct slora_quant_q8_0);
-}
-
 /* The quants' offset, removed through the activation block sums. */
 static inline int offset_of(enum slora_dtype t)
 {
@@ -126,8 +116,6 @@ static inline __attribute__((always_inline)) void tile(enum slora_dtype t, int m
 #pragma GCC unroll 4
         for (int i = 0; i < mr; i++) {
             float d, m = 0;
-            if (nr == 1 && b % 2 == 0)
-                mm_prefetch(w + i * ws + (size_t)b * block_bytes(t));
             q[i] = unpack(t, w + i * ws, b, &d, &m);
             dw[i] = _mm256_set1_ps(d);
             mw[i] = _mm256_set1_ps(m);

@@ -54,16 +54,6 @@ static inline float mm_hsum(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* Decode (one activation row) is a stream of weight rows from DRAM: each
- * row of a tile asks for the line this far ahead of the block it reads, so
- * the tile's interleaved row streams never wait on a miss. */
-#define MM_PREFETCH_AHEAD 768
-
-static inline void mm_prefetch(const uint8_t *p)
-{
-    _mm_prefetch((const char *)p + MM_PREFETCH_AHEAD, _MM_HINT_T0);
-}
-
 /* 16 bytes at p, low nibbles in bytes 0..15, high nibbles in 16..31. */
 static inline __m256i mm_nibbles16(const uint8_t *p)
 {
