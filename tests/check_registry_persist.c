@@ -8,7 +8,6 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 static void assert_disk_len(const char *tenant, const char *name, size_t want)
 {
