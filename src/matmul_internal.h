@@ -93,6 +93,12 @@ bool slora__mm_q8_0(const struct slora_tensor *w, const void *xq, size_t xq_stri
 bool slora__mm_k(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n, float *y,
                  size_t ldy, int64_t r0, int64_t r1, bool add);
 
+/* The K-quant product by panels of weight rows (matmul_kpanel.c; SIMD
+ * builds only), which slora__mm_k uses from 12 activation rows on (Q6_K:
+ * 16), in matmul_k.c's canonical order. Same contract as slora_matmul. */
+void slora__mm_kpanel(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n,
+                      float *y, size_t ldy, int64_t r0, int64_t r1, bool add);
+
 /* One activation row x (cols, a multiple of 32) as Q8 arrays (qs, d, s,
  * ds of the layout above), bit for bit ggml's Q8_1 blocks as
  * slora_quant_quantize makes them (NaN elements give 0). Returns false,

@@ -72,5 +72,22 @@ static inline __m256i mm_nibbles16(const uint8_t *p)
     return _mm256_and_si256(both, _mm256_set1_epi8(15));
 }
 
+/* Q4_K/Q5_K's 12 packed scale bytes at b (16 bytes readable) as bytes
+ * sc[0..7] then m[0..7]: sc[0..3] = b[0..3] & 63, m[0..3] = b[4..7] & 63,
+ * sc[4..7] = b[8..11] & 15 | (b[0..3] >> 6) << 4, m[4..7] = b[8..11] >> 4
+ * | (b[4..7] >> 6) << 4, four bytes per 32-bit lane. In registers: built in
+ * memory from scalars, the vector load would wait for the stores (no
+ * store forwarding), serializing the super-blocks. */
+static inline __m128i mm_scales_k4(const uint8_t *b)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)b);
+    __m128i p = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)); /* b0-3 b8-11 b4-7 b8-11 */
+    __m128i q = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)); /* b0-3 b0-3 b4-7 b4-7 */
+    p = _mm_and_si128(_mm_srlv_epi32(p, _mm_setr_epi32(0, 0, 0, 4)),
+                      _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    q = _mm_and_si128(_mm_srli_epi32(q, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+    return _mm_or_si128(p, q);
+}
+
 #endif
 #endif

@@ -2,6 +2,9 @@
  *   - the compiled path (AVX-512, AVX2 or portable) against the portable
  *     reference slora__matmul_ref, on edge shapes (one block, many blocks,
  *     odd float widths, row counts off the 4-row tile, n = 1..9, BLAS's n);
+ *   - the K-quants' paths for n > 1 (shared weight rows, panels) bit for
+ *     bit against n = 1 and every two-slice split, and at the integer
+ *     sums' bounds;
  *   - against a double-precision product of the dequantized weights with
  *     the original activations, within the bound the activation format's
  *     rounding allows;
@@ -150,6 +153,16 @@ static float *run(const struct fixture *f, bool ref, int64_t r0, int64_t r1, boo
     return y;
 }
 
+/* The product with the activation rows one at a time (n = 1: decode). */
+static float *run_single(const struct fixture *f)
+{
+    float *y = xalloc((size_t)f->n * (size_t)f->rows * sizeof(float));
+    for (int i = 0; i < f->n; i++)
+        slora_matmul(&f->w, (const uint8_t *)f->xq + (size_t)i * f->stride, f->stride, 1,
+                     y + (size_t)i * (size_t)f->rows, (size_t)f->rows, 0, f->rows, false);
+    return y;
+}
+
 /* Shapes per type: block multiples, plus odd widths for the float types. */
 static void shapes(enum slora_dtype t, int64_t *cols, int *ncols)
 {
@@ -251,6 +264,41 @@ START_TEST(slices_and_add)
 }
 END_TEST
 
+static const enum slora_dtype ktypes[] = {SLORA_DTYPE_Q4_K, SLORA_DTYPE_Q5_K, SLORA_DTYPE_Q6_K};
+
+/* The K-quant product for n > 1 (a weight row per 4 activation rows below
+ * 12, Q6_K 16; weight panels swept by activation rows from there) against
+ * the reference, and bit for bit against n = 1 row by row (the decode
+ * path) and against every split of the rows in two slices: 37 rows (panels
+ * and a tail), 9 super-blocks (several chunks, residues mod 8 past the
+ * first), n across both paths, register tiles and activation blocks. */
+START_TEST(kquant_panel)
+{
+    enum slora_dtype t = ktypes[_i];
+    static const int ns[] = {2, 5, 7, 17, 40, 130};
+    for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++) {
+        struct fixture f;
+        fixture_init(&f, t, 37, 256 * 9, ns[ni], 500u + (uint32_t)ni);
+        float *a = run(&f, false, 0, f.rows, false, 0);
+        float *b = run(&f, true, 0, f.rows, false, 0);
+        assert_near_ref(&f, a, b);
+        float *one = run_single(&f);
+        ck_assert_mem_eq(a, one, (size_t)f.n * (size_t)f.rows * sizeof(float));
+        for (int64_t cut = 1; (ns[ni] == 5 || ns[ni] == 17) && cut < f.rows; cut++) {
+            float *y = run(&f, false, 0, cut, false, -1);
+            slora_matmul(&f.w, f.xq, f.stride, f.n, y, (size_t)f.rows, cut, f.rows, false);
+            ck_assert_msg(!memcmp(y, a, (size_t)f.n * (size_t)f.rows * sizeof(float)),
+                          "%s cut %lld", slora_dtype_name(t), (long long)cut);
+            free(y);
+        }
+        free(a);
+        free(b);
+        free(one);
+        fixture_free(&f);
+    }
+}
+END_TEST
+
 /* Every element has the same bits whatever n, the row slice and the
  * grouping of rows and activation rows into tiles or panels: n in {2, 5,
  * 17, 40} (Q8_0's panels take 32 activation rows at a time) against each
@@ -289,6 +337,60 @@ START_TEST(batch_invariance)
         free(whole);
         fixture_free(&f);
     }
+}
+END_TEST
+
+/* Weight row r as the extreme blocks of its type: r % 3 == 0 the largest
+ * quants and scales, 1 the smallest quants (Q6_K: -32) with the largest
+ * positive scales (Q4_K/Q5_K: and mins), 2 as quantized. */
+static void extreme_row(enum slora_dtype t, int64_t r, uint8_t *row, int64_t nb)
+{
+    size_t bb = slora_dtype_row_bytes(t, 256);
+    for (int64_t b = 0; b < nb && r % 3 != 2; b++) {
+        uint8_t *blk = row + (size_t)b * bb;
+        uint8_t q = r % 3 ? 0x00 : 0xFF;
+        if (t == SLORA_DTYPE_Q6_K) {
+            struct slora_quant_q6_k *k = (struct slora_quant_q6_k *)blk;
+            memset(k->ql, q, sizeof(k->ql));
+            memset(k->qh, q, sizeof(k->qh));
+            memset(k->scales, r % 3 ? 0x7F : 0x80, sizeof(k->scales));
+            k->d = 0x2E66; /* 0.1 */
+        } else {
+            memset(blk + 4, 0xFF, 12); /* every scale and min 63 */
+            memset(blk + 16, q, bb - 16);
+            uint16_t d[2] = {0x2E66, 0x3C00};
+            memcpy(blk, d, sizeof(d));
+        }
+    }
+}
+
+/* The integer sums at their bounds: quants 15/31/63 (Q6_K: 31 and -32
+ * after the offset) by scales 63 (Q6_K: -128, 127) against activation
+ * quants +-127, every super-block; kernel vs reference, n > 1 vs n = 1. */
+START_TEST(kquant_extremes)
+{
+    enum slora_dtype t = ktypes[_i];
+    struct fixture f;
+    fixture_init(&f, t, 21, 256 * 3, 6, 77);
+    for (int64_t r = 0; r < f.rows; r++) {
+        uint8_t *row = (uint8_t *)f.wdata + (size_t)r * f.w.row_bytes;
+        extreme_row(t, r, row, f.cols / 256);
+        ck_assert_int_eq(slora_quant_dequantize(t, row, f.wf + r * f.cols, f.cols), 0);
+    }
+    for (int64_t j = 0; j < f.cols; j++) { /* rows 0, 1: all +127, all -127 */
+        f.x[j] = 1.0f;
+        f.x[f.cols + j] = -1.0f;
+    }
+    slora_matmul_quantize(t, f.x, f.n, f.cols, f.xq, f.stride);
+    float *a = run(&f, false, 0, f.rows, false, 0);
+    float *b = run(&f, true, 0, f.rows, false, 0);
+    assert_near_ref(&f, a, b);
+    float *one = run_single(&f);
+    ck_assert_mem_eq(a, one, (size_t)f.n * (size_t)f.rows * sizeof(float));
+    free(a);
+    free(b);
+    free(one);
+    fixture_free(&f);
 }
 END_TEST
 
@@ -415,6 +517,8 @@ Suite *slora_matmul_suite(void)
     tcase_add_loop_test(tc, slices_and_add, 0, N_TYPES);
     tcase_add_loop_test(tc, batch_invariance, 0, N_TYPES);
     tcase_add_test(tc, q8_0_bounds);
+    tcase_add_loop_test(tc, kquant_panel, 0, 3);
+    tcase_add_loop_test(tc, kquant_extremes, 0, 3);
     tcase_add_test(tc, formats);
     tcase_add_test(tc, q8k_row);
     suite_add_tcase(s, tc);
