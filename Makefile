@@ -208,7 +208,7 @@ valgrind: check-deps
 
 # The kernels' other compile-time paths (portable C; AVX2/FMA/F16C without
 # AVX-512 or BMI2): the suites of the kernels that choose by #if.
-KERNEL_SUITES := superlora quant matmul vec
+KERNEL_SUITES := superlora superlora_kernels quant matmul vec
 check-kernels:
 	$(MAKE) BUILD=build-portable OPT=-O2 build-portable/check_slora
 	for s in $(KERNEL_SUITES); do CK_RUN_SUITE=$$s build-portable/check_slora || exit 1; done

@@ -6,7 +6,7 @@
 #      while waiting is never validated (lib/fairness.py uploads);
 #   2. pins: max_pinned_bytes_per_tenant bounds one tenant's pinned
 #      delta-cache bytes (507 naming the key), other tenants still pin.
-# (max_generations_per_tenant: tests/check_engine.c generation_limit.)
+# (max_generations_per_tenant: tests/check_engine_mix.c generation_limit.)
 . "$(dirname "$0")/lib/daemon.sh"
 
 # validation takes about half a second: (3715, 4000) Khatri-Rao rows and
