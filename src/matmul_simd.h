@@ -3,9 +3,10 @@
  * of file where #if chooses between AVX-512 and AVX2.
  *
  * MM_VNNI: AVX512-VNNI on 256-bit vectors (AVX512VL): vpdpbusd multiplies
- * unsigned by signed bytes into int32 lanes, vpdpwssd int16 pairs. On Zen 4
- * a 512-bit op issues as two 256-bit halves, so 256-bit vectors lose no
- * throughput and keep the byte layouts simple. MM_AVX2: the same with
+ * unsigned by signed bytes into int32 lanes, vpdpwssd int16 pairs. (Zen 4
+ * splits a 512-bit op into two 256-bit halves; Zen 5, this project's
+ * machine, runs it full width, so the hot K-quant kernels and the panels
+ * use 512-bit vectors where they measured faster.) MM_AVX2: the same with
  * vpmaddubsw + vpmaddwd (inputs are kept small enough never to saturate).
  * MM_SIMD is defined when either is.
  */
