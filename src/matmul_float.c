@@ -1,4 +1,4 @@
-/* matmul_float.c - SIMD kernels for F32 (below the BLAS threshold), F16
+/* matmul_float.c - SIMD kernels for F32, F16
  * and BF16 weights (matmul_internal.h). Weights are widened to f32 as they
  * are loaded (F16C's vcvtph2ps, or a 16-bit shift for BF16) and multiplied
  * into f32 accumulators against the f32 activations, exactly as the

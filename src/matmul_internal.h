@@ -78,8 +78,7 @@ static inline struct slora__mm_xrow slora__mm_xrow(enum slora_dtype wt, const vo
 void slora__matmul_ref(const struct slora_tensor *w, const void *xq, size_t xq_stride, int n,
                        float *y, size_t ldy, int64_t r0, int64_t r1, bool add);
 
-/* The compiled SIMD kernels for w->type (matmul_float.c: F32 below the
- * BLAS threshold, F16, BF16; matmul_q.c: the legacy types, Q8_0 through
+/* The compiled SIMD kernels for w->type (matmul_float.c: F32, F16, BF16; matmul_q.c: the legacy types, Q8_0 through
  * matmul_q8.c on VNNI; matmul_k.c: the
  * K-quants). Same contract as slora_matmul. Each returns false, doing
  * nothing, when this build has no SIMD kernel for the type. */

@@ -312,17 +312,6 @@ static inline __attribute__((always_inline)) void superblock_q6(int nr,
 
 #endif
 
-/* The sums of the 8 int32 lanes of each of v[0..7], in order. */
-static inline __m256i hsum8x8(const __m256i v[8])
-{
-    __m256i a = _mm256_hadd_epi32(v[0], v[1]), b = _mm256_hadd_epi32(v[2], v[3]);
-    __m256i c = _mm256_hadd_epi32(v[4], v[5]), e = _mm256_hadd_epi32(v[6], v[7]);
-    a = _mm256_hadd_epi32(a, b);
-    c = _mm256_hadd_epi32(c, e);
-    return _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20),
-                            _mm256_permute2x128_si256(a, c, 0x31));
-}
-
 /* One weight row w of type t against activation rows xr[0..nr) (cols):
  * y[j ldy]. */
 static inline __attribute__((always_inline)) void row(enum slora_dtype t, int nr, const uint8_t *w,
@@ -374,9 +363,9 @@ static inline __attribute__((always_inline)) void row(enum slora_dtype t, int nr
         for (int j = 0; j < nr; j++) {
             __m256 dx = _mm256_maskload_ps(xr[j].d + b0, live);
             acc[j] =
-                _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum8x8(is[j])), _mm256_mul_ps(dw, dx), acc[j]);
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(mm_hsum8x8_epi32(is[j])), _mm256_mul_ps(dw, dx), acc[j]);
             if (t != SLORA_DTYPE_Q6_K)
-                acc[j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(hsum8x8(ms[j])),
+                acc[j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(mm_hsum8x8_epi32(ms[j])),
                                           _mm256_mul_ps(dmin, dx), acc[j]);
         }
     }
@@ -467,8 +456,8 @@ bool slora__mm_quant_q8k(const float *x, int64_t cols, int8_t *qs, float *d, int
             _mm256_storeu_si256((__m256i *)(qs + 32 * g), p);
         }
         int32_t s[16];
-        _mm256_storeu_si256((__m256i *)s, hsum8x8(sum16));
-        _mm256_storeu_si256((__m256i *)(s + 8), hsum8x8(sum16 + 8));
+        _mm256_storeu_si256((__m256i *)s, mm_hsum8x8_epi32(sum16));
+        _mm256_storeu_si256((__m256i *)(s + 8), mm_hsum8x8_epi32(sum16 + 8));
         for (int k = 0; k < 16; k++)
             bsums[16 * b + k] = (int16_t)s[k];
         for (int k = 0; k < 8; k++)

@@ -1,5 +1,5 @@
-/* matmul_kpanel.c - the K-quant product (Q4_K, Q5_K, Q6_K) for n > 1
- * activation rows: panels of weight rows unpacked on the fly into a small
+/* matmul_kpanel.c - the K-quant product (Q4_K, Q5_K, Q6_K) from 12
+ * activation rows up (16 for Q6_K; fewer go to matmul_k.c's row kernel): panels of weight rows unpacked on the fly into a small
  * stack scratch, then swept by every activation row of a block.
  *
  * A panel is PR consecutive weight rows (16 with AVX512-VNNI, one int32
@@ -118,46 +118,21 @@ struct panel {
     _Alignas(64) float dmin[KC][PR];
 };
 
-/* v[0..7] (8 rows of 8 dwords) transposed: v[g] = dword g of each row. */
-static inline void transpose8(__m256i v[8])
-{
-    __m256i a[8], b[8];
-    for (int i = 0; i < 8; i += 2) {
-        a[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
-        a[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        b[i] = _mm256_unpacklo_epi64(a[i], a[i + 2]);
-        b[i + 1] = _mm256_unpackhi_epi64(a[i], a[i + 2]);
-        b[i + 2] = _mm256_unpacklo_epi64(a[i + 1], a[i + 3]);
-        b[i + 3] = _mm256_unpackhi_epi64(a[i + 1], a[i + 3]);
-    }
-    for (int g = 0; g < 4; g++) {
-        v[g] = _mm256_permute2x128_si256(b[g], b[g + 4], 0x20);
-        v[g + 4] = _mm256_permute2x128_si256(b[g], b[g + 4], 0x31);
-    }
-}
-
 /* The 32 bytes at blk[i] + at for each of 8 rows (0 past nv), transposed. */
 static inline void load8(const uint8_t *const blk[8], int nv, size_t at, __m256i v[8])
 {
     for (int i = 0; i < 8; i++)
         v[i] = i < nv ? _mm256_loadu_si256((const __m256i *)(blk[i] + at)) : _mm256_setzero_si256();
-    transpose8(v);
+    mm_transpose8x32(v);
 }
 
 /* Rows i < nv of v (8 lanes each, int32) to dst[0..7][8 rows]: lanes
  * transposed so dst[s] holds value s of each row. */
 static inline void store_lanes8(__m256i v[8], int32_t (*dst)[PR], int at)
 {
-    transpose8(v);
+    mm_transpose8x32(v);
     for (int s = 0; s < 8; s++)
         _mm256_storeu_si256((__m256i *)(dst[s] + at), v[s]);
-}
-
-static inline float h2f(uint16_t h)
-{
-    return _cvtsh_ss(h);
 }
 
 /* Super-block b of rows blk[0..nv) (8 of the panel, from lane `at`) of
@@ -196,8 +171,8 @@ static void unpack_k4(bool fifth, const uint8_t *const blk[8], int nv, struct pa
         uint16_t d, dm;
         memcpy(&d, blk[i], 2);
         memcpy(&dm, blk[i] + 2, 2);
-        pn->d[c][at + i] = i < nv ? h2f(d) : 0;
-        pn->dmin[c][at + i] = i < nv ? h2f(dm) : 0;
+        pn->d[c][at + i] = i < nv ? mm_h2f(d) : 0;
+        pn->dmin[c][at + i] = i < nv ? mm_h2f(dm) : 0;
     }
     store_lanes8(sc, pn->sc[c], at);
     store_lanes8(mp, pn->mp[c], at);
@@ -233,7 +208,7 @@ static void unpack_q6(const uint8_t *const blk[8], int nv, struct panel *pn, int
         lo[i] = _mm256_cvtepi8_epi32(s);
         hi[i] = _mm256_cvtepi8_epi32(_mm_srli_si128(s, 8));
         mp[i] = _mm256_cvtepi8_epi16(s);
-        pn->d[c][at + i] = i < nv ? h2f(q6->d) : 0;
+        pn->d[c][at + i] = i < nv ? mm_h2f(q6->d) : 0;
     }
     store_lanes8(lo, pn->sc[c], at);
     store_lanes8(hi, pn->sc[c] + 8, at);

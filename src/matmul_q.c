@@ -29,11 +29,6 @@
 #define NR 2
 #endif
 
-static inline float h2f(uint16_t h)
-{
-    return _cvtsh_ss(h);
-}
-
 /* The 32 bits of qh at p as 32 bytes of 0x10 (bit set) or 0. */
 static inline __m256i fifth_bits(const uint8_t *p)
 {
@@ -59,29 +54,29 @@ static inline __attribute__((always_inline)) __m256i unpack(enum slora_dtype t, 
     switch (t) {
     case SLORA_DTYPE_Q4_0: {
         const struct slora_quant_q4_0 *blk = (const struct slora_quant_q4_0 *)row + b;
-        *d = h2f(blk->d);
+        *d = mm_h2f(blk->d);
         return mm_nibbles16(blk->qs);
     }
     case SLORA_DTYPE_Q4_1: {
         const struct slora_quant_q4_1 *blk = (const struct slora_quant_q4_1 *)row + b;
-        *d = h2f(blk->d);
-        *m = h2f(blk->m);
+        *d = mm_h2f(blk->d);
+        *m = mm_h2f(blk->m);
         return mm_nibbles16(blk->qs);
     }
     case SLORA_DTYPE_Q5_0: {
         const struct slora_quant_q5_0 *blk = (const struct slora_quant_q5_0 *)row + b;
-        *d = h2f(blk->d);
+        *d = mm_h2f(blk->d);
         return _mm256_or_si256(mm_nibbles16(blk->qs), fifth_bits(blk->qh));
     }
     case SLORA_DTYPE_Q5_1: {
         const struct slora_quant_q5_1 *blk = (const struct slora_quant_q5_1 *)row + b;
-        *d = h2f(blk->d);
-        *m = h2f(blk->m);
+        *d = mm_h2f(blk->d);
+        *m = mm_h2f(blk->m);
         return _mm256_or_si256(mm_nibbles16(blk->qs), fifth_bits(blk->qh));
     }
     default: { /* Q8_0 */
         const struct slora_quant_q8_0 *blk = (const struct slora_quant_q8_0 *)row + b;
-        *d = h2f(blk->d);
+        *d = mm_h2f(blk->d);
         return _mm256_loadu_si256((const __m256i *)blk->qs); /* signed: sign trick */
     }
     }

@@ -84,10 +84,7 @@ row_step(const uint8_t *row, const struct slora__mm_xrow *xr, int64_t b0, int m,
                                    _mm256_loadu_si256((const __m256i *)(x + 32 * kk)));
     }
     /* 8 vectors of 8 partial sums -> lane k = sum of v[k] */
-    __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-    __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
-    __m256i I = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20),
-                                 _mm256_permute2x128_si256(a, b, 0x31));
+    __m256i I = mm_hsum8x8_epi32(v);
     __mmask8 live = (__mmask8)((1u << m) - 1);
     I = _mm256_sub_epi32(I, _mm256_slli_epi32(_mm256_maskz_loadu_epi32(live, xr->s + b0), 7));
     __m256 p = _mm256_mul_ps(scales8(blk), _mm256_maskz_loadu_ps(live, xr->d + b0));
@@ -104,31 +101,6 @@ static float row_dot(const uint8_t *row, const struct slora__mm_xrow *xr, int64_
     if (b0 < nb)
         L = row_step(row, xr, b0, (int)(nb - b0), L);
     return mm_hsum(L);
-}
-
-/* The 8 rows r[i] (8 int32 groups of 4 quants each) as 8 vectors v[k]
- * holding group k of every row (lane = row). */
-static inline void transpose8(const __m256i *r, __m256i *v)
-{
-    __m256i t[8], u[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < 4; i++) {
-        t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);     /* groups 0 1 | 4 5 */
-        t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]); /* groups 2 3 | 6 7 */
-    }
-#pragma GCC unroll 8
-    for (int h = 0; h < 2; h++) { /* rows 0-3, rows 4-7 */
-        const __m256i *s = t + 4 * h;
-        u[4 * h + 0] = _mm256_unpacklo_epi64(s[0], s[2]); /* group 0 | 4 */
-        u[4 * h + 1] = _mm256_unpackhi_epi64(s[0], s[2]); /* group 1 | 5 */
-        u[4 * h + 2] = _mm256_unpacklo_epi64(s[1], s[3]); /* group 2 | 6 */
-        u[4 * h + 3] = _mm256_unpackhi_epi64(s[1], s[3]); /* group 3 | 7 */
-    }
-#pragma GCC unroll 8
-    for (int k = 0; k < 4; k++) {
-        v[k] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x20);
-        v[k + 4] = _mm256_permute2x128_si256(u[k], u[4 + k], 0x31);
-    }
 }
 
 /* y[j ldy + i] for the mr (<= PANEL) weight rows at w (stride ws) against
@@ -151,13 +123,13 @@ static void panel(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *xq
             L[j][c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk[PANEL];
-        __m256i r[PANEL], v[8];
+        __m256i v[8]; /* row i's 8 groups of 4 quants, then group k of every row */
 #pragma GCC unroll 8
         for (int i = 0; i < PANEL; i++) {
             blk[i] = row[i] + (size_t)b * QB;
-            r[i] = quants_u8(blk[i]);
+            v[i] = quants_u8(blk[i]);
         }
-        transpose8(r, v);
+        mm_transpose8x32(v);
         __m256 dw = scales8(blk);
         for (int j = 0; j < nr; j++) {
             const int8_t *x = (const int8_t *)xr[j].x + 32 * b;

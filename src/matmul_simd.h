@@ -80,5 +80,47 @@ static inline __m128i mm_scales_k4(const uint8_t *b)
     return _mm_or_si128(p, q);
 }
 
+/* An f16 scale as float (F16C). */
+static inline float mm_h2f(uint16_t h)
+{
+    return _cvtsh_ss(h);
+}
+
+/* The sums of the 8 int32 lanes of each of v[0..7], in order (lane k of
+ * the result is the sum of v[k]). */
+static inline __m256i mm_hsum8x8_epi32(const __m256i v[8])
+{
+    __m256i a = _mm256_hadd_epi32(v[0], v[1]), b = _mm256_hadd_epi32(v[2], v[3]);
+    __m256i c = _mm256_hadd_epi32(v[4], v[5]), e = _mm256_hadd_epi32(v[6], v[7]);
+    a = _mm256_hadd_epi32(a, b);
+    c = _mm256_hadd_epi32(c, e);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, c, 0x20),
+                            _mm256_permute2x128_si256(a, c, 0x31));
+}
+
+/* In place: v[0..7] (8 rows of 8 dwords) transposed, v[g] = dword g of
+ * each row. */
+static inline void mm_transpose8x32(__m256i v[8])
+{
+    __m256i a[8], b[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i += 2) {
+        a[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+        a[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i += 4) {
+        b[i] = _mm256_unpacklo_epi64(a[i], a[i + 2]);
+        b[i + 1] = _mm256_unpackhi_epi64(a[i], a[i + 2]);
+        b[i + 2] = _mm256_unpacklo_epi64(a[i + 1], a[i + 3]);
+        b[i + 3] = _mm256_unpackhi_epi64(a[i + 1], a[i + 3]);
+    }
+#pragma GCC unroll 8
+    for (int g = 0; g < 4; g++) {
+        v[g] = _mm256_permute2x128_si256(b[g], b[g + 4], 0x20);
+        v[g + 4] = _mm256_permute2x128_si256(b[g], b[g + 4], 0x31);
+    }
+}
+
 #endif
 #endif

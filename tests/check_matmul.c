@@ -301,7 +301,7 @@ END_TEST
 
 /* Every element has the same bits whatever n, the row slice and the
  * grouping of rows and activation rows into tiles or panels: n in {2, 5,
- * 17, 40} (Q8_0's panels take 32 activation rows at a time) against each
+ * 17, 40, 70} (Q8_0's panels take 64 activation rows at a time) against each
  * activation row alone (decode's path), and two slices cut at every row
  * (tails of every size off the 4- and 8-row groups); 19 rows, 25 blocks of
  * 32 (three full groups of 8 blocks and a tail for decode's 8-block steps).
@@ -311,7 +311,7 @@ START_TEST(batch_invariance)
     enum slora_dtype t = types[_i];
     int64_t be = slora_dtype_block_elems(t);
     int64_t cols = be == 1 ? 300 : be == 32 ? 32 * 25 : be * 4;
-    static const int ns[] = {2, 5, 17, 40};
+    static const int ns[] = {2, 5, 17, 40, 70};
     for (size_t ni = 0; ni < sizeof(ns) / sizeof(ns[0]); ni++) {
         struct fixture f;
         fixture_init(&f, t, 19, cols, ns[ni], 300u + (uint32_t)ni);
@@ -377,7 +377,7 @@ START_TEST(kquant_extremes)
         extreme_row(t, r, row, f.cols / 256);
         ck_assert_int_eq(slora_quant_dequantize(t, row, f.wf + r * f.cols, f.cols), 0);
     }
-    for (int64_t j = 0; j < f.cols; j++) { /* rows 0, 1: all +127, all -127 */
+    for (int64_t j = 0; j < f.cols; j++) { /* rows 0, 1: x = +1 and -1, quants -127 and +127 */
         f.x[j] = 1.0f;
         f.x[f.cols + j] = -1.0f;
     }
