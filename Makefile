@@ -226,14 +226,14 @@ bench: bench-deps oracle
 bench-run: export SLORA_ORACLE = $(ORACLE)
 bench-run: model all $(BUILD)/bench_model $(BUILD)/bench_tok $(BUILD)/bench_load
 	@mkdir -p bench/results
-	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) bash $$b || exit 1; done
+	@for b in bench/*.sh; do [ -f "$$b" ] || continue; BUILD=$(BUILD) PYTHON=$(PYTHON) SHARED=$(SHARED) bash $$b || exit 1; done
 	$(PYTHON) bench/report.py
 
 # One part of bench-run alone: load time and RSS on the Llama-3.2-1B shape
 # (bench/load.sh, 3.2 GB of models in /tmp/slora-bench/load while it runs).
 bench-load: bench-deps oracle
 	@$(MAKE) --no-print-directory model all $(BUILD)/bench_load
-	SLORA_ORACLE=$(ORACLE) BUILD=$(BUILD) PYTHON=$(PYTHON) bash bench/load.sh
+	SLORA_ORACLE=$(ORACLE) BUILD=$(BUILD) PYTHON=$(PYTHON) SHARED=$(SHARED) bash bench/load.sh
 	$(PYTHON) bench/report.py
 
 $(BUILD)/bench_delta: bench/bench_delta.c $(LIB)

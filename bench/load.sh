@@ -24,6 +24,7 @@ REPS=${REPS:-5}
 GEN=${GEN:-16}
 export SLORA_ORACLE=${SLORA_ORACLE:-$PWD/build/oracle}
 OUT=bench/results
+SHARED=${SHARED:-../shared}
 dir=${BENCH_TMP:-/tmp/slora-bench/load}
 mkdir -p "$OUT" "$dir"
 trap 'rm -rf "$dir"' EXIT
@@ -33,7 +34,7 @@ avail=$(df -Pk "$dir" | awk 'NR == 2 {print $4}')
 
 [ -f "$dir/F16.gguf" ] || "$BUILD/slorad" gen-model --dim 2048 --hidden 8192 --layers 16 \
     --heads 32 --kv-heads 8 --vocab 128256 \
-    --vocab-from ../shared/models/vocab/ggml-vocab-gpt-2.gguf \
+    --vocab-from "$SHARED/models/vocab/ggml-vocab-gpt-2.gguf" \
     --seq-len 2048 --rope-theta 500000 --shared-classifier --dtype f16 --seed 1 \
     -o "$dir/F16.gguf" > /dev/null
 [ -f "$dir/Q4_K_M.gguf" ] || "$BUILD/slorad" quantize "$dir/F16.gguf" "$dir/Q4_K_M.gguf" \

@@ -34,7 +34,7 @@ import time
 BUILD = os.environ.get("BUILD", "build")
 S = os.path.join(BUILD, "slorad")
 ORACLE = os.environ.get("SLORA_ORACLE", os.path.abspath(os.path.join(BUILD, "oracle")))
-VOCAB = "../shared/models/vocab"
+VOCAB = os.path.join(os.environ.get("SHARED", "../shared"), "models/vocab")
 SHAPES = {
     "110m": ["--dim", "768", "--hidden", "2048", "--layers", "12", "--heads", "12",
              "--kv-heads", "12", "--seq-len", "2048",
@@ -104,6 +104,7 @@ def write_report(results, adapters, reps, load):
     """model.{json,md} (OUT_JSON, OUT_MD) from the rows so far, merged with
     MERGE's (and with APPEND, the existing file's) rows."""
     results, adapters = list(results), list(adapters)
+    measured = bool(results or adapters)
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                            if l.startswith("model name")), "?"), "n_cpus": os.cpu_count(),
@@ -124,6 +125,9 @@ def write_report(results, adapters, reps, load):
         new = {key(r) for r in adapters}
         adapters[:0] = [r for r in old.get("adapters", []) if key(r) not in new]
         report["load_before"] = old.get("load_before", load)
+        if not measured:  # only re-rendering (SHAPES=""): the run's own conditions
+            for k in ("load_after", "n_prompt", "n_gen"):
+                report[k] = old.get(k, report[k])
     dates = sorted(r["date"] for r in results if "date" in r)
     if dates:
         report["date"] = dates[0] + (" to " + dates[-1] if dates[-1] != dates[0] else "")
