@@ -554,15 +554,17 @@ static int finish(struct slora_config *c, char *diag, size_t diag_len)
         /* The path's last component (a Hugging Face directory's name, so
          * "Qwen2.5-0.5B-Instruct/" stays whole) without a model file's
          * extension. */
+        const char *m = c->model;
+        size_t end = strlen(m), start;
+        while (end > 1 && m[end - 1] == '/')
+            end--;
+        for (start = end; start > 0 && m[start - 1] != '/'; start--)
+            ;
+        if (start == end) /* "/": the path itself */
+            start = 0;
         char id[256];
-        snprintf(id, sizeof(id), "%s", c->model);
+        snprintf(id, sizeof(id), "%.*s", (int)(end - start), m + start);
         size_t n = strlen(id);
-        while (n > 1 && id[n - 1] == '/')
-            id[--n] = '\0';
-        const char *base = strrchr(id, '/');
-        base = base && base[1] ? base + 1 : id;
-        memmove(id, base, strlen(base) + 1);
-        n = strlen(id);
         if (n > 5 && !strcmp(id + n - 5, ".gguf"))
             id[n - 5] = '\0';
         else if (n > 4 && !strcmp(id + n - 4, ".bin"))

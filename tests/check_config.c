@@ -207,6 +207,14 @@ START_TEST(precedence)
         ck_assert_str_eq(c->model_id, ids[i][1]);
         slora_config_free(c);
     }
+    /* a path longer than the id's 255 bytes: still its last component */
+    char longp[400];
+    memset(longp, 'd', 300);
+    snprintf(longp + 300, sizeof(longp) - 300, "/deep/model.gguf");
+    const char *argv6[] = {"serve", "--model", longp};
+    ck_assert_int_eq(slora_config_load(3, (char **)argv6, &c, &help, diag, sizeof(diag)), 0);
+    ck_assert_str_eq(c->model_id, "model");
+    slora_config_free(c);
 }
 END_TEST
 
