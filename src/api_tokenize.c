@@ -181,7 +181,9 @@ static void logits_format(void *arg)
     for (int i = 0; i < j->n_prompt; i++)
         buf_printf(b, i ? ",%d" : "%d", j->prompt[i]);
     buf_lit(b, "],\"logits\":[");
-    for (int r = 0; r < l->n_rows && !b->oom; r++) {
+    /* stop once past the limit: the reply is refused, and its size (up
+     * to ~16 bytes per float) must not be built whole first */
+    for (int r = 0; r < l->n_rows && !b->oom && b->b.len <= (size_t)j->max_logits_bytes; r++) {
         buf_add(b, r ? ",[" : "[", r ? 2 : 1);
         const float *row = l->rows + (size_t)r * vocab;
         for (int v = 0; v < vocab; v++)
@@ -203,8 +205,9 @@ static void logits_formatted(void *arg)
     } else if (b.b.len > (size_t)j->max_logits_bytes) {
         free(b.b.p);
         slora_api_call_error(j->call, SLORA_EINVAL,
-                             "the logits response would be %zu bytes; max_logits_bytes is %" PRId64,
-                             b.b.len, j->max_logits_bytes);
+                             "the logits response would be over max_logits_bytes (%" PRId64
+                             " bytes); ask for \"positions\": \"last\" or a shorter prompt",
+                             j->max_logits_bytes);
     } else {
         slora_api_call_respond(j->call, 200, "application/json", b.b.p, b.b.len);
     }

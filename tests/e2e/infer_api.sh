@@ -121,8 +121,18 @@ stop_daemon
 # holds two. The all-module one (t/big) needs 92480.
 for s in 1 2 3; do "$PYTHON" "$E2E_LIB/gen_adapter.py" "$TMP/a$s.st" --seed $s; done
 "$PYTHON" "$E2E_LIB/gen_adapter.py" "$TMP/big.st" --seed 9 --modules wq,wk,wv,wo,w1,w2,w3
-printf '{"delta_cache_bytes": 40000, "max_tokens": 3}' >"$TMP/tiny.json"
+printf '{"delta_cache_bytes": 40000, "max_tokens": 3, "max_logits_bytes": 4096}' >"$TMP/tiny.json"
 start_daemon "$TMP/state2" --config "$TMP/tiny.json"
+# max_logits_bytes 4096 with a 512-token vocabulary: all positions of a
+# 5-token prompt cannot fit (>= 2 bytes a float), refused before the
+# forward pass; the last row passes that bound but its text (~6 KB) not
+out=$(post_status /v1/logits '{"model":"stories260K","prompt":"Once upon a time","positions":"all"}')
+check "logits of every position over max_logits_bytes -> 400" 400 "$out"
+out=$(curl -s "$URL/v1/logits" -d '{"model":"stories260K","prompt":"Once upon a time","positions":"all"}')
+check_contains "names the bound before the forward pass" "exceed max_logits_bytes (4096)" "$out"
+out=$(curl -s -w ' %{http_code}' "$URL/v1/logits" -d '{"model":"stories260K","prompt":"Once"}')
+check "the last row's text over max_logits_bytes -> 400" 400 "${out##* }"
+check_contains "names the bound after formatting" "would be over max_logits_bytes (4096 bytes)" "$out"
 for s in 1 2 3; do check "PUT t/a$s" 201 "$(status PUT "$URL/v1/adapters/t/a$s" -T "$TMP/a$s.st")"; done
 use() { check "completion on $1" 200 "$(post_status /v1/completions "{\"model\":\"$1\",\"prompt\":\"Hi\",\"max_tokens\":1}")"; }
 cache_counts() { echo "$(metric slorad_delta_cache_hits_total) $(metric slorad_delta_cache_misses_total) $(metric slorad_delta_cache_evictions_total) $(metric slorad_delta_cache_entries)"; }
