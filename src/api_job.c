@@ -147,8 +147,7 @@ static int parse_stop(struct slora__api_diag *d, json_t *req, struct slora__api_
         return slora__api_fail(d, SLORA_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         json_t *e = one ? one : json_array_get(v, i);
-        if (!json_is_string(e) || !json_string_length(e) ||
-            strlen(json_string_value(e)) != json_string_length(e))
+        if (!json_is_string(e) || !json_string_length(e)) /* NUL: refused by the parser */
             return slora__api_fail(d, SLORA_EINVAL, "'stop' entries must be non-empty strings");
         if (!(s->stop[s->n_stop++] = strdup(json_string_value(e))))
             return slora__api_fail(d, SLORA_ENOMEM, "out of memory");
@@ -341,9 +340,7 @@ int slora__api_job_prompt(struct slora__api_job *j, json_t *req, bool allow_toke
             return slora__api_fail(&j->d, SLORA_EINVAL, "'tokens' must be an array of token ids");
     }
     int vocab = j->model->cfg.shape.vocab_size, seq_len = j->model->cfg.seq_len;
-    if (json_is_string(v)) {
-        if (strlen(json_string_value(v)) != json_string_length(v))
-            return slora__api_fail(&j->d, SLORA_EINVAL, "'prompt' contains a NUL character");
+    if (json_is_string(v)) { /* (the body parser already refused strings holding NUL) */
         int err = slora__api_job_encode(
             j, "'prompt'", json_string_value(v), json_string_length(v),
             slora_tokenizer_add_bos(j->tok) ? SLORA_TOK_ADD_BOS : 0, seq_len - 1, &j->prompt,

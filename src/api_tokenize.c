@@ -55,10 +55,8 @@ static int prepare_tokenize(struct slora__api_job *j, json_t *req)
     bool bos = slora_tokenizer_add_bos(j->tok);
     if ((err = slora__api_get_bool(&j->d, req, "add_bos", &bos)))
         return err;
-    if (!json_is_string(v))
+    if (!json_is_string(v)) /* (the body parser already refused strings holding NUL) */
         return slora__api_fail(&j->d, SLORA_EINVAL, "'prompt' must be a string");
-    if (strlen(json_string_value(v)) != json_string_length(v))
-        return slora__api_fail(&j->d, SLORA_EINVAL, "'prompt' contains a NUL character");
     if ((err = slora__api_job_encode(j, "'prompt'", json_string_value(v), json_string_length(v),
                                      bos ? SLORA_TOK_ADD_BOS : 0, seq_len, &j->prompt,
                                      &j->n_prompt)))

@@ -88,6 +88,9 @@ done <<'EOF'
 /v1/completions|{"model":"stories260K","prompt":"a","stream":"yes"}|400|'stream' must be true or false
 /v1/completions|{"model":"stories260K","prompt":"a","stop":[""]}|400|'stop' entries must be non-empty strings
 /v1/completions|{"model":"stories260K","prompt":"a","stop":7}|400|'stop' must be a string or an array
+/v1/completions|{"model":"stories260K","prompt":"a\u0000b"}|400|\\u0000 is not allowed
+/v1/completions|{"model":"stories260K","prompt":"a","stop":["\u0000"]}|400|\\u0000 is not allowed
+/v1/tokenize|{"prompt":"a\u0000b"}|400|\\u0000 is not allowed
 /v1/completions|[1,2]|400|must be a JSON object
 /v1/completions|{"model":|400|invalid JSON body
 /v1/logits|{"model":"stories260K","prompt":"a","positions":"first"}|400|must be \"last\" or \"all\"
