@@ -103,9 +103,7 @@ static enum slora_dtype tensor_type(const struct slora_model *m, const struct ft
     bool classifier = !strcmp(t->name, "output.weight") ||
                       (m->cfg.shared_classifier && !strcmp(t->name, "token_embd.weight"));
     if (classifier)
-        type = !slora_dtype_row_bytes(type, t->t.cols) || type == SLORA_DTYPE_Q8_0
-                   ? SLORA_DTYPE_Q8_0
-                   : SLORA_DTYPE_Q6_K;
+        type = type == SLORA_DTYPE_Q8_0 ? SLORA_DTYPE_Q8_0 : SLORA_DTYPE_Q6_K; /* fit() below */
     else if (t->module == SLORA_MOD_WV || t->module == SLORA_MOD_W2) {
         int layer = t->layer, n_layers = m->cfg.shape.n_layers;
         if (f->mix == MIX_M && more_bits(layer, n_layers))
