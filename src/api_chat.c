@@ -229,17 +229,16 @@ struct chat {
 static void token_fields(struct slora__api_buf *b, const struct slora_tokenizer *tok, int prev,
                          int id, float logprob)
 {
-    size_t len, used;
+    size_t len, n;
     const char *p = slora_tokenizer_decode(tok, prev, id, &len);
-    char small[3 * 64], *clean = len <= 64 ? small : malloc(3 * len);
-    if (!clean) {
+    char *text = slora_tokenizer_render(tok, prev, &id, 1, &n); /* as completions' */
+    if (!text) {
         b->oom = true;
         return;
     }
     buf_lit(b, "\"token\":");
-    buf_str(b, clean, slora_tokenizer_utf8_clean(p, len, true, clean, &used));
-    if (clean != small)
-        free(clean);
+    buf_str(b, text, n);
+    free(text);
     buf_printf(b, ",\"logprob\":%.9g,\"bytes\":[", logprob);
     for (size_t i = 0; i < len; i++)
         buf_printf(b, i ? ",%u" : "%u", (unsigned char)p[i]);
