@@ -113,9 +113,15 @@ static int set_token(json_t *ctx, const char *key, const struct slora_tokenizer 
     return v ? json_object_set_new(ctx, key, v) : 0; /* ill-formed UTF-8: left undefined */
 }
 
-int slora__api_chat_context(struct slora__api_diag *d, json_t *req,
-                            const struct slora_tokenizer *tok, bool add_generation_prompt,
-                            json_t **ctx)
+/* The template context of a chat request req (borrowed): validated
+ * `messages` (role system, user, assistant or tool; content a string, an
+ * array of {"type": "text", "text"} parts, or null/absent for an assistant
+ * message with tool_calls; name a string), `tools` (an array of objects),
+ * add_generation_prompt and the vocabulary's bos_token / eos_token. 0 and
+ * *ctx (a new reference), or SLORA_EINVAL / SLORA_ENOMEM with d naming the
+ * message and field. */
+static int chat_context(struct slora__api_diag *d, json_t *req, const struct slora_tokenizer *tok,
+                        bool add_generation_prompt, json_t **ctx)
 {
     json_t *msgs = json_object_get(req, "messages");
     if (!json_is_array(msgs) || !json_array_size(msgs))
@@ -179,7 +185,7 @@ int slora__api_chat_prompt(struct slora__api_job *j, json_t *req,
                                j->deps->chat_template_error ? j->deps->chat_template_error
                                                             : "it has no chat template");
     json_t *ctx;
-    int err = slora__api_chat_context(&j->d, req, j->tok, o->add_generation_prompt, &ctx);
+    int err = chat_context(&j->d, req, j->tok, o->add_generation_prompt, &ctx);
     if (err)
         return err;
     int seq_len = j->model->cfg.seq_len;

@@ -20,17 +20,6 @@
 
 struct slora_tokenizer;
 
-/* The template context of a chat request req (borrowed): validated
- * `messages` (role system, user, assistant or tool; content a string, an
- * array of {"type": "text", "text"} parts, or null/absent for an assistant
- * message with tool_calls; name a string), `tools` (an array of objects),
- * add_generation_prompt and the vocabulary's bos_token / eos_token. 0 and
- * *ctx (a new reference), or SLORA_EINVAL / SLORA_ENOMEM with d naming the
- * message and field. */
-int slora__api_chat_context(struct slora__api_diag *d, json_t *req,
-                            const struct slora_tokenizer *tok, bool add_generation_prompt,
-                            json_t **ctx);
-
 struct slora__api_chat_opts {
     bool add_generation_prompt;
     bool add_special; /* BOS/EOS as the file asks (llama.cpp's add_special) */

@@ -65,7 +65,8 @@ static void emit(struct slora__api_gen *g, const char *data, size_t len)
     slora_api_call_stream_write(j->call, data, len);
 }
 
-void slora__api_gen_usage(const struct slora__api_gen *g, struct slora__api_buf *b)
+/* Append `"usage":{...}` (no leading comma). */
+static void usage(const struct slora__api_gen *g, struct slora__api_buf *b)
 {
     int n_prompt = g->job.n_prompt;
     buf_printf(b, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}",
@@ -164,7 +165,7 @@ static void finish(struct slora__api_gen *g)
             buf_lit(&b, "data: ");
             buf_add(&b, g->head.b.p, g->head.b.len);
             buf_lit(&b, ",\"choices\":[],");
-            slora__api_gen_usage(g, &b);
+            usage(g, &b);
             buf_lit(&b, "}\n\n");
         }
         buf_lit(&b, "data: [DONE]\n\n");
@@ -181,7 +182,7 @@ static void finish(struct slora__api_gen *g)
     g->ops->choice(g, &b, SLORA__API_CHOICE_WHOLE, g->text.b.p ? g->text.b.p : "", g->text.b.len,
                    g->finish);
     buf_lit(&b, "],");
-    slora__api_gen_usage(g, &b);
+    usage(g, &b);
     buf_lit(&b, "}\n");
     if (g->to_out) {
         j->out = b;

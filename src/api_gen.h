@@ -109,7 +109,4 @@ void slora__api_gen_run(struct slora__api_job *j);
 /* slora__api_endpoint.release part of generating endpoints. */
 void slora__api_gen_release(struct slora__api_gen *g);
 
-/* Append `"usage":{...}` (no leading comma). */
-void slora__api_gen_usage(const struct slora__api_gen *g, struct slora__api_buf *b);
-
 #endif
