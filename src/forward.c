@@ -131,6 +131,14 @@ static void rope_tables(struct slora_fwd *f)
     }
 }
 
+/* Activation rows are read by 64-byte vector loads: malloc's 16-byte
+ * alignment split every one of them across two cache lines (1B F32 prefill
+ * 28-30 -> 38-42 tok/s aligned). */
+static void *alloc64(size_t bytes)
+{
+    return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+}
+
 struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows, int n_threads)
 {
     if (max_rows < 1)
@@ -156,14 +164,14 @@ struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows, int n
         for (int mod = 0; mod < SLORA_MOD_COUNT; mod++)
             f->weights += (double)m->layers[l].w[mod].rows * m->layers[l].w[mod].cols;
     f->xq_stride = max_xq_bytes(m);
-    f->x = malloc(rows * dim * sizeof(float));
-    f->xb = malloc(rows * dim * sizeof(float));
-    f->q = malloc(rows * dim * sizeof(float));
-    f->k = malloc(rows * kv_dim * sizeof(float));
-    f->v = malloc(rows * kv_dim * sizeof(float));
-    f->att_out = malloc(rows * dim * sizeof(float));
-    f->hb = malloc(rows * hid * sizeof(float));
-    f->hb2 = malloc(rows * hid * sizeof(float));
+    f->x = alloc64(rows * dim * sizeof(float));
+    f->xb = alloc64(rows * dim * sizeof(float));
+    f->q = alloc64(rows * dim * sizeof(float));
+    f->k = alloc64(rows * kv_dim * sizeof(float));
+    f->v = alloc64(rows * kv_dim * sizeof(float));
+    f->att_out = alloc64(rows * dim * sizeof(float));
+    f->hb = alloc64(rows * hid * sizeof(float));
+    f->hb2 = alloc64(rows * hid * sizeof(float));
     f->xq = aligned_alloc(64, rows * f->xq_stride);
     f->logits = malloc((rows < LOGIT_CHUNK ? rows : LOGIT_CHUNK) * s->vocab_size * sizeof(float));
     f->rope_cos = malloc(seq * half * sizeof(float));

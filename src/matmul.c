@@ -104,14 +104,14 @@ void slora_matmul_quantize(enum slora_dtype wt, const float *x, int n, int64_t c
 }
 
 void slora__mm_drive(const struct slora_tensor *w, slora__mm_tile_fn fn, int mr_max, int nr_max,
-                     const void *xq, size_t xq_stride, int n, float *y, size_t ldy, int64_t r0,
-                     int64_t r1, bool add)
+                     int x_block, const void *xq, size_t xq_stride, int n, float *y, size_t ldy,
+                     int64_t r0, int64_t r1, bool add)
 {
-    enum { X_BLOCK = 32, ROW_BLOCK = 64 };
+    enum { ROW_BLOCK = 64 };
     const uint8_t *wd = w->data, *xd = xq;
     size_t ws = w->row_bytes;
-    for (int i0 = 0; i0 < n; i0 += X_BLOCK) {
-        int i1 = n - i0 < X_BLOCK ? n : i0 + X_BLOCK;
+    for (int i0 = 0; i0 < n; i0 += x_block) {
+        int i1 = n - i0 < x_block ? n : i0 + x_block;
         for (int64_t b0 = r0; b0 < r1; b0 += ROW_BLOCK) {
             int64_t b1 = r1 - b0 < ROW_BLOCK ? r1 : b0 + ROW_BLOCK;
             for (int64_t r = b0; r < b1;) {

@@ -118,38 +118,43 @@ typedef void (*slora__mm_tile_fn)(int mr, int nr, const uint8_t *w, size_t ws, c
 
 /* The slice product by tiles of fn: mr_max x nr_max tiles, single weight
  * rows for the slice's tail, fewer activation rows at the end of each
- * block. Activation rows go in blocks of 32 (kept in L2) against weight
- * rows in blocks of 64 (their tiles in L1). */
+ * block. Activation rows go in blocks of x_block (a multiple of nr_max):
+ * each weight row is streamed once per block, the block's rows are read
+ * from cache by every tile. */
 void slora__mm_drive(const struct slora_tensor *w, slora__mm_tile_fn fn, int mr_max, int nr_max,
-                     const void *xq, size_t xq_stride, int n, float *y, size_t ldy, int64_t r0,
-                     int64_t r1, bool add);
+                     int x_block, const void *xq, size_t xq_stride, int n, float *y, size_t ldy,
+                     int64_t r0, int64_t r1, bool add);
+
+/* One arm of SLORA__MM_TILES: TILE_CALL(M, N) when the tile has N
+ * activation rows (N <= NR; the constant keeps the call well formed when
+ * it is not). */
+#define SLORA__MM_NR_CASE(M, N, NR, TILE_CALL)                                                     \
+    case N:                                                                                        \
+        TILE_CALL(M, (NR >= N ? N : 1));                                                           \
+        break;
+
+#define SLORA__MM_NR_SWITCH(M, NR, nr, TILE_CALL)                                                  \
+    switch (nr < NR ? nr : NR) {                                                                   \
+        SLORA__MM_NR_CASE(M, 6, NR, TILE_CALL)                                                     \
+        SLORA__MM_NR_CASE(M, 5, NR, TILE_CALL)                                                     \
+        SLORA__MM_NR_CASE(M, 4, NR, TILE_CALL)                                                     \
+        SLORA__MM_NR_CASE(M, 3, NR, TILE_CALL)                                                     \
+        SLORA__MM_NR_CASE(M, 2, NR, TILE_CALL)                                                     \
+    default:                                                                                       \
+        TILE_CALL(M, 1);                                                                           \
+    }
 
 /* Defines `name`, a slora__mm_tile_fn calling TILE_CALL(mr, nr) with
- * compile-time constants for mr in {MR, 1} and nr in 1..4 (<= NR), so each
- * inlined tile keeps its accumulators in registers. */
+ * compile-time constants for mr in {MR, 1} and nr in 1..NR (NR <= 6), so
+ * each inlined tile keeps its accumulators in registers. */
 #define SLORA__MM_TILES(name, MR, NR, TILE_CALL)                                                   \
     static void name(int mr, int nr, const uint8_t *w, size_t ws, const uint8_t *xq, size_t xs,    \
                      int64_t cols, float *y, size_t ldy, bool add)                                 \
     {                                                                                              \
-        if (mr == MR) {                                                                            \
-            if (nr >= 4 && NR >= 4)                                                                \
-                TILE_CALL(MR, (NR >= 4 ? 4 : 1));                                                  \
-            else if (nr == 3 && NR >= 3)                                                           \
-                TILE_CALL(MR, (NR >= 3 ? 3 : 1));                                                  \
-            else if (nr == 2)                                                                      \
-                TILE_CALL(MR, 2);                                                                  \
-            else                                                                                   \
-                TILE_CALL(MR, 1);                                                                  \
-        } else {                                                                                   \
-            if (nr >= 4 && NR >= 4)                                                                \
-                TILE_CALL(1, (NR >= 4 ? 4 : 1));                                                   \
-            else if (nr == 3 && NR >= 3)                                                           \
-                TILE_CALL(1, (NR >= 3 ? 3 : 1));                                                   \
-            else if (nr == 2)                                                                      \
-                TILE_CALL(1, 2);                                                                   \
-            else                                                                                   \
-                TILE_CALL(1, 1);                                                                   \
-        }                                                                                          \
+        if (mr == MR)                                                                              \
+            SLORA__MM_NR_SWITCH(MR, NR, nr, TILE_CALL)                                             \
+        else                                                                                       \
+            SLORA__MM_NR_SWITCH(1, NR, nr, TILE_CALL)                                              \
     }
 
 /* y = (add ? y : 0) + v: the one store of every kernel. */

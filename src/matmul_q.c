@@ -227,7 +227,7 @@ bool slora__mm_q(const struct slora_tensor *w, const void *xq, size_t xq_stride,
     default:
         return false;
     }
-    slora__mm_drive(w, fn, MR, NR, xq, xq_stride, n, y, ldy, r0, r1, add);
+    slora__mm_drive(w, fn, MR, NR, 8 * NR, xq, xq_stride, n, y, ldy, r0, r1, add);
     return true;
 }
 
