@@ -6,6 +6,8 @@
  * Dense: dW_all generated once, reordered into the model's rows, kept in
  * the requested type; deltas are views into it.
  */
+#include "internal.h"
+
 #include <slora/delta.h>
 #include <slora/error.h>
 #include <slora/forward.h>
@@ -92,7 +94,7 @@ static void factor(const struct slora_model *m, const struct slora_adapter *a, i
 static int build_factored(struct slora_delta_set *s, char *diag, size_t diag_len)
 {
     const struct slora_adapter *a = s->a;
-    float *p = s->buf = malloc(factored_floats(a) * sizeof(float) + 1);
+    float *p = s->buf = slora__alloc64(factored_floats(a) * sizeof(float) + 1);
     if (!p) {
         snprintf(diag, diag_len, "cannot allocate %zu bytes for the deltas",
                  factored_floats(a) * sizeof(float));
@@ -121,7 +123,7 @@ static int build_dense(struct slora_delta_set *s, const struct slora_delta_opts 
 {
     const struct slora_adapter *a = s->a;
     size_t n = (size_t)(a->total ? a->total : 1);
-    float *dw = malloc(n * sizeof(float));
+    float *dw = slora__alloc64(n * sizeof(float));
     if (!dw) {
         snprintf(diag, diag_len, "cannot allocate %zu bytes for the deltas", n * sizeof(float));
         return SLORA_ENOMEM;
@@ -137,7 +139,7 @@ static int build_dense(struct slora_delta_set *s, const struct slora_delta_opts 
     if (s->type == SLORA_DTYPE_F32) {
         s->buf = dw;
     } else {
-        uint16_t *h = malloc(n * sizeof(uint16_t));
+        uint16_t *h = slora__alloc64(n * sizeof(uint16_t));
         if (!h) {
             free(dw);
             snprintf(diag, diag_len, "cannot allocate %zu bytes for the deltas", 2 * n);

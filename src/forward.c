@@ -10,6 +10,8 @@
  *
  * All scratch is allocated in slora_fwd_new; slora_fwd_run never allocates.
  */
+#include "internal.h"
+
 #include <slora/error.h>
 #include <slora/forward.h>
 #include <slora/matmul.h>
@@ -76,8 +78,10 @@ struct slora_kv *slora_kv_new(const struct slora_model *m)
     kv->seq_len = m->cfg.seq_len;
     kv->kv_dim = slora_arch_kv_dim(&m->cfg.shape);
     size_t n = (size_t)kv->n_layers * kv->seq_len * kv->kv_dim;
-    kv->k = calloc(n, sizeof(float));
-    kv->v = calloc(n, sizeof(float));
+    /* written before read (a reused cache holds an earlier sequence's rows);
+     * untouched pages of a long context cost no memory */
+    kv->k = slora__alloc64(n * sizeof(float));
+    kv->v = slora__alloc64(n * sizeof(float));
     if (!kv->k || !kv->v) {
         slora_kv_free(kv);
         return NULL;
@@ -131,14 +135,6 @@ static void rope_tables(struct slora_fwd *f)
     }
 }
 
-/* Activation rows are read by 64-byte vector loads: malloc's 16-byte
- * alignment split every one of them across two cache lines (1B F32 prefill
- * 28-30 -> 38-42 tok/s aligned). */
-static void *alloc64(size_t bytes)
-{
-    return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-}
-
 struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows, int n_threads)
 {
     if (max_rows < 1)
@@ -164,15 +160,15 @@ struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows, int n
         for (int mod = 0; mod < SLORA_MOD_COUNT; mod++)
             f->weights += (double)m->layers[l].w[mod].rows * m->layers[l].w[mod].cols;
     f->xq_stride = max_xq_bytes(m);
-    f->x = alloc64(rows * dim * sizeof(float));
-    f->xb = alloc64(rows * dim * sizeof(float));
-    f->q = alloc64(rows * dim * sizeof(float));
-    f->k = alloc64(rows * kv_dim * sizeof(float));
-    f->v = alloc64(rows * kv_dim * sizeof(float));
-    f->att_out = alloc64(rows * dim * sizeof(float));
-    f->hb = alloc64(rows * hid * sizeof(float));
-    f->hb2 = alloc64(rows * hid * sizeof(float));
-    f->xq = aligned_alloc(64, rows * f->xq_stride);
+    f->x = slora__alloc64(rows * dim * sizeof(float));
+    f->xb = slora__alloc64(rows * dim * sizeof(float));
+    f->q = slora__alloc64(rows * dim * sizeof(float));
+    f->k = slora__alloc64(rows * kv_dim * sizeof(float));
+    f->v = slora__alloc64(rows * kv_dim * sizeof(float));
+    f->att_out = slora__alloc64(rows * dim * sizeof(float));
+    f->hb = slora__alloc64(rows * hid * sizeof(float));
+    f->hb2 = slora__alloc64(rows * hid * sizeof(float));
+    f->xq = slora__alloc64(rows * f->xq_stride);
     f->logits = malloc((rows < LOGIT_CHUNK ? rows : LOGIT_CHUNK) * s->vocab_size * sizeof(float));
     f->rope_cos = malloc(seq * half * sizeof(float));
     f->rope_sin = malloc(seq * half * sizeof(float));
@@ -183,10 +179,10 @@ struct slora_fwd *slora_fwd_new(const struct slora_model *m, int max_rows, int n
         goto err;
     for (int t = 0; t < f->nth; t++) {
         struct thread_scratch *ts = &f->ts[t];
-        ts->att = malloc((size_t)(s->n_heads / s->n_kv_heads) * seq * sizeof(float));
-        ts->gin = malloc(grows * wide * sizeof(float));
-        ts->gout = malloc(grows * wide * sizeof(float));
-        ts->t = malloc(grows * SLORA_FWD_MAX_LORA_RANK * sizeof(float));
+        ts->att = slora__alloc64((size_t)(s->n_heads / s->n_kv_heads) * seq * sizeof(float));
+        ts->gin = slora__alloc64(grows * wide * sizeof(float));
+        ts->gout = slora__alloc64(grows * wide * sizeof(float));
+        ts->t = slora__alloc64(grows * SLORA_FWD_MAX_LORA_RANK * sizeof(float));
         ts->grp = malloc(rows * sizeof(int));
         ts->gsc = malloc(rows * sizeof(float));
         ts->done = malloc(rows * SLORA_WEIGHTS_MAX_TERMS);
