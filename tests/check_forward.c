@@ -95,6 +95,9 @@ START_TEST(prefill_equals_stepwise)
     struct slora_weights ws;
     ck_assert_int_eq(slora_weights_init(&ws, m, 0), 0);
     struct slora_kv *kv = slora_kv_new(m);
+    /* cache rows are read by 64-byte loads: they start on cache lines */
+    ck_assert_uint_eq((uintptr_t)kv->k % 64, 0);
+    ck_assert_uint_eq((uintptr_t)kv->v % 64, 0);
     struct slora_fwd *f = slora_fwd_new(m, 1, 1);
     float *step = malloc((size_t)vocab * sizeof(float));
     for (int i = 0; i < N_LONG; i++) {

@@ -322,6 +322,37 @@ START_TEST(gguf_alignments)
 }
 END_TEST
 
+/* GGUFs slorad writes declare general.alignment 64, so every matrix starts
+ * on a cache line in the map (64-byte loads of F32 rows never straddle
+ * two lines) and is used in place. */
+START_TEST(written_aligned)
+{
+    static const char *dtypes[] = {"f32", "f16", "bf16"};
+    char diag[256];
+    for (size_t i = 0; i < sizeof(dtypes) / sizeof(dtypes[0]); i++) {
+        char *path = gen_small("gguf3", dtypes[i], 0);
+        size_t len;
+        uint8_t *buf = test_read_file(path, &len);
+        struct slora_gguf *g;
+        ck_assert_int_eq(slora_gguf_parse(buf, len, &g, diag, sizeof(diag)), 0);
+        ck_assert_uint_eq(g->alignment, 64);
+        ck_assert_uint_eq(g->data_offset % 64, 0);
+        for (size_t t = 0; t < g->n_tensors; t++)
+            ck_assert_uint_eq((size_t)((const uint8_t *)g->tensors[t].data - buf) % 64, 0);
+        slora_gguf_free(g);
+        free(buf);
+        struct slora_model *m = test_load_model(path);
+        ck_assert_ptr_null(m->owned);
+        for (int l = 0; l < 2; l++)
+            for (int mod = 0; mod < SLORA_MOD_COUNT; mod++)
+                ck_assert_uint_eq((uintptr_t)slora_model_matrix(m, l, mod)->data % 64, 0);
+        slora_model_free(m);
+        unlink(path);
+        free(path);
+    }
+}
+END_TEST
+
 /* Typed tensors: a dim 32 model with every matrix in Q8_0, then one thing
  * wrong in it. A tensor whose type, size or block count disagrees with its
  * shape, an unknown type id, a quantized vector or a non-finite block scale
@@ -575,6 +606,7 @@ Suite *slora_model_suite(void)
     tcase_add_loop_test(tc, gguf_model_corrupted, 0, sizeof(gguf_cases) / sizeof(gguf_cases[0]));
     tcase_add_loop_test(tc, gguf_typed_corrupted, 0, sizeof(typed_cases) / sizeof(typed_cases[0]));
     tcase_add_test(tc, gguf_alignments);
+    tcase_add_test(tc, written_aligned);
     tcase_add_test(tc, gguf_tokenizer_model);
     tcase_add_test(tc, gen_model_formats);
     tcase_add_test(tc, write_bin_round_trip);
