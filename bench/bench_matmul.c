@@ -10,6 +10,7 @@
  *
  * usage: bench_matmul [--quick] [--hot] [--json PATH] [--md PATH] [--types T,T,..]
  */
+#include "internal.h"
 #include "matmul_internal.h"
 
 #include <slora/blas.h>
@@ -39,7 +40,7 @@ static int cmp_double(const void *a, const void *b)
 
 static void *xalloc(size_t n)
 {
-    void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+    void *p = slora__alloc64(n);
     if (!p) {
         fprintf(stderr, "out of memory\n");
         exit(1);

@@ -519,12 +519,13 @@ int slora_superlora_cost(const struct slora_adapter *a, int n_threads,
     return 0;
 }
 
-/* Large scratch on 2 MiB pages: the gathers touch it at random. */
+/* Scratch on cache lines (the streaming paths load 64 bytes at a time),
+ * large scratch on 2 MiB pages: the gathers touch it at random. */
 static float *scratch_alloc(size_t floats)
 {
     size_t bytes = slora__mul_sat(floats, sizeof(float));
     if (bytes < HUGE_PAGE)
-        return malloc(bytes ? bytes : 1);
+        return slora__alloc64(bytes ? bytes : 1);
     bytes = slora__add_sat(bytes, HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
     float *p = aligned_alloc(HUGE_PAGE, bytes);
     if (p)

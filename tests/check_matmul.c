@@ -13,6 +13,7 @@
  *     (n = 1) against a batch;
  *   - Q8_0 quants at the format's bounds.
  * make check-kernels runs this suite in portable and AVX2-only builds. */
+#include "internal.h"
 #include "matmul_internal.h"
 
 #include <slora/matmul.h>
@@ -47,7 +48,7 @@ static void fill(float *x, size_t n, uint32_t seed)
 
 static void *xalloc(size_t n)
 {
-    void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+    void *p = slora__alloc64(n);
     ck_assert_ptr_nonnull(p);
     return p;
 }

@@ -8,6 +8,8 @@
  * FWHT, per-index Kronecker digits, scalar perm) or from the Python
  * one-liner quoted next to its test, never from the code under test.
  */
+#include "internal.h"
+
 #include <slora/error.h>
 #include <slora/model.h>
 #include <slora/superlora.h>
@@ -220,7 +222,7 @@ static double *naive_delta(const struct slora_adapter *a)
 static float *generate_ok(const struct slora_adapter *a, int n_threads)
 {
     /* 64-byte aligned: the streaming fast paths depend on alignment */
-    float *out = aligned_alloc(64, ((size_t)a->total * sizeof(float) + 63) & ~(size_t)63);
+    float *out = slora__alloc64((size_t)a->total * sizeof(float));
     char diag[256] = "";
     int rc = slora_superlora_generate(a, out, n_threads, diag, sizeof(diag));
     ck_assert_msg(rc == 0, "generate: %d %s", rc, diag);
