@@ -113,14 +113,23 @@ def cmd_hotswap(old_url, new_url, ident, new_file, old_version, urls):
         if st != 200 or json.loads(out)["adapter_version"] != new_version:
             fail("completion on %s after the swap: %d %s" % (u, st, out[:200]))
     print("ok - new completions on every replica run on the new version")
-    chunks, versions = 0, set()
-    for line in [first] + list(iter(r.fp.readline, b"")):
+    # Read up to the stream's own end, not to EOF: the connection is kept
+    # alive, and waiting for the server's 60 s idle close raced this
+    # socket's 60 s timeout whenever the stream ended after reading began.
+    chunks, versions, done = 0, set(), False
+    line = first
+    while line:
         line = line.strip()
-        if not line.startswith(b"data: ") or line == b"data: [DONE]":
-            continue
-        chunks += 1
-        versions.add(json.loads(line[6:]).get("adapter_version"))
+        if line == b"data: [DONE]":
+            done = True
+            break
+        if line.startswith(b"data: "):
+            chunks += 1
+            versions.add(json.loads(line[6:]).get("adapter_version"))
+        line = r.fp.readline()
     c.close()
+    if not done:
+        fail("in-flight stream: ended without data: [DONE] after %d chunks" % chunks)
     if chunks < 2 or versions != {old_version}:
         fail("in-flight stream: %d chunks with versions %r (want only %s)" %
              (chunks, versions, old_version))
