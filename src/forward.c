@@ -4,9 +4,11 @@
  * One slora_fwd_run is one slora_pool_run: every thread walks the same
  * steps, taking its share of each (output rows of a product, rows of the
  * batch, (row, head) pairs of attention) and meeting the others at a
- * barrier before a step that reads what another thread wrote. A thread's
- * share of a product is a fixed slice of output rows, so adding the
- * adapter deltas to that slice needs no further barrier.
+ * barrier before a step that reads what another thread wrote. A base
+ * product's output rows are claimed in chunks, first come first served
+ * (slora_pool_claim), so a thread that loses its core to another process
+ * does not hold the others at the next barrier; its adapter deltas go to a
+ * fixed slice of rows per thread after a barrier.
  *
  * All scratch is allocated in slora_fwd_new; slora_fwd_run never allocates.
  */
@@ -372,26 +374,78 @@ static void deltas(struct slora_fwd *f, int ith, int layer, enum slora_module mo
     }
 }
 
-/* y (n, rows) = x (n, cols) through every row's (layer, mod) matrix, plus
- * bias when given; xs as for activations. No barrier at the end: a thread
- * wrote only its slice of y, columns share(rows, SLICE_ALIGN) of each row. */
-static void product(struct slora_fwd *f, int ith, int nth, int layer, enum slora_module mod,
+/* Has any row's weight set a delta on (layer, mod)? (Every thread gets
+ * the same answer: they take the same steps.) */
+static bool has_deltas(const struct slora_fwd *f, int layer, enum slora_module mod)
+{
+    for (int i = 0; i < f->n; i++) {
+        const struct slora_weights *ws = f->ws_all ? f->ws_all : f->rows[i].ws;
+        for (int k = 0; k < ws->n_terms; k++)
+            if (slora_weights_delta(ws, k, layer, mod))
+                return true;
+        if (f->ws_all)
+            break;
+    }
+    return false;
+}
+
+/* Output rows per claim of a product by w: about 8 claims per thread, each
+ * of at least CLAIM_BYTES of weights (a claim is an atomic operation on a
+ * line every thread writes: 50-100 ns), in multiples of SLICE_ALIGN; one
+ * claim for a thread alone. */
+#define CLAIM_BYTES (256 * 1024)
+static int64_t claim_rows(const struct slora_tensor *w, int nth)
+{
+    if (nth == 1)
+        return w->rows;
+    int64_t per = (w->rows + 8 * nth - 1) / (8 * nth);
+    int64_t least = (int64_t)((CLAIM_BYTES + w->row_bytes - 1) / w->row_bytes);
+    if (per < least)
+        per = least;
+    return (per + SLICE_ALIGN - 1) / SLICE_ALIGN * SLICE_ALIGN;
+}
+
+/* y[i][lo..hi) += bias[lo..hi) for every row i of the batch. */
+static void add_bias(const struct slora_fwd *f, const float *bias, float *y, int64_t ldy,
+                     int64_t lo, int64_t hi)
+{
+    for (int i = 0; i < f->n; i++)
+        slora_vec_axpy(y + (size_t)i * ldy + lo, 1.0f, bias + lo, (int)(hi - lo));
+}
+
+/* y (n, rows) = x (n, cols) through the base matrix w, in claimed chunks
+ * of output rows, plus bias when given (only when no delta follows: bias
+ * comes after the deltas); xs as for activations. No barrier at the end. */
+static void product(struct slora_fwd *f, int ith, int nth, const struct slora_tensor *w,
                     const float *x, enum x_state xs, float *y, const float *bias)
 {
-    const struct slora_tensor *w = &f->m->layers[layer].w[mod];
     size_t stride;
     const void *xq = activations(f, w, x, f->n, xs, ith, nth, &stride);
-    int64_t lo, hi;
     if (ith == 0)
         f->st.base_products++;
+    int64_t per = claim_rows(w, nth), c;
+    while (slora_pool_claim(f->pool, ith, (w->rows + per - 1) / per, &c)) {
+        int64_t lo = c * per, hi = w->rows - lo < per ? w->rows : lo + per;
+        slora_matmul(w, xq, stride, f->n, y, (size_t)w->rows, lo, hi, false);
+        if (bias)
+            add_bias(f, bias, y, w->rows, lo, hi);
+    }
+}
+
+/* Every adapter delta of (layer, mod), then its bias when given, on this
+ * thread's slice share(rows, SLICE_ALIGN) of y: after a barrier that
+ * follows the base product. x is the product's float input. */
+static void product_deltas(struct slora_fwd *f, int ith, int nth, int layer,
+                           enum slora_module mod, const float *x, float *y, const float *bias)
+{
+    const struct slora_tensor *w = &f->m->layers[layer].w[mod];
+    int64_t lo, hi;
     share(w->rows, ith, nth, SLICE_ALIGN, &lo, &hi);
     if (hi <= lo)
         return;
-    slora_matmul(w, xq, stride, f->n, y, (size_t)w->rows, lo, hi, false);
     deltas(f, ith, layer, mod, x, w->cols, y, w->rows, lo, hi);
     if (bias)
-        for (int i = 0; i < f->n; i++)
-            slora_vec_axpy(y + (size_t)i * w->rows + lo, 1.0f, bias + lo, (int)(hi - lo));
+        add_bias(f, bias, y, w->rows, lo, hi);
 }
 
 /* Rotate one head's vector v (head_dim) by the angles of pos: NORM
@@ -471,9 +525,21 @@ static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
             slora_vec_axpy(xi, 1.0f, xbi, dim);
         slora_vec_rmsnorm(xbi, xi, w->rms_att, dim, c->rms_eps);
     }
-    product(f, ith, nth, l, SLORA_MOD_WQ, f->xb, X_OWN_ROWS, f->q, w->bias[0]);
-    product(f, ith, nth, l, SLORA_MOD_WK, f->xb, X_REUSE, f->k, w->bias[1]);
-    product(f, ith, nth, l, SLORA_MOD_WV, f->xb, X_REUSE, f->v, w->bias[2]);
+    static const enum slora_module qkv[3] = {SLORA_MOD_WQ, SLORA_MOD_WK, SLORA_MOD_WV};
+    float *qkv_out[3] = {f->q, f->k, f->v};
+    bool dqkv[3], any = false;
+    for (int j = 0; j < 3; j++) {
+        dqkv[j] = has_deltas(f, l, qkv[j]);
+        any |= dqkv[j];
+        product(f, ith, nth, &w->w[qkv[j]], f->xb, j ? X_REUSE : X_OWN_ROWS, qkv_out[j],
+                dqkv[j] ? NULL : w->bias[j]);
+    }
+    if (any) {
+        slora_pool_barrier(f->pool);
+        for (int j = 0; j < 3; j++)
+            if (dqkv[j])
+                product_deltas(f, ith, nth, l, qkv[j], f->xb, qkv_out[j], w->bias[j]);
+    }
     slora_pool_barrier(f->pool);
     /* Attention. Every row's keys and values are stored before any row
      * attends (a row sees earlier rows of its batch). With at least a
@@ -502,7 +568,11 @@ static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
                    f->att_out + (size_t)i * dim, 0, n_kv);
     }
     slora_pool_barrier(f->pool);
-    product(f, ith, nth, l, SLORA_MOD_WO, f->att_out, X_SYNCED, f->xb, NULL);
+    product(f, ith, nth, &w->w[SLORA_MOD_WO], f->att_out, X_SYNCED, f->xb, NULL);
+    if (has_deltas(f, l, SLORA_MOD_WO)) {
+        slora_pool_barrier(f->pool);
+        product_deltas(f, ith, nth, l, SLORA_MOD_WO, f->att_out, f->xb, NULL);
+    }
     slora_pool_barrier(f->pool);
 
     share(n, ith, nth, 1, &lo, &hi);
@@ -511,15 +581,24 @@ static void layer_forward(struct slora_fwd *f, int ith, int nth, int l)
         slora_vec_axpy(xi, 1.0f, xbi, dim);
         slora_vec_rmsnorm(xbi, xi, w->rms_ffn, dim, c->rms_eps);
     }
-    product(f, ith, nth, l, SLORA_MOD_W1, f->xb, X_OWN_ROWS, f->hb, NULL);
-    product(f, ith, nth, l, SLORA_MOD_W3, f->xb, X_REUSE, f->hb2, NULL);
-    /* SwiGLU silu(w1 x) * (w3 x) on the columns this thread computed */
+    product(f, ith, nth, &w->w[SLORA_MOD_W1], f->xb, X_OWN_ROWS, f->hb, NULL);
+    product(f, ith, nth, &w->w[SLORA_MOD_W3], f->xb, X_REUSE, f->hb2, NULL);
+    slora_pool_barrier(f->pool);
+    if (has_deltas(f, l, SLORA_MOD_W1))
+        product_deltas(f, ith, nth, l, SLORA_MOD_W1, f->xb, f->hb, NULL);
+    if (has_deltas(f, l, SLORA_MOD_W3))
+        product_deltas(f, ith, nth, l, SLORA_MOD_W3, f->xb, f->hb2, NULL);
+    /* SwiGLU silu(w1 x) * (w3 x) on the slice the deltas went to */
     share(hid, ith, nth, SLICE_ALIGN, &lo, &hi);
     for (int i = 0; hi > lo && i < n; i++)
         slora_vec_swiglu(f->hb + (size_t)i * hid + lo, f->hb2 + (size_t)i * hid + lo,
                          (int)(hi - lo));
     slora_pool_barrier(f->pool);
-    product(f, ith, nth, l, SLORA_MOD_W2, f->hb, X_SYNCED, f->xb, NULL);
+    product(f, ith, nth, &w->w[SLORA_MOD_W2], f->hb, X_SYNCED, f->xb, NULL);
+    if (has_deltas(f, l, SLORA_MOD_W2)) {
+        slora_pool_barrier(f->pool);
+        product_deltas(f, ith, nth, l, SLORA_MOD_W2, f->hb, f->xb, NULL);
+    }
     slora_pool_barrier(f->pool);
 }
 
@@ -549,12 +628,15 @@ static void classify(struct slora_fwd *f, int ith, int nth)
         const void *xq = activations(f, &m->wcls, f->xb, cn, X_SYNCED, ith, nth, &stride);
         if (ith == 0)
             f->st.base_products++;
-        share(vocab, ith, nth, SLICE_ALIGN, &lo, &hi);
-        if (cn == 1) {
-            if (hi > lo)
+        int64_t per = claim_rows(&m->wcls, nth), c;
+        while (slora_pool_claim(f->pool, ith, (vocab + per - 1) / per, &c)) {
+            lo = c * per;
+            hi = vocab - lo < per ? vocab : lo + per;
+            if (cn == 1) {
                 slora_matmul(&m->wcls, xq, stride, 1, f->rows[f->lrows[c0]].logits, (size_t)vocab,
                              lo, hi, false);
-        } else if (hi > lo) {
+                continue;
+            }
             slora_matmul(&m->wcls, xq, stride, cn, f->logits, (size_t)vocab, lo, hi, false);
             for (int j = 0; j < cn; j++)
                 memcpy(f->rows[f->lrows[c0 + j]].logits + lo, f->logits + (size_t)j * vocab + lo,
@@ -604,7 +686,7 @@ static int check_rows(const struct slora_fwd *f, const struct slora_fwd_row *row
 
 /* Threads worth waking for these rows (slora_pool_team): 2 operations per
  * base weight per row, plus attention's 4 per (earlier position, model
- * width) in every layer, in 9 phases (barriers) per layer at most. */
+ * width) in every layer, in about 10 phases (barriers) per layer. */
 static int team_size(const struct slora_fwd *f, const struct slora_fwd_row *rows, int n)
 {
     int layers = f->m->cfg.shape.n_layers;
@@ -612,7 +694,7 @@ static int team_size(const struct slora_fwd *f, const struct slora_fwd_row *rows
     for (int i = 0; i < n; i++)
         positions += rows[i].pos + 1;
     double ops = 2.0 * f->weights * n + 4.0 * f->m->cfg.shape.dim * layers * positions;
-    return slora_pool_team(f->pool, ops, 9 * layers + 2);
+    return slora_pool_team(f->pool, ops, 10 * layers + 2);
 }
 
 int slora_fwd_run(struct slora_fwd *f, const struct slora_fwd_row *rows, int n)

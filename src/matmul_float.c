@@ -123,10 +123,11 @@ static inline __attribute__((always_inline)) vec load_x(const uint8_t *row, int6
  * (four passes over each block of columns). */
 #define K 4
 
-/* A decode row is read this far ahead (non-temporal hint: it is used
- * once): the hardware prefetcher alone leaves a (2048, 8192) F16 row at
- * 23-24 GB/s against 34 for (2048, 2048), and the 1B model's F32 decode
- * at 5.7-6.2 tok/s against 6.6-7.0 with it. */
+/* A 16-bit decode row is read this far ahead (non-temporal hint: it is
+ * used once): the hardware prefetcher alone leaves the 1B F16 model's
+ * weights at 31-33 GB/s against 38 with it. F32 rows are not: there the
+ * hardware prefetcher does better alone (1B F32 weights 35-37 GB/s with
+ * the prefetch, 38-41 without, in the same interleaved runs). */
 #define PREFETCH_BYTES 6144
 
 /* One chunk of W columns at c (only `left` of them when left < W) of
@@ -179,8 +180,9 @@ static inline __attribute__((always_inline)) void tile(enum slora_dtype t, int m
         int64_t m = 0;
         for (; m + K <= full; m += K) {
             const char *pf = (const char *)w + (size_t)(m * W) * es + PREFETCH_BYTES;
-            for (size_t o = 0; o < step; o += 64)
-                _mm_prefetch(pf + o, _MM_HINT_NTA);
+            if (t != SLORA_DTYPE_F32)
+                for (size_t o = 0; o < step; o += 64)
+                    _mm_prefetch(pf + o, _MM_HINT_NTA);
 #pragma GCC unroll 4
             for (int k = 0; k < K; k++)
                 chunk(t, mr, nr, w, ws, x, xs, (m + k) * W, W, part[k]);

@@ -49,6 +49,7 @@ struct worker {
     pthread_t thread;
     struct slora_pool *p;
     int ith;
+    int64_t mark; /* claim count where this thread's current claim space starts */
 };
 
 struct slora_pool {
@@ -62,7 +63,8 @@ struct slora_pool {
     double min_share;
     alignas(64) atomic_int pending; /* workers of the run still inside fn */
     struct event done;              /* runs finished by the workers */
-    alignas(64) atomic_int arrived; /* threads at the current barrier */
+    alignas(64) atomic_llong claimed; /* items claimed in the run, over all spaces */
+    alignas(64) atomic_int arrived;   /* threads at the current barrier */
     struct event phase;             /* barriers passed */
     atomic_ulong sleeps;
 };
@@ -177,6 +179,9 @@ void slora_pool_set_min_share(struct slora_pool *p, double ops)
 void slora_pool_run_team(struct slora_pool *p, int nth, slora_pool_fn fn, void *arg)
 {
     p->nth = nth < 1 ? 1 : nth > p->n ? p->n : nth;
+    atomic_store_explicit(&p->claimed, 0, memory_order_relaxed);
+    for (int i = 0; i < p->nth; i++)
+        p->w[i].mark = 0;
     if (p->nth == 1) {
         fn(arg, 0, 1);
         return;
@@ -213,4 +218,24 @@ void slora_pool_barrier(struct slora_pool *p)
 unsigned long slora_pool_sleeps(const struct slora_pool *p)
 {
     return atomic_load_explicit(&p->sleeps, memory_order_relaxed);
+}
+
+/* Spaces follow each other on one counter: a thread's space starts where
+ * the previous one ended (its mark), and no thread enters a space before
+ * the previous one is exhausted, so a claim never takes a later space's
+ * item (compare-and-swap stops at the end of the space). */
+bool slora_pool_claim(struct slora_pool *p, int ith, int64_t n, int64_t *item)
+{
+    struct worker *w = &p->w[ith];
+    long long end = w->mark + n;
+    long long cur = atomic_load_explicit(&p->claimed, memory_order_relaxed);
+    while (cur < end) {
+        if (atomic_compare_exchange_weak_explicit(&p->claimed, &cur, cur + 1,
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+            *item = cur - w->mark;
+            return true;
+        }
+    }
+    w->mark = end;
+    return false;
 }

@@ -268,6 +268,100 @@ START_TEST(threads_agree)
 }
 END_TEST
 
+/* Products large enough to be claimed in many chunks (a (1024, 512) F32
+ * matrix is 8 claims on 2 threads), with biases (qwen2) and deltas after
+ * the claimed base product: a LoRA on wq, dense deltas on wk (biased) and
+ * w1. On 1, 2 and 3 threads the adapted forward equals the merged model's
+ * (W + dW) on one thread, and the threads agree with each other. */
+START_TEST(claimed_chunks_agree)
+{
+    char *path = test_tmp_path("claim");
+    char *gen[] = {"gen-model", "--dim",    "512", "--hidden",  "1024", "--layers", "1",
+                   "--heads",   "8",        "--kv-heads", "4", "--vocab", "1024", "--seq-len",
+                   "16",        "--seed",   "9",   "--arch",    "qwen2", "-o",     path,
+                   "--format",  "gguf3",    NULL};
+    ck_assert_int_eq(slora_cmd_gen_model(23, gen), 0);
+    struct slora_model *m = test_load_model(path);
+    ck_assert_ptr_nonnull(m->layers[0].bias[1]);
+    int vocab = m->cfg.shape.vocab_size;
+    enum { R = 4 };
+    struct slora_weights ws;
+    ck_assert_int_eq(slora_weights_init(&ws, m, 1), 0);
+    struct slora_delta d[3] = {{.kind = SLORA_DELTA_LORA},
+                               {.kind = SLORA_DELTA_DENSE},
+                               {.kind = SLORA_DELTA_DENSE}};
+    static const enum slora_module mods[3] = {SLORA_MOD_WQ, SLORA_MOD_WK, SLORA_MOD_W1};
+    float *dw[3], *merged[3];
+    struct slora_tensor saved[3];
+    for (int k = 0; k < 3; k++) {
+        const struct slora_tensor *w = slora_model_matrix(m, 0, mods[k]);
+        size_t n = (size_t)(w->rows * w->cols);
+        dw[k] = malloc(n * sizeof(float));
+        merged[k] = malloc(n * sizeof(float));
+        ck_assert(dw[k] && merged[k]);
+        for (size_t i = 0; i < n; i++)
+            dw[k][i] = 0.01f * (float)((int)((i * 2654435761u) % 11) - 5);
+        if (k == 0) {
+            /* dW = B A from A (R, cols) and B^T (R, rows) */
+            float *a = malloc((size_t)(R * w->cols) * sizeof(float));
+            float *bt = malloc((size_t)(R * w->rows) * sizeof(float));
+            ck_assert(a && bt);
+            for (int64_t i = 0; i < R * w->cols; i++)
+                a[i] = 0.1f * (float)((i % 9) - 4);
+            for (int64_t i = 0; i < R * w->rows; i++)
+                bt[i] = 0.05f * (float)((i % 7) - 3);
+            for (int64_t i = 0; i < w->rows; i++)
+                for (int64_t j = 0; j < w->cols; j++) {
+                    float v = 0;
+                    for (int r = 0; r < R; r++)
+                        v += bt[r * w->rows + i] * a[r * w->cols + j];
+                    dw[k][i * w->cols + j] = v;
+                }
+            ck_assert(slora_tensor_init(&d[k].a, SLORA_DTYPE_F32, a, R, w->cols));
+            ck_assert(slora_tensor_init(&d[k].bt, SLORA_DTYPE_F32, bt, R, w->rows));
+        } else {
+            ck_assert(slora_tensor_init(&d[k].dw, SLORA_DTYPE_F32, dw[k], w->rows, w->cols));
+        }
+        for (size_t i = 0; i < n; i++)
+            merged[k][i] = ((const float *)w->data)[i] + dw[k][i];
+        slora_weights_set(&ws, 0, 0, mods[k], &d[k]);
+    }
+    const int toks[5] = {1, 500, 9, 1000, 2};
+    float *adapted[4];
+    for (int threads = 1; threads <= 3; threads++)
+        adapted[threads] = prefill_threads(m, &ws, toks, 5, threads);
+    for (int k = 0; k < 3; k++) {
+        saved[k] = m->layers[0].w[mods[k]];
+        m->layers[0].w[mods[k]].data = merged[k];
+    }
+    struct slora_weights base;
+    ck_assert_int_eq(slora_weights_init(&base, m, 0), 0);
+    float *want = prefill_threads(m, &base, toks, 5, 1);
+    for (int k = 0; k < 3; k++)
+        m->layers[0].w[mods[k]] = saved[k];
+    for (int threads = 1; threads <= 3; threads++) {
+        double d1 = test_rel_diff(adapted[threads], want, (size_t)5 * vocab);
+        ck_assert_msg(d1 <= 1e-5, "%d threads vs merged: %g", threads, d1);
+        double dt = test_rel_diff(adapted[threads], adapted[1], (size_t)5 * vocab);
+        ck_assert_msg(dt <= 1e-6, "%d threads vs 1: %g", threads, dt);
+    }
+    for (int threads = 1; threads <= 3; threads++)
+        free(adapted[threads]);
+    free(want);
+    for (int k = 0; k < 3; k++) {
+        free(dw[k]);
+        free(merged[k]);
+    }
+    free((void *)d[0].a.data);
+    free((void *)d[0].bt.data);
+    slora_weights_deinit(&base);
+    slora_weights_deinit(&ws);
+    slora_model_free(m);
+    unlink(path);
+    free(path);
+}
+END_TEST
+
 /* A K-quant mix (Q4_K_M of a GQA model): 1, 2 and 3 threads (3 is more
  * threads than key/value heads: the other attention split), the batch and
  * token by token on 2 threads, all agree. */
@@ -617,6 +711,7 @@ Suite *slora_forward_suite(void)
     tcase_add_test(tc, deltas_equal_merged);
     tcase_add_test(tc, threads_agree);
     tcase_add_test(tc, quantized_threads_agree);
+    tcase_add_test(tc, claimed_chunks_agree);
     tcase_add_test(tc, mixed_batch_equals_alone);
     tcase_add_loop_test(tc, product_counts, 0, sizeof(count_cases) / sizeof(count_cases[0]));
     tcase_add_test(tc, mixes_in_one_batch);

@@ -1,8 +1,9 @@
 /* check_pool.c - the forward pass's thread team: barriers hold over many
  * rounds and runs (also with more threads than cores, where waiters
  * sleep), runs use the team size asked for and wake no other worker, the
- * team size follows the work, and every wait's sleep and wake-up path
- * completes. */
+ * team size follows the work, every wait's sleep and wake-up path
+ * completes, and claimed work goes to exactly one thread, first come first
+ * served. */
 #include <slora/pool.h>
 
 #include <check.h>
@@ -244,6 +245,102 @@ START_TEST(sleep_and_wake)
 }
 END_TEST
 
+/* Claims: over a sequence of spaces (empty ones too; some met by a
+ * barrier, most not, and threads yielding their core mid-space so others
+ * run ahead into the next space), every item of every space goes to
+ * exactly one thread, in every run of the same team. */
+static const int claim_sizes[] = {5, 0, 1, 64, 3, 1000, 7, 2, 0, 33};
+#define CLAIM_ROUNDS 20
+#define CLAIM_SPACES (CLAIM_ROUNDS * (int)(sizeof(claim_sizes) / sizeof(claim_sizes[0])))
+
+struct claims {
+    struct slora_pool *p;
+    atomic_int count[CLAIM_SPACES][1000]; /* claims of (space, item) */
+    atomic_int bad;                       /* items outside their space */
+};
+
+static void claims_fn(void *arg, int ith, int nth)
+{
+    struct claims *c = arg;
+    (void)nth;
+    for (int sp = 0; sp < CLAIM_SPACES; sp++) {
+        int64_t n = claim_sizes[sp % (int)(sizeof(claim_sizes) / sizeof(claim_sizes[0]))], item;
+        int k = 0;
+        while (slora_pool_claim(c->p, ith, n, &item)) {
+            if (item < 0 || item >= n)
+                atomic_fetch_add(&c->bad, 1);
+            else
+                atomic_fetch_add(&c->count[sp][item], 1);
+            if (++k % 97 == ith)
+                sched_yield();
+        }
+        if (sp % 7 == 0)
+            slora_pool_barrier(c->p);
+    }
+}
+
+START_TEST(claims_once_each)
+{
+    static const int sizes[] = {1, 2, 3, 8};
+    static struct claims c;
+    for (size_t t = 0; t < sizeof(sizes) / sizeof(sizes[0]); t++) {
+        struct slora_pool *p = slora_pool_new(sizes[t]);
+        ck_assert_ptr_nonnull(p);
+        for (int run = 0; run < 2; run++) {
+            memset(&c, 0, sizeof(c));
+            c.p = p;
+            slora_pool_run(p, claims_fn, &c);
+            ck_assert_int_eq(ld(&c.bad), 0);
+            for (int sp = 0; sp < CLAIM_SPACES; sp++) {
+                int n = claim_sizes[sp % (int)(sizeof(claim_sizes) / sizeof(claim_sizes[0]))];
+                for (int i = 0; i < 1000; i++)
+                    ck_assert_int_eq(ld(&c.count[sp][i]), i < n ? 1 : 0);
+            }
+        }
+        slora_pool_free(p);
+    }
+}
+END_TEST
+
+/* First come, first served: while thread 1 is held back, thread 0 claims
+ * every item of the space, and thread 1's first claim finds it empty; both
+ * then share the next space. */
+struct late {
+    struct slora_pool *p;
+    atomic_int first_done;
+    atomic_int got[2][2]; /* items of space 0 and 1 per thread */
+};
+
+static void late_fn(void *arg, int ith, int nth)
+{
+    struct late *l = arg;
+    int64_t item;
+    (void)nth;
+    if (ith == 1)
+        while (!atomic_load(&l->first_done))
+            sched_yield();
+    while (slora_pool_claim(l->p, ith, 50, &item))
+        atomic_fetch_add(&l->got[ith][0], 1);
+    if (ith == 0)
+        atomic_store(&l->first_done, 1);
+    slora_pool_barrier(l->p);
+    while (slora_pool_claim(l->p, ith, 20, &item))
+        atomic_fetch_add(&l->got[ith][1], 1);
+}
+
+START_TEST(claims_first_come)
+{
+    struct slora_pool *p = slora_pool_new(2);
+    ck_assert_ptr_nonnull(p);
+    struct late l = {.p = p};
+    slora_pool_run(p, late_fn, &l);
+    ck_assert_int_eq(ld(&l.got[0][0]), 50);
+    ck_assert_int_eq(ld(&l.got[1][0]), 0);
+    ck_assert_int_eq(ld(&l.got[0][1]) + ld(&l.got[1][1]), 20);
+    slora_pool_free(p);
+}
+END_TEST
+
 /* Freeing a team whose workers sleep joins them (no hang, no leak under
  * the sanitizers), as does freeing one right after creation. */
 START_TEST(free_sleeping_team)
@@ -267,6 +364,8 @@ Suite *slora_pool_suite(void)
     tcase_add_loop_test(tc, team_from_work, 0, (int)(sizeof(team_cases) / sizeof(team_cases[0])));
     tcase_add_test(tc, team_min_share);
     tcase_add_test(tc, sleep_and_wake);
+    tcase_add_test(tc, claims_once_each);
+    tcase_add_test(tc, claims_first_come);
     tcase_add_test(tc, free_sleeping_team);
     suite_add_tcase(s, tc);
     return s;

@@ -21,6 +21,9 @@
 #ifndef SLORA_POOL_H
 #define SLORA_POOL_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 struct slora_pool;
 
 typedef void (*slora_pool_fn)(void *arg, int ith, int nth);
@@ -51,6 +54,14 @@ void slora_pool_set_min_share(struct slora_pool *p, double ops);
 void slora_pool_run_team(struct slora_pool *p, int nth, slora_pool_fn fn, void *arg);
 /* The same on the whole team. */
 void slora_pool_run(struct slora_pool *p, slora_pool_fn fn, void *arg);
+
+/* Claimed work, first come first served (a thread that lost its core for
+ * a while does not hold the others at the next barrier): every thread of a
+ * run, ith, calls slora_pool_claim for the same sequence of spaces of n
+ * items each, each space until it returns false; every item of a space
+ * (0..n-1, into *item) goes to exactly one thread. Claims order no memory:
+ * what one thread wrote another reads after a barrier. */
+bool slora_pool_claim(struct slora_pool *p, int ith, int64_t n, int64_t *item);
 
 /* Wait until every thread of the run has reached this barrier. */
 void slora_pool_barrier(struct slora_pool *p);
