@@ -22,7 +22,8 @@ the rows of other runs' files (SHAPES="" only writes the merged report).
 
 Environment: BUILD, APPEND, OUT_JSON, OUT_MD, BENCH_MODELS (where the generated models go, default
 $BUILD/bench-models; the 1B F32 file is ~5 GB), SLORA_ORACLE, SHAPES ("110m 1b"), TYPES ("f32 f16 q8_0
-q4_k_m"), THREADS ("1 2"), REPS (5), N_PROMPT (512), N_GEN (64).
+q4_k_m"), THREADS ("1 2"), REPS (5), ADAPTER_REPS (9: runs of each adapter row),
+N_PROMPT (512), N_GEN (64).
 """
 import json
 import os
@@ -162,12 +163,20 @@ def write_report(results, adapters, reps, load):
             fmt(cpu_theirs["prefill"]) if cpu_theirs else "-"))
     if adapters:
         md += ["", "### Adapter overhead on Q4_K_M decode (slorad, warm)", "",
-               "| shape | threads | base tok/s | LoRA r=16 q,k,v,o (factored) | overhead | "
-               "cross-layer Tucker (dense BF16) | overhead |", "|---|---|---|---|---|---|---|"]
+               "Decode tok/s, medians of `reps` runs of each (the three in rotating order); "
+               "overhead = base / adapted - 1. The CPU columns compare the medians of decode "
+               "CPU ms per token (adapted / base - 1), which other jobs on the machine disturb "
+               "less than wall time (at 2 threads they include spin-waits).", "",
+               "| shape | threads | reps | base tok/s | LoRA r=16 q,k,v,o (factored) | overhead | "
+               "CPU | cross-layer Tucker (dense BF16) | overhead | CPU |",
+               "|---|---|---|---|---|---|---|---|---|---|"]
+        pct = lambda r, k: "%.1f%%" % r[k] if k in r else "-"  # noqa: E731
         for r in adapters:
-            md.append("| %s | %d | %s | %s | %.1f%% | %s | %.1f%% |" % (
-                r["shape"], r["threads"], fmt(r["base"]), fmt(r["lora16_factored"]),
-                r["lora16_overhead_pct"], fmt(r["tucker_dense_bf16"]), r["tucker_overhead_pct"]))
+            md.append("| %s | %d | %s | %s | %s | %.1f%% | %s | %s | %.1f%% | %s |" % (
+                r["shape"], r["threads"], r.get("reps", reps), fmt(r["base"]),
+                fmt(r["lora16_factored"]), r["lora16_overhead_pct"],
+                pct(r, "lora16_cpu_overhead_pct"), fmt(r["tucker_dense_bf16"]),
+                r["tucker_overhead_pct"], pct(r, "tucker_cpu_overhead_pct")))
     if os.path.exists("bench/model_notes.md"):
         md += ["", open("bench/model_notes.md").read().rstrip()]
     with open(os.environ.get("OUT_MD", "bench/results/model.md"), "w") as f:
@@ -180,6 +189,7 @@ def main():
     types = os.environ.get("TYPES", "f32 f16 q8_0 q4_k_m").split()
     threads = [int(t) for t in os.environ.get("THREADS", "1 2").split()]
     reps = int(os.environ.get("REPS", "5"))
+    adapter_reps = int(os.environ.get("ADAPTER_REPS", "9"))
     load = open("/proc/loadavg").read().split()[:3]
     results = []
     for shape in shapes:
@@ -223,20 +233,35 @@ def main():
         for shape in shapes:
             model = model_file(shape, "q4_k_m")
             lora, tucker = adapter_files(shape)
+            variants = [("base", []), ("lora16_factored", ["--adapter", lora]),
+                        ("tucker_dense_bf16", ["--adapter", tucker, "--delta-dtype", "bf16"])]
             for t in threads:
-                runs = {"base": [], "lora16_factored": [], "tucker_dense_bf16": []}
-                for r in range(reps):
-                    runs["base"].append(slorad(model, t)["decode_tps"])
-                    runs["lora16_factored"].append(slorad(model, t, ["--adapter", lora])["decode_tps"])
-                    runs["tucker_dense_bf16"].append(
-                        slorad(model, t, ["--adapter", tucker, "--delta-dtype", "bf16"])["decode_tps"])
-                row = {"shape": shape, "threads": t, **{k: summary(v) for k, v in runs.items()}}
+                runs = {name: [] for name, _ in variants}
+                cpu = {name: [] for name, _ in variants}  # decode CPU ms per token
+                # the three in turn, each rep starting one further along, so
+                # none always follows (or precedes) the same one; more reps
+                # than the engines' rows: the overheads are differences of
+                # medians that each move +-10 % on this VM
+                for r in range(adapter_reps):
+                    for k in range(len(variants)):
+                        name, extra = variants[(r + k) % len(variants)]
+                        res = slorad(model, t, extra)
+                        runs[name].append(res["decode_tps"])
+                        cpu[name].append(1000 * res["decode_cpu_s"] / res["n_decode"])
+                row = {"shape": shape, "threads": t, "reps": adapter_reps,
+                       **{k: summary(v) for k, v in runs.items()},
+                       "cpu_ms_per_token": {k: summary(v) for k, v in cpu.items()}}
                 base = row["base"]["median"]
                 row["lora16_overhead_pct"] = 100 * (base / row["lora16_factored"]["median"] - 1)
                 row["tucker_overhead_pct"] = 100 * (base / row["tucker_dense_bf16"]["median"] - 1)
+                c = {k: v["median"] for k, v in row["cpu_ms_per_token"].items()}
+                row["lora16_cpu_overhead_pct"] = 100 * (c["lora16_factored"] / c["base"] - 1)
+                row["tucker_cpu_overhead_pct"] = 100 * (c["tucker_dense_bf16"] / c["base"] - 1)
                 adapters.append(row)
-                print("%-5s q4_k_m %d thr adapters: LoRA r=16 +%.1f%%, Tucker dense BF16 +%.1f%%"
-                      % (shape, t, row["lora16_overhead_pct"], row["tucker_overhead_pct"]),
+                print("%-5s q4_k_m %d thr adapters: LoRA r=16 +%.1f%% (CPU +%.1f%%), Tucker dense "
+                      "BF16 +%.1f%% (CPU +%.1f%%)"
+                      % (shape, t, row["lora16_overhead_pct"], row["lora16_cpu_overhead_pct"],
+                         row["tucker_overhead_pct"], row["tucker_cpu_overhead_pct"]),
                       file=sys.stderr, flush=True)
     write_report(results, adapters, reps, load)
 

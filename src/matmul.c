@@ -116,8 +116,9 @@ void slora__mm_drive(const struct slora_tensor *w, slora__mm_tile_fn fn, int mr_
             int64_t b1 = r1 - b0 < ROW_BLOCK ? r1 : b0 + ROW_BLOCK;
             for (int64_t r = b0; r < b1;) {
                 /* one activation row (decode): weight rows one at a time,
-                 * in order, so the weights are one stream from memory
-                 * (interleaved row streams read DRAM 2-3x slower here) */
+                 * in order, so the weights are one stream from memory (4
+                 * interleaved rows read no faster: 40 against 42 GB/s for
+                 * a plain loop over 4 GB of F32 rows) */
                 int mr = n > 1 && b1 - r >= mr_max ? mr_max : 1;
                 for (int i = i0; i < i1;) {
                     int nr = i1 - i < nr_max ? i1 - i : nr_max;
