@@ -389,20 +389,29 @@ static bool has_deltas(const struct slora_fwd *f, int layer, enum slora_module m
     return false;
 }
 
-/* Output rows per claim of a product by w: about 8 claims per thread, each
+/* This thread's next chunk [*lo, *hi) of the output rows of a product by
+ * w, false when every chunk is taken. Chunks are about 8 per thread (far
+ * shorter than the time slice another process may take a core for), each
  * of at least CLAIM_BYTES of weights (a claim is an atomic operation on a
- * line every thread writes: 50-100 ns), in multiples of SLICE_ALIGN; one
- * claim for a thread alone. */
+ * line the other threads write too), in multiples of SLICE_ALIGN; a thread
+ * alone takes the whole product in one. */
 #define CLAIM_BYTES (256 * 1024)
-static int64_t claim_rows(const struct slora_tensor *w, int nth)
+static bool claim_chunk(struct slora_fwd *f, int ith, int nth, const struct slora_tensor *w,
+                        int64_t *lo, int64_t *hi)
 {
-    if (nth == 1)
-        return w->rows;
-    int64_t per = (w->rows + 8 * nth - 1) / (8 * nth);
-    int64_t least = (int64_t)((CLAIM_BYTES + w->row_bytes - 1) / w->row_bytes);
-    if (per < least)
-        per = least;
-    return (per + SLICE_ALIGN - 1) / SLICE_ALIGN * SLICE_ALIGN;
+    int64_t per = w->rows;
+    if (nth > 1) {
+        int64_t least = (int64_t)((CLAIM_BYTES + w->row_bytes - 1) / w->row_bytes);
+        per = (w->rows + 8 * nth - 1) / (8 * nth);
+        per = per < least ? least : per;
+        per = (per + SLICE_ALIGN - 1) / SLICE_ALIGN * SLICE_ALIGN;
+    }
+    int64_t c;
+    if (!slora_pool_claim(f->pool, ith, (w->rows + per - 1) / per, &c))
+        return false;
+    *lo = c * per;
+    *hi = w->rows - *lo < per ? w->rows : *lo + per;
+    return true;
 }
 
 /* y[i][lo..hi) += bias[lo..hi) for every row i of the batch. */
@@ -423,9 +432,8 @@ static void product(struct slora_fwd *f, int ith, int nth, const struct slora_te
     const void *xq = activations(f, w, x, f->n, xs, ith, nth, &stride);
     if (ith == 0)
         f->st.base_products++;
-    int64_t per = claim_rows(w, nth), c;
-    while (slora_pool_claim(f->pool, ith, (w->rows + per - 1) / per, &c)) {
-        int64_t lo = c * per, hi = w->rows - lo < per ? w->rows : lo + per;
+    int64_t lo, hi;
+    while (claim_chunk(f, ith, nth, w, &lo, &hi)) {
         slora_matmul(w, xq, stride, f->n, y, (size_t)w->rows, lo, hi, false);
         if (bias)
             add_bias(f, bias, y, w->rows, lo, hi);
@@ -628,10 +636,7 @@ static void classify(struct slora_fwd *f, int ith, int nth)
         const void *xq = activations(f, &m->wcls, f->xb, cn, X_SYNCED, ith, nth, &stride);
         if (ith == 0)
             f->st.base_products++;
-        int64_t per = claim_rows(&m->wcls, nth), c;
-        while (slora_pool_claim(f->pool, ith, (vocab + per - 1) / per, &c)) {
-            lo = c * per;
-            hi = vocab - lo < per ? vocab : lo + per;
+        while (claim_chunk(f, ith, nth, &m->wcls, &lo, &hi)) {
             if (cn == 1) {
                 slora_matmul(&m->wcls, xq, stride, 1, f->rows[f->lrows[c0]].logits, (size_t)vocab,
                              lo, hi, false);

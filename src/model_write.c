@@ -238,8 +238,9 @@ int slora_model_write_gguf(const struct slora_model *m, const struct slora_model
     }
     /* 64, not GGUF's default 32: a matrix's rows then start on cache lines,
      * and 64-byte vector loads of F32 rows stay within one (1B F32 prefill
-     * 48 -> 56 tok/s over the same weights 32 bytes off). The alignment is
-     * written as general.alignment, which every GGUF reader honours. */
+     * 52 tok/s against 48 for the same weights 32 bytes off, same run).
+     * The alignment is written as general.alignment, which every GGUF
+     * reader honours. */
     struct slora_gguf_writer *w = slora_gguf_writer_new((uint32_t)version, 64);
     if (!w) {
         free(mq);
